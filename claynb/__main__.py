@@ -1,0 +1,5 @@
+import sys
+
+from claynb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""The routine catalogue: what each enrichment needs, returns and costs.
+
+The emulator answers from it, and ``estimate`` prices work with it before anything is
+sent. A routine is a waterfall of providers tried in order; each provider hits with a
+probability and charges Data Credits only when it hits (unless ``charge_on_miss`` is set,
+as some providers did under Clay's older pricing). The routine charges one Action when a
+provider hits (or when any provider charged on a miss).
+
+Outcomes are a pure function of (routine, normalised inputs, seed): the same inputs give
+the same answer every time, so caching and resuming can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+EMAIL_RE = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$")
+DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
+LINKEDIN_RE = re.compile(r"^(https?://)?([a-z]{2,3}\.)?linkedin\.com/in/[a-z0-9_\-%]+/?$")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One data provider in a waterfall."""
+
+    name: str
+    hit_rate: float
+    data_credits: float
+    charge_on_miss: bool = False
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Actions and Data Credits charged for one row (or a sum of rows)."""
+
+    actions: float = 0.0
+    data_credits: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.actions + other.actions, self.data_credits + other.data_credits)
+
+    def __mul__(self, n: float) -> Cost:
+        return Cost(self.actions * n, self.data_credits * n)
+
+    @property
+    def is_zero(self) -> bool:
+        return self.actions == 0 and self.data_credits == 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one item's run produced: a match with fields, a miss, or a failure."""
+
+    status: str  # "matched" | "no_match" | "failed"
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cost: Cost = Cost()
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A Clay routine: its inputs, result fields and waterfall of providers."""
+
+    id: str
+    inputs: tuple[str, ...]
+    fields: tuple[str, ...]
+    providers: tuple[Provider, ...]
+    actions_per_hit: float = 1.0
+
+    def match_rate(self) -> float:
+        """Probability that some provider in the waterfall hits."""
+        miss = 1.0
+        for p in self.providers:
+            miss *= 1.0 - p.hit_rate
+        return 1.0 - miss
+
+    def expected_cost(self) -> Cost:
+        """Mean Actions and Data Credits per valid row sent."""
+        remaining, credits, charged = 1.0, 0.0, 0.0
+        for p in self.providers:
+            hit = remaining * p.hit_rate
+            credits += hit * p.data_credits
+            if p.charge_on_miss:
+                credits += (remaining - hit) * p.data_credits
+            remaining -= hit
+        charged = self.match_rate() + (remaining if self._miss_charges() else 0.0)
+        return Cost(charged * self.actions_per_hit, credits)
+
+    def worst_case_cost(self) -> Cost:
+        """The most one row can ever be charged: what a budget must reserve."""
+        if self._miss_charges():
+            credits = sum(p.data_credits for p in self.providers)
+        else:
+            credits = max(p.data_credits for p in self.providers)
+        return Cost(self.actions_per_hit, credits)
+
+    def _miss_charges(self) -> bool:
+        return any(p.charge_on_miss for p in self.providers)
+
+    def with_providers(self, providers: tuple[Provider, ...]) -> Routine:
+        return replace(self, providers=providers)
+
+
+_ADJ = ["Senior", "Lead", "Principal", "Staff", "Head of", "VP", "Director of", "Chief"]
+_ROLES = ["Revenue Operations", "Sales", "Marketing", "Engineering", "Growth", "Data", "Finance"]
+_SENIORITY = ["entry", "senior", "manager", "director", "vp", "c_suite"]
+_CITIES = ["Berlin, DE", "London, GB", "New York, US", "Austin, US", "Toronto, CA",
+           "Paris, FR", "Amsterdam, NL", "Sydney, AU", "Singapore, SG", "Madrid, ES"]
+_FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances",
+          "Edsger", "Radia", "Guido", "Sophie", "Tim", "Katherine", "John", "Hedy", "Donald"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton",
+         "Ritchie", "Allen", "Dijkstra", "Perlman", "Rossum", "Wilson", "Berners", "Knuth"]
+_INDUSTRIES = ["Software", "Fintech", "Healthcare", "Logistics", "Retail", "Manufacturing",
+               "Media", "Education", "Energy", "Biotech"]
+_COUNTRIES = ["US", "GB", "DE", "FR", "CA", "NL", "AU", "SG", "ES", "SE"]
+_EMAIL_PROVIDERS = ["google", "microsoft", "zoho", "other"]
+
+
+def _person(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
+    email = inputs["email"]
+    local, domain = email.split("@", 1)
+    parts = re.split(r"[._\-+]", local)
+    if len(parts) >= 2 and all(parts[:2]):
+        name = f"{parts[0].title()} {parts[1].title()}"
+    else:
+        name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+    slug = name.lower().replace(" ", "-")
+    return {
+        "full_name": name,
+        "title": f"{rng.choice(_ADJ)} {rng.choice(_ROLES)}",
+        "seniority": rng.choice(_SENIORITY),
+        "company_domain": domain,
+        "linkedin_url": f"https://www.linkedin.com/in/{slug}-{rng.randrange(1000, 9999)}",
+        "location": rng.choice(_CITIES),
+    }
+
+
+def _company(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
+    stem = inputs["domain"].split(".")[0]
+    return {
+        "company_name": stem.replace("-", " ").title(),
+        "industry": rng.choice(_INDUSTRIES),
+        "employee_count": int(rng.lognormvariate(4.5, 1.4)) + 1,
+        "hq_country": rng.choice(_COUNTRIES),
+        "founded_year": rng.randrange(1950, 2025),
+    }
+
+
+def _work_email(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
+    names = [p for p in re.split(r"\s+", inputs["full_name"].lower()) if p]
+    first, last = names[0], names[-1]
+    pattern = rng.choice([f"{first}.{last}", f"{first}", f"{first[0]}{last}", f"{first}{last[0]}"])
+    pattern = re.sub(r"[^a-z0-9.]", "", pattern) or "contact"
+    return {"work_email": f"{pattern}@{inputs['company_domain']}",
+            "email_provider": rng.choice(_EMAIL_PROVIDERS)}
+
+
+def _mobile(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
+    return {"mobile_phone": f"+1 {rng.randrange(200, 999)}-{rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}"}
+
+
+_BUILDERS = {
+    "enrich-person": _person,
+    "enrich-company": _company,
+    "find-work-email": _work_email,
+    "find-mobile-phone": _mobile,
+}
+
+DEFAULT_ROUTINES: dict[str, Routine] = {
+    r.id: r
+    for r in [
+        Routine("enrich-person", ("email",),
+                ("full_name", "title", "seniority", "company_domain", "linkedin_url", "location"),
+                (Provider("person-db", 0.80, 1.0),)),
+        Routine("enrich-company", ("domain",),
+                ("company_name", "industry", "employee_count", "hq_country", "founded_year"),
+                (Provider("company-db", 0.90, 1.0),)),
+        Routine("find-work-email", ("full_name", "company_domain"), ("work_email", "email_provider"),
+                (Provider("email-finder-a", 0.45, 1.0), Provider("email-finder-b", 0.30, 2.0),
+                 Provider("email-finder-c", 0.25, 3.0))),
+        Routine("find-mobile-phone", ("linkedin_url",), ("mobile_phone",),
+                (Provider("phone-db", 0.35, 10.0),)),
+    ]
+}
+
+
+def get_routine(routine_id: str, catalogue: dict[str, Routine] | None = None) -> Routine:
+    """Look a routine up by id; a ``KeyError`` naming the known ids when it is not there."""
+    catalogue = DEFAULT_ROUTINES if catalogue is None else catalogue
+    try:
+        return catalogue[routine_id]
+    except KeyError:
+        known = ", ".join(sorted(catalogue))
+        raise KeyError(f"unknown routine {routine_id!r}; known routines: {known}") from None
+
+
+def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
+    """Why these inputs cannot be enriched, or ``None`` when they can.
+
+    Inputs are expected already normalised (trimmed, lower-cased where it matters).
+    """
+    for name in routine.inputs:
+        value = inputs.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return f"missing input {name!r}"
+        if not isinstance(value, str):
+            return f"input {name!r} must be a string, got {type(value).__name__}"
+        if "email" in name and not EMAIL_RE.match(value):
+            return f"malformed email {value!r}"
+        if "domain" in name and not DOMAIN_RE.match(value):
+            return f"malformed domain {value!r}"
+        if name == "linkedin_url" and not LINKEDIN_RE.match(value):
+            return f"malformed LinkedIn profile URL {value!r}"
+        if name == "full_name" and not re.search(r"[^\W\d_]", value):
+            return f"full_name {value!r} has no letters"
+    return None
+
+
+def _rng(routine_id: str, inputs: dict[str, Any], seed: int) -> random.Random:
+    key = "\x1f".join([routine_id, str(seed)] + [f"{k}={inputs.get(k)}" for k in sorted(inputs)])
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def run_item(routine: Routine, inputs: dict[str, Any], seed: int = 0) -> Outcome:
+    """The deterministic outcome of running ``routine`` on one item's inputs."""
+    reason = validate_inputs(routine, inputs)
+    if reason is not None:
+        return Outcome("failed", error=reason)
+    rng = _rng(routine.id, {k: inputs[k] for k in routine.inputs}, seed)
+    credits = 0.0
+    for provider in routine.providers:
+        if rng.random() < provider.hit_rate:
+            credits += provider.data_credits
+            result = _BUILDERS.get(routine.id, _generic)(rng, inputs)
+            return Outcome("matched", result=result, cost=Cost(routine.actions_per_hit, credits),
+                           provider=provider.name)
+        if provider.charge_on_miss:
+            credits += provider.data_credits
+    actions = routine.actions_per_hit if credits > 0 else 0.0
+    return Outcome("no_match", cost=Cost(actions, credits))
+
+
+def _generic(rng: random.Random, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"value": rng.randrange(1_000_000)}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Make .venv and install claynb into it with the given extras (default: dev).
+# Idempotent: a second run only re-checks the install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-dev}"
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[${extras}]"
+# The notebooks run on this kernel under nbmake and in `claynb share`.
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
