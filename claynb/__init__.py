@@ -22,6 +22,7 @@ from claynb._exceptions import (
 )
 from claynb._plans import PLANS, Plan, get_plan
 from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
+from claynb._samples import sample_leads
 from claynb._version import __version__
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "TransportError",
     "__version__",
     "get_plan",
+    "sample_leads",
 ]
