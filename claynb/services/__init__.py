@@ -1,0 +1,32 @@
+"""Embedded services for the tiers that need them: Redis (queue tier) and NATS (event tier).
+
+Each service prefers a URL the team already runs (``REDIS_URL``, ``NATS_URL``) and
+otherwise starts a private server on a free loopback port, cleaned up when done. Names
+are loaded lazily so importing claynb never starts or imports anything heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "RedisServer": "claynb.services.redis",
+    "connect_redis": "claynb.services.redis",
+    "ensure_redis": "claynb.services.redis",
+    "find_redis_server": "claynb.services.redis",
+    "redis_server": "claynb.services.redis",
+    "stop_shared_redis": "claynb.services.redis",
+    "NatsServer": "claynb.services.nats",
+    "nats_service": "claynb.services.nats",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claynb.services' has no attribute {name!r}")
+    attr = "connect" if name == "connect_redis" else name
+    return getattr(importlib.import_module(module), attr)
