@@ -1,0 +1,99 @@
+"""Backends: the ways a list of work items reaches Clay, chosen by name.
+
+``claynb.enrich`` does everything that does not depend on *how* Clay is reached
+(normalising, de-duplicating, the cache, the dead-letter list, merging back into a frame)
+and hands the rest to a backend:
+
+    "direct" -> claynb._direct:run   runs of up to 100 items, many in flight, from this process
+    "queue"  -> claynb.queue:run     RQ jobs on Redis, executed by ``claynb worker`` processes
+    "events" -> claynb.events:run    signed webhooks in, an event bus, a dead-letter subject
+
+Backends are imported only when chosen, so a missing extra (rq, nats) breaks only its
+own backend, with a :class:`~claynb.ConfigError` that says what to install.
+
+The backend contract
+--------------------
+A backend is a plain function::
+
+    def run(routine: Routine, items: list[WorkItem], *, client, guard: BudgetGuard,
+            journal: Journal, progress: Progress, **options) -> list[ItemResult]
+
+- ``items`` are unique (one per ``WorkItem.key``), valid, normalised, and neither cached
+  nor known to have failed or to be in an unknown state: everything in the list must be
+  accounted for.
+- It returns **exactly one** :class:`~claynb._work.ItemResult` per item (any order; matched
+  by ``key``). ``status`` is one of ``enriched``, ``no_match``, ``failed``, ``over_budget``,
+  ``unknown``; ``error`` says why for the last three; ``attempts`` counts sends.
+- ``cost`` is what Clay charged for the item. The emulator reports it in each result's
+  ``"_cost"``; real Clay reports no per-item cost, so the item is priced from the routine's
+  catalogue (:func:`claynb._normalise.result_from_clay` does this): the provider named by ``"_provider"``
+  when present, else the routine's expected cost per row. The ``_cost`` / ``_provider``
+  keys are removed from ``result``.
+- Money: before a batch is sent, ``guard.reserve(routine.worst_case_cost() * len(batch))``
+  must succeed (:func:`claynb._budget.reserve_largest` splits a batch to what is
+  affordable); after, ``guard.settle(reserved, actual)``, or ``guard.release(reserved)``
+  when nothing was sent. Rows that cannot be paid for come back ``over_budget``. A 402
+  from Clay (``CreditsExhausted``) stops sending; rows not sent come back
+  ``over_budget`` and finished rows are kept. No exception escapes for a 402.
+- The journal (:class:`claynb._journal.Journal`, SQLite under ``CLAYNB_HOME``, usable from
+  any process) is written in this order so a crash at any moment loses nothing and pays
+  nothing twice:
+
+  1. ``batch = journal.intent(routine.id, backend, keys)`` BEFORE the request that could
+     start a run is sent;
+  2. ``journal.started(batch, run_id)`` as soon as Clay answers with a run id, before
+     anything else happens to it;
+  3. ``journal.finished(run_id, results, ...)`` when its results are in: one transaction
+     marks the run finished, caches enriched and no-match results, records failures in
+     the dead-letter list, and records the charge in the ledger.
+  4. ``journal.unknown(batch, keys, error)`` when the send may or may not have reached
+     Clay (``OutcomeUnknown``); those rows come back ``unknown`` and are never re-sent
+     automatically.
+
+  On entry, a backend collects the runs ``journal.in_flight(routine.id, keys)`` lists
+  instead of sending their items again (a previous process died while they ran).
+- ``progress.advance(rows, cost)`` as rows finish (see :mod:`claynb._progress`).
+- ``options`` are backend-specific keyword arguments passed through ``enrich(**options)``;
+  a backend must reject ones it does not know with a ``TypeError`` naming them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+# name -> "module:function"; imported lazily by :func:`get_backend`.
+BACKENDS: dict[str, str] = {
+    "direct": "claynb._direct:run",
+    "queue": "claynb.queue:run",
+    "events": "claynb.events:run",
+}
+
+# What to install when a backend's module cannot be imported.
+_EXTRAS = {"queue": "claynb[queue]", "events": "claynb[events]"}
+
+Backend = Callable[..., Any]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend function registered under ``name``; a ConfigError when there is none."""
+    from claynb._exceptions import ConfigError
+
+    if callable(name):
+        return name
+    try:
+        target = BACKENDS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(repr(k) for k in BACKENDS)
+        raise ConfigError(f"unknown backend {name!r}; choose one of {known}") from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = _EXTRAS.get(name, "claynb")
+        raise ConfigError(f"backend {name!r} is not available ({exc}); install {extra}") from exc
+    try:
+        return getattr(module, attr)  # type: ignore[no-any-return]
+    except AttributeError:
+        raise ConfigError(f"backend {name!r} is not available: {module_name} has no {attr}()") from None

@@ -1,0 +1,148 @@
+"""What claynb already knows about an item: its answer (the cache) or its failure.
+
+Both live in the SQLite state file under ``CLAYNB_HOME`` (see :mod:`claynb._journal`),
+keyed by routine and the item key (a hash of the normalised inputs), so the same person
+is never paid for twice, across frames, calls and kernel restarts.
+
+- The **cache** keeps enriched and no-match answers with the time they were fetched. A
+  no-match is an answer too (Clay charged nothing, or something, to say "nothing found"),
+  so it is cached; ``max_age`` re-enriches answers older than that.
+- The **dead-letter list** keeps items that failed (inputs, error, attempts) instead of
+  answers. They are not cached, and not re-sent until the caller asks
+  (``enrich(..., retry_failed=True)``): a failure that repeats costs time, and one that
+  was charged costs money.
+
+Functions take an open :class:`sqlite3.Connection` so the journal can write the cache, the
+dead-letter list and the ledger in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache (
+    routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
+    result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT,
+    PRIMARY KEY (routine, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (
+    routine TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL, error TEXT,
+    attempts INTEGER NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL, run_id TEXT,
+    PRIMARY KEY (routine, key)
+) WITHOUT ROWID;
+"""
+
+# SQLite caps the number of host parameters per statement; stay well below it.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A cached answer: ``status`` is enriched or no_match."""
+
+    status: str
+    result: dict[str, Any]
+    fetched_at: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An entry of the dead-letter list."""
+
+    routine: str
+    key: str
+    inputs: dict[str, Any]
+    error: str | None
+    attempts: int
+    first_at: float
+    last_at: float
+    run_id: str | None
+
+
+def max_age_seconds(max_age: timedelta | float | int | None) -> float | None:
+    """``max_age`` as seconds (a timedelta or a number), ``None`` for "any age"."""
+    if max_age is None:
+        return None
+    seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else float(max_age)
+    if seconds < 0:
+        raise ValueError(f"max_age must not be negative, got {max_age!r}")
+    return seconds
+
+
+def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield keys[start:start + _CHUNK]
+
+
+def cache_get(conn: sqlite3.Connection, routine: str, keys: Sequence[str], *,
+              max_age_s: float | None = None, now: float) -> dict[str, Cached]:
+    """Cached answers for these keys, leaving out those older than ``max_age_s``."""
+    oldest = -1.0 if max_age_s is None else now - max_age_s
+    found: dict[str, Cached] = {}
+    for chunk in _chunks(list(keys)):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
+            f"AND fetched_at >= ? AND key IN ({marks})", (routine, oldest, *chunk))
+        for key, status, result, fetched_at in rows:
+            found[key] = Cached(status, json.loads(result), fetched_at)
+    return found
+
+
+def cache_put(conn: sqlite3.Connection, routine: str,
+              answers: Iterable[tuple[str, str, dict[str, Any]]], *, now: float,
+              run_id: str | None = None) -> int:
+    """Store (key, status, result) answers; a newer answer replaces an older one."""
+    rows = [(routine, key, status, json.dumps(result, default=str), now, run_id)
+            for key, status, result in answers]
+    conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def cache_clear(conn: sqlite3.Connection, routine: str | None = None) -> int:
+    """Forget cached answers (of one routine, or all); the number forgotten."""
+    if routine is None:
+        return conn.execute("DELETE FROM cache").rowcount
+    return conn.execute("DELETE FROM cache WHERE routine = ?", (routine,)).rowcount
+
+
+def failures_put(conn: sqlite3.Connection, routine: str,
+                 failed: Iterable[tuple[str, dict[str, Any], str | None, int]], *,
+                 now: float, run_id: str | None = None) -> None:
+    """Add (key, inputs, error, attempts) to the dead-letter list, adding up attempts."""
+    conn.executemany(
+        "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (routine, key) DO UPDATE SET error = excluded.error, "
+        "attempts = failures.attempts + excluded.attempts, last_at = excluded.last_at, "
+        "run_id = excluded.run_id",
+        [(routine, key, json.dumps(inputs, default=str), error, attempts, now, now, run_id)
+         for key, inputs, error, attempts in failed])
+
+
+def failures_forget(conn: sqlite3.Connection, routine: str, keys: Sequence[str]) -> None:
+    """Take items off the dead-letter list (they have an answer now)."""
+    for chunk in _chunks(list(keys)):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM failures WHERE routine = ? AND key IN ({marks})",
+                     (routine, *chunk))
+
+
+def failures_get(conn: sqlite3.Connection, routine: str | None = None,
+                 keys: Sequence[str] | None = None) -> list[Failure]:
+    """The dead-letter list, for one routine and optionally some keys, oldest first."""
+    sql = "SELECT * FROM failures"
+    args: tuple[Any, ...] = ()
+    if routine is not None:
+        sql, args = sql + " WHERE routine = ?", (routine,)
+    rows = [Failure(r, k, json.loads(i), e, a, f, la, run)
+            for r, k, i, e, a, f, la, run in conn.execute(sql + " ORDER BY first_at", args)]
+    if keys is not None:
+        wanted = set(keys)
+        rows = [f for f in rows if f.key in wanted]
+    return rows

@@ -1,0 +1,308 @@
+"""The resume journal: which runs were started, for what, and how they ended.
+
+Clay has no idempotency key: a run that was started and then forgotten (a kernel restart,
+``kill -9``) would be paid for again if its rows were simply re-sent. So every batch is
+journaled in a SQLite file under ``CLAYNB_HOME`` (WAL mode, safe across processes):
+
+    intent(...)    before the request that could start a run      state "sending"
+    started(...)   as soon as Clay answers with a run id           state "in_flight"
+    finished(...)  when the results are in                         state "finished"
+    unknown(...)   when Clay may or may not have started it        state "unknown"
+
+``finished`` also caches the answers, puts failures on the dead-letter list and records
+the charge in the ledger, in the same transaction: a run is either fully landed or still
+in flight, never half. A later call collects ``in_flight`` runs instead of re-sending their
+items; a batch left "sending" by a process that died becomes "unknown" (the request may
+have reached Clay), and its rows stay ``unknown`` until the caller explicitly re-sends them.
+
+The same file holds the cache (:mod:`claynb._cache`) and the ledger (:mod:`claynb._ledger`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from claynb import _cache, _ledger
+from claynb._plans import Plan, get_plan
+from claynb._routines import Cost
+from claynb._work import ENRICHED, FAILED, NO_MATCH, ItemResult
+
+T = TypeVar("T")
+
+FILENAME = "claynb.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch INTEGER PRIMARY KEY AUTOINCREMENT, routine TEXT NOT NULL, backend TEXT,
+    items TEXT, n INTEGER NOT NULL, run_id TEXT UNIQUE, state TEXT NOT NULL,
+    reserved_actions REAL NOT NULL, reserved_credits REAL NOT NULL,
+    pid INTEGER, host TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_state ON batches (routine, state);
+CREATE TABLE IF NOT EXISTS unknown_items (
+    routine TEXT NOT NULL, key TEXT NOT NULL, batch INTEGER, error TEXT, at REAL NOT NULL,
+    PRIMARY KEY (routine, key)
+) WITHOUT ROWID;
+"""
+
+SENDING, IN_FLIGHT, FINISHED, UNKNOWN = "sending", "in_flight", "finished", "unknown"
+
+
+def home_dir(home: str | Path | None = None) -> Path:
+    """``home``, else ``$CLAYNB_HOME``, else ``./.claynb``: where claynb keeps its state."""
+    return Path(home or os.environ.get("CLAYNB_HOME") or ".claynb").expanduser()
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A run that was started and whose results were never landed."""
+
+    batch: int
+    run_id: str
+    routine: str
+    backend: str | None
+    inputs: dict[str, dict[str, Any]]
+    reserved: Cost
+    started_at: float
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.inputs)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Journal:
+    """A handle on the state file. Thread-safe; open one per process (or per call).
+
+    ``plan`` prices charges in dollars for the ledger when ``finished`` is not told another.
+    """
+
+    def __init__(self, path: str | Path, *, plan: str | Plan = "growth") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.plan = get_plan(plan)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction() as conn:
+            conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
+        """The journal under ``home`` (default ``CLAYNB_HOME``, else ``./.claynb``)."""
+        return cls(home_dir(home) / FILENAME, plan=plan)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised across threads."""
+        with self._lock:
+            if self._conn.in_transaction:  # executescript may leave one open
+                self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only function on the connection."""
+        with self._lock:
+            return fn(self._conn)
+
+    # -- the journal proper -------------------------------------------------------------
+
+    def intent(self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]],
+               reserved: Cost | None = None) -> int:
+        """Record a batch about to be sent (key -> normalised inputs); its batch number."""
+        now, reserved = time.time(), reserved or Cost()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO batches (routine, backend, items, n, state, reserved_actions, "
+                "reserved_credits, pid, host, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (routine, backend, json.dumps(inputs, default=str), len(inputs), SENDING,
+                 reserved.actions, reserved.data_credits, os.getpid(), socket.gethostname(),
+                 now, now))
+            return int(cur.lastrowid or 0)
+
+    def started(self, batch: int, run_id: str) -> None:
+        """Clay answered with a run id: from now on the batch is collected, never re-sent."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE batches SET run_id = ?, state = ?, updated_at = ? "
+                         "WHERE batch = ?", (run_id, IN_FLIGHT, time.time(), batch))
+
+    def abandon(self, batch: int, error: str | None = None) -> None:
+        """The batch was certainly not started (answered 4xx/429/402): forget the intent."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM batches WHERE batch = ? AND state = ?", (batch, SENDING))
+
+    def unknown(self, batch: int, error: str) -> list[str]:
+        """The send may have reached Clay: park the batch's items as unknown; their keys."""
+        now = time.time()
+        with self.transaction() as conn:
+            row = conn.execute("SELECT routine, items FROM batches WHERE batch = ?",
+                               (batch,)).fetchone()
+            if row is None:
+                return []
+            routine, items = row
+            keys = list(json.loads(items or "{}"))
+            conn.execute("UPDATE batches SET state = ?, error = ?, updated_at = ? "
+                         "WHERE batch = ?", (UNKNOWN, error, now, batch))
+            conn.executemany("INSERT OR REPLACE INTO unknown_items VALUES (?, ?, ?, ?, ?)",
+                             [(routine, k, batch, error, now) for k in keys])
+            return keys
+
+    def finished(self, run_id: str, results: Sequence[ItemResult], *, backend: str = "direct",
+                 plan: str | Plan | None = None) -> bool:
+        """Land a run: cache answers, list failures, record the charge, mark it finished.
+
+        Idempotent: False (and nothing written) when the run was already landed, for
+        instance by another process collecting the same in-flight run.
+        """
+        now, price = time.time(), get_plan(plan) if plan is not None else self.plan
+        with self.transaction() as conn:
+            row = conn.execute("SELECT batch, routine, items, state FROM batches "
+                               "WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and row[3] == FINISHED:
+                return False
+            if row is None:
+                raise KeyError(f"run {run_id!r} was never journaled")
+            batch, routine, items, _ = row
+            inputs = json.loads(items or "{}")
+            self._land(conn, routine, run_id, results, inputs, now)
+            cost = sum((r.cost for r in results), Cost())
+            matched = sum(1 for r in results if r.status == ENRICHED)
+            _ledger.record(conn, _ledger.Charge(
+                run_id, now, routine, backend, price.name, len(results), matched, cost.actions,
+                cost.data_credits, price.usd(cost.actions, cost.data_credits)))
+            conn.execute("UPDATE batches SET state = ?, items = NULL, updated_at = ? "
+                         "WHERE batch = ?", (FINISHED, now, batch))
+            return True
+
+    @staticmethod
+    def _land(conn: sqlite3.Connection, routine: str, run_id: str,
+              results: Sequence[ItemResult], inputs: Mapping[str, Any], now: float) -> None:
+        answers = [(r.key, r.status, r.result) for r in results if r.status in (ENRICHED, NO_MATCH)]
+        _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
+        _cache.failures_forget(conn, routine, [a[0] for a in answers])
+        failed = [(r.key, inputs.get(r.key, {}), r.error, r.attempts)
+                  for r in results if r.status == FAILED]
+        _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
+        done = [r.key for r in results]
+        conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                         [(routine, k) for k in done])
+
+    def record_failures(self, routine: str,
+                        failed: Sequence[tuple[str, Mapping[str, Any], str | None, int]]) -> None:
+        """Put items that failed without a run (for instance a send refused with 4xx)
+        on the dead-letter list: (key, inputs, error, attempts)."""
+        with self.transaction() as conn:
+            _cache.failures_put(conn, routine, [(k, dict(i), e, a) for k, i, e, a in failed],
+                                now=time.time())
+
+    def recover(self, routine: str | None = None) -> int:
+        """Batches left "sending" by a process that died on this host become "unknown".
+
+        Returns how many. Their request may have reached Clay and been charged, so the
+        rows are parked as unknown, never re-sent on their own.
+        """
+        host = socket.gethostname()
+        rows = self.read(lambda c: c.execute(
+            "SELECT batch, routine, pid, host FROM batches WHERE state = ?", (SENDING,)).fetchall())
+        dead = [b for b, r, pid, h in rows
+                if (routine is None or r == routine) and h == host and pid != os.getpid()
+                and not _pid_alive(int(pid))]
+        for batch in dead:
+            self.unknown(batch, "the process sending this run died before Clay answered; "
+                                "the run may or may not have started")
+        return len(dead)
+
+    def in_flight(self, routine: str, keys: Sequence[str] | None = None) -> list[InFlight]:
+        """Runs of ``routine`` started and never landed (holding any of ``keys``)."""
+        rows = self.read(lambda c: c.execute(
+            "SELECT batch, run_id, routine, backend, items, reserved_actions, reserved_credits, "
+            "updated_at FROM batches WHERE routine = ? AND state = ? ORDER BY batch",
+            (routine, IN_FLIGHT)).fetchall())
+        runs = [InFlight(b, run_id, r, be, json.loads(items or "{}"), Cost(a, c), at)
+                for b, run_id, r, be, items, a, c, at in rows]
+        if keys is None:
+            return runs
+        wanted = set(keys)
+        return [run for run in runs if wanted.intersection(run.inputs)]
+
+    def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """Items of ``routine`` whose send may or may not have reached Clay: key -> why."""
+        rows = self.read(lambda c: c.execute(
+            "SELECT key, error FROM unknown_items WHERE routine = ?", (routine,)).fetchall())
+        found = {k: e or "outcome unknown" for k, e in rows}
+        if keys is None:
+            return found
+        return {k: found[k] for k in keys if k in found}
+
+    def forget_unknown(self, routine: str, keys: Sequence[str]) -> None:
+        """The caller chose to re-send these unknown items (``resend_unknown=True``)."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                             [(routine, k) for k in keys])
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every journaled batch (without its items), oldest first: for inspection."""
+        cols = ["batch", "routine", "backend", "n", "run_id", "state", "created_at",
+                "updated_at", "error"]
+        rows = self.read(lambda c: c.execute(
+            f"SELECT {', '.join(cols)} FROM batches ORDER BY batch").fetchall())
+        return [dict(zip(cols, row, strict=True)) for row in rows]
+
+    # -- the cache and the dead-letter list, through the same connection ---------------
+
+    def cached(self, routine: str, keys: Sequence[str], *,
+               max_age_s: float | None = None) -> dict[str, _cache.Cached]:
+        now = time.time()
+        return self.read(lambda c: _cache.cache_get(c, routine, keys, max_age_s=max_age_s, now=now))
+
+    def failures(self, routine: str | None = None,
+                 keys: Sequence[str] | None = None) -> list[_cache.Failure]:
+        return self.read(lambda c: _cache.failures_get(c, routine, keys))
+
+    def forget_failures(self, routine: str, keys: Sequence[str]) -> None:
+        with self.transaction() as conn:
+            _cache.failures_forget(conn, routine, keys)
+
+    def observed_rates(self, routine: str) -> tuple[int, int, float, float]:
+        return self.read(lambda c: _ledger.observed_rates(c, routine))

@@ -1,0 +1,171 @@
+"""The ledger: every charge Clay made for claynb, kept under ``CLAYNB_HOME``.
+
+One line per finished run (time, routine, run id, rows, rows matched, Actions, Data
+Credits, dollars, backend, plan). It is written in the same transaction that marks the
+run finished in the journal, and keyed by run id, so a run collected twice (after a crash,
+or by two notebooks) is recorded once. ``claynb.ledger()`` summarises it by day and by
+routine and plots it; :func:`observed_rates` feeds ``estimate`` with the match rates and
+costs actually seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS charges (
+    run_id TEXT PRIMARY KEY, at REAL NOT NULL, routine TEXT NOT NULL, backend TEXT,
+    plan TEXT, rows INTEGER NOT NULL, matched INTEGER NOT NULL, actions REAL NOT NULL,
+    data_credits REAL NOT NULL, usd REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS charges_routine ON charges (routine);
+"""
+
+COLUMNS = ["run_id", "at", "routine", "backend", "plan", "rows", "matched", "actions",
+           "data_credits", "usd"]
+_SUMS = ["runs", "rows", "matched", "actions", "data_credits", "usd"]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one run cost."""
+
+    run_id: str
+    at: float
+    routine: str
+    backend: str
+    plan: str
+    rows: int
+    matched: int
+    actions: float
+    data_credits: float
+    usd: float
+
+
+def record(conn: sqlite3.Connection, charge: Charge) -> bool:
+    """Record a run's charge once; False when that run was already recorded."""
+    cur = conn.execute("INSERT OR IGNORE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (charge.run_id, charge.at, charge.routine, charge.backend, charge.plan,
+                        charge.rows, charge.matched, charge.actions, charge.data_credits,
+                        charge.usd))
+    return cur.rowcount == 1
+
+
+def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
+    """(rows, matched, actions, data_credits) summed over every recorded run of a routine."""
+    row = conn.execute("SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(matched), 0), "
+                       "COALESCE(SUM(actions), 0), COALESCE(SUM(data_credits), 0) "
+                       "FROM charges WHERE routine = ?", (routine,)).fetchone()
+    return int(row[0]), int(row[1]), float(row[2]), float(row[3])
+
+
+def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every recorded charge as a DataFrame, oldest first, ``at`` as UTC timestamps."""
+    rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM charges ORDER BY at").fetchall()
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["at"] = pd.to_datetime(frame["at"].astype("float64"), unit="s", utc=True)
+    return frame
+
+
+class Ledger:
+    """A snapshot of the ledger: ``charges``, ``by_day``, ``by_routine`` and ``plot()``."""
+
+    def __init__(self, charges: pd.DataFrame) -> None:
+        self.charges = charges
+
+    def _summary(self, by: str | pd.Series) -> pd.DataFrame:
+        frame = self.charges.assign(runs=1)
+        if frame.empty:
+            empty = pd.DataFrame(columns=_SUMS)
+            empty.index.name = by if isinstance(by, str) else by.name
+            return empty
+        out = frame.groupby(by)[_SUMS].sum()
+        out["match_rate"] = out["matched"] / out["rows"].where(out["rows"] > 0)
+        return out
+
+    @property
+    def by_day(self) -> pd.DataFrame:
+        """Runs, rows, matches, Actions, Data Credits and dollars per UTC day."""
+        day = self.charges["at"].dt.floor("D").rename("day")
+        return self._summary(day)
+
+    @property
+    def by_routine(self) -> pd.DataFrame:
+        """The same totals per routine, with the match rate seen."""
+        return self._summary("routine")
+
+    @property
+    def total(self) -> pd.Series:
+        """Everything ever charged, summed."""
+        frame = self.charges.assign(runs=1)
+        return frame[_SUMS].sum()
+
+    def summary(self) -> pd.DataFrame:
+        """Totals per day and routine: the table most people want to read."""
+        day = self.charges["at"].dt.floor("D").rename("day")
+        return self._summary([day, self.charges["routine"]])  # type: ignore[arg-type]
+
+    def plot(self, *, meter: str = "data_credits") -> Figure:
+        """Daily spend stacked by routine, with the running total (a matplotlib Figure)."""
+        return plot_charges(self.charges, meter=meter)  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self.charges)
+
+    def __repr__(self) -> str:
+        t = self.total
+        return (f"Ledger({len(self)} runs, {int(t['rows'])} rows, {t['actions']:g} Actions, "
+                f"{t['data_credits']:g} Data Credits, ${t['usd']:.2f})")
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>{self!r}</b></p>"
+        return head + self.by_routine._repr_html_()  # type: ignore[operator]
+
+
+def ledger(home: str | Path | None = None) -> Ledger:
+    """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
+    from claynb._journal import Journal
+
+    with Journal.open(home) as journal:
+        return Ledger(journal.read(charges_frame))
+
+
+def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:
+    """Daily ``meter`` stacked by routine, with the cumulative total on a second axis."""
+    import matplotlib.pyplot as plt
+
+    labels = {"actions": "Actions", "data_credits": "Data Credits", "usd": "dollars",
+              "rows": "rows"}
+    if meter not in labels:
+        raise ValueError(f"meter must be one of {', '.join(labels)}, got {meter!r}")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    if charges.empty:
+        ax.text(0.5, 0.5, "no charges recorded yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    day = charges["at"].dt.tz_convert(None).dt.floor("D")
+    table = charges.assign(day=day).pivot_table(index="day", columns="routine", values=meter,
+                                                aggfunc="sum", fill_value=0)
+    table.index = table.index.strftime("%Y-%m-%d")
+    table.plot(kind="bar", stacked=True, ax=ax, width=0.8)
+    ax.set_xlabel("day (UTC)")
+    ax.set_ylabel(f"{labels[meter]} per day")
+    ax.set_title(f"Clay spend: {labels[meter]} by day and routine")
+    total = ax.twinx()
+    total.plot(range(len(table)), table.sum(axis=1).cumsum().to_numpy(), color="black",
+               marker="o", label="running total")
+    total.set_ylabel(f"{labels[meter]}, running total")
+    total.set_ylim(bottom=0)
+    ax.tick_params(axis="x", labelrotation=0)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
