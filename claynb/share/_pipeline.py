@@ -1,0 +1,109 @@
+"""Execute, scrub, export: the one path every shared notebook takes.
+
+Order matters. The footer is added before scrubbing, so nothing written escapes the
+scrubber; the written text is checked for leaks before any file is created, so a leak
+means no file at all rather than a file to remember to delete. A notebook whose cell
+failed is still written (with its traceback, scrubbed): the reader needs to see where it
+stopped, and the caller gets the error to report and exit on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from claynb.share._execute import Execution, execute_notebook, read_notebook
+from claynb.share._export import Footer, add_footer, to_html, to_ipynb, write_atomic
+from claynb.share._scrub import (
+    LeakError,
+    collect_secrets,
+    env_secrets,
+    find_leaks,
+    scrub_notebook,
+    scrub_text,
+)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Where a shared notebook was written and how its run went."""
+
+    html: Path
+    ipynb: Path
+    error: str | None
+    scrubbed: int
+    duration_s: float
+    unknown_parameters: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def output_paths(source: Path, out_dir: Path, name: str | None = None) -> tuple[Path, Path]:
+    """``(html, ipynb)`` in ``out_dir``; refuses to overwrite the source notebook."""
+    stem = name or source.stem
+    html, ipynb = out_dir / f"{stem}.html", out_dir / f"{stem}.ipynb"
+    if ipynb.resolve() == source.resolve():
+        raise ValueError(f"the shared copy would overwrite {source}; choose another output "
+                         "directory (-o) or name")
+    return html, ipynb
+
+
+def share_notebook(
+    source: Path,
+    out_dir: Path,
+    *,
+    name: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    execute: bool = True,
+    cell_timeout_s: int | None = 600,
+    on_cell: Callable[[int, int], None] | None = None,
+) -> Shared:
+    """Execute ``source`` (unless ``execute`` is False), scrub it, write HTML and .ipynb.
+
+    ``env`` is the kernel's environment (default: this process's); its secrets are scrubbed
+    as well as this process's. Raises :class:`LeakError` (and writes nothing) if a secret
+    survives scrubbing.
+    """
+    html_path, ipynb_path = output_paths(source, out_dir, name)
+    run = _run(source, parameters, env, execute, cell_timeout_s, on_cell)
+    secrets = collect_secrets(run.kernel_secrets, env_secrets(os.environ),
+                              env_secrets(env if env is not None else {}))
+    footer = Footer(run.started_at, run.duration_s, executed=execute)
+    clean, scrubbed = scrub_notebook(add_footer(run.notebook, footer), secrets)
+    ipynb_text = to_ipynb(clean)
+    html_text = to_html(clean, title=name or source.stem)
+    leaks = (find_leaks(ipynb_text, secrets, str(ipynb_path))
+             + find_leaks(html_text, secrets, str(html_path)))
+    if leaks:
+        raise LeakError("a secret survived scrubbing; nothing was written:\n" + "\n".join(leaks))
+    write_atomic(ipynb_path, ipynb_text)
+    write_atomic(html_path, html_text)
+    error = scrub_text(run.error, secrets) if run.error else None
+    return Shared(html_path, ipynb_path, error, scrubbed, run.duration_s, run.unknown_parameters)
+
+
+def _run(
+    source: Path,
+    parameters: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    execute: bool,
+    cell_timeout_s: int | None,
+    on_cell: Callable[[int, int], None] | None,
+) -> Execution:
+    if not execute:
+        if parameters:
+            raise ValueError("parameters need execution; drop --no-execute")
+        nb = nbformat.read(str(source), as_version=4)
+        return Execution(nb, datetime.now(UTC), 0.0)
+    return execute_notebook(read_notebook(source), parameters=parameters,
+                            cwd=source.resolve().parent, env=env,
+                            cell_timeout_s=cell_timeout_s, on_cell=on_cell)
