@@ -24,6 +24,7 @@ from claynb._plans import PLANS, Plan, get_plan
 from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
 from claynb._samples import sample_leads
 from claynb._version import __version__
+from claynb.emulator import Emulator, Faults
 
 __all__ = [
     "DEFAULT_ROUTINES",
@@ -34,6 +35,8 @@ __all__ = [
     "ConfigError",
     "Cost",
     "CreditsExhausted",
+    "Emulator",
+    "Faults",
     "Forbidden",
     "HTTPStatusError",
     "NotFound",

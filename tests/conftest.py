@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,3 +17,32 @@ def claynb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.delenv("CLAY_API_KEY", raising=False)
     monkeypatch.delenv("CLAY_BASE_URL", raising=False)
     yield home
+
+
+# --- the Clay emulator (claynb.emulator) -------------------------------------------------
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., Any]]:
+    """Build and start emulators (zero latency, Growth plan unless told); all stopped after."""
+    from claynb import Emulator
+
+    started: list[Any] = []
+
+    def factory(**kwargs: Any) -> Any:
+        kwargs.setdefault("run_latency_s", 0)
+        kwargs.setdefault("plan", "growth")
+        emu = Emulator(**kwargs)
+        emu.start()
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., Any]) -> Any:
+    """A running emulator: zero latency, Growth plan, no rate limit, no faults."""
+    return make_emulator()

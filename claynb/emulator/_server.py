@@ -1,0 +1,317 @@
+"""``claynb.Emulator``: the Clay emulator on a free loopback port, in a background thread.
+
+The ASGI app runs on uvicorn in its own thread and event loop, so a notebook or a test
+can use it like a remote service while keeping it in-process. A background task in
+that loop finishes runs when their latency has passed, so charging happens whether or
+not anyone polls; ``meters()`` finishes due runs first, so what it shows is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from claynb._plans import Plan
+from claynb._secrets import register_secret
+from claynb.emulator._admin import AdminApi
+from claynb.emulator._app import PublicApi
+from claynb.emulator._counting import CountRequests
+from claynb.emulator._faults import FaultDice, Faults
+from claynb.emulator._outbound import Outbound
+from claynb.emulator._protocol import DroppingH11Protocol
+from claynb.emulator._settings import build_settings
+from claynb.emulator._state import EmulatorState, Finished
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 15.0
+log = logging.getLogger("claynb.emulator")
+
+
+class Emulator:
+    """A local, faithful Clay: Public API v0, webhook sources, meters, latency and faults.
+
+    ``plan`` is a plan name (free, launch, growth, enterprise) or a :class:`claynb.Plan`;
+    ``run_latency_s`` a number or a (low, high) range sampled per run (0 finishes at
+    once); ``rate_limit_rps`` a token bucket over all /public/v0 requests (None: no
+    limit); ``faults`` the failure probabilities; ``api_key`` the key clients must send
+    (one is generated when None); ``seed`` makes latencies and faults repeatable.
+
+    Extra keyword settings: ``routines`` (a dict of :class:`claynb.Routine`),
+    ``rate_limit_burst``, ``slow_s`` (how long a timeout fault holds its answer, 30 s),
+    ``source_rate_per_s`` (10), ``source_burst`` (20), ``source_lifetime_cap`` (50,000),
+    ``source_max_bytes`` (100 KB), ``batch_max_rows`` (50,000), ``webhook_hold_s`` (1 s).
+    """
+
+    def __init__(self, plan: str | Plan = "growth", run_latency_s: float | tuple[float, float] = (1.0, 3.0),
+                 rate_limit_rps: float | None = None, faults: Faults | None = None,
+                 api_key: str | None = None, port: int = 0, seed: int = 0, **settings: Any) -> None:
+        self._settings = build_settings(plan=plan, run_latency_s=run_latency_s,
+                                        rate_limit_rps=rate_limit_rps, faults=faults, seed=seed, **settings)
+        self._api_key = api_key or f"clay_test_{secrets.token_urlsafe(24)}"
+        register_secret(self._api_key)
+        self._requested_port = int(port)
+        self._state = EmulatorState(self._settings)
+        self._dice = FaultDice(self._settings.faults, seed)
+        self._tables = _make_tables(self._state)
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: uvicorn.Server | None = None
+        self._outbound: Outbound | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._error: BaseException | None = None
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def api_key(self) -> str:
+        """The key clients send in ``clay-api-key``. Never printed by claynb."""
+        return self._api_key
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``; the Public API is at ``url + "/public/v0"``."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+        return f"http://{HOST}:{self._port}"
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @property
+    def plan(self) -> Plan:
+        return self._settings.plan
+
+    @property
+    def faults(self) -> Faults:
+        return self._dice.faults
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not running"
+        low, high = self._settings.run_latency_s
+        latency = f"{low:g}" if low == high else f"({low:g}, {high:g})"
+        return (f"Emulator({where}, plan={self.plan.name!r}, run_latency_s={latency}, "
+                f"rate_limit_rps={self._settings.rate_limit_rps!r}, api_key='***')")
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Serve on a free loopback port (or the one asked for) until :meth:`stop`."""
+        if self.running:
+            return self
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, self._requested_port))
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(self._build_app(), log_level="warning", access_log=False, lifespan="off",
+                                http=DroppingH11Protocol, loop="asyncio", timeout_graceful_shutdown=1,
+                                timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(sock, ready), name=f"claynb-emulator-{self._port}",
+                                        daemon=True)
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT_S) or self._error is not None:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end. Meters stay readable."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _build_app(self) -> Starlette:
+        public = PublicApi(self._state, self._dice, self._api_key, self._notify,
+                           query=self._tables.query_endpoint if self._tables else None)
+        routes: list[Any] = [Mount("/public/v0", routes=public.routes()), *AdminApi(self).routes()]
+        if self._tables is not None:
+            routes.extend(self._tables.routes())
+        app = Starlette(routes=routes)
+        return CountRequests(app, self._state)  # type: ignore[return-value]
+
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(sock, ready))
+        except BaseException as exc:  # reported to start() or logged; the thread must end cleanly
+            self._error = exc
+            ready.set()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self, sock: socket.socket, ready: threading.Event) -> None:
+        assert self._server is not None
+        self._wake = asyncio.Event()
+        self._state.on_schedule = self._wake_threadsafe
+        async with httpx.AsyncClient() as client:
+            self._outbound = Outbound(self._state, self._dice, client)
+            finaliser = asyncio.get_running_loop().create_task(self._finaliser())
+            watcher = asyncio.get_running_loop().create_task(self._signal_ready(ready))
+            try:
+                await self._server.serve(sockets=[sock])
+            finally:
+                finaliser.cancel()
+                watcher.cancel()
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(finaliser, watcher, *self._tasks, return_exceptions=True)
+                sock.close()
+
+    async def _signal_ready(self, ready: threading.Event) -> None:
+        assert self._server is not None
+        while not self._server.started:
+            await asyncio.sleep(0.005)
+        ready.set()
+
+    async def _finaliser(self) -> None:
+        """Finish runs as their latency passes, so they are charged without a poll."""
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            self._dispatch(self._state.finalise_due())
+            due = self._state.next_due()
+            timeout = None if due is None else max(0.0, due - self._state.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _wake_threadsafe(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    def _notify(self, finished: Finished) -> None:
+        """Hand finished work to the event loop, from whichever thread noticed it."""
+        loop = self._loop
+        if not finished or loop is None or loop.is_closed():
+            return
+        if self._in_loop():
+            self._dispatch(finished)
+        else:
+            loop.call_soon_threadsafe(self._dispatch, finished)
+
+    def _in_loop(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def _dispatch(self, finished: Finished) -> None:
+        if not finished or self._outbound is None:
+            return
+        for run in finished.runs:
+            if run.webhook_id is not None and not run.notified:
+                run.notified = True
+                self._spawn(self._outbound.run_finished(run.webhook_id, run.id))
+        if self._tables is not None:
+            for table_id, row_id in finished.rows_ready:
+                self._tables.row_ready(table_id, row_id, self._outbound, self._spawn)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _run_in_loop(self, coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+        loop = self._loop
+        if loop is None or not self.running:
+            coro.close()
+            raise RuntimeError("the emulator is not running")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    # --- the admin API --------------------------------------------------------------------
+
+    def meters(self, *, charges: bool = True) -> dict[str, Any]:
+        """Meters used and left, per routine, every charge, every delivery, request counts."""
+        self._notify(self._state.finalise_due())
+        return self._state.snapshot(charges=charges)
+
+    def create_webhook(self, url: str) -> dict[str, str]:
+        """Register an outbound webhook. The signing secret is in this answer only."""
+        hook = self._state.create_webhook(url)
+        return {"id": hook.id, "url": hook.url, "createdAt": hook.created_at, "signingSecret": hook.signing_secret}
+
+    def has_webhook(self, webhook_id: str) -> bool:
+        return webhook_id in self._state.webhooks
+
+    def send_test_webhook(self, webhook_id: str) -> None:
+        """Send a test delivery (``data: {}``) to a registered webhook, and wait for it."""
+        if not self.has_webhook(webhook_id):
+            raise KeyError(f"webhook {webhook_id!r} not found")
+        self._run_in_loop(self.send_test_webhook_async(webhook_id))
+
+    async def send_test_webhook_async(self, webhook_id: str) -> None:
+        assert self._outbound is not None
+        await self._outbound.webhook(self._state.webhooks[webhook_id], {})
+
+    def set_credits(self, actions_left: float | None = None, data_credits_left: float | None = None) -> None:
+        """Set what is left on either meter (None leaves it as it is)."""
+        with self._state.lock:
+            self._state.meters.set_left(actions_left, data_credits_left)
+
+    def top_up(self, actions: float = 0, data_credits: float = 0) -> None:
+        """Add Actions and Data Credits, as a Clay top-up does."""
+        with self._state.lock:
+            self._state.meters.top_up(actions, data_credits)
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the fault probabilities from now on."""
+        if not isinstance(faults, Faults):
+            raise TypeError("set_faults takes a claynb.Faults")
+        self._dice.faults = faults
+
+    def reset_meters(self) -> None:
+        """A fresh month: the plan's allowance back, charges, deliveries and counts cleared."""
+        self._state.reset_meters()
+
+    def create_table(self, name: str, enrichments: list[dict[str, Any]] | None = None,
+                     http_api: dict[str, Any] | None = None, auth_token: str | None = None) -> dict[str, str]:
+        """An emulated Clay table with a webhook source, enrichment columns and an HTTP API column."""
+        if self._tables is None:
+            raise RuntimeError("tables are not available in this build")
+        if self._port is None:
+            raise RuntimeError("start the emulator before creating tables (the webhook URL needs its port)")
+        return self._tables.create(name, enrichments or [], http_api, auth_token, self.url)  # type: ignore[no-any-return]
+
+
+def _make_tables(state: EmulatorState) -> Any:
+    try:
+        from claynb.emulator._tables import Tables
+    except ImportError:
+        return None
+    return Tables(state)
