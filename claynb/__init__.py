@@ -4,6 +4,9 @@ Importing claynb registers the pandas accessor ``df.clay``. Everything public is
 re-exported here; the modules behind it are private and split by concept.
 """
 
+from claynb._client import AsyncClayClient, ClayClient
+from claynb._config import RetryPolicy, SourcePolicy, Timeout
+from claynb._connect import connect
 from claynb._exceptions import (
     AuthenticationError,
     BudgetExceeded,
@@ -21,16 +24,22 @@ from claynb._exceptions import (
     TransportError,
 )
 from claynb._plans import PLANS, Plan, get_plan
+from claynb._results import BatchResults, RunItem, RunResults
 from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
 from claynb._samples import sample_leads
+from claynb._signatures import verify_signature
+from claynb._sources import SourceCapWarning, SourceReport
 from claynb._version import __version__
 from claynb.emulator import Emulator, Faults
 
 __all__ = [
     "DEFAULT_ROUTINES",
     "PLANS",
+    "AsyncClayClient",
     "AuthenticationError",
+    "BatchResults",
     "BudgetExceeded",
+    "ClayClient",
     "ClayError",
     "ConfigError",
     "Cost",
@@ -45,11 +54,20 @@ __all__ = [
     "Plan",
     "Provider",
     "RateLimited",
+    "RetryPolicy",
     "Routine",
+    "RunItem",
+    "RunResults",
     "ServerError",
     "SignatureError",
+    "SourceCapWarning",
+    "SourcePolicy",
+    "SourceReport",
+    "Timeout",
     "TransportError",
     "__version__",
+    "connect",
     "get_plan",
     "sample_leads",
+    "verify_signature",
 ]

@@ -32,6 +32,10 @@ class ClayError(Exception):
     ``method`` and ``url`` describe the request that failed, when there was one.
     """
 
+    #: What an operation got done before it failed, for operations that report progress
+    #: (``send_to_source`` attaches its SourceReport: sent, unknown and unsent records).
+    report: Any = None
+
     def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
         self.message = redact(message)
         self.method = method

@@ -1,0 +1,373 @@
+"""The Clay clients: :class:`ClayClient` (sync) and :class:`AsyncClayClient` (asyncio).
+
+Both only send. Every decision (what to send, whether to retry, how long to wait, how
+to read the answer) is made by :class:`claynb._core.BaseClient`, so the two behave the
+same by construction.
+
+Why a run is never re-sent after it may have reached Clay: Clay has no idempotency key,
+so a second ``POST /routines/{id}/run`` is a second run, charged again. After a read
+timeout or a dropped connection the client raises :class:`claynb.OutcomeUnknown` with the
+item ids, and the caller (``enrich`` marks them ``unknown``) decides. Requests that spend
+go over connections that are never reused: a pooled connection the server had already
+closed would fail like a dropped answer, and turn a harmless race into an unknown outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from claynb._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PAGE_LIMIT,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_WAIT_TIMEOUT_S,
+    RetryPolicy,
+    SourcePolicy,
+    Timeout,
+)
+from claynb._core import BaseClient, Call, Flow, Sleep
+from claynb._exceptions import ClayError
+from claynb._results import BatchResults, Me, RunResults, TableRows
+from claynb._sources import SourceReport, SourceTracker, source_flow, tracker_for
+
+T = TypeVar("T")
+Self = TypeVar("Self", bound="ClayClient")
+AsyncSelf = TypeVar("AsyncSelf", bound="AsyncClayClient")
+
+# Keep-alive off for requests that spend (see the module docstring).
+_NO_REUSE = httpx.Limits(max_keepalive_connections=0)
+
+
+def _home(home: str | Path | None) -> str:
+    return str(home or os.environ.get("CLAYNB_HOME") or ".claynb")
+
+
+class ClayClient(BaseClient):
+    """A synchronous client for Clay's Public API v0 and table webhook sources.
+
+    >>> client = ClayClient(api_key=emu.api_key, base_url=emu.url)   # doctest: +SKIP
+    >>> run_id = client.run_routine("enrich-person", [{"id": "1", "inputs": {"email": "a@b.co"}}])
+
+    Safe to share between threads: the pacer keeps them all under ``rate_limit_rps``
+    (given, or learned from X-RateLimit-* headers) and a 429 holds every thread.
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit_rps: float | None = None,
+        source_policy: SourcePolicy | None = None,
+        home: str | Path | None = None,
+        rng: random.Random | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry,
+                         rate_limit_rps=rate_limit_rps, source_policy=source_policy,
+                         home=_home(home), rng=rng, clock=clock, wall_clock=wall_clock)
+        self._sleep = sleep
+        self._http = httpx.Client(timeout=self._timeout(), transport=transport)
+        self._spend_http = httpx.Client(timeout=self._timeout(), transport=transport, limits=_NO_REUSE)
+
+    # -- the Public API ------------------------------------------------------------------
+
+    def me(self) -> Me:
+        """The user and workspace of the API key."""
+        return self._drive(self._me_flow())
+
+    def run_routine(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+    ) -> str:
+        """Start a run of 1-100 items ``{"id", "inputs"}``; return its run id.
+
+        Never re-sent once it may have reached Clay (no idempotency key: a blind retry can
+        pay twice): raises :class:`claynb.OutcomeUnknown` with the item ids instead. A 429
+        or 5xx answer means Clay refused the run, so those are retried.
+        """
+        return self._drive(self._run_flow(routine_id, items, webhook_id))
+
+    def get_run_results(self, run_id: str) -> RunResults:
+        """The run's progress, and every result (all cursor pages) once it is complete."""
+        return self._drive(self._results_flow(run_id))
+
+    def wait_for_run(
+        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        timeout: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> RunResults:
+        """Poll until the run completes, at a modest interval that grows to 10 s."""
+        return self._drive(self._wait_flow(lambda: self._results_flow(run_id), run_id,
+                                           poll_interval, timeout))
+
+    def start_batch(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+    ) -> str:
+        """Upload the items as JSONL and start a batch run; return its run id.
+
+        The start is never re-sent once it may have reached Clay, like :meth:`run_routine`.
+        """
+        return self._drive(self._batch_flow(routine_id, items, webhook_id))
+
+    def get_batch_results(self, run_id: str) -> BatchResults:
+        """A batch run's progress; once complete, its results downloaded from result_url."""
+        return self._drive(self._batch_results_flow(run_id))
+
+    def wait_for_batch(
+        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        timeout: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> BatchResults:
+        """Poll a batch run until it reaches a terminal state (complete or failed)."""
+        return self._drive(self._wait_flow(lambda: self._batch_results_flow(run_id), run_id,
+                                           poll_interval, timeout))
+
+    def query_table(
+        self, query: Mapping[str, Any] | str, *, limit: int = DEFAULT_PAGE_LIMIT,
+        max_pages: int | None = None,
+    ) -> TableRows:
+        """Read table rows (Enterprise plans; 403 otherwise). ``query`` is a structured
+        query, or a table id to read it whole. Every page is followed unless ``max_pages``."""
+        return self._drive(self._query_flow(query, limit, max_pages))
+
+    def send_to_source(
+        self, webhook_url: str, records: Sequence[Mapping[str, Any]], *, auth_token: str | None = None
+    ) -> SourceReport:
+        """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
+        return self._drive(source_flow(self, self._tracker(), webhook_url, records, auth_token))
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        json: Any = None, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        spends: bool | None = None,
+    ) -> httpx.Response:
+        """Any other request, with the same auth, pacing, retries and errors.
+
+        ``spends`` (default: True for POST) marks a request never re-sent once it may
+        have reached Clay. Returns the successful response; errors raise.
+        """
+        call = self.build_call(method, path, params=params, json_body=json, content=content,
+                               headers=headers, spends=spends)
+        return self._drive(self._request_flow(call))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+        self._spend_http.close()
+
+    def __enter__(self: Self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _tracker(self) -> SourceTracker:
+        return tracker_for(self.home or ".claynb")
+
+    def _drive(self, flow: Flow[T]) -> T:
+        """Run a flow: send its calls, sleep its sleeps, hand errors back to it."""
+        try:
+            op = next(flow)
+            while True:
+                if isinstance(op, Sleep):
+                    self._sleep(op.seconds)
+                    op = flow.send(None)
+                    continue
+                try:
+                    response = self._send(op)
+                except ClayError as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(response)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _send(self, call: Call) -> httpx.Response:
+        """Send one call, retrying as the core decides."""
+        http = self._spend_http if call.spends else self._http
+        while True:
+            call.attempts += 1
+            delay = self.pace_delay(call)
+            if delay > 0:
+                self._sleep(delay)
+            try:
+                response = http.send(call.request)
+            except httpx.TransportError as exc:
+                step = self.after_transport_error(call, exc)
+                if step.error is not None:
+                    raise step.error from exc
+            else:
+                step = self.after_response(call, response)
+                if step.done:
+                    return response
+                if step.error is not None:
+                    raise step.error
+            if step.delay > 0:
+                self._sleep(step.delay)
+
+
+class AsyncClayClient(BaseClient):
+    """The asyncio twin of :class:`ClayClient`: same methods, awaited.
+
+    Safe to share between tasks of one event loop: the pacer is shared and never held
+    across an ``await``.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit_rps: float | None = None,
+        source_policy: SourcePolicy | None = None,
+        home: str | Path | None = None,
+        rng: random.Random | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry,
+                         rate_limit_rps=rate_limit_rps, source_policy=source_policy,
+                         home=_home(home), rng=rng, clock=clock, wall_clock=wall_clock)
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(timeout=self._timeout(), transport=transport)
+        self._spend_http = httpx.AsyncClient(timeout=self._timeout(), transport=transport,
+                                             limits=_NO_REUSE)
+
+    async def me(self) -> Me:
+        """The user and workspace of the API key."""
+        return await self._drive(self._me_flow())
+
+    async def run_routine(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+    ) -> str:
+        """Start a run of 1-100 items; see :meth:`ClayClient.run_routine` (never re-sent)."""
+        return await self._drive(self._run_flow(routine_id, items, webhook_id))
+
+    async def get_run_results(self, run_id: str) -> RunResults:
+        """The run's progress, and every result (all cursor pages) once it is complete."""
+        return await self._drive(self._results_flow(run_id))
+
+    async def wait_for_run(
+        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        timeout: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> RunResults:
+        """Poll until the run completes, at a modest interval that grows to 10 s."""
+        return await self._drive(self._wait_flow(lambda: self._results_flow(run_id), run_id,
+                                                 poll_interval, timeout))
+
+    async def start_batch(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+    ) -> str:
+        """Upload the items as JSONL and start a batch run (the start is never re-sent)."""
+        return await self._drive(self._batch_flow(routine_id, items, webhook_id))
+
+    async def get_batch_results(self, run_id: str) -> BatchResults:
+        """A batch run's progress; once complete, its results downloaded from result_url."""
+        return await self._drive(self._batch_results_flow(run_id))
+
+    async def wait_for_batch(
+        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        timeout: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> BatchResults:
+        """Poll a batch run until it reaches a terminal state (complete or failed)."""
+        return await self._drive(self._wait_flow(lambda: self._batch_results_flow(run_id),
+                                                 run_id, poll_interval, timeout))
+
+    async def query_table(
+        self, query: Mapping[str, Any] | str, *, limit: int = DEFAULT_PAGE_LIMIT,
+        max_pages: int | None = None,
+    ) -> TableRows:
+        """Read table rows (Enterprise plans; 403 otherwise), every page followed."""
+        return await self._drive(self._query_flow(query, limit, max_pages))
+
+    async def send_to_source(
+        self, webhook_url: str, records: Sequence[Mapping[str, Any]], *, auth_token: str | None = None
+    ) -> SourceReport:
+        """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
+        flow = source_flow(self, tracker_for(self.home or ".claynb"), webhook_url, records, auth_token)
+        return await self._drive(flow)
+
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        json: Any = None, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        spends: bool | None = None,
+    ) -> httpx.Response:
+        """Any other request, with the same auth, pacing, retries and errors."""
+        call = self.build_call(method, path, params=params, json_body=json, content=content,
+                               headers=headers, spends=spends)
+        return await self._drive(self._request_flow(call))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._spend_http.aclose()
+
+    async def close(self) -> None:
+        """Same as :meth:`aclose`."""
+        await self.aclose()
+
+    async def __aenter__(self: AsyncSelf) -> AsyncSelf:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        """Run a flow: send its calls, sleep its sleeps, hand errors back to it."""
+        try:
+            op = next(flow)
+            while True:
+                if isinstance(op, Sleep):
+                    await self._sleep(op.seconds)
+                    op = flow.send(None)
+                    continue
+                try:
+                    response = await self._send(op)
+                except ClayError as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(response)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _send(self, call: Call) -> httpx.Response:
+        """Send one call, retrying as the core decides."""
+        http = self._spend_http if call.spends else self._http
+        while True:
+            call.attempts += 1
+            delay = self.pace_delay(call)
+            if delay > 0:
+                await self._sleep(delay)
+            try:
+                response = await http.send(call.request)
+            except httpx.TransportError as exc:
+                step = self.after_transport_error(call, exc)
+                if step.error is not None:
+                    raise step.error from exc
+            else:
+                step = self.after_response(call, response)
+                if step.done:
+                    return response
+                if step.error is not None:
+                    raise step.error
+            if step.delay > 0:
+                await self._sleep(step.delay)

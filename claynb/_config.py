@@ -1,0 +1,164 @@
+"""Client settings: small value objects and the documented defaults behind them.
+
+Every number a client uses to decide how long to wait, how often to retry or how fast to
+send lives here, with the reason it has that value. Clay publishes the *signals* (429 with
+Retry-After, the X-RateLimit-* trio "when available") but no numeric rate limit, so the
+defaults are deliberately modest and every one can be overridden per client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claynb._exceptions import ConfigError
+
+#: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
+DEFAULT_BASE_URL = "https://api.clay.com/public/v0"
+
+#: Seconds to establish a TCP/TLS connection. Short: a refused connection is retried.
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+#: Seconds to wait for an answer. Long enough for a slow page of results, short enough
+#: that a hung POST is reported (as an unknown outcome) rather than stalling a notebook.
+DEFAULT_READ_TIMEOUT_S = 30.0
+
+#: Attempts per request, the first included. Bounded so an outage surfaces as an error.
+DEFAULT_MAX_ATTEMPTS = 6
+#: First backoff after a 5xx or a connection failure, doubled each time up to the cap.
+DEFAULT_BACKOFF_INITIAL_S = 0.5
+DEFAULT_BACKOFF_MAX_S = 20.0
+#: Fraction of each backoff drawn at random, so many clients do not retry in lock-step.
+DEFAULT_JITTER = 0.5
+#: A 429 asking for a longer wait than this is raised (RateLimited) instead of slept through:
+#: a notebook that silently sleeps for an hour looks hung.
+DEFAULT_MAX_RETRY_AFTER_S = 300.0
+
+#: The pacer sends at this fraction of the known limit: a little headroom absorbs the
+#: jitter between when the client schedules a request and when the server counts it.
+DEFAULT_PACING_FRACTION = 0.95
+
+#: Polling a run's results: Clay asks for "a modest interval rather than as fast as
+#: possible", so the interval starts at a second and grows by half each poll up to ten.
+DEFAULT_POLL_INTERVAL_S = 1.0
+DEFAULT_POLL_BACKOFF = 1.5
+DEFAULT_POLL_MAX_INTERVAL_S = 10.0
+#: Give up waiting for a run after ten minutes (the run keeps going on Clay's side).
+DEFAULT_WAIT_TIMEOUT_S = 600.0
+
+#: Page size for cursor pagination: the largest the Public API accepts, fewest requests.
+DEFAULT_PAGE_LIMIT = 100
+#: Items per POST /routines/{id}/run (documented range 1-100).
+MAX_RUN_ITEMS = 100
+
+
+@dataclass(frozen=True, init=False)
+class Timeout:
+    """Seconds to wait in each phase of a request, like ``httpx.Timeout``.
+
+    ``Timeout(5.0)`` sets every phase; ``Timeout(30.0, connect=5.0)`` overrides one.
+    """
+
+    connect: float
+    read: float
+    write: float
+    pool: float
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        *,
+        connect: float | None = None,
+        read: float | None = None,
+        write: float | None = None,
+        pool: float | None = None,
+    ) -> None:
+        default_read = DEFAULT_READ_TIMEOUT_S if timeout is None else timeout
+        default_connect = DEFAULT_CONNECT_TIMEOUT_S if timeout is None else timeout
+        object.__setattr__(self, "connect", _positive("connect", connect, default_connect))
+        object.__setattr__(self, "read", _positive("read", read, default_read))
+        object.__setattr__(self, "write", _positive("write", write, default_read))
+        object.__setattr__(self, "pool", _positive("pool", pool, default_read))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is retried.
+
+    ``max_attempts`` bounds every kind of retry (429, 5xx, connection failures). Backoff
+    for 5xx and connection failures is ``backoff_initial_s * 2**n`` capped at
+    ``backoff_max_s``, with ``jitter`` of it drawn at random. A 429 waits what the server
+    asked for (X-RateLimit-Reset when given, it is more precise, else Retry-After), never
+    more than ``max_retry_after_s``.
+
+    Nothing here makes a POST that may have started a run be sent twice: Clay has no
+    idempotency key, so such a request is reported as :class:`claynb.OutcomeUnknown`.
+    """
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S
+    backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
+    jitter: float = DEFAULT_JITTER
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ConfigError(f"jitter must be between 0 and 1, not {self.jitter}")
+        if self.backoff_initial_s < 0 or self.backoff_max_s < 0 or self.max_retry_after_s < 0:
+            raise ConfigError("backoff and retry-after limits must not be negative")
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """One attempt, no retries: for tests and callers with their own retry loop."""
+        return cls(max_attempts=1)
+
+
+#: Table webhook sources (observed, not documented): ~10 records/s per workspace with a
+#: burst of 20, 413 above 100 KB, 50,000 submissions per source for its lifetime.
+SOURCE_RECORDS_PER_S = 10.0
+SOURCE_BURST = 20
+SOURCE_PAYLOAD_LIMIT_BYTES = 100_000
+#: Chunks stay well under the 100 KB cap (headers, encoding slack) and at 10 records, as
+#: public clients do, so one chunk never needs more than the burst.
+SOURCE_CHUNK_BYTES = 90_000
+SOURCE_CHUNK_RECORDS = 10
+SOURCE_LIFETIME_CAP = 50_000
+#: Warn once a source has used this share of its lifetime cap: time to plan a new one.
+SOURCE_WARN_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """How records are sent to a Clay table's webhook source.
+
+    The defaults are what Clay is observed to allow; lower them if a workspace is shared
+    with other senders (the records/s budget is per workspace, not per client).
+    """
+
+    records_per_s: float = SOURCE_RECORDS_PER_S
+    burst: int = SOURCE_BURST
+    max_chunk_bytes: int = SOURCE_CHUNK_BYTES
+    max_chunk_records: int = SOURCE_CHUNK_RECORDS
+    payload_limit_bytes: int = SOURCE_PAYLOAD_LIMIT_BYTES
+    lifetime_cap: int = SOURCE_LIFETIME_CAP
+    warn_fraction: float = SOURCE_WARN_FRACTION
+
+    def __post_init__(self) -> None:
+        if self.records_per_s <= 0 or self.burst < 1:
+            raise ConfigError("records_per_s must be positive and burst at least 1")
+        if not 1 <= self.max_chunk_records <= self.burst:
+            raise ConfigError(
+                f"max_chunk_records must be between 1 and the burst ({self.burst}): "
+                "a bigger chunk could never be sent without a 429"
+            )
+        if not 0 < self.max_chunk_bytes <= self.payload_limit_bytes:
+            raise ConfigError("max_chunk_bytes must be positive and within payload_limit_bytes")
+        if self.lifetime_cap < 1 or not 0.0 < self.warn_fraction <= 1.0:
+            raise ConfigError("lifetime_cap must be positive and warn_fraction in (0, 1]")
+
+
+def _positive(name: str, value: float | None, default: float) -> float:
+    chosen = default if value is None else float(value)
+    if chosen <= 0:
+        raise ConfigError(f"timeout {name} must be positive, not {chosen}")
+    return chosen

@@ -1,0 +1,557 @@
+"""The I/O-free heart of the Clay clients.
+
+:class:`BaseClient` builds every request, decides after every answer or failure whether
+to retry and how long to wait, paces requests under the rate limit and parses answers
+into typed objects. It never touches the network: :class:`claynb.ClayClient` and
+:class:`claynb.AsyncClayClient` only send what it builds and sleep when it says so.
+
+Multi-step operations (following cursor pages, polling a run, the batch upload) are
+written once, as generators ("flows") that yield a :class:`Call` to send or a
+:class:`Sleep` and receive the answer; the sync and async clients each drive them.
+
+Why the retry rules look the way they do: Clay has no idempotency key, so a
+``POST /routines/{id}/run`` that reached Clay and was then re-sent runs, and is charged,
+twice. A request that failed before it was sent (connection refused) or that Clay
+answered with an error (429, 5xx) is retried; one that may have been received (a read
+timeout, a dropped connection) is never re-sent: it raises :class:`claynb.OutcomeUnknown`
+with the ids of the items whose fate is unknown, for the caller to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from claynb._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PACING_FRACTION,
+    DEFAULT_POLL_BACKOFF,
+    DEFAULT_POLL_MAX_INTERVAL_S,
+    MAX_RUN_ITEMS,
+    RetryPolicy,
+    SourcePolicy,
+    Timeout,
+)
+from claynb._exceptions import (
+    ClayError,
+    ConfigError,
+    HTTPStatusError,
+    OutcomeUnknown,
+    RateLimited,
+    TransportError,
+    error_for_status,
+)
+from claynb._pacing import Pacer
+from claynb._results import (
+    BatchResults,
+    Me,
+    RunResults,
+    TableRows,
+    parse_batch_status,
+    parse_jsonl_items,
+    parse_me,
+    parse_run_page,
+)
+from claynb._secrets import mask, redact, register_secret
+from claynb._version import __version__
+
+logger = logging.getLogger("claynb")
+
+API_PATH = "/public/v0"
+
+T = TypeVar("T")
+
+#: Failures raised before any byte of the request left: always safe to retry.
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+#: Failures that retrying cannot fix (a wrong URL scheme, a proxy refusing).
+FATAL_ERRORS: tuple[type[httpx.TransportError], ...] = (httpx.UnsupportedProtocol, httpx.ProxyError)
+
+
+@dataclass
+class Call:
+    """One request to send, with what the retry rules need to know about it.
+
+    ``spends`` marks a request that may start paid work (a run, a batch start, rows into
+    a table): once it may have reached Clay it is never re-sent. ``item_ids`` are the
+    items whose fate is unknown if that happens. ``pace`` names the pacer it waits for.
+    """
+
+    request: httpx.Request
+    spends: bool = False
+    item_ids: list[str] = field(default_factory=list)
+    pace: str | None = None
+    cost: float = 1.0
+    rate_limited: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """A flow asking its driver to wait (polling)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do after one attempt: ``done``, retry after ``delay`` s, or raise ``error``."""
+
+    done: bool = False
+    delay: float = 0.0
+    error: ClayError | None = None
+
+
+DONE = Step(done=True)
+
+Flow = Generator[Call | Sleep, httpx.Response | None, T]
+
+
+class BaseClient:
+    """Everything a Clay client does except sending bytes and sleeping.
+
+    ``rate_limit_rps`` paces requests to the Public API; without it the pacer learns the
+    limit from the X-RateLimit-* headers Clay sends "when available". ``rng`` draws the
+    backoff jitter and ``clock``/``wall_clock`` tell time, so tests can pin all three.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit_rps: float | None = None,
+        source_policy: SourcePolicy | None = None,
+        home: str | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not api_key or not isinstance(api_key, str):
+            raise ConfigError("api_key is required (the clay-api-key from Clay's settings)")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
+        register_secret(api_key)
+        self._api_key = api_key
+        self.base_url = api_base(base_url)
+        self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
+        self.retry = retry or RetryPolicy()
+        self.source_policy = source_policy or SourcePolicy()
+        self.home = home
+        self.emulator: Any = None  # set by claynb.connect() when it started one
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._pacers = {
+            "api": Pacer(rate_limit_rps, fraction=DEFAULT_PACING_FRACTION, clock=clock),
+            "source": Pacer(
+                self.source_policy.records_per_s, burst=self.source_policy.burst, fraction=1.0,
+                clock=clock,
+            ),
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={mask(self._api_key)})"
+
+    @property
+    def rate_limit_rps(self) -> float | None:
+        """The Public API limit the pacer works to: given, learned, or None (not yet known)."""
+        return self._pacers["api"].limit
+
+    # -- building requests -------------------------------------------------------------
+
+    def url_for(self, path: str) -> str:
+        """``path`` under the base URL, or ``path`` itself when it is already absolute."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _is_api(self, url: str) -> bool:
+        # The key goes only to the Public API itself, never to a presigned upload or
+        # result URL or a webhook source, even on the same host.
+        return url.startswith(self.base_url + "/")
+
+    def build_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        spends: bool | None = None,
+        item_ids: Sequence[str] = (),
+    ) -> Call:
+        """A :class:`Call` for ``method path``; ``spends`` defaults to "any POST"."""
+        url = self.url_for(path)
+        is_api = self._is_api(url)
+        merged = {"user-agent": f"claynb/{__version__}", "accept": "application/json"}
+        if is_api:
+            merged["clay-api-key"] = self._api_key
+        merged.update(headers or {})
+        body: dict[str, Any] = {}
+        if json_body is not None:
+            body["content"] = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+            merged["content-type"] = "application/json"
+        elif content is not None:
+            body["content"] = content
+        request = httpx.Request(method.upper(), url, params=_clean(params), headers=merged, **body)
+        will_spend = method.upper() == "POST" if spends is None else spends
+        pace = "api" if is_api else None
+        return Call(request, spends=will_spend, item_ids=list(item_ids), pace=pace)
+
+    def _timeout(self) -> httpx.Timeout:
+        t = self.timeout
+        return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+
+    # -- pacing and retry decisions ----------------------------------------------------
+
+    def pace_delay(self, call: Call) -> float:
+        """Seconds to wait before sending ``call`` so the rate limit is respected."""
+        pacer = self._pacers.get(call.pace or "")
+        return pacer.reserve(call.cost) if pacer else 0.0
+
+    def after_response(self, call: Call, response: httpx.Response) -> Step:
+        """Decide what an answer means: done, retry (429, 5xx) or an error to raise."""
+        status = response.status_code
+        if call.pace == "api":
+            self._observe_limits(response.headers)
+        if status < 400:
+            return DONE
+        if status == 429:
+            call.rate_limited += 1
+            return self._after_429(call, response)
+        if status >= 500 and call.attempts < self.retry.max_attempts:
+            # The server answered with an error rather than accepting the work, so even
+            # a POST run is retried: Clay (and the emulator) did not start it.
+            return self._retry(call, self._backoff(call.attempts), f"answered {status}")
+        return Step(error=self.status_error(call, response))
+
+    def after_transport_error(self, call: Call, exc: httpx.TransportError) -> Step:
+        """Decide what a failure without an answer means.
+
+        A connection that was never made is retried like any other. One that failed
+        after the request went out may have started paid work: a spending call raises
+        :class:`OutcomeUnknown` at once (Clay has no idempotency key, so a blind retry
+        can pay twice); a read is retried.
+        """
+        req = call.request
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, FATAL_ERRORS):
+            return Step(error=TransportError(what, method=req.method, url=str(req.url)))
+        if call.spends and not isinstance(exc, NOT_SENT_ERRORS):
+            message = (
+                f"{req.method} {req.url} may have reached Clay ({what}); it was not re-sent "
+                f"because Clay has no idempotency key and a retry could charge twice. "
+                f"{len(call.item_ids)} item(s) have an unknown outcome."
+            )
+            _log(logging.WARNING, message)
+            return Step(error=OutcomeUnknown(
+                message, item_ids=call.item_ids, method=req.method, url=str(req.url)
+            ))
+        if call.attempts < self.retry.max_attempts:
+            return self._retry(call, self._backoff(call.attempts), what)
+        return Step(error=TransportError(
+            f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
+        ))
+
+    def _after_429(self, call: Call, response: httpx.Response) -> Step:
+        wait = self._rate_limit_wait(response.headers)
+        if wait is None:
+            wait = self._backoff(call.attempts)
+        if call.attempts >= self.retry.max_attempts or wait > self.retry.max_retry_after_s:
+            return Step(error=self.status_error(call, response, retry_after=wait))
+        pacer = self._pacers.get(call.pace or "")
+        if pacer is None:
+            return self._retry(call, wait, "answered 429")
+        # Every thread or task sharing this pacer holds off until the limit resets, then
+        # goes through the pacer in turn, instead of all waking at once into more 429s.
+        pacer.block_for(wait)
+        return self._retry(call, 0.0, f"answered 429, holding {wait:.2f}s")
+
+    def _rate_limit_wait(self, headers: httpx.Headers) -> float | None:
+        """Seconds the server asked for: X-RateLimit-Reset if sane (finer), else Retry-After."""
+        retry_after = _retry_after(headers.get("retry-after"), self._wall_clock())
+        reset_in = _reset_in(headers.get("x-ratelimit-reset"), self._wall_clock())
+        if reset_in is not None and (retry_after is None or reset_in <= retry_after + 1.0):
+            return reset_in
+        return retry_after
+
+    def _observe_limits(self, headers: httpx.Headers) -> None:
+        limit = _number(headers.get("x-ratelimit-limit"))
+        remaining = _number(headers.get("x-ratelimit-remaining"))
+        reset_in = _reset_in(headers.get("x-ratelimit-reset"), self._wall_clock())
+        self._pacers["api"].observe(limit=limit, remaining=remaining, reset_in=reset_in)
+
+    def _backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with jitter for the ``attempt``-th failure."""
+        policy = self.retry
+        delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** max(0, attempt - 1))
+        return delay * (1.0 - policy.jitter * self._rng.random())
+
+    def _retry(self, call: Call, delay: float, why: str) -> Step:
+        req = call.request
+        _log(logging.INFO, f"retrying {req.method} {req.url} in {delay:.2f}s "
+                           f"(attempt {call.attempts} of {self.retry.max_attempts}: {why})")
+        return Step(delay=delay)
+
+    def status_error(
+        self, call: Call, response: httpx.Response, *, retry_after: float | None = None
+    ) -> HTTPStatusError:
+        """The claynb error for an error answer (status is the category: no stable codes)."""
+        req = call.request
+        cls = error_for_status(response.status_code)
+        message = _error_message(response)
+        if response.status_code in (429,) or response.status_code >= 500:
+            message += f" (after {call.attempts} attempt(s))"
+        if cls is RateLimited and retry_after is None:
+            retry_after = self._rate_limit_wait(response.headers)
+        return cls(message, status=response.status_code, retry_after=retry_after,
+                   method=req.method, url=str(req.url))
+
+    # -- flows: one implementation of every operation, driven by sync or async --------
+
+    def _me_flow(self) -> Flow[Me]:
+        response = yield self.build_call("GET", "/me")
+        assert response is not None
+        return parse_me(_json(response))
+
+    def _run_flow(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+    ) -> Flow[str]:
+        body = run_payload(items, webhook_id)
+        ids = [item["id"] for item in body["items"]]
+        call = self.build_call("POST", f"/routines/{_seg(routine_id)}/run", json_body=body,
+                               spends=True, item_ids=ids)
+        response = yield call
+        assert response is not None
+        return _run_id(response)
+
+    def _results_flow(self, run_id: str) -> Flow[RunResults]:
+        path = f"/routines/run/{_seg(run_id)}/results"
+        response = yield self.build_call("GET", path, params={"limit": MAX_RUN_ITEMS})
+        assert response is not None
+        results = parse_run_page(run_id, response.status_code, _json(response))
+        cursor = _json(response).get("cursor")
+        while results.complete and cursor:
+            page = yield self.build_call("GET", path, params={"cursor": cursor, "limit": MAX_RUN_ITEMS})
+            assert page is not None
+            body = _json(page)
+            results.items.extend(parse_run_page(run_id, page.status_code, body).items)
+            cursor = body.get("cursor")
+        return results
+
+    def _wait_flow(
+        self, flow: Callable[[], Flow[Any]], run_id: str, poll_interval: float, timeout: float
+    ) -> Flow[Any]:
+        deadline = self._clock() + timeout
+        interval = poll_interval
+        while True:
+            results = yield from flow()
+            if results.complete:
+                return results
+            left = deadline - self._clock()
+            if left <= 0:
+                raise ClayError(
+                    f"run {run_id} not finished after {timeout:.0f}s "
+                    f"({results.finished} of {results.total} items); it keeps running on "
+                    "Clay's side: call again to keep waiting, nothing was re-sent"
+                )
+            yield Sleep(min(interval, left))
+            interval = min(interval * DEFAULT_POLL_BACKOFF, max(poll_interval, DEFAULT_POLL_MAX_INTERVAL_S))
+
+    def _batch_flow(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+    ) -> Flow[str]:
+        checked = check_items(items, limit=None)
+        upload = yield self.build_call(
+            "POST", f"/routines/{_seg(routine_id)}/run-batch/upload-url", spends=False
+        )
+        assert upload is not None
+        target = _json(upload)
+        lines = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in checked)
+        yield self.build_call("PUT", target["upload_url"], content=lines.encode("utf-8"),
+                              headers={"content-type": "application/x-ndjson"}, spends=False)
+        body: dict[str, Any] = {"file_id": target["file_id"]}
+        if webhook_id:
+            body["webhook_id"] = webhook_id
+        started = yield self.build_call(
+            "POST", f"/routines/{_seg(routine_id)}/run-batch/start", json_body=body,
+            spends=True, item_ids=[item["id"] for item in checked],
+        )
+        assert started is not None
+        return _run_id(started)
+
+    def _batch_results_flow(self, run_id: str) -> Flow[BatchResults]:
+        response = yield self.build_call("GET", f"/routines/run-batch/{_seg(run_id)}/results")
+        assert response is not None
+        results = parse_batch_status(run_id, response.status_code, _json(response))
+        if results.result_url:
+            download = yield self.build_call("GET", results.result_url)
+            assert download is not None
+            results.items.extend(parse_jsonl_items(download.text))
+        return results
+
+    def _query_flow(self, query: Mapping[str, Any] | str, limit: int, max_pages: int | None) -> Flow[TableRows]:
+        structured = {"tables": [{"id": query}]} if isinstance(query, str) else dict(query)
+        rows = TableRows()
+        cursor: str | None = None
+        while max_pages is None or rows.pages < max_pages:
+            body: dict[str, Any] = {"query": structured, "limit": limit}
+            if cursor:
+                body["cursor"] = cursor
+            response = yield self.build_call("POST", "/tables/query", json_body=body, spends=False)
+            assert response is not None
+            cursor = rows.add_page(_json(response))
+            if not cursor:
+                break
+        return rows
+
+    def _request_flow(self, call: Call) -> Flow[httpx.Response]:
+        response = yield call
+        assert response is not None
+        return response
+
+
+# -- small pure helpers ------------------------------------------------------------------
+
+
+def check_items(items: Sequence[Mapping[str, Any]], *, limit: int | None = MAX_RUN_ITEMS) -> list[dict[str, Any]]:
+    """Validate run items locally: ``{"id": str, "inputs": dict}``, unique ids, 1 to ``limit``.
+
+    Checked before sending because a malformed run costs a round trip at best, and at
+    worst (a duplicate id) leaves results that cannot be told apart.
+    """
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        raise ConfigError("items must be a list of {'id': ..., 'inputs': {...}}")
+    count = len(items)
+    if count < 1 or (limit is not None and count > limit):
+        bound = f"1 to {limit}" if limit else "at least 1"
+        raise ConfigError(f"a run takes {bound} items, not {count}")
+    checked, seen = [], set()
+    for n, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("inputs"), Mapping):
+            raise ConfigError(f"item {n} must be {{'id': str, 'inputs': dict}}, not {item!r:.80}")
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not 1 <= len(item_id) <= 64:
+            raise ConfigError(f"item {n}: id must be a string of 1 to 64 characters")
+        if item_id in seen:
+            raise ConfigError(f"item {n}: duplicate id {item_id!r}")
+        seen.add(item_id)
+        checked.append({"id": item_id, "inputs": dict(item["inputs"])})
+    return checked
+
+
+def run_payload(items: Sequence[Mapping[str, Any]], webhook_id: str | None) -> dict[str, Any]:
+    """The body of ``POST /routines/{id}/run``."""
+    body: dict[str, Any] = {"items": check_items(items)}
+    if webhook_id:
+        body["webhook_id"] = webhook_id
+    return body
+
+
+def api_base(base_url: str) -> str:
+    """The Public API root: a bare host (``emu.url``, ``https://api.clay.com``) gets
+    ``/public/v0``, as Clay serves it; any other path is taken as given."""
+    base = base_url.rstrip("/")
+    return base + API_PATH if urlsplit(base).path in ("", "/") else base
+
+
+def _seg(value: str) -> str:
+    if not value or not isinstance(value, str):
+        raise ConfigError(f"an id is required, not {value!r}")
+    return quote(value, safe=":")
+
+
+def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in params.items() if v is not None} if params else None
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ClayError(
+            f"answer {response.status_code} is not JSON: {response.text[:200]!r}",
+            method=response.request.method, url=str(response.request.url),
+        ) from exc
+    if not isinstance(body, dict):
+        raise ClayError(f"expected a JSON object, got {type(body).__name__}",
+                        method=response.request.method, url=str(response.request.url))
+    return body
+
+
+def _run_id(response: httpx.Response) -> str:
+    run_id = _json(response).get("routine_run_id")
+    if not isinstance(run_id, str):
+        raise ClayError("the answer has no routine_run_id", method=response.request.method,
+                        url=str(response.request.url))
+    return run_id
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return json.dumps(body)[:500]
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: an integer, or an HTTP date (RFC 9110 allows both)."""
+    seconds = _number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reset_in(value: str | None, now: float) -> float | None:
+    """X-RateLimit-Reset as seconds from now: epoch seconds, or a delta when it is small."""
+    reset = _number(value)
+    if reset is None or reset < 0:
+        return None
+    if reset > 1e9:  # an epoch timestamp
+        return max(0.0, reset - now)
+    return reset
+
+
+def _log(level: int, message: str) -> None:
+    # Every line goes through redact(): a URL or an error text must not carry a key out.
+    if logger.isEnabledFor(level):
+        logger.log(level, "%s", redact(message))
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (for messages and the loopback check)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

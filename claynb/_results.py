@@ -1,0 +1,148 @@
+"""Typed answers from the Public API, parsed from its JSON.
+
+Clay's docs say to treat an unrecognised terminal ``status`` as an unhandled outcome,
+not to assume the set is closed, so every object keeps the raw ``status`` beside the
+``complete`` flag. Result items from the emulator carry what each was charged
+(``_cost``) and which provider hit (``_provider``); real Clay does not, and then those
+fields are None and claynb prices the item from the routine catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from claynb._routines import Cost
+from claynb._work import COST_KEY, PROVIDER_KEY
+
+
+@dataclass(frozen=True)
+class Me:
+    """The user and workspace an API key belongs to."""
+
+    user_id: str
+    user_name: str | None
+    workspace_id: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RunItem:
+    """One item of a finished run: its result, or why it failed."""
+
+    id: str
+    status: str
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cost: Cost | None = None
+    provider: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass
+class RunResults:
+    """Progress and results of a routine run.
+
+    ``complete`` is True once Clay answered 200 (a terminal state); ``items`` then holds
+    every page. While the run is going, ``total`` and ``finished`` show progress.
+    """
+
+    run_id: str
+    status: str
+    complete: bool
+    total: int
+    finished: int
+    items: list[RunItem] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, RunItem]:
+        return {item.id: item for item in self.items}
+
+
+@dataclass
+class BatchResults(RunResults):
+    """Progress and results of a batch run; ``error`` says why a failed batch failed."""
+
+    error: str | None = None
+    result_url: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass
+class TableRows:
+    """Records read from Clay tables, every page followed."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    pages: int = 0
+
+    def add_page(self, body: dict[str, Any]) -> str | None:
+        """Append one page; return the cursor of the next, if any."""
+        self.records.extend(body.get("data") or [])
+        self.fields.update(body.get("fields") or {})
+        self.pages += 1
+        cursor = body.get("cursor")
+        return cursor if isinstance(cursor, str) and cursor else None
+
+
+def parse_me(body: dict[str, Any]) -> Me:
+    user = body.get("user") or {}
+    workspace = body.get("workspace") or {}
+    return Me(str(user.get("id", "")), user.get("name"), str(workspace.get("id", "")), body)
+
+
+def parse_item(raw: dict[str, Any]) -> RunItem:
+    """A result item; the emulator's cost and provider keys are lifted out of ``result``."""
+    result = dict(raw.get("result") or {})
+    cost_raw = result.pop(COST_KEY, None)
+    provider = result.pop(PROVIDER_KEY, None)
+    cost = None
+    if isinstance(cost_raw, dict):
+        cost = Cost(float(cost_raw.get("actions", 0)), float(cost_raw.get("data_credits", 0)))
+    error = raw.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return RunItem(str(raw.get("id", "")), str(raw.get("status", "")), result,
+                   None if message is None else str(message), cost, provider)
+
+
+def parse_run_page(run_id: str, http_status: int, body: dict[str, Any]) -> RunResults:
+    """One answer of GET /routines/run/{id}/results: 202 in progress, 200 complete."""
+    return RunResults(
+        run_id=str(body.get("routine_run_id") or run_id),
+        status=str(body.get("status", "")),
+        complete=http_status == 200,
+        total=int(body.get("total") or 0),
+        finished=int(body.get("finished") or 0),
+        items=[parse_item(raw) for raw in body.get("data") or []],
+    )
+
+
+def parse_batch_status(run_id: str, http_status: int, body: dict[str, Any]) -> BatchResults:
+    """GET /routines/run-batch/{id}/results: progress, or a terminal state and result_url."""
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return BatchResults(
+        run_id=str(body.get("routine_run_id") or run_id),
+        status=str(body.get("status", "")),
+        complete=http_status == 200,
+        total=int(body.get("total") or 0),
+        finished=int(body.get("finished") or 0),
+        error=message,
+        result_url=body.get("result_url"),
+    )
+
+
+def parse_jsonl_items(text: str) -> list[RunItem]:
+    """A batch's result file: one result item per line (a JSON array is accepted too)."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if stripped.startswith("["):
+        return [parse_item(raw) for raw in json.loads(stripped)]
+    return [parse_item(json.loads(line)) for line in stripped.splitlines() if line.strip()]
