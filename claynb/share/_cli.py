@@ -58,7 +58,8 @@ def report(shared: Shared, out: Callable[[str], None]) -> int:
     """Tell the user what was written and how it went (path on stdout); the exit status."""
     for name in shared.unknown_parameters:
         out(f"warning: parameter {name!r} is not set in the notebook's 'parameters' cell")
-    out(f"scrubbed {shared.scrubbed} secret occurrence(s); ran in {shared.duration_s:.1f} s")
+    ran = f"; ran in {shared.duration_s:.1f} s" if shared.duration_s else ""
+    out(f"scrubbed {shared.scrubbed} secret occurrence(s){ran}")
     out(f"notebook: {shared.ipynb.resolve()}")
     if shared.error:
         out(f"error: the notebook stopped: {shared.error} (the report shows where)")

@@ -1,0 +1,129 @@
+"""Exported reports open in a real browser: headless Chromium loads them, plots and all.
+
+A probe script is added to a copy of the report: once the page has loaded it counts the
+images that actually decoded (``naturalWidth > 0``) and the table rows in the DOM, and
+writes the counts onto ``<body>``, which ``--dump-dom`` then shows. A screenshot is taken
+too and checked for ink. Chromium comes from Debian's ``chromium`` package (.ci/run
+installs it); where there is none these tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from claynb.share import share_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+PROBE = """
+<script>
+window.addEventListener("load", function () {
+  var decoded = Array.prototype.filter.call(document.images, function (img) {
+    return img.complete && img.naturalWidth > 0 && img.src.indexOf("data:image/png") === 0;
+  });
+  document.body.setAttribute("data-probe-images", String(decoded.length));
+  document.body.setAttribute("data-probe-rows",
+    String(document.querySelectorAll("table.dataframe tbody tr").length));
+  document.body.setAttribute("data-probe-text", document.body.innerText.length > 0 ? "yes" : "no");
+});
+</script>
+"""
+
+
+def find_chromium() -> str | None:
+    for name in CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium offline-friendly: no sandbox (containers), no background calls."""
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+           "--virtual-time-budget=10000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no headless browser: none of " + ", ".join(CANDIDATES) + " is on PATH "
+                    "(install Debian's chromium package, as .ci/run does)")
+    return path
+
+
+def plot_and_table_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Browser check"),
+        nbformat.v4.new_code_cell("import pandas as pd\n"
+                                  "pd.DataFrame({'tier': ['direct', 'queue', 'events'], "
+                                  "'leads_per_day': [1_000, 50_000, 500_000]})"),
+        nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+                                  "fig, ax = plt.subplots(figsize=(5, 3))\n"
+                                  "ax.bar(['direct', 'queue', 'events'], [1, 50, 500])\n"
+                                  "plt.show()"),
+    ]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("browser")
+    source = plot_and_table_notebook(tmp / "check.ipynb")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAYNB_HOME", str(tmp / "home"))
+        shared = share_notebook(source, tmp / "out")
+    assert shared.ok, shared.error
+    yield shared.html
+
+
+def probe(browser: str, html_path: Path, tmp: Path) -> dict[str, str]:
+    probed = tmp / f"probed-{html_path.name}"
+    text = html_path.read_text(encoding="utf-8")
+    probed.write_text(text.replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
+    done = chromium(browser, tmp / "profile", "--dump-dom", probed.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", done.stdout)
+    assert body, "Chromium returned no <body>"
+    return dict(re.findall(r'data-probe-(\w+)="([^"]*)"', body.group(0)))
+
+
+def assert_inked(browser: str, html_path: Path, tmp: Path) -> None:
+    from matplotlib.image import imread
+
+    shot = tmp / f"{html_path.stem}.png"
+    done = chromium(browser, tmp / "profile-shot", "--window-size=1200,1600",
+                    f"--screenshot={shot}", html_path.as_uri())
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = imread(str(shot))[..., :3]
+    not_white = (pixels < 0.9).any(axis=-1).mean()
+    assert not_white > 0.01, f"the screenshot is blank ({not_white:.2%} ink)"
+
+
+def test_plots_and_tables_render_in_chromium(browser: str, report: Path, tmp_path: Path) -> None:
+    found = probe(browser, report, tmp_path)
+    assert found.get("images") == "1", found
+    assert found.get("rows") == "3", found
+    assert found.get("text") == "yes"
+
+
+def test_screenshot_of_the_report_has_ink(browser: str, report: Path, tmp_path: Path) -> None:
+    assert_inked(browser, report, tmp_path)
