@@ -1,0 +1,35 @@
+"""The event-driven tier: signed webhooks into a receiver, an event bus, a dead-letter queue.
+
+Loaded lazily: importing claynb does not import FastStream or start anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Bus": "claynb.events._bus",
+    "CreditBreaker": "claynb.events._breaker",
+    "EnrichmentService": "claynb.events._service",
+    "EventTier": "claynb.events._tier",
+    "Receiver": "claynb.events._receiver",
+    "ReceiverServer": "claynb.events._server",
+    "ReceiverSettings": "claynb.events._receiver",
+    "Reconciler": "claynb.events._reconciler",
+    "ServiceSettings": "claynb.events._service",
+    "build_app": "claynb.events._server",
+    "open_dedupe_store": "claynb.events._dedupe",
+    "raise_budget": "claynb.events._tier",
+    "run": "claynb.events._backend",
+    "send_to_table": "claynb.events._tables",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claynb.events' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

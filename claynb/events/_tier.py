@@ -1,0 +1,280 @@
+"""The whole event-driven loop on one machine, for notebooks, tests and ``backend="events"``.
+
+    leads ─► bus ─► EnrichmentService ─► Clay (or the emulator) ─► webhook ─► receiver ─► bus
+                                                                    (dropped? the reconciler polls)
+
+:class:`EventTier` starts, in order: the bus server (an embedded NATS JetStream unless a URL
+or ``NATS_URL`` is given), the receiver on a free loopback port, an outbound webhook
+pointing at it (created through the emulator's admin API when talking to the emulator, or
+given), and the service with a collector of contacts and dead letters, all on one
+background event loop so a notebook's own loop is never touched. ``stop()`` (or leaving
+the ``with`` block) stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from claynb._budget import Budget
+from claynb._exceptions import ConfigError
+from claynb._secrets import register_secret
+from claynb.events._breaker import CreditBreaker
+from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
+from claynb.events._clay import ClientRunsApi
+from claynb.events._dedupe import DedupeStore, SqliteDedupeStore, claynb_home
+from claynb.events._dlq import replay
+from claynb.events._receiver import ReceiverSettings
+from claynb.events._server import ReceiverServer
+from claynb.events._service import EnrichmentService, ServiceSettings
+from claynb.services.nats import NatsServer
+
+T = TypeVar("T")
+
+
+def raise_budget(budget: Budget, *, actions: float | None = None, data_credits: float | None = None,
+                 usd: float | None = None) -> None:
+    """Raise (or lower) a :class:`claynb.Budget`'s caps in place, keeping what it spent.
+
+    ``Budget`` is a frozen value shared with every guard made from it; the caps change
+    under its meter's lock, so a reservation in progress sees either the old cap or the new.
+    """
+    with budget._meter.lock:
+        for name, value in (("actions", actions), ("data_credits", data_credits), ("usd", usd)):
+            if value is not None:
+                if value < 0:
+                    raise ValueError(f"Budget {name} must not be negative, got {value!r}")
+                object.__setattr__(budget, name, value)
+
+
+@dataclass
+class Collector:
+    """Every contact and dead letter seen on the bus, with the time it was seen."""
+
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    dead: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    async def on_contact(self, contact: dict[str, Any]) -> None:
+        with self.cond:
+            lead_id = str(contact.get("lead_id"))
+            contact["seen_at"] = time.time()
+            if lead_id in self.contacts:
+                self.duplicates.append(contact)
+            else:
+                self.contacts[lead_id] = contact
+                self.dead.pop(lead_id, None)
+            self.cond.notify_all()
+
+    async def on_dead_letter(self, letter: dict[str, Any]) -> None:
+        with self.cond:
+            lead = letter.get("lead") or {}
+            lead_id = str(lead.get("lead_id"))
+            if lead_id not in self.contacts:
+                self.dead[lead_id] = letter
+            self.cond.notify_all()
+
+    def settled(self, lead_ids: Iterable[str]) -> bool:
+        return all(i in self.contacts or i in self.dead for i in lead_ids)
+
+
+class EventTier:
+    """Bus, receiver, webhook and enrichment service, running locally; a context manager."""
+
+    def __init__(self, client: Any, *, budget: Budget | None = None, bus_url: str | None = None,
+                 namespace: str | None = None, webhook: Mapping[str, str] | None = None,
+                 settings: ServiceSettings | None = None, journal: Any = None,
+                 dedupe: DedupeStore | None = None, callback_secret: str | None = None) -> None:
+        self.client = client
+        self.budget = budget if budget is not None else Budget()
+        self.bus_url = bus_url
+        self.namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
+        self.webhook = dict(webhook) if webhook else None
+        self.settings = settings or ServiceSettings()
+        self.journal = journal
+        self.callback_secret = callback_secret or f"cb_{uuid.uuid4().hex}"
+        register_secret(self.callback_secret)
+        self.collector = Collector()
+        self.receiver_settings = ReceiverSettings(callback_secret=self.callback_secret)
+        self._dedupe = dedupe
+        self._nats: NatsServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.receiver: ReceiverServer | None = None
+        self.bus: Bus | None = None
+        self.service: EnrichmentService | None = None
+        self._aclient: Any = None
+
+    # lifecycle ---------------------------------------------------------------------------
+    def start(self) -> EventTier:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        import os
+
+        url = self.bus_url or os.environ.get("NATS_URL")
+        if not url:
+            self._nats = NatsServer().start()
+            url = self._nats.url
+        self.bus_url = url
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="claynb-events", daemon=True)
+        self._thread.start()
+        store = self._dedupe or SqliteDedupeStore(claynb_home() / "events" / f"{self.namespace}.sqlite")
+        self.receiver = ReceiverServer(self.receiver_settings, url, self.namespace, store=store).start()
+        if self.webhook is None:
+            self.webhook = create_emulator_webhook(self.client, self.receiver.webhook_url)
+        if self.webhook:
+            register_secret(self.webhook.get("signingSecret"))
+            self.receiver_settings.signing_secrets = {self.webhook["id"]: self.webhook["signingSecret"]}
+            self.settings.webhook_id = self.webhook["id"]
+        self.call(self._start_service(url))
+
+    async def _start_service(self, url: str) -> None:
+        from claynb._client import AsyncClayClient
+
+        self.bus = Bus(url, self.namespace)
+        self._aclient = AsyncClayClient(_api_key_of(self.client), base_url=self.client.base_url,
+                                        retry=getattr(self.client, "retry", None))
+        breaker = CreditBreaker(self.budget.guard())
+        self.service = EnrichmentService(self.bus, ClientRunsApi(self._aclient), breaker,
+                                         self.settings, journal=self.journal)
+        await self.service.start()
+        await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")
+        await self.bus.subscribe(DEAD_LETTERS, self.collector.on_dead_letter, "collector")
+        await self.bus.start()
+
+    def stop(self) -> None:
+        """Stop everything this tier started, in reverse order; safe to call twice."""
+        if self._loop is not None and self._loop.is_running():
+            try:
+                self.call(self._stop_service(), timeout=15)
+            except Exception:  # noqa: BLE001 - stopping must go on whatever failed
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._loop is not None and not self._loop.is_running():
+            self._loop.close()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self._nats is not None:
+            self._nats.stop()
+        self._loop = self._thread = None
+        self.receiver = self._nats = None
+
+    async def _stop_service(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        if self.bus is not None:
+            await self.bus.stop()
+        if self._aclient is not None:
+            await self._aclient.aclose()
+
+    def __enter__(self) -> EventTier:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
+        """Run a coroutine on the tier's loop from any thread; its result."""
+        if self._loop is None:
+            coro.close()
+            raise ConfigError("the event tier is not running: call start() first")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # using it ----------------------------------------------------------------------------
+    def publish_leads(self, routine: str, leads: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """Publish ``(lead_id, inputs)`` pairs as lead events, stamped now; their ids."""
+        events = [{"lead_id": str(lid), "routine": routine, "inputs": dict(inputs),
+                   "event_at": time.time()} for lid, inputs in leads]
+        self.call(self._publish_all(events))
+        return [e["lead_id"] for e in events]
+
+    async def _publish_all(self, events: list[dict[str, Any]]) -> None:
+        assert self.bus is not None
+        for event in events:
+            await self.bus.publish(LEADS, event)
+
+    def publish_lead(self, lead_id: str, routine: str, inputs: Mapping[str, Any]) -> None:
+        self.publish_leads(routine, [(lead_id, inputs)])
+
+    def wait(self, lead_ids: Iterable[str], timeout: float = 60.0) -> bool:
+        """Block until every lead has a contact or a dead letter; False on timeout."""
+        ids = list(lead_ids)
+        deadline = time.monotonic() + timeout
+        with self.collector.cond:
+            while not self.collector.settled(ids):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.collector.cond.wait(min(left, 0.5))
+        return True
+
+    def dead_letters(self) -> list[DeadLetter]:
+        assert self.bus is not None
+        return self.call(self.bus.dead_letters())
+
+    def replay_dead_letters(self, limit: int | None = None) -> list[str]:
+        """Put dead-lettered leads back on the lead subject (after raising the budget).
+
+        Returns the replayed lead ids; :meth:`wait` on them to see their new outcome.
+        """
+        assert self.bus is not None
+        with self.collector.cond:
+            replayed = self.call(replay(self.bus, limit=limit))
+            for lead_id in replayed:
+                self.collector.dead.pop(lead_id, None)
+        return replayed
+
+    def raise_budget(self, **caps: float | None) -> None:
+        raise_budget(self.budget, **caps)
+
+    @property
+    def breaker_state(self) -> str:
+        return self.service.breaker.state if self.service else "stopped"
+
+    def __repr__(self) -> str:
+        state = "running" if self._loop is not None else "stopped"
+        return f"EventTier({state}, bus={self.bus_url!r}, namespace={self.namespace!r})"
+
+
+def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
+    """Register ``url`` as an outbound webhook when ``client`` talks to a claynb emulator.
+
+    Real Clay registers webhooks with its CLI only (no API), so against Clay the caller
+    passes ``webhook={"id", "signingSecret"}``; without one, the reconciler polls every run.
+    """
+    from claynb._core import origin
+
+    root = origin(str(client.base_url))
+    try:
+        answer = httpx.post(f"{root}/_emulator/webhooks", json={"url": url}, timeout=10)
+    except httpx.HTTPError:
+        return None
+    if answer.status_code != 201:
+        return None
+    body = answer.json()
+    return {"id": str(body["id"]), "signingSecret": str(body["signingSecret"])}
+
+
+def _api_key_of(client: Any) -> str:
+    """The key of a :class:`claynb.ClayClient`, to build the service's asyncio twin of it."""
+    key = getattr(client, "api_key", None) or getattr(client, "_api_key", None)
+    if not key:
+        raise ConfigError("the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key")
+    return str(key)
