@@ -46,3 +46,15 @@ def make_emulator() -> Iterator[Callable[..., Any]]:
 def emulator(make_emulator: Callable[..., Any]) -> Any:
     """A running emulator: zero latency, Growth plan, no rate limit, no faults."""
     return make_emulator()
+
+
+# --- the event tier's bus (claynb.services.nats) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A NATS JetStream for the session: NATS_URL, else an embedded nats-server."""
+    from claynb.services.nats import nats_service
+
+    with nats_service() as url:
+        yield url

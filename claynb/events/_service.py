@@ -29,7 +29,7 @@ from typing import Any
 from claynb._exceptions import ClayError, CreditsExhausted, OutcomeUnknown
 from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
-from claynb._work import ENRICHED, FAILED, INVALID_INPUT, NO_MATCH, ItemResult, item_key
+from claynb._work import INVALID_INPUT, ItemResult, item_key
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi, outcome_of

@@ -14,6 +14,7 @@ the ``with`` block) stops all of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -160,10 +161,8 @@ class EventTier:
     def stop(self) -> None:
         """Stop everything this tier started, in reverse order; safe to call twice."""
         if self._loop is not None and self._loop.is_running():
-            try:
+            with contextlib.suppress(Exception):  # stopping must go on whatever failed
                 self.call(self._stop_service(), timeout=15)
-            except Exception:  # noqa: BLE001 - stopping must go on whatever failed
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
