@@ -1,0 +1,134 @@
+"""One budget shared by every worker, on every machine, through Redis.
+
+The cap is held in a Redis hash next to what is reserved (``held``) and what Clay charged
+(``spent``). A Lua script checks and reserves in one step, so two workers can never both
+see the same last credit: Redis runs a script atomically, and no other command runs
+between the check and the increment. Amounts are stored as integers in thousandths (and
+dollars in millionths) so that sums stay exact however many half-credit items add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from claynb._plans import Plan, get_plan
+from claynb._routines import Cost
+
+#: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
+SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
+METERS = ("a", "c", "u")
+
+# KEYS[1] the budget hash. ARGV: amounts a, c, u (scaled ints). Returns 1 when reserved.
+_RESERVE = """
+local key = KEYS[1]
+local meters = {'a', 'c', 'u'}
+for i, m in ipairs(meters) do
+  local cap = redis.call('HGET', key, 'cap_' .. m)
+  if cap then
+    local used = tonumber(redis.call('HGET', key, 'held_' .. m) or '0')
+               + tonumber(redis.call('HGET', key, 'spent_' .. m) or '0')
+    if used + tonumber(ARGV[i]) > tonumber(cap) then
+      return 0
+    end
+  end
+end
+for i, m in ipairs(meters) do
+  redis.call('HINCRBY', key, 'held_' .. m, ARGV[i])
+end
+return 1
+"""
+
+# KEYS[1] the budget hash. ARGV: reserved a, c, u then actual a, c, u (scaled ints).
+_SETTLE = """
+local key = KEYS[1]
+local meters = {'a', 'c', 'u'}
+for i, m in ipairs(meters) do
+  redis.call('HINCRBY', key, 'held_' .. m, -tonumber(ARGV[i]))
+  redis.call('HINCRBY', key, 'spent_' .. m, ARGV[i + 3])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter."""
+
+    caps: dict[str, float | None]
+    held: dict[str, float]
+    spent: dict[str, float]
+
+    def left(self, meter: str) -> float | None:
+        cap = self.caps[meter]
+        return None if cap is None else cap - self.held[meter] - self.spent[meter]
+
+
+class RedisBudgetGuard:
+    """A :class:`claynb._work.BudgetGuard` whose cap every process shares through Redis.
+
+    ``name`` picks the budget: guards built with the same connection and name share one
+    cap. Caps are written only when given (or by :meth:`set_limits`), so a worker that
+    opens the guard by name joins the budget its application set.
+    """
+
+    def __init__(self, connection: Any, name: str = "default", *, actions: float | None = None,
+                 data_credits: float | None = None, usd: float | None = None,
+                 plan: str | Plan = "growth") -> None:
+        self.connection = connection
+        self.name = name
+        self.key = f"claynb:budget:{name}"
+        self.plan = get_plan(plan)
+        self._reserve = connection.register_script(_RESERVE)
+        self._settle = connection.register_script(_SETTLE)
+        if actions is not None or data_credits is not None or usd is not None:
+            self.set_limits(actions=actions, data_credits=data_credits, usd=usd)
+
+    def _scaled(self, cost: Cost) -> list[int]:
+        usd = self.plan.usd(cost.actions, cost.data_credits)
+        values = {"a": cost.actions, "c": cost.data_credits, "u": usd}
+        return [round(values[m] * SCALE[m]) for m in METERS]
+
+    def set_limits(self, *, actions: float | None = None, data_credits: float | None = None,
+                   usd: float | None = None) -> None:
+        """Set the caps (None removes a cap): raising one lets waiting jobs go on."""
+        caps = {"a": actions, "c": data_credits, "u": usd}
+        with self.connection.pipeline() as pipe:
+            for m, cap in caps.items():
+                if cap is None:
+                    pipe.hdel(self.key, f"cap_{m}")
+                else:
+                    pipe.hset(self.key, f"cap_{m}", round(cap * SCALE[m]))
+            pipe.execute()
+
+    def reserve(self, cost: Cost) -> bool:
+        """Hold ``cost`` against the caps; False (and nothing held) when it would cross one."""
+        return bool(self._reserve(keys=[self.key], args=self._scaled(cost)))
+
+    def settle(self, reserved: Cost, actual: Cost) -> None:
+        """Replace a reservation by what Clay actually charged."""
+        self._settle(keys=[self.key], args=self._scaled(reserved) + self._scaled(actual))
+
+    def release(self, reserved: Cost) -> None:
+        """Give a reservation back unused (the work was never sent)."""
+        self.settle(reserved, Cost())
+
+    def status(self) -> BudgetStatus:
+        raw = {k.decode() if isinstance(k, bytes) else k: int(v)
+               for k, v in self.connection.hgetall(self.key).items()}
+        names = {"a": "actions", "c": "data_credits", "u": "usd"}
+
+        def get(prefix: str, m: str) -> float:
+            return raw.get(f"{prefix}_{m}", 0) / SCALE[m]
+
+        caps = {names[m]: (raw[f"cap_{m}"] / SCALE[m] if f"cap_{m}" in raw else None) for m in METERS}
+        held = {names[m]: get("held", m) for m in METERS}
+        spent = {names[m]: get("spent", m) for m in METERS}
+        return BudgetStatus(caps, held, spent)
+
+    def reset(self) -> None:
+        """Forget the caps and everything held and spent (a new budget period)."""
+        self.connection.delete(self.key)
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetGuard(name={self.name!r})"

@@ -1,0 +1,478 @@
+"""The RQ job: take a batch of leads to Clay and bring every lead's outcome back.
+
+An RQ job carries only a batch id and a queue name. Everything else (inputs, routine,
+settings) is in the batch's Redis hash, and the Clay API key is in the worker's
+environment (``CLAY_API_KEY``), never in a job payload or in Redis.
+
+The job walks the batch journal of :mod:`claynb.queue._store` and can be stopped at any
+point (SIGKILL included) and run again by another worker: a batch already sent is polled
+by its journaled run id, never re-sent; a batch whose send was cut off half-way is
+reported ``unknown`` rather than risked twice; a finished batch is not reported again.
+While it runs the job holds a short *lease* in Redis, refreshed by a thread; a job whose
+lease lapsed belongs to a dead worker, and :func:`claynb.queue._worker.reap_abandoned`
+hands it back to RQ for a retry within seconds rather than RQ's own minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from claynb._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
+from claynb._plans import get_plan
+from claynb._routines import Cost, Routine
+from claynb._secrets import mask, redact
+from claynb._normalise import result_from_clay
+from claynb._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
+from claynb.queue._store import (
+    DONE,
+    NEW,
+    RESERVED,
+    SENDING,
+    SENT,
+    Batch,
+    BatchStore,
+    Lead,
+    batch_key,
+    lease_key,
+    scaled,
+)
+
+#: Items per run: the Public API takes 1 to 100.
+MAX_BATCH = 100
+#: Default lease: a dead worker's job is handed back within about this long.
+DEFAULT_LEASE_S = 5.0
+CACHED = "cached"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How batch jobs are run: timeout, retries with backoff, and what to do over budget.
+
+    ``on_budget``: ``"wait"`` re-schedules leads the budget cannot pay for every
+    ``wait_s`` until it can (up to ``max_waits`` times, then dead-letter); ``"dead_letter"``
+    puts them straight into RQ's failed-job registry for a person to requeue after a
+    top-up; ``"report"`` answers them ``over_budget`` at once.
+    """
+
+    timeout_s: int = 600
+    retries: int = 3
+    backoff_s: tuple[int, ...] = (1, 4, 15)
+    on_budget: str = "wait"
+    wait_s: int = 30
+    max_waits: int = 120
+    result_ttl_s: int = 600
+
+    def __post_init__(self) -> None:
+        if self.on_budget not in ("wait", "dead_letter", "report"):
+            raise ConfigError(f"on_budget must be 'wait', 'dead_letter' or 'report', not {self.on_budget!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["backoff_s"] = list(self.backoff_s)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobOptions:
+        data = dict(data)
+        data["backoff_s"] = tuple(data.get("backoff_s", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker knows that jobs must not carry: where Clay is and the key for it."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+    poll_interval_s: float = 1.0
+    lease_s: float = DEFAULT_LEASE_S
+    wait_timeout_s: float = 600.0
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        key = os.environ.get("CLAY_API_KEY", "")
+        if not key:
+            raise ConfigError("CLAY_API_KEY is not set in this worker's environment")
+        return cls(
+            api_key=key,
+            base_url=os.environ.get("CLAY_BASE_URL", "https://api.clay.com/public/v0"),
+            poll_interval_s=float(os.environ.get("CLAYNB_POLL_INTERVAL_S", "1.0")),
+            lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
+            wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
+        )
+
+    def __repr__(self) -> str:
+        return f"WorkerSettings(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
+
+
+def same_clay(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+# -- entry point run by RQ -------------------------------------------------------------
+
+
+def run_batch(batch_id: str | None, queue: str, routine_id: str | None = None) -> dict[str, Any]:
+    """RQ entry point: process one batch (``None``: claim up to 100 pending leads first)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("run_batch runs inside an RQ worker")
+    settings = WorkerSettings.from_env()
+    store = BatchStore(job.connection)
+    with lease(job.connection, job.id, settings.lease_s):
+        if batch_id is None:
+            batch_id = job.id
+            if not _claim(store, queue, routine_id or "", batch_id):
+                return {"batch": None, "leads": 0}
+        batch = store.load(batch_id)
+        if batch is None:
+            raise ConfigError(f"batch {batch_id} is not in Redis (expired or deleted)")
+        final = not job.retries_left
+        return process(store, batch, settings, final_attempt=final, job=job)
+
+
+def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> bool:
+    """Take pending leads into this job's batch; chain another job if more remain."""
+    conn = store.conn
+    template = _pending_template(conn, queue, routine_id)
+    if template is None:
+        return False
+    template.id = batch_id
+    taken = store.claim(queue, routine_id, batch_id, template, MAX_BATCH)
+    if taken == 0:
+        return False
+    from claynb.queue._store import pending_key
+
+    if conn.llen(pending_key(queue, routine_id)) > 0:
+        submit(conn, queue, None, JobOptions.from_dict(template.opts), routine_id=routine_id)
+    return True
+
+
+def _pending_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
+    from claynb.queue._enqueue import load_template
+
+    return load_template(conn, queue, routine_id)
+
+
+@contextmanager
+def lease(conn: Any, job_id: str, ttl_s: float) -> Iterator[None]:
+    """Hold ``claynb:q:lease:<job>`` while the block runs, refreshed by a daemon thread."""
+    key, ms = lease_key(job_id), max(int(ttl_s * 1000), 200)
+    conn.set(key, os.getpid(), px=ms)
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(ttl_s / 3):
+            try:
+                conn.set(key, os.getpid(), px=ms)
+            except Exception:  # Redis hiccup: the next beat tries again
+                continue
+
+    beat = threading.Thread(target=refresh, name=f"claynb-lease-{job_id}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join(timeout=2)
+        conn.delete(key)
+
+
+# -- the batch journal, step by step ---------------------------------------------------
+
+
+def process(store: BatchStore, batch: Batch, settings: WorkerSettings, *,
+            final_attempt: bool = True, job: Any = None) -> dict[str, Any]:
+    """Move ``batch`` to done from whatever state it was left in; a summary."""
+    if batch.base_url and not same_clay(batch.base_url, settings.base_url):
+        raise ConfigError(f"batch {batch.id} is for Clay at {batch.base_url} but this worker "
+                          f"talks to {settings.base_url}: start it with that CLAY_BASE_URL")
+    budget_key = f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
+    plan = get_plan(str(batch.opts.get("plan", "growth")))
+    if batch.state == NEW:
+        # Cache hits are fixed once per batch, before money is held, so that a resumed
+        # execution answers exactly the leads the first one reserved for.
+        store.conn.hsetnx(batch_key(batch.id), "cached", _dumps(_lookup_cache(store, batch)))
+    cached = _loads(store.conn.hget(batch_key(batch.id), "cached"))
+    if batch.state == NEW:
+        unit = batch.routine.worst_case_cost()
+        per = scaled(unit, plan.usd(unit.actions, unit.data_credits))
+        store.reserve(batch, budget_key, _unique_keys(batch, cached), per)
+        batch = _reload(store, batch.id)
+    if batch.state == DONE:
+        return _summary(batch, emitted=False)
+    overflow = _handle_overflow(store, batch, job)
+    client = _client(settings)
+    try:
+        results, run_id, error = _send_and_collect(store, batch, client, settings, budget_key,
+                                                   final_attempt)
+    finally:
+        client.close()
+    outcomes = build_outcomes(batch, cached, results, run_id, error, overflow)
+    actual = _actual(batch, results, error, plan)
+    emitted = store.emit(batch, budget_key, outcomes, actual)
+    if emitted:
+        store.remember(batch, outcomes)
+        _sample(store, batch, job, outcomes)
+    batch.outcomes = outcomes
+    return _summary(batch, emitted=emitted)
+
+
+def _reload(store: BatchStore, batch_id: str) -> Batch:
+    batch = store.load(batch_id)
+    assert batch is not None
+    return batch
+
+
+def _lookup_cache(store: BatchStore, batch: Batch) -> dict[str, dict[str, Any]]:
+    if not batch.use_cache:
+        return {}
+    max_age = batch.opts.get("max_age_s")
+    keys = sorted({lead.key for lead in batch.leads})
+    return store.cached(batch.routine.id, keys, max_age)
+
+
+def _unique_keys(batch: Batch, cached: dict[str, Any]) -> list[str]:
+    seen: dict[str, None] = {}
+    for lead in batch.leads:
+        if lead.key not in cached:
+            seen.setdefault(lead.key, None)
+    return list(seen)
+
+
+def _handle_overflow(store: BatchStore, batch: Batch, job: Any) -> list[str]:
+    """Keys the budget could not pay for: hand them on per the batch's policy.
+
+    Returns the keys to answer ``over_budget`` now (policy "report"); for "wait" and
+    "dead_letter" they travel on in a follow-up batch (created once, idempotently).
+    """
+    over = batch.send[batch.reserved:]
+    if not over:
+        return []
+    opts = JobOptions.from_dict({k: v for k, v in batch.opts.items() if k in JobOptions.__dataclass_fields__})
+    if opts.on_budget == "report":
+        return over
+    follow_id = f"{batch.id}.w{batch.waits + 1}"
+    wanted = set(over)
+    leads = [lead for lead in batch.leads if lead.key in wanted]
+    follow = Batch(id=follow_id, queue=batch.queue, routine=batch.routine, leads=leads,
+                   policy=batch.policy, budget=batch.budget, base_url=batch.base_url,
+                   use_cache=batch.use_cache, stream=batch.stream, waits=batch.waits + 1,
+                   opts=batch.opts)
+    created = store.create(follow)
+    if created or not _job_exists(store.conn, follow_id):
+        if opts.on_budget == "wait" and follow.waits <= opts.max_waits:
+            submit(store.conn, batch.queue, follow_id, opts, delay_s=opts.wait_s)
+        else:
+            dead_letter_now(store.conn, batch.queue, follow_id, opts,
+                            f"BudgetExceeded: the shared budget {batch.budget!r} cannot pay for "
+                            f"{len(leads)} leads; raise it, then requeue this job")
+    return []
+
+
+def _job_exists(conn: Any, job_id: str) -> bool:
+    from rq.job import Job
+
+    return bool(Job.exists(job_id, connection=conn))
+
+
+def _client(settings: WorkerSettings) -> Any:
+    from claynb import ClayClient  # type: ignore[attr-defined]
+
+    return ClayClient(api_key=settings.api_key, base_url=settings.base_url)
+
+
+def _send_and_collect(store: BatchStore, batch: Batch, client: Any, settings: WorkerSettings,
+                      budget_key: str, final_attempt: bool) -> tuple[dict[str, Any], str, str | None]:
+    """Send the reserved items once and wait for their results: (by key, run id, error).
+
+    ``error`` is set when the outcome is unknown (the send may have reached Clay).
+    """
+    keys = batch.send[:batch.reserved]
+    if not keys:
+        return {}, "", None
+    if batch.state == SENDING:
+        return {}, "", ("the worker sending this run died before Clay answered; the run may or "
+                        "may not have started, so it is not sent again")
+    run_id = batch.run_id
+    if batch.state == RESERVED:
+        if not store.begin_send(batch.id):
+            raise ClayError(f"batch {batch.id} is being sent by another worker")
+        inputs = {lead.key: lead.inputs for lead in batch.leads}
+        try:
+            run_id = client.run_routine(batch.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys])
+        except OutcomeUnknown as exc:
+            return {}, "", redact(str(exc))
+        except CreditsExhausted:
+            store.unreserve(batch, budget_key, NEW if final_attempt else RESERVED)
+            raise
+        except Exception:
+            # Certainly not started (refused, 4xx, 5xx/429 after the client's retries):
+            # keep the reservation for RQ's retry, or give it back on the last attempt.
+            store.unreserve(batch, budget_key, NEW) if final_attempt else store.set_fields(batch.id, state=RESERVED)
+            raise
+        store.set_fields(batch.id, run_id=run_id, state=SENT, sent_at=repr(time.time()))
+    results = client.wait_for_run(run_id, poll_interval=settings.poll_interval_s,
+                                  timeout=settings.wait_timeout_s)
+    return {item.id: item for item in results.items}, run_id, None
+
+
+def build_outcomes(batch: Batch, cached: dict[str, dict[str, Any]], results: dict[str, Any],
+                   run_id: str, error: str | None, over: list[str]) -> list[dict[str, Any]]:
+    """One outcome per lead: charged once per item key, duplicates and cache hits at 0."""
+    sent = set(batch.send[:batch.reserved])
+    over_set = set(over)
+    charged: set[str] = set()
+    now = time.time()
+    out = []
+    for lead in batch.leads:
+        base = {"lead": lead.lead_id, "key": lead.key, "batch": batch.id, "run_id": run_id or None,
+                "routine": batch.routine.id, "at": now, "result": {}, "error": None,
+                "actions": 0.0, "data_credits": 0.0, "charged_here": False}
+        if lead.key in cached:
+            entry = cached[lead.key]
+            base.update(status=CACHED, result=entry.get("result", {}), enriched_at=entry.get("at"))
+        elif lead.key in over_set:
+            base.update(status=OVER_BUDGET, error="the shared budget cannot pay for this lead")
+        elif lead.key in sent:
+            base.update(_from_result(batch.routine, results.get(lead.key), error))
+            if lead.key not in charged:
+                charged.add(lead.key)
+                base["charged_here"] = True
+            else:
+                base.update(actions=0.0, data_credits=0.0)
+        else:
+            continue  # carried on by a follow-up batch
+        out.append(base)
+    return out
+
+
+def _from_result(routine: Routine, item: Any, error: str | None) -> dict[str, Any]:
+    if item is None:
+        why = error or "Clay's results did not include this item"
+        return {"status": UNKNOWN, "error": why}
+    res = item_result(routine, item)
+    return {"status": res.status, "result": res.result, "error": res.error,
+            "actions": res.cost.actions, "data_credits": res.cost.data_credits,
+            "enriched_at": time.time()}
+
+
+def item_result(routine: Routine, item: Any) -> ItemResult:
+    """A parsed result item (:class:`claynb._results.RunItem`) as the core's ItemResult."""
+    result = dict(item.result)
+    if item.cost is not None:
+        result[COST_KEY] = {"actions": item.cost.actions, "data_credits": item.cost.data_credits}
+    if item.provider is not None:
+        result[PROVIDER_KEY] = item.provider
+    raw = {"id": item.id, "status": "complete" if item.ok else "failed", "result": result,
+           "error": item.error}
+    return result_from_clay(routine, item.id, raw)
+
+
+def price(routine: Routine, item: Any) -> Cost:
+    return item_result(routine, item).cost
+
+
+def _actual(batch: Batch, results: dict[str, Any], error: str | None, plan: Any) -> list[int]:
+    """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
+    keys = batch.send[:batch.reserved]
+    if error is not None:
+        total = batch.routine.worst_case_cost() * len(keys)
+    else:
+        total = Cost()
+        for key in keys:
+            item = results.get(key)
+            if item is not None:
+                total = total + (item.cost if item.cost is not None else price(batch.routine, item))
+    return scaled(total, plan.usd(total.actions, total.data_credits))
+
+
+def _sample(store: BatchStore, batch: Batch, job: Any, outcomes: list[dict[str, Any]]) -> None:
+    now = time.time()
+    started = getattr(job, "started_at", None)
+    start_ts = started.timestamp() if started is not None else now
+    sample = {"end": now, "latency_s": now - batch.created_at, "work_s": now - start_ts,
+              "leads": len(outcomes), "batch": batch.id,
+              "actions": sum(o["actions"] for o in outcomes),
+              "data_credits": sum(o["data_credits"] for o in outcomes),
+              "enriched": sum(1 for o in outcomes if o["status"] == ENRICHED)}
+    store.record_sample(batch.queue, sample)
+
+
+def _summary(batch: Batch, *, emitted: bool) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for o in batch.outcomes:
+        counts[o["status"]] = counts.get(o["status"], 0) + 1
+    return {"batch": batch.id, "leads": len(batch.outcomes), "statuses": counts, "emitted": emitted}
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def _loads(raw: Any) -> dict[str, Any]:
+    import json
+
+    if not raw:
+        return {}
+    return dict(json.loads(raw))
+
+
+# -- putting batch jobs on RQ ----------------------------------------------------------
+
+
+def submit(conn: Any, queue: str, batch_id: str | None, opts: JobOptions, *,
+           delay_s: float | None = None, routine_id: str | None = None) -> Any:
+    """Enqueue (or schedule) the job for a batch with the retry, backoff and timeout set."""
+    from rq import Queue, Retry
+
+    q = Queue(queue, connection=conn)
+    kwargs: dict[str, Any] = {
+        "job_timeout": opts.timeout_s, "result_ttl": opts.result_ttl_s,
+        "failure_ttl": 30 * 24 * 3600, "meta": {"claynb": True, "batch": batch_id},
+        "description": f"claynb batch {batch_id or '(pending leads)'}",
+    }
+    if opts.retries > 0:
+        kwargs["retry"] = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0)
+    if batch_id is not None:
+        kwargs["job_id"] = batch_id
+    args = (batch_id, queue, routine_id)
+    if delay_s:
+        return q.enqueue_in(timedelta(seconds=delay_s), run_batch, *args, **kwargs)
+    return q.enqueue(run_batch, *args, **kwargs)
+
+
+def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reason: str) -> Any:
+    """Put a batch's job straight into RQ's failed-job registry, ready to requeue."""
+    from rq import Queue, Retry
+    from rq.job import JobStatus
+    from rq.registry import FailedJobRegistry
+
+    q = Queue(queue, connection=conn)
+    retry = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0) if opts.retries else None
+    job = q.create_job(run_batch, args=(batch_id, queue, None), job_id=batch_id,
+                       timeout=opts.timeout_s, result_ttl=opts.result_ttl_s,
+                       failure_ttl=30 * 24 * 3600, meta={"claynb": True, "batch": batch_id},
+                       description=f"claynb batch {batch_id}", retry=retry,
+                       status=JobStatus.FAILED)
+    job.origin = queue
+    with conn.pipeline() as pipe:
+        job.save(pipeline=pipe)
+        FailedJobRegistry(queue=q).add(job, exc_string=reason, pipeline=pipe)
+        pipe.execute()
+    return job
+
+
+__all__ = ["CACHED", "DONE", "MAX_BATCH", "SENT", "JobOptions", "Lead", "WorkerSettings",
+           "build_outcomes", "dead_letter_now", "process", "run_batch", "submit"]
