@@ -58,3 +58,15 @@ def nats_url() -> Iterator[str]:
 
     with nats_service() as url:
         yield url
+
+
+# --- the queue tier's Redis (claynb.services.redis) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for the session: REDIS_URL, else a private redis-server claynb starts."""
+    from claynb.services.redis import redis_server
+
+    with redis_server() as url:
+        yield url
