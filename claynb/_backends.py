@@ -53,7 +53,9 @@ A backend is a plain function::
   On entry, a backend collects the runs ``journal.in_flight(routine.id, keys)`` lists
   instead of sending their items again (a previous process died while they ran).
 - ``progress.advance(rows, cost)`` as rows finish (see :mod:`claynb._progress`).
-- ``options`` are backend-specific keyword arguments passed through ``enrich(**options)``;
+- ``plan`` (a :class:`claynb.Plan`) is always passed in ``options``: it prices charges
+  in dollars for the ledger (``journal.finished(..., plan=plan)``).
+- ``options`` are otherwise backend-specific keyword arguments passed through ``enrich(**options)``;
   a backend must reject ones it does not know with a ``TypeError`` naming them.
 """
 

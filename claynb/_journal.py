@@ -105,8 +105,8 @@ class Journal:
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self.transaction() as conn:
-            conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
+        with self._lock:  # executescript manages its own transaction
+            self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
@@ -130,8 +130,6 @@ class Journal:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised across threads."""
         with self._lock:
-            if self._conn.in_transaction:  # executescript may leave one open
-                self._conn.execute("COMMIT")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

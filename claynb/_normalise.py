@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from claynb._routines import Cost, Routine, validate_inputs
-from claynb._work import COST_KEY, ENRICHED, FAILED, NO_MATCH, PROVIDER_KEY, ItemResult, item_key
+from claynb._work import (
+    COST_KEY,
+    ENRICHED,
+    FAILED,
+    NO_MATCH,
+    OVER_BUDGET,
+    PROVIDER_KEY,
+    ItemResult,
+    item_key,
+)
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"^[^/@]*@")
@@ -189,29 +198,48 @@ def price_item(routine: Routine, matched: bool, provider: str | None) -> Cost:
 
 
 def _cost_from(raw: Any) -> Cost | None:
-    if raw is None:
-        return None
+    if isinstance(raw, Cost):
+        return raw
     if isinstance(raw, Mapping):
         return Cost(float(raw.get("actions", 0.0)), float(raw.get("data_credits", 0.0)))
     return None
 
 
+def _not_run(error: str) -> bool:
+    """Clay stops at zero credits: items it did not start say so, and were not charged."""
+    text = error.lower()
+    return "credits exhausted" in text or "not run" in text
+
+
+def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str, Any] | None,
+                error: str | None = None, cost: Any = None, provider: str | None = None,
+                run_id: str | None = None, attempts: int = 1) -> ItemResult:
+    """One item of a finished run as an :class:`ItemResult`.
+
+    ``status`` is Clay's item status: "complete" is enriched when any of the routine's
+    result fields has a value and no_match otherwise; "failed" is failed, or over_budget
+    when Clay did not run it because the credits ran out.
+    """
+    data = dict(result or {})
+    given = _cost_from(cost if cost is not None else data.pop(COST_KEY, None))
+    data.pop(COST_KEY, None)
+    provider = provider or data.pop(PROVIDER_KEY, None)
+    data.pop(PROVIDER_KEY, None)
+    if status == "failed":
+        message = str(error or "failed")
+        final = OVER_BUDGET if _not_run(message) else FAILED
+        return ItemResult(key, final, {}, f"Clay: {message}", given or Cost(), attempts, run_id)
+    matched = any(data.get(f) not in (None, "") for f in routine.fields)
+    if given is None:
+        given = price_item(routine, matched, provider)
+    return ItemResult(key, ENRICHED if matched else NO_MATCH, data, None, given, attempts, run_id)
+
+
 def result_from_clay(routine: Routine, key: str, item: Mapping[str, Any], *,
                      run_id: str | None = None, attempts: int = 1) -> ItemResult:
-    """One item of a finished run's results as an :class:`ItemResult`.
-
-    ``{"id", "status": "complete", "result": {...}}`` is enriched when any of the routine's
-    result fields has a value and no_match otherwise; ``"failed"`` carries ``error``.
-    """
-    result = dict(item.get("result") or {})
-    cost = _cost_from(result.pop(COST_KEY, None))
-    provider = result.pop(PROVIDER_KEY, None)
-    if item.get("status") == "failed":
-        error = item.get("error")
-        message = error.get("message") if isinstance(error, Mapping) else error
-        return ItemResult(key, FAILED, {}, str(message or "failed"), cost or Cost(),
-                          attempts, run_id)
-    matched = any(result.get(f) not in (None, "") for f in routine.fields)
-    if cost is None:
-        cost = price_item(routine, matched, provider)
-    return ItemResult(key, ENRICHED if matched else NO_MATCH, result, None, cost, attempts, run_id)
+    """A raw result item ``{"id", "status", "result" | "error"}`` as an :class:`ItemResult`."""
+    error = item.get("error")
+    message = error.get("message") if isinstance(error, Mapping) else error
+    return item_result(routine, key, status=str(item.get("status", "")),
+                       result=item.get("result"), error=message, run_id=run_id,
+                       attempts=attempts)

@@ -1,0 +1,444 @@
+"""The direct backend: runs of up to 100 items, many in flight, from this process.
+
+How one batch goes (see the contract in :mod:`claynb._backends`)::
+
+    reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
+    or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
+
+Many batches are in flight at once (``max_in_flight`` runs; ``concurrency`` requests at
+any moment), paced under the rate limit by the client. Items are cut into batches sized
+so all of them can be in flight together (never more than 100). A batch whose worst case
+the budget cannot cover waits for earlier batches to settle, is cut down to what is
+affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
+still collected. A send that may have reached Clay (``OutcomeUnknown``) is never re-sent:
+its rows come back ``unknown`` and stay journaled. 5xx and 429 that outlast the client's
+own retries are retried here ``max_attempts`` times, then the rows fail and go on the
+dead-letter list.
+
+The engine is asyncio (:class:`claynb.AsyncClayClient`). :func:`run` drives it from sync
+code: on a fresh loop, or, when the calling thread already runs one (Jupyter), on a
+worker thread with its own loop, so a notebook cell can call it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from claynb._budget import reserve_largest
+from claynb._exceptions import (
+    AuthenticationError,
+    ClayError,
+    CreditsExhausted,
+    Forbidden,
+    HTTPStatusError,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from claynb._journal import InFlight, Journal
+from claynb._normalise import item_result
+from claynb._plans import Plan, get_plan
+from claynb._routines import Cost, Routine
+from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
+
+T = TypeVar("T")
+
+BACKEND = "direct"
+MAX_BATCH = 100
+MIN_BATCH = 20
+DEFAULTS: dict[str, Any] = {
+    "concurrency": 16,        # HTTP requests at any one moment
+    "max_in_flight": 64,      # runs started and not yet collected
+    "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
+    "poll_interval": 0.1,     # first poll after a POST; grows by poll_backoff
+    "poll_backoff": 1.6,
+    "poll_max_interval": 5.0,
+    "poll_timeout": 600.0,    # then the rows are unknown and a later call resumes them
+    "max_attempts": 3,        # sends of a batch refused with 5xx/429 after client retries
+    "webhook": None,          # a RunWaiter (e.g. WebhookReceiver), or None to poll only
+    "rng": None,
+}
+_FATAL = (AuthenticationError, Forbidden, NotFound)
+
+
+class RunWaiter(Protocol):
+    """Wakes pollers when Clay's outbound webhook says a run finished.
+
+    ``webhook_id`` is sent with every run; ``wait`` returns when the run's delivery came
+    (True) or after ``timeout`` seconds (False), whichever is first. Delivery is not
+    guaranteed, so the engine polls anyway, at ``poll_max_interval``.
+    """
+
+    webhook_id: str | None
+
+    async def wait(self, run_id: str, timeout: float) -> bool: ...
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(DEFAULTS) - {"plan"})
+    if unknown:
+        raise TypeError(f"the direct backend has no option {', '.join(map(repr, unknown))}; "
+                        f"it takes {', '.join(sorted(DEFAULTS))}")
+    merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
+        raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
+    for name in ("concurrency", "max_in_flight"):
+        if int(merged[name]) < 1:
+            raise ValueError(f"{name} must be at least 1, got {merged[name]!r}")
+    return merged
+
+
+def batch_size_for(n: int, opts: dict[str, Any]) -> int:
+    """Small enough that every batch can be in flight at once, never above ``batch_size``,
+    and not below ``MIN_BATCH`` (each run is a request against Clay's rate limit)."""
+    spread = math.ceil(n / int(opts["max_in_flight"]))
+    return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
+
+
+def async_client_for(client: Any) -> tuple[Any, bool]:
+    """An AsyncClayClient to use on this loop, and whether we made it (and must close it).
+
+    A sync :class:`claynb.ClayClient` is mirrored with the same key, URL and policies: the
+    smallest adapter between the public client and this asyncio engine.
+    """
+    from claynb._client import AsyncClayClient
+
+    if isinstance(client, AsyncClayClient):
+        return client, False
+    api_key = getattr(client, "_api_key", None)
+    if api_key is None:
+        raise TypeError(f"client must be a claynb.ClayClient or AsyncClayClient, "
+                        f"got {type(client).__name__}")
+    mirror = AsyncClayClient(api_key, base_url=client.base_url, timeout=client.timeout,
+                             retry=client.retry, rate_limit_rps=client.rate_limit_rps,
+                             source_policy=client.source_policy, home=client.home)
+    return mirror, True
+
+
+class _Engine:
+    """One call's worth of batches: dispatch under budget, send, poll, land."""
+
+    def __init__(self, routine: Routine, items: Sequence[WorkItem], client: Any,
+                 guard: BudgetGuard, journal: Journal, progress: Any, plan: Plan,
+                 opts: dict[str, Any]) -> None:
+        self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
+        self.progress, self.plan, self.opts = progress, plan, opts
+        self.inputs = {item.key: item.inputs for item in items}
+        self.results: dict[str, ItemResult] = {}
+        self.attempts: dict[str, int] = {}
+        self.queue: deque[str] = deque()
+        self.http = asyncio.Semaphore(int(opts["concurrency"]))
+        self.slots = asyncio.Semaphore(int(opts["max_in_flight"]))
+        self.changed = asyncio.Event()
+        self.outstanding = 0
+        self.stopped: str | None = None
+        self.unit = routine.worst_case_cost()
+        self.rng = opts["rng"] or random.Random()
+        self.waiter: RunWaiter | None = opts["webhook"]
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- the whole call --------------------------------------------------------------------
+
+    async def run(self) -> list[ItemResult]:
+        resumed = await asyncio.to_thread(self.journal.in_flight, self.routine.id, list(self.inputs))
+        covered = {key for run in resumed for key in run.inputs}
+        for run in resumed:
+            self._spawn(self._resume(run))
+        self.queue.extend(key for key in self.inputs if key not in covered)
+        size = batch_size_for(len(self.queue), self.opts)
+        await self._dispatch(size)
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+        return [self.results.get(key) or self._lost(key) for key in self.inputs]
+
+    def _lost(self, key: str) -> ItemResult:
+        return ItemResult(key, UNKNOWN, error="no result was collected for this row", attempts=0)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.changed.set()
+
+    async def _dispatch(self, size: int) -> None:
+        """Hand batches to tasks while there is work, budget and room in flight."""
+        while self.queue or self.outstanding:
+            if self.stopped:
+                break
+            if not self.queue:
+                await self._wait_change()
+                continue
+            await self.slots.acquire()
+            if self.stopped:
+                self.slots.release()
+                break
+            batch = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
+            k = reserve_largest(self.guard, self.unit, len(batch))
+            if k == 0:
+                self.slots.release()
+                self.queue.extendleft(reversed(batch))
+                if not self.outstanding:
+                    break  # nothing in flight will free money: the rest is over budget
+                await self._wait_change()
+                continue
+            self.queue.extendleft(reversed(batch[k:]))
+            self.outstanding += 1
+            self._spawn(self._batch(batch[:k], self.unit * k))
+        self._over_budget(list(self.queue))
+        self.queue.clear()
+
+    async def _wait_change(self) -> None:
+        self.changed.clear()
+        await self.changed.wait()
+
+    def _over_budget(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        why = self.stopped or (f"not sent: the budget cannot cover this row's worst case "
+                               f"({self.unit.actions:g} Actions, {self.unit.data_credits:g} "
+                               f"Data Credits) on top of what was already spent")
+        for key in keys:
+            self.results[key] = ItemResult(key, OVER_BUDGET, error=why,
+                                           attempts=self.attempts.get(key, 0))
+        self.progress.advance(len(keys))
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def _batch(self, keys: list[str], reserved: Cost) -> None:
+        sent = None
+        try:
+            sent = await self._send(keys, reserved)
+            if sent is not None:
+                await self._collect(*sent, keys, reserved)
+        except Exception as exc:  # never lose rows to a bug or an unforeseen answer
+            left = [k for k in keys if k not in self.results]
+            status = UNKNOWN if sent is not None else FAILED
+            self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.outstanding -= 1
+            self.slots.release()
+            self.changed.set()
+
+    async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
+        """Journal, POST and journal the run id; None when the batch went no further."""
+        inputs = {k: self.inputs[k] for k in keys}
+        batch = await asyncio.to_thread(self.journal.intent, self.routine.id, BACKEND, inputs,
+                                        reserved)
+        for k in keys:
+            self.attempts[k] = self.attempts.get(k, 0) + 1
+        try:
+            async with self.http:
+                run_id: str = await self.client.run_routine(
+                    self.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys],
+                    webhook_id=self.waiter.webhook_id if self.waiter else None)
+        except OutcomeUnknown as exc:
+            await asyncio.to_thread(self.journal.unknown, batch, exc.message)
+            self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
+            self._finish_rows(keys, UNKNOWN, f"{exc.message} A later call resumes it without "
+                                             "re-sending; resend_unknown=True sends it again.")
+            return None
+        except ClayError as exc:
+            await asyncio.to_thread(self.journal.abandon, batch)
+            self.guard.release(reserved)
+            self._refused(keys, exc)
+            return None
+        await asyncio.to_thread(self.journal.started, batch, run_id)
+        return batch, run_id
+
+    def _refused(self, keys: list[str], exc: ClayError) -> None:
+        """Clay answered the POST with an error: it did not start the run."""
+        if isinstance(exc, CreditsExhausted):
+            self.stopped = (f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
+                            "rows finished before it are kept")
+            self._finish_rows(keys, OVER_BUDGET, self.stopped)
+        elif isinstance(exc, _FATAL):
+            self.stopped = f"not sent: Clay refused the run ({exc})"
+            self._finish_rows(keys, FAILED, self.stopped)
+            self._finish_rows(list(self.queue), FAILED, self.stopped)
+            self.queue.clear()
+        elif isinstance(exc, (ServerError, RateLimited, TransportError)) and \
+                max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
+            self._requeue(keys, exc)
+        else:
+            error = f"not sent after {self.attempts[keys[0]]} attempt(s): {exc}"
+            self._record_failures(keys, error)
+            self._finish_rows(keys, FAILED, error)
+
+    def _requeue(self, keys: list[str], exc: ClayError) -> None:
+        delay = getattr(exc, "retry_after", None) or self.opts["poll_max_interval"]
+
+        async def later() -> None:
+            await asyncio.sleep(float(delay) * (0.5 + self.rng.random()))
+            self.outstanding -= 1
+            if self.stopped:
+                self._finish_rows(keys, OVER_BUDGET, self.stopped)
+            else:
+                self.queue.extend(keys)
+
+        self.outstanding += 1  # keeps the dispatcher waiting for these rows to come back
+        self._spawn(later())
+
+    def _record_failures(self, keys: list[str], error: str) -> None:
+        self.journal.record_failures(
+            self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys])
+
+    def _finish_rows(self, keys: list[str], status: str, error: str) -> None:
+        for key in keys:
+            self.results[key] = ItemResult(key, status, error=error,
+                                           attempts=self.attempts.get(key, 0))
+        self.progress.advance(len(keys))
+
+    # -- collecting results ----------------------------------------------------------------
+
+    async def _resume(self, run: InFlight) -> None:
+        """A run a previous call started and never landed: collect it, send nothing."""
+        for key in run.inputs:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+        try:
+            await self._collect(run.batch, run.run_id, run.keys, None)
+        except Exception as exc:
+            left = [k for k in run.keys if k in self.inputs and k not in self.results]
+            self._finish_rows(left, UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+    async def _collect(self, batch: int, run_id: str, keys: list[str],
+                       reserved: Cost | None) -> None:
+        try:
+            raw = await self._poll(run_id)
+        except HTTPStatusError as exc:  # 404: Clay no longer knows the run
+            why = f"Clay could not give the results of run {run_id}: {exc}"
+            await asyncio.to_thread(self.journal.unknown, batch, why)
+            raw, timeout_why = None, why
+        else:
+            timeout_why = (f"run {run_id} did not finish within {self.opts['poll_timeout']:g}s;"
+                           " it is journaled and a later call collects it without re-sending")
+        if raw is None:
+            if reserved is not None:
+                self.guard.settle(reserved, reserved)
+            self._finish_rows([k for k in keys if k in self.inputs], UNKNOWN, timeout_why)
+            return
+        results = self._parse(run_id, keys, raw)
+        actual = sum((r.cost for r in results), Cost())
+        await asyncio.to_thread(self.journal.finished, run_id, results, backend=BACKEND,
+                                plan=self.plan)
+        if reserved is not None:
+            self.guard.settle(reserved, actual)
+        mine = [r for r in results if r.key in self.inputs]
+        for r in mine:
+            self.results[r.key] = r
+        if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
+            self.stopped = "not sent: Clay ran out of credits (items of a run were not run)"
+        self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
+
+    def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
+        by_id = {item.id: item for item in raw.items}
+        out = []
+        for key in keys:
+            item = by_id.get(key)
+            if item is None:
+                out.append(ItemResult(key, FAILED, error=f"run {run_id} returned no result "
+                                      "for this item", run_id=run_id,
+                                      attempts=self.attempts.get(key, 1)))
+                continue
+            out.append(item_result(self.routine, key, status=item.status, result=item.result,
+                                   error=item.error, cost=item.cost, provider=item.provider,
+                                   run_id=run_id, attempts=self.attempts.get(key, 1)))
+        return out
+
+    async def _poll(self, run_id: str) -> Any:
+        """Poll until complete (with backoff, woken early by a webhook); None on timeout."""
+        deadline = time.monotonic() + float(self.opts["poll_timeout"])
+        interval = float(self.opts["poll_interval"])
+        if self.waiter is not None:  # the webhook says when; polling is the fallback
+            interval = float(self.opts["poll_max_interval"])
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            await self._sleep_or_wake(run_id, min(left, interval * (0.8 + 0.4 * self.rng.random())))
+            try:
+                async with self.http:
+                    results = await self.client.get_run_results(run_id)
+            except (TransportError, ServerError, RateLimited) as exc:
+                results = None  # a read is always safe to retry; keep going until the deadline
+                interval = max(interval, getattr(exc, "retry_after", None) or interval)
+            if results is not None and results.complete:
+                return results
+            interval = min(interval * float(self.opts["poll_backoff"]),
+                           float(self.opts["poll_max_interval"]))
+
+    async def _sleep_or_wake(self, run_id: str, seconds: float) -> None:
+        if self.waiter is None:
+            await asyncio.sleep(seconds)
+        else:
+            await self.waiter.wait(run_id, seconds)
+
+
+async def run_async(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
+                    journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
+    """The direct backend on the running event loop (see :mod:`claynb._backends`)."""
+    opts = _options(options)
+    plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
+    aclient, owned = async_client_for(client)
+    try:
+        engine = _Engine(routine, items, aclient, guard, journal, progress, plan, opts)
+        return await engine.run()
+    finally:
+        if owned:
+            await aclient.aclose()
+
+
+def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
+        journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
+    """The direct backend from sync code, Jupyter's running loop included."""
+    return run_sync(lambda: run_async(routine, items, client=client, guard=guard,
+                                      journal=journal, progress=progress, **options))
+
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to the end from sync code, even under a running event loop.
+
+    Without a running loop in this thread, ``asyncio.run``. With one (a Jupyter cell), a
+    worker thread with its own loop, since blocking the notebook's loop would deadlock it.
+    An interrupt (the notebook's stop button) cancels the work and waits for it to wind
+    down, so the journal is left consistent.
+    """
+    async def main() -> T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def worker() -> T:
+        loop = asyncio.new_event_loop()
+        box["loop"] = loop
+        try:
+            box["task"] = loop.create_task(main())
+            return loop.run_until_complete(box["task"])
+        finally:
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="claynb-enrich") as pool:
+        future = pool.submit(worker)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            loop, task = box.get("loop"), box.get("task")
+            if loop is not None and task is not None:
+                loop.call_soon_threadsafe(task.cancel)
+            concurrent.futures.wait([future])
+            raise

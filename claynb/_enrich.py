@@ -1,0 +1,328 @@
+"""``claynb.enrich``: a DataFrame in, a new enriched DataFrame out, nothing paid twice.
+
+The steps, each a plain function other tiers can reuse:
+
+1. :func:`claynb._normalise.prepare` reduces the frame to its unique, normalised inputs;
+   invalid ones are answered ``invalid_input`` on the spot.
+2. :func:`plan_work` answers what is already known without sending anything: cached
+   answers (``cached``, cost 0), items on the dead-letter list (``failed``, unless
+   ``retry_failed``), items whose earlier send has an unknown outcome (``unknown``, unless
+   ``resend_unknown``). What is left is the work to send.
+3. A backend (:mod:`claynb._backends`) sends it and returns one result per item, having
+   journaled every run so a crash can be resumed.
+4. :func:`merge` fans the results back out to every row, in the frame's own order and
+   index; the first row of a group carries the cost, its duplicates show 0.
+
+The input frame is never modified: the output is a new frame (pandas copy-on-write makes
+the copy of the input columns free until someone writes to them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from claynb._backends import get_backend
+from claynb._budget import Budget
+from claynb._cache import max_age_seconds
+from claynb._journal import Journal
+from claynb._normalise import Prepared, prepare
+from claynb._progress import make_progress
+from claynb._routines import DEFAULT_ROUTINES, Routine
+from claynb._work import (
+    CACHED,
+    FAILED,
+    INVALID_INPUT,
+    STATUSES,
+    UNKNOWN,
+    ItemResult,
+    WorkItem,
+)
+
+PREFIX = "clay_"
+STATUS_COLUMNS = ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
+
+
+def catalogue_of(client: Any) -> Mapping[str, Routine]:
+    """The routines a client knows: an emulator's own catalogue, else the default one."""
+    for owner in (client, getattr(client, "emulator", None)):
+        routines = getattr(owner, "routines", None)
+        if isinstance(routines, Mapping) and routines:
+            return routines
+    return DEFAULT_ROUTINES
+
+
+def resolve_routine(routine: str | Routine, client: Any = None) -> Routine:
+    """A Routine object by id (a ValueError naming the known ids) or as given."""
+    if isinstance(routine, Routine):
+        return routine
+    catalogue = catalogue_of(client)
+    if routine in catalogue:
+        return catalogue[routine]
+    known = ", ".join(sorted(catalogue))
+    raise ValueError(f"unknown routine {routine!r}; known routines: {known} "
+                     f"(or pass a claynb.Routine describing your own)")
+
+
+@dataclass
+class WorkPlan:
+    """What a call will do: answers already known per group, and the items to send."""
+
+    prepared: Prepared
+    known: dict[int, ItemResult] = field(default_factory=dict)
+    to_send: list[WorkItem] = field(default_factory=list)
+    group_of: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.known.values() if r.status == status)
+
+
+def plan_work(prepared: Prepared, journal: Journal, *, cache: bool = True,
+              max_age: timedelta | float | None = None, refresh: bool = False,
+              retry_failed: bool = False, resend_unknown: bool = False) -> WorkPlan:
+    """Answer every group that needs no request; list the items that do. Sends nothing."""
+    routine, plan = prepared.routine, WorkPlan(prepared)
+    for g, reason in enumerate(prepared.reasons):
+        if reason is not None:
+            plan.known[g] = ItemResult(f"invalid:{g}", INVALID_INPUT, error=reason,
+                                       attempts=0)
+    plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
+    keys = list(plan.group_of)
+    if cache and not refresh:
+        for key, hit in journal.cached(routine.id, keys, max_age_s=max_age_seconds(max_age)).items():
+            plan.known[plan.group_of[key]] = ItemResult(key, CACHED, hit.result, attempts=0)
+    pending = [k for k in keys if plan.group_of[k] not in plan.known]
+    _known_unknowns(plan, journal, pending, resend_unknown)
+    _known_failures(plan, journal, pending, retry_failed)
+    plan.to_send = [WorkItem(k, prepared.inputs[plan.group_of[k]]) for k in keys
+                    if plan.group_of[k] not in plan.known]
+    return plan
+
+
+def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: bool) -> None:
+    routine = plan.prepared.routine.id
+    journal.recover(routine)
+    unknown = journal.unknown_keys(routine, keys)
+    if resend:
+        journal.forget_unknown(routine, list(unknown))
+        return
+    for key, why in unknown.items():
+        plan.known[plan.group_of[key]] = ItemResult(
+            key, UNKNOWN, attempts=0,
+            error=f"{why}; not re-sent, since Clay may already have charged it: "
+                  "pass resend_unknown=True to send it again")
+
+
+def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bool) -> None:
+    if retry:
+        return
+    for failure in journal.failures(plan.prepared.routine.id, keys):
+        g = plan.group_of[failure.key]
+        if g in plan.known:
+            continue
+        plan.known[g] = ItemResult(
+            failure.key, FAILED, attempts=0,
+            error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
+                  "not re-sent: pass retry_failed=True to send it again")
+
+
+def _complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
+    """One result per item, whatever the backend returned: a missing one is ``unknown``."""
+    by_key = {r.key: r for r in results if r.status in STATUSES}
+    for item in items:
+        if item.key not in by_key:
+            by_key[item.key] = ItemResult(item.key, UNKNOWN, attempts=0,
+                                          error="the backend returned no result for this row")
+    return by_key
+
+
+def _column(values: list[Any], codes: np.ndarray) -> Any:
+    """Per-group values fanned out to rows, as a pandas array with a sensible dtype."""
+    groups = np.empty(len(values), dtype=object)
+    groups[:] = values
+    rows = groups[codes] if len(codes) else np.empty(0, dtype=object)
+    present = [v for v in values if v is not None]
+    if not present:
+        return pd.array(rows, dtype=object)
+    if pd.api.types.infer_dtype(present, skipna=True) == "string":
+        return pd.array(rows, dtype="str")  # pandas' default string dtype, like read_csv's
+    try:
+        return pd.array(rows)  # nullable Int64 / Float64 / boolean keep ints as ints
+    except (TypeError, ValueError):
+        return pd.array(rows, dtype=object)
+
+
+def merge(df: pd.DataFrame, prepared: Prepared, by_group: Mapping[int, ItemResult]) -> pd.DataFrame:
+    """A new frame: ``df``'s columns, then ``clay_<field>`` per result field and the status
+    columns, every row answered from its group's result, in ``df``'s order and index."""
+    routine, codes = prepared.routine, prepared.codes
+    results = [by_group[g] for g in range(len(prepared.keys))]
+    cols: dict[str, Any] = {}
+    for name in routine.fields:
+        cols[PREFIX + name] = _column([r.result.get(name) if r.result else None for r in results],
+                                      codes)
+    cols["clay_status"] = _column([r.status for r in results], codes)
+    cols["clay_error"] = _column([r.error for r in results], codes)
+    first = prepared.first
+    for column, attr in (("clay_actions", "actions"), ("clay_data_credits", "data_credits")):
+        per_group = np.array([getattr(r.cost, attr) for r in results], dtype="float64")
+        cols[column] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
+    return df.assign(**cols)
+
+
+@dataclass
+class Call:
+    """Everything one enrich call needs, checked before anything is sent."""
+
+    routine: Routine
+    plan: WorkPlan
+    journal: Journal
+    backend: str
+    options: dict[str, Any]
+
+
+def _setup(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] | None,
+           client: Any, backend: str, home: str | Path | None, plan_name: Any,
+           cache: bool, max_age: Any, refresh: bool, retry_failed: bool,
+           resend_unknown: bool, options: dict[str, Any]) -> Call:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
+    resolved = resolve_routine(routine, client)
+    prepared = prepare(df, resolved, inputs)
+    get_backend(backend)  # fail on an unknown backend before touching the state file
+    journal = Journal.open(home, plan=plan_name)
+    try:
+        work = plan_work(prepared, journal, cache=cache, max_age=max_age, refresh=refresh,
+                         retry_failed=retry_failed, resend_unknown=resend_unknown)
+    except BaseException:
+        journal.close()
+        raise
+    return Call(resolved, work, journal, backend, options)
+
+
+def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
+    by_key = _complete(call.plan.to_send, results)
+    by_group = dict(call.plan.known)
+    for key, result in by_key.items():
+        g = call.plan.group_of.get(key)
+        if g is not None:
+            by_group[g] = result
+    return merge(df, call.plan.prepared, by_group)
+
+
+def _backend_kwargs(call: Call, client: Any, budget: Budget, progress: Any,
+                    concurrency: int | None) -> dict[str, Any]:
+    kwargs = dict(call.options)
+    if concurrency is not None:
+        kwargs["concurrency"] = concurrency
+    return {"client": client, "guard": budget.guard(), "journal": call.journal,
+            "progress": make_progress(progress, len(call.plan.to_send),
+                                      f"{call.routine.id} ({call.backend})"),
+            "plan": budget.price, **kwargs}
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    from claynb import connect  # type: ignore[attr-defined]
+
+    return connect()
+
+
+def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] | None = None, *,
+           client: Any = None, budget: Budget | None = None, cache: bool = True,
+           max_age: timedelta | float | None = None, refresh: bool = False,
+           backend: str = "direct", progress: bool | str = True,
+           concurrency: int | None = None, retry_failed: bool = False,
+           resend_unknown: bool = False, home: str | Path | None = None,
+           **options: Any) -> pd.DataFrame:
+    """Enrich every row of ``df`` with ``routine``; a new DataFrame (``df`` is untouched).
+
+    ``inputs`` maps the routine's inputs to columns (``{"email": "Email"}``); when omitted,
+    columns named like the inputs are used. ``client`` defaults to :func:`claynb.connect`.
+    ``budget`` caps what this call (and every other call sharing the Budget object) may
+    spend. ``cache=False`` ignores cached answers (new answers are still stored);
+    ``max_age`` (seconds or a timedelta) re-enriches answers older than that;
+    ``refresh=True`` re-enriches everything. ``retry_failed=True`` re-sends rows on the
+    dead-letter list (see :func:`claynb.failures`); ``resend_unknown=True`` re-sends rows
+    whose earlier send has an unknown outcome, accepting that Clay may charge them twice.
+    Other keyword arguments go to the backend (for "direct": ``batch_size``,
+    ``poll_interval``, ``poll_timeout``, ``webhook``...).
+
+    Returns every input column, ``clay_<field>`` per result field, and ``clay_status``
+    (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
+    ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row).
+    """
+    call = _setup(df, routine, inputs, client, backend, home, _plan_of(budget), cache,
+                  max_age, refresh, retry_failed, resend_unknown, options)
+    try:
+        results: list[ItemResult] = []
+        if call.plan.to_send:
+            budget = budget if budget is not None else Budget()
+            kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
+            with kwargs["progress"]:
+                results = get_backend(backend)(call.routine, call.plan.to_send, **kwargs)
+        return _finish(df, call, results)
+    finally:
+        call.journal.close()
+
+
+async def enrich_async(df: pd.DataFrame, routine: str | Routine,
+                       inputs: Mapping[str, Any] | None = None, *, client: Any = None,
+                       budget: Budget | None = None, cache: bool = True,
+                       max_age: timedelta | float | None = None, refresh: bool = False,
+                       backend: str = "direct", progress: bool | str = True,
+                       concurrency: int | None = None, retry_failed: bool = False,
+                       resend_unknown: bool = False, home: str | Path | None = None,
+                       **options: Any) -> pd.DataFrame:
+    """:func:`enrich` for async code: ``out = await claynb.enrich_async(df, ...)``.
+
+    Backends that have a ``run_async`` are awaited on the running loop; others run in a
+    worker thread so the loop is never blocked.
+    """
+    call = _setup(df, routine, inputs, client, backend, home, _plan_of(budget), cache,
+                  max_age, refresh, retry_failed, resend_unknown, options)
+    try:
+        results: list[ItemResult] = []
+        if call.plan.to_send:
+            budget = budget if budget is not None else Budget()
+            kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
+            fn = get_backend(backend)
+            run_async = getattr(inspect.getmodule(fn), "run_async", None)
+            with kwargs["progress"]:
+                if run_async is not None:
+                    results = await run_async(call.routine, call.plan.to_send, **kwargs)
+                else:
+                    results = await asyncio.to_thread(fn, call.routine, call.plan.to_send, **kwargs)
+        return _finish(df, call, results)
+    finally:
+        call.journal.close()
+
+
+def _plan_of(budget: Budget | None) -> Any:
+    return budget.price if budget is not None else "growth"
+
+
+def failures(routine: str | Routine | None = None, *, home: str | Path | None = None) -> pd.DataFrame:
+    """The dead-letter list: rows that failed, with their inputs, error and attempts.
+
+    ``enrich(..., retry_failed=True)`` re-sends exactly these rows (those in its frame).
+    """
+    routine_id = routine.id if isinstance(routine, Routine) else routine
+    with Journal.open(home) as journal:
+        rows = journal.failures(routine_id)
+    columns = ["routine", "key", "inputs", "error", "attempts", "first_at", "last_at", "run_id"]
+    frame = pd.DataFrame([[f.routine, f.key, f.inputs, f.error, f.attempts, f.first_at,
+                           f.last_at, f.run_id] for f in rows], columns=columns)
+    for col in ("first_at", "last_at"):
+        frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="s", utc=True)
+    return frame
+
