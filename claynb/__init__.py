@@ -4,9 +4,13 @@ Importing claynb registers the pandas accessor ``df.clay``. Everything public is
 re-exported here; the modules behind it are private and split by concept.
 """
 
+from claynb._accessor import ClayAccessor
+from claynb._budget import Budget
 from claynb._client import AsyncClayClient, ClayClient
 from claynb._config import RetryPolicy, SourcePolicy, Timeout
 from claynb._connect import connect
+from claynb._enrich import enrich, enrich_async, failures
+from claynb._estimate import Estimate, estimate
 from claynb._exceptions import (
     AuthenticationError,
     BudgetExceeded,
@@ -23,6 +27,7 @@ from claynb._exceptions import (
     SignatureError,
     TransportError,
 )
+from claynb._ledger import Ledger, ledger
 from claynb._plans import PLANS, Plan, get_plan
 from claynb._results import BatchResults, RunItem, RunResults
 from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
@@ -38,16 +43,20 @@ __all__ = [
     "AsyncClayClient",
     "AuthenticationError",
     "BatchResults",
+    "Budget",
     "BudgetExceeded",
+    "ClayAccessor",
     "ClayClient",
     "ClayError",
     "ConfigError",
     "Cost",
     "CreditsExhausted",
     "Emulator",
+    "Estimate",
     "Faults",
     "Forbidden",
     "HTTPStatusError",
+    "Ledger",
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
@@ -67,7 +76,12 @@ __all__ = [
     "TransportError",
     "__version__",
     "connect",
+    "enrich",
+    "enrich_async",
+    "estimate",
+    "failures",
     "get_plan",
+    "ledger",
     "sample_leads",
     "verify_signature",
 ]
