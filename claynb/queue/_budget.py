@@ -44,7 +44,7 @@ _SETTLE = """
 local key = KEYS[1]
 local meters = {'a', 'c', 'u'}
 for i, m in ipairs(meters) do
-  redis.call('HINCRBY', key, 'held_' .. m, -tonumber(ARGV[i]))
+  redis.call('HINCRBY', key, 'held_' .. m, 0 - tonumber(ARGV[i]))
   redis.call('HINCRBY', key, 'spent_' .. m, ARGV[i + 3])
 end
 return 1

@@ -81,7 +81,9 @@ class LeadQueue:
                  budget: str | RedisBudgetGuard | None = None,
                  options: JobOptions | None = None, base_url: str | None = None,
                  use_cache: bool = True, max_age_s: float | None = None, plan: str = "growth",
-                 linger_s: float = 0.0) -> None:
+                 linger_s: float = 0.0, batch_size: int = MAX_BATCH) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {batch_size}")
         if connection is None:
             from claynb.services.redis import connect
 
@@ -96,6 +98,7 @@ class LeadQueue:
         self.max_age_s = max_age_s
         self.plan = plan
         self.linger_s = linger_s
+        self.batch_size = batch_size
         self.store = BatchStore(connection)
         self._save_template()
 
@@ -161,8 +164,9 @@ class LeadQueue:
         """Queue already-normalised leads in batches of up to 100; the batch ids."""
         batch_ids = []
         stem = uuid.uuid4().hex[:12]
-        for n, start in enumerate(range(0, len(leads), MAX_BATCH)):
-            batch = self._batch(f"{self.name}-{stem}-{n}", leads[start:start + MAX_BATCH],
+        size = self.batch_size
+        for n, start in enumerate(range(0, len(leads), size)):
+            batch = self._batch(f"{self.name}-{stem}-{n}", leads[start:start + size],
                                 use_cache=use_cache)
             self.store.create(batch)
             submit(self.conn, self.name, batch.id, self.options)
@@ -238,5 +242,5 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["DEFAULT_QUEUE", "ConfigError", "LeadQueue", "Submission", "load_template",
+__all__ = ["DEFAULT_QUEUE", "LeadQueue", "Submission", "load_template",
            "read_outcomes", "read_stream"]

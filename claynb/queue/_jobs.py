@@ -25,10 +25,10 @@ from datetime import timedelta
 from typing import Any
 
 from claynb._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
+from claynb._normalise import result_from_clay
 from claynb._plans import get_plan
 from claynb._routines import Cost, Routine
 from claynb._secrets import mask, redact
-from claynb._normalise import result_from_clay
 from claynb._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
 from claynb.queue._store import (
     DONE,
@@ -94,6 +94,7 @@ class WorkerSettings:
     poll_interval_s: float = 1.0
     lease_s: float = DEFAULT_LEASE_S
     wait_timeout_s: float = 600.0
+    max_attempts: int | None = None  # per request, inside the client; None: its default
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -106,6 +107,7 @@ class WorkerSettings:
             poll_interval_s=float(os.environ.get("CLAYNB_POLL_INTERVAL_S", "1.0")),
             lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
             wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
+            max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"]) if os.environ.get("CLAYNB_MAX_ATTEMPTS") else None,
         )
 
     def __repr__(self) -> str:
@@ -286,9 +288,11 @@ def _job_exists(conn: Any, job_id: str) -> bool:
 
 
 def _client(settings: WorkerSettings) -> Any:
-    from claynb import ClayClient  # type: ignore[attr-defined]
+    from claynb import ClayClient
+    from claynb._config import RetryPolicy
 
-    return ClayClient(api_key=settings.api_key, base_url=settings.base_url)
+    retry = RetryPolicy(max_attempts=settings.max_attempts) if settings.max_attempts else None
+    return ClayClient(api_key=settings.api_key, base_url=settings.base_url, retry=retry)
 
 
 def _send_and_collect(store: BatchStore, batch: Batch, client: Any, settings: WorkerSettings,
@@ -440,7 +444,7 @@ def submit(conn: Any, queue: str, batch_id: str | None, opts: JobOptions, *,
     q = Queue(queue, connection=conn)
     kwargs: dict[str, Any] = {
         "job_timeout": opts.timeout_s, "result_ttl": opts.result_ttl_s,
-        "failure_ttl": 30 * 24 * 3600, "meta": {"claynb": True, "batch": batch_id},
+        "failure_ttl": 30 * 24 * 3600, "meta": {"claynb": True, "batch": batch_id, "retries": opts.retries},
         "description": f"claynb batch {batch_id or '(pending leads)'}",
     }
     if opts.retries > 0:
@@ -463,7 +467,7 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
     retry = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0) if opts.retries else None
     job = q.create_job(run_batch, args=(batch_id, queue, None), job_id=batch_id,
                        timeout=opts.timeout_s, result_ttl=opts.result_ttl_s,
-                       failure_ttl=30 * 24 * 3600, meta={"claynb": True, "batch": batch_id},
+                       failure_ttl=30 * 24 * 3600, meta={"claynb": True, "batch": batch_id, "retries": opts.retries},
                        description=f"claynb batch {batch_id}", retry=retry,
                        status=JobStatus.FAILED)
     job.origin = queue

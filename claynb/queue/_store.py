@@ -206,7 +206,7 @@ if ARGV[1] == '1' then
   local k = tonumber(redis.call('HGET', KEYS[1], 'k') or '0')
   for _, m in ipairs({'a', 'c', 'u'}) do
     local per = tonumber(redis.call('HGET', KEYS[1], 'per_' .. m) or '0')
-    redis.call('HINCRBY', KEYS[2], 'held_' .. m, -k * per)
+    redis.call('HINCRBY', KEYS[2], 'held_' .. m, 0 - k * per)
   end
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
@@ -225,7 +225,7 @@ if ARGV[2] == '1' then
   local k = tonumber(redis.call('HGET', KEYS[1], 'k') or '0')
   for i, m in ipairs(meters) do
     local per = tonumber(redis.call('HGET', KEYS[1], 'per_' .. m) or '0')
-    redis.call('HINCRBY', KEYS[2], 'held_' .. m, -k * per)
+    redis.call('HINCRBY', KEYS[2], 'held_' .. m, 0 - k * per)
     redis.call('HINCRBY', KEYS[2], 'spent_' .. m, actual[i])
   end
 end

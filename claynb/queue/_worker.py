@@ -32,8 +32,15 @@ from claynb.queue._store import lease_key
 DEFAULT_GRACE_S = 6.0
 
 
-def reap_abandoned(conn: Any, queues: Sequence[str], *, grace_s: float = DEFAULT_GRACE_S) -> list[str]:
+def default_grace_s() -> float:
+    """Twice the lease the workers hold (``CLAYNB_LEASE_S``), else :data:`DEFAULT_GRACE_S`."""
+    lease = os.environ.get("CLAYNB_LEASE_S")
+    return 2 * float(lease) if lease else DEFAULT_GRACE_S
+
+
+def reap_abandoned(conn: Any, queues: Sequence[str], *, grace_s: float | None = None) -> list[str]:
     """Hand back to RQ every claynb job whose worker died; the ids of those jobs."""
+    grace_s = default_grace_s() if grace_s is None else grace_s
     from rq import Queue
     from rq.job import Job, JobStatus
     from rq.registry import StartedJobRegistry
@@ -119,7 +126,8 @@ class WorkerPool:
     def __init__(self, redis_url: str, *, queues: Sequence[str] = ("claynb",), n: int = 2,
                  api_key: str | None = None, base_url: str | None = None, burst: bool = False,
                  with_scheduler: bool = True, poll_interval_s: float | None = None,
-                 lease_s: float | None = None, extra_env: dict[str, str] | None = None,
+                 lease_s: float | None = None, max_attempts: int | None = None,
+                 extra_env: dict[str, str] | None = None,
                  log_dir: str | None = None) -> None:
         self.redis_url = redis_url
         self.queues = list(queues)
@@ -135,6 +143,8 @@ class WorkerPool:
             self._env["CLAYNB_POLL_INTERVAL_S"] = str(poll_interval_s)
         if lease_s is not None:
             self._env["CLAYNB_LEASE_S"] = str(lease_s)
+        if max_attempts is not None:
+            self._env["CLAYNB_MAX_ATTEMPTS"] = str(max_attempts)
         self._env.update(extra_env or {})
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
