@@ -33,6 +33,7 @@ import httpx
 from claynb._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PACING_FRACTION,
+    DEFAULT_PAGE_LIMIT,
     DEFAULT_POLL_BACKOFF,
     DEFAULT_POLL_MAX_INTERVAL_S,
     MAX_RUN_ITEMS,
@@ -152,6 +153,8 @@ class BaseClient:
         self.source_policy = source_policy or SourcePolicy()
         self.home = home
         self.emulator: Any = None  # set by claynb.connect() when it started one
+        #: Results per page when following cursors (1-100; the largest means fewest requests).
+        self.page_limit = DEFAULT_PAGE_LIMIT
         self._rng = rng or random.Random()
         self._clock = clock
         self._wall_clock = wall_clock
@@ -343,12 +346,12 @@ class BaseClient:
 
     def _results_flow(self, run_id: str) -> Flow[RunResults]:
         path = f"/routines/run/{_seg(run_id)}/results"
-        response = yield self.build_call("GET", path, params={"limit": MAX_RUN_ITEMS})
+        response = yield self.build_call("GET", path, params={"limit": self.page_limit})
         assert response is not None
         results = parse_run_page(run_id, response.status_code, _json(response))
         cursor = _json(response).get("cursor")
         while results.complete and cursor:
-            page = yield self.build_call("GET", path, params={"cursor": cursor, "limit": MAX_RUN_ITEMS})
+            page = yield self.build_call("GET", path, params={"cursor": cursor, "limit": self.page_limit})
             assert page is not None
             body = _json(page)
             results.items.extend(parse_run_page(run_id, page.status_code, body).items)

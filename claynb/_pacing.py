@@ -18,8 +18,8 @@ class Pacer:
     """A token bucket of ``burst`` tokens refilled at ``limit * fraction`` per second.
 
     ``limit`` None means unknown: nothing is paced until :meth:`observe` learns it from
-    the server's X-RateLimit-* headers, but waits asked for by a 429 still apply to
-    every caller. ``fraction`` leaves headroom below the limit for timing jitter.
+    the server's X-RateLimit-* headers (a lower announced limit also overrides a given
+    one), and waits asked for by a 429 apply to every caller. ``fraction`` leaves headroom below the limit for timing jitter.
     """
 
     def __init__(
@@ -33,7 +33,7 @@ class Pacer:
         if limit is not None and limit <= 0:
             raise ValueError(f"a rate limit must be positive, not {limit}")
         self._lock = threading.Lock()
-        self._given = limit is not None
+        self._given = limit
         self._limit = limit
         self._burst = max(1, burst)
         self._fraction = fraction
@@ -77,11 +77,12 @@ class Pacer:
     ) -> None:
         """Learn from X-RateLimit-Limit / Remaining / Reset on an answer.
 
-        A limit given to the client wins over the header. ``remaining`` 0 means the
-        window is spent: hold everyone until ``reset_in``.
+        The pace is the lower of the limit given to the client (a share the caller
+        chose) and the one the server announces (what it will actually allow).
+        ``remaining`` 0 means the window is spent: hold everyone until ``reset_in``.
         """
-        if limit is not None and limit > 0 and not self._given:
+        if limit is not None and limit > 0:
             with self._lock:
-                self._limit = limit
+                self._limit = limit if self._given is None else min(self._given, limit)
         if remaining is not None and remaining < 1 and reset_in:
             self.block_for(reset_in)

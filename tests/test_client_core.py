@@ -1,0 +1,203 @@
+"""The client's I/O-free core: request shaping, validation, retry decisions, pacing.
+
+These run without a server. ``httpx.MockTransport`` appears only where the point is the
+shape of a request or the parsing of an answer; every retry, fault and rate-limit
+behaviour is tested for real against the emulator in test_client_retries.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+import claynb
+from claynb._core import BaseClient, Call, api_base, check_items
+from claynb._pacing import Pacer
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def core(**kw: Any) -> BaseClient:
+    kw.setdefault("base_url", "http://127.0.0.1:9/public/v0")
+    return BaseClient("secret-key-abcdef", **kw)
+
+
+def answer(status: int, headers: dict[str, str] | None = None, body: Any = None) -> httpx.Response:
+    request = httpx.Request("GET", "http://127.0.0.1:9/public/v0/me")
+    return httpx.Response(status, headers=headers, json=body or {"message": "x"}, request=request)
+
+
+# -- requests -----------------------------------------------------------------------------
+
+
+def test_bare_host_gets_the_public_api_path_and_explicit_paths_are_kept() -> None:
+    assert api_base("http://127.0.0.1:8765") == "http://127.0.0.1:8765/public/v0"
+    assert api_base("https://api.clay.com/") == "https://api.clay.com/public/v0"
+    assert api_base("https://proxy.example/clay/v0/") == "https://proxy.example/clay/v0"
+
+
+def test_api_key_goes_only_to_the_public_api() -> None:
+    c = core()
+    api = c.build_call("GET", "/me").request
+    upload = c.build_call("PUT", "http://127.0.0.1:9/_emulator/uploads/f1", content=b"x").request
+    source = c.build_call("POST", "http://127.0.0.1:9/v3/sources/webhook/abc", content=b"{}").request
+    assert api.headers["clay-api-key"] == "secret-key-abcdef"
+    assert "clay-api-key" not in upload.headers
+    assert "clay-api-key" not in source.headers
+    assert "authorization" not in api.headers  # Clay answers a Bearer header 401
+
+
+def test_post_run_is_marked_as_spending_with_its_item_ids() -> None:
+    c = core()
+    flow = c._run_flow("enrich-person", [{"id": "a", "inputs": {"email": "a@b.co"}}], "wh_1")
+    call = next(flow)
+    assert isinstance(call, Call)
+    assert call.spends and call.item_ids == ["a"]
+    assert json.loads(call.request.content) == {
+        "items": [{"id": "a", "inputs": {"email": "a@b.co"}}], "webhook_id": "wh_1"}
+    assert not c.build_call("GET", "/me").spends
+
+
+@pytest.mark.parametrize("items, why", [
+    ([], "1 to 100"),
+    ([{"id": str(i), "inputs": {}} for i in range(101)], "1 to 100"),
+    ([{"id": "a", "inputs": {}}, {"id": "a", "inputs": {}}], "duplicate"),
+    ([{"id": "", "inputs": {}}], "1 to 64"),
+    ([{"id": "a"}], "inputs"),
+    ({"id": "a", "inputs": {}}, "list"),
+])
+def test_bad_items_are_refused_before_sending(items: Any, why: str) -> None:
+    with pytest.raises(claynb.ConfigError, match=why):
+        check_items(items)
+
+
+def test_run_result_pages_are_parsed_into_typed_items() -> None:
+    # MockTransport only shapes the answer; the real pagination is tested on the emulator.
+    pages = {
+        None: {"routine_run_id": "r1", "total": 2, "finished": 2, "status": "complete", "cursor": "c2",
+               "data": [{"id": "a", "status": "complete",
+                         "result": {"x": 1, "_cost": {"actions": 1, "data_credits": 2}, "_provider": "p"}}]},
+        "c2": {"routine_run_id": "r1", "total": 2, "finished": 2, "status": "complete",
+               "data": [{"id": "b", "status": "failed", "error": {"message": "bad email"}}]},
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    with claynb.ClayClient("secret-key-abcdef", base_url="http://127.0.0.1:9",
+                           transport=httpx.MockTransport(handler)) as c:
+        results = c.get_run_results("r1")
+    assert results.complete and results.total == 2
+    a, b = results.items
+    assert a.result == {"x": 1} and a.cost == claynb.Cost(1, 2) and a.provider == "p" and a.ok
+    assert b.status == "failed" and b.error == "bad email" and not b.ok
+    assert [r.url.params.get("limit") for r in seen] == ["100", "100"]
+
+
+# -- retry decisions ----------------------------------------------------------------------
+
+
+def test_backoff_is_capped_exponential_with_seeded_jitter() -> None:
+    policy = claynb.RetryPolicy(backoff_initial_s=1.0, backoff_max_s=5.0, jitter=0.5)
+    c1, c2 = core(retry=policy, rng=random.Random(7)), core(retry=policy, rng=random.Random(7))
+    delays = [c1._backoff(n) for n in range(1, 7)]
+    assert delays == [c2._backoff(n) for n in range(1, 7)]  # same seed, same jitter
+    for n, d in enumerate(delays, start=1):
+        cap = min(5.0, 2 ** (n - 1))
+        assert cap * 0.5 <= d <= cap
+
+
+def test_reset_is_preferred_to_retry_after_when_it_is_finer() -> None:
+    wall = FakeClock(1_700_000_000.0)
+    c = core(wall_clock=wall)
+    headers = httpx.Headers({"retry-after": "1", "x-ratelimit-reset": f"{wall.now + 0.25:.3f}"})
+    assert c._rate_limit_wait(headers) == pytest.approx(0.25, abs=1e-3)
+    # A reset far beyond Retry-After is not believed (a clock skewed by minutes).
+    skewed = httpx.Headers({"retry-after": "2", "x-ratelimit-reset": f"{wall.now + 600:.3f}"})
+    assert c._rate_limit_wait(skewed) == 2.0
+    assert c._rate_limit_wait(httpx.Headers({"retry-after": "3"})) == 3.0
+
+
+def test_402_is_never_retried_and_5xx_is_until_attempts_run_out() -> None:
+    c = core(retry=claynb.RetryPolicy(max_attempts=3))
+    call = c.build_call("GET", "/me")
+    call.attempts = 1
+    assert isinstance(c.after_response(call, answer(402)).error, claynb.CreditsExhausted)
+    assert c.after_response(call, answer(503)).error is None
+    call.attempts = 3
+    error = c.after_response(call, answer(503)).error
+    assert isinstance(error, claynb.ServerError) and error.status == 503
+
+
+def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() -> None:
+    c = core()
+    call = c._run_flow("enrich-person", [{"id": "a", "inputs": {}}], None).send(None)
+    assert isinstance(call, Call)
+    call.attempts = 1
+    for exc in (httpx.ReadTimeout("t"), httpx.RemoteProtocolError("gone"), httpx.ReadError("r"),
+                httpx.WriteError("w")):
+        step = c.after_transport_error(call, exc)
+        assert isinstance(step.error, claynb.OutcomeUnknown) and step.error.item_ids == ["a"]
+    refused = c.after_transport_error(call, httpx.ConnectError("refused"))
+    assert refused.error is None and refused.delay > 0  # never sent: safe to retry
+    read = c.build_call("GET", "/me")
+    read.attempts = 1
+    assert c.after_transport_error(read, httpx.ReadTimeout("t")).error is None
+
+
+# -- pacing -------------------------------------------------------------------------------
+
+
+def test_pacer_spaces_requests_at_the_limit() -> None:
+    clock = FakeClock()
+    pacer = Pacer(10.0, clock=clock)
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_pacer_allows_a_burst_then_the_rate_counted_in_records() -> None:
+    clock = FakeClock()
+    pacer = Pacer(10.0, burst=20, clock=clock)
+    assert pacer.reserve(10) == 0.0 and pacer.reserve(10) == 0.0
+    assert pacer.reserve(10) == pytest.approx(1.0)  # 10 more records need a second
+    clock.now += 5.0
+    assert pacer.reserve(10) == 0.0
+
+
+def test_pacer_learns_the_limit_and_holds_everyone_after_a_429() -> None:
+    clock = FakeClock()
+    pacer = Pacer(None, clock=clock)
+    assert pacer.reserve() == 0.0 and pacer.limit is None
+    pacer.observe(limit=4.0, remaining=3.0, reset_in=0.0)
+    assert pacer.limit == 4.0
+    pacer.block_for(2.0)
+    first, second = pacer.reserve(), pacer.reserve()
+    assert first == pytest.approx(2.0) and second == pytest.approx(2.25)
+    given = Pacer(2.0, clock=clock)
+    given.observe(limit=50.0, remaining=10.0, reset_in=0.0)
+    assert given.limit == 2.0  # the caller's share of a bigger limit is kept
+    given.observe(limit=1.0, remaining=0.0, reset_in=0.0)
+    assert given.limit == 1.0  # but the server's lower limit is what it will allow
+
+
+def test_config_objects_refuse_nonsense() -> None:
+    with pytest.raises(claynb.ConfigError):
+        claynb.RetryPolicy(max_attempts=0)
+    with pytest.raises(claynb.ConfigError):
+        claynb.Timeout(0)
+    with pytest.raises(claynb.ConfigError):
+        claynb.SourcePolicy(max_chunk_records=30, burst=20)
+    t = claynb.Timeout(5.0, connect=1.0)
+    assert (t.connect, t.read, t.write, t.pool) == (1.0, 5.0, 5.0, 5.0)
