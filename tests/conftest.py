@@ -70,3 +70,12 @@ def redis_url() -> Iterator[str]:
 
     with redis_server() as url:
         yield url
+
+
+@pytest.fixture
+def recorder() -> Iterator[Any]:
+    """A loopback HTTP server recording every request (webhook / HTTP API column target)."""
+    from claynb.emulator import RecordingServer
+
+    with RecordingServer() as server:
+        yield server

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from claynb.emulator._bucket import Decision
 from claynb.emulator._faults import DROP_CONNECTION, SERVER_ERROR, TIMEOUT, FaultDice
 from claynb.emulator._http import JSON, DropConnection, error
-from claynb.emulator._runs import BATCH, INLINE, page
+from claynb.emulator._runs import BATCH, INLINE, Run, page
 from claynb.emulator._state import EmulatorState, Finished
 from claynb.emulator._validate import (
     BadRequest,
@@ -83,6 +83,14 @@ class PublicApi:
             if decision is not None:
                 response.headers.update(self._rate_headers(decision))
             return response
+
+        return endpoint
+
+    def faulty(self, handler: Handler, *, starts_work: bool) -> Handler:
+        """Fault injection alone (no key, no rate limit): for the webhook sources."""
+
+        async def endpoint(request: Request) -> Response:
+            return await self._with_fault(handler, request, starts_work)
 
         return endpoint
 
@@ -174,10 +182,7 @@ class PublicApi:
             body["cursor"] = cursor
         return JSON(body)
 
-    def _batch_terminal(self, request: Request, run: object, progress: dict[str, object]) -> Response:
-        from claynb.emulator._runs import Run
-
-        assert isinstance(run, Run)
+    def _batch_terminal(self, request: Request, run: Run, progress: dict[str, object]) -> Response:
         if run.terminal is not None:
             return JSON({"routine_run_id": run.id, **run.terminal})
         url = f"{str(request.base_url).rstrip('/')}/_emulator/batch-results/{run.id}.jsonl"

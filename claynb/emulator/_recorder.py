@@ -1,0 +1,102 @@
+"""A tiny HTTP server that records what is POSTed to it: a stand-in for a webhook receiver.
+
+Tests and notebooks point the emulator's outbound webhooks and HTTP API columns at it
+to see exactly what Clay would deliver (raw bodies, headers, order). ``statuses`` lets
+it answer with failures first, to exercise retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as received: the raw body is kept byte for byte (signatures cover it)."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+    time: float = 0.0
+
+    def json(self) -> object:
+        import json
+
+        return json.loads(self.body)
+
+
+class RecordingServer:
+    """Records every request on a free loopback port; answers 200 unless told otherwise."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.requests: list[Recorded] = []
+        self.statuses = list(statuses or [])  # answered in order before falling back to 200
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _record(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body,
+                                          time.time()))
+            status = self.statuses.pop(0) if self.statuses else 200
+        return Response(b'{"ok":true}', status_code=status, media_type="application/json")
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Recorded]:
+        """Wait until at least ``count`` requests arrived (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.requests)
+
+    def start(self) -> RecordingServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # for TCP_NODELAY
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        app = Starlette(routes=[Route("/{path:path}", self._record, methods=["GET", "POST", "PUT"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                     lifespan="off", loop="asyncio"))
+        server = self._server
+        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+                                        name=f"claynb-recorder-{self.port}")
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> RecordingServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
