@@ -338,7 +338,8 @@ class _Engine:
         for r in mine:
             self.results[r.key] = r
         if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
-            self.stopped = "not sent: Clay ran out of credits (items of a run were not run)"
+            self.stopped = ("not sent: Clay's credits are exhausted (it stopped running the "
+                            "items of an earlier run); rows finished before are kept")
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
 
     def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
