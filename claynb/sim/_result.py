@@ -1,0 +1,287 @@
+"""SimResult: what one simulation found, as numbers, tables and plots.
+
+Latency is from a lead's arrival to its result being in hand (the request returning, the
+worker's poll seeing it, or the webhook arriving). Leads that failed after their retries, or
+that a budget cap held back, have no latency: failures count as missing the SLO, held-back
+leads are counted on their own. Percentiles are over the leads that completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from claynb._plans import Plan
+from claynb.sim._arrivals import DAY_S, ArrivalProfile
+from claynb.sim._cost import DAYS_PER_MONTH
+from claynb.sim._tiers import ClayBehaviour, Tier
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+TIER_COLOURS = {"direct": "#4C9F70", "queue": "#E0A030", "events": "#4A6FB5"}
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class SimResult:
+    """The outcome of :func:`claynb.sim.simulate`. Money is per 30-day month."""
+
+    tier: Tier
+    clay: ClayBehaviour
+    arrivals_profile: ArrivalProfile
+    volume_per_day: float
+    days: float
+    slo_s: float
+    arrivals: np.ndarray
+    latency_s: np.ndarray
+    wait_s: np.ndarray
+    failed: np.ndarray
+    over_budget: np.ndarray
+    runs: int
+    busy_s: float
+    api_requests: float
+    depth_time_s: np.ndarray
+    depth_waiting: np.ndarray
+    depth_in_flight: np.ndarray
+    actions_month: float
+    data_credits_month: float
+    plan: Plan
+    rollover_data_credits: float
+    monthly_budget_usd: float | None
+    uncapped_bill_usd: float
+    infra_usd: dict[str, float]
+    ops_usd: float
+
+    # -- latency -------------------------------------------------------------------------
+    @property
+    def leads(self) -> int:
+        return int(self.arrivals.size)
+
+    @cached_property
+    def completed_latency_s(self) -> np.ndarray:
+        return self.latency_s[~np.isnan(self.latency_s)]
+
+    @cached_property
+    def _percentiles(self) -> np.ndarray:
+        lat = self.completed_latency_s
+        return np.percentile(lat, [50, 95, 99]) if lat.size else np.full(3, np.nan)
+
+    @property
+    def p50(self) -> float:
+        return float(self._percentiles[0])
+
+    @property
+    def p95(self) -> float:
+        return float(self._percentiles[1])
+
+    @property
+    def p99(self) -> float:
+        return float(self._percentiles[2])
+
+    @property
+    def mean_latency_s(self) -> float:
+        lat = self.completed_latency_s
+        return float(lat.mean()) if lat.size else float("nan")
+
+    @property
+    def mean_wait_s(self) -> float:
+        return float(self.wait_s.mean()) if self.wait_s.size else float("nan")
+
+    def percentile(self, q: float) -> float:
+        """Any latency percentile (0-100) over completed leads."""
+        lat = self.completed_latency_s
+        return float(np.percentile(lat, q)) if lat.size else float("nan")
+
+    def late_share_at(self, slo_s: float) -> float:
+        """Share of leads (not held back by a budget cap) that missed ``slo_s`` or failed."""
+        considered = ~self.over_budget
+        total = int(considered.sum())
+        if total == 0:
+            return 0.0
+        late = np.count_nonzero(self.latency_s[considered] > slo_s) + int(self.failed.sum())
+        return late / total
+
+    @property
+    def late_share(self) -> float:
+        """Share of leads that missed the SLO this result was simulated with."""
+        return self.late_share_at(self.slo_s)
+
+    @property
+    def late_leads_month(self) -> float:
+        return self.late_share * int((~self.over_budget).sum()) * DAYS_PER_MONTH / self.days
+
+    # -- throughput ----------------------------------------------------------------------
+    @property
+    def horizon_s(self) -> float:
+        return self.days * DAY_S
+
+    @property
+    def throughput_per_s(self) -> float:
+        return self.completed_latency_s.size / self.horizon_s
+
+    @property
+    def throughput_per_day(self) -> float:
+        return self.throughput_per_s * DAY_S
+
+    @property
+    def utilisation(self) -> float:
+        """Share of worker time spent on runs (blocking tiers); 0 for the event tier."""
+        servers = self.tier.servers
+        return self.busy_s / (servers * self.horizon_s) if servers else 0.0
+
+    @property
+    def api_requests_per_s(self) -> float:
+        return self.api_requests / self.horizon_s
+
+    @property
+    def mean_batch(self) -> float:
+        return self.leads / self.runs if self.runs else 0.0
+
+    @property
+    def max_queue_depth(self) -> int:
+        return int(self.depth_waiting.max()) if self.depth_waiting.size else 0
+
+    def queue_depth(self) -> pd.DataFrame:
+        """Leads waiting to be sent and in flight at Clay, over time (hours)."""
+        return pd.DataFrame({"hour": self.depth_time_s / 3600.0, "waiting": self.depth_waiting,
+                             "in_flight": self.depth_in_flight})
+
+    # -- money ---------------------------------------------------------------------------
+    @property
+    def clay_usd(self) -> float:
+        """The month's Clay bill: plan price plus top-ups at +30%."""
+        return self.plan.monthly_bill(self.actions_month, self.data_credits_month,
+                                      self.rollover_data_credits)
+
+    @property
+    def top_up_usd(self) -> float:
+        return self.clay_usd - self.plan.monthly_usd
+
+    @property
+    def overspend_usd(self) -> float:
+        """How far past the budget the month's bill goes without a cap (0 without a budget).
+
+        For the queue and event tiers the cap prevents it; the direct tier pays it.
+        """
+        if self.monthly_budget_usd is None:
+            return 0.0
+        return max(0.0, self.uncapped_bill_usd - self.monthly_budget_usd)
+
+    @property
+    def infra_usd_month(self) -> float:
+        return float(sum(self.infra_usd.values()))
+
+    @property
+    def total_usd_month(self) -> float:
+        return self.clay_usd + self.infra_usd_month + self.ops_usd
+
+    def cost_table(self) -> pd.DataFrame:
+        """Monthly cost by line: Clay (plan, top-ups), each infrastructure line, operations."""
+        rows = [("clay", "plan " + self.plan.name, self.plan.monthly_usd),
+                ("clay", "top-ups (+30%)", self.top_up_usd)]
+        rows += [("infrastructure", name, usd) for name, usd in self.infra_usd.items()]
+        rows.append(("operations", "engineer upkeep", self.ops_usd))
+        return pd.DataFrame(rows, columns=["group", "line", "usd_month"])
+
+    # -- views ---------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers as a flat dict (rounded for reading)."""
+        return {
+            "tier": self.tier.name, "volume_per_day": self.volume_per_day, "leads": self.leads,
+            "p50_s": round(self.p50, 1), "p95_s": round(self.p95, 1), "p99_s": round(self.p99, 1),
+            "mean_wait_s": round(self.mean_wait_s, 1), "throughput_per_day": round(self.throughput_per_day),
+            "slo_s": self.slo_s, "late_share": round(self.late_share, 4),
+            "failed": int(self.failed.sum()), "over_budget": int(self.over_budget.sum()),
+            "max_queue_depth": self.max_queue_depth, "runs": self.runs,
+            "mean_batch": round(self.mean_batch, 1), "api_requests_per_s": round(self.api_requests_per_s, 2),
+            "actions_month": round(self.actions_month), "data_credits_month": round(self.data_credits_month),
+            "clay_usd_month": round(self.clay_usd, 2), "overspend_usd_month": round(self.overspend_usd, 2),
+            "infra_usd_month": round(self.infra_usd_month, 2), "ops_usd_month": round(self.ops_usd, 2),
+            "total_usd_month": round(self.total_usd_month, 2),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.summary()])
+
+    def __repr__(self) -> str:
+        return (f"SimResult(tier={self.tier.name!r}, volume_per_day={self.volume_per_day:g}, "
+                f"p50={self.p50:.1f}s, p95={self.p95:.1f}s, p99={self.p99:.1f}s, "
+                f"late_share={self.late_share:.3f}, clay_usd={self.clay_usd:.2f})")
+
+    # -- plots ---------------------------------------------------------------------------
+    def plot_latency(self, ax: Axes | None = None) -> Axes:
+        """Histogram of lead latency with p50/p95/p99 and the SLO marked."""
+        ax = _axes(ax)
+        lat = self.completed_latency_s
+        colour = TIER_COLOURS.get(self.tier.name, "grey")
+        if lat.size:
+            top = max(float(np.percentile(lat, 99.5)), self.slo_s) * 1.1
+            ax.hist(np.minimum(lat, top), bins=80, color=colour, alpha=0.8)
+            for name, value in (("p50", self.p50), ("p95", self.p95), ("p99", self.p99)):
+                ax.axvline(value, color="black", lw=0.8, ls=":")
+                ax.annotate(name, (value, 0.97), xycoords=("data", "axes fraction"), fontsize=8,
+                            rotation=90, va="top", ha="right")
+        ax.axvline(self.slo_s, color="crimson", lw=1.5, label=f"SLO {self.slo_s:g}s")
+        ax.set_xlabel("latency, arrival to result (s)")
+        ax.set_ylabel("leads")
+        ax.set_title(f"{self.tier.name}: {self.late_share:.1%} missed the SLO")
+        ax.legend(loc="upper right", fontsize=8)
+        return ax
+
+    def plot_queue_depth(self, ax: Axes | None = None) -> Axes:
+        """Leads waiting and in flight over the simulated horizon."""
+        ax = _axes(ax)
+        hours = self.depth_time_s / 3600.0
+        ax.fill_between(hours, self.depth_waiting, step="post", alpha=0.6, label="waiting",
+                        color=TIER_COLOURS.get(self.tier.name, "grey"))
+        ax.plot(hours, self.depth_in_flight, color="black", lw=0.8, label="in flight at Clay")
+        ax.set_xlabel("hour")
+        ax.set_ylabel("leads")
+        ax.set_title("queue depth")
+        ax.legend(loc="upper right", fontsize=8)
+        return ax
+
+    def plot_cost(self, ax: Axes | None = None) -> Axes:
+        """A stacked bar of the month's cost lines, and the budget if there is one."""
+        ax = _axes(ax)
+        table = self.cost_table()
+        bottom = 0.0
+        for _, row in table.iterrows():
+            if row.usd_month > 0:
+                ax.bar(0, row.usd_month, bottom=bottom, label=f"{row.line}: ${row.usd_month:,.0f}")
+                bottom += row.usd_month
+        if self.monthly_budget_usd is not None:
+            ax.axhline(self.monthly_budget_usd, color="crimson", ls="--",
+                       label=f"Clay budget ${self.monthly_budget_usd:,.0f}")
+        ax.set_xticks([])
+        ax.set_ylabel("USD per month")
+        ax.set_title(f"monthly cost ${self.total_usd_month:,.0f}")
+        ax.legend(loc="upper left", fontsize=7, bbox_to_anchor=(1.0, 1.0))
+        return ax
+
+    def plot(self) -> Figure:
+        """Latency distribution, queue depth and monthly cost side by side."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [3, 3, 1.4]})
+        self.plot_latency(axes[0])
+        self.plot_queue_depth(axes[1])
+        self.plot_cost(axes[2])
+        fig.tight_layout()
+        plt.close(fig)  # returned, not shown twice in a notebook
+        return fig
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    fig, new = plt.subplots(figsize=(6, 4))
+    plt.close(fig)
+    return new

@@ -1,0 +1,234 @@
+"""simulate(): one tier, one workload, one month's worth of numbers.
+
+The pieces, in order: arrivals from a daily profile with bursts; the tier's way of forming
+runs and waiting for them (see ``_tiers``); Clay's item latencies, transient failures with
+retries and the workspace rate limit (polling requests eat into it, so the submissions get
+what is left); then, per lead, what it was charged by the routine's waterfall, whether a
+budget cap stopped it, and when its result was in hand.
+
+Money is scaled from the simulated horizon to a 30-day month.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from claynb._plans import Plan, get_plan
+from claynb._routines import Routine, get_routine
+from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
+from claynb.sim._cost import DAYS_PER_MONTH, Prices, bill_curve, infra_lines, leads_within_budget
+from claynb.sim._engine import (
+    Runs,
+    batch_fcfs,
+    depth_over_time,
+    fcfs_starts,
+    flush_windows,
+    spaced_starts,
+)
+from claynb.sim._result import SimResult
+from claynb.sim._tiers import ClayBehaviour, EventTier, RunLatency, Tier, make_tier
+
+# Requests each run costs besides polling: the submit and one page of results.
+REQUESTS_PER_RUN = 2.0
+# When polling alone would use the whole rate limit, clients still get this share of it
+# for submissions (429s and Retry-After spread them out rather than starving them).
+MIN_SUBMIT_SHARE = 0.05
+
+_UNSET: Any = object()
+
+
+def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days: float = 1.0,
+             arrivals: ArrivalProfile | str | None = None, workers: int | None = None,
+             batch_size: int | None = None, rate_limit_rps: float | None = _UNSET,
+             run_latency: RunLatency | tuple[float, float] | None = None,
+             clay: ClayBehaviour | None = None, routine: str | Routine = "enrich-person",
+             plan: str | Plan = "growth", monthly_budget_usd: float | None = None,
+             rollover_data_credits: float = 0.0, slo_s: float = 300.0,
+             prices: Prices | None = None, seed: int = 0, **tier_options: Any) -> SimResult:
+    """Simulate ``tier`` under ``volume_per_day`` leads for ``days`` days.
+
+    ``tier`` is ``"direct"``, ``"queue"``, ``"events"`` or a tier model (``QueueTier(...)``);
+    ``workers``, ``batch_size`` and ``tier_options`` override its fields. ``run_latency`` is a
+    :class:`RunLatency` or a ``(low, high)`` range in seconds. ``rate_limit_rps`` is the
+    workspace rate limit (``None``: unlimited). ``monthly_budget_usd`` caps the month's Clay
+    bill for tiers that enforce caps; for the direct tier it only measures the overspend.
+    Everything random comes from ``seed``.
+    """
+    model = make_tier(tier, workers=workers, batch_size=batch_size, **tier_options)
+    behaviour = _behaviour(clay, run_latency, rate_limit_rps)
+    profile = as_profile(arrivals)
+    rng = np.random.default_rng(seed)
+    times = generate_arrivals(volume_per_day, days, profile, rng)
+    horizon = days * DAY_S
+    runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
+    lead_run = runs.lead_run
+    return _assemble(
+        model=model, behaviour=behaviour, profile=profile, volume_per_day=volume_per_day, days=days,
+        horizon=horizon, arrivals=times, lead_start=runs.start[lead_run], lead_done=done[lead_run],
+        lead_failed=run_failed[lead_run], runs=runs, polls=polls, rng=rng,
+        routine=get_routine(routine) if isinstance(routine, str) else routine,
+        plan=get_plan(plan), budget=monthly_budget_usd, rollover=rollover_data_credits,
+        slo_s=slo_s, prices=prices or Prices())
+
+
+def _behaviour(clay: ClayBehaviour | None, latency: RunLatency | tuple[float, float] | None,
+               rate_limit_rps: float | None) -> ClayBehaviour:
+    behaviour = clay or ClayBehaviour()
+    if isinstance(latency, tuple):
+        latency = RunLatency("uniform", low=float(latency[0]), high=float(latency[1]))
+    if latency is not None:
+        behaviour = replace(behaviour, run_latency=latency)
+    if rate_limit_rps is not _UNSET:
+        behaviour = replace(behaviour, rate_limit_rps=rate_limit_rps)
+    return behaviour
+
+
+def _retry_time(size: int, tier: Tier, clay: ClayBehaviour,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Extra seconds each run spends on failed attempts and backoff, and whether it gave up."""
+    if clay.failure_rate <= 0:
+        return np.zeros(size), np.zeros(size, dtype=bool)
+    failures = rng.geometric(1.0 - clay.failure_rate, size) - 1
+    gave_up = failures > tier.max_retries
+    tries = np.minimum(failures, tier.max_retries + 1)
+    waits = np.minimum(tries, tier.max_retries)
+    extra = tries * clay.failure_detect_s + tier.backoff_s * (2.0 ** waits - 1.0)
+    return extra, gave_up
+
+
+def _submit_spacing(tier: Tier, clay: ClayBehaviour) -> float:
+    """Seconds between run submissions the rate limit allows, after blocked workers' polls."""
+    if clay.rate_limit_rps is None:
+        return 0.0
+    polling = tier.servers / tier.poll_interval_s if tier.servers and tier.poll_interval_s > 0 else 0.0
+    left = max(clay.rate_limit_rps - polling, MIN_SUBMIT_SHARE * clay.rate_limit_rps)
+    return REQUESTS_PER_RUN / left
+
+
+def _observed(latency: np.ndarray, poll_s: float) -> np.ndarray:
+    """When a poller sees a run finish: the first poll at or after its end."""
+    if poll_s <= 0:
+        return latency
+    return np.ceil(latency / poll_s - 1e-9) * poll_s
+
+
+def _run_tier(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
+              rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+    """Runs, each run's done time, whether it failed, and the number of poll requests."""
+    if isinstance(tier, EventTier):
+        return _run_events(tier, clay, arrivals, rng)
+    return _run_blocking(tier, clay, arrivals, rng)
+
+
+def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
+                  rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+    """Direct and queue: each worker is held from submit until it has polled the result."""
+    n = arrivals.size
+    spacing = _submit_spacing(tier, clay)
+    extra, gave_up = _retry_time(n, tier, clay, rng)
+    q = rng.random(n)
+    if tier.batch_size == 1:
+        latency = _observed(clay.run_latency.ppf(q), tier.poll_interval_s)
+        busy = np.where(gave_up, extra, latency + extra)
+        if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
+            spacing = 0.0  # the workers can never submit faster than the limit allows
+        starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
+        runs = Runs(starts, np.arange(n), np.ones(n, dtype=np.int64), busy)
+    else:
+        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size,
+                          _busy_fn(clay.run_latency, tier.poll_interval_s, q, extra, gave_up), spacing)
+        gave_up = gave_up[: runs.start.size]
+    polls = float(np.sum(np.floor(runs.busy / tier.poll_interval_s))) if tier.poll_interval_s > 0 else 0.0
+    return runs, runs.start + runs.busy, gave_up, polls
+
+
+def _busy_fn(latency: RunLatency, poll_s: float, q: np.ndarray, extra: np.ndarray,
+             gave_up: np.ndarray) -> Any:
+    ppf = latency.scalar_ppf()
+    ql, el, gl = q.tolist(), extra.tolist(), gave_up.tolist()
+    ceil = math.ceil
+
+    def busy(r: int, n_items: int) -> float:
+        if gl[r]:
+            return float(el[r])
+        x = ppf(ql[r] ** (1.0 / n_items))
+        if poll_s > 0:
+            x = ceil(x / poll_s - 1e-9) * poll_s
+        return float(x + el[r])
+
+    return busy
+
+
+def _run_events(tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray,
+                rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+    """Events: flush on a clock, submit within the rate limit, hear back by webhook or poll."""
+    first, ready = flush_windows(arrivals, tier.linger_s, tier.batch_size)
+    count = np.diff(np.append(first, arrivals.size))
+    starts = spaced_starts(ready, _submit_spacing(tier, clay))
+    m = first.size
+    extra, gave_up = _retry_time(m, tier, clay, rng)
+    latency = clay.run_latency.run_latency(count, rng.random(m))
+    lost = rng.random(m) < tier.webhook_loss
+    late = np.maximum(latency - tier.fallback_after_s, 0.0)
+    by_poll = tier.fallback_after_s + _observed(late, tier.poll_interval_s)
+    heard = np.where(lost, by_poll, latency + tier.webhook_delay_s)
+    busy = np.where(gave_up, extra, heard + extra)
+    polls_per_run = 1.0 + (np.ceil(late / tier.poll_interval_s) if tier.poll_interval_s > 0 else 0.0)
+    polls = float(np.sum(np.where(lost & ~gave_up, polls_per_run, 0.0)))
+    return Runs(starts, first, count, busy), starts + busy, gave_up, polls
+
+
+def _machines(tier: Tier) -> int:
+    """Processes to pay for: workers, direct concurrency, or event consumers."""
+    return tier.consumers if isinstance(tier, EventTier) else tier.servers
+
+
+def _charges(routine: Routine, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Actions and Data Credits each lead is charged, drawn from the routine's waterfall."""
+    hit = np.array([p.hit_rate for p in routine.providers])
+    cost = np.array([p.data_credits for p in routine.providers])
+    miss_cost = np.array([p.data_credits if p.charge_on_miss else 0.0 for p in routine.providers])
+    reach = np.cumprod(np.append(1.0, 1.0 - hit))  # chance of reaching provider i
+    cum_hit = 1.0 - reach[1:]
+    step = np.searchsorted(cum_hit, rng.random(n), side="right")  # == len: nothing hit
+    paid_before = np.append(0.0, np.cumsum(miss_cost))
+    credits = paid_before[step] + np.append(cost, 0.0)[step]
+    actions = np.where((step < hit.size) | (credits > 0), routine.actions_per_hit, 0.0)
+    return actions, credits
+
+
+def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile, volume_per_day: float,
+              days: float, horizon: float, arrivals: np.ndarray, lead_start: np.ndarray,
+              lead_done: np.ndarray, lead_failed: np.ndarray, runs: Runs, polls: float,
+              rng: np.random.Generator, routine: Routine, plan: Plan, budget: float | None,
+              rollover: float, slo_s: float, prices: Prices) -> SimResult:
+    n = arrivals.size
+    month = DAYS_PER_MONTH / days
+    actions, credits = _charges(routine, n, rng)
+    actions[lead_failed] = 0.0
+    credits[lead_failed] = 0.0
+    uncapped_bill = float(bill_curve(plan, np.array([actions.sum() * month]),
+                                     np.array([credits.sum() * month]), rollover)[0])
+    allowed = n
+    if budget is not None and model.budget_capped:
+        allowed = leads_within_budget(plan, actions, credits, budget, month, rollover)
+    over_budget = np.zeros(n, dtype=bool)
+    over_budget[allowed:] = True
+    actions[over_budget] = 0.0
+    credits[over_budget] = 0.0
+    latency = np.where(lead_failed | over_budget, np.nan, lead_done - arrivals)
+    grid, waiting, in_flight = depth_over_time(arrivals, lead_start, lead_done, horizon)
+    return SimResult(
+        tier=model, clay=behaviour, arrivals_profile=profile, volume_per_day=volume_per_day,
+        days=days, slo_s=slo_s, arrivals=arrivals, latency_s=latency, wait_s=lead_start - arrivals,
+        failed=lead_failed & ~over_budget, over_budget=over_budget, runs=int(runs.start.size),
+        busy_s=float(runs.busy.sum()), api_requests=REQUESTS_PER_RUN * runs.start.size + polls,
+        depth_time_s=grid, depth_waiting=waiting, depth_in_flight=in_flight,
+        actions_month=float(actions.sum() * month), data_credits_month=float(credits.sum() * month),
+        plan=plan, rollover_data_credits=rollover, monthly_budget_usd=budget,
+        uncapped_bill_usd=uncapped_bill, infra_usd=infra_lines(model.name, _machines(model), prices),
+        ops_usd=prices.upkeep_hours(model.name) * prices.engineer_usd_hour)
