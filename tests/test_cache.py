@@ -1,0 +1,99 @@
+"""The answer cache: a cached row costs nothing; max_age and refresh re-enrich."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import claynb
+from claynb._cache import cache_get, cache_put, max_age_seconds
+from claynb._journal import FILENAME
+from claynb._routines import DEFAULT_ROUTINES, run_item
+
+ROUTINE = DEFAULT_ROUTINES["enrich-person"]
+
+
+def emails(n: int) -> list[str]:
+    return [f"c{i}.d{i}@cache{i % 5}.com" for i in range(n)]
+
+
+@pytest.fixture
+def client(emulator: Any) -> claynb.ClayClient:
+    return claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
+
+
+def sent(emu: Any) -> int:
+    return emu.meters(charges=False)["per_routine"].get("enrich-person", {}).get("items", 0)
+
+
+def enrich(df: pd.DataFrame, client: Any, **kw: Any) -> pd.DataFrame:
+    return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False, **kw)
+
+
+def test_second_call_is_served_from_the_cache_at_no_cost(emulator: Any, client: Any) -> None:
+    df = pd.DataFrame({"Email": emails(40)})
+    first = enrich(df, client)
+    meters = emulator.meters(charges=False)
+    second = enrich(df, client)
+    assert emulator.meters(charges=False)["data_credits_used"] == meters["data_credits_used"]
+    assert sent(emulator) == 40
+    assert (second["clay_status"] == "cached").all()
+    assert second["clay_actions"].sum() == 0 and second["clay_data_credits"].sum() == 0
+    fields = [c for c in first.columns if c.startswith("clay_") and c not in
+              ("clay_status", "clay_error", "clay_actions", "clay_data_credits")]
+    pd.testing.assert_frame_equal(first[fields], second[fields])
+
+
+def test_no_match_is_an_answer_and_is_cached(emulator: Any, client: Any) -> None:
+    misses = [e for e in emails(60) if run_item(ROUTINE, {"email": e}).status == "no_match"][:3]
+    df = pd.DataFrame({"Email": misses})
+    assert (enrich(df, client)["clay_status"] == "no_match").all()
+    again = enrich(df, client)
+    assert (again["clay_status"] == "cached").all() and again["clay_full_name"].isna().all()
+    assert sent(emulator) == 3
+
+
+def test_cache_is_keyed_by_normalised_inputs(emulator: Any, client: Any) -> None:
+    enrich(pd.DataFrame({"Email": ["ada.lovelace@acme.com"]}), client)
+    out = enrich(pd.DataFrame({"Email": ["  ADA.Lovelace@Acme.COM "]}), client)
+    assert out["clay_status"].tolist() == ["cached"] and sent(emulator) == 1
+
+
+def test_max_age_re_enriches_only_older_answers(emulator: Any, client: Any, claynb_home: Path) -> None:
+    df = pd.DataFrame({"Email": emails(10)})
+    enrich(df, client)
+    with sqlite3.connect(claynb_home / FILENAME) as db:  # age three answers by two days
+        old = db.execute("SELECT key FROM cache ORDER BY key LIMIT 3").fetchall()
+        db.executemany("UPDATE cache SET fetched_at = fetched_at - 172800 WHERE key = ?", old)
+    out = enrich(df, client, max_age=timedelta(days=1))
+    assert (out["clay_status"] != "cached").sum() == 3 and sent(emulator) == 13
+    assert (enrich(df, client, max_age=3600)["clay_status"] == "cached").all()
+
+
+def test_refresh_and_cache_false_send_again(emulator: Any, client: Any) -> None:
+    df = pd.DataFrame({"Email": emails(5)})
+    enrich(df, client)
+    assert (enrich(df, client, refresh=True)["clay_status"] != "cached").all()
+    assert (enrich(df, client, cache=False)["clay_status"] != "cached").all()
+    assert sent(emulator) == 15
+    assert (enrich(df, client)["clay_status"] == "cached").all()
+
+
+def test_cache_functions_directly(tmp_path: Path) -> None:
+    from claynb._journal import Journal
+
+    with Journal(tmp_path / "s.sqlite") as journal:
+        with journal.transaction() as conn:
+            cache_put(conn, "r", [("k1", "enriched", {"a": 1}), ("k2", "no_match", {})], now=1000.0)
+        got = journal.read(lambda c: cache_get(c, "r", ["k1", "k2", "k3"], now=1500.0))
+        assert set(got) == {"k1", "k2"} and got["k1"].result == {"a": 1}
+        assert journal.read(lambda c: cache_get(c, "r", ["k1"], max_age_s=100, now=1500.0)) == {}
+        assert journal.read(lambda c: cache_get(c, "other", ["k1"], now=1500.0)) == {}
+    assert max_age_seconds(timedelta(minutes=2)) == 120 and max_age_seconds(None) is None
+    with pytest.raises(ValueError):
+        max_age_seconds(-1)

@@ -1,0 +1,66 @@
+"""The dead-letter list: failed rows kept with inputs, error, attempts; re-sent on request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+import claynb
+
+
+def emails(n: int) -> list[str]:
+    return [f"f{i}.g{i}@fail{i % 3}.com" for i in range(n)]
+
+
+def test_failed_rows_are_kept_not_cached_and_resent_only_on_request(make_emulator: Any) -> None:
+    emu = make_emulator(faults=claynb.Faults(server_error=1.0))
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
+                               retry=claynb.RetryPolicy(max_attempts=1))
+    df = pd.DataFrame({"Email": emails(12), "Id": range(12)})
+
+    def enrich(**kw: Any) -> pd.DataFrame:
+        return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
+                             max_attempts=2, poll_max_interval=0.05, **kw)
+
+    out = enrich()
+    assert (out["clay_status"] == "failed").all()
+    assert out["clay_error"].str.contains("after 2 attempt").all()
+    assert emu.meters(charges=False)["data_credits_used"] == 0
+
+    dead = claynb.failures("enrich-person")
+    assert len(dead) == 12
+    assert set(dead["attempts"]) == {2}
+    assert sorted(d["email"] for d in dead["inputs"]) == sorted(emails(12))
+    assert dead["error"].str.contains("50[023]").all()
+    assert len(df.clay.failures("enrich-person", {"email": "Email"})) == 12
+    assert len(out.clay.failures()) == 12                      # an enriched frame's failed rows
+
+    # Without retry_failed they are answered from the list, not sent again.
+    requests = emu.meters(charges=False)["requests"]["total"]
+    again = enrich()
+    assert (again["clay_status"] == "failed").all()
+    assert again["clay_error"].str.contains("retry_failed=True").all()
+    assert emu.meters(charges=False)["requests"]["total"] == requests
+
+    # The outage is over: retry_failed re-sends exactly those rows.
+    emu.set_faults(claynb.Faults())
+    more = pd.concat([df, pd.DataFrame({"Email": ["new.row@fresh.com"], "Id": [99]})],
+                     ignore_index=True)
+    fixed = claynb.enrich(more, "enrich-person", {"email": "Email"}, client=client,
+                          progress=False, retry_failed=True)
+    assert set(fixed["clay_status"]) <= {"enriched", "no_match"}
+    assert emu.meters(charges=False)["per_routine"]["enrich-person"]["items"] == 13
+    assert claynb.failures("enrich-person").empty
+    assert claynb.failures().empty
+
+
+def test_a_routine_clay_does_not_know_fails_without_dead_lettering(emulator: Any) -> None:
+    client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
+    custom = claynb.Routine("function:t_unknown", ("email",), ("x",),
+                            (claynb.Provider("p", 0.5, 1.0),))
+    out = claynb.enrich(pd.DataFrame({"Email": emails(3)}), custom, {"email": "Email"},
+                        client=client, progress=False)
+    assert (out["clay_status"] == "failed").all()
+    assert out["clay_error"].str.contains("404").all()
+    assert claynb.failures().empty
