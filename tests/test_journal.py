@@ -1,0 +1,95 @@
+"""The resume journal: ordered states, landing in one transaction, usable across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from claynb._journal import FINISHED, IN_FLIGHT, SENDING, UNKNOWN, Journal
+from claynb._routines import Cost
+from claynb._work import ItemResult
+
+
+def _other_process(path: str) -> None:
+    """Runs in a spawned process: journals a run and leaves it in flight."""
+    with Journal(path) as journal:
+        batch = journal.intent("enrich-person", "queue", {"k1": {"email": "a@b.co"},
+                                                           "k2": {"email": "c@d.co"}}, Cost(2, 2))
+        journal.started(batch, "run_from_elsewhere")
+
+
+def test_states_in_order(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        batch = journal.intent("enrich-person", "direct", {"k1": {"email": "a@b.co"}})
+        assert journal.runs()[0]["state"] == SENDING
+        journal.started(batch, "run_1")
+        assert [r.run_id for r in journal.in_flight("enrich-person")] == ["run_1"]
+        assert journal.in_flight("enrich-person", ["other"]) == []
+        results = [ItemResult("k1", "enriched", {"full_name": "A B"}, cost=Cost(1, 1), run_id="run_1")]
+        assert journal.finished("run_1", results) is True
+        assert journal.finished("run_1", results) is False  # idempotent: landed once
+        assert journal.runs()[0]["state"] == FINISHED
+        assert journal.in_flight("enrich-person") == []
+        assert journal.cached("enrich-person", ["k1"])["k1"].result == {"full_name": "A B"}
+        assert journal.observed_rates("enrich-person") == (1, 1, 1.0, 1.0)
+
+
+def test_finished_lands_failures_and_no_matches(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        inputs = {"a": {"email": "a@x.co"}, "b": {"email": "b@x.co"}, "c": {"email": "c@x.co"}}
+        journal.started(journal.intent("r", "direct", inputs), "run_2")
+        journal.finished("run_2", [ItemResult("a", "no_match"), ItemResult("b", "failed", error="boom"),
+                                   ItemResult("c", "over_budget", error="not run")])
+        assert set(journal.cached("r", ["a", "b", "c"])) == {"a"}
+        [failure] = journal.failures("r")
+        assert (failure.key, failure.inputs, failure.error) == ("b", {"email": "b@x.co"}, "boom")
+
+
+def test_unknown_outcomes_are_parked_until_forgotten(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        batch = journal.intent("r", "direct", {"a": {}, "b": {}})
+        assert sorted(journal.unknown(batch, "timed out")) == ["a", "b"]
+        assert journal.runs()[0]["state"] == UNKNOWN
+        assert journal.unknown_keys("r") == {"a": "timed out", "b": "timed out"}
+        journal.forget_unknown("r", ["a"])
+        assert list(journal.unknown_keys("r")) == ["b"]
+
+
+def test_abandoned_intent_leaves_nothing(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.abandon(journal.intent("r", "direct", {"a": {}}))
+        assert journal.runs() == [] and journal.unknown_keys("r") == {}
+
+
+def test_a_run_journaled_by_another_process_is_seen_here(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_other_process, args=(path,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    with Journal(path) as journal:
+        [run] = journal.in_flight("enrich-person")
+        assert run.run_id == "run_from_elsewhere" and sorted(run.keys) == ["k1", "k2"]
+        assert run.backend == "queue" and run.reserved == Cost(2, 2)
+        assert journal.runs()[0]["state"] == IN_FLIGHT
+
+
+def test_intent_of_a_dead_process_becomes_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    code = ("import sys, os; from claynb._journal import Journal\n"
+            f"j = Journal({str(path)!r}); j.intent('r', 'direct', {{'a': {{}}}}); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
+    with Journal(path) as journal:
+        assert journal.recover("r") == 1
+        assert "died before Clay answered" in journal.unknown_keys("r")["a"]
+        assert journal.recover("r") == 0
+
+
+def test_an_intent_of_this_live_process_is_left_alone(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.intent("r", "direct", {"a": {}})
+        assert journal.recover("r") == 0 and journal.unknown_keys("r") == {}
