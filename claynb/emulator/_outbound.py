@@ -48,17 +48,18 @@ class Outbound:
 
     # --- run-finished webhooks ----------------------------------------------------------
 
-    async def run_finished(self, webhook_id: str, run_id: str) -> None:
+    async def run_finished(self, webhook_id: str, run_id: str, faults: tuple[bool, bool, bool]) -> None:
         hook = self.state.webhooks.get(webhook_id)
         if hook is not None:
-            await self.webhook(hook, {"routine_run_id": run_id})
+            await self.webhook(hook, {"routine_run_id": run_id}, faults)
 
-    async def webhook(self, hook: Webhook, data: dict[str, Any]) -> None:
-        """One delivery, with the configured faults applied."""
+    async def webhook(self, hook: Webhook, data: dict[str, Any],
+                      faults: tuple[bool, bool, bool] | None = None) -> None:
+        """One delivery, with faults (drop, duplicate, reorder) drawn when the run finished."""
         body = json.dumps({"webhookId": hook.id, "createdAt": iso_now(self.state.wall()), "data": data},
                           separators=(",", ":")).encode()
         run_id = data.get("routine_run_id")
-        drop, duplicate, reorder = self.dice.webhook_faults()
+        drop, duplicate, reorder = faults if faults is not None else self.dice.webhook_faults()
         if drop:
             self._record(hook, run_id, "dropped", fault="dropped")
             return

@@ -242,7 +242,9 @@ class Emulator:
         for run in finished.runs:
             if run.webhook_id is not None and not run.notified:
                 run.notified = True
-                self._spawn(self._outbound.run_finished(run.webhook_id, run.id))
+                # Faults are drawn now, in finishing order, so a test can change them between runs.
+                faults = self._dice.webhook_faults()
+                self._spawn(self._outbound.run_finished(run.webhook_id, run.id, faults))
         if self._tables is not None:
             for table_id, row_id in finished.rows_ready:
                 self._tables.row_ready(table_id, row_id, self._outbound, self._spawn)
