@@ -44,6 +44,14 @@ def _last_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _exc(job: Any) -> str:
+    result = job.latest_result()
+    text = getattr(result, "exc_string", None) if result is not None else None
+    if not text:  # put there by claynb (budget) or by RQ's abandoned-job clean-up
+        text = job.meta.get("reason") or job._exc_info or ""
+    return str(text)
+
+
 def dead_letters(conn: Any, queue: str = "claynb") -> list[DeadLetter]:
     """Every job in the queue's failed-job registry, oldest first."""
     from rq.job import Job
@@ -56,7 +64,7 @@ def dead_letters(conn: Any, queue: str = "claynb") -> list[DeadLetter]:
         batch = store.load(batch_id)
         out.append(DeadLetter(job.id, queue, batch_id if batch else None,
                               len(batch.leads) if batch else 0, batch.state if batch else None,
-                              _last_line(job.exc_info), job.ended_at))
+                              _last_line(_exc(job)), job.ended_at))
     return out
 
 
@@ -76,7 +84,7 @@ def inspect_dead_letter(conn: Any, job_id: str) -> dict[str, Any]:
     batch = BatchStore(conn).load(job.meta.get("batch") or job.id)
     return {
         "job_id": job.id, "queue": job.origin, "status": str(job.get_status()),
-        "exc_info": job.exc_info, "retries_left": job.retries_left,
+        "exc_info": _exc(job), "retries_left": job.retries_left,
         "enqueued_at": job.enqueued_at, "ended_at": job.ended_at,
         "batch": None if batch is None else {
             "id": batch.id, "state": batch.state, "run_id": batch.run_id or None,

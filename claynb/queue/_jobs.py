@@ -263,13 +263,14 @@ def _handle_overflow(store: BatchStore, batch: Batch, job: Any) -> list[str]:
     opts = JobOptions.from_dict({k: v for k, v in batch.opts.items() if k in JobOptions.__dataclass_fields__})
     if opts.on_budget == "report":
         return over
-    follow_id = f"{batch.id}.w{batch.waits + 1}"
+    root = str(batch.opts.get("root") or batch.id)
+    follow_id = f"{root}-w{batch.waits + 1}"
     wanted = set(over)
     leads = [lead for lead in batch.leads if lead.key in wanted]
     follow = Batch(id=follow_id, queue=batch.queue, routine=batch.routine, leads=leads,
                    policy=batch.policy, budget=batch.budget, base_url=batch.base_url,
                    use_cache=batch.use_cache, stream=batch.stream, waits=batch.waits + 1,
-                   opts=batch.opts)
+                   opts={**batch.opts, "root": root})
     created = store.create(follow)
     if created or not _job_exists(store.conn, follow_id):
         if opts.on_budget == "wait" and follow.waits <= opts.max_waits:
@@ -471,6 +472,7 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
                        description=f"claynb batch {batch_id}", retry=retry,
                        status=JobStatus.FAILED)
     job.origin = queue
+    job.meta["reason"] = reason
     with conn.pipeline() as pipe:
         job.save(pipeline=pipe)
         FailedJobRegistry(queue=q).add(job, exc_string=reason, pipeline=pipe)

@@ -1,0 +1,181 @@
+"""Real worker processes: a SIGKILL mid-job, faults with retries, the dead-letter registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+import claynb
+from claynb.queue import JobOptions, LeadQueue, WorkerPool
+from claynb.queue._demo import synthetic_leads
+from claynb.queue._dlq import dead_letters, inspect_dead_letter, requeue_dead_letters
+
+
+def _queue(redis_url: str, emu: Any, **options: Any) -> LeadQueue:
+    conn = redis.Redis.from_url(redis_url)
+    batch_size = options.pop("batch_size", 25)
+    return LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
+                     base_url=emu.url, batch_size=batch_size, options=JobOptions(**options))
+
+
+def _assert_each_lead_once_and_paid_once(out: Any, emu: Any, n: int) -> None:
+    meters = emu.meters()
+    assert len(out) == n and out["lead"].is_unique
+    assert out["actions"].sum() == meters["actions_used"]
+    assert out["data_credits"].sum() == meters["data_credits_used"]
+
+
+def _worker_pid_running_sent_batch(conn: Any, lq: LeadQueue, timeout: float) -> tuple[int, str]:
+    """Wait for a job whose run is started (run id journaled) and return its worker's pid."""
+    from rq import Queue, Worker
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+
+    deadline = time.monotonic() + timeout
+    registry = StartedJobRegistry(queue=Queue(lq.name, connection=conn))
+    while time.monotonic() < deadline:
+        for job_id in registry.get_job_ids(cleanup=False):
+            batch = lq.store.load(job_id)
+            if batch is not None and batch.state == "sent":
+                job = Job.fetch(job_id, connection=conn)
+                worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
+                                            connection=conn)
+                if worker is not None and worker.pid:
+                    return int(worker.pid), job_id
+        time.sleep(0.02)
+    raise AssertionError("no job reached the polling stage in time")
+
+
+def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=1.0)
+    lq = _queue(redis_url, emu, retries=3, backoff_s=(0,))
+    df = synthetic_leads(150, seed=5)
+    sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.1, lease_s=0.5) as pool:
+        pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
+        assert pid in pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        out = lq.wait(sub, timeout=60)
+    meters = emu.meters()
+    # Six runs of 25: the killed job's run was polled again by id, never sent again.
+    assert meters["per_routine"]["enrich-person"]["runs"] == 6
+    assert meters["per_routine"]["enrich-person"]["items"] == 150
+    assert lq.store.load(job_id).state == "done"
+    _assert_each_lead_once_and_paid_once(out, emu, 150)
+    assert set(out["status"]) <= {"enriched", "no_match"}
+
+
+def test_server_errors_are_retried_with_backoff_and_nothing_is_paid_twice(
+        redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0, seed=11)
+    emu.set_faults(claynb.Faults(server_error=0.4))
+    lq = _queue(redis_url, emu, retries=12, backoff_s=(0,))
+    df = synthetic_leads(100, seed=6)
+    sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, max_attempts=1, burst=True) as pool:
+        out = lq.wait(sub, timeout=60)
+        pool.wait(timeout=20)
+    _assert_each_lead_once_and_paid_once(out, emu, 100)
+    meters = emu.meters()
+    assert meters["requests"]["by_status"].get("500", 0) + meters["requests"]["by_status"].get("503", 0) > 0
+    from rq.job import Job
+
+    retried = [Job.fetch(b, connection=lq.conn).retries_left for b in sub.batch_ids]
+    assert min(retried) < 12  # RQ's Retry did the retrying, not luck
+    assert meters["per_routine"]["enrich-person"]["items"] == 100
+
+
+def test_dead_letters_can_be_listed_inspected_and_requeued(redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0)
+    emu.set_faults(claynb.Faults(server_error=1.0))
+    lq = _queue(redis_url, emu, retries=1, backoff_s=(0,), batch_size=50)
+    df = synthetic_leads(100, seed=7)
+    sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, max_attempts=1, burst=True) as pool:
+        pool.wait(timeout=30)
+    letters = dead_letters(lq.conn, lq.name)
+    assert sorted(d.job_id for d in letters) == sorted(sub.batch_ids)
+    assert all(d.leads == 50 and "ServerError" in d.reason for d in letters)
+    detail = inspect_dead_letter(lq.conn, letters[0].job_id)
+    assert detail["batch"]["state"] == "new" and len(detail["batch"]["leads"]) == 50
+    assert "Traceback" in detail["exc_info"]
+    assert emu.meters()["actions_used"] == 0
+
+    emu.set_faults(claynb.Faults())
+    assert sorted(requeue_dead_letters(lq.conn, lq.name)) == sorted(sub.batch_ids)
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, burst=True) as pool:
+        out = lq.wait(sub, timeout=30)
+        pool.wait(timeout=20)
+    assert dead_letters(lq.conn, lq.name) == []
+    _assert_each_lead_once_and_paid_once(out, emu, 100)
+
+
+def test_a_worker_never_sees_the_api_key_in_redis(redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0)
+    lq = _queue(redis_url, emu)
+    sub = lq.enqueue_frame(synthetic_leads(30, seed=8), inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, burst=True) as pool:
+        lq.wait(sub, timeout=30)
+        pool.wait(timeout=20)
+        assert emu.api_key not in repr(pool)
+    conn = lq.conn
+    key = emu.api_key.encode()
+    for k in conn.scan_iter(count=1000):
+        kind = conn.type(k)
+        blob = repr({b"string": lambda: conn.get(k), b"hash": lambda: conn.hgetall(k),
+                     b"list": lambda: conn.lrange(k, 0, -1), b"set": lambda: conn.smembers(k),
+                     b"zset": lambda: conn.zrange(k, 0, -1),
+                     b"stream": lambda: conn.xrange(k)}.get(kind, lambda: b"")()).encode()
+        assert key not in blob, k
+
+
+def test_worker_refuses_a_batch_for_another_clay(redis_url: str, make_emulator: Any) -> None:
+    emu, other = make_emulator(), make_emulator()
+    lq = _queue(redis_url, other, retries=1, backoff_s=(0,))
+    sub = lq.enqueue_frame(synthetic_leads(5, seed=9), inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    burst=True) as pool:
+        pool.wait(timeout=30)
+    (letter,) = dead_letters(lq.conn, lq.name)
+    assert letter.job_id == sub.batch_ids[0] and "CLAY_BASE_URL" in letter.reason
+    assert emu.meters()["actions_used"] == 0 and other.meters()["actions_used"] == 0
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "wait"])
+def test_an_empty_budget_parks_leads_until_it_is_raised(
+        redis_url: str, make_emulator: Any, policy: str) -> None:
+    from claynb.queue import RedisBudgetGuard
+
+    emu = make_emulator(run_latency_s=0)
+    conn = redis.Redis.from_url(redis_url)
+    budget = uuid.uuid4().hex
+    guard = RedisBudgetGuard(conn, budget, data_credits=10)
+    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
+                   base_url=emu.url, batch_size=20, budget=budget,
+                   options=JobOptions(on_budget=policy, wait_s=1, retries=1, backoff_s=(0,)))
+    seed = 10 if policy == "wait" else 12  # distinct leads: the Redis cache is shared
+    sub = lq.enqueue_frame(synthetic_leads(40, seed=seed), inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02):
+        with pytest.raises(TimeoutError):
+            lq.wait(sub, timeout=3)
+        assert emu.meters()["data_credits_used"] <= 10
+        guard.set_limits(data_credits=1000)
+        if policy == "dead_letter":
+            letters = dead_letters(conn, lq.name)
+            assert letters and all("BudgetExceeded" in d.reason for d in letters)
+            requeue_dead_letters(conn, lq.name)
+        out = lq.wait(sub, timeout=30)
+    _assert_each_lead_once_and_paid_once(out, emu, 40)
+    assert guard.status().spent["data_credits"] == emu.meters()["data_credits_used"]
