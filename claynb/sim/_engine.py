@@ -161,14 +161,17 @@ def flush_windows(arrivals: np.ndarray, linger_s: float, batch_size: int) -> tup
     return first, ready
 
 
-def depth_over_time(arrivals: np.ndarray, starts: np.ndarray, done: np.ndarray,
-                    horizon_s: float, points: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def depth_over_time(arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_s: float,
+                    points: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leads waiting to be sent and leads in flight at ``points`` times over the horizon.
 
-    ``arrivals`` and ``starts`` are sorted (FCFS); ``done`` need not be.
+    Counted per run (runs start in FCFS order), so no per-lead sort is needed.
     """
     grid = np.linspace(0.0, horizon_s, points)
     arrived = np.searchsorted(arrivals, grid, side="right")
-    started = np.searchsorted(np.sort(starts), grid, side="right")
-    finished = np.searchsorted(np.sort(done), grid, side="right")
+    carried = np.concatenate(([0], np.cumsum(runs.count)))
+    started = carried[np.searchsorted(runs.start, grid, side="right")]
+    order = np.argsort(done, kind="stable")
+    finished_cum = np.concatenate(([0], np.cumsum(runs.count[order])))
+    finished = finished_cum[np.searchsorted(done[order], grid, side="right")]
     return grid, arrived - started, started - finished

@@ -12,6 +12,7 @@ Money is scaled from the simulated horizon to a 30-day month.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, bill_curve, infra_lines, leads_within_budget
 from claynb.sim._engine import (
+    BusyTime,
     Runs,
     batch_fcfs,
     depth_over_time,
@@ -69,7 +71,7 @@ def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days
     return _assemble(
         model=model, behaviour=behaviour, profile=profile, volume_per_day=volume_per_day, days=days,
         horizon=horizon, arrivals=times, lead_start=runs.start[lead_run], lead_done=done[lead_run],
-        lead_failed=run_failed[lead_run], runs=runs, polls=polls, rng=rng,
+        lead_failed=run_failed[lead_run], runs=runs, run_done=done, polls=polls, rng=rng,
         routine=get_routine(routine) if isinstance(routine, str) else routine,
         plan=get_plan(plan), budget=monthly_budget_usd, rollover=rollover_data_credits,
         slo_s=slo_s, prices=prices or Prices())
@@ -129,36 +131,45 @@ def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
     """Direct and queue: each worker is held from submit until it has polled the result."""
     n = arrivals.size
     spacing = _submit_spacing(tier, clay)
-    extra, gave_up = _retry_time(n, tier, clay, rng)
-    q = rng.random(n)
     if tier.batch_size == 1:
-        latency = _observed(clay.run_latency.ppf(q), tier.poll_interval_s)
+        extra, gave_up = _retry_time(n, tier, clay, rng)
+        latency = _observed(clay.run_latency.ppf(rng.random(n)), tier.poll_interval_s)
         busy = np.where(gave_up, extra, latency + extra)
         if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
             spacing = 0.0  # the workers can never submit faster than the limit allows
         starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
         runs = Runs(starts, np.arange(n), np.ones(n, dtype=np.int64), busy)
     else:
-        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size,
-                          _busy_fn(clay.run_latency, tier.poll_interval_s, q, extra, gave_up), spacing)
-        gave_up = gave_up[: runs.start.size]
+        gave_up_runs: list[int] = []
+        busy_fn = _busy_fn(tier, clay, random.Random(int(rng.integers(2**63))), gave_up_runs)
+        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
+        gave_up = np.zeros(runs.start.size, dtype=bool)
+        gave_up[gave_up_runs] = True
     polls = float(np.sum(np.floor(runs.busy / tier.poll_interval_s))) if tier.poll_interval_s > 0 else 0.0
     return runs, runs.start + runs.busy, gave_up, polls
 
 
-def _busy_fn(latency: RunLatency, poll_s: float, q: np.ndarray, extra: np.ndarray,
-             gave_up: np.ndarray) -> Any:
-    ppf = latency.scalar_ppf()
-    ql, el, gl = q.tolist(), extra.tolist(), gave_up.tolist()
-    ceil = math.ceil
+def _busy_fn(tier: Tier, clay: ClayBehaviour, prng: random.Random, gave_up: list[int]) -> BusyTime:
+    """How long a worker is held by run ``r`` of ``n`` items: drawn per run, as the loop asks."""
+    ppf = clay.run_latency.scalar_ppf()
+    draw, ceil = prng.random, math.ceil
+    poll_s, fail = tier.poll_interval_s, clay.failure_rate
+    detect, backoff, retries = clay.failure_detect_s, tier.backoff_s, tier.max_retries
 
     def busy(r: int, n_items: int) -> float:
-        if gl[r]:
-            return float(el[r])
-        x = ppf(ql[r] ** (1.0 / n_items))
+        extra = 0.0
+        tries = 0
+        while fail and draw() < fail:  # a failed attempt, noticed, then backed off
+            extra += detect
+            if tries == retries:
+                gave_up.append(r)
+                return extra
+            extra += backoff * 2.0**tries
+            tries += 1
+        x = ppf(draw() ** (1.0 / n_items))
         if poll_s > 0:
             x = ceil(x / poll_s - 1e-9) * poll_s
-        return float(x + el[r])
+        return x + extra
 
     return busy
 
@@ -203,7 +214,7 @@ def _charges(routine: Routine, n: int, rng: np.random.Generator) -> tuple[np.nda
 
 def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile, volume_per_day: float,
               days: float, horizon: float, arrivals: np.ndarray, lead_start: np.ndarray,
-              lead_done: np.ndarray, lead_failed: np.ndarray, runs: Runs, polls: float,
+              lead_done: np.ndarray, lead_failed: np.ndarray, runs: Runs, run_done: np.ndarray, polls: float,
               rng: np.random.Generator, routine: Routine, plan: Plan, budget: float | None,
               rollover: float, slo_s: float, prices: Prices) -> SimResult:
     n = arrivals.size
@@ -221,7 +232,7 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
     actions[over_budget] = 0.0
     credits[over_budget] = 0.0
     latency = np.where(lead_failed | over_budget, np.nan, lead_done - arrivals)
-    grid, waiting, in_flight = depth_over_time(arrivals, lead_start, lead_done, horizon)
+    grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
     return SimResult(
         tier=model, clay=behaviour, arrivals_profile=profile, volume_per_day=volume_per_day,
         days=days, slo_s=slo_s, arrivals=arrivals, latency_s=latency, wait_s=lead_start - arrivals,
