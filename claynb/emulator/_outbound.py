@@ -40,10 +40,10 @@ def iso_now(wall: float) -> str:
 class Outbound:
     """Sends deliveries from the server's event loop and records every attempt."""
 
-    def __init__(self, state: EmulatorState, dice: FaultDice, client: httpx.AsyncClient) -> None:
+    def __init__(self, state: EmulatorState, dice: FaultDice, transport: httpx.AsyncBaseTransport) -> None:
         self.state = state
         self.dice = dice
-        self.client = client
+        self.transport = transport
         self._held: list[Callable[[], Awaitable[None]]] = []
 
     # --- run-finished webhooks ----------------------------------------------------------
@@ -103,16 +103,24 @@ class Outbound:
 
     # --- plumbing -----------------------------------------------------------------------
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str],
+                    timeout_s: float = DELIVERY_TIMEOUT_S) -> tuple[int | None, str | None]:
+        # Straight to the transport: httpx.Client logs every URL at INFO, and a receiver's
+        # URL may carry a token in its query string.
+        request = httpx.Request("POST", url, content=body, headers=headers,
+                                extensions={"timeout": httpx.Timeout(timeout_s).as_dict()})
         try:
-            response = await self.client.post(url, content=body, headers=headers, timeout=DELIVERY_TIMEOUT_S)
-        except httpx.HTTPError as exc:
+            response = await self.transport.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return None, redact(f"{type(exc).__name__}: {exc}")
         return response.status_code, None
 
-    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str],
+                        timeout_s: float = DELIVERY_TIMEOUT_S) -> tuple[int | None, str | None]:
         """POST for the HTTP API column: (status, None) or (None, error text)."""
-        return await self._post(url, body, headers)
+        return await self._post(url, body, headers, timeout_s)
 
 
 def _outcome(status: int | None, err: str | None) -> str:

@@ -185,8 +185,8 @@ class Emulator:
         assert self._server is not None
         self._wake = asyncio.Event()
         self._state.on_schedule = self._wake_threadsafe
-        async with httpx.AsyncClient() as client:
-            self._outbound = Outbound(self._state, self._dice, client)
+        async with httpx.AsyncHTTPTransport() as transport:
+            self._outbound = Outbound(self._state, self._dice, transport)
             finaliser = asyncio.get_running_loop().create_task(self._finaliser())
             watcher = asyncio.get_running_loop().create_task(self._signal_ready(ready))
             try:

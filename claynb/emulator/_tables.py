@@ -213,7 +213,7 @@ class Tables:
         attempts = column.max_attempts if column.retry else 1
         for attempt in range(1, attempts + 1):
             await self._pace(table.id)
-            status, err = await outbound.post_json(column.url, body, headers)
+            status, err = await outbound.post_json(column.url, body, headers, column.timeout_s)
             ok = status is not None and 200 <= status < 300
             self._record(table, row, attempt, "delivered" if ok else ("error" if status is None else "rejected"),
                          status, err)
