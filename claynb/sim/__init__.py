@@ -1,10 +1,59 @@
-"""claynb.sim: simulate the three tiers and compute the decision matrix (work in progress)."""
+"""claynb.sim: simulate the three tiers, price them, and compute the decision matrix.
+
+The seed's decision matrix (under 1K leads a day direct, 1K-50K queue, over 50K events)
+is a rule of thumb. This package turns it into a model a team runs with its own numbers:
+
+1. **Arrivals** (``ArrivalProfile``): steady, a business-day profile, and bursts (CSV imports,
+   campaign launches).
+2. **Tiers** (``DirectTier``, ``QueueTier``, ``EventTier``): how each forms runs of up to 100
+   items and waits for them: blocking calls, polling workers, or webhooks with a polling
+   fallback. Clay itself (``ClayBehaviour``): item latency (the seed's 30-60 s), transient
+   failures with retries, the workspace rate limit that polling eats into.
+3. **Engine**: FCFS queues solved with numpy (the Lindley recursion as a cumulative max)
+   and a heap walked once per run; millions of leads a second, checked against Erlang C
+   and a SimPy model of the same system (``_reference``).
+4. **Money** (``Prices``, a ``claynb.Plan``): Clay's bill with top-ups at +30% and rollover,
+   the overspend a missing budget cap would allow, infrastructure and engineer upkeep.
+5. **Decision** (``recommend``, ``decision_matrix``, ``plot_decision_matrix``): each tier is
+   sized by simulation, kept if it meets the SLO (and the team and budget), and the one with
+   the lowest monthly cost of ownership, delay included, wins. No threshold is written
+   down anywhere: with the default prices the seed's 1K and 50K come out of the model, and
+   they move when the prices, SLO, rate limit or arrival profile do.
+
+``optimise_waterfall`` orders a routine's providers for the lowest expected cost per row.
+"""
 
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
+from claynb.sim._matrix import (
+    Recommendation,
+    decision_grid,
+    decision_matrix,
+    plot_decision_matrix,
+    recommend,
+    thresholds,
+)
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import ClayBehaviour, DirectTier, EventTier, QueueTier, RunLatency
+from claynb.sim._waterfall import WaterfallPlan, optimise_waterfall
 
-__all__ = ["ArrivalProfile", "ClayBehaviour", "DirectTier", "EventTier", "Prices", "QueueTier",
-           "RunLatency", "SimResult", "simulate"]
+__all__ = [
+    "ArrivalProfile",
+    "ClayBehaviour",
+    "DirectTier",
+    "EventTier",
+    "Prices",
+    "QueueTier",
+    "Recommendation",
+    "RunLatency",
+    "SimResult",
+    "WaterfallPlan",
+    "decision_grid",
+    "decision_matrix",
+    "optimise_waterfall",
+    "plot_decision_matrix",
+    "recommend",
+    "simulate",
+    "thresholds",
+]
