@@ -1,0 +1,261 @@
+"""``claynb.enrich(df, ..., backend="queue")``: the same enrichment, done by RQ workers.
+
+The notebook holds the budget and the journal; workers only reach Clay. For each batch
+of up to 100 items the backend reserves the worst case with the caller's guard (so the
+cap holds exactly as in the direct tier), stores the batch in Redis and enqueues its job.
+Workers send it, journal the run id in Redis, and write each item's outcome back; the
+backend settles the reservation to what Clay charged and lands the run in the local
+journal (cache, ledger, dead-letter list).
+
+Batch ids are derived from the items, so after a kernel restart the same call finds the
+batches its workers already sent (or finished) and collects them instead of sending
+them again. A landed batch is deleted from Redis, so a later, deliberate re-enrichment
+starts afresh.
+
+Options: ``redis_url`` (default ``REDIS_URL``, else an embedded server), ``queue``
+(default ``claynb-enrich``), ``workers`` (``"auto"``: start two local worker processes
+for the call when none listens on the queue; an int: start that many; 0: rely on
+workers already running), ``batch_size``, ``retries``, ``job_timeout``,
+``poll_interval``, ``timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from claynb._budget import reserve_largest
+from claynb._exceptions import ConfigError
+from claynb._plans import Plan, get_plan
+from claynb._routines import Cost, Routine
+from claynb._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
+from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
+from claynb.queue._store import DONE, Batch, BatchStore, Lead, batch_key
+
+KNOWN_OPTIONS = {"redis_url", "queue", "workers", "batch_size", "retries", "job_timeout",
+                 "poll_interval", "timeout", "plan", "concurrency", "connection"}
+DEFAULT_QUEUE = "claynb-enrich"
+
+
+def batch_id_for(routine_id: str, keys: list[str]) -> str:
+    """The same items always make the same batch id (for resuming after a restart)."""
+    digest = hashlib.sha256("\x1f".join([routine_id, *keys]).encode()).hexdigest()[:24]
+    return f"e-{digest}"
+
+
+@dataclass
+class _InFlight:
+    items: list[WorkItem]
+    reserved: Cost
+    journal_batch: int | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class _Call:
+    routine: Routine
+    store: BatchStore
+    queue: str
+    opts: JobOptions
+    base_url: str
+    plan: Plan
+    inflight: dict[str, _InFlight] = field(default_factory=dict)
+    results: dict[str, ItemResult] = field(default_factory=dict)
+
+
+def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, journal: Any,
+        progress: Any, **options: Any) -> list[ItemResult]:
+    """Enrich ``items`` through RQ workers; exactly one result per item, in order."""
+    unknown = set(options) - KNOWN_OPTIONS
+    if unknown:
+        raise TypeError(f"backend 'queue' got unknown option(s): {', '.join(sorted(unknown))}")
+    conn = options.get("connection") or _connect(options.get("redis_url"))
+    call = _Call(routine, BatchStore(conn), options.get("queue", DEFAULT_QUEUE),
+                 JobOptions(retries=int(options.get("retries", 3)), backoff_s=(1, 4, 15),
+                            timeout_s=int(options.get("job_timeout", 600)), on_budget="report"),
+                 client.base_url, get_plan(options.get("plan") or "growth"))
+    size = int(options.get("batch_size", MAX_BATCH))
+    if not 1 <= size <= MAX_BATCH:
+        raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {size}")
+    pool = _workers(conn, call, client, options)
+    try:
+        _resume_journaled(call, items, client, journal, progress, options)
+        pending = [it for it in items if it.key not in call.results]
+        _drive(call, pending, size, guard, journal, progress, float(options.get("timeout", 3600)))
+    finally:
+        if pool is not None:
+            pool.stop()
+    return [call.results.get(it.key) or ItemResult(it.key, UNKNOWN, error="no outcome came back",
+                                                   attempts=0) for it in items]
+
+
+def _connect(url: str | None) -> Any:
+    from claynb.services.redis import connect
+
+    return connect(url)
+
+
+def _workers(conn: Any, call: _Call, client: Any, options: dict[str, Any]) -> Any:
+    """Start local worker processes for this call when asked (or when none listen)."""
+    from rq import Queue, Worker
+
+    from claynb.queue._worker import WorkerPool
+
+    want = options.get("workers", "auto")
+    if want == "auto":
+        listening = Worker.all(queue=Queue(call.queue, connection=conn))
+        want = 0 if listening else 2
+    if not int(want):
+        return None
+    url = _url_of(conn)
+    return WorkerPool(url, queues=[call.queue], n=int(want), api_key=client._api_key,
+                      base_url=client.base_url,
+                      poll_interval_s=float(options.get("poll_interval", 0.5))).start()
+
+
+def _url_of(conn: Any) -> str:
+    kw = conn.connection_pool.connection_kwargs
+    auth = f":{kw['password']}@" if kw.get("password") else ""
+    return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+def _resume_journaled(call: _Call, items: list[WorkItem], client: Any, journal: Any,
+                      progress: Any, options: dict[str, Any]) -> None:
+    """Runs a previous call journaled locally but never landed: collect them by run id."""
+    from claynb.queue._jobs import item_result
+
+    wanted = {it.key for it in items}
+    for run in journal.in_flight(call.routine.id, list(wanted)):
+        try:
+            results = client.wait_for_run(run.run_id, poll_interval=float(options.get("poll_interval", 0.5)))
+        except Exception as exc:
+            for key in run.keys:
+                if key in wanted:
+                    call.results[key] = ItemResult(key, UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+            continue
+        got = [item_result(call.routine, item) for item in results.items if item.id in run.inputs]
+        for res in got:
+            res.run_id = run.run_id
+        journal.finished(run.run_id, got, backend="queue", plan=call.plan)
+        for res in got:
+            if res.key in wanted:
+                call.results[res.key] = res
+        progress.advance(len(got), sum((r.cost for r in got), Cost()))
+
+
+def _drive(call: _Call, pending: list[WorkItem], size: int, guard: Any, journal: Any,
+           progress: Any, timeout: float) -> None:
+    from claynb.queue._worker import reap_abandoned
+
+    unit = call.routine.worst_case_cost()
+    deadline, last_reap = time.monotonic() + timeout, 0.0
+    while pending or call.inflight:
+        while pending:
+            chunk = pending[:size]
+            k = reserve_largest(guard, unit, len(chunk))
+            if k == 0:
+                break
+            _enqueue(call, chunk[:k], unit * k)
+            pending = pending[k:]
+        if pending and not call.inflight:  # nothing will free money: the rest is over budget
+            for it in pending:
+                call.results[it.key] = ItemResult(it.key, OVER_BUDGET, attempts=0,
+                                                  error="the budget cannot pay for this row")
+            progress.advance(len(pending))
+            pending = []
+        _collect(call, guard, journal, progress)
+        now = time.monotonic()
+        if now > deadline:
+            _give_up(call, guard, progress, timeout)
+            return
+        if now - last_reap > 1.0:
+            reap_abandoned(call.store.conn, [call.queue])
+            last_reap = now
+        if call.inflight:
+            time.sleep(0.05)
+
+
+def _enqueue(call: _Call, items: list[WorkItem], reserved: Cost) -> None:
+    keys = [it.key for it in items]
+    bid = batch_id_for(call.routine.id, keys)
+    batch = Batch(id=bid, queue=call.queue, routine=call.routine,
+                  leads=[Lead(it.key, it.key, it.inputs) for it in items], policy="report",
+                  budget="", base_url=call.base_url, use_cache=False, stream=False,
+                  opts={**call.opts.to_dict(), "plan": call.plan.name})
+    if call.store.create(batch) or not _job_alive(call.store.conn, bid):
+        submit(call.store.conn, call.queue, bid, call.opts)
+    call.inflight[bid] = _InFlight(items, reserved)
+
+
+def _job_alive(conn: Any, job_id: str) -> bool:
+    from rq.job import Job, JobStatus
+
+    try:
+        status = Job.fetch(job_id, connection=conn).get_status()
+    except Exception:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
+    """Land every batch that finished; journal run ids as soon as workers report them."""
+    ids = list(call.inflight)
+    if not ids:
+        return
+    with call.store.conn.pipeline(transaction=False) as pipe:
+        for bid in ids:
+            pipe.hmget(batch_key(bid), "state", "run_id")
+        states = pipe.execute()
+    for bid, (state, run_id) in zip(ids, states, strict=True):
+        flight = call.inflight[bid]
+        if run_id and flight.run_id is None:
+            flight.run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
+            flight.journal_batch = journal.intent(call.routine.id, "queue",
+                                                  {it.key: it.inputs for it in flight.items},
+                                                  flight.reserved)
+            journal.started(flight.journal_batch, flight.run_id)
+        if state is not None and (state.decode() if isinstance(state, bytes) else state) == DONE:
+            _land(call, bid, flight, guard, journal, progress)
+
+
+def _land(call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, progress: Any) -> None:
+    batch = call.store.load(bid)
+    assert batch is not None
+    results = [_item(o) for o in batch.outcomes]
+    actual = sum((r.cost for r in results), Cost())
+    guard.settle(flight.reserved, actual)
+    known = [r for r in results if r.status != UNKNOWN]
+    if flight.run_id and flight.journal_batch is not None:
+        journal.finished(flight.run_id, known, backend="queue", plan=call.plan)
+    unknown = [r for r in results if r.status == UNKNOWN]
+    if unknown:
+        inputs = {it.key: it.inputs for it in flight.items}
+        jb = journal.intent(call.routine.id, "queue", {r.key: inputs.get(r.key, {}) for r in unknown},
+                            flight.reserved)
+        journal.unknown(jb, unknown[0].error or "outcome unknown")
+    for r in results:
+        call.results[r.key] = r
+    progress.advance(len(results), actual)
+    call.store.conn.delete(batch_key(bid))
+    del call.inflight[bid]
+
+
+def _item(o: dict[str, Any]) -> ItemResult:
+    return ItemResult(o["key"], o["status"], dict(o.get("result") or {}), o.get("error"),
+                      Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
+                      1, o.get("run_id"))
+
+
+def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
+    """Stop waiting: what is still out is ``unknown`` and stays queued to be collected later."""
+    for flight in call.inflight.values():
+        guard.settle(flight.reserved, flight.reserved)  # it may all be charged: hold it
+        for it in flight.items:
+            call.results[it.key] = ItemResult(
+                it.key, UNKNOWN, attempts=1,
+                error=f"no outcome from the workers within {timeout:g}s; the batch stays queued "
+                      "and a later call collects it without sending it again")
+        progress.advance(len(flight.items))
+    call.inflight.clear()
