@@ -102,20 +102,20 @@ def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 
     if volume_per_day is None:
         volume_per_day = math.sqrt(low * high) if not (math.isnan(low) or math.isnan(high)) else 10_000.0
     scenario = make_scenario(**options)
-    best = best_per_tier(run_candidates(float(volume_per_day), scenario), latency_slo_s, scenario)
+    here = best_per_tier(run_candidates(float(volume_per_day), scenario), latency_slo_s, scenario)
+    typical = _typical_volumes(low, high)
+    own = {t: best_per_tier(run_candidates(typical[t], scenario), latency_slo_s, scenario).loc[t] for t in TIERS}
     ranges = {"direct": f"< {_fmt_volume(low)}/day", "queue": f"{_fmt_volume(low)}-{_fmt_volume(high)}/day",
               "events": f"{_fmt_volume(high)}+/day"}
-    teams = [int(best.loc[t, "min_team"]) for t in TIERS]
+    teams = [int(here.loc[t, "min_team"]) for t in TIERS]
     team_text = [f"{teams[i]}-{teams[i + 1]}" if i + 1 < len(TIERS) else f"{teams[i]}+" for i in range(len(TIERS))]
     table = {
         "Volume": [ranges[t] for t in TIERS],
-        "Latency": [f"{LATENCY_CLASS[t]}: p50 {best.loc[t, 'p50_s']:.0f} s, p95 {best.loc[t, 'p95_s']:.0f} s"
-                    for t in TIERS],
-        f"Cost at {_fmt_volume(volume_per_day)}/day": [
-            f"${best.loc[t, 'total_usd']:,.0f}/mo (infra ${best.loc[t, 'infra_usd']:,.0f}, "
-            f"upkeep ${best.loc[t, 'ops_usd']:,.0f})" for t in TIERS],
-        "Cost control": [str(best.loc[t, "cost_control"]) for t in TIERS],
-        "Complexity": [f"{best.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h/month)" for t in TIERS],
+        "Latency": [f"{LATENCY_CLASS[t]}: p50 {own[t]['p50_s']:.0f} s, p95 {own[t]['p95_s']:.0f} s "
+                    f"at {_fmt_volume(typical[t])}/day" for t in TIERS],
+        f"Cost at {_fmt_volume(volume_per_day)}/day": [_cost_text(here.loc[t]) for t in TIERS],
+        "Cost control": [str(here.loc[t, "cost_control"]) for t in TIERS],
+        "Complexity": [f"{here.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h/month)" for t in TIERS],
         "Team size": team_text,
     }
     frame = pd.DataFrame(table, index=list(TIERS)).T
@@ -123,6 +123,19 @@ def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 
     frame.attrs["thresholds"] = edges
     frame.attrs["volume_per_day"] = volume_per_day
     return frame
+
+
+def _typical_volumes(low: float, high: float) -> dict[str, float]:
+    """A volume well inside each tier's range, to quote its latency at."""
+    low = 1_000.0 if math.isnan(low) else low
+    high = max(50_000.0 if math.isnan(high) else high, low * 2)
+    return {"direct": low / 3, "queue": math.sqrt(low * high), "events": high * 2}
+
+
+def _cost_text(row: pd.Series) -> str:
+    text = (f"${row['clay_usd'] + row['infra_usd'] + row['ops_usd']:,.0f}/mo "
+            f"(infra ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f})")
+    return text if row["feasible"] else text + ", misses SLO"
 
 
 @dataclass(frozen=True)
