@@ -123,6 +123,9 @@ SOURCE_PAYLOAD_LIMIT_BYTES = 100_000
 SOURCE_CHUNK_BYTES = 90_000
 SOURCE_CHUNK_RECORDS = 10
 SOURCE_LIFETIME_CAP = 50_000
+#: Records are paced at this share of records_per_s: the budget is per workspace and only
+#: observed (no X-RateLimit headers on sources to learn from), so keep a margin.
+SOURCE_PACING_FRACTION = 0.9
 #: Warn once a source has used this share of its lifetime cap: time to plan a new one.
 SOURCE_WARN_FRACTION = 0.8
 

@@ -37,6 +37,7 @@ from claynb._config import (
     DEFAULT_POLL_BACKOFF,
     DEFAULT_POLL_MAX_INTERVAL_S,
     MAX_RUN_ITEMS,
+    SOURCE_PACING_FRACTION,
     RetryPolicy,
     SourcePolicy,
     Timeout,
@@ -161,8 +162,8 @@ class BaseClient:
         self._pacers = {
             "api": Pacer(rate_limit_rps, fraction=DEFAULT_PACING_FRACTION, clock=clock),
             "source": Pacer(
-                self.source_policy.records_per_s, burst=self.source_policy.burst, fraction=1.0,
-                clock=clock,
+                self.source_policy.records_per_s, burst=_source_burst(self.source_policy),
+                fraction=SOURCE_PACING_FRACTION, clock=clock,
             ),
         }
 
@@ -465,6 +466,14 @@ def run_payload(items: Sequence[Mapping[str, Any]], webhook_id: str | None) -> d
     if webhook_id:
         body["webhook_id"] = webhook_id
     return body
+
+
+def _source_burst(policy: SourcePolicy) -> int:
+    """The burst the client allows itself: one chunk less than the server's, so that a
+    chunk reaching Clay late (a slow first connection) still finds its tokens there. The
+    bucket counts arrivals, and a late arrival eats into the next chunk's refill."""
+    cushion = min(policy.max_chunk_records, policy.burst - policy.max_chunk_records)
+    return policy.burst - cushion
 
 
 def api_base(base_url: str) -> str:
