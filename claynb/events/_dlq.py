@@ -31,10 +31,12 @@ def letter_rows(letters: Iterable[DeadLetter]) -> list[dict[str, Any]]:
 
 
 async def replay(bus: Bus, *, limit: int | None = None, kinds: set[str] | None = None,
-                 include_unknown: bool = False) -> list[str]:
-    """Publish dead-lettered leads again; the ids of the leads replayed."""
+                 include_unknown: bool = False, letters: list[DeadLetter] | None = None) -> list[str]:
+    """Publish dead-lettered leads again (``letters``, else all); the ids replayed."""
     done: list[str] = []
-    for letter in await bus.dead_letters(limit or 1_000_000):
+    if letters is None:
+        letters = await bus.dead_letters(limit or 1_000_000)
+    for letter in letters:
         kind = str(letter.event.get("kind", ""))
         if kinds is not None and kind not in kinds:
             continue

@@ -98,7 +98,8 @@ class EventTier:
         self.budget = budget if budget is not None else Budget()
         self.bus_url = bus_url
         self.namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
-        self.webhook = dict(webhook) if webhook else None
+        # None: register one on the emulator; {} : none at all (the reconciler polls every run)
+        self.webhook = dict(webhook) if webhook is not None else None
         self.settings = settings or ServiceSettings()
         self.journal = journal
         self.callback_secret = callback_secret or f"cb_{uuid.uuid4().hex}"
@@ -234,11 +235,11 @@ class EventTier:
         Returns the replayed lead ids; :meth:`wait` on them to see their new outcome.
         """
         assert self.bus is not None
-        with self.collector.cond:
-            replayed = self.call(replay(self.bus, limit=limit))
-            for lead_id in replayed:
-                self.collector.dead.pop(lead_id, None)
-        return replayed
+        letters = self.call(self.bus.dead_letters(limit or 1_000_000))
+        with self.collector.cond:  # forget the old outcome first: wait() must see the new one
+            for letter in letters:
+                self.collector.dead.pop(str((letter.event.get("lead") or {}).get("lead_id")), None)
+        return self.call(replay(self.bus, limit=limit, letters=letters))
 
     def raise_budget(self, **caps: float | None) -> None:
         raise_budget(self.budget, **caps)

@@ -1,0 +1,167 @@
+"""The whole event loop (bus -> service -> emulator -> webhook -> receiver -> bus), for real.
+
+Real NATS JetStream and real Redis Streams (both embedded), the emulator over loopback HTTP
+with seeded webhook faults. Every check of money is against the emulator's own meters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from claynb import ClayClient, Faults
+from claynb._budget import Budget
+from claynb._config import RetryPolicy
+from claynb.events._service import ServiceSettings
+from claynb.events._tier import EventTier
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    from claynb.services.redis import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["nats", "redis"])
+def bus_url(request: pytest.FixtureRequest, nats_url: str) -> str:
+    if request.param == "nats":
+        return nats_url
+    return str(request.getfixturevalue("redis_url"))
+
+
+def fast_settings(**overrides: Any) -> ServiceSettings:
+    values: dict[str, Any] = {"batch_size": 20, "linger_s": 0.05, "reconcile_timeout_s": 0.8,
+                              "reconcile_interval_s": 0.2, "retry_backoff_s": 0.05}
+    values.update(overrides)
+    return ServiceSettings(**values)
+
+
+def leads(n: int, unique: int) -> list[tuple[str, dict[str, str]]]:
+    return [(f"lead-{i}", {"email": f"person{i % unique}.smith@acme{i % 5}.com"}) for i in range(n)]
+
+
+def charged_keys(emu: Any) -> Counter[str]:
+    return Counter(c["inputs_key"] for c in emu.meters()["charges"])
+
+
+def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(make_emulator: Any, bus_url: str) -> None:
+    emu = make_emulator(run_latency_s=0.05, webhook_hold_s=0.3,
+                        faults=Faults(drop_webhook=0.3, duplicate_webhook=0.3, reorder_webhook=0.3), seed=7)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    batch = leads(150, unique=70)
+    with EventTier(client, bus_url=bus_url, settings=fast_settings()) as tier:
+        ids = tier.publish_leads("enrich-person", batch)
+        tier.publish_leads("enrich-person", batch[:30])  # the bus delivers some leads twice
+        assert tier.wait(ids, timeout=30)
+        stats = tier.service.stats
+        contacts = dict(tier.collector.contacts)
+        assert tier.collector.duplicates == []          # one contact per lead, never two
+        receiver_counts = tier.receiver.stats
+    assert set(contacts) == set(ids)
+    assert stats.duplicate_leads == 30
+    # Every unique input was sent once and charged at most once (a miss is not charged).
+    charges = charged_keys(emu)
+    assert charges and max(charges.values()) == 1
+    per_key = {c["item_key"] for c in contacts.values()}
+    assert len(per_key) == 70
+    assert emu.meters()["per_routine"]["enrich-person"]["items"] == 70
+    # The contacts' costs add up to exactly what the emulator charged.
+    meters = emu.meters()
+    assert sum(c["cost"]["data_credits"] for c in contacts.values()) == meters["data_credits_used"]
+    assert sum(c["cost"]["actions"] for c in contacts.values()) == meters["actions_used"]
+    # The faults really happened, and both paths completed runs.
+    faults = Counter(d.get("fault") for d in meters["deliveries"])
+    assert faults["dropped"] > 0 and faults["duplicate"] > 0
+    assert stats.runs_by_reconciler > 0 and stats.runs_by_webhook > 0
+    assert stats.runs_by_webhook + stats.runs_by_reconciler == stats.runs_started
+    assert receiver_counts.get("duplicate", 0) > 0
+    assert {c["status"] for c in contacts.values()} <= {"enriched", "no_match"}
+
+
+def test_the_breaker_dead_letters_what_the_budget_cannot_pay_and_replay_finishes_it(
+        make_emulator: Any, bus_url: str) -> None:
+    emu = make_emulator(run_latency_s=0.05)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    budget = Budget(data_credits=12)
+    batch = leads(60, unique=60)
+    with EventTier(client, budget=budget, bus_url=bus_url, settings=fast_settings(batch_size=5)) as tier:
+        ids = tier.publish_leads("enrich-person", batch)
+        assert tier.wait(ids, timeout=30)
+        assert tier.breaker_state == "open"
+        letters = tier.dead_letters()
+        assert letters and {letter.event["kind"] for letter in letters} == {"budget"}
+        assert all("budget exhausted" in letter.reason for letter in letters)
+        # Never past the cap, not by one unit: by the emulator's meters and the budget's.
+        assert emu.meters()["data_credits_used"] <= 12 and budget.spent.data_credits <= 12
+        enriched_before = len(tier.collector.contacts)
+        assert enriched_before + len(letters) == 60
+
+        tier.raise_budget(data_credits=500)
+        replayed = tier.replay_dead_letters()
+        assert len(replayed) == len(letters)
+        assert tier.wait(ids, timeout=30)
+        assert tier.breaker_state == "closed"
+        assert tier.dead_letters() == []
+        assert set(tier.collector.contacts) == set(ids) and tier.collector.duplicates == []
+    charges = charged_keys(emu)
+    assert max(charges.values()) == 1
+    assert emu.meters()["per_routine"]["enrich-person"]["items"] == 60
+    assert budget.spent.data_credits == emu.meters()["data_credits_used"]
+
+
+def test_items_that_fail_n_times_go_to_the_dead_letter_subject(make_emulator: Any, nats_url: str) -> None:
+    emu = make_emulator(run_latency_s=0, faults=Faults(server_error=1.0))
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url, retry=RetryPolicy.never())
+    with EventTier(client, bus_url=nats_url, settings=fast_settings(max_attempts=3)) as tier:
+        ids = tier.publish_leads("enrich-person", leads(8, unique=8))
+        assert tier.wait(ids, timeout=30)
+        letters = tier.dead_letters()
+        assert tier.service.stats.send_failures == 3
+    assert len(letters) == 8
+    assert {letter.event["kind"] for letter in letters} == {"failed"}
+    assert all("failed 3 times" in letter.reason for letter in letters)
+    assert emu.meters()["charge_count"] == 0
+
+
+def test_a_402_from_clay_opens_the_breaker_and_parks_the_leads(make_emulator: Any, nats_url: str) -> None:
+    emu = make_emulator(run_latency_s=0)
+    emu.set_credits(actions_left=0, data_credits_left=0)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
+        ids = tier.publish_leads("enrich-person", leads(5, unique=5))
+        assert tier.wait(ids, timeout=30)
+        assert tier.breaker_state == "open"
+        assert {letter.event["kind"] for letter in tier.dead_letters()} == {"credits_exhausted"}
+        emu.top_up(actions=100, data_credits=100)
+        tier.replay_dead_letters()
+        assert tier.wait(ids, timeout=30)
+        assert set(tier.collector.contacts) == set(ids)
+
+
+def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: Any, nats_url: str) -> None:
+    emu = make_emulator(run_latency_s=0)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
+        tier.publish_leads("enrich-person", [("bad", {"email": "not-an-email"})])
+        tier.publish_leads("no-such-routine", [("lost", {"email": "a.b@acme.com"})])
+        assert tier.wait(["bad", "lost"], timeout=15)
+        assert tier.collector.contacts["bad"]["status"] == "invalid_input"
+        assert "unknown routine" in tier.collector.dead["lost"]["reason"]
+    assert emu.meters()["requests"]["total"] == 0
+
+
+def test_without_any_webhook_the_reconciler_alone_finishes_every_run(make_emulator: Any, nats_url: str) -> None:
+    """Against real Clay with no registered webhook, polling is the whole story."""
+    emu = make_emulator(run_latency_s=0.05)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with EventTier(client, bus_url=nats_url, webhook={}, settings=fast_settings()) as tier:
+        ids = tier.publish_leads("enrich-company", [(f"c{i}", {"domain": f"firm{i}.com"}) for i in range(12)])
+        assert tier.wait(ids, timeout=20)
+        assert tier.service.stats.runs_by_webhook == 0
+        assert tier.service.stats.runs_by_reconciler == tier.service.stats.runs_started
+    assert max(charged_keys(emu).values()) == 1
