@@ -234,15 +234,18 @@ class _Engine:
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
         inputs = {k: self.inputs[k] for k in keys}
-        batch = await asyncio.to_thread(self.journal.intent, self.routine.id, BACKEND, inputs,
-                                        reserved)
         for k in keys:
             self.attempts[k] = self.attempts.get(k, 0) + 1
+        body = [{"id": k, "inputs": inputs[k]} for k in keys]
+        webhook_id = self.waiter.webhook_id if self.waiter else None
         try:
             async with self.http:
-                run_id: str = await self.client.run_routine(
-                    self.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys],
-                    webhook_id=self.waiter.webhook_id if self.waiter else None)
+                # Journaled on the loop thread, right before and right after the POST: the
+                # window in which a crash leaves a batch's fate unknown is the POST itself.
+                batch = self.journal.intent(self.routine.id, BACKEND, inputs, reserved)
+                run_id: str = await self.client.run_routine(self.routine.id, body,
+                                                            webhook_id=webhook_id)
+                self.journal.started(batch, run_id)
         except OutcomeUnknown as exc:
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
             self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
@@ -254,7 +257,6 @@ class _Engine:
             self.guard.release(reserved)
             self._refused(keys, exc)
             return None
-        await asyncio.to_thread(self.journal.started, batch, run_id)
         return batch, run_id
 
     def _refused(self, keys: list[str], exc: ClayError) -> None:
