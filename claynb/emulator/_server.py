@@ -21,6 +21,9 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from claynb._plans import Plan
@@ -29,6 +32,7 @@ from claynb.emulator._admin import AdminApi
 from claynb.emulator._app import PublicApi
 from claynb.emulator._counting import CountRequests
 from claynb.emulator._faults import FaultDice, Faults
+from claynb.emulator._http import error
 from claynb.emulator._outbound import Outbound
 from claynb.emulator._protocol import DroppingH11Protocol
 from claynb.emulator._settings import build_settings
@@ -165,7 +169,7 @@ class Emulator:
         routes: list[Any] = [Mount("/public/v0", routes=public.routes()), *AdminApi(self).routes()]
         if self._tables is not None:
             routes.extend(self._tables.routes())
-        app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
         return CountRequests(app, self._state)  # type: ignore[return-value]
 
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
@@ -314,6 +318,13 @@ class Emulator:
         if self._port is None:
             raise RuntimeError("start the emulator before creating tables (the webhook URL needs its port)")
         return self._tables.create(name, enrichments or [], http_api, auth_token, self.url)  # type: ignore[no-any-return]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in Clay's error shape too, not Starlette's plain text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return error(status, f"{detail}: {request.method} {request.url.path}")
 
 
 def _make_tables(state: EmulatorState) -> Any:
