@@ -55,6 +55,8 @@ class ServiceSettings:
     max_concurrent_sends: int = 4
     group: str = "enrichment-service"
     backend_name: str = "events"
+    #: The plan the journal's ledger prices charges under (None: the journal's own).
+    plan: Any = None
 
     def __post_init__(self) -> None:
         self.batch_size = max(1, min(int(self.batch_size), MAX_BATCH))
@@ -264,6 +266,30 @@ class EnrichmentService:
         self.stats.runs_started += 1
         self.reconciler.watch(run_id, now)
 
+    def adopt_run(self, run_id: str, routine_id: str, inputs: dict[str, dict[str, Any]],
+                  batch: int | None = None) -> None:
+        """Take over a run started by a process that died: poll it at once, send nothing.
+
+        Its reservation died with that process; what it charged is landed in the journal
+        when it is collected.
+        """
+        if run_id in self._runs:
+            return
+        keys = list(inputs)
+        for key in keys:
+            self._items.setdefault(key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id))
+        self._runs[run_id] = _Run(run_id, routine_id, keys, Cost(), self.clock(), batch)
+        self.reconciler.watch(run_id, self.clock() - self.reconciler.timeout_s)
+
+    def item_state(self, key: str) -> str:
+        """``done``, ``in_run``, ``queued`` or ``unknown`` (never seen): for callers that gave up waiting."""
+        item = self._items.get(key)
+        if item is None:
+            return "unknown"
+        if item.outcome is not None:
+            return "done"
+        return "in_run" if item.run_id else "queued"
+
     async def _send_failed(self, routine_id: str, keys: list[str], exc: Exception) -> None:
         """Retry the batch's items later, or dead-letter those that failed too often."""
         self.stats.send_failures += 1
@@ -314,7 +340,8 @@ class EnrichmentService:
         outcomes = [outcome_of(routine, key, by_id.get(key), run.run_id) for key in run.keys]
         for outcome in outcomes:
             outcome.attempts = self._items[outcome.key].attempts + 1
-        landed = self._journal("finished", run.run_id, outcomes, backend=self.settings.backend_name)
+        extra = {"plan": self.settings.plan} if self.settings.plan is not None else {}
+        landed = self._journal("finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra)
         run.done = True
         if landed is False:
             return  # another process landed this run (and published its contacts)

@@ -27,6 +27,7 @@ import httpx
 from claynb._budget import Budget
 from claynb._exceptions import ConfigError
 from claynb._secrets import register_secret
+from claynb._work import BudgetGuard
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
 from claynb.events._clay import ClientRunsApi
@@ -93,9 +94,11 @@ class EventTier:
     def __init__(self, client: Any, *, budget: Budget | None = None, bus_url: str | None = None,
                  namespace: str | None = None, webhook: Mapping[str, str] | None = None,
                  settings: ServiceSettings | None = None, journal: Any = None,
-                 dedupe: DedupeStore | None = None, callback_secret: str | None = None) -> None:
+                 dedupe: DedupeStore | None = None, callback_secret: str | None = None,
+                 guard: BudgetGuard | None = None) -> None:
         self.client = client
         self.budget = budget if budget is not None else Budget()
+        self.guard = guard if guard is not None else self.budget.guard()
         self.bus_url = bus_url
         self.namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
         # None: register one on the emulator; {} : none at all (the reconciler polls every run)
@@ -151,7 +154,7 @@ class EventTier:
         self.bus = Bus(url, self.namespace)
         self._aclient = AsyncClayClient(_api_key_of(self.client), base_url=self.client.base_url,
                                         retry=getattr(self.client, "retry", None))
-        breaker = CreditBreaker(self.budget.guard())
+        breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(self.bus, ClientRunsApi(self._aclient), breaker,
                                          self.settings, journal=self.journal)
         await self.service.start()
@@ -242,7 +245,15 @@ class EventTier:
         return self.call(replay(self.bus, limit=limit, letters=letters))
 
     def raise_budget(self, **caps: float | None) -> None:
+        """Raise this tier's :class:`claynb.Budget` caps (the breaker closes on the next batch)."""
         raise_budget(self.budget, **caps)
+
+    def adopt_runs(self, routine: str, runs: Iterable[Any]) -> None:
+        """Collect runs a previous process started (journal ``in_flight``) instead of re-sending."""
+        assert self.service is not None
+        service = self.service
+        for run in runs:
+            self.call(_adopt(service, routine, run))
 
     @property
     def breaker_state(self) -> str:
@@ -251,6 +262,10 @@ class EventTier:
     def __repr__(self) -> str:
         state = "running" if self._loop is not None else "stopped"
         return f"EventTier({state}, bus={self.bus_url!r}, namespace={self.namespace!r})"
+
+
+async def _adopt(service: EnrichmentService, routine: str, run: Any) -> None:
+    service.adopt_run(run.run_id, routine, dict(run.inputs), batch=getattr(run, "batch", None))
 
 
 def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
