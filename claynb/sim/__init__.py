@@ -31,16 +31,19 @@ from claynb.sim._matrix import (
     decision_matrix,
     plot_decision_matrix,
     recommend,
+    sensitivity,
     thresholds,
 )
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import ClayBehaviour, DirectTier, EventTier, QueueTier, RunLatency
 from claynb.sim._waterfall import WaterfallPlan, optimise_waterfall
+from claynb.sim._widgets import Dashboard, matrix_dashboard, simulator_dashboard
 
 __all__ = [
     "ArrivalProfile",
     "ClayBehaviour",
+    "Dashboard",
     "DirectTier",
     "EventTier",
     "Prices",
@@ -51,9 +54,12 @@ __all__ = [
     "WaterfallPlan",
     "decision_grid",
     "decision_matrix",
+    "matrix_dashboard",
     "optimise_waterfall",
     "plot_decision_matrix",
     "recommend",
+    "sensitivity",
     "simulate",
+    "simulator_dashboard",
     "thresholds",
 ]

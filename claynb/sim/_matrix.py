@@ -83,6 +83,17 @@ def thresholds(latency_slo_s: float = 300.0, *, low: float = 100.0, high: float 
     return {"direct_to_queue": leave_direct, "queue_to_events": to_events}
 
 
+def sensitivity(variants: dict[str, dict[str, Any]], latency_slo_s: float = 300.0,
+                steps: int = 6) -> pd.DataFrame:
+    """Where the tier boundaries fall under each named set of options, one row per variant.
+
+    ``sensitivity({"defaults": {}, "delay $3/lead-hour": {"delay_usd_per_lead_hour": 3}})``
+    """
+    rows = {name: thresholds(options.pop("latency_slo_s", latency_slo_s), steps=steps, **options)
+            for name, options in ((n, dict(o)) for n, o in variants.items())}
+    return pd.DataFrame(rows).T.round(0)
+
+
 def _fmt_volume(v: float) -> str:
     if math.isnan(v):
         return "-"
