@@ -230,7 +230,14 @@ class BaseClient:
         return pacer.reserve(call.cost) if pacer else 0.0
 
     def after_response(self, call: Call, response: httpx.Response) -> Step:
-        """Decide what an answer means: done, retry (429, 5xx) or an error to raise."""
+        """Decide what an answer means: done, retry (429, 5xx) or an error to raise.
+
+        A 429 or a 5xx is retried even for a POST that starts a run: Clay (or the
+        emulator) answered with an error instead of accepting the run, so nothing was
+        started and nothing can be paid twice. The exception is 504 on such a POST: a
+        gateway gave up waiting for Clay, which may have started the run behind it, so
+        it is an unknown outcome like a timeout (no idempotency key to retry safely).
+        """
         status = response.status_code
         if call.pace == "api":
             self._observe_limits(response.headers)
@@ -239,9 +246,9 @@ class BaseClient:
         if status == 429:
             call.rate_limited += 1
             return self._after_429(call, response)
+        if status == 504 and call.spends:
+            return self._unknown(call, f"answered 504 {response.reason_phrase}".strip())
         if status >= 500 and call.attempts < self.retry.max_attempts:
-            # The server answered with an error rather than accepting the work, so even
-            # a POST run is retried: Clay (and the emulator) did not start it.
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
 
@@ -258,20 +265,23 @@ class BaseClient:
         if isinstance(exc, FATAL_ERRORS):
             return Step(error=TransportError(what, method=req.method, url=str(req.url)))
         if call.spends and not isinstance(exc, NOT_SENT_ERRORS):
-            message = (
-                f"{req.method} {req.url} may have reached Clay ({what}); it was not re-sent "
-                f"because Clay has no idempotency key and a retry could charge twice. "
-                f"{len(call.item_ids)} item(s) have an unknown outcome."
-            )
-            _log(logging.WARNING, message)
-            return Step(error=OutcomeUnknown(
-                message, item_ids=call.item_ids, method=req.method, url=str(req.url)
-            ))
+            return self._unknown(call, what)
         if call.attempts < self.retry.max_attempts:
             return self._retry(call, self._backoff(call.attempts), what)
         return Step(error=TransportError(
             f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
         ))
+
+    def _unknown(self, call: Call, what: str) -> Step:
+        req = call.request
+        message = (
+            f"{req.method} {req.url} may have reached Clay ({what}); it was not re-sent "
+            f"because Clay has no idempotency key and a retry could charge twice. "
+            f"{len(call.item_ids)} item(s) have an unknown outcome."
+        )
+        _log(logging.WARNING, message)
+        return Step(error=OutcomeUnknown(message, item_ids=call.item_ids, method=req.method,
+                                         url=str(req.url)))
 
     def _after_429(self, call: Call, response: httpx.Response) -> Step:
         wait = self._rate_limit_wait(response.headers)
@@ -284,8 +294,10 @@ class BaseClient:
             return self._retry(call, wait, "answered 429")
         # Every thread or task sharing this pacer holds off until the limit resets, then
         # goes through the pacer in turn, instead of all waking at once into more 429s.
+        # With no rate known yet the pacer cannot space them, so each adds some jitter.
         pacer.block_for(wait)
-        return self._retry(call, 0.0, f"answered 429, holding {wait:.2f}s")
+        spread = 0.0 if pacer.limit else self._rng.random() * min(1.0, max(wait, 0.1))
+        return self._retry(call, spread, f"answered 429, holding {wait:.2f}s")
 
     def _rate_limit_wait(self, headers: httpx.Headers) -> float | None:
         """Seconds the server asked for: X-RateLimit-Reset if sane (finer), else Retry-After."""

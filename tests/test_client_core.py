@@ -157,6 +157,19 @@ def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() ->
     assert c.after_transport_error(read, httpx.ReadTimeout("t")).error is None
 
 
+def test_a_gateway_timeout_on_a_spending_post_is_unknown_other_5xx_are_retried() -> None:
+    c = core()
+    call = c._run_flow("enrich-person", [{"id": "a", "inputs": {}}], None).send(None)
+    assert isinstance(call, Call)
+    call.attempts = 1
+    assert isinstance(c.after_response(call, answer(504)).error, claynb.OutcomeUnknown)
+    for status in (500, 502, 503):  # answered with an error: the run was not started
+        assert c.after_response(call, answer(status)).error is None
+    read = c.build_call("GET", "/me")
+    read.attempts = 1
+    assert c.after_response(read, answer(504)).error is None
+
+
 # -- pacing -------------------------------------------------------------------------------
 
 
