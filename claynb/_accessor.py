@@ -13,7 +13,8 @@ import pandas as pd
 
 @pd.api.extensions.register_dataframe_accessor("clay")
 class ClayAccessor:
-    """``df.clay.enrich(...)``, ``df.clay.estimate(...)``, ``df.clay.failures(...)``."""
+    """``df.clay.enrich(...)``, ``df.clay.estimate(...)``, ``df.clay.failures(...)``,
+    ``df.clay.send_to_table(...)``."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self._frame = frame
@@ -47,3 +48,10 @@ class ClayAccessor:
         from claynb._estimate import frame_failures
 
         return frame_failures(self._frame, routine, inputs, **kwargs)
+
+    def send_to_table(self, webhook_url: str, auth_token: str | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Push this frame into a Clay table and join back its HTTP API column's callbacks
+        by row id; see :func:`claynb.events.send_to_table`."""
+        from claynb.events._tables import send_to_table
+
+        return send_to_table(self._frame, webhook_url, auth_token, **kwargs)

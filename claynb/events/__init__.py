@@ -19,6 +19,7 @@ _LAZY = {
     "Reconciler": "claynb.events._reconciler",
     "ServiceSettings": "claynb.events._service",
     "build_app": "claynb.events._server",
+    "collect_callbacks": "claynb.events._tables",
     "open_dedupe_store": "claynb.events._dedupe",
     "raise_budget": "claynb.events._tier",
     "run": "claynb.events._backend",
