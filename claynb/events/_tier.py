@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -274,9 +275,8 @@ def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
     Real Clay registers webhooks with its CLI only (no API), so against Clay the caller
     passes ``webhook={"id", "signingSecret"}``; without one, the reconciler polls every run.
     """
-    from claynb._core import origin
-
-    root = origin(str(client.base_url))
+    parts = urlsplit(str(client.base_url))
+    root = f"{parts.scheme}://{parts.netloc}"
     try:
         answer = httpx.post(f"{root}/_emulator/webhooks", json={"url": url}, timeout=10)
     except httpx.HTTPError:
