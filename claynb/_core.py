@@ -51,16 +51,19 @@ from claynb._exceptions import (
     TransportError,
     error_for_status,
 )
-from claynb._pacing import Pacer
+from claynb._pacing import Pacer, header_number, reset_in_s, retry_after_s
 from claynb._results import (
     BatchResults,
     Me,
     RunResults,
     TableRows,
+    answer_json,
+    error_message,
     parse_batch_status,
     parse_jsonl_items,
     parse_me,
     parse_run_page,
+    run_id_of,
 )
 from claynb._secrets import mask, redact, register_secret
 from claynb._version import __version__
@@ -301,16 +304,16 @@ class BaseClient:
 
     def _rate_limit_wait(self, headers: httpx.Headers) -> float | None:
         """Seconds the server asked for: X-RateLimit-Reset if sane (finer), else Retry-After."""
-        retry_after = _retry_after(headers.get("retry-after"), self._wall_clock())
-        reset_in = _reset_in(headers.get("x-ratelimit-reset"), self._wall_clock())
+        retry_after = retry_after_s(headers.get("retry-after"), self._wall_clock())
+        reset_in = reset_in_s(headers.get("x-ratelimit-reset"), self._wall_clock())
         if reset_in is not None and (retry_after is None or reset_in <= retry_after + 1.0):
             return reset_in
         return retry_after
 
     def _observe_limits(self, headers: httpx.Headers) -> None:
-        limit = _number(headers.get("x-ratelimit-limit"))
-        remaining = _number(headers.get("x-ratelimit-remaining"))
-        reset_in = _reset_in(headers.get("x-ratelimit-reset"), self._wall_clock())
+        limit = header_number(headers.get("x-ratelimit-limit"))
+        remaining = header_number(headers.get("x-ratelimit-remaining"))
+        reset_in = reset_in_s(headers.get("x-ratelimit-reset"), self._wall_clock())
         self._pacers["api"].observe(limit=limit, remaining=remaining, reset_in=reset_in)
 
     def _backoff(self, attempt: int) -> float:
@@ -331,7 +334,7 @@ class BaseClient:
         """The claynb error for an error answer (status is the category: no stable codes)."""
         req = call.request
         cls = error_for_status(response.status_code)
-        message = _error_message(response)
+        message = error_message(response)
         if response.status_code in (429,) or response.status_code >= 500:
             message += f" (after {call.attempts} attempt(s))"
         if cls is RateLimited and retry_after is None:
@@ -344,7 +347,7 @@ class BaseClient:
     def _me_flow(self) -> Flow[Me]:
         response = yield self.build_call("GET", "/me")
         assert response is not None
-        return parse_me(_json(response))
+        return parse_me(answer_json(response))
 
     def _run_flow(
         self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
@@ -355,18 +358,18 @@ class BaseClient:
                                spends=True, item_ids=ids)
         response = yield call
         assert response is not None
-        return _run_id(response)
+        return run_id_of(response)
 
     def _results_flow(self, run_id: str) -> Flow[RunResults]:
         path = f"/routines/run/{_seg(run_id)}/results"
         response = yield self.build_call("GET", path, params={"limit": self.page_limit})
         assert response is not None
-        results = parse_run_page(run_id, response.status_code, _json(response))
-        cursor = _json(response).get("cursor")
+        results = parse_run_page(run_id, response.status_code, answer_json(response))
+        cursor = answer_json(response).get("cursor")
         while results.complete and cursor:
             page = yield self.build_call("GET", path, params={"cursor": cursor, "limit": self.page_limit})
             assert page is not None
-            body = _json(page)
+            body = answer_json(page)
             results.items.extend(parse_run_page(run_id, page.status_code, body).items)
             cursor = body.get("cursor")
         return results
@@ -398,7 +401,7 @@ class BaseClient:
             "POST", f"/routines/{_seg(routine_id)}/run-batch/upload-url", spends=False
         )
         assert upload is not None
-        target = _json(upload)
+        target = answer_json(upload)
         lines = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in checked)
         yield self.build_call("PUT", target["upload_url"], content=lines.encode("utf-8"),
                               headers={"content-type": "application/x-ndjson"}, spends=False)
@@ -410,12 +413,12 @@ class BaseClient:
             spends=True, item_ids=[item["id"] for item in checked],
         )
         assert started is not None
-        return _run_id(started)
+        return run_id_of(started)
 
     def _batch_results_flow(self, run_id: str) -> Flow[BatchResults]:
         response = yield self.build_call("GET", f"/routines/run-batch/{_seg(run_id)}/results")
         assert response is not None
-        results = parse_batch_status(run_id, response.status_code, _json(response))
+        results = parse_batch_status(run_id, response.status_code, answer_json(response))
         if results.result_url:
             download = yield self.build_call("GET", results.result_url)
             assert download is not None
@@ -432,7 +435,7 @@ class BaseClient:
                 body["cursor"] = cursor
             response = yield self.build_call("POST", "/tables/query", json_body=body, spends=False)
             assert response is not None
-            cursor = rows.add_page(_json(response))
+            cursor = rows.add_page(answer_json(response))
             if not cursor:
                 break
         return rows
@@ -505,77 +508,7 @@ def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in params.items() if v is not None} if params else None
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise ClayError(
-            f"answer {response.status_code} is not JSON: {response.text[:200]!r}",
-            method=response.request.method, url=str(response.request.url),
-        ) from exc
-    if not isinstance(body, dict):
-        raise ClayError(f"expected a JSON object, got {type(body).__name__}",
-                        method=response.request.method, url=str(response.request.url))
-    return body
-
-
-def _run_id(response: httpx.Response) -> str:
-    run_id = _json(response).get("routine_run_id")
-    if not isinstance(run_id, str):
-        raise ClayError("the answer has no routine_run_id", method=response.request.method,
-                        url=str(response.request.url))
-    return run_id
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return json.dumps(body)[:500]
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds: an integer, or an HTTP date (RFC 9110 allows both)."""
-    seconds = _number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    if not value:
-        return None
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
-def _reset_in(value: str | None, now: float) -> float | None:
-    """X-RateLimit-Reset as seconds from now: epoch seconds, or a delta when it is small."""
-    reset = _number(value)
-    if reset is None or reset < 0:
-        return None
-    if reset > 1e9:  # an epoch timestamp
-        return max(0.0, reset - now)
-    return reset
-
-
 def _log(level: int, message: str) -> None:
     # Every line goes through redact(): a URL or an error text must not carry a key out.
     if logger.isEnabledFor(level):
         logger.log(level, "%s", redact(message))
-
-
-def origin(url: str) -> str:
-    """``scheme://host:port`` of a URL (for messages and the loopback check)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 
 
 class Pacer:
@@ -86,3 +87,33 @@ class Pacer:
                 self._limit = limit if self._given is None else min(self._given, limit)
         if remaining is not None and remaining < 1 and reset_in:
             self.block_for(reset_in)
+
+
+def header_number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: an integer, or an HTTP date (RFC 9110 allows both)."""
+    seconds = header_number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    if not value:
+        return None
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def reset_in_s(value: str | None, now: float) -> float | None:
+    """X-RateLimit-Reset as seconds from now: epoch seconds, or a delta when it is small."""
+    reset = header_number(value)
+    if reset is None or reset < 0:
+        return None
+    if reset > 1e9:  # an epoch timestamp
+        return max(0.0, reset - now)
+    return reset

@@ -13,6 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
+from claynb._exceptions import ClayError
 from claynb._routines import Cost
 from claynb._work import COST_KEY, PROVIDER_KEY
 
@@ -146,3 +149,35 @@ def parse_jsonl_items(text: str) -> list[RunItem]:
     if stripped.startswith("["):
         return [parse_item(raw) for raw in json.loads(stripped)]
     return [parse_item(json.loads(line)) for line in stripped.splitlines() if line.strip()]
+
+
+def answer_json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ClayError(
+            f"answer {response.status_code} is not JSON: {response.text[:200]!r}",
+            method=response.request.method, url=str(response.request.url),
+        ) from exc
+    if not isinstance(body, dict):
+        raise ClayError(f"expected a JSON object, got {type(body).__name__}",
+                        method=response.request.method, url=str(response.request.url))
+    return body
+
+
+def run_id_of(response: httpx.Response) -> str:
+    run_id = answer_json(response).get("routine_run_id")
+    if not isinstance(run_id, str):
+        raise ClayError("the answer has no routine_run_id", method=response.request.method,
+                        url=str(response.request.url))
+    return run_id
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return json.dumps(body)[:500]

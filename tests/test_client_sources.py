@@ -34,8 +34,15 @@ def table_stats(emu: Any, table_id: str) -> dict[str, Any]:
 
 
 def statuses(emu: Any) -> dict[str, int]:
-    time.sleep(0.1)  # the emulator counts an answer just after sending it
-    return dict(emu.meters(charges=False)["requests"]["by_status"])
+    """Answers by status, once settled: the emulator counts an answer just after sending it."""
+    previous: dict[str, int] | None = None
+    for _ in range(40):
+        now = dict(emu.meters(charges=False)["requests"]["by_status"])
+        if now == previous:
+            return now
+        previous = now
+        time.sleep(0.05)
+    return previous or {}
 
 
 @pytest.fixture
