@@ -39,13 +39,14 @@ from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._cost import DAYS_PER_MONTH, Prices
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import simulate
-from claynb.sim._tiers import TIERS, ClayBehaviour, Tier, make_tier
+from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 
 COMPLEXITY = {"direct": "low", "queue": "medium", "events": "high"}
 COST_CONTROL = {"direct": "manual (no cap)", "queue": "budget cap", "events": "credit circuit breaker"}
 WORKER_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
 MIN_LEADS = 20_000  # enough leads per simulation for a stable late share at low volumes
 MAX_DAYS = 30.0
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,26 @@ class Scenario:
 
 def make_scenario(*, arrivals: ArrivalProfile | str | None = None, clay: ClayBehaviour | None = None,
                   prices: Prices | None = None, plan: str | Plan = "growth",
-                  tiers: dict[str, Tier] | None = None, **options: Any) -> Scenario:
-    """A :class:`Scenario` from the keyword arguments the public functions take."""
+                  tiers: dict[str, Tier] | None = None, rate_limit_rps: Any = _UNSET,
+                  run_latency: RunLatency | tuple[float, float] | None = None, **options: Any) -> Scenario:
+    """A :class:`Scenario` from the keyword arguments the public functions take.
+
+    ``rate_limit_rps`` and ``run_latency`` are shortcuts into ``clay``; ``tiers`` maps a tier
+    name to a model (``{"queue": QueueTier(poll_interval_s=10)}``).
+    """
+    unknown = set(options) - set(Scenario.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
     models = tuple((tiers or {}).get(t, make_tier(t)) for t in TIERS)
+    behaviour = clay or ClayBehaviour()
+    if rate_limit_rps is not _UNSET:
+        behaviour = replace(behaviour, rate_limit_rps=rate_limit_rps)
+    if isinstance(run_latency, tuple):
+        run_latency = RunLatency("uniform", low=float(run_latency[0]), high=float(run_latency[1]))
+    if run_latency is not None:
+        behaviour = replace(behaviour, run_latency=run_latency)
     values = {k: v for k, v in options.items() if v is not None or k in ("team_size", "monthly_budget_usd")}
-    return Scenario(arrivals=as_profile(arrivals), clay=clay or ClayBehaviour(), prices=prices or Prices(),
+    return Scenario(arrivals=as_profile(arrivals), clay=behaviour, prices=prices or Prices(),
                     plan=get_plan(plan), tiers=models, **values)
 
 
