@@ -358,7 +358,7 @@ class BaseClient:
                                spends=True, item_ids=ids)
         response = yield call
         assert response is not None
-        return run_id_of(response)
+        return self._started(call, response)
 
     def _results_flow(self, run_id: str) -> Flow[RunResults]:
         path = f"/routines/run/{_seg(run_id)}/results"
@@ -408,12 +408,23 @@ class BaseClient:
         body: dict[str, Any] = {"file_id": target["file_id"]}
         if webhook_id:
             body["webhook_id"] = webhook_id
-        started = yield self.build_call(
+        start = self.build_call(
             "POST", f"/routines/{_seg(routine_id)}/run-batch/start", json_body=body,
             spends=True, item_ids=[item["id"] for item in checked],
         )
+        started = yield start
         assert started is not None
-        return run_id_of(started)
+        return self._started(start, started)
+
+    def _started(self, call: Call, response: httpx.Response) -> str:
+        """The run id of an accepted run. An answer without one (a proxy's page, a cut
+        body) still means the run may have started: an unknown outcome, not an error."""
+        try:
+            return run_id_of(response)
+        except ClayError as exc:
+            step = self._unknown(call, f"answered {response.status_code} without a run id: {exc.message}")
+            assert step.error is not None
+            raise step.error from exc
 
     def _batch_results_flow(self, run_id: str) -> Flow[BatchResults]:
         response = yield self.build_call("GET", f"/routines/run-batch/{_seg(run_id)}/results")

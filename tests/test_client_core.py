@@ -157,6 +157,15 @@ def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() ->
     assert c.after_transport_error(read, httpx.ReadTimeout("t")).error is None
 
 
+def test_an_accepted_run_without_a_run_id_is_unknown() -> None:
+    # A 202 whose body is a proxy's HTML page cannot come from the emulator: mocked.
+    transport = httpx.MockTransport(lambda request: httpx.Response(202, text="<html>ok</html>"))
+    with claynb.ClayClient("secret-key-abcdef", base_url="http://127.0.0.1:9", transport=transport) as c, \
+            pytest.raises(claynb.OutcomeUnknown) as info:
+        c.run_routine("enrich-person", [{"id": "a", "inputs": {}}])
+    assert info.value.item_ids == ["a"] and "without a run id" in str(info.value)
+
+
 def test_a_gateway_timeout_on_a_spending_post_is_unknown_other_5xx_are_retried() -> None:
     c = core()
     call = c._run_flow("enrich-person", [{"id": "a", "inputs": {}}], None).send(None)
