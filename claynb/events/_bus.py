@@ -235,7 +235,7 @@ def _make_broker(kind: str, url: str) -> Any:
     if kind == "redis":
         from faststream.redis import RedisBroker
 
-        return RedisBroker(url, logger=None)
+        return RedisBroker(url, logger=None)  # type: ignore[arg-type]  # None silences it, as on NATS
     try:
         from faststream.kafka import KafkaBroker
     except ImportError as exc:

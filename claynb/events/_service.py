@@ -164,7 +164,8 @@ class EnrichmentService:
         self._leads[lead_id] = event
         self._lead_state[lead_id] = "pending"
         routine_id = str(event.get("routine") or "")
-        inputs = event.get("inputs") if isinstance(event.get("inputs"), dict) else {}
+        raw_inputs = event.get("inputs")
+        inputs: dict[str, Any] = dict(raw_inputs) if isinstance(raw_inputs, dict) else {}
         try:
             routine = get_routine(routine_id, self.catalogue)
         except KeyError as exc:

@@ -204,10 +204,10 @@ class EventTier:
     # using it ----------------------------------------------------------------------------
     def publish_leads(self, routine: str, leads: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
         """Publish ``(lead_id, inputs)`` pairs as lead events, stamped now; their ids."""
-        events = [{"lead_id": str(lid), "routine": routine, "inputs": dict(inputs),
-                   "event_at": time.time()} for lid, inputs in leads]
+        events: list[dict[str, Any]] = [{"lead_id": str(lid), "routine": routine, "inputs": dict(inputs),
+                                         "event_at": time.time()} for lid, inputs in leads]
         self.call(self._publish_all(events))
-        return [e["lead_id"] for e in events]
+        return [str(e["lead_id"]) for e in events]
 
     async def _publish_all(self, events: list[dict[str, Any]]) -> None:
         assert self.bus is not None
