@@ -137,11 +137,12 @@ def test_tables_are_403_below_enterprise_and_readable_on_it(make_emulator: Calla
     emu = make_emulator(plan="enterprise")
     table = emu.create_table("leads")
     with client_for(emu) as c:
-        report = c.send_to_source(table["webhook_url"], [{"name": f"n{i}"} for i in range(25)])
-        c.page_limit = 10
-        rows = c.query_table(table["table_id"], limit=10)
-    assert report.sent == 25
-    assert len(rows.records) == 25 and rows.pages == 3
+        report = c.send_to_source(table["webhook_url"], [{"name": f"n{i}"} for i in range(10)])
+        rows = c.query_table(table["table_id"], limit=4)
+        first_page = c.query_table(table["table_id"], limit=4, max_pages=1)
+    assert report.sent == 10
+    assert len(rows.records) == 10 and rows.pages == 3  # 4 + 4 + 2, every cursor followed
+    assert len(first_page.records) == 4 and first_page.pages == 1
 
 
 def test_lower_level_request_uses_the_same_auth_and_errors(emulator: Any) -> None:
