@@ -223,3 +223,15 @@ def test_config_objects_refuse_nonsense() -> None:
         claynb.SourcePolicy(max_chunk_records=30, burst=20)
     t = claynb.Timeout(5.0, connect=1.0)
     assert (t.connect, t.read, t.write, t.pool) == (1.0, 5.0, 5.0, 5.0)
+
+
+def test_the_client_is_public_and_all_stays_sorted() -> None:
+    mine = {"AsyncClayClient", "BatchResults", "ClayClient", "RetryPolicy", "RunItem", "RunResults",
+            "SourceCapWarning", "SourcePolicy", "SourceReport", "Timeout", "connect", "verify_signature"}
+    assert mine <= set(claynb.__all__)
+    assert all(hasattr(claynb, name) for name in claynb.__all__)
+
+    def group(name: str) -> tuple[int, str]:  # constants, then classes, then functions (ruff RUF022)
+        return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
+
+    assert claynb.__all__ == sorted(claynb.__all__, key=group)
