@@ -1,0 +1,98 @@
+"""The decision matrix: the seed's thresholds from the model, and how they move."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from claynb import sim
+
+# Bisection range and depth for these tests: enough to tell the boundaries apart, quickly.
+RANGE = {"low": 300.0, "high": 150_000.0, "steps": 5}
+
+
+@pytest.fixture(scope="module")
+def default_edges() -> dict[str, float]:
+    return sim.thresholds(300.0, **RANGE)
+
+
+def test_defaults_reproduce_the_seed_thresholds(default_edges: dict[str, float]) -> None:
+    # The seed: under 1K/day direct, 1K-50K queue, over 50K event-driven.
+    assert 700 <= default_edges["direct_to_queue"] <= 2_000
+    assert 30_000 <= default_edges["queue_to_events"] <= 75_000
+
+
+@pytest.mark.parametrize(("volume", "tier"), [(300, "direct"), (8_000, "queue"), (200_000, "events")])
+def test_recommend_by_volume(volume: float, tier: str) -> None:
+    rec = sim.recommend(volume, 300.0)
+    assert rec.tier == tier
+    assert rec.reasons and rec.reasons[0].startswith(tier)
+    chosen, reasons = rec  # unpacks as (tier, reasons)
+    assert chosen == tier and reasons is rec.reasons
+
+
+def test_a_dearer_delay_pulls_events_down_and_dearer_engineers_push_them_up(
+        default_edges: dict[str, float]) -> None:
+    cheap_wait = sim.thresholds(300.0, **RANGE, delay_usd_per_lead_hour=3.0)
+    dear_people = sim.thresholds(300.0, **RANGE, prices=sim.Prices(engineer_usd_hour=150.0))
+    assert cheap_wait["queue_to_events"] < 0.6 * default_edges["queue_to_events"]
+    dear = dear_people["queue_to_events"]
+    assert math.isnan(dear) or dear > 1.3 * default_edges["queue_to_events"]
+
+
+def test_more_concurrency_or_a_looser_slo_keeps_direct_longer(default_edges: dict[str, float]) -> None:
+    wider = sim.thresholds(300.0, **RANGE, tiers={"direct": sim.DirectTier(concurrency=4)})
+    tighter = sim.thresholds(90.0, **RANGE)
+    assert wider["direct_to_queue"] > 1.5 * default_edges["direct_to_queue"]
+    assert tighter["direct_to_queue"] < default_edges["direct_to_queue"]
+
+
+def test_team_size_rules_out_a_tier_it_cannot_run() -> None:
+    rec = sim.recommend(200_000, 300.0, team_size=4)
+    assert rec.tier == "queue"
+    assert any("needs about 10 people" in r for r in rec.reasons)
+    assert any("team of 4 can own it" in r for r in rec.reasons)
+
+
+def test_a_budget_rules_out_the_uncapped_direct_tier() -> None:
+    free = sim.recommend(500, 300.0)
+    capped = sim.recommend(500, 300.0, monthly_budget_usd=600.0)
+    assert free.tier == "direct"
+    assert capped.tier == "queue"
+    assert any("no budget cap" in r for r in capped.reasons)
+    assert any("stops it there" in r for r in capped.reasons)
+
+
+def test_decision_matrix_is_the_seed_table_computed() -> None:
+    frame = sim.decision_matrix(20_000, 300.0)
+    assert list(frame.columns) == ["direct", "queue", "events"]
+    assert {"Volume", "Latency", "Cost control", "Complexity", "Team size"} <= set(frame.index)
+    assert frame.loc["Team size"].tolist() == ["1-3", "3-10", "10+"]
+    assert frame.loc["Latency", "direct"].startswith("sync")
+    assert frame.attrs["thresholds"]["direct_to_queue"] > 0
+
+
+def test_grid_and_heatmap() -> None:
+    from matplotlib.figure import Figure
+
+    grid = sim.decision_grid([300, 8_000, 200_000], [90, 300])
+    assert isinstance(grid, pd.DataFrame)
+    picked = grid[grid["recommended"]].set_index(["slo_s", "volume_per_day"])["tier"]
+    assert picked[(300.0, 300.0)] == "direct" and picked[(300.0, 200_000.0)] == "events"
+    assert grid.groupby(["volume_per_day", "slo_s"])["recommended"].sum().eq(1).all()
+    fig = sim.plot_decision_matrix(grid=grid, volume_per_day=5_000, latency_slo_s=300)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 1 and list(stars[0].get_xdata()) == [5_000]
+    labels = {t.get_text() for t in ax.texts}
+    assert {"direct", "events"} <= labels
+
+
+def test_unknown_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown option"):
+        sim.recommend(1_000, 300.0, colour="blue")
+    with pytest.raises(ValueError):
+        sim.recommend(-5, 300.0)
