@@ -141,19 +141,17 @@ class LiveMonitor:
         return stats
 
     def _draw(self) -> None:
+        # Neither ``with self._out:`` nor ``clear_output()`` (which opens that context): from
+        # a thread, the context captures every output of the kernel while it is open,
+        # prints of the cell running in the main thread included. Replacing the widget's
+        # outputs in one assignment touches nothing else.
         import matplotlib.pyplot as plt
+        from IPython.core.formatters import format_display_data
 
         fig = plot(self.history, latencies(self.conn, self.queue))
-        with self._out:
-            self._out.clear_output(wait=True)
-            self._display(fig)
+        data, meta = format_display_data(fig)
         plt.close(fig)
-
-    @staticmethod
-    def _display(fig: Any) -> None:
-        from IPython.display import display
-
-        display(fig)
+        self._out.outputs = ({"output_type": "display_data", "data": data, "metadata": meta},)
 
     def widget(self) -> Any:
         """An ``ipywidgets.Output`` the monitor draws into."""
