@@ -207,7 +207,7 @@ class ClayClient(BaseClient):
                 self._sleep(delay)
             try:
                 response = http.send(call.request)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # no usable answer (a 4xx/5xx is not raised)
                 step = self.after_transport_error(call, exc)
                 if step.error is not None:
                     raise step.error from exc
@@ -359,7 +359,7 @@ class AsyncClayClient(BaseClient):
                 await self._sleep(delay)
             try:
                 response = await http.send(call.request)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # no usable answer (a 4xx/5xx is not raised)
                 step = self.after_transport_error(call, exc)
                 if step.error is not None:
                     raise step.error from exc

@@ -75,13 +75,15 @@ API_PATH = "/public/v0"
 T = TypeVar("T")
 
 #: Failures raised before any byte of the request left: always safe to retry.
-NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
 #: Failures that retrying cannot fix (a wrong URL scheme, a proxy refusing).
-FATAL_ERRORS: tuple[type[httpx.TransportError], ...] = (httpx.UnsupportedProtocol, httpx.ProxyError)
+FATAL_ERRORS: tuple[type[httpx.RequestError], ...] = (
+    httpx.UnsupportedProtocol, httpx.ProxyError, httpx.TooManyRedirects,
+)
 
 
 @dataclass
@@ -216,7 +218,10 @@ class BaseClient:
             merged["content-type"] = "application/json"
         elif content is not None:
             body["content"] = content
-        request = httpx.Request(method.upper(), url, params=_clean(params), headers=merged, **body)
+        try:
+            request = httpx.Request(method.upper(), url, params=_clean(params), headers=merged, **body)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot build {method.upper()} {url}: {exc}") from exc
         will_spend = method.upper() == "POST" if spends is None else spends
         pace = "api" if is_api else None
         return Call(request, spends=will_spend, item_ids=list(item_ids), pace=pace)
@@ -255,7 +260,7 @@ class BaseClient:
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
 
-    def after_transport_error(self, call: Call, exc: httpx.TransportError) -> Step:
+    def after_transport_error(self, call: Call, exc: httpx.RequestError) -> Step:
         """Decide what a failure without an answer means.
 
         A connection that was never made is retried like any other. One that failed

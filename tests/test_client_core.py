@@ -68,6 +68,11 @@ def test_post_run_is_marked_as_spending_with_its_item_ids() -> None:
     assert not c.build_call("GET", "/me").spends
 
 
+def test_a_url_that_cannot_be_built_is_a_config_error() -> None:
+    with pytest.raises(claynb.ConfigError):
+        core().build_call("GET", "http://exa\x00mple.com/me")
+
+
 @pytest.mark.parametrize("items, why", [
     ([], "1 to 100"),
     ([{"id": str(i), "inputs": {}} for i in range(101)], "1 to 100"),
@@ -147,7 +152,7 @@ def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() ->
     assert isinstance(call, Call)
     call.attempts = 1
     for exc in (httpx.ReadTimeout("t"), httpx.RemoteProtocolError("gone"), httpx.ReadError("r"),
-                httpx.WriteError("w")):
+                httpx.WriteError("w"), httpx.DecodingError("garbled body")):
         step = c.after_transport_error(call, exc)
         assert isinstance(step.error, claynb.OutcomeUnknown) and step.error.item_ids == ["a"]
     refused = c.after_transport_error(call, httpx.ConnectError("refused"))
