@@ -55,6 +55,8 @@ T = TypeVar("T")
 BACKEND = "direct"
 MAX_BATCH = 100
 MIN_BATCH = 20
+# The first poll after a POST never comes sooner than this, however fast runs finish.
+MIN_FIRST_POLL_S = 0.005
 DEFAULTS: dict[str, Any] = {
     "concurrency": 16,        # HTTP requests at any one moment
     "max_in_flight": 64,      # runs started and not yet collected
@@ -143,6 +145,7 @@ class _Engine:
         self.stopped: str | None = None
         self.unit = routine.worst_case_cost()
         self.rng = opts["rng"] or random.Random()
+        self.first_poll = float(opts["poll_interval"])
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -360,26 +363,42 @@ class _Engine:
         return out
 
     async def _poll(self, run_id: str) -> Any:
-        """Poll until complete (with backoff, woken early by a webhook); None on timeout."""
+        """Poll until complete (with backoff, woken early by a webhook); None on timeout.
+
+        The first poll's delay adapts to how long runs take: shorter while runs are found
+        finished at the first look, longer while they are not. Later polls back off from
+        ``poll_interval`` to ``poll_max_interval``.
+        """
         deadline = time.monotonic() + float(self.opts["poll_timeout"])
         interval = float(self.opts["poll_interval"])
         if self.waiter is not None:  # the webhook says when; polling is the fallback
             interval = float(self.opts["poll_max_interval"])
+        first, wait = True, min(interval, self.first_poll)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            await self._sleep_or_wake(run_id, min(left, interval * (0.8 + 0.4 * self.rng.random())))
+            await self._sleep_or_wake(run_id, min(left, wait * (0.8 + 0.4 * self.rng.random())))
             try:
                 async with self.http:
                     results = await self.client.get_run_results(run_id)
             except (TransportError, ServerError, RateLimited) as exc:
                 results = None  # a read is always safe to retry; keep going until the deadline
                 interval = max(interval, getattr(exc, "retry_after", None) or interval)
-            if results is not None and results.complete:
+            done = results is not None and results.complete
+            if first:
+                self._learn_first_poll(done)
+                first = False
+            if done:
                 return results
+            wait = interval
             interval = min(interval * float(self.opts["poll_backoff"]),
                            float(self.opts["poll_max_interval"]))
+
+    def _learn_first_poll(self, done: bool) -> None:
+        factor = 0.7 if done else 1.3
+        self.first_poll = min(float(self.opts["poll_max_interval"]),
+                              max(MIN_FIRST_POLL_S, self.first_poll * factor))
 
     async def _sleep_or_wake(self, run_id: str, seconds: float) -> None:
         if self.waiter is None:
