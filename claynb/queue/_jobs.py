@@ -340,7 +340,7 @@ def build_outcomes(batch: Batch, cached: dict[str, dict[str, Any]], results: dic
     now = time.time()
     out = []
     for lead in batch.leads:
-        base = {"lead": lead.lead_id, "key": lead.key, "batch": batch.id, "run_id": run_id or None,
+        base: dict[str, Any] = {"lead": lead.lead_id, "key": lead.key, "batch": batch.id, "run_id": run_id or None,
                 "routine": batch.routine.id, "at": now, "result": {}, "error": None,
                 "actions": 0.0, "data_credits": 0.0, "charged_here": False}
         if lead.key in cached:
