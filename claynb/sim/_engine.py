@@ -113,10 +113,11 @@ def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: B
     arr = arrivals.tolist()
     n = len(arr)
     free = [float("-inf")] * servers
-    replace = heapq.heapreplace
+    replace, search = heapq.heapreplace, bisect_right
     starts: list[float] = []
     firsts: list[int] = []
     busys: list[float] = []
+    add_start, add_first, add_busy = starts.append, firsts.append, busys.append
     i = r = 0
     last = float("-inf")
     while i < n:
@@ -125,13 +126,15 @@ def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: B
         if t < last + min_spacing:
             t = last + min_spacing
         last = t
-        j = bisect_right(arr, t, i, min(i + batch_size, n))
+        hi = i + batch_size
+        j = search(arr, t, i, hi if hi < n else n)
         b = busy_time(r, j - i)
         replace(free, t + b)
-        starts.append(t)
-        firsts.append(i)
-        busys.append(b)
-        i, r = j, r + 1
+        add_start(t)
+        add_first(i)
+        add_busy(b)
+        i = j
+        r += 1
     first = np.asarray(firsts, dtype=np.int64)
     count = np.diff(np.append(first, n))
     return Runs(np.asarray(starts), first, count, np.asarray(busys))

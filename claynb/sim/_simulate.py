@@ -158,14 +158,15 @@ def _busy_fn(tier: Tier, clay: ClayBehaviour, prng: random.Random, gave_up: list
 
     def busy(r: int, n_items: int) -> float:
         extra = 0.0
-        tries = 0
-        while fail and draw() < fail:  # a failed attempt, noticed, then backed off
-            extra += detect
-            if tries == retries:
-                gave_up.append(r)
-                return extra
-            extra += backoff * 2.0**tries
-            tries += 1
+        if fail:
+            tries = 0
+            while draw() < fail:  # a failed attempt, noticed, then backed off
+                extra += detect
+                if tries == retries:
+                    gave_up.append(r)
+                    return extra
+                extra += backoff * 2.0**tries
+                tries += 1
         x = ppf(draw() ** (1.0 / n_items))
         if poll_s > 0:
             x = ceil(x / poll_s - 1e-9) * poll_s
