@@ -4,7 +4,7 @@ Importing claynb registers the pandas accessor ``df.clay``. Everything public is
 re-exported here; the modules behind it are private and split by concept.
 """
 
-from claynb import sim
+from claynb import queue, sim
 from claynb._accessor import ClayAccessor
 from claynb._budget import Budget
 from claynb._client import AsyncClayClient, ClayClient
@@ -83,6 +83,7 @@ __all__ = [
     "failures",
     "get_plan",
     "ledger",
+    "queue",
     "sample_leads",
     "sim",
     "verify_signature",
