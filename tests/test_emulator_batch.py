@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ def upload(c: httpx.Client, routine: str, data: bytes) -> str:
 def wait_terminal(c: httpx.Client, run_id: str) -> httpx.Response:
     while (r := c.get(f"/routines/run-batch/{run_id}/results")).status_code == 202:
         assert r.json()["status"] == "in_progress"
+        time.sleep(0.05)
     return r
 
 
@@ -53,7 +55,7 @@ def test_batch_runs_every_row_and_serves_a_result_file(emulator: Any) -> None:
 
 
 def test_batch_with_latency_reports_progress(make_emulator: Any) -> None:
-    emu = make_emulator(run_latency_s=0.3)
+    emu = make_emulator(run_latency_s=1.0)  # long enough that the first poll is early
     c = client(emu)
     file_id = upload(c, "enrich-company", jsonl([{"id": "1", "inputs": {"domain": "acme.com"}}]))
     run_id = c.post("/routines/enrich-company/run-batch/start", json={"file_id": file_id}).json()["routine_run_id"]

@@ -99,7 +99,7 @@ def test_same_inputs_same_answer_across_emulators(make_emulator: Any) -> None:
 
 
 def test_latency_gives_202_then_200(make_emulator: Any) -> None:
-    emu = make_emulator(run_latency_s=(0.2, 0.4))
+    emu = make_emulator(run_latency_s=(1.0, 1.2))  # long enough that the first poll is early
     c = client(emu)
     run_id = c.post("/routines/enrich-company/run",
                     json={"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]}).json()["routine_run_id"]
@@ -107,7 +107,7 @@ def test_latency_gives_202_then_200(make_emulator: Any) -> None:
     assert first.status_code == 202
     assert first.json() == {"routine_run_id": run_id, "total": 1, "finished": 0, "status": "in_progress"}
     while (r := c.get(f"/routines/run/{run_id}/results")).status_code == 202:
-        pass
+        time.sleep(0.05)
     assert r.status_code == 200 and r.json()["status"] == "complete"
 
 

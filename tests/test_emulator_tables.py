@@ -18,6 +18,17 @@ def leads(n: int, start: int = 0) -> list[dict[str, Any]]:
     return [{"Email": f"grace.hopper{i}@navy.mil", "Lead": i} for i in range(start, start + n)]
 
 
+def wait_http_deliveries(emu: Any, count: int) -> list[dict[str, Any]]:
+    """HTTP API attempts recorded so far, waiting for ``count`` (a receiver hears of a row
+    a moment before the emulator records the attempt)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [d for d in emu.meters()["deliveries"] if d["kind"] == "http_api"]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
 def query(emu: Any, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(emu.url + "/public/v0/tables/query", json=body, headers={"clay-api-key": emu.api_key})
 
@@ -40,13 +51,13 @@ def test_rows_are_enriched_then_posted_by_the_http_api_column(emulator: Any, rec
         assert body["Email"] == record["Email"]
         assert {k: body[k] for k in outcome.result} == outcome.result  # enriched fields, no prefix
         credits += outcome.cost.data_credits
+    http = wait_http_deliveries(emulator, 6)
+    assert len(http) == 6 and {d["outcome"] for d in http} == {"delivered"}
     m = emulator.meters()
     assert m["per_routine"]["enrich-person"]["data_credits"] == credits == m["data_credits_used"]
     # Clay bills an HTTP API call one Action: one per row, on top of the enrichments.
     assert m["per_routine"]["http-api"]["actions"] == 6
     assert m["actions_used"] == m["per_routine"]["enrich-person"]["actions"] + 6
-    http = [d for d in m["deliveries"] if d["kind"] == "http_api"]
-    assert len(http) == 6 and {d["outcome"] for d in http} == {"delivered"}
     assert m["tables"][table["table_id"]]["submissions"] == 6
 
 
@@ -90,13 +101,16 @@ def test_over_100_kb_is_413(emulator: Any) -> None:
     assert table["rows"] == table["submissions"] == 0
 
 
-def test_records_beyond_the_burst_are_429_with_retry_after(emulator: Any) -> None:
-    url = emulator.create_table("T")["webhook_url"]
+def test_records_beyond_the_burst_are_429_with_retry_after(make_emulator: Any) -> None:
+    # A slower refill than Clay's 10/s so a loaded test machine cannot refill between posts.
+    emu = make_emulator(source_rate_per_s=1.0)
+    url = emu.create_table("T")["webhook_url"]
     assert httpx.post(url, json=[{"i": i} for i in range(20)]).status_code == 200  # the burst of 20
     r = httpx.post(url, json={"i": 20})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
-    time.sleep(0.15)  # at 10 records/s one more record fits after 0.1 s
+    time.sleep(int(r.headers["Retry-After"]))
     assert httpx.post(url, json={"i": 21}).status_code == 200
+    assert emu.meters()["tables"][next(iter(emu.meters()["tables"]))]["submissions"] == 21
 
 
 def test_lifetime_cap_refuses_whole_requests_and_counts_records(make_emulator: Any) -> None:
@@ -117,9 +131,7 @@ def test_http_api_column_retries_and_records_every_attempt(emulator: Any, record
     table = emulator.create_table("T", http_api={"url": recorder.url, "retry_backoff_s": 0.01})
     httpx.post(table["webhook_url"], json={"a": 1})
     assert len(recorder.wait_for(3)) == 3
-    deadline = time.monotonic() + 5
-    while len(attempts := emulator.meters()["deliveries"]) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    attempts = wait_http_deliveries(emulator, 3)
     assert [(d["attempt"], d["status_code"]) for d in attempts] == [(1, 500), (2, 503), (3, 200)]
     assert emulator.meters()["per_routine"]["http-api"]["actions"] == 1  # one call billed, not three
 
