@@ -10,6 +10,7 @@ from claynb._budget import Budget
 from claynb._client import AsyncClayClient, ClayClient
 from claynb._config import RetryPolicy, SourcePolicy, Timeout
 from claynb._connect import connect
+from claynb._direct import WebhookReceiver
 from claynb._enrich import enrich, enrich_async, failures
 from claynb._estimate import Estimate, estimate
 from claynb._exceptions import (
@@ -75,6 +76,7 @@ __all__ = [
     "SourceReport",
     "Timeout",
     "TransportError",
+    "WebhookReceiver",
     "__version__",
     "connect",
     "enrich",

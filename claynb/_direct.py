@@ -23,15 +23,18 @@ worker thread with its own loop, so a notebook cell can call it directly.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import json
 import math
 import random
+import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from claynb._budget import reserve_largest
+from claynb._enrich import run_sync
 from claynb._exceptions import (
     AuthenticationError,
     ClayError,
@@ -49,8 +52,6 @@ from claynb._normalise import item_result
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
 from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
-
-T = TypeVar("T")
 
 BACKEND = "direct"
 MAX_BATCH = 100
@@ -371,9 +372,10 @@ class _Engine:
         """
         deadline = time.monotonic() + float(self.opts["poll_timeout"])
         interval = float(self.opts["poll_interval"])
-        if self.waiter is not None:  # the webhook says when; polling is the fallback
-            interval = float(self.opts["poll_max_interval"])
         first, wait = True, min(interval, self.first_poll)
+        if self.waiter is not None:  # the webhook says when; polling is the fallback
+            interval = wait = float(self.opts["poll_max_interval"])
+            first = False
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -428,39 +430,125 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGu
                                       journal=journal, progress=progress, **options))
 
 
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to the end from sync code, even under a running event loop.
+class WebhookReceiver:
+    """Clay's run-finished webhooks, received on loopback, waking the pollers early.
 
-    Without a running loop in this thread, ``asyncio.run``. With one (a Jupyter cell), a
-    worker thread with its own loop, since blocking the notebook's loop would deadlock it.
-    An interrupt (the notebook's stop button) cancels the work and waits for it to wind
-    down, so the journal is left consistent.
+    Register :attr:`url` with Clay (``emu.create_webhook(rx.url)`` on the emulator, the
+    Clay CLI for real Clay), then give the webhook's id and signing secret to
+    :meth:`configure` and pass ``webhook=rx`` to ``enrich``. Deliveries are verified
+    (``X-Clay-Signature``) before they are believed and de-duplicated on the run id;
+    delivery is not guaranteed, so the engine keeps polling at ``poll_max_interval``.
+    For Clay to reach it, the URL must be reachable from Clay (a tunnel, in practice).
     """
-    async def main() -> T:
-        return await make()
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    box: dict[str, Any] = {}
+    PATH = "/clay-webhook"
 
-    def worker() -> T:
-        loop = asyncio.new_event_loop()
-        box["loop"] = loop
+    def __init__(self, *, webhook_id: str | None = None, signing_secret: str | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.webhook_id: str | None = None
+        self._secret: str | None = None
+        self.configure(webhook_id, signing_secret)
+        self.host, self._port = host, port
+        self.finished: set[str] = set()
+        self.received = self.rejected = 0
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
+        """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
+        from claynb._secrets import register_secret
+
+        if signing_secret:
+            register_secret(signing_secret)
+        self.webhook_id, self._secret = webhook_id, signing_secret
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}{self.PATH}"
+
+    def __repr__(self) -> str:
+        from claynb._secrets import mask
+
+        return (f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
+                f"signing_secret={mask(self._secret)})")
+
+    def deliver(self, body: bytes, signature: str | None) -> int:
+        """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
+        from claynb._signatures import verify_signature
+
+        if not self._secret or not verify_signature(self._secret, body, signature):
+            with self._lock:
+                self.rejected += 1
+            return 401
         try:
-            box["task"] = loop.create_task(main())
-            return loop.run_until_complete(box["task"])
+            run_id = (json.loads(body).get("data") or {}).get("routine_run_id")
+        except (ValueError, AttributeError):
+            return 400
+        with self._lock:
+            self.received += 1
+            if not run_id or run_id in self.finished:  # a test event, or a replay
+                return 200
+            self.finished.add(run_id)
+            waiters = self._waiters.pop(run_id, [])
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+        return 200
+
+    async def wait(self, run_id: str, timeout: float) -> bool:
+        """True as soon as the run's delivery has come, False after ``timeout`` seconds."""
+        event, loop = asyncio.Event(), asyncio.get_running_loop()
+        with self._lock:
+            if run_id in self.finished:
+                return True
+            self._waiters.setdefault(run_id, []).append((loop, event))
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
         finally:
-            loop.close()
+            with self._lock:
+                waiting = self._waiters.get(run_id, [])
+                if (loop, event) in waiting:
+                    waiting.remove((loop, event))
 
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="claynb-enrich") as pool:
-        future = pool.submit(worker)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            loop, task = box.get("loop"), box.get("task")
-            if loop is not None and task is not None:
-                loop.call_soon_threadsafe(task.cancel)
-            concurrent.futures.wait([future])
-            raise
+    def start(self) -> WebhookReceiver:
+        """Serve on a free loopback port (or the one given), in a background thread."""
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def endpoint(request: Request) -> Response:
+            status = self.deliver(await request.body(), request.headers.get("x-clay-signature"))
+            return Response(status_code=status)
+
+        app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve([sock])),
+                                        name="claynb-webhook-receiver", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

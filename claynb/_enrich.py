@@ -20,12 +20,13 @@ the copy of the input columns free until someone writes to them).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,8 @@ from claynb._work import (
     ItemResult,
     WorkItem,
 )
+
+T = TypeVar("T")
 
 PREFIX = "clay_"
 STATUS_COLUMNS = ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
@@ -326,3 +329,40 @@ def failures(routine: str | Routine | None = None, *, home: str | Path | None = 
         frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="s", utc=True)
     return frame
 
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to the end from sync code, even under a running event loop.
+
+    Without a running loop in this thread, ``asyncio.run``. With one (a Jupyter cell), a
+    worker thread with its own loop, since blocking the notebook's loop would deadlock it.
+    An interrupt (the notebook's stop button) cancels the work and waits for it to wind
+    down, so the journal is left consistent.
+    """
+    async def main() -> T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def worker() -> T:
+        loop = asyncio.new_event_loop()
+        box["loop"] = loop
+        try:
+            box["task"] = loop.create_task(main())
+            return loop.run_until_complete(box["task"])
+        finally:
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="claynb-enrich") as pool:
+        future = pool.submit(worker)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            loop, task = box.get("loop"), box.get("task")
+            if loop is not None and task is not None:
+                loop.call_soon_threadsafe(task.cancel)
+            concurrent.futures.wait([future])
+            raise

@@ -1,0 +1,69 @@
+"""The direct tier's outbound-webhook receiver: results taken when Clay says, polling as fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pandas as pd
+
+import claynb
+from claynb._direct import WebhookReceiver
+from claynb._signatures import sign
+
+
+def emails(n: int) -> list[str]:
+    return [f"w{i}.x{i}@hook{i % 4}.com" for i in range(n)]
+
+
+def statuses(emu: Any) -> dict[str, int]:
+    return emu.meters(charges=False)["requests"]["by_status"]
+
+
+def test_webhooks_wake_the_poller_so_each_run_is_read_once(make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=(0.1, 0.3))
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        df = pd.DataFrame({"Email": emails(60)})
+        # Fallback polling every 60 s: only the webhook can make this finish promptly.
+        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
+                            progress=False, webhook=rx, batch_size=20, poll_max_interval=60)
+        runs = emu.meters(charges=False)["runs"]["total"]
+        assert runs == 3
+        assert rx.received == 3 and rx.finished and rx.rejected == 0
+    assert set(out["clay_status"]) <= {"enriched", "no_match"}
+    by_status = statuses(emu)
+    assert by_status.get("200") == runs  # one GET per run, made when the webhook came
+    assert hook["signingSecret"] not in repr(rx)
+
+
+def test_polling_takes_over_when_deliveries_are_lost(make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(drop_webhook=1.0))
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        out = claynb.enrich(pd.DataFrame({"Email": emails(30)}), "enrich-person",
+                            {"email": "Email"}, client=client, progress=False, webhook=rx,
+                            poll_max_interval=0.2)
+        assert rx.received == 0
+    assert set(out["clay_status"]) <= {"enriched", "no_match"}
+
+
+def test_forged_and_test_deliveries(make_emulator: Any) -> None:
+    emu = make_emulator()
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        body = b'{"webhookId":"x","createdAt":"now","data":{"routine_run_id":"run_forged"}}'
+        forged = httpx.post(rx.url, content=body, headers={"X-Clay-Signature": sign("wrong", body)})
+        assert forged.status_code == 401 and "run_forged" not in rx.finished
+        emu.send_test_webhook(hook["id"])  # data: {} -> accepted, no run
+        good = httpx.post(rx.url, content=body,
+                          headers={"X-Clay-Signature": sign(hook["signingSecret"], body)})
+        replay = httpx.post(rx.url, content=body,
+                            headers={"X-Clay-Signature": sign(hook["signingSecret"], body)})
+        assert good.status_code == replay.status_code == 200
+        assert rx.finished == {"run_forged"} and rx.rejected == 1 and rx.received == 3
