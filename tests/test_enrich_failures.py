@@ -64,3 +64,15 @@ def test_a_routine_clay_does_not_know_fails_without_dead_lettering(emulator: Any
     assert (out["clay_status"] == "failed").all()
     assert out["clay_error"].str.contains("404").all()
     assert claynb.failures().empty
+
+
+def test_a_wrong_key_fails_every_row_and_never_shows_the_key(emulator: Any) -> None:
+    secret = "clay-key-that-must-never-be-shown-0123456789"
+    client = claynb.ClayClient(api_key=secret, base_url=emulator.url)
+    out = claynb.enrich(pd.DataFrame({"Email": emails(25)}), "enrich-person", {"email": "Email"},
+                        client=client, progress="text", batch_size=5)
+    assert (out["clay_status"] == "failed").all()
+    assert out["clay_error"].str.contains("401").all()
+    assert secret not in out.to_string() and secret not in out.to_html()
+    assert claynb.failures().empty  # a refused key is not the rows' fault
+    assert emulator.meters(charges=False)["data_credits_used"] == 0
