@@ -104,7 +104,9 @@ def test_batch_upload_start_and_results(emulator: Any) -> None:
     with client_for(emulator) as c:
         run_id = c.start_batch("enrich-company", items)
         results = c.wait_for_batch(run_id, poll_interval=0.01)
+        again = c.get_batch_results(run_id)
     assert results.ok and results.complete and results.total == 250
+    assert again.complete and [i.id for i in again.items] == [i.id for i in results.items]
     assert sorted(i.id for i in results.items) == sorted(i["id"] for i in items)
     assert emulator.meters(charges=False)["per_routine"]["enrich-company"]["items"] == 250
 
