@@ -224,7 +224,14 @@ class Bus:
             await self._raw.xdel(self.subject(DEAD_LETTERS), letter_id)
 
     def __repr__(self) -> str:
-        return f"Bus({self.kind}, {redact(self.url)!r}, namespace={self.namespace!r})"
+        return f"Bus({self.kind}, {safe_url(self.url)!r}, namespace={self.namespace!r})"
+
+
+def safe_url(url: str) -> str:
+    """A bus URL fit for a repr or a log: password and token-like query values hidden."""
+    from claynb.services.redis import safe_url as without_password
+
+    return redact(without_password(url))
 
 
 def _make_broker(kind: str, url: str) -> Any:

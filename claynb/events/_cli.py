@@ -16,8 +16,6 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
-from claynb._secrets import redact
-
 DEFAULT_PORT = 8787
 
 
@@ -79,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
     import uvicorn
 
+    from claynb.events._bus import safe_url
     from claynb.events._dedupe import open_dedupe_store
     from claynb.events._server import build_app
 
     app = build_app(settings, bus_url, args.namespace, open_dedupe_store(args.dedupe))
     base = f"http://{args.host}:{args.port}"
     print(f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz")
-    print(f"publishing to {redact(bus_url)} namespace {args.namespace!r}; "
+    print(f"publishing to {safe_url(bus_url)} namespace {args.namespace!r}; "
           f"{len(settings.secrets())} signing secret(s), callback secret {'set' if settings.callback_secret else 'not set'}")
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
                                            lifespan="on"))

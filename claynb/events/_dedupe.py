@@ -116,9 +116,9 @@ class RedisDedupeStore:
         self._redis.close()
 
     def __repr__(self) -> str:
-        from claynb._secrets import redact
+        from claynb.events._bus import safe_url
 
-        return f"RedisDedupeStore({redact(self.url)!r})"
+        return f"RedisDedupeStore({safe_url(self.url)!r})"
 
 
 def open_dedupe_store(where: str | Path | None = None) -> DedupeStore:
