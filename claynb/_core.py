@@ -151,6 +151,8 @@ class BaseClient:
             raise ConfigError("api_key is required (the clay-api-key from Clay's settings)")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
+        if rate_limit_rps is not None and not rate_limit_rps > 0:
+            raise ConfigError(f"rate_limit_rps must be positive (or None to learn it), not {rate_limit_rps}")
         register_secret(api_key)
         self._api_key = api_key
         self.base_url = api_base(base_url)
@@ -366,6 +368,8 @@ class BaseClient:
         return self._started(call, response)
 
     def _results_flow(self, run_id: str) -> Flow[RunResults]:
+        # Run results page by cursor, which is replayable: a page retried after a timeout
+        # returns the same items (a stateful iterator would lose them).
         path = f"/routines/run/{_seg(run_id)}/results"
         response = yield self.build_call("GET", path, params={"limit": self.page_limit})
         assert response is not None
@@ -442,6 +446,8 @@ class BaseClient:
         return results
 
     def _query_flow(self, query: Mapping[str, Any] | str, limit: int, max_pages: int | None) -> Flow[TableRows]:
+        if not 1 <= limit <= DEFAULT_PAGE_LIMIT:
+            raise ConfigError(f"limit must be between 1 and {DEFAULT_PAGE_LIMIT}, not {limit}")
         structured = {"tables": [{"id": query}]} if isinstance(query, str) else dict(query)
         rows = TableRows()
         cursor: str | None = None
