@@ -165,3 +165,23 @@ def test_without_any_webhook_the_reconciler_alone_finishes_every_run(make_emulat
         assert tier.service.stats.runs_by_webhook == 0
         assert tier.service.stats.runs_by_reconciler == tier.service.stats.runs_started
     assert max(charged_keys(emu).values()) == 1
+
+
+def test_no_secret_reaches_a_log_a_repr_or_an_event(make_emulator: Any, nats_url: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from claynb._secrets import known_secrets
+
+    caplog.set_level(logging.DEBUG)
+    emu = make_emulator(run_latency_s=0.02, faults=Faults(duplicate_webhook=0.5))
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
+        ids = tier.publish_leads("enrich-person", leads(10, unique=10))
+        assert tier.wait(ids, timeout=20)
+        webhook_secret = tier.webhook["signingSecret"] if tier.webhook else ""
+        shown = " ".join([repr(tier), repr(tier.receiver), repr(tier.receiver_settings), repr(tier.bus),
+                          str(tier.collector.contacts), str(tier.service.stats), caplog.text])
+    secrets = {webhook_secret, tier.callback_secret, emu.api_key}
+    assert secrets <= known_secrets()                      # registered for redaction everywhere
+    assert all(s and s not in shown for s in secrets)

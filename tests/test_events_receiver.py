@@ -213,3 +213,14 @@ def test_redis_dedupe_store_is_shared_by_receivers(redis_url: str, nats_url: str
         outcomes: list[Any] = [post_webhook(s, body, sign(SECRET, body)).json()["status"] for s in (a, b, a)]
     assert outcomes == ["accepted", "duplicate", "duplicate"]
     assert "redis" in repr(RedisDedupeStore(redis_url)).lower()
+
+
+def test_the_receiver_publishes_to_redis_streams_too(redis_url: str, tmp_path: Path) -> None:
+    settings = ReceiverSettings(signing_secrets=SECRET)
+    ns = namespace()
+    body = webhook_body("run_on_redis")
+    with ReceiverServer(settings, redis_url, ns, store=SqliteDedupeStore(tmp_path / "r.sqlite")) as server:
+        answers = [post_webhook(server, body, sign(SECRET, body)).json()["status"] for _ in range(2)]
+        forged = post_webhook(server, body, sign("another-secret-entirely", body)).status_code
+    assert answers == ["accepted", "duplicate"] and forged == 401
+    assert [e["routine_run_id"] for e in drain(redis_url, ns, RUNS_FINISHED, expect=1)] == ["run_on_redis"]
