@@ -240,7 +240,7 @@ def _check_cap(report: SourceReport, policy: SourcePolicy) -> None:
                    f"{policy.lifetime_cap:,} lifetime submissions after this send; plan a new "
                    "source before it stops accepting rows")
         logger.warning("%s", message)
-        warnings.warn(message, SourceCapWarning, stacklevel=4)
+        warnings.warn(message, SourceCapWarning, stacklevel=5)
 
 
 def _count(report: SourceReport, call: Any) -> None:
