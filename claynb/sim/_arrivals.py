@@ -113,13 +113,13 @@ def generate_arrivals(volume_per_day: float, days: float, profile: ArrivalProfil
         raise ValueError("volume_per_day must be >= 0 and days > 0")
     prof = as_profile(profile)
     n_hours = int(np.ceil(days * 24))
+    horizon = days * DAY_S
     hourly = np.resize(prof.weights(), n_hours) * volume_per_day
-    hourly[-1] *= days * 24 - (n_hours - 1)  # a partial last hour
     stream = _poisson_in_bins(hourly * (1.0 - prof.burstiness) / 3600.0, 3600.0, rng)
-    if prof.burstiness == 0.0:
-        return stream
-    burst_rate = hourly * prof.burstiness / prof.burst_size / 3600.0
-    bursts = np.repeat(_poisson_in_bins(burst_rate, 3600.0, rng), prof.burst_size)
-    merged = np.concatenate([stream, bursts])
-    merged.sort(kind="stable")  # two sorted runs: one merge pass
-    return merged
+    if prof.burstiness > 0.0:
+        burst_rate = hourly * prof.burstiness / prof.burst_size / 3600.0
+        bursts = np.repeat(_poisson_in_bins(burst_rate, 3600.0, rng), prof.burst_size)
+        stream = np.concatenate([stream, bursts])
+        stream.sort(kind="stable")  # two sorted runs: one merge pass
+    # A partial last hour: the process restricted to the horizon is still exactly Poisson.
+    return stream[: np.searchsorted(stream, horizon, side="right")]

@@ -230,7 +230,8 @@ def plot_decision_matrix(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Seque
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 5))
         plt.close(fig)
-    fig = ax.figure
+    else:
+        fig = ax.get_figure(root=True)  # type: ignore[assignment]
     cmap = ListedColormap([TIER_COLOURS[t] for t in TIERS])
     ax.pcolormesh(_edges(vols), _edges(slo_vals), z, cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat")
     xe, ye = _edges(vols), _edges(slo_vals)
