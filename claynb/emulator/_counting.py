@@ -1,7 +1,9 @@
 """Counting answers by status for the meters' ``requests`` figure.
 
-A thin ASGI wrapper: it sees the status line of every answer to /public/v0 and the
-webhook sources, and counts a request that got no answer at all as ``dropped``.
+A thin ASGI wrapper over /public/v0 and the webhook sources (not /_emulator). A request
+is counted as its answer starts, before the client can see it, so a client that reads
+the meters right after an answer always finds its request there; a dropped connection
+is counted as ``dropped`` just before the socket is closed, for the same reason.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claynb.emulator._http import DROP_SCOPE_KEY
+
 COUNTED_PREFIXES = ("/public/v0", "/v3/")
 
 
 class CountRequests:
-    """Counts requests to Clay's surfaces (not /_emulator) by answer status."""
+    """Counts requests to Clay's surfaces by answer status."""
 
     def __init__(self, app: ASGIApp, state: Any) -> None:
         self.app = app
@@ -24,14 +28,26 @@ class CountRequests:
         if scope["type"] != "http" or not scope["path"].startswith(COUNTED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
+        counted: list[str] = []
+
+        def count(status: str) -> None:
+            if not counted:
+                counted.append(status)
+                self.state.count_request(status)
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status.append(message["status"])
+                count(str(message["status"]))
             await send(message)
 
+        drop = scope.get(DROP_SCOPE_KEY)
+        if drop is not None:
+            def counting_drop() -> None:
+                count("dropped")
+                drop()
+
+            scope[DROP_SCOPE_KEY] = counting_drop
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            self.state.count_request(str(status[0]) if status else "dropped")
+            count("dropped")  # no answer was started: the client got nothing
