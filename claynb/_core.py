@@ -73,6 +73,7 @@ logger = logging.getLogger("claynb")
 API_PATH = "/public/v0"
 
 T = TypeVar("T")
+R = TypeVar("R", bound=RunResults)
 
 #: Failures raised before any byte of the request left: always safe to retry.
 NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
@@ -326,7 +327,7 @@ class BaseClient:
     def _backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter for the ``attempt``-th failure."""
         policy = self.retry
-        delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** max(0, attempt - 1))
+        delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** max(0, attempt - 1))
         return delay * (1.0 - policy.jitter * self._rng.random())
 
     def _retry(self, call: Call, delay: float, why: str) -> Step:
@@ -384,8 +385,8 @@ class BaseClient:
         return results
 
     def _wait_flow(
-        self, flow: Callable[[], Flow[Any]], run_id: str, poll_interval: float, timeout: float
-    ) -> Flow[Any]:
+        self, flow: Callable[[], Flow[R]], run_id: str, poll_interval: float, timeout: float
+    ) -> Flow[R]:
         deadline = self._clock() + timeout
         interval = poll_interval
         while True:
@@ -399,6 +400,8 @@ class BaseClient:
                     f"({results.finished} of {results.total} items); it keeps running on "
                     "Clay's side: call again to keep waiting, nothing was re-sent"
                 )
+            _log(logging.DEBUG, f"run {run_id}: {results.finished} of {results.total} finished, "
+                                f"next poll in {min(interval, left):.1f}s")
             yield Sleep(min(interval, left))
             interval = min(interval * DEFAULT_POLL_BACKOFF, max(poll_interval, DEFAULT_POLL_MAX_INTERVAL_S))
 
