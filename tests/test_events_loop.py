@@ -76,7 +76,7 @@ def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(make_emula
     assert sum(c["cost"]["actions"] for c in contacts.values()) == meters["actions_used"]
     # The faults really happened, and both paths completed runs.
     faults = Counter(d.get("fault") for d in meters["deliveries"])
-    assert faults["dropped"] > 0 and faults["duplicate"] > 0
+    assert faults["dropped"] > 0 and faults["duplicate"] > 0 and faults["reordered"] > 0
     assert stats.runs_by_reconciler > 0 and stats.runs_by_webhook > 0
     assert stats.runs_by_webhook + stats.runs_by_reconciler == stats.runs_started
     assert receiver_counts.get("duplicate", 0) > 0

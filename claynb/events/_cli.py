@@ -83,12 +83,12 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
 
     app = build_app(settings, bus_url, args.namespace, open_dedupe_store(args.dedupe))
     base = f"http://{args.host}:{args.port}"
-    print(f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz")
-    print(f"publishing to {safe_url(bus_url)} namespace {args.namespace!r}; "
-          f"{len(settings.secrets())} signing secret(s), callback secret {'set' if settings.callback_secret else 'not set'}")
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
                                            lifespan="on"))
     service = await _start_service(args, settings, bus_url, f"{base}/webhooks/clay") if args.with_service else None
+    print(f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz")
+    print(f"publishing to {safe_url(bus_url)} namespace {args.namespace!r}; "
+          f"{len(settings.secrets())} signing secret(s), callback secret {'set' if settings.callback_secret else 'not set'}")
     try:
         await server.serve()
     finally:
