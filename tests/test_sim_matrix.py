@@ -35,16 +35,18 @@ def test_recommend_by_volume(volume: float, tier: str) -> None:
 
 def test_a_dearer_delay_pulls_events_down_and_dearer_engineers_push_them_up(
         default_edges: dict[str, float]) -> None:
-    cheap_wait = sim.thresholds(300.0, **RANGE, delay_usd_per_lead_hour=3.0)
-    dear_people = sim.thresholds(300.0, **RANGE, prices=sim.Prices(engineer_usd_hour=150.0))
+    upper = {"low": 3_000.0, "high": 150_000.0, "steps": 5, "which": ["queue_to_events"]}
+    cheap_wait = sim.thresholds(300.0, **upper, delay_usd_per_lead_hour=3.0)
+    dear_people = sim.thresholds(300.0, **upper, prices=sim.Prices(engineer_usd_hour=150.0))
     assert cheap_wait["queue_to_events"] < 0.6 * default_edges["queue_to_events"]
     dear = dear_people["queue_to_events"]
     assert math.isnan(dear) or dear > 1.3 * default_edges["queue_to_events"]
 
 
 def test_more_concurrency_or_a_looser_slo_keeps_direct_longer(default_edges: dict[str, float]) -> None:
-    wider = sim.thresholds(300.0, **RANGE, tiers={"direct": sim.DirectTier(concurrency=4)})
-    tighter = sim.thresholds(90.0, **RANGE)
+    lower = {"low": 300.0, "high": 20_000.0, "steps": 5, "which": ["direct_to_queue"]}
+    wider = sim.thresholds(300.0, **lower, tiers={"direct": sim.DirectTier(concurrency=4)})
+    tighter = sim.thresholds(90.0, **lower)
     assert wider["direct_to_queue"] > 1.5 * default_edges["direct_to_queue"]
     assert tighter["direct_to_queue"] < default_edges["direct_to_queue"]
 
@@ -66,7 +68,7 @@ def test_a_budget_rules_out_the_uncapped_direct_tier() -> None:
 
 
 def test_decision_matrix_is_the_seed_table_computed() -> None:
-    frame = sim.decision_matrix(20_000, 300.0)
+    frame = sim.decision_matrix(20_000, 300.0, steps=4)
     assert list(frame.columns) == ["direct", "queue", "events"]
     assert {"Volume", "Latency", "Cost control", "Complexity", "Team size"} <= set(frame.index)
     assert frame.loc["Team size"].tolist() == ["1-3", "3-10", "10+"]

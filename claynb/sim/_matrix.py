@@ -67,8 +67,17 @@ def _first_volume(predicate: Any, lo: float, hi: float, steps: int) -> float:
 
 
 def thresholds(latency_slo_s: float = 300.0, *, low: float = 100.0, high: float = 300_000.0,
-               steps: int = 7, **options: Any) -> dict[str, float]:
-    """Volumes per day where direct gives way to another tier, and where events take over."""
+               steps: int = 7, which: Sequence[str] = ("direct_to_queue", "queue_to_events"),
+               **options: Any) -> dict[str, float]:
+    """Volumes per day where direct gives way to another tier, and where events take over.
+
+    Log bisection between ``low`` and ``high``; ``nan`` when a boundary is not in that range.
+    ``which`` picks the boundaries to find (the queue-to-events search starts at ``low``
+    when the direct one is not asked for).
+    """
+    unknown = set(which) - {"direct_to_queue", "queue_to_events"}
+    if unknown:
+        raise ValueError(f"unknown boundary: {', '.join(sorted(unknown))}")
     scenario = make_scenario(**options)
     cache: dict[float, str] = {}
 
@@ -77,10 +86,14 @@ def thresholds(latency_slo_s: float = 300.0, *, low: float = 100.0, high: float 
             cache[volume] = _recommended_at(volume, latency_slo_s, scenario)
         return cache[volume]
 
-    leave_direct = _first_volume(lambda v: tier_at(v) != "direct", low, high, steps)
-    start = leave_direct if not math.isnan(leave_direct) else low
-    to_events = _first_volume(lambda v: tier_at(v) == "events", start, high, steps)
-    return {"direct_to_queue": leave_direct, "queue_to_events": to_events}
+    edges: dict[str, float] = {}
+    start = low
+    if "direct_to_queue" in which:
+        edges["direct_to_queue"] = _first_volume(lambda v: tier_at(v) != "direct", low, high, steps)
+        start = edges["direct_to_queue"] if not math.isnan(edges["direct_to_queue"]) else low
+    if "queue_to_events" in which:
+        edges["queue_to_events"] = _first_volume(lambda v: tier_at(v) == "events", start, high, steps)
+    return edges
 
 
 def sensitivity(variants: dict[str, dict[str, Any]], latency_slo_s: float = 300.0,
@@ -100,15 +113,15 @@ def _fmt_volume(v: float) -> str:
     return f"{v / 1000:.3g}K" if v >= 1000 else f"{v:.0f}"
 
 
-def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 300.0,
-                    **options: Any) -> pd.DataFrame:
+def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 300.0, *,
+                    steps: int = 7, **options: Any) -> pd.DataFrame:
     """The seed's decision matrix, computed: factors down the side, tiers across.
 
     Volume ranges come from :func:`thresholds`; latency and cost are each tier's best
     configuration at ``volume_per_day`` (default: the middle of the queue tier's range).
-    The thresholds are also in ``frame.attrs["thresholds"]``.
+    The thresholds are also in ``frame.attrs["thresholds"]``; ``steps`` is the bisection depth.
     """
-    edges = thresholds(latency_slo_s, **options)
+    edges = thresholds(latency_slo_s, steps=steps, **options)
     low, high = edges["direct_to_queue"], edges["queue_to_events"]
     if volume_per_day is None:
         volume_per_day = math.sqrt(low * high) if not (math.isnan(low) or math.isnan(high)) else 10_000.0
