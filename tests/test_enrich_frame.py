@@ -181,3 +181,31 @@ def test_plain_text_progress_outside_jupyter(emulator: Any, client: Any, capsys:
     assert "10/10 rows" in err and "Data Credits" in err
     claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False, refresh=True)
     assert capsys.readouterr().err == ""
+
+
+def test_every_status_in_one_frame(make_emulator: Any) -> None:
+    """cached, failed (dead-lettered earlier), unknown (an earlier send timed out),
+    invalid_input, over_budget, enriched and no_match, side by side."""
+    emu = make_emulator(slow_s=2.0)
+    fast = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
+                             retry=claynb.RetryPolicy(max_attempts=1),
+                             timeout=claynb.Timeout(0.3, connect=5.0))
+    cached, failed, unknown, fresh = emails(3), emails(2, 10), emails(2, 20), emails(40, 30)
+    claynb.enrich(pd.DataFrame({"Email": cached}), "enrich-person", {"email": "Email"},
+                  client=fast, progress=False)
+    emu.set_faults(claynb.Faults(server_error=1.0))
+    claynb.enrich(pd.DataFrame({"Email": failed}), "enrich-person", {"email": "Email"},
+                  client=fast, progress=False, max_attempts=1)
+    emu.set_faults(claynb.Faults(timeout=1.0))
+    claynb.enrich(pd.DataFrame({"Email": unknown}), "enrich-person", {"email": "Email"},
+                  client=fast, progress=False)
+    emu.set_faults(claynb.Faults())
+
+    df = pd.DataFrame({"Email": cached + failed + unknown + ["nope"] + fresh})
+    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=fast, progress=False,
+                        budget=claynb.Budget(data_credits=12), concurrency=1, max_in_flight=1,
+                        batch_size=5)
+    assert set(out["clay_status"]) == set(claynb._work.STATUSES)
+    assert out["clay_status"].iloc[:8].tolist() == (["cached"] * 3 + ["failed"] * 2
+                                                     + ["unknown"] * 2 + ["invalid_input"])
+    assert out["clay_data_credits"].sum() <= 12
