@@ -8,6 +8,9 @@ API requests per second as a fraction of the emulator's limit, leads per second,
 that rate relative to one worker. Worker start-up is excluded (workers are up and
 registered before the clock starts). "accepted/limit" counts requests the emulator
 served (not answered 429) per second, over its limit; "429s" is the share refused.
+The last row ("fleet") runs the most workers with ``--fleet-rate-limit-rps`` set to the
+emulator's limit: each worker paces itself to its share, so the fleet keeps to the limit
+instead of learning it from 429s.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from typing import Any
 
 import redis
 
@@ -34,7 +38,7 @@ def _wait_for_workers(conn: redis.Redis, queue: str, n: int, timeout: float = 60
         time.sleep(0.1)
 
 
-def measure(url: str, workers: int, args: argparse.Namespace) -> dict[str, float]:
+def measure(url: str, workers: int, args: argparse.Namespace, fleet: bool = False) -> dict[str, Any]:
     with claynb.Emulator(run_latency_s=args.latency, rate_limit_rps=args.rate, seed=workers) as emu:
         conn = redis.Redis.from_url(url)
         queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -42,7 +46,8 @@ def measure(url: str, workers: int, args: argparse.Namespace) -> dict[str, float
                        batch_size=args.batch, use_cache=False, options=JobOptions(retries=3, backoff_s=(1,)))
         df = synthetic_leads(args.leads, seed=100 + workers)
         with WorkerPool(url, queues=[queue], n=workers, api_key=emu.api_key, base_url=emu.url,
-                        poll_interval_s=args.latency / 2) as pool:
+                        poll_interval_s=args.latency / 2,
+                        fleet_rps=args.rate if fleet else None) as pool:
             _wait_for_workers(conn, queue, workers)
             requests_before = emu.meters()["requests"]["total"]
             start = time.perf_counter()
@@ -54,7 +59,7 @@ def measure(url: str, workers: int, args: argparse.Namespace) -> dict[str, float
         requests = meters["requests"]["total"] - requests_before
         limited = meters["requests"]["by_status"].get("429", 0)
         assert len(out) == args.leads and out["lead"].is_unique
-        return {"workers": workers, "seconds": elapsed, "leads_per_s": args.leads / elapsed,
+        return {"workers": f"{workers}{' fleet' if fleet else ''}", "seconds": elapsed, "leads_per_s": args.leads / elapsed,
                 "requests_per_s": requests / elapsed,
                 "ratio_of_limit": (requests - limited) / elapsed / args.rate,
                 "share_429": limited / max(1, requests)}
@@ -67,17 +72,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10, help="leads per run")
     parser.add_argument("--latency", type=float, default=0.2, help="emulator run latency, s")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--no-fleet", action="store_true",
+                        help="skip the last row: the most workers, pacing to a shared limit")
     args = parser.parse_args()
     rows = []
     with redis_server() as url:
         for n in args.workers:
             rows.append(measure(url, n, args))
+        if not args.no_fleet:
+            rows.append(measure(url, max(args.workers), args, fleet=True))
     base = rows[0]["leads_per_s"]
     print(f"{args.leads} leads, runs of {args.batch}, run latency {args.latency}s, "
           f"emulator limit {args.rate:g} requests/s")
-    print(f"{'workers':>7} {'seconds':>8} {'leads/s':>8} {'req/s':>7} {'accepted/limit':>15} {'vs 1 worker':>12} {'429s':>6}")
+    print(f"{'workers':>8} {'seconds':>8} {'leads/s':>8} {'req/s':>7} {'accepted/limit':>15} {'vs 1 worker':>12} {'429s':>6}")
     for r in rows:
-        print(f"{r['workers']:>7} {r['seconds']:>8.1f} {r['leads_per_s']:>8.1f} {r['requests_per_s']:>7.1f} "
+        print(f"{r['workers']:>8} {r['seconds']:>8.1f} {r['leads_per_s']:>8.1f} {r['requests_per_s']:>7.1f} "
               f"{r['ratio_of_limit']:>15.2f} {r['leads_per_s'] / base:>11.2f}x {r['share_429']:>6.1%}")
 
 

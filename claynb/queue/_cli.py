@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between polls of a run's results")
     parser.add_argument("--lease-s", type=float, default=None,
                         help="job lease: a dead worker's job is retried after about this long")
+    parser.add_argument("--fleet-rate-limit-rps", dest="fleet_rps", type=float, default=None,
+                        help="Public API requests/s for all workers of the queue together; "
+                             "each worker paces itself to its share")
+    parser.add_argument("--sink", action="append", default=[],
+                        help="also deliver each lead's outcome to a sink: http(s)://URL, "
+                             "sqlite:PATH[#table] or csv:PATH (repeatable; several workers "
+                             "with the same sink share the work, each outcome delivered once)")
     parser.add_argument("--log-level", default="WARNING")
 
 
@@ -41,16 +48,25 @@ def run(args: argparse.Namespace) -> int:
         print("claynb worker: CLAY_API_KEY is not set in this environment", file=sys.stderr)
         return 2
     for flag, env in (("base_url", "CLAY_BASE_URL"), ("poll_interval_s", "CLAYNB_POLL_INTERVAL_S"),
-                      ("lease_s", "CLAYNB_LEASE_S")):
+                      ("lease_s", "CLAYNB_LEASE_S"), ("fleet_rps", "CLAYNB_FLEET_RPS")):
         value = getattr(args, flag)
         if value is not None:
             os.environ[env] = str(value)
     import redis
 
+    from claynb.queue._sinks import Dispatcher, sink_from_spec
     from claynb.queue._worker import run_worker
 
     conn = redis.Redis.from_url(url)
     queues = args.queue or ["claynb"]
-    run_worker(conn, queues, burst=args.burst, with_scheduler=args.with_scheduler,
-               name=args.name, fork=args.fork, logging_level=args.log_level)
+    dispatchers = [Dispatcher(conn, sink_from_spec(spec), queue=q).start()
+                   for spec in args.sink for q in queues]
+    try:
+        run_worker(conn, queues, burst=args.burst, with_scheduler=args.with_scheduler,
+                   name=args.name, fork=args.fork, logging_level=args.log_level)
+    finally:
+        for d in dispatchers:
+            d.stop()
+            if args.burst:
+                d.drain(timeout_s=10)
     return 0

@@ -157,7 +157,7 @@ class LeadQueue:
                 sub.invalid += 1
             else:
                 leads.append(lead)
-        sub.batch_ids = self.enqueue_leads(leads, use_cache=not force)
+        sub.batch_ids = self.enqueue_leads(leads, use_cache=False if force else None)
         return sub
 
     def enqueue_leads(self, leads: list[Lead], *, use_cache: bool | None = None) -> list[str]:

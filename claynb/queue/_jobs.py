@@ -15,6 +15,7 @@ hands it back to RQ for a retry within seconds rather than RQ's own minutes.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -95,6 +96,7 @@ class WorkerSettings:
     lease_s: float = DEFAULT_LEASE_S
     wait_timeout_s: float = 600.0
     max_attempts: int | None = None  # per request, inside the client; None: its default
+    fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -108,6 +110,7 @@ class WorkerSettings:
             lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
             wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
             max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"]) if os.environ.get("CLAYNB_MAX_ATTEMPTS") else None,
+            fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"]) if os.environ.get("CLAYNB_FLEET_RPS") else None,
         )
 
     def __repr__(self) -> str:
@@ -213,12 +216,9 @@ def process(store: BatchStore, batch: Batch, settings: WorkerSettings, *,
     if batch.state == DONE:
         return _summary(batch, emitted=False)
     overflow = _handle_overflow(store, batch, job)
-    client = _client(settings)
-    try:
-        results, run_id, error = _send_and_collect(store, batch, client, settings, budget_key,
-                                                   final_attempt)
-    finally:
-        client.close()
+    client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
+    results, run_id, error = _send_and_collect(store, batch, client, settings, budget_key,
+                                               final_attempt)
     outcomes = build_outcomes(batch, cached, results, run_id, error, overflow)
     actual = _actual(batch, results, error, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
@@ -288,12 +288,32 @@ def _job_exists(conn: Any, job_id: str) -> bool:
     return bool(Job.exists(job_id, connection=conn))
 
 
-def _client(settings: WorkerSettings) -> Any:
+def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | None:
+    """This worker's share of a fleet-wide rate limit: the limit over the live workers."""
+    if not settings.fleet_rps:
+        return None
+    from rq import Queue, Worker
+
+    workers = Worker.count(queue=Queue(queue, connection=conn))
+    return round(settings.fleet_rps / max(1, workers), 3)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_client(api_key: str, base_url: str, max_attempts: int | None, rps: float | None) -> Any:
     from claynb import ClayClient
     from claynb._config import RetryPolicy
 
-    retry = RetryPolicy(max_attempts=settings.max_attempts) if settings.max_attempts else None
-    return ClayClient(api_key=settings.api_key, base_url=settings.base_url, retry=retry)
+    retry = RetryPolicy(max_attempts=max_attempts) if max_attempts else None
+    return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
+
+
+def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
+    """One client per worker process, kept across jobs.
+
+    A job is a handful of requests; a client per job would start each job with a fresh
+    pacer and forget every 429, so the worker as a whole would not keep to its pace.
+    """
+    return _cached_client(settings.api_key, settings.base_url, settings.max_attempts, rps)
 
 
 def _send_and_collect(store: BatchStore, batch: Batch, client: Any, settings: WorkerSettings,

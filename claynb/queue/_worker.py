@@ -127,6 +127,7 @@ class WorkerPool:
                  api_key: str | None = None, base_url: str | None = None, burst: bool = False,
                  with_scheduler: bool = True, poll_interval_s: float | None = None,
                  lease_s: float | None = None, max_attempts: int | None = None,
+                 fleet_rps: float | None = None, sinks: Sequence[str] = (),
                  extra_env: dict[str, str] | None = None,
                  log_dir: str | None = None) -> None:
         self.redis_url = redis_url
@@ -145,6 +146,9 @@ class WorkerPool:
             self._env["CLAYNB_LEASE_S"] = str(lease_s)
         if max_attempts is not None:
             self._env["CLAYNB_MAX_ATTEMPTS"] = str(max_attempts)
+        if fleet_rps is not None:
+            self._env["CLAYNB_FLEET_RPS"] = str(fleet_rps)
+        self.sinks = list(sinks)
         self._env.update(extra_env or {})
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -157,6 +161,8 @@ class WorkerPool:
             cmd.append("--burst")
         if not self.with_scheduler:
             cmd.append("--no-scheduler")
+        for spec in self.sinks:
+            cmd += ["--sink", spec]
         return cmd
 
     def start(self) -> WorkerPool:
