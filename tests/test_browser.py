@@ -1,5 +1,10 @@
 """Exported reports open in a real browser: headless Chromium loads them, plots and all.
 
+The report that matters most is the one ``claynb demo`` writes (the README's first
+command), so the demo runs once here, as on a fresh clone: a fake key and the allow-spend
+switch in the environment must not stop it using the embedded emulator, the output
+directory does not exist yet, and the report's path is what it prints.
+
 A probe script is added to a copy of the report: once the page has loaded it counts the
 images that actually decoded (``naturalWidth > 0``) and the table rows in the DOM, and
 writes the counts onto ``<body>``, which ``--dump-dom`` then shows. A screenshot is taken
@@ -14,14 +19,18 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from claynb.cli import main
 from claynb.share import share_notebook
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.xdist_group("browser")
+needs_browser = pytest.mark.browser
+FAKE_KEY = "clay_fake_demo_4e5f6a7b8c9d0e1f"
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -118,6 +127,7 @@ def assert_inked(browser: str, html_path: Path, tmp: Path) -> None:
     assert not_white > 0.01, f"the screenshot is blank ({not_white:.2%} ink)"
 
 
+@needs_browser
 def test_plots_and_tables_render_in_chromium(browser: str, report: Path, tmp_path: Path) -> None:
     found = probe(browser, report, tmp_path)
     assert found.get("images") == "1", found
@@ -125,5 +135,46 @@ def test_plots_and_tables_render_in_chromium(browser: str, report: Path, tmp_pat
     assert found.get("text") == "yes"
 
 
+@needs_browser
 def test_screenshot_of_the_report_has_ink(browser: str, report: Path, tmp_path: Path) -> None:
     assert_inked(browser, report, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Path]]:
+    tmp = tmp_path_factory.mktemp("demo")
+    out_dir = tmp / "fresh" / "reports"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAYNB_HOME", str(tmp / "home"))
+        mp.setenv("CLAY_API_KEY", FAKE_KEY)  # would be real Clay if the demo honoured it
+        mp.setenv("CLAYNB_ALLOW_SPEND", "1")
+        mp.chdir(tmp)
+        stdout = tmp / "stdout.txt"
+        with stdout.open("w") as fh, redirect_stdout(fh):
+            rc = main(["demo", "-o", str(out_dir), "-q"])
+    yield rc, stdout.read_text(), out_dir
+
+
+def test_demo_writes_the_report_and_prints_its_path(demo: tuple[int, str, Path]) -> None:
+    rc, printed, out_dir = demo
+    assert rc == 0
+    report_path = out_dir / "quickstart.html"
+    assert printed.strip() == str(report_path.resolve())
+    assert report_path.is_file() and (out_dir / "quickstart.ipynb").is_file()
+    for name in ("quickstart.html", "quickstart.ipynb"):
+        assert FAKE_KEY not in (out_dir / name).read_text(encoding="utf-8")
+    nb = nbformat.read(str(out_dir / "quickstart.ipynb"), as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["allow_spend"] is False
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert errors == []
+
+
+@needs_browser
+def test_demo_report_renders_plots_and_tables(browser: str, demo: tuple[int, str, Path],
+                                              tmp_path: Path) -> None:
+    _, _, out_dir = demo
+    found = probe(browser, out_dir / "quickstart.html", tmp_path)
+    assert int(found.get("images", "0")) >= 1, found
+    assert int(found.get("rows", "0")) >= 5, found
+    assert_inked(browser, out_dir / "quickstart.html", tmp_path)

@@ -177,3 +177,19 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     source = build_notebook(tmp_path / "nb.ipynb")
     assert main(["share", str(source), "-p", "oops"]) == 2
     assert "name=value" in capsys.readouterr().err
+
+
+def test_a_kernel_that_dies_publishes_nothing(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Its secrets can no longer be asked for, so nothing is written (fail closed)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('about to die')\nos._exit(3)"),
+                nbformat.v4.new_code_cell("print('never')")]
+    source = tmp_path / "dies.ipynb"
+    nbformat.write(nb, str(source))
+    rc = main(["share", str(source), "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "kernel died" in err and "nothing was written" in err
+    assert not (tmp_path / "out" / "dies.html").exists()
+    assert not (tmp_path / "out" / "dies.ipynb").exists()

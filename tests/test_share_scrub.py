@@ -51,12 +51,13 @@ def test_scrub_text_replaces_every_encoded_form(form: str) -> None:
     "signing secret whsec_0123456789abcdef",
     "export CLAY_API_KEY=clay_some_unregistered_key",
     "x-clay-webhook-auth: 'hook-auth-value-77'",
+    "emulator key clay_test_AbCdEfGhIjKlMnOpQrStUvWx-_12",
 ])
 def test_scrub_text_removes_secret_shaped_values_nobody_registered(text: str) -> None:
     out = scrub_text(text, [])
     assert REDACTED in out
     for token in ("abcdef123456", "zzz-unknown-key-999", "tok_9f8e7d6c5b", "0123456789abcdef",
-                  "clay_some_unregistered_key", "hook-auth-value-77"):
+                  "clay_some_unregistered_key", "hook-auth-value-77", "AbCdEfGhIjKlMnOp"):
         assert token not in out
 
 

@@ -80,7 +80,9 @@ class Execution:
     started_at: datetime
     duration_s: float
     error: str | None = None
-    kernel_secrets: frozenset[str] = field(default_factory=frozenset)
+    # None when the kernel could not be asked (it died, or the probe failed): the caller
+    # must then assume it held secrets nobody can name, and not publish.
+    kernel_secrets: frozenset[str] | None = field(default_factory=frozenset)
     unknown_parameters: tuple[str, ...] = ()
 
     @property
@@ -182,7 +184,7 @@ async def _run(
     cwd: Path | None,
     env: dict[str, str] | None,
     on_cell: Callable[[int, int], None] | None,
-) -> tuple[str | None, frozenset[str]]:
+) -> tuple[str | None, frozenset[str] | None]:
     client.reset_execution_trackers()
     # The kernel process's own stderr is its log (start-up chatter, a crash's last words),
     # not the notebook's output: keep it out of the user's terminal, and quote it on a crash.
@@ -194,7 +196,7 @@ async def _run(
             await _record_language(client)
             error = await _run_cells(client, on_cell)
             client.set_widgets_metadata()
-            secrets = frozenset() if error == KERNEL_DIED else await _probe_secrets(client)
+            secrets = None if error == KERNEL_DIED else await _probe_secrets(client)
         if error == KERNEL_DIED:
             log.seek(0)
             tail = "\n".join(line for line in log.read().splitlines()
@@ -230,18 +232,18 @@ async def _run_cells(
     return None
 
 
-async def _probe_secrets(client: NotebookClient) -> frozenset[str]:
-    """Ask the kernel which secrets it holds, without leaving a trace in the notebook."""
+async def _probe_secrets(client: NotebookClient) -> frozenset[str] | None:
+    """Ask the kernel which secrets it holds, without a trace in the notebook; None if it won't say."""
     probe = nbformat.v4.new_code_cell(_SECRETS_PROBE)
     client.nb.cells.append(probe)
     try:
         await client.async_execute_cell(probe, len(client.nb.cells) - 1, store_history=False)
     except (CellExecutionError, CellTimeoutError, DeadKernelError):
-        return frozenset()
+        return None
     finally:
         client.nb.cells.pop()
     for output in probe.get("outputs", []):
         for line in str(output.get("text", "")).splitlines():
             if line.startswith(_SECRETS_MARKER):
                 return frozenset(json.loads(line[len(_SECRETS_MARKER):]))
-    return frozenset()
+    return None

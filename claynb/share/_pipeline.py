@@ -75,6 +75,10 @@ def share_notebook(
     """
     html_path, ipynb_path = output_paths(source, out_dir, name)
     run = _run(source, parameters, env, execute, cell_timeout_s, on_cell)
+    if run.kernel_secrets is None:
+        stopped = f" (the notebook stopped: {run.error})" if run.error else ""
+        raise LeakError("could not ask the kernel which secrets it held" + stopped
+                        + "; nothing was written, as a precaution")
     secrets = collect_secrets(run.kernel_secrets, env_secrets(os.environ),
                               env_secrets(env if env is not None else {}))
     footer = Footer(run.started_at, run.duration_s, executed=execute)
