@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _events_helpers import namespace
 
 from claynb import ConfigError
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, bus_kind
-from tests._events_helpers import namespace
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _events_helpers import drain, namespace, sign, webhook_body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from claynb.events._bus import RUNS_FINISHED, TABLE_ROWS
 from claynb.events._dedupe import RedisDedupeStore, SqliteDedupeStore
 from claynb.events._receiver import ReceiverSettings, signature_matches
 from claynb.events._server import ReceiverServer
-from tests._events_helpers import drain, namespace, sign, webhook_body
 
 SECRET = "whsec_receiver_test_secret_0123456789"
 CALLBACK = "cb_shared_secret_abcdef0123456789"
@@ -161,7 +161,7 @@ body_st = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(["/webhooks/clay", "/callbacks/table"]), headers=headers_st, body=body_st,
        signed=st.booleans())
 def test_no_input_makes_the_receiver_answer_5xx(receiver: ReceiverServer, path: str,

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from _events_helpers import namespace
 
 import claynb
 from claynb.events._dedupe import SqliteDedupeStore
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
 from claynb.events._tables import MISSING, RECEIVED, collect_callbacks
-from tests._events_helpers import namespace
 
 CALLBACK = "cb_table_roundtrip_secret_42"
 TOKEN = "tok_source_auth_0123456789"
