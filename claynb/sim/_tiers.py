@@ -146,7 +146,11 @@ class ClayBehaviour:
 
 @dataclass(frozen=True)
 class DirectTier:
-    """Synchronous calls in the request path: the seed's tier 1."""
+    """Synchronous calls in the request path: the seed's tier 1.
+
+    ``concurrency`` defaults to 2: a notebook or a small app with a couple of calls in
+    flight. Each call holds its slot for the whole run (polling every ``poll_interval_s``).
+    """
 
     concurrency: int = 2
     batch_size: int = 1
@@ -166,7 +170,11 @@ class DirectTier:
 
 @dataclass(frozen=True)
 class QueueTier:
-    """Redis queue and polling workers: the seed's tier 2."""
+    """Redis queue and polling workers: the seed's tier 2.
+
+    Workers poll every 30 s by default, gently, so that many of them fit under the
+    workspace rate limit; the price is that a result is seen up to one poll late.
+    """
 
     workers: int = 4
     batch_size: int = 100
