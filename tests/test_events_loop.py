@@ -143,7 +143,8 @@ def test_a_402_from_clay_opens_the_breaker_and_parks_the_leads(make_emulator: An
         assert set(tier.collector.contacts) == set(ids)
 
 
-def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: Any, nats_url: str) -> None:
+def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: Any, nats_url: str,
+                                                                claynb_home: Any) -> None:
     emu = make_emulator(run_latency_s=0)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
     with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
@@ -152,7 +153,9 @@ def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: 
         assert tier.wait(["bad", "lost"], timeout=15)
         assert tier.collector.contacts["bad"]["status"] == "invalid_input"
         assert "unknown routine" in tier.collector.dead["lost"]["reason"]
+        assert list((claynb_home / "events").glob(f"{tier.namespace}.sqlite*"))
     assert emu.meters()["requests"]["total"] == 0
+    assert not list((claynb_home / "events").glob("*.sqlite*"))  # the tier removed its own claims
 
 
 def test_without_any_webhook_the_reconciler_alone_finishes_every_run(make_emulator: Any, nats_url: str) -> None:

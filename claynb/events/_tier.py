@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -111,6 +112,7 @@ class EventTier:
         self.collector = Collector()
         self.receiver_settings = ReceiverSettings(callback_secret=self.callback_secret)
         self._dedupe = dedupe
+        self._own_store: SqliteDedupeStore | None = None
         self._nats: NatsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -139,7 +141,10 @@ class EventTier:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="claynb-events", daemon=True)
         self._thread.start()
-        store = self._dedupe or SqliteDedupeStore(claynb_home() / "events" / f"{self.namespace}.sqlite")
+        store = self._dedupe
+        if store is None:
+            # Deliveries are only ever for this tier's runs, so its claims live and die with it.
+            store = self._own_store = SqliteDedupeStore(claynb_home() / "events" / f"{self.namespace}.sqlite")
         self.receiver = ReceiverServer(self.receiver_settings, url, self.namespace, store=store).start()
         if self.webhook is None:
             self.webhook = create_emulator_webhook(self.client, self.receiver.webhook_url)
@@ -179,6 +184,11 @@ class EventTier:
             self._nats.stop()
         self._loop = self._thread = None
         self.receiver = self._nats = None
+        if self._own_store is not None:
+            self._own_store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self._own_store.path}{suffix}").unlink(missing_ok=True)
+            self._own_store = None
 
     async def _stop_service(self) -> None:
         if self.service is not None:
