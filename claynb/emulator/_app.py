@@ -8,6 +8,7 @@ against the OpenAPI schemas by :mod:`_validate`; the state decides the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -40,8 +41,9 @@ class PublicApi:
     """Routes of the Public API bound to one emulator's state."""
 
     def __init__(self, state: EmulatorState, dice: FaultDice, api_key: str, notify: Notify,
-                 query: Handler | None = None) -> None:
+                 query: Handler | None = None, stopping: asyncio.Event | None = None) -> None:
         self.state = state
+        self.stopping = stopping or asyncio.Event()  # set when the server stops: end held answers
         self.dice = dice
         self._key = api_key.encode()
         self.notify = notify
@@ -104,7 +106,8 @@ class PublicApi:
         if fault == DROP_CONNECTION:
             return DropConnection()
         if fault == TIMEOUT:
-            await asyncio.sleep(self.state.settings.slow_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.state.settings.slow_s)
         return response
 
     def _authenticate(self, request: Request) -> Response | None:

@@ -75,6 +75,7 @@ class Emulator:
         self._server: uvicorn.Server | None = None
         self._outbound: Outbound | None = None
         self._wake: asyncio.Event | None = None
+        self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._error: BaseException | None = None
 
@@ -147,6 +148,11 @@ class Emulator:
     def stop(self) -> None:
         """Stop serving and wait for the thread to end. Meters stay readable."""
         if self._server is not None:
+            # Answers held back by a timeout fault go out now rather than hold up the stop.
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._stopping.set)
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -161,8 +167,9 @@ class Emulator:
         self.stop()
 
     def _build_app(self) -> Starlette:
+        self._stopping = asyncio.Event()
         public = PublicApi(self._state, self._dice, self._api_key, self._notify,
-                           query=self._tables.query_endpoint if self._tables else None)
+                           query=self._tables.query_endpoint if self._tables else None, stopping=self._stopping)
         if self._tables is not None:
             self._tables.gate = lambda handler: public.faulty(handler, starts_work=True)
             self._tables.notify = self._notify
