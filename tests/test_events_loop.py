@@ -188,3 +188,25 @@ def test_no_secret_reaches_a_log_a_repr_or_an_event(make_emulator: Any, nats_url
     secrets = {webhook_secret, tier.callback_secret, emu.api_key}
     assert secrets <= known_secrets()                      # registered for redaction everywhere
     assert all(s and s not in shown for s in secrets)
+
+
+def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(make_emulator: Any, nats_url: str) -> None:
+    """A run adopted from the journal that Clay answers 404 for: its leads may have been
+    charged, so they go to the dead letters as outcome_unknown and are never sent again."""
+    from types import SimpleNamespace
+
+    from claynb._work import item_key
+
+    emu = make_emulator(run_latency_s=0)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    inputs = {"email": "lost.run@acme.com"}
+    key = item_key("enrich-person", inputs)
+    with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
+        tier.adopt_runs("enrich-person", [SimpleNamespace(run_id="run_gone", inputs={key: inputs}, batch=None)])
+        tier.publish_leads("enrich-person", [("L-lost", inputs)])
+        assert tier.wait(["L-lost"], timeout=15)
+        letter = tier.collector.dead["L-lost"]
+        assert tier.replay_dead_letters() == []   # outcome_unknown is replayed only on purpose
+        assert "L-lost" in tier.collector.dead and len(tier.dead_letters()) == 1
+    assert letter["kind"] == "outcome_unknown" and "run_gone" in letter["reason"]
+    assert emu.meters()["per_routine"].get("enrich-person", {}).get("items", 0) == 0

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._exceptions import ClayError, CreditsExhausted, OutcomeUnknown
+from claynb._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
 from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
 from claynb._work import INVALID_INPUT, ItemResult, item_key
@@ -324,6 +324,9 @@ class EnrichmentService:
         try:
             try:
                 results = await self.api.results(run.run_id)
+            except NotFound as exc:
+                await self._lost_run(run, exc)
+                return False
             except ClayError as exc:
                 log.warning("fetching run %s failed: %s", run.run_id, redact(str(exc)))
                 results = None
@@ -334,6 +337,17 @@ class EnrichmentService:
             return True
         finally:
             self._completing.discard(run.run_id)
+
+    async def _lost_run(self, run: _Run, exc: Exception) -> None:
+        """Clay no longer knows the run: its items may have been charged, so they are parked
+        as ``outcome_unknown`` (replayed only on purpose), never silently re-sent."""
+        run.done = True
+        self.reconciler.forget(run.run_id)
+        if run.batch is not None:
+            self._journal("unknown", run.batch, f"run {run.run_id} not found: {exc}")
+        self.breaker.guard.settle(run.reserved, run.reserved)
+        await self._dead_letter(self._leads_of(run.keys, forget=True), "outcome_unknown",
+                                f"Clay does not know run {run.run_id} any more: {exc}")
 
     async def _land(self, run: _Run, raw: list[Any], via: str) -> None:
         routine = get_routine(run.routine, self.catalogue)

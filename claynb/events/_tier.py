@@ -34,7 +34,7 @@ from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
 from claynb.events._clay import ClientRunsApi
 from claynb.events._dedupe import DedupeStore, SqliteDedupeStore, claynb_home
-from claynb.events._dlq import replay
+from claynb.events._dlq import NEEDS_CHECK, replay
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
 from claynb.events._service import EnrichmentService, ServiceSettings
@@ -243,17 +243,19 @@ class EventTier:
         assert self.bus is not None
         return self.call(self.bus.dead_letters())
 
-    def replay_dead_letters(self, limit: int | None = None) -> list[str]:
+    def replay_dead_letters(self, limit: int | None = None, *, include_unknown: bool = False) -> list[str]:
         """Put dead-lettered leads back on the lead subject (after raising the budget).
 
-        Returns the replayed lead ids; :meth:`wait` on them to see their new outcome.
+        Letters of kind ``outcome_unknown`` (the send may have been charged) stay unless
+        ``include_unknown``. Returns the replayed lead ids; :meth:`wait` on them.
         """
         assert self.bus is not None
-        letters = self.call(self.bus.dead_letters(limit or 1_000_000))
+        letters = [letter for letter in self.call(self.bus.dead_letters(limit or 1_000_000))
+                   if include_unknown or letter.event.get("kind") != NEEDS_CHECK]
         with self.collector.cond:  # forget the old outcome first: wait() must see the new one
             for letter in letters:
                 self.collector.dead.pop(str((letter.event.get("lead") or {}).get("lead_id")), None)
-        return self.call(replay(self.bus, limit=limit, letters=letters))
+        return self.call(replay(self.bus, limit=limit, letters=letters, include_unknown=include_unknown))
 
     def raise_budget(self, **caps: float | None) -> None:
         """Raise this tier's :class:`claynb.Budget` caps (the breaker closes on the next batch)."""
