@@ -29,7 +29,8 @@ IMPLEMENTED = [
     ("GET", "/routines/run-batch/{routine_run_id}/results"),
     ("POST", "/tables/query"),
 ]
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 20
+MAX_NEGATIVE_EXAMPLES = 12
 
 if not SPEC.exists():
     pytest.skip(f"Clay's OpenAPI is not beside the checkout ({SPEC}); conformance cannot run",
@@ -78,7 +79,7 @@ def test_invalid_requests_get_4xx_not_5xx(emu: Emulator, method: str, path: str)
     operation = SCHEMA[path][method]
     headers = {"clay-api-key": emu.api_key}
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=MAX_NEGATIVE_EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
     def check(case: Any) -> None:
