@@ -16,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from claynb.emulator._faults import Faults
 from claynb.emulator._http import JSON, error
 from claynb.emulator._runs import BATCH
+from claynb.emulator._state import EmulatorState
 from claynb.emulator._validate import BadRequest, parse_json
 
 AdminHandler = Callable[[Request], Any]
@@ -26,8 +28,9 @@ AdminHandler = Callable[[Request], Any]
 class AdminApi:
     """``/_emulator`` routes, delegating to the :class:`claynb.Emulator` that owns them."""
 
-    def __init__(self, emulator: Any) -> None:
+    def __init__(self, emulator: Any, state: EmulatorState) -> None:
         self.emu = emulator
+        self.state = state
 
     def routes(self) -> list[Route]:
         p = "/_emulator"
@@ -86,8 +89,6 @@ class AdminApi:
         return JSON({"sent": True})
 
     async def faults(self, request: Request) -> Response:
-        from claynb.emulator._faults import Faults
-
         if request.method == "POST":
             self.emu.set_faults(Faults.from_dict(await self._body(request)))
         return JSON(self.emu.faults.to_dict())
@@ -114,8 +115,7 @@ class AdminApi:
         return JSON(self.emu.create_table(name, **body), status_code=201)
 
     async def upload(self, request: Request) -> Response:
-        state = self.emu._state
-        upload = state.uploads.get(request.path_params["file_id"])
+        upload = self.state.uploads.get(request.path_params["file_id"])
         if upload is None:
             return error(404, "unknown upload URL")
         if upload.used:
@@ -124,7 +124,7 @@ class AdminApi:
         return Response(status_code=200)
 
     async def batch_results(self, request: Request) -> Response:
-        run, _ = self.emu._state.get_run(request.path_params["run_id"])
+        run, _ = self.state.get_run(request.path_params["run_id"])
         if run is None or run.kind != BATCH or run.results is None:
             return error(404, "no finished batch run with that id")
         lines = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in run.results)

@@ -173,7 +173,7 @@ class Emulator:
         if self._tables is not None:
             self._tables.gate = lambda handler: public.faulty(handler, starts_work=True)
             self._tables.notify = self._notify
-        routes: list[Any] = [Mount("/public/v0", routes=public.routes()), *AdminApi(self).routes()]
+        routes: list[Any] = [Mount("/public/v0", routes=public.routes()), *AdminApi(self, self._state).routes()]
         if self._tables is not None:
             routes.extend(self._tables.routes())
         app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
