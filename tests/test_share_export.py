@@ -26,6 +26,7 @@ pytestmark = pytest.mark.xdist_group("share-export")
 FAKE_KEY = "clay_fake_0d1e2a3d4b5e6e7f"
 FAKE_TOKEN = "tok_fake_99aa88bb77cc"
 KERNEL_SECRET = "kernel-only-secret-5c4b3a2918"
+PARAM_SECRET = "param-secret-a1b2c3d4e5f6"
 
 CELLS = [
     ("markdown", "# A report\nIt uses a key."),
@@ -84,12 +85,13 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("share")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAYNB_HOME", str(tmp / "home"))
-        yield share(tmp, "report", ["-p", "rows=4", "-p", "title=from the command line"])
+        yield share(tmp, "report", ["-p", "rows=4", "-p", "title=from the command line",
+                                    "-p", f"api_key={PARAM_SECRET}"])
 
 
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
-        for secret in (FAKE_KEY, FAKE_TOKEN, KERNEL_SECRET):
+        for secret in (FAKE_KEY, FAKE_TOKEN, KERNEL_SECRET, PARAM_SECRET):
             assert secret not in text
             assert html.escape(secret) not in text
 
@@ -110,7 +112,8 @@ def test_secrets_registered_inside_the_kernel_are_scrubbed(shared: Run) -> None:
 
 def test_parameters_reach_the_notebook(shared: Run) -> None:
     nb = nbformat.reads(shared.ipynb, as_version=4)
-    assert nb.metadata["papermill"]["parameters"] == {"rows": 4, "title": "from the command line"}
+    assert nb.metadata["papermill"]["parameters"] == {
+        "rows": 4, "title": "from the command line", "api_key": "[REDACTED]"}
     table = next(o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
                  for o in c.outputs if "text/html" in o.get("data", {}))
     assert "<th>3</th>" in table and "<th>4</th>" not in table  # rows 0..3

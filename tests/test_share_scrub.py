@@ -15,6 +15,7 @@ from claynb.share._scrub import (
     collect_secrets,
     env_secrets,
     find_leaks,
+    parameter_secrets,
     scrub_notebook,
     scrub_text,
 )
@@ -29,6 +30,12 @@ def test_env_secrets_takes_secret_named_variables_only() -> None:
            "PATH": "/usr/bin"}
     found = env_secrets(env)
     assert found == {KEY, "ghp_abcdefgh1234", "hunter2hunter2", SIGNING}
+
+
+def test_parameters_named_like_secrets_are_secrets() -> None:
+    params = {"api_key": KEY, "token": "tok-123456789", "webhook_secret": SIGNING,
+              "keyword": "not-a-secret-value", "n_leads": 12, "monkey": "banana-bread"}
+    assert parameter_secrets(params) == {KEY, "tok-123456789", SIGNING}
 
 
 def test_collect_secrets_includes_registered_values_and_drops_short_ones() -> None:

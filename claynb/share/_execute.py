@@ -113,7 +113,11 @@ def declared_parameters(nb: NotebookNode) -> set[str] | None:
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             names: set[str] = set()
-            for node in ast.walk(ast.parse(cell.source)):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # IPython magics: the names cannot be known
+                return None
+            for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                     names.add(node.id)
             return names

@@ -25,6 +25,7 @@ from claynb.share._scrub import (
     collect_secrets,
     env_secrets,
     find_leaks,
+    parameter_secrets,
     scrub_notebook,
     scrub_text,
 )
@@ -80,7 +81,8 @@ def share_notebook(
         raise LeakError("could not ask the kernel which secrets it held" + stopped
                         + "; nothing was written, as a precaution")
     secrets = collect_secrets(run.kernel_secrets, env_secrets(os.environ),
-                              env_secrets(env if env is not None else {}))
+                              env_secrets(env if env is not None else {}),
+                              parameter_secrets(parameters or {}))
     footer = Footer(run.started_at, run.duration_s, executed=execute)
     clean, scrubbed = scrub_notebook(add_footer(run.notebook, footer), secrets)
     ipynb_text = to_ipynb(clean)
