@@ -26,8 +26,8 @@ def _hammer(url: str, name: str, n: int, out: Any) -> None:
 def test_reservations_from_many_processes_stop_exactly_at_the_cap(redis_url: str) -> None:
     name = uuid.uuid4().hex
     guard = RedisBudgetGuard(redis.Redis.from_url(redis_url), name, data_credits=100.5)
-    out: Any = mp.get_context("spawn").Queue()
-    procs = [mp.get_context("spawn").Process(target=_hammer, args=(redis_url, name, 150, out))
+    out: Any = mp.get_context("fork").Queue()
+    procs = [mp.get_context("fork").Process(target=_hammer, args=(redis_url, name, 150, out))
              for _ in range(4)]
     for p in procs:
         p.start()

@@ -94,8 +94,9 @@ def test_every_sink_hears_each_lead_once(redis_url: str, make_emulator: Any, crm
         pool.wait(timeout=60)
     assert doomed._read()  # read, never acknowledged, never delivered
     for sink in sinks:
-        Dispatcher(conn, sink, queue=lq.name, min_idle_ms=0).drain(timeout_s=30)
-        Dispatcher(conn, sink, queue=lq.name, min_idle_ms=0).drain(timeout_s=5)  # nothing new
+        Dispatcher(conn, sink, queue=lq.name, min_idle_ms=0).drain(timeout_s=30, idle_s=0.05)
+        again = Dispatcher(conn, sink, queue=lq.name, min_idle_ms=0)
+        assert again.drain(timeout_s=5, idle_s=0.05) == 0  # nothing is delivered twice
     expected = set(df["Lead ID"]) | {"bad-1"}
     assert len(one_by_one) == 110 and bad.invalid == 1 and len(frame) == 20
     assert Counter(o["lead"] for o in crm.calls) == Counter({lead: 1 for lead in expected})

@@ -167,8 +167,19 @@ def test_an_empty_budget_parks_leads_until_it_is_raised(
     sub = lq.enqueue_frame(synthetic_leads(40, seed=seed), inputs={"email": "Email"}, id_column="Lead ID")
     with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
                     poll_interval_s=0.02):
+        from claynb.queue import snapshot
+
+        def parked() -> bool:  # the over-budget leads are waiting: scheduled or dead-lettered
+            stats = snapshot(conn, lq.name)
+            return bool(stats.dead_letters if policy == "dead_letter" else stats.scheduled_jobs)
+
+        deadline = time.monotonic() + 30
+        while not parked() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert parked()
+        assert len(lq.outcomes(since=sub.stream_mark)) < 40
         with pytest.raises(TimeoutError):
-            lq.wait(sub, timeout=3)
+            lq.wait(sub, timeout=1)
         assert emu.meters()["data_credits_used"] <= 10
         guard.set_limits(data_credits=1000)
         if policy == "dead_letter":
