@@ -80,6 +80,11 @@ class InFlight:
         return list(self.inputs)
 
 
+def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1",
+                        (routine,)).fetchone() is not None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -218,13 +223,14 @@ class Journal:
               results: Sequence[ItemResult], inputs: Mapping[str, Any], now: float) -> None:
         answers = [(r.key, r.status, r.result) for r in results if r.status in (ENRICHED, NO_MATCH)]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
-        _cache.failures_forget(conn, routine, [a[0] for a in answers])
+        if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
+            _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [(r.key, inputs.get(r.key, {}), r.error, r.attempts)
                   for r in results if r.status == FAILED]
         _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
-        done = [r.key for r in results]
-        conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
-                         [(routine, k) for k in done])
+        if _any_row(conn, "unknown_items", routine):
+            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                             [(routine, r.key) for r in results])
 
     def record_failures(self, routine: str,
                         failed: Sequence[tuple[str, Mapping[str, Any], str | None, int]]) -> None:

@@ -13,6 +13,7 @@ Pure functions only: no I/O here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -197,6 +198,19 @@ def price_item(routine: Routine, matched: bool, provider: str | None) -> Cost:
     return Cost(routine.actions_per_hit, expected.data_credits / rate if rate else 0.0)
 
 
+_ZERO = Cost()
+
+
+@functools.lru_cache(maxsize=1024)
+def _interned(actions: float, data_credits: float) -> Cost:
+    return Cost(actions, data_credits)
+
+
+def _shared(cost: Cost) -> Cost:
+    """One Cost object per distinct amount: 200,000 rows share a handful of them."""
+    return _interned(cost.actions, cost.data_credits)
+
+
 def _cost_from(raw: Any) -> Cost | None:
     if isinstance(raw, Cost):
         return raw
@@ -220,19 +234,24 @@ def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str,
     result fields has a value and no_match otherwise; "failed" is failed, or over_budget
     when Clay did not run it because the credits ran out.
     """
-    data = dict(result or {})
-    given = _cost_from(cost if cost is not None else data.pop(COST_KEY, None))
-    data.pop(COST_KEY, None)
-    provider = provider or data.pop(PROVIDER_KEY, None)
-    data.pop(PROVIDER_KEY, None)
+    data = dict(result) if result else {}
+    raw_cost, raw_provider = data.pop(COST_KEY, None), data.pop(PROVIDER_KEY, None)
+    given = _cost_from(cost if cost is not None else raw_cost)
+    provider = provider or raw_provider
     if status == "failed":
         message = str(error or "failed")
         final = OVER_BUDGET if _not_run(message) else FAILED
-        return ItemResult(key, final, {}, f"Clay: {message}", given or Cost(), attempts, run_id)
-    matched = any(data.get(f) not in (None, "") for f in routine.fields)
+        return ItemResult(key, final, {}, f"Clay: {message}", given or _ZERO, attempts, run_id)
+    matched = False
+    for name in routine.fields:
+        value = data.get(name)
+        if value is not None and value != "":
+            matched = True
+            break
     if given is None:
         given = price_item(routine, matched, provider)
-    return ItemResult(key, ENRICHED if matched else NO_MATCH, data, None, given, attempts, run_id)
+    return ItemResult(key, ENRICHED if matched else NO_MATCH, data, None, _shared(given),
+                      attempts, run_id)
 
 
 def result_from_clay(routine: Routine, key: str, item: Mapping[str, Any], *,
