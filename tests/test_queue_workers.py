@@ -189,3 +189,19 @@ def test_an_empty_budget_parks_leads_until_it_is_raised(
         out = lq.wait(sub, timeout=30)
     _assert_each_lead_once_and_paid_once(out, emu, 40)
     assert guard.status().spent["data_credits"] == emu.meters()["data_credits_used"]
+
+
+def test_a_job_timeout_resumes_the_same_run_instead_of_sending_again(
+        redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=2.5)
+    lq = _queue(redis_url, emu, timeout_s=1, retries=6, backoff_s=(0,), batch_size=20)
+    sub = lq.enqueue_frame(synthetic_leads(20, seed=13), inputs={"email": "Email"}, id_column="Lead ID")
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.1):
+        out = lq.wait(sub, timeout=60)
+    from rq.job import Job
+
+    job = Job.fetch(sub.batch_ids[0], connection=lq.conn)
+    assert job.retries_left < 6  # RQ's job timeout cut at least one attempt short
+    assert emu.meters()["per_routine"]["enrich-person"]["runs"] == 1  # polled again, never re-sent
+    _assert_each_lead_once_and_paid_once(out, emu, 20)
