@@ -103,12 +103,15 @@ class CSVSink:
         self.path = Path(path)
         self.name = f"csv:{self.path.name}"
         self._lock = threading.Lock()
+        self._ids: set[str] | None = None  # read from the file once, then kept up to date
 
     def _written(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        with self.path.open(newline="") as fh:
-            return {row["outcome_id"] for row in csv.DictReader(fh)}
+        if self._ids is None:
+            self._ids = set()
+            if self.path.exists():
+                with self.path.open(newline="") as fh:
+                    self._ids = {row["outcome_id"] for row in csv.DictReader(fh)}
+        return self._ids
 
     def deliver(self, outcomes: Delivery) -> None:
         with self._lock:
@@ -122,6 +125,7 @@ class CSVSink:
                 writer.writerows(_row(i, o) for i, o in new)
                 fh.flush()
                 os.fsync(fh.fileno())
+            written.update(i for i, _ in new)
 
 
 class HTTPSink:
