@@ -13,6 +13,7 @@ from typing import Any
 
 from claynb._plans import Plan
 from claynb._routines import Cost
+from claynb._work import item_key
 
 EPSILON = 1e-9
 CHARGE_FIELDS = ("time", "routine", "run_id", "item_id", "inputs_key", "actions",
@@ -51,6 +52,7 @@ class Meters:
         self.data_credits_left: float | None = _allowance(self.plan.data_credits)
         self.per_routine: dict[str, RoutineStats] = {}
         self.charges: list[tuple[Any, ...]] = []
+        self._keyed = 0  # charges before this index have their inputs_key computed
 
     def exhausted(self) -> bool:
         """True when either meter is at zero: new work is refused with 402."""
@@ -62,7 +64,9 @@ class Meters:
     def charge(self, cost: Cost, record: tuple[Any, ...]) -> bool:
         """Take ``cost`` off both meters and keep ``record``; False (nothing taken) if it cannot pay.
 
-        ``record`` is a tuple in the order of :data:`CHARGE_FIELDS`.
+        ``record`` is a tuple in the order of :data:`CHARGE_FIELDS`, except that its
+        ``inputs_key`` slot may hold the inputs dict itself: hashing it is left to the first
+        :meth:`snapshot` that needs it, off the hot path of a run.
         """
         if not self.can_pay(cost):
             return False
@@ -110,8 +114,18 @@ class Meters:
             "charge_count": len(self.charges),
         }
         if charges:
+            self._key_charges()
             out["charges"] = [dict(zip(CHARGE_FIELDS, c, strict=True)) for c in self.charges]
         return out
+
+    def _key_charges(self) -> None:
+        """Replace inputs dicts kept by :meth:`charge` with their ``item_key``, once each."""
+        charges = self.charges
+        for index in range(self._keyed, len(charges)):
+            record = charges[index]
+            if isinstance(record[4], dict):
+                charges[index] = (*record[:4], item_key(record[1], record[4]), *record[5:])
+        self._keyed = len(charges)
 
 
 def _allowance(amount: float | None) -> float | None:

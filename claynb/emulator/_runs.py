@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claynb._routines import Routine, run_item
-from claynb._work import COST_KEY, PROVIDER_KEY, item_key
+from claynb._work import COST_KEY, PROVIDER_KEY
 from claynb.emulator._meters import Meters
 
 NOT_RUN_MESSAGE = "credits exhausted: not run"
@@ -109,8 +109,8 @@ def _execute_item(run: Run, routine: Routine, meters: Meters, stats: Any, item_i
         return {"id": item_id, "status": "failed", "error": {"message": outcome.error or "failed"}}
     cost = outcome.cost
     if not cost.is_zero:
-        record = (wall, routine.id, run.id, item_id, item_key(routine.id, inputs),
-                  cost.actions, cost.data_credits, outcome.provider)
+        # The inputs dict stands in for its key until someone reads the charges (see Meters.charge).
+        record = (wall, routine.id, run.id, item_id, inputs, cost.actions, cost.data_credits, outcome.provider)
         if not meters.charge(cost, record):
             stats.not_run += 1
             return {"id": item_id, "status": "failed", "error": {"message": NOT_RUN_MESSAGE}}
