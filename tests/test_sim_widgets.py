@@ -44,16 +44,20 @@ def test_plan_and_burstiness_change_cost_and_depth() -> None:
     assert board.table.loc["max_queue_depth", "queue"] > calm
 
 
-def test_matrix_dashboard_moves_the_point_without_resimulating_the_grid() -> None:
+def test_matrix_dashboard_reprices_without_resimulating() -> None:
     board = sim.matrix_dashboard(volume_per_day=300, slo_s=300, team_size=20)
     assert board.reasons[0] == "recommended: direct"
-    grid = board._grid
+    sims, png = board._sims, board.image.value
     board.controls["volume_per_day"].value = 200_000
     assert board.reasons[0] == "recommended: events"
-    assert board._grid is grid  # only your point moved
     board.controls["team_size"].value = 4
     assert board.reasons[0] == "recommended: queue"
-    assert board._grid is not grid
+    assert any("needs about 10 people" in r for r in board.reasons)
+    board.controls["engineer_usd_hour"].value = 20.0
+    assert board._sims is sims  # point, team and prices only re-price the grid
+    assert board.image.value != png
+    board.controls["burstiness"].value = 0.5
+    assert board._sims is not sims  # the arrivals changed: simulate again
     assert "<li>" in board.html.value and board.image.value[:4] == b"\x89PNG"
 
 

@@ -36,9 +36,9 @@ import pandas as pd
 from claynb._plans import Plan, get_plan
 from claynb._routines import Routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
-from claynb.sim._cost import DAYS_PER_MONTH, Prices
+from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import simulate
+from claynb.sim._simulate import machines, simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 
 COMPLEXITY = {"direct": "low", "queue": "medium", "events": "high"}
@@ -140,11 +140,14 @@ def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any
         problems.append(f"has no budget cap and would overspend the ${scenario.monthly_budget_usd:,.0f} "
                         f"budget by ${result.overspend_usd:,.0f} a month")
     delay = delay_usd(result, scenario)
+    # Priced here, not taken from the result, so one set of simulations serves any prices.
+    infra = sum(infra_lines(tier, machines(result.tier), prices).values())
+    ops = prices.upkeep_hours(tier) * prices.engineer_usd_hour
     return {
         "tier": tier, "workers": result.tier.servers if tier != "events" else getattr(result.tier, "consumers", 0),
         "p50_s": result.p50, "p95_s": result.p95, "late_share": late,
-        "clay_usd": result.clay_usd, "infra_usd": result.infra_usd_month, "ops_usd": result.ops_usd,
-        "delay_usd": delay, "total_usd": result.clay_usd + result.infra_usd_month + result.ops_usd + delay,
+        "clay_usd": result.clay_usd, "infra_usd": infra, "ops_usd": ops,
+        "delay_usd": delay, "total_usd": result.clay_usd + infra + ops + delay,
         "overspend_usd": result.overspend_usd, "complexity": COMPLEXITY[tier],
         "min_team": prices.min_team(tier), "cost_control": COST_CONTROL[tier],
         "feasible": not problems, "problems": "; ".join(problems),

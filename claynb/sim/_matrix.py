@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from claynb.sim._decide import Scenario, best_per_tier, choose, make_scenario, run_candidates
-from claynb.sim._result import TIER_COLOURS
+from claynb.sim._result import TIER_COLOURS, SimResult
 from claynb.sim._tiers import TIERS
 
 if TYPE_CHECKING:
@@ -38,9 +38,20 @@ def decision_grid(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Sequence[flo
     ``tiers``, ``team_size``, ``monthly_budget_usd``, ``delay_usd_per_lead_hour``, ...).
     """
     scenario = make_scenario(**options)
+    return assess_grid(simulate_grid(volumes, scenario), slos, scenario)
+
+
+def simulate_grid(volumes: Sequence[float], scenario: Scenario) -> dict[float, list[SimResult]]:
+    """The simulations behind a grid, by volume. They do not depend on the SLO, the prices,
+    the team or the delay value, so a dashboard can keep them while those sliders move."""
+    return {float(v): run_candidates(float(v), scenario) for v in volumes}
+
+
+def assess_grid(simulated: dict[float, list[SimResult]], slos: Sequence[float],
+                scenario: Scenario) -> pd.DataFrame:
+    """The grid from simulations already run: cheap, it only prices and compares."""
     frames = []
-    for volume in volumes:
-        results = run_candidates(float(volume), scenario)
+    for volume, results in simulated.items():
         for slo in slos:
             best = best_per_tier(results, float(slo), scenario).reset_index()
             best["recommended"] = best["tier"] == choose(best.set_index("tier"))

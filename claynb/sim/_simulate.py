@@ -194,7 +194,7 @@ def _run_events(tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray,
     return Runs(starts, first, count, busy), starts + busy, gave_up, polls
 
 
-def _machines(tier: Tier) -> int:
+def machines(tier: Tier) -> int:
     """Processes to pay for: workers, direct concurrency, or event consumers."""
     return tier.consumers if isinstance(tier, EventTier) else tier.servers
 
@@ -242,5 +242,5 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
         depth_time_s=grid, depth_waiting=waiting, depth_in_flight=in_flight,
         actions_month=float(actions.sum() * month), data_credits_month=float(credits.sum() * month),
         plan=plan, rollover_data_credits=rollover, monthly_budget_usd=budget,
-        uncapped_bill_usd=uncapped_bill, infra_usd=infra_lines(model.name, _machines(model), prices),
+        uncapped_bill_usd=uncapped_bill, infra_usd=infra_lines(model.name, machines(model), prices),
         ops_usd=prices.upkeep_hours(model.name) * prices.engineer_usd_hour)

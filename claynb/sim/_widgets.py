@@ -20,7 +20,8 @@ import pandas as pd
 from claynb._plans import PLANS
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
-from claynb.sim._matrix import decision_grid, plot_decision_matrix, recommend
+from claynb.sim._decide import make_scenario
+from claynb.sim._matrix import assess_grid, plot_decision_matrix, recommend, simulate_grid
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour
 
@@ -38,8 +39,8 @@ MATRIX_DEFAULTS: dict[str, Any] = {
 }
 MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
 MATRIX_SLOS = (60, 120, 300, 900, 3_600)
-# Settings that only move "your point" or the team/budget check, not the simulations.
-_POINT_ONLY = {"volume_per_day", "slo_s"}
+# The matrix settings that change what is simulated; the others only re-price the grid.
+_SIMULATION_INPUTS = ("burstiness", "rate_limit_rps", "plan", "monthly_budget_usd")
 
 
 def _budget(value: float) -> float | None:
@@ -96,17 +97,23 @@ def _matrix_options(s: dict[str, Any]) -> dict[str, Any]:
             "monthly_budget_usd": _budget(s["monthly_budget_usd"])}
 
 
-def matrix_view(settings: dict[str, Any], grid: pd.DataFrame | None = None,
-                volumes: tuple[float, ...] = MATRIX_VOLUMES,
-                slos: tuple[float, ...] = MATRIX_SLOS) -> tuple[Figure, pd.DataFrame, list[str], pd.DataFrame]:
-    """The heatmap with your point, the grid behind it, and the recommendation's reasons."""
+def matrix_view(settings: dict[str, Any], sims: dict[float, list[Any]] | None = None,
+                volumes: tuple[float, ...] = MATRIX_VOLUMES, slos: tuple[float, ...] = MATRIX_SLOS,
+                ) -> tuple[Figure, pd.DataFrame, list[str], dict[float, list[Any]]]:
+    """The heatmap with your point, the recommendation's table and reasons, and the simulations.
+
+    Pass back ``sims`` from a previous call while only prices, team, delay value, SLO or your
+    point changed: the grid is then re-priced, not re-simulated.
+    """
     s = {**MATRIX_DEFAULTS, **settings}
     options = _matrix_options(s)
-    if grid is None:
-        grid = decision_grid(volumes, slos, **options)
+    scenario = make_scenario(**options)
+    if sims is None:
+        sims = simulate_grid(volumes, scenario)
+    grid = assess_grid(sims, slos, scenario)
     fig = plot_decision_matrix(grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"]))
     rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), **options)
-    return fig, rec.table, [f"recommended: {rec.tier}", *rec.reasons], grid
+    return fig, rec.table, [f"recommended: {rec.tier}", *rec.reasons], sims
 
 
 @dataclass
@@ -122,8 +129,8 @@ class Dashboard:
     reasons: list[str] = field(default_factory=list)
     figure: Any = None
     renders: int = 0
-    _grid: pd.DataFrame | None = None
-    _grid_key: tuple[Any, ...] | None = None
+    _sims: dict[float, list[Any]] | None = None
+    _sims_key: tuple[Any, ...] | None = None
 
     def settings(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
@@ -135,10 +142,10 @@ class Dashboard:
             self.figure, self.table = simulator_view(s)
             self.html.value = self.table.to_html(float_format=lambda v: f"{v:,.2f}")
         else:
-            key = tuple(sorted((k, v) for k, v in s.items() if k not in _POINT_ONLY))
-            grid = self._grid if key == self._grid_key else None
-            self.figure, self.table, self.reasons, self._grid = matrix_view(s, grid)
-            self._grid_key = key
+            key = tuple(s[k] for k in _SIMULATION_INPUTS)
+            sims = self._sims if key == self._sims_key else None
+            self.figure, self.table, self.reasons, self._sims = matrix_view(s, sims)
+            self._sims_key = key
             items = "".join(f"<li>{r}</li>" for r in self.reasons[1:])
             self.html.value = f"<b>{self.reasons[0]}</b><ul>{items}</ul>"
         self.image.value = _png(self.figure)
