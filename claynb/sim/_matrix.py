@@ -223,7 +223,10 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
             reasons.append(f"not {other}: ${o['total_usd'] - row['total_usd']:,.0f} a month more")
     if scenario.team_size is not None and row["min_team"] <= scenario.team_size:
         reasons.append(f"a team of {scenario.team_size} can own it (needs about {int(row['min_team'])})")
-    if scenario.monthly_budget_usd is not None:
+    if scenario.monthly_budget_usd is not None and scenario.monthly_budget_usd < scenario.plan.monthly_usd:
+        reasons.append(f"the {scenario.plan.name} plan alone costs ${scenario.plan.monthly_usd:,.0f} a month, "
+                       f"more than the ${scenario.monthly_budget_usd:,.0f} budget: a capped tier enriches nothing")
+    elif scenario.monthly_budget_usd is not None:
         if row["overspend_usd"] > 0 and tier != "direct":
             reasons.append(f"uncapped, the month's Clay bill would pass the ${scenario.monthly_budget_usd:,.0f} "
                            f"budget by ${row['overspend_usd']:,.0f}; the {row['cost_control']} stops it there")
