@@ -205,9 +205,13 @@ def recommend(volume_per_day: float, latency_slo_s: float = 300.0, team_size: in
 def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) -> list[str]:
     row = best.loc[tier]
     sizing = f" with {int(row['workers'])} workers" if tier == "queue" else ""
+    if math.isnan(row["p50_s"]):
+        speed = f"{tier}{sizing}: no lead would be enriched (all held back by the budget)"
+    else:
+        speed = (f"{tier}{sizing}: p50 {row['p50_s']:.0f} s, p95 {row['p95_s']:.0f} s, "
+                 f"{row['late_share']:.1%} of leads miss the {slo_s:g} s SLO")
     reasons = [
-        f"{tier}{sizing}: p50 {row['p50_s']:.0f} s, p95 {row['p95_s']:.0f} s, "
-        f"{row['late_share']:.1%} of leads miss the {slo_s:g} s SLO",
+        speed,
         f"{tier} costs ${row['total_usd']:,.0f} a month all-in: Clay ${row['clay_usd']:,.0f}, "
         f"infrastructure ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f}, delay ${row['delay_usd']:,.0f}",
     ]
