@@ -47,7 +47,9 @@ def progress_printer(enabled: bool) -> tuple[Callable[[int, int], None] | None, 
 
     def on_cell(index: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc="cells", unit="cell", file=sys.stderr, leave=False)
+            bar["bar"] = tqdm(total=total, desc="running", unit="cell", file=sys.stderr,
+                              leave=False, bar_format="{desc}: {bar} {n_fmt}/{total_fmt} cells "
+                                                      "[{elapsed}]")
         bar["bar"].n = index
         bar["bar"].refresh()
 
