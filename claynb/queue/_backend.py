@@ -71,7 +71,8 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, jou
     unknown = set(options) - KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"backend 'queue' got unknown option(s): {', '.join(sorted(unknown))}")
-    conn = options.get("connection") or _connect(options.get("redis_url"))
+    url = None if options.get("connection") else _ensure(options.get("redis_url"))
+    conn = options.get("connection") or _connect(url)
     call = _Call(routine, BatchStore(conn), options.get("queue", DEFAULT_QUEUE),
                  JobOptions(retries=int(options.get("retries", 3)), backoff_s=(1, 4, 15),
                             timeout_s=int(options.get("job_timeout", 600)), on_budget="report"),
@@ -79,7 +80,7 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, jou
     size = int(options.get("batch_size", MAX_BATCH))
     if not 1 <= size <= MAX_BATCH:
         raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {size}")
-    pool = _workers(conn, call, client, options)
+    pool = _workers(conn, url or _url_of(conn), call, client, options)
     try:
         _resume_journaled(call, items, client, journal, progress, options)
         pending = [it for it in items if it.key not in call.results]
@@ -91,25 +92,31 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, jou
                                                    attempts=0) for it in items]
 
 
+def _ensure(url: str | None) -> str:
+    from claynb.services.redis import ensure_redis
+
+    return ensure_redis(url)
+
+
 def _connect(url: str | None) -> Any:
     from claynb.services.redis import connect
 
     return connect(url)
 
 
-def _workers(conn: Any, call: _Call, client: Any, options: dict[str, Any]) -> Any:
+def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, Any]) -> Any:
     """Start local worker processes for this call when asked (or when none listen)."""
-    from rq import Queue, Worker
-
-    from claynb.queue._worker import WorkerPool
+    from claynb.queue._worker import WorkerPool, live_workers
 
     want = options.get("workers", "auto")
+    listening = live_workers(conn, call.queue)
     if want == "auto":
-        listening = Worker.all(queue=Queue(call.queue, connection=conn))
         want = 0 if listening else 2
     if not int(want):
+        if not listening:
+            raise ConfigError(f"no worker listens on queue {call.queue!r}: start one with "
+                              f"`claynb worker --queue {call.queue}` or pass workers=2")
         return None
-    url = _url_of(conn)
     return WorkerPool(url, queues=[call.queue], n=int(want), api_key=client._api_key,
                       base_url=client.base_url,
                       poll_interval_s=float(options.get("poll_interval", 0.5))).start()

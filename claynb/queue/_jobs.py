@@ -292,10 +292,9 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
     """This worker's share of a fleet-wide rate limit: the limit over the live workers."""
     if not settings.fleet_rps:
         return None
-    from rq import Queue, Worker
+    from claynb.queue._worker import live_workers
 
-    workers = Worker.count(queue=Queue(queue, connection=conn))
-    return round(settings.fleet_rps / max(1, workers), 3)
+    return round(settings.fleet_rps / max(1, live_workers(conn, queue)), 3)
 
 
 @functools.lru_cache(maxsize=4)

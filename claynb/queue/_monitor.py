@@ -39,8 +39,10 @@ class QueueStats:
 
 def snapshot(conn: Any, queue: str = "claynb", routines: tuple[str, ...] = ()) -> QueueStats:
     """Counts for ``queue`` right now (``routines``: also count their pending leads)."""
-    from rq import Queue, Worker
+    from rq import Queue
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    from claynb.queue._worker import live_workers
 
     q = Queue(queue, connection=conn)
     raw = {(k.decode() if isinstance(k, bytes) else k): int(v)
@@ -51,7 +53,7 @@ def snapshot(conn: Any, queue: str = "claynb", routines: tuple[str, ...] = ()) -
         running_jobs=int(conn.zcard(StartedJobRegistry(queue=q).key)),
         scheduled_jobs=int(conn.zcard(ScheduledJobRegistry(queue=q).key)),
         dead_letters=int(conn.zcard(FailedJobRegistry(queue=q).key)),
-        workers=len(Worker.all(queue=q)), leads_done=raw.get("leads", 0),
+        workers=live_workers(conn, queue), leads_done=raw.get("leads", 0),
         batches_done=raw.get("batches", 0), actions=raw.get("actions_milli", 0) / 1000,
         data_credits=raw.get("data_credits_milli", 0) / 1000)
 

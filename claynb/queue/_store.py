@@ -29,6 +29,9 @@ PREFIX = "claynb:q"
 DONE_TTL_S = 7 * 24 * 3600
 #: Latency samples kept per queue for the live monitor.
 SAMPLES_KEPT = 5000
+#: Outcomes kept in a queue's stream (about; Redis trims whole nodes). Sinks read far
+#: faster than leads arrive, so a million is days of backlog at the tier's volumes.
+STREAM_MAXLEN = 1_000_000
 
 # Batch states, in order.
 NEW, RESERVED, SENDING, SENT, DONE = "new", "reserved", "sending", "sent", "done"
@@ -214,8 +217,8 @@ return 1
 """
 
 # KEYS: batch hash, budget hash, outcome stream, stats hash.
-# ARGV: outcomes JSON, use budget (1/0), actual a, c, u, stream (1/0), ttl, then one JSON
-# per lead for the stream. Settles the reservation to the actual charge, writes every
+# ARGV: outcomes JSON, use budget (1/0), actual a, c, u, stream (1/0), ttl, stream max length,
+# then one JSON per lead for the stream. Settles the reservation to the actual charge, writes every
 # outcome and marks the batch done, all at once; 0 if another execution already did.
 _EMIT = """
 if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
@@ -232,9 +235,9 @@ end
 redis.call('HSET', KEYS[1], 'state', 'done', 'outcomes', ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 if ARGV[6] == '1' then
-  for i = 8, #ARGV do redis.call('XADD', KEYS[3], '*', 'o', ARGV[i]) end
+  for i = 9, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'o', ARGV[i]) end
 end
-redis.call('HINCRBY', KEYS[4], 'leads', #ARGV - 7)
+redis.call('HINCRBY', KEYS[4], 'leads', #ARGV - 8)
 redis.call('HINCRBY', KEYS[4], 'batches', 1)
 redis.call('HINCRBY', KEYS[4], 'actions_milli', actual[1])
 redis.call('HINCRBY', KEYS[4], 'data_credits_milli', actual[2])
@@ -307,7 +310,7 @@ class BatchStore:
         stream = "1" if batch.stream else "0"
         use = "1" if batch.budget else "0"
         lines = [json.dumps(o, separators=(",", ":"), default=str) for o in outcomes]
-        args = ["[" + ",".join(lines) + "]", use, *actual, stream, DONE_TTL_S, *lines]
+        args = ["[" + ",".join(lines) + "]", use, *actual, stream, DONE_TTL_S, STREAM_MAXLEN, *lines]
         keys = [batch_key(batch.id), budget_key, outcomes_key(batch.queue), stats_key(batch.queue)]
         return bool(self._emit(keys=keys, args=args))
 

@@ -71,6 +71,29 @@ def reap_abandoned(conn: Any, queues: Sequence[str], *, grace_s: float | None = 
     return reaped
 
 
+def live_workers(conn: Any, queue: str) -> int:
+    """Workers registered on ``queue`` that are alive, as far as this machine can tell.
+
+    RQ keeps a dead worker's registration for minutes; one on this host whose process is
+    gone is not counted (one on another host is taken at its word).
+    """
+    import socket
+
+    from rq import Queue, Worker
+
+    here, alive = socket.gethostname(), 0
+    for worker in Worker.all(queue=Queue(queue, connection=conn)):
+        if worker.hostname == here and worker.pid:
+            try:
+                os.kill(int(worker.pid), 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                pass
+        alive += 1
+    return alive
+
+
 class _Reaping:
     """Mixin: a daemon thread that reaps abandoned jobs of this worker's queues."""
 
