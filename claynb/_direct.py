@@ -344,7 +344,7 @@ class _Engine:
         for r in mine:
             self.results[r.key] = r
         if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
-            self.stopped = ("not sent: Clay's credits are exhausted (it stopped running the "
+            self.stopped = ("not sent: Clay's credits exhausted (it stopped running the "
                             "items of an earlier run); rows finished before are kept")
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
 

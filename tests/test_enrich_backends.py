@@ -1,0 +1,31 @@
+"""The backend registry: names resolved lazily, a clear ConfigError otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from claynb import ConfigError, _backends
+from claynb._direct import run as direct_run
+
+
+def test_known_backends_resolve_to_their_run_function() -> None:
+    assert _backends.get_backend("direct") is direct_run
+    assert set(_backends.BACKENDS) == {"direct", "queue", "events"}
+
+
+def test_unknown_or_unavailable_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="unknown backend 'pigeon'.*'direct'"):
+        _backends.get_backend("pigeon")
+    monkeypatch.setitem(_backends.BACKENDS, "queue", "claynb_missing_module:run")
+    with pytest.raises(ConfigError, match=r"backend 'queue' is not available.*claynb\[queue\]"):
+        _backends.get_backend("queue")
+    monkeypatch.setitem(_backends.BACKENDS, "events", "claynb._direct:no_such_function")
+    with pytest.raises(ConfigError, match="has no no_such_function"):
+        _backends.get_backend("events")
+
+
+def test_a_function_can_be_passed_as_the_backend() -> None:
+    def mine(*args: object, **kwargs: object) -> list[object]:
+        return []
+
+    assert _backends.get_backend(mine) is mine  # type: ignore[arg-type]
