@@ -13,6 +13,10 @@ next batch. A batch that could cross the cap is cut down to the largest affordab
 charge, the spend can meet the cap exactly but never cross it, however many batches are
 in flight. The guard here is in-process (a lock); the queue and event tiers implement
 the same :class:`~claynb._work.BudgetGuard` protocol across processes.
+
+Two cases count differently on purpose: a batch whose send has an unknown outcome stays
+counted at its worst case (Clay may have charged it), and runs collected after a crash
+are not counted again (the call that started them reserved for them).
 """
 
 from __future__ import annotations

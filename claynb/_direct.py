@@ -107,15 +107,17 @@ def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
-def async_client_for(client: Any) -> tuple[Any, bool]:
+def async_client_for(client: Any, *, reuse: bool = True) -> tuple[Any, bool]:
     """An AsyncClayClient to use on this loop, and whether we made it (and must close it).
 
     A sync :class:`claynb.ClayClient` is mirrored with the same key, URL and policies: the
-    smallest adapter between the public client and this asyncio engine.
+    smallest adapter between the public client and this asyncio engine. An
+    AsyncClayClient is used as it is when ``reuse`` (we run on the caller's loop), and
+    mirrored otherwise: its connections belong to the loop that opened them.
     """
     from claynb._client import AsyncClayClient
 
-    if isinstance(client, AsyncClayClient):
+    if reuse and isinstance(client, AsyncClayClient):
         return client, False
     api_key = getattr(client, "_api_key", None)
     if api_key is None:
@@ -412,22 +414,28 @@ class _Engine:
 async def run_async(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
                     journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
     """The direct backend on the running event loop (see :mod:`claynb._backends`)."""
+    return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
+
+
+def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
+        journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
+    """The direct backend from sync code, Jupyter's running loop included."""
+    return run_sync(lambda: _run_on_loop(routine, items, client, guard, journal, progress,
+                                         False, options))
+
+
+async def _run_on_loop(routine: Routine, items: list[WorkItem], client: Any, guard: BudgetGuard,
+                       journal: Journal, progress: Any, reuse: bool,
+                       options: dict[str, Any]) -> list[ItemResult]:
     opts = _options(options)
     plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
-    aclient, owned = async_client_for(client)
+    aclient, owned = async_client_for(client, reuse=reuse)
     try:
         engine = _Engine(routine, items, aclient, guard, journal, progress, plan, opts)
         return await engine.run()
     finally:
         if owned:
             await aclient.aclose()
-
-
-def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
-        journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
-    """The direct backend from sync code, Jupyter's running loop included."""
-    return run_sync(lambda: run_async(routine, items, client=client, guard=guard,
-                                      journal=journal, progress=progress, **options))
 
 
 class WebhookReceiver:

@@ -209,3 +209,16 @@ def test_every_status_in_one_frame(make_emulator: Any) -> None:
     assert out["clay_status"].iloc[:8].tolist() == (["cached"] * 3 + ["failed"] * 2
                                                      + ["unknown"] * 2 + ["invalid_input"])
     assert out["clay_data_credits"].sum() <= 12
+
+
+def test_sync_enrich_in_a_loop_with_that_loops_async_client(emulator: Any) -> None:
+    """An AsyncClayClient already used on the notebook's loop still works from sync enrich."""
+    df = pd.DataFrame({"Email": emails(15)})
+
+    async def cell() -> pd.DataFrame:
+        async with claynb.AsyncClayClient(api_key=emulator.api_key, base_url=emulator.url) as ac:
+            await ac.me()  # opens a connection on this loop
+            return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=ac, progress=False)
+
+    out = asyncio.run(cell())
+    assert set(out["clay_status"]) <= {"enriched", "no_match"}
