@@ -81,8 +81,8 @@ def refresh_stale(conn: Any, queue: str, routine_id: str, max_age_s: float,
     return ids
 
 
-def refresh_job(queue: str, routine_id: str) -> dict[str, Any]:
-    """RQ job: refresh once, then schedule the next run unless cancelled."""
+def refresh_job(queue: str, routine_id: str, token: str = "") -> dict[str, Any]:
+    """RQ job: refresh once, then schedule the next run unless cancelled or replaced."""
     from rq import Queue, get_current_job
 
     job = get_current_job()
@@ -92,21 +92,28 @@ def refresh_job(queue: str, routine_id: str) -> dict[str, Any]:
     if raw is None:
         return {"cancelled": True}
     cfg = json.loads(raw)
+    if cfg.get("token", "") != token:  # a newer schedule_refresh replaced this chain
+        return {"replaced": True}
     ids = refresh_stale(conn, queue, routine_id, cfg["max_age_s"], cfg.get("limit"))
     Queue(queue, connection=conn).enqueue_in(timedelta(seconds=cfg["every_s"]), refresh_job,
-                                             queue, routine_id, meta={"claynb_refresh": True})
+                                             queue, routine_id, token, meta={"claynb_refresh": True})
     return {"batches": ids}
 
 
 def schedule_refresh(conn: Any, queue: str, routine_id: str, *, every_s: float,
                      max_age_s: float, limit: int | None = None) -> Any:
-    """Refresh stale leads every ``every_s`` seconds (a worker with the scheduler runs it)."""
+    """Refresh stale leads every ``every_s`` seconds (a worker with the scheduler runs it).
+
+    Calling it again replaces the schedule: the earlier chain stops at its next run.
+    """
     from rq import Queue
 
-    conn.set(refresh_key(queue, routine_id),
-             json.dumps({"every_s": every_s, "max_age_s": max_age_s, "limit": limit}))
+    token = uuid.uuid4().hex
+    conn.set(refresh_key(queue, routine_id), json.dumps(
+        {"every_s": every_s, "max_age_s": max_age_s, "limit": limit, "token": token}))
     return Queue(queue, connection=conn).enqueue_in(timedelta(seconds=every_s), refresh_job,
-                                                    queue, routine_id, meta={"claynb_refresh": True})
+                                                    queue, routine_id, token,
+                                                    meta={"claynb_refresh": True})
 
 
 def cancel_refresh(conn: Any, queue: str, routine_id: str) -> bool:
