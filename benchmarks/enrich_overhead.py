@@ -119,8 +119,11 @@ def main() -> None:
         frame_bytes = int(df.memory_usage(deep=True).sum())
         enrich_once(df.head(500), url, key)  # warm imports and the connection pool
 
+        cpu_start = psutil.Process().cpu_times()
         with RssPeak() as rss:
             out, seconds = enrich_once(df, url, key)
+        cpu_end = psutil.Process().cpu_times()
+        cpu = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
         statuses = out["clay_status"].value_counts().to_dict()
         del out
 
@@ -144,6 +147,10 @@ def main() -> None:
     measured = [("RSS peak above the start of the call", rss.delta)]
     if traced_peak is not None:
         measured.append(("tracemalloc peak (Python allocations during the call)", traced_peak))
+    load = psutil.getloadavg()[0]
+    print(f"  claynb's process used {cpu:.1f} s of CPU = {args.rows / cpu:,.0f} rows per CPU-second "
+          f"(load average {load:.1f} on {psutil.cpu_count()} CPUs: on a busy machine the wall "
+          f"clock rate falls, the CPU rate does not)")
     for name, peak in measured:
         ratio = peak / frame_bytes
         verdict = "met" if ratio <= TARGET_MEMORY_RATIO else "MISSED"
