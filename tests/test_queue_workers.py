@@ -205,3 +205,34 @@ def test_a_job_timeout_resumes_the_same_run_instead_of_sending_again(
     assert job.retries_left < 6  # RQ's job timeout cut at least one attempt short
     assert emu.meters()["per_routine"]["enrich-person"]["runs"] == 1  # polled again, never re-sent
     _assert_each_lead_once_and_paid_once(out, emu, 20)
+
+
+def test_a_send_cut_off_midway_is_reported_unknown_never_resent(
+        redis_url: str, make_emulator: Any) -> None:
+    # A worker dying between "sending" and Clay's answer cannot be timed for real, so the
+    # journal is put in that state by hand (the same calls a worker makes), then a real
+    # worker picks the job up.
+    from claynb.queue import RedisBudgetGuard
+    from claynb.queue._store import scaled
+
+    emu = make_emulator(run_latency_s=0)
+    conn = redis.Redis.from_url(redis_url)
+    budget = uuid.uuid4().hex
+    guard = RedisBudgetGuard(conn, budget, data_credits=100)
+    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
+                   base_url=emu.url, budget=budget, batch_size=10)
+    sub = lq.enqueue_frame(synthetic_leads(10, seed=14), inputs={"email": "Email"}, id_column="Lead ID")
+    batch = lq.store.load(sub.batch_ids[0])
+    unit = batch.routine.worst_case_cost()
+    keys = [lead.key for lead in batch.leads]
+    conn.hset(f"claynb:q:batch:{batch.id}", "cached", "{}")
+    assert lq.store.reserve(batch, guard.key, keys, scaled(unit, guard.plan.usd(unit.actions, unit.data_credits))) == 10
+    assert lq.store.begin_send(batch.id)
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    burst=True) as pool:
+        out = lq.wait(sub, timeout=30)
+        pool.wait(timeout=20)
+    assert set(out["status"]) == {"unknown"} and out["error"].str.contains("not sent again").all()
+    assert emu.meters()["requests"]["total"] == 0  # nothing was sent again
+    status = guard.status()
+    assert status.held["data_credits"] == 0 and status.spent["data_credits"] == 10  # held as spent
