@@ -39,14 +39,14 @@ A backend is a plain function::
   any process) is written in this order so a crash at any moment loses nothing and pays
   nothing twice:
 
-  1. ``batch = journal.intent(routine.id, backend, keys)`` BEFORE the request that could
-     start a run is sent;
+  1. ``batch = journal.intent(routine.id, backend, {key: inputs}, reserved)`` BEFORE the
+     request that could start a run is sent (``journal.abandon(batch)`` if Clay refused it);
   2. ``journal.started(batch, run_id)`` as soon as Clay answers with a run id, before
      anything else happens to it;
   3. ``journal.finished(run_id, results, ...)`` when its results are in: one transaction
      marks the run finished, caches enriched and no-match results, records failures in
      the dead-letter list, and records the charge in the ledger.
-  4. ``journal.unknown(batch, keys, error)`` when the send may or may not have reached
+  4. ``journal.unknown(batch, error)`` when the send may or may not have reached
      Clay (``OutcomeUnknown``); those rows come back ``unknown`` and are never re-sent
      automatically.
 
@@ -57,6 +57,18 @@ A backend is a plain function::
   in dollars for the ledger (``journal.finished(..., plan=plan)``).
 - ``options`` are otherwise backend-specific keyword arguments passed through ``enrich(**options)``;
   a backend must reject ones it does not know with a ``TypeError`` naming them.
+
+Pieces a backend (or a worker process) can reuse as plain functions
+--------------------------------------------------------------------
+- normalising: :func:`claynb._normalise.prepare` (frame -> unique work),
+  :func:`claynb._normalise.normalise_inputs` (one item), and
+  :func:`claynb._normalise.item_result` / :func:`~claynb._normalise.result_from_clay`
+  (Clay's answer for one item -> ItemResult, priced when Clay does not say);
+- merging: :func:`claynb._enrich.merge` (ItemResults -> the output frame);
+- the cache: :func:`claynb._cache.cache_get` / :func:`~claynb._cache.cache_put` (or
+  ``Journal.cached``), the dead-letter list: ``Journal.failures`` / ``record_failures``;
+- the ledger: :func:`claynb._ledger.record` (``Journal.finished`` already calls it);
+- money: :class:`claynb._budget.LocalGuard`, :func:`claynb._budget.reserve_largest`.
 """
 
 from __future__ import annotations
