@@ -14,11 +14,12 @@ installs it); where there is none these tests skip and say so.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -28,7 +29,6 @@ import pytest
 from claynb.cli import main
 from claynb.share import share_notebook
 
-pytestmark = pytest.mark.xdist_group("browser")
 needs_browser = pytest.mark.browser
 FAKE_KEY = "clay_fake_demo_4e5f6a7b8c9d0e1f"
 
@@ -93,15 +93,38 @@ def plot_and_table_notebook(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    tmp = tmp_path_factory.mktemp("browser")
+def once_per_session(factory: pytest.TempPathFactory, name: str,
+                     produce: Callable[[Path], None]) -> Path:
+    """A directory that ``produce`` fills once per test session, even across xdist workers
+    (``xdist_group`` is not honoured with pytest 9 and xdist 3.8, and running a notebook
+    is the slow part here)."""
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = root / f"once-{name}"
+    with (root / f"once-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (target / ".done").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                produce(target)
+                (target / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _share_check(tmp: Path) -> None:
     source = plot_and_table_notebook(tmp / "check.ipynb")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAYNB_HOME", str(tmp / "home"))
         shared = share_notebook(source, tmp / "out")
     assert shared.ok, shared.error
-    yield shared.html
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return once_per_session(tmp_path_factory, "browser-check", _share_check) / "out" / "check.html"
 
 
 def probe(browser: str, html_path: Path, tmp: Path) -> dict[str, str]:
@@ -140,19 +163,22 @@ def test_screenshot_of_the_report_has_ink(browser: str, report: Path, tmp_path: 
     assert_inked(browser, report, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Path]]:
-    tmp = tmp_path_factory.mktemp("demo")
+def _run_demo(tmp: Path) -> None:
     out_dir = tmp / "fresh" / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAYNB_HOME", str(tmp / "home"))
         mp.setenv("CLAY_API_KEY", FAKE_KEY)  # would be real Clay if the demo honoured it
         mp.setenv("CLAYNB_ALLOW_SPEND", "1")
         mp.chdir(tmp)
-        stdout = tmp / "stdout.txt"
-        with stdout.open("w") as fh, redirect_stdout(fh):
+        with (tmp / "stdout.txt").open("w") as fh, redirect_stdout(fh):
             rc = main(["demo", "-o", str(out_dir), "-q"])
-    yield rc, stdout.read_text(), out_dir
+    (tmp / "rc").write_text(str(rc))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    tmp = once_per_session(tmp_path_factory, "demo", _run_demo)
+    return int((tmp / "rc").read_text()), (tmp / "stdout.txt").read_text(), tmp / "fresh" / "reports"
 
 
 def test_demo_writes_the_report_and_prints_its_path(demo: tuple[int, str, Path]) -> None:

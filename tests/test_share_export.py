@@ -8,10 +8,13 @@ state, carry the footer, and contain neither secret in any form.
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
+import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +23,6 @@ import pytest
 
 from claynb import __version__
 from claynb.cli import main
-
-pytestmark = pytest.mark.xdist_group("share-export")
 
 FAKE_KEY = "clay_fake_0d1e2a3d4b5e6e7f"
 FAKE_TOKEN = "tok_fake_99aa88bb77cc"
@@ -76,17 +77,50 @@ def share(tmp: Path, name: str, argv: list[str], extra: list[tuple[str, str]] | 
         mp.delenv("CLAYNB_ALLOW_SPEND", raising=False)
         rc = main(["share", str(source), "-o", str(out_dir), "-q", *argv])
     out, err = capsys.readouterr() if capsys else ("", "")
+    return load(out_dir, name, rc, out, err)
+
+
+def load(out_dir: Path, name: str, rc: int, out: str = "", err: str = "") -> Run:
     html_path, ipynb_path = out_dir / f"{name}.html", out_dir / f"{name}.ipynb"
     return Run(rc, out, err, html_path.read_text(), ipynb_path.read_text(), out_dir)
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    tmp = tmp_path_factory.mktemp("share")
+def once_per_session(factory: pytest.TempPathFactory, name: str,
+                     produce: Callable[[Path], None]) -> Path:
+    """A directory that ``produce`` fills once per test session, even across xdist workers.
+
+    Module fixtures would run once per worker: ``xdist_group`` is not honoured with
+    pytest 9 and xdist 3.8 (no ``@group`` suffix reaches the scheduler), and executing a
+    notebook is the slow part of these tests.
+    """
+    base = factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = root / f"once-{name}"
+    with (root / f"once-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (target / ".done").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                produce(target)
+                (target / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _share_report(tmp: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAYNB_HOME", str(tmp / "home"))
-        yield share(tmp, "report", ["-p", "rows=4", "-p", "title=from the command line",
+        run = share(tmp, "report", ["-p", "rows=4", "-p", "title=from the command line",
                                     "-p", f"api_key={PARAM_SECRET}"])
+    (tmp / "rc").write_text(str(run.rc))
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp = once_per_session(tmp_path_factory, "share-export", _share_report)
+    return load(tmp / "reports", "report", int((tmp / "rc").read_text()))
 
 
 def assert_no_secret(*texts: str) -> None:
