@@ -145,7 +145,8 @@ class _Engine:
         self.slots = asyncio.Semaphore(int(opts["max_in_flight"]))
         self.changed = asyncio.Event()
         self.outstanding = 0
-        self.stopped: str | None = None
+        self.stopped: str | None = None  # why nothing more is sent, once something says so
+        self.stop_status = OVER_BUDGET
         self.unit = routine.worst_case_cost()
         self.rng = opts["rng"] or random.Random()
         self.first_poll = float(opts["poll_interval"])
@@ -216,8 +217,8 @@ class _Engine:
                                f"({self.unit.actions:g} Actions, {self.unit.data_credits:g} "
                                f"Data Credits) on top of what was already spent")
         for key in keys:
-            self.results[key] = ItemResult(key, OVER_BUDGET, error=why,
-                                           attempts=self.attempts.get(key, 0))
+            self.results[key] = ItemResult(key, self.stop_status if self.stopped else OVER_BUDGET,
+                                           error=why, attempts=self.attempts.get(key, 0))
         self.progress.advance(len(keys))
 
     # -- one batch -------------------------------------------------------------------------
@@ -272,7 +273,7 @@ class _Engine:
                             "rows finished before it are kept")
             self._finish_rows(keys, OVER_BUDGET, self.stopped)
         elif isinstance(exc, _FATAL):
-            self.stopped = f"not sent: Clay refused the run ({exc})"
+            self.stopped, self.stop_status = f"not sent: Clay refused the run ({exc})", FAILED
             self._finish_rows(keys, FAILED, self.stopped)
             self._finish_rows(list(self.queue), FAILED, self.stopped)
             self.queue.clear()
@@ -291,7 +292,7 @@ class _Engine:
             await asyncio.sleep(float(delay) * (0.5 + self.rng.random()))
             self.outstanding -= 1
             if self.stopped:
-                self._finish_rows(keys, OVER_BUDGET, self.stopped)
+                self._finish_rows(keys, self.stop_status, self.stopped)
             else:
                 self.queue.extend(keys)
 
