@@ -33,20 +33,9 @@ from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
+from claynb import _exceptions as errors
 from claynb._budget import reserve_largest
-from claynb._enrich import run_sync
-from claynb._exceptions import (
-    AuthenticationError,
-    ClayError,
-    CreditsExhausted,
-    Forbidden,
-    HTTPStatusError,
-    NotFound,
-    OutcomeUnknown,
-    RateLimited,
-    ServerError,
-    TransportError,
-)
+from claynb._enrich import async_client_for, run_sync
 from claynb._journal import InFlight, Journal
 from claynb._normalise import item_result
 from claynb._plans import Plan, get_plan
@@ -68,9 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "poll_timeout": 600.0,    # then the rows are unknown and a later call resumes them
     "max_attempts": 3,        # sends of a batch refused with 5xx/429 after client retries
     "webhook": None,          # a RunWaiter (e.g. WebhookReceiver), or None to poll only
+    "unknown_wait": 60.0,     # with a webhook: wait this long for it to explain a timed-out send
     "rng": None,
 }
-_FATAL = (AuthenticationError, Forbidden, NotFound)
+_FATAL = (errors.AuthenticationError, errors.Forbidden, errors.NotFound)
 
 
 class RunWaiter(Protocol):
@@ -107,26 +97,31 @@ def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
-def async_client_for(client: Any, *, reuse: bool = True) -> tuple[Any, bool]:
-    """An AsyncClayClient to use on this loop, and whether we made it (and must close it).
+async def adopt_delivered(journal: Journal, client: Any) -> dict[int, str]:
+    """Unknown batches found in runs Clay's webhook reported: put back in flight.
 
-    A sync :class:`claynb.ClayClient` is mirrored with the same key, URL and policies: the
-    smallest adapter between the public client and this asyncio engine. An
-    AsyncClayClient is used as it is when ``reuse`` (we run on the caller's loop), and
-    mirrored otherwise: its connections belong to the loop that opened them.
+    Each delivered run no batch claims is read once; when its item ids are exactly an
+    unknown batch's keys, that batch adopts the run id (and is then collected like any
+    run in flight). A run that is nobody's is marked checked. Returns {batch: run id}.
     """
-    from claynb._client import AsyncClayClient
-
-    if reuse and isinstance(client, AsyncClayClient):
-        return client, False
-    api_key = getattr(client, "_api_key", None)
-    if api_key is None:
-        raise TypeError(f"client must be a claynb.ClayClient or AsyncClayClient, "
-                        f"got {type(client).__name__}")
-    mirror = AsyncClayClient(api_key, base_url=client.base_url, timeout=client.timeout,
-                             retry=client.retry, rate_limit_rps=client.rate_limit_rps,
-                             source_policy=client.source_policy, home=client.home)
-    return mirror, True
+    runs, batches, sending = await asyncio.to_thread(journal.adoptable)
+    adopted: dict[int, str] = {}
+    for run_id in runs if batches else []:
+        try:
+            results = await client.get_run_results(run_id)
+        except errors.ClayError:
+            continue
+        if not results.complete:
+            continue
+        ids = {item.id for item in results.items}
+        match = next((b for b, keys in batches.items() if keys == ids), None)
+        if match is not None:
+            await asyncio.to_thread(journal.adopt, match, run_id)
+            batches.pop(match)
+            adopted[match] = run_id
+        elif not ids & sending:
+            await asyncio.to_thread(journal.delivery_checked, run_id)
+    return adopted
 
 
 class _Engine:
@@ -152,6 +147,7 @@ class _Engine:
         self.first_poll = float(opts["poll_interval"])
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
+        self.held: dict[int, tuple[list[str], Cost]] = {}  # unknown sends a webhook may explain
 
     # -- the whole call --------------------------------------------------------------------
 
@@ -165,6 +161,10 @@ class _Engine:
         await self._dispatch(size)
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
+        if self.held:
+            await self._explain_unknown()
+            while self.tasks:
+                await asyncio.gather(*list(self.tasks))
         return [self.results.get(key) or self._lost(key) for key in self.inputs]
 
     def _lost(self, key: str) -> ItemResult:
@@ -253,22 +253,44 @@ class _Engine:
                 run_id: str = await self.client.run_routine(self.routine.id, body,
                                                             webhook_id=webhook_id)
                 self.journal.started(batch, run_id)
-        except OutcomeUnknown as exc:
+        except errors.OutcomeUnknown as exc:
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
-            self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
-            self._finish_rows(keys, UNKNOWN, f"{exc.message} A later call resumes it without "
-                                             "re-sending; resend_unknown=True sends it again.")
+            if self.waiter is not None:  # Clay's webhook may yet name the run: wait for it
+                self.held[batch] = (keys, reserved)
+                return None
+            self._unknown(keys, reserved, exc.message)
             return None
-        except ClayError as exc:
+        except errors.ClayError as exc:
             await asyncio.to_thread(self.journal.abandon, batch)
             self.guard.release(reserved)
             self._refused(keys, exc)
             return None
         return batch, run_id
 
-    def _refused(self, keys: list[str], exc: ClayError) -> None:
+    def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
+        self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
+        self._finish_rows(keys, UNKNOWN, f"{why} A later call resumes it without re-sending; "
+                                         "resend_unknown=True sends it again.")
+
+    async def _explain_unknown(self) -> None:
+        """With a webhook: turn sends that timed out back into runs, from its deliveries."""
+        deadline = time.monotonic() + float(self.opts["unknown_wait"])
+        while self.held and time.monotonic() < deadline:
+            for run_id in list(getattr(self.waiter, "finished", ())):
+                self.journal.delivered(run_id)
+            for batch, run_id in (await adopt_delivered(self.journal, self.client)).items():
+                if batch in self.held:
+                    keys, reserved = self.held.pop(batch)
+                    self._spawn(self._collect(batch, run_id, keys, reserved))
+            await asyncio.sleep(0.1)
+        for keys, reserved in self.held.values():
+            self._unknown(keys, reserved, "the send timed out and no webhook named its run "
+                                          f"within {self.opts['unknown_wait']:g}s.")
+        self.held.clear()
+
+    def _refused(self, keys: list[str], exc: errors.ClayError) -> None:
         """Clay answered the POST with an error: it did not start the run."""
-        if isinstance(exc, CreditsExhausted):
+        if isinstance(exc, errors.CreditsExhausted):
             self.stopped = (f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
                             "rows finished before it are kept")
             self._finish_rows(keys, OVER_BUDGET, self.stopped)
@@ -277,7 +299,7 @@ class _Engine:
             self._finish_rows(keys, FAILED, self.stopped)
             self._finish_rows(list(self.queue), FAILED, self.stopped)
             self.queue.clear()
-        elif isinstance(exc, (ServerError, RateLimited, TransportError)) and \
+        elif isinstance(exc, (errors.ServerError, errors.RateLimited, errors.TransportError)) and \
                 max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
             self._requeue(keys, exc)
         else:
@@ -285,7 +307,7 @@ class _Engine:
             self._record_failures(keys, error)
             self._finish_rows(keys, FAILED, error)
 
-    def _requeue(self, keys: list[str], exc: ClayError) -> None:
+    def _requeue(self, keys: list[str], exc: errors.ClayError) -> None:
         delay = getattr(exc, "retry_after", None) or self.opts["poll_max_interval"]
 
         async def later() -> None:
@@ -325,7 +347,7 @@ class _Engine:
                        reserved: Cost | None) -> None:
         try:
             raw = await self._poll(run_id)
-        except HTTPStatusError as exc:  # 404: Clay no longer knows the run
+        except errors.HTTPStatusError as exc:  # 404: Clay no longer knows the run
             why = f"Clay could not give the results of run {run_id}: {exc}"
             await asyncio.to_thread(self.journal.unknown, batch, why)
             raw, timeout_why = None, why
@@ -387,7 +409,7 @@ class _Engine:
             try:
                 async with self.http:
                     results = await self.client.get_run_results(run_id)
-            except (TransportError, ServerError, RateLimited) as exc:
+            except (errors.TransportError, errors.ServerError, errors.RateLimited) as exc:
                 results = None  # a read is always safe to retry; keep going until the deadline
                 interval = max(interval, getattr(exc, "retry_after", None) or interval)
             done = results is not None and results.complete
@@ -453,7 +475,7 @@ class WebhookReceiver:
     PATH = "/clay-webhook"
 
     def __init__(self, *, webhook_id: str | None = None, signing_secret: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, home: str | None = None) -> None:
         self.webhook_id: str | None = None
         self._secret: str | None = None
         self.configure(webhook_id, signing_secret)
@@ -464,6 +486,8 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._home = home
+        self._journal: Journal | None = None
 
     def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
         """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
@@ -501,6 +525,8 @@ class WebhookReceiver:
                 return 200
             self.finished.add(run_id)
             waiters = self._waiters.pop(run_id, [])
+        if self._journal is not None:  # durable: a later call can explain an unknown send
+            self._journal.delivered(run_id)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
         return 200
@@ -536,6 +562,7 @@ class WebhookReceiver:
             return Response(status_code=status)
 
         app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
+        self._journal = Journal.open(self._home)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
@@ -555,6 +582,9 @@ class WebhookReceiver:
             self._server.should_exit = True
             self._thread.join(10)
         self._server = self._thread = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()

@@ -203,12 +203,32 @@ def _setup(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
     get_backend(backend)  # fail on an unknown backend before touching the state file
     journal = Journal.open(home, plan=plan_name)
     try:
+        _adopt_delivered(journal, client)
         work = plan_work(prepared, journal, cache=cache, max_age=max_age, refresh=refresh,
                          retry_failed=retry_failed, resend_unknown=resend_unknown)
     except BaseException:
         journal.close()
         raise
     return Call(resolved, work, journal, backend, options)
+
+
+def _adopt_delivered(journal: Journal, client: Any) -> None:
+    """Before planning: unknown batches that a recorded webhook delivery explains are put
+    back in flight, so this call collects them instead of reporting them unknown again."""
+    runs, batches, _ = journal.adoptable()
+    if not runs or not batches:
+        return
+    from claynb._direct import adopt_delivered
+
+    async def adopt() -> None:
+        aclient, owned = async_client_for(_client(client), reuse=False)
+        try:
+            await adopt_delivered(journal, aclient)
+        finally:
+            if owned:
+                await aclient.aclose()
+
+    run_sync(adopt)
 
 
 def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
@@ -366,3 +386,25 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
                 loop.call_soon_threadsafe(task.cancel)
             concurrent.futures.wait([future])
             raise
+
+
+def async_client_for(client: Any, *, reuse: bool = True) -> tuple[Any, bool]:
+    """An AsyncClayClient to use on this loop, and whether we made it (and must close it).
+
+    A sync :class:`claynb.ClayClient` is mirrored with the same key, URL and policies: the
+    smallest adapter between the public client and this asyncio engine. An
+    AsyncClayClient is used as it is when ``reuse`` (we run on the caller's loop), and
+    mirrored otherwise: its connections belong to the loop that opened them.
+    """
+    from claynb._client import AsyncClayClient
+
+    if reuse and isinstance(client, AsyncClayClient):
+        return client, False
+    api_key = getattr(client, "_api_key", None)
+    if api_key is None:
+        raise TypeError(f"client must be a claynb.ClayClient or AsyncClayClient, "
+                        f"got {type(client).__name__}")
+    mirror = AsyncClayClient(api_key, base_url=client.base_url, timeout=client.timeout,
+                             retry=client.retry, rate_limit_rps=client.rate_limit_rps,
+                             source_policy=client.source_policy, home=client.home)
+    return mirror, True

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS batches (
     pid INTEGER, host TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL, error TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_state ON batches (routine, state);
+CREATE TABLE IF NOT EXISTS deliveries (
+    run_id TEXT PRIMARY KEY, at REAL NOT NULL, checked INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS unknown_items (
     routine TEXT NOT NULL, key TEXT NOT NULL, batch INTEGER, error TEXT, at REAL NOT NULL,
     PRIMARY KEY (routine, key)
@@ -284,6 +287,54 @@ class Journal:
         with self.transaction() as conn:
             conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
                              [(routine, k) for k in keys])
+
+    # -- outbound webhooks: how an unknown outcome becomes known --------------------------
+
+    def delivered(self, run_id: str) -> None:
+        """Clay said (a verified run-finished webhook) that this run finished."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO deliveries (run_id, at) VALUES (?, ?)",
+                         (run_id, time.time()))
+
+    def adoptable(self) -> tuple[list[str], dict[int, set[str]], set[str]]:
+        """Delivered runs no batch claims yet, the unknown batches (batch -> keys), and the
+        keys of batches still being sent (whose delivery may come before their run id).
+
+        A send that timed out has no run id, but if Clay started the run its webhook
+        names it, and the run's results carry our item ids: matching the two turns an
+        unknown batch back into one in flight, collected without being sent again.
+        """
+        def query(c: sqlite3.Connection) -> tuple[list[str], dict[int, set[str]], set[str]]:
+            runs = [r for (r,) in c.execute(
+                "SELECT run_id FROM deliveries WHERE checked = 0 AND run_id NOT IN "
+                "(SELECT run_id FROM batches WHERE run_id IS NOT NULL)")]
+            if not runs:
+                return [], {}, set()
+            batches = {b: set(json.loads(items or "{}")) for b, items in c.execute(
+                "SELECT batch, items FROM batches WHERE state = ?", (UNKNOWN,))}
+            sending = {k for (items,) in c.execute(
+                "SELECT items FROM batches WHERE state = ?", (SENDING,))
+                for k in json.loads(items or "{}")}
+            return runs, batches, sending
+        return self.read(query)
+
+    def adopt(self, batch: int, run_id: str) -> None:
+        """An unknown batch was found in a delivered run: it is in flight again."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT routine, items FROM batches WHERE batch = ? AND state = ?",
+                               (batch, UNKNOWN)).fetchone()
+            if row is None:
+                return
+            conn.execute("UPDATE batches SET run_id = ?, state = ?, error = NULL, updated_at = ? "
+                         "WHERE batch = ?", (run_id, IN_FLIGHT, time.time(), batch))
+            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                             [(row[0], k) for k in json.loads(row[1] or "{}")])
+            conn.execute("UPDATE deliveries SET checked = 1 WHERE run_id = ?", (run_id,))
+
+    def delivery_checked(self, run_id: str) -> None:
+        """A delivered run that matches no unknown batch (someone else's): stop looking."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE deliveries SET checked = 1 WHERE run_id = ?", (run_id,))
 
     def runs(self) -> list[dict[str, Any]]:
         """Every journaled batch (without its items), oldest first: for inspection."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pandas as pd
 
 import claynb
 from claynb._direct import WebhookReceiver
+from claynb._journal import Journal
 from claynb._signatures import sign
 
 
@@ -67,3 +69,59 @@ def test_forged_and_test_deliveries(make_emulator: Any) -> None:
                             headers={"X-Clay-Signature": sign(hook["signingSecret"], body)})
         assert good.status_code == replay.status_code == 200
         assert rx.finished == {"run_forged"} and rx.rejected == 1 and rx.received == 3
+
+
+def _fresh_reference(make_emulator: Any, df: pd.DataFrame, home: Any) -> pd.DataFrame:
+    emu = make_emulator()
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
+                         home=home)
+
+
+def test_a_webhook_explains_sends_that_timed_out(make_emulator: Any, tmp_path: Any) -> None:
+    """Clay has no idempotency key, but its run-finished webhook names runs whose POST
+    answer was lost, and their results carry our item ids: no row is left unknown."""
+    df = pd.DataFrame({"Email": emails(80)})
+    ref = _fresh_reference(make_emulator, df, tmp_path / "ref")
+    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(timeout=0.3), slow_s=1.0, seed=3)
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
+                               timeout=claynb.Timeout(0.3, connect=5.0),
+                               retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05))
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
+                            progress=False, webhook=rx, batch_size=10, poll_max_interval=0.3)
+    charges = [c["inputs_key"] for c in emu.meters(charges=True)["charges"]]
+    assert len(charges) == len(set(charges))
+    with Journal.open() as journal:  # some sends did time out, and were adopted
+        adopted = journal.read(lambda c: c.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE checked = 1").fetchone()[0])
+    assert adopted > 0
+    assert not (out["clay_status"] == "unknown").any()
+    fields = [c for c in ref.columns if c.startswith("clay_")]
+    pd.testing.assert_frame_equal(out[fields], ref[fields])
+
+
+def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(timeout=1.0), slow_s=1.0)
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
+                               timeout=claynb.Timeout(0.3, connect=5.0))
+    df = pd.DataFrame({"Email": emails(20)})
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
+                            progress=False, webhook=rx, batch_size=10, unknown_wait=0)
+        assert (out["clay_status"] == "unknown").all()
+        emu.set_faults(claynb.Faults())
+        runs = emu.meters(charges=False)["runs"]["total"]
+        deadline = time.monotonic() + 10
+        while len(rx.finished) < runs and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # The receiver recorded the deliveries under CLAYNB_HOME; this call, without a
+    # webhook, finds the runs they name and collects them instead of reporting unknown.
+    again = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
+    assert set(again["clay_status"]) <= {"enriched", "no_match"}
+    assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing sent again
+    assert again["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
