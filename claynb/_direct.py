@@ -269,8 +269,9 @@ class _Engine:
 
     def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
         self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
-        self._finish_rows(keys, UNKNOWN, f"{why} A later call resumes it without re-sending; "
-                                         "resend_unknown=True sends it again.")
+        self._finish_rows(keys, UNKNOWN, f"{why} Not re-sent: a later call collects it once "
+                                         "Clay's webhook names its run; resend_unknown=True "
+                                         "sends it again.")
 
     async def _explain_unknown(self) -> None:
         """With a webhook: turn sends that timed out back into runs, from its deliveries."""

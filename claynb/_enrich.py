@@ -275,8 +275,11 @@ def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
     spend. ``cache=False`` ignores cached answers (new answers are still stored);
     ``max_age`` (seconds or a timedelta) re-enriches answers older than that;
     ``refresh=True`` re-enriches everything. ``retry_failed=True`` re-sends rows on the
-    dead-letter list (see :func:`claynb.failures`); ``resend_unknown=True`` re-sends rows
-    whose earlier send has an unknown outcome, accepting that Clay may charge them twice.
+    dead-letter list (see :func:`claynb.failures`). Rows whose earlier send has an unknown
+    outcome (a timeout, a dropped connection: Clay may have run and charged them) are
+    never re-sent on their own: they are collected once a run-finished webhook recorded by
+    a :class:`claynb.WebhookReceiver` names their run, and otherwise stay ``unknown`` until
+    ``resend_unknown=True`` sends them again, accepting that Clay may charge them twice.
     Other keyword arguments go to the backend (for "direct": ``batch_size``,
     ``poll_interval``, ``poll_timeout``, ``webhook``...).
 
