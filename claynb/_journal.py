@@ -13,7 +13,9 @@ journaled in a SQLite file under ``CLAYNB_HOME`` (WAL mode, safe across processe
 the charge in the ledger, in the same transaction: a run is either fully landed or still
 in flight, never half. A later call collects ``in_flight`` runs instead of re-sending their
 items; a batch left "sending" by a process that died becomes "unknown" (the request may
-have reached Clay), and its rows stay ``unknown`` until the caller explicitly re-sends them.
+have reached Clay), and its rows stay ``unknown`` until a recorded run-finished webhook
+(``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
+again, collected, not re-sent), or the caller explicitly re-sends them.
 
 The same file holds the cache (:mod:`claynb._cache`) and the ledger (:mod:`claynb._ledger`).
 """
