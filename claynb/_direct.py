@@ -5,8 +5,8 @@ How one batch goes (see the contract in :mod:`claynb._backends`)::
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
     or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
 
-Many batches are in flight at once (``max_in_flight`` runs; ``concurrency`` requests at
-any moment), paced under the rate limit by the client. Items are cut into batches sized
+Many batches are in flight at once (``concurrency`` runs, each with at most one request
+open at a time), paced under the rate limit by the client. Items are cut into batches sized
 so all of them can be in flight together (never more than 100). A batch whose worst case
 the budget cannot cover waits for earlier batches to settle, is cut down to what is
 affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
@@ -48,8 +48,7 @@ MIN_BATCH = 20
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
 DEFAULTS: dict[str, Any] = {
-    "concurrency": 16,        # HTTP requests at any one moment
-    "max_in_flight": 64,      # runs started and not yet collected
+    "concurrency": 64,        # runs in flight at once (each has one request open at most)
     "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
     "poll_interval": 0.1,     # first poll after a POST; grows by poll_backoff
     "poll_backoff": 1.6,
@@ -84,16 +83,15 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
         raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
-    for name in ("concurrency", "max_in_flight"):
-        if int(merged[name]) < 1:
-            raise ValueError(f"{name} must be at least 1, got {merged[name]!r}")
+    if int(merged["concurrency"]) < 1:
+        raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")
     return merged
 
 
 def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     """Small enough that every batch can be in flight at once, never above ``batch_size``,
     and not below ``MIN_BATCH`` (each run is a request against Clay's rate limit)."""
-    spread = math.ceil(n / int(opts["max_in_flight"]))
+    spread = math.ceil(n / int(opts["concurrency"]))
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
@@ -137,7 +135,7 @@ class _Engine:
         self.attempts: dict[str, int] = {}
         self.queue: deque[str] = deque()
         self.http = asyncio.Semaphore(int(opts["concurrency"]))
-        self.slots = asyncio.Semaphore(int(opts["max_in_flight"]))
+        self.slots = asyncio.Semaphore(int(opts["concurrency"]))
         self.changed = asyncio.Event()
         self.outstanding = 0
         self.stopped: str | None = None  # why nothing more is sent, once something says so

@@ -67,7 +67,7 @@ def test_cap_exactly_met_never_crossed_with_32_requests_in_flight(make_emulator:
 
     df = pd.DataFrame({"Email": emails(200)})
     out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, budget=budget,
-                        backend=spy, concurrency=32, max_in_flight=32, batch_size=1,
+                        backend=spy, concurrency=32, batch_size=1,
                         progress=False)
 
     assert seen["guard"].peak == 32
@@ -101,7 +101,7 @@ def test_402_mid_frame_keeps_finished_rows_and_returns(make_emulator: Any) -> No
     df = pd.DataFrame({"Email": emails(150)})
 
     out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, batch_size=10,
-                        max_in_flight=2, progress=False)
+                        concurrency=2, progress=False)
 
     assert used(emu)[1] == 25
     assert out["clay_data_credits"].sum() == 25

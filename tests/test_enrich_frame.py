@@ -203,7 +203,7 @@ def test_every_status_in_one_frame(make_emulator: Any) -> None:
 
     df = pd.DataFrame({"Email": cached + failed + unknown + ["nope"] + fresh})
     out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=fast, progress=False,
-                        budget=claynb.Budget(data_credits=12), concurrency=1, max_in_flight=1,
+                        budget=claynb.Budget(data_credits=12), concurrency=1,
                         batch_size=5)
     assert set(out["clay_status"]) == set(claynb._work.STATUSES)
     assert out["clay_status"].iloc[:8].tolist() == (["cached"] * 3 + ["failed"] * 2

@@ -43,7 +43,7 @@ client = claynb.ClayClient(api_key=os.environ["EMU_KEY"], base_url=os.environ["E
 df = make_frame()
 print("ready", flush=True)
 claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-              batch_size=10, max_in_flight=6, concurrency=6)
+              batch_size=10, concurrency=6)
 print("done", flush=True)
 """
 
