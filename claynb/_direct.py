@@ -5,8 +5,8 @@ How one batch goes (see the contract in :mod:`claynb._backends`)::
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
     or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
 
-Many batches are in flight at once (``concurrency`` runs, each with at most one request
-open at a time), paced under the rate limit by the client. Items are cut into batches sized
+Many batches are in flight at once (``concurrency`` runs; at most ``MAX_OPEN_REQUESTS``
+requests open at a moment), paced under the rate limit by the client. Items are cut into batches sized
 so all of them can be in flight together (never more than 100). A batch whose worst case
 the budget cannot cover waits for earlier batches to settle, is cut down to what is
 affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
@@ -45,10 +45,13 @@ from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, 
 BACKEND = "direct"
 MAX_BATCH = 100
 MIN_BATCH = 20
+# Requests open at once. Runs spend most of their life waiting on Clay, so a few requests
+# serve many runs; more would only make the HTTP client's connection pool slower to scan.
+MAX_OPEN_REQUESTS = 16
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
 DEFAULTS: dict[str, Any] = {
-    "concurrency": 64,        # runs in flight at once (each has one request open at most)
+    "concurrency": 64,        # runs in flight at once
     "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
     "poll_interval": 0.1,     # first poll after a POST; grows by poll_backoff
     "poll_backoff": 1.6,
@@ -134,7 +137,7 @@ class _Engine:
         self.results: dict[str, ItemResult] = {}
         self.attempts: dict[str, int] = {}
         self.queue: deque[str] = deque()
-        self.http = asyncio.Semaphore(int(opts["concurrency"]))
+        self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
         self.slots = asyncio.Semaphore(int(opts["concurrency"]))
         self.changed = asyncio.Event()
         self.outstanding = 0
