@@ -57,9 +57,11 @@ STATUS_COLUMNS = ("clay_status", "clay_error", "clay_actions", "clay_data_credit
 def catalogue_of(client: Any) -> Mapping[str, Routine]:
     """The routines a client knows: an emulator's own catalogue, else the default one."""
     for owner in (client, getattr(client, "emulator", None)):
-        routines = getattr(owner, "routines", None)
-        if isinstance(routines, Mapping) and routines:
-            return routines
+        # An Emulator keeps its catalogue in its settings (it has no public accessor).
+        for holder in (owner, getattr(owner, "_settings", None)):
+            routines = getattr(holder, "routines", None)
+            if isinstance(routines, Mapping) and routines:
+                return routines
     return DEFAULT_ROUTINES
 
 

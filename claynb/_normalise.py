@@ -230,8 +230,8 @@ def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str,
                 run_id: str | None = None, attempts: int = 1) -> ItemResult:
     """One item of a finished run as an :class:`ItemResult`.
 
-    ``status`` is Clay's item status: "complete" is enriched when any of the routine's
-    result fields has a value and no_match otherwise; "failed" is failed, or over_budget
+    ``status`` is Clay's item status: "complete" is enriched when a provider hit or any
+    result field has a value, and no_match otherwise; "failed" is failed, or over_budget
     when Clay did not run it because the credits ran out.
     """
     data = dict(result) if result else {}
@@ -242,12 +242,13 @@ def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str,
         message = str(error or "failed")
         final = OVER_BUDGET if _not_run(message) else FAILED
         return ItemResult(key, final, {}, f"Clay: {message}", given or _ZERO, attempts, run_id)
-    matched = False
-    for name in routine.fields:
-        value = data.get(name)
-        if value is not None and value != "":
-            matched = True
-            break
+    # A hit is any value returned (Clay may return fields the catalogue does not list).
+    matched = provider is not None
+    if not matched:
+        for value in data.values():
+            if value is not None and value != "":
+                matched = True
+                break
     if given is None:
         given = price_item(routine, matched, provider)
     return ItemResult(key, ENRICHED if matched else NO_MATCH, data, None, _shared(given),

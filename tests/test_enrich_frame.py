@@ -222,3 +222,16 @@ def test_sync_enrich_in_a_loop_with_that_loops_async_client(emulator: Any) -> No
 
     out = asyncio.run(cell())
     assert set(out["clay_status"]) <= {"enriched", "no_match"}
+
+
+def test_a_routine_of_the_emulators_own_catalogue(make_emulator: Any) -> None:
+    scoring = claynb.Routine("score-lead", ("email",), ("value",), (claynb.Provider("p", 0.6, 2.0),))
+    emu = make_emulator(routines={**DEFAULT_ROUTINES, "score-lead": scoring})
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    client.emulator = emu  # what claynb.connect() sets when it starts one
+    out = claynb.enrich(pd.DataFrame({"Email": emails(30)}), "score-lead", {"email": "Email"},
+                        client=client, progress=False)
+    hits = out["clay_status"] == "enriched"
+    assert hits.any() and (out["clay_status"] != "enriched").any()
+    assert out.loc[hits, "clay_value"].notna().all() and (out.loc[hits, "clay_data_credits"] == 2).all()
+    assert out["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
