@@ -282,8 +282,11 @@ def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
     never re-sent on their own: they are collected once a run-finished webhook recorded by
     a :class:`claynb.WebhookReceiver` names their run, and otherwise stay ``unknown`` until
     ``resend_unknown=True`` sends them again, accepting that Clay may charge them twice.
+    ``progress`` is True (a tqdm bar in Jupyter or a terminal, plain text lines elsewhere),
+    False, or "bar" / "text"; ``concurrency`` is how many runs are in flight at once.
     Other keyword arguments go to the backend (for "direct": ``batch_size``,
-    ``poll_interval``, ``poll_timeout``, ``webhook``...).
+    ``poll_interval``, ``poll_max_interval``, ``poll_timeout``, ``max_attempts``,
+    ``webhook``, ``unknown_wait``).
 
     Returns every input column, ``clay_<field>`` per result field, and ``clay_status``
     (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
