@@ -39,7 +39,8 @@ def test_a_shared_notebook_contains_no_secret(
     monkeypatch.delenv("CLAYNB_ALLOW_SPEND", raising=False)
     out_dir = tmp_path / "shared"
 
-    rc = main(["share", str(notebook), "-o", str(out_dir), "-q"])
+    # A cell stuck past 120 s fails here with its number, not later as a pytest timeout.
+    rc = main(["share", str(notebook), "-o", str(out_dir), "-q", "--timeout", "120"])
     printed, errors = capsys.readouterr()
 
     assert rc == 0, errors[-3000:]
