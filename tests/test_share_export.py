@@ -214,6 +214,11 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     source = build_notebook(tmp_path / "nb.ipynb")
     assert main(["share", str(source), "-p", "oops"]) == 2
     assert "name=value" in capsys.readouterr().err
+    nb = nbformat.read(str(source), as_version=4)
+    nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    nbformat.write(nb, str(source))
+    assert main(["share", str(source), "-o", str(tmp_path / "out")]) == 2
+    assert "runs R" in capsys.readouterr().err
 
 
 def test_a_kernel_that_dies_publishes_nothing(tmp_path: Path,

@@ -169,6 +169,9 @@ def execute_notebook(
     ``env`` is the kernel's whole environment (default: this process's). ``on_cell(i, n)``
     is called before cell ``i`` of ``n`` runs, for progress.
     """
+    language = nb.metadata.get("kernelspec", {}).get("language", "python")
+    if language.lower() != "python":
+        raise ValueError(f"this notebook's kernel runs {language}; claynb runs Python notebooks")
     declared = declared_parameters(nb)
     unknown = tuple(sorted(set(parameters or {}) - (declared or set())))
     work = inject_parameters(nb, parameters or {})
