@@ -53,3 +53,10 @@ def test_worker_settings_never_show_the_key(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CLAY_API_KEY", "clay_live_secret_123456")
     settings = WorkerSettings.from_env()
     assert "clay_live_secret_123456" not in repr(settings)
+
+
+def test_a_worker_recognises_the_same_clay_with_or_without_the_api_path() -> None:
+    from claynb.queue._jobs import same_clay
+
+    assert same_clay("http://127.0.0.1:8765/public/v0", "http://127.0.0.1:8765/")
+    assert not same_clay("http://127.0.0.1:8765", "http://127.0.0.1:8766")

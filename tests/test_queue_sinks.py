@@ -199,3 +199,50 @@ def test_enrich_backend_queue_respects_the_budget(redis_url: str, make_emulator:
     with pytest.raises(TypeError, match="unknown option"):
         claynb.enrich(synthetic_leads(1, seed=99), "enrich-person", inputs={"email": "Email"}, client=client,
                       backend="queue", redis_url=redis_url, bogus=1, progress=False)
+
+
+def test_enrich_after_a_kernel_crash_collects_instead_of_resending(
+        redis_url: str, make_emulator: Any, tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    emu = make_emulator(run_latency_s=1.5)
+    queue = f"e-{uuid.uuid4().hex[:8]}"
+    conn = redis.Redis.from_url(redis_url)
+    df = synthetic_leads(150, seed=25)
+    df.to_csv(tmp_path / "leads.csv", index=False)
+    code = (
+        "import sys, pandas as pd, claynb\n"
+        "df = pd.read_csv(sys.argv[1])\n"
+        "c = claynb.ClayClient(api_key=sys.argv[2], base_url=sys.argv[3])\n"
+        "claynb.enrich(df, 'enrich-person', inputs={'email': 'Email'}, client=c, backend='queue',"
+        " redis_url=sys.argv[4], queue=sys.argv[5], workers=0, batch_size=50, progress=False)\n")
+    with WorkerPool(redis_url, queues=[queue], n=2, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.05):
+        from claynb.queue._worker import live_workers
+
+        while live_workers(conn, queue) < 2:
+            time.sleep(0.05)
+        kernel = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "leads.csv"),
+                                   emu.api_key, emu.url, redis_url, queue])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the "kernel" dies once its first run is in flight
+            states = [conn.hget(k, "state") for k in conn.scan_iter("claynb:q:batch:e-*")]
+            if b"sent" in states:
+                break
+            time.sleep(0.02)
+        kernel.send_signal(signal.SIGKILL)
+        kernel.wait(10)
+        client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+        out = claynb.enrich(df, "enrich-person", inputs={"email": "Email"}, client=client,
+                            backend="queue", redis_url=redis_url, queue=queue, workers=0,
+                            batch_size=50, progress=False)
+    meters = emu.meters()
+    assert meters["per_routine"]["enrich-person"]["items"] == 150  # none sent twice
+    assert set(out["clay_status"]) <= {"enriched", "no_match", "cached"}
+    # What this call reports plus what the killed call had already landed is what Clay charged.
+    assert out["clay_data_credits"].sum() <= meters["data_credits_used"]
+    assert (out["clay_status"] != "cached").sum() > 0  # collected from the queue, not only the cache
+    assert json.dumps(meters).count(emu.api_key) == 0

@@ -32,11 +32,13 @@ from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
 from claynb._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
 from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
-from claynb.queue._store import DONE, Batch, BatchStore, Lead, batch_key
+from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
 
 KNOWN_OPTIONS = {"redis_url", "queue", "workers", "batch_size", "retries", "job_timeout",
                  "poll_interval", "timeout", "plan", "concurrency", "connection"}
 DEFAULT_QUEUE = "claynb-enrich"
+#: With ``workers=0``, how long to wait for a worker to register before giving up.
+WORKER_WAIT_S = 15.0
 
 
 def batch_id_for(routine_id: str, keys: list[str]) -> str:
@@ -83,7 +85,7 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, jou
     pool = _workers(conn, url or _url_of(conn), call, client, options)
     try:
         _resume_journaled(call, items, client, journal, progress, options)
-        pending = [it for it in items if it.key not in call.results]
+        pending = _adopt(call, [it for it in items if it.key not in call.results], guard)
         _drive(call, pending, size, guard, journal, progress, float(options.get("timeout", 3600)))
     finally:
         if pool is not None:
@@ -113,6 +115,10 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
     if want == "auto":
         want = 0 if listening else 2
     if not int(want):
+        deadline = time.monotonic() + WORKER_WAIT_S  # workers started a moment ago register soon
+        while not listening and time.monotonic() < deadline:
+            time.sleep(0.2)
+            listening = live_workers(conn, call.queue)
         if not listening:
             raise ConfigError(f"no worker listens on queue {call.queue!r}: start one with "
                               f"`claynb worker --queue {call.queue}` or pass workers=2")
@@ -146,10 +152,48 @@ def _resume_journaled(call: _Call, items: list[WorkItem], client: Any, journal: 
         for res in got:
             res.run_id = run.run_id
         journal.finished(run.run_id, got, backend="queue", plan=call.plan)
+        # Landed here: its Redis batch (finished by its worker, or about to be) is not
+        # followed again; the batch itself expires once done.
+        call.store.conn.delete(*[item_index_key(call.routine.id, k) for k in run.keys])
         for res in got:
             if res.key in wanted:
                 call.results[res.key] = res
         progress.advance(len(got), sum((r.cost for r in got), Cost()))
+
+
+def item_index_key(routine_id: str, key: str) -> str:
+    """Which batch an item was put in by an earlier call (until that batch is landed)."""
+    return f"{PREFIX}:item:{routine_id}:{key}"
+
+
+def _adopt(call: _Call, pending: list[WorkItem], guard: Any) -> list[WorkItem]:
+    """Items an earlier call (a kernel since restarted) already queued: follow their batches.
+
+    Their money was committed by that call, so the reservation is taken when the budget
+    allows and otherwise the charge is simply recorded when it lands.
+    """
+    if not pending:
+        return pending
+    conn = call.store.conn
+    found = conn.mget([item_index_key(call.routine.id, it.key) for it in pending])
+    by_key = {it.key: it for it in pending}
+    adopted: set[str] = set()
+    for bid in sorted({_text(b) for b in found if b}):
+        batch = call.store.load(bid)
+        if batch is None or bid in call.inflight:
+            continue
+        items = [by_key.get(lead.key) or WorkItem(lead.key, lead.inputs) for lead in batch.leads]
+        unit = call.routine.worst_case_cost() * len(items)
+        reserved = unit if guard.reserve(unit) else Cost()
+        if batch.state != DONE and not _job_alive(conn, bid):
+            submit(conn, call.queue, bid, call.opts)
+        call.inflight[bid] = _InFlight(items, reserved)
+        adopted.update(lead.key for lead in batch.leads)
+    return [it for it in pending if it.key not in adopted]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _drive(call: _Call, pending: list[WorkItem], size: int, guard: Any, journal: Any,
@@ -192,6 +236,10 @@ def _enqueue(call: _Call, items: list[WorkItem], reserved: Cost) -> None:
                   budget="", base_url=call.base_url, use_cache=False, stream=False,
                   opts={**call.opts.to_dict(), "plan": call.plan.name})
     if call.store.create(batch) or not _job_alive(call.store.conn, bid):
+        with call.store.conn.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(item_index_key(call.routine.id, key), bid, ex=DONE_TTL_S)
+            pipe.execute()
         submit(call.store.conn, call.queue, bid, call.opts)
     call.inflight[bid] = _InFlight(items, reserved)
 
@@ -244,9 +292,15 @@ def _land(call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, pr
         journal.unknown(jb, unknown[0].error or "outcome unknown")
     for r in results:
         call.results[r.key] = r
-    progress.advance(len(results), actual)
-    call.store.conn.delete(batch_key(bid))
+    progress.advance(len(results), actual)  # adopted batches may hold a few rows not asked for
+    _forget(call, bid, [it.key for it in flight.items])
     del call.inflight[bid]
+
+
+def _forget(call: _Call, bid: str, keys: list[str]) -> None:
+    """A landed batch leaves Redis: a later, deliberate re-enrichment starts afresh."""
+    conn = call.store.conn
+    conn.delete(batch_key(bid), *[item_index_key(call.routine.id, k) for k in keys])
 
 
 def _item(o: dict[str, Any]) -> ItemResult:

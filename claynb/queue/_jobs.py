@@ -118,7 +118,12 @@ class WorkerSettings:
 
 
 def same_clay(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")
+    """Whether two base URLs reach the same Clay (with or without the API path)."""
+    def norm(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len("/public/v0")] if url.endswith("/public/v0") else url
+
+    return norm(a) == norm(b)
 
 
 # -- entry point run by RQ -------------------------------------------------------------
