@@ -246,3 +246,19 @@ def test_enrich_after_a_kernel_crash_collects_instead_of_resending(
     assert out["clay_data_credits"].sum() <= meters["data_credits_used"]
     assert (out["clay_status"] != "cached").sum() > 0  # collected from the queue, not only the cache
     assert json.dumps(meters).count(emu.api_key) == 0
+
+
+def test_workers_deliver_to_a_sink_themselves(redis_url: str, make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(run_latency_s=0)
+    conn = redis.Redis.from_url(redis_url)
+    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
+                   base_url=emu.url, batch_size=10)
+    sub = lq.enqueue_frame(synthetic_leads(40, seed=26), inputs={"email": "Email"}, id_column="Lead ID")
+    out_csv = tmp_path / "crm.csv"
+    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, burst=True, sinks=[f"csv:{out_csv}"]) as pool:
+        lq.wait(sub, timeout=30)
+        pool.wait(timeout=30)
+    with out_csv.open() as fh:
+        leads = [r["lead"] for r in csv.DictReader(fh)]
+    assert sorted(leads) == sorted(sub.lead_ids)  # both workers shared the group: each once

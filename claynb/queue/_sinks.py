@@ -95,7 +95,11 @@ class SQLiteSink:
 
 
 class CSVSink:
-    """Appends rows to a CSV file; outcome ids already in the file are not written again."""
+    """Appends rows to a CSV file; outcome ids already in the file are not written again.
+
+    Several processes (workers) may share one file: each write holds an exclusive lock
+    on it, and the ids already written are re-read whenever another process wrote since.
+    """
 
     idempotent = True
 
@@ -103,29 +107,37 @@ class CSVSink:
         self.path = Path(path)
         self.name = f"csv:{self.path.name}"
         self._lock = threading.Lock()
-        self._ids: set[str] | None = None  # read from the file once, then kept up to date
+        self._ids: set[str] = set()
+        self._size = -1  # file size when _ids was last brought up to date
 
     def _written(self) -> set[str]:
-        if self._ids is None:
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size != self._size:
             self._ids = set()
-            if self.path.exists():
+            if size:
                 with self.path.open(newline="") as fh:
                     self._ids = {row["outcome_id"] for row in csv.DictReader(fh)}
+            self._size = size
         return self._ids
 
     def deliver(self, outcomes: Delivery) -> None:
-        with self._lock:
-            written = self._written()
-            new = [(i, o) for i, o in outcomes if i not in written]
-            fresh = not self.path.exists()
-            with self.path.open("a", newline="") as fh:
+        import fcntl
+
+        with self._lock, self.path.open("a", newline="") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                written = self._written()
+                new = [(i, o) for i, o in outcomes if i not in written]
                 writer = csv.writer(fh)
-                if fresh:
+                if self._size == 0:
                     writer.writerow(COLUMNS)
                 writer.writerows(_row(i, o) for i, o in new)
                 fh.flush()
                 os.fsync(fh.fileno())
-            written.update(i for i, _ in new)
+                written.update(i for i, _ in new)
+                self._size = self.path.stat().st_size
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class HTTPSink:
