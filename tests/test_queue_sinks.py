@@ -262,3 +262,18 @@ def test_workers_deliver_to_a_sink_themselves(redis_url: str, make_emulator: Any
     with out_csv.open() as fh:
         leads = [r["lead"] for r in csv.DictReader(fh)]
     assert sorted(leads) == sorted(sub.lead_ids)  # both workers shared the group: each once
+
+
+def test_a_stream_of_single_leads_is_sent_in_runs_of_up_to_100(redis_url: str, make_emulator: Any) -> None:
+    emu = make_emulator(run_latency_s=0)
+    conn = redis.Redis.from_url(redis_url)
+    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}", base_url=emu.url)
+    df = synthetic_leads(250, seed=27)
+    subs = [lq.enqueue_lead(r["Lead ID"], {"email": r["Email"]}) for r in df.to_dict("records")]
+    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
+                    poll_interval_s=0.02, burst=True) as pool:
+        pool.wait(timeout=30)
+    outcomes = lq.outcomes()
+    assert sorted(o["lead"] for o in outcomes) == sorted(s.lead_ids[0] for s in subs)
+    runs = emu.meters()["per_routine"]["enrich-person"]
+    assert runs["items"] == 250 and runs["runs"] == 3  # 100 + 100 + 50: full runs, chained

@@ -81,9 +81,11 @@ class JobOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:
-        data = dict(data)
-        data["backoff_s"] = tuple(data.get("backoff_s", ()))
-        return cls(**data)
+        """Back from :meth:`to_dict` (other keys stored beside the options are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "backoff_s" in known:
+            known["backoff_s"] = tuple(known["backoff_s"])
+        return cls(**known)
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def _handle_overflow(store: BatchStore, batch: Batch, job: Any) -> list[str]:
     over = batch.send[batch.reserved:]
     if not over:
         return []
-    opts = JobOptions.from_dict({k: v for k, v in batch.opts.items() if k in JobOptions.__dataclass_fields__})
+    opts = JobOptions.from_dict(batch.opts)
     if opts.on_budget == "report":
         return over
     root = str(batch.opts.get("root") or batch.id)

@@ -68,8 +68,7 @@ def refresh_stale(conn: Any, queue: str, routine_id: str, max_age_s: float,
         return []
     # Mark them as being refreshed now, so the next period does not queue them again.
     conn.zadd(fresh_key(queue), {lead.lead_id: time.time() for lead in leads})
-    store, opts = BatchStore(conn), JobOptions.from_dict(
-        {k: v for k, v in template.opts.items() if k in JobOptions.__dataclass_fields__})
+    store, opts = BatchStore(conn), JobOptions.from_dict(template.opts)
     ids, stem = [], uuid.uuid4().hex[:12]
     for n, start in enumerate(range(0, len(leads), 100)):
         template.id = f"{queue}-r{stem}-{n}"
