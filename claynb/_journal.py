@@ -245,18 +245,21 @@ class Journal:
             _cache.failures_put(conn, routine, [(k, dict(i), e, a) for k, i, e, a in failed],
                                 now=time.time())
 
-    def recover(self, routine: str | None = None) -> int:
+    def recover(self, routine: str | None = None, *, backends: Sequence[str] = ("direct",)) -> int:
         """Batches left "sending" by a process that died on this host become "unknown".
 
         Returns how many. Their request may have reached Clay and been charged, so the
-        rows are parked as unknown, never re-sent on their own.
+        rows are parked as unknown, never re-sent on their own. Only ``backends`` whose
+        journaling process is also the sending one (the direct tier) are judged by that
+        process's death: a queue batch is sent by a worker that may well be alive.
         """
         host = socket.gethostname()
         rows = self.read(lambda c: c.execute(
-            "SELECT batch, routine, pid, host FROM batches WHERE state = ?", (SENDING,)).fetchall())
-        dead = [b for b, r, pid, h in rows
-                if (routine is None or r == routine) and h == host and pid != os.getpid()
-                and not _pid_alive(int(pid))]
+            "SELECT batch, routine, backend, pid, host FROM batches WHERE state = ?",
+            (SENDING,)).fetchall())
+        dead = [b for b, r, be, pid, h in rows
+                if (routine is None or r == routine) and be in backends and h == host
+                and pid != os.getpid() and not _pid_alive(int(pid))]
         for batch in dead:
             self.unknown(batch, "the process sending this run died before Clay answered; "
                                 "the run may or may not have started")
