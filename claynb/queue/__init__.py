@@ -28,8 +28,10 @@ _LAZY = {
     "Submission": "claynb.queue._enqueue",
     "WorkerPool": "claynb.queue._worker",
     "cancel_refresh": "claynb.queue._refresh",
+    "dead_letter_frame": "claynb.queue._dlq",
     "dead_letters": "claynb.queue._dlq",
     "inspect_dead_letter": "claynb.queue._dlq",
+    "latencies": "claynb.queue._monitor",
     "reap_abandoned": "claynb.queue._worker",
     "refresh_stale": "claynb.queue._refresh",
     "requeue_dead_letters": "claynb.queue._dlq",
@@ -38,6 +40,8 @@ _LAZY = {
     "schedule_refresh": "claynb.queue._refresh",
     "sink_from_spec": "claynb.queue._sinks",
     "snapshot": "claynb.queue._monitor",
+    "summary": "claynb.queue._monitor",
+    "synthetic_leads": "claynb.queue._demo",
     "throughput_series": "claynb.queue._monitor",
 }
 
