@@ -14,11 +14,16 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from claynb import __version__
@@ -235,3 +240,28 @@ def test_a_kernel_that_dies_publishes_nothing(tmp_path: Path,
     assert "kernel died" in err and "nothing was written" in err
     assert not (tmp_path / "out" / "dies.html").exists()
     assert not (tmp_path / "out" / "dies.ipynb").exists()
+
+
+def test_sigterm_stops_the_run_cleanly(tmp_path: Path) -> None:
+    """SIGTERM mid-notebook: a one-line reason, no files, and no kernel left running."""
+    marker = tmp_path / "kernel.pid"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")]
+    source = tmp_path / "slow.ipynb"
+    nbformat.write(nb, str(source))
+    proc = subprocess.Popen([sys.executable, "-m", "claynb", "share", str(source), "-o",
+                             str(tmp_path / "out"), "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.1)
+    kernel_pid = int(marker.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    while time.monotonic() < deadline and psutil.pid_exists(kernel_pid):
+        time.sleep(0.1)
+    assert not psutil.pid_exists(kernel_pid), "the kernel outlived claynb share"

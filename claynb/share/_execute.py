@@ -59,6 +59,10 @@ del _claynb_probe
 """
 
 
+class Interrupted(RuntimeError):
+    """The run was stopped from outside (SIGINT or SIGTERM) before the notebook finished."""
+
+
 class _ThisPythonKernel(AsyncKernelManager):
     """A kernel manager whose kernel is always ``sys.executable`` running ipykernel."""
 
@@ -199,11 +203,18 @@ async def _run(
         kwargs: dict[str, Any] = {"cwd": str(cwd) if cwd else None, "stderr": log}
         if env is not None:
             kwargs["env"] = env
-        async with client.async_setup_kernel(**kwargs):
-            await _record_language(client)
-            error = await _run_cells(client, on_cell)
-            client.set_widgets_metadata()
-            secrets = None if error == KERNEL_DIED else await _probe_secrets(client)
+        try:
+            async with client.async_setup_kernel(**kwargs):
+                await _record_language(client)
+                error = await _run_cells(client, on_cell)
+                client.set_widgets_metadata()
+                secrets = None if error == KERNEL_DIED else await _probe_secrets(client)
+        except AssertionError:
+            # nbclient's own SIGINT/SIGTERM handler already shut the kernel down, and its
+            # second clean-up trips on that: say what happened instead of an assert.
+            if client.km is None:
+                raise Interrupted("interrupted by a signal; the kernel was shut down") from None
+            raise
         if error == KERNEL_DIED:
             log.seek(0)
             tail = "\n".join(line for line in log.read().splitlines()
