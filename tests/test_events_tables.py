@@ -15,7 +15,7 @@ import claynb
 from claynb.events._dedupe import SqliteDedupeStore
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
-from claynb.events._tables import MISSING, RECEIVED, collect_callbacks
+from claynb.events._tables import MISSING, NOT_SENT, RECEIVED, collect_callbacks
 
 CALLBACK = "cb_table_roundtrip_secret_42"
 TOKEN = "tok_source_auth_0123456789"
@@ -88,3 +88,17 @@ def test_a_callback_for_someone_elses_row_does_not_join(make_emulator: Any, rece
     httpx.post(receiver.callback_url, json={"claynb_row_id": "other-send-0", "title": "x"},
                headers={"x-claynb-secret": CALLBACK})
     assert (collect_callbacks(out, receiver.store)["clay_callback"] == MISSING).all()
+
+
+def test_a_send_stopped_part_way_keeps_the_rows_it_sent(make_emulator: Any, receiver: ReceiverServer) -> None:
+    """The source's lifetime cap is hit mid-frame: the first chunk's rows come back joined,
+    the refused ones are marked not sent, and no exception throws the frame away."""
+    emu = make_emulator(run_latency_s=0, source_lifetime_cap=12)
+    table = make_table(emu, receiver.callback_url)
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    df = frame(15)
+    with pytest.warns(UserWarning, match="stopped accepting rows part-way"):
+        out = df.clay.send_to_table(table["webhook_url"], TOKEN, client=client, receiver=receiver, timeout=10)
+    counts = out["clay_callback"].value_counts()
+    assert counts.get(RECEIVED, 0) == 10 and counts.get(NOT_SENT, 0) == 5
+    assert "clay_send_error" in out.attrs and TOKEN not in out.attrs["clay_send_error"]

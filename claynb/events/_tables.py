@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from claynb._exceptions import ClayError
 from claynb.events._dedupe import DedupeStore, open_dedupe_store
 from claynb.events._receiver import ROW_ID_FIELD
 
@@ -141,7 +142,7 @@ def send_to_table(df: pd.DataFrame, webhook_url: str, auth_token: str | None = N
                                     else open_dedupe_store(store))
     send_id = send_id or uuid.uuid4().hex[:12]
     records, row_ids = records_with_row_ids(df, send_id)
-    report = client.send_to_source(webhook_url, records, auth_token=auth_token)
+    report, send_error = _send(client, webhook_url, records, auth_token)
     out = df.copy()
     out[ROW_ID_COLUMN] = row_ids
     status = [MISSING] * len(df)
@@ -160,8 +161,28 @@ def send_to_table(df: pd.DataFrame, webhook_url: str, auth_token: str | None = N
         time.sleep(poll_s)
     out = join_callbacks(out, got)
     out.attrs["clay_send_report"] = report
+    if send_error is not None:
+        out.attrs["clay_send_error"] = str(send_error)
     _warn_missing(out, timeout)
     return out
+
+
+def _send(client: Any, webhook_url: str, records: list[dict[str, Any]],
+          auth_token: str | None) -> tuple[Any, ClayError | None]:
+    """Send the records; a send that stops part-way still returns what it did.
+
+    The client raises when a chunk cannot be delivered (a cap reached, an unknown outcome,
+    retries spent) and attaches its report: the rows already accepted must still be waited
+    for and joined, and the rest marked, rather than the whole frame being lost to the error.
+    """
+    try:
+        return client.send_to_source(webhook_url, records, auth_token=auth_token), None
+    except ClayError as exc:
+        report = getattr(exc, "report", None)
+        if report is None:
+            raise
+        warnings.warn(f"the webhook source stopped accepting rows part-way: {exc}", stacklevel=3)
+        return report, exc
 
 
 def _warn_missing(out: pd.DataFrame, timeout: float) -> None:
