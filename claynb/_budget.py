@@ -107,6 +107,23 @@ class Budget:
         """The in-process :class:`~claynb._work.BudgetGuard` that spends this budget."""
         return LocalGuard(self)
 
+    def set_caps(self, *, actions: float | None = None, data_credits: float | None = None,
+                 usd: float | None = None) -> None:
+        """Raise (or lower) caps in place, keeping what was spent and what is in flight.
+
+        A Budget is shared by every guard made from it, so the caps change under its meter's
+        lock: a reservation in progress sees either the old cap or the new one, never a mix.
+        This is how an event tier's tripped credit breaker is closed again.
+        """
+        caps = {"actions": actions, "data_credits": data_credits, "usd": usd}
+        for name, value in caps.items():
+            if value is not None and value < 0:
+                raise ValueError(f"Budget {name} must not be negative, got {value!r}")
+        with self._meter.lock:
+            for name, value in caps.items():
+                if value is not None:
+                    object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         caps = ", ".join(f"{n}={getattr(self, n):g}" for n in ("actions", "data_credits", "usd")
                          if getattr(self, n) is not None) or "unlimited"

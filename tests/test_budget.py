@@ -101,3 +101,17 @@ def test_budget_repr_and_validation() -> None:
         claynb.Budget(actions=-1)
     with pytest.raises(ValueError, match="unknown plan"):
         claynb.Budget(plan="platinum")
+
+
+def test_set_caps_raises_a_spent_budget_and_keeps_its_spend() -> None:
+    budget = claynb.Budget(data_credits=3)
+    guard = budget.guard()
+    held = claynb.Cost(1, 3)
+    assert guard.reserve(held)
+    guard.settle(held, held)
+    assert not guard.reserve(claynb.Cost(1, 1))  # spent to the cap
+    budget.set_caps(data_credits=5)
+    assert budget.spent == claynb.Cost(1, 3)
+    assert guard.reserve(claynb.Cost(1, 2)) and not guard.reserve(claynb.Cost(1, 1))
+    with pytest.raises(ValueError, match="data_credits"):
+        budget.set_caps(data_credits=-1)

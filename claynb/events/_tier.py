@@ -45,17 +45,8 @@ T = TypeVar("T")
 
 def raise_budget(budget: Budget, *, actions: float | None = None, data_credits: float | None = None,
                  usd: float | None = None) -> None:
-    """Raise (or lower) a :class:`claynb.Budget`'s caps in place, keeping what it spent.
-
-    ``Budget`` is a frozen value shared with every guard made from it; the caps change
-    under its meter's lock, so a reservation in progress sees either the old cap or the new.
-    """
-    with budget._meter.lock:
-        for name, value in (("actions", actions), ("data_credits", data_credits), ("usd", usd)):
-            if value is not None:
-                if value < 0:
-                    raise ValueError(f"Budget {name} must not be negative, got {value!r}")
-                object.__setattr__(budget, name, value)
+    """Raise (or lower) a :class:`claynb.Budget`'s caps in place: :meth:`Budget.set_caps`."""
+    budget.set_caps(actions=actions, data_credits=data_credits, usd=usd)
 
 
 @dataclass
