@@ -14,14 +14,12 @@ import shutil
 import socket
 import subprocess
 import sysconfig
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 from claynb._exceptions import ConfigError
+from claynb.services._process import LocalServer, free_port
 
 STARTUP_TIMEOUT_S = 15.0
 
@@ -40,37 +38,21 @@ def find_nats_server() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            return sock.recv(4).startswith(b"INFO")
-    except OSError:
-        return False
-
-
-class NatsServer:
+class NatsServer(LocalServer):
     """A ``nats-server -js`` process on loopback; a context manager that cleans up after itself."""
 
-    def __init__(self, port: int = 0, binary: str | None = None) -> None:
-        self.port = port
-        self.binary = binary
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._store: str | None = None
+    _dir_prefix = "claynb-nats-"
+    _poll_s = 0.05
+    _stderr = subprocess.PIPE
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def _store(self) -> str | None:
+        """The JetStream store directory (the launch's temporary directory)."""
+        return self._dir
 
     def start(self) -> NatsServer:
         """Start the server and block until it answers, or raise with its own output."""
@@ -78,52 +60,26 @@ class NatsServer:
             return self
         binary = self.binary or find_nats_server()
         self.port = self.port or free_port()
-        self._store = tempfile.mkdtemp(prefix="claynb-nats-")
-        cmd = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self._store]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                err = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
-                self.stop()
-                raise ConfigError(f"nats-server exited at start-up: {err.strip()[-500:]}")
-            if _accepts(self.port):
-                return
-            time.sleep(0.05)
-        self.stop()
+        failure = self._launch(binary, STARTUP_TIMEOUT_S)
+        if failure is None:
+            return self
+        if failure.exited:
+            raise ConfigError(f"nats-server exited at start-up: {failure.output}")
         raise ConfigError(f"nats-server did not answer on port {self.port} within {STARTUP_TIMEOUT_S}s")
 
-    def stop(self) -> None:
-        """Stop the process (politely, then firmly) and remove its JetStream store."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if proc is not None and proc.stderr is not None:
-            proc.stderr.close()
-        if self._store:
-            shutil.rmtree(self._store, ignore_errors=True)
-            self._store = None
+    def _command(self, binary: str, workdir: str) -> list[str]:
+        return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", workdir]
 
-    def __enter__(self) -> NatsServer:
-        return self.start()
+    def _answers(self, port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                return sock.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"NatsServer(url={self.url!r}, {state})"
+    def _exit_output(self, proc: subprocess.Popen[bytes]) -> str:
+        err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+        return err.strip()[-500:]
 
 
 @contextmanager

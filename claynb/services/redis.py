@@ -21,16 +21,14 @@ import shutil
 import socket
 import subprocess
 import sysconfig
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from claynb._exceptions import ConfigError
+from claynb.services._process import LocalServer, free_port
 
 #: Seconds to wait for a fresh server to answer PING before giving up with its own output.
 STARTUP_TIMEOUT_S = 15.0
@@ -57,13 +55,6 @@ def find_redis_server() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def safe_url(url: str) -> str:
     """``url`` with any password replaced, fit for a repr, a log line or a notebook."""
     parts = urlsplit(url)
@@ -76,31 +67,17 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def _pings(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
+class RedisServer(LocalServer):
     """A private ``redis-server`` on loopback: no persistence, its own temp dir, cleaned up."""
 
-    def __init__(self, port: int = 0, binary: str | None = None) -> None:
-        self.port = port
-        self.binary = binary
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._dir: str | None = None
+    _dir_prefix = "claynb-redis-"
+    _poll_s = 0.02
+    _stderr = subprocess.DEVNULL
+    _stdin = subprocess.DEVNULL
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> RedisServer:
         """Start the server and block until it answers PING, or raise with its own output."""
@@ -111,32 +88,30 @@ class RedisServer:
         last_error = ""
         for _ in range(1 if fixed_port else PORT_ATTEMPTS):
             self.port = fixed_port or free_port()
-            last_error = self._launch(binary)
-            if not last_error:
+            failure = self._launch(binary, STARTUP_TIMEOUT_S)
+            if failure is None:
                 return self
+            if failure.exited:
+                last_error = failure.output or f"exit status {failure.returncode}"
+            else:
+                last_error = f"no answer on port {self.port} within {STARTUP_TIMEOUT_S}s"
         raise ConfigError(f"redis-server could not start: {last_error}")
 
-    def _launch(self, binary: str) -> str:
-        """Start one process; '' when it answers, else the reason it did not."""
-        self._dir = tempfile.mkdtemp(prefix="claynb-redis-")
-        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self._dir,
-               "--save", "", "--appendonly", "no", "--daemonize", "no",
-               "--logfile", os.path.join(self._dir, "redis.log")]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                reason = self._log_tail() or f"exit status {self._proc.returncode}"
-                self.stop()
-                return reason
-            if _pings(self.port):
-                return ""
-            time.sleep(0.02)
-        self.stop()
-        return f"no answer on port {self.port} within {STARTUP_TIMEOUT_S}s"
+    def _command(self, binary: str, workdir: str) -> list[str]:
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", workdir,
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--logfile", os.path.join(workdir, "redis.log")]
 
-    def _log_tail(self) -> str:
+    def _answers(self, port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _exit_output(self, proc: subprocess.Popen[bytes]) -> str:
+        """The tail of the server's log file (it logs there, not to stderr)."""
         if not self._dir:
             return ""
         try:
@@ -149,31 +124,6 @@ class RedisServer:
         import redis
 
         return redis.Redis.from_url(self.url, **kwargs)
-
-    def stop(self) -> None:
-        """Stop the process (politely, then firmly) and remove its directory."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if self._dir:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"RedisServer(url={self.url!r}, {state})"
 
 
 @contextmanager
