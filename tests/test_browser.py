@@ -14,17 +14,16 @@ installs it); where there is none these tests skip and say so.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import nbformat
 import pytest
+from _share_helpers import once_per_session
 
 from claynb.cli import main
 from claynb.share import share_notebook
@@ -91,27 +90,6 @@ def plot_and_table_notebook(path: Path) -> Path:
     ]
     nbformat.write(nb, str(path))
     return path
-
-
-def once_per_session(factory: pytest.TempPathFactory, name: str,
-                     produce: Callable[[Path], None]) -> Path:
-    """A directory that ``produce`` fills once per test session, even across xdist workers
-    (``xdist_group`` is not honoured with pytest 9 and xdist 3.8, and running a notebook
-    is the slow part here)."""
-    base = factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / f"once-{name}"
-    with (root / f"once-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (target / ".done").exists():
-                shutil.rmtree(target, ignore_errors=True)
-                target.mkdir()
-                produce(target)
-                (target / ".done").touch()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return target
 
 
 def _share_check(tmp: Path) -> None:

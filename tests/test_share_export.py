@@ -8,23 +8,20 @@ state, carry the footer, and contain neither secret in any form.
 
 from __future__ import annotations
 
-import fcntl
 import html
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
+from _share_helpers import once_per_session
 
 from claynb import __version__
 from claynb.cli import main
@@ -88,30 +85,6 @@ def share(tmp: Path, name: str, argv: list[str], extra: list[tuple[str, str]] | 
 def load(out_dir: Path, name: str, rc: int, out: str = "", err: str = "") -> Run:
     html_path, ipynb_path = out_dir / f"{name}.html", out_dir / f"{name}.ipynb"
     return Run(rc, out, err, html_path.read_text(), ipynb_path.read_text(), out_dir)
-
-
-def once_per_session(factory: pytest.TempPathFactory, name: str,
-                     produce: Callable[[Path], None]) -> Path:
-    """A directory that ``produce`` fills once per test session, even across xdist workers.
-
-    Module fixtures would run once per worker: ``xdist_group`` is not honoured with
-    pytest 9 and xdist 3.8 (no ``@group`` suffix reaches the scheduler), and executing a
-    notebook is the slow part of these tests.
-    """
-    base = factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    target = root / f"once-{name}"
-    with (root / f"once-{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (target / ".done").exists():
-                shutil.rmtree(target, ignore_errors=True)
-                target.mkdir()
-                produce(target)
-                (target / ".done").touch()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return target
 
 
 def _share_report(tmp: Path) -> None:
