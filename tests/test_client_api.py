@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _client_helpers import statuses
 
 import claynb
 from claynb._routines import DEFAULT_ROUTINES, run_item
@@ -20,18 +20,6 @@ def people(n: int, start: int = 0) -> list[dict[str, Any]]:
 
 def client_for(emu: Any, **kw: Any) -> claynb.ClayClient:
     return claynb.ClayClient(emu.api_key, base_url=emu.url, **kw)
-
-
-def statuses(emu: Any) -> dict[str, int]:
-    """Answers by status, once settled: the emulator counts an answer just after sending it."""
-    previous: dict[str, int] | None = None
-    for _ in range(40):
-        now = dict(emu.meters(charges=False)["requests"]["by_status"])
-        if now == previous:
-            return now
-        previous = now
-        time.sleep(0.05)
-    return previous or {}
 
 
 def test_me_and_repr(emulator: Any) -> None:

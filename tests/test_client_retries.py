@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _client_helpers import statuses
 
 import claynb
 from claynb import Faults
@@ -29,18 +30,6 @@ def client_for(emu: Any, **kw: Any) -> claynb.ClayClient:
     kw.setdefault("retry", FAST)
     kw.setdefault("rng", random.Random(1))
     return claynb.ClayClient(emu.api_key, base_url=emu.url, **kw)
-
-
-def statuses(emu: Any) -> dict[str, int]:
-    """Answers by status, once settled: the emulator counts an answer just after sending it."""
-    previous: dict[str, int] | None = None
-    for _ in range(40):
-        now = dict(emu.meters(charges=False)["requests"]["by_status"])
-        if now == previous:
-            return now
-        previous = now
-        time.sleep(0.05)
-    return previous or {}
 
 
 def runs_started(emu: Any) -> int:

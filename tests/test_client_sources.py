@@ -7,13 +7,13 @@ client alike) so the tests stay fast; the logic is the one used at 10 records/s.
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _client_helpers import statuses
 
 import claynb
 from claynb._sources import SourceTracker, plan_chunks, tracker_for
@@ -33,18 +33,6 @@ def client_for(emu: Any, policy: claynb.SourcePolicy = FAST, **kw: Any) -> clayn
 
 def table_stats(emu: Any, table_id: str) -> dict[str, Any]:
     return dict(emu.meters(charges=False)["tables"][table_id])
-
-
-def statuses(emu: Any) -> dict[str, int]:
-    """Answers by status, once settled: the emulator counts an answer just after sending it."""
-    previous: dict[str, int] | None = None
-    for _ in range(40):
-        now = dict(emu.meters(charges=False)["requests"]["by_status"])
-        if now == previous:
-            return now
-        previous = now
-        time.sleep(0.05)
-    return previous or {}
 
 
 @pytest.fixture
