@@ -149,6 +149,12 @@ def _complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[
     return by_key
 
 
+def _text_dtype() -> Any:
+    """The dtype read_csv gives text: "str" on pandas 3; object on pandas 2, where "str"
+    means NumPy strings and would turn a missing value into the text 'None'."""
+    return "str" if int(pd.__version__.split(".")[0]) >= 3 else object
+
+
 def _column(values: list[Any], codes: np.ndarray) -> Any:
     """Per-group values fanned out to rows, as a pandas array with a sensible dtype."""
     groups = np.empty(len(values), dtype=object)
@@ -158,7 +164,7 @@ def _column(values: list[Any], codes: np.ndarray) -> Any:
     if not present:
         return pd.array(rows, dtype=object)
     if pd.api.types.infer_dtype(present, skipna=True) == "string":
-        return pd.array(rows, dtype="str")  # pandas' default string dtype, like read_csv's
+        return pd.array(rows, dtype=_text_dtype())
     try:
         return pd.array(rows)  # nullable Int64 / Float64 / boolean keep ints as ints
     except (TypeError, ValueError):
