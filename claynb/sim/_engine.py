@@ -58,30 +58,37 @@ def fcfs_starts(arrivals: np.ndarray, service: np.ndarray, servers: int,
         return lindley_starts(arrivals, service)
     if servers >= arrivals.size and min_spacing <= 0:
         return arrivals.astype(float)
-    return np.asarray(_heap_walk(arrivals.tolist(), service.tolist(), servers, min_spacing))
+    starts = _heap_walk(_floats(arrivals), _floats(service), servers, min_spacing)
+    return np.fromiter(starts, dtype=float, count=len(starts))
 
 
-def _heap_walk(arr: list[float], svc: list[float], servers: int, spacing: float) -> list[float]:
-    # Hot loop: locals only, no attribute look-ups, one heapreplace per job.
+def _floats(values: np.ndarray) -> memoryview:
+    """A read-only view whose items are plain Python floats, made as the loop reads them.
+
+    Cheaper than ``tolist()``: no list of a million floats is built up front.
+    """
+    return np.ascontiguousarray(values, dtype=float).data
+
+
+def _heap_walk(arr: memoryview, svc: memoryview, servers: int, spacing: float) -> list[float]:
+    # Hot loop: one comprehension, locals only, one heapreplace per job; the
+    # ``is not None`` test is always true and only there to run the replace.
     free = [float("-inf")] * servers
     replace = heapq.heapreplace
-    starts = [0.0] * len(arr)
     if spacing <= 0:
-        for k, (a, s) in enumerate(zip(arr, svc, strict=True)):
-            f = free[0]
-            t = a if a > f else f
-            replace(free, t + s)
-            starts[k] = t
-        return starts
+        return [t for a, s in zip(arr, svc, strict=True)
+                if replace(free, (t := a if a > (f := free[0]) else f) + s) is not None]
+    starts: list[float] = []
+    add = starts.append
     last = float("-inf")
-    for k, (a, s) in enumerate(zip(arr, svc, strict=True)):
+    for a, s in zip(arr, svc, strict=True):
         f = free[0]
         t = a if a > f else f
         if t < last + spacing:
             t = last + spacing
         last = t
         replace(free, t + s)
-        starts[k] = t
+        add(t)
     return starts
 
 
@@ -99,6 +106,13 @@ class Runs:
         """For each lead (in arrival order), the index of the run that carried it."""
         return np.repeat(np.arange(self.count.size), self.count)
 
+    def per_lead(self, values: np.ndarray) -> np.ndarray:
+        """A per-run array spread to the leads each run carried (itself when one lead a run)."""
+        m = self.count.size
+        if m == 0 or (self.first[-1] == m - 1 and self.count[-1] == 1):
+            return values
+        return np.repeat(values, self.count)
+
 
 BusyTime = Callable[[int, int], float]
 
@@ -110,7 +124,7 @@ def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: B
     ``busy_time(run_index, n_items)`` is how long the worker is held by that run (Clay's
     latency, polling granularity, retries). Leads leave the queue in arrival order.
     """
-    arr = arrivals.tolist()
+    arr = _floats(arrivals)
     n = len(arr)
     free = [float("-inf")] * servers
     replace, search = heapq.heapreplace, bisect_right
@@ -119,25 +133,39 @@ def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: B
     busys: list[float] = []
     add_start, add_first, add_busy = starts.append, firsts.append, busys.append
     i = r = 0
-    last = float("-inf")
-    while i < n:
-        f, a = free[0], arr[i]
-        t = a if a > f else f
-        if t < last + min_spacing:
-            t = last + min_spacing
-        last = t
-        hi = i + batch_size
-        j = search(arr, t, i, hi if hi < n else n)
-        b = busy_time(r, j - i)
-        replace(free, t + b)
-        add_start(t)
-        add_first(i)
-        add_busy(b)
-        i = j
-        r += 1
+    if min_spacing > 0:
+        last = float("-inf")
+        while i < n:
+            f, a = free[0], arr[i]
+            t = a if a > f else f
+            if t < last + min_spacing:
+                t = last + min_spacing
+            last = t
+            hi = i + batch_size
+            j = search(arr, t, i, hi if hi < n else n)
+            b = busy_time(r, j - i)
+            replace(free, t + b)
+            add_start(t)
+            add_first(i)
+            add_busy(b)
+            i = j
+            r += 1
+    else:  # the same loop without the spacing test: it runs once per run
+        while i < n:
+            f, a = free[0], arr[i]
+            t = a if a > f else f
+            hi = i + batch_size
+            j = search(arr, t, i, hi if hi < n else n)
+            b = busy_time(r, j - i)
+            replace(free, t + b)
+            add_start(t)
+            add_first(i)
+            add_busy(b)
+            i = j
+            r += 1
     first = np.asarray(firsts, dtype=np.int64)
     count = np.diff(np.append(first, n))
-    return Runs(np.asarray(starts), first, count, np.asarray(busys))
+    return Runs(np.fromiter(starts, float, len(starts)), first, count, np.fromiter(busys, float, len(busys)))
 
 
 def flush_windows(arrivals: np.ndarray, linger_s: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,13 +196,17 @@ def depth_over_time(arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_
                     points: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leads waiting to be sent and leads in flight at ``points`` times over the horizon.
 
-    Counted per run (runs start in FCFS order), so no per-lead sort is needed.
+    Counted per run (runs start in FCFS order, so their starts are sorted); runs finish out
+    of order, so each is binned at the first grid point at or after its end instead of sorting.
     """
     grid = np.linspace(0.0, horizon_s, points)
     arrived = np.searchsorted(arrivals, grid, side="right")
-    carried = np.concatenate(([0], np.cumsum(runs.count)))
+    m = runs.start.size
+    # Leads sent before run k are runs.first[k]; after the last run, all of them.
+    carried = np.append(runs.first, arrivals.size)
     started = carried[np.searchsorted(runs.start, grid, side="right")]
-    order = np.argsort(done, kind="stable")
-    finished_cum = np.concatenate(([0], np.cumsum(runs.count[order])))
-    finished = finished_cum[np.searchsorted(done[order], grid, side="right")]
-    return grid, arrived - started, started - finished
+    seen_at = np.searchsorted(grid, done, side="left")
+    one_each = m == arrivals.size  # every run carried one lead: count the runs
+    finished = np.cumsum(np.bincount(seen_at, weights=None if one_each else runs.count,
+                                     minlength=points + 1)[:points])
+    return grid, arrived - started, started - finished.astype(np.int64)

@@ -12,7 +12,7 @@ Money is scaled from the simulated horizon to a 30-day month.
 from __future__ import annotations
 
 import math
-import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -67,11 +67,10 @@ def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days
     times = generate_arrivals(volume_per_day, days, profile, rng)
     horizon = days * DAY_S
     runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
-    lead_run = runs.lead_run
     return _assemble(
         model=model, behaviour=behaviour, profile=profile, volume_per_day=volume_per_day, days=days,
-        horizon=horizon, arrivals=times, lead_start=runs.start[lead_run], lead_done=done[lead_run],
-        lead_failed=run_failed[lead_run], runs=runs, run_done=done, polls=polls, rng=rng,
+        horizon=horizon, arrivals=times, lead_start=runs.per_lead(runs.start), lead_done=runs.per_lead(done),
+        lead_failed=runs.per_lead(run_failed), runs=runs, run_done=done, polls=polls, rng=rng,
         routine=get_routine(routine) if isinstance(routine, str) else routine,
         plan=get_plan(plan), budget=monthly_budget_usd, rollover=rollover_data_credits,
         slo_s=slo_s, prices=prices or Prices())
@@ -133,46 +132,71 @@ def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
     spacing = _submit_spacing(tier, clay)
     if tier.batch_size == 1:
         extra, gave_up = _retry_time(n, tier, clay, rng)
-        latency = _observed(clay.run_latency.ppf(rng.random(n)), tier.poll_interval_s)
-        busy = np.where(gave_up, extra, latency + extra)
+        busy = _observed(clay.run_latency.ppf(rng.random(n)), tier.poll_interval_s)
+        if clay.failure_rate > 0:
+            busy = np.where(gave_up, extra, busy + extra)
         if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
             spacing = 0.0  # the workers can never submit faster than the limit allows
         starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
         runs = Runs(starts, np.arange(n), np.ones(n, dtype=np.int64), busy)
     else:
-        gave_up_runs: list[int] = []
-        busy_fn = _busy_fn(tier, clay, random.Random(int(rng.integers(2**63))), gave_up_runs)
+        busy_fn, gave_up_of = _busy_fn(tier, clay, rng, n)
         runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
-        gave_up = np.zeros(runs.start.size, dtype=bool)
-        gave_up[gave_up_runs] = True
+        gave_up = gave_up_of(runs.start.size)
     polls = float(np.sum(np.floor(runs.busy / tier.poll_interval_s))) if tier.poll_interval_s > 0 else 0.0
     return runs, runs.start + runs.busy, gave_up, polls
 
 
-def _busy_fn(tier: Tier, clay: ClayBehaviour, prng: random.Random, gave_up: list[int]) -> BusyTime:
-    """How long a worker is held by run ``r`` of ``n`` items: drawn per run, as the loop asks."""
-    ppf = clay.run_latency.scalar_ppf()
-    draw, ceil = prng.random, math.ceil
-    poll_s, fail = tier.poll_interval_s, clay.failure_rate
-    detect, backoff, retries = clay.failure_detect_s, tier.backoff_s, tier.max_retries
+def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
+             leads: int) -> tuple[BusyTime, Callable[[int], np.ndarray]]:
+    """How long a worker is held by run ``r`` of ``n`` items, and which of the first runs gave up.
 
-    def busy(r: int, n_items: int) -> float:
-        extra = 0.0
-        if fail:
-            tries = 0
-            while draw() < fail:  # a failed attempt, noticed, then backed off
-                extra += detect
-                if tries == retries:
-                    gave_up.append(r)
-                    return extra
-                extra += backoff * 2.0**tries
-                tries += 1
-        x = ppf(draw() ** (1.0 / n_items))
-        if poll_s > 0:
-            x = ceil(x / poll_s - 1e-9) * poll_s
-        return x + extra
+    A run's randomness (its latency uniform, its failed attempts) does not depend on its
+    size, so it is drawn in numpy ahead of the loop, in chunks as the loop reaches them; only
+    the size-dependent step (the slowest of ``n`` items, ``F^-1(u ** (1/n))``, seen at the
+    next poll) is left to the per-run call.
+    """
+    observed = _scalar_observed(clay.run_latency, tier.poll_interval_s)
+    inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
+    uniforms: list[float] = []
+    extras: list[float] = []
+    gone: list[bool] = []
+    gave_up_chunks: list[np.ndarray] = []
 
-    return busy
+    def draw_more(size: int) -> None:
+        extra, gave_up = _retry_time(size, tier, clay, rng)
+        uniforms.extend(rng.random(size).tolist())
+        extras.extend(extra.tolist())
+        gone.extend(gave_up.tolist())
+        gave_up_chunks.append(gave_up)
+
+    draw_more(max(1024, 2 * leads // tier.batch_size))
+
+    if clay.failure_rate <= 0:
+        def busy(r: int, n_items: int) -> float:
+            if r >= len(uniforms):
+                draw_more(len(uniforms))
+            return observed(uniforms[r] ** inv[n_items])
+    else:
+        def busy(r: int, n_items: int) -> float:
+            if r >= len(uniforms):
+                draw_more(len(uniforms))
+            if gone[r]:  # every attempt failed: the worker only spent the failures and backoff
+                return extras[r]
+            return extras[r] + observed(uniforms[r] ** inv[n_items])
+
+    def gave_up_of(runs: int) -> np.ndarray:
+        return np.concatenate(gave_up_chunks)[:runs]
+
+    return busy, gave_up_of
+
+
+def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], float]:
+    """One run's latency from its quantile, as a poller every ``poll_s`` sees it (scalar)."""
+    ppf, ceil = latency.scalar_ppf(), math.ceil
+    if poll_s <= 0:
+        return ppf
+    return lambda q: ceil(ppf(q) / poll_s - 1e-9) * poll_s
 
 
 def _run_events(tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray,
@@ -200,16 +224,30 @@ def machines(tier: Tier) -> int:
 
 
 def _charges(routine: Routine, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Actions and Data Credits each lead is charged, drawn from the routine's waterfall."""
+    """Actions and Data Credits each lead is charged, drawn from the routine's waterfall.
+
+    A lead's charge depends only on where the waterfall stopped (provider ``i`` hit, or
+    nothing did), so the charges are two small tables indexed by that step.
+    """
     hit = np.array([p.hit_rate for p in routine.providers])
     cost = np.array([p.data_credits for p in routine.providers])
     miss_cost = np.array([p.data_credits if p.charge_on_miss else 0.0 for p in routine.providers])
     reach = np.cumprod(np.append(1.0, 1.0 - hit))  # chance of reaching provider i
     cum_hit = 1.0 - reach[1:]
-    step = np.searchsorted(cum_hit, rng.random(n), side="right")  # == len: nothing hit
-    paid_before = np.append(0.0, np.cumsum(miss_cost))
-    credits = paid_before[step] + np.append(cost, 0.0)[step]
-    actions = np.where((step < hit.size) | (credits > 0), routine.actions_per_hit, 0.0)
+    credit_table = np.append(0.0, np.cumsum(miss_cost)) + np.append(cost, 0.0)
+    action_table = np.where((np.arange(hit.size + 1) < hit.size) | (credit_table > 0),
+                            float(routine.actions_per_hit), 0.0)
+    u = rng.random(n)
+    if hit.size > 8:
+        step = np.searchsorted(cum_hit, u, side="right")  # == len: nothing hit
+        return action_table[step], credit_table[step]
+    # A short waterfall: a lead's step is how many of the rising bounds its draw reaches,
+    # so pick bound by bound (no index array, no gather).
+    actions, credits = np.full(n, action_table[0]), np.full(n, credit_table[0])
+    for k, bound in enumerate(cum_hit, start=1):
+        reached = u >= bound
+        actions = np.where(reached, action_table[k], actions)
+        credits = np.where(reached, credit_table[k], credits)
     return actions, credits
 
 
@@ -221,8 +259,9 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
     n = arrivals.size
     month = DAYS_PER_MONTH / days
     actions, credits = _charges(routine, n, rng)
-    actions[lead_failed] = 0.0
-    credits[lead_failed] = 0.0
+    if lead_failed.any():
+        actions[lead_failed] = 0.0
+        credits[lead_failed] = 0.0
     uncapped_bill = float(bill_curve(plan, np.array([actions.sum() * month]),
                                      np.array([credits.sum() * month]), rollover)[0])
     allowed = n
@@ -230,9 +269,11 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
         allowed = leads_within_budget(plan, actions, credits, budget, month, rollover)
     over_budget = np.zeros(n, dtype=bool)
     over_budget[allowed:] = True
-    actions[over_budget] = 0.0
-    credits[over_budget] = 0.0
-    latency = np.where(lead_failed | over_budget, np.nan, lead_done - arrivals)
+    actions[allowed:] = 0.0
+    credits[allowed:] = 0.0
+    latency = lead_done - arrivals
+    latency[lead_failed] = np.nan
+    latency[allowed:] = np.nan
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
     return SimResult(
         tier=model, clay=behaviour, arrivals_profile=profile, volume_per_day=volume_per_day,

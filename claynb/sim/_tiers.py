@@ -70,10 +70,15 @@ class RunLatency:
 
     def ppf(self, q: np.ndarray) -> np.ndarray:
         """The quantile function, vectorised."""
-        if self.kind == "uniform":
-            return self.low + (self.high - self.low) * q
+        if self.kind == "uniform":  # in place on one new array: these can be millions long
+            out = np.multiply(q, self.high - self.low)
+            out += self.low
+            return out
         if self.kind == "exponential":
-            return -self.mean * np.log1p(-q)
+            out = np.negative(q)
+            np.log1p(out, out=out)
+            out *= -self.mean
+            return out
         if self.kind == "lognormal":
             return self.median * np.exp(self.sigma * _norm_ppf(q))
         return np.full_like(q, self.low, dtype=float)
