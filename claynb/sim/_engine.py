@@ -202,9 +202,9 @@ def depth_over_time(arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_
     grid = np.linspace(0.0, horizon_s, points)
     arrived = np.searchsorted(arrivals, grid, side="right")
     m = runs.start.size
-    # Leads sent before run k are runs.first[k]; after the last run, all of them.
-    carried = np.append(runs.first, arrivals.size)
-    started = carried[np.searchsorted(runs.start, grid, side="right")]
+    # Leads sent once k runs have started: runs.first[k], or all of them after the last run.
+    k = np.searchsorted(runs.start, grid, side="right")
+    started = np.where(k < m, runs.first[np.minimum(k, m - 1)], arrivals.size) if m else np.zeros(points, np.int64)
     seen_at = np.searchsorted(grid, done, side="left")
     one_each = m == arrivals.size  # every run carried one lead: count the runs
     finished = np.cumsum(np.bincount(seen_at, weights=None if one_each else runs.count,

@@ -138,7 +138,7 @@ def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
         if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
             spacing = 0.0  # the workers can never submit faster than the limit allows
         starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
-        runs = Runs(starts, np.arange(n), np.ones(n, dtype=np.int64), busy)
+        runs = Runs(starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy)  # one lead a run
     else:
         busy_fn, gave_up_of = _busy_fn(tier, clay, rng, n)
         runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
@@ -223,32 +223,53 @@ def machines(tier: Tier) -> int:
     return tier.consumers if isinstance(tier, EventTier) else tier.servers
 
 
-def _charges(routine: Routine, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Actions and Data Credits each lead is charged, drawn from the routine's waterfall.
+def _charge_tables(routine: Routine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where a lead's draw stops the waterfall, and what each stop costs.
 
     A lead's charge depends only on where the waterfall stopped (provider ``i`` hit, or
-    nothing did), so the charges are two small tables indexed by that step.
+    nothing did, ``i == len``): it stops at the number of the rising bounds its uniform
+    draw reaches. Returns those bounds, and the actions and Data Credits of each stop.
     """
     hit = np.array([p.hit_rate for p in routine.providers])
     cost = np.array([p.data_credits for p in routine.providers])
     miss_cost = np.array([p.data_credits if p.charge_on_miss else 0.0 for p in routine.providers])
     reach = np.cumprod(np.append(1.0, 1.0 - hit))  # chance of reaching provider i
-    cum_hit = 1.0 - reach[1:]
+    bounds = 1.0 - reach[1:]
     credit_table = np.append(0.0, np.cumsum(miss_cost)) + np.append(cost, 0.0)
     action_table = np.where((np.arange(hit.size + 1) < hit.size) | (credit_table > 0),
                             float(routine.actions_per_hit), 0.0)
-    u = rng.random(n)
-    if hit.size > 8:
-        step = np.searchsorted(cum_hit, u, side="right")  # == len: nothing hit
+    return bounds, action_table, credit_table
+
+
+def _charges(routine: Routine, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Actions and Data Credits each lead is charged, from its uniform draw ``u``."""
+    bounds, action_table, credit_table = _charge_tables(routine)
+    if bounds.size > 8:
+        step = np.searchsorted(bounds, u, side="right")
         return action_table[step], credit_table[step]
-    # A short waterfall: a lead's step is how many of the rising bounds its draw reaches,
-    # so pick bound by bound (no index array, no gather).
-    actions, credits = np.full(n, action_table[0]), np.full(n, credit_table[0])
-    for k, bound in enumerate(cum_hit, start=1):
-        reached = u >= bound
+    # A short waterfall: pick bound by bound (no index array, no gather).
+    if bounds.size == 0:
+        return np.full(u.size, action_table[0]), np.full(u.size, credit_table[0])
+    reached = u >= bounds[0]
+    actions = np.where(reached, action_table[1], action_table[0])
+    credits = np.where(reached, credit_table[1], credit_table[0])
+    for k in range(2, bounds.size + 1):
+        reached = u >= bounds[k - 1]
         actions = np.where(reached, action_table[k], actions)
         credits = np.where(reached, credit_table[k], credits)
     return actions, credits
+
+
+def _charge_totals(routine: Routine, u: np.ndarray) -> tuple[float, float]:
+    """The summed actions and Data Credits of leads with draws ``u``, without per-lead arrays.
+
+    The same draws and stops as :func:`_charges`: how many leads stop at each step, times
+    what that step costs.
+    """
+    bounds, action_table, credit_table = _charge_tables(routine)
+    reached = [u.size] + [int(np.count_nonzero(u >= b)) for b in bounds.tolist()] + [0]
+    stops = np.diff(np.array(reached)) * -1  # leads that stop exactly at each step
+    return float(stops @ action_table), float(stops @ credit_table)
 
 
 def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile, volume_per_day: float,
@@ -258,30 +279,38 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
               rollover: float, slo_s: float, prices: Prices) -> SimResult:
     n = arrivals.size
     month = DAYS_PER_MONTH / days
-    actions, credits = _charges(routine, n, rng)
-    if lead_failed.any():
-        actions[lead_failed] = 0.0
-        credits[lead_failed] = 0.0
-    uncapped_bill = float(bill_curve(plan, np.array([actions.sum() * month]),
-                                     np.array([credits.sum() * month]), rollover)[0])
-    allowed = n
-    if budget is not None and model.budget_capped:
-        allowed = leads_within_budget(plan, actions, credits, budget, month, rollover)
+    u = rng.random(n)  # each lead's draw down the routine's waterfall
     over_budget = np.zeros(n, dtype=bool)
-    over_budget[allowed:] = True
-    actions[allowed:] = 0.0
-    credits[allowed:] = 0.0
-    latency = lead_done - arrivals
-    latency[lead_failed] = np.nan
-    latency[allowed:] = np.nan
+    allowed = n
+    if budget is not None and model.budget_capped:  # the cap needs the charges lead by lead
+        actions, credits = _charges(routine, u)
+        if lead_failed.any():
+            actions[lead_failed] = 0.0
+            credits[lead_failed] = 0.0
+        uncapped = (float(actions.sum()), float(credits.sum()))
+        allowed = leads_within_budget(plan, actions, credits, budget, month, rollover)
+        over_budget[allowed:] = True
+        charged = (float(actions[:allowed].sum()), float(credits[:allowed].sum()))
+    else:  # only the totals are kept: count the leads at each step of the waterfall
+        charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
+    uncapped_bill = float(bill_curve(plan, np.array([uncapped[0] * month]),
+                                     np.array([uncapped[1] * month]), rollover)[0])
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
+    # The per-lead times are spent from here on: reuse their memory for latency and wait
+    # (fresh pages for another million-float array cost more than the arithmetic).
+    latency = np.subtract(lead_done, arrivals, out=lead_done)
+    if lead_failed.any():
+        latency[lead_failed] = np.nan
+    latency[allowed:] = np.nan
+    wait = np.subtract(lead_start, arrivals, out=lead_start)
+    failed = lead_failed if allowed == n else lead_failed & ~over_budget
     return SimResult(
         tier=model, clay=behaviour, arrivals_profile=profile, volume_per_day=volume_per_day,
-        days=days, slo_s=slo_s, arrivals=arrivals, latency_s=latency, wait_s=lead_start - arrivals,
-        failed=lead_failed & ~over_budget, over_budget=over_budget, runs=int(runs.start.size),
+        days=days, slo_s=slo_s, arrivals=arrivals, latency_s=latency, wait_s=wait,
+        failed=failed, over_budget=over_budget, runs=int(runs.start.size),
         busy_s=float(runs.busy.sum()), api_requests=REQUESTS_PER_RUN * runs.start.size + polls,
         depth_time_s=grid, depth_waiting=waiting, depth_in_flight=in_flight,
-        actions_month=float(actions.sum() * month), data_credits_month=float(credits.sum() * month),
+        actions_month=charged[0] * month, data_credits_month=charged[1] * month,
         plan=plan, rollover_data_credits=rollover, monthly_budget_usd=budget,
         uncapped_bill_usd=uncapped_bill, infra_usd=infra_lines(model.name, machines(model), prices),
         ops_usd=prices.upkeep_hours(model.name) * prices.engineer_usd_hour)
