@@ -88,8 +88,9 @@ def _poisson_in_bins(rates: np.ndarray, width: float, rng: np.random.Generator) 
 
     Given its count ``k``, a bin's points are ``k`` sorted uniforms, drawn without sorting
     as normalised partial sums of ``k + 1`` exponentials; so the whole horizon is O(n).
-    The scaling is done bin by bin into one output array: a few calls per bin (there are
-    hundreds) instead of several temporary arrays per lead (there are millions).
+    The scaling is done bin by bin, in place, each bin's points moved down over the closing
+    sums before it: a few calls per bin (there are hundreds) instead of several temporary
+    arrays per lead (there are millions).
     """
     counts = rng.poisson(rates * width)
     n = int(counts.sum())
@@ -97,13 +98,12 @@ def _poisson_in_bins(rates: np.ndarray, width: float, rng: np.random.Generator) 
         return np.zeros(0)
     cum = rng.standard_exponential(n + counts.size)
     np.cumsum(cum, out=cum)
-    out = np.empty(n)
     src = dst = 0
     before = 0.0
     for b, k in enumerate(counts.tolist()):
         end = float(cum[src + k])  # the bin's (k+1)-th partial sum closes it
         if k:
-            part = out[dst:dst + k]
+            part = cum[dst:dst + k]  # dst <= src: the writes trail the reads
             np.subtract(cum[src:src + k], before, out=part)
             part /= end - before
             part += b
@@ -111,7 +111,7 @@ def _poisson_in_bins(rates: np.ndarray, width: float, rng: np.random.Generator) 
         before = end
         src += k + 1
         dst += k
-    return out
+    return cum[:n]
 
 
 def generate_arrivals(volume_per_day: float, days: float, profile: ArrivalProfile | str | None,
