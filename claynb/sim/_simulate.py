@@ -67,10 +67,11 @@ def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days
     times = generate_arrivals(volume_per_day, days, profile, rng)
     horizon = days * DAY_S
     runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
+    lead_failed = runs.per_lead(run_failed) if run_failed.any() else np.zeros(times.size, dtype=bool)
     return _assemble(
         model=model, behaviour=behaviour, profile=profile, volume_per_day=volume_per_day, days=days,
         horizon=horizon, arrivals=times, lead_start=runs.per_lead(runs.start), lead_done=runs.per_lead(done),
-        lead_failed=runs.per_lead(run_failed), runs=runs, run_done=done, polls=polls, rng=rng,
+        lead_failed=lead_failed, runs=runs, run_done=done, polls=polls, rng=rng,
         routine=get_routine(routine) if isinstance(routine, str) else routine,
         plan=get_plan(plan), budget=monthly_budget_usd, rollover=rollover_data_credits,
         slo_s=slo_s, prices=prices or Prices())
@@ -174,9 +175,12 @@ def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
 
     if clay.failure_rate <= 0:
         def busy(r: int, n_items: int) -> float:
-            if r >= len(uniforms):
+            try:  # free unless raised: once per chunk
+                u = uniforms[r]
+            except IndexError:
                 draw_more(len(uniforms))
-            return observed(uniforms[r] ** inv[n_items])
+                u = uniforms[r]
+            return observed(u ** inv[n_items])
     else:
         def busy(r: int, n_items: int) -> float:
             if r >= len(uniforms):
@@ -196,6 +200,9 @@ def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], fl
     ppf, ceil = latency.scalar_ppf(), math.ceil
     if poll_s <= 0:
         return ppf
+    if latency.kind == "uniform":  # the common case, fused: one call a run instead of two
+        low, span = latency.low, latency.high - latency.low
+        return lambda q: ceil((low + span * q) / poll_s - 1e-9) * poll_s
     return lambda q: ceil(ppf(q) / poll_s - 1e-9) * poll_s
 
 
