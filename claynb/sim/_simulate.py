@@ -167,8 +167,9 @@ def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
     def draw_more(size: int) -> None:
         extra, gave_up = _retry_time(size, tier, clay, rng)
         uniforms.extend(rng.random(size).tolist())
-        extras.extend(extra.tolist())
-        gone.extend(gave_up.tolist())
+        if clay.failure_rate > 0:
+            extras.extend(extra.tolist())
+            gone.extend(gave_up.tolist())
         gave_up_chunks.append(gave_up)
 
     draw_more(max(1024, 2 * leads // tier.batch_size))
