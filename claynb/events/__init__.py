@@ -5,8 +5,7 @@ Loaded lazily: importing claynb does not import FastStream or start anything.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from claynb._lazy import lazy_exports
 
 _LAZY = {
     "Bus": "claynb.events._bus",
@@ -26,11 +25,4 @@ _LAZY = {
     "send_to_table": "claynb.events._tables",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'claynb.events' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__ = lazy_exports("claynb.events", _LAZY)

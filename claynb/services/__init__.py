@@ -7,8 +7,7 @@ are loaded lazily so importing claynb never starts or imports anything heavy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from claynb._lazy import lazy_exports
 
 _LAZY = {
     "RedisServer": "claynb.services.redis",
@@ -21,12 +20,4 @@ _LAZY = {
     "nats_service": "claynb.services.nats",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'claynb.services' has no attribute {name!r}")
-    attr = "connect" if name == "connect_redis" else name
-    return getattr(importlib.import_module(module), attr)
+__all__, __getattr__ = lazy_exports("claynb.services", _LAZY, {"connect_redis": "connect"})
