@@ -62,15 +62,23 @@ class Outcome:
         return self.ratio >= 0.9 and self.share_429 < 0.02
 
     def line(self) -> str:
-        verdict = "(comparison)" if self.scenario.startswith("baseline") else "ok" if self.met else "MISSED"
-        return (f"{self.scenario:<14} {self.requests:>8} {self.accepted_rps:>9.2f} "
-                f"{self.ratio:>8.3f} {100 * self.share_429:>7.2f}% {self.items / self.elapsed_s:>9.1f}"
-                f"  {verdict}")
+        verdict = (
+            "(comparison)"
+            if self.scenario.startswith("baseline")
+            else "ok"
+            if self.met
+            else "MISSED"
+        )
+        return (
+            f"{self.scenario:<14} {self.requests:>8} {self.accepted_rps:>9.2f} "
+            f"{self.ratio:>8.3f} {100 * self.share_429:>7.2f}% {self.items / self.elapsed_s:>9.1f}"
+            f"  {verdict}"
+        )
 
 
 def batches(total: int) -> list[list[dict[str, Any]]]:
     items = [{"id": f"c{i}", "inputs": {"domain": f"company{i}.com"}} for i in range(total)]
-    return [items[i:i + BATCH] for i in range(0, total, BATCH)]
+    return [items[i : i + BATCH] for i in range(0, total, BATCH)]
 
 
 def sync_work(client: claynb.ClayClient, work: list[list[dict[str, Any]]], workers: int) -> int:
@@ -97,7 +105,9 @@ def baseline_work(emu: Any, work: list[list[dict[str, Any]]], workers: int) -> i
 
     def one(chunk: list[dict[str, Any]]) -> int:
         with httpx.Client(timeout=30) as http:
-            run_id = send(http, "POST", f"{api}/routines/{ROUTINE}/run", json={"items": chunk}).json()
+            run_id = send(
+                http, "POST", f"{api}/routines/{ROUTINE}/run", json={"items": chunk}
+            ).json()
             url = f"{api}/routines/run/{run_id['routine_run_id']}/results"
             while (answer := send(http, "GET", url, params={"limit": BATCH})).status_code == 202:
                 time.sleep(0.05)
@@ -107,7 +117,9 @@ def baseline_work(emu: Any, work: list[list[dict[str, Any]]], workers: int) -> i
         return sum(pool.map(one, work))
 
 
-async def async_work(client: claynb.AsyncClayClient, work: list[list[dict[str, Any]]], workers: int) -> int:
+async def async_work(
+    client: claynb.AsyncClayClient, work: list[list[dict[str, Any]]], workers: int
+) -> int:
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
     for chunk in work:
         queue.put_nowait(chunk)
@@ -146,8 +158,12 @@ def run_scenario(scenario: str, items: int, rps: float, workers: int) -> Outcome
     return Outcome(scenario, items, sum(counts.values()), counts.get("429", 0), elapsed, rps)
 
 
-async def _async_scenario(emu: Any, given: float | None, work: list[list[dict[str, Any]]], workers: int) -> int:
-    async with claynb.AsyncClayClient(emu.api_key, base_url=emu.url, rate_limit_rps=given) as client:
+async def _async_scenario(
+    emu: Any, given: float | None, work: list[list[dict[str, Any]]], workers: int
+) -> int:
+    async with claynb.AsyncClayClient(
+        emu.api_key, base_url=emu.url, rate_limit_rps=given
+    ) as client:
         return await async_work(client, work, workers)
 
 
@@ -159,17 +175,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     args = parser.parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    print(f"{args.items:,} items in runs of {BATCH} + result polls, limit {args.rps:g} req/s, "
-          f"{args.workers} workers per client\n")
-    print(f"{'scenario':<14} {'requests':>8} {'ok req/s':>9} {'÷limit':>8} {'429s':>8} {'items/s':>9}")
+    print(
+        f"{args.items:,} items in runs of {BATCH} + result polls, limit {args.rps:g} req/s, "
+        f"{args.workers} workers per client\n"
+    )
+    print(
+        f"{'scenario':<14} {'requests':>8} {'ok req/s':>9} {'÷limit':>8} {'429s':>8} {'items/s':>9}"
+    )
     outcomes = []
     for scenario in args.scenarios:
         outcome = run_scenario(scenario, args.items, args.rps, args.workers)
         outcomes.append(outcome)
         print(outcome.line(), flush=True)
     missed = [o.scenario for o in outcomes if not o.met and not o.scenario.startswith("baseline")]
-    print(f"\ntarget for the claynb clients: >= 0.9 of the limit, < 2% answered 429: "
-          f"{'met by every scenario' if not missed else 'missed by ' + ', '.join(missed)}")
+    print(
+        f"\ntarget for the claynb clients: >= 0.9 of the limit, < 2% answered 429: "
+        f"{'met by every scenario' if not missed else 'missed by ' + ', '.join(missed)}"
+    )
     return 1 if missed else 0
 
 

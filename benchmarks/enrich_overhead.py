@@ -48,18 +48,20 @@ def crm_frame(rows: int) -> pd.DataFrame:
     statuses = ["New", "Working", "Nurture", "Qualified"]
     titles = ["VP Sales", "Head of RevOps", "Growth Lead", "CTO", "Data Engineer"]
     countries = ["US", "GB", "DE", "FR", "CA", "NL"]
-    return pd.DataFrame({
-        "Lead ID": [f"L-{i:07d}" for i in range(rows)],
-        "Name": [f"Person{i} Surname{i % 997}" for i in range(rows)],
-        "Email": [f"person{i}.surname{i % 997}@company{i % 5000}.com" for i in range(rows)],
-        "Company": [f"Company {i % 5000}" for i in range(rows)],
-        "Domain": [f"company{i % 5000}.com" for i in range(rows)],
-        "Title": [titles[i % 5] for i in range(rows)],
-        "Country": [countries[i % 6] for i in range(rows)],
-        "Lead Source": [sources[i % 5] for i in range(rows)],
-        "Lead Status": [statuses[i % 4] for i in range(rows)],
-        "Created": [f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(rows)],
-    })
+    return pd.DataFrame(
+        {
+            "Lead ID": [f"L-{i:07d}" for i in range(rows)],
+            "Name": [f"Person{i} Surname{i % 997}" for i in range(rows)],
+            "Email": [f"person{i}.surname{i % 997}@company{i % 5000}.com" for i in range(rows)],
+            "Company": [f"Company {i % 5000}" for i in range(rows)],
+            "Domain": [f"company{i % 5000}.com" for i in range(rows)],
+            "Title": [titles[i % 5] for i in range(rows)],
+            "Country": [countries[i % 6] for i in range(rows)],
+            "Lead Source": [sources[i % 5] for i in range(rows)],
+            "Lead Status": [statuses[i % 4] for i in range(rows)],
+            "Created": [f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(rows)],
+        }
+    )
 
 
 class RssPeak:
@@ -96,16 +98,18 @@ def enrich_once(df: pd.DataFrame, url: str, key: str) -> tuple[pd.DataFrame, flo
     client = claynb.ClayClient(api_key=key, base_url=url)
     home = tempfile.mkdtemp(prefix="claynb-bench-")
     start = time.perf_counter()
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
-                        progress=False, home=home)
+    out = claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, home=home
+    )
     return out, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--tracemalloc", action="store_true",
-                        help="also measure a second run with tracemalloc")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also measure a second run with tracemalloc"
+    )
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -138,24 +142,32 @@ def main() -> None:
         server.join(30)
 
     rate = args.rows / seconds
-    print(f"enrich_overhead: {args.rows:,} rows, enrich-person, emulator in another process "
-          f"(zero latency, unlimited)")
+    print(
+        f"enrich_overhead: {args.rows:,} rows, enrich-person, emulator in another process "
+        f"(zero latency, unlimited)"
+    )
     print(f"  statuses: {statuses}")
     print(f"  input frame memory_usage(deep=True): {frame_bytes / 1e6:.1f} MB")
-    print(f"  end to end: {seconds:.1f} s = {rate:,.0f} rows/s "
-          f"(target >= {TARGET_ROWS_PER_S:,}: {'met' if rate >= TARGET_ROWS_PER_S else 'MISSED'})")
+    print(
+        f"  end to end: {seconds:.1f} s = {rate:,.0f} rows/s "
+        f"(target >= {TARGET_ROWS_PER_S:,}: {'met' if rate >= TARGET_ROWS_PER_S else 'MISSED'})"
+    )
     measured = [("RSS peak above the start of the call", rss.delta)]
     if traced_peak is not None:
         measured.append(("tracemalloc peak (Python allocations during the call)", traced_peak))
     load = psutil.getloadavg()[0]
-    print(f"  claynb's process used {cpu:.1f} s of CPU = {args.rows / cpu:,.0f} rows per CPU-second "
-          f"(load average {load:.1f} on {psutil.cpu_count()} CPUs: on a busy machine the wall "
-          f"clock rate falls, the CPU rate does not)")
+    print(
+        f"  claynb's process used {cpu:.1f} s of CPU = {args.rows / cpu:,.0f} rows per CPU-second "
+        f"(load average {load:.1f} on {psutil.cpu_count()} CPUs: on a busy machine the wall "
+        f"clock rate falls, the CPU rate does not)"
+    )
     for name, peak in measured:
         ratio = peak / frame_bytes
         verdict = "met" if ratio <= TARGET_MEMORY_RATIO else "MISSED"
-        print(f"  {name}: {peak / 1e6:.1f} MB = {ratio:.2f}x the frame "
-              f"(target <= {TARGET_MEMORY_RATIO:g}x: {verdict})")
+        print(
+            f"  {name}: {peak / 1e6:.1f} MB = {ratio:.2f}x the frame "
+            f"(target <= {TARGET_MEMORY_RATIO:g}x: {verdict})"
+        )
     if traced_seconds is not None:
         print(f"  (the tracemalloc run took {traced_seconds:.1f} s: tracing slows Python down)")
 

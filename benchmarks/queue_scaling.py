@@ -38,16 +38,31 @@ def _wait_for_workers(conn: redis.Redis, queue: str, n: int, timeout: float = 60
         time.sleep(0.1)
 
 
-def measure(url: str, workers: int, args: argparse.Namespace, fleet: bool = False) -> dict[str, Any]:
+def measure(
+    url: str, workers: int, args: argparse.Namespace, fleet: bool = False
+) -> dict[str, Any]:
     with claynb.Emulator(run_latency_s=args.latency, rate_limit_rps=args.rate, seed=workers) as emu:
         conn = redis.Redis.from_url(url)
         queue = f"bench-{uuid.uuid4().hex[:8]}"
-        lq = LeadQueue("enrich-person", connection=conn, name=queue, base_url=emu.url,
-                       batch_size=args.batch, use_cache=False, options=JobOptions(retries=3, backoff_s=(1,)))
+        lq = LeadQueue(
+            "enrich-person",
+            connection=conn,
+            name=queue,
+            base_url=emu.url,
+            batch_size=args.batch,
+            use_cache=False,
+            options=JobOptions(retries=3, backoff_s=(1,)),
+        )
         df = synthetic_leads(args.leads, seed=100 + workers)
-        with WorkerPool(url, queues=[queue], n=workers, api_key=emu.api_key, base_url=emu.url,
-                        poll_interval_s=args.latency / 2,
-                        fleet_rps=args.rate if fleet else None) as pool:
+        with WorkerPool(
+            url,
+            queues=[queue],
+            n=workers,
+            api_key=emu.api_key,
+            base_url=emu.url,
+            poll_interval_s=args.latency / 2,
+            fleet_rps=args.rate if fleet else None,
+        ) as pool:
             _wait_for_workers(conn, queue, workers)
             requests_before = emu.meters()["requests"]["total"]
             start = time.perf_counter()
@@ -59,21 +74,30 @@ def measure(url: str, workers: int, args: argparse.Namespace, fleet: bool = Fals
         requests = meters["requests"]["total"] - requests_before
         limited = meters["requests"]["by_status"].get("429", 0)
         assert len(out) == args.leads and out["lead"].is_unique
-        return {"workers": f"{workers}{' fleet' if fleet else ''}", "seconds": elapsed, "leads_per_s": args.leads / elapsed,
-                "requests_per_s": requests / elapsed,
-                "ratio_of_limit": (requests - limited) / elapsed / args.rate,
-                "share_429": limited / max(1, requests)}
+        return {
+            "workers": f"{workers}{' fleet' if fleet else ''}",
+            "seconds": elapsed,
+            "leads_per_s": args.leads / elapsed,
+            "requests_per_s": requests / elapsed,
+            "ratio_of_limit": (requests - limited) / elapsed / args.rate,
+            "share_429": limited / max(1, requests),
+        }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=20.0, help="emulator rate limit, requests/s")
     parser.add_argument("--batch", type=int, default=10, help="leads per run")
     parser.add_argument("--latency", type=float, default=0.2, help="emulator run latency, s")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--no-fleet", action="store_true",
-                        help="skip the last row: the most workers, pacing to a shared limit")
+    parser.add_argument(
+        "--no-fleet",
+        action="store_true",
+        help="skip the last row: the most workers, pacing to a shared limit",
+    )
     args = parser.parse_args()
     rows = []
     with redis_server() as url:
@@ -82,12 +106,18 @@ def main() -> None:
         if not args.no_fleet:
             rows.append(measure(url, max(args.workers), args, fleet=True))
     base = rows[0]["leads_per_s"]
-    print(f"{args.leads} leads, runs of {args.batch}, run latency {args.latency}s, "
-          f"emulator limit {args.rate:g} requests/s")
-    print(f"{'workers':>8} {'seconds':>8} {'leads/s':>8} {'req/s':>7} {'accepted/limit':>15} {'vs 1 worker':>12} {'429s':>6}")
+    print(
+        f"{args.leads} leads, runs of {args.batch}, run latency {args.latency}s, "
+        f"emulator limit {args.rate:g} requests/s"
+    )
+    print(
+        f"{'workers':>8} {'seconds':>8} {'leads/s':>8} {'req/s':>7} {'accepted/limit':>15} {'vs 1 worker':>12} {'429s':>6}"
+    )
     for r in rows:
-        print(f"{r['workers']:>8} {r['seconds']:>8.1f} {r['leads_per_s']:>8.1f} {r['requests_per_s']:>7.1f} "
-              f"{r['ratio_of_limit']:>15.2f} {r['leads_per_s'] / base:>11.2f}x {r['share_429']:>6.1%}")
+        print(
+            f"{r['workers']:>8} {r['seconds']:>8.1f} {r['leads_per_s']:>8.1f} {r['requests_per_s']:>7.1f} "
+            f"{r['ratio_of_limit']:>15.2f} {r['leads_per_s'] / base:>11.2f}x {r['share_429']:>6.1%}"
+        )
 
 
 if __name__ == "__main__":

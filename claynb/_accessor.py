@@ -49,7 +49,9 @@ class ClayAccessor:
 
         return frame_failures(self._frame, routine, inputs, **kwargs)
 
-    def send_to_table(self, webhook_url: str, auth_token: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    def send_to_table(
+        self, webhook_url: str, auth_token: str | None = None, **kwargs: Any
+    ) -> pd.DataFrame:
         """Push this frame into a Clay table and join back its HTTP API column's callbacks
         by row id; see :func:`claynb.events.send_to_table`."""
         from claynb.events._tables import send_to_table

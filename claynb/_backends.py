@@ -110,4 +110,6 @@ def get_backend(name: str) -> Backend:
     try:
         return getattr(module, attr)  # type: ignore[no-any-return]
     except AttributeError:
-        raise ConfigError(f"backend {name!r} is not available: {module_name} has no {attr}()") from None
+        raise ConfigError(
+            f"backend {name!r} is not available: {module_name} has no {attr}()"
+        ) from None

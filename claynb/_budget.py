@@ -76,8 +76,11 @@ class Budget:
 
     def fits(self, cost: Cost) -> bool:
         """Whether ``cost`` alone (nothing spent yet) is within the caps."""
-        return (_within(cost.actions, self.actions) and _within(cost.data_credits, self.data_credits)
-                and _within(self.dollars(cost), self.usd))
+        return (
+            _within(cost.actions, self.actions)
+            and _within(cost.data_credits, self.data_credits)
+            and _within(self.dollars(cost), self.usd)
+        )
 
     @property
     def spent(self) -> Cost:
@@ -99,16 +102,25 @@ class Budget:
         """What is left under each cap, counting work in flight at its worst case."""
         with self._meter.lock:
             held = self._meter.spent + self._meter.reserved
-        return {"actions": None if self.actions is None else self.actions - held.actions,
-                "data_credits": None if self.data_credits is None else self.data_credits - held.data_credits,
-                "usd": None if self.usd is None else self.usd - self.dollars(held)}
+        return {
+            "actions": None if self.actions is None else self.actions - held.actions,
+            "data_credits": None
+            if self.data_credits is None
+            else self.data_credits - held.data_credits,
+            "usd": None if self.usd is None else self.usd - self.dollars(held),
+        }
 
     def guard(self) -> LocalGuard:
         """The in-process :class:`~claynb._work.BudgetGuard` that spends this budget."""
         return LocalGuard(self)
 
-    def set_caps(self, *, actions: float | None = None, data_credits: float | None = None,
-                 usd: float | None = None) -> None:
+    def set_caps(
+        self,
+        *,
+        actions: float | None = None,
+        data_credits: float | None = None,
+        usd: float | None = None,
+    ) -> None:
         """Raise (or lower) caps in place, keeping what was spent and what is in flight.
 
         A Budget is shared by every guard made from it, so the caps change under its meter's
@@ -125,11 +137,19 @@ class Budget:
                     object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
-        caps = ", ".join(f"{n}={getattr(self, n):g}" for n in ("actions", "data_credits", "usd")
-                         if getattr(self, n) is not None) or "unlimited"
+        caps = (
+            ", ".join(
+                f"{n}={getattr(self, n):g}"
+                for n in ("actions", "data_credits", "usd")
+                if getattr(self, n) is not None
+            )
+            or "unlimited"
+        )
         spent = self.spent
-        return (f"Budget({caps}; plan={self.price.name}; spent {spent.actions:g} Actions, "
-                f"{spent.data_credits:g} Data Credits, ${self.spent_usd:.2f})")
+        return (
+            f"Budget({caps}; plan={self.price.name}; spent {spent.actions:g} Actions, "
+            f"{spent.data_credits:g} Data Credits, ${self.spent_usd:.2f})"
+        )
 
 
 class LocalGuard:

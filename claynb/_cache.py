@@ -80,11 +80,17 @@ def max_age_seconds(max_age: timedelta | float | int | None) -> float | None:
 
 def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(keys), _CHUNK):
-        yield keys[start:start + _CHUNK]
+        yield keys[start : start + _CHUNK]
 
 
-def cache_get(conn: sqlite3.Connection, routine: str, keys: Sequence[str], *,
-              max_age_s: float | None = None, now: float) -> dict[str, Cached]:
+def cache_get(
+    conn: sqlite3.Connection,
+    routine: str,
+    keys: Sequence[str],
+    *,
+    max_age_s: float | None = None,
+    now: float,
+) -> dict[str, Cached]:
     """Cached answers for these keys, leaving out those older than ``max_age_s``."""
     oldest = -1.0 if max_age_s is None else now - max_age_s
     found: dict[str, Cached] = {}
@@ -92,18 +98,27 @@ def cache_get(conn: sqlite3.Connection, routine: str, keys: Sequence[str], *,
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
-            f"AND fetched_at >= ? AND key IN ({marks})", (routine, oldest, *chunk))
+            f"AND fetched_at >= ? AND key IN ({marks})",
+            (routine, oldest, *chunk),
+        )
         for key, status, result, fetched_at in rows:
             found[key] = Cached(status, json.loads(result), fetched_at)
     return found
 
 
-def cache_put(conn: sqlite3.Connection, routine: str,
-              answers: Iterable[tuple[str, str, dict[str, Any]]], *, now: float,
-              run_id: str | None = None) -> int:
+def cache_put(
+    conn: sqlite3.Connection,
+    routine: str,
+    answers: Iterable[tuple[str, str, dict[str, Any]]],
+    *,
+    now: float,
+    run_id: str | None = None,
+) -> int:
     """Store (key, status, result) answers; a newer answer replaces an older one."""
-    rows = [(routine, key, status, json.dumps(result, default=str), now, run_id)
-            for key, status, result in answers]
+    rows = [
+        (routine, key, status, json.dumps(result, default=str), now, run_id)
+        for key, status, result in answers
+    ]
     conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
@@ -115,36 +130,48 @@ def cache_clear(conn: sqlite3.Connection, routine: str | None = None) -> int:
     return conn.execute("DELETE FROM cache WHERE routine = ?", (routine,)).rowcount
 
 
-def failures_put(conn: sqlite3.Connection, routine: str,
-                 failed: Iterable[tuple[str, dict[str, Any], str | None, int]], *,
-                 now: float, run_id: str | None = None) -> None:
+def failures_put(
+    conn: sqlite3.Connection,
+    routine: str,
+    failed: Iterable[tuple[str, dict[str, Any], str | None, int]],
+    *,
+    now: float,
+    run_id: str | None = None,
+) -> None:
     """Add (key, inputs, error, attempts) to the dead-letter list, adding up attempts."""
     conn.executemany(
         "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (routine, key) DO UPDATE SET error = excluded.error, "
         "attempts = failures.attempts + excluded.attempts, last_at = excluded.last_at, "
         "run_id = excluded.run_id",
-        [(routine, key, json.dumps(inputs, default=str), error, attempts, now, now, run_id)
-         for key, inputs, error, attempts in failed])
+        [
+            (routine, key, json.dumps(inputs, default=str), error, attempts, now, now, run_id)
+            for key, inputs, error, attempts in failed
+        ],
+    )
 
 
 def failures_forget(conn: sqlite3.Connection, routine: str, keys: Sequence[str]) -> None:
     """Take items off the dead-letter list (they have an answer now)."""
     for chunk in _chunks(list(keys)):
         marks = ",".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM failures WHERE routine = ? AND key IN ({marks})",
-                     (routine, *chunk))
+        conn.execute(
+            f"DELETE FROM failures WHERE routine = ? AND key IN ({marks})", (routine, *chunk)
+        )
 
 
-def failures_get(conn: sqlite3.Connection, routine: str | None = None,
-                 keys: Sequence[str] | None = None) -> list[Failure]:
+def failures_get(
+    conn: sqlite3.Connection, routine: str | None = None, keys: Sequence[str] | None = None
+) -> list[Failure]:
     """The dead-letter list, for one routine and optionally some keys, oldest first."""
     sql = "SELECT * FROM failures"
     args: tuple[Any, ...] = ()
     if routine is not None:
         sql, args = sql + " WHERE routine = ?", (routine,)
-    rows = [Failure(r, k, json.loads(i), e, a, f, la, run)
-            for r, k, i, e, a, f, la, run in conn.execute(sql + " ORDER BY first_at", args)]
+    rows = [
+        Failure(r, k, json.loads(i), e, a, f, la, run)
+        for r, k, i, e, a, f, la, run in conn.execute(sql + " ORDER BY first_at", args)
+    ]
     if keys is not None:
         wanted = set(keys)
         rows = [f for f in rows if f.key in wanted]

@@ -78,12 +78,23 @@ class ClayClient(BaseClient):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry,
-                         rate_limit_rps=rate_limit_rps, source_policy=source_policy,
-                         home=_home(home), rng=rng, clock=clock, wall_clock=wall_clock)
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            rate_limit_rps=rate_limit_rps,
+            source_policy=source_policy,
+            home=_home(home),
+            rng=rng,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
         self._sleep = sleep
         self._http = httpx.Client(timeout=self._timeout(), transport=transport)
-        self._spend_http = httpx.Client(timeout=self._timeout(), transport=transport, limits=_NO_REUSE)
+        self._spend_http = httpx.Client(
+            timeout=self._timeout(), transport=transport, limits=_NO_REUSE
+        )
 
     # -- the Public API ------------------------------------------------------------------
 
@@ -107,12 +118,16 @@ class ClayClient(BaseClient):
         return self._drive(self._results_flow(run_id))
 
     def wait_for_run(
-        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         timeout: float = DEFAULT_WAIT_TIMEOUT_S,
     ) -> RunResults:
         """Poll until the run completes, at a modest interval that grows to 10 s."""
-        return self._drive(self._wait_flow(lambda: self._results_flow(run_id), run_id,
-                                           poll_interval, timeout))
+        return self._drive(
+            self._wait_flow(lambda: self._results_flow(run_id), run_id, poll_interval, timeout)
+        )
 
     def start_batch(
         self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
@@ -128,15 +143,24 @@ class ClayClient(BaseClient):
         return self._drive(self._batch_results_flow(run_id))
 
     def wait_for_batch(
-        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         timeout: float = DEFAULT_WAIT_TIMEOUT_S,
     ) -> BatchResults:
         """Poll a batch run until it reaches a terminal state (complete or failed)."""
-        return self._drive(self._wait_flow(lambda: self._batch_results_flow(run_id), run_id,
-                                           poll_interval, timeout))
+        return self._drive(
+            self._wait_flow(
+                lambda: self._batch_results_flow(run_id), run_id, poll_interval, timeout
+            )
+        )
 
     def query_table(
-        self, query: Mapping[str, Any] | str, *, limit: int = DEFAULT_PAGE_LIMIT,
+        self,
+        query: Mapping[str, Any] | str,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
         max_pages: int | None = None,
     ) -> TableRows:
         """Read table rows (Enterprise plans; 403 otherwise). ``query`` is a structured
@@ -144,14 +168,24 @@ class ClayClient(BaseClient):
         return self._drive(self._query_flow(query, limit, max_pages))
 
     def send_to_source(
-        self, webhook_url: str, records: Sequence[Mapping[str, Any]], *, auth_token: str | None = None
+        self,
+        webhook_url: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auth_token: str | None = None,
     ) -> SourceReport:
         """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
         return self._drive(source_flow(self, self._tracker(), webhook_url, records, auth_token))
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-        json: Any = None, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         spends: bool | None = None,
     ) -> httpx.Response:
         """Any other request, with the same auth, pacing, retries and errors.
@@ -159,8 +193,15 @@ class ClayClient(BaseClient):
         ``spends`` (default: True for POST) marks a request never re-sent once it may
         have reached Clay. Returns the successful response; errors raise.
         """
-        call = self.build_call(method, path, params=params, json_body=json, content=content,
-                               headers=headers, spends=spends)
+        call = self.build_call(
+            method,
+            path,
+            params=params,
+            json_body=json,
+            content=content,
+            headers=headers,
+            spends=spends,
+        )
         return self._drive(self._request_flow(call))
 
     # -- plumbing ------------------------------------------------------------------------
@@ -172,8 +213,12 @@ class ClayClient(BaseClient):
     def __enter__(self: Self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def _tracker(self) -> SourceTracker:
@@ -244,13 +289,23 @@ class AsyncClayClient(BaseClient):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(api_key, base_url=base_url, timeout=timeout, retry=retry,
-                         rate_limit_rps=rate_limit_rps, source_policy=source_policy,
-                         home=_home(home), rng=rng, clock=clock, wall_clock=wall_clock)
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            rate_limit_rps=rate_limit_rps,
+            source_policy=source_policy,
+            home=_home(home),
+            rng=rng,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
         self._sleep = sleep
         self._http = httpx.AsyncClient(timeout=self._timeout(), transport=transport)
-        self._spend_http = httpx.AsyncClient(timeout=self._timeout(), transport=transport,
-                                             limits=_NO_REUSE)
+        self._spend_http = httpx.AsyncClient(
+            timeout=self._timeout(), transport=transport, limits=_NO_REUSE
+        )
 
     async def me(self) -> Me:
         """The user and workspace of the API key."""
@@ -267,12 +322,16 @@ class AsyncClayClient(BaseClient):
         return await self._drive(self._results_flow(run_id))
 
     async def wait_for_run(
-        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         timeout: float = DEFAULT_WAIT_TIMEOUT_S,
     ) -> RunResults:
         """Poll until the run completes, at a modest interval that grows to 10 s."""
-        return await self._drive(self._wait_flow(lambda: self._results_flow(run_id), run_id,
-                                                 poll_interval, timeout))
+        return await self._drive(
+            self._wait_flow(lambda: self._results_flow(run_id), run_id, poll_interval, timeout)
+        )
 
     async def start_batch(
         self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
@@ -285,35 +344,63 @@ class AsyncClayClient(BaseClient):
         return await self._drive(self._batch_results_flow(run_id))
 
     async def wait_for_batch(
-        self, run_id: str, *, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        self,
+        run_id: str,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         timeout: float = DEFAULT_WAIT_TIMEOUT_S,
     ) -> BatchResults:
         """Poll a batch run until it reaches a terminal state (complete or failed)."""
-        return await self._drive(self._wait_flow(lambda: self._batch_results_flow(run_id),
-                                                 run_id, poll_interval, timeout))
+        return await self._drive(
+            self._wait_flow(
+                lambda: self._batch_results_flow(run_id), run_id, poll_interval, timeout
+            )
+        )
 
     async def query_table(
-        self, query: Mapping[str, Any] | str, *, limit: int = DEFAULT_PAGE_LIMIT,
+        self,
+        query: Mapping[str, Any] | str,
+        *,
+        limit: int = DEFAULT_PAGE_LIMIT,
         max_pages: int | None = None,
     ) -> TableRows:
         """Read table rows (Enterprise plans; 403 otherwise), every page followed."""
         return await self._drive(self._query_flow(query, limit, max_pages))
 
     async def send_to_source(
-        self, webhook_url: str, records: Sequence[Mapping[str, Any]], *, auth_token: str | None = None
+        self,
+        webhook_url: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auth_token: str | None = None,
     ) -> SourceReport:
         """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
-        flow = source_flow(self, tracker_for(self.home or ".claynb"), webhook_url, records, auth_token)
+        flow = source_flow(
+            self, tracker_for(self.home or ".claynb"), webhook_url, records, auth_token
+        )
         return await self._drive(flow)
 
     async def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-        json: Any = None, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         spends: bool | None = None,
     ) -> httpx.Response:
         """Any other request, with the same auth, pacing, retries and errors."""
-        call = self.build_call(method, path, params=params, json_body=json, content=content,
-                               headers=headers, spends=spends)
+        call = self.build_call(
+            method,
+            path,
+            params=params,
+            json_body=json,
+            content=content,
+            headers=headers,
+            spends=spends,
+        )
         return await self._drive(self._request_flow(call))
 
     async def aclose(self) -> None:
@@ -327,8 +414,12 @@ class AsyncClayClient(BaseClient):
     async def __aenter__(self: AsyncSelf) -> AsyncSelf:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def _drive(self, flow: Flow[T]) -> T:

@@ -83,7 +83,9 @@ NOT_SENT_ERRORS: tuple[type[httpx.RequestError], ...] = (
 )
 #: Failures that retrying cannot fix (a wrong URL scheme, a proxy refusing).
 FATAL_ERRORS: tuple[type[httpx.RequestError], ...] = (
-    httpx.UnsupportedProtocol, httpx.ProxyError, httpx.TooManyRedirects,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+    httpx.TooManyRedirects,
 )
 
 
@@ -153,7 +155,9 @@ class BaseClient:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
         if rate_limit_rps is not None and not rate_limit_rps > 0:
-            raise ConfigError(f"rate_limit_rps must be positive (or None to learn it), not {rate_limit_rps}")
+            raise ConfigError(
+                f"rate_limit_rps must be positive (or None to learn it), not {rate_limit_rps}"
+            )
         register_secret(api_key)
         self._api_key = api_key
         self.base_url = api_base(base_url)
@@ -170,8 +174,10 @@ class BaseClient:
         self._pacers = {
             "api": Pacer(rate_limit_rps, fraction=DEFAULT_PACING_FRACTION, clock=clock),
             "source": Pacer(
-                self.source_policy.records_per_s, burst=_source_burst(self.source_policy),
-                fraction=SOURCE_PACING_FRACTION, clock=clock,
+                self.source_policy.records_per_s,
+                burst=_source_burst(self.source_policy),
+                fraction=SOURCE_PACING_FRACTION,
+                clock=clock,
             ),
         }
 
@@ -222,7 +228,9 @@ class BaseClient:
         elif content is not None:
             body["content"] = content
         try:
-            request = httpx.Request(method.upper(), url, params=_clean(params), headers=merged, **body)
+            request = httpx.Request(
+                method.upper(), url, params=_clean(params), headers=merged, **body
+            )
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise ConfigError(f"cannot build {method.upper()} {url}: {exc}") from exc
         will_spend = method.upper() == "POST" if spends is None else spends
@@ -279,9 +287,11 @@ class BaseClient:
             return self._unknown(call, what)
         if call.attempts < self.retry.max_attempts:
             return self._retry(call, self._backoff(call.attempts), what)
-        return Step(error=TransportError(
-            f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
-        ))
+        return Step(
+            error=TransportError(
+                f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
+            )
+        )
 
     def _unknown(self, call: Call, what: str) -> Step:
         req = call.request
@@ -291,8 +301,11 @@ class BaseClient:
             f"{len(call.item_ids)} item(s) have an unknown outcome."
         )
         _log(logging.WARNING, message)
-        return Step(error=OutcomeUnknown(message, item_ids=call.item_ids, method=req.method,
-                                         url=str(req.url)))
+        return Step(
+            error=OutcomeUnknown(
+                message, item_ids=call.item_ids, method=req.method, url=str(req.url)
+            )
+        )
 
     def _after_429(self, call: Call, response: httpx.Response) -> Step:
         wait = self._rate_limit_wait(response.headers)
@@ -332,8 +345,11 @@ class BaseClient:
 
     def _retry(self, call: Call, delay: float, why: str) -> Step:
         req = call.request
-        _log(logging.INFO, f"retrying {req.method} {req.url} in {delay:.2f}s "
-                           f"(attempt {call.attempts} of {self.retry.max_attempts}: {why})")
+        _log(
+            logging.INFO,
+            f"retrying {req.method} {req.url} in {delay:.2f}s "
+            f"(attempt {call.attempts} of {self.retry.max_attempts}: {why})",
+        )
         return Step(delay=delay)
 
     def status_error(
@@ -347,8 +363,13 @@ class BaseClient:
             message += f" (after {call.attempts} attempt(s))"
         if cls is RateLimited and retry_after is None:
             retry_after = self._rate_limit_wait(response.headers)
-        return cls(message, status=response.status_code, retry_after=retry_after,
-                   method=req.method, url=str(req.url))
+        return cls(
+            message,
+            status=response.status_code,
+            retry_after=retry_after,
+            method=req.method,
+            url=str(req.url),
+        )
 
     # -- flows: one implementation of every operation, driven by sync or async --------
 
@@ -362,8 +383,9 @@ class BaseClient:
     ) -> Flow[str]:
         body = run_payload(items, webhook_id)
         ids = [item["id"] for item in body["items"]]
-        call = self.build_call("POST", f"/routines/{_seg(routine_id)}/run", json_body=body,
-                               spends=True, item_ids=ids)
+        call = self.build_call(
+            "POST", f"/routines/{_seg(routine_id)}/run", json_body=body, spends=True, item_ids=ids
+        )
         response = yield call
         assert response is not None
         return self._started(call, response)
@@ -377,7 +399,9 @@ class BaseClient:
         results = parse_run_page(run_id, response.status_code, answer_json(response))
         cursor = answer_json(response).get("cursor")
         while results.complete and cursor:
-            page = yield self.build_call("GET", path, params={"cursor": cursor, "limit": self.page_limit})
+            page = yield self.build_call(
+                "GET", path, params={"cursor": cursor, "limit": self.page_limit}
+            )
             assert page is not None
             body = answer_json(page)
             results.items.extend(parse_run_page(run_id, page.status_code, body).items)
@@ -400,10 +424,15 @@ class BaseClient:
                     f"({results.finished} of {results.total} items); it keeps running on "
                     "Clay's side: call again to keep waiting, nothing was re-sent"
                 )
-            _log(logging.DEBUG, f"run {run_id}: {results.finished} of {results.total} finished, "
-                                f"next poll in {min(interval, left):.1f}s")
+            _log(
+                logging.DEBUG,
+                f"run {run_id}: {results.finished} of {results.total} finished, "
+                f"next poll in {min(interval, left):.1f}s",
+            )
             yield Sleep(min(interval, left))
-            interval = min(interval * DEFAULT_POLL_BACKOFF, max(poll_interval, DEFAULT_POLL_MAX_INTERVAL_S))
+            interval = min(
+                interval * DEFAULT_POLL_BACKOFF, max(poll_interval, DEFAULT_POLL_MAX_INTERVAL_S)
+            )
 
     def _batch_flow(
         self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
@@ -415,14 +444,22 @@ class BaseClient:
         assert upload is not None
         target = answer_json(upload)
         lines = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in checked)
-        yield self.build_call("PUT", target["upload_url"], content=lines.encode("utf-8"),
-                              headers={"content-type": "application/x-ndjson"}, spends=False)
+        yield self.build_call(
+            "PUT",
+            target["upload_url"],
+            content=lines.encode("utf-8"),
+            headers={"content-type": "application/x-ndjson"},
+            spends=False,
+        )
         body: dict[str, Any] = {"file_id": target["file_id"]}
         if webhook_id:
             body["webhook_id"] = webhook_id
         start = self.build_call(
-            "POST", f"/routines/{_seg(routine_id)}/run-batch/start", json_body=body,
-            spends=True, item_ids=[item["id"] for item in checked],
+            "POST",
+            f"/routines/{_seg(routine_id)}/run-batch/start",
+            json_body=body,
+            spends=True,
+            item_ids=[item["id"] for item in checked],
         )
         started = yield start
         assert started is not None
@@ -434,7 +471,9 @@ class BaseClient:
         try:
             return run_id_of(response)
         except ClayError as exc:
-            step = self._unknown(call, f"answered {response.status_code} without a run id: {exc.message}")
+            step = self._unknown(
+                call, f"answered {response.status_code} without a run id: {exc.message}"
+            )
             assert step.error is not None
             raise step.error from exc
 
@@ -448,7 +487,9 @@ class BaseClient:
             results.items.extend(parse_jsonl_items(download.text))
         return results
 
-    def _query_flow(self, query: Mapping[str, Any] | str, limit: int, max_pages: int | None) -> Flow[TableRows]:
+    def _query_flow(
+        self, query: Mapping[str, Any] | str, limit: int, max_pages: int | None
+    ) -> Flow[TableRows]:
         if not 1 <= limit <= DEFAULT_PAGE_LIMIT:
             raise ConfigError(f"limit must be between 1 and {DEFAULT_PAGE_LIMIT}, not {limit}")
         structured = {"tables": [{"id": query}]} if isinstance(query, str) else dict(query)
@@ -474,7 +515,9 @@ class BaseClient:
 # -- small pure helpers ------------------------------------------------------------------
 
 
-def check_items(items: Sequence[Mapping[str, Any]], *, limit: int | None = MAX_RUN_ITEMS) -> list[dict[str, Any]]:
+def check_items(
+    items: Sequence[Mapping[str, Any]], *, limit: int | None = MAX_RUN_ITEMS
+) -> list[dict[str, Any]]:
     """Validate run items locally: ``{"id": str, "inputs": dict}``, unique ids, 1 to ``limit``.
 
     Checked before sending because a malformed run costs a round trip at best, and at

@@ -51,15 +51,15 @@ MAX_OPEN_REQUESTS = 16
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
 DEFAULTS: dict[str, Any] = {
-    "concurrency": 64,        # runs in flight at once
+    "concurrency": 64,  # runs in flight at once
     "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
-    "poll_interval": 0.1,     # first poll after a POST; grows by poll_backoff
+    "poll_interval": 0.1,  # first poll after a POST; grows by poll_backoff
     "poll_backoff": 1.6,
     "poll_max_interval": 5.0,
-    "poll_timeout": 600.0,    # then the rows are unknown and a later call resumes them
-    "max_attempts": 3,        # sends of a batch refused with 5xx/429 after client retries
-    "webhook": None,          # a RunWaiter (e.g. WebhookReceiver), or None to poll only
-    "unknown_wait": 60.0,     # with a webhook: wait this long for it to explain a timed-out send
+    "poll_timeout": 600.0,  # then the rows are unknown and a later call resumes them
+    "max_attempts": 3,  # sends of a batch refused with 5xx/429 after client retries
+    "webhook": None,  # a RunWaiter (e.g. WebhookReceiver), or None to poll only
+    "unknown_wait": 60.0,  # with a webhook: wait this long for it to explain a timed-out send
     "rng": None,
 }
 _FATAL = (errors.AuthenticationError, errors.Forbidden, errors.NotFound)
@@ -81,8 +81,10 @@ class RunWaiter(Protocol):
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(DEFAULTS) - {"plan"})
     if unknown:
-        raise TypeError(f"the direct backend has no option {', '.join(map(repr, unknown))}; "
-                        f"it takes {', '.join(sorted(DEFAULTS))}")
+        raise TypeError(
+            f"the direct backend has no option {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(sorted(DEFAULTS))}"
+        )
     merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
         raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
@@ -128,9 +130,17 @@ async def adopt_delivered(journal: Journal, client: Any) -> dict[int, str]:
 class _Engine:
     """One call's worth of batches: dispatch under budget, send, poll, land."""
 
-    def __init__(self, routine: Routine, items: Sequence[WorkItem], client: Any,
-                 guard: BudgetGuard, journal: Journal, progress: Any, plan: Plan,
-                 opts: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        routine: Routine,
+        items: Sequence[WorkItem],
+        client: Any,
+        guard: BudgetGuard,
+        journal: Journal,
+        progress: Any,
+        plan: Plan,
+        opts: dict[str, Any],
+    ) -> None:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
         self.inputs = {item.key: item.inputs for item in items}
@@ -153,7 +163,9 @@ class _Engine:
     # -- the whole call --------------------------------------------------------------------
 
     async def run(self) -> list[ItemResult]:
-        resumed = await asyncio.to_thread(self.journal.in_flight, self.routine.id, list(self.inputs))
+        resumed = await asyncio.to_thread(
+            self.journal.in_flight, self.routine.id, list(self.inputs)
+        )
         covered = {key for run in resumed for key in run.inputs}
         for run in resumed:
             self._spawn(self._resume(run))
@@ -214,12 +226,18 @@ class _Engine:
     def _over_budget(self, keys: list[str]) -> None:
         if not keys:
             return
-        why = self.stopped or (f"not sent: the budget cannot cover this row's worst case "
-                               f"({self.unit.actions:g} Actions, {self.unit.data_credits:g} "
-                               f"Data Credits) on top of what was already spent")
+        why = self.stopped or (
+            f"not sent: the budget cannot cover this row's worst case "
+            f"({self.unit.actions:g} Actions, {self.unit.data_credits:g} "
+            f"Data Credits) on top of what was already spent"
+        )
         for key in keys:
-            self.results[key] = ItemResult(key, self.stop_status if self.stopped else OVER_BUDGET,
-                                           error=why, attempts=self.attempts.get(key, 0))
+            self.results[key] = ItemResult(
+                key,
+                self.stop_status if self.stopped else OVER_BUDGET,
+                error=why,
+                attempts=self.attempts.get(key, 0),
+            )
         self.progress.advance(len(keys))
 
     # -- one batch -------------------------------------------------------------------------
@@ -251,8 +269,9 @@ class _Engine:
                 # Journaled on the loop thread, right before and right after the POST: the
                 # window in which a crash leaves a batch's fate unknown is the POST itself.
                 batch = self.journal.intent(self.routine.id, BACKEND, inputs, reserved)
-                run_id: str = await self.client.run_routine(self.routine.id, body,
-                                                            webhook_id=webhook_id)
+                run_id: str = await self.client.run_routine(
+                    self.routine.id, body, webhook_id=webhook_id
+                )
                 self.journal.started(batch, run_id)
         except errors.OutcomeUnknown as exc:
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
@@ -270,9 +289,13 @@ class _Engine:
 
     def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
         self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
-        self._finish_rows(keys, UNKNOWN, f"{why} Not re-sent: a later call collects it once "
-                                         "Clay's webhook names its run; resend_unknown=True "
-                                         "sends it again.")
+        self._finish_rows(
+            keys,
+            UNKNOWN,
+            f"{why} Not re-sent: a later call collects it once "
+            "Clay's webhook names its run; resend_unknown=True "
+            "sends it again.",
+        )
 
     async def _explain_unknown(self) -> None:
         """With a webhook: turn sends that timed out back into runs, from its deliveries."""
@@ -286,23 +309,30 @@ class _Engine:
                     self._spawn(self._collect(batch, run_id, keys, reserved))
             await asyncio.sleep(0.1)
         for keys, reserved in self.held.values():
-            self._unknown(keys, reserved, "the send timed out and no webhook named its run "
-                                          f"within {self.opts['unknown_wait']:g}s.")
+            self._unknown(
+                keys,
+                reserved,
+                "the send timed out and no webhook named its run "
+                f"within {self.opts['unknown_wait']:g}s.",
+            )
         self.held.clear()
 
     def _refused(self, keys: list[str], exc: errors.ClayError) -> None:
         """Clay answered the POST with an error: it did not start the run."""
         if isinstance(exc, errors.CreditsExhausted):
-            self.stopped = (f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
-                            "rows finished before it are kept")
+            self.stopped = (
+                f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
+                "rows finished before it are kept"
+            )
             self._finish_rows(keys, OVER_BUDGET, self.stopped)
         elif isinstance(exc, _FATAL):
             self.stopped, self.stop_status = f"not sent: Clay refused the run ({exc})", FAILED
             self._finish_rows(keys, FAILED, self.stopped)
             self._finish_rows(list(self.queue), FAILED, self.stopped)
             self.queue.clear()
-        elif isinstance(exc, (errors.ServerError, errors.RateLimited, errors.TransportError)) and \
-                max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
+        elif isinstance(
+            exc, (errors.ServerError, errors.RateLimited, errors.TransportError)
+        ) and max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
             self._requeue(keys, exc)
         else:
             error = f"not sent after {self.attempts[keys[0]]} attempt(s): {exc}"
@@ -325,12 +355,14 @@ class _Engine:
 
     def _record_failures(self, keys: list[str], error: str) -> None:
         self.journal.record_failures(
-            self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys])
+            self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys]
+        )
 
     def _finish_rows(self, keys: list[str], status: str, error: str) -> None:
         for key in keys:
-            self.results[key] = ItemResult(key, status, error=error,
-                                           attempts=self.attempts.get(key, 0))
+            self.results[key] = ItemResult(
+                key, status, error=error, attempts=self.attempts.get(key, 0)
+            )
         self.progress.advance(len(keys))
 
     # -- collecting results ----------------------------------------------------------------
@@ -345,8 +377,9 @@ class _Engine:
             left = [k for k in run.keys if k in self.inputs and k not in self.results]
             self._finish_rows(left, UNKNOWN, f"{type(exc).__name__}: {exc}")
 
-    async def _collect(self, batch: int, run_id: str, keys: list[str],
-                       reserved: Cost | None) -> None:
+    async def _collect(
+        self, batch: int, run_id: str, keys: list[str], reserved: Cost | None
+    ) -> None:
         try:
             raw = await self._poll(run_id)
         except errors.HTTPStatusError as exc:  # 404: Clay no longer knows the run
@@ -354,8 +387,10 @@ class _Engine:
             await asyncio.to_thread(self.journal.unknown, batch, why)
             raw, timeout_why = None, why
         else:
-            timeout_why = (f"run {run_id} did not finish within {self.opts['poll_timeout']:g}s;"
-                           " it is journaled and a later call collects it without re-sending")
+            timeout_why = (
+                f"run {run_id} did not finish within {self.opts['poll_timeout']:g}s;"
+                " it is journaled and a later call collects it without re-sending"
+            )
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved)
@@ -363,16 +398,19 @@ class _Engine:
             return
         results = self._parse(run_id, keys, raw)
         actual = sum((r.cost for r in results), Cost())
-        await asyncio.to_thread(self.journal.finished, run_id, results, backend=BACKEND,
-                                plan=self.plan)
+        await asyncio.to_thread(
+            self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
+        )
         if reserved is not None:
             self.guard.settle(reserved, actual)
         mine = [r for r in results if r.key in self.inputs]
         for r in mine:
             self.results[r.key] = r
         if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
-            self.stopped = ("not sent: Clay's credits exhausted (it stopped running the "
-                            "items of an earlier run); rows finished before are kept")
+            self.stopped = (
+                "not sent: Clay's credits exhausted (it stopped running the "
+                "items of an earlier run); rows finished before are kept"
+            )
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
 
     def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
@@ -381,13 +419,29 @@ class _Engine:
         for key in keys:
             item = by_id.get(key)
             if item is None:
-                out.append(ItemResult(key, FAILED, error=f"run {run_id} returned no result "
-                                      "for this item", run_id=run_id,
-                                      attempts=self.attempts.get(key, 1)))
+                out.append(
+                    ItemResult(
+                        key,
+                        FAILED,
+                        error=f"run {run_id} returned no result for this item",
+                        run_id=run_id,
+                        attempts=self.attempts.get(key, 1),
+                    )
+                )
                 continue
-            out.append(item_result(self.routine, key, status=item.status, result=item.result,
-                                   error=item.error, cost=item.cost, provider=item.provider,
-                                   run_id=run_id, attempts=self.attempts.get(key, 1)))
+            out.append(
+                item_result(
+                    self.routine,
+                    key,
+                    status=item.status,
+                    result=item.result,
+                    error=item.error,
+                    cost=item.cost,
+                    provider=item.provider,
+                    run_id=run_id,
+                    attempts=self.attempts.get(key, 1),
+                )
+            )
         return out
 
     async def _poll(self, run_id: str) -> Any:
@@ -421,13 +475,15 @@ class _Engine:
             if done:
                 return results
             wait = interval
-            interval = min(interval * float(self.opts["poll_backoff"]),
-                           float(self.opts["poll_max_interval"]))
+            interval = min(
+                interval * float(self.opts["poll_backoff"]), float(self.opts["poll_max_interval"])
+            )
 
     def _learn_first_poll(self, done: bool) -> None:
         factor = 0.7 if done else 1.3
-        self.first_poll = min(float(self.opts["poll_max_interval"]),
-                              max(MIN_FIRST_POLL_S, self.first_poll * factor))
+        self.first_poll = min(
+            float(self.opts["poll_max_interval"]), max(MIN_FIRST_POLL_S, self.first_poll * factor)
+        )
 
     async def _sleep_or_wake(self, run_id: str, seconds: float) -> None:
         if self.waiter is None:
@@ -436,22 +492,46 @@ class _Engine:
             await self.waiter.wait(run_id, seconds)
 
 
-async def run_async(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
-                    journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
+async def run_async(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
     """The direct backend on the running event loop (see :mod:`claynb._backends`)."""
     return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
 
 
-def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
-        journal: Journal, progress: Any, **options: Any) -> list[ItemResult]:
+def run(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
     """The direct backend from sync code, Jupyter's running loop included."""
-    return run_sync(lambda: _run_on_loop(routine, items, client, guard, journal, progress,
-                                         False, options))
+    return run_sync(
+        lambda: _run_on_loop(routine, items, client, guard, journal, progress, False, options)
+    )
 
 
-async def _run_on_loop(routine: Routine, items: list[WorkItem], client: Any, guard: BudgetGuard,
-                       journal: Journal, progress: Any, reuse: bool,
-                       options: dict[str, Any]) -> list[ItemResult]:
+async def _run_on_loop(
+    routine: Routine,
+    items: list[WorkItem],
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    reuse: bool,
+    options: dict[str, Any],
+) -> list[ItemResult]:
     opts = _options(options)
     plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
     aclient, owned = async_client_for(client, reuse=reuse)
@@ -476,8 +556,15 @@ class WebhookReceiver:
 
     PATH = "/clay-webhook"
 
-    def __init__(self, *, webhook_id: str | None = None, signing_secret: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, home: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        webhook_id: str | None = None,
+        signing_secret: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        home: str | None = None,
+    ) -> None:
         self.webhook_id: str | None = None
         self._secret: str | None = None
         self.configure(webhook_id, signing_secret)
@@ -506,8 +593,10 @@ class WebhookReceiver:
     def __repr__(self) -> str:
         from claynb._secrets import mask
 
-        return (f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
-                f"signing_secret={mask(self._secret)})")
+        return (
+            f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
+            f"signing_secret={mask(self._secret)})"
+        )
 
     def deliver(self, body: bytes, signature: str | None) -> int:
         """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
@@ -571,8 +660,11 @@ class WebhookReceiver:
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve([sock])),
-                                        name="claynb-webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve([sock])),
+            name="claynb-webhook-receiver",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:

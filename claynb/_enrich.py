@@ -73,8 +73,10 @@ def resolve_routine(routine: str | Routine, client: Any = None) -> Routine:
     if routine in catalogue:
         return catalogue[routine]
     known = ", ".join(sorted(catalogue))
-    raise ValueError(f"unknown routine {routine!r}; known routines: {known} "
-                     f"(or pass a claynb.Routine describing your own)")
+    raise ValueError(
+        f"unknown routine {routine!r}; known routines: {known} "
+        f"(or pass a claynb.Routine describing your own)"
+    )
 
 
 @dataclass
@@ -90,25 +92,36 @@ class WorkPlan:
         return sum(1 for r in self.known.values() if r.status == status)
 
 
-def plan_work(prepared: Prepared, journal: Journal, *, cache: bool = True,
-              max_age: timedelta | float | None = None, refresh: bool = False,
-              retry_failed: bool = False, resend_unknown: bool = False) -> WorkPlan:
+def plan_work(
+    prepared: Prepared,
+    journal: Journal,
+    *,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+) -> WorkPlan:
     """Answer every group that needs no request; list the items that do. Sends nothing."""
     routine, plan = prepared.routine, WorkPlan(prepared)
     for g, reason in enumerate(prepared.reasons):
         if reason is not None:
-            plan.known[g] = ItemResult(f"invalid:{g}", INVALID_INPUT, error=reason,
-                                       attempts=0)
+            plan.known[g] = ItemResult(f"invalid:{g}", INVALID_INPUT, error=reason, attempts=0)
     plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     keys = list(plan.group_of)
     if cache and not refresh:
-        for key, hit in journal.cached(routine.id, keys, max_age_s=max_age_seconds(max_age)).items():
+        for key, hit in journal.cached(
+            routine.id, keys, max_age_s=max_age_seconds(max_age)
+        ).items():
             plan.known[plan.group_of[key]] = ItemResult(key, CACHED, hit.result, attempts=0)
     pending = [k for k in keys if plan.group_of[k] not in plan.known]
     _known_unknowns(plan, journal, pending, resend_unknown)
     _known_failures(plan, journal, pending, retry_failed)
-    plan.to_send = [WorkItem(k, prepared.inputs[plan.group_of[k]]) for k in keys
-                    if plan.group_of[k] not in plan.known]
+    plan.to_send = [
+        WorkItem(k, prepared.inputs[plan.group_of[k]])
+        for k in keys
+        if plan.group_of[k] not in plan.known
+    ]
     return plan
 
 
@@ -121,9 +134,12 @@ def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: b
         return
     for key, why in unknown.items():
         plan.known[plan.group_of[key]] = ItemResult(
-            key, UNKNOWN, attempts=0,
+            key,
+            UNKNOWN,
+            attempts=0,
             error=f"{why}; not re-sent, since Clay may already have charged it: "
-                  "pass resend_unknown=True to send it again")
+            "pass resend_unknown=True to send it again",
+        )
 
 
 def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bool) -> None:
@@ -134,9 +150,12 @@ def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bo
         if g in plan.known:
             continue
         plan.known[g] = ItemResult(
-            failure.key, FAILED, attempts=0,
+            failure.key,
+            FAILED,
+            attempts=0,
             error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
-                  "not re-sent: pass retry_failed=True to send it again")
+            "not re-sent: pass retry_failed=True to send it again",
+        )
 
 
 def _complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
@@ -144,8 +163,9 @@ def _complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[
     by_key = {r.key: r for r in results if r.status in STATUSES}
     for item in items:
         if item.key not in by_key:
-            by_key[item.key] = ItemResult(item.key, UNKNOWN, attempts=0,
-                                          error="the backend returned no result for this row")
+            by_key[item.key] = ItemResult(
+                item.key, UNKNOWN, attempts=0, error="the backend returned no result for this row"
+            )
     return by_key
 
 
@@ -178,8 +198,9 @@ def merge(df: pd.DataFrame, prepared: Prepared, by_group: Mapping[int, ItemResul
     results = [by_group[g] for g in range(len(prepared.keys))]
     cols: dict[str, Any] = {}
     for name in routine.fields:
-        cols[PREFIX + name] = _column([r.result.get(name) if r.result else None for r in results],
-                                      codes)
+        cols[PREFIX + name] = _column(
+            [r.result.get(name) if r.result else None for r in results], codes
+        )
     cols["clay_status"] = _column([r.status for r in results], codes)
     cols["clay_error"] = _column([r.error for r in results], codes)
     first = prepared.first
@@ -200,10 +221,21 @@ class Call:
     options: dict[str, Any]
 
 
-def _setup(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] | None,
-           client: Any, backend: str, home: str | Path | None, plan_name: Any,
-           cache: bool, max_age: Any, refresh: bool, retry_failed: bool,
-           resend_unknown: bool, options: dict[str, Any]) -> Call:
+def _setup(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None,
+    client: Any,
+    backend: str,
+    home: str | Path | None,
+    plan_name: Any,
+    cache: bool,
+    max_age: Any,
+    refresh: bool,
+    retry_failed: bool,
+    resend_unknown: bool,
+    options: dict[str, Any],
+) -> Call:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
     resolved = resolve_routine(routine, client)
@@ -212,8 +244,15 @@ def _setup(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
     journal = Journal.open(home, plan=plan_name)
     try:
         _adopt_delivered(journal, client)
-        work = plan_work(prepared, journal, cache=cache, max_age=max_age, refresh=refresh,
-                         retry_failed=retry_failed, resend_unknown=resend_unknown)
+        work = plan_work(
+            prepared,
+            journal,
+            cache=cache,
+            max_age=max_age,
+            refresh=refresh,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+        )
     except BaseException:
         journal.close()
         raise
@@ -249,15 +288,22 @@ def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.D
     return merge(df, call.plan.prepared, by_group)
 
 
-def _backend_kwargs(call: Call, client: Any, budget: Budget, progress: Any,
-                    concurrency: int | None) -> dict[str, Any]:
+def _backend_kwargs(
+    call: Call, client: Any, budget: Budget, progress: Any, concurrency: int | None
+) -> dict[str, Any]:
     kwargs = dict(call.options)
     if concurrency is not None:
         kwargs["concurrency"] = concurrency
-    return {"client": client, "guard": budget.guard(), "journal": call.journal,
-            "progress": make_progress(progress, len(call.plan.to_send),
-                                      f"{call.routine.id} ({call.backend})"),
-            "plan": budget.price, **kwargs}
+    return {
+        "client": client,
+        "guard": budget.guard(),
+        "journal": call.journal,
+        "progress": make_progress(
+            progress, len(call.plan.to_send), f"{call.routine.id} ({call.backend})"
+        ),
+        "plan": budget.price,
+        **kwargs,
+    }
 
 
 def _client(client: Any) -> Any:
@@ -268,13 +314,24 @@ def _client(client: Any) -> Any:
     return connect()
 
 
-def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] | None = None, *,
-           client: Any = None, budget: Budget | None = None, cache: bool = True,
-           max_age: timedelta | float | None = None, refresh: bool = False,
-           backend: str = "direct", progress: bool | str = True,
-           concurrency: int | None = None, retry_failed: bool = False,
-           resend_unknown: bool = False, home: str | Path | None = None,
-           **options: Any) -> pd.DataFrame:
+def enrich(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
+    budget: Budget | None = None,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    backend: str = "direct",
+    progress: bool | str = True,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    home: str | Path | None = None,
+    **options: Any,
+) -> pd.DataFrame:
     """Enrich every row of ``df`` with ``routine``; a new DataFrame (``df`` is untouched).
 
     ``inputs`` maps the routine's inputs to columns (``{"email": "Email"}``); when omitted,
@@ -298,8 +355,21 @@ def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
     (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
     ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row).
     """
-    call = _setup(df, routine, inputs, client, backend, home, _plan_of(budget), cache,
-                  max_age, refresh, retry_failed, resend_unknown, options)
+    call = _setup(
+        df,
+        routine,
+        inputs,
+        client,
+        backend,
+        home,
+        _plan_of(budget),
+        cache,
+        max_age,
+        refresh,
+        retry_failed,
+        resend_unknown,
+        options,
+    )
     try:
         results: list[ItemResult] = []
         if call.plan.to_send:
@@ -312,21 +382,44 @@ def enrich(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] |
         call.journal.close()
 
 
-async def enrich_async(df: pd.DataFrame, routine: str | Routine,
-                       inputs: Mapping[str, Any] | None = None, *, client: Any = None,
-                       budget: Budget | None = None, cache: bool = True,
-                       max_age: timedelta | float | None = None, refresh: bool = False,
-                       backend: str = "direct", progress: bool | str = True,
-                       concurrency: int | None = None, retry_failed: bool = False,
-                       resend_unknown: bool = False, home: str | Path | None = None,
-                       **options: Any) -> pd.DataFrame:
+async def enrich_async(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
+    budget: Budget | None = None,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    backend: str = "direct",
+    progress: bool | str = True,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    home: str | Path | None = None,
+    **options: Any,
+) -> pd.DataFrame:
     """:func:`enrich` for async code: ``out = await claynb.enrich_async(df, ...)``.
 
     Backends that have a ``run_async`` are awaited on the running loop; others run in a
     worker thread so the loop is never blocked.
     """
-    call = _setup(df, routine, inputs, client, backend, home, _plan_of(budget), cache,
-                  max_age, refresh, retry_failed, resend_unknown, options)
+    call = _setup(
+        df,
+        routine,
+        inputs,
+        client,
+        backend,
+        home,
+        _plan_of(budget),
+        cache,
+        max_age,
+        refresh,
+        retry_failed,
+        resend_unknown,
+        options,
+    )
     try:
         results: list[ItemResult] = []
         if call.plan.to_send:
@@ -348,7 +441,9 @@ def _plan_of(budget: Budget | None) -> Any:
     return budget.price if budget is not None else "growth"
 
 
-def failures(routine: str | Routine | None = None, *, home: str | Path | None = None) -> pd.DataFrame:
+def failures(
+    routine: str | Routine | None = None, *, home: str | Path | None = None
+) -> pd.DataFrame:
     """The dead-letter list: rows that failed, with their inputs, error and attempts.
 
     ``enrich(..., retry_failed=True)`` re-sends exactly these rows (those in its frame).
@@ -357,8 +452,13 @@ def failures(routine: str | Routine | None = None, *, home: str | Path | None = 
     with Journal.open(home) as journal:
         rows = journal.failures(routine_id)
     columns = ["routine", "key", "inputs", "error", "attempts", "first_at", "last_at", "run_id"]
-    frame = pd.DataFrame([[f.routine, f.key, f.inputs, f.error, f.attempts, f.first_at,
-                           f.last_at, f.run_id] for f in rows], columns=columns)
+    frame = pd.DataFrame(
+        [
+            [f.routine, f.key, f.inputs, f.error, f.attempts, f.first_at, f.last_at, f.run_id]
+            for f in rows
+        ],
+        columns=columns,
+    )
     for col in ("first_at", "last_at"):
         frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="s", utc=True)
     return frame
@@ -372,6 +472,7 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     An interrupt (the notebook's stop button) cancels the work and waits for it to wind
     down, so the journal is left consistent.
     """
+
     async def main() -> T:
         return await make()
 
@@ -416,9 +517,16 @@ def async_client_for(client: Any, *, reuse: bool = True) -> tuple[Any, bool]:
         return client, False
     api_key = getattr(client, "_api_key", None)
     if api_key is None:
-        raise TypeError(f"client must be a claynb.ClayClient or AsyncClayClient, "
-                        f"got {type(client).__name__}")
-    mirror = AsyncClayClient(api_key, base_url=client.base_url, timeout=client.timeout,
-                             retry=client.retry, rate_limit_rps=client.rate_limit_rps,
-                             source_policy=client.source_policy, home=client.home)
+        raise TypeError(
+            f"client must be a claynb.ClayClient or AsyncClayClient, got {type(client).__name__}"
+        )
+    mirror = AsyncClayClient(
+        api_key,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry=client.retry,
+        rate_limit_rps=client.rate_limit_rps,
+        source_policy=client.source_policy,
+        home=client.home,
+    )
     return mirror, True

@@ -72,43 +72,65 @@ class Estimate:
     def to_frame(self) -> pd.DataFrame:
         """Expected and worst case side by side: Actions, Data Credits, dollars."""
         return pd.DataFrame(
-            {"expected": [self.expected_actions, self.expected_data_credits, self.expected_usd],
-             "worst case": [self.worst_actions, self.worst_data_credits, self.worst_usd]},
-            index=["Actions", "Data Credits", f"USD ({self.plan})"])
+            {
+                "expected": [self.expected_actions, self.expected_data_credits, self.expected_usd],
+                "worst case": [self.worst_actions, self.worst_data_credits, self.worst_usd],
+            },
+            index=["Actions", "Data Credits", f"USD ({self.plan})"],
+        )
 
     def __str__(self) -> str:
-        return (f"{self.routine}: {self.rows} rows, {self.unique} unique, {self.cached} cached, "
-                f"{self.invalid} invalid, {self.failed} failed earlier, {self.unknown} unknown; "
-                f"{self.to_send} to send. Expected {self.expected_actions:g} Actions, "
-                f"{self.expected_data_credits:g} Data Credits (${self.expected_usd:.2f}); "
-                f"worst case {self.worst_actions:g} Actions, {self.worst_data_credits:g} Data "
-                f"Credits (${self.worst_usd:.2f}) on the {self.plan} plan. Match rate "
-                f"{self.match_rate:.0%} ({self.basis}).")
+        return (
+            f"{self.routine}: {self.rows} rows, {self.unique} unique, {self.cached} cached, "
+            f"{self.invalid} invalid, {self.failed} failed earlier, {self.unknown} unknown; "
+            f"{self.to_send} to send. Expected {self.expected_actions:g} Actions, "
+            f"{self.expected_data_credits:g} Data Credits (${self.expected_usd:.2f}); "
+            f"worst case {self.worst_actions:g} Actions, {self.worst_data_credits:g} Data "
+            f"Credits (${self.worst_usd:.2f}) on the {self.plan} plan. Match rate "
+            f"{self.match_rate:.0%} ({self.basis})."
+        )
 
     def _repr_html_(self) -> str:
-        counts = (f"<p><b>{self.routine}</b>: {self.rows} rows, {self.unique} unique, "
-                  f"{self.cached} cached, {self.invalid} invalid, {self.failed} failed earlier, "
-                  f"{self.unknown} unknown: <b>{self.to_send} to send</b>. Match rate "
-                  f"{self.match_rate:.0%} ({self.basis}).</p>")
+        counts = (
+            f"<p><b>{self.routine}</b>: {self.rows} rows, {self.unique} unique, "
+            f"{self.cached} cached, {self.invalid} invalid, {self.failed} failed earlier, "
+            f"{self.unknown} unknown: <b>{self.to_send} to send</b>. Match rate "
+            f"{self.match_rate:.0%} ({self.basis}).</p>"
+        )
         return counts + self.to_frame().round(2)._repr_html_()  # type: ignore[operator]
 
 
-def expected_per_row(routine: Routine, journal: Journal,
-                     min_observed: int = MIN_OBSERVED) -> tuple[Cost, float, str]:
+def expected_per_row(
+    routine: Routine, journal: Journal, min_observed: int = MIN_OBSERVED
+) -> tuple[Cost, float, str]:
     """Expected cost of one row sent, its match rate, and where those came from."""
     rows, matched, actions, credits = journal.observed_rates(routine.id)
     if rows >= max(1, min_observed):
-        return (Cost(actions / rows, credits / rows), matched / rows,
-                f"observed in the ledger over {rows} rows")
+        return (
+            Cost(actions / rows, credits / rows),
+            matched / rows,
+            f"observed in the ledger over {rows} rows",
+        )
     return routine.expected_cost(), routine.match_rate(), "the routine's catalogue rates"
 
 
-def estimate(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any] | None = None,
-             *, client: Any = None, plan: str | Plan | None = None, budget: Any = None,
-             cache: bool = True, max_age: timedelta | float | None = None,
-             refresh: bool = False, retry_failed: bool = False, resend_unknown: bool = False,
-             min_observed: int = MIN_OBSERVED, home: str | Path | None = None,
-             **_ignored: Any) -> Estimate:
+def estimate(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
+    plan: str | Plan | None = None,
+    budget: Any = None,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    min_observed: int = MIN_OBSERVED,
+    home: str | Path | None = None,
+    **_ignored: Any,
+) -> Estimate:
     """What ``enrich`` with the same arguments would send and cost. Sends nothing.
 
     ``plan`` prices dollars (default: the budget's plan, else Growth). ``client`` is only
@@ -118,24 +140,48 @@ def estimate(df: pd.DataFrame, routine: str | Routine, inputs: Mapping[str, Any]
     price = get_plan(plan if plan is not None else getattr(budget, "plan", None) or "growth")
     prepared = prepare(df, resolved, inputs)
     with Journal.open(home, plan=price) as journal:
-        work = plan_work(prepared, journal, cache=cache, max_age=max_age, refresh=refresh,
-                         retry_failed=retry_failed, resend_unknown=resend_unknown)
+        work = plan_work(
+            prepared,
+            journal,
+            cache=cache,
+            max_age=max_age,
+            refresh=refresh,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+        )
         per_row, rate, basis = expected_per_row(resolved, journal, min_observed)
     n = len(work.to_send)
     invalid_group = np.array([r is not None for r in prepared.reasons], dtype=bool)
     invalid_rows = int(invalid_group[prepared.codes].sum()) if prepared.rows else 0
     expected, worst = per_row * n, resolved.worst_case_cost() * n
     return Estimate(
-        resolved.id, price.name, prepared.rows, len(prepared.valid_groups),
-        work.count(CACHED), invalid_rows,
-        work.count(FAILED), work.count(UNKNOWN), n, rate, basis,
-        expected.actions, expected.data_credits, price.usd(expected.actions, expected.data_credits),
-        worst.actions, worst.data_credits, price.usd(worst.actions, worst.data_credits))
+        resolved.id,
+        price.name,
+        prepared.rows,
+        len(prepared.valid_groups),
+        work.count(CACHED),
+        invalid_rows,
+        work.count(FAILED),
+        work.count(UNKNOWN),
+        n,
+        rate,
+        basis,
+        expected.actions,
+        expected.data_credits,
+        price.usd(expected.actions, expected.data_credits),
+        worst.actions,
+        worst.data_credits,
+        price.usd(worst.actions, worst.data_credits),
+    )
 
 
-def frame_failures(df: pd.DataFrame, routine: str | Routine | None = None,
-                   inputs: Mapping[str, Any] | None = None, *,
-                   home: str | Path | None = None) -> pd.DataFrame:
+def frame_failures(
+    df: pd.DataFrame,
+    routine: str | Routine | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    home: str | Path | None = None,
+) -> pd.DataFrame:
     """Failed rows of an enriched frame, or the dead-letter entries for a frame's rows."""
     if routine is not None and inputs is not None:
         resolved = resolve_routine(routine)
@@ -146,4 +192,3 @@ def frame_failures(df: pd.DataFrame, routine: str | Routine | None = None,
     if "clay_status" in df.columns:
         return df[df["clay_status"] == FAILED]
     return failures(routine, home=home)
-

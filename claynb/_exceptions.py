@@ -69,7 +69,9 @@ class OutcomeUnknown(TransportError):
 class HTTPStatusError(ClayError):
     """Clay answered with an error status; ``status`` is the category (no stable codes)."""
 
-    def __init__(self, message: str, *, status: int, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, status: int, retry_after: float | None = None, **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.status = status
         self.retry_after = retry_after

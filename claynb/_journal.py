@@ -86,8 +86,10 @@ class InFlight:
 
 
 def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
-    return conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1",
-                        (routine,)).fetchone() is not None
+    return (
+        conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1", (routine,)).fetchone()
+        is not None
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -111,8 +113,9 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.plan = get_plan(plan)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:  # executescript manages its own transaction
@@ -155,8 +158,13 @@ class Journal:
 
     # -- the journal proper -------------------------------------------------------------
 
-    def intent(self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]],
-               reserved: Cost | None = None) -> int:
+    def intent(
+        self,
+        routine: str,
+        backend: str,
+        inputs: Mapping[str, Mapping[str, Any]],
+        reserved: Cost | None = None,
+    ) -> int:
         """Record a batch about to be sent (key -> normalised inputs); its batch number."""
         now, reserved = time.time(), reserved or Cost()
         with self.transaction() as conn:
@@ -164,16 +172,29 @@ class Journal:
                 "INSERT INTO batches (routine, backend, items, n, state, reserved_actions, "
                 "reserved_credits, pid, host, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (routine, backend, json.dumps(inputs, default=str), len(inputs), SENDING,
-                 reserved.actions, reserved.data_credits, os.getpid(), socket.gethostname(),
-                 now, now))
+                (
+                    routine,
+                    backend,
+                    json.dumps(inputs, default=str),
+                    len(inputs),
+                    SENDING,
+                    reserved.actions,
+                    reserved.data_credits,
+                    os.getpid(),
+                    socket.gethostname(),
+                    now,
+                    now,
+                ),
+            )
             return int(cur.lastrowid or 0)
 
     def started(self, batch: int, run_id: str) -> None:
         """Clay answered with a run id: from now on the batch is collected, never re-sent."""
         with self.transaction() as conn:
-            conn.execute("UPDATE batches SET run_id = ?, state = ?, updated_at = ? "
-                         "WHERE batch = ?", (run_id, IN_FLIGHT, time.time(), batch))
+            conn.execute(
+                "UPDATE batches SET run_id = ?, state = ?, updated_at = ? WHERE batch = ?",
+                (run_id, IN_FLIGHT, time.time(), batch),
+            )
 
     def abandon(self, batch: int, error: str | None = None) -> None:
         """The batch was certainly not started (answered 4xx/429/402): forget the intent."""
@@ -184,20 +205,31 @@ class Journal:
         """The send may have reached Clay: park the batch's items as unknown; their keys."""
         now = time.time()
         with self.transaction() as conn:
-            row = conn.execute("SELECT routine, items FROM batches WHERE batch = ?",
-                               (batch,)).fetchone()
+            row = conn.execute(
+                "SELECT routine, items FROM batches WHERE batch = ?", (batch,)
+            ).fetchone()
             if row is None:
                 return []
             routine, items = row
             keys = list(json.loads(items or "{}"))
-            conn.execute("UPDATE batches SET state = ?, error = ?, updated_at = ? "
-                         "WHERE batch = ?", (UNKNOWN, error, now, batch))
-            conn.executemany("INSERT OR REPLACE INTO unknown_items VALUES (?, ?, ?, ?, ?)",
-                             [(routine, k, batch, error, now) for k in keys])
+            conn.execute(
+                "UPDATE batches SET state = ?, error = ?, updated_at = ? WHERE batch = ?",
+                (UNKNOWN, error, now, batch),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO unknown_items VALUES (?, ?, ?, ?, ?)",
+                [(routine, k, batch, error, now) for k in keys],
+            )
             return keys
 
-    def finished(self, run_id: str, results: Sequence[ItemResult], *, backend: str = "direct",
-                 plan: str | Plan | None = None) -> bool:
+    def finished(
+        self,
+        run_id: str,
+        results: Sequence[ItemResult],
+        *,
+        backend: str = "direct",
+        plan: str | Plan | None = None,
+    ) -> bool:
         """Land a run: cache answers, list failures, record the charge, mark it finished.
 
         Idempotent: False (and nothing written) when the run was already landed, for
@@ -205,8 +237,9 @@ class Journal:
         """
         now, price = time.time(), get_plan(plan) if plan is not None else self.plan
         with self.transaction() as conn:
-            row = conn.execute("SELECT batch, routine, items, state FROM batches "
-                               "WHERE run_id = ?", (run_id,)).fetchone()
+            row = conn.execute(
+                "SELECT batch, routine, items, state FROM batches WHERE run_id = ?", (run_id,)
+            ).fetchone()
             if row is not None and row[3] == FINISHED:
                 return False
             if row is None:
@@ -216,34 +249,61 @@ class Journal:
             self._land(conn, routine, run_id, results, inputs, now)
             cost = sum((r.cost for r in results), Cost())
             matched = sum(1 for r in results if r.status == ENRICHED)
-            _ledger.record(conn, _ledger.Charge(
-                run_id, now, routine, backend, price.name, len(results), matched, cost.actions,
-                cost.data_credits, price.usd(cost.actions, cost.data_credits)))
-            conn.execute("UPDATE batches SET state = ?, items = NULL, updated_at = ? "
-                         "WHERE batch = ?", (FINISHED, now, batch))
+            _ledger.record(
+                conn,
+                _ledger.Charge(
+                    run_id,
+                    now,
+                    routine,
+                    backend,
+                    price.name,
+                    len(results),
+                    matched,
+                    cost.actions,
+                    cost.data_credits,
+                    price.usd(cost.actions, cost.data_credits),
+                ),
+            )
+            conn.execute(
+                "UPDATE batches SET state = ?, items = NULL, updated_at = ? WHERE batch = ?",
+                (FINISHED, now, batch),
+            )
             return True
 
     @staticmethod
-    def _land(conn: sqlite3.Connection, routine: str, run_id: str,
-              results: Sequence[ItemResult], inputs: Mapping[str, Any], now: float) -> None:
+    def _land(
+        conn: sqlite3.Connection,
+        routine: str,
+        run_id: str,
+        results: Sequence[ItemResult],
+        inputs: Mapping[str, Any],
+        now: float,
+    ) -> None:
         answers = [(r.key, r.status, r.result) for r in results if r.status in (ENRICHED, NO_MATCH)]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
         if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
-        failed = [(r.key, inputs.get(r.key, {}), r.error, r.attempts)
-                  for r in results if r.status == FAILED]
+        failed = [
+            (r.key, inputs.get(r.key, {}), r.error, r.attempts)
+            for r in results
+            if r.status == FAILED
+        ]
         _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
         if _any_row(conn, "unknown_items", routine):
-            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
-                             [(routine, r.key) for r in results])
+            conn.executemany(
+                "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                [(routine, r.key) for r in results],
+            )
 
-    def record_failures(self, routine: str,
-                        failed: Sequence[tuple[str, Mapping[str, Any], str | None, int]]) -> None:
+    def record_failures(
+        self, routine: str, failed: Sequence[tuple[str, Mapping[str, Any], str | None, int]]
+    ) -> None:
         """Put items that failed without a run (for instance a send refused with 4xx)
         on the dead-letter list: (key, inputs, error, attempts)."""
         with self.transaction() as conn:
-            _cache.failures_put(conn, routine, [(k, dict(i), e, a) for k, i, e, a in failed],
-                                now=time.time())
+            _cache.failures_put(
+                conn, routine, [(k, dict(i), e, a) for k, i, e, a in failed], now=time.time()
+            )
 
     def recover(self, routine: str | None = None, *, backends: Sequence[str] = ("direct",)) -> int:
         """Batches left "sending" by a process that died on this host become "unknown".
@@ -254,25 +314,41 @@ class Journal:
         process's death: a queue batch is sent by a worker that may well be alive.
         """
         host = socket.gethostname()
-        rows = self.read(lambda c: c.execute(
-            "SELECT batch, routine, backend, pid, host FROM batches WHERE state = ?",
-            (SENDING,)).fetchall())
-        dead = [b for b, r, be, pid, h in rows
-                if (routine is None or r == routine) and be in backends and h == host
-                and pid != os.getpid() and not _pid_alive(int(pid))]
+        rows = self.read(
+            lambda c: c.execute(
+                "SELECT batch, routine, backend, pid, host FROM batches WHERE state = ?", (SENDING,)
+            ).fetchall()
+        )
+        dead = [
+            b
+            for b, r, be, pid, h in rows
+            if (routine is None or r == routine)
+            and be in backends
+            and h == host
+            and pid != os.getpid()
+            and not _pid_alive(int(pid))
+        ]
         for batch in dead:
-            self.unknown(batch, "the process sending this run died before Clay answered; "
-                                "the run may or may not have started")
+            self.unknown(
+                batch,
+                "the process sending this run died before Clay answered; "
+                "the run may or may not have started",
+            )
         return len(dead)
 
     def in_flight(self, routine: str, keys: Sequence[str] | None = None) -> list[InFlight]:
         """Runs of ``routine`` started and never landed (holding any of ``keys``)."""
-        rows = self.read(lambda c: c.execute(
-            "SELECT batch, run_id, routine, backend, items, reserved_actions, reserved_credits, "
-            "updated_at FROM batches WHERE routine = ? AND state = ? ORDER BY batch",
-            (routine, IN_FLIGHT)).fetchall())
-        runs = [InFlight(b, run_id, r, be, json.loads(items or "{}"), Cost(a, c), at)
-                for b, run_id, r, be, items, a, c, at in rows]
+        rows = self.read(
+            lambda c: c.execute(
+                "SELECT batch, run_id, routine, backend, items, reserved_actions, reserved_credits, "
+                "updated_at FROM batches WHERE routine = ? AND state = ? ORDER BY batch",
+                (routine, IN_FLIGHT),
+            ).fetchall()
+        )
+        runs = [
+            InFlight(b, run_id, r, be, json.loads(items or "{}"), Cost(a, c), at)
+            for b, run_id, r, be, items, a, c, at in rows
+        ]
         if keys is None:
             return runs
         wanted = set(keys)
@@ -280,8 +356,11 @@ class Journal:
 
     def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
         """Items of ``routine`` whose send may or may not have reached Clay: key -> why."""
-        rows = self.read(lambda c: c.execute(
-            "SELECT key, error FROM unknown_items WHERE routine = ?", (routine,)).fetchall())
+        rows = self.read(
+            lambda c: c.execute(
+                "SELECT key, error FROM unknown_items WHERE routine = ?", (routine,)
+            ).fetchall()
+        )
         found = {k: e or "outcome unknown" for k, e in rows}
         if keys is None:
             return found
@@ -290,16 +369,19 @@ class Journal:
     def forget_unknown(self, routine: str, keys: Sequence[str]) -> None:
         """The caller chose to re-send these unknown items (``resend_unknown=True``)."""
         with self.transaction() as conn:
-            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
-                             [(routine, k) for k in keys])
+            conn.executemany(
+                "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                [(routine, k) for k in keys],
+            )
 
     # -- outbound webhooks: how an unknown outcome becomes known --------------------------
 
     def delivered(self, run_id: str) -> None:
         """Clay said (a verified run-finished webhook) that this run finished."""
         with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO deliveries (run_id, at) VALUES (?, ?)",
-                         (run_id, time.time()))
+            conn.execute(
+                "INSERT OR IGNORE INTO deliveries (run_id, at) VALUES (?, ?)", (run_id, time.time())
+            )
 
     def adoptable(self) -> tuple[list[str], dict[int, set[str]], set[str]]:
         """Delivered runs no batch claims yet, the unknown batches (batch -> keys), and the
@@ -309,31 +391,49 @@ class Journal:
         names it, and the run's results carry our item ids: matching the two turns an
         unknown batch back into one in flight, collected without being sent again.
         """
+
         def query(c: sqlite3.Connection) -> tuple[list[str], dict[int, set[str]], set[str]]:
-            runs = [r for (r,) in c.execute(
-                "SELECT run_id FROM deliveries WHERE checked = 0 AND run_id NOT IN "
-                "(SELECT run_id FROM batches WHERE run_id IS NOT NULL)")]
+            runs = [
+                r
+                for (r,) in c.execute(
+                    "SELECT run_id FROM deliveries WHERE checked = 0 AND run_id NOT IN "
+                    "(SELECT run_id FROM batches WHERE run_id IS NOT NULL)"
+                )
+            ]
             if not runs:
                 return [], {}, set()
-            batches = {b: set(json.loads(items or "{}")) for b, items in c.execute(
-                "SELECT batch, items FROM batches WHERE state = ?", (UNKNOWN,))}
-            sending = {k for (items,) in c.execute(
-                "SELECT items FROM batches WHERE state = ?", (SENDING,))
-                for k in json.loads(items or "{}")}
+            batches = {
+                b: set(json.loads(items or "{}"))
+                for b, items in c.execute(
+                    "SELECT batch, items FROM batches WHERE state = ?", (UNKNOWN,)
+                )
+            }
+            sending = {
+                k
+                for (items,) in c.execute("SELECT items FROM batches WHERE state = ?", (SENDING,))
+                for k in json.loads(items or "{}")
+            }
             return runs, batches, sending
+
         return self.read(query)
 
     def adopt(self, batch: int, run_id: str) -> None:
         """An unknown batch was found in a delivered run: it is in flight again."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT routine, items FROM batches WHERE batch = ? AND state = ?",
-                               (batch, UNKNOWN)).fetchone()
+            row = conn.execute(
+                "SELECT routine, items FROM batches WHERE batch = ? AND state = ?", (batch, UNKNOWN)
+            ).fetchone()
             if row is None:
                 return
-            conn.execute("UPDATE batches SET run_id = ?, state = ?, error = NULL, updated_at = ? "
-                         "WHERE batch = ?", (run_id, IN_FLIGHT, time.time(), batch))
-            conn.executemany("DELETE FROM unknown_items WHERE routine = ? AND key = ?",
-                             [(row[0], k) for k in json.loads(row[1] or "{}")])
+            conn.execute(
+                "UPDATE batches SET run_id = ?, state = ?, error = NULL, updated_at = ? "
+                "WHERE batch = ?",
+                (run_id, IN_FLIGHT, time.time(), batch),
+            )
+            conn.executemany(
+                "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
+                [(row[0], k) for k in json.loads(row[1] or "{}")],
+            )
             conn.execute("UPDATE deliveries SET checked = 1 WHERE run_id = ?", (run_id,))
 
     def delivery_checked(self, run_id: str) -> None:
@@ -343,21 +443,33 @@ class Journal:
 
     def runs(self) -> list[dict[str, Any]]:
         """Every journaled batch (without its items), oldest first: for inspection."""
-        cols = ["batch", "routine", "backend", "n", "run_id", "state", "created_at",
-                "updated_at", "error"]
-        rows = self.read(lambda c: c.execute(
-            f"SELECT {', '.join(cols)} FROM batches ORDER BY batch").fetchall())
+        cols = [
+            "batch",
+            "routine",
+            "backend",
+            "n",
+            "run_id",
+            "state",
+            "created_at",
+            "updated_at",
+            "error",
+        ]
+        rows = self.read(
+            lambda c: c.execute(f"SELECT {', '.join(cols)} FROM batches ORDER BY batch").fetchall()
+        )
         return [dict(zip(cols, row, strict=True)) for row in rows]
 
     # -- the cache and the dead-letter list, through the same connection ---------------
 
-    def cached(self, routine: str, keys: Sequence[str], *,
-               max_age_s: float | None = None) -> dict[str, _cache.Cached]:
+    def cached(
+        self, routine: str, keys: Sequence[str], *, max_age_s: float | None = None
+    ) -> dict[str, _cache.Cached]:
         now = time.time()
         return self.read(lambda c: _cache.cache_get(c, routine, keys, max_age_s=max_age_s, now=now))
 
-    def failures(self, routine: str | None = None,
-                 keys: Sequence[str] | None = None) -> list[_cache.Failure]:
+    def failures(
+        self, routine: str | None = None, keys: Sequence[str] | None = None
+    ) -> list[_cache.Failure]:
         return self.read(lambda c: _cache.failures_get(c, routine, keys))
 
     def forget_failures(self, routine: str, keys: Sequence[str]) -> None:

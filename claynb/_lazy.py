@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, names: Mapping[str, str],
-                 aliases: Mapping[str, str] | None = None) -> tuple[list[str], Callable[[str], Any]]:
+def lazy_exports(
+    package: str, names: Mapping[str, str], aliases: Mapping[str, str] | None = None
+) -> tuple[list[str], Callable[[str], Any]]:
     """``__all__`` and a module ``__getattr__`` for ``package``.
 
     ``names`` maps each public name to the module defining it; ``aliases`` maps a public

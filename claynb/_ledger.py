@@ -29,8 +29,18 @@ CREATE TABLE IF NOT EXISTS charges (
 CREATE INDEX IF NOT EXISTS charges_routine ON charges (routine);
 """
 
-COLUMNS = ["run_id", "at", "routine", "backend", "plan", "rows", "matched", "actions",
-           "data_credits", "usd"]
+COLUMNS = [
+    "run_id",
+    "at",
+    "routine",
+    "backend",
+    "plan",
+    "rows",
+    "matched",
+    "actions",
+    "data_credits",
+    "usd",
+]
 _SUMS = ["runs", "rows", "matched", "actions", "data_credits", "usd"]
 
 
@@ -52,18 +62,32 @@ class Charge:
 
 def record(conn: sqlite3.Connection, charge: Charge) -> bool:
     """Record a run's charge once; False when that run was already recorded."""
-    cur = conn.execute("INSERT OR IGNORE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (charge.run_id, charge.at, charge.routine, charge.backend, charge.plan,
-                        charge.rows, charge.matched, charge.actions, charge.data_credits,
-                        charge.usd))
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            charge.run_id,
+            charge.at,
+            charge.routine,
+            charge.backend,
+            charge.plan,
+            charge.rows,
+            charge.matched,
+            charge.actions,
+            charge.data_credits,
+            charge.usd,
+        ),
+    )
     return cur.rowcount == 1
 
 
 def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
     """(rows, matched, actions, data_credits) summed over every recorded run of a routine."""
-    row = conn.execute("SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(matched), 0), "
-                       "COALESCE(SUM(actions), 0), COALESCE(SUM(data_credits), 0) "
-                       "FROM charges WHERE routine = ?", (routine,)).fetchone()
+    row = conn.execute(
+        "SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(matched), 0), "
+        "COALESCE(SUM(actions), 0), COALESCE(SUM(data_credits), 0) "
+        "FROM charges WHERE routine = ?",
+        (routine,),
+    ).fetchone()
     return int(row[0]), int(row[1]), float(row[2]), float(row[3])
 
 
@@ -122,8 +146,10 @@ class Ledger:
 
     def __repr__(self) -> str:
         t = self.total
-        return (f"Ledger({len(self)} runs, {int(t['rows'])} rows, {t['actions']:g} Actions, "
-                f"{t['data_credits']:g} Data Credits, ${t['usd']:.2f})")
+        return (
+            f"Ledger({len(self)} runs, {int(t['rows'])} rows, {t['actions']:g} Actions, "
+            f"{t['data_credits']:g} Data Credits, ${t['usd']:.2f})"
+        )
 
     def _repr_html_(self) -> str:
         head = f"<p><b>{self!r}</b></p>"
@@ -142,27 +168,38 @@ def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:
     """Daily ``meter`` stacked by routine, with the cumulative total on a second axis."""
     import matplotlib.pyplot as plt
 
-    labels = {"actions": "Actions", "data_credits": "Data Credits", "usd": "dollars",
-              "rows": "rows"}
+    labels = {
+        "actions": "Actions",
+        "data_credits": "Data Credits",
+        "usd": "dollars",
+        "rows": "rows",
+    }
     if meter not in labels:
         raise ValueError(f"meter must be one of {', '.join(labels)}, got {meter!r}")
     fig, ax = plt.subplots(figsize=(8, 4))
     if charges.empty:
-        ax.text(0.5, 0.5, "no charges recorded yet", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no charges recorded yet", ha="center", va="center", transform=ax.transAxes
+        )
         ax.set_axis_off()
         return fig
     day = charges["at"].dt.tz_convert(None).dt.floor("D")
-    table = charges.assign(day=day).pivot_table(index="day", columns="routine", values=meter,
-                                                aggfunc="sum", fill_value=0)
+    table = charges.assign(day=day).pivot_table(
+        index="day", columns="routine", values=meter, aggfunc="sum", fill_value=0
+    )
     table.index = table.index.strftime("%Y-%m-%d")
     table.plot(kind="bar", stacked=True, ax=ax, width=0.8)
     ax.set_xlabel("day (UTC)")
     ax.set_ylabel(f"{labels[meter]} per day")
     ax.set_title(f"Clay spend: {labels[meter]} by day and routine")
     total = ax.twinx()
-    total.plot(range(len(table)), table.sum(axis=1).cumsum().to_numpy(), color="black",
-               marker="o", label="running total")
+    total.plot(
+        range(len(table)),
+        table.sum(axis=1).cumsum().to_numpy(),
+        color="black",
+        marker="o",
+        label="running total",
+    )
     total.set_ylabel(f"{labels[meter]}, running total")
     total.set_ylim(bottom=0)
     ax.tick_params(axis="x", labelrotation=0)

@@ -43,7 +43,7 @@ _SPACES = re.compile(r"\s+")
 
 def normalise_email(value: str) -> str:
     value = value.strip().lower()
-    return value[len("mailto:"):] if value.startswith("mailto:") else value
+    return value[len("mailto:") :] if value.startswith("mailto:") else value
 
 
 def normalise_domain(value: str) -> str:
@@ -76,41 +76,53 @@ def normaliser_for(name: str) -> Any:
 
 def normalise_value(name: str, value: Any) -> str | None:
     """One input value normalised; ``None`` when it is missing (NA or blank)."""
-    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value)
-                         and pd.isna(value)):
+    if value is None or (
+        not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)
+    ):
         return None
     text = value if isinstance(value, str) else str(value)
     out = normaliser_for(name)(text)
     return out or None
 
 
-def normalise_inputs(routine: Routine, inputs: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+def normalise_inputs(
+    routine: Routine, inputs: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
     """Normalised inputs of one item and why they cannot be sent (``None`` if they can)."""
     clean = {name: normalise_value(name, inputs.get(name)) for name in routine.inputs}
     return clean, validate_inputs(routine, clean)
 
 
-def resolve_columns(df: pd.DataFrame, routine: Routine,
-                    inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+def resolve_columns(
+    df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Routine input -> column, checked; a ValueError naming whatever does not fit."""
     if inputs is None:
         inputs = {name: name for name in routine.inputs if name in df.columns}
     if not isinstance(inputs, Mapping):
-        raise TypeError(f"inputs must map routine inputs to columns, e.g. "
-                        f"{{{routine.inputs[0]!r}: 'Column'}}; got {type(inputs).__name__}")
+        raise TypeError(
+            f"inputs must map routine inputs to columns, e.g. "
+            f"{{{routine.inputs[0]!r}: 'Column'}}; got {type(inputs).__name__}"
+        )
     unknown = [name for name in inputs if name not in routine.inputs]
     if unknown:
-        raise ValueError(f"routine {routine.id!r} has no input {unknown[0]!r}; "
-                         f"its inputs are {', '.join(routine.inputs)}")
+        raise ValueError(
+            f"routine {routine.id!r} has no input {unknown[0]!r}; "
+            f"its inputs are {', '.join(routine.inputs)}"
+        )
     unmapped = [name for name in routine.inputs if name not in inputs]
     if unmapped:
-        raise ValueError(f"routine {routine.id!r} needs input {unmapped[0]!r}: map it to a "
-                         f"column, e.g. inputs={{{unmapped[0]!r}: 'Column'}}")
+        raise ValueError(
+            f"routine {routine.id!r} needs input {unmapped[0]!r}: map it to a "
+            f"column, e.g. inputs={{{unmapped[0]!r}: 'Column'}}"
+        )
     for name, column in inputs.items():
         if column not in df.columns:
             shown = ", ".join(map(repr, list(df.columns)[:20]))
-            raise ValueError(f"column {column!r} (for input {name!r}) is not in the frame; "
-                             f"its columns are {shown}")
+            raise ValueError(
+                f"column {column!r} (for input {name!r}) is not in the frame; "
+                f"its columns are {shown}"
+            )
     return dict(inputs)
 
 
@@ -171,8 +183,10 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     codes, first_rows = _group(values)
     group_inputs = [{name: values[j][row] for j, name in enumerate(names)} for row in first_rows]
     reasons = [validate_inputs(routine, item) for item in group_inputs]
-    keys = [None if reason else item_key(routine.id, item)
-            for item, reason in zip(group_inputs, reasons, strict=True)]
+    keys = [
+        None if reason else item_key(routine.id, item)
+        for item, reason in zip(group_inputs, reasons, strict=True)
+    ]
     first = np.zeros(len(codes), dtype=bool)
     first[first_rows] = True
     return Prepared(routine, codes, group_inputs, keys, reasons, first)
@@ -225,9 +239,18 @@ def _not_run(error: str) -> bool:
     return "credits exhausted" in text or "not run" in text
 
 
-def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str, Any] | None,
-                error: str | None = None, cost: Any = None, provider: str | None = None,
-                run_id: str | None = None, attempts: int = 1) -> ItemResult:
+def item_result(
+    routine: Routine,
+    key: str,
+    *,
+    status: str,
+    result: Mapping[str, Any] | None,
+    error: str | None = None,
+    cost: Any = None,
+    provider: str | None = None,
+    run_id: str | None = None,
+    attempts: int = 1,
+) -> ItemResult:
     """One item of a finished run as an :class:`ItemResult`.
 
     ``status`` is Clay's item status: "complete" is enriched when a provider hit or any
@@ -251,15 +274,28 @@ def item_result(routine: Routine, key: str, *, status: str, result: Mapping[str,
                 break
     if given is None:
         given = price_item(routine, matched, provider)
-    return ItemResult(key, ENRICHED if matched else NO_MATCH, data, None, _shared(given),
-                      attempts, run_id)
+    return ItemResult(
+        key, ENRICHED if matched else NO_MATCH, data, None, _shared(given), attempts, run_id
+    )
 
 
-def result_from_clay(routine: Routine, key: str, item: Mapping[str, Any], *,
-                     run_id: str | None = None, attempts: int = 1) -> ItemResult:
+def result_from_clay(
+    routine: Routine,
+    key: str,
+    item: Mapping[str, Any],
+    *,
+    run_id: str | None = None,
+    attempts: int = 1,
+) -> ItemResult:
     """A raw result item ``{"id", "status", "result" | "error"}`` as an :class:`ItemResult`."""
     error = item.get("error")
     message = error.get("message") if isinstance(error, Mapping) else error
-    return item_result(routine, key, status=str(item.get("status", "")),
-                       result=item.get("result"), error=message, run_id=run_id,
-                       attempts=attempts)
+    return item_result(
+        routine,
+        key,
+        status=str(item.get("status", "")),
+        result=item.get("result"),
+        error=message,
+        run_id=run_id,
+        attempts=attempts,
+    )

@@ -70,4 +70,6 @@ def get_plan(plan: str | Plan) -> Plan:
     try:
         return PLANS[plan.lower()]
     except KeyError:
-        raise ValueError(f"unknown plan {plan!r}; choose one of {', '.join(PLANS)} or pass a claynb.Plan") from None
+        raise ValueError(
+            f"unknown plan {plan!r}; choose one of {', '.join(PLANS)} or pass a claynb.Plan"
+        ) from None

@@ -37,8 +37,14 @@ def _describe(cost: Cost) -> str:
 class Progress:
     """Counts rows and cost; draws them as a bar, as text, or not at all."""
 
-    def __init__(self, total: int, *, desc: str = "enriching", mode: str = "auto",
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        desc: str = "enriching",
+        mode: str = "auto",
+        stream: TextIO | None = None,
+    ) -> None:
         self.total, self.desc = total, desc
         self.done = 0
         self.cost = Cost()
@@ -64,8 +70,14 @@ class Progress:
             from tqdm.auto import tqdm
         else:
             from tqdm import tqdm
-        return tqdm(total=self.total, desc=self.desc, unit="row", file=self._stream,
-                    dynamic_ncols=True, leave=True)
+        return tqdm(
+            total=self.total,
+            desc=self.desc,
+            unit="row",
+            file=self._stream,
+            dynamic_ncols=True,
+            leave=True,
+        )
 
     def advance(self, rows: int, cost: Cost | None = None) -> None:
         """``rows`` more rows are done, and Clay charged ``cost`` for them."""
@@ -88,8 +100,10 @@ class Progress:
 
     def _line(self) -> str:
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        return (f"{self.desc}: {self.done}/{self.total} rows{share}, {_describe(self.cost)}, "
-                f"{self._eta()}")
+        return (
+            f"{self.desc}: {self.done}/{self.total} rows{share}, {_describe(self.cost)}, "
+            f"{self._eta()}"
+        )
 
     def _maybe_line(self) -> None:
         now = time.monotonic()

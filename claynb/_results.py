@@ -110,8 +110,14 @@ def parse_item(raw: dict[str, Any]) -> RunItem:
         cost = Cost(float(cost_raw.get("actions", 0)), float(cost_raw.get("data_credits", 0)))
     error = raw.get("error")
     message = error.get("message") if isinstance(error, dict) else error
-    return RunItem(str(raw.get("id", "")), str(raw.get("status", "")), result,
-                   None if message is None else str(message), cost, provider)
+    return RunItem(
+        str(raw.get("id", "")),
+        str(raw.get("status", "")),
+        result,
+        None if message is None else str(message),
+        cost,
+        provider,
+    )
 
 
 def parse_run_page(run_id: str, http_status: int, body: dict[str, Any]) -> RunResults:
@@ -157,19 +163,26 @@ def answer_json(response: httpx.Response) -> dict[str, Any]:
     except ValueError as exc:
         raise ClayError(
             f"answer {response.status_code} is not JSON: {response.text[:200]!r}",
-            method=response.request.method, url=str(response.request.url),
+            method=response.request.method,
+            url=str(response.request.url),
         ) from exc
     if not isinstance(body, dict):
-        raise ClayError(f"expected a JSON object, got {type(body).__name__}",
-                        method=response.request.method, url=str(response.request.url))
+        raise ClayError(
+            f"expected a JSON object, got {type(body).__name__}",
+            method=response.request.method,
+            url=str(response.request.url),
+        )
     return body
 
 
 def run_id_of(response: httpx.Response) -> str:
     run_id = answer_json(response).get("routine_run_id")
     if not isinstance(run_id, str):
-        raise ClayError("the answer has no routine_run_id", method=response.request.method,
-                        url=str(response.request.url))
+        raise ClayError(
+            "the answer has no routine_run_id",
+            method=response.request.method,
+            url=str(response.request.url),
+        )
     return run_id
 
 

@@ -109,14 +109,67 @@ class Routine:
 _ADJ = ["Senior", "Lead", "Principal", "Staff", "Head of", "VP", "Director of", "Chief"]
 _ROLES = ["Revenue Operations", "Sales", "Marketing", "Engineering", "Growth", "Data", "Finance"]
 _SENIORITY = ["entry", "senior", "manager", "director", "vp", "c_suite"]
-_CITIES = ["Berlin, DE", "London, GB", "New York, US", "Austin, US", "Toronto, CA",
-           "Paris, FR", "Amsterdam, NL", "Sydney, AU", "Singapore, SG", "Madrid, ES"]
-_FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances",
-          "Edsger", "Radia", "Guido", "Sophie", "Tim", "Katherine", "John", "Hedy", "Donald"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton",
-         "Ritchie", "Allen", "Dijkstra", "Perlman", "Rossum", "Wilson", "Berners", "Knuth"]
-_INDUSTRIES = ["Software", "Fintech", "Healthcare", "Logistics", "Retail", "Manufacturing",
-               "Media", "Education", "Energy", "Biotech"]
+_CITIES = [
+    "Berlin, DE",
+    "London, GB",
+    "New York, US",
+    "Austin, US",
+    "Toronto, CA",
+    "Paris, FR",
+    "Amsterdam, NL",
+    "Sydney, AU",
+    "Singapore, SG",
+    "Madrid, ES",
+]
+_FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Barbara",
+    "Ken",
+    "Margaret",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Guido",
+    "Sophie",
+    "Tim",
+    "Katherine",
+    "John",
+    "Hedy",
+    "Donald",
+]
+_LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Liskov",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Rossum",
+    "Wilson",
+    "Berners",
+    "Knuth",
+]
+_INDUSTRIES = [
+    "Software",
+    "Fintech",
+    "Healthcare",
+    "Logistics",
+    "Retail",
+    "Manufacturing",
+    "Media",
+    "Education",
+    "Energy",
+    "Biotech",
+]
 _COUNTRIES = ["US", "GB", "DE", "FR", "CA", "NL", "AU", "SG", "ES", "SE"]
 _EMAIL_PROVIDERS = ["google", "microsoft", "zoho", "other"]
 
@@ -156,12 +209,16 @@ def _work_email(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
     first, last = names[0], names[-1]
     pattern = rng.choice([f"{first}.{last}", f"{first}", f"{first[0]}{last}", f"{first}{last[0]}"])
     pattern = re.sub(r"[^a-z0-9.]", "", pattern) or "contact"
-    return {"work_email": f"{pattern}@{inputs['company_domain']}",
-            "email_provider": rng.choice(_EMAIL_PROVIDERS)}
+    return {
+        "work_email": f"{pattern}@{inputs['company_domain']}",
+        "email_provider": rng.choice(_EMAIL_PROVIDERS),
+    }
 
 
 def _mobile(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
-    return {"mobile_phone": f"+1 {rng.randrange(200, 999)}-{rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}"}
+    return {
+        "mobile_phone": f"+1 {rng.randrange(200, 999)}-{rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}"
+    }
 
 
 _BUILDERS = {
@@ -174,17 +231,34 @@ _BUILDERS = {
 DEFAULT_ROUTINES: dict[str, Routine] = {
     r.id: r
     for r in [
-        Routine("enrich-person", ("email",),
-                ("full_name", "title", "seniority", "company_domain", "linkedin_url", "location"),
-                (Provider("person-db", 0.80, 1.0),)),
-        Routine("enrich-company", ("domain",),
-                ("company_name", "industry", "employee_count", "hq_country", "founded_year"),
-                (Provider("company-db", 0.90, 1.0),)),
-        Routine("find-work-email", ("full_name", "company_domain"), ("work_email", "email_provider"),
-                (Provider("email-finder-a", 0.45, 1.0), Provider("email-finder-b", 0.30, 2.0),
-                 Provider("email-finder-c", 0.25, 3.0))),
-        Routine("find-mobile-phone", ("linkedin_url",), ("mobile_phone",),
-                (Provider("phone-db", 0.35, 10.0),)),
+        Routine(
+            "enrich-person",
+            ("email",),
+            ("full_name", "title", "seniority", "company_domain", "linkedin_url", "location"),
+            (Provider("person-db", 0.80, 1.0),),
+        ),
+        Routine(
+            "enrich-company",
+            ("domain",),
+            ("company_name", "industry", "employee_count", "hq_country", "founded_year"),
+            (Provider("company-db", 0.90, 1.0),),
+        ),
+        Routine(
+            "find-work-email",
+            ("full_name", "company_domain"),
+            ("work_email", "email_provider"),
+            (
+                Provider("email-finder-a", 0.45, 1.0),
+                Provider("email-finder-b", 0.30, 2.0),
+                Provider("email-finder-c", 0.25, 3.0),
+            ),
+        ),
+        Routine(
+            "find-mobile-phone",
+            ("linkedin_url",),
+            ("mobile_phone",),
+            (Provider("phone-db", 0.35, 10.0),),
+        ),
     ]
 }
 
@@ -238,8 +312,12 @@ def run_item(routine: Routine, inputs: dict[str, Any], seed: int = 0) -> Outcome
         if rng.random() < provider.hit_rate:
             credits += provider.data_credits
             result = _BUILDERS.get(routine.id, _generic)(rng, inputs)
-            return Outcome("matched", result=result, cost=Cost(routine.actions_per_hit, credits),
-                           provider=provider.name)
+            return Outcome(
+                "matched",
+                result=result,
+                cost=Cost(routine.actions_per_hit, credits),
+                provider=provider.name,
+            )
         if provider.charge_on_miss:
             credits += provider.data_credits
     actions = routine.actions_per_hit if credits > 0 else 0.0

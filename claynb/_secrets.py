@@ -18,8 +18,10 @@ _known: set[str] = set()
 
 # Shapes that are secret whatever their value: auth headers, signing secrets, tokens in URLs.
 _PATTERNS = [
-    re.compile(r"(?i)(clay-api-key|x-clay-webhook-auth|authorization|x-api-key|x-claynb-secret)"
-               r"(['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
+    re.compile(
+        r"(?i)(clay-api-key|x-clay-webhook-auth|authorization|x-api-key|x-claynb-secret)"
+        r"(['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"
+    ),
     re.compile(r"(?i)([?&](?:api_key|apikey|token|key|secret|access_token|auth)=)[^&\s'\"]+"),
     re.compile(r"whsec_[A-Za-z0-9_\-]+"),
     re.compile(r"(?i)(CLAY_API_KEY\s*=\s*['\"]?)[^\s'\"]+"),

@@ -39,7 +39,7 @@ def verify_signature(secret: str, raw_body: bytes, header_value: str | None) -> 
     register_secret(secret)
     given = header_value.strip()
     if given[: len(_PREFIX)].lower() == _PREFIX:
-        given = given[len(_PREFIX):]
+        given = given[len(_PREFIX) :]
     expected = hmac.new(_secret_bytes(secret), bytes(raw_body), hashlib.sha256).hexdigest()
     try:
         return hmac.compare_digest(given.lower().encode("ascii"), expected.encode("ascii"))

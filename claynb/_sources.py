@@ -67,9 +67,11 @@ class SourceReport:
     unsent: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.sent} of {self.records} record(s) sent in {self.chunks} chunk(s), "
-                f"{len(self.unknown)} unknown, {len(self.unsent)} not sent, "
-                f"{self.rate_limited} answer(s) 429, {self.cap_left} left of the lifetime cap")
+        return (
+            f"{self.sent} of {self.records} record(s) sent in {self.chunks} chunk(s), "
+            f"{len(self.unknown)} unknown, {len(self.unsent)} not sent, "
+            f"{self.rate_limited} answer(s) 429, {self.cap_left} left of the lifetime cap"
+        )
 
 
 class SourceTracker:
@@ -85,8 +87,10 @@ class SourceTracker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
-            conn.execute("CREATE TABLE IF NOT EXISTS source_usage ("
-                         "url TEXT PRIMARY KEY, used INTEGER NOT NULL, updated REAL NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS source_usage ("
+                "url TEXT PRIMARY KEY, used INTEGER NOT NULL, updated REAL NOT NULL)"
+            )
             yield conn
         finally:
             conn.close()
@@ -94,7 +98,9 @@ class SourceTracker:
     def used(self, url: str) -> int:
         """Submissions counted against ``url`` so far."""
         with self._db() as conn:
-            row = conn.execute("SELECT used FROM source_usage WHERE url = ?", (_key(url),)).fetchone()
+            row = conn.execute(
+                "SELECT used FROM source_usage WHERE url = ?", (_key(url),)
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def add(self, url: str, count: int) -> int:
@@ -150,8 +156,10 @@ def plan_chunks(sizes: Sequence[int], policy: SourcePolicy) -> list[list[int]]:
     current_bytes = 2  # "[" and "]"
     for index, size in enumerate(sizes):
         added = size + (1 if current else 0)
-        if current and (len(current) >= policy.max_chunk_records
-                        or current_bytes + added > policy.max_chunk_bytes):
+        if current and (
+            len(current) >= policy.max_chunk_records
+            or current_bytes + added > policy.max_chunk_bytes
+        ):
             chunks.append(current)
             current, current_bytes, added = [], 2, size
         current.append(index)
@@ -182,8 +190,13 @@ def source_flow(
     register_secret(auth_token)
     encoded = encode_records(records, policy)
     used = tracker.used(url)
-    report = SourceReport(url=url, records=len(encoded), cap_used=used,
-                          cap_left=max(0, policy.lifetime_cap - used), unsent=list(range(len(encoded))))
+    report = SourceReport(
+        url=url,
+        records=len(encoded),
+        cap_used=used,
+        cap_left=max(0, policy.lifetime_cap - used),
+        unsent=list(range(len(encoded))),
+    )
     _check_cap(report, policy)
     headers = {"content-type": "application/json"}
     if auth_token:
@@ -191,8 +204,14 @@ def source_flow(
     queue = deque(plan_chunks([len(blob) for blob in encoded], policy))
     while queue:
         chunk = queue.popleft()
-        call = core.build_call("POST", url, content=chunk_body(encoded, chunk), headers=headers,
-                               spends=True, item_ids=[str(i) for i in chunk])
+        call = core.build_call(
+            "POST",
+            url,
+            content=chunk_body(encoded, chunk),
+            headers=headers,
+            spends=True,
+            item_ids=[str(i) for i in chunk],
+        )
         call.pace, call.cost = "source", float(len(chunk))
         try:
             yield call
@@ -236,9 +255,11 @@ def _check_cap(report: SourceReport, policy: SourcePolicy) -> None:
         raise _with_report(error, report)
     threshold = policy.warn_fraction * policy.lifetime_cap
     if after >= threshold:
-        message = (f"webhook source {redact(report.url)} will have used {after:,} of its "
-                   f"{policy.lifetime_cap:,} lifetime submissions after this send; plan a new "
-                   "source before it stops accepting rows")
+        message = (
+            f"webhook source {redact(report.url)} will have used {after:,} of its "
+            f"{policy.lifetime_cap:,} lifetime submissions after this send; plan a new "
+            "source before it stops accepting rows"
+        )
         logger.warning("%s", message)
         warnings.warn(message, SourceCapWarning, stacklevel=5)
 
@@ -248,8 +269,14 @@ def _count(report: SourceReport, call: Any) -> None:
     report.rate_limited += call.rate_limited
 
 
-def _settle(report: SourceReport, tracker: SourceTracker, chunk: list[int],
-            policy: SourcePolicy, *, unknown: bool) -> None:
+def _settle(
+    report: SourceReport,
+    tracker: SourceTracker,
+    chunk: list[int],
+    policy: SourcePolicy,
+    *,
+    unknown: bool,
+) -> None:
     # A chunk of unknown fate is counted against the cap too: it may well have landed.
     used = tracker.add(report.url, len(chunk))
     report.cap_used, report.cap_left = used, max(0, policy.lifetime_cap - used)

@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dlq": ("claynb.events._dlq_cli", "list or replay the event tier's dead-letter subject"),
     "simulate": ("claynb.sim._cli", "simulate a tier's volume, latency and cost"),
     "share": ("claynb.share._cli", "execute a notebook and export it with secrets scrubbed"),
-    "demo": ("claynb.share._demo", "run the quickstart on the embedded emulator, write an HTML report"),
+    "demo": (
+        "claynb.share._demo",
+        "run the quickstart on the embedded emulator, write an HTML report",
+    ),
 }
 
 
@@ -48,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     missing = getattr(args, "_missing", None)
     if missing:
-        print(f"claynb {args.command}: not available ({missing}); install claynb[all]", file=sys.stderr)
+        print(
+            f"claynb {args.command}: not available ({missing}); install claynb[all]",
+            file=sys.stderr,
+        )
         return 2
     return int(importlib.import_module(args._module).run(args) or 0)
 

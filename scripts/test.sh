@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
 . .venv/bin/activate
-ruff check claynb tests benchmarks
+ruff check claynb tests benchmarks scripts
+ruff format --check claynb tests benchmarks scripts
 mypy
 bash scripts/test_pandas2.sh   # the frame code on pandas 2.2 too
 # Notebooks run under nbmake, which bypasses tests/conftest.py: a developer's real key and

@@ -19,16 +19,18 @@ def sign(secret: str, body: bytes) -> str:
 
 def webhook_body(run_id: str | None, webhook_id: str = "wh_test") -> bytes:
     data: dict[str, Any] = {} if run_id is None else {"routine_run_id": run_id}
-    return json.dumps({"webhookId": webhook_id, "createdAt": "2026-06-16T17:50:00.000Z",
-                       "data": data}).encode()
+    return json.dumps(
+        {"webhookId": webhook_id, "createdAt": "2026-06-16T17:50:00.000Z", "data": data}
+    ).encode()
 
 
 def namespace() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-def drain(url: str, ns: str, topic: str, *, expect: int, timeout: float = 5.0,
-          settle: float = 0.3) -> list[dict[str, Any]]:
+def drain(
+    url: str, ns: str, topic: str, *, expect: int, timeout: float = 5.0, settle: float = 0.3
+) -> list[dict[str, Any]]:
     """Every event on ``topic`` (from the start), waiting for ``expect`` then a little more."""
 
     async def go() -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 
-def once_per_session(factory: pytest.TempPathFactory, name: str,
-                     produce: Callable[[Path], None]) -> Path:
+def once_per_session(
+    factory: pytest.TempPathFactory, name: str, produce: Callable[[Path], None]
+) -> Path:
     """A directory that ``produce`` fills once per test session, even across xdist workers.
 
     Module fixtures would run once per worker: ``xdist_group`` is not honoured with

@@ -58,10 +58,21 @@ def find_chromium() -> str | None:
 
 def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium offline-friendly: no sandbox (containers), no background calls."""
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-           "--virtual-time-budget=10000", *args]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -69,24 +80,33 @@ def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
 def browser() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("no headless browser: none of " + ", ".join(CANDIDATES) + " is on PATH "
-                    "(install Debian's chromium package, as .ci/run does)")
+        pytest.skip(
+            "no headless browser: none of " + ", ".join(CANDIDATES) + " is on PATH "
+            "(install Debian's chromium package, as .ci/run does)"
+        )
     return path
 
 
 def plot_and_table_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Browser check"),
-        nbformat.v4.new_code_cell("import pandas as pd\n"
-                                  "pd.DataFrame({'tier': ['direct', 'queue', 'events'], "
-                                  "'leads_per_day': [1_000, 50_000, 500_000]})"),
-        nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
-                                  "fig, ax = plt.subplots(figsize=(5, 3))\n"
-                                  "ax.bar(['direct', 'queue', 'events'], [1, 50, 500])\n"
-                                  "plt.show()"),
+        nbformat.v4.new_code_cell(
+            "import pandas as pd\n"
+            "pd.DataFrame({'tier': ['direct', 'queue', 'events'], "
+            "'leads_per_day': [1_000, 50_000, 500_000]})"
+        ),
+        nbformat.v4.new_code_cell(
+            "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(5, 3))\n"
+            "ax.bar(['direct', 'queue', 'events'], [1, 50, 500])\n"
+            "plt.show()"
+        ),
     ]
     nbformat.write(nb, str(path))
     return path
@@ -120,8 +140,13 @@ def assert_inked(browser: str, html_path: Path, tmp: Path) -> None:
     from matplotlib.image import imread
 
     shot = tmp / f"{html_path.stem}.png"
-    done = chromium(browser, tmp / "profile-shot", "--window-size=1200,1600",
-                    f"--screenshot={shot}", html_path.as_uri())
+    done = chromium(
+        browser,
+        tmp / "profile-shot",
+        "--window-size=1200,1600",
+        f"--screenshot={shot}",
+        html_path.as_uri(),
+    )
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     pixels = imread(str(shot))[..., :3]
     not_white = (pixels < 0.9).any(axis=-1).mean()
@@ -156,7 +181,11 @@ def _run_demo(tmp: Path) -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     tmp = once_per_session(tmp_path_factory, "demo", _run_demo)
-    return int((tmp / "rc").read_text()), (tmp / "stdout.txt").read_text(), tmp / "fresh" / "reports"
+    return (
+        int((tmp / "rc").read_text()),
+        (tmp / "stdout.txt").read_text(),
+        tmp / "fresh" / "reports",
+    )
 
 
 def test_demo_writes_the_report_and_prints_its_path(demo: tuple[int, str, Path]) -> None:
@@ -169,14 +198,16 @@ def test_demo_writes_the_report_and_prints_its_path(demo: tuple[int, str, Path])
         assert FAKE_KEY not in (out_dir / name).read_text(encoding="utf-8")
     nb = nbformat.read(str(out_dir / "quickstart.ipynb"), as_version=4)
     assert nb.metadata["papermill"]["parameters"]["allow_spend"] is False
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert errors == []
 
 
 @needs_browser
-def test_demo_report_renders_plots_and_tables(browser: str, demo: tuple[int, str, Path],
-                                              tmp_path: Path) -> None:
+def test_demo_report_renders_plots_and_tables(
+    browser: str, demo: tuple[int, str, Path], tmp_path: Path
+) -> None:
     _, _, out_dir = demo
     found = probe(browser, out_dir / "quickstart.html", tmp_path)
     assert int(found.get("images", "0")) >= 1, found

@@ -15,8 +15,8 @@ from claynb._routines import Cost
 def test_reserve_refuses_what_would_cross_any_cap() -> None:
     guard = claynb.Budget(actions=10, data_credits=5).guard()
     assert guard.reserve(Cost(4, 5))
-    assert not guard.reserve(Cost(1, 0.5))        # credits would reach 5.5
-    assert guard.reserve(Cost(6, 0))              # actions exactly met
+    assert not guard.reserve(Cost(1, 0.5))  # credits would reach 5.5
+    assert guard.reserve(Cost(6, 0))  # actions exactly met
     assert not guard.reserve(Cost(0.001, 0))
 
 
@@ -80,7 +80,9 @@ def test_never_crossed_by_many_threads() -> None:
             k = reserve_largest(guard, unit, rng.randint(1, 10))
             if k:
                 worst = unit * k
-                guard.settle(worst, Cost(worst.actions, worst.data_credits * rng.choice([0, 0.5, 1])))
+                guard.settle(
+                    worst, Cost(worst.actions, worst.data_credits * rng.choice([0, 0.5, 1]))
+                )
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
     for t in threads:

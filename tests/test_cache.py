@@ -32,7 +32,9 @@ def sent(emu: Any) -> int:
 
 
 def enrich(df: pd.DataFrame, client: Any, **kw: Any) -> pd.DataFrame:
-    return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False, **kw)
+    return claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, **kw
+    )
 
 
 def test_second_call_is_served_from_the_cache_at_no_cost(emulator: Any, client: Any) -> None:
@@ -44,8 +46,12 @@ def test_second_call_is_served_from_the_cache_at_no_cost(emulator: Any, client: 
     assert sent(emulator) == 40
     assert (second["clay_status"] == "cached").all()
     assert second["clay_actions"].sum() == 0 and second["clay_data_credits"].sum() == 0
-    fields = [c for c in first.columns if c.startswith("clay_") and c not in
-              ("clay_status", "clay_error", "clay_actions", "clay_data_credits")]
+    fields = [
+        c
+        for c in first.columns
+        if c.startswith("clay_")
+        and c not in ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
+    ]
     pd.testing.assert_frame_equal(first[fields], second[fields])
 
 
@@ -64,7 +70,9 @@ def test_cache_is_keyed_by_normalised_inputs(emulator: Any, client: Any) -> None
     assert out["clay_status"].tolist() == ["cached"] and sent(emulator) == 1
 
 
-def test_max_age_re_enriches_only_older_answers(emulator: Any, client: Any, claynb_home: Path) -> None:
+def test_max_age_re_enriches_only_older_answers(
+    emulator: Any, client: Any, claynb_home: Path
+) -> None:
     df = pd.DataFrame({"Email": emails(10)})
     enrich(df, client)
     with sqlite3.connect(claynb_home / FILENAME) as db:  # age three answers by two days

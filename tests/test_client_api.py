@@ -15,7 +15,9 @@ from claynb._work import item_key
 
 
 def people(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"id": f"p{i}", "inputs": {"email": f"ada{i}@acme.com"}} for i in range(start, start + n)]
+    return [
+        {"id": f"p{i}", "inputs": {"email": f"ada{i}@acme.com"}} for i in range(start, start + n)
+    ]
 
 
 def client_for(emu: Any, **kw: Any) -> claynb.ClayClient:
@@ -49,15 +51,19 @@ def test_run_then_results_match_the_routine_and_charge_what_items_say(emulator: 
 def test_results_follow_every_cursor_page(emulator: Any) -> None:
     with client_for(emulator) as c:
         c.page_limit = 7
-        run_id = c.run_routine("enrich-company", [
-            {"id": f"c{i}", "inputs": {"domain": f"firm{i}.io"}} for i in range(100)])
+        run_id = c.run_routine(
+            "enrich-company",
+            [{"id": f"c{i}", "inputs": {"domain": f"firm{i}.io"}} for i in range(100)],
+        )
         results = c.wait_for_run(run_id, poll_interval=0.01)
     assert [i.id for i in results.items] == [f"c{i}" for i in range(100)]
     # 15 pages of 7 (one poll found it complete), plus the POST.
     assert statuses(emulator) == {"200": 15, "202": 1}
 
 
-def test_results_while_running_show_progress_then_complete(make_emulator: Callable[..., Any]) -> None:
+def test_results_while_running_show_progress_then_complete(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(run_latency_s=0.5)
     with client_for(emu) as c:
         run_id = c.run_routine("enrich-person", people(5))
@@ -87,8 +93,13 @@ def test_too_many_or_no_items_are_refused_locally(emulator: Any) -> None:
 
 
 def test_batch_upload_start_and_results(emulator: Any) -> None:
-    items = [{"id": item_key("enrich-company", {"domain": f"d{i}.com"}), "inputs": {"domain": f"d{i}.com"}}
-             for i in range(250)]
+    items = [
+        {
+            "id": item_key("enrich-company", {"domain": f"d{i}.com"}),
+            "inputs": {"domain": f"d{i}.com"},
+        }
+        for i in range(250)
+    ]
     with client_for(emulator) as c:
         run_id = c.start_batch("enrich-company", items)
         results = c.wait_for_batch(run_id, poll_interval=0.01)
@@ -110,16 +121,21 @@ def test_batch_items_with_bad_inputs_fail_one_by_one_uncharged(emulator: Any) ->
 def test_a_batch_file_that_cannot_run_is_a_failed_terminal_state(emulator: Any) -> None:
     with client_for(emulator) as c:
         # A malformed file can only come from outside the client (it validates items).
-        target = c.request("POST", "/routines/enrich-company/run-batch/upload-url", spends=False).json()
+        target = c.request(
+            "POST", "/routines/enrich-company/run-batch/upload-url", spends=False
+        ).json()
         c.request("PUT", target["upload_url"], content=b'{"no id": true}\nnot json\n')
-        started = c.request("POST", "/routines/enrich-company/run-batch/start",
-                            json={"file_id": target["file_id"]}).json()
+        started = c.request(
+            "POST", "/routines/enrich-company/run-batch/start", json={"file_id": target["file_id"]}
+        ).json()
         results = c.wait_for_batch(started["routine_run_id"], poll_interval=0.01)
     assert results.complete and not results.ok
     assert results.status == "validation_failed" and results.error and results.items == []
 
 
-def test_tables_are_403_below_enterprise_and_readable_on_it(make_emulator: Callable[..., Any]) -> None:
+def test_tables_are_403_below_enterprise_and_readable_on_it(
+    make_emulator: Callable[..., Any],
+) -> None:
     growth = make_emulator()
     with client_for(growth) as c, pytest.raises(claynb.Forbidden) as info:
         c.query_table("t_anything")
@@ -142,17 +158,23 @@ def test_lower_level_request_uses_the_same_auth_and_errors(emulator: Any) -> Non
             c.request("GET", "/routines/run/nope/results")
 
 
-def test_async_client_does_everything_inside_a_running_loop(make_emulator: Callable[..., Any]) -> None:
+def test_async_client_does_everything_inside_a_running_loop(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(plan="enterprise")
 
     async def main() -> tuple[Any, ...]:
         async with claynb.AsyncClayClient(emu.api_key, base_url=emu.url) as c:
             me = await c.me()
-            run_ids = await asyncio.gather(*(c.run_routine("enrich-person", people(20, 20 * n))
-                                             for n in range(5)))
-            results = await asyncio.gather(*(c.wait_for_run(r, poll_interval=0.01) for r in run_ids))
-            batch = await c.wait_for_batch(await c.start_batch("enrich-person", people(3)),
-                                           poll_interval=0.01)
+            run_ids = await asyncio.gather(
+                *(c.run_routine("enrich-person", people(20, 20 * n)) for n in range(5))
+            )
+            results = await asyncio.gather(
+                *(c.wait_for_run(r, poll_interval=0.01) for r in run_ids)
+            )
+            batch = await c.wait_for_batch(
+                await c.start_batch("enrich-person", people(3)), poll_interval=0.01
+            )
             first = await c.get_run_results(run_ids[0])
             raw = await c.request("GET", "/me")
             rows = await c.query_table(emu.create_table("t")["table_id"])

@@ -27,7 +27,9 @@ def test_without_a_key_connect_uses_the_embedded_emulator() -> None:
     assert claynb.connect().emulator is client.emulator  # one shared emulator per process
 
 
-def test_a_real_key_without_permission_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_key_without_permission_falls_back_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CLAY_API_KEY", KEY)
     monkeypatch.setenv("CLAY_BASE_URL", REAL)
     monkeypatch.delenv("CLAYNB_ALLOW_SPEND", raising=False)
@@ -52,8 +54,9 @@ def test_spending_is_allowed_only_when_asked(monkeypatch: pytest.MonkeyPatch, ho
         assert KEY not in repr(client)
 
 
-def test_a_loopback_url_needs_no_permission(make_emulator: Callable[..., Any],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loopback_url_needs_no_permission(
+    make_emulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     emu = make_emulator()
     monkeypatch.setenv("CLAY_API_KEY", emu.api_key)
     monkeypatch.setenv("CLAY_BASE_URL", emu.url)
@@ -67,14 +70,19 @@ def test_a_loopback_url_needs_no_permission(make_emulator: Callable[..., Any],
 
 
 def test_emulator_options_and_the_async_client() -> None:
-    client = claynb.connect(asynchronous=True, emulator_options={"run_latency_s": 0, "rate_limit_rps": 50})
+    client = claynb.connect(
+        asynchronous=True, emulator_options={"run_latency_s": 0, "rate_limit_rps": 50}
+    )
     assert isinstance(client, claynb.AsyncClayClient)
 
     async def main() -> Any:
         async with client:
             return await client.wait_for_run(
-                await client.run_routine("enrich-person", [{"id": "a", "inputs": {"email": "a@b.io"}}]),
-                poll_interval=0.01)
+                await client.run_routine(
+                    "enrich-person", [{"id": "a", "inputs": {"email": "a@b.io"}}]
+                ),
+                poll_interval=0.01,
+            )
 
     assert asyncio.run(main()).complete
     assert client.rate_limit_rps == 50  # learned from the dedicated emulator's headers

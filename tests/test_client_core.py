@@ -50,7 +50,9 @@ def test_api_key_goes_only_to_the_public_api() -> None:
     c = core()
     api = c.build_call("GET", "/me").request
     upload = c.build_call("PUT", "http://127.0.0.1:9/_emulator/uploads/f1", content=b"x").request
-    source = c.build_call("POST", "http://127.0.0.1:9/v3/sources/webhook/abc", content=b"{}").request
+    source = c.build_call(
+        "POST", "http://127.0.0.1:9/v3/sources/webhook/abc", content=b"{}"
+    ).request
     assert api.headers["clay-api-key"] == "secret-key-abcdef"
     assert "clay-api-key" not in upload.headers
     assert "clay-api-key" not in source.headers
@@ -64,7 +66,9 @@ def test_post_run_is_marked_as_spending_with_its_item_ids() -> None:
     assert isinstance(call, Call)
     assert call.spends and call.item_ids == ["a"]
     assert json.loads(call.request.content) == {
-        "items": [{"id": "a", "inputs": {"email": "a@b.co"}}], "webhook_id": "wh_1"}
+        "items": [{"id": "a", "inputs": {"email": "a@b.co"}}],
+        "webhook_id": "wh_1",
+    }
     assert not c.build_call("GET", "/me").spends
 
 
@@ -73,14 +77,17 @@ def test_a_url_that_cannot_be_built_is_a_config_error() -> None:
         core().build_call("GET", "http://exa\x00mple.com/me")
 
 
-@pytest.mark.parametrize("items, why", [
-    ([], "1 to 100"),
-    ([{"id": str(i), "inputs": {}} for i in range(101)], "1 to 100"),
-    ([{"id": "a", "inputs": {}}, {"id": "a", "inputs": {}}], "duplicate"),
-    ([{"id": "", "inputs": {}}], "1 to 64"),
-    ([{"id": "a"}], "inputs"),
-    ({"id": "a", "inputs": {}}, "list"),
-])
+@pytest.mark.parametrize(
+    "items, why",
+    [
+        ([], "1 to 100"),
+        ([{"id": str(i), "inputs": {}} for i in range(101)], "1 to 100"),
+        ([{"id": "a", "inputs": {}}, {"id": "a", "inputs": {}}], "duplicate"),
+        ([{"id": "", "inputs": {}}], "1 to 64"),
+        ([{"id": "a"}], "inputs"),
+        ({"id": "a", "inputs": {}}, "list"),
+    ],
+)
 def test_bad_items_are_refused_before_sending(items: Any, why: str) -> None:
     with pytest.raises(claynb.ConfigError, match=why):
         check_items(items)
@@ -89,11 +96,31 @@ def test_bad_items_are_refused_before_sending(items: Any, why: str) -> None:
 def test_run_result_pages_are_parsed_into_typed_items() -> None:
     # MockTransport only shapes the answer; the real pagination is tested on the emulator.
     pages = {
-        None: {"routine_run_id": "r1", "total": 2, "finished": 2, "status": "complete", "cursor": "c2",
-               "data": [{"id": "a", "status": "complete",
-                         "result": {"x": 1, "_cost": {"actions": 1, "data_credits": 2}, "_provider": "p"}}]},
-        "c2": {"routine_run_id": "r1", "total": 2, "finished": 2, "status": "complete",
-               "data": [{"id": "b", "status": "failed", "error": {"message": "bad email"}}]},
+        None: {
+            "routine_run_id": "r1",
+            "total": 2,
+            "finished": 2,
+            "status": "complete",
+            "cursor": "c2",
+            "data": [
+                {
+                    "id": "a",
+                    "status": "complete",
+                    "result": {
+                        "x": 1,
+                        "_cost": {"actions": 1, "data_credits": 2},
+                        "_provider": "p",
+                    },
+                }
+            ],
+        },
+        "c2": {
+            "routine_run_id": "r1",
+            "total": 2,
+            "finished": 2,
+            "status": "complete",
+            "data": [{"id": "b", "status": "failed", "error": {"message": "bad email"}}],
+        },
     }
     seen: list[httpx.Request] = []
 
@@ -101,8 +128,9 @@ def test_run_result_pages_are_parsed_into_typed_items() -> None:
         seen.append(request)
         return httpx.Response(200, json=pages[request.url.params.get("cursor")])
 
-    with claynb.ClayClient("secret-key-abcdef", base_url="http://127.0.0.1:9",
-                           transport=httpx.MockTransport(handler)) as c:
+    with claynb.ClayClient(
+        "secret-key-abcdef", base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler)
+    ) as c:
         results = c.get_run_results("r1")
     assert results.complete and results.total == 2
     a, b = results.items
@@ -151,8 +179,13 @@ def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() ->
     call = c._run_flow("enrich-person", [{"id": "a", "inputs": {}}], None).send(None)
     assert isinstance(call, Call)
     call.attempts = 1
-    for exc in (httpx.ReadTimeout("t"), httpx.RemoteProtocolError("gone"), httpx.ReadError("r"),
-                httpx.WriteError("w"), httpx.DecodingError("garbled body")):
+    for exc in (
+        httpx.ReadTimeout("t"),
+        httpx.RemoteProtocolError("gone"),
+        httpx.ReadError("r"),
+        httpx.WriteError("w"),
+        httpx.DecodingError("garbled body"),
+    ):
         step = c.after_transport_error(call, exc)
         assert isinstance(step.error, claynb.OutcomeUnknown) and step.error.item_ids == ["a"]
     refused = c.after_transport_error(call, httpx.ConnectError("refused"))
@@ -165,8 +198,12 @@ def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() ->
 def test_an_accepted_run_without_a_run_id_is_unknown() -> None:
     # A 202 whose body is a proxy's HTML page cannot come from the emulator: mocked.
     transport = httpx.MockTransport(lambda request: httpx.Response(202, text="<html>ok</html>"))
-    with claynb.ClayClient("secret-key-abcdef", base_url="http://127.0.0.1:9", transport=transport) as c, \
-            pytest.raises(claynb.OutcomeUnknown) as info:
+    with (
+        claynb.ClayClient(
+            "secret-key-abcdef", base_url="http://127.0.0.1:9", transport=transport
+        ) as c,
+        pytest.raises(claynb.OutcomeUnknown) as info,
+    ):
         c.run_routine("enrich-person", [{"id": "a", "inputs": {}}])
     assert info.value.item_ids == ["a"] and "without a run id" in str(info.value)
 
@@ -231,12 +268,26 @@ def test_config_objects_refuse_nonsense() -> None:
 
 
 def test_the_client_is_public_and_all_stays_sorted() -> None:
-    mine = {"AsyncClayClient", "BatchResults", "ClayClient", "RetryPolicy", "RunItem", "RunResults",
-            "SourceCapWarning", "SourcePolicy", "SourceReport", "Timeout", "connect", "verify_signature"}
+    mine = {
+        "AsyncClayClient",
+        "BatchResults",
+        "ClayClient",
+        "RetryPolicy",
+        "RunItem",
+        "RunResults",
+        "SourceCapWarning",
+        "SourcePolicy",
+        "SourceReport",
+        "Timeout",
+        "connect",
+        "verify_signature",
+    }
     assert mine <= set(claynb.__all__)
     assert all(hasattr(claynb, name) for name in claynb.__all__)
 
-    def group(name: str) -> tuple[int, str]:  # constants, then classes, then functions (ruff RUF022)
+    def group(
+        name: str,
+    ) -> tuple[int, str]:  # constants, then classes, then functions (ruff RUF022)
         return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
 
     assert claynb.__all__ == sorted(claynb.__all__, key=group)

@@ -23,7 +23,9 @@ FAST = claynb.RetryPolicy(max_attempts=8, backoff_initial_s=0.01, backoff_max_s=
 
 
 def people(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"id": f"p{i}", "inputs": {"email": f"grace{i}@acme.com"}} for i in range(start, start + n)]
+    return [
+        {"id": f"p{i}", "inputs": {"email": f"grace{i}@acme.com"}} for i in range(start, start + n)
+    ]
 
 
 def client_for(emu: Any, **kw: Any) -> claynb.ClayClient:
@@ -41,7 +43,9 @@ def items_run(emu: Any, routine: str = "enrich-person") -> int:
     return int(per.get("items", 0))
 
 
-def test_a_5xx_storm_is_ridden_out_and_each_run_starts_once(make_emulator: Callable[..., Any]) -> None:
+def test_a_5xx_storm_is_ridden_out_and_each_run_starts_once(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(faults=Faults(server_error=0.5), seed=3)
     with client_for(emu) as c:
         run_ids = [c.run_routine("enrich-person", people(10, start=10 * n)) for n in range(6)]
@@ -52,17 +56,23 @@ def test_a_5xx_storm_is_ridden_out_and_each_run_starts_once(make_emulator: Calla
     assert runs_started(emu) == 6 and items_run(emu) == 60  # retried POSTs never ran twice
 
 
-def test_5xx_until_attempts_run_out_is_server_error_and_nothing_ran(make_emulator: Callable[..., Any]) -> None:
+def test_5xx_until_attempts_run_out_is_server_error_and_nothing_ran(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(faults=Faults(server_error=1.0))
-    with client_for(emu, retry=claynb.RetryPolicy(max_attempts=3, backoff_initial_s=0.01)) as c, \
-            pytest.raises(claynb.ServerError) as info:
+    with (
+        client_for(emu, retry=claynb.RetryPolicy(max_attempts=3, backoff_initial_s=0.01)) as c,
+        pytest.raises(claynb.ServerError) as info,
+    ):
         c.run_routine("enrich-person", people(3))
     assert info.value.status in (500, 502, 503)
     assert sum(statuses(emu).values()) == 3  # exactly max_attempts requests
     assert runs_started(emu) == 0
 
 
-def test_a_429_storm_is_recovered_by_honouring_the_servers_wait(make_emulator: Callable[..., Any]) -> None:
+def test_a_429_storm_is_recovered_by_honouring_the_servers_wait(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(rate_limit_rps=4, rate_limit_burst=1)
     # A noisy neighbour empties the bucket, then eight threads start at once on a client
     # that has not learned the limit yet: a storm of 429s, after which the client holds
@@ -92,7 +102,10 @@ def test_a_429_retry_waits_for_the_reset_it_was_given(make_emulator: Callable[..
 
     with client_for(emu, sleep=sleep) as c:
         # Another consumer of the same workspace takes the only token first.
-        assert httpx.get(f"{emu.url}/public/v0/me", headers={"clay-api-key": emu.api_key}).status_code == 200
+        assert (
+            httpx.get(f"{emu.url}/public/v0/me", headers={"clay-api-key": emu.api_key}).status_code
+            == 200
+        )
         c.me()
     # One 429, then one retry that succeeded: the wait honoured was long enough, and it
     # was the precise X-RateLimit-Reset (< 1 s), not Retry-After's whole second.
@@ -100,22 +113,30 @@ def test_a_429_retry_waits_for_the_reset_it_was_given(make_emulator: Callable[..
     assert len(slept) == 1 and 0 < slept[0] < 1.0
 
 
-def test_429_until_attempts_run_out_is_rate_limited_with_retry_after(make_emulator: Callable[..., Any]) -> None:
+def test_429_until_attempts_run_out_is_rate_limited_with_retry_after(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(rate_limit_rps=1, rate_limit_burst=1)
     httpx.get(f"{emu.url}/public/v0/me", headers={"clay-api-key": emu.api_key})  # takes the token
-    with client_for(emu, retry=claynb.RetryPolicy(max_attempts=1)) as c, \
-            pytest.raises(claynb.RateLimited) as info:
+    with (
+        client_for(emu, retry=claynb.RetryPolicy(max_attempts=1)) as c,
+        pytest.raises(claynb.RateLimited) as info,
+    ):
         c.me()
     assert info.value.status == 429 and info.value.retry_after is not None
     assert 0 < info.value.retry_after <= 1.0
     assert statuses(emu) == {"200": 1, "429": 1}
 
 
-def test_a_post_run_that_timed_out_is_unknown_and_never_resent(make_emulator: Callable[..., Any]) -> None:
+def test_a_post_run_that_timed_out_is_unknown_and_never_resent(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(faults=Faults(timeout=1.0), slow_s=1.0)
     items = people(5)
-    with client_for(emu, timeout=claynb.Timeout(5.0, read=0.3)) as c, \
-            pytest.raises(claynb.OutcomeUnknown) as info:
+    with (
+        client_for(emu, timeout=claynb.Timeout(5.0, read=0.3)) as c,
+        pytest.raises(claynb.OutcomeUnknown) as info,
+    ):
         c.run_routine("enrich-person", items)
     assert info.value.item_ids == [i["id"] for i in items]
     assert "idempotency" in str(info.value)
@@ -162,13 +183,17 @@ def test_reads_are_retried_after_drops_and_timeouts(make_emulator: Callable[...,
     assert runs_started(emu) == 1
 
 
-def test_a_refused_connection_is_retried_then_a_transport_error(make_emulator: Callable[..., Any]) -> None:
+def test_a_refused_connection_is_retried_then_a_transport_error(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator()
     url, key = emu.url, emu.api_key
     emu.stop()
     policy = claynb.RetryPolicy(max_attempts=2, backoff_initial_s=0.01)
-    with claynb.ClayClient(key, base_url=url, retry=policy) as c, \
-            pytest.raises(claynb.TransportError) as info:
+    with (
+        claynb.ClayClient(key, base_url=url, retry=policy) as c,
+        pytest.raises(claynb.TransportError) as info,
+    ):
         c.run_routine("enrich-person", people(1))
     # Never sent, so not "unknown": the caller may simply try again later.
     assert not isinstance(info.value, claynb.OutcomeUnknown)
@@ -177,10 +202,14 @@ def test_a_refused_connection_is_retried_then_a_transport_error(make_emulator: C
 
 def test_error_statuses_map_to_the_tree(make_emulator: Callable[..., Any]) -> None:
     emu = make_emulator()
-    with claynb.ClayClient("wrong-key-123456", base_url=emu.url) as bad, \
-            pytest.raises(claynb.AuthenticationError) as e401:
+    with (
+        claynb.ClayClient("wrong-key-123456", base_url=emu.url) as bad,
+        pytest.raises(claynb.AuthenticationError) as e401,
+    ):
         bad.me()
-    assert e401.value.status == 401 and e401.value.method == "GET" and e401.value.url.endswith("/me")
+    assert (
+        e401.value.status == 401 and e401.value.method == "GET" and e401.value.url.endswith("/me")
+    )
     with client_for(emu) as c:
         with pytest.raises(claynb.NotFound):
             c.get_run_results("run_does_not_exist")

@@ -119,13 +119,18 @@ def test_the_lifetime_cap_is_tracked_warned_about_and_never_crossed(
     assert (first.cap_left, second.cap_left) == (15, 5)
     # A new client (a restarted kernel) still knows: the count lives under CLAYNB_HOME.
     assert tracker_for(claynb_home).used(url) == 45
-    with client_for(emu, policy=policy) as again, pytest.raises(claynb.ConfigError, match="5 of its 50"):
+    with (
+        client_for(emu, policy=policy) as again,
+        pytest.raises(claynb.ConfigError, match="5 of its 50"),
+    ):
         again.send_to_source(url, records(10, start=45))
     assert emu.meters(charges=False)["tables"]
     assert sum(t["submissions"] for t in emu.meters(charges=False)["tables"].values()) == 45
 
 
-def test_the_servers_403_at_the_cap_is_believed(make_emulator: Callable[..., Any], tmp_path: Path) -> None:
+def test_the_servers_403_at_the_cap_is_believed(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
     emu = make_emulator(source_rate_per_s=100.0, source_burst=20, source_lifetime_cap=12)
     url = emu.create_table("leads")["webhook_url"]
     with client_for(emu, home=tmp_path / "other-machine") as elsewhere:
@@ -140,12 +145,17 @@ def test_the_servers_403_at_the_cap_is_believed(make_emulator: Callable[..., Any
 def test_a_wrong_auth_token_is_401(fast_source: Any) -> None:
     table = fast_source.create_table("leads", auth_token="tok-right-123456")
     with client_for(fast_source) as c:
-        assert c.send_to_source(table["webhook_url"], records(2), auth_token="tok-right-123456").sent == 2
+        assert (
+            c.send_to_source(table["webhook_url"], records(2), auth_token="tok-right-123456").sent
+            == 2
+        )
         with pytest.raises(claynb.AuthenticationError):
             c.send_to_source(table["webhook_url"], records(2), auth_token="tok-wrong-654321")
 
 
-def test_a_dropped_chunk_is_unknown_counted_and_not_resent(make_emulator: Callable[..., Any]) -> None:
+def test_a_dropped_chunk_is_unknown_counted_and_not_resent(
+    make_emulator: Callable[..., Any],
+) -> None:
     emu = make_emulator(source_rate_per_s=100.0, source_burst=20)
     table = emu.create_table("leads")
     emu.set_faults(claynb.Faults(drop_connection=1.0))
@@ -162,8 +172,9 @@ def test_async_client_sends_to_a_source(fast_source: Any) -> None:
     table = fast_source.create_table("leads")
 
     async def main() -> claynb.SourceReport:
-        async with claynb.AsyncClayClient(fast_source.api_key, base_url=fast_source.url,
-                                          source_policy=FAST) as c:
+        async with claynb.AsyncClayClient(
+            fast_source.api_key, base_url=fast_source.url, source_policy=FAST
+        ) as c:
             return await c.send_to_source(table["webhook_url"], records(30))
 
     report = asyncio.run(main())

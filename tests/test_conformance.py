@@ -19,7 +19,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from claynb import Emulator  # noqa: E402
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "clay-reference" / "public-api-openapi.json"
+SPEC = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "clay-reference"
+    / "public-api-openapi.json"
+)
 IMPLEMENTED = [
     ("GET", "/me"),
     ("POST", "/routines/{routine_id}/run"),
@@ -33,8 +38,10 @@ MAX_EXAMPLES = 20
 MAX_NEGATIVE_EXAMPLES = 12
 
 if not SPEC.exists():
-    pytest.skip(f"Clay's OpenAPI is not beside the checkout ({SPEC}); conformance cannot run",
-                allow_module_level=True)
+    pytest.skip(
+        f"Clay's OpenAPI is not beside the checkout ({SPEC}); conformance cannot run",
+        allow_module_level=True,
+    )
 
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
@@ -43,8 +50,13 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 SCHEMA = schemathesis.openapi.from_path(str(SPEC))
 
 
@@ -53,7 +65,9 @@ def emu() -> Iterator[Emulator]:
     """Enterprise (so /tables/query answers), credits to spare, a table to query, no faults."""
     with Emulator(plan="enterprise", run_latency_s=0, seed=1) as emu:
         emu.top_up(actions=10_000_000, data_credits=10_000_000)
-        emu.create_table("Leads", enrichments=[{"routine": "enrich-person", "inputs": {"email": "Email"}}])
+        emu.create_table(
+            "Leads", enrichments=[{"routine": "enrich-person", "inputs": {"email": "Email"}}]
+        )
         yield emu
 
 
@@ -62,8 +76,13 @@ def test_operation_conforms(emu: Emulator, method: str, path: str) -> None:
     operation = SCHEMA[path][method]
     headers = {"clay-api-key": emu.api_key}
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy())
     def check(case: Any) -> None:
         case.call_and_validate(base_url=emu.url + "/public/v0", headers=headers, checks=CHECKS)
@@ -71,7 +90,9 @@ def test_operation_conforms(emu: Emulator, method: str, path: str) -> None:
     check()
 
 
-@pytest.mark.parametrize(("method", "path"), IMPLEMENTED[1:], ids=[f"{m} {p}" for m, p in IMPLEMENTED[1:]])
+@pytest.mark.parametrize(
+    ("method", "path"), IMPLEMENTED[1:], ids=[f"{m} {p}" for m, p in IMPLEMENTED[1:]]
+)
 def test_invalid_requests_get_4xx_not_5xx(emu: Emulator, method: str, path: str) -> None:
     """Requests that break the schema are refused with a documented 4xx, never a crash."""
     from schemathesis import GenerationMode
@@ -79,8 +100,13 @@ def test_invalid_requests_get_4xx_not_5xx(emu: Emulator, method: str, path: str)
     operation = SCHEMA[path][method]
     headers = {"clay-api-key": emu.api_key}
 
-    @settings(max_examples=MAX_NEGATIVE_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_NEGATIVE_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
     def check(case: Any) -> None:
         response = case.call(base_url=emu.url + "/public/v0", headers=headers)
@@ -95,19 +121,31 @@ def test_real_resources_conform(emu: Emulator) -> None:
     import httpx
 
     c = httpx.Client(base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key})
-    run = c.post("/routines/enrich-person/run",
-                 json={"items": [{"id": str(i), "inputs": {"email": f"a{i}@acme.com"}} for i in range(30)]})
+    run = c.post(
+        "/routines/enrich-person/run",
+        json={"items": [{"id": str(i), "inputs": {"email": f"a{i}@acme.com"}} for i in range(30)]},
+    )
     up = c.post("/routines/enrich-person/run-batch/upload-url").json()
     httpx.put(up["upload_url"], content=b'{"id":"1","inputs":{"email":"a@acme.com"}}\nbad\n')
     batch = c.post("/routines/enrich-person/run-batch/start", json={"file_id": up["file_id"]})
     for path, method, response in [
         ("/routines/{routine_id}/run", "POST", run),
-        ("/routines/run/{routine_run_id}/results", "GET",
-         c.get(f"/routines/run/{run.json()['routine_run_id']}/results")),
+        (
+            "/routines/run/{routine_run_id}/results",
+            "GET",
+            c.get(f"/routines/run/{run.json()['routine_run_id']}/results"),
+        ),
         ("/routines/{routine_id}/run-batch/start", "POST", batch),
-        ("/routines/run-batch/{routine_run_id}/results", "GET",
-         c.get(f"/routines/run-batch/{batch.json()['routine_run_id']}/results")),
-        ("/tables/query", "POST", c.post("/tables/query", json={"query": {"tables": [{"id": "Leads"}]}})),
+        (
+            "/routines/run-batch/{routine_run_id}/results",
+            "GET",
+            c.get(f"/routines/run-batch/{batch.json()['routine_run_id']}/results"),
+        ),
+        (
+            "/tables/query",
+            "POST",
+            c.post("/tables/query", json={"query": {"tables": [{"id": "Leads"}]}}),
+        ),
     ]:
         assert response.status_code < 300, response.text
         SCHEMA[path][method].validate_response(response)

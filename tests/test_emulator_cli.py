@@ -19,16 +19,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_flags_build_the_emulator_they_describe() -> None:
-    args = build_parser().parse_args(["emulator", "--port", "0", "--plan", "launch", "--run-latency-s", "0.5,1.5",
-                                      "--rate-limit-rps", "4", "--server-error", "0.1", "--reorder-webhook", "0.2"])
+    args = build_parser().parse_args(
+        [
+            "emulator",
+            "--port",
+            "0",
+            "--plan",
+            "launch",
+            "--run-latency-s",
+            "0.5,1.5",
+            "--rate-limit-rps",
+            "4",
+            "--server-error",
+            "0.1",
+            "--reorder-webhook",
+            "0.2",
+        ]
+    )
     emu = build(args)
     assert emu.plan.name == "launch" and emu._settings.run_latency_s == (0.5, 1.5)
-    assert emu._settings.rate_limit_rps == 4 and emu.faults.server_error == 0.1 and emu.faults.reorder_webhook == 0.2
+    assert (
+        emu._settings.rate_limit_rps == 4
+        and emu.faults.server_error == 0.1
+        and emu.faults.reorder_webhook == 0.2
+    )
     single = build(build_parser().parse_args(["emulator", "--run-latency-s", "1.5"]))
     assert single._settings.run_latency_s == (1.5, 1.5)
 
 
-@pytest.mark.parametrize("flags", [["--server-error", "1.5"], ["--run-latency-s", "3,1"], ["--plan", "gold"]])
+@pytest.mark.parametrize(
+    "flags", [["--server-error", "1.5"], ["--run-latency-s", "3,1"], ["--plan", "gold"]]
+)
 def test_bad_flags_are_refused(flags: list[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["emulator", *flags])
@@ -36,15 +57,32 @@ def test_bad_flags_are_refused(flags: list[str]) -> None:
 
 def test_serves_until_interrupted_and_prints_url_and_key() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "claynb", "emulator", "--port", "0", "--run-latency-s", "0",
-                             "--api-key", "clay_test_from_the_cli_42"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "claynb",
+            "emulator",
+            "--port",
+            "0",
+            "--run-latency-s",
+            "0",
+            "--api-key",
+            "clay_test_from_the_cli_42",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
         url = re.search(r"http://127\.0\.0\.1:\d+", lines[0])
         assert url is not None and "clay_test_from_the_cli_42" in lines[1]
-        me = httpx.get(url.group(0) + "/public/v0/me", headers={"clay-api-key": "clay_test_from_the_cli_42"})
+        me = httpx.get(
+            url.group(0) + "/public/v0/me", headers={"clay-api-key": "clay_test_from_the_cli_42"}
+        )
         assert me.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)

@@ -14,7 +14,9 @@ ITEMS = {"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]}
 
 
 def client(emu: Any, timeout: float = 10) -> httpx.Client:
-    return httpx.Client(base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=timeout)
+    return httpx.Client(
+        base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=timeout
+    )
 
 
 def test_rate_limit_429_carries_retry_after_and_the_trio(make_emulator: Any) -> None:
@@ -24,7 +26,9 @@ def test_rate_limit_429_carries_retry_after_and_the_trio(make_emulator: Any) -> 
     ok = [c.get("/me") for _ in range(2)]
     assert all(r.status_code == 200 for r in ok)
     assert ok[0].headers["X-RateLimit-Limit"] == "2"
-    assert int(ok[0].headers["X-RateLimit-Remaining"]) >= int(ok[1].headers["X-RateLimit-Remaining"])
+    assert int(ok[0].headers["X-RateLimit-Remaining"]) >= int(
+        ok[1].headers["X-RateLimit-Remaining"]
+    )
     limited = c.get("/me")
     assert limited.status_code == 429 and limited.json()["message"]
     assert int(limited.headers["Retry-After"]) >= 1
@@ -60,7 +64,9 @@ def test_timeout_fault_does_the_work_but_answers_late(make_emulator: Any) -> Non
     with pytest.raises(httpx.ReadTimeout):
         client(emu, timeout=0.2).post("/routines/enrich-company/run", json=ITEMS)
     m = emu.meters()
-    assert m["runs"]["total"] == 1 and m["actions_used"] == 1  # acme.com matches: the run was charged
+    assert (
+        m["runs"]["total"] == 1 and m["actions_used"] == 1
+    )  # acme.com matches: the run was charged
 
 
 def test_drop_connection_really_drops_and_a_post_run_still_runs(make_emulator: Any) -> None:
@@ -99,8 +105,9 @@ def test_set_faults_and_admin_routes_are_not_faulted(emulator: Any) -> None:
     assert admin.post("/faults", json={"nonsense": 0.1}).status_code == 400
 
 
-@pytest.mark.parametrize("bad", [{"server_error": -0.1}, {"timeout": 1.5},
-                                 {"server_error": 0.6, "timeout": 0.6}])
+@pytest.mark.parametrize(
+    "bad", [{"server_error": -0.1}, {"timeout": 1.5}, {"server_error": 0.6, "timeout": 0.6}]
+)
 def test_faults_must_be_probabilities(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Faults(**bad)

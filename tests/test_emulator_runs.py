@@ -13,14 +13,21 @@ from claynb._work import COST_KEY, PROVIDER_KEY, item_key
 
 
 def client(emu: Any) -> httpx.Client:
-    return httpx.Client(base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=10)
+    return httpx.Client(
+        base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=10
+    )
 
 
 def people(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"id": f"r{i}", "inputs": {"email": f"ada.lovelace{i}@acme.com"}} for i in range(start, start + n)]
+    return [
+        {"id": f"r{i}", "inputs": {"email": f"ada.lovelace{i}@acme.com"}}
+        for i in range(start, start + n)
+    ]
 
 
-def run_all(c: httpx.Client, routine: str, items: list[dict[str, Any]], limit: int = 100) -> list[dict[str, Any]]:
+def run_all(
+    c: httpx.Client, routine: str, items: list[dict[str, Any]], limit: int = 100
+) -> list[dict[str, Any]]:
     r = c.post(f"/routines/{routine}/run", json={"items": items})
     assert r.status_code == 202, r.text
     run_id = r.json()["routine_run_id"]
@@ -54,7 +61,9 @@ def test_missing_or_wrong_key_is_401(emulator: Any, headers: dict[str, str]) -> 
 
 
 def test_bearer_header_is_401_even_with_the_right_key(emulator: Any) -> None:
-    r = httpx.get(emulator.url + "/public/v0/me", headers={"Authorization": f"Bearer {emulator.api_key}"})
+    r = httpx.get(
+        emulator.url + "/public/v0/me", headers={"Authorization": f"Bearer {emulator.api_key}"}
+    )
     assert r.status_code == 401
     assert "clay-api-key" in r.json()["message"]
 
@@ -72,7 +81,10 @@ def test_run_results_match_run_item_and_are_charged_once(emulator: Any) -> None:
             assert got["status"] == "failed" and got["error"]["message"]
             continue
         assert got["status"] == "complete"
-        assert got["result"][COST_KEY] == {"actions": outcome.cost.actions, "data_credits": outcome.cost.data_credits}
+        assert got["result"][COST_KEY] == {
+            "actions": outcome.cost.actions,
+            "data_credits": outcome.cost.data_credits,
+        }
         if outcome.status == "matched":
             assert got["result"][PROVIDER_KEY] == outcome.provider
             assert {k: got["result"][k] for k in routine.fields} == outcome.result
@@ -85,43 +97,71 @@ def test_run_results_match_run_item_and_are_charged_once(emulator: Any) -> None:
     assert len(keys) == len(set(keys)) == actions
     assert set(keys) <= {item_key(routine.id, i["inputs"]) for i in items}
     stats = m["per_routine"]["enrich-person"]
-    assert stats["items"] == 51 and stats["failed"] == 1 and stats["matched"] + stats["no_match"] == 50
+    assert (
+        stats["items"] == 51 and stats["failed"] == 1 and stats["matched"] + stats["no_match"] == 50
+    )
 
 
 def test_same_inputs_same_answer_across_emulators(make_emulator: Any) -> None:
-    a = run_all(client(make_emulator()), "find-work-email",
-                [{"id": str(i), "inputs": {"full_name": f"Grace Hopper{i}", "company_domain": "navy.mil"}}
-                 for i in range(40)])
-    b = run_all(client(make_emulator(seed=99)), "find-work-email",
-                [{"id": str(i), "inputs": {"full_name": f"Grace Hopper{i}", "company_domain": "navy.mil"}}
-                 for i in range(40)])
+    a = run_all(
+        client(make_emulator()),
+        "find-work-email",
+        [
+            {
+                "id": str(i),
+                "inputs": {"full_name": f"Grace Hopper{i}", "company_domain": "navy.mil"},
+            }
+            for i in range(40)
+        ],
+    )
+    b = run_all(
+        client(make_emulator(seed=99)),
+        "find-work-email",
+        [
+            {
+                "id": str(i),
+                "inputs": {"full_name": f"Grace Hopper{i}", "company_domain": "navy.mil"},
+            }
+            for i in range(40)
+        ],
+    )
     assert a == b
 
 
 def test_latency_gives_202_then_200(make_emulator: Any) -> None:
     emu = make_emulator(run_latency_s=(1.0, 1.2))  # long enough that the first poll is early
     c = client(emu)
-    run_id = c.post("/routines/enrich-company/run",
-                    json={"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]}).json()["routine_run_id"]
+    run_id = c.post(
+        "/routines/enrich-company/run",
+        json={"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]},
+    ).json()["routine_run_id"]
     first = c.get(f"/routines/run/{run_id}/results")
     assert first.status_code == 202
-    assert first.json() == {"routine_run_id": run_id, "total": 1, "finished": 0, "status": "in_progress"}
+    assert first.json() == {
+        "routine_run_id": run_id,
+        "total": 1,
+        "finished": 0,
+        "status": "in_progress",
+    }
     while (r := c.get(f"/routines/run/{run_id}/results")).status_code == 202:
         time.sleep(0.05)
     assert r.status_code == 200 and r.json()["status"] == "complete"
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"items": []},
-    {"items": [{"id": str(i), "inputs": {"email": "a@b.co"}} for i in range(101)]},
-    {"items": [{"id": "", "inputs": {}}]},
-    {"items": [{"id": "x" * 65, "inputs": {}}]},
-    {"items": [{"id": "1"}]},
-    {"items": [{"id": "1", "inputs": "a@b.co"}]},
-    {"items": [{"id": "1", "inputs": {}}], "extra": 1},
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"items": []},
+        {"items": [{"id": str(i), "inputs": {"email": "a@b.co"}} for i in range(101)]},
+        {"items": [{"id": "", "inputs": {}}]},
+        {"items": [{"id": "x" * 65, "inputs": {}}]},
+        {"items": [{"id": "1"}]},
+        {"items": [{"id": "1", "inputs": "a@b.co"}]},
+        {"items": [{"id": "1", "inputs": {}}], "extra": 1},
+        [1, 2],
+    ],
+)
 def test_bad_run_bodies_are_400_with_message(emulator: Any, body: Any) -> None:
     r = client(emulator).post("/routines/enrich-person/run", json=body)
     assert r.status_code == 400
@@ -130,8 +170,11 @@ def test_bad_run_bodies_are_400_with_message(emulator: Any, body: Any) -> None:
 
 
 def test_invalid_json_is_400(emulator: Any) -> None:
-    r = client(emulator).post("/routines/enrich-person/run", content=b"{not json",
-                              headers={"content-type": "application/json"})
+    r = client(emulator).post(
+        "/routines/enrich-person/run",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and "JSON" in r.json()["message"]
 
 
@@ -146,13 +189,19 @@ def test_unknown_routine_run_and_webhook_are_404(emulator: Any) -> None:
 
 def test_pagination_follows_cursor_until_absent(emulator: Any) -> None:
     c = client(emulator)
-    run_id = c.post("/routines/enrich-person/run", json={"items": people(45)}).json()["routine_run_id"]
+    run_id = c.post("/routines/enrich-person/run", json={"items": people(45)}).json()[
+        "routine_run_id"
+    ]
     first = c.get(f"/routines/run/{run_id}/results").json()
-    assert len(first["data"]) == 20 and first["total"] == 45 and first["finished"] == 45  # default limit 20
+    assert (
+        len(first["data"]) == 20 and first["total"] == 45 and first["finished"] == 45
+    )  # default limit 20
     seen = [item["id"] for item in first["data"]]
     cursor = first["cursor"]
     while cursor:
-        body = c.get(f"/routines/run/{run_id}/results", params={"cursor": cursor, "limit": 7}).json()
+        body = c.get(
+            f"/routines/run/{run_id}/results", params={"cursor": cursor, "limit": 7}
+        ).json()
         assert len(body["data"]) <= 7
         seen += [item["id"] for item in body["data"]]
         cursor = body.get("cursor")
@@ -161,10 +210,14 @@ def test_pagination_follows_cursor_until_absent(emulator: Any) -> None:
     assert "cursor" not in last and len(last["data"]) == 45
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"cursor": "garbage!"}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"cursor": "garbage!"}]
+)
 def test_bad_limit_or_cursor_is_400(emulator: Any, params: dict[str, Any]) -> None:
     c = client(emulator)
-    run_id = c.post("/routines/enrich-person/run", json={"items": people(3)}).json()["routine_run_id"]
+    run_id = c.post("/routines/enrich-person/run", json={"items": people(3)}).json()[
+        "routine_run_id"
+    ]
     assert c.get(f"/routines/run/{run_id}/results", params=params).status_code == 400
 
 
@@ -179,25 +232,35 @@ def test_cursor_of_another_run_is_400(emulator: Any) -> None:
 def test_credits_run_out_mid_run_items_not_run_uncharged_then_402(emulator: Any) -> None:
     emulator.set_credits(data_credits_left=3)
     results = run_all(client(emulator), "enrich-person", people(20))
-    charged = [r for r in results if r["status"] == "complete" and r["result"]["_cost"]["data_credits"]]
+    charged = [
+        r for r in results if r["status"] == "complete" and r["result"]["_cost"]["data_credits"]
+    ]
     not_run = [r for r in results if r["status"] == "failed"]
     assert len(charged) == 3
     assert not_run and all(r["error"]["message"] == "credits exhausted: not run" for r in not_run)
     # Items are charged in order: nothing after the first refusal was charged.
     first_refused = results.index(not_run[0])
-    assert all(r["status"] == "failed" or not r["result"]["_cost"]["data_credits"] for r in results[first_refused:])
+    assert all(
+        r["status"] == "failed" or not r["result"]["_cost"]["data_credits"]
+        for r in results[first_refused:]
+    )
     m = emulator.meters()
     assert m["data_credits_left"] == 0 and m["data_credits_used"] == 3 and len(m["charges"]) == 3
     assert m["per_routine"]["enrich-person"]["not_run"] == len(not_run)
     r = client(emulator).post("/routines/enrich-person/run", json={"items": people(1)})
     assert r.status_code == 402 and r.json()["message"]
     emulator.top_up(data_credits=10)
-    assert client(emulator).post("/routines/enrich-person/run", json={"items": people(1)}).status_code == 202
+    assert (
+        client(emulator).post("/routines/enrich-person/run", json={"items": people(1)}).status_code
+        == 202
+    )
 
 
 def test_finished_runs_keep_results_after_credits_run_out(emulator: Any) -> None:
     c = client(emulator)
-    run_id = c.post("/routines/enrich-person/run", json={"items": people(5)}).json()["routine_run_id"]
+    run_id = c.post("/routines/enrich-person/run", json={"items": people(5)}).json()[
+        "routine_run_id"
+    ]
     before = c.get(f"/routines/run/{run_id}/results").json()
     emulator.set_credits(actions_left=0)
     assert c.post("/routines/enrich-person/run", json={"items": people(1)}).status_code == 402
@@ -207,8 +270,13 @@ def test_finished_runs_keep_results_after_credits_run_out(emulator: Any) -> None
 def test_charging_happens_without_polling(make_emulator: Any) -> None:
     emu = make_emulator(run_latency_s=0.05)
     c = client(emu)
-    assert c.post("/routines/enrich-company/run",
-                  json={"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]}).status_code == 202
+    assert (
+        c.post(
+            "/routines/enrich-company/run",
+            json={"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]},
+        ).status_code
+        == 202
+    )
     expected = run_item(DEFAULT_ROUTINES["enrich-company"], {"domain": "acme.com"}).cost.actions
     deadline = time.monotonic() + 10
     while emu._state.meters.actions_used != expected and time.monotonic() < deadline:
@@ -219,8 +287,12 @@ def test_charging_happens_without_polling(make_emulator: Any) -> None:
 def test_charge_on_miss_provider_charges_a_miss(make_emulator: Any) -> None:
     from claynb import Provider, Routine
 
-    routine = Routine("lookup-x", ("domain",), ("value",),
-                      (Provider("never", 0.0, 0.5, charge_on_miss=True), Provider("always", 1.0, 2.0)))
+    routine = Routine(
+        "lookup-x",
+        ("domain",),
+        ("value",),
+        (Provider("never", 0.0, 0.5, charge_on_miss=True), Provider("always", 1.0, 2.0)),
+    )
     emu = make_emulator(routines={"lookup-x": routine})
     [item] = run_all(client(emu), "lookup-x", [{"id": "1", "inputs": {"domain": "acme.com"}}])
     assert item["result"]["_cost"] == {"actions": 1, "data_credits": 2.5}
@@ -250,7 +322,9 @@ def test_batch_run_id_is_not_an_inline_run(emulator: Any) -> None:
     c = client(emulator)
     up = c.post("/routines/enrich-person/run-batch/upload-url").json()
     httpx.put(up["upload_url"], content=b'{"id":"1","inputs":{"email":"ada@acme.com"}}\n')
-    run_id = c.post("/routines/enrich-person/run-batch/start", json={"file_id": up["file_id"]}).json()["routine_run_id"]
+    run_id = c.post(
+        "/routines/enrich-person/run-batch/start", json={"file_id": up["file_id"]}
+    ).json()["routine_run_id"]
     r = c.get(f"/routines/run/{run_id}/results")
     assert r.status_code == 404 and "run-batch" in r.json()["message"]
 

@@ -16,7 +16,9 @@ ITEMS = {"items": [{"id": "1", "inputs": {"domain": "acme.com"}}]}
 
 
 def client(emu: Any) -> httpx.Client:
-    return httpx.Client(base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=10)
+    return httpx.Client(
+        base_url=emu.url + "/public/v0", headers={"clay-api-key": emu.api_key}, timeout=10
+    )
 
 
 def verify(secret: str, body: bytes, header: str) -> bool:
@@ -52,7 +54,11 @@ def test_finished_run_posts_a_signed_delivery(make_emulator: Any, recorder: Any)
     # The run was finished (and charged) before the webhook said so.
     assert client(emu).get(f"/routines/run/{run_id}/results").status_code == 200
     [record] = wait_deliveries(emu, 1)
-    assert record["outcome"] == "delivered" and record["status_code"] == 200 and record["run_id"] == run_id
+    assert (
+        record["outcome"] == "delivered"
+        and record["status_code"] == 200
+        and record["run_id"] == run_id
+    )
 
 
 def test_test_webhook_has_empty_data_and_admin_routes_work(emulator: Any, recorder: Any) -> None:
@@ -74,8 +80,10 @@ def test_batch_runs_notify_too(emulator: Any, recorder: Any) -> None:
     c = client(emulator)
     up = c.post("/routines/enrich-company/run-batch/upload-url").json()
     httpx.put(up["upload_url"], content=b'{"id":"1","inputs":{"domain":"acme.com"}}\n')
-    run_id = c.post("/routines/enrich-company/run-batch/start",
-                    json={"file_id": up["file_id"], "webhook_id": hook["id"]}).json()["routine_run_id"]
+    run_id = c.post(
+        "/routines/enrich-company/run-batch/start",
+        json={"file_id": up["file_id"], "webhook_id": hook["id"]},
+    ).json()["routine_run_id"]
     [got] = recorder.wait_for(1)
     assert json.loads(got.body)["data"]["routine_run_id"] == run_id
 

@@ -66,12 +66,20 @@ def test_cap_exactly_met_never_crossed_with_32_requests_in_flight(make_emulator:
         return _direct.run(routine, items, guard=seen["guard"], **kw)
 
     df = pd.DataFrame({"Email": emails(200)})
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, budget=budget,
-                        backend=spy, concurrency=32, batch_size=1,
-                        progress=False)
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        budget=budget,
+        backend=spy,
+        concurrency=32,
+        batch_size=1,
+        progress=False,
+    )
 
     assert seen["guard"].peak == 32
-    assert used(emu) == (40, 40)                     # met exactly, not one unit more
+    assert used(emu) == (40, 40)  # met exactly, not one unit more
     assert out["clay_data_credits"].sum() == 40 and out["clay_actions"].sum() == 40
     assert budget.spent == Cost(40, 40) and budget.reserved == Cost()
     status = out["clay_status"].value_counts()
@@ -85,10 +93,22 @@ def test_cap_exactly_met_never_crossed_with_32_requests_in_flight(make_emulator:
 def test_budget_object_caps_several_calls_together(emulator: Any) -> None:
     client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
     budget = claynb.Budget(actions=30)
-    first = claynb.enrich(pd.DataFrame({"Email": emails(20)}), "enrich-person", {"email": "Email"},
-                          client=client, budget=budget, progress=False)
-    second = claynb.enrich(pd.DataFrame({"Email": emails(60, start=20)}), "enrich-person",
-                           {"email": "Email"}, client=client, budget=budget, progress=False)
+    first = claynb.enrich(
+        pd.DataFrame({"Email": emails(20)}),
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        budget=budget,
+        progress=False,
+    )
+    second = claynb.enrich(
+        pd.DataFrame({"Email": emails(60, start=20)}),
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        budget=budget,
+        progress=False,
+    )
     total = first["clay_actions"].sum() + second["clay_actions"].sum()
     assert total == 30 == used(emulator)[0] == budget.spent.actions
     assert (second["clay_status"] == "over_budget").any()
@@ -100,8 +120,15 @@ def test_402_mid_frame_keeps_finished_rows_and_returns(make_emulator: Any) -> No
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
     df = pd.DataFrame({"Email": emails(150)})
 
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, batch_size=10,
-                        concurrency=2, progress=False)
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        batch_size=10,
+        concurrency=2,
+        progress=False,
+    )
 
     assert used(emu)[1] == 25
     assert out["clay_data_credits"].sum() == 25
@@ -125,8 +152,13 @@ def test_402_answered_to_the_post_itself(make_emulator: Any) -> None:
     emu = make_emulator()
     emu.set_credits(actions_left=0, data_credits_left=0)
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-    out = claynb.enrich(pd.DataFrame({"Email": emails(30)}), "enrich-person", {"email": "Email"},
-                        client=client, progress=False)
+    out = claynb.enrich(
+        pd.DataFrame({"Email": emails(30)}),
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+    )
     assert (out["clay_status"] == "over_budget").all()
     assert out["clay_error"].str.contains("credits exhausted").all()
     assert used(emu) == (0, 0)
@@ -135,8 +167,14 @@ def test_402_answered_to_the_post_itself(make_emulator: Any) -> None:
 @pytest.mark.parametrize("cap", [0, 1])
 def test_tiny_budgets(emulator: Any, cap: int) -> None:
     client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
-    out = claynb.enrich(pd.DataFrame({"Email": emails(10)}), "enrich-person", {"email": "Email"},
-                        client=client, budget=claynb.Budget(data_credits=cap), progress=False)
+    out = claynb.enrich(
+        pd.DataFrame({"Email": emails(10)}),
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        budget=claynb.Budget(data_credits=cap),
+        progress=False,
+    )
     assert used(emulator)[1] == out["clay_data_credits"].sum() <= cap
     if cap == 0:
         assert (out["clay_status"] == "over_budget").all()

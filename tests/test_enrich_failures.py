@@ -15,13 +15,22 @@ def emails(n: int) -> list[str]:
 
 def test_failed_rows_are_kept_not_cached_and_resent_only_on_request(make_emulator: Any) -> None:
     emu = make_emulator(faults=claynb.Faults(server_error=1.0))
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                               retry=claynb.RetryPolicy(max_attempts=1))
+    client = claynb.ClayClient(
+        api_key=emu.api_key, base_url=emu.url, retry=claynb.RetryPolicy(max_attempts=1)
+    )
     df = pd.DataFrame({"Email": emails(12), "Id": range(12)})
 
     def enrich(**kw: Any) -> pd.DataFrame:
-        return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-                             max_attempts=2, poll_max_interval=0.05, **kw)
+        return claynb.enrich(
+            df,
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            max_attempts=2,
+            poll_max_interval=0.05,
+            **kw,
+        )
 
     out = enrich()
     assert (out["clay_status"] == "failed").all()
@@ -34,7 +43,7 @@ def test_failed_rows_are_kept_not_cached_and_resent_only_on_request(make_emulato
     assert sorted(d["email"] for d in dead["inputs"]) == sorted(emails(12))
     assert dead["error"].str.contains("50[023]").all()
     assert len(df.clay.failures("enrich-person", {"email": "Email"})) == 12
-    assert len(out.clay.failures()) == 12                      # an enriched frame's failed rows
+    assert len(out.clay.failures()) == 12  # an enriched frame's failed rows
 
     # Without retry_failed they are answered from the list, not sent again.
     requests = emu.meters(charges=False)["requests"]["total"]
@@ -45,10 +54,12 @@ def test_failed_rows_are_kept_not_cached_and_resent_only_on_request(make_emulato
 
     # The outage is over: retry_failed re-sends exactly those rows.
     emu.set_faults(claynb.Faults())
-    more = pd.concat([df, pd.DataFrame({"Email": ["new.row@fresh.com"], "Id": [99]})],
-                     ignore_index=True)
-    fixed = claynb.enrich(more, "enrich-person", {"email": "Email"}, client=client,
-                          progress=False, retry_failed=True)
+    more = pd.concat(
+        [df, pd.DataFrame({"Email": ["new.row@fresh.com"], "Id": [99]})], ignore_index=True
+    )
+    fixed = claynb.enrich(
+        more, "enrich-person", {"email": "Email"}, client=client, progress=False, retry_failed=True
+    )
     assert set(fixed["clay_status"]) <= {"enriched", "no_match"}
     assert emu.meters(charges=False)["per_routine"]["enrich-person"]["items"] == 13
     assert claynb.failures("enrich-person").empty
@@ -57,10 +68,16 @@ def test_failed_rows_are_kept_not_cached_and_resent_only_on_request(make_emulato
 
 def test_a_routine_clay_does_not_know_fails_without_dead_lettering(emulator: Any) -> None:
     client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
-    custom = claynb.Routine("function:t_unknown", ("email",), ("x",),
-                            (claynb.Provider("p", 0.5, 1.0),))
-    out = claynb.enrich(pd.DataFrame({"Email": emails(3)}), custom, {"email": "Email"},
-                        client=client, progress=False)
+    custom = claynb.Routine(
+        "function:t_unknown", ("email",), ("x",), (claynb.Provider("p", 0.5, 1.0),)
+    )
+    out = claynb.enrich(
+        pd.DataFrame({"Email": emails(3)}),
+        custom,
+        {"email": "Email"},
+        client=client,
+        progress=False,
+    )
     assert (out["clay_status"] == "failed").all()
     assert out["clay_error"].str.contains("404").all()
     assert claynb.failures().empty
@@ -69,8 +86,14 @@ def test_a_routine_clay_does_not_know_fails_without_dead_lettering(emulator: Any
 def test_a_wrong_key_fails_every_row_and_never_shows_the_key(emulator: Any) -> None:
     secret = "clay-key-that-must-never-be-shown-0123456789"
     client = claynb.ClayClient(api_key=secret, base_url=emulator.url)
-    out = claynb.enrich(pd.DataFrame({"Email": emails(25)}), "enrich-person", {"email": "Email"},
-                        client=client, progress="text", batch_size=5)
+    out = claynb.enrich(
+        pd.DataFrame({"Email": emails(25)}),
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress="text",
+        batch_size=5,
+    )
     assert (out["clay_status"] == "failed").all()
     assert out["clay_error"].str.contains("401").all()
     assert secret not in out.to_string() and secret not in out.to_html()

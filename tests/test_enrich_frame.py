@@ -44,11 +44,14 @@ def test_new_frame_with_every_column_same_index_and_order(emulator: Any, client:
     pd.testing.assert_frame_equal(out[["Email", "Score"]], df)
 
 
-@pytest.mark.parametrize("index", [
-    pd.Index(["x", "x", "y", "z", "x"]),                                # repeated string labels
-    pd.date_range("2026-01-01", periods=5, freq="D"),                   # dates
-    pd.Index([10, 3, 10, 7, 1]),                                        # repeated ints, unsorted
-])
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.Index(["x", "x", "y", "z", "x"]),  # repeated string labels
+        pd.date_range("2026-01-01", periods=5, freq="D"),  # dates
+        pd.Index([10, 3, 10, 7, 1]),  # repeated ints, unsorted
+    ],
+)
 def test_any_index_comes_back_the_same(emulator: Any, client: Any, index: pd.Index) -> None:
     df = pd.DataFrame({"Email": emails(5)}, index=index)
     out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
@@ -74,7 +77,11 @@ def test_results_match_what_clay_returns_for_each_row(emulator: Any, client: Any
 
 def test_duplicates_sent_once_first_row_carries_the_cost(emulator: Any, client: Any) -> None:
     base = emails(20)
-    matched = next(e for e in base if run_item(DEFAULT_ROUTINES["enrich-person"], {"email": e}).status == "matched")
+    matched = next(
+        e
+        for e in base
+        if run_item(DEFAULT_ROUTINES["enrich-person"], {"email": e}).status == "matched"
+    )
     messy = ["  " + matched.upper() + " ", matched, "MAILTO:" + matched]
     df = pd.DataFrame({"Email": base + messy})
 
@@ -95,12 +102,26 @@ def test_duplicates_sent_once_first_row_carries_the_cost(emulator: Any, client: 
 
 
 def test_invalid_and_missing_inputs_are_never_sent(emulator: Any, client: Any) -> None:
-    df = pd.DataFrame({
-        "Name": ["Ada Lovelace", "  ", None, "Grace Hopper", "1234", "Alan Turing"],
-        "Domain": ["https://www.Acme.com/about", "acme.com", "acme.com", "not a domain", "x.io", np.nan],
-    })
-    out = claynb.enrich(df, "find-work-email", {"full_name": "Name", "company_domain": "Domain"},
-                        client=client, progress=False)
+    df = pd.DataFrame(
+        {
+            "Name": ["Ada Lovelace", "  ", None, "Grace Hopper", "1234", "Alan Turing"],
+            "Domain": [
+                "https://www.Acme.com/about",
+                "acme.com",
+                "acme.com",
+                "not a domain",
+                "x.io",
+                np.nan,
+            ],
+        }
+    )
+    out = claynb.enrich(
+        df,
+        "find-work-email",
+        {"full_name": "Name", "company_domain": "Domain"},
+        client=client,
+        progress=False,
+    )
     status = out["clay_status"].tolist()
     assert status[0] in ("enriched", "no_match")
     assert status[1:] == ["invalid_input"] * 5
@@ -132,12 +153,18 @@ def test_bad_arguments_name_what_is_wrong(client: Any) -> None:
     with pytest.raises(ValueError, match="needs input 'company_domain'"):
         claynb.enrich(df, "find-work-email", {"full_name": "Email"}, client=client)
     with pytest.raises(claynb.ConfigError, match="unknown backend 'carrier-pigeon'"):
-        claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, backend="carrier-pigeon")
+        claynb.enrich(
+            df, "enrich-person", {"email": "Email"}, client=client, backend="carrier-pigeon"
+        )
     with pytest.raises(TypeError, match="no option 'bogus'"):
-        claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False, bogus=1)
+        claynb.enrich(
+            df, "enrich-person", {"email": "Email"}, client=client, progress=False, bogus=1
+        )
 
 
-def test_inputs_default_to_columns_named_like_the_routine_inputs(emulator: Any, client: Any) -> None:
+def test_inputs_default_to_columns_named_like_the_routine_inputs(
+    emulator: Any, client: Any
+) -> None:
     df = pd.DataFrame({"domain": ["acme.com", "www.globex.io", "initech.net"]})
     out = df.clay.enrich("enrich-company", client=client, progress=False)
     assert set(out["clay_status"]) <= {"enriched", "no_match"}
@@ -149,8 +176,9 @@ def test_enrich_async_from_async_code(emulator: Any) -> None:
 
     async def main() -> pd.DataFrame:
         async with claynb.AsyncClayClient(api_key=emulator.api_key, base_url=emulator.url) as ac:
-            return await claynb.enrich_async(df, "enrich-person", {"email": "Email"}, client=ac,
-                                             progress=False)
+            return await claynb.enrich_async(
+                df, "enrich-person", {"email": "Email"}, client=ac, progress=False
+            )
 
     out = asyncio.run(main())
     assert set(out["clay_status"]) <= {"enriched", "no_match"}
@@ -179,7 +207,9 @@ def test_plain_text_progress_outside_jupyter(emulator: Any, client: Any, capsys:
     claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress="text")
     err = capsys.readouterr().err
     assert "10/10 rows" in err and "Data Credits" in err
-    claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False, refresh=True)
+    claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, refresh=True
+    )
     assert capsys.readouterr().err == ""
 
 
@@ -187,27 +217,54 @@ def test_every_status_in_one_frame(make_emulator: Any) -> None:
     """cached, failed (dead-lettered earlier), unknown (an earlier send timed out),
     invalid_input, over_budget, enriched and no_match, side by side."""
     emu = make_emulator(slow_s=2.0)
-    fast = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                             retry=claynb.RetryPolicy(max_attempts=1),
-                             timeout=claynb.Timeout(0.3, connect=5.0))
+    fast = claynb.ClayClient(
+        api_key=emu.api_key,
+        base_url=emu.url,
+        retry=claynb.RetryPolicy(max_attempts=1),
+        timeout=claynb.Timeout(0.3, connect=5.0),
+    )
     cached, failed, unknown, fresh = emails(3), emails(2, 10), emails(2, 20), emails(40, 30)
-    claynb.enrich(pd.DataFrame({"Email": cached}), "enrich-person", {"email": "Email"},
-                  client=fast, progress=False)
+    claynb.enrich(
+        pd.DataFrame({"Email": cached}),
+        "enrich-person",
+        {"email": "Email"},
+        client=fast,
+        progress=False,
+    )
     emu.set_faults(claynb.Faults(server_error=1.0))
-    claynb.enrich(pd.DataFrame({"Email": failed}), "enrich-person", {"email": "Email"},
-                  client=fast, progress=False, max_attempts=1)
+    claynb.enrich(
+        pd.DataFrame({"Email": failed}),
+        "enrich-person",
+        {"email": "Email"},
+        client=fast,
+        progress=False,
+        max_attempts=1,
+    )
     emu.set_faults(claynb.Faults(timeout=1.0))
-    claynb.enrich(pd.DataFrame({"Email": unknown}), "enrich-person", {"email": "Email"},
-                  client=fast, progress=False)
+    claynb.enrich(
+        pd.DataFrame({"Email": unknown}),
+        "enrich-person",
+        {"email": "Email"},
+        client=fast,
+        progress=False,
+    )
     emu.set_faults(claynb.Faults())
 
     df = pd.DataFrame({"Email": cached + failed + unknown + ["nope"] + fresh})
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=fast, progress=False,
-                        budget=claynb.Budget(data_credits=12), concurrency=1,
-                        batch_size=5)
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=fast,
+        progress=False,
+        budget=claynb.Budget(data_credits=12),
+        concurrency=1,
+        batch_size=5,
+    )
     assert set(out["clay_status"]) == set(claynb._work.STATUSES)
-    assert out["clay_status"].iloc[:8].tolist() == (["cached"] * 3 + ["failed"] * 2
-                                                     + ["unknown"] * 2 + ["invalid_input"])
+    assert out["clay_status"].iloc[:8].tolist() == (
+        ["cached"] * 3 + ["failed"] * 2 + ["unknown"] * 2 + ["invalid_input"]
+    )
     assert out["clay_data_credits"].sum() <= 12
 
 
@@ -225,13 +282,23 @@ def test_sync_enrich_in_a_loop_with_that_loops_async_client(emulator: Any) -> No
 
 
 def test_a_routine_of_the_emulators_own_catalogue(make_emulator: Any) -> None:
-    scoring = claynb.Routine("score-lead", ("email",), ("value",), (claynb.Provider("p", 0.6, 2.0),))
+    scoring = claynb.Routine(
+        "score-lead", ("email",), ("value",), (claynb.Provider("p", 0.6, 2.0),)
+    )
     emu = make_emulator(routines={**DEFAULT_ROUTINES, "score-lead": scoring})
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
     client.emulator = emu  # what claynb.connect() sets when it starts one
-    out = claynb.enrich(pd.DataFrame({"Email": emails(30)}), "score-lead", {"email": "Email"},
-                        client=client, progress=False)
+    out = claynb.enrich(
+        pd.DataFrame({"Email": emails(30)}),
+        "score-lead",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+    )
     hits = out["clay_status"] == "enriched"
     assert hits.any() and (out["clay_status"] != "enriched").any()
-    assert out.loc[hits, "clay_value"].notna().all() and (out.loc[hits, "clay_data_credits"] == 2).all()
+    assert (
+        out.loc[hits, "clay_value"].notna().all()
+        and (out.loc[hits, "clay_data_credits"] == 2).all()
+    )
     assert out["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]

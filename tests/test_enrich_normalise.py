@@ -22,21 +22,27 @@ PERSON = DEFAULT_ROUTINES["enrich-person"]
 EMAIL_FINDER = DEFAULT_ROUTINES["find-work-email"]
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("https://www.Acme.com/about?x=1", "acme.com"),
-    ("  ACME.COM  ", "acme.com"),
-    ("http://user@sub.acme.co.uk:8080/path", "sub.acme.co.uk"),
-    ("www.acme.io.", "acme.io"),
-    ("acme.com#top", "acme.com"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("https://www.Acme.com/about?x=1", "acme.com"),
+        ("  ACME.COM  ", "acme.com"),
+        ("http://user@sub.acme.co.uk:8080/path", "sub.acme.co.uk"),
+        ("www.acme.io.", "acme.io"),
+        ("acme.com#top", "acme.com"),
+    ],
+)
 def test_domains(raw: str, clean: str) -> None:
     assert normalise_domain(raw) == clean
 
 
-@pytest.mark.parametrize("raw, clean", [
-    (" Ada.Lovelace@Example.COM ", "ada.lovelace@example.com"),
-    ("mailto:Grace@Navy.mil", "grace@navy.mil"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        (" Ada.Lovelace@Example.COM ", "ada.lovelace@example.com"),
+        ("mailto:Grace@Navy.mil", "grace@navy.mil"),
+    ],
+)
 def test_emails(raw: str, clean: str) -> None:
     assert normalise_email(raw) == clean
 
@@ -59,8 +65,12 @@ def test_normalise_inputs_gives_the_reason() -> None:
 
 
 def test_prepare_groups_by_normalised_inputs_in_first_seen_order() -> None:
-    df = pd.DataFrame({"N": ["Ada King", "ada king", "Ada  King", "Bob Ross", None],
-                       "D": ["acme.com", "acme.com", "https://acme.com", "x.io", "x.io"]})
+    df = pd.DataFrame(
+        {
+            "N": ["Ada King", "ada king", "Ada  King", "Bob Ross", None],
+            "D": ["acme.com", "acme.com", "https://acme.com", "x.io", "x.io"],
+        }
+    )
     p = prepare(df, EMAIL_FINDER, {"full_name": "N", "company_domain": "D"})
     # Names keep their case, so "ada king" is a different person to "Ada King".
     assert p.codes.tolist() == [0, 1, 0, 2, 3]
@@ -76,9 +86,15 @@ def test_prepare_empty_frame() -> None:
 
 
 def test_clay_answers_become_results() -> None:
-    hit = {"id": "k", "status": "complete",
-           "result": {"full_name": "Ada", "_cost": {"actions": 1, "data_credits": 1},
-                      "_provider": "person-db"}}
+    hit = {
+        "id": "k",
+        "status": "complete",
+        "result": {
+            "full_name": "Ada",
+            "_cost": {"actions": 1, "data_credits": 1},
+            "_provider": "person-db",
+        },
+    }
     r = result_from_clay(PERSON, "k", hit, run_id="run_1")
     assert (r.status, r.cost, r.run_id) == ("enriched", Cost(1, 1), "run_1")
     assert "_cost" not in r.result and "_provider" not in r.result
@@ -86,8 +102,9 @@ def test_clay_answers_become_results() -> None:
     assert (miss.status, miss.cost) == ("no_match", Cost())
     failed = result_from_clay(PERSON, "k", {"status": "failed", "error": {"message": "bad"}})
     assert (failed.status, failed.error) == ("failed", "Clay: bad")
-    not_run = item_result(PERSON, "k", status="failed", result=None,
-                          error="credits exhausted: not run")
+    not_run = item_result(
+        PERSON, "k", status="failed", result=None, error="credits exhausted: not run"
+    )
     assert not_run.status == "over_budget"
 
 
@@ -97,10 +114,19 @@ def test_pricing_without_a_reported_cost() -> None:
     assert price_item(EMAIL_FINDER, False, None) == Cost()
     guess = price_item(EMAIL_FINDER, True, None)
     assert guess.actions == 1 and 1 < guess.data_credits < 3
-    charging = Routine("r", ("email",), ("x",), (Provider("a", 0.5, 2.0, charge_on_miss=True),
-                                                  Provider("b", 0.5, 3.0)))
+    charging = Routine(
+        "r",
+        ("email",),
+        ("x",),
+        (Provider("a", 0.5, 2.0, charge_on_miss=True), Provider("b", 0.5, 3.0)),
+    )
     assert price_item(charging, False, None) == Cost(1, 2)
     assert price_item(charging, True, "b") == Cost(1, 5)
-    real = item_result(EMAIL_FINDER, "k", status="complete",
-                       result={"work_email": "a@b.co"}, provider="email-finder-c")
+    real = item_result(
+        EMAIL_FINDER,
+        "k",
+        status="complete",
+        result={"work_email": "a@b.co"},
+        provider="email-finder-c",
+    )
     assert real.cost == Cost(1, 3)

@@ -25,7 +25,11 @@ def test_text_progress_reports_rows_credits_and_time() -> None:
         bar.advance(3, Cost(2, 5))
     text = out.getvalue()
     assert "enrich-person: 1/4 rows (25%)" in text
-    assert text.strip().splitlines()[-1].startswith("enrich-person: 4/4 rows (100%), 3 Actions, 6 Data Credits")
+    assert (
+        text.strip()
+        .splitlines()[-1]
+        .startswith("enrich-person: 4/4 rows (100%), 3 Actions, 6 Data Credits")
+    )
 
 
 def test_a_terminal_gets_a_tqdm_bar() -> None:

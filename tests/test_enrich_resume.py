@@ -54,11 +54,19 @@ def make_frame() -> pd.DataFrame:
     return pd.DataFrame({"Email": emails + dupes, "Row": range(330)})
 
 
-def reference(make_emulator: Any, tmp_path: Path, df: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+def reference(
+    make_emulator: Any, tmp_path: Path, df: pd.DataFrame
+) -> tuple[pd.DataFrame, set[str]]:
     emu = make_emulator()
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-                        home=tmp_path / "reference-home")
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+        home=tmp_path / "reference-home",
+    )
     return out, {c["inputs_key"] for c in emu.meters(charges=True)["charges"]}
 
 
@@ -79,16 +87,18 @@ def assert_exact(out: pd.DataFrame, ref: pd.DataFrame, emu: Any, ref_charged: se
     keys = pd.Series(keys_of(out), index=out.index)
     unknown_keys = set(keys[unknown])
     assert set(charges) - unknown_keys == ref_charged - unknown_keys  # the same rows paid for
-    assert set(charges) & unknown_keys <= ref_charged                 # unknown: at most once
+    assert set(charges) & unknown_keys <= ref_charged  # unknown: at most once
     assert len(unknown_keys) <= 10 * 6 * 3  # at most the batches on the wire at each kill
     assert out.loc[unknown, "clay_error"].str.contains("resend_unknown=True").all()
 
 
 def run_child(emu: Any, kill_after: float | None) -> int:
-    env = dict(os.environ, EMU_URL=emu.url, EMU_KEY=emu.api_key,
-               RESUME_TEST_DIR=str(Path(__file__).parent))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE,
-                            text=True)
+    env = dict(
+        os.environ, EMU_URL=emu.url, EMU_KEY=emu.api_key, RESUME_TEST_DIR=str(Path(__file__).parent)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     if kill_after is not None:
@@ -99,8 +109,9 @@ def run_child(emu: Any, kill_after: float | None) -> int:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_kill_9_at_random_moments_then_resume(make_emulator: Any, tmp_path: Path,
-                                              claynb_home: Path, seed: int) -> None:
+def test_kill_9_at_random_moments_then_resume(
+    make_emulator: Any, tmp_path: Path, claynb_home: Path, seed: int
+) -> None:
     df = make_frame()
     ref, ref_charged = reference(make_emulator, tmp_path, df)
     emu = make_emulator(run_latency_s=LATENCY, seed=seed)
@@ -124,20 +135,24 @@ def test_kill_9_at_random_moments_then_resume(make_emulator: Any, tmp_path: Path
     before = emu.meters(charges=False)["data_credits_used"]
     again = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
     assert emu.meters(charges=False)["data_credits_used"] == before
-    assert (again["clay_status"] == out["clay_status"].where(out["clay_status"] == "unknown",
-                                                             "cached")).all()
+    assert (
+        again["clay_status"] == out["clay_status"].where(out["clay_status"] == "unknown", "cached")
+    ).all()
     with Journal.open() as journal:
         assert journal.in_flight("enrich-person") == []
 
 
-def test_resume_collects_runs_in_flight_without_sending_them(make_emulator: Any,
-                                                             tmp_path: Path) -> None:
+def test_resume_collects_runs_in_flight_without_sending_them(
+    make_emulator: Any, tmp_path: Path
+) -> None:
     """A run journaled by a process that died is collected, not sent again."""
     df = make_frame().iloc[:40]
     emu = make_emulator(run_latency_s=0.3)
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-    first = [{"id": k, "inputs": {"email": e}} for k, e in
-             zip(keys_of(df.iloc[:20]), df["Email"].iloc[:20], strict=True)]
+    first = [
+        {"id": k, "inputs": {"email": e}}
+        for k, e in zip(keys_of(df.iloc[:20]), df["Email"].iloc[:20], strict=True)
+    ]
     with Journal.open() as journal:  # what a process does before it is killed mid-poll
         batch = journal.intent(ROUTINE.id, "direct", {i["id"]: i["inputs"] for i in first})
         journal.started(batch, client.run_routine(ROUTINE.id, first))
@@ -151,8 +166,9 @@ def test_resume_collects_runs_in_flight_without_sending_them(make_emulator: Any,
 
 def test_unknown_rows_are_resumed_not_resent_until_asked(make_emulator: Any) -> None:
     emu = make_emulator(faults=claynb.Faults(timeout=1.0), slow_s=2.0)
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                               timeout=claynb.Timeout(0.3, connect=5.0))
+    client = claynb.ClayClient(
+        api_key=emu.api_key, base_url=emu.url, timeout=claynb.Timeout(0.3, connect=5.0)
+    )
     df = pd.DataFrame({"Email": [f"u{i}.v@unknown.com" for i in range(12)]})
     out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
     assert (out["clay_status"] == "unknown").all()
@@ -165,27 +181,44 @@ def test_unknown_rows_are_resumed_not_resent_until_asked(make_emulator: Any) -> 
     assert again["clay_error"].str.contains("resend_unknown=True").all()
     assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing re-sent
 
-    forced = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
-                           progress=False, resend_unknown=True)
+    forced = claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, resend_unknown=True
+    )
     assert set(forced["clay_status"]) <= {"enriched", "no_match"}
     assert emu.meters(charges=False)["runs"]["total"] > runs
 
 
-@pytest.mark.parametrize("faults", [
-    {"server_error": 0.3},
-    {"drop_connection": 0.15},
-    {"timeout": 0.1},
-    {"server_error": 0.1, "drop_connection": 0.05, "timeout": 0.05},
-], ids=["5xx", "dropped", "timeouts", "mixed"])
-def test_exact_under_injected_faults(make_emulator: Any, tmp_path: Path, faults: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"server_error": 0.3},
+        {"drop_connection": 0.15},
+        {"timeout": 0.1},
+        {"server_error": 0.1, "drop_connection": 0.05, "timeout": 0.05},
+    ],
+    ids=["5xx", "dropped", "timeouts", "mixed"],
+)
+def test_exact_under_injected_faults(
+    make_emulator: Any, tmp_path: Path, faults: dict[str, float]
+) -> None:
     df = make_frame()
     ref, ref_charged = reference(make_emulator, tmp_path, df)
     emu = make_emulator(run_latency_s=(0.0, 0.05), faults=claynb.Faults(**faults), slow_s=1.5)
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                               timeout=claynb.Timeout(0.5, connect=5.0),
-                               retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05))
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-                        batch_size=10, poll_max_interval=0.2)
+    client = claynb.ClayClient(
+        api_key=emu.api_key,
+        base_url=emu.url,
+        timeout=claynb.Timeout(0.5, connect=5.0),
+        retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05),
+    )
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+        batch_size=10,
+        poll_max_interval=0.2,
+    )
     assert_exact(out, ref, emu, ref_charged)
     if "timeout" not in faults and "drop_connection" not in faults:
         assert not (out["clay_status"] == "unknown").any()  # 5xx alone never leaves doubt
@@ -200,8 +233,15 @@ def test_exact_under_a_429_storm(make_emulator: Any, tmp_path: Path) -> None:
     ref, ref_charged = reference(make_emulator, tmp_path, df)
     emu = make_emulator(run_latency_s=0.0, rate_limit_rps=40, rate_limit_burst=2)
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-    out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-                        batch_size=10, concurrency=16)
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+        batch_size=10,
+        concurrency=16,
+    )
     assert emu.meters(charges=False)["requests"]["by_status"].get("429", 0) > 0
     assert not (out["clay_status"] == "unknown").any()
     assert_exact(out, ref, emu, ref_charged)

@@ -30,8 +30,16 @@ def test_webhooks_wake_the_poller_so_each_run_is_read_once(make_emulator: Any) -
         rx.configure(hook["id"], hook["signingSecret"])
         df = pd.DataFrame({"Email": emails(60)})
         # Fallback polling every 60 s: only the webhook can make this finish promptly.
-        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
-                            progress=False, webhook=rx, batch_size=20, poll_max_interval=60)
+        out = claynb.enrich(
+            df,
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            webhook=rx,
+            batch_size=20,
+            poll_max_interval=60,
+        )
         runs = emu.meters(charges=False)["runs"]["total"]
         assert runs == 3
         assert rx.received == 3 and rx.finished and rx.rejected == 0
@@ -47,9 +55,15 @@ def test_polling_takes_over_when_deliveries_are_lost(make_emulator: Any) -> None
     with WebhookReceiver() as rx:
         hook = emu.create_webhook(rx.url)
         rx.configure(hook["id"], hook["signingSecret"])
-        out = claynb.enrich(pd.DataFrame({"Email": emails(30)}), "enrich-person",
-                            {"email": "Email"}, client=client, progress=False, webhook=rx,
-                            poll_max_interval=0.2)
+        out = claynb.enrich(
+            pd.DataFrame({"Email": emails(30)}),
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            webhook=rx,
+            poll_max_interval=0.2,
+        )
         assert rx.received == 0
     assert set(out["clay_status"]) <= {"enriched", "no_match"}
 
@@ -63,10 +77,12 @@ def test_forged_and_test_deliveries(make_emulator: Any) -> None:
         forged = httpx.post(rx.url, content=body, headers={"X-Clay-Signature": sign("wrong", body)})
         assert forged.status_code == 401 and "run_forged" not in rx.finished
         emu.send_test_webhook(hook["id"])  # data: {} -> accepted, no run
-        good = httpx.post(rx.url, content=body,
-                          headers={"X-Clay-Signature": sign(hook["signingSecret"], body)})
-        replay = httpx.post(rx.url, content=body,
-                            headers={"X-Clay-Signature": sign(hook["signingSecret"], body)})
+        good = httpx.post(
+            rx.url, content=body, headers={"X-Clay-Signature": sign(hook["signingSecret"], body)}
+        )
+        replay = httpx.post(
+            rx.url, content=body, headers={"X-Clay-Signature": sign(hook["signingSecret"], body)}
+        )
         assert good.status_code == replay.status_code == 200
         assert rx.finished == {"run_forged"} and rx.rejected == 1 and rx.received == 3
 
@@ -74,8 +90,9 @@ def test_forged_and_test_deliveries(make_emulator: Any) -> None:
 def _fresh_reference(make_emulator: Any, df: pd.DataFrame, home: Any) -> pd.DataFrame:
     emu = make_emulator()
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-    return claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False,
-                         home=home)
+    return claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, home=home
+    )
 
 
 def test_a_webhook_explains_sends_that_timed_out(make_emulator: Any, tmp_path: Any) -> None:
@@ -84,19 +101,31 @@ def test_a_webhook_explains_sends_that_timed_out(make_emulator: Any, tmp_path: A
     df = pd.DataFrame({"Email": emails(80)})
     ref = _fresh_reference(make_emulator, df, tmp_path / "ref")
     emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(timeout=0.3), slow_s=1.0, seed=3)
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                               timeout=claynb.Timeout(0.3, connect=5.0),
-                               retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05))
+    client = claynb.ClayClient(
+        api_key=emu.api_key,
+        base_url=emu.url,
+        timeout=claynb.Timeout(0.3, connect=5.0),
+        retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05),
+    )
     with WebhookReceiver() as rx:
         hook = emu.create_webhook(rx.url)
         rx.configure(hook["id"], hook["signingSecret"])
-        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
-                            progress=False, webhook=rx, batch_size=10, poll_max_interval=0.3)
+        out = claynb.enrich(
+            df,
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            webhook=rx,
+            batch_size=10,
+            poll_max_interval=0.3,
+        )
     charges = [c["inputs_key"] for c in emu.meters(charges=True)["charges"]]
     assert len(charges) == len(set(charges))
     with Journal.open() as journal:  # some sends did time out, and were adopted
-        adopted = journal.read(lambda c: c.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE checked = 1").fetchone()[0])
+        adopted = journal.read(
+            lambda c: c.execute("SELECT COUNT(*) FROM deliveries WHERE checked = 1").fetchone()[0]
+        )
     assert adopted > 0
     assert not (out["clay_status"] == "unknown").any()
     fields = [c for c in ref.columns if c.startswith("clay_")]
@@ -105,14 +134,23 @@ def test_a_webhook_explains_sends_that_timed_out(make_emulator: Any, tmp_path: A
 
 def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> None:
     emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(timeout=1.0), slow_s=1.0)
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url,
-                               timeout=claynb.Timeout(0.3, connect=5.0))
+    client = claynb.ClayClient(
+        api_key=emu.api_key, base_url=emu.url, timeout=claynb.Timeout(0.3, connect=5.0)
+    )
     df = pd.DataFrame({"Email": emails(20)})
     with WebhookReceiver() as rx:
         hook = emu.create_webhook(rx.url)
         rx.configure(hook["id"], hook["signingSecret"])
-        out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client,
-                            progress=False, webhook=rx, batch_size=10, unknown_wait=0)
+        out = claynb.enrich(
+            df,
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            webhook=rx,
+            batch_size=10,
+            unknown_wait=0,
+        )
         assert (out["clay_status"] == "unknown").all()
         emu.set_faults(claynb.Faults())
         runs = emu.meters(charges=False)["runs"]["total"]

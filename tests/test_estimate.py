@@ -19,16 +19,21 @@ def client(emulator: Any) -> claynb.ClayClient:
 def frame() -> pd.DataFrame:
     names = [f"Person {chr(65 + i % 26)}{i}" for i in range(40)]
     domains = [f"co{i % 8}.com" for i in range(40)]
-    df = pd.DataFrame({"Name": names + names[:5] + ["", "Someone"],
-                       "Domain": domains + domains[:5] + ["x.com", "not a domain"]})
+    df = pd.DataFrame(
+        {
+            "Name": names + names[:5] + ["", "Someone"],
+            "Domain": domains + domains[:5] + ["x.com", "not a domain"],
+        }
+    )
     return df
 
 
 def test_estimate_spends_nothing_and_counts_rows(emulator: Any, client: Any) -> None:
     df = frame()
     before = emulator.meters(charges=False)
-    est = df.clay.estimate("find-work-email", {"full_name": "Name", "company_domain": "Domain"},
-                           client=client)
+    est = df.clay.estimate(
+        "find-work-email", {"full_name": "Name", "company_domain": "Domain"}, client=client
+    )
     after = emulator.meters(charges=False)
     assert after["requests"]["total"] == before["requests"]["total"] == 0
     assert after["data_credits_used"] == 0
@@ -58,7 +63,9 @@ def test_estimate_after_enriching_uses_cache_and_observed_rates(emulator: Any, c
     assert est.expected_data_credits == pytest.approx(book["data_credits"] / book["rows"] * 10)
 
 
-def test_estimate_with_too_few_observations_keeps_catalogue_rates(emulator: Any, client: Any) -> None:
+def test_estimate_with_too_few_observations_keeps_catalogue_rates(
+    emulator: Any, client: Any
+) -> None:
     df = pd.DataFrame({"Email": [f"e{i}.f@est.com" for i in range(5)]})
     claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
     more = pd.DataFrame({"Email": [f"g{i}.h@est.com" for i in range(8)]})

@@ -63,12 +63,12 @@ def test_the_reconciler_polls_only_overdue_runs_and_backs_off() -> None:
     rec.watch("b", started_at=5)
     assert rec.overdue(9.9) == []
     assert rec.overdue(10) == ["a"]
-    rec.polled("a", now=10)          # still running: next look in 2 s
+    rec.polled("a", now=10)  # still running: next look in 2 s
     assert rec.overdue(11) == []
     assert rec.overdue(15) == ["b", "a"] or rec.overdue(15) == ["a", "b"]
-    rec.polled("a", now=15)          # 3 s
-    rec.polled("a", now=18)          # 4.5 s
-    rec.polled("a", now=22.5)        # capped at 5 s
+    rec.polled("a", now=15)  # 3 s
+    rec.polled("a", now=18)  # 4.5 s
+    rec.polled("a", now=22.5)  # capped at 5 s
     assert rec.watches["a"].due_at == 27.5
     rec.completed_by_poll("a")
     rec.forget("b")

@@ -50,7 +50,7 @@ def test_events_published_before_a_consumer_starts_are_delivered_once(url: str) 
         consumer = Bus(url, ns)
         await consumer.subscribe(LEADS, on_first, "group-a")
         await consumer.start()
-        await consumer.subscribe(LEADS, on_second, "group-b")   # after start, too
+        await consumer.subscribe(LEADS, on_second, "group-b")  # after start, too
         async with Bus(url, ns) as producer:
             await producer.publish(LEADS, {"i": 5})
         await _until(lambda: len(first) >= 6 and len(second) >= 6)
@@ -109,7 +109,7 @@ def test_kafka_is_configuration_only() -> None:
     """No Kafka can run on these machines: it is configured, never started here."""
     try:
         bus = Bus("kafka://broker:9092", "ns")
-    except ConfigError as exc:           # faststream[kafka] (aiokafka) not installed
+    except ConfigError as exc:  # faststream[kafka] (aiokafka) not installed
         assert "untested" in str(exc)
         return
     assert bus.subject(LEADS) == "claynb.ns.leads"

@@ -24,11 +24,30 @@ SECRET = "whsec_cli_receiver_secret_98765"
 
 def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Path) -> None:
     port, ns = free_port(), namespace()
-    env = {**os.environ, "CLAYNB_WEBHOOK_SECRET": SECRET, "CLAYNB_WEBHOOK_ID": "wh_cli",
-           "CLAYNB_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "claynb", "receiver", "--port", str(port),
-                             "--bus-url", nats_url, "--namespace", ns],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "CLAYNB_WEBHOOK_SECRET": SECRET,
+        "CLAYNB_WEBHOOK_ID": "wh_cli",
+        "CLAYNB_HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "claynb",
+            "receiver",
+            "--port",
+            str(port),
+            "--bus-url",
+            nats_url,
+            "--namespace",
+            ns,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -41,10 +60,18 @@ def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Pa
             assert proc.poll() is None and time.monotonic() < deadline, "receiver did not start"
             time.sleep(0.1)
         body = webhook_body("run_cli", "wh_cli")
-        good = httpx.post(url + "/webhooks/clay", content=body, headers={"X-Clay-Signature": sign(SECRET, body)})
-        forged = httpx.post(url + "/webhooks/clay", content=body, headers={"X-Clay-Signature": sign("nope-nope", body)})
+        good = httpx.post(
+            url + "/webhooks/clay", content=body, headers={"X-Clay-Signature": sign(SECRET, body)}
+        )
+        forged = httpx.post(
+            url + "/webhooks/clay",
+            content=body,
+            headers={"X-Clay-Signature": sign("nope-nope", body)},
+        )
         assert (good.status_code, forged.status_code) == (200, 401)
-        assert [e["routine_run_id"] for e in drain(nats_url, ns, "runs.finished", expect=1)] == ["run_cli"]
+        assert [e["routine_run_id"] for e in drain(nats_url, ns, "runs.finished", expect=1)] == [
+            "run_cli"
+        ]
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=15)
@@ -52,8 +79,9 @@ def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Pa
     assert SECRET not in output
 
 
-def test_the_receiver_command_refuses_to_start_without_secrets(monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_receiver_command_refuses_to_start_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("CLAYNB_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("CLAYNB_CALLBACK_SECRET", raising=False)
     assert main(["receiver"]) == 2
@@ -69,16 +97,30 @@ def _park(url: str, ns: str, letters: list[dict[str, Any]]) -> None:
     asyncio.run(go())
 
 
-def test_dlq_lists_and_replays_on_the_bus(nats_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dlq_lists_and_replays_on_the_bus(
+    nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     ns = namespace()
     lead = {"lead_id": "L1", "routine": "enrich-person", "inputs": {"email": "a.b@c.com"}}
-    _park(nats_url, ns, [
-        {"lead": lead, "kind": "budget", "reason": "budget exhausted", "at": 1.0},
-        {"lead": {**lead, "lead_id": "L2"}, "kind": "outcome_unknown", "reason": "may be charged", "at": 2.0},
-    ])
+    _park(
+        nats_url,
+        ns,
+        [
+            {"lead": lead, "kind": "budget", "reason": "budget exhausted", "at": 1.0},
+            {
+                "lead": {**lead, "lead_id": "L2"},
+                "kind": "outcome_unknown",
+                "reason": "may be charged",
+                "at": 2.0,
+            },
+        ],
+    )
     assert main(["dlq", "list", "--bus-url", nats_url, "--namespace", ns, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["lead_id"], r["kind"]) for r in rows] == [("L1", "budget"), ("L2", "outcome_unknown")]
+    assert [(r["lead_id"], r["kind"]) for r in rows] == [
+        ("L1", "budget"),
+        ("L2", "outcome_unknown"),
+    ]
 
     assert main(["dlq", "replay", "--bus-url", nats_url, "--namespace", ns]) == 0
     assert "replayed 1 lead(s)" in capsys.readouterr().out
@@ -90,7 +132,9 @@ def test_dlq_lists_and_replays_on_the_bus(nats_url: str, capsys: pytest.CaptureF
     assert "L2" in table and "L1" not in table and "1 dead letter(s)" in table
 
 
-def test_dlq_needs_a_bus(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dlq_needs_a_bus(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("NATS_URL", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["dlq", "list"]) == 2

@@ -35,8 +35,13 @@ def bus_url(request: pytest.FixtureRequest, nats_url: str) -> str:
 
 
 def fast_settings(**overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {"batch_size": 20, "linger_s": 0.05, "reconcile_timeout_s": 0.8,
-                              "reconcile_interval_s": 0.2, "retry_backoff_s": 0.05}
+    values: dict[str, Any] = {
+        "batch_size": 20,
+        "linger_s": 0.05,
+        "reconcile_timeout_s": 0.8,
+        "reconcile_interval_s": 0.2,
+        "retry_backoff_s": 0.05,
+    }
     values.update(overrides)
     return ServiceSettings(**values)
 
@@ -49,9 +54,15 @@ def charged_keys(emu: Any) -> Counter[str]:
     return Counter(c["inputs_key"] for c in emu.meters()["charges"])
 
 
-def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(make_emulator: Any, bus_url: str) -> None:
-    emu = make_emulator(run_latency_s=0.05, webhook_hold_s=0.3,
-                        faults=Faults(drop_webhook=0.3, duplicate_webhook=0.35, reorder_webhook=0.35), seed=7)
+def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(
+    make_emulator: Any, bus_url: str
+) -> None:
+    emu = make_emulator(
+        run_latency_s=0.05,
+        webhook_hold_s=0.3,
+        faults=Faults(drop_webhook=0.3, duplicate_webhook=0.35, reorder_webhook=0.35),
+        seed=7,
+    )
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
     batch = leads(150, unique=70)
     with EventTier(client, bus_url=bus_url, settings=fast_settings(batch_size=6)) as tier:
@@ -60,7 +71,7 @@ def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(make_emula
         assert tier.wait(ids, timeout=30)
         stats = tier.service.stats
         contacts = dict(tier.collector.contacts)
-        assert tier.collector.duplicates == []          # one contact per lead, never two
+        assert tier.collector.duplicates == []  # one contact per lead, never two
         receiver_counts = tier.receiver.stats
     assert set(contacts) == set(ids)
     assert stats.duplicate_leads == 30
@@ -84,12 +95,15 @@ def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(make_emula
 
 
 def test_the_breaker_dead_letters_what_the_budget_cannot_pay_and_replay_finishes_it(
-        make_emulator: Any, bus_url: str) -> None:
+    make_emulator: Any, bus_url: str
+) -> None:
     emu = make_emulator(run_latency_s=0.05)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
     budget = Budget(data_credits=12)
     batch = leads(60, unique=60)
-    with EventTier(client, budget=budget, bus_url=bus_url, settings=fast_settings(batch_size=5)) as tier:
+    with EventTier(
+        client, budget=budget, bus_url=bus_url, settings=fast_settings(batch_size=5)
+    ) as tier:
         ids = tier.publish_leads("enrich-person", batch)
         assert tier.wait(ids, timeout=30)
         assert tier.breaker_state == "open"
@@ -114,7 +128,9 @@ def test_the_breaker_dead_letters_what_the_budget_cannot_pay_and_replay_finishes
     assert budget.spent.data_credits == emu.meters()["data_credits_used"]
 
 
-def test_items_that_fail_n_times_go_to_the_dead_letter_subject(make_emulator: Any, nats_url: str) -> None:
+def test_items_that_fail_n_times_go_to_the_dead_letter_subject(
+    make_emulator: Any, nats_url: str
+) -> None:
     emu = make_emulator(run_latency_s=0, faults=Faults(server_error=1.0))
     client = ClayClient(api_key=emu.api_key, base_url=emu.url, retry=RetryPolicy.never())
     with EventTier(client, bus_url=nats_url, settings=fast_settings(max_attempts=3)) as tier:
@@ -128,7 +144,9 @@ def test_items_that_fail_n_times_go_to_the_dead_letter_subject(make_emulator: An
     assert emu.meters()["charge_count"] == 0
 
 
-def test_a_402_from_clay_opens_the_breaker_and_parks_the_leads(make_emulator: Any, nats_url: str) -> None:
+def test_a_402_from_clay_opens_the_breaker_and_parks_the_leads(
+    make_emulator: Any, nats_url: str
+) -> None:
     emu = make_emulator(run_latency_s=0)
     emu.set_credits(actions_left=0, data_credits_left=0)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
@@ -143,8 +161,9 @@ def test_a_402_from_clay_opens_the_breaker_and_parks_the_leads(make_emulator: An
         assert set(tier.collector.contacts) == set(ids)
 
 
-def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: Any, nats_url: str,
-                                                                claynb_home: Any) -> None:
+def test_invalid_and_unknown_leads_are_answered_without_spending(
+    make_emulator: Any, nats_url: str, claynb_home: Any
+) -> None:
     emu = make_emulator(run_latency_s=0)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
     with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
@@ -158,20 +177,25 @@ def test_invalid_and_unknown_leads_are_answered_without_spending(make_emulator: 
     assert not list((claynb_home / "events").glob("*.sqlite*"))  # the tier removed its own claims
 
 
-def test_without_any_webhook_the_reconciler_alone_finishes_every_run(make_emulator: Any, nats_url: str) -> None:
+def test_without_any_webhook_the_reconciler_alone_finishes_every_run(
+    make_emulator: Any, nats_url: str
+) -> None:
     """Against real Clay with no registered webhook, polling is the whole story."""
     emu = make_emulator(run_latency_s=0.05)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)
     with EventTier(client, bus_url=nats_url, webhook={}, settings=fast_settings()) as tier:
-        ids = tier.publish_leads("enrich-company", [(f"c{i}", {"domain": f"firm{i}.com"}) for i in range(12)])
+        ids = tier.publish_leads(
+            "enrich-company", [(f"c{i}", {"domain": f"firm{i}.com"}) for i in range(12)]
+        )
         assert tier.wait(ids, timeout=20)
         assert tier.service.stats.runs_by_webhook == 0
         assert tier.service.stats.runs_by_reconciler == tier.service.stats.runs_started
     assert max(charged_keys(emu).values()) == 1
 
 
-def test_no_secret_reaches_a_log_a_repr_or_an_event(make_emulator: Any, nats_url: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_a_log_a_repr_or_an_event(
+    make_emulator: Any, nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     from claynb._secrets import known_secrets
@@ -183,14 +207,25 @@ def test_no_secret_reaches_a_log_a_repr_or_an_event(make_emulator: Any, nats_url
         ids = tier.publish_leads("enrich-person", leads(10, unique=10))
         assert tier.wait(ids, timeout=20)
         webhook_secret = tier.webhook["signingSecret"] if tier.webhook else ""
-        shown = " ".join([repr(tier), repr(tier.receiver), repr(tier.receiver_settings), repr(tier.bus),
-                          str(tier.collector.contacts), str(tier.service.stats), caplog.text])
+        shown = " ".join(
+            [
+                repr(tier),
+                repr(tier.receiver),
+                repr(tier.receiver_settings),
+                repr(tier.bus),
+                str(tier.collector.contacts),
+                str(tier.service.stats),
+                caplog.text,
+            ]
+        )
     secrets = {webhook_secret, tier.callback_secret, emu.api_key}
-    assert secrets <= known_secrets()                      # registered for redaction everywhere
+    assert secrets <= known_secrets()  # registered for redaction everywhere
     assert all(s and s not in shown for s in secrets)
 
 
-def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(make_emulator: Any, nats_url: str) -> None:
+def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(
+    make_emulator: Any, nats_url: str
+) -> None:
     """A run adopted from the journal that Clay answers 404 for: its leads may have been
     charged, so they go to the dead letters as outcome_unknown and are never sent again."""
     from types import SimpleNamespace
@@ -202,11 +237,13 @@ def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(make_emulato
     inputs = {"email": "lost.run@acme.com"}
     key = item_key("enrich-person", inputs)
     with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
-        tier.adopt_runs("enrich-person", [SimpleNamespace(run_id="run_gone", inputs={key: inputs}, batch=None)])
+        tier.adopt_runs(
+            "enrich-person", [SimpleNamespace(run_id="run_gone", inputs={key: inputs}, batch=None)]
+        )
         tier.publish_leads("enrich-person", [("L-lost", inputs)])
         assert tier.wait(["L-lost"], timeout=15)
         letter = tier.collector.dead["L-lost"]
-        assert tier.replay_dead_letters() == []   # outcome_unknown is replayed only on purpose
+        assert tier.replay_dead_letters() == []  # outcome_unknown is replayed only on purpose
         assert "L-lost" in tier.collector.dead and len(tier.dead_letters()) == 1
     assert letter["kind"] == "outcome_unknown" and "run_gone" in letter["reason"]
     assert emu.meters()["per_routine"].get("enrich-person", {}).get("items", 0) == 0

@@ -29,8 +29,9 @@ CALLBACK = "cb_shared_secret_abcdef0123456789"
 
 @pytest.fixture
 def receiver(nats_url: str, tmp_path: Path) -> Iterator[ReceiverServer]:
-    settings = ReceiverSettings(signing_secrets={"wh_test": SECRET}, callback_secret=CALLBACK,
-                                max_body_bytes=4096)
+    settings = ReceiverSettings(
+        signing_secrets={"wh_test": SECRET}, callback_secret=CALLBACK, max_body_bytes=4096
+    )
     store = SqliteDedupeStore(tmp_path / "dedupe.sqlite")
     with ReceiverServer(settings, nats_url, namespace(), store=store) as server:
         yield server
@@ -43,7 +44,9 @@ def post_webhook(server: ReceiverServer, body: bytes, signature: str | None) -> 
     return httpx.post(server.webhook_url, content=body, headers=headers)
 
 
-def test_a_signed_delivery_is_accepted_and_published(receiver: ReceiverServer, nats_url: str) -> None:
+def test_a_signed_delivery_is_accepted_and_published(
+    receiver: ReceiverServer, nats_url: str
+) -> None:
     body = webhook_body("run_abc123")
     answer = post_webhook(receiver, body, sign(SECRET, body))
     assert answer.status_code == 200 and answer.json()["status"] == "accepted"
@@ -73,10 +76,21 @@ def test_replays_stay_ignored_after_a_receiver_restart(nats_url: str, tmp_path: 
         store.close()
 
 
-@pytest.mark.parametrize("signature", [
-    None, "", "sha256=", "sha256=" + "0" * 64, "md5=abc", "sha256=zz" + "0" * 62, "garbage",
-])
-def test_forged_and_unsigned_deliveries_are_401(receiver: ReceiverServer, signature: str | None) -> None:
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256=" + "0" * 64,
+        "md5=abc",
+        "sha256=zz" + "0" * 62,
+        "garbage",
+    ],
+)
+def test_forged_and_unsigned_deliveries_are_401(
+    receiver: ReceiverServer, signature: str | None
+) -> None:
     body = webhook_body("run_forged")
     assert post_webhook(receiver, body, signature).status_code == 401
     assert "accepted" not in receiver.stats
@@ -84,15 +98,26 @@ def test_forged_and_unsigned_deliveries_are_401(receiver: ReceiverServer, signat
 
 def test_a_body_signed_with_another_secret_or_altered_is_401(receiver: ReceiverServer) -> None:
     body = webhook_body("run_x")
-    assert post_webhook(receiver, body, sign("whsec_someone_else_entirely", body)).status_code == 401
+    assert (
+        post_webhook(receiver, body, sign("whsec_someone_else_entirely", body)).status_code == 401
+    )
     altered = body.replace(b"run_x", b"run_y")
     assert post_webhook(receiver, altered, sign(SECRET, body)).status_code == 401
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"[]", b'{"data": []}', b'{"webhookId": "x"}', b'{"data": {"routine_run_id": ""}}',
-    b'{"data": {"routine_run_id": {"a": 1}}}', b'{"data": {"routine_run_id": true}}', b"\xff\xfe",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"data": []}',
+        b'{"webhookId": "x"}',
+        b'{"data": {"routine_run_id": ""}}',
+        b'{"data": {"routine_run_id": {"a": 1}}}',
+        b'{"data": {"routine_run_id": true}}',
+        b"\xff\xfe",
+    ],
+)
 def test_signed_but_malformed_deliveries_are_400(receiver: ReceiverServer, body: bytes) -> None:
     assert post_webhook(receiver, body, sign(SECRET, body)).status_code == 400
 
@@ -112,11 +137,15 @@ def test_an_oversized_body_is_413_before_it_is_checked(receiver: ReceiverServer)
         for _ in range(10):
             yield b"x" * 1000
 
-    answer = httpx.post(receiver.webhook_url, content=chunks(), headers={"X-Clay-Signature": "sha256=" + "0" * 64})
+    answer = httpx.post(
+        receiver.webhook_url, content=chunks(), headers={"X-Clay-Signature": "sha256=" + "0" * 64}
+    )
     assert answer.status_code == 413
 
 
-def test_table_callbacks_need_the_shared_secret_and_a_row_id(receiver: ReceiverServer, nats_url: str) -> None:
+def test_table_callbacks_need_the_shared_secret_and_a_row_id(
+    receiver: ReceiverServer, nats_url: str
+) -> None:
     row = {"claynb_row_id": "send1:0", "Email": "ada@acme.com", "title": "CTO"}
     url = receiver.callback_url
     assert httpx.post(url, json=row).status_code == 401
@@ -135,9 +164,15 @@ def test_table_callbacks_need_the_shared_secret_and_a_row_id(receiver: ReceiverS
 
 def test_without_a_callback_secret_every_callback_is_refused(nats_url: str, tmp_path: Path) -> None:
     settings = ReceiverSettings(signing_secrets=SECRET)
-    with ReceiverServer(settings, nats_url, namespace(), store=SqliteDedupeStore(tmp_path / "d.sqlite")) as s:
-        assert httpx.post(s.callback_url, json={"claynb_row_id": "1"},
-                          headers={"x-claynb-secret": ""}).status_code == 401
+    with ReceiverServer(
+        settings, nats_url, namespace(), store=SqliteDedupeStore(tmp_path / "d.sqlite")
+    ) as s:
+        assert (
+            httpx.post(
+                s.callback_url, json={"claynb_row_id": "1"}, headers={"x-claynb-secret": ""}
+            ).status_code
+            == 401
+        )
 
 
 def test_unknown_paths_and_methods_are_4xx(receiver: ReceiverServer) -> None:
@@ -147,26 +182,49 @@ def test_unknown_paths_and_methods_are_4xx(receiver: ReceiverServer) -> None:
 
 
 headers_st = st.dictionaries(
-    st.sampled_from(["X-Clay-Signature", "x-claynb-secret", "content-type", "content-length",
-                     "x-other", "transfer-encoding"]),
+    st.sampled_from(
+        [
+            "X-Clay-Signature",
+            "x-claynb-secret",
+            "content-type",
+            "content-length",
+            "x-other",
+            "transfer-encoding",
+        ]
+    ),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
     max_size=4,
 )
 body_st = st.one_of(
     st.binary(max_size=6000),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                 lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
-                 max_leaves=12).map(lambda v: json.dumps(v).encode()),
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+        max_leaves=12,
+    ).map(lambda v: json.dumps(v).encode()),
     st.builds(lambda rid: webhook_body(rid), st.text(max_size=300)),
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/webhooks/clay", "/callbacks/table"]), headers=headers_st, body=body_st,
-       signed=st.booleans())
-def test_no_input_makes_the_receiver_answer_5xx(receiver: ReceiverServer, path: str,
-                                                headers: dict[str, str], body: bytes, signed: bool) -> None:
-    headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding")}
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/webhooks/clay", "/callbacks/table"]),
+    headers=headers_st,
+    body=body_st,
+    signed=st.booleans(),
+)
+def test_no_input_makes_the_receiver_answer_5xx(
+    receiver: ReceiverServer, path: str, headers: dict[str, str], body: bytes, signed: bool
+) -> None:
+    headers = {
+        k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding")
+    }
     if signed:
         headers["X-Clay-Signature"] = sign(SECRET, body)
         headers["x-claynb-secret"] = CALLBACK
@@ -178,11 +236,15 @@ def test_no_input_makes_the_receiver_answer_5xx(receiver: ReceiverServer, path: 
     assert answer.status_code in (200, 400, 401, 413)
 
 
-def test_secrets_never_reach_a_repr_or_a_log(receiver: ReceiverServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_reach_a_repr_or_a_log(
+    receiver: ReceiverServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     body = webhook_body("run_secret_check")
     post_webhook(receiver, body, sign(SECRET, body))
-    httpx.post(receiver.callback_url, json={"claynb_row_id": 1}, headers={"x-claynb-secret": CALLBACK})
+    httpx.post(
+        receiver.callback_url, json={"claynb_row_id": 1}, headers={"x-claynb-secret": CALLBACK}
+    )
     shown = repr(receiver) + repr(receiver.settings) + caplog.text + str(receiver.stats)
     assert SECRET not in shown and CALLBACK not in shown
 
@@ -190,7 +252,9 @@ def test_secrets_never_reach_a_repr_or_a_log(receiver: ReceiverServer, caplog: p
 def test_signature_check_is_exact() -> None:
     body = b'{"data": {}}'
     assert signature_matches([SECRET], body, sign(SECRET, body))
-    assert signature_matches(["other_secret_value", SECRET], body, sign(SECRET, body).upper().replace("SHA256", "sha256"))
+    assert signature_matches(
+        ["other_secret_value", SECRET], body, sign(SECRET, body).upper().replace("SHA256", "sha256")
+    )
     assert not signature_matches([], body, sign(SECRET, body))
     assert not signature_matches([SECRET], body + b" ", sign(SECRET, body))
 
@@ -208,9 +272,13 @@ def test_redis_dedupe_store_is_shared_by_receivers(redis_url: str, nats_url: str
     settings = ReceiverSettings(signing_secrets=SECRET)
     ns = namespace()
     body = webhook_body("run_shared")
-    with ReceiverServer(settings, nats_url, ns, store=RedisDedupeStore(redis_url)) as a, \
-            ReceiverServer(settings, nats_url, ns, store=RedisDedupeStore(redis_url)) as b:
-        outcomes: list[Any] = [post_webhook(s, body, sign(SECRET, body)).json()["status"] for s in (a, b, a)]
+    with (
+        ReceiverServer(settings, nats_url, ns, store=RedisDedupeStore(redis_url)) as a,
+        ReceiverServer(settings, nats_url, ns, store=RedisDedupeStore(redis_url)) as b,
+    ):
+        outcomes: list[Any] = [
+            post_webhook(s, body, sign(SECRET, body)).json()["status"] for s in (a, b, a)
+        ]
     assert outcomes == ["accepted", "duplicate", "duplicate"]
     assert "redis" in repr(RedisDedupeStore(redis_url)).lower()
 
@@ -219,8 +287,14 @@ def test_the_receiver_publishes_to_redis_streams_too(redis_url: str, tmp_path: P
     settings = ReceiverSettings(signing_secrets=SECRET)
     ns = namespace()
     body = webhook_body("run_on_redis")
-    with ReceiverServer(settings, redis_url, ns, store=SqliteDedupeStore(tmp_path / "r.sqlite")) as server:
-        answers = [post_webhook(server, body, sign(SECRET, body)).json()["status"] for _ in range(2)]
+    with ReceiverServer(
+        settings, redis_url, ns, store=SqliteDedupeStore(tmp_path / "r.sqlite")
+    ) as server:
+        answers = [
+            post_webhook(server, body, sign(SECRET, body)).json()["status"] for _ in range(2)
+        ]
         forged = post_webhook(server, body, sign("another-secret-entirely", body)).status_code
     assert answers == ["accepted", "duplicate"] and forged == 401
-    assert [e["routine_run_id"] for e in drain(redis_url, ns, RUNS_FINISHED, expect=1)] == ["run_on_redis"]
+    assert [e["routine_run_id"] for e in drain(redis_url, ns, RUNS_FINISHED, expect=1)] == [
+        "run_on_redis"
+    ]

@@ -16,8 +16,12 @@ from claynb._work import ItemResult
 def _other_process(path: str) -> None:
     """Runs in a spawned process: journals a run and leaves it in flight."""
     with Journal(path) as journal:
-        batch = journal.intent("enrich-person", "queue", {"k1": {"email": "a@b.co"},
-                                                           "k2": {"email": "c@d.co"}}, Cost(2, 2))
+        batch = journal.intent(
+            "enrich-person",
+            "queue",
+            {"k1": {"email": "a@b.co"}, "k2": {"email": "c@d.co"}},
+            Cost(2, 2),
+        )
         journal.started(batch, "run_from_elsewhere")
 
 
@@ -28,7 +32,9 @@ def test_states_in_order(tmp_path: Path) -> None:
         journal.started(batch, "run_1")
         assert [r.run_id for r in journal.in_flight("enrich-person")] == ["run_1"]
         assert journal.in_flight("enrich-person", ["other"]) == []
-        results = [ItemResult("k1", "enriched", {"full_name": "A B"}, cost=Cost(1, 1), run_id="run_1")]
+        results = [
+            ItemResult("k1", "enriched", {"full_name": "A B"}, cost=Cost(1, 1), run_id="run_1")
+        ]
         assert journal.finished("run_1", results) is True
         assert journal.finished("run_1", results) is False  # idempotent: landed once
         assert journal.runs()[0]["state"] == FINISHED
@@ -41,8 +47,14 @@ def test_finished_lands_failures_and_no_matches(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         inputs = {"a": {"email": "a@x.co"}, "b": {"email": "b@x.co"}, "c": {"email": "c@x.co"}}
         journal.started(journal.intent("r", "direct", inputs), "run_2")
-        journal.finished("run_2", [ItemResult("a", "no_match"), ItemResult("b", "failed", error="boom"),
-                                   ItemResult("c", "over_budget", error="not run")])
+        journal.finished(
+            "run_2",
+            [
+                ItemResult("a", "no_match"),
+                ItemResult("b", "failed", error="boom"),
+                ItemResult("c", "over_budget", error="not run"),
+            ],
+        )
         assert set(journal.cached("r", ["a", "b", "c"])) == {"a"}
         [failure] = journal.failures("r")
         assert (failure.key, failure.inputs, failure.error) == ("b", {"email": "b@x.co"}, "boom")
@@ -80,8 +92,10 @@ def test_a_run_journaled_by_another_process_is_seen_here(tmp_path: Path) -> None
 
 def test_intent_of_a_dead_process_becomes_unknown(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    code = ("import sys, os; from claynb._journal import Journal\n"
-            f"j = Journal({str(path)!r}); j.intent('r', 'direct', {{'a': {{}}}}); os._exit(0)")
+    code = (
+        "import sys, os; from claynb._journal import Journal\n"
+        f"j = Journal({str(path)!r}); j.intent('r', 'direct', {{'a': {{}}}}); os._exit(0)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
     with Journal(path) as journal:
         assert journal.recover("r") == 1

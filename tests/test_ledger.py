@@ -19,8 +19,14 @@ def test_ledger_matches_the_emulators_meters(emulator: Any) -> None:
     people = pd.DataFrame({"Email": [f"l{i}.m{i}@ledger.com" for i in range(50)]})
     firms = pd.DataFrame({"Domain": [f"firm{i}.com" for i in range(30)]})
     claynb.enrich(people, "enrich-person", {"email": "Email"}, client=client, progress=False)
-    claynb.enrich(firms, "enrich-company", {"domain": "Domain"}, client=client, progress=False,
-                  budget=claynb.Budget(plan="launch"))
+    claynb.enrich(
+        firms,
+        "enrich-company",
+        {"domain": "Domain"},
+        client=client,
+        progress=False,
+        budget=claynb.Budget(plan="launch"),
+    )
 
     book = claynb.ledger()
     meters = emulator.meters(charges=False)
@@ -46,6 +52,7 @@ def test_ledger_matches_the_emulators_meters(emulator: Any) -> None:
 def test_recording_a_run_twice_counts_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "l.sqlite") as conn:
         from claynb._ledger import SCHEMA
+
         conn.executescript(SCHEMA)
         charge = Charge("run_1", 1_700_000_000.0, "r", "direct", "growth", 10, 7, 7.0, 9.0, 1.5)
         assert record(conn, charge) is True
@@ -63,10 +70,20 @@ def test_empty_ledger(claynb_home: Path) -> None:
 
 def test_summary_across_days() -> None:
     at = pd.to_datetime(["2026-03-01 10:00", "2026-03-01 23:59", "2026-03-02 00:01"], utc=True)
-    charges = pd.DataFrame({"run_id": ["a", "b", "c"], "at": at, "routine": ["x", "y", "x"],
-                            "backend": "direct", "plan": "growth", "rows": [10, 5, 1],
-                            "matched": [8, 5, 0], "actions": [8.0, 5, 0], "data_credits": [8.0, 50, 0],
-                            "usd": [1.0, 2, 0]})
+    charges = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "at": at,
+            "routine": ["x", "y", "x"],
+            "backend": "direct",
+            "plan": "growth",
+            "rows": [10, 5, 1],
+            "matched": [8, 5, 0],
+            "actions": [8.0, 5, 0],
+            "data_credits": [8.0, 50, 0],
+            "usd": [1.0, 2, 0],
+        }
+    )
     book = Ledger(charges)
     assert book.by_day["rows"].tolist() == [15, 1]
     assert book.by_routine.loc["x", "match_rate"] == 8 / 11

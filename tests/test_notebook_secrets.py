@@ -30,7 +30,9 @@ GENERATED = [re.compile(r"clay_test_[A-Za-z0-9_\-]{16,}"), re.compile(r"whsec_[A
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_a_shared_notebook_contains_no_secret(
-    notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    notebook: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CLAY_API_KEY", FAKE_KEY)

@@ -28,8 +28,9 @@ def test_every_public_name_resolves_and_is_sorted() -> None:
         q.nope  # noqa: B018
 
 
-def test_worker_command_says_what_is_missing(monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_worker_command_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["worker"]) == 2
     assert "REDIS_URL" in capsys.readouterr().err

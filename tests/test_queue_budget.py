@@ -27,8 +27,10 @@ def test_reservations_from_many_processes_stop_exactly_at_the_cap(redis_url: str
     name = uuid.uuid4().hex
     guard = RedisBudgetGuard(redis.Redis.from_url(redis_url), name, data_credits=100.5)
     out: Any = mp.get_context("fork").Queue()
-    procs = [mp.get_context("fork").Process(target=_hammer, args=(redis_url, name, 150, out))
-             for _ in range(4)]
+    procs = [
+        mp.get_context("fork").Process(target=_hammer, args=(redis_url, name, 150, out))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -63,13 +65,28 @@ def test_four_workers_never_cross_the_budget(redis_url: str, make_emulator: Any)
     queue, budget = f"q-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     cap = 37
     guard = RedisBudgetGuard(conn, budget, data_credits=cap)
-    lq = LeadQueue("find-work-email", connection=conn, name=queue, budget=budget,
-                   base_url=emu.url, batch_size=4, options=JobOptions(on_budget="report"))
+    lq = LeadQueue(
+        "find-work-email",
+        connection=conn,
+        name=queue,
+        budget=budget,
+        base_url=emu.url,
+        batch_size=4,
+        options=JobOptions(on_budget="report"),
+    )
     df = synthetic_leads(160, seed=3)
-    sub = lq.enqueue_frame(df, inputs={"full_name": "Name", "company_domain": "Domain"},
-                           id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[queue], n=4, api_key=emu.api_key, base_url=emu.url,
-                    burst=True, poll_interval_s=0.02):
+    sub = lq.enqueue_frame(
+        df, inputs={"full_name": "Name", "company_domain": "Domain"}, id_column="Lead ID"
+    )
+    with WorkerPool(
+        redis_url,
+        queues=[queue],
+        n=4,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        burst=True,
+        poll_interval_s=0.02,
+    ):
         out = lq.wait(sub, timeout=60)
     meters = emu.meters()
     status = guard.status()

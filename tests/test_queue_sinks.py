@@ -47,7 +47,9 @@ class CRM:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
         self.thread.start()
         while not self.server.started:
             time.sleep(0.01)
@@ -73,24 +75,43 @@ def crm() -> Any:
     app.stop()
 
 
-def test_every_sink_hears_each_lead_once(redis_url: str, make_emulator: Any, crm: CRM,
-                                         tmp_path: Path) -> None:
+def test_every_sink_hears_each_lead_once(
+    redis_url: str, make_emulator: Any, crm: CRM, tmp_path: Path
+) -> None:
     emu = make_emulator(run_latency_s=0.05)
     conn = redis.Redis.from_url(redis_url)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, options=JobOptions(retries=2, backoff_s=(0,)))
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        options=JobOptions(retries=2, backoff_s=(0,)),
+    )
     df = synthetic_leads(130, seed=21)
-    one_by_one = [lq.enqueue_lead(row["Lead ID"], {"email": row["Email"]})
-                  for row in df.iloc[:110].to_dict("records")]
+    one_by_one = [
+        lq.enqueue_lead(row["Lead ID"], {"email": row["Email"]})
+        for row in df.iloc[:110].to_dict("records")
+    ]
     bad = lq.enqueue_lead("bad-1", {"email": "not an email"})
     frame = lq.enqueue_frame(df.iloc[110:], inputs={"email": "Email"}, id_column="Lead ID")
     heard: list[str] = []
-    sinks = [HTTPSink(crm.url), SQLiteSink(tmp_path / "crm.db"), CSVSink(tmp_path / "out.csv"),
-             CallableSink(lambda o: heard.append(o["lead"]), name="list")]
+    sinks = [
+        HTTPSink(crm.url),
+        SQLiteSink(tmp_path / "crm.db"),
+        CSVSink(tmp_path / "out.csv"),
+        CallableSink(lambda o: heard.append(o["lead"]), name="list"),
+    ]
     # A dispatcher that reads and dies before acknowledging: its entries must not be lost.
     doomed = Dispatcher(conn, sinks[0], queue=lq.name, consumer="doomed")
-    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=2,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+    ) as pool:
         pool.wait(timeout=60)
     assert doomed._read()  # read, never acknowledged, never delivered
     for sink in sinks:
@@ -131,12 +152,23 @@ def test_refresh_requeues_stale_leads_within_budget(redis_url: str, make_emulato
     conn = redis.Redis.from_url(redis_url)
     budget = uuid.uuid4().hex
     guard = RedisBudgetGuard(conn, budget, data_credits=1000)
-    lq = LeadQueue("enrich-company", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, budget=budget)
+    lq = LeadQueue(
+        "enrich-company",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        budget=budget,
+    )
     df = synthetic_leads(30, seed=22).drop_duplicates("Domain")
     sub = lq.enqueue_frame(df, inputs={"domain": "Domain"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+    ) as pool:
         lq.wait(sub, timeout=30)
         before = emu.meters()["per_routine"]["enrich-company"]["items"]
         assert refresh_stale(conn, lq.name, "enrich-company", max_age_s=3600) == []  # all fresh
@@ -160,13 +192,27 @@ def test_refresh_requeues_stale_leads_within_budget(redis_url: str, make_emulato
 def test_monitor_data_is_right_without_a_screen(redis_url: str, make_emulator: Any) -> None:
     emu = make_emulator(run_latency_s=0)
     conn = redis.Redis.from_url(redis_url)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, batch_size=20)
-    sub = lq.enqueue_frame(synthetic_leads(100, seed=23), inputs={"email": "Email"}, id_column="Lead ID")
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        batch_size=20,
+    )
+    sub = lq.enqueue_frame(
+        synthetic_leads(100, seed=23), inputs={"email": "Email"}, id_column="Lead ID"
+    )
     before = snapshot(conn, lq.name)
     assert before.queued_jobs == 5 and before.leads_done == 0
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+    ) as pool:
         lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
     after = snapshot(conn, lq.name)
@@ -187,22 +233,40 @@ def test_enrich_backend_queue_respects_the_budget(redis_url: str, make_emulator:
     emu = make_emulator(run_latency_s=0)
     client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
     df = synthetic_leads(120, seed=24)
-    out = claynb.enrich(df, "enrich-person", inputs={"email": "Email"}, client=client,
-                        backend="queue", redis_url=redis_url, queue=f"e-{uuid.uuid4().hex[:8]}",
-                        workers=1, poll_interval=0.02, budget=claynb.Budget(data_credits=50),
-                        progress=False)
+    out = claynb.enrich(
+        df,
+        "enrich-person",
+        inputs={"email": "Email"},
+        client=client,
+        backend="queue",
+        redis_url=redis_url,
+        queue=f"e-{uuid.uuid4().hex[:8]}",
+        workers=1,
+        poll_interval=0.02,
+        budget=claynb.Budget(data_credits=50),
+        progress=False,
+    )
     meters = emu.meters()
     assert len(out) == 120 and list(out.index) == list(df.index)
     assert meters["data_credits_used"] <= 50
     assert out["clay_data_credits"].sum() == meters["data_credits_used"]
     assert (out["clay_status"] == "over_budget").sum() > 0
     with pytest.raises(TypeError, match="unknown option"):
-        claynb.enrich(synthetic_leads(1, seed=99), "enrich-person", inputs={"email": "Email"}, client=client,
-                      backend="queue", redis_url=redis_url, bogus=1, progress=False)
+        claynb.enrich(
+            synthetic_leads(1, seed=99),
+            "enrich-person",
+            inputs={"email": "Email"},
+            client=client,
+            backend="queue",
+            redis_url=redis_url,
+            bogus=1,
+            progress=False,
+        )
 
 
 def test_enrich_after_a_kernel_crash_collects_instead_of_resending(
-        redis_url: str, make_emulator: Any, tmp_path: Path) -> None:
+    redis_url: str, make_emulator: Any, tmp_path: Path
+) -> None:
     import json
     import signal
     import subprocess
@@ -218,15 +282,27 @@ def test_enrich_after_a_kernel_crash_collects_instead_of_resending(
         "df = pd.read_csv(sys.argv[1])\n"
         "c = claynb.ClayClient(api_key=sys.argv[2], base_url=sys.argv[3])\n"
         "claynb.enrich(df, 'enrich-person', inputs={'email': 'Email'}, client=c, backend='queue',"
-        " redis_url=sys.argv[4], queue=sys.argv[5], workers=0, batch_size=50, progress=False)\n")
-    with WorkerPool(redis_url, queues=[queue], n=2, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.05):
+        " redis_url=sys.argv[4], queue=sys.argv[5], workers=0, batch_size=50, progress=False)\n"
+    )
+    with WorkerPool(
+        redis_url, queues=[queue], n=2, api_key=emu.api_key, base_url=emu.url, poll_interval_s=0.05
+    ):
         from claynb.queue._worker import live_workers
 
         while live_workers(conn, queue) < 2:
             time.sleep(0.05)
-        kernel = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "leads.csv"),
-                                   emu.api_key, emu.url, redis_url, queue])
+        kernel = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(tmp_path / "leads.csv"),
+                emu.api_key,
+                emu.url,
+                redis_url,
+                queue,
+            ]
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the "kernel" dies once its first run is in flight
             states = [conn.hget(k, "state") for k in conn.scan_iter("claynb:q:batch:e-*")]
@@ -236,27 +312,55 @@ def test_enrich_after_a_kernel_crash_collects_instead_of_resending(
         kernel.send_signal(signal.SIGKILL)
         kernel.wait(10)
         client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
-        out = claynb.enrich(df, "enrich-person", inputs={"email": "Email"}, client=client,
-                            backend="queue", redis_url=redis_url, queue=queue, workers=0,
-                            batch_size=50, progress=False)
+        out = claynb.enrich(
+            df,
+            "enrich-person",
+            inputs={"email": "Email"},
+            client=client,
+            backend="queue",
+            redis_url=redis_url,
+            queue=queue,
+            workers=0,
+            batch_size=50,
+            progress=False,
+        )
     meters = emu.meters()
     assert meters["per_routine"]["enrich-person"]["items"] == 150  # none sent twice
     assert set(out["clay_status"]) <= {"enriched", "no_match", "cached"}
     # What this call reports plus what the killed call had already landed is what Clay charged.
     assert out["clay_data_credits"].sum() <= meters["data_credits_used"]
-    assert (out["clay_status"] != "cached").sum() > 0  # collected from the queue, not only the cache
+    assert (
+        out["clay_status"] != "cached"
+    ).sum() > 0  # collected from the queue, not only the cache
     assert json.dumps(meters).count(emu.api_key) == 0
 
 
-def test_workers_deliver_to_a_sink_themselves(redis_url: str, make_emulator: Any, tmp_path: Path) -> None:
+def test_workers_deliver_to_a_sink_themselves(
+    redis_url: str, make_emulator: Any, tmp_path: Path
+) -> None:
     emu = make_emulator(run_latency_s=0)
     conn = redis.Redis.from_url(redis_url)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, batch_size=10)
-    sub = lq.enqueue_frame(synthetic_leads(40, seed=26), inputs={"email": "Email"}, id_column="Lead ID")
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        batch_size=10,
+    )
+    sub = lq.enqueue_frame(
+        synthetic_leads(40, seed=26), inputs={"email": "Email"}, id_column="Lead ID"
+    )
     out_csv = tmp_path / "crm.csv"
-    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True, sinks=[f"csv:{out_csv}"]) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=2,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+        sinks=[f"csv:{out_csv}"],
+    ) as pool:
         lq.wait(sub, timeout=30)
         pool.wait(timeout=30)
     with out_csv.open() as fh:
@@ -264,14 +368,25 @@ def test_workers_deliver_to_a_sink_themselves(redis_url: str, make_emulator: Any
     assert sorted(leads) == sorted(sub.lead_ids)  # both workers shared the group: each once
 
 
-def test_a_stream_of_single_leads_is_sent_in_runs_of_up_to_100(redis_url: str, make_emulator: Any) -> None:
+def test_a_stream_of_single_leads_is_sent_in_runs_of_up_to_100(
+    redis_url: str, make_emulator: Any
+) -> None:
     emu = make_emulator(run_latency_s=0)
     conn = redis.Redis.from_url(redis_url)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}", base_url=emu.url)
+    lq = LeadQueue(
+        "enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}", base_url=emu.url
+    )
     df = synthetic_leads(250, seed=27)
     subs = [lq.enqueue_lead(r["Lead ID"], {"email": r["Email"]}) for r in df.to_dict("records")]
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+    ) as pool:
         pool.wait(timeout=30)
     outcomes = lq.outcomes()
     assert sorted(o["lead"] for o in outcomes) == sorted(s.lead_ids[0] for s in subs)

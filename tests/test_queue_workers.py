@@ -20,8 +20,14 @@ from claynb.queue._dlq import dead_letters, inspect_dead_letter, requeue_dead_le
 def _queue(redis_url: str, emu: Any, **options: Any) -> LeadQueue:
     conn = redis.Redis.from_url(redis_url)
     batch_size = options.pop("batch_size", 25)
-    return LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                     base_url=emu.url, batch_size=batch_size, options=JobOptions(**options))
+    return LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        batch_size=batch_size,
+        options=JobOptions(**options),
+    )
 
 
 def _assert_each_lead_once_and_paid_once(out: Any, emu: Any, n: int) -> None:
@@ -44,21 +50,31 @@ def _worker_pid_running_sent_batch(conn: Any, lq: LeadQueue, timeout: float) -> 
             batch = lq.store.load(job_id)
             if batch is not None and batch.state == "sent":
                 job = Job.fetch(job_id, connection=conn)
-                worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name,
-                                            connection=conn)
+                worker = Worker.find_by_key(
+                    Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn
+                )
                 if worker is not None and worker.pid:
                     return int(worker.pid), job_id
         time.sleep(0.02)
     raise AssertionError("no job reached the polling stage in time")
 
 
-def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(redis_url: str, make_emulator: Any) -> None:
+def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
+    redis_url: str, make_emulator: Any
+) -> None:
     emu = make_emulator(run_latency_s=1.0)
     lq = _queue(redis_url, emu, retries=3, backoff_s=(0,))
     df = synthetic_leads(150, seed=5)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.1, lease_s=0.5) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=2,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.1,
+        lease_s=0.5,
+    ) as pool:
         pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
         assert pid in pool.pids()
         os.kill(pid, signal.SIGKILL)
@@ -73,19 +89,32 @@ def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(redis_url: str, make
 
 
 def test_server_errors_are_retried_with_backoff_and_nothing_is_paid_twice(
-        redis_url: str, make_emulator: Any) -> None:
+    redis_url: str, make_emulator: Any
+) -> None:
     emu = make_emulator(run_latency_s=0, seed=11)
     emu.set_faults(claynb.Faults(server_error=0.4))
     lq = _queue(redis_url, emu, retries=12, backoff_s=(0,))
     df = synthetic_leads(100, seed=6)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=2, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, max_attempts=1, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=2,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        max_attempts=1,
+        burst=True,
+    ) as pool:
         out = lq.wait(sub, timeout=60)
         pool.wait(timeout=20)
     _assert_each_lead_once_and_paid_once(out, emu, 100)
     meters = emu.meters()
-    assert meters["requests"]["by_status"].get("500", 0) + meters["requests"]["by_status"].get("503", 0) > 0
+    assert (
+        meters["requests"]["by_status"].get("500", 0)
+        + meters["requests"]["by_status"].get("503", 0)
+        > 0
+    )
     from rq.job import Job
 
     retried = [Job.fetch(b, connection=lq.conn).retries_left for b in sub.batch_ids]
@@ -93,14 +122,24 @@ def test_server_errors_are_retried_with_backoff_and_nothing_is_paid_twice(
     assert meters["per_routine"]["enrich-person"]["items"] == 100
 
 
-def test_dead_letters_can_be_listed_inspected_and_requeued(redis_url: str, make_emulator: Any) -> None:
+def test_dead_letters_can_be_listed_inspected_and_requeued(
+    redis_url: str, make_emulator: Any
+) -> None:
     emu = make_emulator(run_latency_s=0)
     emu.set_faults(claynb.Faults(server_error=1.0))
     lq = _queue(redis_url, emu, retries=1, backoff_s=(0,), batch_size=50)
     df = synthetic_leads(100, seed=7)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, max_attempts=1, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        max_attempts=1,
+        burst=True,
+    ) as pool:
         pool.wait(timeout=30)
     letters = dead_letters(lq.conn, lq.name)
     assert sorted(d.job_id for d in letters) == sorted(sub.batch_ids)
@@ -112,8 +151,15 @@ def test_dead_letters_can_be_listed_inspected_and_requeued(redis_url: str, make_
 
     emu.set_faults(claynb.Faults())
     assert sorted(requeue_dead_letters(lq.conn, lq.name)) == sorted(sub.batch_ids)
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True) as pool:
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+    ) as pool:
         out = lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
     assert dead_letters(lq.conn, lq.name) == []
@@ -123,17 +169,31 @@ def test_dead_letters_can_be_listed_inspected_and_requeued(redis_url: str, make_
 def test_a_worker_never_sees_the_api_key_in_redis(redis_url: str, make_emulator: Any) -> None:
     emu = make_emulator(run_latency_s=0)
     lq = _queue(redis_url, emu)
-    sub = lq.enqueue_frame(synthetic_leads(30, seed=8), inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02, burst=True) as pool:
+    sub = lq.enqueue_frame(
+        synthetic_leads(30, seed=8), inputs={"email": "Email"}, id_column="Lead ID"
+    )
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+        burst=True,
+    ) as pool:
         lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
         assert emu.api_key not in repr(pool)
     conn = lq.conn
     key = emu.api_key.encode()
-    readers = {b"string": lambda k: conn.get(k), b"hash": lambda k: conn.hgetall(k),
-               b"list": lambda k: conn.lrange(k, 0, -1), b"set": lambda k: conn.smembers(k),
-               b"zset": lambda k: conn.zrange(k, 0, -1), b"stream": lambda k: conn.xrange(k)}
+    readers = {
+        b"string": lambda k: conn.get(k),
+        b"hash": lambda k: conn.hgetall(k),
+        b"list": lambda k: conn.lrange(k, 0, -1),
+        b"set": lambda k: conn.smembers(k),
+        b"zset": lambda k: conn.zrange(k, 0, -1),
+        b"stream": lambda k: conn.xrange(k),
+    }
     for k in conn.scan_iter(count=1000):
         blob = repr(readers.get(conn.type(k), lambda k: b"")(k)).encode()
         assert key not in blob, k
@@ -142,9 +202,12 @@ def test_a_worker_never_sees_the_api_key_in_redis(redis_url: str, make_emulator:
 def test_worker_refuses_a_batch_for_another_clay(redis_url: str, make_emulator: Any) -> None:
     emu, other = make_emulator(), make_emulator()
     lq = _queue(redis_url, other, retries=1, backoff_s=(0,))
-    sub = lq.enqueue_frame(synthetic_leads(5, seed=9), inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    burst=True) as pool:
+    sub = lq.enqueue_frame(
+        synthetic_leads(5, seed=9), inputs={"email": "Email"}, id_column="Lead ID"
+    )
+    with WorkerPool(
+        redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url, burst=True
+    ) as pool:
         pool.wait(timeout=30)
     (letter,) = dead_letters(lq.conn, lq.name)
     assert letter.job_id == sub.batch_ids[0] and "CLAY_BASE_URL" in letter.reason
@@ -153,20 +216,35 @@ def test_worker_refuses_a_batch_for_another_clay(redis_url: str, make_emulator: 
 
 @pytest.mark.parametrize("policy", ["dead_letter", "wait"])
 def test_an_empty_budget_parks_leads_until_it_is_raised(
-        redis_url: str, make_emulator: Any, policy: str) -> None:
+    redis_url: str, make_emulator: Any, policy: str
+) -> None:
     from claynb.queue import RedisBudgetGuard
 
     emu = make_emulator(run_latency_s=0)
     conn = redis.Redis.from_url(redis_url)
     budget = uuid.uuid4().hex
     guard = RedisBudgetGuard(conn, budget, data_credits=10)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, batch_size=20, budget=budget,
-                   options=JobOptions(on_budget=policy, wait_s=1, retries=1, backoff_s=(0,)))
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        batch_size=20,
+        budget=budget,
+        options=JobOptions(on_budget=policy, wait_s=1, retries=1, backoff_s=(0,)),
+    )
     seed = 10 if policy == "wait" else 12  # distinct leads: the Redis cache is shared
-    sub = lq.enqueue_frame(synthetic_leads(40, seed=seed), inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.02):
+    sub = lq.enqueue_frame(
+        synthetic_leads(40, seed=seed), inputs={"email": "Email"}, id_column="Lead ID"
+    )
+    with WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=1,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.02,
+    ):
         from claynb.queue import snapshot
 
         def parked() -> bool:  # the over-budget leads are waiting: scheduled or dead-lettered
@@ -192,12 +270,16 @@ def test_an_empty_budget_parks_leads_until_it_is_raised(
 
 
 def test_a_job_timeout_resumes_the_same_run_instead_of_sending_again(
-        redis_url: str, make_emulator: Any) -> None:
+    redis_url: str, make_emulator: Any
+) -> None:
     emu = make_emulator(run_latency_s=2.5)
     lq = _queue(redis_url, emu, timeout_s=1, retries=6, backoff_s=(0,), batch_size=20)
-    sub = lq.enqueue_frame(synthetic_leads(20, seed=13), inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    poll_interval_s=0.1):
+    sub = lq.enqueue_frame(
+        synthetic_leads(20, seed=13), inputs={"email": "Email"}, id_column="Lead ID"
+    )
+    with WorkerPool(
+        redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url, poll_interval_s=0.1
+    ):
         out = lq.wait(sub, timeout=60)
     from rq.job import Job
 
@@ -208,7 +290,8 @@ def test_a_job_timeout_resumes_the_same_run_instead_of_sending_again(
 
 
 def test_a_send_cut_off_midway_is_reported_unknown_never_resent(
-        redis_url: str, make_emulator: Any) -> None:
+    redis_url: str, make_emulator: Any
+) -> None:
     # A worker dying between "sending" and Clay's answer cannot be timed for real, so the
     # journal is put in that state by hand (the same calls a worker makes), then a real
     # worker picks the job up.
@@ -219,17 +302,31 @@ def test_a_send_cut_off_midway_is_reported_unknown_never_resent(
     conn = redis.Redis.from_url(redis_url)
     budget = uuid.uuid4().hex
     guard = RedisBudgetGuard(conn, budget, data_credits=100)
-    lq = LeadQueue("enrich-person", connection=conn, name=f"q-{uuid.uuid4().hex[:8]}",
-                   base_url=emu.url, budget=budget, batch_size=10)
-    sub = lq.enqueue_frame(synthetic_leads(10, seed=14), inputs={"email": "Email"}, id_column="Lead ID")
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=f"q-{uuid.uuid4().hex[:8]}",
+        base_url=emu.url,
+        budget=budget,
+        batch_size=10,
+    )
+    sub = lq.enqueue_frame(
+        synthetic_leads(10, seed=14), inputs={"email": "Email"}, id_column="Lead ID"
+    )
     batch = lq.store.load(sub.batch_ids[0])
     unit = batch.routine.worst_case_cost()
     keys = [lead.key for lead in batch.leads]
     conn.hset(f"claynb:q:batch:{batch.id}", "cached", "{}")
-    assert lq.store.reserve(batch, guard.key, keys, scaled(unit, guard.plan.usd(unit.actions, unit.data_credits))) == 10
+    assert (
+        lq.store.reserve(
+            batch, guard.key, keys, scaled(unit, guard.plan.usd(unit.actions, unit.data_credits))
+        )
+        == 10
+    )
     assert lq.store.begin_send(batch.id)
-    with WorkerPool(redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url,
-                    burst=True) as pool:
+    with WorkerPool(
+        redis_url, queues=[lq.name], n=1, api_key=emu.api_key, base_url=emu.url, burst=True
+    ) as pool:
         out = lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
     assert set(out["status"]) == {"unknown"} and out["error"].str.contains("not sent again").all()

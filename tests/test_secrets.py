@@ -34,23 +34,31 @@ def loud(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def test_repr_masks_the_key() -> None:
-    for client in (claynb.ClayClient(KEY, base_url="http://127.0.0.1:9"),
-                   claynb.AsyncClayClient(KEY, base_url="http://127.0.0.1:9")):
+    for client in (
+        claynb.ClayClient(KEY, base_url="http://127.0.0.1:9"),
+        claynb.AsyncClayClient(KEY, base_url="http://127.0.0.1:9"),
+    ):
         assert KEY not in repr(client) and "api_key='***'" in repr(client)
         assert "base_url='http://127.0.0.1:9/public/v0'" in repr(client)
         assert KEY not in str(vars(client).get("_http"))
 
 
-def test_a_refused_key_leaves_no_trace(make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture) -> None:
+def test_a_refused_key_leaves_no_trace(
+    make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture
+) -> None:
     emu = make_emulator()
-    with claynb.ClayClient(KEY, base_url=emu.url) as c, pytest.raises(claynb.AuthenticationError) as info:
+    with (
+        claynb.ClayClient(KEY, base_url=emu.url) as c,
+        pytest.raises(claynb.AuthenticationError) as info,
+    ):
         c.me()
     said = everything_said(info.value, loud)
     assert "401" in said and KEY not in said
 
 
-def test_retries_and_unknown_outcomes_log_without_the_key(make_emulator: Callable[..., Any],
-                                                          loud: pytest.LogCaptureFixture) -> None:
+def test_retries_and_unknown_outcomes_log_without_the_key(
+    make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture
+) -> None:
     emu = make_emulator(api_key=KEY, faults=claynb.Faults(server_error=0.5), seed=2)
     retry = claynb.RetryPolicy(max_attempts=10, backoff_initial_s=0.01)
     with claynb.ClayClient(KEY, base_url=emu.url, retry=retry) as c:
@@ -66,8 +74,10 @@ def test_retries_and_unknown_outcomes_log_without_the_key(make_emulator: Callabl
 
 def test_a_transport_error_traceback_is_clean(loud: pytest.LogCaptureFixture) -> None:
     retry = claynb.RetryPolicy(max_attempts=2, backoff_initial_s=0.01)
-    with claynb.ClayClient(KEY, base_url="http://127.0.0.1:9", retry=retry) as c, \
-            pytest.raises(claynb.TransportError) as info:
+    with (
+        claynb.ClayClient(KEY, base_url="http://127.0.0.1:9", retry=retry) as c,
+        pytest.raises(claynb.TransportError) as info,
+    ):
         c.me()
     assert info.value.__cause__ is not None
     assert KEY not in everything_said(info.value, loud)
@@ -77,17 +87,24 @@ def test_an_answer_echoing_the_key_is_redacted(loud: pytest.LogCaptureFixture) -
     # The emulator never echoes a key, but a misbehaving proxy could: the only fault here
     # that cannot be produced for real, so it is mocked.
     def echo(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"message": f"bad header clay-api-key: {request.headers['clay-api-key']}"})
+        return httpx.Response(
+            400, json={"message": f"bad header clay-api-key: {request.headers['clay-api-key']}"}
+        )
 
-    with claynb.ClayClient(KEY, base_url="http://127.0.0.1:9", transport=httpx.MockTransport(echo)) as c, \
-            pytest.raises(claynb.HTTPStatusError) as info:
+    with (
+        claynb.ClayClient(
+            KEY, base_url="http://127.0.0.1:9", transport=httpx.MockTransport(echo)
+        ) as c,
+        pytest.raises(claynb.HTTPStatusError) as info,
+    ):
         c.me()
     said = everything_said(info.value, loud)
     assert "bad header" in said and KEY not in said
 
 
-def test_source_tokens_and_signing_secrets_stay_hidden(make_emulator: Callable[..., Any],
-                                                       loud: pytest.LogCaptureFixture) -> None:
+def test_source_tokens_and_signing_secrets_stay_hidden(
+    make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture
+) -> None:
     emu = make_emulator(api_key=KEY)
     hook = emu.create_webhook("http://127.0.0.1:9/hook")
     table = emu.create_table("leads", auth_token=TOKEN)
@@ -100,7 +117,9 @@ def test_source_tokens_and_signing_secrets_stay_hidden(make_emulator: Callable[.
         assert secret not in said
 
 
-def test_the_async_client_is_as_discreet(make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture) -> None:
+def test_the_async_client_is_as_discreet(
+    make_emulator: Callable[..., Any], loud: pytest.LogCaptureFixture
+) -> None:
     emu = make_emulator()
 
     async def main() -> None:

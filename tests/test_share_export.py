@@ -34,24 +34,39 @@ PARAM_SECRET = "param-secret-a1b2c3d4e5f6"
 CELLS = [
     ("markdown", "# A report\nIt uses a key."),
     ("parameters", "rows = 3\ntitle = 'default title'"),
-    ("code", "import os\nkey = os.environ['CLAY_API_KEY']\nprint('using', key)\n"
-             "print('GET https://api.test/v0/me?token=' + os.environ['SERVICE_TOKEN'])"),
-    ("code", "from claynb._secrets import register_secret\n"
-             f"register_secret({KERNEL_SECRET!r})\nprint('kernel secret', {KERNEL_SECRET!r})"),
+    (
+        "code",
+        "import os\nkey = os.environ['CLAY_API_KEY']\nprint('using', key)\n"
+        "print('GET https://api.test/v0/me?token=' + os.environ['SERVICE_TOKEN'])",
+    ),
+    (
+        "code",
+        "from claynb._secrets import register_secret\n"
+        f"register_secret({KERNEL_SECRET!r})\nprint('kernel secret', {KERNEL_SECRET!r})",
+    ),
     ("code", "import pandas as pd\npd.DataFrame({'n': range(rows), 'key': [key] * rows})"),
-    ("code", "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
-             "fig, ax = plt.subplots()\nax.plot([0, 1, 4, 9])\nax.set_title(title)\nplt.show()"),
+    (
+        "code",
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots()\nax.plot([0, 1, 4, 9])\nax.set_title(title)\nplt.show()",
+    ),
     ("code", "import ipywidgets as w\nw.IntSlider(value=rows, description='rows')"),
 ]
 
 
 def build_notebook(path: Path, extra: list[tuple[str, str]] | None = None) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     for kind, source in CELLS + (extra or []):
-        cell = (nbformat.v4.new_markdown_cell(source) if kind == "markdown"
-                else nbformat.v4.new_code_cell(source))
+        cell = (
+            nbformat.v4.new_markdown_cell(source)
+            if kind == "markdown"
+            else nbformat.v4.new_code_cell(source)
+        )
         if kind == "parameters":
             cell.metadata["tags"] = ["parameters"]
         nb.cells.append(cell)
@@ -69,8 +84,13 @@ class Run:
     out_dir: Path
 
 
-def share(tmp: Path, name: str, argv: list[str], extra: list[tuple[str, str]] | None = None,
-          capsys: pytest.CaptureFixture[str] | None = None) -> Run:
+def share(
+    tmp: Path,
+    name: str,
+    argv: list[str],
+    extra: list[tuple[str, str]] | None = None,
+    capsys: pytest.CaptureFixture[str] | None = None,
+) -> Run:
     source = build_notebook(tmp / f"{name}.ipynb", extra)
     out_dir = tmp / "reports"
     with pytest.MonkeyPatch.context() as mp:
@@ -90,8 +110,11 @@ def load(out_dir: Path, name: str, rc: int, out: str = "", err: str = "") -> Run
 def _share_report(tmp: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLAYNB_HOME", str(tmp / "home"))
-        run = share(tmp, "report", ["-p", "rows=4", "-p", "title=from the command line",
-                                    "-p", f"api_key={PARAM_SECRET}"])
+        run = share(
+            tmp,
+            "report",
+            ["-p", "rows=4", "-p", "title=from the command line", "-p", f"api_key={PARAM_SECRET}"],
+        )
     (tmp / "rc").write_text(str(run.rc))
 
 
@@ -116,8 +139,9 @@ def test_share_succeeds_and_finds_no_secret_anywhere(shared: Run) -> None:
 
 def test_secrets_registered_inside_the_kernel_are_scrubbed(shared: Run) -> None:
     nb = nbformat.reads(shared.ipynb, as_version=4)
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                      for o in c.outputs)
+    printed = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
     assert "kernel secret [REDACTED]" in printed
     assert "token=[REDACTED]" in printed
 
@@ -125,9 +149,17 @@ def test_secrets_registered_inside_the_kernel_are_scrubbed(shared: Run) -> None:
 def test_parameters_reach_the_notebook(shared: Run) -> None:
     nb = nbformat.reads(shared.ipynb, as_version=4)
     assert nb.metadata["papermill"]["parameters"] == {
-        "rows": 4, "title": "from the command line", "api_key": "[REDACTED]"}
-    table = next(o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
-                 for o in c.outputs if "text/html" in o.get("data", {}))
+        "rows": 4,
+        "title": "from the command line",
+        "api_key": "[REDACTED]",
+    }
+    table = next(
+        o["data"]["text/html"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "text/html" in o.get("data", {})
+    )
     assert "<th>3</th>" in table and "<th>4</th>" not in table  # rows 0..3
 
 
@@ -150,10 +182,18 @@ def test_both_files_carry_the_footer(shared: Run) -> None:
 
 
 def test_a_failing_notebook_is_still_written_and_its_error_scrubbed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = share(tmp_path, "broken", [], extra=[
-        ("code", "raise RuntimeError('rejected key ' + key)"), ("code", "print('never runs')")],
-        capsys=capsys)
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = share(
+        tmp_path,
+        "broken",
+        [],
+        extra=[
+            ("code", "raise RuntimeError('rejected key ' + key)"),
+            ("code", "print('never runs')"),
+        ],
+        capsys=capsys,
+    )
     assert run.rc == 1
     assert "RuntimeError" in run.err and "stopped" in run.err
     assert_no_secret(run.html, run.ipynb, run.out, run.err)
@@ -166,8 +206,11 @@ def test_a_failing_notebook_is_still_written_and_its_error_scrubbed(
 def test_no_execute_exports_existing_outputs_scrubbed(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("call()")
-    cell.outputs = [nbformat.v4.new_output(
-        "stream", name="stdout", text="sent Authorization: Bearer live_abcdef123456\n")]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="sent Authorization: Bearer live_abcdef123456\n"
+        )
+    ]
     nb.cells = [cell]
     source = tmp_path / "old.ipynb"
     nbformat.write(nb, str(source))
@@ -178,7 +221,9 @@ def test_no_execute_exports_existing_outputs_scrubbed(tmp_path: Path) -> None:
     assert "not re-executed" in "".join(json.loads(text)["cells"][-1]["source"])
 
 
-def test_refuses_to_overwrite_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_to_overwrite_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = build_notebook(tmp_path / "nb.ipynb")
     before = source.read_text()
     assert main(["share", str(source), "-o", str(tmp_path), "--no-execute"]) == 2
@@ -199,12 +244,15 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "runs R" in capsys.readouterr().err
 
 
-def test_a_kernel_that_dies_publishes_nothing(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_kernel_that_dies_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Its secrets can no longer be asked for, so nothing is written (fail closed)."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('about to die')\nos._exit(3)"),
-                nbformat.v4.new_code_cell("print('never')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("import os\nprint('about to die')\nos._exit(3)"),
+        nbformat.v4.new_code_cell("print('never')"),
+    ]
     source = tmp_path / "dies.ipynb"
     nbformat.write(nb, str(source))
     rc = main(["share", str(source), "-o", str(tmp_path / "out"), "-q"])
@@ -219,12 +267,18 @@ def test_sigterm_stops_the_run_cleanly(tmp_path: Path) -> None:
     """SIGTERM mid-notebook: a one-line reason, no files, and no kernel left running."""
     marker = tmp_path / "kernel.pid"
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
-        f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)"
+        )
+    ]
     source = tmp_path / "slow.ipynb"
     nbformat.write(nb, str(source))
-    proc = subprocess.Popen([sys.executable, "-m", "claynb", "share", str(source), "-o",
-                             str(tmp_path / "out"), "-q"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claynb", "share", str(source), "-o", str(tmp_path / "out"), "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""

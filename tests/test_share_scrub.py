@@ -25,16 +25,28 @@ SIGNING = "sign-secret-5b2e9d0c41"
 
 
 def test_env_secrets_takes_secret_named_variables_only() -> None:
-    env = {"CLAY_API_KEY": KEY, "GITHUB_TOKEN": "ghp_abcdefgh1234", "DB_PASSWORD": "hunter2hunter2",
-           "WEBHOOK_SECRET": SIGNING, "HOME": "/root/not-a-secret", "SHORT_KEY": "abc",
-           "PATH": "/usr/bin"}
+    env = {
+        "CLAY_API_KEY": KEY,
+        "GITHUB_TOKEN": "ghp_abcdefgh1234",
+        "DB_PASSWORD": "hunter2hunter2",
+        "WEBHOOK_SECRET": SIGNING,
+        "HOME": "/root/not-a-secret",
+        "SHORT_KEY": "abc",
+        "PATH": "/usr/bin",
+    }
     found = env_secrets(env)
     assert found == {KEY, "ghp_abcdefgh1234", "hunter2hunter2", SIGNING}
 
 
 def test_parameters_named_like_secrets_are_secrets() -> None:
-    params = {"api_key": KEY, "token": "tok-123456789", "webhook_secret": SIGNING,
-              "keyword": "not-a-secret-value", "n_leads": 12, "monkey": "banana-bread"}
+    params = {
+        "api_key": KEY,
+        "token": "tok-123456789",
+        "webhook_secret": SIGNING,
+        "keyword": "not-a-secret-value",
+        "n_leads": 12,
+        "monkey": "banana-bread",
+    }
     assert parameter_secrets(params) == {KEY, "tok-123456789", SIGNING}
 
 
@@ -45,26 +57,38 @@ def test_collect_secrets_includes_registered_values_and_drops_short_ones() -> No
     assert "abc" not in found
 
 
-@pytest.mark.parametrize("form", [KEY, html.escape(KEY), quote(KEY, safe=""), json.dumps(KEY)[1:-1]])
+@pytest.mark.parametrize(
+    "form", [KEY, html.escape(KEY), quote(KEY, safe=""), json.dumps(KEY)[1:-1]]
+)
 def test_scrub_text_replaces_every_encoded_form(form: str) -> None:
     out = scrub_text(f"<td>{form}</td>", [KEY])
     assert form not in out and REDACTED in out
 
 
-@pytest.mark.parametrize("text", [
-    "Authorization: Bearer abcdef123456",
-    "clay-api-key: zzz-unknown-key-999",
-    "GET https://api.example.test/v1?token=tok_9f8e7d6c5b&page=2",
-    "signing secret whsec_0123456789abcdef",
-    "export CLAY_API_KEY=clay_some_unregistered_key",
-    "x-clay-webhook-auth: 'hook-auth-value-77'",
-    "emulator key clay_test_AbCdEfGhIjKlMnOpQrStUvWx-_12",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer abcdef123456",
+        "clay-api-key: zzz-unknown-key-999",
+        "GET https://api.example.test/v1?token=tok_9f8e7d6c5b&page=2",
+        "signing secret whsec_0123456789abcdef",
+        "export CLAY_API_KEY=clay_some_unregistered_key",
+        "x-clay-webhook-auth: 'hook-auth-value-77'",
+        "emulator key clay_test_AbCdEfGhIjKlMnOpQrStUvWx-_12",
+    ],
+)
 def test_scrub_text_removes_secret_shaped_values_nobody_registered(text: str) -> None:
     out = scrub_text(text, [])
     assert REDACTED in out
-    for token in ("abcdef123456", "zzz-unknown-key-999", "tok_9f8e7d6c5b", "0123456789abcdef",
-                  "clay_some_unregistered_key", "hook-auth-value-77", "AbCdEfGhIjKlMnOp"):
+    for token in (
+        "abcdef123456",
+        "zzz-unknown-key-999",
+        "tok_9f8e7d6c5b",
+        "0123456789abcdef",
+        "clay_some_unregistered_key",
+        "hook-auth-value-77",
+        "AbCdEfGhIjKlMnOp",
+    ):
         assert token not in out
 
 
@@ -80,18 +104,31 @@ def _notebook_full_of_secrets() -> nbformat.NotebookNode:
     code = nbformat.v4.new_code_cell(f"api_key = '{KEY}'")
     code.outputs = [
         nbformat.v4.new_output("stream", name="stdout", text=f"key={KEY}\n"),
-        nbformat.v4.new_output("execute_result", execution_count=1, data={
-            "text/plain": f"'{KEY}'",
-            "text/html": f"<table><tr><td>{html.escape(KEY)}</td></tr></table>",
-            "image/png": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
-        }),
-        nbformat.v4.new_output("error", ename="ClayError", evalue=f"signature {SIGNING} bad",
-                               traceback=[f"\x1b[31mClayError\x1b[0m: signature {SIGNING} bad"]),
+        nbformat.v4.new_output(
+            "execute_result",
+            execution_count=1,
+            data={
+                "text/plain": f"'{KEY}'",
+                "text/html": f"<table><tr><td>{html.escape(KEY)}</td></tr></table>",
+                "image/png": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
+            },
+        ),
+        nbformat.v4.new_output(
+            "error",
+            ename="ClayError",
+            evalue=f"signature {SIGNING} bad",
+            traceback=[f"\x1b[31mClayError\x1b[0m: signature {SIGNING} bad"],
+        ),
     ]
     nb.cells = [nbformat.v4.new_markdown_cell(f"Use `{SIGNING}` to verify."), code]
     nb.metadata["papermill"] = {"parameters": {"api_key": KEY}}
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
-        "m1": {"model_name": "TextModel", "state": {"value": KEY, "description": "key"}}}}}
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "state": {
+                "m1": {"model_name": "TextModel", "state": {"value": KEY, "description": "key"}}
+            }
+        }
+    }
     return nb
 
 
@@ -103,8 +140,12 @@ def test_scrub_notebook_cleans_sources_outputs_metadata_and_widget_state() -> No
     assert count >= 8
     png = clean.cells[1].outputs[1]["data"]["image/png"]
     assert png == nb.cells[1].outputs[1]["data"]["image/png"]  # binary payloads untouched
-    assert clean.metadata["widgets"]["application/vnd.jupyter.widget-state+json"][
-        "state"]["m1"]["state"]["description"] == "key"
+    assert (
+        clean.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]["m1"][
+            "state"
+        ]["description"]
+        == "key"
+    )
     nbformat.validate(clean)
     assert KEY in json.dumps(nb)  # the input notebook is not modified
 
@@ -116,11 +157,17 @@ def test_find_leaks_says_where_without_saying_what() -> None:
     assert find_leaks("nothing here", [KEY], "x") == []
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("n=4", ("n", 4)), ("name=Ada", ("name", "Ada")), ("allow_spend=false", ("allow_spend", False)),
-    ("latency=(0.1, 0.5)", ("latency", (0.1, 0.5))), ("x=None", ("x", None)),
-    ("url=http://a/b?c=d", ("url", "http://a/b?c=d")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("n=4", ("n", 4)),
+        ("name=Ada", ("name", "Ada")),
+        ("allow_spend=false", ("allow_spend", False)),
+        ("latency=(0.1, 0.5)", ("latency", (0.1, 0.5))),
+        ("x=None", ("x", None)),
+        ("url=http://a/b?c=d", ("url", "http://a/b?c=d")),
+    ],
+)
 def test_parse_parameter(text: str, expected: tuple[str, object]) -> None:
     assert parse_parameter(text) == expected
 
@@ -139,6 +186,6 @@ def test_parameters_are_injected_after_the_parameters_cell() -> None:
     assert declared_parameters(nb) == {"n", "label"}
     out = inject_parameters(nb, {"n": 5, "label": "it's"})
     assert out.cells[2].metadata["tags"] == ["injected-parameters"]
-    assert "n = 5" in out.cells[2].source and "label = \"it's\"" in out.cells[2].source
+    assert "n = 5" in out.cells[2].source and 'label = "it\'s"' in out.cells[2].source
     assert out.metadata["papermill"]["parameters"] == {"n": 5, "label": "it's"}
     assert len(nb.cells) == 3  # the input is left alone

@@ -15,7 +15,9 @@ import claynb
 from claynb._signatures import require_signature, sign
 
 SECRET = "whsec_test_signing_secret_0123"
-BODY = b'{"webhookId":"wh_1","createdAt":"2026-06-16T17:50:00.000Z","data":{"routine_run_id":"run_1"}}'
+BODY = (
+    b'{"webhookId":"wh_1","createdAt":"2026-06-16T17:50:00.000Z","data":{"routine_run_id":"run_1"}}'
+)
 
 
 def test_a_signature_verifies_against_the_exact_body() -> None:
@@ -26,9 +28,18 @@ def test_a_signature_verifies_against_the_exact_body() -> None:
     assert claynb.verify_signature(SECRET, BODY, " SHA256=" + header[7:].upper() + " ")
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "sha256=", "sha256=00", "md5=abc", "sha256=" + "0" * 64, "sha256=é" * 3,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256=00",
+        "md5=abc",
+        "sha256=" + "0" * 64,
+        "sha256=é" * 3,
+    ],
+)
 def test_anything_else_is_refused(header: str | None) -> None:
     assert not claynb.verify_signature(SECRET, BODY, header)
 
@@ -77,12 +88,15 @@ def receiver() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
-def test_a_real_delivery_from_the_emulator_verifies(make_emulator: Callable[..., Any], receiver: Receiver) -> None:
+def test_a_real_delivery_from_the_emulator_verifies(
+    make_emulator: Callable[..., Any], receiver: Receiver
+) -> None:
     emu = make_emulator(webhook_hold_s=0)
     hook = emu.create_webhook(receiver.url)
     with claynb.ClayClient(emu.api_key, base_url=emu.url) as c:
-        run_id = c.run_routine("enrich-person", [{"id": "a", "inputs": {"email": "a@acme.com"}}],
-                               webhook_id=hook["id"])
+        run_id = c.run_routine(
+            "enrich-person", [{"id": "a", "inputs": {"email": "a@acme.com"}}], webhook_id=hook["id"]
+        )
         c.wait_for_run(run_id, poll_interval=0.01)
     for _ in range(100):
         if receiver.deliveries:

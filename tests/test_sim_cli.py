@@ -22,8 +22,24 @@ def test_table_for_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_one_tier_with_overrides_and_a_recommendation(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["simulate", "--tier", "queue", "--volume", "20000", "--workers", "8", "--rate-limit", "none",
-                 "--budget", "10000", "--recommend", "--team-size", "4"])
+    code = main(
+        [
+            "simulate",
+            "--tier",
+            "queue",
+            "--volume",
+            "20000",
+            "--workers",
+            "8",
+            "--rate-limit",
+            "none",
+            "--budget",
+            "10000",
+            "--recommend",
+            "--team-size",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "queue" in out and "direct" not in out.split("recommended:")[0]
@@ -47,7 +63,22 @@ def test_bad_values_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_subprocess_matrix(tmp_path: Path) -> None:
     target = tmp_path / "matrix.png"
-    done = subprocess.run([sys.executable, "-m", "claynb", "simulate", "--matrix", "--volume", "5000",
-                           "--png", str(target)], capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "claynb",
+            "simulate",
+            "--matrix",
+            "--volume",
+            "5000",
+            "--png",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert target.read_bytes()[:4] == b"\x89PNG"

@@ -36,13 +36,19 @@ def jobs() -> tuple[np.ndarray, np.ndarray]:
 
 def test_lindley_matches_one_server_brute_force(jobs: tuple[np.ndarray, np.ndarray]) -> None:
     arr, svc = jobs
-    np.testing.assert_allclose(lindley_starts(arr, svc), _brute_fcfs(arr, svc, 1), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        lindley_starts(arr, svc), _brute_fcfs(arr, svc, 1), rtol=0, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("servers", [2, 3, 8])
-def test_multi_server_matches_brute_force(jobs: tuple[np.ndarray, np.ndarray], servers: int) -> None:
+def test_multi_server_matches_brute_force(
+    jobs: tuple[np.ndarray, np.ndarray], servers: int
+) -> None:
     arr, svc = jobs
-    np.testing.assert_allclose(fcfs_starts(arr, svc, servers), _brute_fcfs(arr, svc, servers), atol=1e-9)
+    np.testing.assert_allclose(
+        fcfs_starts(arr, svc, servers), _brute_fcfs(arr, svc, servers), atol=1e-9
+    )
 
 
 def test_spacing_is_honoured_with_many_servers(jobs: tuple[np.ndarray, np.ndarray]) -> None:

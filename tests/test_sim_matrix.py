@@ -24,7 +24,9 @@ def test_defaults_reproduce_the_seed_thresholds(default_edges: dict[str, float])
     assert 30_000 <= default_edges["queue_to_events"] <= 75_000
 
 
-@pytest.mark.parametrize(("volume", "tier"), [(300, "direct"), (8_000, "queue"), (200_000, "events")])
+@pytest.mark.parametrize(
+    ("volume", "tier"), [(300, "direct"), (8_000, "queue"), (200_000, "events")]
+)
 def test_recommend_by_volume(volume: float, tier: str) -> None:
     rec = sim.recommend(volume, 300.0)
     assert rec.tier == tier
@@ -34,7 +36,8 @@ def test_recommend_by_volume(volume: float, tier: str) -> None:
 
 
 def test_a_dearer_delay_pulls_events_down_and_dearer_engineers_push_them_up(
-        default_edges: dict[str, float]) -> None:
+    default_edges: dict[str, float],
+) -> None:
     upper = {"low": 3_000.0, "high": 150_000.0, "steps": 5, "which": ["queue_to_events"]}
     cheap_wait = sim.thresholds(300.0, **upper, delay_usd_per_lead_hour=3.0)
     dear_people = sim.thresholds(300.0, **upper, prices=sim.Prices(engineer_usd_hour=150.0))
@@ -43,7 +46,9 @@ def test_a_dearer_delay_pulls_events_down_and_dearer_engineers_push_them_up(
     assert math.isnan(dear) or dear > 1.3 * default_edges["queue_to_events"]
 
 
-def test_more_concurrency_or_a_looser_slo_keeps_direct_longer(default_edges: dict[str, float]) -> None:
+def test_more_concurrency_or_a_looser_slo_keeps_direct_longer(
+    default_edges: dict[str, float],
+) -> None:
     lower = {"low": 300.0, "high": 20_000.0, "steps": 5, "which": ["direct_to_queue"]}
     wider = sim.thresholds(300.0, **lower, tiers={"direct": sim.DirectTier(concurrency=4)})
     tighter = sim.thresholds(90.0, **lower)

@@ -12,7 +12,13 @@ from claynb import sim
 def test_sim_is_re_exported() -> None:
     assert "sim" in claynb.__all__
     assert claynb.sim is sim
-    for name in ("simulate", "decision_matrix", "plot_decision_matrix", "recommend", "optimise_waterfall"):
+    for name in (
+        "simulate",
+        "decision_matrix",
+        "plot_decision_matrix",
+        "recommend",
+        "optimise_waterfall",
+    ):
         assert callable(getattr(sim, name))
 
 
@@ -23,7 +29,11 @@ def test_exports_are_sorted_and_exist() -> None:
 
 
 def test_importing_claynb_does_not_import_matplotlib_or_widgets() -> None:
-    code = ("import sys, claynb; from claynb import sim; "
-            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'simpy') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys, claynb; from claynb import sim; "
+        "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'simpy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"

@@ -19,7 +19,14 @@ def test_result_carries_the_headline_numbers() -> None:
     assert r.throughput_per_day == pytest.approx(r.leads / 2, rel=0.02)
     frame = r.queue_depth()
     assert list(frame.columns) == ["hour", "waiting", "in_flight"] and (frame["waiting"] >= 0).all()
-    assert set(r.summary()) >= {"p50_s", "p95_s", "p99_s", "late_share", "clay_usd_month", "infra_usd_month"}
+    assert set(r.summary()) >= {
+        "p50_s",
+        "p95_s",
+        "p99_s",
+        "late_share",
+        "clay_usd_month",
+        "infra_usd_month",
+    }
     assert "queue" in repr(r)
 
 
@@ -47,8 +54,13 @@ def test_more_workers_cut_queue_latency() -> None:
 
 def test_bursts_build_a_queue() -> None:
     steady = sim.simulate("queue", 20_000, clay=QUIET, seed=6)
-    bursty = sim.simulate("queue", 20_000, arrivals=sim.ArrivalProfile(burstiness=0.5, burst_size=5_000),
-                          clay=QUIET, seed=6)
+    bursty = sim.simulate(
+        "queue",
+        20_000,
+        arrivals=sim.ArrivalProfile(burstiness=0.5, burst_size=5_000),
+        clay=QUIET,
+        seed=6,
+    )
     assert bursty.max_queue_depth > 5 * steady.max_queue_depth
     assert bursty.p99 > steady.p99
 
@@ -73,18 +85,23 @@ def test_retries_recover_failures_and_direct_loses_them() -> None:
     queue = sim.simulate("queue", 500, clay=flaky, seed=9)
     assert direct.failed.mean() == pytest.approx(0.05, abs=0.02)
     assert queue.failed.sum() == 0
-    assert queue.p99 > sim.simulate("queue", 500, clay=QUIET, seed=9).p99  # backoff shows in the tail
+    assert (
+        queue.p99 > sim.simulate("queue", 500, clay=QUIET, seed=9).p99
+    )  # backoff shows in the tail
 
 
 def test_clay_bill_is_plan_plus_top_ups_at_thirty_percent() -> None:
     r = sim.simulate("queue", 2_000, plan="growth", seed=10)
     growth = get_plan("growth")
-    assert r.actions_month == pytest.approx(2_000 * 30 * 0.8, rel=0.05)  # enrich-person matches ~80%
+    assert r.actions_month == pytest.approx(
+        2_000 * 30 * 0.8, rel=0.05
+    )  # enrich-person matches ~80%
     extra_actions = r.actions_month - growth.actions
     extra_credits = r.data_credits_month - growth.data_credits
     assert extra_actions > 0 and extra_credits > 0
-    expected = growth.monthly_usd + 1.3 * (extra_actions * growth.usd_per_action
-                                           + extra_credits * growth.usd_per_data_credit)
+    expected = growth.monthly_usd + 1.3 * (
+        extra_actions * growth.usd_per_action + extra_credits * growth.usd_per_data_credit
+    )
     assert r.clay_usd == pytest.approx(expected, rel=1e-9)
     assert r.top_up_usd == pytest.approx(expected - growth.monthly_usd)
 
@@ -129,14 +146,17 @@ def test_plots_are_figures() -> None:
     assert isinstance(fig, Figure) and len(fig.axes) == 3
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"tier": "kafka"}, "unknown tier"),
-    ({"batch_size": 500}, "batch_size"),
-    ({"workers": 0}, "at least one worker"),
-    ({"arrivals": "weekends"}, "arrival shape"),
-    ({"plan": "platinum"}, "unknown plan"),
-    ({"nonsense": 1}, "queue tier"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tier": "kafka"}, "unknown tier"),
+        ({"batch_size": 500}, "batch_size"),
+        ({"workers": 0}, "at least one worker"),
+        ({"arrivals": "weekends"}, "arrival shape"),
+        ({"plan": "platinum"}, "unknown plan"),
+        ({"nonsense": 1}, "queue tier"),
+    ],
+)
 def test_bad_settings_say_what_is_wrong(kwargs: dict, message: str) -> None:
     tier = kwargs.pop("tier", "queue")
     with pytest.raises((ValueError, KeyError), match=message):

@@ -23,7 +23,9 @@ def test_matches_routine_expected_cost_for_every_order() -> None:
     for order in itertools.permutations(routine.providers):
         names = tuple(p.name for p in order)
         row = plan.orders[plan.orders["order"] == names].iloc[0]
-        assert row["data_credits_per_row"] == pytest.approx(routine.with_providers(order).expected_cost().data_credits)
+        assert row["data_credits_per_row"] == pytest.approx(
+            routine.with_providers(order).expected_cost().data_credits
+        )
 
 
 def test_rule_beats_a_bad_given_order_and_reports_the_saving() -> None:
@@ -35,12 +37,17 @@ def test_rule_beats_a_bad_given_order_and_reports_the_saving() -> None:
 
 
 def test_charge_on_miss_orders_by_cost_per_hit() -> None:
-    providers = [Provider("a", 0.9, 5.0, charge_on_miss=True), Provider("b", 0.1, 1.0, charge_on_miss=True)]
+    providers = [
+        Provider("a", 0.9, 5.0, charge_on_miss=True),
+        Provider("b", 0.1, 1.0, charge_on_miss=True),
+    ]
     plan = sim.optimise_waterfall(providers)
     # a: 5/0.9 = 5.6 credits per unit of hit rate, b: 1/0.1 = 10, so a first
     assert plan.best == ("a", "b")
-    brute = min(itertools.permutations(providers),
-                key=lambda o: Routine("x", (), (), o).expected_cost().data_credits)
+    brute = min(
+        itertools.permutations(providers),
+        key=lambda o: Routine("x", (), (), o).expected_cost().data_credits,
+    )
     assert tuple(p.name for p in brute) == plan.best
 
 

@@ -37,14 +37,20 @@ class AdminApi:
         return [
             Route(f"{p}/meters", self._local(self.meters), methods=["GET"]),
             Route(f"{p}/webhooks", self._local(self.create_webhook), methods=["POST"]),
-            Route(p + "/webhooks/{webhook_id}/test", self._local(self.test_webhook), methods=["POST"]),
+            Route(
+                p + "/webhooks/{webhook_id}/test", self._local(self.test_webhook), methods=["POST"]
+            ),
             Route(f"{p}/faults", self._local(self.faults), methods=["GET", "POST"]),
             Route(f"{p}/credits", self._local(self.credits), methods=["POST"]),
             Route(f"{p}/top-up", self._local(self.top_up), methods=["POST"]),
             Route(f"{p}/reset", self._local(self.reset), methods=["POST"]),
             Route(f"{p}/tables", self._local(self.create_table), methods=["POST"]),
             Route(p + "/uploads/{file_id}", self._local(self.upload), methods=["PUT"]),
-            Route(p + "/batch-results/{run_id}.jsonl", self._local(self.batch_results), methods=["GET"]),
+            Route(
+                p + "/batch-results/{run_id}.jsonl",
+                self._local(self.batch_results),
+                methods=["GET"],
+            ),
         ]
 
     def _local(self, handler: AdminHandler) -> Callable[[Request], Any]:
@@ -95,7 +101,9 @@ class AdminApi:
 
     async def credits(self, request: Request) -> Response:
         body = await self._body(request)
-        self.emu.set_credits(actions_left=body.get("actions_left"), data_credits_left=body.get("data_credits_left"))
+        self.emu.set_credits(
+            actions_left=body.get("actions_left"), data_credits_left=body.get("data_credits_left")
+        )
         return JSON(self.emu.meters(charges=False))
 
     async def top_up(self, request: Request) -> Response:

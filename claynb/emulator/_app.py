@@ -33,15 +33,24 @@ from claynb.emulator._validate import (
 Handler = Callable[[Request], Awaitable[Response]]
 Notify = Callable[[Finished], None]
 
-ME = {"user": {"id": "usr_emulator", "name": "claynb emulator", "cli_onboarded": False},
-      "workspace": {"id": "ws_emulator"}}
+ME = {
+    "user": {"id": "usr_emulator", "name": "claynb emulator", "cli_onboarded": False},
+    "workspace": {"id": "ws_emulator"},
+}
 
 
 class PublicApi:
     """Routes of the Public API bound to one emulator's state."""
 
-    def __init__(self, state: EmulatorState, dice: FaultDice, api_key: str, notify: Notify,
-                 query: Handler | None = None, stopping: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        state: EmulatorState,
+        dice: FaultDice,
+        api_key: str,
+        notify: Notify,
+        query: Handler | None = None,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
         self.state = state
         self.stopping = stopping or asyncio.Event()  # set when the server stops: end held answers
         self.dice = dice
@@ -54,16 +63,31 @@ class PublicApi:
         routes = [
             Route("/me", g(self.me, starts_work=False), methods=["GET"]),
             Route("/routines/{routine_id}/run", g(self.run, starts_work=True), methods=["POST"]),
-            Route("/routines/run/{run_id}/results", g(self.results, starts_work=False), methods=["GET"]),
-            Route("/routines/{routine_id}/run-batch/upload-url", g(self.upload_url, starts_work=True),
-                  methods=["POST"]),
-            Route("/routines/{routine_id}/run-batch/start", g(self.start_batch, starts_work=True),
-                  methods=["POST"]),
-            Route("/routines/run-batch/{run_id}/results", g(self.batch_results, starts_work=False),
-                  methods=["GET"]),
+            Route(
+                "/routines/run/{run_id}/results",
+                g(self.results, starts_work=False),
+                methods=["GET"],
+            ),
+            Route(
+                "/routines/{routine_id}/run-batch/upload-url",
+                g(self.upload_url, starts_work=True),
+                methods=["POST"],
+            ),
+            Route(
+                "/routines/{routine_id}/run-batch/start",
+                g(self.start_batch, starts_work=True),
+                methods=["POST"],
+            ),
+            Route(
+                "/routines/run-batch/{run_id}/results",
+                g(self.batch_results, starts_work=False),
+                methods=["GET"],
+            ),
         ]
         if self._query is not None:
-            routes.append(Route("/tables/query", g(self._query, starts_work=False), methods=["POST"]))
+            routes.append(
+                Route("/tables/query", g(self._query, starts_work=False), methods=["POST"])
+            )
         return routes
 
     # --- the gate -----------------------------------------------------------------------
@@ -79,8 +103,11 @@ class PublicApi:
             if decision is not None and not decision.allowed:
                 headers = self._rate_headers(decision)
                 headers["Retry-After"] = str(decision.retry_after)
-                return error(429, "rate limit exceeded: slow down and retry after the Retry-After interval",
-                             headers)
+                return error(
+                    429,
+                    "rate limit exceeded: slow down and retry after the Retry-After interval",
+                    headers,
+                )
             response = await self._with_fault(handler, request, starts_work)
             if decision is not None:
                 response.headers.update(self._rate_headers(decision))
@@ -114,8 +141,11 @@ class PublicApi:
         key = request.headers.get("clay-api-key")
         if key is None:
             if request.headers.get("authorization"):
-                return error(401, "Authentication failed: send the key in the clay-api-key header "
-                                  "(Bearer tokens are not accepted)")
+                return error(
+                    401,
+                    "Authentication failed: send the key in the clay-api-key header "
+                    "(Bearer tokens are not accepted)",
+                )
             return error(401, "Authentication failed: missing clay-api-key header")
         if not hmac.compare_digest(key.encode(), self._key):
             return error(401, "Authentication failed")
@@ -124,8 +154,11 @@ class PublicApi:
     def _rate_headers(self, decision: Decision) -> dict[str, str]:
         rps = self.state.settings.rate_limit_rps or 0
         limit = str(int(rps)) if float(rps).is_integer() else str(rps)
-        return {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": str(decision.remaining),
-                "X-RateLimit-Reset": f"{self.state.wall() + decision.reset_in:.3f}"}
+        return {
+            "X-RateLimit-Limit": limit,
+            "X-RateLimit-Remaining": str(decision.remaining),
+            "X-RateLimit-Reset": f"{self.state.wall() + decision.reset_in:.3f}",
+        }
 
     # --- routes -------------------------------------------------------------------------
 
@@ -151,7 +184,9 @@ class PublicApi:
         if webhook_id is not None and webhook_id not in self.state.webhooks:
             return error(404, f"webhook {webhook_id!r} not found")
         if self.state.meters.exhausted():
-            return error(402, "credits exhausted: the workspace has no Actions or Data Credits left")
+            return error(
+                402, "credits exhausted: the workspace has no Actions or Data Credits left"
+            )
         return None
 
     async def results(self, request: Request) -> Response:
@@ -167,12 +202,24 @@ class PublicApi:
         if run is None or run.kind not in (INLINE, BATCH):
             return error(404, f"routine run {run_id!r} not found")
         if run.kind != kind:
-            other = "/routines/run-batch/{id}/results" if run.kind == BATCH else "/routines/run/{id}/results"
-            return error(404, f"routine run {run_id!r} not found here: it is a {run.kind} run, read {other}")
+            other = (
+                "/routines/run-batch/{id}/results"
+                if run.kind == BATCH
+                else "/routines/run/{id}/results"
+            )
+            return error(
+                404, f"routine run {run_id!r} not found here: it is a {run.kind} run, read {other}"
+            )
         progress = {"routine_run_id": run.id, "total": run.total}
         if not run.done:
-            return JSON({**progress, "finished": run.finished_count(self.state.clock()),
-                         "status": "in_progress"}, status_code=202)
+            return JSON(
+                {
+                    **progress,
+                    "finished": run.finished_count(self.state.clock()),
+                    "status": "in_progress",
+                },
+                status_code=202,
+            )
         if kind == BATCH:
             return self._batch_terminal(request, run, progress)
         try:
@@ -211,7 +258,10 @@ class PublicApi:
         if upload is None or upload.routine_id != routine_id:
             return error(404, f"file {file_id!r} not found for routine {routine_id!r}")
         if upload.data is None:
-            return error(400, f"file {file_id!r} has not been uploaded: PUT the JSONL to its upload_url first")
+            return error(
+                400,
+                f"file {file_id!r} has not been uploaded: PUT the JSONL to its upload_url first",
+            )
         if upload.used:
             return error(400, f"file {file_id!r} was already used by a batch run")
         refused = self._refuse_new_work(webhook_id)
@@ -219,8 +269,9 @@ class PublicApi:
             return refused
         upload.used = True
         items, terminal = _batch_items(upload.data, self.state.settings.batch_max_rows)
-        run, finished = self.state.start_run(routine_id, items, kind=BATCH, webhook_id=webhook_id,
-                                             terminal=terminal)
+        run, finished = self.state.start_run(
+            routine_id, items, kind=BATCH, webhook_id=webhook_id, terminal=terminal
+        )
         self._notify(finished)
         return JSON({"routine_run_id": run.id, "status": "in_progress"}, status_code=202)
 
@@ -229,15 +280,24 @@ class PublicApi:
             self.notify(finished)
 
 
-def _batch_items(data: bytes, max_rows: int) -> tuple[list[tuple[str, dict[str, object]]], dict[str, object] | None]:
+def _batch_items(
+    data: bytes, max_rows: int
+) -> tuple[list[tuple[str, dict[str, object]]], dict[str, object] | None]:
     """The items of a batch file, or the terminal answer when it cannot run at all."""
     try:
         items, details, invalid = parse_jsonl(data, max_rows)
     except UnicodeDecodeError:
-        return [], {"status": "processing_failed",
-                    "error": {"message": "the uploaded file could not be read as UTF-8 JSONL"}}
+        return [], {
+            "status": "processing_failed",
+            "error": {"message": "the uploaded file could not be read as UTF-8 JSONL"},
+        }
     if invalid:
-        return [], {"status": "validation_failed",
-                    "error": {"message": f"{invalid} invalid row(s) in the uploaded file",
-                              "total_invalid_rows": invalid, "details": details}}
+        return [], {
+            "status": "validation_failed",
+            "error": {
+                "message": f"{invalid} invalid row(s) in the uploaded file",
+                "total_invalid_rows": invalid,
+                "details": details,
+            },
+        }
     return items, None

@@ -16,8 +16,14 @@ from claynb.emulator._faults import Faults
 from claynb.emulator._server import Emulator
 from claynb.emulator._settings import parse_latency
 
-FAULT_FLAGS = ("server_error", "timeout", "drop_connection", "drop_webhook", "duplicate_webhook",
-               "reorder_webhook")
+FAULT_FLAGS = (
+    "server_error",
+    "timeout",
+    "drop_connection",
+    "drop_webhook",
+    "duplicate_webhook",
+    "reorder_webhook",
+)
 
 
 def _probability(text: str) -> float:
@@ -35,26 +41,57 @@ def _latency(text: str) -> tuple[float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8765, help="loopback port (0 picks a free one; default 8765)")
-    parser.add_argument("--api-key", default=None, help="the key clients must send (generated when omitted)")
-    parser.add_argument("--plan", default="growth", choices=sorted(PLANS), help="meters to start with")
-    parser.add_argument("--run-latency-s", type=_latency, default=(1.0, 3.0), metavar="S|LOW,HIGH",
-                        help="seconds a run takes: a number or a LOW,HIGH range (0 finishes at once)")
-    parser.add_argument("--rate-limit-rps", type=float, default=None,
-                        help="requests per second across /public/v0 (default: no limit)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="loopback port (0 picks a free one; default 8765)"
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="the key clients must send (generated when omitted)"
+    )
+    parser.add_argument(
+        "--plan", default="growth", choices=sorted(PLANS), help="meters to start with"
+    )
+    parser.add_argument(
+        "--run-latency-s",
+        type=_latency,
+        default=(1.0, 3.0),
+        metavar="S|LOW,HIGH",
+        help="seconds a run takes: a number or a LOW,HIGH range (0 finishes at once)",
+    )
+    parser.add_argument(
+        "--rate-limit-rps",
+        type=float,
+        default=None,
+        help="requests per second across /public/v0 (default: no limit)",
+    )
     parser.add_argument("--rate-limit-burst", type=float, default=None, help="token bucket size")
-    parser.add_argument("--slow-s", type=float, default=30.0, help="how long a timeout fault holds its answer")
+    parser.add_argument(
+        "--slow-s", type=float, default=30.0, help="how long a timeout fault holds its answer"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for latencies and faults")
     for name in FAULT_FLAGS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_probability, default=0.0,
-                            metavar="P", help=f"probability of the {name.replace('_', ' ')} fault")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=_probability,
+            default=0.0,
+            metavar="P",
+            help=f"probability of the {name.replace('_', ' ')} fault",
+        )
 
 
 def build(args: argparse.Namespace) -> Emulator:
     faults = Faults(**{name: getattr(args, name) for name in FAULT_FLAGS})
-    return Emulator(plan=args.plan, run_latency_s=args.run_latency_s, rate_limit_rps=args.rate_limit_rps,
-                    faults=faults, api_key=args.api_key, port=args.port, seed=args.seed,
-                    rate_limit_burst=args.rate_limit_burst, slow_s=args.slow_s)
+    return Emulator(
+        plan=args.plan,
+        run_latency_s=args.run_latency_s,
+        rate_limit_rps=args.rate_limit_rps,
+        faults=faults,
+        api_key=args.api_key,
+        port=args.port,
+        seed=args.seed,
+        rate_limit_burst=args.rate_limit_burst,
+        slow_s=args.slow_s,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ class CountRequests:
 
         drop = scope.get(DROP_SCOPE_KEY)
         if drop is not None:
+
             def counting_drop() -> None:
                 count("dropped")
                 drop()

@@ -49,7 +49,9 @@ class Faults:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"Faults.{f.name} must be a probability between 0 and 1, got {value!r}")
+                raise ValueError(
+                    f"Faults.{f.name} must be a probability between 0 and 1, got {value!r}"
+                )
         if self.server_error + self.timeout + self.drop_connection > 1.0 + 1e-9:
             raise ValueError("server_error + timeout + drop_connection must not exceed 1")
 
@@ -96,6 +98,8 @@ class FaultDice:
         """(drop, duplicate, reorder) for one outbound delivery."""
         f = self.faults
         with self._lock:
-            return (self._rng.random() < f.drop_webhook,
-                    self._rng.random() < f.duplicate_webhook,
-                    self._rng.random() < f.reorder_webhook)
+            return (
+                self._rng.random() < f.drop_webhook,
+                self._rng.random() < f.duplicate_webhook,
+                self._rng.random() < f.reorder_webhook,
+            )

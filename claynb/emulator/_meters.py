@@ -16,8 +16,16 @@ from claynb._routines import Cost
 from claynb._work import item_key
 
 EPSILON = 1e-9
-CHARGE_FIELDS = ("time", "routine", "run_id", "item_id", "inputs_key", "actions",
-                 "data_credits", "provider")
+CHARGE_FIELDS = (
+    "time",
+    "routine",
+    "run_id",
+    "item_id",
+    "inputs_key",
+    "actions",
+    "data_credits",
+    "provider",
+)
 
 
 @dataclass
@@ -59,7 +67,9 @@ class Meters:
         return _at_zero(self.actions_left) or _at_zero(self.data_credits_left)
 
     def can_pay(self, cost: Cost) -> bool:
-        return _covers(self.actions_left, cost.actions) and _covers(self.data_credits_left, cost.data_credits)
+        return _covers(self.actions_left, cost.actions) and _covers(
+            self.data_credits_left, cost.data_credits
+        )
 
     def charge(self, cost: Cost, record: tuple[Any, ...]) -> bool:
         """Take ``cost`` off both meters and keep ``record``; False (nothing taken) if it cannot pay.
@@ -108,9 +118,13 @@ class Meters:
             "actions_used": _num(self.actions_used),
             "data_credits_used": _num(self.data_credits_used),
             "actions_left": None if self.actions_left is None else _num(self.actions_left),
-            "data_credits_left": None if self.data_credits_left is None else _num(self.data_credits_left),
-            "per_routine": {rid: {k: _num(v) for k, v in asdict(s).items()}
-                            for rid, s in sorted(self.per_routine.items())},
+            "data_credits_left": None
+            if self.data_credits_left is None
+            else _num(self.data_credits_left),
+            "per_routine": {
+                rid: {k: _num(v) for k, v in asdict(s).items()}
+                for rid, s in sorted(self.per_routine.items())
+            },
             "charge_count": len(self.charges),
         }
         if charges:

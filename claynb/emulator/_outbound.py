@@ -40,7 +40,9 @@ def iso_now(wall: float) -> str:
 class Outbound:
     """Sends deliveries from the server's event loop and records every attempt."""
 
-    def __init__(self, state: EmulatorState, dice: FaultDice, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(
+        self, state: EmulatorState, dice: FaultDice, transport: httpx.AsyncBaseTransport
+    ) -> None:
         self.state = state
         self.dice = dice
         self.transport = transport
@@ -48,16 +50,21 @@ class Outbound:
 
     # --- run-finished webhooks ----------------------------------------------------------
 
-    async def run_finished(self, webhook_id: str, run_id: str, faults: tuple[bool, bool, bool]) -> None:
+    async def run_finished(
+        self, webhook_id: str, run_id: str, faults: tuple[bool, bool, bool]
+    ) -> None:
         hook = self.state.webhooks.get(webhook_id)
         if hook is not None:
             await self.webhook(hook, {"routine_run_id": run_id}, faults)
 
-    async def webhook(self, hook: Webhook, data: dict[str, Any],
-                      faults: tuple[bool, bool, bool] | None = None) -> None:
+    async def webhook(
+        self, hook: Webhook, data: dict[str, Any], faults: tuple[bool, bool, bool] | None = None
+    ) -> None:
         """One delivery, with faults (drop, duplicate, reorder) drawn when the run finished."""
-        body = json.dumps({"webhookId": hook.id, "createdAt": iso_now(self.state.wall()), "data": data},
-                          separators=(",", ":")).encode()
+        body = json.dumps(
+            {"webhookId": hook.id, "createdAt": iso_now(self.state.wall()), "data": data},
+            separators=(",", ":"),
+        ).encode()
         run_id = data.get("routine_run_id")
         drop, duplicate, reorder = faults if faults is not None else self.dice.webhook_faults()
         if drop:
@@ -88,27 +95,57 @@ class Outbound:
         for send in held:
             await send()
 
-    async def _post_webhook(self, hook: Webhook, run_id: str | None, body: bytes, fault: str | None) -> None:
-        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(hook.signing_secret, body)}
+    async def _post_webhook(
+        self, hook: Webhook, run_id: str | None, body: bytes, fault: str | None
+    ) -> None:
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(hook.signing_secret, body),
+        }
         status, err = await self._post(hook.url, body, headers)
-        self._record(hook, run_id, _outcome(status, err), status_code=status, error=err, fault=fault)
+        self._record(
+            hook, run_id, _outcome(status, err), status_code=status, error=err, fault=fault
+        )
 
-    def _record(self, hook: Webhook, run_id: str | None, outcome: str, *, status_code: int | None = None,
-                error: str | None = None, fault: str | None = None) -> None:
-        self.state.record_delivery({
-            "time": self.state.wall(), "kind": "webhook", "webhook_id": hook.id, "run_id": run_id,
-            "url": redact(hook.url), "outcome": outcome, "status_code": status_code, "error": error,
-            "fault": fault, "attempt": 1,
-        })
+    def _record(
+        self,
+        hook: Webhook,
+        run_id: str | None,
+        outcome: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        fault: str | None = None,
+    ) -> None:
+        self.state.record_delivery(
+            {
+                "time": self.state.wall(),
+                "kind": "webhook",
+                "webhook_id": hook.id,
+                "run_id": run_id,
+                "url": redact(hook.url),
+                "outcome": outcome,
+                "status_code": status_code,
+                "error": error,
+                "fault": fault,
+                "attempt": 1,
+            }
+        )
 
     # --- plumbing -----------------------------------------------------------------------
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str],
-                    timeout_s: float = DELIVERY_TIMEOUT_S) -> tuple[int | None, str | None]:
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float = DELIVERY_TIMEOUT_S
+    ) -> tuple[int | None, str | None]:
         # Straight to the transport: httpx.Client logs every URL at INFO, and a receiver's
         # URL may carry a token in its query string.
-        request = httpx.Request("POST", url, content=body, headers=headers,
-                                extensions={"timeout": httpx.Timeout(timeout_s).as_dict()})
+        request = httpx.Request(
+            "POST",
+            url,
+            content=body,
+            headers=headers,
+            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
+        )
         try:
             response = await self.transport.handle_async_request(request)
             await response.aread()
@@ -117,8 +154,9 @@ class Outbound:
             return None, redact(f"{type(exc).__name__}: {exc}")
         return response.status_code, None
 
-    async def post_json(self, url: str, body: bytes, headers: dict[str, str],
-                        timeout_s: float = DELIVERY_TIMEOUT_S) -> tuple[int | None, str | None]:
+    async def post_json(
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float = DELIVERY_TIMEOUT_S
+    ) -> tuple[int | None, str | None]:
         """POST for the HTTP API column: (status, None) or (None, error text)."""
         return await self._post(url, body, headers, timeout_s)
 

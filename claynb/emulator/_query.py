@@ -47,7 +47,7 @@ def run_query(tables: dict[str, Table], body: Any) -> dict[str, Any]:
         return {"data": data[:limit], "fields": fields}
     start = _decode(table.id, cursor) if cursor else 0
     selected = _selection(table, query.get("select"), known)
-    page = rows[start:start + limit]
+    page = rows[start : start + limit]
     out: dict[str, Any] = {
         "data": [{_key(table, s, ids): _select_cell(r, s, owner) for s in selected} for r in page],
         "fields": {_key(table, s, ids): _meta(table, s, owner) for s in selected},
@@ -85,8 +85,11 @@ def _check_query(query: dict[str, Any]) -> None:
     if extra:
         raise BadRequest(f"query: unknown field(s) {sorted(extra)}")
     tables = query.get("tables")
-    if not isinstance(tables, list) or not 1 <= len(tables) <= 5 or not all(
-            isinstance(t, dict) and isinstance(t.get("id"), str) and t["id"] for t in tables):
+    if (
+        not isinstance(tables, list)
+        or not 1 <= len(tables) <= 5
+        or not all(isinstance(t, dict) and isinstance(t.get("id"), str) and t["id"] for t in tables)
+    ):
         raise BadRequest("query.tables must list 1 to 5 tables as {'id': ...}")
     for key in ("select", "order_by", "group_by", "join"):
         if key in query and not isinstance(query[key], list):
@@ -112,7 +115,9 @@ def _field(spec: Any, known: set[str], where: str) -> str:
     if not isinstance(name, str) or not name:
         raise BadRequest(f"{where}: each entry needs a 'field'")
     if name not in known:
-        raise QueryError(422, f"{where}: unknown field {name!r}; fields: {', '.join(sorted(known))}")
+        raise QueryError(
+            422, f"{where}: unknown field {name!r}; fields: {', '.join(sorted(known))}"
+        )
     return name
 
 
@@ -171,7 +176,9 @@ def _branch(items: Any) -> list[Any]:
     return items
 
 
-def _ordered(rows: list[Row], order: list[Any], owner: dict[str, int], known: set[str]) -> list[Row]:
+def _ordered(
+    rows: list[Row], order: list[Any], owner: dict[str, int], known: set[str]
+) -> list[Row]:
     for spec in reversed(order):
         name = _field(spec, known, "order_by")
         reverse = spec.get("direction", "asc") == "desc"
@@ -217,17 +224,26 @@ def _select_cell(row: Row, spec: dict[str, Any], owner: dict[str, int]) -> dict[
     value = _value(row, spec["field"], spec["path"], owner)
     if value is None:
         return {"status": "empty"}
-    return {"status": "success", "value": value, "fields": value if isinstance(value, dict) else None}
+    return {
+        "status": "success",
+        "value": value,
+        "fields": value if isinstance(value, dict) else None,
+    }
 
 
 def _meta(table: Table, spec: dict[str, Any], owner: dict[str, int]) -> dict[str, str]:
     name = spec["field"]
-    return {"id": field_id(table.id, name), "name": spec.get("as") or name,
-            "type": column_type(table, name, owner)}
+    return {
+        "id": field_id(table.id, name),
+        "name": spec.get("as") or name,
+        "type": column_type(table, name, owner),
+    }
 
 
 def _is_aggregate(query: dict[str, Any]) -> bool:
-    return bool(query.get("group_by")) or any(isinstance(s, dict) and "fn" in s for s in query.get("select") or [])
+    return bool(query.get("group_by")) or any(
+        isinstance(s, dict) and "fn" in s for s in query.get("select") or []
+    )
 
 
 _FNS: dict[str, Callable[[list[Any]], Any]] = {
@@ -243,12 +259,23 @@ def _numbers(values: list[Any]) -> list[float]:
     return [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
-def _aggregate(table: Table, rows: list[Row], query: dict[str, Any], owner: dict[str, int],
-               known: set[str], ids: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    group_by = [g if g in known else _field({"field": g}, known, "group_by") for g in query.get("group_by") or []]
+def _aggregate(
+    table: Table,
+    rows: list[Row],
+    query: dict[str, Any],
+    owner: dict[str, int],
+    known: set[str],
+    ids: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    group_by = [
+        g if g in known else _field({"field": g}, known, "group_by")
+        for g in query.get("group_by") or []
+    ]
     groups: dict[tuple[Any, ...], list[Row]] = {}
     for row in rows:
-        groups.setdefault(tuple(_hashable(cell_value(row, g, owner)) for g in group_by), []).append(row)
+        groups.setdefault(tuple(_hashable(cell_value(row, g, owner)) for g in group_by), []).append(
+            row
+        )
     if not group_by:
         groups.setdefault((), [])
     aggs = [s for s in query.get("select") or [] if isinstance(s, dict) and "fn" in s]
@@ -258,13 +285,27 @@ def _aggregate(table: Table, rows: list[Row], query: dict[str, Any], owner: dict
             raise BadRequest(f"aggregate needs 'fn' in {sorted(_FNS)} and an 'as' name")
     data = []
     for key, members in groups.items():
-        out = {(field_id(table.id, g) if ids else g): _success(k) for g, k in zip(group_by, key, strict=True)}
+        out = {
+            (field_id(table.id, g) if ids else g): _success(k)
+            for g, k in zip(group_by, key, strict=True)
+        }
         for spec in aggs:
-            values = [v for r in members if (v := _value(r, spec["field"], spec.get("path"), owner)) is not None]
+            values = [
+                v
+                for r in members
+                if (v := _value(r, spec["field"], spec.get("path"), owner)) is not None
+            ]
             out[spec["as"]] = _success(_FNS[spec["fn"]](values))
         data.append(out)
-    fields = {(field_id(table.id, g) if ids else g): _meta(table, {"field": g}, owner) for g in group_by}
-    fields.update({s["as"]: {"id": field_id(table.id, s["as"]), "name": s["as"], "type": "number"} for s in aggs})
+    fields = {
+        (field_id(table.id, g) if ids else g): _meta(table, {"field": g}, owner) for g in group_by
+    }
+    fields.update(
+        {
+            s["as"]: {"id": field_id(table.id, s["as"]), "name": s["as"], "type": "number"}
+            for s in aggs
+        }
+    )
     return data, fields
 
 
@@ -284,7 +325,9 @@ def _encode(table_id: str, offset: int) -> str:
 
 def _decode(table_id: str, cursor: str) -> int:
     try:
-        owner, _, offset = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().rpartition(":")
+        owner, _, offset = (
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().rpartition(":")
+        )
         value = int(offset)
     except (ValueError, UnicodeError, binascii.Error):
         raise BadRequest("invalid cursor") from None

@@ -55,8 +55,9 @@ class RecordingServer:
     async def _record(self, request: Request) -> Response:
         body = await request.body()
         with self._lock:
-            self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body,
-                                          time.time()))
+            self.requests.append(
+                Recorded(request.method, request.url.path, dict(request.headers), body, time.time())
+            )
             status = self.statuses.pop(0) if self.statuses else 200
         return Response(b'{"ok":true}', status_code=status, media_type="application/json")
 
@@ -72,16 +73,26 @@ class RecordingServer:
             return list(self.requests)
 
     def start(self) -> RecordingServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # for TCP_NODELAY
+        sock = socket.socket(
+            socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+        )  # for TCP_NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        app = Starlette(routes=[Route("/{path:path}", self._record, methods=["GET", "POST", "PUT"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                                     lifespan="off", loop="asyncio"))
+        app = Starlette(
+            routes=[Route("/{path:path}", self._record, methods=["GET", "POST", "PUT"])]
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app, log_level="warning", access_log=False, lifespan="off", loop="asyncio"
+            )
+        )
         server = self._server
-        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
-                                        name=f"claynb-recorder-{self.port}")
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            daemon=True,
+            name=f"claynb-recorder-{self.port}",
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
@@ -97,6 +108,10 @@ class RecordingServer:
     def __enter__(self) -> RecordingServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

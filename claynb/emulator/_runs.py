@@ -96,13 +96,23 @@ def execute(run: Run, routine: Routine, meters: Meters, *, outcome_seed: int, wa
     stats = meters.stats(routine.id)
     results: list[dict[str, Any]] = []
     for item_id, inputs in run.items:
-        results.append(_execute_item(run, routine, meters, stats, item_id, inputs, outcome_seed, wall))
+        results.append(
+            _execute_item(run, routine, meters, stats, item_id, inputs, outcome_seed, wall)
+        )
     stats.items += len(run.items)
     run.results = results
 
 
-def _execute_item(run: Run, routine: Routine, meters: Meters, stats: Any, item_id: str,
-                  inputs: dict[str, Any], outcome_seed: int, wall: float) -> dict[str, Any]:
+def _execute_item(
+    run: Run,
+    routine: Routine,
+    meters: Meters,
+    stats: Any,
+    item_id: str,
+    inputs: dict[str, Any],
+    outcome_seed: int,
+    wall: float,
+) -> dict[str, Any]:
     outcome = run_item(routine, inputs, outcome_seed)
     if outcome.status == "failed":
         stats.failed += 1
@@ -110,7 +120,16 @@ def _execute_item(run: Run, routine: Routine, meters: Meters, stats: Any, item_i
     cost = outcome.cost
     if not cost.is_zero:
         # The inputs dict stands in for its key until someone reads the charges (see Meters.charge).
-        record = (wall, routine.id, run.id, item_id, inputs, cost.actions, cost.data_credits, outcome.provider)
+        record = (
+            wall,
+            routine.id,
+            run.id,
+            item_id,
+            inputs,
+            cost.actions,
+            cost.data_credits,
+            outcome.provider,
+        )
         if not meters.charge(cost, record):
             stats.not_run += 1
             return {"id": item_id, "status": "failed", "error": {"message": NOT_RUN_MESSAGE}}

@@ -58,11 +58,25 @@ class Emulator:
     ``source_max_bytes`` (100 KB), ``batch_max_rows`` (50,000), ``webhook_hold_s`` (1 s).
     """
 
-    def __init__(self, plan: str | Plan = "growth", run_latency_s: float | tuple[float, float] = (1.0, 3.0),
-                 rate_limit_rps: float | None = None, faults: Faults | None = None,
-                 api_key: str | None = None, port: int = 0, seed: int = 0, **settings: Any) -> None:
-        self._settings = build_settings(plan=plan, run_latency_s=run_latency_s,
-                                        rate_limit_rps=rate_limit_rps, faults=faults, seed=seed, **settings)
+    def __init__(
+        self,
+        plan: str | Plan = "growth",
+        run_latency_s: float | tuple[float, float] = (1.0, 3.0),
+        rate_limit_rps: float | None = None,
+        faults: Faults | None = None,
+        api_key: str | None = None,
+        port: int = 0,
+        seed: int = 0,
+        **settings: Any,
+    ) -> None:
+        self._settings = build_settings(
+            plan=plan,
+            run_latency_s=run_latency_s,
+            rate_limit_rps=rate_limit_rps,
+            faults=faults,
+            seed=seed,
+            **settings,
+        )
         self._api_key = api_key or f"clay_test_{secrets.token_urlsafe(24)}"
         register_secret(self._api_key)
         self._requested_port = int(port)
@@ -90,7 +104,9 @@ class Emulator:
     def url(self) -> str:
         """``http://127.0.0.1:PORT``; the Public API is at ``url + "/public/v0"``."""
         if self._port is None:
-            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+            raise RuntimeError(
+                "the emulator is not running: call start() or use it as a context manager"
+            )
         return f"http://{HOST}:{self._port}"
 
     @property
@@ -113,8 +129,10 @@ class Emulator:
         where = self.url if self._port is not None else "not running"
         low, high = self._settings.run_latency_s
         latency = f"{low:g}" if low == high else f"({low:g}, {high:g})"
-        return (f"Emulator({where}, plan={self.plan.name!r}, run_latency_s={latency}, "
-                f"rate_limit_rps={self._settings.rate_limit_rps!r}, api_key='***')")
+        return (
+            f"Emulator({where}, plan={self.plan.name!r}, run_latency_s={latency}, "
+            f"rate_limit_rps={self._settings.rate_limit_rps!r}, api_key='***')"
+        )
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -132,13 +150,24 @@ class Emulator:
             sock.close()
             raise
         self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self._build_app(), log_level="warning", access_log=False, lifespan="off",
-                                http=DroppingH11Protocol, loop="asyncio", timeout_graceful_shutdown=1,
-                                timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self._build_app(),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http=DroppingH11Protocol,
+            loop="asyncio",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=30,
+        )
         self._server = uvicorn.Server(config)
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(sock, ready), name=f"claynb-emulator-{self._port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve,
+            args=(sock, ready),
+            name=f"claynb-emulator-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         if not ready.wait(START_TIMEOUT_S) or self._error is not None:
             self.stop()
@@ -162,18 +191,31 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _build_app(self) -> Starlette:
         self._stopping = asyncio.Event()
-        public = PublicApi(self._state, self._dice, self._api_key, self._notify,
-                           query=self._tables.query_endpoint if self._tables else None, stopping=self._stopping)
+        public = PublicApi(
+            self._state,
+            self._dice,
+            self._api_key,
+            self._notify,
+            query=self._tables.query_endpoint if self._tables else None,
+            stopping=self._stopping,
+        )
         if self._tables is not None:
             self._tables.gate = lambda handler: public.faulty(handler, starts_work=True)
             self._tables.notify = self._notify
-        routes: list[Any] = [Mount("/public/v0", routes=public.routes()), *AdminApi(self, self._state).routes()]
+        routes: list[Any] = [
+            Mount("/public/v0", routes=public.routes()),
+            *AdminApi(self, self._state).routes(),
+        ]
         if self._tables is not None:
             routes.extend(self._tables.routes())
         app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
@@ -282,7 +324,12 @@ class Emulator:
     def create_webhook(self, url: str) -> dict[str, str]:
         """Register an outbound webhook. The signing secret is in this answer only."""
         hook = self._state.create_webhook(url)
-        return {"id": hook.id, "url": hook.url, "createdAt": hook.created_at, "signingSecret": hook.signing_secret}
+        return {
+            "id": hook.id,
+            "url": hook.url,
+            "createdAt": hook.created_at,
+            "signingSecret": hook.signing_secret,
+        }
 
     def has_webhook(self, webhook_id: str) -> bool:
         return webhook_id in self._state.webhooks
@@ -297,7 +344,9 @@ class Emulator:
         assert self._outbound is not None
         await self._outbound.webhook(self._state.webhooks[webhook_id], {})
 
-    def set_credits(self, actions_left: float | None = None, data_credits_left: float | None = None) -> None:
+    def set_credits(
+        self, actions_left: float | None = None, data_credits_left: float | None = None
+    ) -> None:
         """Set what is left on either meter (None leaves it as it is)."""
         with self._state.lock:
             self._state.meters.set_left(actions_left, data_credits_left)
@@ -317,13 +366,20 @@ class Emulator:
         """A fresh month: the plan's allowance back, charges, deliveries and counts cleared."""
         self._state.reset_meters()
 
-    def create_table(self, name: str, enrichments: list[dict[str, Any]] | None = None,
-                     http_api: dict[str, Any] | None = None, auth_token: str | None = None) -> dict[str, str]:
+    def create_table(
+        self,
+        name: str,
+        enrichments: list[dict[str, Any]] | None = None,
+        http_api: dict[str, Any] | None = None,
+        auth_token: str | None = None,
+    ) -> dict[str, str]:
         """An emulated Clay table with a webhook source, enrichment columns and an HTTP API column."""
         if self._tables is None:
             raise RuntimeError("tables are not available in this build")
         if self._port is None:
-            raise RuntimeError("start the emulator before creating tables (the webhook URL needs its port)")
+            raise RuntimeError(
+                "start the emulator before creating tables (the webhook URL needs its port)"
+            )
         return self._tables.create(name, enrichments or [], http_api, auth_token, self.url)  # type: ignore[no-any-return]
 
 

@@ -51,7 +51,9 @@ class Settings:
         return max(1.0, float(self.rate_limit_rps or 1.0))
 
 
-def parse_latency(value: float | int | str | tuple[float, float] | list[float]) -> tuple[float, float]:
+def parse_latency(
+    value: float | int | str | tuple[float, float] | list[float],
+) -> tuple[float, float]:
     """A latency as (low, high): a number, a (low, high) pair, or "LOW,HIGH" text."""
     if isinstance(value, str):
         parts = [p for p in value.replace(" ", "").split(",") if p]
@@ -67,13 +69,25 @@ def parse_latency(value: float | int | str | tuple[float, float] | list[float]) 
     return low, high
 
 
-def build_settings(*, plan: str | Plan, run_latency_s: float | tuple[float, float],
-                   rate_limit_rps: float | None, faults: Faults | None, seed: int,
-                   **extra: object) -> Settings:
+def build_settings(
+    *,
+    plan: str | Plan,
+    run_latency_s: float | tuple[float, float],
+    rate_limit_rps: float | None,
+    faults: Faults | None,
+    seed: int,
+    **extra: object,
+) -> Settings:
     """Check and combine the constructor's arguments into :class:`Settings`."""
     if rate_limit_rps is not None and rate_limit_rps <= 0:
         raise ValueError(f"rate_limit_rps must be positive or None, got {rate_limit_rps!r}")
-    known = set(Settings.__dataclass_fields__) - {"plan", "run_latency_s", "rate_limit_rps", "faults", "seed"}
+    known = set(Settings.__dataclass_fields__) - {
+        "plan",
+        "run_latency_s",
+        "rate_limit_rps",
+        "faults",
+        "seed",
+    }
     unknown = set(extra) - known
     if unknown:
         raise TypeError(f"unknown emulator setting(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -81,6 +95,11 @@ def build_settings(*, plan: str | Plan, run_latency_s: float | tuple[float, floa
         extra["routines"] = dict(extra["routines"])  # type: ignore[call-overload]
     else:
         extra.pop("routines", None)
-    return Settings(plan=get_plan(plan), run_latency_s=parse_latency(run_latency_s),
-                    rate_limit_rps=rate_limit_rps, faults=faults or Faults(), seed=seed,
-                    **extra)  # type: ignore[arg-type]
+    return Settings(
+        plan=get_plan(plan),
+        run_latency_s=parse_latency(run_latency_s),
+        rate_limit_rps=rate_limit_rps,
+        faults=faults or Faults(),
+        seed=seed,
+        **extra,  # type: ignore[arg-type]
+    )

@@ -60,7 +60,9 @@ class Finished:
 class EmulatorState:
     """Meters, runs, webhooks, uploads and counters of one emulated workspace."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = time.monotonic, wall: Clock = time.time) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = time.monotonic, wall: Clock = time.time
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.wall = wall
@@ -86,15 +88,30 @@ class EmulatorState:
         low, high = self.settings.run_latency_s
         return low if high <= low else self._latency_rng.uniform(low, high)
 
-    def start_run(self, routine_id: str, items: list[tuple[str, dict[str, Any]]], *,
-                  kind: str = INLINE, webhook_id: str | None = None, context: Any = None,
-                  terminal: dict[str, Any] | None = None) -> tuple[Run, Finished]:
+    def start_run(
+        self,
+        routine_id: str,
+        items: list[tuple[str, dict[str, Any]]],
+        *,
+        kind: str = INLINE,
+        webhook_id: str | None = None,
+        context: Any = None,
+        terminal: dict[str, Any] | None = None,
+    ) -> tuple[Run, Finished]:
         """Create a run; one with no latency finishes (and is charged) at once."""
         with self.lock:
             now = self.clock()
-            run = Run(id=f"run_{uuid.uuid4().hex[:24]}", routine_id=routine_id, kind=kind,
-                      items=items, created=now, due=now + self.sample_latency(),
-                      webhook_id=webhook_id, context=context, terminal=terminal)
+            run = Run(
+                id=f"run_{uuid.uuid4().hex[:24]}",
+                routine_id=routine_id,
+                kind=kind,
+                items=items,
+                created=now,
+                due=now + self.sample_latency(),
+                webhook_id=webhook_id,
+                context=context,
+                terminal=terminal,
+            )
             if routine_id in self.settings.routines:
                 self.meters.stats(routine_id).runs += 1
             self.book.add(run)
@@ -116,7 +133,9 @@ class EmulatorState:
     def _finish(self, run: Run, finished: Finished) -> None:
         if not run.done:
             routine = self.settings.routines[run.routine_id]
-            execute(run, routine, self.meters, outcome_seed=self.settings.outcome_seed, wall=self.wall())
+            execute(
+                run, routine, self.meters, outcome_seed=self.settings.outcome_seed, wall=self.wall()
+            )
         finished.runs.append(run)
         if run.kind == "table" and self.on_table_run_done is not None:
             self.on_table_run_done(run, finished)
@@ -182,10 +201,11 @@ class EmulatorState:
         with self.lock:
             out = self.meters.snapshot(charges=charges)
             out["deliveries"] = [dict(d) for d in self.deliveries]
-            out["requests"] = {"total": self.requests_total,
-                               "by_status": dict(sorted(self.requests_by_status.items()))}
+            out["requests"] = {
+                "total": self.requests_total,
+                "by_status": dict(sorted(self.requests_by_status.items())),
+            }
             out["runs"] = {"total": len(self.book.runs), "in_progress": self.book.in_progress()}
             if self.tables is not None:
                 out["tables"] = self.tables.summary()
             return out
-

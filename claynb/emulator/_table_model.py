@@ -130,7 +130,11 @@ def cell_value(row: Row, column: str, owner: dict[str, int]) -> Any:
 def _value_cell(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {"status": "empty"}
-    return {"status": "success", "value": value, "fields": value if isinstance(value, dict) else None}
+    return {
+        "status": "success",
+        "value": value,
+        "fields": value if isinstance(value, dict) else None,
+    }
 
 
 def column_type(table: Table, column: str, owner: dict[str, int]) -> str:
@@ -160,8 +164,11 @@ def http_body(table: Table, row: Row) -> dict[str, Any]:
     body = row.all_values()
     if table.http_api is not None and table.http_api.include_meta:
         body["_clay"] = {
-            "table_id": table.id, "row_id": row.id,
-            "enrichments": [{"routine": e.routine.id, "status": s.status, "error": s.error, "cost": s.cost}
-                            for e, s in zip(table.enrichments, row.steps, strict=True)],
+            "table_id": table.id,
+            "row_id": row.id,
+            "enrichments": [
+                {"routine": e.routine.id, "status": s.status, "error": s.error, "cost": s.cost}
+                for e, s in zip(table.enrichments, row.steps, strict=True)
+            ],
         }
     return body

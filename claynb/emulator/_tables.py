@@ -74,41 +74,65 @@ class Tables:
 
     # --- set-up -----------------------------------------------------------------------
 
-    def create(self, name: str, enrichments: list[dict[str, Any]], http_api: dict[str, Any] | None,
-               auth_token: str | None, base_url: str) -> dict[str, str]:
+    def create(
+        self,
+        name: str,
+        enrichments: list[dict[str, Any]],
+        http_api: dict[str, Any] | None,
+        auth_token: str | None,
+        base_url: str,
+    ) -> dict[str, str]:
         columns = [self._enrichment(spec) for spec in enrichments]
         column = self._http_api(http_api) if http_api else None
         register_secret(auth_token)
         source_id = f"{SOURCE_PREFIX}{uuid.uuid4()}"
-        table = Table(id=f"t_{uuid.uuid4().hex[:20]}", name=name, source_id=source_id,
-                      enrichments=columns, http_api=column, auth_token=auth_token)
+        table = Table(
+            id=f"t_{uuid.uuid4().hex[:20]}",
+            name=name,
+            source_id=source_id,
+            enrichments=columns,
+            http_api=column,
+            auth_token=auth_token,
+        )
         with self.state.lock:
             self.tables[table.id] = table
             self.by_source[source_id] = table
             if column is not None and column.rate_limit_rps:
-                self._http_buckets[table.id] = TokenBucket(column.rate_limit_rps, 1, self.state.clock())
+                self._http_buckets[table.id] = TokenBucket(
+                    column.rate_limit_rps, 1, self.state.clock()
+                )
         return {"table_id": table.id, "webhook_url": f"{base_url}/v3/sources/webhook/{source_id}"}
 
     def _enrichment(self, spec: dict[str, Any]) -> Enrichment:
         if not isinstance(spec, dict) or "routine" not in spec:
-            raise ValueError("each enrichment needs a 'routine' and 'inputs' (routine input -> column)")
+            raise ValueError(
+                "each enrichment needs a 'routine' and 'inputs' (routine input -> column)"
+            )
         routines = self.state.settings.routines
         if spec["routine"] not in routines:
-            raise ValueError(f"unknown routine {spec['routine']!r}; known: {', '.join(sorted(routines))}")
+            raise ValueError(
+                f"unknown routine {spec['routine']!r}; known: {', '.join(sorted(routines))}"
+            )
         routine = routines[spec["routine"]]
         inputs = dict(spec.get("inputs") or {name: name for name in routine.inputs})
         missing = [name for name in routine.inputs if name not in inputs]
         if missing:
-            raise ValueError(f"enrichment {routine.id!r} needs input(s) {missing} mapped to columns")
+            raise ValueError(
+                f"enrichment {routine.id!r} needs input(s) {missing} mapped to columns"
+            )
         return Enrichment(routine, inputs, str(spec.get("output_prefix", "")))
 
     def _http_api(self, spec: dict[str, Any]) -> HttpApi:
-        if not isinstance(spec, dict) or not str(spec.get("url", "")).startswith(("http://", "https://")):
+        if not isinstance(spec, dict) or not str(spec.get("url", "")).startswith(
+            ("http://", "https://")
+        ):
             raise ValueError("http_api needs an http(s) 'url'")
         known = set(HttpApi.__dataclass_fields__)
         unknown = set(spec) - known
         if unknown:
-            raise ValueError(f"unknown http_api setting(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown http_api setting(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
         headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
         for value in headers.values():
             register_secret(value)
@@ -130,8 +154,11 @@ class Tables:
                 return error(401, f"missing or wrong {AUTH_HEADER} header")
         body = await request.body()
         if len(body) > self.state.settings.source_max_bytes:
-            return error(413, f"payload of {len(body)} bytes is over the "
-                              f"{self.state.settings.source_max_bytes // 1024} KB limit")
+            return error(
+                413,
+                f"payload of {len(body)} bytes is over the "
+                f"{self.state.settings.source_max_bytes // 1024} KB limit",
+            )
         try:
             records = _records(parse_json(body))
         except BadRequest as exc:
@@ -142,12 +169,18 @@ class Tables:
         cap = self.state.settings.source_lifetime_cap
         with self.state.lock:
             if table.submissions + len(records) > cap:
-                return error(403, f"this webhook source has reached its lifetime limit of {cap:,} submissions "
-                                  f"({table.submissions:,} used; {len(records)} more refused, none kept)")
+                return error(
+                    403,
+                    f"this webhook source has reached its lifetime limit of {cap:,} submissions "
+                    f"({table.submissions:,} used; {len(records)} more refused, none kept)",
+                )
             decision = self.source_bucket.take(self.state.clock(), len(records))
             if not decision.allowed:
-                return error(429, "too many records: about 10 records/s per workspace, burst 20",
-                             {"Retry-After": str(decision.retry_after)})
+                return error(
+                    429,
+                    "too many records: about 10 records/s per workspace, burst 20",
+                    {"Retry-After": str(decision.retry_after)},
+                )
             table.submissions += len(records)
             rows = [self._new_row(table, record) for record in records]
         finished = self._start_step(table, 0, rows)
@@ -156,8 +189,12 @@ class Tables:
         return JSON({"accepted": len(rows), "row_ids": [r.id for r in rows]})
 
     def _new_row(self, table: Table, record: dict[str, Any]) -> Row:
-        row = Row(id=f"r_{uuid.uuid4().hex[:20]}", values=dict(record),
-                  steps=[Step() for _ in table.enrichments], updated=self.state.wall())
+        row = Row(
+            id=f"r_{uuid.uuid4().hex[:20]}",
+            values=dict(record),
+            steps=[Step() for _ in table.enrichments],
+            updated=self.state.wall(),
+        )
         for key in record:
             table.input_columns.setdefault(key, None)
         table.rows[row.id] = row
@@ -177,8 +214,9 @@ class Tables:
             values = row.all_values()
             raw = {name: values.get(col) for name, col in enrichment.inputs.items()}
             items.append((row.id, normalise_inputs(enrichment.routine, raw)[0]))
-        _, finished = self.state.start_run(enrichment.routine.id, items, kind=TABLE,
-                                           context=(table.id, step, [r.id for r in rows]))
+        _, finished = self.state.start_run(
+            enrichment.routine.id, items, kind=TABLE, context=(table.id, step, [r.id for r in rows])
+        )
         return finished
 
     def _run_done(self, run: Run, finished: Finished) -> None:
@@ -215,8 +253,14 @@ class Tables:
             await self._pace(table.id)
             status, err = await outbound.post_json(column.url, body, headers, column.timeout_s)
             ok = status is not None and 200 <= status < 300
-            self._record(table, row, attempt, "delivered" if ok else ("error" if status is None else "rejected"),
-                         status, err)
+            self._record(
+                table,
+                row,
+                attempt,
+                "delivered" if ok else ("error" if status is None else "rejected"),
+                status,
+                err,
+            )
             if ok or (status is not None and 400 <= status < 500 and status not in (408, 429)):
                 break
             if attempt < attempts:
@@ -231,8 +275,19 @@ class Tables:
                 return False
             table.http_calls += 1
             if not cost.is_zero:
-                meters.charge(cost, (self.state.wall(), HTTP_API_ROUTINE, table.id, row.id, row.id,
-                                     cost.actions, 0.0, None))
+                meters.charge(
+                    cost,
+                    (
+                        self.state.wall(),
+                        HTTP_API_ROUTINE,
+                        table.id,
+                        row.id,
+                        row.id,
+                        cost.actions,
+                        0.0,
+                        None,
+                    ),
+                )
                 stats = meters.stats(HTTP_API_ROUTINE)
                 stats.items += 1
                 stats.actions += cost.actions
@@ -247,21 +302,40 @@ class Tables:
                 return
             await asyncio.sleep(decision.reset_in)
 
-    def _record(self, table: Table, row: Row, attempt: int, outcome: str, status: int | None,
-                err: str | None) -> None:
+    def _record(
+        self,
+        table: Table,
+        row: Row,
+        attempt: int,
+        outcome: str,
+        status: int | None,
+        err: str | None,
+    ) -> None:
         assert table.http_api is not None
-        self.state.record_delivery({
-            "time": self.state.wall(), "kind": "http_api", "table_id": table.id, "row_id": row.id,
-            "url": redact(table.http_api.url), "attempt": attempt, "outcome": outcome,
-            "status_code": status, "error": err, "fault": None,
-        })
+        self.state.record_delivery(
+            {
+                "time": self.state.wall(),
+                "kind": "http_api",
+                "table_id": table.id,
+                "row_id": row.id,
+                "url": redact(table.http_api.url),
+                "attempt": attempt,
+                "outcome": outcome,
+                "status_code": status,
+                "error": err,
+                "fault": None,
+            }
+        )
 
     # --- reading ------------------------------------------------------------------------
 
     async def query_endpoint(self, request: Request) -> Response:
         if not self.state.settings.plan.tables_api:
-            return error(403, f"the Tables API needs an Enterprise plan (this workspace is on "
-                              f"{self.state.settings.plan.name!r})")
+            return error(
+                403,
+                f"the Tables API needs an Enterprise plan (this workspace is on "
+                f"{self.state.settings.plan.name!r})",
+            )
         try:
             body = parse_json(await request.body())
             with self.state.lock:
@@ -272,15 +346,24 @@ class Tables:
             return error(exc.status, exc.message)
 
     def summary(self) -> dict[str, Any]:
-        return {t.id: {"name": t.name, "rows": len(t.rows), "submissions": t.submissions,
-                       "http_api_calls": t.http_calls} for t in self.tables.values()}
+        return {
+            t.id: {
+                "name": t.name,
+                "rows": len(t.rows),
+                "submissions": t.submissions,
+                "http_api_calls": t.http_calls,
+            }
+            for t in self.tables.values()
+        }
 
 
 def _records(body: Any) -> list[dict[str, Any]]:
     records = body if isinstance(body, list) else [body]
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise BadRequest(f"record {index} is not a JSON object: post an object or an array of objects")
+            raise BadRequest(
+                f"record {index} is not a JSON object: post an object or an array of objects"
+            )
     return records
 
 

@@ -92,7 +92,9 @@ def parse_limit(raw: str | None, *, default: int, maximum: int = MAX_ITEMS) -> i
     return value
 
 
-def parse_jsonl(data: bytes, max_rows: int) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]], int]:
+def parse_jsonl(
+    data: bytes, max_rows: int
+) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]], int]:
     """Items of a batch file, with up to 100 error details and the count of invalid lines.
 
     Raises UnicodeDecodeError when the file is not text: that is a processing failure,
@@ -115,8 +117,13 @@ def parse_jsonl(data: bytes, max_rows: int) -> tuple[list[tuple[str, dict[str, A
         details.append({"line_number": 0, "field": "file", "message": "the file has no rows"})
         invalid = 1
     elif len(items) + invalid > max_rows:
-        details = [{"line_number": max_rows + 1, "field": "file",
-                    "message": f"a batch holds at most {max_rows} rows"}]
+        details = [
+            {
+                "line_number": max_rows + 1,
+                "field": "file",
+                "message": f"a batch holds at most {max_rows} rows",
+            }
+        ]
         invalid = len(items) + invalid - max_rows
     return items, details, invalid
 

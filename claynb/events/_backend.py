@@ -30,29 +30,54 @@ from claynb.events._service import ServiceSettings
 from claynb.events._tier import EventTier
 
 DEFAULT_TIMEOUT_S = 600.0
-_SETTINGS = ("batch_size", "linger_s", "reconcile_timeout_s", "reconcile_interval_s", "max_attempts")
+_SETTINGS = (
+    "batch_size",
+    "linger_s",
+    "reconcile_timeout_s",
+    "reconcile_interval_s",
+    "max_attempts",
+)
 _OPTIONS = {"bus_url", "webhook", "timeout", "plan", "concurrency", *_SETTINGS}
 #: Dead-letter kinds as row statuses: what the user sees in ``clay_status``.
 _DEAD_STATUS = {"budget": OVER_BUDGET, "credits_exhausted": OVER_BUDGET, "outcome_unknown": UNKNOWN}
 
 
-def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: BudgetGuard,
-        journal: Any, progress: Any, **options: Any) -> list[ItemResult]:
+def run(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: BudgetGuard,
+    journal: Any,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
     """Enrich ``items`` through the event tier; exactly one result per item."""
     unknown = set(options) - _OPTIONS
     if unknown:
         raise TypeError(f"backend 'events' got unexpected options: {', '.join(sorted(unknown))}")
     if not items:
         return []
-    settings = ServiceSettings(backend_name="events", plan=options.get("plan"),
-                               **{k: options[k] for k in _SETTINGS if k in options})
+    settings = ServiceSettings(
+        backend_name="events",
+        plan=options.get("plan"),
+        **{k: options[k] for k in _SETTINGS if k in options},
+    )
     if options.get("concurrency"):
         settings.max_concurrent_sends = max(1, int(options["concurrency"]))
     timeout = float(options.get("timeout", DEFAULT_TIMEOUT_S))
     keys = [item.key for item in items]
-    with EventTier(client, guard=guard, bus_url=options.get("bus_url"), webhook=options.get("webhook"),
-                   settings=settings, journal=journal) as tier:
-        tier.adopt_runs(routine.id, journal.in_flight(routine.id, keys) if journal is not None else [])
+    with EventTier(
+        client,
+        guard=guard,
+        bus_url=options.get("bus_url"),
+        webhook=options.get("webhook"),
+        settings=settings,
+        journal=journal,
+    ) as tier:
+        tier.adopt_runs(
+            routine.id, journal.in_flight(routine.id, keys) if journal is not None else []
+        )
         tier.publish_leads(routine.id, [(item.key, item.inputs) for item in items])
         _wait_with_progress(tier, keys, timeout, progress)
         return [_result_for(tier, key) for key in keys]
@@ -64,8 +89,11 @@ def _wait_with_progress(tier: EventTier, keys: list[str], timeout: float, progre
     while True:
         done = tier.wait(keys, timeout=min(0.25, max(0.0, deadline - time.monotonic())))
         with tier.collector.cond:
-            fresh = [k for k in keys if k not in seen and
-                     (k in tier.collector.contacts or k in tier.collector.dead)]
+            fresh = [
+                k
+                for k in keys
+                if k not in seen and (k in tier.collector.contacts or k in tier.collector.dead)
+            ]
             cost = sum((_cost(tier.collector.contacts.get(k)) for k in fresh), Cost())
         seen.update(fresh)
         if fresh and progress is not None:
@@ -87,14 +115,27 @@ def _result_for(tier: EventTier, key: str) -> ItemResult:
         status = str(contact.get("status"))
         if status not in ("enriched", "no_match", "failed"):
             status = FAILED
-        return ItemResult(key, status, dict(contact.get("result") or {}), contact.get("error"),
-                          _cost(contact), int(contact.get("attempts") or 1), contact.get("run_id"))
+        return ItemResult(
+            key,
+            status,
+            dict(contact.get("result") or {}),
+            contact.get("error"),
+            _cost(contact),
+            int(contact.get("attempts") or 1),
+            contact.get("run_id"),
+        )
     letter = tier.collector.dead.get(key)
     if letter is not None:
         status = _DEAD_STATUS.get(str(letter.get("kind")), FAILED)
-        return ItemResult(key, status, error=str(letter.get("reason") or "dead-lettered"), attempts=0)
+        return ItemResult(
+            key, status, error=str(letter.get("reason") or "dead-lettered"), attempts=0
+        )
     state = tier.service.item_state(key) if tier.service is not None else "unknown"
     if state == "in_run":
-        return ItemResult(key, UNKNOWN, error="its run did not finish in time; it is journaled and "
-                          "a later call collects it without sending it again")
+        return ItemResult(
+            key,
+            UNKNOWN,
+            error="its run did not finish in time; it is journaled and "
+            "a later call collects it without sending it again",
+        )
     return ItemResult(key, FAILED, error="not sent before the timeout", attempts=0)

@@ -69,9 +69,11 @@ class CreditBreaker:
         if got == count:
             self._move(CLOSED, "the budget can pay again")
             return Admission(got, reserved)
-        reason = (f"budget exhausted: cannot pay for {count - got} of {count} {what} "
-                  f"(worst case {per_item.actions:g} Actions + {per_item.data_credits:g} "
-                  "Data Credits each)")
+        reason = (
+            f"budget exhausted: cannot pay for {count - got} of {count} {what} "
+            f"(worst case {per_item.actions:g} Actions + {per_item.data_credits:g} "
+            "Data Credits each)"
+        )
         self._move(OPEN, reason)
         return Admission(got, reserved, reason)
 

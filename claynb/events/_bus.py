@@ -45,7 +45,9 @@ def bus_kind(url: str) -> str:
         return "redis"
     if scheme in ("kafka", "kafka+ssl"):
         return "kafka"
-    raise ConfigError(f"unsupported event bus URL scheme {scheme!r}: use nats://, redis:// or kafka://")
+    raise ConfigError(
+        f"unsupported event bus URL scheme {scheme!r}: use nats://, redis:// or kafka://"
+    )
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ class Bus:
         if self._started:
             return self
         if self.kind == "kafka":
-            raise ConfigError("the Kafka bus is configuration only and untested here; "
-                              "use nats:// or redis:// to run the event tier")
+            raise ConfigError(
+                "the Kafka bus is configuration only and untested here; "
+                "use nats:// or redis:// to run the event tier"
+            )
         if self.kind == "nats":
             await self.broker.connect()
             await self._declare_nats_streams()
@@ -124,8 +128,10 @@ class Bus:
 
         js = self.broker.connection.jetstream()
         subjects = [self.subject(t) for t in TOPICS]
-        for name, subs in ((self.stream_name, subjects),
-                           (self.dlq_stream_name, [self.subject(DEAD_LETTERS)])):
+        for name, subs in (
+            (self.stream_name, subjects),
+            (self.dlq_stream_name, [self.subject(DEAD_LETTERS)]),
+        ):
             try:
                 await js.add_stream(StreamConfig(name=name, subjects=subs))
             except Exception:  # noqa: BLE001 - an existing stream with another config is fine
@@ -165,13 +171,21 @@ class Bus:
 
             name = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
             stream = JStream(name, declare=False)
-            return self.broker.subscriber(subject, stream=stream, durable=f"{group}_{topic.replace('.', '_')}",
-                                          pull_sub=PullSub(batch_size=100, timeout=0.2))
+            return self.broker.subscriber(
+                subject,
+                stream=stream,
+                durable=f"{group}_{topic.replace('.', '_')}",
+                pull_sub=PullSub(batch_size=100, timeout=0.2),
+            )
         if self.kind == "redis":
             from faststream.redis import StreamSub
 
-            sub = StreamSub(subject, group=group, consumer=f"{group}-{uuid.uuid4().hex[:8]}",
-                            polling_interval=100)
+            sub = StreamSub(
+                subject,
+                group=group,
+                consumer=f"{group}-{uuid.uuid4().hex[:8]}",
+                polling_interval=100,
+            )
             return self.broker.subscriber(stream=sub)
         return self.broker.subscriber(subject, group_id=group)
 
@@ -246,8 +260,10 @@ def _make_broker(kind: str, url: str) -> Any:
     try:
         from faststream.kafka import KafkaBroker
     except ImportError as exc:
-        raise ConfigError("the Kafka bus needs faststream[kafka] (aiokafka); it is configuration "
-                          "only and untested here") from exc
+        raise ConfigError(
+            "the Kafka bus needs faststream[kafka] (aiokafka); it is configuration "
+            "only and untested here"
+        ) from exc
     parts = urlsplit(url)
     return KafkaBroker(parts.netloc or "localhost:9092", logger=None)
 
@@ -277,7 +293,9 @@ def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:
     if raw is None:
         return {}
     try:
-        body, _headers = BinaryMessageFormatV1.parse(raw if isinstance(raw, bytes) else raw.encode())
+        body, _headers = BinaryMessageFormatV1.parse(
+            raw if isinstance(raw, bytes) else raw.encode()
+        )
         return dict(json.loads(body))
     except Exception:  # noqa: BLE001 - older JSON framing
         data = json.loads(raw)

@@ -17,8 +17,9 @@ from claynb._work import ENRICHED, FAILED, NO_MATCH, ItemResult
 
 
 class RunsApi(Protocol):
-    async def start_run(self, routine_id: str, items: Sequence[Mapping[str, Any]],
-                        webhook_id: str | None) -> str:
+    async def start_run(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+    ) -> str:
         """Start a run; its id. Raises the claynb error tree (OutcomeUnknown included)."""
         ...
 
@@ -33,8 +34,9 @@ class ClientRunsApi:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    async def start_run(self, routine_id: str, items: Sequence[Mapping[str, Any]],
-                        webhook_id: str | None) -> str:
+    async def start_run(
+        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+    ) -> str:
         return str(await self.client.run_routine(routine_id, items, webhook_id=webhook_id))
 
     async def results(self, run_id: str) -> list[Any] | None:
@@ -54,8 +56,14 @@ def outcome_of(routine: Routine, key: str, item: Any, run_id: str) -> ItemResult
     result = dict(getattr(item, "result", {}) or {})
     if getattr(item, "status", "") != "complete":
         cost = getattr(item, "cost", None)
-        return ItemResult(key, FAILED, {}, str(getattr(item, "error", None) or "failed"),
-                          cost if cost is not None else price_item(routine, False, None), run_id=run_id)
+        return ItemResult(
+            key,
+            FAILED,
+            {},
+            str(getattr(item, "error", None) or "failed"),
+            cost if cost is not None else price_item(routine, False, None),
+            run_id=run_id,
+        )
     matched = any(result.get(f) not in (None, "") for f in routine.fields)
     cost = getattr(item, "cost", None)
     if cost is None:

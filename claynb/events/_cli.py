@@ -20,23 +20,46 @@ DEFAULT_PORT = 8787
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--bus-url", default=None,
-                        help="nats://, redis:// or kafka:// (Kafka untested); default NATS_URL, "
-                             "else an embedded NATS for as long as the receiver runs")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default loopback)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--bus-url",
+        default=None,
+        help="nats://, redis:// or kafka:// (Kafka untested); default NATS_URL, "
+        "else an embedded NATS for as long as the receiver runs",
+    )
     parser.add_argument("--namespace", default="default", help="event namespace on the bus")
-    parser.add_argument("--dedupe", default=None,
-                        help="where replays are remembered: a SQLite path or redis:// URL "
-                             "(default CLAYNB_HOME/events/receiver.sqlite)")
+    parser.add_argument(
+        "--dedupe",
+        default=None,
+        help="where replays are remembered: a SQLite path or redis:// URL "
+        "(default CLAYNB_HOME/events/receiver.sqlite)",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=None, help="larger bodies get 413")
-    parser.add_argument("--signing-secret-file", type=Path, default=None,
-                        help="file holding the webhook signing secret (else CLAYNB_WEBHOOK_SECRET)")
-    parser.add_argument("--callback-secret-file", type=Path, default=None,
-                        help="file holding the HTTP API column's shared secret (else CLAYNB_CALLBACK_SECRET)")
-    parser.add_argument("--with-service", action="store_true",
-                        help="also run the enrichment service (Clay from CLAY_API_KEY, else the emulator)")
-    parser.add_argument("--data-credits", type=float, default=None, help="service budget: Data Credits cap")
+    parser.add_argument(
+        "--signing-secret-file",
+        type=Path,
+        default=None,
+        help="file holding the webhook signing secret (else CLAYNB_WEBHOOK_SECRET)",
+    )
+    parser.add_argument(
+        "--callback-secret-file",
+        type=Path,
+        default=None,
+        help="file holding the HTTP API column's shared secret (else CLAYNB_CALLBACK_SECRET)",
+    )
+    parser.add_argument(
+        "--with-service",
+        action="store_true",
+        help="also run the enrichment service (Clay from CLAY_API_KEY, else the emulator)",
+    )
+    parser.add_argument(
+        "--data-credits", type=float, default=None, help="service budget: Data Credits cap"
+    )
     parser.add_argument("--actions", type=float, default=None, help="service budget: Actions cap")
 
 
@@ -51,9 +74,11 @@ def settings_from(args: argparse.Namespace) -> Any:
 
     signing = _secret(args.signing_secret_file, "CLAYNB_WEBHOOK_SECRET")
     webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID") or "default"
-    return ReceiverSettings(signing_secrets={webhook_id: signing} if signing else None,
-                            callback_secret=_secret(args.callback_secret_file, "CLAYNB_CALLBACK_SECRET"),
-                            max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+    return ReceiverSettings(
+        signing_secrets={webhook_id: signing} if signing else None,
+        callback_secret=_secret(args.callback_secret_file, "CLAYNB_CALLBACK_SECRET"),
+        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     if not settings.secrets() and not settings.callback_secret and not args.with_service:
-        print("claynb receiver: set CLAYNB_WEBHOOK_SECRET and/or CLAYNB_CALLBACK_SECRET (or the "
-              "--*-secret-file options): without them every delivery would be refused", file=sys.stderr)
+        print(
+            "claynb receiver: set CLAYNB_WEBHOOK_SECRET and/or CLAYNB_CALLBACK_SECRET (or the "
+            "--*-secret-file options): without them every delivery would be refused",
+            file=sys.stderr,
+        )
         return 2
     with ExitStack() as stack:
         bus_url = args.bus_url or os.environ.get("NATS_URL")
@@ -83,12 +111,21 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
 
     app = build_app(settings, bus_url, args.namespace, open_dedupe_store(args.dedupe))
     base = f"http://{args.host}:{args.port}"
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
-                                           lifespan="on"))
-    service = await _start_service(args, settings, bus_url, f"{base}/webhooks/clay") if args.with_service else None
-    print(f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz")
-    print(f"publishing to {safe_url(bus_url)} namespace {args.namespace!r}; "
-          f"{len(settings.secrets())} signing secret(s), callback secret {'set' if settings.callback_secret else 'not set'}")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level="info", lifespan="on")
+    )
+    service = (
+        await _start_service(args, settings, bus_url, f"{base}/webhooks/clay")
+        if args.with_service
+        else None
+    )
+    print(
+        f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz"
+    )
+    print(
+        f"publishing to {safe_url(bus_url)} namespace {args.namespace!r}; "
+        f"{len(settings.secrets())} signing secret(s), callback secret {'set' if settings.callback_secret else 'not set'}"
+    )
     try:
         await server.serve()
     finally:
@@ -97,7 +134,9 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
             await service.bus.stop()
 
 
-async def _start_service(args: argparse.Namespace, settings: Any, bus_url: str, webhook_url: str) -> Any:
+async def _start_service(
+    args: argparse.Namespace, settings: Any, bus_url: str, webhook_url: str
+) -> Any:
     from claynb import connect  # type: ignore[attr-defined]
     from claynb._budget import Budget
     from claynb._direct import async_client_for
@@ -118,10 +157,17 @@ async def _start_service(args: argparse.Namespace, settings: Any, bus_url: str, 
     aclient, _ = async_client_for(client)
     bus = Bus(bus_url, args.namespace)
     budget = Budget(actions=args.actions, data_credits=args.data_credits)
-    service = EnrichmentService(bus, ClientRunsApi(aclient), CreditBreaker(budget.guard()),
-                                ServiceSettings(webhook_id=webhook_id), journal=Journal.open())
+    service = EnrichmentService(
+        bus,
+        ClientRunsApi(aclient),
+        CreditBreaker(budget.guard()),
+        ServiceSettings(webhook_id=webhook_id),
+        journal=Journal.open(),
+    )
     await service.start()
     await bus.start()
-    print(f"enrichment service consuming {bus.subject('leads')}; budget {budget!r}; "
-          f"webhook {'registered' if webhook_id else 'none (polling only)'}")
+    print(
+        f"enrichment service consuming {bus.subject('leads')}; budget {budget!r}; "
+        f"webhook {'registered' if webhook_id else 'none (polling only)'}"
+    )
     return service

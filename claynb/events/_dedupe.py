@@ -53,16 +53,20 @@ class SqliteDedupeStore:
         self.path = Path(path) if path else claynb_home() / "events" / "receiver.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, "
-                         "payload TEXT, claimed_at REAL NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, "
+            "payload TEXT, claimed_at REAL NOT NULL)"
+        )
 
     def claim(self, key: str, payload: str | None = None) -> bool:
         with self._lock:
-            cur = self._db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?, ?)",
-                                   (key, payload, time.time()))
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", (key, payload, time.time())
+            )
             return cur.rowcount == 1
 
     def release(self, key: str) -> None:
@@ -73,11 +77,12 @@ class SqliteDedupeStore:
         found: dict[str, str] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
                     f"SELECT key, payload FROM claims WHERE payload IS NOT NULL AND key IN ({marks})",
-                    chunk)
+                    chunk,
+                )
                 found.update({k: p for k, p in rows})
         return found
 
@@ -127,5 +132,5 @@ def open_dedupe_store(where: str | Path | None = None) -> DedupeStore:
     if text.startswith(("redis://", "rediss://", "unix://")):
         return RedisDedupeStore(text)
     if text.startswith("sqlite:///"):
-        text = text[len("sqlite://"):]
+        text = text[len("sqlite://") :]
     return SqliteDedupeStore(text or None)

@@ -24,14 +24,27 @@ def letter_rows(letters: Iterable[DeadLetter]) -> list[dict[str, Any]]:
     rows = []
     for letter in letters:
         lead = letter.event.get("lead") or {}
-        rows.append({"id": letter.id, "lead_id": lead.get("lead_id"), "routine": lead.get("routine"),
-                     "kind": letter.event.get("kind"), "reason": letter.reason,
-                     "at": letter.event.get("at")})
+        rows.append(
+            {
+                "id": letter.id,
+                "lead_id": lead.get("lead_id"),
+                "routine": lead.get("routine"),
+                "kind": letter.event.get("kind"),
+                "reason": letter.reason,
+                "at": letter.event.get("at"),
+            }
+        )
     return rows
 
 
-async def replay(bus: Bus, *, limit: int | None = None, kinds: set[str] | None = None,
-                 include_unknown: bool = False, letters: list[DeadLetter] | None = None) -> list[str]:
+async def replay(
+    bus: Bus,
+    *,
+    limit: int | None = None,
+    kinds: set[str] | None = None,
+    include_unknown: bool = False,
+    letters: list[DeadLetter] | None = None,
+) -> list[str]:
     """Publish dead-lettered leads again (``letters``, else all); the ids replayed."""
     done: list[str] = []
     if letters is None:

@@ -19,22 +19,33 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "replay"], help="list the letters or replay them")
+    parser.add_argument(
+        "action", choices=["list", "replay"], help="list the letters or replay them"
+    )
     parser.add_argument("--bus-url", default=None, help="nats:// or redis:// (default NATS_URL)")
     parser.add_argument("--namespace", default="default", help="event namespace on the bus")
     parser.add_argument("--limit", type=int, default=None, help="at most this many letters")
-    parser.add_argument("--kind", action="append", default=None,
-                        help="only letters of this kind (budget, credits_exhausted, failed, outcome_unknown)")
-    parser.add_argument("--include-unknown", action="store_true",
-                        help="replay outcome_unknown letters too (Clay may charge them twice)")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        help="only letters of this kind (budget, credits_exhausted, failed, outcome_unknown)",
+    )
+    parser.add_argument(
+        "--include-unknown",
+        action="store_true",
+        help="replay outcome_unknown letters too (Clay may charge them twice)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
     url = args.bus_url or os.environ.get("NATS_URL") or os.environ.get("REDIS_URL")
     if not url:
-        print("claynb dlq: no bus: pass --bus-url (the bus the service used) or set NATS_URL",
-              file=sys.stderr)
+        print(
+            "claynb dlq: no bus: pass --bus-url (the bus the service used) or set NATS_URL",
+            file=sys.stderr,
+        )
         return 2
     return asyncio.run(_run(args, url))
 
@@ -52,9 +63,17 @@ async def _run(args: argparse.Namespace, url: str) -> int:
             rows = [r for r in letter_rows(letters) if kinds is None or r["kind"] in kinds]
             _print_rows(rows, as_json=args.json)
             return 0
-        replayed = await replay(bus, limit=args.limit, kinds=set(args.kind) if args.kind else None,
-                                include_unknown=args.include_unknown)
-        print(json.dumps({"replayed": len(replayed)}) if args.json else f"replayed {len(replayed)} lead(s)")
+        replayed = await replay(
+            bus,
+            limit=args.limit,
+            kinds=set(args.kind) if args.kind else None,
+            include_unknown=args.include_unknown,
+        )
+        print(
+            json.dumps({"replayed": len(replayed)})
+            if args.json
+            else f"replayed {len(replayed)} lead(s)"
+        )
         return 0
     finally:
         await bus.stop()

@@ -76,8 +76,10 @@ class ReceiverSettings:
         return [s for s in self.signing_secrets.values() if s]
 
     def __repr__(self) -> str:
-        return (f"ReceiverSettings(signing_secrets={len(self.secrets())} set, "
-                f"callback_secret={mask(self.callback_secret)}, max_body_bytes={self.max_body_bytes})")
+        return (
+            f"ReceiverSettings(signing_secrets={len(self.secrets())} set, "
+            f"callback_secret={mask(self.callback_secret)}, max_body_bytes={self.max_body_bytes})"
+        )
 
 
 @dataclass
@@ -161,8 +163,13 @@ def _valid_id(value: Any) -> str | None:
 class Receiver:
     """The handlers behind the app; the store and the publisher are passed in."""
 
-    def __init__(self, settings: ReceiverSettings, store: DedupeStore, publish: Publish,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        store: DedupeStore,
+        publish: Publish,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.publish = publish
@@ -187,9 +194,15 @@ class Receiver:
             return _answer(self.stats, 200, "test_event")
         run_id = _valid_id(data.get("routine_run_id"))
         if run_id is None:
-            return _answer(self.stats, 400, "malformed", "data.routine_run_id is missing or invalid")
-        out = {"routine_run_id": run_id, "webhook_id": _valid_id(event.get("webhookId")),
-               "created_at": str(event.get("createdAt", ""))[:64], "received_at": self.clock()}
+            return _answer(
+                self.stats, 400, "malformed", "data.routine_run_id is missing or invalid"
+            )
+        out = {
+            "routine_run_id": run_id,
+            "webhook_id": _valid_id(event.get("webhookId")),
+            "created_at": str(event.get("createdAt", ""))[:64],
+            "received_at": self.clock(),
+        }
         return await self._accept(f"run:{run_id}", RUNS_FINISHED, out, None)
 
     async def table_callback(self, request: Request) -> JSONResponse:
@@ -199,19 +212,27 @@ class Receiver:
             return _answer(self.stats, 413, "too_large")
         given = request.headers.get(self.settings.callback_header, "")
         expected = self.settings.callback_secret or ""
-        if not expected or not hmac.compare_digest(given.encode("utf-8", "replace"),
-                                                   expected.encode("utf-8")):
-            return _answer(self.stats, 401, "forged", f"missing or wrong {self.settings.callback_header}")
+        if not expected or not hmac.compare_digest(
+            given.encode("utf-8", "replace"), expected.encode("utf-8")
+        ):
+            return _answer(
+                self.stats, 401, "forged", f"missing or wrong {self.settings.callback_header}"
+            )
         row = _parse_object(body)
         row_id = _valid_id(row.get(self.settings.row_id_field)) if row is not None else None
         if row is None or row_id is None:
-            return _answer(self.stats, 400, "malformed",
-                           f"expected a JSON object with {self.settings.row_id_field}")
+            return _answer(
+                self.stats,
+                400,
+                "malformed",
+                f"expected a JSON object with {self.settings.row_id_field}",
+            )
         out = {"row_id": row_id, "row": row, "received_at": self.clock()}
         return await self._accept(f"row:{row_id}", TABLE_ROWS, out, json.dumps(out))
 
-    async def _accept(self, key: str, topic: str, event: dict[str, Any],
-                      payload: str | None) -> JSONResponse:
+    async def _accept(
+        self, key: str, topic: str, event: dict[str, Any], payload: str | None
+    ) -> JSONResponse:
         """Claim, then publish; a delivery that could not be published is un-claimed."""
         try:
             fresh = await anyio.to_thread.run_sync(self.store.claim, key, payload)

@@ -23,8 +23,12 @@ from claynb.services.nats import free_port
 STARTUP_TIMEOUT_S = 15.0
 
 
-def build_app(settings: ReceiverSettings, bus_url: str, namespace: str = "default",
-              store: DedupeStore | None = None) -> Any:
+def build_app(
+    settings: ReceiverSettings,
+    bus_url: str,
+    namespace: str = "default",
+    store: DedupeStore | None = None,
+) -> Any:
     """The receiver app, publishing to ``bus_url`` (connected when the app starts)."""
     store = store if store is not None else open_dedupe_store()
     bus = Bus(bus_url, namespace)
@@ -43,8 +47,16 @@ def build_app(settings: ReceiverSettings, bus_url: str, namespace: str = "defaul
 class ReceiverServer:
     """The receiver served on loopback in a background thread; a context manager."""
 
-    def __init__(self, settings: ReceiverSettings, bus_url: str, namespace: str = "default", *,
-                 store: DedupeStore | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        bus_url: str,
+        namespace: str = "default",
+        *,
+        store: DedupeStore | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.settings = settings
         self.bus_url = bus_url
         self.namespace = namespace
@@ -76,10 +88,18 @@ class ReceiverServer:
 
         self.port = self.port or free_port()
         self.app = build_app(self.settings, self.bus_url, self.namespace, self.store)
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                                lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="claynb-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="claynb-receiver", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not self._server.started:

@@ -102,10 +102,17 @@ class ServiceStats:
 class EnrichmentService:
     """Consumes leads and run-finished events from a :class:`Bus`; see the module docstring."""
 
-    def __init__(self, bus: Bus, api: RunsApi, breaker: CreditBreaker,
-                 settings: ServiceSettings | None = None, *, journal: Any = None,
-                 catalogue: dict[str, Routine] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        api: RunsApi,
+        breaker: CreditBreaker,
+        settings: ServiceSettings | None = None,
+        *,
+        journal: Any = None,
+        catalogue: dict[str, Routine] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.bus = bus
         self.api = api
         self.breaker = breaker
@@ -113,7 +120,9 @@ class EnrichmentService:
         self.journal = journal
         self.catalogue = catalogue
         self.clock = clock
-        self.reconciler = Reconciler(self.settings.reconcile_timeout_s, self.settings.reconcile_interval_s)
+        self.reconciler = Reconciler(
+            self.settings.reconcile_timeout_s, self.settings.reconcile_interval_s
+        )
         self.stats = ServiceStats()
         self._leads: dict[str, dict[str, Any]] = {}
         self._lead_state: dict[str, str] = {}
@@ -174,7 +183,9 @@ class EnrichmentService:
         reason = validate_inputs(routine, inputs)
         if reason is not None:
             key = item_key(routine_id, inputs)
-            await self._publish_contact(lead_id, ItemResult(key, INVALID_INPUT, error=reason), "validation")
+            await self._publish_contact(
+                lead_id, ItemResult(key, INVALID_INPUT, error=reason), "validation"
+            )
             return
         await self._attach(lead_id, routine_id, inputs)
 
@@ -182,8 +193,15 @@ class EnrichmentService:
         key = item_key(routine_id, inputs)
         item = self._items.get(key)
         if item is not None and item.outcome is not None:
-            shared = ItemResult(key, item.outcome.status, item.outcome.result, item.outcome.error,
-                                Cost(), item.outcome.attempts, item.outcome.run_id)
+            shared = ItemResult(
+                key,
+                item.outcome.status,
+                item.outcome.result,
+                item.outcome.error,
+                Cost(),
+                item.outcome.attempts,
+                item.outcome.run_id,
+            )
             await self._publish_contact(lead_id, shared, "shared")
             return
         if item is not None:
@@ -198,7 +216,9 @@ class EnrichmentService:
         if len(queue) >= self.settings.batch_size:
             self._flush_now(routine_id)
         elif routine_id not in self._flushers or self._flushers[routine_id].done():
-            self._flushers[routine_id] = asyncio.get_running_loop().create_task(self._linger(routine_id))
+            self._flushers[routine_id] = asyncio.get_running_loop().create_task(
+                self._linger(routine_id)
+            )
 
     async def _linger(self, routine_id: str) -> None:
         await asyncio.sleep(self.settings.linger_s)
@@ -207,20 +227,22 @@ class EnrichmentService:
     def _flush_now(self, routine_id: str) -> None:
         queue = self._queues.get(routine_id) or []
         while queue:
-            batch, queue[:] = queue[:self.settings.batch_size], queue[self.settings.batch_size:]
+            batch, queue[:] = queue[: self.settings.batch_size], queue[self.settings.batch_size :]
             self._spawn(self._send(routine_id, batch))
 
     # sending -----------------------------------------------------------------------------
     async def _send(self, routine_id: str, keys: list[str]) -> None:
         routine = get_routine(routine_id, self.catalogue)
         admission = self.breaker.admit(routine.worst_case_cost(), len(keys), f"{routine_id} items")
-        go, refused = keys[:admission.admitted], keys[admission.admitted:]
+        go, refused = keys[: admission.admitted], keys[admission.admitted :]
         if refused and self.pending_runs:
             # Runs in flight hold worst-case reservations that will mostly come back when
             # they settle: wait for that before deciding the budget cannot pay.
             self._spawn(self._after_settle(routine_id, refused))
         elif refused:
-            await self._dead_letter(self._leads_of(refused, forget=True), "budget", admission.reason or "")
+            await self._dead_letter(
+                self._leads_of(refused, forget=True), "budget", admission.reason or ""
+            )
         if not go:
             return
         assert self._sends is not None
@@ -236,8 +258,13 @@ class EnrichmentService:
 
     async def _start_run(self, routine: Routine, keys: list[str], reserved: Cost) -> None:
         items = [{"id": k, "inputs": self._items[k].inputs} for k in keys]
-        batch = self._journal("intent", routine.id, self.settings.backend_name,
-                              {k: self._items[k].inputs for k in keys}, reserved)
+        batch = self._journal(
+            "intent",
+            routine.id,
+            self.settings.backend_name,
+            {k: self._items[k].inputs for k in keys},
+            reserved,
+        )
         try:
             run_id = await self.api.start_run(routine.id, items, self.settings.webhook_id)
         except OutcomeUnknown as exc:
@@ -245,14 +272,19 @@ class EnrichmentService:
             # re-send on our own; a person decides, from the dead letters.
             self._journal("unknown", batch, redact(str(exc)))
             self.breaker.guard.settle(reserved, reserved)
-            await self._dead_letter(self._leads_of(keys, forget=True), "outcome_unknown",
-                                    f"the send may have reached Clay and been charged: {exc}")
+            await self._dead_letter(
+                self._leads_of(keys, forget=True),
+                "outcome_unknown",
+                f"the send may have reached Clay and been charged: {exc}",
+            )
             return
         except CreditsExhausted as exc:
             self._journal("abandon", batch, str(exc))
             self.breaker.guard.release(reserved)
             self.breaker.trip(f"Clay refused: {exc}")
-            await self._dead_letter(self._leads_of(keys, forget=True), "credits_exhausted", str(exc))
+            await self._dead_letter(
+                self._leads_of(keys, forget=True), "credits_exhausted", str(exc)
+            )
             return
         except ClayError as exc:
             self._journal("abandon", batch, str(exc))
@@ -267,8 +299,13 @@ class EnrichmentService:
         self.stats.runs_started += 1
         self.reconciler.watch(run_id, now)
 
-    def adopt_run(self, run_id: str, routine_id: str, inputs: dict[str, dict[str, Any]],
-                  batch: int | None = None) -> None:
+    def adopt_run(
+        self,
+        run_id: str,
+        routine_id: str,
+        inputs: dict[str, dict[str, Any]],
+        batch: int | None = None,
+    ) -> None:
         """Take over a run started by a process that died: poll it at once, send nothing.
 
         Its reservation died with that process; what it charged is landed in the journal
@@ -299,8 +336,11 @@ class EnrichmentService:
             item = self._items[key]
             item.attempts += 1
             if item.attempts >= self.settings.max_attempts:
-                await self._dead_letter(self._leads_of([key], forget=True), "failed",
-                                        f"failed {item.attempts} times: {exc}")
+                await self._dead_letter(
+                    self._leads_of([key], forget=True),
+                    "failed",
+                    f"failed {item.attempts} times: {exc}",
+                )
             else:
                 retry.append(key)
         if retry:
@@ -346,8 +386,11 @@ class EnrichmentService:
         if run.batch is not None:
             self._journal("unknown", run.batch, f"run {run.run_id} not found: {exc}")
         self.breaker.guard.settle(run.reserved, run.reserved)
-        await self._dead_letter(self._leads_of(run.keys, forget=True), "outcome_unknown",
-                                f"Clay does not know run {run.run_id} any more: {exc}")
+        await self._dead_letter(
+            self._leads_of(run.keys, forget=True),
+            "outcome_unknown",
+            f"Clay does not know run {run.run_id} any more: {exc}",
+        )
 
     async def _land(self, run: _Run, raw: list[Any], via: str) -> None:
         routine = get_routine(run.routine, self.catalogue)
@@ -356,7 +399,9 @@ class EnrichmentService:
         for outcome in outcomes:
             outcome.attempts = self._items[outcome.key].attempts + 1
         extra = {"plan": self.settings.plan} if self.settings.plan is not None else {}
-        landed = self._journal("finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra)
+        landed = self._journal(
+            "finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra
+        )
         run.done = True
         if landed is False:
             return  # another process landed this run (and published its contacts)
@@ -374,9 +419,19 @@ class EnrichmentService:
             item.outcome = outcome
             leads, item.leads = item.leads, []
             for n, lead_id in enumerate(leads):
-                shown = outcome if n == 0 else ItemResult(outcome.key, outcome.status, outcome.result,
-                                                          outcome.error, Cost(), outcome.attempts,
-                                                          outcome.run_id)
+                shown = (
+                    outcome
+                    if n == 0
+                    else ItemResult(
+                        outcome.key,
+                        outcome.status,
+                        outcome.result,
+                        outcome.error,
+                        Cost(),
+                        outcome.attempts,
+                        outcome.run_id,
+                    )
+                )
                 await self._publish_contact(lead_id, shown, via)
 
     async def _reconcile_forever(self) -> None:
@@ -394,11 +449,18 @@ class EnrichmentService:
     async def _publish_contact(self, lead_id: str, outcome: ItemResult, via: str) -> None:
         lead = self._leads.get(lead_id, {})
         contact = {
-            "lead_id": lead_id, "routine": lead.get("routine"), "item_key": outcome.key,
-            "status": outcome.status, "result": outcome.result, "error": outcome.error,
+            "lead_id": lead_id,
+            "routine": lead.get("routine"),
+            "item_key": outcome.key,
+            "status": outcome.status,
+            "result": outcome.result,
+            "error": outcome.error,
             "cost": {"actions": outcome.cost.actions, "data_credits": outcome.cost.data_credits},
-            "run_id": outcome.run_id, "attempts": outcome.attempts, "via": via,
-            "event_at": lead.get("event_at"), "enriched_at": self.clock(),
+            "run_id": outcome.run_id,
+            "attempts": outcome.attempts,
+            "via": via,
+            "event_at": lead.get("event_at"),
+            "enriched_at": self.clock(),
         }
         self._lead_state[lead_id] = "done"
         self.stats.contacts += 1
@@ -407,8 +469,12 @@ class EnrichmentService:
     async def _dead_letter(self, lead_ids: list[str], kind: str, reason: str) -> None:
         for lead_id in lead_ids:
             self._lead_state[lead_id] = "dead"
-            letter = {"lead": self._leads.get(lead_id, {"lead_id": lead_id}), "kind": kind,
-                      "reason": redact(reason), "at": self.clock()}
+            letter = {
+                "lead": self._leads.get(lead_id, {"lead_id": lead_id}),
+                "kind": kind,
+                "reason": redact(reason),
+                "at": self.clock(),
+            }
             self.stats.dead_lettered += 1
             await self.bus.publish(DEAD_LETTERS, letter)
 
@@ -428,4 +494,3 @@ class EnrichmentService:
         if self.journal is None:
             return None
         return getattr(self.journal, method)(*args, **kwargs)
-

@@ -77,7 +77,7 @@ def _callbacks(store: DedupeStore, row_ids: Iterable[str]) -> dict[str, dict[str
     rows: dict[str, dict[str, Any]] = {}
     for key, payload in found.items():
         try:
-            rows[key[len("row:"):]] = dict(json.loads(payload).get("row") or {})
+            rows[key[len("row:") :]] = dict(json.loads(payload).get("row") or {})
         except (ValueError, AttributeError):
             continue
     return rows
@@ -103,7 +103,9 @@ def join_callbacks(frame: pd.DataFrame, callbacks: dict[str, dict[str, Any]]) ->
             new.setdefault(column, [None] * len(out))[position] = value
     for column, values in new.items():
         if column in out.columns:
-            out[column] = [v if v is not None else old for v, old in zip(values, out[column], strict=True)]
+            out[column] = [
+                v if v is not None else old for v, old in zip(values, out[column], strict=True)
+            ]
         else:
             out[column] = values
     back = out[ROW_ID_COLUMN].astype(str).isin(callbacks.keys())
@@ -118,10 +120,19 @@ def collect_callbacks(frame: pd.DataFrame, store: DedupeStore | str | None = Non
     return join_callbacks(frame, _callbacks(store, waiting)) if waiting else frame.copy()
 
 
-def send_to_table(df: pd.DataFrame, webhook_url: str, auth_token: str | None = None, *,
-                  client: Any = None, receiver: Any = None, store: DedupeStore | str | None = None,
-                  timeout: float = DEFAULT_TIMEOUT_S, poll_s: float = 0.25, wait: bool = True,
-                  send_id: str | None = None) -> pd.DataFrame:
+def send_to_table(
+    df: pd.DataFrame,
+    webhook_url: str,
+    auth_token: str | None = None,
+    *,
+    client: Any = None,
+    receiver: Any = None,
+    store: DedupeStore | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    poll_s: float = 0.25,
+    wait: bool = True,
+    send_id: str | None = None,
+) -> pd.DataFrame:
     """Push ``df`` into a Clay table and join back what its HTTP API column posts.
 
     ``receiver`` is a running :class:`claynb.events.ReceiverServer` (or ``store`` the
@@ -137,9 +148,13 @@ def send_to_table(df: pd.DataFrame, webhook_url: str, auth_token: str | None = N
         from claynb import connect  # type: ignore[attr-defined]
 
         client = connect()
-    callbacks_store: DedupeStore = (receiver.store if receiver is not None else
-                                    store if store is not None and not isinstance(store, str)
-                                    else open_dedupe_store(store))
+    callbacks_store: DedupeStore = (
+        receiver.store
+        if receiver is not None
+        else store
+        if store is not None and not isinstance(store, str)
+        else open_dedupe_store(store)
+    )
     send_id = send_id or uuid.uuid4().hex[:12]
     records, row_ids = records_with_row_ids(df, send_id)
     report, send_error = _send(client, webhook_url, records, auth_token)
@@ -167,8 +182,9 @@ def send_to_table(df: pd.DataFrame, webhook_url: str, auth_token: str | None = N
     return out
 
 
-def _send(client: Any, webhook_url: str, records: list[dict[str, Any]],
-          auth_token: str | None) -> tuple[Any, ClayError | None]:
+def _send(
+    client: Any, webhook_url: str, records: list[dict[str, Any]], auth_token: str | None
+) -> tuple[Any, ClayError | None]:
     """Send the records; a send that stops part-way still returns what it did.
 
     The client raises when a chunk cannot be delivered (a cap reached, an unknown outcome,
@@ -193,4 +209,6 @@ def _warn_missing(out: pd.DataFrame, timeout: float) -> None:
         warnings.warn(
             f"{missing} row(s) had no callback within {timeout:g}s and {unsent} were not accepted by "
             f"the source; they are marked in '{STATUS_COLUMN}' (join late callbacks with "
-            "claynb.events.collect_callbacks)", stacklevel=3)
+            "claynb.events.collect_callbacks)",
+            stacklevel=3,
+        )

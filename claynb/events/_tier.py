@@ -43,8 +43,13 @@ from claynb.services.nats import NatsServer
 T = TypeVar("T")
 
 
-def raise_budget(budget: Budget, *, actions: float | None = None, data_credits: float | None = None,
-                 usd: float | None = None) -> None:
+def raise_budget(
+    budget: Budget,
+    *,
+    actions: float | None = None,
+    data_credits: float | None = None,
+    usd: float | None = None,
+) -> None:
     """Raise (or lower) a :class:`claynb.Budget`'s caps in place: :meth:`Budget.set_caps`."""
     budget.set_caps(actions=actions, data_credits=data_credits, usd=usd)
 
@@ -84,11 +89,20 @@ class Collector:
 class EventTier:
     """Bus, receiver, webhook and enrichment service, running locally; a context manager."""
 
-    def __init__(self, client: Any, *, budget: Budget | None = None, bus_url: str | None = None,
-                 namespace: str | None = None, webhook: Mapping[str, str] | None = None,
-                 settings: ServiceSettings | None = None, journal: Any = None,
-                 dedupe: DedupeStore | None = None, callback_secret: str | None = None,
-                 guard: BudgetGuard | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        budget: Budget | None = None,
+        bus_url: str | None = None,
+        namespace: str | None = None,
+        webhook: Mapping[str, str] | None = None,
+        settings: ServiceSettings | None = None,
+        journal: Any = None,
+        dedupe: DedupeStore | None = None,
+        callback_secret: str | None = None,
+        guard: BudgetGuard | None = None,
+    ) -> None:
         self.client = client
         self.budget = budget if budget is not None else Budget()
         self.guard = guard if guard is not None else self.budget.guard()
@@ -130,18 +144,26 @@ class EventTier:
             url = self._nats.url
         self.bus_url = url
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="claynb-events", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="claynb-events", daemon=True
+        )
         self._thread.start()
         store = self._dedupe
         if store is None:
             # Deliveries are only ever for this tier's runs, so its claims live and die with it.
-            store = self._own_store = SqliteDedupeStore(claynb_home() / "events" / f"{self.namespace}.sqlite")
-        self.receiver = ReceiverServer(self.receiver_settings, url, self.namespace, store=store).start()
+            store = self._own_store = SqliteDedupeStore(
+                claynb_home() / "events" / f"{self.namespace}.sqlite"
+            )
+        self.receiver = ReceiverServer(
+            self.receiver_settings, url, self.namespace, store=store
+        ).start()
         if self.webhook is None:
             self.webhook = create_emulator_webhook(self.client, self.receiver.webhook_url)
         if self.webhook:
             register_secret(self.webhook.get("signingSecret"))
-            self.receiver_settings.signing_secrets = {self.webhook["id"]: self.webhook["signingSecret"]}
+            self.receiver_settings.signing_secrets = {
+                self.webhook["id"]: self.webhook["signingSecret"]
+            }
             self.settings.webhook_id = self.webhook["id"]
         self.call(self._start_service(url))
 
@@ -149,11 +171,15 @@ class EventTier:
         from claynb._client import AsyncClayClient
 
         self.bus = Bus(url, self.namespace)
-        self._aclient = AsyncClayClient(_api_key_of(self.client), base_url=self.client.base_url,
-                                        retry=getattr(self.client, "retry", None))
+        self._aclient = AsyncClayClient(
+            _api_key_of(self.client),
+            base_url=self.client.base_url,
+            retry=getattr(self.client, "retry", None),
+        )
         breaker = CreditBreaker(self.guard)
-        self.service = EnrichmentService(self.bus, ClientRunsApi(self._aclient), breaker,
-                                         self.settings, journal=self.journal)
+        self.service = EnrichmentService(
+            self.bus, ClientRunsApi(self._aclient), breaker, self.settings, journal=self.journal
+        )
         await self.service.start()
         await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")
         await self.bus.subscribe(DEAD_LETTERS, self.collector.on_dead_letter, "collector")
@@ -203,10 +229,19 @@ class EventTier:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # using it ----------------------------------------------------------------------------
-    def publish_leads(self, routine: str, leads: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    def publish_leads(
+        self, routine: str, leads: Iterable[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
         """Publish ``(lead_id, inputs)`` pairs as lead events, stamped now; their ids."""
-        events: list[dict[str, Any]] = [{"lead_id": str(lid), "routine": routine, "inputs": dict(inputs),
-                                         "event_at": time.time()} for lid, inputs in leads]
+        events: list[dict[str, Any]] = [
+            {
+                "lead_id": str(lid),
+                "routine": routine,
+                "inputs": dict(inputs),
+                "event_at": time.time(),
+            }
+            for lid, inputs in leads
+        ]
         self.call(self._publish_all(events))
         return [str(e["lead_id"]) for e in events]
 
@@ -234,19 +269,26 @@ class EventTier:
         assert self.bus is not None
         return self.call(self.bus.dead_letters())
 
-    def replay_dead_letters(self, limit: int | None = None, *, include_unknown: bool = False) -> list[str]:
+    def replay_dead_letters(
+        self, limit: int | None = None, *, include_unknown: bool = False
+    ) -> list[str]:
         """Put dead-lettered leads back on the lead subject (after raising the budget).
 
         Letters of kind ``outcome_unknown`` (the send may have been charged) stay unless
         ``include_unknown``. Returns the replayed lead ids; :meth:`wait` on them.
         """
         assert self.bus is not None
-        letters = [letter for letter in self.call(self.bus.dead_letters(limit or 1_000_000))
-                   if include_unknown or letter.event.get("kind") != NEEDS_CHECK]
+        letters = [
+            letter
+            for letter in self.call(self.bus.dead_letters(limit or 1_000_000))
+            if include_unknown or letter.event.get("kind") != NEEDS_CHECK
+        ]
         with self.collector.cond:  # forget the old outcome first: wait() must see the new one
             for letter in letters:
                 self.collector.dead.pop(str((letter.event.get("lead") or {}).get("lead_id")), None)
-        return self.call(replay(self.bus, limit=limit, letters=letters, include_unknown=include_unknown))
+        return self.call(
+            replay(self.bus, limit=limit, letters=letters, include_unknown=include_unknown)
+        )
 
     def raise_budget(self, **caps: float | None) -> None:
         """Raise this tier's :class:`claynb.Budget` caps (the breaker closes on the next batch)."""
@@ -294,5 +336,7 @@ def _api_key_of(client: Any) -> str:
     """The key of a :class:`claynb.ClayClient`, to build the service's asyncio twin of it."""
     key = getattr(client, "api_key", None) or getattr(client, "_api_key", None)
     if not key:
-        raise ConfigError("the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key")
+        raise ConfigError(
+            "the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key"
+        )
     return str(key)

@@ -34,8 +34,19 @@ from claynb._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
 from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
 from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
 
-KNOWN_OPTIONS = {"redis_url", "queue", "workers", "batch_size", "retries", "job_timeout",
-                 "poll_interval", "timeout", "plan", "concurrency", "connection"}
+KNOWN_OPTIONS = {
+    "redis_url",
+    "queue",
+    "workers",
+    "batch_size",
+    "retries",
+    "job_timeout",
+    "poll_interval",
+    "timeout",
+    "plan",
+    "concurrency",
+    "connection",
+}
 DEFAULT_QUEUE = "claynb-enrich"
 #: With ``workers=0``, how long to wait for a worker to register before giving up.
 WORKER_WAIT_S = 15.0
@@ -67,18 +78,35 @@ class _Call:
     results: dict[str, ItemResult] = field(default_factory=dict)
 
 
-def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, journal: Any,
-        progress: Any, **options: Any) -> list[ItemResult]:
+def run(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: Any,
+    journal: Any,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
     """Enrich ``items`` through RQ workers; exactly one result per item, in order."""
     unknown = set(options) - KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"backend 'queue' got unknown option(s): {', '.join(sorted(unknown))}")
     url = None if options.get("connection") else _ensure(options.get("redis_url"))
     conn = options.get("connection") or _connect(url)
-    call = _Call(routine, BatchStore(conn), options.get("queue", DEFAULT_QUEUE),
-                 JobOptions(retries=int(options.get("retries", 3)), backoff_s=(1, 4, 15),
-                            timeout_s=int(options.get("job_timeout", 600)), on_budget="report"),
-                 client.base_url, get_plan(options.get("plan") or "growth"))
+    call = _Call(
+        routine,
+        BatchStore(conn),
+        options.get("queue", DEFAULT_QUEUE),
+        JobOptions(
+            retries=int(options.get("retries", 3)),
+            backoff_s=(1, 4, 15),
+            timeout_s=int(options.get("job_timeout", 600)),
+            on_budget="report",
+        ),
+        client.base_url,
+        get_plan(options.get("plan") or "growth"),
+    )
     size = int(options.get("batch_size", MAX_BATCH))
     if not 1 <= size <= MAX_BATCH:
         raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {size}")
@@ -90,8 +118,11 @@ def run(routine: Routine, items: list[WorkItem], *, client: Any, guard: Any, jou
     finally:
         if pool is not None:
             pool.stop()
-    return [call.results.get(it.key) or ItemResult(it.key, UNKNOWN, error="no outcome came back",
-                                                   attempts=0) for it in items]
+    return [
+        call.results.get(it.key)
+        or ItemResult(it.key, UNKNOWN, error="no outcome came back", attempts=0)
+        for it in items
+    ]
 
 
 def _ensure(url: str | None) -> str:
@@ -120,12 +151,19 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
             time.sleep(0.2)
             listening = live_workers(conn, call.queue)
         if not listening:
-            raise ConfigError(f"no worker listens on queue {call.queue!r}: start one with "
-                              f"`claynb worker --queue {call.queue}` or pass workers=2")
+            raise ConfigError(
+                f"no worker listens on queue {call.queue!r}: start one with "
+                f"`claynb worker --queue {call.queue}` or pass workers=2"
+            )
         return None
-    return WorkerPool(url, queues=[call.queue], n=int(want), api_key=client._api_key,
-                      base_url=client.base_url,
-                      poll_interval_s=float(options.get("poll_interval", 0.5))).start()
+    return WorkerPool(
+        url,
+        queues=[call.queue],
+        n=int(want),
+        api_key=client._api_key,
+        base_url=client.base_url,
+        poll_interval_s=float(options.get("poll_interval", 0.5)),
+    ).start()
 
 
 def _url_of(conn: Any) -> str:
@@ -134,19 +172,29 @@ def _url_of(conn: Any) -> str:
     return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
-def _resume_journaled(call: _Call, items: list[WorkItem], client: Any, journal: Any,
-                      progress: Any, options: dict[str, Any]) -> None:
+def _resume_journaled(
+    call: _Call,
+    items: list[WorkItem],
+    client: Any,
+    journal: Any,
+    progress: Any,
+    options: dict[str, Any],
+) -> None:
     """Runs a previous call journaled locally but never landed: collect them by run id."""
     from claynb.queue._jobs import item_result
 
     wanted = {it.key for it in items}
     for run in journal.in_flight(call.routine.id, list(wanted)):
         try:
-            results = client.wait_for_run(run.run_id, poll_interval=float(options.get("poll_interval", 0.5)))
+            results = client.wait_for_run(
+                run.run_id, poll_interval=float(options.get("poll_interval", 0.5))
+            )
         except Exception as exc:
             for key in run.keys:
                 if key in wanted:
-                    call.results[key] = ItemResult(key, UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+                    call.results[key] = ItemResult(
+                        key, UNKNOWN, error=f"{type(exc).__name__}: {exc}"
+                    )
             continue
         got = [item_result(call.routine, item) for item in results.items if item.id in run.inputs]
         for res in got:
@@ -196,8 +244,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _drive(call: _Call, pending: list[WorkItem], size: int, guard: Any, journal: Any,
-           progress: Any, timeout: float) -> None:
+def _drive(
+    call: _Call,
+    pending: list[WorkItem],
+    size: int,
+    guard: Any,
+    journal: Any,
+    progress: Any,
+    timeout: float,
+) -> None:
     from claynb.queue._worker import reap_abandoned
 
     unit = call.routine.worst_case_cost()
@@ -212,8 +267,9 @@ def _drive(call: _Call, pending: list[WorkItem], size: int, guard: Any, journal:
             pending = pending[k:]
         if pending and not call.inflight:  # nothing will free money: the rest is over budget
             for it in pending:
-                call.results[it.key] = ItemResult(it.key, OVER_BUDGET, attempts=0,
-                                                  error="the budget cannot pay for this row")
+                call.results[it.key] = ItemResult(
+                    it.key, OVER_BUDGET, attempts=0, error="the budget cannot pay for this row"
+                )
             progress.advance(len(pending))
             pending = []
         _collect(call, guard, journal, progress)
@@ -231,10 +287,18 @@ def _drive(call: _Call, pending: list[WorkItem], size: int, guard: Any, journal:
 def _enqueue(call: _Call, items: list[WorkItem], reserved: Cost) -> None:
     keys = [it.key for it in items]
     bid = batch_id_for(call.routine.id, keys)
-    batch = Batch(id=bid, queue=call.queue, routine=call.routine,
-                  leads=[Lead(it.key, it.key, it.inputs) for it in items], policy="report",
-                  budget="", base_url=call.base_url, use_cache=False, stream=False,
-                  opts={**call.opts.to_dict(), "plan": call.plan.name})
+    batch = Batch(
+        id=bid,
+        queue=call.queue,
+        routine=call.routine,
+        leads=[Lead(it.key, it.key, it.inputs) for it in items],
+        policy="report",
+        budget="",
+        base_url=call.base_url,
+        use_cache=False,
+        stream=False,
+        opts={**call.opts.to_dict(), "plan": call.plan.name},
+    )
     if call.store.create(batch) or not _job_alive(call.store.conn, bid):
         with call.store.conn.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -267,15 +331,20 @@ def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
         flight = call.inflight[bid]
         if run_id and flight.run_id is None:
             flight.run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
-            flight.journal_batch = journal.intent(call.routine.id, "queue",
-                                                  {it.key: it.inputs for it in flight.items},
-                                                  flight.reserved)
+            flight.journal_batch = journal.intent(
+                call.routine.id,
+                "queue",
+                {it.key: it.inputs for it in flight.items},
+                flight.reserved,
+            )
             journal.started(flight.journal_batch, flight.run_id)
         if state is not None and (state.decode() if isinstance(state, bytes) else state) == DONE:
             _land(call, bid, flight, guard, journal, progress)
 
 
-def _land(call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, progress: Any) -> None:
+def _land(
+    call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, progress: Any
+) -> None:
     batch = call.store.load(bid)
     assert batch is not None
     results = [_item(o) for o in batch.outcomes]
@@ -287,8 +356,12 @@ def _land(call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, pr
     unknown = [r for r in results if r.status == UNKNOWN]
     if unknown:
         inputs = {it.key: it.inputs for it in flight.items}
-        jb = journal.intent(call.routine.id, "queue", {r.key: inputs.get(r.key, {}) for r in unknown},
-                            flight.reserved)
+        jb = journal.intent(
+            call.routine.id,
+            "queue",
+            {r.key: inputs.get(r.key, {}) for r in unknown},
+            flight.reserved,
+        )
         journal.unknown(jb, unknown[0].error or "outcome unknown")
     for r in results:
         call.results[r.key] = r
@@ -304,9 +377,15 @@ def _forget(call: _Call, bid: str, keys: list[str]) -> None:
 
 
 def _item(o: dict[str, Any]) -> ItemResult:
-    return ItemResult(o["key"], o["status"], dict(o.get("result") or {}), o.get("error"),
-                      Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
-                      1, o.get("run_id"))
+    return ItemResult(
+        o["key"],
+        o["status"],
+        dict(o.get("result") or {}),
+        o.get("error"),
+        Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
+        1,
+        o.get("run_id"),
+    )
 
 
 def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
@@ -315,8 +394,11 @@ def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
         guard.settle(flight.reserved, flight.reserved)  # it may all be charged: hold it
         for it in flight.items:
             call.results[it.key] = ItemResult(
-                it.key, UNKNOWN, attempts=1,
+                it.key,
+                UNKNOWN,
+                attempts=1,
                 error=f"no outcome from the workers within {timeout:g}s; the batch stays queued "
-                      "and a later call collects it without sending it again")
+                "and a later call collects it without sending it again",
+            )
         progress.advance(len(flight.items))
     call.inflight.clear()

@@ -72,9 +72,16 @@ class RedisBudgetGuard:
     opens the guard by name joins the budget its application set.
     """
 
-    def __init__(self, connection: Any, name: str = "default", *, actions: float | None = None,
-                 data_credits: float | None = None, usd: float | None = None,
-                 plan: str | Plan = "growth") -> None:
+    def __init__(
+        self,
+        connection: Any,
+        name: str = "default",
+        *,
+        actions: float | None = None,
+        data_credits: float | None = None,
+        usd: float | None = None,
+        plan: str | Plan = "growth",
+    ) -> None:
         self.connection = connection
         self.name = name
         self.key = f"claynb:budget:{name}"
@@ -89,8 +96,13 @@ class RedisBudgetGuard:
         values = {"a": cost.actions, "c": cost.data_credits, "u": usd}
         return [round(values[m] * SCALE[m]) for m in METERS]
 
-    def set_limits(self, *, actions: float | None = None, data_credits: float | None = None,
-                   usd: float | None = None) -> None:
+    def set_limits(
+        self,
+        *,
+        actions: float | None = None,
+        data_credits: float | None = None,
+        usd: float | None = None,
+    ) -> None:
         """Set the caps (None removes a cap): raising one lets waiting jobs go on."""
         caps = {"a": actions, "c": data_credits, "u": usd}
         with self.connection.pipeline() as pipe:
@@ -114,14 +126,18 @@ class RedisBudgetGuard:
         self.settle(reserved, Cost())
 
     def status(self) -> BudgetStatus:
-        raw = {k.decode() if isinstance(k, bytes) else k: int(v)
-               for k, v in self.connection.hgetall(self.key).items()}
+        raw = {
+            k.decode() if isinstance(k, bytes) else k: int(v)
+            for k, v in self.connection.hgetall(self.key).items()
+        }
         names = {"a": "actions", "c": "data_credits", "u": "usd"}
 
         def get(prefix: str, m: str) -> float:
             return raw.get(f"{prefix}_{m}", 0) / SCALE[m]
 
-        caps = {names[m]: (raw[f"cap_{m}"] / SCALE[m] if f"cap_{m}" in raw else None) for m in METERS}
+        caps = {
+            names[m]: (raw[f"cap_{m}"] / SCALE[m] if f"cap_{m}" in raw else None) for m in METERS
+        }
         held = {names[m]: get("held", m) for m in METERS}
         spent = {names[m]: get("spent", m) for m in METERS}
         return BudgetStatus(caps, held, spent)

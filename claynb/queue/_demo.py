@@ -11,12 +11,54 @@ import random
 
 import pandas as pd
 
-_FIRST = ["ada", "grace", "alan", "linus", "barbara", "ken", "margaret", "dennis", "radia",
-          "guido", "sophie", "tim", "hedy", "donald", "frances", "edsger"]
-_LAST = ["lovelace", "hopper", "turing", "torvalds", "liskov", "thompson", "hamilton",
-         "ritchie", "perlman", "rossum", "wilson", "knuth", "allen", "dijkstra"]
-_COMPANIES = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell",
-              "cyberdyne", "soylent", "wonka", "aperture"]
+_FIRST = [
+    "ada",
+    "grace",
+    "alan",
+    "linus",
+    "barbara",
+    "ken",
+    "margaret",
+    "dennis",
+    "radia",
+    "guido",
+    "sophie",
+    "tim",
+    "hedy",
+    "donald",
+    "frances",
+    "edsger",
+]
+_LAST = [
+    "lovelace",
+    "hopper",
+    "turing",
+    "torvalds",
+    "liskov",
+    "thompson",
+    "hamilton",
+    "ritchie",
+    "perlman",
+    "rossum",
+    "wilson",
+    "knuth",
+    "allen",
+    "dijkstra",
+]
+_COMPANIES = [
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "wonka",
+    "aperture",
+]
 
 
 def synthetic_leads(n: int, seed: int = 0) -> pd.DataFrame:
@@ -26,6 +68,12 @@ def synthetic_leads(n: int, seed: int = 0) -> pd.DataFrame:
     for i in range(n):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         domain = f"{rng.choice(_COMPANIES)}{rng.randrange(1, 400)}.com"
-        rows.append({"Lead ID": f"L{seed:02d}-{i:06d}", "Name": f"{first.title()} {last.title()}",
-                     "Email": f"{first}.{last}{i}@{domain}", "Domain": domain})
+        rows.append(
+            {
+                "Lead ID": f"L{seed:02d}-{i:06d}",
+                "Name": f"{first.title()} {last.title()}",
+                "Email": f"{first}.{last}{i}@{domain}",
+                "Domain": domain,
+            }
+        )
     return pd.DataFrame(rows)

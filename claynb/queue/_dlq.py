@@ -62,9 +62,17 @@ def dead_letters(conn: Any, queue: str = "claynb") -> list[DeadLetter]:
         job = Job.fetch(job_id, connection=conn)
         batch_id = job.meta.get("batch") or job.id
         batch = store.load(batch_id)
-        out.append(DeadLetter(job.id, queue, batch_id if batch else None,
-                              len(batch.leads) if batch else 0, batch.state if batch else None,
-                              _last_line(_exc(job)), job.ended_at))
+        out.append(
+            DeadLetter(
+                job.id,
+                queue,
+                batch_id if batch else None,
+                len(batch.leads) if batch else 0,
+                batch.state if batch else None,
+                _last_line(_exc(job)),
+                job.ended_at,
+            )
+        )
     return out
 
 
@@ -83,19 +91,29 @@ def inspect_dead_letter(conn: Any, job_id: str) -> dict[str, Any]:
     job = Job.fetch(job_id, connection=conn)
     batch = BatchStore(conn).load(job.meta.get("batch") or job.id)
     return {
-        "job_id": job.id, "queue": job.origin, "status": str(job.get_status()),
-        "exc_info": _exc(job), "retries_left": job.retries_left,
-        "enqueued_at": job.enqueued_at, "ended_at": job.ended_at,
-        "batch": None if batch is None else {
-            "id": batch.id, "state": batch.state, "run_id": batch.run_id or None,
-            "routine": batch.routine.id, "reserved_items": batch.reserved,
+        "job_id": job.id,
+        "queue": job.origin,
+        "status": str(job.get_status()),
+        "exc_info": _exc(job),
+        "retries_left": job.retries_left,
+        "enqueued_at": job.enqueued_at,
+        "ended_at": job.ended_at,
+        "batch": None
+        if batch is None
+        else {
+            "id": batch.id,
+            "state": batch.state,
+            "run_id": batch.run_id or None,
+            "routine": batch.routine.id,
+            "reserved_items": batch.reserved,
             "leads": [{"lead": lead.lead_id, "inputs": lead.inputs} for lead in batch.leads],
         },
     }
 
 
-def requeue_dead_letters(conn: Any, queue: str = "claynb",
-                         job_ids: list[str] | None = None) -> list[str]:
+def requeue_dead_letters(
+    conn: Any, queue: str = "claynb", job_ids: list[str] | None = None
+) -> list[str]:
     """Put dead letters back on their queue (all of them by default); the ids requeued.
 
     A requeued job gets its retries back, so a second bad spell does not send it straight

@@ -76,12 +76,22 @@ class LeadQueue:
     given here: workers read it from their own environment.
     """
 
-    def __init__(self, routine: str | Routine = "enrich-person", *, connection: Any = None,
-                 redis_url: str | None = None, name: str = DEFAULT_QUEUE,
-                 budget: str | RedisBudgetGuard | None = None,
-                 options: JobOptions | None = None, base_url: str | None = None,
-                 use_cache: bool = True, max_age_s: float | None = None, plan: str = "growth",
-                 linger_s: float = 0.0, batch_size: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        routine: str | Routine = "enrich-person",
+        *,
+        connection: Any = None,
+        redis_url: str | None = None,
+        name: str = DEFAULT_QUEUE,
+        budget: str | RedisBudgetGuard | None = None,
+        options: JobOptions | None = None,
+        base_url: str | None = None,
+        use_cache: bool = True,
+        max_age_s: float | None = None,
+        plan: str = "growth",
+        linger_s: float = 0.0,
+        batch_size: int = MAX_BATCH,
+    ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {batch_size}")
         if connection is None:
@@ -103,16 +113,25 @@ class LeadQueue:
         self._save_template()
 
     def __repr__(self) -> str:
-        return f"LeadQueue(routine={self.routine.id!r}, queue={self.name!r}, budget={self.budget!r})"
+        return (
+            f"LeadQueue(routine={self.routine.id!r}, queue={self.name!r}, budget={self.budget!r})"
+        )
 
     def _opts(self) -> dict[str, Any]:
         return {**self.options.to_dict(), "plan": self.plan, "max_age_s": self.max_age_s}
 
     def _batch(self, batch_id: str, leads: list[Lead], *, use_cache: bool | None = None) -> Batch:
-        return Batch(id=batch_id, queue=self.name, routine=self.routine, leads=leads,
-                     policy=self.options.on_budget, budget=self.budget, base_url=self.base_url,
-                     use_cache=self.use_cache if use_cache is None else use_cache,
-                     opts=self._opts())
+        return Batch(
+            id=batch_id,
+            queue=self.name,
+            routine=self.routine,
+            leads=leads,
+            policy=self.options.on_budget,
+            budget=self.budget,
+            base_url=self.base_url,
+            use_cache=self.use_cache if use_cache is None else use_cache,
+            opts=self._opts(),
+        )
 
     def _save_template(self) -> None:
         fields = self._batch("", []).fields()
@@ -137,12 +156,24 @@ class LeadQueue:
             return sub
         depth = self.conn.rpush(pending_key(self.name, self.routine.id), lead.to_json())
         if depth == 1 or depth % MAX_BATCH == 0:
-            submit(self.conn, self.name, None, self.options, delay_s=self.linger_s or None,
-                   routine_id=self.routine.id)
+            submit(
+                self.conn,
+                self.name,
+                None,
+                self.options,
+                delay_s=self.linger_s or None,
+                routine_id=self.routine.id,
+            )
         return sub
 
-    def enqueue_frame(self, df: Any, inputs: Mapping[str, str] | None = None, *,
-                      id_column: str | None = None, force: bool = False) -> Submission:
+    def enqueue_frame(
+        self,
+        df: Any,
+        inputs: Mapping[str, str] | None = None,
+        *,
+        id_column: str | None = None,
+        force: bool = False,
+    ) -> Submission:
         """Queue every row of ``df`` in batches of up to 100 (``force``: ignore the cache)."""
         columns = resolve_columns(df, self.routine, inputs)
         ids = df[id_column].astype(str).tolist() if id_column else [str(i) for i in df.index]
@@ -166,8 +197,9 @@ class LeadQueue:
         stem = uuid.uuid4().hex[:12]
         size = self.batch_size
         for n, start in enumerate(range(0, len(leads), size)):
-            batch = self._batch(f"{self.name}-{stem}-{n}", leads[start:start + size],
-                                use_cache=use_cache)
+            batch = self._batch(
+                f"{self.name}-{stem}-{n}", leads[start : start + size], use_cache=use_cache
+            )
             self.store.create(batch)
             submit(self.conn, self.name, batch.id, self.options)
             batch_ids.append(batch.id)
@@ -175,10 +207,20 @@ class LeadQueue:
 
     def _invalid(self, lead_id: str, inputs: dict[str, Any], reason: str) -> None:
         """Inputs that can never be sent are answered at once, never queued."""
-        outcome = {"lead": lead_id, "key": None, "status": INVALID_INPUT, "error": reason,
-                   "routine": self.routine.id, "result": {}, "actions": 0.0, "data_credits": 0.0,
-                   "batch": None, "run_id": None, "at": time.time(),
-                   "inputs": {k: (None if v is None else str(v)) for k, v in inputs.items()}}
+        outcome = {
+            "lead": lead_id,
+            "key": None,
+            "status": INVALID_INPUT,
+            "error": reason,
+            "routine": self.routine.id,
+            "result": {},
+            "actions": 0.0,
+            "data_credits": 0.0,
+            "batch": None,
+            "run_id": None,
+            "at": time.time(),
+            "inputs": {k: (None if v is None else str(v)) for k, v in inputs.items()},
+        }
         self.conn.xadd(outcomes_key(self.name), {"o": json.dumps(outcome, default=str)})
 
     def _mark(self) -> str:
@@ -191,8 +233,9 @@ class LeadQueue:
         """Outcomes appended to this queue's stream after stream id ``since``."""
         return read_outcomes(self.conn, self.name, since, count)
 
-    def wait(self, sub: Submission, *, timeout: float = 300.0, poll_s: float = 0.1,
-             reap: bool = True) -> Any:
+    def wait(
+        self, sub: Submission, *, timeout: float = 300.0, poll_s: float = 0.1, reap: bool = True
+    ) -> Any:
         """Block until every lead of ``sub`` has an outcome; a DataFrame of them, in order.
 
         Leads held back by an empty budget (``on_budget="wait"``) keep this waiting until
@@ -214,8 +257,10 @@ class LeadQueue:
                 break
             now = time.monotonic()
             if now > deadline:
-                raise TimeoutError(f"{len(wanted) - len(seen)} of {len(wanted)} leads have no "
-                                   f"outcome after {timeout:.0f}s; they are still queued")
+                raise TimeoutError(
+                    f"{len(wanted) - len(seen)} of {len(wanted)} leads have no "
+                    f"outcome after {timeout:.0f}s; they are still queued"
+                )
             if reap and now - last_reap > 1.0:
                 reap_abandoned(self.conn, [self.name])
                 last_reap = now
@@ -224,17 +269,21 @@ class LeadQueue:
         return pd.DataFrame(rows)
 
 
-def read_stream(conn: Any, queue: str, since: str = "0-0",
-                count: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+def read_stream(
+    conn: Any, queue: str, since: str = "0-0", count: int | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """(stream id, outcome) pairs after ``since``."""
     start = "(" + since if since not in ("0-0", "-") else "-"
     entries = conn.xrange(outcomes_key(queue), min=start, max="+", count=count)
-    return [(_s(eid), json.loads(_s(fields[b"o"] if b"o" in fields else fields["o"])))
-            for eid, fields in entries]
+    return [
+        (_s(eid), json.loads(_s(fields[b"o"] if b"o" in fields else fields["o"])))
+        for eid, fields in entries
+    ]
 
 
-def read_outcomes(conn: Any, queue: str, since: str = "0-0",
-                  count: int | None = None) -> list[dict[str, Any]]:
+def read_outcomes(
+    conn: Any, queue: str, since: str = "0-0", count: int | None = None
+) -> list[dict[str, Any]]:
     return [o for _, o in read_stream(conn, queue, since, count)]
 
 
@@ -242,5 +291,11 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["DEFAULT_QUEUE", "LeadQueue", "Submission", "load_template",
-           "read_outcomes", "read_stream"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "LeadQueue",
+    "Submission",
+    "load_template",
+    "read_outcomes",
+    "read_stream",
+]

@@ -72,7 +72,9 @@ class JobOptions:
 
     def __post_init__(self) -> None:
         if self.on_budget not in ("wait", "dead_letter", "report"):
-            raise ConfigError(f"on_budget must be 'wait', 'dead_letter' or 'report', not {self.on_budget!r}")
+            raise ConfigError(
+                f"on_budget must be 'wait', 'dead_letter' or 'report', not {self.on_budget!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -111,8 +113,12 @@ class WorkerSettings:
             poll_interval_s=float(os.environ.get("CLAYNB_POLL_INTERVAL_S", "1.0")),
             lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
             wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
-            max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"]) if os.environ.get("CLAYNB_MAX_ATTEMPTS") else None,
-            fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"]) if os.environ.get("CLAYNB_FLEET_RPS") else None,
+            max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"])
+            if os.environ.get("CLAYNB_MAX_ATTEMPTS")
+            else None,
+            fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
+            if os.environ.get("CLAYNB_FLEET_RPS")
+            else None,
         )
 
     def __repr__(self) -> str:
@@ -121,6 +127,7 @@ class WorkerSettings:
 
 def same_clay(a: str, b: str) -> bool:
     """Whether two base URLs reach the same Clay (with or without the API path)."""
+
     def norm(url: str) -> str:
         url = url.rstrip("/")
         return url[: -len("/public/v0")] if url.endswith("/public/v0") else url
@@ -202,12 +209,20 @@ def lease(conn: Any, job_id: str, ttl_s: float) -> Iterator[None]:
 # -- the batch journal, step by step ---------------------------------------------------
 
 
-def process(store: BatchStore, batch: Batch, settings: WorkerSettings, *,
-            final_attempt: bool = True, job: Any = None) -> dict[str, Any]:
+def process(
+    store: BatchStore,
+    batch: Batch,
+    settings: WorkerSettings,
+    *,
+    final_attempt: bool = True,
+    job: Any = None,
+) -> dict[str, Any]:
     """Move ``batch`` to done from whatever state it was left in; a summary."""
     if batch.base_url and not same_clay(batch.base_url, settings.base_url):
-        raise ConfigError(f"batch {batch.id} is for Clay at {batch.base_url} but this worker "
-                          f"talks to {settings.base_url}: start it with that CLAY_BASE_URL")
+        raise ConfigError(
+            f"batch {batch.id} is for Clay at {batch.base_url} but this worker "
+            f"talks to {settings.base_url}: start it with that CLAY_BASE_URL"
+        )
     budget_key = f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
     plan = get_plan(str(batch.opts.get("plan", "growth")))
     if batch.state == NEW:
@@ -224,8 +239,9 @@ def process(store: BatchStore, batch: Batch, settings: WorkerSettings, *,
         return _summary(batch, emitted=False)
     overflow = _handle_overflow(store, batch, job)
     client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
-    results, run_id, error = _send_and_collect(store, batch, client, settings, budget_key,
-                                               final_attempt)
+    results, run_id, error = _send_and_collect(
+        store, batch, client, settings, budget_key, final_attempt
+    )
     outcomes = build_outcomes(batch, cached, results, run_id, error, overflow)
     actual = _actual(batch, results, error, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
@@ -264,7 +280,7 @@ def _handle_overflow(store: BatchStore, batch: Batch, job: Any) -> list[str]:
     Returns the keys to answer ``over_budget`` now (policy "report"); for "wait" and
     "dead_letter" they travel on in a follow-up batch (created once, idempotently).
     """
-    over = batch.send[batch.reserved:]
+    over = batch.send[batch.reserved :]
     if not over:
         return []
     opts = JobOptions.from_dict(batch.opts)
@@ -274,18 +290,32 @@ def _handle_overflow(store: BatchStore, batch: Batch, job: Any) -> list[str]:
     follow_id = f"{root}-w{batch.waits + 1}"
     wanted = set(over)
     leads = [lead for lead in batch.leads if lead.key in wanted]
-    follow = Batch(id=follow_id, queue=batch.queue, routine=batch.routine, leads=leads,
-                   policy=batch.policy, budget=batch.budget, base_url=batch.base_url,
-                   use_cache=batch.use_cache, stream=batch.stream, waits=batch.waits + 1,
-                   opts={**batch.opts, "root": root})
+    follow = Batch(
+        id=follow_id,
+        queue=batch.queue,
+        routine=batch.routine,
+        leads=leads,
+        policy=batch.policy,
+        budget=batch.budget,
+        base_url=batch.base_url,
+        use_cache=batch.use_cache,
+        stream=batch.stream,
+        waits=batch.waits + 1,
+        opts={**batch.opts, "root": root},
+    )
     created = store.create(follow)
     if created or not _job_exists(store.conn, follow_id):
         if opts.on_budget == "wait" and follow.waits <= opts.max_waits:
             submit(store.conn, batch.queue, follow_id, opts, delay_s=opts.wait_s)
         else:
-            dead_letter_now(store.conn, batch.queue, follow_id, opts,
-                            f"BudgetExceeded: the shared budget {batch.budget!r} cannot pay for "
-                            f"{len(leads)} leads; raise it, then requeue this job")
+            dead_letter_now(
+                store.conn,
+                batch.queue,
+                follow_id,
+                opts,
+                f"BudgetExceeded: the shared budget {batch.budget!r} cannot pay for "
+                f"{len(leads)} leads; raise it, then requeue this job",
+            )
     return []
 
 
@@ -322,25 +352,39 @@ def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
     return _cached_client(settings.api_key, settings.base_url, settings.max_attempts, rps)
 
 
-def _send_and_collect(store: BatchStore, batch: Batch, client: Any, settings: WorkerSettings,
-                      budget_key: str, final_attempt: bool) -> tuple[dict[str, Any], str, str | None]:
+def _send_and_collect(
+    store: BatchStore,
+    batch: Batch,
+    client: Any,
+    settings: WorkerSettings,
+    budget_key: str,
+    final_attempt: bool,
+) -> tuple[dict[str, Any], str, str | None]:
     """Send the reserved items once and wait for their results: (by key, run id, error).
 
     ``error`` is set when the outcome is unknown (the send may have reached Clay).
     """
-    keys = batch.send[:batch.reserved]
+    keys = batch.send[: batch.reserved]
     if not keys:
         return {}, "", None
     if batch.state == SENDING:
-        return {}, "", ("the worker sending this run died before Clay answered; the run may or "
-                        "may not have started, so it is not sent again")
+        return (
+            {},
+            "",
+            (
+                "the worker sending this run died before Clay answered; the run may or "
+                "may not have started, so it is not sent again"
+            ),
+        )
     run_id = batch.run_id
     if batch.state == RESERVED:
         if not store.begin_send(batch.id):
             raise ClayError(f"batch {batch.id} is being sent by another worker")
         inputs = {lead.key: lead.inputs for lead in batch.leads}
         try:
-            run_id = client.run_routine(batch.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys])
+            run_id = client.run_routine(
+                batch.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys]
+            )
         except OutcomeUnknown as exc:
             return {}, "", redact(str(exc))
         except CreditsExhausted:
@@ -349,26 +393,45 @@ def _send_and_collect(store: BatchStore, batch: Batch, client: Any, settings: Wo
         except Exception:
             # Certainly not started (refused, 4xx, 5xx/429 after the client's retries):
             # keep the reservation for RQ's retry, or give it back on the last attempt.
-            store.unreserve(batch, budget_key, NEW) if final_attempt else store.set_fields(batch.id, state=RESERVED)
+            store.unreserve(batch, budget_key, NEW) if final_attempt else store.set_fields(
+                batch.id, state=RESERVED
+            )
             raise
         store.set_fields(batch.id, run_id=run_id, state=SENT, sent_at=repr(time.time()))
-    results = client.wait_for_run(run_id, poll_interval=settings.poll_interval_s,
-                                  timeout=settings.wait_timeout_s)
+    results = client.wait_for_run(
+        run_id, poll_interval=settings.poll_interval_s, timeout=settings.wait_timeout_s
+    )
     return {item.id: item for item in results.items}, run_id, None
 
 
-def build_outcomes(batch: Batch, cached: dict[str, dict[str, Any]], results: dict[str, Any],
-                   run_id: str, error: str | None, over: list[str]) -> list[dict[str, Any]]:
+def build_outcomes(
+    batch: Batch,
+    cached: dict[str, dict[str, Any]],
+    results: dict[str, Any],
+    run_id: str,
+    error: str | None,
+    over: list[str],
+) -> list[dict[str, Any]]:
     """One outcome per lead: charged once per item key, duplicates and cache hits at 0."""
-    sent = set(batch.send[:batch.reserved])
+    sent = set(batch.send[: batch.reserved])
     over_set = set(over)
     charged: set[str] = set()
     now = time.time()
     out = []
     for lead in batch.leads:
-        base: dict[str, Any] = {"lead": lead.lead_id, "key": lead.key, "batch": batch.id, "run_id": run_id or None,
-                "routine": batch.routine.id, "at": now, "result": {}, "error": None,
-                "actions": 0.0, "data_credits": 0.0, "charged_here": False}
+        base: dict[str, Any] = {
+            "lead": lead.lead_id,
+            "key": lead.key,
+            "batch": batch.id,
+            "run_id": run_id or None,
+            "routine": batch.routine.id,
+            "at": now,
+            "result": {},
+            "error": None,
+            "actions": 0.0,
+            "data_credits": 0.0,
+            "charged_here": False,
+        }
         if lead.key in cached:
             entry = cached[lead.key]
             base.update(status=CACHED, result=entry.get("result", {}), enriched_at=entry.get("at"))
@@ -392,9 +455,14 @@ def _from_result(routine: Routine, item: Any, error: str | None) -> dict[str, An
         why = error or "Clay's results did not include this item"
         return {"status": UNKNOWN, "error": why}
     res = item_result(routine, item)
-    return {"status": res.status, "result": res.result, "error": res.error,
-            "actions": res.cost.actions, "data_credits": res.cost.data_credits,
-            "enriched_at": time.time()}
+    return {
+        "status": res.status,
+        "result": res.result,
+        "error": res.error,
+        "actions": res.cost.actions,
+        "data_credits": res.cost.data_credits,
+        "enriched_at": time.time(),
+    }
 
 
 def item_result(routine: Routine, item: Any) -> ItemResult:
@@ -404,8 +472,12 @@ def item_result(routine: Routine, item: Any) -> ItemResult:
         result[COST_KEY] = {"actions": item.cost.actions, "data_credits": item.cost.data_credits}
     if item.provider is not None:
         result[PROVIDER_KEY] = item.provider
-    raw = {"id": item.id, "status": "complete" if item.ok else "failed", "result": result,
-           "error": item.error}
+    raw = {
+        "id": item.id,
+        "status": "complete" if item.ok else "failed",
+        "result": result,
+        "error": item.error,
+    }
     return result_from_clay(routine, item.id, raw)
 
 
@@ -415,7 +487,7 @@ def price(routine: Routine, item: Any) -> Cost:
 
 def _actual(batch: Batch, results: dict[str, Any], error: str | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
-    keys = batch.send[:batch.reserved]
+    keys = batch.send[: batch.reserved]
     if error is not None:
         total = batch.routine.worst_case_cost() * len(keys)
     else:
@@ -431,11 +503,16 @@ def _sample(store: BatchStore, batch: Batch, job: Any, outcomes: list[dict[str, 
     now = time.time()
     started = getattr(job, "started_at", None)
     start_ts = started.timestamp() if started is not None else now
-    sample = {"end": now, "latency_s": now - batch.created_at, "work_s": now - start_ts,
-              "leads": len(outcomes), "batch": batch.id,
-              "actions": sum(o["actions"] for o in outcomes),
-              "data_credits": sum(o["data_credits"] for o in outcomes),
-              "enriched": sum(1 for o in outcomes if o["status"] == ENRICHED)}
+    sample = {
+        "end": now,
+        "latency_s": now - batch.created_at,
+        "work_s": now - start_ts,
+        "leads": len(outcomes),
+        "batch": batch.id,
+        "actions": sum(o["actions"] for o in outcomes),
+        "data_credits": sum(o["data_credits"] for o in outcomes),
+        "enriched": sum(1 for o in outcomes if o["status"] == ENRICHED),
+    }
     store.record_sample(batch.queue, sample)
 
 
@@ -463,15 +540,24 @@ def _loads(raw: Any) -> dict[str, Any]:
 # -- putting batch jobs on RQ ----------------------------------------------------------
 
 
-def submit(conn: Any, queue: str, batch_id: str | None, opts: JobOptions, *,
-           delay_s: float | None = None, routine_id: str | None = None) -> Any:
+def submit(
+    conn: Any,
+    queue: str,
+    batch_id: str | None,
+    opts: JobOptions,
+    *,
+    delay_s: float | None = None,
+    routine_id: str | None = None,
+) -> Any:
     """Enqueue (or schedule) the job for a batch with the retry, backoff and timeout set."""
     from rq import Queue, Retry
 
     q = Queue(queue, connection=conn)
     kwargs: dict[str, Any] = {
-        "job_timeout": opts.timeout_s, "result_ttl": opts.result_ttl_s,
-        "failure_ttl": 30 * 24 * 3600, "meta": {"claynb": True, "batch": batch_id, "retries": opts.retries},
+        "job_timeout": opts.timeout_s,
+        "result_ttl": opts.result_ttl_s,
+        "failure_ttl": 30 * 24 * 3600,
+        "meta": {"claynb": True, "batch": batch_id, "retries": opts.retries},
         "description": f"claynb batch {batch_id or '(pending leads)'}",
     }
     if opts.retries > 0:
@@ -492,11 +578,18 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
 
     q = Queue(queue, connection=conn)
     retry = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0) if opts.retries else None
-    job = q.create_job(run_batch, args=(batch_id, queue, None), job_id=batch_id,
-                       timeout=opts.timeout_s, result_ttl=opts.result_ttl_s,
-                       failure_ttl=30 * 24 * 3600, meta={"claynb": True, "batch": batch_id, "retries": opts.retries},
-                       description=f"claynb batch {batch_id}", retry=retry,
-                       status=JobStatus.FAILED)
+    job = q.create_job(
+        run_batch,
+        args=(batch_id, queue, None),
+        job_id=batch_id,
+        timeout=opts.timeout_s,
+        result_ttl=opts.result_ttl_s,
+        failure_ttl=30 * 24 * 3600,
+        meta={"claynb": True, "batch": batch_id, "retries": opts.retries},
+        description=f"claynb batch {batch_id}",
+        retry=retry,
+        status=JobStatus.FAILED,
+    )
     job.origin = queue
     job.meta["reason"] = reason
     with conn.pipeline() as pipe:
@@ -506,5 +599,17 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
     return job
 
 
-__all__ = ["CACHED", "DONE", "MAX_BATCH", "SENT", "JobOptions", "Lead", "WorkerSettings",
-           "build_outcomes", "dead_letter_now", "process", "run_batch", "submit"]
+__all__ = [
+    "CACHED",
+    "DONE",
+    "MAX_BATCH",
+    "SENT",
+    "JobOptions",
+    "Lead",
+    "WorkerSettings",
+    "build_outcomes",
+    "dead_letter_now",
+    "process",
+    "run_batch",
+    "submit",
+]

@@ -45,17 +45,23 @@ def snapshot(conn: Any, queue: str = "claynb", routines: tuple[str, ...] = ()) -
     from claynb.queue._worker import live_workers
 
     q = Queue(queue, connection=conn)
-    raw = {(k.decode() if isinstance(k, bytes) else k): int(v)
-           for k, v in conn.hgetall(stats_key(queue)).items()}
+    raw = {
+        (k.decode() if isinstance(k, bytes) else k): int(v)
+        for k, v in conn.hgetall(stats_key(queue)).items()
+    }
     return QueueStats(
-        at=time.time(), queued_jobs=q.count,
+        at=time.time(),
+        queued_jobs=q.count,
         pending_leads=sum(int(conn.llen(pending_key(queue, r))) for r in routines),
         running_jobs=int(conn.zcard(StartedJobRegistry(queue=q).key)),
         scheduled_jobs=int(conn.zcard(ScheduledJobRegistry(queue=q).key)),
         dead_letters=int(conn.zcard(FailedJobRegistry(queue=q).key)),
-        workers=live_workers(conn, queue), leads_done=raw.get("leads", 0),
-        batches_done=raw.get("batches", 0), actions=raw.get("actions_milli", 0) / 1000,
-        data_credits=raw.get("data_credits_milli", 0) / 1000)
+        workers=live_workers(conn, queue),
+        leads_done=raw.get("leads", 0),
+        batches_done=raw.get("batches", 0),
+        actions=raw.get("actions_milli", 0) / 1000,
+        data_credits=raw.get("data_credits_milli", 0) / 1000,
+    )
 
 
 def latencies(conn: Any, queue: str = "claynb", limit: int = 5000) -> list[dict[str, Any]]:
@@ -63,7 +69,9 @@ def latencies(conn: Any, queue: str = "claynb", limit: int = 5000) -> list[dict[
     return [json.loads(s) for s in conn.lrange(samples_key(queue), 0, limit - 1)]
 
 
-def throughput_series(samples: list[dict[str, Any]], bucket_s: float = 1.0) -> list[tuple[float, float]]:
+def throughput_series(
+    samples: list[dict[str, Any]], bucket_s: float = 1.0
+) -> list[tuple[float, float]]:
     """(bucket start, leads per second) over the span the samples cover, oldest first."""
     if not samples:
         return []
@@ -84,10 +92,14 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, float]:
     leads = sum(int(s["leads"]) for s in samples)
     first_start = min(s["end"] - s["latency_s"] for s in samples)
     span = max(s["end"] for s in samples) - first_start
-    return {"leads": leads, "leads_per_s": leads / span if span > 0 else float(leads),
-            "p50_latency_s": lat[len(lat) // 2], "p95_latency_s": lat[min(len(lat) - 1, int(len(lat) * 0.95))],
-            "actions": sum(s["actions"] for s in samples),
-            "data_credits": sum(s["data_credits"] for s in samples)}
+    return {
+        "leads": leads,
+        "leads_per_s": leads / span if span > 0 else float(leads),
+        "p50_latency_s": lat[len(lat) // 2],
+        "p95_latency_s": lat[min(len(lat) - 1, int(len(lat) * 0.95))],
+        "actions": sum(s["actions"] for s in samples),
+        "data_credits": sum(s["data_credits"] for s in samples),
+    }
 
 
 def plot(history: list[QueueStats], samples: list[dict[str, Any]], *, fig: Any = None) -> Any:
@@ -126,8 +138,13 @@ def plot(history: list[QueueStats], samples: list[dict[str, Any]], *, fig: Any =
 class LiveMonitor:
     """A refreshing plot of a queue, in a notebook (ipywidgets) or as a plain figure."""
 
-    def __init__(self, conn: Any, queue: str = "claynb", routines: tuple[str, ...] = (),
-                 interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        queue: str = "claynb",
+        routines: tuple[str, ...] = (),
+        interval_s: float = 1.0,
+    ) -> None:
         self.conn, self.queue, self.routines, self.interval_s = conn, queue, routines, interval_s
         self.history: list[QueueStats] = []
         self._stop = threading.Event()

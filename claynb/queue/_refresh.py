@@ -38,8 +38,9 @@ def affordable(conn: Any, budget: str, unit_credits: float, unit_actions: float)
     return max(0, min(room)) if room else None
 
 
-def refresh_stale(conn: Any, queue: str, routine_id: str, max_age_s: float,
-                  limit: int | None = None) -> list[str]:
+def refresh_stale(
+    conn: Any, queue: str, routine_id: str, max_age_s: float, limit: int | None = None
+) -> list[str]:
     """Queue the stale leads of ``routine_id`` again (oldest first); the batch ids."""
     from claynb.queue._enqueue import load_template
 
@@ -72,7 +73,7 @@ def refresh_stale(conn: Any, queue: str, routine_id: str, max_age_s: float,
     ids, stem = [], uuid.uuid4().hex[:12]
     for n, start in enumerate(range(0, len(leads), 100)):
         template.id = f"{queue}-r{stem}-{n}"
-        template.leads = leads[start:start + 100]
+        template.leads = leads[start : start + 100]
         template.use_cache = False
         store.create(template)
         submit(conn, queue, template.id, opts)
@@ -94,13 +95,26 @@ def refresh_job(queue: str, routine_id: str, token: str = "") -> dict[str, Any]:
     if cfg.get("token", "") != token:  # a newer schedule_refresh replaced this chain
         return {"replaced": True}
     ids = refresh_stale(conn, queue, routine_id, cfg["max_age_s"], cfg.get("limit"))
-    Queue(queue, connection=conn).enqueue_in(timedelta(seconds=cfg["every_s"]), refresh_job,
-                                             queue, routine_id, token, meta={"claynb_refresh": True})
+    Queue(queue, connection=conn).enqueue_in(
+        timedelta(seconds=cfg["every_s"]),
+        refresh_job,
+        queue,
+        routine_id,
+        token,
+        meta={"claynb_refresh": True},
+    )
     return {"batches": ids}
 
 
-def schedule_refresh(conn: Any, queue: str, routine_id: str, *, every_s: float,
-                     max_age_s: float, limit: int | None = None) -> Any:
+def schedule_refresh(
+    conn: Any,
+    queue: str,
+    routine_id: str,
+    *,
+    every_s: float,
+    max_age_s: float,
+    limit: int | None = None,
+) -> Any:
     """Refresh stale leads every ``every_s`` seconds (a worker with the scheduler runs it).
 
     Calling it again replaces the schedule: the earlier chain stops at its next run.
@@ -108,11 +122,18 @@ def schedule_refresh(conn: Any, queue: str, routine_id: str, *, every_s: float,
     from rq import Queue
 
     token = uuid.uuid4().hex
-    conn.set(refresh_key(queue, routine_id), json.dumps(
-        {"every_s": every_s, "max_age_s": max_age_s, "limit": limit, "token": token}))
-    return Queue(queue, connection=conn).enqueue_in(timedelta(seconds=every_s), refresh_job,
-                                                    queue, routine_id, token,
-                                                    meta={"claynb_refresh": True})
+    conn.set(
+        refresh_key(queue, routine_id),
+        json.dumps({"every_s": every_s, "max_age_s": max_age_s, "limit": limit, "token": token}),
+    )
+    return Queue(queue, connection=conn).enqueue_in(
+        timedelta(seconds=every_s),
+        refresh_job,
+        queue,
+        routine_id,
+        token,
+        meta={"claynb_refresh": True},
+    )
 
 
 def cancel_refresh(conn: Any, queue: str, routine_id: str) -> bool:

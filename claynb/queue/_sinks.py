@@ -30,8 +30,19 @@ from claynb._secrets import redact
 from claynb.queue._store import PREFIX, outcomes_key
 
 #: Columns every tabular sink writes (result fields go in ``result`` as JSON).
-COLUMNS = ["outcome_id", "lead", "status", "error", "actions", "data_credits", "routine",
-           "run_id", "batch", "at", "result"]
+COLUMNS = [
+    "outcome_id",
+    "lead",
+    "status",
+    "error",
+    "actions",
+    "data_credits",
+    "routine",
+    "run_id",
+    "batch",
+    "at",
+    "result",
+]
 
 Delivery = list[tuple[str, dict[str, Any]]]  # (outcome id = stream entry id, outcome)
 
@@ -45,9 +56,19 @@ class Sink(Protocol):
 
 
 def _row(outcome_id: str, o: dict[str, Any]) -> list[Any]:
-    return [outcome_id, o.get("lead"), o.get("status"), o.get("error"), o.get("actions", 0.0),
-            o.get("data_credits", 0.0), o.get("routine"), o.get("run_id"), o.get("batch"),
-            o.get("at"), json.dumps(o.get("result") or {}, default=str)]
+    return [
+        outcome_id,
+        o.get("lead"),
+        o.get("status"),
+        o.get("error"),
+        o.get("actions", 0.0),
+        o.get("data_credits", 0.0),
+        o.get("routine"),
+        o.get("run_id"),
+        o.get("batch"),
+        o.get("at"),
+        json.dumps(o.get("result") or {}, default=str),
+    ]
 
 
 class CallableSink:
@@ -73,7 +94,9 @@ class SQLiteSink:
         self.path, self.table = str(path), table
         self.name = f"sqlite:{Path(path).name}:{table}"
         with self._connect() as conn:
-            cols = ", ".join(f"{c} {'TEXT PRIMARY KEY' if c == 'outcome_id' else ''}" for c in COLUMNS)
+            cols = ", ".join(
+                f"{c} {'TEXT PRIMARY KEY' if c == 'outcome_id' else ''}" for c in COLUMNS
+            )
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
     def _connect(self) -> sqlite3.Connection:
@@ -84,8 +107,10 @@ class SQLiteSink:
     def deliver(self, outcomes: Delivery) -> None:
         marks = ", ".join("?" for _ in COLUMNS)
         with self._connect() as conn:
-            conn.executemany(f"INSERT OR IGNORE INTO {self.table} VALUES ({marks})",
-                             [_row(i, o) for i, o in outcomes])
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self.table} VALUES ({marks})",
+                [_row(i, o) for i, o in outcomes],
+            )
 
     def frame(self) -> Any:
         import pandas as pd
@@ -147,8 +172,14 @@ class HTTPSink:
     redaction and never appears in a repr or an error.
     """
 
-    def __init__(self, url: str, *, headers: dict[str, str] | None = None,
-                 timeout_s: float = 10.0, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 10.0,
+        client: Any = None,
+    ) -> None:
         import httpx
 
         from claynb._secrets import register_secret
@@ -164,8 +195,11 @@ class HTTPSink:
 
         for outcome_id, o in outcomes:
             try:
-                response = self._client.post(self.url, json={**o, "outcome_id": outcome_id},
-                                             headers={"Idempotency-Key": outcome_id})
+                response = self._client.post(
+                    self.url,
+                    json={**o, "outcome_id": outcome_id},
+                    headers={"Idempotency-Key": outcome_id},
+                )
             except httpx.HTTPError as exc:
                 raise ConnectionError(redact(f"sink {self.url} unreachable: {exc}")) from None
             if response.status_code >= 300:
@@ -183,10 +217,10 @@ def sink_from_spec(spec: str) -> Sink:
     if spec.startswith(("http://", "https://")):
         return HTTPSink(spec)
     if spec.startswith("sqlite:"):
-        path, _, table = spec[len("sqlite:"):].partition("#")
+        path, _, table = spec[len("sqlite:") :].partition("#")
         return SQLiteSink(path, table or "lead_outcomes")
     if spec.startswith("csv:"):
-        return CSVSink(spec[len("csv:"):])
+        return CSVSink(spec[len("csv:") :])
     raise ValueError(f"unknown sink {spec!r}: use http(s)://..., sqlite:PATH[#table] or csv:PATH")
 
 
@@ -197,8 +231,16 @@ class Dispatcher:
     share the consumer group and split the stream between them.
     """
 
-    def __init__(self, conn: Any, sink: Sink, *, queue: str = "claynb", consumer: str | None = None,
-                 count: int = 100, min_idle_ms: int = 5_000) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        sink: Sink,
+        *,
+        queue: str = "claynb",
+        consumer: str | None = None,
+        count: int = 100,
+        min_idle_ms: int = 5_000,
+    ) -> None:
         self.conn, self.sink, self.queue = conn, sink, queue
         self.stream = outcomes_key(queue)
         self.group = f"sink:{sink.name}"
@@ -219,12 +261,19 @@ class Dispatcher:
 
     def _read(self) -> list[tuple[str, dict[str, Any]]]:
         # First what a dead colleague read and never acknowledged, then what is new.
-        claimed = self.conn.xautoclaim(self.stream, self.group, self.consumer,
-                                       self.min_idle_ms, start_id="0-0", count=self.count)
+        claimed = self.conn.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            self.min_idle_ms,
+            start_id="0-0",
+            count=self.count,
+        )
         entries = list(claimed[1]) if claimed else []
         if not entries:
-            got = self.conn.xreadgroup(self.group, self.consumer, {self.stream: ">"},
-                                       count=self.count)
+            got = self.conn.xreadgroup(
+                self.group, self.consumer, {self.stream: ">"}, count=self.count
+            )
             entries = list(got[0][1]) if got else []
         out = []
         for eid, fields in entries:

@@ -82,8 +82,12 @@ def routine_to_json(routine: Routine) -> str:
 def routine_from_json(text: str) -> Routine:
     data = json.loads(text)
     providers = tuple(Provider(**p) for p in data.pop("providers"))
-    return Routine(providers=providers, inputs=tuple(data.pop("inputs")),
-                   fields=tuple(data.pop("fields")), **data)
+    return Routine(
+        providers=providers,
+        inputs=tuple(data.pop("inputs")),
+        fields=tuple(data.pop("fields")),
+        **data,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,9 @@ class Lead:
     inputs: dict[str, Any]
 
     def to_json(self) -> str:
-        return json.dumps({"lead": self.lead_id, "key": self.key, "inputs": self.inputs},
-                          separators=(",", ":"))
+        return json.dumps(
+            {"lead": self.lead_id, "key": self.key, "inputs": self.inputs}, separators=(",", ":")
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lead:
@@ -128,25 +133,40 @@ class Batch:
     def fields(self) -> dict[str, str]:
         """The hash fields written when a batch is created."""
         return {
-            "queue": self.queue, "routine": routine_to_json(self.routine),
+            "queue": self.queue,
+            "routine": routine_to_json(self.routine),
             "leads": "[" + ",".join(lead.to_json() for lead in self.leads) + "]",
-            "policy": self.policy, "budget": self.budget, "base_url": self.base_url,
-            "use_cache": "1" if self.use_cache else "0", "stream": "1" if self.stream else "0",
-            "waits": str(self.waits), "opts": json.dumps(self.opts), "created_at": repr(self.created_at), "state": NEW,
+            "policy": self.policy,
+            "budget": self.budget,
+            "base_url": self.base_url,
+            "use_cache": "1" if self.use_cache else "0",
+            "stream": "1" if self.stream else "0",
+            "waits": str(self.waits),
+            "opts": json.dumps(self.opts),
+            "created_at": repr(self.created_at),
+            "state": NEW,
         }
 
     @classmethod
     def from_hash(cls, batch_id: str, raw: dict[str, str]) -> Batch:
         return cls(
-            id=batch_id, queue=raw["queue"], routine=routine_from_json(raw["routine"]),
+            id=batch_id,
+            queue=raw["queue"],
+            routine=routine_from_json(raw["routine"]),
             leads=[Lead.from_dict(d) for d in json.loads(raw["leads"])],
-            policy=raw.get("policy", "report"), budget=raw.get("budget", ""),
-            base_url=raw.get("base_url", ""), use_cache=raw.get("use_cache", "1") == "1",
-            stream=raw.get("stream", "1") == "1", waits=int(raw.get("waits", "0")),
+            policy=raw.get("policy", "report"),
+            budget=raw.get("budget", ""),
+            base_url=raw.get("base_url", ""),
+            use_cache=raw.get("use_cache", "1") == "1",
+            stream=raw.get("stream", "1") == "1",
+            waits=int(raw.get("waits", "0")),
             opts=json.loads(raw.get("opts", "{}")),
-            created_at=float(raw.get("created_at", "0")), state=raw.get("state", NEW),
-            send=json.loads(raw.get("send", "[]")), reserved=int(raw.get("k", "0")),
-            run_id=raw.get("run_id", ""), outcomes=json.loads(raw.get("outcomes", "[]")),
+            created_at=float(raw.get("created_at", "0")),
+            state=raw.get("state", NEW),
+            send=json.loads(raw.get("send", "[]")),
+            reserved=int(raw.get("k", "0")),
+            run_id=raw.get("run_id", ""),
+            outcomes=json.loads(raw.get("outcomes", "[]")),
         )
 
 
@@ -279,15 +299,18 @@ class BatchStore:
                 pipe.hget(batch_key(bid), "state")
             return [_s(v) if v is not None else None for v in pipe.execute()]
 
-    def claim(self, queue: str, routine_id: str, batch_id: str, template: Batch,
-              max_leads: int) -> int:
+    def claim(
+        self, queue: str, routine_id: str, batch_id: str, template: Batch, max_leads: int
+    ) -> int:
         """Take up to ``max_leads`` pending leads into batch ``batch_id`` (idempotent)."""
         fields = template.fields()
         fields.pop("leads")
         args: list[Any] = [max_leads]
         for k, v in fields.items():
             args += [k, v]
-        return int(self._claim(keys=[pending_key(queue, routine_id), batch_key(batch_id)], args=args))
+        return int(
+            self._claim(keys=[pending_key(queue, routine_id), batch_key(batch_id)], args=args)
+        )
 
     def reserve(self, batch: Batch, budget_key: str, send: list[str], per_item: list[int]) -> int:
         use = "1" if batch.budget else "0"
@@ -304,13 +327,22 @@ class BatchStore:
         use = "1" if batch.budget else "0"
         return bool(self._unreserve(keys=[batch_key(batch.id), budget_key], args=[use, state]))
 
-    def emit(self, batch: Batch, budget_key: str, outcomes: list[dict[str, Any]],
-             actual: list[int]) -> bool:
+    def emit(
+        self, batch: Batch, budget_key: str, outcomes: list[dict[str, Any]], actual: list[int]
+    ) -> bool:
         """Record every lead's outcome once, settle the budget, mark the batch done."""
         stream = "1" if batch.stream else "0"
         use = "1" if batch.budget else "0"
         lines = [json.dumps(o, separators=(",", ":"), default=str) for o in outcomes]
-        args = ["[" + ",".join(lines) + "]", use, *actual, stream, DONE_TTL_S, STREAM_MAXLEN, *lines]
+        args = [
+            "[" + ",".join(lines) + "]",
+            use,
+            *actual,
+            stream,
+            DONE_TTL_S,
+            STREAM_MAXLEN,
+            *lines,
+        ]
         keys = [batch_key(batch.id), budget_key, outcomes_key(batch.queue), stats_key(batch.queue)]
         return bool(self._emit(keys=keys, args=args))
 
@@ -321,7 +353,9 @@ class BatchStore:
             pipe.ltrim(samples_key(queue), 0, SAMPLES_KEPT - 1)
             pipe.execute()
 
-    def cached(self, routine_id: str, keys: list[str], max_age_s: float | None) -> dict[str, dict[str, Any]]:
+    def cached(
+        self, routine_id: str, keys: list[str], max_age_s: float | None
+    ) -> dict[str, dict[str, Any]]:
         """Results already paid for, by item key (only those younger than ``max_age_s``)."""
         if not keys:
             return {}
@@ -345,9 +379,16 @@ class BatchStore:
                     entry = {"status": o["status"], "result": o["result"], "at": now}
                     pipe.hset(cache_key(batch.routine.id), o["key"], json.dumps(entry))
             for lead in batch.leads:
-                pipe.hset(leads_key(batch.queue), lead.lead_id, json.dumps(
-                    {"routine": batch.routine.id, "inputs": lead.inputs}))
-            done = {o["lead"]: now for o in outcomes if o["status"] in ("enriched", "no_match", "cached")}
+                pipe.hset(
+                    leads_key(batch.queue),
+                    lead.lead_id,
+                    json.dumps({"routine": batch.routine.id, "inputs": lead.inputs}),
+                )
+            done = {
+                o["lead"]: now
+                for o in outcomes
+                if o["status"] in ("enriched", "no_match", "cached")
+            }
             if done:
                 pipe.zadd(fresh_key(batch.queue), done)
             pipe.execute()

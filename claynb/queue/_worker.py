@@ -127,15 +127,24 @@ def worker_class(fork: bool = False) -> type:
     return type("ClaynbWorker" if not fork else "ClaynbForkingWorker", (_Reaping, base), {})
 
 
-def run_worker(conn: Any, queues: Sequence[str], *, burst: bool = False,
-               with_scheduler: bool = True, name: str | None = None, fork: bool = False,
-               logging_level: str = "WARNING") -> bool:
+def run_worker(
+    conn: Any,
+    queues: Sequence[str],
+    *,
+    burst: bool = False,
+    with_scheduler: bool = True,
+    name: str | None = None,
+    fork: bool = False,
+    logging_level: str = "WARNING",
+) -> bool:
     """Run an RQ worker on ``queues`` until stopped (or, with ``burst``, until they drain)."""
     from rq import Queue
 
     cls = worker_class(fork)
     worker = cls([Queue(q, connection=conn) for q in queues], connection=conn, name=name)
-    return bool(worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level))
+    return bool(
+        worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+    )
 
 
 class WorkerPool:
@@ -146,13 +155,24 @@ class WorkerPool:
     then kills what is left. A context manager: everything it starts, it stops.
     """
 
-    def __init__(self, redis_url: str, *, queues: Sequence[str] = ("claynb",), n: int = 2,
-                 api_key: str | None = None, base_url: str | None = None, burst: bool = False,
-                 with_scheduler: bool = True, poll_interval_s: float | None = None,
-                 lease_s: float | None = None, max_attempts: int | None = None,
-                 fleet_rps: float | None = None, sinks: Sequence[str] = (),
-                 extra_env: dict[str, str] | None = None,
-                 log_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        queues: Sequence[str] = ("claynb",),
+        n: int = 2,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        burst: bool = False,
+        with_scheduler: bool = True,
+        poll_interval_s: float | None = None,
+        lease_s: float | None = None,
+        max_attempts: int | None = None,
+        fleet_rps: float | None = None,
+        sinks: Sequence[str] = (),
+        extra_env: dict[str, str] | None = None,
+        log_dir: str | None = None,
+    ) -> None:
         self.redis_url = redis_url
         self.queues = list(queues)
         self.n = n
@@ -198,8 +218,13 @@ class WorkerPool:
         out: Any = subprocess.DEVNULL
         if self.log_dir:
             out = open(os.path.join(self.log_dir, f"worker-{len(self.procs)}.log"), "ab")  # noqa: SIM115
-        proc = subprocess.Popen(self.command(), env=self._env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            self.command(),
+            env=self._env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         if out is not subprocess.DEVNULL:
             out.close()
         self.procs.append(proc)
@@ -244,8 +269,12 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

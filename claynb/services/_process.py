@@ -85,9 +85,12 @@ class LocalServer(ABC):
         A launch that fails is stopped (and its directory removed) before returning.
         """
         self._dir = tempfile.mkdtemp(prefix=self._dir_prefix)
-        proc = self._proc = subprocess.Popen(self._command(binary, self._dir),
-                                             stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                             stdin=self._stdin)
+        proc = self._proc = subprocess.Popen(
+            self._command(binary, self._dir),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            stdin=self._stdin,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -119,8 +122,12 @@ class LocalServer(ABC):
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -65,7 +65,9 @@ class NatsServer(LocalServer):
             return self
         if failure.exited:
             raise ConfigError(f"nats-server exited at start-up: {failure.output}")
-        raise ConfigError(f"nats-server did not answer on port {self.port} within {STARTUP_TIMEOUT_S}s")
+        raise ConfigError(
+            f"nats-server did not answer on port {self.port} within {STARTUP_TIMEOUT_S}s"
+        )
 
     def _command(self, binary: str, workdir: str) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", workdir]

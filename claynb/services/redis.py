@@ -98,9 +98,23 @@ class RedisServer(LocalServer):
         raise ConfigError(f"redis-server could not start: {last_error}")
 
     def _command(self, binary: str, workdir: str) -> list[str]:
-        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", workdir,
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--logfile", os.path.join(workdir, "redis.log")]
+        return [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            workdir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(workdir, "redis.log"),
+        ]
 
     def _answers(self, port: int) -> bool:
         try:

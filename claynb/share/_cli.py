@@ -18,16 +18,35 @@ from claynb.share._pipeline import Shared, share_notebook
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebook", type=Path, help="the .ipynb to execute and share")
-    parser.add_argument("-o", "--output-dir", type=Path, default=Path("reports"),
-                        help="where to write NAME.html and NAME.ipynb (default: ./reports)")
-    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
-                        help="set a parameter of the cell tagged 'parameters' (repeatable); "
-                             "VALUE is read as a Python literal when it is one, else text")
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where to write NAME.html and NAME.ipynb (default: ./reports)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a parameter of the cell tagged 'parameters' (repeatable); "
+        "VALUE is read as a Python literal when it is one, else text",
+    )
     parser.add_argument("--name", help="base name of the written files (default: the notebook's)")
-    parser.add_argument("--timeout", type=int, default=600, metavar="SECONDS",
-                        help="longest one cell may run (default: 600)")
-    parser.add_argument("--no-execute", action="store_true",
-                        help="export the notebook as it is, outputs and all (still scrubbed)")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=600,
+        metavar="SECONDS",
+        help="longest one cell may run (default: 600)",
+    )
+    parser.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="export the notebook as it is, outputs and all (still scrubbed)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,9 +66,14 @@ def progress_printer(enabled: bool) -> tuple[Callable[[int, int], None] | None, 
 
     def on_cell(index: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc="running", unit="cell", file=sys.stderr,
-                              leave=False, bar_format="{desc}: {bar} {n_fmt}/{total_fmt} cells "
-                                                      "[{elapsed}]")
+            bar["bar"] = tqdm(
+                total=total,
+                desc="running",
+                unit="cell",
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {bar} {n_fmt}/{total_fmt} cells [{elapsed}]",
+            )
         bar["bar"].n = index
         bar["bar"].refresh()
 
@@ -84,9 +108,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     on_cell, close = progress_printer(not args.quiet)
     try:
-        shared = share_notebook(source, args.output_dir, name=args.name, parameters=parameters,
-                                execute=not args.no_execute, cell_timeout_s=args.timeout,
-                                on_cell=on_cell)
+        shared = share_notebook(
+            source,
+            args.output_dir,
+            name=args.name,
+            parameters=parameters,
+            execute=not args.no_execute,
+            cell_timeout_s=args.timeout,
+            on_cell=on_cell,
+        )
     except (ValueError, RuntimeError, OSError) as exc:
         close()
         err(f"claynb share: {exc}")

@@ -26,9 +26,13 @@ REPORT_NAME = "quickstart"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output-dir", type=Path, default=Path("reports"),
-                        help="where to write quickstart.html and quickstart.ipynb "
-                             "(default: ./reports)")
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where to write quickstart.html and quickstart.ipynb (default: ./reports)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -49,11 +53,15 @@ def demo_env(home: Path, environ: dict[str, str] | None = None) -> dict[str, str
 
 def _preflight(notebook: Path) -> str | None:
     if importlib.util.find_spec("ipykernel") is None:
-        return ("the notebook extra is not installed (no ipykernel): run `make demo`, or "
-                "pip install -e '.[notebook]'")
+        return (
+            "the notebook extra is not installed (no ipykernel): run `make demo`, or "
+            "pip install -e '.[notebook]'"
+        )
     if not notebook.is_file():
-        return (f"{notebook} not found: claynb demo runs the repository's notebooks, so install "
-                "claynb from a clone (pip install -e .) and run it there")
+        return (
+            f"{notebook} not found: claynb demo runs the repository's notebooks, so install "
+            "claynb from a clone (pip install -e .) and run it there"
+        )
     return None
 
 
@@ -63,14 +71,22 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"claynb demo: {problem}", file=sys.stderr)
         return 2
-    print(f"claynb demo: running {notebook.name} on the embedded Clay emulator "
-          "(no credits are spent)", file=sys.stderr)
+    print(
+        f"claynb demo: running {notebook.name} on the embedded Clay emulator "
+        "(no credits are spent)",
+        file=sys.stderr,
+    )
     on_cell, close = progress_printer(not args.quiet)
     with tempfile.TemporaryDirectory(prefix="claynb-demo-") as home:
         try:
-            shared = share_notebook(notebook, args.output_dir, name=REPORT_NAME,
-                                    parameters={"allow_spend": False},
-                                    env=demo_env(Path(home)), on_cell=on_cell)
+            shared = share_notebook(
+                notebook,
+                args.output_dir,
+                name=REPORT_NAME,
+                parameters={"allow_spend": False},
+                env=demo_env(Path(home)),
+                on_cell=on_cell,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             close()
             print(f"claynb demo: {exc}", file=sys.stderr)

@@ -180,9 +180,14 @@ def execute_notebook(
     unknown = tuple(sorted(set(parameters or {}) - (declared or set())))
     work = inject_parameters(nb, parameters or {})
     client = NotebookClient(
-        work, kernel_name="python3", kernel_manager_class=_ThisPythonKernel,
-        timeout=cell_timeout_s, allow_errors=False, record_timing=True,
-        coalesce_streams=True, store_widget_state=True,
+        work,
+        kernel_name="python3",
+        kernel_manager_class=_ThisPythonKernel,
+        timeout=cell_timeout_s,
+        allow_errors=False,
+        record_timing=True,
+        coalesce_streams=True,
+        store_widget_state=True,
     )
     started, t0 = datetime.now(UTC), time.perf_counter()
     kernel_env = dict(env) if env is not None else None
@@ -217,8 +222,9 @@ async def _run(
             raise
         if error == KERNEL_DIED:
             log.seek(0)
-            tail = "\n".join(line for line in log.read().splitlines()
-                             if "without encryption" not in line)[-600:].strip()
+            tail = "\n".join(
+                line for line in log.read().splitlines() if "without encryption" not in line
+            )[-600:].strip()
             error = f"{KERNEL_DIED}; its last words:\n{tail}" if tail else KERNEL_DIED
     return error, secrets
 
@@ -240,7 +246,8 @@ async def _run_cells(
             on_cell(index, len(cells))
         try:
             await client.async_execute_cell(
-                cell, index, execution_count=client.code_cells_executed + 1)
+                cell, index, execution_count=client.code_cells_executed + 1
+            )
         except CellTimeoutError:
             return f"cell {index + 1} timed out after {client.timeout} s"
         except DeadKernelError:
@@ -263,5 +270,5 @@ async def _probe_secrets(client: NotebookClient) -> frozenset[str] | None:
     for output in probe.get("outputs", []):
         for line in str(output.get("text", "")).splitlines():
             if line.startswith(_SECRETS_MARKER):
-                return frozenset(json.loads(line[len(_SECRETS_MARKER):]))
+                return frozenset(json.loads(line[len(_SECRETS_MARKER) :]))
     return None

@@ -36,15 +36,24 @@ class Footer:
 
     def markdown(self) -> str:
         when = self.ran_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-        what = (f"Executed {when} in {self.duration_s:.1f} s" if self.executed
-                else f"Exported {when} (not re-executed)")
-        return (f"---\n<small>{what} · claynb {self.version} · "
-                "secrets scrubbed by `claynb share`</small>")
+        what = (
+            f"Executed {when} in {self.duration_s:.1f} s"
+            if self.executed
+            else f"Exported {when} (not re-executed)"
+        )
+        return (
+            f"---\n<small>{what} · claynb {self.version} · "
+            "secrets scrubbed by `claynb share`</small>"
+        )
 
     def metadata(self) -> dict[str, object]:
-        return {"version": self.version, "ran_at": self.ran_at.isoformat(),
-                "duration_s": round(self.duration_s, 3), "executed": self.executed,
-                "scrubbed": True}
+        return {
+            "version": self.version,
+            "ran_at": self.ran_at.isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "executed": self.executed,
+            "scrubbed": True,
+        }
 
 
 def add_footer(nb: NotebookNode, footer: Footer) -> NotebookNode:

@@ -52,8 +52,10 @@ def output_paths(source: Path, out_dir: Path, name: str | None = None) -> tuple[
     stem = name or source.stem
     html, ipynb = out_dir / f"{stem}.html", out_dir / f"{stem}.ipynb"
     if ipynb.resolve() == source.resolve():
-        raise ValueError(f"the shared copy would overwrite {source}; choose another output "
-                         "directory (-o) or name")
+        raise ValueError(
+            f"the shared copy would overwrite {source}; choose another output "
+            "directory (-o) or name"
+        )
     return html, ipynb
 
 
@@ -78,17 +80,24 @@ def share_notebook(
     run = _run(source, parameters, env, execute, cell_timeout_s, on_cell)
     if run.kernel_secrets is None:
         stopped = f" (the notebook stopped: {run.error})" if run.error else ""
-        raise LeakError("could not ask the kernel which secrets it held" + stopped
-                        + "; nothing was written, as a precaution")
-    secrets = collect_secrets(run.kernel_secrets, env_secrets(os.environ),
-                              env_secrets(env if env is not None else {}),
-                              parameter_secrets(parameters or {}))
+        raise LeakError(
+            "could not ask the kernel which secrets it held"
+            + stopped
+            + "; nothing was written, as a precaution"
+        )
+    secrets = collect_secrets(
+        run.kernel_secrets,
+        env_secrets(os.environ),
+        env_secrets(env if env is not None else {}),
+        parameter_secrets(parameters or {}),
+    )
     footer = Footer(run.started_at, run.duration_s, executed=execute)
     clean, scrubbed = scrub_notebook(add_footer(run.notebook, footer), secrets)
     ipynb_text = to_ipynb(clean)
     html_text = to_html(clean, title=name or source.stem)
-    leaks = (find_leaks(ipynb_text, secrets, str(ipynb_path))
-             + find_leaks(html_text, secrets, str(html_path)))
+    leaks = find_leaks(ipynb_text, secrets, str(ipynb_path)) + find_leaks(
+        html_text, secrets, str(html_path)
+    )
     if leaks:
         raise LeakError("a secret survived scrubbing; nothing was written:\n" + "\n".join(leaks))
     write_atomic(ipynb_path, ipynb_text)
@@ -110,6 +119,11 @@ def _run(
             raise ValueError("parameters need execution; drop --no-execute")
         nb = nbformat.read(str(source), as_version=4)
         return Execution(nb, datetime.now(UTC), 0.0)
-    return execute_notebook(read_notebook(source), parameters=parameters,
-                            cwd=source.resolve().parent, env=env,
-                            cell_timeout_s=cell_timeout_s, on_cell=on_cell)
+    return execute_notebook(
+        read_notebook(source),
+        parameters=parameters,
+        cwd=source.resolve().parent,
+        env=env,
+        cell_timeout_s=cell_timeout_s,
+        on_cell=on_cell,
+    )

@@ -36,19 +36,22 @@ from nbformat import NotebookNode
 
 from claynb._secrets import REDACTED, known_secrets, redact
 
-SECRET_ENV_NAME = re.compile(r"^(?:CLAY_API_KEY|[A-Za-z0-9_]*_(?:SECRET|TOKEN|KEY|PASSWORD))$",
-                             re.IGNORECASE)
+SECRET_ENV_NAME = re.compile(
+    r"^(?:CLAY_API_KEY|[A-Za-z0-9_]*_(?:SECRET|TOKEN|KEY|PASSWORD))$", re.IGNORECASE
+)
 # Notebook parameters are named like variables: ``api_key``, ``token``, ``webhook_secret``.
-SECRET_PARAMETER_NAME = re.compile(r"^(?:[a-z0-9_]*_)?(?:secret|token|key|password)$",
-                                   re.IGNORECASE)
+SECRET_PARAMETER_NAME = re.compile(
+    r"^(?:[a-z0-9_]*_)?(?:secret|token|key|password)$", re.IGNORECASE
+)
 
 # Shorter values would also match ordinary words and numbers in the notebook.
 MIN_SECRET_LEN = 6
 MIN_ENV_SECRET_LEN = 8
 
 # Base64 payloads: a text search cannot find a secret in them, and rewriting them corrupts.
-BINARY_KEYS = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
-                         "application/pdf", "buffers"})
+BINARY_KEYS = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "buffers"}
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -63,15 +66,18 @@ class LeakError(RuntimeError):
 
 def env_secrets(environ: Mapping[str, str]) -> frozenset[str]:
     """Values of the environment variables whose names say they hold a secret."""
-    return frozenset(v for k, v in environ.items()
-                     if SECRET_ENV_NAME.match(k) and len(v) >= MIN_ENV_SECRET_LEN)
+    return frozenset(
+        v for k, v in environ.items() if SECRET_ENV_NAME.match(k) and len(v) >= MIN_ENV_SECRET_LEN
+    )
 
 
 def parameter_secrets(parameters: Mapping[str, object]) -> frozenset[str]:
     """Values of notebook parameters whose names say they hold a secret (``-p api_key=...``)."""
-    return frozenset(v for k, v in parameters.items()
-                     if isinstance(v, str) and SECRET_PARAMETER_NAME.match(k)
-                     and len(v) >= MIN_SECRET_LEN)
+    return frozenset(
+        v
+        for k, v in parameters.items()
+        if isinstance(v, str) and SECRET_PARAMETER_NAME.match(k) and len(v) >= MIN_SECRET_LEN
+    )
 
 
 def collect_secrets(*groups: Iterable[str]) -> frozenset[str]:
@@ -84,8 +90,13 @@ def collect_secrets(*groups: Iterable[str]) -> frozenset[str]:
 
 def variants(secret: str) -> frozenset[str]:
     """The forms a secret takes in exported text: as is, HTML-escaped, URL-quoted, JSON."""
-    forms = {secret, html.escape(secret), html.escape(secret, quote=False),
-             quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    forms = {
+        secret,
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+    }
     return frozenset(f for f in forms if f)
 
 
@@ -150,7 +161,8 @@ def find_leaks(text: str, secrets: Iterable[str], where: str) -> list[str]:
     for n, secret in enumerate(sorted(secrets), start=1):
         for form in variants(secret):
             if form in text:
-                leaks.append(f"{where}: secret #{n} ({len(secret)} characters) at offset "
-                             f"{text.index(form)}")
+                leaks.append(
+                    f"{where}: secret #{n} ({len(secret)} characters) at offset {text.index(form)}"
+                )
                 break
     return leaks

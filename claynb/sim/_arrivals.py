@@ -26,9 +26,30 @@ DAY_S = 86_400.0
 # a working day 08:00-18:00 with a late-morning and early-afternoon peak, a thin evening
 # tail, and a few overnight leads from automations and other time zones.
 BUSINESS_HOURS = (
-    0.2, 0.2, 0.2, 0.2, 0.2, 0.3, 0.5, 1.2,
-    4.0, 6.5, 7.5, 7.0, 5.5, 6.5, 7.5, 7.0,
-    6.0, 4.0, 1.5, 0.8, 0.5, 0.4, 0.3, 0.2,
+    0.2,
+    0.2,
+    0.2,
+    0.2,
+    0.2,
+    0.3,
+    0.5,
+    1.2,
+    4.0,
+    6.5,
+    7.5,
+    7.0,
+    5.5,
+    6.5,
+    7.5,
+    7.0,
+    6.0,
+    4.0,
+    1.5,
+    0.8,
+    0.5,
+    0.4,
+    0.3,
+    0.2,
 )
 
 
@@ -53,7 +74,9 @@ class ArrivalProfile:
         if self.burst_size < 1:
             raise ValueError(f"burst_size must be at least 1, got {self.burst_size}")
         if self.hourly_weights is None and self.shape not in ("steady", "business_hours"):
-            raise ValueError(f"unknown arrival shape {self.shape!r}; use 'steady' or 'business_hours'")
+            raise ValueError(
+                f"unknown arrival shape {self.shape!r}; use 'steady' or 'business_hours'"
+            )
         if self.hourly_weights is not None and len(self.hourly_weights) != 24:
             raise ValueError("hourly_weights needs 24 numbers, one per hour")
 
@@ -103,8 +126,8 @@ def _poisson_in_bins(rates: np.ndarray, width: float, rng: np.random.Generator) 
     for b, k in enumerate(counts.tolist()):
         end = float(cum[src + k])  # the bin's (k+1)-th partial sum closes it
         if k:
-            part = cum[dst:dst + k]  # dst <= src: the writes trail the reads
-            np.subtract(cum[src:src + k], before, out=part)
+            part = cum[dst : dst + k]  # dst <= src: the writes trail the reads
+            np.subtract(cum[src : src + k], before, out=part)
             part /= end - before
             part += b
             part *= width
@@ -114,8 +137,12 @@ def _poisson_in_bins(rates: np.ndarray, width: float, rng: np.random.Generator) 
     return cum[:n]
 
 
-def generate_arrivals(volume_per_day: float, days: float, profile: ArrivalProfile | str | None,
-                      rng: np.random.Generator) -> np.ndarray:
+def generate_arrivals(
+    volume_per_day: float,
+    days: float,
+    profile: ArrivalProfile | str | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Sorted arrival times in seconds over ``days`` days, about ``volume_per_day`` a day."""
     if volume_per_day < 0 or days <= 0:
         raise ValueError("volume_per_day must be >= 0 and days > 0")

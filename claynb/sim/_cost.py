@@ -62,12 +62,16 @@ def infra_lines(tier: str, servers: int, prices: Prices) -> dict[str, float]:
         return {"app": prices.app_usd_month}
     if tier == "queue":
         return {"workers": servers * prices.worker_usd_month, "redis": prices.redis_usd_month}
-    return {"consumers": servers * prices.consumer_usd_month,
-            "event bus": prices.event_bus_usd_month,
-            "webhook receiver": prices.receiver_usd_month}
+    return {
+        "consumers": servers * prices.consumer_usd_month,
+        "event bus": prices.event_bus_usd_month,
+        "webhook receiver": prices.receiver_usd_month,
+    }
 
 
-def bill_curve(plan: Plan, actions: np.ndarray, credits: np.ndarray, rollover: float = 0.0) -> np.ndarray:
+def bill_curve(
+    plan: Plan, actions: np.ndarray, credits: np.ndarray, rollover: float = 0.0
+) -> np.ndarray:
     """``plan.monthly_bill`` for many (Actions, Data Credits) month totals at once."""
     extra_a = np.maximum(0.0, actions - plan.actions) if plan.actions else np.zeros_like(actions)
     if plan.data_credits:
@@ -75,18 +79,27 @@ def bill_curve(plan: Plan, actions: np.ndarray, credits: np.ndarray, rollover: f
     else:
         extra_c = np.zeros_like(credits)
     rate = 1.0 + TOP_UP_PREMIUM
-    return plan.monthly_usd + rate * (extra_a * plan.usd_per_action + extra_c * plan.usd_per_data_credit)
+    return plan.monthly_usd + rate * (
+        extra_a * plan.usd_per_action + extra_c * plan.usd_per_data_credit
+    )
 
 
-def leads_within_budget(plan: Plan, lead_actions: np.ndarray, lead_credits: np.ndarray,
-                        budget_usd: float, month_scale: float, rollover: float = 0.0) -> int:
+def leads_within_budget(
+    plan: Plan,
+    lead_actions: np.ndarray,
+    lead_credits: np.ndarray,
+    budget_usd: float,
+    month_scale: float,
+    rollover: float = 0.0,
+) -> int:
     """How many leads, in order, a budget cap lets through before the bill would pass it.
 
     ``month_scale`` turns the simulated horizon into a month (30 / days), so a cap on a
     month's bill is applied pro rata to a shorter run. Processing stops at the first lead
     that would cross, as Clay does when a meter runs out.
     """
-    bills = bill_curve(plan, np.cumsum(lead_actions) * month_scale,
-                       np.cumsum(lead_credits) * month_scale, rollover)
+    bills = bill_curve(
+        plan, np.cumsum(lead_actions) * month_scale, np.cumsum(lead_credits) * month_scale, rollover
+    )
     over = np.flatnonzero(bills > budget_usd + 1e-9)
     return int(over[0]) if over.size else int(lead_actions.size)

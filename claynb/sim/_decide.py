@@ -42,7 +42,11 @@ from claynb.sim._simulate import machines, simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 
 COMPLEXITY = {"direct": "low", "queue": "medium", "events": "high"}
-COST_CONTROL = {"direct": "manual (no cap)", "queue": "budget cap", "events": "credit circuit breaker"}
+COST_CONTROL = {
+    "direct": "manual (no cap)",
+    "queue": "budget cap",
+    "events": "credit circuit breaker",
+}
 WORKER_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
 MIN_LEADS = 20_000  # enough leads per simulation for a stable late share at low volumes
 MAX_DAYS = 30.0
@@ -67,10 +71,17 @@ class Scenario:
     seed: int = 0
 
 
-def make_scenario(*, arrivals: ArrivalProfile | str | None = None, clay: ClayBehaviour | None = None,
-                  prices: Prices | None = None, plan: str | Plan = "growth",
-                  tiers: dict[str, Tier] | None = None, rate_limit_rps: Any = _UNSET,
-                  run_latency: RunLatency | tuple[float, float] | None = None, **options: Any) -> Scenario:
+def make_scenario(
+    *,
+    arrivals: ArrivalProfile | str | None = None,
+    clay: ClayBehaviour | None = None,
+    prices: Prices | None = None,
+    plan: str | Plan = "growth",
+    tiers: dict[str, Tier] | None = None,
+    rate_limit_rps: Any = _UNSET,
+    run_latency: RunLatency | tuple[float, float] | None = None,
+    **options: Any,
+) -> Scenario:
     """A :class:`Scenario` from the keyword arguments the public functions take.
 
     ``rate_limit_rps`` and ``run_latency`` are shortcuts into ``clay``; ``tiers`` maps a tier
@@ -87,9 +98,19 @@ def make_scenario(*, arrivals: ArrivalProfile | str | None = None, clay: ClayBeh
         run_latency = RunLatency("uniform", low=float(run_latency[0]), high=float(run_latency[1]))
     if run_latency is not None:
         behaviour = replace(behaviour, run_latency=run_latency)
-    values = {k: v for k, v in options.items() if v is not None or k in ("team_size", "monthly_budget_usd")}
-    return Scenario(arrivals=as_profile(arrivals), clay=behaviour, prices=prices or Prices(),
-                    plan=get_plan(plan), tiers=models, **values)
+    values = {
+        k: v
+        for k, v in options.items()
+        if v is not None or k in ("team_size", "monthly_budget_usd")
+    }
+    return Scenario(
+        arrivals=as_profile(arrivals),
+        clay=behaviour,
+        prices=prices or Prices(),
+        plan=get_plan(plan),
+        tiers=models,
+        **values,
+    )
 
 
 def simulated_days(volume_per_day: float) -> float:
@@ -109,10 +130,20 @@ def run_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]
     results = []
     for tier in scenario.tiers:
         for model in _candidates(tier, scenario):
-            results.append(simulate(model, volume_per_day, days=days, arrivals=scenario.arrivals,
-                                    clay=scenario.clay, routine=scenario.routine, plan=scenario.plan,
-                                    monthly_budget_usd=scenario.monthly_budget_usd,
-                                    prices=scenario.prices, seed=scenario.seed))
+            results.append(
+                simulate(
+                    model,
+                    volume_per_day,
+                    days=days,
+                    arrivals=scenario.arrivals,
+                    clay=scenario.clay,
+                    routine=scenario.routine,
+                    plan=scenario.plan,
+                    monthly_budget_usd=scenario.monthly_budget_usd,
+                    prices=scenario.prices,
+                    seed=scenario.seed,
+                )
+            )
     return results
 
 
@@ -130,35 +161,58 @@ def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any
     prices = scenario.prices
     problems = []
     if late > scenario.max_late_share:
-        problems.append(f"{late:.1%} of leads would miss the {slo_s:g} s SLO "
-                        f"(at most {scenario.max_late_share:.0%} allowed)")
+        problems.append(
+            f"{late:.1%} of leads would miss the {slo_s:g} s SLO "
+            f"(at most {scenario.max_late_share:.0%} allowed)"
+        )
     if scenario.team_size is not None and prices.min_team(tier) > scenario.team_size:
-        problems.append(f"needs about {prices.min_team(tier)} people for its "
-                        f"{prices.upkeep_hours(tier):g} h/month of upkeep; the team has {scenario.team_size}")
-    if (scenario.monthly_budget_usd is not None and not result.tier.budget_capped
-            and result.overspend_usd > 0):
-        problems.append(f"has no budget cap and would overspend the ${scenario.monthly_budget_usd:,.0f} "
-                        f"budget by ${result.overspend_usd:,.0f} a month")
+        problems.append(
+            f"needs about {prices.min_team(tier)} people for its "
+            f"{prices.upkeep_hours(tier):g} h/month of upkeep; the team has {scenario.team_size}"
+        )
+    if (
+        scenario.monthly_budget_usd is not None
+        and not result.tier.budget_capped
+        and result.overspend_usd > 0
+    ):
+        problems.append(
+            f"has no budget cap and would overspend the ${scenario.monthly_budget_usd:,.0f} "
+            f"budget by ${result.overspend_usd:,.0f} a month"
+        )
     delay = delay_usd(result, scenario)
     # Priced here, not taken from the result, so one set of simulations serves any prices.
     infra = sum(infra_lines(tier, machines(result.tier), prices).values())
     ops = prices.upkeep_hours(tier) * prices.engineer_usd_hour
     return {
-        "tier": tier, "workers": result.tier.servers if tier != "events" else getattr(result.tier, "consumers", 0),
-        "p50_s": result.p50, "p95_s": result.p95, "late_share": late,
-        "clay_usd": result.clay_usd, "infra_usd": infra, "ops_usd": ops,
-        "delay_usd": delay, "total_usd": result.clay_usd + infra + ops + delay,
-        "overspend_usd": result.overspend_usd, "complexity": COMPLEXITY[tier],
-        "min_team": prices.min_team(tier), "cost_control": COST_CONTROL[tier],
-        "feasible": not problems, "problems": "; ".join(problems),
+        "tier": tier,
+        "workers": result.tier.servers
+        if tier != "events"
+        else getattr(result.tier, "consumers", 0),
+        "p50_s": result.p50,
+        "p95_s": result.p95,
+        "late_share": late,
+        "clay_usd": result.clay_usd,
+        "infra_usd": infra,
+        "ops_usd": ops,
+        "delay_usd": delay,
+        "total_usd": result.clay_usd + infra + ops + delay,
+        "overspend_usd": result.overspend_usd,
+        "complexity": COMPLEXITY[tier],
+        "min_team": prices.min_team(tier),
+        "cost_control": COST_CONTROL[tier],
+        "feasible": not problems,
+        "problems": "; ".join(problems),
     }
 
 
 def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) -> pd.DataFrame:
     """For each tier, its cheapest feasible configuration (or its least-late one)."""
     rows = pd.DataFrame([assess(r, slo_s, scenario) for r in results])
-    rows = rows.sort_values(["tier", "feasible", "total_usd", "late_share"],
-                            ascending=[True, False, True, True], kind="stable")
+    rows = rows.sort_values(
+        ["tier", "feasible", "total_usd", "late_share"],
+        ascending=[True, False, True, True],
+        kind="stable",
+    )
     best = rows.groupby("tier", sort=False).head(1)
     return best.set_index("tier").reindex([t for t in TIERS if t in set(best["tier"])])
 

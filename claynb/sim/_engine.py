@@ -45,8 +45,9 @@ def spaced_starts(ready: np.ndarray, min_spacing: float) -> np.ndarray:
     return np.maximum.accumulate(ready - steps) + steps
 
 
-def fcfs_starts(arrivals: np.ndarray, service: np.ndarray, servers: int,
-                min_spacing: float = 0.0) -> np.ndarray:
+def fcfs_starts(
+    arrivals: np.ndarray, service: np.ndarray, servers: int, min_spacing: float = 0.0
+) -> np.ndarray:
     """Start times in a ``servers``-server FCFS queue; starts at least ``min_spacing`` apart.
 
     ``arrivals`` must be sorted. One server without spacing takes the vectorised path;
@@ -76,8 +77,11 @@ def _heap_walk(arr: memoryview, svc: memoryview, servers: int, spacing: float) -
     free = [float("-inf")] * servers
     replace = heapq.heapreplace
     if spacing <= 0:
-        return [t for a, s in zip(arr, svc, strict=True)
-                if replace(free, (t := a if a > (f := free[0]) else f) + s) is not None]
+        return [
+            t
+            for a, s in zip(arr, svc, strict=True)
+            if replace(free, (t := a if a > (f := free[0]) else f) + s) is not None
+        ]
     starts: list[float] = []
     add = starts.append
     last = float("-inf")
@@ -117,8 +121,13 @@ class Runs:
 BusyTime = Callable[[int, int], float]
 
 
-def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: BusyTime,
-               min_spacing: float = 0.0) -> Runs:
+def batch_fcfs(
+    arrivals: np.ndarray,
+    servers: int,
+    batch_size: int,
+    busy_time: BusyTime,
+    min_spacing: float = 0.0,
+) -> Runs:
     """Workers that each take everything waiting (up to ``batch_size``) when they free up.
 
     ``busy_time(run_index, n_items)`` is how long the worker is held by that run (Clay's
@@ -165,10 +174,14 @@ def batch_fcfs(arrivals: np.ndarray, servers: int, batch_size: int, busy_time: B
             r += 1
     first = np.asarray(firsts, dtype=np.int64)
     count = np.diff(np.append(first, n))
-    return Runs(np.fromiter(starts, float, len(starts)), first, count, np.fromiter(busys, float, len(busys)))
+    return Runs(
+        np.fromiter(starts, float, len(starts)), first, count, np.fromiter(busys, float, len(busys))
+    )
 
 
-def flush_windows(arrivals: np.ndarray, linger_s: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def flush_windows(
+    arrivals: np.ndarray, linger_s: float, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Micro-batches of a consumer that flushes every ``linger_s`` or at ``batch_size`` leads.
 
     Returns each batch's first lead index and the time it is ready to send: the end of its
@@ -192,8 +205,9 @@ def flush_windows(arrivals: np.ndarray, linger_s: float, batch_size: int) -> tup
     return first, ready
 
 
-def depth_over_time(arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_s: float,
-                    points: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def depth_over_time(
+    arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_s: float, points: int = 600
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leads waiting to be sent and leads in flight at ``points`` times over the horizon.
 
     Counted per run (runs start in FCFS order, so their starts are sorted); runs finish out
@@ -204,9 +218,16 @@ def depth_over_time(arrivals: np.ndarray, runs: Runs, done: np.ndarray, horizon_
     m = runs.start.size
     # Leads sent once k runs have started: runs.first[k], or all of them after the last run.
     k = np.searchsorted(runs.start, grid, side="right")
-    started = np.where(k < m, runs.first[np.minimum(k, m - 1)], arrivals.size) if m else np.zeros(points, np.int64)
+    started = (
+        np.where(k < m, runs.first[np.minimum(k, m - 1)], arrivals.size)
+        if m
+        else np.zeros(points, np.int64)
+    )
     seen_at = np.searchsorted(grid, done, side="left")
     one_each = m == arrivals.size  # every run carried one lead: count the runs
-    finished = np.cumsum(np.bincount(seen_at, weights=None if one_each else runs.count,
-                                     minlength=points + 1)[:points])
+    finished = np.cumsum(
+        np.bincount(seen_at, weights=None if one_each else runs.count, minlength=points + 1)[
+            :points
+        ]
+    )
     return grid, arrived - started, started - finished.astype(np.int64)

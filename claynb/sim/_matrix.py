@@ -30,8 +30,9 @@ DEFAULT_SLOS = (60, 90, 120, 300, 900, 3_600)
 LATENCY_CLASS = {"direct": "sync", "queue": "async", "events": "async"}
 
 
-def decision_grid(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Sequence[float] = DEFAULT_SLOS,
-                  **options: Any) -> pd.DataFrame:
+def decision_grid(
+    volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Sequence[float] = DEFAULT_SLOS, **options: Any
+) -> pd.DataFrame:
     """Every tier's best configuration in every (volume, SLO) cell, and the recommended one.
 
     ``options`` are those of :func:`recommend` (``arrivals``, ``clay``, ``prices``, ``plan``,
@@ -47,8 +48,9 @@ def simulate_grid(volumes: Sequence[float], scenario: Scenario) -> dict[float, l
     return {float(v): run_candidates(float(v), scenario) for v in volumes}
 
 
-def assess_grid(simulated: dict[float, list[SimResult]], slos: Sequence[float],
-                scenario: Scenario) -> pd.DataFrame:
+def assess_grid(
+    simulated: dict[float, list[SimResult]], slos: Sequence[float], scenario: Scenario
+) -> pd.DataFrame:
     """The grid from simulations already run: cheap, it only prices and compares."""
     frames = []
     for volume, results in simulated.items():
@@ -77,9 +79,15 @@ def _first_volume(predicate: Any, lo: float, hi: float, steps: int) -> float:
     return math.sqrt(lo * hi)
 
 
-def thresholds(latency_slo_s: float = 300.0, *, low: float = 100.0, high: float = 300_000.0,
-               steps: int = 7, which: Sequence[str] = ("direct_to_queue", "queue_to_events"),
-               **options: Any) -> dict[str, float]:
+def thresholds(
+    latency_slo_s: float = 300.0,
+    *,
+    low: float = 100.0,
+    high: float = 300_000.0,
+    steps: int = 7,
+    which: Sequence[str] = ("direct_to_queue", "queue_to_events"),
+    **options: Any,
+) -> dict[str, float]:
     """Volumes per day where direct gives way to another tier, and where events take over.
 
     Log bisection between ``low`` and ``high``; ``nan`` when a boundary is not in that range.
@@ -103,18 +111,23 @@ def thresholds(latency_slo_s: float = 300.0, *, low: float = 100.0, high: float 
         edges["direct_to_queue"] = _first_volume(lambda v: tier_at(v) != "direct", low, high, steps)
         start = edges["direct_to_queue"] if not math.isnan(edges["direct_to_queue"]) else low
     if "queue_to_events" in which:
-        edges["queue_to_events"] = _first_volume(lambda v: tier_at(v) == "events", start, high, steps)
+        edges["queue_to_events"] = _first_volume(
+            lambda v: tier_at(v) == "events", start, high, steps
+        )
     return edges
 
 
-def sensitivity(variants: dict[str, dict[str, Any]], latency_slo_s: float = 300.0,
-                steps: int = 6) -> pd.DataFrame:
+def sensitivity(
+    variants: dict[str, dict[str, Any]], latency_slo_s: float = 300.0, steps: int = 6
+) -> pd.DataFrame:
     """Where the tier boundaries fall under each named set of options, one row per variant.
 
     ``sensitivity({"defaults": {}, "delay $3/lead-hour": {"delay_usd_per_lead_hour": 3}})``
     """
-    rows = {name: thresholds(options.pop("latency_slo_s", latency_slo_s), steps=steps, **options)
-            for name, options in ((n, dict(o)) for n, o in variants.items())}
+    rows = {
+        name: thresholds(options.pop("latency_slo_s", latency_slo_s), steps=steps, **options)
+        for name, options in ((n, dict(o)) for n, o in variants.items())
+    }
     return pd.DataFrame(rows).T.round(0)
 
 
@@ -124,8 +137,13 @@ def _fmt_volume(v: float) -> str:
     return f"{v / 1000:.3g}K" if v >= 1000 else f"{v:.0f}"
 
 
-def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 300.0, *,
-                    steps: int = 7, **options: Any) -> pd.DataFrame:
+def decision_matrix(
+    volume_per_day: float | None = None,
+    latency_slo_s: float = 300.0,
+    *,
+    steps: int = 7,
+    **options: Any,
+) -> pd.DataFrame:
     """The seed's decision matrix, computed: factors down the side, tiers across.
 
     Volume ranges come from :func:`thresholds`; latency and cost are each tier's best
@@ -135,22 +153,39 @@ def decision_matrix(volume_per_day: float | None = None, latency_slo_s: float = 
     edges = thresholds(latency_slo_s, steps=steps, **options)
     low, high = edges["direct_to_queue"], edges["queue_to_events"]
     if volume_per_day is None:
-        volume_per_day = math.sqrt(low * high) if not (math.isnan(low) or math.isnan(high)) else 10_000.0
+        volume_per_day = (
+            math.sqrt(low * high) if not (math.isnan(low) or math.isnan(high)) else 10_000.0
+        )
     scenario = make_scenario(**options)
     here = best_per_tier(run_candidates(float(volume_per_day), scenario), latency_slo_s, scenario)
     typical = _typical_volumes(low, high)
-    own = {t: best_per_tier(run_candidates(typical[t], scenario), latency_slo_s, scenario).loc[t] for t in TIERS}
-    ranges = {"direct": f"< {_fmt_volume(low)}/day", "queue": f"{_fmt_volume(low)}-{_fmt_volume(high)}/day",
-              "events": f"{_fmt_volume(high)}+/day"}
+    own = {
+        t: best_per_tier(run_candidates(typical[t], scenario), latency_slo_s, scenario).loc[t]
+        for t in TIERS
+    }
+    ranges = {
+        "direct": f"< {_fmt_volume(low)}/day",
+        "queue": f"{_fmt_volume(low)}-{_fmt_volume(high)}/day",
+        "events": f"{_fmt_volume(high)}+/day",
+    }
     teams = [int(here.loc[t, "min_team"]) for t in TIERS]
-    team_text = [f"{teams[i]}-{teams[i + 1]}" if i + 1 < len(TIERS) else f"{teams[i]}+" for i in range(len(TIERS))]
+    team_text = [
+        f"{teams[i]}-{teams[i + 1]}" if i + 1 < len(TIERS) else f"{teams[i]}+"
+        for i in range(len(TIERS))
+    ]
     table = {
         "Volume": [ranges[t] for t in TIERS],
-        "Latency": [f"{LATENCY_CLASS[t]}: p50 {own[t]['p50_s']:.0f} s, p95 {own[t]['p95_s']:.0f} s "
-                    f"at {_fmt_volume(typical[t])}/day" for t in TIERS],
+        "Latency": [
+            f"{LATENCY_CLASS[t]}: p50 {own[t]['p50_s']:.0f} s, p95 {own[t]['p95_s']:.0f} s "
+            f"at {_fmt_volume(typical[t])}/day"
+            for t in TIERS
+        ],
         f"Cost at {_fmt_volume(volume_per_day)}/day": [_cost_text(here.loc[t]) for t in TIERS],
         "Cost control": [str(here.loc[t, "cost_control"]) for t in TIERS],
-        "Complexity": [f"{here.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h/month)" for t in TIERS],
+        "Complexity": [
+            f"{here.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h/month)"
+            for t in TIERS
+        ],
         "Team size": team_text,
     }
     frame = pd.DataFrame(table, index=list(TIERS)).T
@@ -168,8 +203,10 @@ def _typical_volumes(low: float, high: float) -> dict[str, float]:
 
 
 def _cost_text(row: pd.Series) -> str:
-    text = (f"${row['clay_usd'] + row['infra_usd'] + row['ops_usd']:,.0f}/mo "
-            f"(infra ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f})")
+    text = (
+        f"${row['clay_usd'] + row['infra_usd'] + row['ops_usd']:,.0f}/mo "
+        f"(infra ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f})"
+    )
     return text if row["feasible"] else text + ", misses SLO"
 
 
@@ -191,8 +228,13 @@ class Recommendation:
         return f"{self.tier}\n" + "\n".join(f"  - {r}" for r in self.reasons)
 
 
-def recommend(volume_per_day: float, latency_slo_s: float = 300.0, team_size: int | None = None,
-              monthly_budget_usd: float | None = None, **options: Any) -> Recommendation:
+def recommend(
+    volume_per_day: float,
+    latency_slo_s: float = 300.0,
+    team_size: int | None = None,
+    monthly_budget_usd: float | None = None,
+    **options: Any,
+) -> Recommendation:
     """The tier for this volume, SLO, team and Clay budget, with the reasons."""
     if volume_per_day <= 0 or latency_slo_s <= 0:
         raise ValueError("volume_per_day and latency_slo_s must be positive")
@@ -208,8 +250,10 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
     if math.isnan(row["p50_s"]):
         speed = f"{tier}{sizing}: no lead would be enriched (all held back by the budget)"
     else:
-        speed = (f"{tier}{sizing}: p50 {row['p50_s']:.0f} s, p95 {row['p95_s']:.0f} s, "
-                 f"{row['late_share']:.1%} of leads miss the {slo_s:g} s SLO")
+        speed = (
+            f"{tier}{sizing}: p50 {row['p50_s']:.0f} s, p95 {row['p95_s']:.0f} s, "
+            f"{row['late_share']:.1%} of leads miss the {slo_s:g} s SLO"
+        )
     reasons = [
         speed,
         f"{tier} costs ${row['total_usd']:,.0f} a month all-in: Clay ${row['clay_usd']:,.0f}, "
@@ -226,22 +270,40 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
         else:
             reasons.append(f"not {other}: ${o['total_usd'] - row['total_usd']:,.0f} a month more")
     if scenario.team_size is not None and row["min_team"] <= scenario.team_size:
-        reasons.append(f"a team of {scenario.team_size} can own it (needs about {int(row['min_team'])})")
-    if scenario.monthly_budget_usd is not None and scenario.monthly_budget_usd < scenario.plan.monthly_usd:
-        reasons.append(f"the {scenario.plan.name} plan alone costs ${scenario.plan.monthly_usd:,.0f} a month, "
-                       f"more than the ${scenario.monthly_budget_usd:,.0f} budget: a capped tier enriches nothing")
+        reasons.append(
+            f"a team of {scenario.team_size} can own it (needs about {int(row['min_team'])})"
+        )
+    if (
+        scenario.monthly_budget_usd is not None
+        and scenario.monthly_budget_usd < scenario.plan.monthly_usd
+    ):
+        reasons.append(
+            f"the {scenario.plan.name} plan alone costs ${scenario.plan.monthly_usd:,.0f} a month, "
+            f"more than the ${scenario.monthly_budget_usd:,.0f} budget: a capped tier enriches nothing"
+        )
     elif scenario.monthly_budget_usd is not None:
         if row["overspend_usd"] > 0 and tier != "direct":
-            reasons.append(f"uncapped, the month's Clay bill would pass the ${scenario.monthly_budget_usd:,.0f} "
-                           f"budget by ${row['overspend_usd']:,.0f}; the {row['cost_control']} stops it there")
+            reasons.append(
+                f"uncapped, the month's Clay bill would pass the ${scenario.monthly_budget_usd:,.0f} "
+                f"budget by ${row['overspend_usd']:,.0f}; the {row['cost_control']} stops it there"
+            )
         elif row["overspend_usd"] <= 0:
-            reasons.append(f"the Clay bill of ${row['clay_usd']:,.0f} fits the ${scenario.monthly_budget_usd:,.0f} budget")
+            reasons.append(
+                f"the Clay bill of ${row['clay_usd']:,.0f} fits the ${scenario.monthly_budget_usd:,.0f} budget"
+            )
     return reasons
 
 
-def plot_decision_matrix(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Sequence[float] = DEFAULT_SLOS, *,
-                         volume_per_day: float | None = None, latency_slo_s: float | None = None,
-                         grid: pd.DataFrame | None = None, ax: Axes | None = None, **options: Any) -> Figure:
+def plot_decision_matrix(
+    volumes: Sequence[float] = DEFAULT_VOLUMES,
+    slos: Sequence[float] = DEFAULT_SLOS,
+    *,
+    volume_per_day: float | None = None,
+    latency_slo_s: float | None = None,
+    grid: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+    **options: Any,
+) -> Figure:
     """Heatmap over volume x latency SLO: the recommended tier per cell, your point marked.
 
     Pass ``grid`` (from :func:`decision_grid`) to redraw without simulating again. Cells
@@ -268,11 +330,25 @@ def plot_decision_matrix(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Seque
     xe, ye = _edges(vols), _edges(slo_vals)
     for i, slo in enumerate(slo_vals):
         for j, vol in enumerate(vols):
-            ax.text(math.sqrt(xe[j] * xe[j + 1]), math.sqrt(ye[i] * ye[i + 1]), codes.loc[slo, vol],
-                    ha="center", va="center", fontsize=8, color="white")
+            ax.text(
+                math.sqrt(xe[j] * xe[j + 1]),
+                math.sqrt(ye[i] * ye[i + 1]),
+                codes.loc[slo, vol],
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+            )
             if not ok.loc[slo, vol]:
-                ax.fill_between([xe[j], xe[j + 1]], ye[i], ye[i + 1], hatch="///", facecolor="none",
-                                edgecolor="white", lw=0)
+                ax.fill_between(
+                    [xe[j], xe[j + 1]],
+                    ye[i],
+                    ye[i + 1],
+                    hatch="///",
+                    facecolor="none",
+                    edgecolor="white",
+                    lw=0,
+                )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("leads per day")
@@ -280,8 +356,16 @@ def plot_decision_matrix(volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Seque
     ax.set_title("recommended tier (hatched: no tier meets every constraint)")
     handles = [Patch(color=TIER_COLOURS[t], label=t) for t in TIERS]
     if volume_per_day is not None and latency_slo_s is not None:
-        (mark,) = ax.plot([volume_per_day], [latency_slo_s], marker="*", markersize=18, color="black",
-                          markeredgecolor="white", ls="none", label="you")
+        (mark,) = ax.plot(
+            [volume_per_day],
+            [latency_slo_s],
+            marker="*",
+            markersize=18,
+            color="black",
+            markeredgecolor="white",
+            ls="none",
+            label="you",
+        )
         handles.append(mark)  # type: ignore[arg-type]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

@@ -33,10 +33,14 @@ def mmc_mean_wait(arrival_rate: float, service_rate: float, servers: int) -> flo
 
 def mmc_wait_tail(t: float, arrival_rate: float, service_rate: float, servers: int) -> float:
     """P(W > t) for the time in queue of an M/M/c queue."""
-    return erlang_c(arrival_rate, service_rate, servers) * math.exp(-(servers * service_rate - arrival_rate) * t)
+    return erlang_c(arrival_rate, service_rate, servers) * math.exp(
+        -(servers * service_rate - arrival_rate) * t
+    )
 
 
-def simpy_mmc(arrival_rate: float, service_rate: float, servers: int, jobs: int, seed: int = 0) -> list[float]:
+def simpy_mmc(
+    arrival_rate: float, service_rate: float, servers: int, jobs: int, seed: int = 0
+) -> list[float]:
     """Waiting times of ``jobs`` customers of an M/M/c queue, simulated in SimPy."""
     import simpy
 
@@ -62,9 +66,15 @@ def simpy_mmc(arrival_rate: float, service_rate: float, servers: int, jobs: int,
     return waits
 
 
-def simpy_queue_tier(arrival_rate: float, jobs: int, workers: int, batch_size: int,
-                     latency_range: tuple[float, float], poll_interval_s: float,
-                     seed: int = 0) -> tuple[list[float], list[float]]:
+def simpy_queue_tier(
+    arrival_rate: float,
+    jobs: int,
+    workers: int,
+    batch_size: int,
+    latency_range: tuple[float, float],
+    poll_interval_s: float,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
     """The queue tier in SimPy: (latencies, waits) of ``jobs`` Poisson-arriving leads.
 
     Workers take everything waiting (up to ``batch_size``) from a store, submit one run,

@@ -148,15 +148,21 @@ class SimResult:
 
     def queue_depth(self) -> pd.DataFrame:
         """Leads waiting to be sent and in flight at Clay, over time (hours)."""
-        return pd.DataFrame({"hour": self.depth_time_s / 3600.0, "waiting": self.depth_waiting,
-                             "in_flight": self.depth_in_flight})
+        return pd.DataFrame(
+            {
+                "hour": self.depth_time_s / 3600.0,
+                "waiting": self.depth_waiting,
+                "in_flight": self.depth_in_flight,
+            }
+        )
 
     # -- money ---------------------------------------------------------------------------
     @property
     def clay_usd(self) -> float:
         """The month's Clay bill: plan price plus top-ups at +30%."""
-        return self.plan.monthly_bill(self.actions_month, self.data_credits_month,
-                                      self.rollover_data_credits)
+        return self.plan.monthly_bill(
+            self.actions_month, self.data_credits_month, self.rollover_data_credits
+        )
 
     @property
     def top_up_usd(self) -> float:
@@ -182,8 +188,10 @@ class SimResult:
 
     def cost_table(self) -> pd.DataFrame:
         """Monthly cost by line: Clay (plan, top-ups), each infrastructure line, operations."""
-        rows = [("clay", "plan " + self.plan.name, self.plan.monthly_usd),
-                ("clay", "top-ups (+30%)", self.top_up_usd)]
+        rows = [
+            ("clay", "plan " + self.plan.name, self.plan.monthly_usd),
+            ("clay", "top-ups (+30%)", self.top_up_usd),
+        ]
         rows += [("infrastructure", name, usd) for name, usd in self.infra_usd.items()]
         rows.append(("operations", "engineer upkeep", self.ops_usd))
         return pd.DataFrame(rows, columns=["group", "line", "usd_month"])
@@ -192,16 +200,28 @@ class SimResult:
     def summary(self) -> dict[str, Any]:
         """Headline numbers as a flat dict (rounded for reading)."""
         return {
-            "tier": self.tier.name, "volume_per_day": self.volume_per_day, "leads": self.leads,
-            "p50_s": round(self.p50, 1), "p95_s": round(self.p95, 1), "p99_s": round(self.p99, 1),
-            "mean_wait_s": round(self.mean_wait_s, 1), "throughput_per_day": round(self.throughput_per_day),
-            "slo_s": self.slo_s, "late_share": round(self.late_share, 4),
-            "failed": int(self.failed.sum()), "over_budget": int(self.over_budget.sum()),
-            "max_queue_depth": self.max_queue_depth, "runs": self.runs,
-            "mean_batch": round(self.mean_batch, 1), "api_requests_per_s": round(self.api_requests_per_s, 2),
-            "actions_month": round(self.actions_month), "data_credits_month": round(self.data_credits_month),
-            "clay_usd_month": round(self.clay_usd, 2), "overspend_usd_month": round(self.overspend_usd, 2),
-            "infra_usd_month": round(self.infra_usd_month, 2), "ops_usd_month": round(self.ops_usd, 2),
+            "tier": self.tier.name,
+            "volume_per_day": self.volume_per_day,
+            "leads": self.leads,
+            "p50_s": round(self.p50, 1),
+            "p95_s": round(self.p95, 1),
+            "p99_s": round(self.p99, 1),
+            "mean_wait_s": round(self.mean_wait_s, 1),
+            "throughput_per_day": round(self.throughput_per_day),
+            "slo_s": self.slo_s,
+            "late_share": round(self.late_share, 4),
+            "failed": int(self.failed.sum()),
+            "over_budget": int(self.over_budget.sum()),
+            "max_queue_depth": self.max_queue_depth,
+            "runs": self.runs,
+            "mean_batch": round(self.mean_batch, 1),
+            "api_requests_per_s": round(self.api_requests_per_s, 2),
+            "actions_month": round(self.actions_month),
+            "data_credits_month": round(self.data_credits_month),
+            "clay_usd_month": round(self.clay_usd, 2),
+            "overspend_usd_month": round(self.overspend_usd, 2),
+            "infra_usd_month": round(self.infra_usd_month, 2),
+            "ops_usd_month": round(self.ops_usd, 2),
             "total_usd_month": round(self.total_usd_month, 2),
         }
 
@@ -209,9 +229,11 @@ class SimResult:
         return pd.DataFrame([self.summary()])
 
     def __repr__(self) -> str:
-        return (f"SimResult(tier={self.tier.name!r}, volume_per_day={self.volume_per_day:g}, "
-                f"p50={self.p50:.1f}s, p95={self.p95:.1f}s, p99={self.p99:.1f}s, "
-                f"late_share={self.late_share:.3f}, clay_usd={self.clay_usd:.2f})")
+        return (
+            f"SimResult(tier={self.tier.name!r}, volume_per_day={self.volume_per_day:g}, "
+            f"p50={self.p50:.1f}s, p95={self.p95:.1f}s, p99={self.p99:.1f}s, "
+            f"late_share={self.late_share:.3f}, clay_usd={self.clay_usd:.2f})"
+        )
 
     # -- plots ---------------------------------------------------------------------------
     def plot_latency(self, ax: Axes | None = None) -> Axes:
@@ -224,8 +246,15 @@ class SimResult:
             ax.hist(np.minimum(lat, top), bins=80, color=colour, alpha=0.8)
             for name, value in (("p50", self.p50), ("p95", self.p95), ("p99", self.p99)):
                 ax.axvline(value, color="black", lw=0.8, ls=":")
-                ax.annotate(name, (value, 0.97), xycoords=("data", "axes fraction"), fontsize=8,
-                            rotation=90, va="top", ha="right")
+                ax.annotate(
+                    name,
+                    (value, 0.97),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=8,
+                    rotation=90,
+                    va="top",
+                    ha="right",
+                )
         ax.axvline(self.slo_s, color="crimson", lw=1.5, label=f"SLO {self.slo_s:g}s")
         ax.set_xlabel("latency, arrival to result (s)")
         ax.set_ylabel("leads")
@@ -237,8 +266,14 @@ class SimResult:
         """Leads waiting and in flight over the simulated horizon."""
         ax = _axes(ax)
         hours = self.depth_time_s / 3600.0
-        ax.fill_between(hours, self.depth_waiting, step="post", alpha=0.6, label="waiting",
-                        color=TIER_COLOURS.get(self.tier.name, "grey"))
+        ax.fill_between(
+            hours,
+            self.depth_waiting,
+            step="post",
+            alpha=0.6,
+            label="waiting",
+            color=TIER_COLOURS.get(self.tier.name, "grey"),
+        )
         ax.plot(hours, self.depth_in_flight, color="black", lw=0.8, label="in flight at Clay")
         ax.set_xlabel("hour")
         ax.set_ylabel("leads")
@@ -256,8 +291,12 @@ class SimResult:
                 ax.bar(0, row.usd_month, bottom=bottom, label=f"{row.line}: ${row.usd_month:,.0f}")
                 bottom += row.usd_month
         if self.monthly_budget_usd is not None:
-            ax.axhline(self.monthly_budget_usd, color="crimson", ls="--",
-                       label=f"Clay budget ${self.monthly_budget_usd:,.0f}")
+            ax.axhline(
+                self.monthly_budget_usd,
+                color="crimson",
+                ls="--",
+                label=f"Clay budget ${self.monthly_budget_usd:,.0f}",
+            )
         ax.set_xticks([])
         ax.set_ylabel("USD per month")
         ax.set_title(f"monthly cost ${self.total_usd_month:,.0f}")

@@ -43,14 +43,26 @@ MIN_SUBMIT_SHARE = 0.05
 _UNSET: Any = object()
 
 
-def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days: float = 1.0,
-             arrivals: ArrivalProfile | str | None = None, workers: int | None = None,
-             batch_size: int | None = None, rate_limit_rps: float | None = _UNSET,
-             run_latency: RunLatency | tuple[float, float] | None = None,
-             clay: ClayBehaviour | None = None, routine: str | Routine = "enrich-person",
-             plan: str | Plan = "growth", monthly_budget_usd: float | None = None,
-             rollover_data_credits: float = 0.0, slo_s: float = 300.0,
-             prices: Prices | None = None, seed: int = 0, **tier_options: Any) -> SimResult:
+def simulate(
+    tier: str | Tier = "queue",
+    volume_per_day: float = 10_000,
+    *,
+    days: float = 1.0,
+    arrivals: ArrivalProfile | str | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    rate_limit_rps: float | None = _UNSET,
+    run_latency: RunLatency | tuple[float, float] | None = None,
+    clay: ClayBehaviour | None = None,
+    routine: str | Routine = "enrich-person",
+    plan: str | Plan = "growth",
+    monthly_budget_usd: float | None = None,
+    rollover_data_credits: float = 0.0,
+    slo_s: float = 300.0,
+    prices: Prices | None = None,
+    seed: int = 0,
+    **tier_options: Any,
+) -> SimResult:
     """Simulate ``tier`` under ``volume_per_day`` leads for ``days`` days.
 
     ``tier`` is ``"direct"``, ``"queue"``, ``"events"`` or a tier model (``QueueTier(...)``);
@@ -67,18 +79,38 @@ def simulate(tier: str | Tier = "queue", volume_per_day: float = 10_000, *, days
     times = generate_arrivals(volume_per_day, days, profile, rng)
     horizon = days * DAY_S
     runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
-    lead_failed = runs.per_lead(run_failed) if run_failed.any() else np.zeros(times.size, dtype=bool)
+    lead_failed = (
+        runs.per_lead(run_failed) if run_failed.any() else np.zeros(times.size, dtype=bool)
+    )
     return _assemble(
-        model=model, behaviour=behaviour, profile=profile, volume_per_day=volume_per_day, days=days,
-        horizon=horizon, arrivals=times, lead_start=runs.per_lead(runs.start), lead_done=runs.per_lead(done),
-        lead_failed=lead_failed, runs=runs, run_done=done, polls=polls, rng=rng,
+        model=model,
+        behaviour=behaviour,
+        profile=profile,
+        volume_per_day=volume_per_day,
+        days=days,
+        horizon=horizon,
+        arrivals=times,
+        lead_start=runs.per_lead(runs.start),
+        lead_done=runs.per_lead(done),
+        lead_failed=lead_failed,
+        runs=runs,
+        run_done=done,
+        polls=polls,
+        rng=rng,
         routine=get_routine(routine) if isinstance(routine, str) else routine,
-        plan=get_plan(plan), budget=monthly_budget_usd, rollover=rollover_data_credits,
-        slo_s=slo_s, prices=prices or Prices())
+        plan=get_plan(plan),
+        budget=monthly_budget_usd,
+        rollover=rollover_data_credits,
+        slo_s=slo_s,
+        prices=prices or Prices(),
+    )
 
 
-def _behaviour(clay: ClayBehaviour | None, latency: RunLatency | tuple[float, float] | None,
-               rate_limit_rps: float | None) -> ClayBehaviour:
+def _behaviour(
+    clay: ClayBehaviour | None,
+    latency: RunLatency | tuple[float, float] | None,
+    rate_limit_rps: float | None,
+) -> ClayBehaviour:
     behaviour = clay or ClayBehaviour()
     if isinstance(latency, tuple):
         latency = RunLatency("uniform", low=float(latency[0]), high=float(latency[1]))
@@ -89,8 +121,9 @@ def _behaviour(clay: ClayBehaviour | None, latency: RunLatency | tuple[float, fl
     return behaviour
 
 
-def _retry_time(size: int, tier: Tier, clay: ClayBehaviour,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _retry_time(
+    size: int, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Extra seconds each run spends on failed attempts and backoff, and whether it gave up."""
     if clay.failure_rate <= 0:
         return np.zeros(size), np.zeros(size, dtype=bool)
@@ -98,7 +131,7 @@ def _retry_time(size: int, tier: Tier, clay: ClayBehaviour,
     gave_up = failures > tier.max_retries
     tries = np.minimum(failures, tier.max_retries + 1)
     waits = np.minimum(tries, tier.max_retries)
-    extra = tries * clay.failure_detect_s + tier.backoff_s * (2.0 ** waits - 1.0)
+    extra = tries * clay.failure_detect_s + tier.backoff_s * (2.0**waits - 1.0)
     return extra, gave_up
 
 
@@ -106,7 +139,9 @@ def _submit_spacing(tier: Tier, clay: ClayBehaviour) -> float:
     """Seconds between run submissions the rate limit allows, after blocked workers' polls."""
     if clay.rate_limit_rps is None:
         return 0.0
-    polling = tier.servers / tier.poll_interval_s if tier.servers and tier.poll_interval_s > 0 else 0.0
+    polling = (
+        tier.servers / tier.poll_interval_s if tier.servers and tier.poll_interval_s > 0 else 0.0
+    )
     left = max(clay.rate_limit_rps - polling, MIN_SUBMIT_SHARE * clay.rate_limit_rps)
     return REQUESTS_PER_RUN / left
 
@@ -118,16 +153,18 @@ def _observed(latency: np.ndarray, poll_s: float) -> np.ndarray:
     return np.ceil(latency / poll_s - 1e-9) * poll_s
 
 
-def _run_tier(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
-              rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+def _run_tier(
+    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Runs, each run's done time, whether it failed, and the number of poll requests."""
     if isinstance(tier, EventTier):
         return _run_events(tier, clay, arrivals, rng)
     return _run_blocking(tier, clay, arrivals, rng)
 
 
-def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
-                  rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+def _run_blocking(
+    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Direct and queue: each worker is held from submit until it has polled the result."""
     n = arrivals.size
     spacing = _submit_spacing(tier, clay)
@@ -139,17 +176,24 @@ def _run_blocking(tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray,
         if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
             spacing = 0.0  # the workers can never submit faster than the limit allows
         starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
-        runs = Runs(starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy)  # one lead a run
+        runs = Runs(
+            starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
+        )  # one lead a run
     else:
         busy_fn, gave_up_of = _busy_fn(tier, clay, rng, n)
         runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
         gave_up = gave_up_of(runs.start.size)
-    polls = float(np.sum(np.floor(runs.busy / tier.poll_interval_s))) if tier.poll_interval_s > 0 else 0.0
+    polls = (
+        float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
+        if tier.poll_interval_s > 0
+        else 0.0
+    )
     return runs, runs.start + runs.busy, gave_up, polls
 
 
-def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
-             leads: int) -> tuple[BusyTime, Callable[[int], np.ndarray]]:
+def _busy_fn(
+    tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int
+) -> tuple[BusyTime, Callable[[int], np.ndarray]]:
     """How long a worker is held by run ``r`` of ``n`` items, and which of the first runs gave up.
 
     A run's randomness (its latency uniform, its failed attempts) does not depend on its
@@ -175,6 +219,7 @@ def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
     draw_more(max(1024, 2 * leads // tier.batch_size))
 
     if clay.failure_rate <= 0:
+
         def busy(r: int, n_items: int) -> float:
             try:  # free unless raised: once per chunk
                 u = uniforms[r]
@@ -183,6 +228,7 @@ def _busy_fn(tier: Tier, clay: ClayBehaviour, rng: np.random.Generator,
                 u = uniforms[r]
             return observed(u ** inv[n_items])
     else:
+
         def busy(r: int, n_items: int) -> float:
             if r >= len(uniforms):
                 draw_more(len(uniforms))
@@ -207,8 +253,9 @@ def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], fl
     return lambda q: ceil(ppf(q) / poll_s - 1e-9) * poll_s
 
 
-def _run_events(tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray,
-                rng: np.random.Generator) -> tuple[Runs, np.ndarray, np.ndarray, float]:
+def _run_events(
+    tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Events: flush on a clock, submit within the rate limit, hear back by webhook or poll."""
     first, ready = flush_windows(arrivals, tier.linger_s, tier.batch_size)
     count = np.diff(np.append(first, arrivals.size))
@@ -221,7 +268,9 @@ def _run_events(tier: EventTier, clay: ClayBehaviour, arrivals: np.ndarray,
     by_poll = tier.fallback_after_s + _observed(late, tier.poll_interval_s)
     heard = np.where(lost, by_poll, latency + tier.webhook_delay_s)
     busy = np.where(gave_up, extra, heard + extra)
-    polls_per_run = 1.0 + (np.ceil(late / tier.poll_interval_s) if tier.poll_interval_s > 0 else 0.0)
+    polls_per_run = 1.0 + (
+        np.ceil(late / tier.poll_interval_s) if tier.poll_interval_s > 0 else 0.0
+    )
     polls = float(np.sum(np.where(lost & ~gave_up, polls_per_run, 0.0)))
     return Runs(starts, first, count, busy), starts + busy, gave_up, polls
 
@@ -244,8 +293,11 @@ def _charge_tables(routine: Routine) -> tuple[np.ndarray, np.ndarray, np.ndarray
     reach = np.cumprod(np.append(1.0, 1.0 - hit))  # chance of reaching provider i
     bounds = 1.0 - reach[1:]
     credit_table = np.append(0.0, np.cumsum(miss_cost)) + np.append(cost, 0.0)
-    action_table = np.where((np.arange(hit.size + 1) < hit.size) | (credit_table > 0),
-                            float(routine.actions_per_hit), 0.0)
+    action_table = np.where(
+        (np.arange(hit.size + 1) < hit.size) | (credit_table > 0),
+        float(routine.actions_per_hit),
+        0.0,
+    )
     return bounds, action_table, credit_table
 
 
@@ -280,11 +332,29 @@ def _charge_totals(routine: Routine, u: np.ndarray) -> tuple[float, float]:
     return float(stops @ action_table), float(stops @ credit_table)
 
 
-def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile, volume_per_day: float,
-              days: float, horizon: float, arrivals: np.ndarray, lead_start: np.ndarray,
-              lead_done: np.ndarray, lead_failed: np.ndarray, runs: Runs, run_done: np.ndarray, polls: float,
-              rng: np.random.Generator, routine: Routine, plan: Plan, budget: float | None,
-              rollover: float, slo_s: float, prices: Prices) -> SimResult:
+def _assemble(
+    *,
+    model: Tier,
+    behaviour: ClayBehaviour,
+    profile: ArrivalProfile,
+    volume_per_day: float,
+    days: float,
+    horizon: float,
+    arrivals: np.ndarray,
+    lead_start: np.ndarray,
+    lead_done: np.ndarray,
+    lead_failed: np.ndarray,
+    runs: Runs,
+    run_done: np.ndarray,
+    polls: float,
+    rng: np.random.Generator,
+    routine: Routine,
+    plan: Plan,
+    budget: float | None,
+    rollover: float,
+    slo_s: float,
+    prices: Prices,
+) -> SimResult:
     n = arrivals.size
     month = DAYS_PER_MONTH / days
     u = rng.random(n)  # each lead's draw down the routine's waterfall
@@ -301,8 +371,11 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
         charged = (float(actions[:allowed].sum()), float(credits[:allowed].sum()))
     else:  # only the totals are kept: count the leads at each step of the waterfall
         charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
-    uncapped_bill = float(bill_curve(plan, np.array([uncapped[0] * month]),
-                                     np.array([uncapped[1] * month]), rollover)[0])
+    uncapped_bill = float(
+        bill_curve(
+            plan, np.array([uncapped[0] * month]), np.array([uncapped[1] * month]), rollover
+        )[0]
+    )
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
     # The per-lead times are spent from here on: reuse their memory for latency and wait
     # (fresh pages for another million-float array cost more than the arithmetic).
@@ -313,12 +386,29 @@ def _assemble(*, model: Tier, behaviour: ClayBehaviour, profile: ArrivalProfile,
     wait = np.subtract(lead_start, arrivals, out=lead_start)
     failed = lead_failed if allowed == n else lead_failed & ~over_budget
     return SimResult(
-        tier=model, clay=behaviour, arrivals_profile=profile, volume_per_day=volume_per_day,
-        days=days, slo_s=slo_s, arrivals=arrivals, latency_s=latency, wait_s=wait,
-        failed=failed, over_budget=over_budget, runs=int(runs.start.size),
-        busy_s=float(runs.busy.sum()), api_requests=REQUESTS_PER_RUN * runs.start.size + polls,
-        depth_time_s=grid, depth_waiting=waiting, depth_in_flight=in_flight,
-        actions_month=charged[0] * month, data_credits_month=charged[1] * month,
-        plan=plan, rollover_data_credits=rollover, monthly_budget_usd=budget,
-        uncapped_bill_usd=uncapped_bill, infra_usd=infra_lines(model.name, machines(model), prices),
-        ops_usd=prices.upkeep_hours(model.name) * prices.engineer_usd_hour)
+        tier=model,
+        clay=behaviour,
+        arrivals_profile=profile,
+        volume_per_day=volume_per_day,
+        days=days,
+        slo_s=slo_s,
+        arrivals=arrivals,
+        latency_s=latency,
+        wait_s=wait,
+        failed=failed,
+        over_budget=over_budget,
+        runs=int(runs.start.size),
+        busy_s=float(runs.busy.sum()),
+        api_requests=REQUESTS_PER_RUN * runs.start.size + polls,
+        depth_time_s=grid,
+        depth_waiting=waiting,
+        depth_in_flight=in_flight,
+        actions_month=charged[0] * month,
+        data_credits_month=charged[1] * month,
+        plan=plan,
+        rollover_data_credits=rollover,
+        monthly_budget_usd=budget,
+        uncapped_bill_usd=uncapped_bill,
+        infra_usd=infra_lines(model.name, machines(model), prices),
+        ops_usd=prices.upkeep_hours(model.name) * prices.engineer_usd_hour,
+    )

@@ -106,14 +106,37 @@ class RunLatency:
 
 def _norm_ppf(q: np.ndarray) -> np.ndarray:
     """Standard normal quantiles, vectorised (Acklam's rational approximation, |err| < 1.2e-9)."""
-    a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00]
-    b = [-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-         6.680131188771972e01, -1.328068155288572e01, 1.0]
-    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00]
-    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
-         3.754408661907416e00, 1.0]
+    a = [
+        -3.969683028665376e01,
+        2.209460984245205e02,
+        -2.759285104469687e02,
+        1.383577518672690e02,
+        -3.066479806614716e01,
+        2.506628277459239e00,
+    ]
+    b = [
+        -5.447609879822406e01,
+        1.615858368580409e02,
+        -1.556989798598866e02,
+        6.680131188771972e01,
+        -1.328068155288572e01,
+        1.0,
+    ]
+    c = [
+        -7.784894002430293e-03,
+        -3.223964580411365e-01,
+        -2.400758277161838e00,
+        -2.549732539343734e00,
+        4.374664141464968e00,
+        2.938163982698783e00,
+    ]
+    d = [
+        7.784695709041462e-03,
+        3.224671290700398e-01,
+        2.445134137142996e00,
+        3.754408661907416e00,
+        1.0,
+    ]
     q = np.clip(np.asarray(q, dtype=float), 1e-300, 1 - 1e-16)
     low, high = q < 0.02425, q > 1 - 0.02425
     mid = ~(low | high)
@@ -231,8 +254,14 @@ def make_tier(tier: str | Tier, **overrides: Any) -> Tier:
     ``consumers`` for events), so a dashboard slider can drive whichever tier is shown.
     """
     if isinstance(tier, str):
-        key = {"event": "events", "event-driven": "events", "event_driven": "events"}.get(tier, tier)
-        classes: dict[str, type[Tier]] = {"direct": DirectTier, "queue": QueueTier, "events": EventTier}
+        key = {"event": "events", "event-driven": "events", "event_driven": "events"}.get(
+            tier, tier
+        )
+        classes: dict[str, type[Tier]] = {
+            "direct": DirectTier,
+            "queue": QueueTier,
+            "events": EventTier,
+        }
         if key not in classes:
             raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
         base: Tier = classes[key]()

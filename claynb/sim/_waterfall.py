@@ -88,25 +88,38 @@ class WaterfallPlan:
 
         shown = self.orders.head(top)
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.5))
-        colours = ["#4A6FB5" if i == 0 else ("#E0A030" if g else "#BBBBBB")
-                   for i, g in enumerate(shown["given"])]
+        colours = [
+            "#4A6FB5" if i == 0 else ("#E0A030" if g else "#BBBBBB")
+            for i, g in enumerate(shown["given"])
+        ]
         labels = [" > ".join(o) for o in shown["order"]]
         ax.barh(range(len(shown)), shown["data_credits_per_row"], color=colours)
         ax.set_yticks(range(len(shown)), labels, fontsize=8)
         ax.invert_yaxis()
-        for i, (c, usd) in enumerate(zip(shown["data_credits_per_row"], shown["usd_per_row"], strict=True)):
-            ax.annotate(f"{c:.3f} DC  ${usd:.4f}", (c, i), xytext=(3, 0), textcoords="offset points",
-                        va="center", fontsize=8)
+        for i, (c, usd) in enumerate(
+            zip(shown["data_credits_per_row"], shown["usd_per_row"], strict=True)
+        ):
+            ax.annotate(
+                f"{c:.3f} DC  ${usd:.4f}",
+                (c, i),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         ax.set_xlabel("expected Data Credits per row")
-        ax.set_title(f"{self.routine.id}: best order in blue, the given order in orange "
-                     f"(match rate {self.orders['match_rate'].iloc[0]:.1%})")
+        ax.set_title(
+            f"{self.routine.id}: best order in blue, the given order in orange "
+            f"(match rate {self.orders['match_rate'].iloc[0]:.1%})"
+        )
         fig.tight_layout()
         plt.close(fig)
         return fig
 
 
-def optimise_waterfall(providers: Routine | str | Iterable[ProviderLike], *,
-                       plan: str | Plan = "growth") -> WaterfallPlan:
+def optimise_waterfall(
+    providers: Routine | str | Iterable[ProviderLike], *, plan: str | Plan = "growth"
+) -> WaterfallPlan:
     """Price every order of a waterfall and find the cheapest.
 
     ``providers`` is a :class:`claynb.Routine`, a routine id, or providers given as
@@ -137,6 +150,12 @@ def _price(routine: Routine, plan: Plan, given: bool) -> dict[str, Any]:
     cost = routine.expected_cost()
     match = routine.match_rate()
     usd = plan.usd(cost.actions, cost.data_credits)
-    return {"order": tuple(p.name for p in routine.providers), "match_rate": match,
-            "actions_per_row": cost.actions, "data_credits_per_row": cost.data_credits,
-            "usd_per_row": usd, "usd_per_match": usd / match if match else math.inf, "given": given}
+    return {
+        "order": tuple(p.name for p in routine.providers),
+        "match_rate": match,
+        "actions_per_row": cost.actions,
+        "data_credits_per_row": cost.data_credits,
+        "usd_per_row": usd,
+        "usd_per_match": usd / match if match else math.inf,
+        "given": given,
+    }

@@ -29,13 +29,26 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SIMULATOR_DEFAULTS: dict[str, Any] = {
-    "volume_per_day": 10_000, "burstiness": 0.0, "workers": 4, "rate_limit_rps": 10.0,
-    "slo_s": 300.0, "plan": "growth", "monthly_budget_usd": 0.0, "days": 1.0,
+    "volume_per_day": 10_000,
+    "burstiness": 0.0,
+    "workers": 4,
+    "rate_limit_rps": 10.0,
+    "slo_s": 300.0,
+    "plan": "growth",
+    "monthly_budget_usd": 0.0,
+    "days": 1.0,
 }
 MATRIX_DEFAULTS: dict[str, Any] = {
-    "volume_per_day": 20_000, "slo_s": 300.0, "team_size": 5, "monthly_budget_usd": 0.0,
-    "burstiness": 0.0, "rate_limit_rps": 10.0, "plan": "growth", "delay_usd_per_lead_hour": 1.0,
-    "engineer_usd_hour": 100.0, "worker_usd_month": 25.0,
+    "volume_per_day": 20_000,
+    "slo_s": 300.0,
+    "team_size": 5,
+    "monthly_budget_usd": 0.0,
+    "burstiness": 0.0,
+    "rate_limit_rps": 10.0,
+    "plan": "growth",
+    "delay_usd_per_lead_hour": 1.0,
+    "engineer_usd_hour": 100.0,
+    "worker_usd_month": 25.0,
 }
 MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
 MATRIX_SLOS = (60, 120, 300, 900, 3_600)
@@ -54,10 +67,20 @@ def simulator_view(settings: dict[str, Any]) -> tuple[Figure, pd.DataFrame]:
     s = {**SIMULATOR_DEFAULTS, **settings}
     clay = ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None)
     arrivals = ArrivalProfile(burstiness=float(s["burstiness"]))
-    results = [simulate(t, float(s["volume_per_day"]), days=float(s["days"]), arrivals=arrivals, clay=clay,
-                        workers=int(s["workers"]) if t == "queue" else None, plan=s["plan"],
-                        monthly_budget_usd=_budget(s["monthly_budget_usd"]), slo_s=float(s["slo_s"]))
-               for t in TIERS]
+    results = [
+        simulate(
+            t,
+            float(s["volume_per_day"]),
+            days=float(s["days"]),
+            arrivals=arrivals,
+            clay=clay,
+            workers=int(s["workers"]) if t == "queue" else None,
+            plan=s["plan"],
+            monthly_budget_usd=_budget(s["monthly_budget_usd"]),
+            slo_s=float(s["slo_s"]),
+        )
+        for t in TIERS
+    ]
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     for ax, result in zip(axes[0], results, strict=True):
         result.plot_latency(ax)
@@ -89,17 +112,27 @@ def _cost_bars(ax: Any, results: list[Any]) -> None:
 
 
 def _matrix_options(s: dict[str, Any]) -> dict[str, Any]:
-    prices = Prices(engineer_usd_hour=float(s["engineer_usd_hour"]), worker_usd_month=float(s["worker_usd_month"]))
-    return {"arrivals": ArrivalProfile(burstiness=float(s["burstiness"])),
-            "clay": ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None), "plan": s["plan"],
-            "prices": prices, "delay_usd_per_lead_hour": float(s["delay_usd_per_lead_hour"]),
-            "team_size": int(s["team_size"]) if s["team_size"] else None,
-            "monthly_budget_usd": _budget(s["monthly_budget_usd"])}
+    prices = Prices(
+        engineer_usd_hour=float(s["engineer_usd_hour"]),
+        worker_usd_month=float(s["worker_usd_month"]),
+    )
+    return {
+        "arrivals": ArrivalProfile(burstiness=float(s["burstiness"])),
+        "clay": ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None),
+        "plan": s["plan"],
+        "prices": prices,
+        "delay_usd_per_lead_hour": float(s["delay_usd_per_lead_hour"]),
+        "team_size": int(s["team_size"]) if s["team_size"] else None,
+        "monthly_budget_usd": _budget(s["monthly_budget_usd"]),
+    }
 
 
-def matrix_view(settings: dict[str, Any], sims: dict[float, list[Any]] | None = None,
-                volumes: tuple[float, ...] = MATRIX_VOLUMES, slos: tuple[float, ...] = MATRIX_SLOS,
-                ) -> tuple[Figure, pd.DataFrame, list[str], dict[float, list[Any]]]:
+def matrix_view(
+    settings: dict[str, Any],
+    sims: dict[float, list[Any]] | None = None,
+    volumes: tuple[float, ...] = MATRIX_VOLUMES,
+    slos: tuple[float, ...] = MATRIX_SLOS,
+) -> tuple[Figure, pd.DataFrame, list[str], dict[float, list[Any]]]:
     """The heatmap with your point, the recommendation's table and reasons, and the simulations.
 
     Pass back ``sims`` from a previous call while only prices, team, delay value, SLO or your
@@ -111,7 +144,9 @@ def matrix_view(settings: dict[str, Any], sims: dict[float, list[Any]] | None = 
     if sims is None:
         sims = simulate_grid(volumes, scenario)
     grid = assess_grid(sims, slos, scenario)
-    fig = plot_decision_matrix(grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"]))
+    fig = plot_decision_matrix(
+        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
+    )
     rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), **options)
     return fig, rec.table, [f"recommended: {rec.tier}", *rec.reasons], sims
 
@@ -165,31 +200,89 @@ def _sliders(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     layout = w.Layout(width="420px")
     common = {"style": style, "layout": layout, "continuous_update": False}
     controls: dict[str, Any] = {
-        "volume_per_day": w.FloatLogSlider(value=values["volume_per_day"], base=10, min=2, max=5.5, step=0.05,
-                                           description="leads per day", **common),
-        "burstiness": w.FloatSlider(value=values["burstiness"], min=0, max=0.9, step=0.05,
-                                    description="burstiness", **common),
-        "rate_limit_rps": w.FloatSlider(value=values["rate_limit_rps"], min=1, max=50, step=1,
-                                        description="Clay rate limit (req/s)", **common),
-        "slo_s": w.FloatLogSlider(value=values["slo_s"], base=10, min=1.5, max=4, step=0.05,
-                                  description="latency SLO (s)", **common),
-        "plan": w.Dropdown(options=list(PLANS), value=values["plan"], description="plan",
-                           style=style, layout=layout),
-        "monthly_budget_usd": w.FloatText(value=values["monthly_budget_usd"], description="Clay budget ($, 0=none)",
-                                          style=style, layout=layout),
+        "volume_per_day": w.FloatLogSlider(
+            value=values["volume_per_day"],
+            base=10,
+            min=2,
+            max=5.5,
+            step=0.05,
+            description="leads per day",
+            **common,
+        ),
+        "burstiness": w.FloatSlider(
+            value=values["burstiness"],
+            min=0,
+            max=0.9,
+            step=0.05,
+            description="burstiness",
+            **common,
+        ),
+        "rate_limit_rps": w.FloatSlider(
+            value=values["rate_limit_rps"],
+            min=1,
+            max=50,
+            step=1,
+            description="Clay rate limit (req/s)",
+            **common,
+        ),
+        "slo_s": w.FloatLogSlider(
+            value=values["slo_s"],
+            base=10,
+            min=1.5,
+            max=4,
+            step=0.05,
+            description="latency SLO (s)",
+            **common,
+        ),
+        "plan": w.Dropdown(
+            options=list(PLANS),
+            value=values["plan"],
+            description="plan",
+            style=style,
+            layout=layout,
+        ),
+        "monthly_budget_usd": w.FloatText(
+            value=values["monthly_budget_usd"],
+            description="Clay budget ($, 0=none)",
+            style=style,
+            layout=layout,
+        ),
     }
     if kind == "simulator":
-        controls["workers"] = w.IntSlider(value=values["workers"], min=1, max=64, description="queue workers", **common)
-        controls["days"] = w.FloatSlider(value=values["days"], min=1, max=30, step=1, description="days simulated",
-                                         **common)
+        controls["workers"] = w.IntSlider(
+            value=values["workers"], min=1, max=64, description="queue workers", **common
+        )
+        controls["days"] = w.FloatSlider(
+            value=values["days"], min=1, max=30, step=1, description="days simulated", **common
+        )
     else:
-        controls["team_size"] = w.IntSlider(value=values["team_size"], min=1, max=30, description="team size", **common)
-        controls["delay_usd_per_lead_hour"] = w.FloatSlider(value=values["delay_usd_per_lead_hour"], min=0, max=5,
-                                                            step=0.1, description="delay $/lead-hour", **common)
-        controls["engineer_usd_hour"] = w.FloatSlider(value=values["engineer_usd_hour"], min=20, max=300, step=10,
-                                                      description="engineer $/hour", **common)
-        controls["worker_usd_month"] = w.FloatSlider(value=values["worker_usd_month"], min=5, max=200, step=5,
-                                                     description="worker $/month", **common)
+        controls["team_size"] = w.IntSlider(
+            value=values["team_size"], min=1, max=30, description="team size", **common
+        )
+        controls["delay_usd_per_lead_hour"] = w.FloatSlider(
+            value=values["delay_usd_per_lead_hour"],
+            min=0,
+            max=5,
+            step=0.1,
+            description="delay $/lead-hour",
+            **common,
+        )
+        controls["engineer_usd_hour"] = w.FloatSlider(
+            value=values["engineer_usd_hour"],
+            min=20,
+            max=300,
+            step=10,
+            description="engineer $/hour",
+            **common,
+        )
+        controls["worker_usd_month"] = w.FloatSlider(
+            value=values["worker_usd_month"],
+            min=5,
+            max=200,
+            step=5,
+            description="worker $/month",
+            **common,
+        )
     return controls
 
 
@@ -217,4 +310,3 @@ def simulator_dashboard(**initial: Any) -> Dashboard:
 def matrix_dashboard(**initial: Any) -> Dashboard:
     """The decision matrix under your prices, with your point and the reasons; display ``.widget``."""
     return _dashboard("matrix", MATRIX_DEFAULTS, initial)
-
