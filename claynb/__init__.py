@@ -6,14 +6,20 @@ re-exported here; the modules behind it are private and split by concept.
 
 from claynb import queue, sim
 from claynb._accessor import ClayAccessor
-from claynb._budget import Budget
-from claynb._client import AsyncClayClient, ClayClient
-from claynb._config import RetryPolicy, SourcePolicy, Timeout
 from claynb._connect import connect
-from claynb._direct import WebhookReceiver
-from claynb._enrich import enrich, enrich_async, failures
-from claynb._estimate import Estimate, estimate
-from claynb._exceptions import (
+from claynb._plans import PLANS, Plan, get_plan
+from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
+from claynb._samples import sample_leads
+from claynb._version import __version__
+from claynb.direct import WebhookReceiver
+from claynb.emulator import Emulator, Faults
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._enrich import enrich, enrich_async, failures
+from claynb.pipeline._estimate import Estimate, estimate
+from claynb.pipeline._ledger import Ledger, ledger
+from claynb.wire._client import AsyncClayClient, ClayClient
+from claynb.wire._config import RetryPolicy, SourcePolicy, Timeout
+from claynb.wire._exceptions import (
     AuthenticationError,
     BudgetExceeded,
     ClayError,
@@ -29,15 +35,9 @@ from claynb._exceptions import (
     SignatureError,
     TransportError,
 )
-from claynb._ledger import Ledger, ledger
-from claynb._plans import PLANS, Plan, get_plan
-from claynb._results import BatchResults, RunItem, RunResults
-from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
-from claynb._samples import sample_leads
-from claynb._signatures import verify_signature
-from claynb._sources import SourceCapWarning, SourceReport
-from claynb._version import __version__
-from claynb.emulator import Emulator, Faults
+from claynb.wire._results import BatchResults, RunItem, RunResults
+from claynb.wire._signatures import verify_signature
+from claynb.wire._sources import SourceCapWarning, SourceReport
 
 __all__ = [
     "DEFAULT_ROUTINES",

@@ -21,19 +21,19 @@ class ClayAccessor:
 
     def enrich(self, routine: Any, inputs: Any = None, **kwargs: Any) -> pd.DataFrame:
         """A new frame enriched through Clay; see :func:`claynb.enrich`."""
-        from claynb._enrich import enrich
+        from claynb.pipeline._enrich import enrich
 
         return enrich(self._frame, routine, inputs, **kwargs)
 
     async def enrich_async(self, routine: Any, inputs: Any = None, **kwargs: Any) -> pd.DataFrame:
         """``await df.clay.enrich_async(...)``; see :func:`claynb.enrich_async`."""
-        from claynb._enrich import enrich_async
+        from claynb.pipeline._enrich import enrich_async
 
         return await enrich_async(self._frame, routine, inputs, **kwargs)
 
     def estimate(self, routine: Any, inputs: Any = None, **kwargs: Any) -> Any:
         """What enriching this frame would cost, spending nothing; see :func:`claynb.estimate`."""
-        from claynb._estimate import estimate
+        from claynb.pipeline._estimate import estimate
 
         return estimate(self._frame, routine, inputs, **kwargs)
 
@@ -45,7 +45,7 @@ class ClayAccessor:
         ``retry_failed=True`` would re-send). Otherwise the whole dead-letter list
         (:func:`claynb.failures`), of one routine when given.
         """
-        from claynb._estimate import frame_failures
+        from claynb.pipeline._estimate import frame_failures
 
         return frame_failures(self._frame, routine, inputs, **kwargs)
 

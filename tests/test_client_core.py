@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 import claynb
-from claynb._core import BaseClient, Call, api_base, check_items
-from claynb._pacing import Pacer
+from claynb.wire._core import BaseClient, Call, api_base, check_items
+from claynb.wire._pacing import Pacer
 
 
 class FakeClock:

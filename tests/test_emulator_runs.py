@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from claynb._routines import DEFAULT_ROUTINES, run_item
-from claynb._work import COST_KEY, PROVIDER_KEY, item_key
+from claynb.pipeline._work import COST_KEY, PROVIDER_KEY, item_key
 
 
 def client(emu: Any) -> httpx.Client:

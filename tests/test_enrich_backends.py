@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from claynb import ConfigError, _backends
-from claynb._direct import run as direct_run
+from claynb import ConfigError
+from claynb.direct import run as direct_run
+from claynb.pipeline import _backends
 
 
 def test_known_backends_resolve_to_their_run_function() -> None:
@@ -19,7 +20,7 @@ def test_unknown_or_unavailable_backends(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(_backends.BACKENDS, "queue", "claynb_missing_module:run")
     with pytest.raises(ConfigError, match=r"backend 'queue' is not available.*claynb\[queue\]"):
         _backends.get_backend("queue")
-    monkeypatch.setitem(_backends.BACKENDS, "events", "claynb._direct:no_such_function")
+    monkeypatch.setitem(_backends.BACKENDS, "events", "claynb.direct._engine:no_such_function")
     with pytest.raises(ConfigError, match="has no no_such_function"):
         _backends.get_backend("events")
 

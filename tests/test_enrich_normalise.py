@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from claynb._normalise import (
+from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
+from claynb.pipeline._normalise import (
     item_result,
     normalise_domain,
     normalise_email,
@@ -16,7 +17,6 @@ from claynb._normalise import (
     price_item,
     result_from_clay,
 )
-from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
 
 PERSON = DEFAULT_ROUTINES["enrich-person"]
 EMAIL_FINDER = DEFAULT_ROUTINES["find-work-email"]

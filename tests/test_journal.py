@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claynb._journal import FINISHED, IN_FLIGHT, SENDING, UNKNOWN, Journal
 from claynb._routines import Cost
-from claynb._work import ItemResult
+from claynb.pipeline._journal import FINISHED, IN_FLIGHT, SENDING, UNKNOWN, Journal
+from claynb.pipeline._work import ItemResult
 
 
 def _other_process(path: str) -> None:
@@ -93,7 +93,7 @@ def test_a_run_journaled_by_another_process_is_seen_here(tmp_path: Path) -> None
 def test_intent_of_a_dead_process_becomes_unknown(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     code = (
-        "import sys, os; from claynb._journal import Journal\n"
+        "import sys, os; from claynb.pipeline._journal import Journal\n"
         f"j = Journal({str(path)!r}); j.intent('r', 'direct', {{'a': {{}}}}); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

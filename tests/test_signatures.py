@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import claynb
-from claynb._signatures import require_signature, sign
+from claynb.wire._signatures import require_signature, sign
 
 SECRET = "whsec_test_signing_secret_0123"
 BODY = (

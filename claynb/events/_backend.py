@@ -25,9 +25,9 @@ import time
 from typing import Any
 
 from claynb._routines import Cost, Routine
-from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
 from claynb.events._service import ServiceSettings
 from claynb.events._tier import EventTier
+from claynb.pipeline._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
 
 DEFAULT_TIMEOUT_S = 600.0
 _SETTINGS = (

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claynb._exceptions import ConfigError
 from claynb._secrets import redact
+from claynb.wire._exceptions import ConfigError
 
 LEADS = "leads"
 RUNS_FINISHED = "runs.finished"

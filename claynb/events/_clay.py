@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from claynb._normalise import price_item
 from claynb._routines import Routine
-from claynb._work import ENRICHED, FAILED, NO_MATCH, ItemResult
+from claynb.pipeline._normalise import price_item
+from claynb.pipeline._work import ENRICHED, FAILED, NO_MATCH, ItemResult
 
 
 class RunsApi(Protocol):
@@ -45,7 +45,7 @@ class ClientRunsApi:
 
 
 def outcome_of(routine: Routine, key: str, item: Any, run_id: str) -> ItemResult:
-    """One parsed result item (:class:`claynb._results.RunItem`) as an :class:`ItemResult`.
+    """One parsed result item (:class:`claynb.wire._results.RunItem`) as an :class:`ItemResult`.
 
     Enriched when any of the routine's fields has a value, no_match otherwise; the cost is
     what the emulator says it charged, or the catalogue's price (real Clay does not say).

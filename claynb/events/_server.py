@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from claynb._exceptions import ConfigError
 from claynb.events._bus import Bus
 from claynb.events._dedupe import DedupeStore, open_dedupe_store
 from claynb.events._receiver import Receiver, ReceiverSettings, create_receiver_app
 from claynb.services.nats import free_port
+from claynb.wire._exceptions import ConfigError
 
 STARTUP_TIMEOUT_S = 15.0
 

@@ -26,14 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
 from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
-from claynb._work import INVALID_INPUT, ItemResult, item_key
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi, outcome_of
 from claynb.events._reconciler import Reconciler
+from claynb.pipeline._work import INVALID_INPUT, ItemResult, item_key
+from claynb.wire._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
 
 log = logging.getLogger("claynb.events.service")
 

@@ -26,10 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from claynb._budget import Budget
-from claynb._exceptions import ConfigError
 from claynb._secrets import register_secret
-from claynb._work import BudgetGuard
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
 from claynb.events._clay import ClientRunsApi
@@ -38,7 +35,10 @@ from claynb.events._dlq import NEEDS_CHECK, replay
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
 from claynb.events._service import EnrichmentService, ServiceSettings
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._work import BudgetGuard
 from claynb.services.nats import NatsServer
+from claynb.wire._exceptions import ConfigError
 
 T = TypeVar("T")
 
@@ -168,7 +168,7 @@ class EventTier:
         self.call(self._start_service(url))
 
     async def _start_service(self, url: str) -> None:
-        from claynb._client import AsyncClayClient
+        from claynb.wire._client import AsyncClayClient
 
         self.bus = Bus(url, self.namespace)
         self._aclient = AsyncClayClient(

@@ -26,13 +26,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._budget import reserve_largest
-from claynb._exceptions import ConfigError
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
+from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
 from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
 from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
+from claynb.wire._exceptions import ConfigError
 
 KNOWN_OPTIONS = {
     "redis_url",

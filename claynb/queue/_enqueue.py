@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._exceptions import ConfigError
-from claynb._normalise import normalise_inputs, resolve_columns
 from claynb._routines import Routine, get_routine
-from claynb._work import INVALID_INPUT, item_key
+from claynb.pipeline._normalise import normalise_inputs, resolve_columns
+from claynb.pipeline._work import INVALID_INPUT, item_key
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
 from claynb.queue._store import (
@@ -35,6 +34,7 @@ from claynb.queue._store import (
     outcomes_key,
     pending_key,
 )
+from claynb.wire._exceptions import ConfigError
 
 DEFAULT_QUEUE = "claynb"
 

@@ -25,12 +25,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from claynb._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
-from claynb._normalise import result_from_clay
 from claynb._plans import get_plan
 from claynb._routines import Cost, Routine
 from claynb._secrets import mask, redact
-from claynb._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
+from claynb.pipeline._normalise import result_from_clay
+from claynb.pipeline._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
 from claynb.queue._store import (
     DONE,
     NEW,
@@ -44,6 +43,7 @@ from claynb.queue._store import (
     lease_key,
     scaled,
 )
+from claynb.wire._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
 
 #: Items per run: the Public API takes 1 to 100.
 MAX_BATCH = 100
@@ -337,7 +337,7 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
 @functools.lru_cache(maxsize=4)
 def _cached_client(api_key: str, base_url: str, max_attempts: int | None, rps: float | None) -> Any:
     from claynb import ClayClient
-    from claynb._config import RetryPolicy
+    from claynb.wire._config import RetryPolicy
 
     retry = RetryPolicy(max_attempts=max_attempts) if max_attempts else None
     return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
@@ -466,7 +466,7 @@ def _from_result(routine: Routine, item: Any, error: str | None) -> dict[str, An
 
 
 def item_result(routine: Routine, item: Any) -> ItemResult:
-    """A parsed result item (:class:`claynb._results.RunItem`) as the core's ItemResult."""
+    """A parsed result item (:class:`claynb.wire._results.RunItem`) as the core's ItemResult."""
     result = dict(item.result)
     if item.cost is not None:
         result[COST_KEY] = {"actions": item.cost.actions, "data_credits": item.cost.data_credits}

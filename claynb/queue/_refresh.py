@@ -62,7 +62,7 @@ def refresh_stale(
         data = json.loads(raw)
         if data["routine"] != routine_id:
             continue
-        from claynb._work import item_key
+        from claynb.pipeline._work import item_key
 
         leads.append(Lead(lead_id, item_key(routine_id, data["inputs"]), data["inputs"]))
     if not leads:

@@ -158,7 +158,7 @@ class Ledger:
 
 def ledger(home: str | Path | None = None) -> Ledger:
     """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
-    from claynb._journal import Journal
+    from claynb.pipeline._journal import Journal
 
     with Journal.open(home) as journal:
         return Ledger(journal.read(charges_frame))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from claynb._exceptions import ConfigError
+from claynb.wire._exceptions import ConfigError
 
 #: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
 DEFAULT_BASE_URL = "https://api.clay.com/public/v0"

@@ -1,7 +1,7 @@
 """The Clay clients: :class:`ClayClient` (sync) and :class:`AsyncClayClient` (asyncio).
 
 Both only send. Every decision (what to send, whether to retry, how long to wait, how
-to read the answer) is made by :class:`claynb._core.BaseClient`, so the two behave the
+to read the answer) is made by :class:`claynb.wire._core.BaseClient`, so the two behave the
 same by construction.
 
 Why a run is never re-sent after it may have reached Clay: Clay has no idempotency key,
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from claynb._config import (
+from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_POLL_INTERVAL_S,
@@ -34,10 +34,10 @@ from claynb._config import (
     SourcePolicy,
     Timeout,
 )
-from claynb._core import BaseClient, Call, Flow, Sleep
-from claynb._exceptions import ClayError
-from claynb._results import BatchResults, Me, RunResults, TableRows
-from claynb._sources import SourceReport, SourceTracker, source_flow, tracker_for
+from claynb.wire._core import BaseClient, Call, Flow, Sleep
+from claynb.wire._exceptions import ClayError
+from claynb.wire._results import BatchResults, Me, RunResults, TableRows
+from claynb.wire._sources import SourceReport, SourceTracker, source_flow, tracker_for
 
 T = TypeVar("T")
 Self = TypeVar("Self", bound="ClayClient")

@@ -17,7 +17,7 @@ have reached Clay), and its rows stay ``unknown`` until a recorded run-finished 
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
 again, collected, not re-sent), or the caller explicitly re-sends them.
 
-The same file holds the cache (:mod:`claynb._cache`) and the ledger (:mod:`claynb._ledger`).
+The same file holds the cache (:mod:`claynb.pipeline._cache`) and the ledger (:mod:`claynb.pipeline._ledger`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from claynb import _cache, _ledger
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
-from claynb._work import ENRICHED, FAILED, NO_MATCH, ItemResult
+from claynb.pipeline import _cache, _ledger
+from claynb.pipeline._work import ENRICHED, FAILED, NO_MATCH, ItemResult
 
 T = TypeVar("T")
 

@@ -2,13 +2,13 @@
 
 The steps, each a plain function other tiers can reuse:
 
-1. :func:`claynb._normalise.prepare` reduces the frame to its unique, normalised inputs;
+1. :func:`claynb.pipeline._normalise.prepare` reduces the frame to its unique, normalised inputs;
    invalid ones are answered ``invalid_input`` on the spot.
 2. :func:`plan_work` answers what is already known without sending anything: cached
    answers (``cached``, cost 0), items on the dead-letter list (``failed``, unless
    ``retry_failed``), items whose earlier send has an unknown outcome (``unknown``, unless
    ``resend_unknown``). What is left is the work to send.
-3. A backend (:mod:`claynb._backends`) sends it and returns one result per item, having
+3. A backend (:mod:`claynb.pipeline._backends`) sends it and returns one result per item, having
    journaled every run so a crash can be resumed.
 4. :func:`merge` fans the results back out to every row, in the frame's own order and
    index; the first row of a group carries the cost, its duplicates show 0.
@@ -31,14 +31,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from claynb._backends import get_backend
-from claynb._budget import Budget
-from claynb._cache import max_age_seconds
-from claynb._journal import Journal
-from claynb._normalise import Prepared, prepare
-from claynb._progress import make_progress
 from claynb._routines import DEFAULT_ROUTINES, Routine
-from claynb._work import (
+from claynb.pipeline._backends import get_backend
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._cache import max_age_seconds
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._normalise import Prepared, prepare
+from claynb.pipeline._progress import make_progress
+from claynb.pipeline._work import (
     CACHED,
     FAILED,
     INVALID_INPUT,
@@ -265,7 +265,7 @@ def _adopt_delivered(journal: Journal, client: Any) -> None:
     runs, batches, _ = journal.adoptable()
     if not runs or not batches:
         return
-    from claynb._direct import adopt_delivered
+    from claynb.direct._engine import adopt_delivered
 
     async def adopt() -> None:
         aclient, owned = async_client_for(_client(client), reuse=False)
@@ -511,7 +511,7 @@ def async_client_for(client: Any, *, reuse: bool = True) -> tuple[Any, bool]:
     AsyncClayClient is used as it is when ``reuse`` (we run on the caller's loop), and
     mirrored otherwise: its connections belong to the loop that opened them.
     """
-    from claynb._client import AsyncClayClient
+    from claynb.wire._client import AsyncClayClient
 
     if reuse and isinstance(client, AsyncClayClient):
         return client, False

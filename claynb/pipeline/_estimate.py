@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from claynb._enrich import failures, plan_work, resolve_routine
-from claynb._journal import Journal
-from claynb._normalise import prepare
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb._work import CACHED, FAILED, UNKNOWN
+from claynb.pipeline._enrich import failures, plan_work, resolve_routine
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._normalise import prepare
+from claynb.pipeline._work import CACHED, FAILED, UNKNOWN
 
 # Rows the ledger must have seen for a routine before its observed rates replace the
 # catalogue's: fewer would make the estimate swing with every small test run.

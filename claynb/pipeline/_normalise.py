@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from claynb._routines import Cost, Routine, validate_inputs
-from claynb._work import (
+from claynb.pipeline._work import (
     COST_KEY,
     ENRICHED,
     FAILED,

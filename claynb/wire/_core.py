@@ -30,7 +30,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from claynb._config import (
+from claynb._secrets import mask, redact, register_secret
+from claynb._version import __version__
+from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PACING_FRACTION,
     DEFAULT_PAGE_LIMIT,
@@ -42,7 +44,7 @@ from claynb._config import (
     SourcePolicy,
     Timeout,
 )
-from claynb._exceptions import (
+from claynb.wire._exceptions import (
     ClayError,
     ConfigError,
     HTTPStatusError,
@@ -51,8 +53,8 @@ from claynb._exceptions import (
     TransportError,
     error_for_status,
 )
-from claynb._pacing import Pacer, header_number, reset_in_s, retry_after_s
-from claynb._results import (
+from claynb.wire._pacing import Pacer, header_number, reset_in_s, retry_after_s
+from claynb.wire._results import (
     BatchResults,
     Me,
     RunResults,
@@ -65,8 +67,6 @@ from claynb._results import (
     parse_run_page,
     run_id_of,
 )
-from claynb._secrets import mask, redact, register_secret
-from claynb._version import __version__
 
 logger = logging.getLogger("claynb")
 

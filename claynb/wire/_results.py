@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from claynb._exceptions import ClayError
 from claynb._routines import Cost
-from claynb._work import COST_KEY, PROVIDER_KEY
+from claynb.pipeline._work import COST_KEY, PROVIDER_KEY
+from claynb.wire._exceptions import ClayError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from claynb._exceptions import SignatureError
 from claynb._secrets import register_secret
+from claynb.wire._exceptions import SignatureError
 
 SIGNATURE_HEADER = "X-Clay-Signature"
 _PREFIX = "sha256="

@@ -1,6 +1,6 @@
 """The direct backend: runs of up to 100 items, many in flight, from this process.
 
-How one batch goes (see the contract in :mod:`claynb._backends`)::
+How one batch goes (see the contract in :mod:`claynb.pipeline._backends`)::
 
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
     or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
@@ -33,14 +33,14 @@ from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
-from claynb import _exceptions as errors
-from claynb._budget import reserve_largest
-from claynb._enrich import async_client_for, run_sync
-from claynb._journal import InFlight, Journal
-from claynb._normalise import item_result
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
+from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._enrich import async_client_for, run_sync
+from claynb.pipeline._journal import InFlight, Journal
+from claynb.pipeline._normalise import item_result
+from claynb.pipeline._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
+from claynb.wire import _exceptions as errors
 
 BACKEND = "direct"
 MAX_BATCH = 100
@@ -502,7 +502,7 @@ async def run_async(
     progress: Any,
     **options: Any,
 ) -> list[ItemResult]:
-    """The direct backend on the running event loop (see :mod:`claynb._backends`)."""
+    """The direct backend on the running event loop (see :mod:`claynb.pipeline._backends`)."""
     return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
 
 
@@ -600,7 +600,7 @@ class WebhookReceiver:
 
     def deliver(self, body: bytes, signature: str | None) -> int:
         """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
-        from claynb._signatures import verify_signature
+        from claynb.wire._signatures import verify_signature
 
         if not self._secret or not verify_signature(self._secret, body, signature):
             with self._lock:
