@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import claynb
+from claynb import direct as _direct
 from claynb._routines import Cost
-from claynb.direct import _engine as _direct
 
 
 def emails(n: int, start: int = 0) -> list[str]:

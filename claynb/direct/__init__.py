@@ -5,6 +5,7 @@ backend="direct")`` (the default) uses :func:`run`, the backend function registe
 :mod:`claynb.pipeline._backends`.
 """
 
-from claynb.direct._engine import WebhookReceiver, run, run_async
+from claynb.direct._backend import run, run_async
+from claynb.direct._receiver import WebhookReceiver
 
 __all__ = ["WebhookReceiver", "run", "run_async"]

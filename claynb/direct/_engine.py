@@ -23,20 +23,17 @@ worker thread with its own loop, so a notebook cell can call it directly.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
-from claynb._plans import Plan, get_plan
+from claynb._plans import Plan
 from claynb._routines import Cost, Routine
+from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest
-from claynb.pipeline._enrich import async_client_for, run_sync
 from claynb.pipeline._journal import InFlight, Journal
 from claynb.pipeline._normalise import item_result
 from claynb.pipeline._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
@@ -50,18 +47,6 @@ MIN_BATCH = 20
 MAX_OPEN_REQUESTS = 16
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
-DEFAULTS: dict[str, Any] = {
-    "concurrency": 64,  # runs in flight at once
-    "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
-    "poll_interval": 0.1,  # first poll after a POST; grows by poll_backoff
-    "poll_backoff": 1.6,
-    "poll_max_interval": 5.0,
-    "poll_timeout": 600.0,  # then the rows are unknown and a later call resumes them
-    "max_attempts": 3,  # sends of a batch refused with 5xx/429 after client retries
-    "webhook": None,  # a RunWaiter (e.g. WebhookReceiver), or None to poll only
-    "unknown_wait": 60.0,  # with a webhook: wait this long for it to explain a timed-out send
-    "rng": None,
-}
 _FATAL = (errors.AuthenticationError, errors.Forbidden, errors.NotFound)
 
 
@@ -78,21 +63,6 @@ class RunWaiter(Protocol):
     async def wait(self, run_id: str, timeout: float) -> bool: ...
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(DEFAULTS) - {"plan"})
-    if unknown:
-        raise TypeError(
-            f"the direct backend has no option {', '.join(map(repr, unknown))}; "
-            f"it takes {', '.join(sorted(DEFAULTS))}"
-        )
-    merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
-        raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
-    if int(merged["concurrency"]) < 1:
-        raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")
-    return merged
-
-
 def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     """Small enough that every batch can be in flight at once, never above ``batch_size``,
     and not below ``MIN_BATCH`` (each run is a request against Clay's rate limit)."""
@@ -100,34 +70,7 @@ def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
-async def adopt_delivered(journal: Journal, client: Any) -> dict[int, str]:
-    """Unknown batches found in runs Clay's webhook reported: put back in flight.
-
-    Each delivered run no batch claims is read once; when its item ids are exactly an
-    unknown batch's keys, that batch adopts the run id (and is then collected like any
-    run in flight). A run that is nobody's is marked checked. Returns {batch: run id}.
-    """
-    runs, batches, sending = await asyncio.to_thread(journal.adoptable)
-    adopted: dict[int, str] = {}
-    for run_id in runs if batches else []:
-        try:
-            results = await client.get_run_results(run_id)
-        except errors.ClayError:
-            continue
-        if not results.complete:
-            continue
-        ids = {item.id for item in results.items}
-        match = next((b for b, keys in batches.items() if keys == ids), None)
-        if match is not None:
-            await asyncio.to_thread(journal.adopt, match, run_id)
-            batches.pop(match)
-            adopted[match] = run_id
-        elif not ids & sending:
-            await asyncio.to_thread(journal.delivery_checked, run_id)
-    return adopted
-
-
-class _Engine:
+class Engine:
     """One call's worth of batches: dispatch under budget, send, poll, land."""
 
     def __init__(
@@ -490,198 +433,3 @@ class _Engine:
             await asyncio.sleep(seconds)
         else:
             await self.waiter.wait(run_id, seconds)
-
-
-async def run_async(
-    routine: Routine,
-    items: list[WorkItem],
-    *,
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    **options: Any,
-) -> list[ItemResult]:
-    """The direct backend on the running event loop (see :mod:`claynb.pipeline._backends`)."""
-    return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
-
-
-def run(
-    routine: Routine,
-    items: list[WorkItem],
-    *,
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    **options: Any,
-) -> list[ItemResult]:
-    """The direct backend from sync code, Jupyter's running loop included."""
-    return run_sync(
-        lambda: _run_on_loop(routine, items, client, guard, journal, progress, False, options)
-    )
-
-
-async def _run_on_loop(
-    routine: Routine,
-    items: list[WorkItem],
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    reuse: bool,
-    options: dict[str, Any],
-) -> list[ItemResult]:
-    opts = _options(options)
-    plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
-    aclient, owned = async_client_for(client, reuse=reuse)
-    try:
-        engine = _Engine(routine, items, aclient, guard, journal, progress, plan, opts)
-        return await engine.run()
-    finally:
-        if owned:
-            await aclient.aclose()
-
-
-class WebhookReceiver:
-    """Clay's run-finished webhooks, received on loopback, waking the pollers early.
-
-    Register :attr:`url` with Clay (``emu.create_webhook(rx.url)`` on the emulator, the
-    Clay CLI for real Clay), then give the webhook's id and signing secret to
-    :meth:`configure` and pass ``webhook=rx`` to ``enrich``. Deliveries are verified
-    (``X-Clay-Signature``) before they are believed and de-duplicated on the run id;
-    delivery is not guaranteed, so the engine keeps polling at ``poll_max_interval``.
-    For Clay to reach it, the URL must be reachable from Clay (a tunnel, in practice).
-    """
-
-    PATH = "/clay-webhook"
-
-    def __init__(
-        self,
-        *,
-        webhook_id: str | None = None,
-        signing_secret: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        home: str | None = None,
-    ) -> None:
-        self.webhook_id: str | None = None
-        self._secret: str | None = None
-        self.configure(webhook_id, signing_secret)
-        self.host, self._port = host, port
-        self.finished: set[str] = set()
-        self.received = self.rejected = 0
-        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._lock = threading.Lock()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._home = home
-        self._journal: Journal | None = None
-
-    def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
-        """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
-        from claynb._secrets import register_secret
-
-        if signing_secret:
-            register_secret(signing_secret)
-        self.webhook_id, self._secret = webhook_id, signing_secret
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._port}{self.PATH}"
-
-    def __repr__(self) -> str:
-        from claynb._secrets import mask
-
-        return (
-            f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
-            f"signing_secret={mask(self._secret)})"
-        )
-
-    def deliver(self, body: bytes, signature: str | None) -> int:
-        """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
-        from claynb.wire._signatures import verify_signature
-
-        if not self._secret or not verify_signature(self._secret, body, signature):
-            with self._lock:
-                self.rejected += 1
-            return 401
-        try:
-            run_id = (json.loads(body).get("data") or {}).get("routine_run_id")
-        except (ValueError, AttributeError):
-            return 400
-        with self._lock:
-            self.received += 1
-            if not run_id or run_id in self.finished:  # a test event, or a replay
-                return 200
-            self.finished.add(run_id)
-            waiters = self._waiters.pop(run_id, [])
-        if self._journal is not None:  # durable: a later call can explain an unknown send
-            self._journal.delivered(run_id)
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
-        return 200
-
-    async def wait(self, run_id: str, timeout: float) -> bool:
-        """True as soon as the run's delivery has come, False after ``timeout`` seconds."""
-        event, loop = asyncio.Event(), asyncio.get_running_loop()
-        with self._lock:
-            if run_id in self.finished:
-                return True
-            self._waiters.setdefault(run_id, []).append((loop, event))
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            with self._lock:
-                waiting = self._waiters.get(run_id, [])
-                if (loop, event) in waiting:
-                    waiting.remove((loop, event))
-
-    def start(self) -> WebhookReceiver:
-        """Serve on a free loopback port (or the one given), in a background thread."""
-        import uvicorn
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        async def endpoint(request: Request) -> Response:
-            status = self.deliver(await request.body(), request.headers.get("x-clay-signature"))
-            return Response(status_code=status)
-
-        app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
-        self._journal = Journal.open(self._home)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._port))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve([sock])),
-            name="claynb-webhook-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

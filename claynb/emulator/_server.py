@@ -14,8 +14,8 @@ import logging
 import secrets
 import socket
 import threading
-from collections.abc import Coroutine
-from types import TracebackType
+from collections.abc import Coroutine, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from claynb._plans import Plan
+from claynb._routines import Routine
 from claynb._secrets import register_secret
 from claynb.emulator._admin import AdminApi
 from claynb.emulator._app import PublicApi
@@ -116,6 +117,11 @@ class Emulator:
     @property
     def plan(self) -> Plan:
         return self._settings.plan
+
+    @property
+    def routines(self) -> Mapping[str, Routine]:
+        """The routine catalogue this emulator answers from (read-only)."""
+        return MappingProxyType(self._settings.routines)
 
     @property
     def faults(self) -> Faults:

@@ -137,8 +137,7 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
 async def _start_service(
     args: argparse.Namespace, settings: Any, bus_url: str, webhook_url: str
 ) -> Any:
-    from claynb import connect  # type: ignore[attr-defined]
-    from claynb.direct._engine import async_client_for
+    from claynb._connect import connect
     from claynb.events._breaker import CreditBreaker
     from claynb.events._bus import Bus
     from claynb.events._clay import ClientRunsApi
@@ -154,7 +153,7 @@ async def _start_service(
         if hook:
             settings.signing_secrets = {hook["id"]: hook["signingSecret"]}
             webhook_id = hook["id"]
-    aclient, _ = async_client_for(client)
+    aclient = client.async_twin()
     bus = Bus(bus_url, args.namespace)
     budget = Budget(actions=args.actions, data_credits=args.data_credits)
     service = EnrichmentService(

@@ -145,7 +145,7 @@ def send_to_table(
 
     register_secret(auth_token)
     if client is None:
-        from claynb import connect  # type: ignore[attr-defined]
+        from claynb._connect import connect
 
         client = connect()
     callbacks_store: DedupeStore = (

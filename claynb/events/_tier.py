@@ -168,14 +168,8 @@ class EventTier:
         self.call(self._start_service(url))
 
     async def _start_service(self, url: str) -> None:
-        from claynb.wire._client import AsyncClayClient
-
         self.bus = Bus(url, self.namespace)
-        self._aclient = AsyncClayClient(
-            _api_key_of(self.client),
-            base_url=self.client.base_url,
-            retry=getattr(self.client, "retry", None),
-        )
+        self._aclient = _async_twin(self.client)
         breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(
             self.bus, ClientRunsApi(self._aclient), breaker, self.settings, journal=self.journal
@@ -332,11 +326,11 @@ def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
     return {"id": str(body["id"]), "signingSecret": str(body["signingSecret"])}
 
 
-def _api_key_of(client: Any) -> str:
-    """The key of a :class:`claynb.ClayClient`, to build the service's asyncio twin of it."""
-    key = getattr(client, "api_key", None) or getattr(client, "_api_key", None)
-    if not key:
+def _async_twin(client: Any) -> Any:
+    """The service's own asyncio client, like the caller's (it runs on the tier's loop)."""
+    twin = getattr(client, "async_twin", None)
+    if twin is None:
         raise ConfigError(
             "the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key"
         )
-    return str(key)
+    return twin()

@@ -26,9 +26,10 @@ import pandas as pd
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb.pipeline._enrich import failures, plan_work, resolve_routine
+from claynb.pipeline._enrich import failures
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import prepare
+from claynb.pipeline._plan import plan_work, resolve_routine
 from claynb.pipeline._work import CACHED, FAILED, UNKNOWN
 
 # Rows the ledger must have seen for a routine before its observed rates replace the

@@ -156,12 +156,13 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
                 f"`claynb worker --queue {call.queue}` or pass workers=2"
             )
         return None
+    credentials = client.credentials()
     return WorkerPool(
         url,
         queues=[call.queue],
         n=int(want),
-        api_key=client._api_key,
-        base_url=client.base_url,
+        api_key=credentials.api_key,
+        base_url=credentials.base_url,
         poll_interval_s=float(options.get("poll_interval", 0.5)),
     ).start()
 

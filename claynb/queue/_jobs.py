@@ -336,7 +336,7 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
 
 @functools.lru_cache(maxsize=4)
 def _cached_client(api_key: str, base_url: str, max_attempts: int | None, rps: float | None) -> Any:
-    from claynb import ClayClient
+    from claynb.wire._client import ClayClient
     from claynb.wire._config import RetryPolicy
 
     retry = RetryPolicy(max_attempts=max_attempts) if max_attempts else None

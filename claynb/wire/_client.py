@@ -204,6 +204,14 @@ class ClayClient(BaseClient):
         )
         return self._drive(self._request_flow(call))
 
+    def async_twin(self) -> AsyncClayClient:
+        """A new :class:`AsyncClayClient` with this client's key, URL and policies.
+
+        For asyncio code (the direct tier's engine) driven from this client: the twin
+        opens its own connections on the loop that uses it. The caller closes it.
+        """
+        return _twin(self)
+
     # -- plumbing ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -403,6 +411,11 @@ class AsyncClayClient(BaseClient):
         )
         return await self._drive(self._request_flow(call))
 
+    def async_twin(self) -> AsyncClayClient:
+        """A new AsyncClayClient like this one, for another event loop (connections belong
+        to the loop that opened them). The caller closes it."""
+        return _twin(self)
+
     async def aclose(self) -> None:
         await self._http.aclose()
         await self._spend_http.aclose()
@@ -462,3 +475,16 @@ class AsyncClayClient(BaseClient):
                     raise step.error
             if step.delay > 0:
                 await self._sleep(step.delay)
+
+
+def _twin(client: BaseClient) -> AsyncClayClient:
+    credentials = client.credentials()
+    return AsyncClayClient(
+        credentials.api_key,
+        base_url=credentials.base_url,
+        timeout=client.timeout,
+        retry=client.retry,
+        rate_limit_rps=client.rate_limit_rps,
+        source_policy=client.source_policy,
+        home=client.home,
+    )

@@ -8,8 +8,9 @@ defaults are deliberately modest and every one can be overridden per client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from claynb._secrets import mask
 from claynb.wire._exceptions import ConfigError
 
 #: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
@@ -158,6 +159,27 @@ class SourcePolicy:
             raise ConfigError("max_chunk_bytes must be positive and within payload_limit_bytes")
         if self.lifetime_cap < 1 or not 0.0 < self.warn_fraction <= 1.0:
             raise ConfigError("lifetime_cap must be positive and warn_fraction in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An API key and the Clay it opens: what another client or a worker process needs.
+
+    Handed over by :meth:`claynb.ClayClient.credentials` so that a layer above the client
+    (the queue tier starting workers) never reads the key from a private attribute. The
+    key shows in no repr; :meth:`environ` is the one way it leaves, into a child process's
+    environment (never a command line, where ``ps`` would show it).
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
+
+    def environ(self) -> dict[str, str]:
+        """``CLAY_API_KEY`` and ``CLAY_BASE_URL``, for a worker process's environment."""
+        return {"CLAY_API_KEY": self.api_key, "CLAY_BASE_URL": self.base_url}
 
 
 def _positive(name: str, value: float | None, default: float) -> float:

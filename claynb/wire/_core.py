@@ -40,6 +40,7 @@ from claynb.wire._config import (
     DEFAULT_POLL_MAX_INTERVAL_S,
     MAX_RUN_ITEMS,
     SOURCE_PACING_FRACTION,
+    Credentials,
     RetryPolicy,
     SourcePolicy,
     Timeout,
@@ -183,6 +184,10 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={mask(self._api_key)})"
+
+    def credentials(self) -> Credentials:
+        """The key and base URL, for a worker process or a twin client (masked in reprs)."""
+        return Credentials(self._api_key, self.base_url)
 
     @property
     def rate_limit_rps(self) -> float | None:

@@ -1,0 +1,162 @@
+"""Clay's run-finished webhooks for the direct tier: results as soon as Clay says.
+
+A :class:`WebhookReceiver` serves one endpoint on loopback. Every delivery is verified
+(``X-Clay-Signature``) before it is believed, de-duplicated on the run id, recorded in the
+journal (so a later call can explain a send whose outcome was unknown) and wakes the
+pollers waiting on that run. Delivery is not guaranteed, so the engine polls anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+from claynb.pipeline._journal import Journal
+
+
+class WebhookReceiver:
+    """Clay's run-finished webhooks, received on loopback, waking the pollers early.
+
+    Register :attr:`url` with Clay (``emu.create_webhook(rx.url)`` on the emulator, the
+    Clay CLI for real Clay), then give the webhook's id and signing secret to
+    :meth:`configure` and pass ``webhook=rx`` to ``enrich``. Deliveries are verified
+    (``X-Clay-Signature``) before they are believed and de-duplicated on the run id;
+    delivery is not guaranteed, so the engine keeps polling at ``poll_max_interval``.
+    For Clay to reach it, the URL must be reachable from Clay (a tunnel, in practice).
+    """
+
+    PATH = "/clay-webhook"
+
+    def __init__(
+        self,
+        *,
+        webhook_id: str | None = None,
+        signing_secret: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        home: str | None = None,
+    ) -> None:
+        self.webhook_id: str | None = None
+        self._secret: str | None = None
+        self.configure(webhook_id, signing_secret)
+        self.host, self._port = host, port
+        self.finished: set[str] = set()
+        self.received = self.rejected = 0
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._home = home
+        self._journal: Journal | None = None
+
+    def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
+        """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
+        from claynb._secrets import register_secret
+
+        if signing_secret:
+            register_secret(signing_secret)
+        self.webhook_id, self._secret = webhook_id, signing_secret
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}{self.PATH}"
+
+    def __repr__(self) -> str:
+        from claynb._secrets import mask
+
+        return (
+            f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
+            f"signing_secret={mask(self._secret)})"
+        )
+
+    def deliver(self, body: bytes, signature: str | None) -> int:
+        """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
+        from claynb.wire._signatures import verify_signature
+
+        if not self._secret or not verify_signature(self._secret, body, signature):
+            with self._lock:
+                self.rejected += 1
+            return 401
+        try:
+            run_id = (json.loads(body).get("data") or {}).get("routine_run_id")
+        except (ValueError, AttributeError):
+            return 400
+        with self._lock:
+            self.received += 1
+            if not run_id or run_id in self.finished:  # a test event, or a replay
+                return 200
+            self.finished.add(run_id)
+            waiters = self._waiters.pop(run_id, [])
+        if self._journal is not None:  # durable: a later call can explain an unknown send
+            self._journal.delivered(run_id)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+        return 200
+
+    async def wait(self, run_id: str, timeout: float) -> bool:
+        """True as soon as the run's delivery has come, False after ``timeout`` seconds."""
+        event, loop = asyncio.Event(), asyncio.get_running_loop()
+        with self._lock:
+            if run_id in self.finished:
+                return True
+            self._waiters.setdefault(run_id, []).append((loop, event))
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(run_id, [])
+                if (loop, event) in waiting:
+                    waiting.remove((loop, event))
+
+    def start(self) -> WebhookReceiver:
+        """Serve on a free loopback port (or the one given), in a background thread."""
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def endpoint(request: Request) -> Response:
+            status = self.deliver(await request.body(), request.headers.get("x-clay-signature"))
+            return Response(status_code=status)
+
+        app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
+        self._journal = Journal.open(self._home)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve([sock])),
+            name="claynb-webhook-receiver",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+        self._server = self._thread = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
