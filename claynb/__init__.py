@@ -14,9 +14,9 @@ from claynb._version import __version__
 from claynb.direct import WebhookReceiver
 from claynb.emulator import Emulator, Faults
 from claynb.pipeline._budget import Budget
-from claynb.pipeline._enrich import enrich, enrich_async, failures
+from claynb.pipeline._enrich import enrich, enrich_async, failures, ledger
 from claynb.pipeline._estimate import Estimate, estimate
-from claynb.pipeline._ledger import Ledger, ledger
+from claynb.pipeline._ledger import Ledger
 from claynb.wire._client import AsyncClayClient, ClayClient
 from claynb.wire._config import RetryPolicy, SourcePolicy, Timeout
 from claynb.wire._exceptions import (

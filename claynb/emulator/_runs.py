@@ -19,7 +19,7 @@ from typing import Any
 
 from claynb._routines import Routine, run_item
 from claynb.emulator._meters import Meters
-from claynb.pipeline._work import COST_KEY, PROVIDER_KEY
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 NOT_RUN_MESSAGE = "credits exhausted: not run"
 INLINE, BATCH, TABLE = "run", "batch", "table"

@@ -48,7 +48,7 @@ from claynb.emulator._table_model import (
 )
 from claynb.emulator._validate import BadRequest, parse_json
 from claynb.pipeline._normalise import normalise_inputs
-from claynb.pipeline._work import COST_KEY, PROVIDER_KEY
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 SOURCE_PREFIX = "pull-in-data-from-a-webhook-"
 AUTH_HEADER = "x-clay-webhook-auth"

@@ -35,6 +35,7 @@ from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._backends import get_backend
 from claynb.pipeline._budget import Budget
 from claynb.pipeline._journal import Journal
+from claynb.pipeline._ledger import Ledger, charges_frame
 from claynb.pipeline._merge import complete, merge
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, plan_work, resolve_routine
@@ -292,3 +293,9 @@ def failures(
     for col in ("first_at", "last_at"):
         frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="s", utc=True)
     return frame
+
+
+def ledger(home: str | Path | None = None) -> Ledger:
+    """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
+    with Journal.open(home) as journal:
+        return Ledger(journal.read(charges_frame))

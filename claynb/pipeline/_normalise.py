@@ -24,15 +24,14 @@ import pandas as pd
 
 from claynb._routines import Cost, Routine, validate_inputs
 from claynb.pipeline._work import (
-    COST_KEY,
     ENRICHED,
     FAILED,
     NO_MATCH,
     OVER_BUDGET,
-    PROVIDER_KEY,
     ItemResult,
     item_key,
 )
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"^[^/@]*@")

@@ -25,11 +25,6 @@ OVER_BUDGET = "over_budget"
 UNKNOWN = "unknown"
 STATUSES = (ENRICHED, NO_MATCH, CACHED, FAILED, INVALID_INPUT, OVER_BUDGET, UNKNOWN)
 
-# Reserved keys in an emulator result item: what the item was charged and which provider hit.
-# Real Clay does not report per-item cost; claynb then prices the item from the routine.
-COST_KEY = "_cost"
-PROVIDER_KEY = "_provider"
-
 
 def item_key(routine_id: str, inputs: dict[str, Any]) -> str:
     """A stable id for (routine, normalised inputs): the Clay item id and the cache key."""

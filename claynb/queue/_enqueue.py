@@ -27,30 +27,16 @@ from claynb.pipeline._work import INVALID_INPUT, item_key
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
 from claynb.queue._store import (
-    PREFIX,
     Batch,
     BatchStore,
     Lead,
     outcomes_key,
     pending_key,
+    template_key,
 )
 from claynb.wire._exceptions import ConfigError
 
 DEFAULT_QUEUE = "claynb"
-
-
-def template_key(queue: str, routine_id: str) -> str:
-    return f"{PREFIX}:{queue}:template:{routine_id}"
-
-
-def load_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
-    """The settings (routine, budget, options) pending leads of this routine are sent with."""
-    raw = conn.hgetall(template_key(queue, routine_id))
-    if not raw:
-        return None
-    fields = {_s(k): _s(v) for k, v in raw.items()}
-    fields.setdefault("leads", "[]")
-    return Batch.from_hash("", fields)
 
 
 @dataclass
@@ -295,7 +281,6 @@ __all__ = [
     "DEFAULT_QUEUE",
     "LeadQueue",
     "Submission",
-    "load_template",
     "read_outcomes",
     "read_stream",
 ]

@@ -29,7 +29,7 @@ from claynb._plans import get_plan
 from claynb._routines import Cost, Routine
 from claynb._secrets import mask, redact
 from claynb.pipeline._normalise import result_from_clay
-from claynb.pipeline._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
+from claynb.pipeline._work import ENRICHED, OVER_BUDGET, UNKNOWN, ItemResult
 from claynb.queue._store import (
     DONE,
     NEW,
@@ -41,9 +41,11 @@ from claynb.queue._store import (
     Lead,
     batch_key,
     lease_key,
+    load_template,
     scaled,
 )
 from claynb.wire._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 #: Items per run: the Public API takes 1 to 100.
 MAX_BATCH = 100
@@ -162,7 +164,7 @@ def run_batch(batch_id: str | None, queue: str, routine_id: str | None = None) -
 def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> bool:
     """Take pending leads into this job's batch; chain another job if more remain."""
     conn = store.conn
-    template = _pending_template(conn, queue, routine_id)
+    template = load_template(conn, queue, routine_id)
     if template is None:
         return False
     template.id = batch_id
@@ -174,12 +176,6 @@ def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> boo
     if conn.llen(pending_key(queue, routine_id)) > 0:
         submit(conn, queue, None, JobOptions.from_dict(template.opts), routine_id=routine_id)
     return True
-
-
-def _pending_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
-    from claynb.queue._enqueue import load_template
-
-    return load_template(conn, queue, routine_id)
 
 
 @contextmanager

@@ -18,7 +18,14 @@ from typing import Any
 
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import JobOptions, submit
-from claynb.queue._store import PREFIX, BatchStore, Lead, fresh_key, leads_key
+from claynb.queue._store import (
+    PREFIX,
+    BatchStore,
+    Lead,
+    fresh_key,
+    leads_key,
+    load_template,
+)
 
 
 def refresh_key(queue: str, routine_id: str) -> str:
@@ -42,8 +49,6 @@ def refresh_stale(
     conn: Any, queue: str, routine_id: str, max_age_s: float, limit: int | None = None
 ) -> list[str]:
     """Queue the stale leads of ``routine_id`` again (oldest first); the batch ids."""
-    from claynb.queue._enqueue import load_template
-
     template = load_template(conn, queue, routine_id)
     if template is None:
         return []

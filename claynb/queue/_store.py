@@ -394,5 +394,19 @@ class BatchStore:
             pipe.execute()
 
 
+def template_key(queue: str, routine_id: str) -> str:
+    return f"{PREFIX}:{queue}:template:{routine_id}"
+
+
+def load_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
+    """The settings (routine, budget, options) pending leads of this routine are sent with."""
+    raw = conn.hgetall(template_key(queue, routine_id))
+    if not raw:
+        return None
+    fields = {_s(k): _s(v) for k, v in raw.items()}
+    fields.setdefault("leads", "[]")
+    return Batch.from_hash("", fields)
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,8 +16,12 @@ from typing import Any
 import httpx
 
 from claynb._routines import Cost
-from claynb.pipeline._work import COST_KEY, PROVIDER_KEY
 from claynb.wire._exceptions import ClayError
+
+#: Reserved keys in an emulator result item: what the item was charged and which provider
+#: hit. Real Clay does not report per-item cost; claynb then prices the item from the routine.
+COST_KEY = "_cost"
+PROVIDER_KEY = "_provider"
 
 
 @dataclass(frozen=True)
