@@ -26,11 +26,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from claynb._home import state_home
 from claynb._secrets import register_secret
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
 from claynb.events._clay import ClientRunsApi
-from claynb.events._dedupe import DedupeStore, SqliteDedupeStore, claynb_home
+from claynb.events._dedupe import DedupeStore, SqliteDedupeStore
 from claynb.events._dlq import NEEDS_CHECK, replay
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
@@ -152,7 +153,7 @@ class EventTier:
         if store is None:
             # Deliveries are only ever for this tier's runs, so its claims live and die with it.
             store = self._own_store = SqliteDedupeStore(
-                claynb_home() / "events" / f"{self.namespace}.sqlite"
+                state_home() / "events" / f"{self.namespace}.sqlite"
             )
         self.receiver = ReceiverServer(
             self.receiver_settings, url, self.namespace, store=store

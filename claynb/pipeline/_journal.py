@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
 from claynb.pipeline import _cache, _ledger
@@ -61,11 +62,6 @@ CREATE TABLE IF NOT EXISTS unknown_items (
 """
 
 SENDING, IN_FLIGHT, FINISHED, UNKNOWN = "sending", "in_flight", "finished", "unknown"
-
-
-def home_dir(home: str | Path | None = None) -> Path:
-    """``home``, else ``$CLAYNB_HOME``, else ``./.claynb``: where claynb keeps its state."""
-    return Path(home or os.environ.get("CLAYNB_HOME") or ".claynb").expanduser()
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,7 @@ class Journal:
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
         """The journal under ``home`` (default ``CLAYNB_HOME``, else ``./.claynb``)."""
-        return cls(home_dir(home) / FILENAME, plan=plan)
+        return cls(state_home(home) / FILENAME, plan=plan)
 
     def close(self) -> None:
         with self._lock:

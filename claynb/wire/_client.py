@@ -15,7 +15,6 @@ closed would fail like a dropped answer, and turn a harmless race into an unknow
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -45,10 +44,6 @@ AsyncSelf = TypeVar("AsyncSelf", bound="AsyncClayClient")
 
 # Keep-alive off for requests that spend (see the module docstring).
 _NO_REUSE = httpx.Limits(max_keepalive_connections=0)
-
-
-def _home(home: str | Path | None) -> str:
-    return str(home or os.environ.get("CLAYNB_HOME") or ".claynb")
 
 
 class ClayClient(BaseClient):
@@ -85,7 +80,7 @@ class ClayClient(BaseClient):
             retry=retry,
             rate_limit_rps=rate_limit_rps,
             source_policy=source_policy,
-            home=_home(home),
+            home=home,
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
@@ -230,7 +225,7 @@ class ClayClient(BaseClient):
         self.close()
 
     def _tracker(self) -> SourceTracker:
-        return tracker_for(self.home or ".claynb")
+        return tracker_for(self.home)
 
     def _drive(self, flow: Flow[T]) -> T:
         """Run a flow: send its calls, sleep its sleeps, hand errors back to it."""
@@ -304,7 +299,7 @@ class AsyncClayClient(BaseClient):
             retry=retry,
             rate_limit_rps=rate_limit_rps,
             source_policy=source_policy,
-            home=_home(home),
+            home=home,
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
@@ -383,9 +378,7 @@ class AsyncClayClient(BaseClient):
         auth_token: str | None = None,
     ) -> SourceReport:
         """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
-        flow = source_flow(
-            self, tracker_for(self.home or ".claynb"), webhook_url, records, auth_token
-        )
+        flow = source_flow(self, tracker_for(self.home), webhook_url, records, auth_token)
         return await self._drive(flow)
 
     async def request(

@@ -25,11 +25,13 @@ import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from claynb._home import state_home
 from claynb._secrets import mask, redact, register_secret
 from claynb._version import __version__
 from claynb.wire._config import (
@@ -146,7 +148,7 @@ class BaseClient:
         retry: RetryPolicy | None = None,
         rate_limit_rps: float | None = None,
         source_policy: SourcePolicy | None = None,
-        home: str | None = None,
+        home: str | Path | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -165,7 +167,8 @@ class BaseClient:
         self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.source_policy = source_policy or SourcePolicy()
-        self.home = home
+        #: Where this client keeps webhook sources' submission counts (see :mod:`claynb._home`).
+        self.home = str(state_home(home))
         self.emulator: Any = None  # set by claynb.connect() when it started one
         #: Results per page when following cursors (1-100; the largest means fewest requests).
         self.page_limit = DEFAULT_PAGE_LIMIT
