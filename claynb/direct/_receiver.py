@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
-import time
-from typing import Any
 
 from claynb.pipeline._journal import Journal
+from claynb.services._http import BackgroundServer
 
 
 class WebhookReceiver:
@@ -48,8 +46,7 @@ class WebhookReceiver:
         self.received = self.rejected = 0
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._lock = threading.Lock()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._http: BackgroundServer | None = None
         self._home = home
         self._journal: Journal | None = None
 
@@ -116,8 +113,10 @@ class WebhookReceiver:
                     waiting.remove((loop, event))
 
     def start(self) -> WebhookReceiver:
-        """Serve on a free loopback port (or the one given), in a background thread."""
-        import uvicorn
+        """Serve on a free loopback port (or the one given), in a background thread.
+
+        Raises :class:`claynb.ConfigError` when the server does not come up.
+        """
         from starlette.applications import Starlette
         from starlette.requests import Request
         from starlette.responses import Response
@@ -129,28 +128,21 @@ class WebhookReceiver:
 
         app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
         self._journal = Journal.open(self._home)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._port))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve([sock])),
-            name="claynb-webhook-receiver",
-            daemon=True,
+        self._http = BackgroundServer(
+            app, name="claynb-webhook-receiver", host=self.host, port=self._port
         )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        try:
+            self._http.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._port = self._http.port or self._port
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
+        if self._http is not None:
+            self._http.stop()
+        self._http = None
         if self._journal is not None:
             self._journal.close()
             self._journal = None
