@@ -12,8 +12,10 @@ import asyncio
 import json
 import threading
 
+from claynb._secrets import mask, register_secret
 from claynb.pipeline._journal import Journal
 from claynb.services._http import BackgroundServer
+from claynb.wire._signatures import SIGNATURE_HEADER, verify_signature
 
 
 class WebhookReceiver:
@@ -52,8 +54,6 @@ class WebhookReceiver:
 
     def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
         """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
-        from claynb._secrets import register_secret
-
         if signing_secret:
             register_secret(signing_secret)
         self.webhook_id, self._secret = webhook_id, signing_secret
@@ -63,8 +63,6 @@ class WebhookReceiver:
         return f"http://{self.host}:{self._port}{self.PATH}"
 
     def __repr__(self) -> str:
-        from claynb._secrets import mask
-
         return (
             f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
             f"signing_secret={mask(self._secret)})"
@@ -72,8 +70,6 @@ class WebhookReceiver:
 
     def deliver(self, body: bytes, signature: str | None) -> int:
         """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
-        from claynb.wire._signatures import verify_signature
-
         if not self._secret or not verify_signature(self._secret, body, signature):
             with self._lock:
                 self.rejected += 1
@@ -123,7 +119,7 @@ class WebhookReceiver:
         from starlette.routing import Route
 
         async def endpoint(request: Request) -> Response:
-            status = self.deliver(await request.body(), request.headers.get("x-clay-signature"))
+            status = self.deliver(await request.body(), request.headers.get(SIGNATURE_HEADER))
             return Response(status_code=status)
 
         app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
