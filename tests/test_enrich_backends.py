@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from claynb import ConfigError
@@ -30,3 +32,29 @@ def test_a_function_can_be_passed_as_the_backend() -> None:
         return []
 
     assert _backends.get_backend(mine) is mine  # type: ignore[arg-type]
+
+
+def test_every_tier_holds_to_clays_100_items_per_run(emulator: Any) -> None:
+    """One limit (wire._config.MAX_RUN_ITEMS), checked the same way by every tier."""
+    import pandas as pd
+
+    import claynb
+    from claynb.events import ServiceSettings
+    from claynb.queue import LeadQueue
+
+    client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
+    df = pd.DataFrame({"Email": ["a.b@example.com"]})
+    for backend in ("direct", "queue"):
+        with pytest.raises(ConfigError, match="between 1 and 100"):
+            claynb.enrich(
+                df,
+                "enrich-person",
+                {"email": "Email"},
+                client=client,
+                backend=backend,
+                batch_size=101,
+            )
+    with pytest.raises(ConfigError, match="between 1 and 100"):
+        ServiceSettings(batch_size=101)
+    with pytest.raises(ConfigError, match="between 1 and 100"):
+        LeadQueue(connection=object(), batch_size=0)

@@ -14,14 +14,15 @@ from typing import Any
 from claynb._plans import get_plan
 from claynb._routines import Routine
 from claynb._sync import run_sync
-from claynb.direct._engine import MAX_BATCH, Engine
+from claynb.direct._engine import Engine
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._work import BudgetGuard, ItemResult, WorkItem
 from claynb.wire._client import AsyncClayClient
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 
 DEFAULTS: dict[str, Any] = {
     "concurrency": 64,  # runs in flight at once
-    "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
+    "batch_size": MAX_RUN_ITEMS,  # items per run, at most 100 (Clay's documented limit)
     "poll_interval": 0.1,  # first poll after a POST; grows by poll_backoff
     "poll_backoff": 1.6,
     "poll_max_interval": 5.0,
@@ -41,8 +42,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             f"it takes {', '.join(sorted(DEFAULTS))}"
         )
     merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
-        raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
+    merged["batch_size"] = checked_batch_size(merged["batch_size"])
     if int(merged["concurrency"]) < 1:
         raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")
     return merged

@@ -40,7 +40,6 @@ from claynb.pipeline._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, Ite
 from claynb.wire import _exceptions as errors
 
 BACKEND = "direct"
-MAX_BATCH = 100
 MIN_BATCH = 20
 # Requests open at once. Runs spend most of their life waiting on Clay, so a few requests
 # serve many runs; more would only make the HTTP client's connection pool slower to scan.

@@ -33,12 +33,10 @@ from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi, outcome_of
 from claynb.events._reconciler import Reconciler
 from claynb.pipeline._work import INVALID_INPUT, ItemResult, item_key
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 from claynb.wire._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
 
 log = logging.getLogger("claynb.events.service")
-
-#: Items per run: the Public API takes 1 to 100.
-MAX_BATCH = 100
 
 
 @dataclass
@@ -46,7 +44,7 @@ class ServiceSettings:
     """How the service batches, retries and reconciles."""
 
     webhook_id: str | None = None
-    batch_size: int = MAX_BATCH
+    batch_size: int = MAX_RUN_ITEMS
     linger_s: float = 0.25
     max_attempts: int = 3
     retry_backoff_s: float = 0.5
@@ -59,7 +57,7 @@ class ServiceSettings:
     plan: Any = None
 
     def __post_init__(self) -> None:
-        self.batch_size = max(1, min(int(self.batch_size), MAX_BATCH))
+        self.batch_size = checked_batch_size(self.batch_size)
         self.max_attempts = max(1, int(self.max_attempts))
 
 

@@ -30,8 +30,9 @@ from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
 from claynb.pipeline._budget import reserve_largest
 from claynb.pipeline._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
-from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
+from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 from claynb.wire._exceptions import ConfigError
 
 KNOWN_OPTIONS = {
@@ -92,6 +93,7 @@ def run(
     unknown = set(options) - KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"backend 'queue' got unknown option(s): {', '.join(sorted(unknown))}")
+    size = checked_batch_size(options.get("batch_size", MAX_RUN_ITEMS))
     url = None if options.get("connection") else _ensure(options.get("redis_url"))
     conn = options.get("connection") or _connect(url)
     call = _Call(
@@ -107,9 +109,6 @@ def run(
         client.base_url,
         get_plan(options.get("plan") or "growth"),
     )
-    size = int(options.get("batch_size", MAX_BATCH))
-    if not 1 <= size <= MAX_BATCH:
-        raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {size}")
     pool = _workers(conn, url or _url_of(conn), call, client, options)
     try:
         _resume_journaled(call, items, client, journal, progress, options)

@@ -25,7 +25,7 @@ from claynb._routines import Routine, get_routine
 from claynb.pipeline._normalise import normalise_inputs, resolve_columns
 from claynb.pipeline._work import INVALID_INPUT, item_key
 from claynb.queue._budget import RedisBudgetGuard
-from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
+from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import (
     Batch,
     BatchStore,
@@ -34,7 +34,7 @@ from claynb.queue._store import (
     pending_key,
     template_key,
 )
-from claynb.wire._exceptions import ConfigError
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 
 DEFAULT_QUEUE = "claynb"
 
@@ -76,10 +76,9 @@ class LeadQueue:
         max_age_s: float | None = None,
         plan: str = "growth",
         linger_s: float = 0.0,
-        batch_size: int = MAX_BATCH,
+        batch_size: int = MAX_RUN_ITEMS,
     ) -> None:
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {batch_size}")
+        checked_batch_size(batch_size)
         if connection is None:
             from claynb.services.redis import connect
 
@@ -141,7 +140,7 @@ class LeadQueue:
             sub.invalid = 1
             return sub
         depth = self.conn.rpush(pending_key(self.name, self.routine.id), lead.to_json())
-        if depth == 1 or depth % MAX_BATCH == 0:
+        if depth == 1 or depth % MAX_RUN_ITEMS == 0:
             submit(
                 self.conn,
                 self.name,

@@ -44,11 +44,10 @@ from claynb.queue._store import (
     load_template,
     scaled,
 )
+from claynb.wire._config import MAX_RUN_ITEMS
 from claynb.wire._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
 from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
-#: Items per run: the Public API takes 1 to 100.
-MAX_BATCH = 100
 #: Default lease: a dead worker's job is handed back within about this long.
 DEFAULT_LEASE_S = 5.0
 CACHED = "cached"
@@ -168,7 +167,7 @@ def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> boo
     if template is None:
         return False
     template.id = batch_id
-    taken = store.claim(queue, routine_id, batch_id, template, MAX_BATCH)
+    taken = store.claim(queue, routine_id, batch_id, template, MAX_RUN_ITEMS)
     if taken == 0:
         return False
     from claynb.queue._store import pending_key
@@ -598,7 +597,6 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
 __all__ = [
     "CACHED",
     "DONE",
-    "MAX_BATCH",
     "SENT",
     "JobOptions",
     "Lead",

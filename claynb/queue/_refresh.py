@@ -26,6 +26,7 @@ from claynb.queue._store import (
     leads_key,
     load_template,
 )
+from claynb.wire._config import MAX_RUN_ITEMS
 
 
 def refresh_key(queue: str, routine_id: str) -> str:
@@ -76,9 +77,9 @@ def refresh_stale(
     conn.zadd(fresh_key(queue), {lead.lead_id: time.time() for lead in leads})
     store, opts = BatchStore(conn), JobOptions.from_dict(template.opts)
     ids, stem = [], uuid.uuid4().hex[:12]
-    for n, start in enumerate(range(0, len(leads), 100)):
+    for n, start in enumerate(range(0, len(leads), MAX_RUN_ITEMS)):
         template.id = f"{queue}-r{stem}-{n}"
-        template.leads = leads[start : start + 100]
+        template.leads = leads[start : start + MAX_RUN_ITEMS]
         template.use_cache = False
         store.create(template)
         submit(conn, queue, template.id, opts)

@@ -47,7 +47,8 @@ DEFAULT_WAIT_TIMEOUT_S = 600.0
 
 #: Page size for cursor pagination: the largest the Public API accepts, fewest requests.
 DEFAULT_PAGE_LIMIT = 100
-#: Items per POST /routines/{id}/run (documented range 1-100).
+#: Items per POST /routines/{id}/run (documented range 1-100): the size of every batch a
+#: tier sends as one run, in every tier.
 MAX_RUN_ITEMS = 100
 
 
@@ -180,6 +181,15 @@ class Credentials:
     def environ(self) -> dict[str, str]:
         """``CLAY_API_KEY`` and ``CLAY_BASE_URL``, for a worker process's environment."""
         return {"CLAY_API_KEY": self.api_key, "CLAY_BASE_URL": self.base_url}
+
+
+def checked_batch_size(size: int) -> int:
+    """``size`` when it is a batch Clay accepts as one run (1 to :data:`MAX_RUN_ITEMS`)."""
+    if isinstance(size, bool) or not 1 <= int(size) <= MAX_RUN_ITEMS:
+        raise ConfigError(
+            f"batch_size must be between 1 and {MAX_RUN_ITEMS} (items per Clay run), not {size!r}"
+        )
+    return int(size)
 
 
 def _positive(name: str, value: float | None, default: float) -> float:
