@@ -35,8 +35,8 @@ from claynb._routines import Cost, Routine
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest
 from claynb.pipeline._journal import InFlight, Journal
-from claynb.pipeline._normalise import item_result
-from claynb.pipeline._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
 from claynb.wire import _exceptions as errors
 
 BACKEND = "direct"
@@ -94,7 +94,7 @@ class Engine:
         self.changed = asyncio.Event()
         self.outstanding = 0
         self.stopped: str | None = None  # why nothing more is sent, once something says so
-        self.stop_status = OVER_BUDGET
+        self.stop_status = Status.OVER_BUDGET
         self.unit = routine.worst_case_cost()
         self.rng = opts["rng"] or random.Random()
         self.first_poll = float(opts["poll_interval"])
@@ -123,7 +123,9 @@ class Engine:
         return [self.results.get(key) or self._lost(key) for key in self.inputs]
 
     def _lost(self, key: str) -> ItemResult:
-        return ItemResult(key, UNKNOWN, error="no result was collected for this row", attempts=0)
+        return ItemResult(
+            key, Status.UNKNOWN, error="no result was collected for this row", attempts=0
+        )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -176,7 +178,7 @@ class Engine:
         for key in keys:
             self.results[key] = ItemResult(
                 key,
-                self.stop_status if self.stopped else OVER_BUDGET,
+                self.stop_status if self.stopped else Status.OVER_BUDGET,
                 error=why,
                 attempts=self.attempts.get(key, 0),
             )
@@ -192,7 +194,7 @@ class Engine:
                 await self._collect(*sent, keys, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
             left = [k for k in keys if k not in self.results]
-            status = UNKNOWN if sent is not None else FAILED
+            status = Status.UNKNOWN if sent is not None else Status.FAILED
             self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
         finally:
             self.outstanding -= 1
@@ -233,7 +235,7 @@ class Engine:
         self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
         self._finish_rows(
             keys,
-            UNKNOWN,
+            Status.UNKNOWN,
             f"{why} Not re-sent: a later call collects it once "
             "Clay's webhook names its run; resend_unknown=True "
             "sends it again.",
@@ -266,11 +268,14 @@ class Engine:
                 f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
                 "rows finished before it are kept"
             )
-            self._finish_rows(keys, OVER_BUDGET, self.stopped)
+            self._finish_rows(keys, Status.OVER_BUDGET, self.stopped)
         elif isinstance(exc, _FATAL):
-            self.stopped, self.stop_status = f"not sent: Clay refused the run ({exc})", FAILED
-            self._finish_rows(keys, FAILED, self.stopped)
-            self._finish_rows(list(self.queue), FAILED, self.stopped)
+            self.stopped, self.stop_status = (
+                f"not sent: Clay refused the run ({exc})",
+                Status.FAILED,
+            )
+            self._finish_rows(keys, Status.FAILED, self.stopped)
+            self._finish_rows(list(self.queue), Status.FAILED, self.stopped)
             self.queue.clear()
         elif isinstance(
             exc, (errors.ServerError, errors.RateLimited, errors.TransportError)
@@ -279,7 +284,7 @@ class Engine:
         else:
             error = f"not sent after {self.attempts[keys[0]]} attempt(s): {exc}"
             self._record_failures(keys, error)
-            self._finish_rows(keys, FAILED, error)
+            self._finish_rows(keys, Status.FAILED, error)
 
     def _requeue(self, keys: list[str], exc: errors.ClayError) -> None:
         delay = getattr(exc, "retry_after", None) or self.opts["poll_max_interval"]
@@ -300,7 +305,7 @@ class Engine:
             self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys]
         )
 
-    def _finish_rows(self, keys: list[str], status: str, error: str) -> None:
+    def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         for key in keys:
             self.results[key] = ItemResult(
                 key, status, error=error, attempts=self.attempts.get(key, 0)
@@ -317,7 +322,7 @@ class Engine:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
             left = [k for k in run.keys if k in self.inputs and k not in self.results]
-            self._finish_rows(left, UNKNOWN, f"{type(exc).__name__}: {exc}")
+            self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
         self, batch: int, run_id: str, keys: list[str], reserved: Cost | None
@@ -336,7 +341,7 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved)
-            self._finish_rows([k for k in keys if k in self.inputs], UNKNOWN, timeout_why)
+            self._finish_rows([k for k in keys if k in self.inputs], Status.UNKNOWN, timeout_why)
             return
         results = self._parse(run_id, keys, raw)
         actual = sum((r.cost for r in results), Cost())
@@ -348,7 +353,7 @@ class Engine:
         mine = [r for r in results if r.key in self.inputs]
         for r in mine:
             self.results[r.key] = r
-        if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
+        if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (
                 "not sent: Clay's credits exhausted (it stopped running the "
                 "items of an earlier run); rows finished before are kept"
@@ -356,35 +361,17 @@ class Engine:
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
 
     def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
-        by_id = {item.id: item for item in raw.items}
-        out = []
-        for key in keys:
-            item = by_id.get(key)
-            if item is None:
-                out.append(
-                    ItemResult(
-                        key,
-                        FAILED,
-                        error=f"run {run_id} returned no result for this item",
-                        run_id=run_id,
-                        attempts=self.attempts.get(key, 1),
-                    )
-                )
-                continue
-            out.append(
-                item_result(
-                    self.routine,
-                    key,
-                    status=item.status,
-                    result=item.result,
-                    error=item.error,
-                    cost=item.cost,
-                    provider=item.provider,
-                    run_id=run_id,
-                    attempts=self.attempts.get(key, 1),
-                )
+        by_id = raw.by_id()
+        return [
+            outcome_of(
+                self.routine,
+                key,
+                by_id.get(key),
+                run_id=run_id,
+                attempts=self.attempts.get(key, 1),
             )
-        return out
+            for key in keys
+        ]
 
     async def _poll(self, run_id: str) -> Any:
         """Poll until complete (with backoff, woken early by a webhook); None on timeout.

@@ -30,11 +30,13 @@ from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
-from claynb.events._clay import RunsApi, outcome_of
+from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
-from claynb.pipeline._work import INVALID_INPUT, ItemResult, item_key
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 from claynb.wire._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
+from claynb.wire._results import RunItem
 
 log = logging.getLogger("claynb.events.service")
 
@@ -182,7 +184,7 @@ class EnrichmentService:
         if reason is not None:
             key = item_key(routine_id, inputs)
             await self._publish_contact(
-                lead_id, ItemResult(key, INVALID_INPUT, error=reason), "validation"
+                lead_id, ItemResult(key, Status.INVALID_INPUT, error=reason), "validation"
             )
             return
         await self._attach(lead_id, routine_id, inputs)
@@ -390,12 +392,19 @@ class EnrichmentService:
             f"Clay does not know run {run.run_id} any more: {exc}",
         )
 
-    async def _land(self, run: _Run, raw: list[Any], via: str) -> None:
+    async def _land(self, run: _Run, raw: list[RunItem], via: str) -> None:
         routine = get_routine(run.routine, self.catalogue)
-        by_id = {getattr(r, "id", None): r for r in raw}
-        outcomes = [outcome_of(routine, key, by_id.get(key), run.run_id) for key in run.keys]
-        for outcome in outcomes:
-            outcome.attempts = self._items[outcome.key].attempts + 1
+        by_id = {item.id: item for item in raw}
+        outcomes = [
+            outcome_of(
+                routine,
+                key,
+                by_id.get(key),
+                run_id=run.run_id,
+                attempts=self._items[key].attempts + 1,
+            )
+            for key in run.keys
+        ]
         extra = {"plan": self.settings.plan} if self.settings.plan is not None else {}
         landed = self._journal(
             "finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra
@@ -405,6 +414,8 @@ class EnrichmentService:
             return  # another process landed this run (and published its contacts)
         actual = sum((o.cost for o in outcomes), Cost())
         self.breaker.guard.settle(run.reserved, actual)
+        if any(o.status == Status.OVER_BUDGET for o in outcomes):
+            self.breaker.trip("Clay stopped running items: its credits ran out")
         self._settled.set()
         self.reconciler.forget(run.run_id)
         if via == "reconciler":

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from claynb._home import state_home
+from claynb._routines import Routine
 from claynb._secrets import register_secret
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
@@ -37,6 +38,7 @@ from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
 from claynb.events._service import EnrichmentService, ServiceSettings
 from claynb.pipeline._budget import Budget
+from claynb.pipeline._plan import catalogue_of
 from claynb.pipeline._work import BudgetGuard
 from claynb.services.nats import NatsServer
 from claynb.wire._exceptions import ConfigError
@@ -103,6 +105,7 @@ class EventTier:
         dedupe: DedupeStore | None = None,
         callback_secret: str | None = None,
         guard: BudgetGuard | None = None,
+        catalogue: Mapping[str, Routine] | None = None,
     ) -> None:
         self.client = client
         self.budget = budget if budget is not None else Budget()
@@ -113,6 +116,8 @@ class EventTier:
         self.webhook = dict(webhook) if webhook is not None else None
         self.settings = settings or ServiceSettings()
         self.journal = journal
+        #: The routines lead events may name (default: the client's emulator's, else claynb's).
+        self.catalogue = dict(catalogue) if catalogue is not None else dict(catalogue_of(client))
         self.callback_secret = callback_secret or f"cb_{uuid.uuid4().hex}"
         register_secret(self.callback_secret)
         self.collector = Collector()
@@ -173,7 +178,12 @@ class EventTier:
         self._aclient = _async_twin(self.client)
         breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(
-            self.bus, ClientRunsApi(self._aclient), breaker, self.settings, journal=self.journal
+            self.bus,
+            ClientRunsApi(self._aclient),
+            breaker,
+            self.settings,
+            journal=self.journal,
+            catalogue=self.catalogue,
         )
         await self.service.start()
         await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")

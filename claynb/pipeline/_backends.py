@@ -21,14 +21,16 @@ A backend is a plain function::
 - ``items`` are unique (one per ``WorkItem.key``), valid, normalised, and neither cached
   nor known to have failed or to be in an unknown state: everything in the list must be
   accounted for.
-- It returns **exactly one** :class:`~claynb.pipeline._work.ItemResult` per item (any order; matched
-  by ``key``). ``status`` is one of ``enriched``, ``no_match``, ``failed``, ``over_budget``,
-  ``unknown``; ``error`` says why for the last three; ``attempts`` counts sends.
-- ``cost`` is what Clay charged for the item. The emulator reports it in each result's
-  ``"_cost"``; real Clay reports no per-item cost, so the item is priced from the routine's
-  catalogue (:func:`claynb.pipeline._normalise.result_from_clay` does this): the provider named by ``"_provider"``
-  when present, else the routine's expected cost per row. The ``_cost`` / ``_provider``
-  keys are removed from ``result``.
+- It returns **exactly one** :class:`~claynb.pipeline._work.ItemResult` per item (any
+  order; matched by ``key``). ``status`` (a :class:`~claynb.pipeline._work.Status`) is one
+  of ``enriched``, ``no_match``, ``failed``, ``over_budget``, ``unknown``; ``error`` says
+  why for the last three; ``attempts`` counts sends.
+- Clay's answer for an item becomes its result through
+  :func:`claynb.pipeline._outcome.outcome_of`, in every tier, so the same answer reads the
+  same whichever tier sent it. ``cost`` is what Clay charged for the item: the emulator
+  reports it (``"_cost"``); real Clay reports no per-item cost, so the item is priced from
+  the routine's catalogue (the provider named by ``"_provider"`` when present, else the
+  routine's expected cost per row).
 - Money: before a batch is sent, ``guard.reserve(routine.worst_case_cost() * len(batch))``
   must succeed (:func:`claynb.pipeline._budget.reserve_largest` splits a batch to what is
   affordable); after, ``guard.settle(reserved, actual)``, or ``guard.release(reserved)``
@@ -60,11 +62,11 @@ A backend is a plain function::
 
 Pieces a backend (or a worker process) can reuse as plain functions
 --------------------------------------------------------------------
-- normalising: :func:`claynb.pipeline._normalise.prepare` (frame -> unique work),
-  :func:`claynb.pipeline._normalise.normalise_inputs` (one item), and
-  :func:`claynb.pipeline._normalise.item_result` / :func:`~claynb.pipeline._normalise.result_from_clay`
-  (Clay's answer for one item -> ItemResult, priced when Clay does not say);
-- merging: :func:`claynb.pipeline._enrich.merge` (ItemResults -> the output frame);
+- normalising: :func:`claynb.pipeline._normalise.prepare` (frame -> unique work) and
+  :func:`claynb.pipeline._normalise.normalise_inputs` (one item);
+- reading Clay's answers: :func:`claynb.pipeline._outcome.outcome_of` (one item ->
+  ItemResult, priced when Clay does not say);
+- merging: :func:`claynb.pipeline._merge.merge` (ItemResults -> the output frame);
 - the cache: :func:`claynb.pipeline._cache.cache_get` / :func:`~claynb.pipeline._cache.cache_put` (or
   ``Journal.cached``), the dead-letter list: ``Journal.failures`` / ``record_failures``;
 - the ledger: :func:`claynb.pipeline._ledger.record` (``Journal.finished`` already calls it);

@@ -30,7 +30,7 @@ from claynb.pipeline._enrich import failures
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import plan_work, resolve_routine
-from claynb.pipeline._work import CACHED, FAILED, UNKNOWN
+from claynb.pipeline._work import Status
 
 # Rows the ledger must have seen for a routine before its observed rates replace the
 # catalogue's: fewer would make the estimate swing with every small test run.
@@ -160,10 +160,10 @@ def estimate(
         price.name,
         prepared.rows,
         len(prepared.valid_groups),
-        work.count(CACHED),
+        work.count(Status.CACHED),
         invalid_rows,
-        work.count(FAILED),
-        work.count(UNKNOWN),
+        work.count(Status.FAILED),
+        work.count(Status.UNKNOWN),
         n,
         rate,
         basis,
@@ -191,5 +191,5 @@ def frame_failures(
         listed = failures(resolved, home=home)
         return listed[listed["key"].isin(keys)].reset_index(drop=True)
     if "clay_status" in df.columns:
-        return df[df["clay_status"] == FAILED]
+        return df[df["clay_status"] == Status.FAILED]
     return failures(routine, home=home)

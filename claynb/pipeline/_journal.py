@@ -38,7 +38,7 @@ from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
 from claynb.pipeline import _cache, _ledger
-from claynb.pipeline._work import ENRICHED, FAILED, NO_MATCH, ItemResult
+from claynb.pipeline._work import ANSWERED, ItemResult, Status
 
 T = TypeVar("T")
 
@@ -244,7 +244,7 @@ class Journal:
             inputs = json.loads(items or "{}")
             self._land(conn, routine, run_id, results, inputs, now)
             cost = sum((r.cost for r in results), Cost())
-            matched = sum(1 for r in results if r.status == ENRICHED)
+            matched = sum(1 for r in results if r.status == Status.ENRICHED)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -275,14 +275,14 @@ class Journal:
         inputs: Mapping[str, Any],
         now: float,
     ) -> None:
-        answers = [(r.key, r.status, r.result) for r in results if r.status in (ENRICHED, NO_MATCH)]
+        answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
         if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [
             (r.key, inputs.get(r.key, {}), r.error, r.attempts)
             for r in results
-            if r.status == FAILED
+            if r.status == Status.FAILED
         ]
         _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
         if _any_row(conn, "unknown_items", routine):

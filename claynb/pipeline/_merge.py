@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import STATUSES, UNKNOWN, ItemResult, WorkItem
+from claynb.pipeline._work import STATUSES, ItemResult, Status, WorkItem
 
 PREFIX = "clay_"
 STATUS_COLUMNS = ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
@@ -28,7 +28,10 @@ def complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[s
     for item in items:
         if item.key not in by_key:
             by_key[item.key] = ItemResult(
-                item.key, UNKNOWN, attempts=0, error="the backend returned no result for this row"
+                item.key,
+                Status.UNKNOWN,
+                attempts=0,
+                error="the backend returned no result for this row",
             )
     return by_key
 
@@ -65,7 +68,7 @@ def merge(df: pd.DataFrame, prepared: Prepared, by_group: Mapping[int, ItemResul
         cols[PREFIX + name] = _column(
             [r.result.get(name) if r.result else None for r in results], codes
         )
-    cols["clay_status"] = _column([r.status for r in results], codes)
+    cols["clay_status"] = _column([str(r.status) for r in results], codes)
     cols["clay_error"] = _column([r.error for r in results], codes)
     first = prepared.first
     for column, attr in (("clay_actions", "actions"), ("clay_data_credits", "data_credits")):

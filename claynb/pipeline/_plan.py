@@ -17,7 +17,7 @@ from claynb._routines import DEFAULT_ROUTINES, Routine
 from claynb.pipeline._cache import max_age_seconds
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import CACHED, FAILED, INVALID_INPUT, UNKNOWN, ItemResult, WorkItem
+from claynb.pipeline._work import ItemResult, Status, WorkItem
 
 
 def catalogue_of(client: Any) -> Mapping[str, Routine]:
@@ -71,14 +71,16 @@ def plan_work(
     routine, plan = prepared.routine, WorkPlan(prepared)
     for g, reason in enumerate(prepared.reasons):
         if reason is not None:
-            plan.known[g] = ItemResult(f"invalid:{g}", INVALID_INPUT, error=reason, attempts=0)
+            plan.known[g] = ItemResult(
+                f"invalid:{g}", Status.INVALID_INPUT, error=reason, attempts=0
+            )
     plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     keys = list(plan.group_of)
     if cache and not refresh:
         for key, hit in journal.cached(
             routine.id, keys, max_age_s=max_age_seconds(max_age)
         ).items():
-            plan.known[plan.group_of[key]] = ItemResult(key, CACHED, hit.result, attempts=0)
+            plan.known[plan.group_of[key]] = ItemResult(key, Status.CACHED, hit.result, attempts=0)
     pending = [k for k in keys if plan.group_of[k] not in plan.known]
     _known_unknowns(plan, journal, pending, resend_unknown)
     _known_failures(plan, journal, pending, retry_failed)
@@ -100,7 +102,7 @@ def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: b
     for key, why in unknown.items():
         plan.known[plan.group_of[key]] = ItemResult(
             key,
-            UNKNOWN,
+            Status.UNKNOWN,
             attempts=0,
             error=f"{why}; not re-sent, since Clay may already have charged it: "
             "pass resend_unknown=True to send it again",
@@ -116,7 +118,7 @@ def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bo
             continue
         plan.known[g] = ItemResult(
             failure.key,
-            FAILED,
+            Status.FAILED,
             attempts=0,
             error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
             "not re-sent: pass retry_failed=True to send it again",

@@ -29,7 +29,8 @@ from typing import Any
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
 from claynb.pipeline._budget import reserve_largest
-from claynb.pipeline._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status, WorkItem
 from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
@@ -119,7 +120,7 @@ def run(
             pool.stop()
     return [
         call.results.get(it.key)
-        or ItemResult(it.key, UNKNOWN, error="no outcome came back", attempts=0)
+        or ItemResult(it.key, Status.UNKNOWN, error="no outcome came back", attempts=0)
         for it in items
     ]
 
@@ -181,8 +182,6 @@ def _resume_journaled(
     options: dict[str, Any],
 ) -> None:
     """Runs a previous call journaled locally but never landed: collect them by run id."""
-    from claynb.queue._jobs import item_result
-
     wanted = {it.key for it in items}
     for run in journal.in_flight(call.routine.id, list(wanted)):
         try:
@@ -193,12 +192,11 @@ def _resume_journaled(
             for key in run.keys:
                 if key in wanted:
                     call.results[key] = ItemResult(
-                        key, UNKNOWN, error=f"{type(exc).__name__}: {exc}"
+                        key, Status.UNKNOWN, error=f"{type(exc).__name__}: {exc}"
                     )
             continue
-        got = [item_result(call.routine, item) for item in results.items if item.id in run.inputs]
-        for res in got:
-            res.run_id = run.run_id
+        by_id = results.by_id()
+        got = [outcome_of(call.routine, key, by_id.get(key), run_id=run.run_id) for key in run.keys]
         journal.finished(run.run_id, got, backend="queue", plan=call.plan)
         # Landed here: its Redis batch (finished by its worker, or about to be) is not
         # followed again; the batch itself expires once done.
@@ -268,7 +266,10 @@ def _drive(
         if pending and not call.inflight:  # nothing will free money: the rest is over budget
             for it in pending:
                 call.results[it.key] = ItemResult(
-                    it.key, OVER_BUDGET, attempts=0, error="the budget cannot pay for this row"
+                    it.key,
+                    Status.OVER_BUDGET,
+                    attempts=0,
+                    error="the budget cannot pay for this row",
                 )
             progress.advance(len(pending))
             pending = []
@@ -350,10 +351,10 @@ def _land(
     results = [_item(o) for o in batch.outcomes]
     actual = sum((r.cost for r in results), Cost())
     guard.settle(flight.reserved, actual)
-    known = [r for r in results if r.status != UNKNOWN]
+    known = [r for r in results if r.status != Status.UNKNOWN]
     if flight.run_id and flight.journal_batch is not None:
         journal.finished(flight.run_id, known, backend="queue", plan=call.plan)
-    unknown = [r for r in results if r.status == UNKNOWN]
+    unknown = [r for r in results if r.status == Status.UNKNOWN]
     if unknown:
         inputs = {it.key: it.inputs for it in flight.items}
         jb = journal.intent(
@@ -379,7 +380,7 @@ def _forget(call: _Call, bid: str, keys: list[str]) -> None:
 def _item(o: dict[str, Any]) -> ItemResult:
     return ItemResult(
         o["key"],
-        o["status"],
+        Status(o["status"]),
         dict(o.get("result") or {}),
         o.get("error"),
         Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
@@ -395,7 +396,7 @@ def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
         for it in flight.items:
             call.results[it.key] = ItemResult(
                 it.key,
-                UNKNOWN,
+                Status.UNKNOWN,
                 attempts=1,
                 error=f"no outcome from the workers within {timeout:g}s; the batch stays queued "
                 "and a later call collects it without sending it again",

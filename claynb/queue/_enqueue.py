@@ -23,7 +23,7 @@ from typing import Any
 
 from claynb._routines import Routine, get_routine
 from claynb.pipeline._normalise import normalise_inputs, resolve_columns
-from claynb.pipeline._work import INVALID_INPUT, item_key
+from claynb.pipeline._work import Status, item_key
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import (
@@ -195,7 +195,7 @@ class LeadQueue:
         outcome = {
             "lead": lead_id,
             "key": None,
-            "status": INVALID_INPUT,
+            "status": Status.INVALID_INPUT,
             "error": reason,
             "routine": self.routine.id,
             "result": {},

@@ -26,10 +26,10 @@ from datetime import timedelta
 from typing import Any
 
 from claynb._plans import get_plan
-from claynb._routines import Cost, Routine
+from claynb._routines import Cost
 from claynb._secrets import mask, redact
-from claynb.pipeline._normalise import result_from_clay
-from claynb.pipeline._work import ENRICHED, OVER_BUDGET, UNKNOWN, ItemResult
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
     DONE,
     NEW,
@@ -46,11 +46,10 @@ from claynb.queue._store import (
 )
 from claynb.wire._config import MAX_RUN_ITEMS
 from claynb.wire._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
-from claynb.wire._results import COST_KEY, PROVIDER_KEY
+from claynb.wire._results import RunItem
 
 #: Default lease: a dead worker's job is handed back within about this long.
 DEFAULT_LEASE_S = 5.0
-CACHED = "cached"
 
 
 @dataclass(frozen=True)
@@ -237,8 +236,9 @@ def process(
     results, run_id, error = _send_and_collect(
         store, batch, client, settings, budget_key, final_attempt
     )
-    outcomes = build_outcomes(batch, cached, results, run_id, error, overflow)
-    actual = _actual(batch, results, error, plan)
+    answers = None if error is not None else _answers(batch, results, run_id)
+    outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
+    actual = _actual(batch, answers, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
     if emitted:
         store.remember(batch, outcomes)
@@ -399,15 +399,26 @@ def _send_and_collect(
     return {item.id: item for item in results.items}, run_id, None
 
 
+def _answers(batch: Batch, results: dict[str, RunItem], run_id: str) -> dict[str, ItemResult]:
+    """Clay's answer for every key sent, read the way every tier reads it."""
+    return {
+        key: outcome_of(batch.routine, key, results.get(key), run_id=run_id or None)
+        for key in batch.send[: batch.reserved]
+    }
+
+
 def build_outcomes(
     batch: Batch,
     cached: dict[str, dict[str, Any]],
-    results: dict[str, Any],
+    answers: dict[str, ItemResult] | None,
     run_id: str,
     error: str | None,
     over: list[str],
 ) -> list[dict[str, Any]]:
-    """One outcome per lead: charged once per item key, duplicates and cache hits at 0."""
+    """One outcome per lead: charged once per item key, duplicates and cache hits at 0.
+
+    ``answers`` is None when the send's outcome is unknown (``error`` says why).
+    """
     sent = set(batch.send[: batch.reserved])
     over_set = set(over)
     charged: set[str] = set()
@@ -429,11 +440,15 @@ def build_outcomes(
         }
         if lead.key in cached:
             entry = cached[lead.key]
-            base.update(status=CACHED, result=entry.get("result", {}), enriched_at=entry.get("at"))
+            base.update(
+                status=Status.CACHED, result=entry.get("result", {}), enriched_at=entry.get("at")
+            )
         elif lead.key in over_set:
-            base.update(status=OVER_BUDGET, error="the shared budget cannot pay for this lead")
+            base.update(
+                status=Status.OVER_BUDGET, error="the shared budget cannot pay for this lead"
+            )
         elif lead.key in sent:
-            base.update(_from_result(batch.routine, results.get(lead.key), error))
+            base.update(_sent(answers, lead.key, error))
             if lead.key not in charged:
                 charged.add(lead.key)
                 base["charged_here"] = True
@@ -445,52 +460,26 @@ def build_outcomes(
     return out
 
 
-def _from_result(routine: Routine, item: Any, error: str | None) -> dict[str, Any]:
-    if item is None:
-        why = error or "Clay's results did not include this item"
-        return {"status": UNKNOWN, "error": why}
-    res = item_result(routine, item)
+def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) -> dict[str, Any]:
+    if answers is None:
+        return {"status": Status.UNKNOWN, "error": error or "the outcome of the send is unknown"}
+    answer = answers[key]
     return {
-        "status": res.status,
-        "result": res.result,
-        "error": res.error,
-        "actions": res.cost.actions,
-        "data_credits": res.cost.data_credits,
+        "status": answer.status,
+        "result": answer.result,
+        "error": answer.error,
+        "actions": answer.cost.actions,
+        "data_credits": answer.cost.data_credits,
         "enriched_at": time.time(),
     }
 
 
-def item_result(routine: Routine, item: Any) -> ItemResult:
-    """A parsed result item (:class:`claynb.wire._results.RunItem`) as the core's ItemResult."""
-    result = dict(item.result)
-    if item.cost is not None:
-        result[COST_KEY] = {"actions": item.cost.actions, "data_credits": item.cost.data_credits}
-    if item.provider is not None:
-        result[PROVIDER_KEY] = item.provider
-    raw = {
-        "id": item.id,
-        "status": "complete" if item.ok else "failed",
-        "result": result,
-        "error": item.error,
-    }
-    return result_from_clay(routine, item.id, raw)
-
-
-def price(routine: Routine, item: Any) -> Cost:
-    return item_result(routine, item).cost
-
-
-def _actual(batch: Batch, results: dict[str, Any], error: str | None, plan: Any) -> list[int]:
+def _actual(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
-    keys = batch.send[: batch.reserved]
-    if error is not None:
-        total = batch.routine.worst_case_cost() * len(keys)
+    if answers is None:
+        total = batch.routine.worst_case_cost() * batch.reserved
     else:
-        total = Cost()
-        for key in keys:
-            item = results.get(key)
-            if item is not None:
-                total = total + (item.cost if item.cost is not None else price(batch.routine, item))
+        total = sum((answer.cost for answer in answers.values()), Cost())
     return scaled(total, plan.usd(total.actions, total.data_credits))
 
 
@@ -506,7 +495,7 @@ def _sample(store: BatchStore, batch: Batch, job: Any, outcomes: list[dict[str, 
         "batch": batch.id,
         "actions": sum(o["actions"] for o in outcomes),
         "data_credits": sum(o["data_credits"] for o in outcomes),
-        "enriched": sum(1 for o in outcomes if o["status"] == ENRICHED),
+        "enriched": sum(1 for o in outcomes if o["status"] == Status.ENRICHED),
     }
     store.record_sample(batch.queue, sample)
 
@@ -595,7 +584,6 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
 
 
 __all__ = [
-    "CACHED",
     "DONE",
     "SENT",
     "JobOptions",

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from claynb._routines import Cost, Provider, Routine
+from claynb.pipeline._work import ANSWERED, Status
 from claynb.queue._budget import METERS, SCALE
 
 PREFIX = "claynb:q"
@@ -375,7 +376,7 @@ class BatchStore:
         now = time.time()
         with self.conn.pipeline(transaction=False) as pipe:
             for o in outcomes:
-                if o["status"] in ("enriched", "no_match") and o.get("charged_here"):
+                if o["status"] in ANSWERED and o.get("charged_here"):
                     entry = {"status": o["status"], "result": o["result"], "at": now}
                     pipe.hset(cache_key(batch.routine.id), o["key"], json.dumps(entry))
             for lead in batch.leads:
@@ -384,11 +385,7 @@ class BatchStore:
                     lead.lead_id,
                     json.dumps({"routine": batch.routine.id, "inputs": lead.inputs}),
                 )
-            done = {
-                o["lead"]: now
-                for o in outcomes
-                if o["status"] in ("enriched", "no_match", "cached")
-            }
+            done = {o["lead"]: now for o in outcomes if o["status"] in (*ANSWERED, Status.CACHED)}
             if done:
                 pipe.zadd(fresh_key(batch.queue), done)
             pipe.execute()
