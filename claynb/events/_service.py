@@ -14,7 +14,9 @@ done. Sends that fail are retried; a lead whose send failed ``max_attempts`` tim
 the dead-letter subject with the error, as do leads the budget cannot pay for.
 
 One service process per namespace: its bookkeeping of leads and runs is in memory, and what
-must survive a crash (runs in flight, results, charges) is in the journal.
+must survive a crash (runs in flight, results, charges) is in the journal. A lead is
+``pending`` until it gets its contact (``done``) or a dead letter (``dead``, from which only
+a replay brings it back): :class:`LeadState` and :data:`LEAD_MOVES`, the one table of moves.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
+from claynb._states import Machine
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi
@@ -39,6 +43,71 @@ from claynb.wire._exceptions import ClayError, CreditsExhausted, NotFound, Outco
 from claynb.wire._results import RunItem
 
 log = logging.getLogger("claynb.events.service")
+
+
+class RunJournal(Protocol):
+    """What the service writes to the journal (:class:`claynb.pipeline._journal.Journal`),
+    in the order the backend contract (:mod:`claynb.pipeline._backends`) sets out."""
+
+    def intent(
+        self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]], reserved: Cost
+    ) -> int: ...
+
+    def started(self, batch: int, run_id: str) -> None: ...
+
+    def abandon(self, batch: int, error: str | None = None) -> None: ...
+
+    def unknown(self, batch: int, error: str) -> list[str]: ...
+
+    def finished(
+        self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
+    ) -> bool: ...
+
+
+class NoJournal:
+    """The journal of a service that keeps none (a test, a throwaway demo): it writes nothing,
+    so runs in flight are not resumed after a crash."""
+
+    def intent(
+        self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]], reserved: Cost
+    ) -> int:
+        return 0
+
+    def started(self, batch: int, run_id: str) -> None:
+        return None
+
+    def abandon(self, batch: int, error: str | None = None) -> None:
+        return None
+
+    def unknown(self, batch: int, error: str) -> list[str]:
+        return []
+
+    def finished(
+        self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
+    ) -> bool:
+        return True
+
+
+class LeadState(StrEnum):
+    """Where a lead id is: waiting for its contact, answered, or parked in the dead letters."""
+
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+#: Every move a lead may make. A second event for a lead that is pending or done is a
+#: duplicate (acknowledged, ignored); only a replay of a dead letter starts it again.
+LEAD_MOVES = Machine(
+    "event lead",
+    LeadState,
+    {
+        None: {LeadState.PENDING},
+        LeadState.PENDING: {LeadState.DONE, LeadState.DEAD},
+        LeadState.DEAD: {LeadState.PENDING},
+        LeadState.DONE: set(),
+    },
+)
 
 
 @dataclass
@@ -109,7 +178,7 @@ class EnrichmentService:
         breaker: CreditBreaker,
         settings: ServiceSettings | None = None,
         *,
-        journal: Any = None,
+        journal: RunJournal | None = None,
         catalogue: dict[str, Routine] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,7 +186,7 @@ class EnrichmentService:
         self.api = api
         self.breaker = breaker
         self.settings = settings or ServiceSettings()
-        self.journal = journal
+        self.journal: RunJournal = journal if journal is not None else NoJournal()
         self.catalogue = catalogue
         self.clock = clock
         self.reconciler = Reconciler(
@@ -125,7 +194,7 @@ class EnrichmentService:
         )
         self.stats = ServiceStats()
         self._leads: dict[str, dict[str, Any]] = {}
-        self._lead_state: dict[str, str] = {}
+        self._lead_state: dict[str, LeadState] = {}
         self._items: dict[str, _Item] = {}
         self._runs: dict[str, _Run] = {}
         self._queues: dict[str, list[str]] = {}
@@ -166,12 +235,12 @@ class EnrichmentService:
         if not lead_id:
             return
         state = self._lead_state.get(lead_id)
-        if state is not None and not (state == "dead" and event.get("replay")):
+        if state is not None and not (state == LeadState.DEAD and event.get("replay")):
             self.stats.duplicate_leads += 1
             return
         self.stats.leads += 1
         self._leads[lead_id] = event
-        self._lead_state[lead_id] = "pending"
+        self._move(lead_id, LeadState.PENDING)
         routine_id = str(event.get("routine") or "")
         raw_inputs = event.get("inputs")
         inputs: dict[str, Any] = dict(raw_inputs) if isinstance(raw_inputs, dict) else {}
@@ -258,8 +327,7 @@ class EnrichmentService:
 
     async def _start_run(self, routine: Routine, keys: list[str], reserved: Cost) -> None:
         items = [{"id": k, "inputs": self._items[k].inputs} for k in keys]
-        batch = self._journal(
-            "intent",
+        batch = self.journal.intent(
             routine.id,
             self.settings.backend_name,
             {k: self._items[k].inputs for k in keys},
@@ -270,7 +338,7 @@ class EnrichmentService:
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
             # re-send on our own; a person decides, from the dead letters.
-            self._journal("unknown", batch, redact(str(exc)))
+            self.journal.unknown(batch, redact(str(exc)))
             self.breaker.guard.settle(reserved, reserved)
             await self._dead_letter(
                 self._leads_of(keys, forget=True),
@@ -279,7 +347,7 @@ class EnrichmentService:
             )
             return
         except CreditsExhausted as exc:
-            self._journal("abandon", batch, str(exc))
+            self.journal.abandon(batch, str(exc))
             self.breaker.guard.release(reserved)
             self.breaker.trip(f"Clay refused: {exc}")
             await self._dead_letter(
@@ -287,11 +355,11 @@ class EnrichmentService:
             )
             return
         except ClayError as exc:
-            self._journal("abandon", batch, str(exc))
+            self.journal.abandon(batch, str(exc))
             self.breaker.guard.release(reserved)
             await self._send_failed(routine.id, keys, exc)
             return
-        self._journal("started", batch, run_id)
+        self.journal.started(batch, run_id)
         now = self.clock()
         self._runs[run_id] = _Run(run_id, routine.id, keys, reserved, now, batch)
         for key in keys:
@@ -384,7 +452,7 @@ class EnrichmentService:
         run.done = True
         self.reconciler.forget(run.run_id)
         if run.batch is not None:
-            self._journal("unknown", run.batch, f"run {run.run_id} not found: {exc}")
+            self.journal.unknown(run.batch, f"run {run.run_id} not found: {exc}")
         self.breaker.guard.settle(run.reserved, run.reserved)
         await self._dead_letter(
             self._leads_of(run.keys, forget=True),
@@ -405,9 +473,8 @@ class EnrichmentService:
             )
             for key in run.keys
         ]
-        extra = {"plan": self.settings.plan} if self.settings.plan is not None else {}
-        landed = self._journal(
-            "finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra
+        landed = self.journal.finished(
+            run.run_id, outcomes, backend=self.settings.backend_name, plan=self.settings.plan
         )
         run.done = True
         if landed is False:
@@ -471,13 +538,13 @@ class EnrichmentService:
             "event_at": lead.get("event_at"),
             "enriched_at": self.clock(),
         }
-        self._lead_state[lead_id] = "done"
+        self._move(lead_id, LeadState.DONE)
         self.stats.contacts += 1
         await self.bus.publish(CONTACTS, contact)
 
     async def _dead_letter(self, lead_ids: list[str], kind: str, reason: str) -> None:
         for lead_id in lead_ids:
-            self._lead_state[lead_id] = "dead"
+            self._move(lead_id, LeadState.DEAD)
             letter = {
                 "lead": self._leads.get(lead_id, {"lead_id": lead_id}),
                 "kind": kind,
@@ -486,6 +553,9 @@ class EnrichmentService:
             }
             self.stats.dead_lettered += 1
             await self.bus.publish(DEAD_LETTERS, letter)
+
+    def _move(self, lead_id: str, new: LeadState) -> None:
+        self._lead_state[lead_id] = LEAD_MOVES.move(self._lead_state.get(lead_id), new)
 
     def _leads_of(self, keys: list[str], *, forget: bool) -> list[str]:
         """The leads waiting on ``keys``; ``forget`` drops the items (sent to dead letters)."""
@@ -498,8 +568,3 @@ class EnrichmentService:
             if forget:
                 del self._items[key]
         return leads
-
-    def _journal(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self.journal is None:
-            return None
-        return getattr(self.journal, method)(*args, **kwargs)

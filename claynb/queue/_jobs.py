@@ -45,7 +45,7 @@ from claynb.queue._store import (
     scaled,
 )
 from claynb.wire._config import MAX_RUN_ITEMS
-from claynb.wire._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
+from claynb.wire._exceptions import ClayError, ConfigError, OutcomeUnknown
 from claynb.wire._results import RunItem
 
 #: Default lease: a dead worker's job is handed back within about this long.
@@ -382,17 +382,15 @@ def _send_and_collect(
             )
         except OutcomeUnknown as exc:
             return {}, "", redact(str(exc))
-        except CreditsExhausted:
-            store.unreserve(batch, budget_key, NEW if final_attempt else RESERVED)
-            raise
         except Exception:
-            # Certainly not started (refused, 4xx, 5xx/429 after the client's retries):
+            # Certainly not started (refused, 402, 4xx, 5xx/429 after the client's retries):
             # keep the reservation for RQ's retry, or give it back on the last attempt.
-            store.unreserve(batch, budget_key, NEW) if final_attempt else store.set_fields(
-                batch.id, state=RESERVED
-            )
+            if final_attempt:
+                store.unreserve(batch, budget_key)
+            else:
+                store.move(batch.id, SENDING, RESERVED)
             raise
-        store.set_fields(batch.id, run_id=run_id, state=SENT, sent_at=repr(time.time()))
+        store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()))
     results = client.wait_for_run(
         run_id, poll_interval=settings.poll_interval_s, timeout=settings.wait_timeout_s
     )

@@ -1,0 +1,89 @@
+"""The queue batch's journal in Redis: its states are an enum, its moves one table, in Lua too."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from claynb._routines import DEFAULT_ROUTINES, Cost
+from claynb._states import IllegalTransition
+from claynb.queue import RedisBudgetGuard
+from claynb.queue import _store as store_module
+from claynb.queue._store import (
+    _BEGIN_SEND,
+    _EMIT,
+    _MOVE,
+    _RESERVE,
+    _UNRESERVE,
+    BATCH_MOVES,
+    DONE,
+    NEW,
+    RESERVED,
+    SENDING,
+    SENT,
+    Batch,
+    BatchState,
+    BatchStore,
+    Lead,
+    scaled,
+)
+
+PERSON = DEFAULT_ROUTINES["enrich-person"]
+
+
+def new_batch(store: BatchStore, budget: str = "") -> Batch:
+    leads = [Lead(f"lead-{i}", f"key-{i}", {"email": f"p{i}@x.co"}) for i in range(3)]
+    batch = Batch(f"b-{uuid.uuid4().hex[:8]}", "q", PERSON, leads, budget=budget)
+    assert store.create(batch)
+    return batch
+
+
+def test_states_are_written_once_and_the_lua_scripts_take_them_from_the_enum() -> None:
+    source = Path(store_module.__file__).read_text()
+    enum_block = source[source.index("class BatchState") : source.index("NEW, RESERVED")]
+    elsewhere = source.replace(enum_block, "")
+    for state in BatchState:
+        assert not re.search(rf"""['"]{state.value}['"]""", elsewhere), state
+    assert "'reserved'" in _BEGIN_SEND and "'sending'" in _BEGIN_SEND  # written in
+    for script in (_RESERVE, _BEGIN_SEND, _UNRESERVE, _MOVE, _EMIT):
+        assert "$" not in script  # every placeholder filled
+
+
+def test_a_batch_walks_the_table_and_illegal_moves_raise(redis_url: str) -> None:
+    store = BatchStore(redis.Redis.from_url(redis_url))
+    guard = RedisBudgetGuard(store.conn, f"b{uuid.uuid4().hex[:8]}", data_credits=10)
+    batch = new_batch(store, budget=guard.name)
+    per = scaled(Cost(1, 1), 0.0)
+    with pytest.raises(IllegalTransition):
+        store.emit(batch, guard.key, [], [0, 0, 0])  # new -> done: nothing was reserved
+    with pytest.raises(IllegalTransition):
+        store.move(batch.id, SENDING, SENT, run_id="r1")  # it is not being sent
+    assert store.reserve(batch, guard.key, ["key-0", "key-1", "key-2"], per) == 3
+    assert guard.status().held["data_credits"] == 3
+    assert store.begin_send(batch.id) and not store.begin_send(batch.id)  # exactly one sender
+    store.move(batch.id, SENDING, RESERVED)  # refused by Clay: kept for RQ's retry
+    assert guard.status().held["data_credits"] == 3
+    assert store.begin_send(batch.id)
+    assert store.unreserve(batch, guard.key)  # the last attempt gives the money back
+    assert guard.status().held["data_credits"] == 0
+    assert not store.unreserve(batch, guard.key)  # already new: nothing to give back twice
+    assert store.load(batch.id).state == NEW  # type: ignore[union-attr]
+    store.reserve(batch, guard.key, ["key-0"], per)
+    store.begin_send(batch.id)
+    store.move(batch.id, SENDING, SENT, run_id="r1")
+    assert store.emit(batch, guard.key, [], scaled(Cost(1, 1), 0.0))
+    assert not store.emit(batch, guard.key, [], scaled(Cost(1, 1), 0.0))  # reported once
+    assert guard.status().spent["data_credits"] == 1 and guard.status().held["data_credits"] == 0
+    assert store.load(batch.id).state == DONE  # type: ignore[union-attr]
+    with pytest.raises(IllegalTransition):
+        store.move(batch.id, SENT, DONE)  # done is final, and only emit gets there
+
+
+def test_the_table() -> None:
+    assert BATCH_MOVES.sources(DONE) == {RESERVED, SENDING, SENT}
+    assert not BATCH_MOVES.allows(NEW, SENDING)  # never sent without money held
+    assert not BATCH_MOVES.allows(SENT, SENDING)  # never sent twice
