@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+import claynb
 from claynb._routines import DEFAULT_ROUTINES, Cost
 from claynb._states import IllegalTransition
 from claynb.queue import RedisBudgetGuard
 from claynb.queue import _store as store_module
+from claynb.queue._jobs import WorkerSettings, process
 from claynb.queue._store import (
     _BEGIN_SEND,
     _EMIT,
@@ -87,3 +90,25 @@ def test_the_table() -> None:
     assert BATCH_MOVES.sources(DONE) == {RESERVED, SENDING, SENT}
     assert not BATCH_MOVES.allows(NEW, SENDING)  # never sent without money held
     assert not BATCH_MOVES.allows(SENT, SENDING)  # never sent twice
+
+
+def test_a_refused_send_keeps_its_reservation_for_the_retry_and_releases_it_once(
+    redis_url: str, make_emulator: Any
+) -> None:
+    """A 402 with RQ retries left: the retry sends on the same reservation, which is
+    settled once (it used to be released at the 402 and again when the retry landed)."""
+    emu = make_emulator()
+    emu.set_credits(actions_left=0, data_credits_left=0)
+    store = BatchStore(redis.Redis.from_url(redis_url))
+    guard = RedisBudgetGuard(store.conn, f"b{uuid.uuid4().hex[:8]}", data_credits=10)
+    batch = new_batch(store, budget=guard.name)
+    settings = WorkerSettings(api_key=emu.api_key, base_url=emu.url, poll_interval_s=0.01)
+    with pytest.raises(claynb.CreditsExhausted):
+        process(store, batch, settings, final_attempt=False)
+    assert store.load(batch.id).state == RESERVED  # type: ignore[union-attr]
+    assert guard.status().held["data_credits"] == 3  # kept for the retry
+    emu.top_up(actions=100, data_credits=100)
+    process(store, store.load(batch.id), settings, final_attempt=True)  # type: ignore[arg-type]
+    status = guard.status()
+    assert status.held["data_credits"] == 0
+    assert status.spent["data_credits"] == emu.meters()["data_credits_used"]
