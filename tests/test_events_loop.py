@@ -40,7 +40,6 @@ def fast_settings(**overrides: Any) -> ServiceSettings:
         "linger_s": 0.05,
         "reconcile_timeout_s": 0.8,
         "reconcile_interval_s": 0.2,
-        "retry_backoff_s": 0.05,
     }
     values.update(overrides)
     return ServiceSettings(**values)

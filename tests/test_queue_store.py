@@ -19,11 +19,12 @@ from claynb.queue._jobs import WorkerSettings, process
 from claynb.queue._store import (
     _BEGIN_SEND,
     _EMIT,
+    _GIVE_UP,
     _MOVE,
     _RESERVE,
-    _UNRESERVE,
     BATCH_MOVES,
     DONE,
+    FAILED,
     NEW,
     RESERVED,
     SENDING,
@@ -52,7 +53,7 @@ def test_states_are_written_once_and_the_lua_scripts_take_them_from_the_enum() -
     for state in BatchState:
         assert not re.search(rf"""['"]{state.value}['"]""", elsewhere), state
     assert "'reserved'" in _BEGIN_SEND and "'sending'" in _BEGIN_SEND  # written in
-    for script in (_RESERVE, _BEGIN_SEND, _UNRESERVE, _MOVE, _EMIT):
+    for script in (_RESERVE, _BEGIN_SEND, _GIVE_UP, _MOVE, _EMIT):
         assert "$" not in script  # every placeholder filled
 
 
@@ -71,10 +72,18 @@ def test_a_batch_walks_the_table_and_illegal_moves_raise(redis_url: str) -> None
     store.move(batch.id, SENDING, RESERVED)  # refused by Clay: kept for RQ's retry
     assert guard.status().held["data_credits"] == 3
     assert store.begin_send(batch.id)
-    assert store.unreserve(batch, guard.key)  # the last attempt gives the money back
+    assert store.give_up(batch, guard.key, "not sent after 6 attempt(s)")  # the money back
     assert guard.status().held["data_credits"] == 0
-    assert not store.unreserve(batch, guard.key)  # already new: nothing to give back twice
-    assert store.load(batch.id).state == NEW  # type: ignore[union-attr]
+    assert not store.give_up(batch, guard.key, "again")  # nothing to give back twice
+    failed = store.load(batch.id)
+    assert failed is not None and (failed.state, failed.error) == (
+        FAILED,
+        "not sent after 6 attempt(s)",
+    )
+    store.count_posts(batch.id, 6)
+    store.requeue(batch.id)  # a person: the outage is over
+    again = store.load(batch.id)
+    assert again is not None and (again.state, again.posts, again.error) == (NEW, 0, None)
     store.reserve(batch, guard.key, ["key-0"], per)
     store.begin_send(batch.id)
     store.move(batch.id, SENDING, SENT, run_id="r1")

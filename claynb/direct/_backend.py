@@ -27,7 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "poll_backoff": 1.6,
     "poll_max_interval": 5.0,
     "poll_timeout": 600.0,  # then the rows are unknown and a later call resumes them
-    "max_attempts": 3,  # sends of a batch refused with 5xx/429 after client retries
+    # POSTs a row may ride in, the client's retries and this tier's re-sends together
+    # (None: the client's RetryPolicy.max_sends_per_item).
+    "max_attempts": None,
     "webhook": None,  # a RunWaiter (e.g. WebhookReceiver), or None to poll only
     "unknown_wait": 60.0,  # with a webhook: wait this long for it to explain a timed-out send
     "rng": None,
@@ -42,6 +44,8 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             f"it takes {', '.join(sorted(DEFAULTS))}"
         )
     merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    if merged["max_attempts"] is not None and int(merged["max_attempts"]) < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {merged['max_attempts']!r}")
     merged["batch_size"] = checked_batch_size(merged["batch_size"])
     if int(merged["concurrency"]) < 1:
         raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")

@@ -11,9 +11,10 @@ so all of them can be in flight together (never more than 100). A batch whose wo
 the budget cannot cover waits for earlier batches to settle, is cut down to what is
 affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
 still collected. A send that may have reached Clay (``OutcomeUnknown``) is never re-sent:
-its rows come back ``unknown`` and stay journaled. 5xx and 429 that outlast the client's
-own retries are retried here ``max_attempts`` times, then the rows fail and go on the
-dead-letter list.
+its rows come back ``unknown`` and stay journaled. A send refused with 5xx or 429 after
+the client's own retries is sent again later only while the rows' POSTs stay under the
+one per-row cap (:meth:`claynb.RetryPolicy.sends_left`: the client's retries count too),
+then the rows fail and go on the dead-letter list.
 
 The engine is asyncio (:class:`claynb.AsyncClayClient`). :func:`run` drives it from sync
 code: on a fresh loop, or, when the calling thread already runs one (Jupyter), on a
@@ -38,6 +39,7 @@ from claynb.pipeline._journal import InFlight, Journal
 from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
 from claynb.wire import _exceptions as errors
+from claynb.wire._config import RetryPolicy
 
 BACKEND = "direct"
 MIN_BATCH = 20
@@ -97,6 +99,10 @@ class Engine:
         self.stop_status = Status.OVER_BUDGET
         self.unit = routine.worst_case_cost()
         self.rng = opts["rng"] or random.Random()
+        # One retry policy for every layer: the client retries within a send, this engine
+        # re-sends a refused batch, and together they never exceed the per-row cap.
+        self.retry: RetryPolicy = client.retry
+        self.cap: int | None = opts["max_attempts"]
         self.first_poll = float(opts["poll_interval"])
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
@@ -204,32 +210,50 @@ class Engine:
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
         inputs = {k: self.inputs[k] for k in keys}
-        for k in keys:
-            self.attempts[k] = self.attempts.get(k, 0) + 1
         body = [{"id": k, "inputs": inputs[k]} for k in keys]
         webhook_id = self.waiter.webhook_id if self.waiter else None
+        left = self.retry.sends_left(self._sent(keys), self.cap)
         try:
             async with self.http:
                 # Journaled on the loop thread, right before and right after the POST: the
                 # window in which a crash leaves a batch's fate unknown is the POST itself.
                 batch = self.journal.intent(self.routine.id, BACKEND, inputs, reserved)
                 run_id: str = await self.client.run_routine(
-                    self.routine.id, body, webhook_id=webhook_id
+                    self.routine.id, body, webhook_id=webhook_id, max_sends=left
                 )
                 self.journal.started(batch, run_id)
-        except errors.OutcomeUnknown as exc:
+        except errors.ClayError as exc:
+            self._count_sends(keys, exc.attempts)
+            failure = exc
+        else:
+            self._count_sends(keys, 1)
+            return batch, run_id
+        await self._not_started(keys, reserved, batch, failure)
+        return None
+
+    def _sent(self, keys: list[str]) -> int:
+        """POSTs the most-sent of these rows rode in so far."""
+        return max(self.attempts.get(k, 0) for k in keys)
+
+    def _count_sends(self, keys: list[str], sends: int) -> None:
+        for k in keys:
+            self.attempts[k] = self.attempts.get(k, 0) + sends
+
+    async def _not_started(
+        self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
+    ) -> None:
+        """The POST failed: its outcome is unknown, or Clay refused the run."""
+        if isinstance(exc, errors.OutcomeUnknown):
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
             if self.waiter is not None:  # Clay's webhook may yet name the run: wait for it
                 self.held[batch] = (keys, reserved)
                 return None
             self._unknown(keys, reserved, exc.message)
             return None
-        except errors.ClayError as exc:
-            await asyncio.to_thread(self.journal.abandon, batch)
-            self.guard.release(reserved)
-            self._refused(keys, exc)
-            return None
-        return batch, run_id
+        await asyncio.to_thread(self.journal.abandon, batch)
+        self.guard.release(reserved)
+        self._refused(keys, exc)
+        return None
 
     def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
         self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
@@ -279,18 +303,19 @@ class Engine:
             self.queue.clear()
         elif isinstance(
             exc, (errors.ServerError, errors.RateLimited, errors.TransportError)
-        ) and max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
+        ) and self.retry.sends_left(self._sent(keys), self.cap):
             self._requeue(keys, exc)
         else:
-            error = f"not sent after {self.attempts[keys[0]]} attempt(s): {exc}"
+            error = f"not sent after {self._sent(keys)} attempt(s): {exc}"
             self._record_failures(keys, error)
             self._finish_rows(keys, Status.FAILED, error)
 
     def _requeue(self, keys: list[str], exc: errors.ClayError) -> None:
-        delay = getattr(exc, "retry_after", None) or self.opts["poll_max_interval"]
+        """Send these rows again later: the server's wait when it asked, else the policy's."""
+        delay = getattr(exc, "retry_after", None) or self.retry.backoff(self._sent(keys), self.rng)
 
         async def later() -> None:
-            await asyncio.sleep(float(delay) * (0.5 + self.rng.random()))
+            await asyncio.sleep(float(delay))
             self.outstanding -= 1
             if self.stopped:
                 self._finish_rows(keys, self.stop_status, self.stopped)

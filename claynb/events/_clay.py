@@ -13,14 +13,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from claynb.wire._config import RetryPolicy
 from claynb.wire._results import RunItem
 
 
 class RunsApi(Protocol):
+    #: How patiently requests are retried and how many POSTs an item may ride in.
+    retry: RetryPolicy
+
     async def start_run(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        webhook_id: str | None,
+        max_sends: int | None = None,
     ) -> str:
-        """Start a run; its id. Raises the claynb error tree (OutcomeUnknown included)."""
+        """Start a run; its id. At most ``max_sends`` POSTs (see
+        :meth:`claynb.RetryPolicy.sends_left`). Raises the claynb error tree
+        (OutcomeUnknown included), saying how many POSTs were made (``exc.attempts``)."""
         ...
 
     async def results(self, run_id: str) -> list[RunItem] | None:
@@ -33,11 +43,19 @@ class ClientRunsApi:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.retry: RetryPolicy = client.retry
 
     async def start_run(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        webhook_id: str | None,
+        max_sends: int | None = None,
     ) -> str:
-        return str(await self.client.run_routine(routine_id, items, webhook_id=webhook_id))
+        run_id = await self.client.run_routine(
+            routine_id, items, webhook_id=webhook_id, max_sends=max_sends
+        )
+        return str(run_id)
 
     async def results(self, run_id: str) -> list[RunItem] | None:
         answer = await self.client.get_run_results(run_id)

@@ -10,8 +10,9 @@ one Clay item (keyed like the cache), so each unique input is charged once howev
 arrives; each lead id yields exactly one contact, whatever the bus or Clay's webhooks
 duplicate, drop or reorder. A run completes once: the first of its webhook and its poll
 lands it (through the journal, which is idempotent across processes), the other finds it
-done. Sends that fail are retried; a lead whose send failed ``max_attempts`` times goes to
-the dead-letter subject with the error, as do leads the budget cannot pay for.
+done. A send Clay refuses is sent again while its items' POSTs (the client's retries
+included) stay under the one per-item cap (:meth:`claynb.RetryPolicy.sends_left`); then
+its leads go to the dead-letter subject with the error, as do leads the budget cannot pay for.
 
 One service process per namespace: its bookkeeping of leads and runs is in memory, and what
 must survive a crash (runs in flight, results, charges) is in the journal. A lead is
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +41,13 @@ from claynb.events._reconciler import Reconciler
 from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
-from claynb.wire._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
+from claynb.wire._exceptions import (
+    ClayError,
+    ConfigError,
+    CreditsExhausted,
+    NotFound,
+    OutcomeUnknown,
+)
 from claynb.wire._results import RunItem
 
 log = logging.getLogger("claynb.events.service")
@@ -117,8 +125,9 @@ class ServiceSettings:
     webhook_id: str | None = None
     batch_size: int = MAX_RUN_ITEMS
     linger_s: float = 0.25
-    max_attempts: int = 3
-    retry_backoff_s: float = 0.5
+    #: POSTs a lead's item may ride in, the client's retries and this service's re-sends
+    #: together (None: the client's RetryPolicy.max_sends_per_item). Then: dead letters.
+    max_attempts: int | None = None
     reconcile_timeout_s: float = 10.0
     reconcile_interval_s: float = 2.0
     max_concurrent_sends: int = 4
@@ -129,7 +138,8 @@ class ServiceSettings:
 
     def __post_init__(self) -> None:
         self.batch_size = checked_batch_size(self.batch_size)
-        self.max_attempts = max(1, int(self.max_attempts))
+        if self.max_attempts is not None and int(self.max_attempts) < 1:
+            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts!r}")
 
 
 @dataclass
@@ -204,6 +214,7 @@ class EnrichmentService:
         self._sends: asyncio.Semaphore | None = None
         self._settled = asyncio.Event()
         self._stopping = False
+        self._rng = random.Random()
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -334,7 +345,12 @@ class EnrichmentService:
             reserved,
         )
         try:
-            run_id = await self.api.start_run(routine.id, items, self.settings.webhook_id)
+            left = self.api.retry.sends_left(
+                max(self._items[k].attempts for k in keys), self.settings.max_attempts
+            )
+            run_id = await self.api.start_run(
+                routine.id, items, self.settings.webhook_id, max_sends=left
+            )
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
             # re-send on our own; a person decides, from the dead letters.
@@ -396,23 +412,26 @@ class EnrichmentService:
             return "done"
         return "in_run" if item.run_id else "queued"
 
-    async def _send_failed(self, routine_id: str, keys: list[str], exc: Exception) -> None:
+    async def _send_failed(self, routine_id: str, keys: list[str], exc: ClayError) -> None:
         """Retry the batch's items later, or dead-letter those that failed too often."""
         self.stats.send_failures += 1
         retry: list[str] = []
+        policy = self.api.retry
         for key in keys:
             item = self._items[key]
-            item.attempts += 1
-            if item.attempts >= self.settings.max_attempts:
+            item.attempts += exc.attempts
+            if policy.sends_left(item.attempts, self.settings.max_attempts):
+                retry.append(key)
+            else:
                 await self._dead_letter(
                     self._leads_of([key], forget=True),
                     "failed",
                     f"failed {item.attempts} times: {exc}",
                 )
-            else:
-                retry.append(key)
         if retry:
-            await asyncio.sleep(self.settings.retry_backoff_s)
+            delay = getattr(exc, "retry_after", None)
+            sent = max(self._items[key].attempts for key in retry)
+            await asyncio.sleep(delay or policy.backoff(sent, self._rng))
             for key in retry:
                 self._enqueue(routine_id, key)
 

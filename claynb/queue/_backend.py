@@ -32,8 +32,17 @@ from claynb.pipeline._budget import reserve_largest
 from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import ItemResult, Status, WorkItem
 from claynb.queue._jobs import JobOptions, submit
-from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
-from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
+from claynb.queue._store import (
+    DONE,
+    DONE_TTL_S,
+    FAILED,
+    PREFIX,
+    Batch,
+    BatchStore,
+    Lead,
+    batch_key,
+)
+from claynb.wire._config import MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
 from claynb.wire._exceptions import ConfigError
 
 KNOWN_OPTIONS = {
@@ -101,12 +110,7 @@ def run(
         routine,
         BatchStore(conn),
         options.get("queue", DEFAULT_QUEUE),
-        JobOptions(
-            retries=int(options.get("retries", 3)),
-            backoff_s=(1, 4, 15),
-            timeout_s=int(options.get("job_timeout", 600)),
-            on_budget="report",
-        ),
+        _job_options(client.retry, int(options.get("retries", 3)), options),
         client.base_url,
         get_plan(options.get("plan") or "growth"),
     )
@@ -123,6 +127,16 @@ def run(
         or ItemResult(it.key, Status.UNKNOWN, error="no outcome came back", attempts=0)
         for it in items
     ]
+
+
+def _job_options(retry: RetryPolicy, retries: int, options: dict[str, Any]) -> JobOptions:
+    """RQ retries back off as the caller's policy does (its backoff, whole seconds)."""
+    return JobOptions(
+        retries=retries,
+        backoff_s=retry.delays(retries),
+        timeout_s=int(options.get("job_timeout", 600)),
+        on_budget="report",
+    )
 
 
 def _ensure(url: str | None) -> str:
@@ -163,6 +177,8 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
         n=int(want),
         api_key=credentials.api_key,
         base_url=credentials.base_url,
+        max_attempts=client.retry.max_attempts,
+        max_sends_per_item=client.retry.max_sends_per_item,
         poll_interval_s=float(options.get("poll_interval", 0.5)),
     ).start()
 
@@ -328,7 +344,8 @@ def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
         for bid in ids:
             pipe.hmget(batch_key(bid), "state", "run_id")
         states = pipe.execute()
-    for bid, (state, run_id) in zip(ids, states, strict=True):
+    for bid, (raw_state, run_id) in zip(ids, states, strict=True):
+        state = _text(raw_state) if raw_state is not None else None
         flight = call.inflight[bid]
         if run_id and flight.run_id is None:
             flight.run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
@@ -339,8 +356,10 @@ def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
                 flight.reserved,
             )
             journal.started(flight.journal_batch, flight.run_id)
-        if state is not None and (state.decode() if isinstance(state, bytes) else state) == DONE:
+        if state == DONE:
             _land(call, bid, flight, guard, journal, progress)
+        elif state == FAILED:
+            _failed(call, bid, flight, guard, journal, progress)
 
 
 def _land(
@@ -367,6 +386,25 @@ def _land(
     for r in results:
         call.results[r.key] = r
     progress.advance(len(results), actual)  # adopted batches may hold a few rows not asked for
+    _forget(call, bid, [it.key for it in flight.items])
+    del call.inflight[bid]
+
+
+def _failed(
+    call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, progress: Any
+) -> None:
+    """The workers gave the batch up (its sends spent): its rows fail, like the direct
+    tier's, and go on the dead-letter list; the money held for them comes back."""
+    batch = call.store.load(bid)
+    assert batch is not None
+    error = batch.error or f"not sent after {batch.posts} attempt(s)"
+    guard.release(flight.reserved)
+    journal.record_failures(
+        call.routine.id, [(it.key, it.inputs, error, batch.posts) for it in flight.items]
+    )
+    for it in flight.items:
+        call.results[it.key] = ItemResult(it.key, Status.FAILED, error=error, attempts=batch.posts)
+    progress.advance(len(flight.items))
     _forget(call, bid, [it.key for it in flight.items])
     del call.inflight[bid]
 

@@ -32,6 +32,7 @@ from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
     DONE,
+    FAILED,
     NEW,
     RESERVED,
     SENDING,
@@ -44,7 +45,7 @@ from claynb.queue._store import (
     load_template,
     scaled,
 )
-from claynb.wire._config import MAX_RUN_ITEMS
+from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, MAX_RUN_ITEMS, RetryPolicy
 from claynb.wire._exceptions import ClayError, ConfigError, OutcomeUnknown
 from claynb.wire._results import RunItem
 
@@ -64,7 +65,7 @@ class JobOptions:
 
     timeout_s: int = 600
     retries: int = 3
-    backoff_s: tuple[int, ...] = (1, 4, 15)
+    backoff_s: tuple[int, ...] | None = None  # None: RetryPolicy's backoff, whole seconds
     on_budget: str = "wait"
     wait_s: int = 30
     max_waits: int = 120
@@ -75,10 +76,17 @@ class JobOptions:
             raise ConfigError(
                 f"on_budget must be 'wait', 'dead_letter' or 'report', not {self.on_budget!r}"
             )
+        if self.backoff_s is None:
+            object.__setattr__(self, "backoff_s", RetryPolicy().delays(self.retries))
+
+    @property
+    def intervals(self) -> list[int]:
+        """RQ's retry intervals."""
+        return list(self.backoff_s or ())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["backoff_s"] = list(self.backoff_s)
+        data["backoff_s"] = self.intervals
         return data
 
     @classmethod
@@ -99,7 +107,9 @@ class WorkerSettings:
     poll_interval_s: float = 1.0
     lease_s: float = DEFAULT_LEASE_S
     wait_timeout_s: float = 600.0
-    max_attempts: int | None = None  # per request, inside the client; None: its default
+    #: Retries of one request, and the POSTs a batch's items may ride in across every
+    #: execution of its job (CLAYNB_MAX_ATTEMPTS, CLAYNB_MAX_SENDS_PER_ITEM).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
 
     @classmethod
@@ -113,9 +123,10 @@ class WorkerSettings:
             poll_interval_s=float(os.environ.get("CLAYNB_POLL_INTERVAL_S", "1.0")),
             lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
             wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
-            max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"])
-            if os.environ.get("CLAYNB_MAX_ATTEMPTS")
-            else None,
+            retry=RetryPolicy(
+                max_attempts=_env_int("CLAYNB_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS,
+                max_sends_per_item=_env_int("CLAYNB_MAX_SENDS_PER_ITEM"),
+            ),
             fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
@@ -123,6 +134,11 @@ class WorkerSettings:
 
     def __repr__(self) -> str:
         return f"WorkerSettings(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
 def same_clay(a: str, b: str) -> bool:
@@ -219,6 +235,9 @@ def process(
         )
     budget_key = f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
     plan = get_plan(str(batch.opts.get("plan", "growth")))
+    if batch.state == FAILED:  # its job was run again without requeue_dead_letters
+        store.move(batch.id, FAILED, NEW)
+        batch = _reload(store, batch.id)
     if batch.state == NEW:
         # Cache hits are fixed once per batch, before money is held, so that a resumed
         # execution answers exactly the leads the first one reserved for.
@@ -234,7 +253,7 @@ def process(
     overflow = _handle_overflow(store, batch, job)
     client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
     results, run_id, error = _send_and_collect(
-        store, batch, client, settings, budget_key, final_attempt
+        store, batch, client, settings, budget_key, final_attempt, job
     )
     answers = None if error is not None else _answers(batch, results, run_id)
     outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
@@ -330,11 +349,9 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_client(api_key: str, base_url: str, max_attempts: int | None, rps: float | None) -> Any:
+def _cached_client(api_key: str, base_url: str, retry: RetryPolicy, rps: float | None) -> Any:
     from claynb.wire._client import ClayClient
-    from claynb.wire._config import RetryPolicy
 
-    retry = RetryPolicy(max_attempts=max_attempts) if max_attempts else None
     return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
 
 
@@ -344,7 +361,7 @@ def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
     A job is a handful of requests; a client per job would start each job with a fresh
     pacer and forget every 429, so the worker as a whole would not keep to its pace.
     """
-    return _cached_client(settings.api_key, settings.base_url, settings.max_attempts, rps)
+    return _cached_client(settings.api_key, settings.base_url, settings.retry, rps)
 
 
 def _send_and_collect(
@@ -354,6 +371,7 @@ def _send_and_collect(
     settings: WorkerSettings,
     budget_key: str,
     final_attempt: bool,
+    job: Any = None,
 ) -> tuple[dict[str, Any], str, str | None]:
     """Send the reserved items once and wait for their results: (by key, run id, error).
 
@@ -373,24 +391,10 @@ def _send_and_collect(
         )
     run_id = batch.run_id
     if batch.state == RESERVED:
-        if not store.begin_send(batch.id):
-            raise ClayError(f"batch {batch.id} is being sent by another worker")
-        inputs = {lead.key: lead.inputs for lead in batch.leads}
         try:
-            run_id = client.run_routine(
-                batch.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys]
-            )
+            run_id = _send(store, batch, keys, client, budget_key, final_attempt, job)
         except OutcomeUnknown as exc:
             return {}, "", redact(str(exc))
-        except Exception:
-            # Certainly not started (refused, 402, 4xx, 5xx/429 after the client's retries):
-            # keep the reservation for RQ's retry, or give it back on the last attempt.
-            if final_attempt:
-                store.unreserve(batch, budget_key)
-            else:
-                store.move(batch.id, SENDING, RESERVED)
-            raise
-        store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()))
     results = client.wait_for_run(
         run_id, poll_interval=settings.poll_interval_s, timeout=settings.wait_timeout_s
     )
@@ -403,6 +407,53 @@ def _answers(batch: Batch, results: dict[str, RunItem], run_id: str) -> dict[str
         key: outcome_of(batch.routine, key, results.get(key), run_id=run_id or None)
         for key in batch.send[: batch.reserved]
     }
+
+
+def _send(
+    store: BatchStore,
+    batch: Batch,
+    keys: list[str],
+    client: Any,
+    budget_key: str,
+    final_attempt: bool,
+    job: Any,
+) -> str:
+    """POST the run once (the client retrying within what the items' cap has left)."""
+    left = client.retry.sends_left(batch.posts)
+    if not left:  # an earlier execution spent the cap and died before giving up
+        why = f"not sent after {batch.posts} attempt(s)"
+        store.give_up(batch, budget_key, why)
+        _no_more_retries(job)
+        raise ClayError(f"batch {batch.id}: {why}")
+    if not store.begin_send(batch.id):
+        raise ClayError(f"batch {batch.id} is being sent by another worker")
+    inputs = {lead.key: lead.inputs for lead in batch.leads}
+    body = [{"id": k, "inputs": inputs[k]} for k in keys]
+    try:
+        run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
+    except OutcomeUnknown as exc:
+        store.count_posts(batch.id, exc.attempts)
+        raise
+    except Exception as exc:
+        # Certainly not started (refused, 402, 4xx, 5xx/429 after the client's retries):
+        # keep the reservation for RQ's retry while the cap allows another send, else give
+        # it back and let RQ file the job with the dead letters now.
+        posts = store.count_posts(batch.id, getattr(exc, "attempts", 0))
+        if final_attempt or not client.retry.sends_left(posts):
+            store.give_up(batch, budget_key, f"not sent after {posts} attempt(s): {exc}")
+            _no_more_retries(job)
+        else:
+            store.move(batch.id, SENDING, RESERVED)
+        raise
+    store.count_posts(batch.id, 1)
+    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()))
+    return run_id
+
+
+def _no_more_retries(job: Any) -> None:
+    """RQ retries the job only while it has retries left: none, once the cap is spent."""
+    if job is not None:
+        job.retries_left = 0
 
 
 def build_outcomes(
@@ -543,7 +594,7 @@ def submit(
         "description": f"claynb batch {batch_id or '(pending leads)'}",
     }
     if opts.retries > 0:
-        kwargs["retry"] = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0)
+        kwargs["retry"] = Retry(max=opts.retries, interval=opts.intervals or 0)
     if batch_id is not None:
         kwargs["job_id"] = batch_id
     args = (batch_id, queue, routine_id)
@@ -559,7 +610,7 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
     from rq.registry import FailedJobRegistry
 
     q = Queue(queue, connection=conn)
-    retry = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0) if opts.retries else None
+    retry = Retry(max=opts.retries, interval=opts.intervals or 0) if opts.retries else None
     job = q.create_job(
         run_batch,
         args=(batch_id, queue, None),

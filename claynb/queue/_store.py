@@ -9,7 +9,9 @@ was in fact alive) can never both send it, nor both report it:
 - ``reserve`` holds budget for as many items as fit and records which items those are;
 - ``begin_send`` lets exactly one execution POST the run;
 - the run id is written before anyone polls it, so a resumed job polls the same run;
-- ``unreserve`` gives the money back when the batch was certainly not sent (back to new);
+- ``give_up`` gives the money back when the batch was certainly not sent and will not be
+  (its items' sends are spent, or RQ's retries are): ``failed``, with the reason, until a
+  person requeues it (back to ``new``, its sends counted from zero);
 - ``emit`` writes every lead's outcome, settles the budget and marks the batch done in one
   step: each lead's outcome exists exactly once, whatever crashed where.
 
@@ -30,6 +32,7 @@ from string import Template
 from typing import Any
 
 from claynb._routines import Cost, Provider, Routine
+from claynb._secrets import redact
 from claynb._states import IllegalTransition, Machine
 from claynb.pipeline._work import ANSWERED, Status
 from claynb.queue._budget import METERS, SCALE
@@ -52,9 +55,10 @@ class BatchState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DONE = "done"
+    FAILED = "failed"
 
 
-NEW, RESERVED, SENDING, SENT, DONE = BatchState
+NEW, RESERVED, SENDING, SENT, DONE, FAILED = BatchState
 
 #: Every move a batch may make: the one place they are written down.
 BATCH_MOVES = Machine(
@@ -63,10 +67,11 @@ BATCH_MOVES = Machine(
     {
         None: {NEW},
         NEW: {RESERVED},  # reserve: money held for the items that fit
-        RESERVED: {SENDING, NEW, DONE},  # begin_send; unreserve; emit (nothing to send)
-        SENDING: {SENT, RESERVED, NEW, DONE},  # run id; refused (kept or given back); unknown
+        RESERVED: {SENDING, DONE, FAILED},  # begin_send; emit (nothing to send); give_up
+        SENDING: {SENT, RESERVED, DONE, FAILED},  # run id; refused (kept); unknown; give_up
         SENT: {DONE},  # emit: every lead's outcome, the budget settled
         DONE: set(),
+        FAILED: {NEW},  # requeued by a person: sent again, its money reserved afresh
     },
 )
 
@@ -175,6 +180,8 @@ class Batch:
     state: BatchState = NEW
     send: list[str] = field(default_factory=list)  # item keys reserved and sent, in order
     reserved: int = 0
+    posts: int = 0  # POSTs its items rode in, every execution of its job together
+    error: str | None = None  # why it failed, once it has
     run_id: str = ""
     outcomes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -213,6 +220,8 @@ class Batch:
             state=BatchState(raw.get("state", NEW)),
             send=json.loads(raw.get("send", "[]")),
             reserved=int(raw.get("k", "0")),
+            posts=int(raw.get("posts", "0")),
+            error=raw.get("error") or None,
             run_id=raw.get("run_id", ""),
             outcomes=json.loads(raw.get("outcomes", "[]")),
         )
@@ -268,15 +277,15 @@ redis.call('HSET', KEYS[1], 'state', '$SENDING')
 return 1
 """)
 
-# KEYS: batch hash, budget hash. ARGV: use budget (1/0).
-# Undo a reservation: the run was definitely not sent (or not accepted) and the job gives up;
-# the batch is new again (a requeued job reserves afresh). Already new: nothing to undo.
-_UNRESERVE = _lua(
+# KEYS: batch hash, budget hash. ARGV: use budget (1/0), why.
+# Give up: the run was definitely not sent (or not accepted) and will not be; the money
+# held for it goes back. Already failed: nothing to give back twice.
+_GIVE_UP = _lua(
     """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == '$NEW' then return 0 end
+if state == '$FAILED' then return 0 end
 if not ($FROM)[state] then
-  return redis.error_reply('$ILLEGAL: ' .. tostring(state) .. ' -> $NEW')
+  return redis.error_reply('$ILLEGAL: ' .. tostring(state) .. ' -> $FAILED')
 end
 if ARGV[1] == '1' then
   local k = tonumber(redis.call('HGET', KEYS[1], 'k') or '0')
@@ -285,10 +294,10 @@ if ARGV[1] == '1' then
     redis.call('HINCRBY', KEYS[2], 'held_' .. m, 0 - k * per)
   end
 end
-redis.call('HSET', KEYS[1], 'state', '$NEW')
+redis.call('HSET', KEYS[1], 'state', '$FAILED', 'error', ARGV[2])
 return 1
 """,
-    FROM=BATCH_MOVES.sources(NEW) - {NEW},
+    FROM=BATCH_MOVES.sources(FAILED),
 )
 
 # KEYS: batch hash. ARGV: the state it must be in, the state it moves to, then field/value
@@ -348,7 +357,7 @@ class BatchStore:
         self._claim = connection.register_script(_CLAIM)
         self._reserve = connection.register_script(_RESERVE)
         self._begin = connection.register_script(_BEGIN_SEND)
-        self._unreserve = connection.register_script(_UNRESERVE)
+        self._give_up = connection.register_script(_GIVE_UP)
         self._move = connection.register_script(_MOVE)
         self._emit = connection.register_script(_EMIT)
 
@@ -405,10 +414,21 @@ class BatchStore:
             args += [name, value]
         _atomically(self._move, [batch_key(batch_id)], args)
 
-    def unreserve(self, batch: Batch, budget_key: str) -> bool:
-        """Give the batch's reservation back: it was certainly not sent. New again."""
+    def count_posts(self, batch_id: str, posts: int) -> int:
+        """Add ``posts`` to the POSTs the batch's items rode in; the total so far."""
+        return int(self.conn.hincrby(batch_key(batch_id), "posts", posts))
+
+    def requeue(self, batch_id: str) -> None:
+        """A person requeued a failed batch (the outage is over): new again, and its items
+        may ride in as many POSTs as a fresh batch's."""
+        self.move(batch_id, FAILED, NEW, posts="0", error="")
+
+    def give_up(self, batch: Batch, budget_key: str, error: str) -> bool:
+        """The batch was certainly not sent and will not be: its reservation back, ``failed``
+        with ``error``. False when it had failed already."""
         use = "1" if batch.budget else "0"
-        return bool(_atomically(self._unreserve, [batch_key(batch.id), budget_key], [use]))
+        keys = [batch_key(batch.id), budget_key]
+        return bool(_atomically(self._give_up, keys, [use, redact(error)]))
 
     def emit(
         self, batch: Batch, budget_key: str, outcomes: list[dict[str, Any]], actual: list[int]

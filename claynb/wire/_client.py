@@ -98,15 +98,23 @@ class ClayClient(BaseClient):
         return self._drive(self._me_flow())
 
     def run_routine(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        webhook_id: str | None = None,
+        max_sends: int | None = None,
     ) -> str:
         """Start a run of 1-100 items ``{"id", "inputs"}``; return its run id.
 
         Never re-sent once it may have reached Clay (no idempotency key: a blind retry can
         pay twice): raises :class:`claynb.OutcomeUnknown` with the item ids instead. A 429
-        or 5xx answer means Clay refused the run, so those are retried.
+        or 5xx answer means Clay refused the run, so those are retried, at most
+        ``max_sends`` times in all when given (what the items' per-item cap has left, see
+        :meth:`claynb.RetryPolicy.sends_left`). An error says how many were sent
+        (``exc.attempts``).
         """
-        return self._drive(self._run_flow(routine_id, items, webhook_id))
+        return self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 
     def get_run_results(self, run_id: str) -> RunResults:
         """The run's progress, and every result (all cursor pages) once it is complete."""
@@ -315,10 +323,15 @@ class AsyncClayClient(BaseClient):
         return await self._drive(self._me_flow())
 
     async def run_routine(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        webhook_id: str | None = None,
+        max_sends: int | None = None,
     ) -> str:
         """Start a run of 1-100 items; see :meth:`ClayClient.run_routine` (never re-sent)."""
-        return await self._drive(self._run_flow(routine_id, items, webhook_id))
+        return await self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 
     async def get_run_results(self, run_id: str) -> RunResults:
         """The run's progress, and every result (all cursor pages) once it is complete."""

@@ -8,6 +8,8 @@ defaults are deliberately modest and every one can be overridden per client.
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass, field
 
 from claynb._secrets import mask
@@ -23,6 +25,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 30.0
 
 #: Attempts per request, the first included. Bounded so an outage surfaces as an error.
+#: Also, unless told otherwise, the POSTs one item may ride in across every layer.
 DEFAULT_MAX_ATTEMPTS = 6
 #: First backoff after a 5xx or a connection failure, doubled each time up to the cap.
 DEFAULT_BACKOFF_INITIAL_S = 0.5
@@ -83,13 +86,21 @@ class Timeout:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently a request is retried.
+    """How often and how patiently a request is retried, and how often an item is sent.
 
-    ``max_attempts`` bounds every kind of retry (429, 5xx, connection failures). Backoff
-    for 5xx and connection failures is ``backoff_initial_s * 2**n`` capped at
-    ``backoff_max_s``, with ``jitter`` of it drawn at random. A 429 waits what the server
-    asked for (X-RateLimit-Reset when given, it is more precise, else Retry-After), never
-    more than ``max_retry_after_s``.
+    ``max_attempts`` bounds every kind of retry of one request (429, 5xx, connection
+    failures). ``max_sends_per_item`` bounds the POSTs that may carry one item to Clay
+    across every layer together: the client's own retries, a tier sending a refused batch
+    again, an RQ retry of a queue job (default: ``max_attempts``, so a tier re-sends only
+    what the client's retries left unspent). Tiers count the POSTs each item rode in and
+    ask :meth:`sends_left`; none keeps an attempt count of its own that would multiply
+    with the client's.
+
+    Backoff for 5xx and connection failures, and between a tier's re-sends, is
+    ``backoff_initial_s * 2**n`` capped at ``backoff_max_s``, with ``jitter`` of it drawn
+    at random (:meth:`backoff`). A 429 waits what the server asked for
+    (X-RateLimit-Reset when given, it is more precise, else Retry-After), never more than
+    ``max_retry_after_s``.
 
     Nothing here makes a POST that may have started a run be sent twice: Clay has no
     idempotency key, so such a request is reported as :class:`claynb.OutcomeUnknown`.
@@ -100,10 +111,15 @@ class RetryPolicy:
     backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
     jitter: float = DEFAULT_JITTER
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+    max_sends_per_item: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if self.max_sends_per_item is not None and self.max_sends_per_item < 1:
+            raise ConfigError(
+                f"max_sends_per_item must be at least 1, not {self.max_sends_per_item}"
+            )
         if not 0.0 <= self.jitter <= 1.0:
             raise ConfigError(f"jitter must be between 0 and 1, not {self.jitter}")
         if self.backoff_initial_s < 0 or self.backoff_max_s < 0 or self.max_retry_after_s < 0:
@@ -113,6 +129,30 @@ class RetryPolicy:
     def never(cls) -> RetryPolicy:
         """One attempt, no retries: for tests and callers with their own retry loop."""
         return cls(max_attempts=1)
+
+    @property
+    def item_cap(self) -> int:
+        """POSTs one item may ride in, across every layer."""
+        return self.max_sends_per_item or self.max_attempts
+
+    def sends_left(self, sent: int, cap: int | None = None) -> int:
+        """How many more POSTs an item that rode in ``sent`` may ride in (0: none).
+
+        ``cap`` overrides :attr:`item_cap` for one call (a tier's ``max_attempts``).
+        """
+        return max(0, (cap or self.item_cap) - sent)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Capped exponential backoff with jitter after the ``attempt``-th failure."""
+        delay = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** max(0, attempt - 1))
+        return delay * (1.0 - self.jitter * rng.random())
+
+    def delays(self, retries: int) -> tuple[int, ...]:
+        """The same backoff, without jitter, as whole seconds: RQ's retry intervals."""
+        return tuple(
+            max(1, math.ceil(min(self.backoff_max_s, self.backoff_initial_s * 2.0**n)))
+            for n in range(retries)
+        )
 
 
 #: Table webhook sources (observed, not documented): ~10 records/s per workspace with a

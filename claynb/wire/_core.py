@@ -108,6 +108,9 @@ class Call:
     cost: float = 1.0
     rate_limited: int = 0
     attempts: int = 0
+    #: Sends allowed for this call when the caller has spent some already (see
+    #: :meth:`claynb.RetryPolicy.sends_left`); never more than the policy's max_attempts.
+    max_sends: int | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ class BaseClient:
             return self._after_429(call, response)
         if status == 504 and call.spends:
             return self._unknown(call, f"answered 504 {response.reason_phrase}".strip())
-        if status >= 500 and call.attempts < self.retry.max_attempts:
+        if status >= 500 and call.attempts < self._limit(call):
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
 
@@ -290,14 +293,21 @@ class BaseClient:
         req = call.request
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, FATAL_ERRORS):
-            return Step(error=TransportError(what, method=req.method, url=str(req.url)))
+            return Step(
+                error=TransportError(
+                    what, method=req.method, url=str(req.url), attempts=call.attempts
+                )
+            )
         if call.spends and not isinstance(exc, NOT_SENT_ERRORS):
             return self._unknown(call, what)
-        if call.attempts < self.retry.max_attempts:
+        if call.attempts < self._limit(call):
             return self._retry(call, self._backoff(call.attempts), what)
         return Step(
             error=TransportError(
-                f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
+                f"{what} after {call.attempts} attempt(s)",
+                method=req.method,
+                url=str(req.url),
+                attempts=call.attempts,
             )
         )
 
@@ -311,7 +321,11 @@ class BaseClient:
         _log(logging.WARNING, message)
         return Step(
             error=OutcomeUnknown(
-                message, item_ids=call.item_ids, method=req.method, url=str(req.url)
+                message,
+                item_ids=call.item_ids,
+                method=req.method,
+                url=str(req.url),
+                attempts=call.attempts,
             )
         )
 
@@ -319,7 +333,7 @@ class BaseClient:
         wait = self._rate_limit_wait(response.headers)
         if wait is None:
             wait = self._backoff(call.attempts)
-        if call.attempts >= self.retry.max_attempts or wait > self.retry.max_retry_after_s:
+        if call.attempts >= self._limit(call) or wait > self.retry.max_retry_after_s:
             return Step(error=self.status_error(call, response, retry_after=wait))
         pacer = self._pacers.get(call.pace or "")
         if pacer is None:
@@ -346,17 +360,20 @@ class BaseClient:
         self._pacers["api"].observe(limit=limit, remaining=remaining, reset_in=reset_in)
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter for the ``attempt``-th failure."""
-        policy = self.retry
-        delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** max(0, attempt - 1))
-        return delay * (1.0 - policy.jitter * self._rng.random())
+        return self.retry.backoff(attempt, self._rng)
+
+    def _limit(self, call: Call) -> int:
+        """Sends this call may make: the policy's, or fewer when the caller says so."""
+        if call.max_sends is None:
+            return self.retry.max_attempts
+        return max(1, min(self.retry.max_attempts, call.max_sends))
 
     def _retry(self, call: Call, delay: float, why: str) -> Step:
         req = call.request
         _log(
             logging.INFO,
             f"retrying {req.method} {req.url} in {delay:.2f}s "
-            f"(attempt {call.attempts} of {self.retry.max_attempts}: {why})",
+            f"(attempt {call.attempts} of {self._limit(call)}: {why})",
         )
         return Step(delay=delay)
 
@@ -377,6 +394,7 @@ class BaseClient:
             retry_after=retry_after,
             method=req.method,
             url=str(req.url),
+            attempts=call.attempts,
         )
 
     # -- flows: one implementation of every operation, driven by sync or async --------
@@ -387,13 +405,18 @@ class BaseClient:
         return parse_me(answer_json(response))
 
     def _run_flow(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        webhook_id: str | None,
+        max_sends: int | None = None,
     ) -> Flow[str]:
         body = run_payload(items, webhook_id)
         ids = [item["id"] for item in body["items"]]
         call = self.build_call(
             "POST", f"/routines/{_seg(routine_id)}/run", json_body=body, spends=True, item_ids=ids
         )
+        call.max_sends = max_sends
         response = yield call
         assert response is not None
         return self._started(call, response)
