@@ -36,7 +36,7 @@ from claynb.pipeline._backends import get_backend
 from claynb.pipeline._budget import Budget
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._ledger import Ledger, charges_frame
-from claynb.pipeline._merge import complete, merge
+from claynb.pipeline._merge import DEFAULT_PREFIX, check_columns, complete, merge
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, plan_work, resolve_routine
 from claynb.pipeline._progress import make_progress
@@ -51,45 +51,45 @@ class Call:
     plan: WorkPlan
     journal: Journal
     backend: str
+    prefix: str
     options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where the answers go: the columns' prefix, and whether existing ones may be replaced."""
+
+    prefix: str = DEFAULT_PREFIX
+    overwrite: bool = False
 
 
 def _setup(
     df: pd.DataFrame,
     routine: str | Routine,
     inputs: Mapping[str, Any] | None,
+    *,
     client: Any,
     backend: str,
     home: str | Path | None,
-    plan_name: Any,
-    cache: bool,
-    max_age: Any,
-    refresh: bool,
-    retry_failed: bool,
-    resend_unknown: bool,
+    budget: Budget | None,
+    output: Output,
+    planning: dict[str, Any],
     options: dict[str, Any],
 ) -> Call:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
     resolved = resolve_routine(routine, client)
+    check_columns(df, resolved, output.prefix, output.overwrite)
     prepared = prepare(df, resolved, inputs)
     get_backend(backend)  # fail on an unknown backend before touching the state file
-    journal = Journal.open(home, plan=plan_name)
+    journal = Journal.open(home, plan=budget.price if budget is not None else "growth")
     try:
         _adopt_delivered(journal, client)
-        work = plan_work(
-            prepared,
-            journal,
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-        )
+        work = plan_work(prepared, journal, **planning)
     except BaseException:
         journal.close()
         raise
-    return Call(resolved, work, journal, backend, options)
+    return Call(resolved, work, journal, backend, output.prefix, options)
 
 
 def _adopt_delivered(journal: Journal, client: Any) -> None:
@@ -116,7 +116,7 @@ def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.D
         g = call.plan.group_of.get(key)
         if g is not None:
             by_group[g] = result
-    return merge(df, call.plan.prepared, by_group)
+    return merge(df, call.plan.prepared, by_group, call.prefix)
 
 
 def _backend_kwargs(
@@ -160,6 +160,8 @@ def enrich(
     concurrency: int | None = None,
     retry_failed: bool = False,
     resend_unknown: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+    overwrite: bool = False,
     home: str | Path | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -179,27 +181,34 @@ def enrich(
     ``progress`` is True (a tqdm bar in Jupyter or a terminal, plain text lines elsewhere),
     False, or "bar" / "text"; ``concurrency`` is how many runs are in flight at once.
     Other keyword arguments go to the backend (for "direct": ``batch_size``,
-    ``poll_interval``, ``poll_max_interval``, ``poll_timeout``, ``max_attempts``,
-    ``webhook``, ``unknown_wait``).
+    ``poll_interval``, ``poll_max_interval``, ``poll_timeout``, ``webhook``,
+    ``unknown_wait``, and ``max_attempts``: the POSTs a row may ride in, the client's
+    retries included, default the client's ``RetryPolicy.max_sends_per_item``).
 
     Returns every input column, ``clay_<field>`` per result field, and ``clay_status``
     (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
     ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row).
+    When ``df`` already has columns the output would write (it was enriched before), the
+    call stops before sending anything and names them: pass ``prefix`` (instead of
+    ``"clay_"``) to write elsewhere, or ``overwrite=True`` to replace them.
     """
     call = _setup(
         df,
         routine,
         inputs,
-        client,
-        backend,
-        home,
-        _plan_of(budget),
-        cache,
-        max_age,
-        refresh,
-        retry_failed,
-        resend_unknown,
-        options,
+        client=client,
+        backend=backend,
+        home=home,
+        budget=budget,
+        output=Output(prefix, overwrite),
+        planning=dict(
+            cache=cache,
+            max_age=max_age,
+            refresh=refresh,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+        ),
+        options=options,
     )
     try:
         results: list[ItemResult] = []
@@ -228,6 +237,8 @@ async def enrich_async(
     concurrency: int | None = None,
     retry_failed: bool = False,
     resend_unknown: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+    overwrite: bool = False,
     home: str | Path | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -240,16 +251,19 @@ async def enrich_async(
         df,
         routine,
         inputs,
-        client,
-        backend,
-        home,
-        _plan_of(budget),
-        cache,
-        max_age,
-        refresh,
-        retry_failed,
-        resend_unknown,
-        options,
+        client=client,
+        backend=backend,
+        home=home,
+        budget=budget,
+        output=Output(prefix, overwrite),
+        planning=dict(
+            cache=cache,
+            max_age=max_age,
+            refresh=refresh,
+            retry_failed=retry_failed,
+            resend_unknown=resend_unknown,
+        ),
+        options=options,
     )
     try:
         results: list[ItemResult] = []
@@ -266,10 +280,6 @@ async def enrich_async(
         return _finish(df, call, results)
     finally:
         call.journal.close()
-
-
-def _plan_of(budget: Budget | None) -> Any:
-    return budget.price if budget is not None else "growth"
 
 
 def failures(

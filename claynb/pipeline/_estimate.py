@@ -183,7 +183,13 @@ def frame_failures(
     *,
     home: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Failed rows of an enriched frame, or the dead-letter entries for a frame's rows."""
+    """The rows of this frame that failed.
+
+    On an enriched frame (it has ``clay_status``), its failed rows. Given a routine and
+    ``inputs``, the dead-letter entries for this frame's rows (what ``retry_failed=True``
+    would re-send). Otherwise the whole dead-letter list (:func:`claynb.failures`), of one
+    routine when given.
+    """
     if routine is not None and inputs is not None:
         resolved = resolve_routine(routine)
         prepared = prepare(df, resolved, inputs)

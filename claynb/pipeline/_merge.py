@@ -15,11 +15,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
 from claynb.pipeline._work import STATUSES, ItemResult, Status, WorkItem
 
-PREFIX = "clay_"
-STATUS_COLUMNS = ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
+#: What every output column's name starts with, unless the caller chooses another prefix.
+DEFAULT_PREFIX = "clay_"
+#: The columns written after the result fields, each behind the prefix.
+STATUS_FIELDS = ("status", "error", "actions", "data_credits")
+
+
+def output_columns(routine: Routine, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The columns ``merge`` writes for ``routine``: result fields, then the status ones."""
+    return [prefix + name for name in (*routine.fields, *STATUS_FIELDS)]
+
+
+def check_columns(
+    df: pd.DataFrame, routine: Routine, prefix: str = DEFAULT_PREFIX, overwrite: bool = False
+) -> None:
+    """Refuse, before anything is sent, to write over columns the frame already has.
+
+    A frame enriched once, or exported from a tool that uses the same names, would have
+    its own values silently replaced; the caller picks another ``prefix`` or says
+    ``overwrite=True``.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    taken = [column for column in output_columns(routine, prefix) if column in df.columns]
+    if taken and not overwrite:
+        shown = ", ".join(map(repr, taken[:8])) + (", ..." if len(taken) > 8 else "")
+        raise ValueError(
+            f"the frame already has {len(taken)} column(s) that enrich would write: {shown}. "
+            f"Pass prefix= to write elsewhere (e.g. prefix={prefix + 'new_'!r}), or "
+            "overwrite=True to replace them"
+        )
 
 
 def complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
@@ -58,20 +87,25 @@ def _column(values: list[Any], codes: np.ndarray) -> Any:
         return pd.array(rows, dtype=object)
 
 
-def merge(df: pd.DataFrame, prepared: Prepared, by_group: Mapping[int, ItemResult]) -> pd.DataFrame:
-    """A new frame: ``df``'s columns, then ``clay_<field>`` per result field and the status
-    columns, every row answered from its group's result, in ``df``'s order and index."""
+def merge(
+    df: pd.DataFrame,
+    prepared: Prepared,
+    by_group: Mapping[int, ItemResult],
+    prefix: str = DEFAULT_PREFIX,
+) -> pd.DataFrame:
+    """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field and the
+    status columns, every row answered from its group's result, in ``df``'s order and index."""
     routine, codes = prepared.routine, prepared.codes
     results = [by_group[g] for g in range(len(prepared.keys))]
     cols: dict[str, Any] = {}
     for name in routine.fields:
-        cols[PREFIX + name] = _column(
+        cols[prefix + name] = _column(
             [r.result.get(name) if r.result else None for r in results], codes
         )
-    cols["clay_status"] = _column([str(r.status) for r in results], codes)
-    cols["clay_error"] = _column([r.error for r in results], codes)
+    cols[prefix + "status"] = _column([str(r.status) for r in results], codes)
+    cols[prefix + "error"] = _column([r.error for r in results], codes)
     first = prepared.first
-    for column, attr in (("clay_actions", "actions"), ("clay_data_credits", "data_credits")):
-        per_group = np.array([getattr(r.cost, attr) for r in results], dtype="float64")
-        cols[column] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
+    for meter in ("actions", "data_credits"):
+        per_group = np.array([getattr(r.cost, meter) for r in results], dtype="float64")
+        cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
     return df.assign(**cols)
