@@ -8,6 +8,7 @@ and carries its docstring; ``tests/test_accessor.py`` checks the two stay the sa
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,15 @@ def _doc_of(function: Callable[..., Any]) -> Callable[[F], F]:
     return copy
 
 
+def _forward(function: Callable[..., Any], frame: pd.DataFrame, arguments: dict[str, Any]) -> Any:
+    """Call ``function(frame, ...)`` with a method's own arguments (its ``locals()``)."""
+    arguments = {k: v for k, v in arguments.items() if k != "self"}
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(parameter.name, {}))
+    return function(frame, **arguments)
+
+
 @pd.api.extensions.register_dataframe_accessor("clay")
 class ClayAccessor:
     """``df.clay.enrich(...)``, ``df.clay.estimate(...)``, ``df.clay.failures(...)``,
@@ -69,25 +79,7 @@ class ClayAccessor:
         home: str | Path | None = None,
         **options: Any,
     ) -> pd.DataFrame:
-        return enrich(
-            self._frame,
-            routine,
-            inputs,
-            client=client,
-            budget=budget,
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            backend=backend,
-            progress=progress,
-            concurrency=concurrency,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-            prefix=prefix,
-            overwrite=overwrite,
-            home=home,
-            **options,
-        )
+        return _forward(enrich, self._frame, locals())
 
     @_doc_of(enrich_async)
     async def enrich_async(
@@ -110,25 +102,7 @@ class ClayAccessor:
         home: str | Path | None = None,
         **options: Any,
     ) -> pd.DataFrame:
-        return await enrich_async(
-            self._frame,
-            routine,
-            inputs,
-            client=client,
-            budget=budget,
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            backend=backend,
-            progress=progress,
-            concurrency=concurrency,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-            prefix=prefix,
-            overwrite=overwrite,
-            home=home,
-            **options,
-        )
+        return await _forward(enrich_async, self._frame, locals())
 
     @_doc_of(estimate)
     def estimate(
@@ -148,22 +122,7 @@ class ClayAccessor:
         home: str | Path | None = None,
         **_ignored: Any,
     ) -> Estimate:
-        return estimate(
-            self._frame,
-            routine,
-            inputs,
-            client=client,
-            plan=plan,
-            budget=budget,
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-            min_observed=min_observed,
-            home=home,
-            **_ignored,
-        )
+        return _forward(estimate, self._frame, locals())
 
     @_doc_of(frame_failures)
     def failures(
@@ -173,7 +132,7 @@ class ClayAccessor:
         *,
         home: str | Path | None = None,
     ) -> pd.DataFrame:
-        return frame_failures(self._frame, routine, inputs, home=home)
+        return _forward(frame_failures, self._frame, locals())
 
     @_doc_of(send_to_table)
     def send_to_table(
@@ -189,15 +148,4 @@ class ClayAccessor:
         wait: bool = True,
         send_id: str | None = None,
     ) -> pd.DataFrame:
-        return send_to_table(
-            self._frame,
-            webhook_url,
-            auth_token,
-            client=client,
-            receiver=receiver,
-            store=store,
-            timeout=timeout,
-            poll_s=poll_s,
-            wait=wait,
-            send_id=send_id,
-        )
+        return _forward(send_to_table, self._frame, locals())

@@ -55,41 +55,31 @@ class Call:
     options: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Output:
-    """Where the answers go: the columns' prefix, and whether existing ones may be replaced."""
-
-    prefix: str = DEFAULT_PREFIX
-    overwrite: bool = False
-
-
-def _setup(
-    df: pd.DataFrame,
-    routine: str | Routine,
-    inputs: Mapping[str, Any] | None,
-    *,
-    client: Any,
-    backend: str,
-    home: str | Path | None,
-    budget: Budget | None,
-    output: Output,
-    planning: dict[str, Any],
-    options: dict[str, Any],
-) -> Call:
+def _setup(arguments: dict[str, Any]) -> Call:
+    """What ``enrich`` and ``enrich_async`` both do before sending, from their arguments
+    (their ``locals()``): check the frame and the output columns, plan the work."""
+    df, client = arguments["df"], arguments["client"]
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
-    resolved = resolve_routine(routine, client)
-    check_columns(df, resolved, output.prefix, output.overwrite)
-    prepared = prepare(df, resolved, inputs)
-    get_backend(backend)  # fail on an unknown backend before touching the state file
-    journal = Journal.open(home, plan=budget.price if budget is not None else "growth")
+    resolved = resolve_routine(arguments["routine"], client)
+    check_columns(df, resolved, arguments["prefix"], arguments["overwrite"])
+    prepared = prepare(df, resolved, arguments["inputs"])
+    get_backend(arguments["backend"])  # fail on an unknown backend before touching the state
+    budget = arguments["budget"]
+    journal = Journal.open(arguments["home"], plan=budget.price if budget is not None else "growth")
     try:
         _adopt_delivered(journal, client)
-        work = plan_work(prepared, journal, **planning)
+        work = plan_work(prepared, journal, **{k: arguments[k] for k in _PLANNING})
     except BaseException:
         journal.close()
         raise
-    return Call(resolved, work, journal, backend, output.prefix, options)
+    return Call(
+        resolved, work, journal, arguments["backend"], arguments["prefix"], arguments["options"]
+    )
+
+
+#: enrich's arguments that decide what is already known (see :func:`plan_work`).
+_PLANNING = ("cache", "max_age", "refresh", "retry_failed", "resend_unknown")
 
 
 def _adopt_delivered(journal: Journal, client: Any) -> None:
@@ -192,24 +182,7 @@ def enrich(
     call stops before sending anything and names them: pass ``prefix`` (instead of
     ``"clay_"``) to write elsewhere, or ``overwrite=True`` to replace them.
     """
-    call = _setup(
-        df,
-        routine,
-        inputs,
-        client=client,
-        backend=backend,
-        home=home,
-        budget=budget,
-        output=Output(prefix, overwrite),
-        planning=dict(
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-        ),
-        options=options,
-    )
+    call = _setup(locals())
     try:
         results: list[ItemResult] = []
         if call.plan.to_send:
@@ -247,24 +220,7 @@ async def enrich_async(
     Backends that have a ``run_async`` are awaited on the running loop; others run in a
     worker thread so the loop is never blocked.
     """
-    call = _setup(
-        df,
-        routine,
-        inputs,
-        client=client,
-        backend=backend,
-        home=home,
-        budget=budget,
-        output=Output(prefix, overwrite),
-        planning=dict(
-            cache=cache,
-            max_age=max_age,
-            refresh=refresh,
-            retry_failed=retry_failed,
-            resend_unknown=resend_unknown,
-        ),
-        options=options,
-    )
+    call = _setup(locals())
     try:
         results: list[ItemResult] = []
         if call.plan.to_send:
