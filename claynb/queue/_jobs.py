@@ -445,8 +445,9 @@ def _send(
         else:
             store.move(batch.id, SENDING, RESERVED)
         raise
-    store.count_posts(batch.id, 1)
-    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()))
+    # One write, right after the answer: a worker killed now must find the run id journaled.
+    posts = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
+    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=posts)
     return run_id
 
 
