@@ -223,7 +223,7 @@ class Engine:
                 )
                 self.journal.started(batch, run_id)
         except errors.ClayError as exc:
-            self._count_sends(keys, exc.attempts)
+            self._count_sends(keys, self.retry.counted(exc))
             failure = exc
         else:
             self._count_sends(keys, 1)
@@ -232,7 +232,7 @@ class Engine:
         return None
 
     def _sent(self, keys: list[str]) -> int:
-        """POSTs the most-sent of these rows rode in so far."""
+        """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
         return max(self.attempts.get(k, 0) for k in keys)
 
     def _count_sends(self, keys: list[str], sends: int) -> None:

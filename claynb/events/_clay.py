@@ -28,9 +28,10 @@ class RunsApi(Protocol):
         webhook_id: str | None,
         max_sends: int | None = None,
     ) -> str:
-        """Start a run; its id. At most ``max_sends`` POSTs (see
+        """Start a run; its id. At most ``max_sends`` sends Clay fails (see
         :meth:`claynb.RetryPolicy.sends_left`). Raises the claynb error tree
-        (OutcomeUnknown included), saying how many POSTs were made (``exc.attempts``)."""
+        (OutcomeUnknown included), saying what was sent (``exc.attempts``,
+        ``exc.rate_limited``)."""
         ...
 
     async def results(self, run_id: str) -> list[RunItem] | None:

@@ -419,7 +419,7 @@ class EnrichmentService:
         policy = self.api.retry
         for key in keys:
             item = self._items[key]
-            item.attempts += exc.attempts
+            item.attempts += policy.counted(exc)
             if policy.sends_left(item.attempts, self.settings.max_attempts):
                 retry.append(key)
             else:

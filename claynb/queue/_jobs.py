@@ -432,13 +432,14 @@ def _send(
     try:
         run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
     except OutcomeUnknown as exc:
-        store.count_posts(batch.id, exc.attempts)
+        store.count_posts(batch.id, client.retry.counted(exc))
         raise
     except Exception as exc:
         # Certainly not started (refused, 402, 4xx, 5xx/429 after the client's retries):
         # keep the reservation for RQ's retry while the cap allows another send, else give
         # it back and let RQ file the job with the dead letters now.
-        posts = store.count_posts(batch.id, getattr(exc, "attempts", 0))
+        spent = client.retry.counted(exc) if isinstance(exc, ClayError) else 0
+        posts = store.count_posts(batch.id, spent)
         if final_attempt or not client.retry.sends_left(posts):
             store.give_up(batch, budget_key, f"not sent after {posts} attempt(s): {exc}")
             _no_more_retries(job)
@@ -446,8 +447,8 @@ def _send(
             store.move(batch.id, SENDING, RESERVED)
         raise
     # One write, right after the answer: a worker killed now must find the run id journaled.
-    posts = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
-    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=posts)
+    sent = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
+    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent)
     return run_id
 
 

@@ -180,7 +180,7 @@ class Batch:
     state: BatchState = NEW
     send: list[str] = field(default_factory=list)  # item keys reserved and sent, in order
     reserved: int = 0
-    posts: int = 0  # POSTs its items rode in, every execution of its job together
+    posts: int = 0  # of its items' cap: sends Clay failed, every execution of its job together
     error: str | None = None  # why it failed, once it has
     run_id: str = ""
     outcomes: list[dict[str, Any]] = field(default_factory=list)

@@ -109,10 +109,10 @@ class ClayClient(BaseClient):
 
         Never re-sent once it may have reached Clay (no idempotency key: a blind retry can
         pay twice): raises :class:`claynb.OutcomeUnknown` with the item ids instead. A 429
-        or 5xx answer means Clay refused the run, so those are retried, at most
-        ``max_sends`` times in all when given (what the items' per-item cap has left, see
-        :meth:`claynb.RetryPolicy.sends_left`). An error says how many were sent
-        (``exc.attempts``).
+        or 5xx answer means Clay refused the run, so those are retried; when ``max_sends``
+        is given (what the items' cap has left, see :meth:`claynb.RetryPolicy.sends_left`),
+        at most that many sends may fail (a 429 waited through is not a failure). An error
+        says how many were sent (``exc.attempts``) and how many answered 429.
         """
         return self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 

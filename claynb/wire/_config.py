@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from claynb._secrets import mask
-from claynb.wire._exceptions import ConfigError
+from claynb.wire._exceptions import ClayError, ConfigError, RateLimited
 
 #: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
 DEFAULT_BASE_URL = "https://api.clay.com/public/v0"
@@ -89,12 +89,14 @@ class RetryPolicy:
     """How often and how patiently a request is retried, and how often an item is sent.
 
     ``max_attempts`` bounds every kind of retry of one request (429, 5xx, connection
-    failures). ``max_sends_per_item`` bounds the POSTs that may carry one item to Clay
-    across every layer together: the client's own retries, a tier sending a refused batch
-    again, an RQ retry of a queue job (default: ``max_attempts``, so a tier re-sends only
-    what the client's retries left unspent). Tiers count the POSTs each item rode in and
-    ask :meth:`sends_left`; none keeps an attempt count of its own that would multiply
-    with the client's.
+    failures). ``max_sends_per_item`` bounds the sends of one item that Clay fails, across
+    every layer together: the client's own retries, a tier sending a refused batch again,
+    an RQ retry of a queue job (default: ``max_attempts``, so a tier re-sends only what the
+    client's retries left unspent). A lasting 5xx therefore costs a row at most that many
+    POSTs. A 429 is Clay asking to wait, not failing: the client waits as told, within
+    ``max_attempts`` per request, and a request that still ends rate-limited counts once
+    (:meth:`counted`). Tiers count what each item spent and ask :meth:`sends_left`; none
+    keeps an attempt count of its own that would multiply with the client's.
 
     Backoff for 5xx and connection failures, and between a tier's re-sends, is
     ``backoff_initial_s * 2**n`` capped at ``backoff_max_s``, with ``jitter`` of it drawn
@@ -136,11 +138,18 @@ class RetryPolicy:
         return self.max_sends_per_item or self.max_attempts
 
     def sends_left(self, sent: int, cap: int | None = None) -> int:
-        """How many more POSTs an item that rode in ``sent`` may ride in (0: none).
+        """How many more failed sends an item that spent ``sent`` may risk (0: none).
 
         ``cap`` overrides :attr:`item_cap` for one call (a tier's ``max_attempts``).
         """
         return max(0, (cap or self.item_cap) - sent)
+
+    @staticmethod
+    def counted(exc: ClayError) -> int:
+        """What a failed request spends of its items' cap: every send Clay failed, and one
+        for a request that ended still rate-limited (however many 429s it waited through)."""
+        ended_waiting = 1 if isinstance(exc, RateLimited) else 0
+        return exc.attempts - exc.rate_limited + ended_waiting
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Capped exponential backoff with jitter after the ``attempt``-th failure."""

@@ -108,9 +108,15 @@ class Call:
     cost: float = 1.0
     rate_limited: int = 0
     attempts: int = 0
-    #: Sends allowed for this call when the caller has spent some already (see
-    #: :meth:`claynb.RetryPolicy.sends_left`); never more than the policy's max_attempts.
+    #: Sends Clay may fail (5xx, a dropped connection) in this call, when the caller has
+    #: spent some of the item's cap already (:meth:`claynb.RetryPolicy.sends_left`). A 429
+    #: is Clay asking to wait, not a failure: it is bounded by max_attempts alone.
     max_sends: int | None = None
+
+    @property
+    def failed(self) -> int:
+        """Sends Clay failed so far (every attempt that was not answered 429)."""
+        return self.attempts - self.rate_limited
 
 
 @dataclass(frozen=True)
@@ -278,7 +284,7 @@ class BaseClient:
             return self._after_429(call, response)
         if status == 504 and call.spends:
             return self._unknown(call, f"answered 504 {response.reason_phrase}".strip())
-        if status >= 500 and call.attempts < self._limit(call):
+        if status >= 500 and self._may_retry(call):
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
 
@@ -295,12 +301,16 @@ class BaseClient:
         if isinstance(exc, FATAL_ERRORS):
             return Step(
                 error=TransportError(
-                    what, method=req.method, url=str(req.url), attempts=call.attempts
+                    what,
+                    method=req.method,
+                    url=str(req.url),
+                    attempts=call.attempts,
+                    rate_limited=call.rate_limited,
                 )
             )
         if call.spends and not isinstance(exc, NOT_SENT_ERRORS):
             return self._unknown(call, what)
-        if call.attempts < self._limit(call):
+        if self._may_retry(call):
             return self._retry(call, self._backoff(call.attempts), what)
         return Step(
             error=TransportError(
@@ -308,6 +318,7 @@ class BaseClient:
                 method=req.method,
                 url=str(req.url),
                 attempts=call.attempts,
+                rate_limited=call.rate_limited,
             )
         )
 
@@ -326,6 +337,7 @@ class BaseClient:
                 method=req.method,
                 url=str(req.url),
                 attempts=call.attempts,
+                rate_limited=call.rate_limited,
             )
         )
 
@@ -333,7 +345,7 @@ class BaseClient:
         wait = self._rate_limit_wait(response.headers)
         if wait is None:
             wait = self._backoff(call.attempts)
-        if call.attempts >= self._limit(call) or wait > self.retry.max_retry_after_s:
+        if call.attempts >= self.retry.max_attempts or wait > self.retry.max_retry_after_s:
             return Step(error=self.status_error(call, response, retry_after=wait))
         pacer = self._pacers.get(call.pace or "")
         if pacer is None:
@@ -362,18 +374,19 @@ class BaseClient:
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff(attempt, self._rng)
 
-    def _limit(self, call: Call) -> int:
-        """Sends this call may make: the policy's, or fewer when the caller says so."""
-        if call.max_sends is None:
-            return self.retry.max_attempts
-        return max(1, min(self.retry.max_attempts, call.max_sends))
+    def _may_retry(self, call: Call) -> bool:
+        """Another send after a failure: within max_attempts, and within what the caller's
+        item cap has left (``max_sends``) when it said."""
+        if call.attempts >= self.retry.max_attempts:
+            return False
+        return call.max_sends is None or call.failed < call.max_sends
 
     def _retry(self, call: Call, delay: float, why: str) -> Step:
         req = call.request
         _log(
             logging.INFO,
             f"retrying {req.method} {req.url} in {delay:.2f}s "
-            f"(attempt {call.attempts} of {self._limit(call)}: {why})",
+            f"(attempt {call.attempts} of {self.retry.max_attempts}: {why})",
         )
         return Step(delay=delay)
 
@@ -395,6 +408,7 @@ class BaseClient:
             method=req.method,
             url=str(req.url),
             attempts=call.attempts,
+            rate_limited=call.rate_limited,
         )
 
     # -- flows: one implementation of every operation, driven by sync or async --------
