@@ -36,6 +36,8 @@ def test_env_secrets_takes_secret_named_variables_and_url_passwords() -> None:
         "RETRY_TOKEN": "1",
         "HOME": "/root/not-a-secret",
         "KEYBOARD": "us-intl",
+        "PWD": "/work/here",
+        "OLDPWD": "/work/there",
         "PATH": "/usr/bin",
     }
     found = env_secrets(env)

@@ -39,9 +39,11 @@ from claynb._secrets import known_secrets
 _NAME_ANYWHERE = re.compile(
     r"api_?key|secret|passw(?:or)?d|token|credential|private_?key|access_?key", re.IGNORECASE
 )
-# Last words that say so only at the end (GITHUB_PAT, SENTRY_DSN, X_KEY, but not KEYBOARD).
+# Last words that say so only at the end (GITHUB_PAT, SENTRY_DSN, X_KEY, but not KEYBOARD);
+# pass, pwd and pat only after another word (PWD is the working directory).
 _NAME_LAST_WORD = re.compile(
-    r"(?:^|[_\-.])(?:key|pass|pwd|pat|dsn|auth|cookie|sas|sig|signature)$", re.IGNORECASE
+    r"(?:(?:^|[_\-.])(?:key|dsn|auth|cookie|sas|sig|signature)|[_\-.](?:pass|pwd|pat))$",
+    re.IGNORECASE,
 )
 _SECRET_NAMES = frozenset({"database_url"})
 
