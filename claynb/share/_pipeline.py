@@ -11,7 +11,6 @@ stopped, and the caller gets the error to report and exit on.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,7 +134,7 @@ def scan_written(
     """Every possible secret in the two texts about to be written."""
     scanner = Scanner(known)
     return (
-        scanner.scan_notebook(json.loads(ipynb_text))
+        scanner.scan_notebook(nbformat.reads(ipynb_text, as_version=4))
         + scanner.known_in(ipynb_text, ipynb_name)
         + scanner.scan_exported(html_text, html_name, template_lines(title), ipynb_text)
     )

@@ -57,6 +57,7 @@ _LABELS = {
     "clay-generated-key": "emulator-generated API key",
     "clay-api-key-assignment": "CLAY_API_KEY assignment",
 }
+_TOKEN_END = frozenset(" \t'\"`<>,;()[]{}")
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\([\"\\/])")
 
 
@@ -189,7 +190,7 @@ class Scanner:
         for secret in _process_line_based_plugins(lines=lines, filename=filename):
             value = secret.secret_value or ""
             if value and value not in REDACTED and REDACTED not in value:
-                yield kind_of(secret.type), value
+                yield kind_of(secret.type), _whole_token(lines[secret.line_number - 1][1], value)
 
     def _binary_holds_known(self, payload: str) -> bool:
         try:
@@ -197,6 +198,22 @@ class Scanner:
         except (binascii.Error, ValueError):
             return False
         return self.known.in_bytes(data)
+
+
+def _whole_token(line: str, value: str) -> str:
+    """``value`` grown to the token it sits in (a GitHub token's plugin reports ``ghp``).
+
+    The fingerprint must name the whole credential, or every token of a kind would share one.
+    """
+    start = line.find(value)
+    if start < 0:
+        return value
+    end = start + len(value)
+    while start > 0 and line[start - 1] not in _TOKEN_END:
+        start -= 1
+    while end < len(line) and line[end] not in _TOKEN_END:
+        end += 1
+    return line[start:end]
 
 
 def _finding(where: str, kind: str, value: str) -> Finding:
