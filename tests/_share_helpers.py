@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import nbformat
 import pytest
 
 
@@ -38,6 +39,17 @@ def once_per_session(
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+def python_notebook() -> nbformat.NotebookNode:
+    """An empty notebook whose kernelspec says Python, as Jupyter saves one."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
 
 
 def encoded_forms(secret: str) -> dict[str, str]:

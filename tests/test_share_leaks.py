@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import nbformat
 import pytest
-from _share_helpers import leaked_forms, once_per_session
+from _share_helpers import leaked_forms, once_per_session, python_notebook
 
 from claynb.cli import main
 
@@ -296,12 +296,7 @@ def _case_cell(case: Case) -> nbformat.NotebookNode:
 
 
 def _scrubbed_notebook(path: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = python_notebook()
     params = nbformat.v4.new_code_cell("apikey = ''")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, *(_case_cell(case) for case in SCRUBBED)]
@@ -609,12 +604,7 @@ def _share_stop(
 
 
 def _notebook(stop: Stop) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = python_notebook()
     nb.metadata.update(stop.metadata)
     nb.cells = stop.cells
     return nb
