@@ -43,6 +43,11 @@ def test_a_known_value_inside_base64_is_scrubbed_at_any_alignment(prefix: bytes)
     assert out == f"blob {REDACTED} end"
 
 
+def test_no_repr_shows_a_known_value() -> None:
+    known = KnownSecrets(frozenset({KEY}))
+    assert KEY not in repr(known) and KEY not in repr(Scanner(known))
+
+
 def test_views_undo_colour_entities_url_quoting_and_json_escapes() -> None:
     assert "abc" in views("\x1b[31ma\x1b[0mbc")
     assert "<b>" in views("&lt;b&gt;")

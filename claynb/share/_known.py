@@ -203,10 +203,11 @@ class KnownSecrets:
 
     def base64_spans(self, text: str) -> list[tuple[int, int]]:
         """Base64 runs in ``text`` that decode to something holding a known value."""
-        return [m.span() for m in _BASE64_RUN.finditer(text) if self.in_bytes_any(m.group())]
-
-    def in_bytes_any(self, run: str) -> bool:
-        return any(self.in_bytes(data) for data in decode_base64(run))
+        return [
+            m.span()
+            for m in _BASE64_RUN.finditer(text)
+            if any(self.in_bytes(data) for data in decode_base64(m.group()))
+        ]
 
     def in_bytes(self, data: bytes) -> bool:
         """Whether ``data`` holds a known value, UTF-8 encoded (binary payloads, base64)."""

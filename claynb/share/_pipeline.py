@@ -91,14 +91,7 @@ def share_notebook(
             + stopped
             + "; nothing was written, as a precaution"
         )
-    known = KnownSecrets(
-        collect_secrets(
-            run.kernel_secrets,
-            env_secrets(os.environ),
-            env_secrets(env if env is not None else {}),
-            parameter_secrets(parameters or {}),
-        )
-    )
+    known = _known_secrets(run.kernel_secrets, env, parameters)
     footer = Footer(run.started_at, run.duration_s, executed=execute)
     clean, scrubbed = scrub_notebook(add_footer(run.notebook, footer), known)
     title = name or source.stem
@@ -120,6 +113,20 @@ def share_notebook(
         run.duration_s,
         run.unknown_parameters,
         tuple(f for f in findings if f not in blocked),
+    )
+
+
+def _known_secrets(
+    kernel: frozenset[str], env: Mapping[str, str] | None, parameters: Mapping[str, Any] | None
+) -> KnownSecrets:
+    """Every secret known by value: the kernel's report, both environments', the parameters'."""
+    return KnownSecrets(
+        collect_secrets(
+            kernel,
+            env_secrets(os.environ),
+            env_secrets(env if env is not None else {}),
+            parameter_secrets(parameters or {}),
+        )
     )
 
 

@@ -41,7 +41,7 @@ from detect_secrets.settings import default_settings
 from claynb._secrets import REDACTED
 from claynb.share._known import KnownSecrets
 from claynb.share._scrub import ANSI
-from claynb.share._shapes import SHAPES, shapes_in
+from claynb.share._shapes import shapes_in
 from claynb.share._strings import Located, located_strings
 
 KNOWN_SECRET = "known-secret"
@@ -223,6 +223,3 @@ def _finding(where: str, kind: str, value: str) -> Finding:
 
 def _unique(findings: Iterable[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
-
-
-assert all(shape.kind in _LABELS for shape in SHAPES), "every shape needs a label"
