@@ -12,9 +12,11 @@ from claynb.cli import main
 from claynb.share._allow import Allowlist, allow_kinds, parse_allowlist
 from claynb.share._scan import KNOWN_SECRET, Finding
 
-# Looks like a GitHub token to the scanner; the notebook's author says it is a test fixture.
-FIXTURE = "ghp_" + "0123456789abcdefghijABCDEFGHIJ012345"
-OTHER = "ghp_" + "zyxwvutsrqponmlkjihgfeDCBA9876543210"
+# Look like GitHub tokens to the scanner; the notebook's author says they are test fixtures.
+# (Random-looking: the process's registry may hold test secrets such as "0123456789abcdef",
+# and a long enough run shared with one would be scrubbed as a fragment of it.)
+FIXTURE = "ghp_" + "Vq7mZr2KxT9bWc4NpL6sHd8JfY3gRa5UeQ1z"
+OTHER = "ghp_" + "Nw4tBx8PzC2kGv6MhS9rJd3LqF7yTe5AoU1i"
 
 
 def _notebook(tmp_path: Path, *values: str) -> Path:
