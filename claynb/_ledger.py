@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS charges (
     data_credits REAL NOT NULL, usd REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS charges_routine ON charges (routine);
+CREATE TABLE IF NOT EXISTS search_quota (
+    search_id TEXT NOT NULL, page INTEGER NOT NULL, at REAL NOT NULL, source_type TEXT NOT NULL,
+    records INTEGER NOT NULL, requested INTEGER NOT NULL, quota_limit REAL, quota_used REAL,
+    quota_remaining REAL, resets_at TEXT, PRIMARY KEY (search_id, page)
+);
 """
 
 COLUMNS = [
@@ -80,6 +85,66 @@ def record(conn: sqlite3.Connection, charge: Charge) -> bool:
     return cur.rowcount == 1
 
 
+@dataclass(frozen=True)
+class QuotaSeen:
+    """The search quota one page reported (Clay's ``period_quota``), and what it fetched."""
+
+    search_id: str
+    page: int
+    at: float
+    source_type: str
+    records: int
+    requested: int
+    limit: float | None
+    used: float | None
+    remaining: float | None
+    resets_at: str | None
+
+
+QUOTA_COLUMNS = [
+    "search_id",
+    "page",
+    "at",
+    "source_type",
+    "records",
+    "requested",
+    "quota_limit",
+    "quota_used",
+    "quota_remaining",
+    "resets_at",
+]
+
+
+def record_quota(conn: sqlite3.Connection, seen: QuotaSeen) -> bool:
+    """Record what a search page reported once; False when that page was already recorded."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO search_quota VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seen.search_id,
+            seen.page,
+            seen.at,
+            seen.source_type,
+            seen.records,
+            seen.requested,
+            seen.limit,
+            seen.used,
+            seen.remaining,
+            seen.resets_at,
+        ),
+    )
+    return cur.rowcount == 1
+
+
+def quota_frame(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every search page recorded, oldest first: the quota as Clay reported it."""
+    rows = conn.execute(
+        f"SELECT {', '.join(QUOTA_COLUMNS)} FROM search_quota ORDER BY at, page"
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=QUOTA_COLUMNS)
+    frame["at"] = pd.to_datetime(frame["at"].astype("float64"), unit="s", utc=True)
+    return frame
+
+
 def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
     """(rows, matched, actions, data_credits) summed over every recorded run of a routine."""
     row = conn.execute(
@@ -100,10 +165,14 @@ def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
 
 
 class Ledger:
-    """A snapshot of the ledger: ``charges``, ``by_day``, ``by_routine`` and ``plot()``."""
+    """A snapshot of the ledger: ``charges``, ``by_day``, ``by_routine`` and ``plot()``;
+    ``search_quota``: the period quota each search page reported."""
 
-    def __init__(self, charges: pd.DataFrame) -> None:
+    def __init__(self, charges: pd.DataFrame, search_quota: pd.DataFrame | None = None) -> None:
         self.charges = charges
+        self.search_quota = (
+            search_quota if search_quota is not None else pd.DataFrame(columns=QUOTA_COLUMNS)
+        )
 
     def _summary(self, by: str | pd.Series) -> pd.DataFrame:
         frame = self.charges.assign(runs=1)
@@ -161,7 +230,7 @@ def ledger(home: str | Path | None = None) -> Ledger:
     from claynb._journal import Journal
 
     with Journal.open(home) as journal:
-        return Ledger(journal.read(charges_frame))
+        return Ledger(journal.read(charges_frame), journal.read(quota_frame))
 
 
 def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:
