@@ -238,3 +238,19 @@ def test_the_last_query_mode_page_says_why_it_is_the_last(
     last = next(p for p in pages if not p["has_more"])
     assert last["exhaustion_reason"] == reason
     assert all("exhaustion_reason" not in p for p in pages if p["has_more"])
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"search_quota_counts": "pages"},
+        {"search_period_quota": -1},
+        {"search_page_cap": 2.5},
+        {"search_cost_per_record": 1},
+    ],
+)
+def test_search_settings_are_checked_when_the_emulator_is_built(setting: dict[str, Any]) -> None:
+    from claynb import Emulator
+
+    with pytest.raises(ValueError):
+        Emulator(**setting)
