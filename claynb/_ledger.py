@@ -137,12 +137,7 @@ def record_quota(conn: sqlite3.Connection, seen: QuotaSeen) -> bool:
 
 def quota_frame(conn: sqlite3.Connection) -> pd.DataFrame:
     """Every search page recorded, oldest first: the quota as Clay reported it."""
-    rows = conn.execute(
-        f"SELECT {', '.join(QUOTA_COLUMNS)} FROM search_quota ORDER BY at, page"
-    ).fetchall()
-    frame = pd.DataFrame(rows, columns=QUOTA_COLUMNS)
-    frame["at"] = pd.to_datetime(frame["at"].astype("float64"), unit="s", utc=True)
-    return frame
+    return _read(conn, "search_quota", QUOTA_COLUMNS, "at, page")
 
 
 def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
@@ -156,12 +151,17 @@ def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, fl
     return int(row[0]), int(row[1]), float(row[2]), float(row[3])
 
 
-def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
-    """Every recorded charge as a DataFrame, oldest first, ``at`` as UTC timestamps."""
-    rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM charges ORDER BY at").fetchall()
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+def _read(conn: sqlite3.Connection, table: str, columns: list[str], order: str) -> pd.DataFrame:
+    """A ledger table as a DataFrame, ``at`` as UTC timestamps."""
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}").fetchall()
+    frame = pd.DataFrame(rows, columns=columns)
     frame["at"] = pd.to_datetime(frame["at"].astype("float64"), unit="s", utc=True)
     return frame
+
+
+def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every recorded charge as a DataFrame, oldest first, ``at`` as UTC timestamps."""
+    return _read(conn, "charges", COLUMNS, "at")
 
 
 class Ledger:

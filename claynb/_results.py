@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from claynb._exceptions import ClayError
+from claynb._exceptions import ClayError, ConfigError
 from claynb._routines import Cost
 from claynb._work import COST_KEY, PROVIDER_KEY
 
@@ -208,11 +208,11 @@ class SourceType(StrEnum):
 
     @classmethod
     def of(cls, value: str | SourceType) -> SourceType:
-        """The source type named ``value``; a ValueError naming both when it is neither."""
+        """The source type named ``value``; a ConfigError naming both when it is neither."""
         try:
             return cls(value)
         except ValueError:
-            raise ValueError(f"a search finds 'people' or 'companies', not {value!r}") from None
+            raise ConfigError(f"a search finds 'people' or 'companies', not {value!r}") from None
 
 
 class SearchMode(StrEnum):
@@ -307,7 +307,14 @@ def parse_search_created(body: dict[str, Any], mode: SearchMode, source: str | N
     search_id = body.get("search_id")
     if not isinstance(search_id, str) or not search_id:
         raise ClayError("the search was created but the answer has no search_id")
-    return Search(search_id, SourceType.of(body.get("source_type") or source or ""), mode)
+    return Search(search_id, _answered_source(body.get("source_type") or source), mode)
+
+
+def _answered_source(value: Any) -> SourceType:
+    try:
+        return SourceType(value)
+    except ValueError:
+        raise ClayError(f"Clay answered a source_type claynb does not know: {value!r}") from None
 
 
 def parse_search_page(body: dict[str, Any], requested: int) -> SearchPage:
@@ -336,7 +343,7 @@ def parse_search_fields(body: dict[str, Any]) -> SearchFields:
     fields = body.get("fields")
     guidance = body.get("guidance")
     return SearchFields(
-        source_type=SourceType.of(str(body.get("source_type", ""))),
+        source_type=_answered_source(body.get("source_type")),
         fields=[f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else [],
         guidance=guidance if isinstance(guidance, dict) else {},
     )

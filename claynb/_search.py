@@ -33,7 +33,14 @@ from claynb._exceptions import ClayError, ConfigError
 from claynb._journal import Journal
 from claynb._plans import Plan, get_plan
 from claynb._progress import Progress, make_progress
-from claynb._results import SearchFields, SearchPage, SearchResult, SearchStop, SourceType
+from claynb._results import (
+    Search,
+    SearchFields,
+    SearchPage,
+    SearchResult,
+    SearchStop,
+    SourceType,
+)
 from claynb._routines import Cost
 from claynb._search_flow import SEARCH_PAGE_SIZE
 from claynb._work import BudgetGuard
@@ -123,10 +130,7 @@ def _spec(
         raise ConfigError("give filters= or query=, not both: they are two kinds of search")
     if filters is None and query is None:
         raise ConfigError("a search needs filters={...} (filters {} match everything) or query=")
-    try:
-        source = None if kind is None else SourceType.of(kind)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    source = None if kind is None else SourceType.of(kind)
     if query is None and source is None:
         raise ConfigError("say what to search: claynb.search('people' or 'companies', filters=...)")
     if filters is not None and not isinstance(filters, Mapping):
@@ -176,40 +180,46 @@ class _Recorder:
     def __call__(self, result: SearchResult, page: SearchPage) -> None:
         held = self.spec.cost * page.requested
         self.progress.advance(len(page.records), held)
-        search = result.search
-        assert search is not None
-        quota, now = page.quota, time.time()
+        assert result.search is not None
+        now = time.time()
         with self.journal.transaction() as conn:
-            _ledger.record(
-                conn,
-                _ledger.Charge(
-                    f"{search.id}:{result.pages}",
-                    now,
-                    f"search:{search.source_type.value}",
-                    "search",
-                    self.plan.name,
-                    len(page.records),
-                    len(page.records),
-                    held.actions,
-                    held.data_credits,
-                    self.plan.usd(held.actions, held.data_credits),
-                ),
-            )
-            _ledger.record_quota(
-                conn,
-                _ledger.QuotaSeen(
-                    search.id,
-                    result.pages,
-                    now,
-                    search.source_type.value,
-                    len(page.records),
-                    page.requested,
-                    None if quota is None else quota.limit,
-                    None if quota is None else quota.used,
-                    None if quota is None else quota.remaining,
-                    None if quota is None else quota.resets_at,
-                ),
-            )
+            _ledger.record(conn, self._charge(result.search, result.pages, page, held, now))
+            _ledger.record_quota(conn, _seen(result.search, result.pages, page, now))
+
+    def _charge(
+        self, search: Search, number: int, page: SearchPage, held: Cost, now: float
+    ) -> _ledger.Charge:
+        """A page as a ledger charge: its records, and the worst case held for it."""
+        records = len(page.records)
+        return _ledger.Charge(
+            f"{search.id}:{number}",
+            now,
+            f"search:{search.source_type.value}",
+            "search",
+            self.plan.name,
+            records,
+            records,
+            held.actions,
+            held.data_credits,
+            self.plan.usd(held.actions, held.data_credits),
+        )
+
+
+def _seen(search: Search, number: int, page: SearchPage, now: float) -> _ledger.QuotaSeen:
+    """What a page reported of the period quota, for the ledger."""
+    quota = page.quota
+    return _ledger.QuotaSeen(
+        search.id,
+        number,
+        now,
+        search.source_type.value,
+        len(page.records),
+        page.requested,
+        None if quota is None else quota.limit,
+        None if quota is None else quota.used,
+        None if quota is None else quota.remaining,
+        None if quota is None else quota.resets_at,
+    )
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -375,10 +385,7 @@ def search_fields(kind: str | SourceType, *, client: Any = None) -> pd.DataFrame
 
     ``frame.attrs`` holds the general ``behavior`` notes and ``create_examples``.
     """
-    try:
-        source = SourceType.of(kind)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    source = SourceType.of(kind)
     sync = client if client is not None else connect()
     if not isinstance(sync, ClayClient):
         raise TypeError(

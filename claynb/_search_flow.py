@@ -165,37 +165,53 @@ def search_flow(
         if granted <= 0:
             result.stop = SearchStop.BUDGET
             return result
-        try:
-            page = yield from page_flow(core, search, granted)
-        except (CreditsExhausted, PayloadTooLarge) as exc:
-            _release(gate, granted)
-            if granted == 1:
-                if isinstance(exc, CreditsExhausted):
-                    return _payment_required(result, exc)
-                exc.report = result
-                raise
+        answer = yield from _ask(core, search, granted, gate, result)
+        if isinstance(answer, SearchPage):
+            result.add(answer)
+            if on_page is not None:
+                on_page(result, answer)
+            if not answer.has_more or not answer.records:
+                result.stop = _last_page_stop(answer)
+                return result
+        elif granted > 1:  # refused whole: a smaller page may fit
             size = granted // 2
-            continue
-        except OutcomeUnknown as exc:
-            if gate is not None:  # the page may have been served, and charged
-                gate.settle(granted, granted)
-            exc.report = result
-            raise
-        except ClayError as exc:
-            _release(gate, granted)
-            exc.report = result
-            raise
-        if gate is not None:
-            gate.settle(granted, len(page.records))
-        result.add(page)
-        if on_page is not None:
-            on_page(result, page)
-        if not page.has_more or not page.records:
-            query_limit = page.exhaustion_reason == SearchStop.QUERY_LIMIT.value
-            result.stop = SearchStop.QUERY_LIMIT if query_limit else SearchStop.NO_MORE_RESULTS
-            return result
+        elif isinstance(answer, CreditsExhausted):
+            return _payment_required(result, answer)
+        else:
+            answer.report = result
+            raise answer
     result.stop = stop
     return result
+
+
+def _ask(
+    core: BaseClient, search: Search, granted: int, gate: PageGate | None, result: SearchResult
+) -> Flow[SearchPage | CreditsExhausted | PayloadTooLarge]:
+    """One page of ``granted`` records, settled on the gate. A 402 or 413 (the page refused
+    whole) is returned; any other failure is raised with what was fetched on ``report``."""
+    try:
+        page = yield from page_flow(core, search, granted)
+    except (CreditsExhausted, PayloadTooLarge) as exc:
+        _release(gate, granted)
+        return exc
+    except OutcomeUnknown as exc:
+        if gate is not None:  # the page may have been served, and charged
+            gate.settle(granted, granted)
+        exc.report = result
+        raise
+    except ClayError as exc:
+        _release(gate, granted)
+        exc.report = result
+        raise
+    if gate is not None:
+        gate.settle(granted, len(page.records))
+    return page
+
+
+def _last_page_stop(page: SearchPage) -> SearchStop:
+    if page.exhaustion_reason == SearchStop.QUERY_LIMIT.value:
+        return SearchStop.QUERY_LIMIT
+    return SearchStop.NO_MORE_RESULTS
 
 
 def stop_before(result: SearchResult, limit: int | None) -> SearchStop | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claynb._results import SourceType
+from claynb._routines import _INDUSTRIES
 from claynb.emulator._validate import BadRequest
 
 LIST = "string[]"
@@ -25,18 +26,8 @@ NUMBER = "number"
 MAX_VALUES = 100
 
 SENIORITIES = ("entry", "senior", "manager", "director", "vp", "c_suite")
-INDUSTRIES = (
-    "Software",
-    "Financial Services",
-    "Healthcare",
-    "Logistics",
-    "Retail",
-    "Manufacturing",
-    "Media",
-    "Education",
-    "Energy",
-    "Biotechnology",
-)
+#: The industries the emulator's enrich-company routine answers with, so the two agree.
+INDUSTRIES = tuple(_INDUSTRIES)
 SIZES = (
     "1-10",
     "11-50",
