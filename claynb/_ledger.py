@@ -11,7 +11,7 @@ costs actually seen.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,24 +65,16 @@ class Charge:
     usd: float
 
 
+def _insert(conn: sqlite3.Connection, table: str, row: Charge | QuotaSeen) -> bool:
+    """Insert a row once (its fields in the table's column order); False if already there."""
+    values = astuple(row)
+    marks = ", ".join("?" * len(values))
+    return conn.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values).rowcount == 1
+
+
 def record(conn: sqlite3.Connection, charge: Charge) -> bool:
     """Record a run's charge once; False when that run was already recorded."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            charge.run_id,
-            charge.at,
-            charge.routine,
-            charge.backend,
-            charge.plan,
-            charge.rows,
-            charge.matched,
-            charge.actions,
-            charge.data_credits,
-            charge.usd,
-        ),
-    )
-    return cur.rowcount == 1
+    return _insert(conn, "charges", charge)
 
 
 @dataclass(frozen=True)
@@ -117,22 +109,7 @@ QUOTA_COLUMNS = [
 
 def record_quota(conn: sqlite3.Connection, seen: QuotaSeen) -> bool:
     """Record what a search page reported once; False when that page was already recorded."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO search_quota VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            seen.search_id,
-            seen.page,
-            seen.at,
-            seen.source_type,
-            seen.records,
-            seen.requested,
-            seen.limit,
-            seen.used,
-            seen.remaining,
-            seen.resets_at,
-        ),
-    )
-    return cur.rowcount == 1
+    return _insert(conn, "search_quota", seen)
 
 
 def quota_frame(conn: sqlite3.Connection) -> pd.DataFrame:
