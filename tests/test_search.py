@@ -275,3 +275,22 @@ def test_the_key_never_reaches_an_error_or_the_frame(emulator: Any) -> None:
         claynb.search("people", filters=PEOPLE, client=wrong, progress=False)
     for text in (str(info.value), repr(info.value)):
         assert emulator.api_key not in text
+
+
+def test_progress_counts_records_even_without_a_limit(
+    make_emulator: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu = make_emulator(search_period_quota=120)
+    with client_for(emu) as c:
+        claynb.search("people", filters=PEOPLE, limit=None, client=c, progress="text")
+    assert "searching: 120 rows, 0 Actions, 0 Data Credits" in capsys.readouterr().err
+
+
+def test_the_query_reference_is_served_to_both_clients(emulator: Any) -> None:
+    async def main() -> str:
+        async with claynb.AsyncClayClient(emulator.api_key, base_url=emulator.url) as c:
+            return await c.search_query_reference()
+
+    with client_for(emulator) as c:
+        text = c.search_query_reference()
+    assert text == asyncio.run(main()) and "companies where" in text
