@@ -22,6 +22,7 @@ from claynb._results import SourceType
 from claynb.emulator._search_catalogue import (
     CITIES,
     COMPANY_TYPES,
+    FIELDS,
     INDUSTRIES,
     SENIORITIES,
     SIZES,
@@ -94,12 +95,15 @@ def company_name(domain: str) -> str:
 
 # --- how many ---------------------------------------------------------------------------
 
-_NARROWING = {
+#: Share of records one value of a free-text filter keeps (more values keep more).
+_PER_VALUE = {
     "job_title_keywords": 0.04,
     "description_keywords": 0.05,
     "location_cities_include": 0.03,
     "location_countries_include": 0.12,
 }
+#: Filters with allowed values keep their share of those values.
+_ALLOWED = {f.name: f.allowed_values for fs in FIELDS.values() for f in fs if f.allowed_values}
 
 
 def total_matches(source: SourceType, filters: Mapping[str, Any], key: str) -> int:
@@ -111,33 +115,30 @@ def total_matches(source: SourceType, filters: Mapping[str, Any], key: str) -> i
     rng = _rng(key, "total")
     if source is SourceType.PEOPLE and "company_domains" in filters:
         found = sum(rng.randint(15, 400) for _ in filters["company_domains"])
-        return int(found * _share(filters, skip=frozenset({"company_domains"})))
+        return int(found * _share(filters, skip="company_domains"))
     universe = PEOPLE_UNIVERSE if source is SourceType.PEOPLE else COMPANY_UNIVERSE
     return int(universe * _share(filters) * rng.uniform(0.8, 1.2))
 
 
-def _share(filters: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> float:
+def _share(filters: Mapping[str, Any], skip: str | None = None) -> float:
+    """The share of all records the filters keep, each narrowing on its own."""
     share = 1.0
-    allowed = {
-        "seniority_levels": SENIORITIES,
-        "company_industries": INDUSTRIES,
-        "industries": INDUSTRIES,
-        "company_sizes": SIZES,
-        "sizes": SIZES,
-        "company_types": COMPANY_TYPES,
-    }
     for name, value in filters.items():
-        if name in skip:
-            continue
-        if name in allowed:
-            share *= len(value) / len(allowed[name])
-        elif name in _NARROWING:
-            share *= min(1.0, _NARROWING[name] * len(value))
-        elif name == "job_title_exclude_keywords":
-            share *= 0.9
-        elif name == "min_funding_usd":
-            share *= 0.3 if value > 0 else 1.0
+        if name != skip:
+            share *= _narrowing(name, value)
     return share
+
+
+def _narrowing(name: str, value: Any) -> float:
+    if name in _ALLOWED:
+        return len(value) / len(_ALLOWED[name])
+    if name in _PER_VALUE:
+        return min(1.0, _PER_VALUE[name] * len(value))
+    if name == "job_title_exclude_keywords":
+        return 0.9
+    if name == "min_funding_usd":
+        return 0.3 if value > 0 else 1.0
+    return 1.0
 
 
 # --- what ---------------------------------------------------------------------------------
