@@ -158,6 +158,47 @@ class SearchBook:
         search = self.searches.get(search_id)
         if search is None or search.mode is not mode:
             return refusal(404, f"{mode.value} search {search_id!r} not found")
+        self.quota.roll(wall)
+        end = self._end(search)
+        count = max(0, min(limit, end - search.served))
+        refused = self._refused(limit, count, meters)
+        if refused is not None:
+            return refused
+        first = search.served
+        records = [
+            record(search.source, search.filters, search.key, i)
+            for i in range(first, first + count)
+        ]
+        if mode is SearchMode.FILTERS:
+            refused = self._too_large(records)
+            if refused is not None:
+                return refused
+        if records:
+            self._serve(search, records, limit, meters, wall)
+        return Answer(200, self._page(search, records, end))
+
+    def _serve(
+        self,
+        search: EmulatedSearch,
+        records: list[dict[str, Any]],
+        limit: int,
+        meters: Meters,
+        wall: float,
+    ) -> None:
+        """Move the iterator past ``records``, count them on the quota and charge them."""
+        first, count = search.served, len(records)
+        search.served += count
+        self.quota.used += self._counted(limit, count)
+        self.pages += 1
+        self.records += count
+        self._charge(search, records, first, meters, wall)
+
+    def _counted(self, limit: int, count: int) -> int:
+        """What a page of ``count`` records, ``limit`` asked for, takes off the quota."""
+        return limit if self.settings.search_quota_counts == "requested" else count
+
+    def _refused(self, limit: int, count: int, meters: Meters) -> Answer | None:
+        """A 402 when the page is over the plan's cap, the quota left, or the credits."""
         cap = self.settings.search_page_limit
         if limit > cap:
             return self._refuse(
@@ -165,12 +206,9 @@ class SearchBook:
                 f"at most {cap} records per request on the {self.settings.plan.name} plan: "
                 f"ask for {cap} or fewer",
             )
-        self.quota.roll(wall)
-        end = self._end(search)
-        count = max(0, min(limit, end - search.served))
-        if count == 0:
-            return Answer(200, self._page(search, [], end))
-        counted = limit if self.settings.search_quota_counts == "requested" else count
+        if count == 0:  # nothing left to serve: an empty last page, free
+            return None
+        counted = self._counted(limit, count)
         if counted > self.quota.remaining:
             return self._refuse(
                 402,
@@ -181,24 +219,16 @@ class SearchBook:
         unit = self.settings.search_cost_per_record
         if meters.exhausted() or not meters.can_pay(unit * count):
             return self._refuse(402, CREDITS_EXHAUSTED)
-        first = search.served
-        records = [
-            record(search.source, search.filters, search.key, i)
-            for i in range(first, first + count)
-        ]
+        return None
+
+    def _too_large(self, records: list[dict[str, Any]]) -> Answer | None:
         size = len(json.dumps(records, separators=(",", ":")))
-        if mode is SearchMode.FILTERS and size > self.settings.search_max_page_bytes:
-            return self._refuse(
-                413,
-                f"this page would be {size:,} bytes, over the "
-                f"{self.settings.search_max_page_bytes:,}-byte limit: ask for fewer records",
-            )
-        search.served += count
-        self.quota.used += counted
-        self.pages += 1
-        self.records += count
-        self._charge(search, records, first, meters, wall)
-        return Answer(200, self._page(search, records, end))
+        limit = self.settings.search_max_page_bytes
+        if size <= limit:
+            return None
+        return self._refuse(
+            413, f"this page would be {size:,} bytes, over the {limit:,}-byte limit: ask for fewer"
+        )
 
     def _end(self, search: EmulatedSearch) -> int:
         cap = self.settings.search_per_search_cap
