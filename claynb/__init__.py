@@ -17,6 +17,8 @@ from claynb.pipeline._budget import Budget
 from claynb.pipeline._enrich import enrich, enrich_async, failures, ledger
 from claynb.pipeline._estimate import Estimate, estimate
 from claynb.pipeline._ledger import Ledger
+from claynb.pipeline._search import search, search_async, search_fields
+from claynb.pipeline._tables_read import read_table
 from claynb.wire._client import AsyncClayClient, ClayClient
 from claynb.wire._config import RetryPolicy, SourcePolicy, Timeout
 from claynb.wire._exceptions import (
@@ -35,7 +37,14 @@ from claynb.wire._exceptions import (
     SignatureError,
     TransportError,
 )
-from claynb.wire._results import BatchResults, RunItem, RunResults
+from claynb.wire._results import (
+    BatchResults,
+    PeriodQuota,
+    RunItem,
+    RunResults,
+    SearchResult,
+    SearchStop,
+)
 from claynb.wire._signatures import verify_signature
 from claynb.wire._sources import SourceCapWarning, SourceReport
 
@@ -62,6 +71,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PeriodQuota",
     "Plan",
     "Provider",
     "RateLimited",
@@ -69,6 +79,8 @@ __all__ = [
     "Routine",
     "RunItem",
     "RunResults",
+    "SearchResult",
+    "SearchStop",
     "ServerError",
     "SignatureError",
     "SourceCapWarning",
@@ -86,7 +98,11 @@ __all__ = [
     "get_plan",
     "ledger",
     "queue",
+    "read_table",
     "sample_leads",
+    "search",
+    "search_async",
+    "search_fields",
     "sim",
     "verify_signature",
 ]

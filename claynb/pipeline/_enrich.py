@@ -35,7 +35,7 @@ from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._backends import get_backend
 from claynb.pipeline._budget import Budget
 from claynb.pipeline._journal import Journal
-from claynb.pipeline._ledger import Ledger, charges_frame
+from claynb.pipeline._ledger import Ledger, charges_frame, quota_frame
 from claynb.pipeline._merge import DEFAULT_PREFIX, check_columns, complete, merge
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, plan_work, resolve_routine
@@ -264,4 +264,4 @@ def failures(
 def ledger(home: str | Path | None = None) -> Ledger:
     """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
     with Journal.open(home) as journal:
-        return Ledger(journal.read(charges_frame))
+        return Ledger(journal.read(charges_frame), journal.read(quota_frame))
