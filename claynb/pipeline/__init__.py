@@ -10,6 +10,8 @@
     _backends    the tiers, chosen by name
     _progress    rows done, credits spent, time left
     _enrich      enrich, enrich_async and failures: the steps above, in order
+    _search      claynb.search: Clay's Search as frames, paged within a budget and the quota
+    _tables_read claynb.read_table: a Clay table as a frame
 
 It sits on the wire layer (:mod:`claynb.wire`) and under the tiers (:mod:`claynb.direct`,
 :mod:`claynb.queue`, :mod:`claynb.events`), which it reaches only by name through

@@ -8,6 +8,7 @@
     _results     typed answers parsed from the Public API's JSON
     _signatures  signing and verifying outbound webhook deliveries
     _sources     sending rows into a table's webhook source
+    _search_flow Clay's Search (a forward-only iterator, never re-sent) as flows
 
 Nothing here knows about DataFrames, budgets or tiers; the layers above import from here,
 never the other way round. Public names are re-exported from :mod:`claynb`.
