@@ -408,7 +408,9 @@ def smallest_changes(prepared: list[Assessed], slo_s: float, scenario: Scenario)
     return sorted(best.values(), key=lambda c: (c.size, c.total_usd))
 
 
-def _nothing_fits(closest: str, best: pd.DataFrame, slo_s: float, changes: list[str]) -> list[str]:
+def _nothing_fits(
+    closest: str, best: pd.DataFrame, slo_s: float, changes: list[Change]
+) -> list[str]:
     reasons = [f"no tier meets every constraint at a {duration(slo_s)} SLO"]
     for tier in best.index:
         reasons.append(f"not {tier}: {best.loc[tier, 'problems']}")
