@@ -24,6 +24,7 @@ events) is only a rule of thumb. This package turns it into a model a team runs 
 ``optimise_waterfall`` orders a routine's providers for the lowest expected cost per row.
 """
 
+from claynb.sim import _units as units
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache
@@ -69,4 +70,5 @@ __all__ = [
     "simulator_dashboard",
     "summary_table",
     "thresholds",
+    "units",
 ]

@@ -9,6 +9,7 @@ grid as a heatmap; ``recommend`` answers for one team.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from claynb.sim._decide import (
 )
 from claynb.sim._result import TIER_COLOURS, SimResult
 from claynb.sim._tiers import TIERS
-from claynb.sim._units import count, duration, money
+from claynb.sim._units import NO_MATH, count, duration, money, to_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -311,6 +312,39 @@ class Recommendation:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.tier, self.reasons))
+
+    def details(self) -> pd.DataFrame:
+        """Each tier's best configuration here, in words and analyst units."""
+        best = self.table
+        rows = {
+            "size": [
+                f"{int(best.loc[t, 'workers'])} workers" if t == "queue" else "-"
+                for t in best.index
+            ],
+            "typical wait (p50)": [duration(v) for v in best["p50_s"]],
+            "slow wait (p95)": [duration(v) for v in best["p95_s"]],
+            "leads missing the target": [f"{v:.1%}" for v in best["late_share"]],
+            "Clay bill": [money(v) for v in best["clay_usd"]],
+            "infrastructure": [money(v) for v in best["infra_usd"]],
+            "engineer upkeep": [money(v) for v in best["ops_usd"]],
+            "cost of delay": [money(v) for v in best["delay_usd"]],
+            "total": [money(v) for v in best["total_usd"]],
+            "team it needs": [f"{int(v)} people" for v in best["min_team"]],
+            "fits": [
+                "yes" if ok else why
+                for ok, why in zip(best["feasible"], best["problems"], strict=True)
+            ],
+        }
+        frame = pd.DataFrame(rows, index=best.index).T
+        frame.columns.name = "tier"
+        return frame
+
+    def _repr_html_(self) -> str:
+        head = f"recommended: {self.tier}" if self.fits else "nothing fits"
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons)
+        return (
+            f'<div class="{NO_MATH}"><b>{head}</b><ul>{items}</ul>{to_html(self.details())}</div>'
+        )
 
     def __str__(self) -> str:
         head = self.tier if self.tier is not None else "nothing fits"

@@ -107,7 +107,7 @@ class Dashboard:
         """The figures behind the picture, in words and analyst units."""
         if self.kind == "simulator":
             return summary_table(self.table)
-        return _matrix_details(self.table)
+        return self.recommendation.details() if self.recommendation else pd.DataFrame()
 
     def static_html(self) -> str:
         """The dashboard's current state as a picture and text, for pages without widgets."""
@@ -177,30 +177,6 @@ def _value(name: str, value: Any) -> str:
     if isinstance(value, int | float):
         return count(value)
     return str(value)
-
-
-def _matrix_details(best: pd.DataFrame) -> pd.DataFrame:
-    """Each tier's best configuration at your point, in words."""
-    rows = {
-        "size": [
-            f"{int(best.loc[t, 'workers'])} workers" if t == "queue" else "-" for t in best.index
-        ],
-        "typical wait (p50)": [duration(v) for v in best["p50_s"]],
-        "slow wait (p95)": [duration(v) for v in best["p95_s"]],
-        "leads missing the target": [f"{v:.1%}" for v in best["late_share"]],
-        "Clay bill": [money(v) for v in best["clay_usd"]],
-        "infrastructure": [money(v) for v in best["infra_usd"]],
-        "engineer upkeep": [money(v) for v in best["ops_usd"]],
-        "cost of delay": [money(v) for v in best["delay_usd"]],
-        "total": [money(v) for v in best["total_usd"]],
-        "team it needs": [f"{int(v)} people" for v in best["min_team"]],
-        "fits": [
-            "yes" if f else p for f, p in zip(best["feasible"], best["problems"], strict=True)
-        ],
-    }
-    frame = pd.DataFrame(rows, index=best.index).T
-    frame.columns.name = "tier"
-    return frame
 
 
 def _sliders(kind: str, values: dict[str, Any]) -> dict[str, Any]:
