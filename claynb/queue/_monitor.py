@@ -168,12 +168,15 @@ class LiveMonitor:
     def _draw(self) -> None:
         # No ``with output:`` capture from this thread (it would catch the prints of the cell
         # running meanwhile): the image's bytes are replaced in one assignment instead.
+        self._out.value = self.png()
+
+    def png(self) -> bytes:
+        """The current plot as PNG bytes (``IPython.display.Image(monitor.png())``)."""
         import io
 
-        fig = plot(self.history, latencies(self.conn, self.queue))
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=72)
-        self._out.value = buffer.getvalue()
+        self.figure().savefig(buffer, format="png", dpi=72)
+        return buffer.getvalue()
 
     def widget(self) -> Any:
         """An ``ipywidgets.Image`` the monitor draws into (the current frame from the start)."""

@@ -290,7 +290,7 @@ def _cost_text(row: pd.Series) -> str:
     return text if row["feasible"] else text + ", misses the SLO"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Recommendation:
     """A recommended tier, the reasons, and the per-tier figures behind them.
 
@@ -345,6 +345,9 @@ class Recommendation:
         return (
             f'<div class="{NO_MATH}"><b>{head}</b><ul>{items}</ul>{to_html(self.details())}</div>'
         )
+
+    def __repr__(self) -> str:
+        return f"Recommendation({self})"
 
     def __str__(self) -> str:
         head = self.tier if self.tier is not None else "nothing fits"
