@@ -152,7 +152,7 @@ _LABELS = {
     "rate_limit_rps": "Clay rate limit (requests/s)",
     "slo_s": "latency target",
     "plan": "plan",
-    "monthly_budget_usd": "Clay budget, $/month (0 = none)",
+    "monthly_budget_usd": "Clay budget, $/month",
     "days": "days simulated",
     "team_size": "team size",
     "delay_usd_per_lead_hour": "cost of delay, $ per lead-hour",
@@ -168,7 +168,9 @@ def _label(name: str) -> str:
 def _value(name: str, value: Any) -> str:
     if name == "slo_s":
         return duration(value)
-    if name in ("monthly_budget_usd", "worker_usd_month"):
+    if name == "monthly_budget_usd":
+        return money(value, "month") if value else "none (0)"
+    if name == "worker_usd_month":
         return money(value, "month") if value else "none"
     if name in ("engineer_usd_hour", "delay_usd_per_lead_hour"):
         return money(value, "hour")
@@ -231,6 +233,7 @@ def _sliders(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     for name, control in controls.items():
         control.description = _label(name)
         control.description_allow_html = False
+    controls["monthly_budget_usd"].tooltip = "0 means no budget: the month is not capped"
     if "slo_s" in controls:
         controls["slo_s"].description = "latency target (seconds)"
     return controls
