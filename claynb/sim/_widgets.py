@@ -112,7 +112,9 @@ class Dashboard:
     def static_html(self) -> str:
         """The dashboard's current state as a picture and text, for pages without widgets."""
         picture = base64.b64encode(self.image.value).decode("ascii")
-        shown = ", ".join(f"{_label(k)} {_value(k, v)}" for k, v in self.settings().items())
+        shown = ", ".join(
+            f"{_NOTE.get(k, _label(k))} {_value(k, v)}" for k, v in self.settings().items()
+        )
         return (
             f'<div class="{NO_MATH}">'
             f"<p><em>A static picture of the dashboard as it was drawn ({html.escape(shown)}). "
@@ -161,6 +163,16 @@ _LABELS = {
 }
 
 
+# The same settings in the static picture's note, where the value carries the unit.
+_NOTE = {
+    "rate_limit_rps": "Clay rate limit",
+    "monthly_budget_usd": "Clay budget",
+    "delay_usd_per_lead_hour": "cost of delay per lead-hour",
+    "engineer_usd_hour": "engineer",
+    "worker_usd_month": "worker",
+}
+
+
 def _label(name: str) -> str:
     return _LABELS.get(name, name.replace("_", " "))
 
@@ -172,8 +184,12 @@ def _value(name: str, value: Any) -> str:
         return money(value, "month") if value else "none (0)"
     if name == "worker_usd_month":
         return money(value, "month") if value else "none"
-    if name in ("engineer_usd_hour", "delay_usd_per_lead_hour"):
+    if name == "engineer_usd_hour":
         return money(value, "hour")
+    if name == "delay_usd_per_lead_hour":
+        return money(value, None)
+    if name == "rate_limit_rps":
+        return f"{value:g} requests/s"
     if name == "burstiness":
         return f"{value:.0%}"
     if isinstance(value, int | float):
