@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from claynb.services._process import free_port
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # No sandbox (containers), no GPU, and nothing that calls home.
@@ -45,12 +46,6 @@ def no_chromium_reason() -> str:
         "no headless browser: none of " + ", ".join(CANDIDATES) + " is on PATH "
         "(install Debian's chromium package, as .ci/run does)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

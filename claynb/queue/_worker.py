@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from claynb.queue._store import lease_key
+from claynb.services._process import process_alive
 
 #: A job with no lease this long after it started belongs to a dead worker.
 DEFAULT_GRACE_S = 6.0
@@ -71,22 +72,6 @@ def reap_abandoned(conn: Any, queues: Sequence[str], *, grace_s: float | None = 
     return reaped
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs on this host. A killed child its parent has not waited for yet
-    (a zombie) still answers ``kill(pid, 0)``, so Linux's process state is read too."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _still_running_here(conn: Any, job: Any) -> bool:
     """A lapsed lease on a busy machine, not a dead worker: the job's worker runs on this
     host, its process is alive and it is still on this job.
@@ -106,7 +91,7 @@ def _still_running_here(conn: Any, job: Any) -> bool:
     )
     if worker is None or worker.hostname != socket.gethostname() or not worker.pid:
         return False
-    return _process_alive(int(worker.pid)) and worker.get_current_job_id() == job.id
+    return process_alive(int(worker.pid)) and worker.get_current_job_id() == job.id
 
 
 def live_workers(conn: Any, queue: str) -> int:
@@ -121,7 +106,7 @@ def live_workers(conn: Any, queue: str) -> int:
 
     here, alive = socket.gethostname(), 0
     for worker in Worker.all(queue=Queue(queue, connection=conn)):
-        if worker.hostname == here and worker.pid and not _process_alive(int(worker.pid)):
+        if worker.hostname == here and worker.pid and not process_alive(int(worker.pid)):
             continue
         alive += 1
     return alive
