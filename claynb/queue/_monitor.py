@@ -112,6 +112,7 @@ def plot(history: list[QueueStats], samples: list[dict[str, Any]], *, fig: Any =
     """Four panels: depth, throughput, job latency and credits spent; a matplotlib Figure."""
     from matplotlib.figure import Figure
 
+    history = list(history)  # the monitor's thread may append while this draws
     if fig is None:
         fig = Figure(figsize=(11, 6))
     fig.clear()
