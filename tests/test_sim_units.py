@@ -45,3 +45,21 @@ def test_summary_table_is_worded_and_never_math() -> None:
     assert table.loc["total cost", "queue"].endswith("/month")
     html = to_html(table)
     assert "mathjax_ignore" in html and "overflow-x:auto" in html
+
+
+def test_latency_axes_tick_round_numbers_of_one_unit() -> None:
+    """A direct tier that waits days reads in days, a queue that waits minutes in minutes."""
+    for tier, unit in (("direct", "days"), ("queue", "min")):
+        fig = sim.simulate(tier, 20_000, slo_s=300).plot()
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        shown = [
+            t.get_text()
+            for t, x in zip(ax.get_xticklabels(), ax.get_xticks(), strict=True)
+            if lo <= x <= hi and x != 0
+        ]
+        assert shown and all(label.endswith(f" {unit}") for label in shown), shown
+        numbers = [float(label.split()[0]) for label in shown]
+        assert all(n == round(n, 1) for n in numbers), shown
+        assert fig.axes[2].get_yticklabels()[1].get_text().startswith("$")

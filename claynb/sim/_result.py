@@ -19,7 +19,7 @@ from claynb._plans import Plan
 from claynb.sim._arrivals import DAY_S, ArrivalProfile
 from claynb.sim._cost import DAYS_PER_MONTH
 from claynb.sim._tiers import ClayBehaviour, Tier
-from claynb.sim._units import count_formatter, duration, duration_axis, money
+from claynb.sim._units import count_formatter, duration, duration_axis, money, money_formatter
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -310,6 +310,7 @@ class SimResult:
         ax.set_xticks([])
         ax.set_xlim(-0.6, 2.2)  # room on the right for the legend, inside the axes
         ax.set_ylabel("dollars per month")
+        ax.yaxis.set_major_formatter(money_formatter())
         ax.set_title(f"monthly cost {money(self.total_usd_month)}")
         ax.legend(loc="upper right", fontsize=7)
         return ax

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 NO_MATH = "mathjax_ignore tex2jax_ignore"
@@ -141,10 +142,40 @@ def count_formatter() -> Any:
     return FuncFormatter(lambda v, _pos: count(v))
 
 
+_UNITS = ((90.0, 1.0, "s"), (90 * 60.0, 60.0, "min"), (48 * 3600.0, 3600.0, "h"))
+
+
+def _axis_unit(top: float) -> tuple[float, str]:
+    """Seconds per unit and its name for an axis reaching ``top`` seconds."""
+    for below, size, name in _UNITS:
+        if top < below:
+            return size, name
+    return 86400.0, "days"
+
+
 def duration_axis(ax: Any, axis: str = "x") -> None:
-    """Ticks in s/min/h at round values, few enough that labels never overlap."""
+    """Ticks at round numbers of one unit (s, min, h or days, whichever fits the range),
+    few enough that labels never overlap."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+    class DurationLocator(MaxNLocator):
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            size, _ = _axis_unit(max(abs(vmin), abs(vmax)))
+            return np.asarray(super().tick_values(vmin / size, vmax / size)) * size
+
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 3, 5, 6, 10]))
-    target.set_major_formatter(FuncFormatter(lambda v, _pos: duration(v) if v > 0 else "0"))
+
+    def label(value: float, _pos: Any) -> str:
+        lo, hi = target.get_view_interval()
+        size, name = _axis_unit(max(abs(lo), abs(hi)))
+        return "0" if value == 0 else f"{value / size:g} {name}"
+
+    target.set_major_locator(DurationLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(FuncFormatter(label))
+
+
+def money_formatter() -> Any:
+    """A matplotlib tick formatter writing dollars with separators."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: money(v, None))

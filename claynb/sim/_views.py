@@ -30,7 +30,7 @@ from claynb.sim._matrix import (
 from claynb.sim._result import TIER_COLOURS, SimResult
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour
-from claynb.sim._units import count, count_formatter, duration, money, share
+from claynb.sim._units import count, count_formatter, duration, money, money_formatter, share
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -163,9 +163,7 @@ def _cost_bars(ax: Any, results: list[SimResult]) -> None:
     if budget:
         ax.axhline(budget, color="crimson", ls="--", label="Clay budget")
     ax.set(title="monthly cost")
-    from matplotlib.ticker import FuncFormatter
-
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: money(v, None)))
+    ax.yaxis.set_major_formatter(money_formatter())
     ax.legend(fontsize=8, loc="upper left")
 
 
