@@ -31,11 +31,20 @@ from claynb._exceptions import (
 )
 from claynb._ledger import Ledger, ledger
 from claynb._plans import PLANS, Plan, get_plan
-from claynb._results import BatchResults, RunItem, RunResults
+from claynb._results import (
+    BatchResults,
+    PeriodQuota,
+    RunItem,
+    RunResults,
+    SearchResult,
+    SearchStop,
+)
 from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
 from claynb._samples import sample_leads
+from claynb._search import search, search_async, search_fields
 from claynb._signatures import verify_signature
 from claynb._sources import SourceCapWarning, SourceReport
+from claynb._tables_read import read_table
 from claynb._version import __version__
 from claynb.emulator import Emulator, Faults
 
@@ -62,6 +71,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PeriodQuota",
     "Plan",
     "Provider",
     "RateLimited",
@@ -69,6 +79,8 @@ __all__ = [
     "Routine",
     "RunItem",
     "RunResults",
+    "SearchResult",
+    "SearchStop",
     "ServerError",
     "SignatureError",
     "SourceCapWarning",
@@ -86,7 +98,11 @@ __all__ = [
     "get_plan",
     "ledger",
     "queue",
+    "read_table",
     "sample_leads",
+    "search",
+    "search_async",
+    "search_fields",
     "sim",
     "verify_signature",
 ]

@@ -36,7 +36,23 @@ from claynb._config import (
 )
 from claynb._core import BaseClient, Call, Flow, Sleep
 from claynb._exceptions import ClayError
-from claynb._results import BatchResults, Me, RunResults, TableRows
+from claynb._results import (
+    BatchResults,
+    Me,
+    RunResults,
+    SearchFields,
+    SearchResult,
+    SourceType,
+    TableRows,
+)
+from claynb._search_flow import (
+    SEARCH_PAGE_SIZE,
+    PageGate,
+    SearchPageHook,
+    fields_flow,
+    reference_flow,
+    search_flow,
+)
 from claynb._sources import SourceReport, SourceTracker, source_flow, tracker_for
 
 T = TypeVar("T")
@@ -166,6 +182,41 @@ class ClayClient(BaseClient):
         """Read table rows (Enterprise plans; 403 otherwise). ``query`` is a structured
         query, or a table id to read it whole. Every page is followed unless ``max_pages``."""
         return self._drive(self._query_flow(query, limit, max_pages))
+
+    def search(
+        self,
+        source_type: SourceType | str | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        query: str | None = None,
+        limit: int | None = None,
+        page_size: int = SEARCH_PAGE_SIZE,
+        gate: PageGate | None = None,
+        on_page: SearchPageHook | None = None,
+    ) -> SearchResult:
+        """Create a people or companies search (``filters=`` or a ``query=`` string) and
+        page it until ``limit``, no more results, the period quota, or what ``gate``
+        grants. A page that may have reached Clay is never re-sent (the iterator moves on)."""
+        return self._drive(
+            search_flow(
+                self,
+                source_type,
+                filters=filters,
+                query=query,
+                limit=limit,
+                page_size=page_size,
+                gate=gate,
+                on_page=on_page,
+            )
+        )
+
+    def search_fields(self, source_type: SourceType | str) -> SearchFields:
+        """The filter fields of ``people`` or ``companies``, with Clay's guidance."""
+        return self._drive(fields_flow(self, source_type))
+
+    def search_query_reference(self) -> str:
+        """Clay's reference (markdown) for query-mode search queries."""
+        return self._drive(reference_flow(self))
 
     def send_to_source(
         self,
@@ -366,6 +417,41 @@ class AsyncClayClient(BaseClient):
     ) -> TableRows:
         """Read table rows (Enterprise plans; 403 otherwise), every page followed."""
         return await self._drive(self._query_flow(query, limit, max_pages))
+
+    async def search(
+        self,
+        source_type: SourceType | str | None = None,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        query: str | None = None,
+        limit: int | None = None,
+        page_size: int = SEARCH_PAGE_SIZE,
+        gate: PageGate | None = None,
+        on_page: SearchPageHook | None = None,
+    ) -> SearchResult:
+        """Create a people or companies search (``filters=`` or a ``query=`` string) and
+        page it until ``limit``, no more results, the period quota, or what ``gate``
+        grants. A page that may have reached Clay is never re-sent (the iterator moves on)."""
+        return await self._drive(
+            search_flow(
+                self,
+                source_type,
+                filters=filters,
+                query=query,
+                limit=limit,
+                page_size=page_size,
+                gate=gate,
+                on_page=on_page,
+            )
+        )
+
+    async def search_fields(self, source_type: SourceType | str) -> SearchFields:
+        """The filter fields of ``people`` or ``companies``, with Clay's guidance."""
+        return await self._drive(fields_flow(self, source_type))
+
+    async def search_query_reference(self) -> str:
+        """Clay's reference (markdown) for query-mode search queries."""
+        return await self._drive(reference_flow(self))
 
     async def send_to_source(
         self,

@@ -11,7 +11,7 @@ costs actually seen.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS charges (
     data_credits REAL NOT NULL, usd REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS charges_routine ON charges (routine);
+CREATE TABLE IF NOT EXISTS search_quota (
+    search_id TEXT NOT NULL, page INTEGER NOT NULL, at REAL NOT NULL, source_type TEXT NOT NULL,
+    records INTEGER NOT NULL, requested INTEGER NOT NULL, quota_limit REAL, quota_used REAL,
+    quota_remaining REAL, resets_at TEXT, PRIMARY KEY (search_id, page)
+);
 """
 
 COLUMNS = [
@@ -60,24 +65,56 @@ class Charge:
     usd: float
 
 
+def _insert(conn: sqlite3.Connection, table: str, row: Charge | QuotaSeen) -> bool:
+    """Insert a row once (its fields in the table's column order); False if already there."""
+    values = astuple(row)
+    marks = ", ".join("?" * len(values))
+    return conn.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values).rowcount == 1
+
+
 def record(conn: sqlite3.Connection, charge: Charge) -> bool:
     """Record a run's charge once; False when that run was already recorded."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            charge.run_id,
-            charge.at,
-            charge.routine,
-            charge.backend,
-            charge.plan,
-            charge.rows,
-            charge.matched,
-            charge.actions,
-            charge.data_credits,
-            charge.usd,
-        ),
-    )
-    return cur.rowcount == 1
+    return _insert(conn, "charges", charge)
+
+
+@dataclass(frozen=True)
+class QuotaSeen:
+    """The search quota one page reported (Clay's ``period_quota``), and what it fetched."""
+
+    search_id: str
+    page: int
+    at: float
+    source_type: str
+    records: int
+    requested: int
+    limit: float | None
+    used: float | None
+    remaining: float | None
+    resets_at: str | None
+
+
+QUOTA_COLUMNS = [
+    "search_id",
+    "page",
+    "at",
+    "source_type",
+    "records",
+    "requested",
+    "quota_limit",
+    "quota_used",
+    "quota_remaining",
+    "resets_at",
+]
+
+
+def record_quota(conn: sqlite3.Connection, seen: QuotaSeen) -> bool:
+    """Record what a search page reported once; False when that page was already recorded."""
+    return _insert(conn, "search_quota", seen)
+
+
+def quota_frame(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every search page recorded, oldest first: the quota as Clay reported it."""
+    return _read(conn, "search_quota", QUOTA_COLUMNS, "at, page")
 
 
 def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
@@ -91,19 +128,28 @@ def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, fl
     return int(row[0]), int(row[1]), float(row[2]), float(row[3])
 
 
-def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
-    """Every recorded charge as a DataFrame, oldest first, ``at`` as UTC timestamps."""
-    rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM charges ORDER BY at").fetchall()
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+def _read(conn: sqlite3.Connection, table: str, columns: list[str], order: str) -> pd.DataFrame:
+    """A ledger table as a DataFrame, ``at`` as UTC timestamps."""
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}").fetchall()
+    frame = pd.DataFrame(rows, columns=columns)
     frame["at"] = pd.to_datetime(frame["at"].astype("float64"), unit="s", utc=True)
     return frame
 
 
-class Ledger:
-    """A snapshot of the ledger: ``charges``, ``by_day``, ``by_routine`` and ``plot()``."""
+def charges_frame(conn: sqlite3.Connection) -> pd.DataFrame:
+    """Every recorded charge as a DataFrame, oldest first, ``at`` as UTC timestamps."""
+    return _read(conn, "charges", COLUMNS, "at")
 
-    def __init__(self, charges: pd.DataFrame) -> None:
+
+class Ledger:
+    """A snapshot of the ledger: ``charges``, ``by_day``, ``by_routine`` and ``plot()``;
+    ``search_quota``: the period quota each search page reported."""
+
+    def __init__(self, charges: pd.DataFrame, search_quota: pd.DataFrame | None = None) -> None:
         self.charges = charges
+        self.search_quota = (
+            search_quota if search_quota is not None else pd.DataFrame(columns=QUOTA_COLUMNS)
+        )
 
     def _summary(self, by: str | pd.Series) -> pd.DataFrame:
         frame = self.charges.assign(runs=1)
@@ -161,7 +207,7 @@ def ledger(home: str | Path | None = None) -> Ledger:
     from claynb._journal import Journal
 
     with Journal.open(home) as journal:
-        return Ledger(journal.read(charges_frame))
+        return Ledger(journal.read(charges_frame), journal.read(quota_frame))
 
 
 def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:

@@ -35,11 +35,14 @@ def _describe(cost: Cost) -> str:
 
 
 class Progress:
-    """Counts rows and cost; draws them as a bar, as text, or not at all."""
+    """Counts rows and cost; draws them as a bar, as text, or not at all.
+
+    ``total`` None means not known in advance (a search without a limit): the bar counts up.
+    """
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         *,
         desc: str = "enriching",
         mode: str = "auto",
@@ -54,7 +57,7 @@ class Progress:
         self._last_line = 0.0
         self._bar: Any = None
         self.mode = self._choose(mode)
-        if self.mode == "bar" and total > 0:
+        if self.mode == "bar" and total != 0:
             self._bar = self._make_bar()
 
     def _choose(self, mode: str) -> str:
@@ -93,17 +96,15 @@ class Progress:
 
     def _eta(self) -> str:
         elapsed = time.monotonic() - self._started
-        if not self.done or self.done >= self.total:
+        if not self.done or not self.total or self.done >= self.total:
             return f"{elapsed:.1f}s elapsed"
         left = elapsed / self.done * (self.total - self.done)
         return f"about {left:.0f}s left"
 
     def _line(self) -> str:
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
-        return (
-            f"{self.desc}: {self.done}/{self.total} rows{share}, {_describe(self.cost)}, "
-            f"{self._eta()}"
-        )
+        count = f"{self.done}" if self.total is None else f"{self.done}/{self.total}"
+        return f"{self.desc}: {count} rows{share}, {_describe(self.cost)}, {self._eta()}"
 
     def _maybe_line(self) -> None:
         now = time.monotonic()
@@ -118,7 +119,7 @@ class Progress:
                 self._bar.set_postfix_str(_describe(self.cost), refresh=True)
                 self._bar.close()
                 self._bar = None
-            elif self.mode == "text" and self.total:
+            elif self.mode == "text" and self.total != 0:
                 print(self._line(), file=self._stream, flush=True)
                 self.mode = "off"
 
@@ -129,7 +130,7 @@ class Progress:
         self.close()
 
 
-def make_progress(progress: bool | str | Progress, total: int, desc: str) -> Progress:
+def make_progress(progress: bool | str | Progress, total: int | None, desc: str) -> Progress:
     """``progress=`` as given to enrich: True (auto), False (off), a mode name, or a Progress."""
     if isinstance(progress, Progress):
         return progress

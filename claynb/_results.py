@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import httpx
 
-from claynb._exceptions import ClayError
+from claynb._exceptions import ClayError, ConfigError
 from claynb._routines import Cost
 from claynb._work import COST_KEY, PROVIDER_KEY
 
@@ -194,3 +195,155 @@ def error_message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return json.dumps(body)[:500]
+
+
+# -- Search ------------------------------------------------------------------------------
+
+
+class SourceType(StrEnum):
+    """What a Clay search finds: people or companies (the OpenAPI's ``source_type``)."""
+
+    PEOPLE = "people"
+    COMPANIES = "companies"
+
+    @classmethod
+    def of(cls, value: str | SourceType) -> SourceType:
+        """The source type named ``value``; a ConfigError naming both when it is neither."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"a search finds 'people' or 'companies', not {value!r}") from None
+
+
+class SearchMode(StrEnum):
+    """How a search was created: structured filters, or an advanced query string (beta)."""
+
+    FILTERS = "filters-mode"
+    QUERY = "query-mode"
+
+
+class SearchStop(StrEnum):
+    """Why a paged search stopped: the first of these to happen ends it.
+
+    ``PAYMENT_REQUIRED`` is a 402 that a smaller page could not avoid: the period quota,
+    a per-search cap or the workspace's credits are spent (Clay's message says which; the
+    status is the only thing to branch on, so claynb keeps the message for people to read).
+    """
+
+    LIMIT = "limit"
+    NO_MORE_RESULTS = "no_more_results"
+    QUERY_LIMIT = "query_limit"
+    PERIOD_QUOTA = "period_quota"
+    BUDGET = "budget"
+    PAYMENT_REQUIRED = "payment_required"
+
+
+@dataclass(frozen=True)
+class PeriodQuota:
+    """The search quota of the current period, as the last page reported it."""
+
+    limit: float
+    used: float
+    remaining: float
+    resets_at: str
+
+
+@dataclass(frozen=True)
+class Search:
+    """A search Clay created: its id, what it finds and how it pages."""
+
+    id: str
+    source_type: SourceType
+    mode: SearchMode
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search: its records, whether more follow, and the quota after it."""
+
+    records: list[dict[str, Any]]
+    has_more: bool
+    requested: int
+    quota: PeriodQuota | None = None
+    exhaustion_reason: str | None = None
+
+
+@dataclass
+class SearchResult:
+    """Every record a paged search fetched, and why it stopped.
+
+    ``search`` is None when none was created (a 402 at once, or a limit of 0);
+    ``requested`` counts the records asked for (what a quota or a budget is held against);
+    ``message`` is Clay's text when a 402 ended it.
+    """
+
+    search: Search | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+    requested: int = 0
+    quota: PeriodQuota | None = None
+    stop: SearchStop | None = None
+    message: str | None = None
+
+    def add(self, page: SearchPage) -> None:
+        self.records.extend(page.records)
+        self.pages += 1
+        self.requested += page.requested
+        if page.quota is not None:
+            self.quota = page.quota
+
+
+@dataclass(frozen=True)
+class SearchFields:
+    """The filter fields of a source type, with Clay's guidance on using them."""
+
+    source_type: SourceType
+    fields: list[dict[str, Any]]
+    guidance: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_search_created(body: dict[str, Any], mode: SearchMode, source: str | None) -> Search:
+    """The answer of a create: filters-mode gives the id; query-mode also the source type."""
+    search_id = body.get("search_id")
+    if not isinstance(search_id, str) or not search_id:
+        raise ClayError("the search was created but the answer has no search_id")
+    return Search(search_id, _answered_source(body.get("source_type") or source), mode)
+
+
+def _answered_source(value: Any) -> SourceType:
+    try:
+        return SourceType(value)
+    except ValueError:
+        raise ClayError(f"Clay answered a source_type claynb does not know: {value!r}") from None
+
+
+def parse_search_page(body: dict[str, Any], requested: int) -> SearchPage:
+    """One answer of a search's run operation (either mode)."""
+    data = body.get("data")
+    quota = body.get("period_quota")
+    return SearchPage(
+        records=[r for r in data if isinstance(r, dict)] if isinstance(data, list) else [],
+        has_more=bool(body.get("has_more")),
+        requested=requested,
+        quota=_quota(quota) if isinstance(quota, dict) else None,
+        exhaustion_reason=body.get("exhaustion_reason"),
+    )
+
+
+def _quota(raw: dict[str, Any]) -> PeriodQuota:
+    return PeriodQuota(
+        limit=float(raw.get("limit") or 0),
+        used=float(raw.get("used") or 0),
+        remaining=float(raw.get("remaining") or 0),
+        resets_at=str(raw.get("resets_at") or ""),
+    )
+
+
+def parse_search_fields(body: dict[str, Any]) -> SearchFields:
+    fields = body.get("fields")
+    guidance = body.get("guidance")
+    return SearchFields(
+        source_type=_answered_source(body.get("source_type")),
+        fields=[f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else [],
+        guidance=guidance if isinstance(guidance, dict) else {},
+    )

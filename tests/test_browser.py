@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from _browser_helpers import CANDIDATES, CHROMIUM_ARGS, find_chromium
-from _share_helpers import once_per_session
+from _share_helpers import once_per_session, python_notebook
 
 from claynb.cli import main
 from claynb.share import share_notebook
@@ -81,12 +81,7 @@ def browser() -> str:
 
 
 def plot_and_table_notebook(path: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = python_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Browser check"),
         nbformat.v4.new_code_cell(

@@ -29,7 +29,16 @@ IMPLEMENTED = [
     ("POST", "/routines/{routine_id}/run-batch/start"),
     ("GET", "/routines/run-batch/{routine_run_id}/results"),
     ("POST", "/tables/query"),
+    ("POST", "/search/filters-mode"),
+    ("GET", "/search/filters-mode/fields"),
+    ("POST", "/search/filters-mode/{search_id}/run"),
+    ("POST", "/search/query-mode"),
+    ("GET", "/search/query-mode/reference"),
+    ("POST", "/search/query-mode/{search_id}/run"),
 ]
+#: Operations without parameters or a body: nothing to break for a negative case.
+NO_INPUT = [("GET", "/me"), ("GET", "/search/query-mode/reference")]
+WITH_INPUT = [op for op in IMPLEMENTED if op not in NO_INPUT]
 MAX_EXAMPLES = 20
 MAX_NEGATIVE_EXAMPLES = 12
 
@@ -80,9 +89,7 @@ def test_operation_conforms(emu: Emulator, method: str, path: str) -> None:
     check()
 
 
-@pytest.mark.parametrize(
-    ("method", "path"), IMPLEMENTED[1:], ids=[f"{m} {p}" for m, p in IMPLEMENTED[1:]]
-)
+@pytest.mark.parametrize(("method", "path"), WITH_INPUT, ids=[f"{m} {p}" for m, p in WITH_INPUT])
 def test_invalid_requests_get_4xx_not_5xx(emu: Emulator, method: str, path: str) -> None:
     """Requests that break the schema are refused with a documented 4xx, never a crash."""
     from schemathesis import GenerationMode
@@ -106,6 +113,11 @@ def test_invalid_requests_get_4xx_not_5xx(emu: Emulator, method: str, path: str)
     check()
 
 
+def test_every_operation_is_covered() -> None:
+    documented = {(m.upper(), p) for p, ops in SCHEMA.raw_schema["paths"].items() for m in ops}
+    assert documented == set(IMPLEMENTED) and len(IMPLEMENTED) == 13
+
+
 def test_real_resources_conform(emu: Emulator) -> None:
     """Generated ids mostly miss; check the answers about runs that exist, too."""
     import httpx
@@ -118,6 +130,8 @@ def test_real_resources_conform(emu: Emulator) -> None:
     up = c.post("/routines/enrich-person/run-batch/upload-url").json()
     httpx.put(up["upload_url"], content=b'{"id":"1","inputs":{"email":"a@acme.com"}}\nbad\n')
     batch = c.post("/routines/enrich-person/run-batch/start", json={"file_id": up["file_id"]})
+    people = c.post("/search/filters-mode", json={"source_type": "people", "filters": {}}).json()
+    companies = c.post("/search/query-mode", json={"query": "companies where domain = 'a.io'"})
     for path, method, response in [
         ("/routines/{routine_id}/run", "POST", run),
         (
@@ -135,6 +149,17 @@ def test_real_resources_conform(emu: Emulator) -> None:
             "/tables/query",
             "POST",
             c.post("/tables/query", json={"query": {"tables": [{"id": "Leads"}]}}),
+        ),
+        (
+            "/search/filters-mode/{search_id}/run",
+            "POST",
+            c.post(f"/search/filters-mode/{people['search_id']}/run", json={"limit": 5}),
+        ),
+        ("/search/query-mode", "POST", companies),
+        (
+            "/search/query-mode/{search_id}/run",
+            "POST",
+            c.post(f"/search/query-mode/{companies.json()['search_id']}/run", json={"limit": 5}),
         ),
     ]:
         assert response.status_code < 300, response.text

@@ -34,6 +34,8 @@ def test_flags_build_the_emulator_they_describe() -> None:
             "0.1",
             "--reorder-webhook",
             "0.2",
+            "--search-period-quota",
+            "300",
         ]
     )
     emu = build(args)
@@ -43,8 +45,10 @@ def test_flags_build_the_emulator_they_describe() -> None:
         and emu.faults.server_error == 0.1
         and emu.faults.reorder_webhook == 0.2
     )
+    assert emu._settings.search_quota == 300
     single = build(build_parser().parse_args(["emulator", "--run-latency-s", "1.5"]))
     assert single._settings.run_latency_s == (1.5, 1.5)
+    assert single._settings.search_quota == 40_000  # Growth's monthly Actions
 
 
 @pytest.mark.parametrize(

@@ -11,31 +11,48 @@ import pytest
 
 from claynb._secrets import REDACTED, register_secret
 from claynb.share._execute import declared_parameters, inject_parameters, parse_parameter
-from claynb.share._scrub import (
-    collect_secrets,
-    env_secrets,
-    find_leaks,
-    parameter_secrets,
-    scrub_notebook,
-    scrub_text,
-)
+from claynb.share._known import KnownSecrets, collect_secrets, env_secrets, parameter_secrets
+from claynb.share._scan import Scanner
+from claynb.share._scrub import scrub_notebook, scrub_text
 
 KEY = "clay_fake_3f9a1c77d2e84b06"
 SIGNING = "sign-secret-5b2e9d0c41"
 
 
-def test_env_secrets_takes_secret_named_variables_only() -> None:
+def test_env_secrets_takes_secret_named_variables_and_url_passwords() -> None:
     env = {
         "CLAY_API_KEY": KEY,
         "GITHUB_TOKEN": "ghp_abcdefgh1234",
         "DB_PASSWORD": "hunter2hunter2",
         "WEBHOOK_SECRET": SIGNING,
-        "HOME": "/root/not-a-secret",
+        "GITHUB_PAT": "pat-value-1",
+        "OPENAI_APIKEY": "openai-value",
+        "SENTRY_DSN": "https://0123456789abcdef0123@o1.ingest.example.test/2",
+        "DATABASE_URL": "postgresql://app:dbpw@db.example.test/app",
+        "HTTP_PROXY": "http://proxyuser:proxypw@proxy.example.test:3128",
+        "CACHE_URL": "redis://cache.example.test:6379/0",
         "SHORT_KEY": "abc",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RETRY_TOKEN": "1",
+        "HOME": "/root/not-a-secret",
+        "KEYBOARD": "us-intl",
+        "PWD": "/work/here",
+        "OLDPWD": "/work/there",
         "PATH": "/usr/bin",
     }
     found = env_secrets(env)
-    assert found == {KEY, "ghp_abcdefgh1234", "hunter2hunter2", SIGNING}
+    assert found == {
+        KEY,
+        "ghp_abcdefgh1234",
+        "hunter2hunter2",
+        SIGNING,
+        "pat-value-1",
+        "openai-value",
+        "0123456789abcdef0123",
+        "dbpw",
+        "proxypw",
+        "abc",
+    }
 
 
 def test_parameters_named_like_secrets_are_secrets() -> None:
@@ -43,18 +60,29 @@ def test_parameters_named_like_secrets_are_secrets() -> None:
         "api_key": KEY,
         "token": "tok-123456789",
         "webhook_secret": SIGNING,
+        "apikey": "apikey-value",
+        "credentials": {"user": "ada", "password": "pw"},
         "keyword": "not-a-secret-value",
         "n_leads": 12,
         "monkey": "banana-bread",
+        "dsn_list": ["postgresql://u:nested-pw@h/db"],
     }
-    assert parameter_secrets(params) == {KEY, "tok-123456789", SIGNING}
+    assert parameter_secrets(params) == {
+        KEY,
+        "tok-123456789",
+        SIGNING,
+        "apikey-value",
+        "ada",
+        "pw",
+        "nested-pw",
+    }
 
 
-def test_collect_secrets_includes_registered_values_and_drops_short_ones() -> None:
+def test_collect_secrets_includes_registered_values_and_drops_switches() -> None:
     register_secret("registered-in-this-process-42")
-    found = collect_secrets([KEY, "abc"])
-    assert KEY in found and "registered-in-this-process-42" in found
-    assert "abc" not in found
+    found = collect_secrets([KEY, "abc", "true", "1", ""])
+    assert KEY in found and "registered-in-this-process-42" in found and "abc" in found
+    assert not {"true", "1", ""} & found
 
 
 @pytest.mark.parametrize(
@@ -150,11 +178,12 @@ def test_scrub_notebook_cleans_sources_outputs_metadata_and_widget_state() -> No
     assert KEY in json.dumps(nb)  # the input notebook is not modified
 
 
-def test_find_leaks_says_where_without_saying_what() -> None:
-    leaks = find_leaks(f"prefix {KEY} suffix", [KEY, SIGNING], "report.html")
+def test_the_scanner_says_where_without_saying_what() -> None:
+    scanner = Scanner(KnownSecrets(frozenset({KEY, SIGNING})))
+    leaks = scanner.known_in(f"prefix {KEY} suffix", "report.html")
     assert len(leaks) == 1
-    assert "report.html" in leaks[0] and KEY not in leaks[0]
-    assert find_leaks("nothing here", [KEY], "x") == []
+    assert "report.html" in str(leaks[0]) and KEY not in str(leaks[0])
+    assert scanner.known_in("nothing here", "x") == []
 
 
 @pytest.mark.parametrize(

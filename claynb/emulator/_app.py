@@ -20,6 +20,7 @@ from claynb.emulator._bucket import Decision
 from claynb.emulator._faults import DROP_CONNECTION, SERVER_ERROR, TIMEOUT, FaultDice
 from claynb.emulator._http import JSON, DropConnection, error
 from claynb.emulator._runs import BATCH, INLINE, Run, page
+from claynb.emulator._search_routes import SearchRoutes
 from claynb.emulator._state import EmulatorState, Finished
 from claynb.emulator._validate import (
     BadRequest,
@@ -83,6 +84,7 @@ class PublicApi:
                 g(self.batch_results, starts_work=False),
                 methods=["GET"],
             ),
+            *SearchRoutes(self.state).routes(g),
         ]
         if self._query is not None:
             routes.append(

@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slow-s", type=float, default=30.0, help="how long a timeout fault holds its answer"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for latencies and faults")
+    parser.add_argument(
+        "--search-period-quota",
+        type=int,
+        default=None,
+        metavar="N",
+        help="search records allowed per month (default: the plan's monthly Actions)",
+    )
     for name in FAULT_FLAGS:
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -91,6 +98,7 @@ def build(args: argparse.Namespace) -> Emulator:
         seed=args.seed,
         rate_limit_burst=args.rate_limit_burst,
         slow_s=args.slow_s,
+        search_period_quota=args.search_period_quota,
     )
 
 

@@ -56,6 +56,13 @@ class Emulator:
     ``rate_limit_burst``, ``slow_s`` (how long a timeout fault holds its answer, 30 s),
     ``source_rate_per_s`` (10), ``source_burst`` (20), ``source_lifetime_cap`` (50,000),
     ``source_max_bytes`` (100 KB), ``batch_max_rows`` (50,000), ``webhook_hold_s`` (1 s).
+
+    Search settings (Clay publishes none of these numbers): ``search_period_quota``
+    (records per calendar month; default the plan's monthly Actions), ``search_page_cap``
+    (records per page; 50 on Free, else 500), ``search_per_search_cap`` (None),
+    ``search_quota_counts`` ("requested": a page counts what it asked for; or "returned"),
+    ``search_cost_per_record`` (a :class:`claynb.Cost`; free by default, as Clay lists
+    building lists from searches as free), ``search_max_page_bytes`` (1 MiB, 413 above).
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from claynb._plans import Plan, get_plan
-from claynb._routines import DEFAULT_ROUTINES, Routine
+from claynb._routines import DEFAULT_ROUTINES, Cost, Routine
 from claynb.emulator._faults import Faults
 
 DEFAULT_SLOW_S = 30.0
@@ -21,6 +21,20 @@ SOURCE_LIFETIME_CAP = 50_000
 SOURCE_MAX_BYTES = 100 * 1024
 BATCH_MAX_ROWS = 50_000
 WEBHOOK_HOLD_S = 1.0
+
+#: Search (none of these numbers is published; each is a setting).
+#: Records a search page may hold: the OpenAPI's maximum, and 50 on Free, the per-request
+#: cap Clay's own agent plugin mentions for free plans.
+SEARCH_PAGE_MAX = 500
+SEARCH_PAGE_CAPS = {"free": 50}
+#: A workspace's search quota per period (a calendar month) when no number is given: the
+#: plan's monthly Actions, so a bigger plan finds more (Clay publishes no figure).
+SEARCH_QUOTA_FALLBACK = 200_000
+#: What counts against the quota: "requested" (the page size asked for, as Clay's quota
+#: messages word it) or "returned" (the records actually served).
+SEARCH_QUOTA_COUNTS = ("requested", "returned")
+#: A filters-mode page larger than this is answered 413 (declared there, size unpublished).
+SEARCH_MAX_PAGE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,39 @@ class Settings:
     source_max_bytes: int = SOURCE_MAX_BYTES
     batch_max_rows: int = BATCH_MAX_ROWS
     webhook_hold_s: float = WEBHOOK_HOLD_S
+    search_period_quota: int | None = None
+    search_page_cap: int | None = None
+    search_per_search_cap: int | None = None
+    search_quota_counts: str = SEARCH_QUOTA_COUNTS[0]
+    search_cost_per_record: Cost = Cost()
+    search_max_page_bytes: int = SEARCH_MAX_PAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.search_quota_counts not in SEARCH_QUOTA_COUNTS:
+            raise ValueError(
+                f"search_quota_counts must be one of {SEARCH_QUOTA_COUNTS}, "
+                f"not {self.search_quota_counts!r}"
+            )
+        for name in ("search_period_quota", "search_page_cap", "search_per_search_cap"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a whole number of 0 or more, or None")
+        if not isinstance(self.search_cost_per_record, Cost):
+            raise ValueError("search_cost_per_record must be a claynb.Cost")
+
+    @property
+    def search_quota(self) -> int:
+        """Search records allowed per period: the setting, else the plan's monthly Actions."""
+        if self.search_period_quota is not None:
+            return self.search_period_quota
+        return int(self.plan.actions) if self.plan.actions is not None else SEARCH_QUOTA_FALLBACK
+
+    @property
+    def search_page_limit(self) -> int:
+        """Most records one search page may ask for on this plan."""
+        if self.search_page_cap is not None:
+            return self.search_page_cap
+        return SEARCH_PAGE_CAPS.get(self.plan.name, SEARCH_PAGE_MAX)
 
     @property
     def burst(self) -> float:

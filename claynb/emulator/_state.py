@@ -21,6 +21,7 @@ from claynb._secrets import register_secret
 from claynb.emulator._bucket import Decision, TokenBucket
 from claynb.emulator._meters import Meters
 from claynb.emulator._runs import INLINE, Run, RunBook, execute
+from claynb.emulator._searches import SearchBook
 from claynb.emulator._settings import Settings
 
 Clock = Callable[[], float]
@@ -58,7 +59,7 @@ class Finished:
 
 
 class EmulatorState:
-    """Meters, runs, webhooks, uploads and counters of one emulated workspace."""
+    """Meters, runs, searches, webhooks, uploads and counters of one emulated workspace."""
 
     def __init__(
         self, settings: Settings, *, clock: Clock = time.monotonic, wall: Clock = time.time
@@ -69,6 +70,7 @@ class EmulatorState:
         self.lock = threading.RLock()
         self.meters = Meters(settings.plan)
         self.book = RunBook()
+        self.searches = SearchBook(settings)
         self.webhooks: dict[str, Webhook] = {}
         self.uploads: dict[str, Upload] = {}
         self.deliveries: list[dict[str, Any]] = []
@@ -193,6 +195,7 @@ class EmulatorState:
     def reset_meters(self) -> None:
         with self.lock:
             self.meters.reset()
+            self.searches.reset()
             self.deliveries = []
             self.requests_total = 0
             self.requests_by_status = {}
@@ -206,6 +209,7 @@ class EmulatorState:
                 "by_status": dict(sorted(self.requests_by_status.items())),
             }
             out["runs"] = {"total": len(self.book.runs), "in_progress": self.book.in_progress()}
+            out["search"] = self.searches.summary(self.wall())
             if self.tables is not None:
                 out["tables"] = self.tables.summary()
             return out

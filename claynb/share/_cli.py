@@ -2,7 +2,8 @@
 
 Exit status: 0 when every cell ran; 1 when a cell failed (the report is still written,
 traceback included, so the reader sees where it stopped); 2 when nothing could be written
-(no such notebook, a malformed parameter, a secret that survived scrubbing).
+(no such notebook, a malformed parameter or allowlist, or a possible secret that could not
+be scrubbed safely: the report on stderr names its cell, output and kind, never its value).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from claynb.share._allow import Allowlist, allow_kinds, read_allowlist
 from claynb.share._pipeline import Shared, share_notebook
 
 
@@ -45,7 +47,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-execute",
         action="store_true",
-        help="export the notebook as it is, outputs and all (still scrubbed)",
+        help="export the notebook as it is, outputs and all (still scrubbed and scanned)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="let every finding of this kind through, after you reviewed it is not a "
+        "secret (repeatable; the stop report names the kind)",
+    )
+    parser.add_argument(
+        "--allowlist",
+        type=Path,
+        metavar="FILE",
+        help="reviewed false positives, one 'KIND' or 'KIND FINGERPRINT' a line",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -54,6 +70,17 @@ def parse_parameters(items: list[str]) -> dict[str, Any]:
     from claynb.share._execute import parse_parameter
 
     return dict(parse_parameter(item) for item in items)
+
+
+def allowlist(kinds: list[str], path: Path | None) -> Allowlist:
+    """``--allow`` kinds and the ``--allowlist`` file's entries, as one allowlist."""
+    allowed = allow_kinds(kinds)
+    if path is None:
+        return allowed
+    try:
+        return allowed | read_allowlist(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read the allowlist {path}: {exc.strerror}") from None
 
 
 def progress_printer(enabled: bool) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -86,6 +113,8 @@ def report(shared: Shared, out: Callable[[str], None]) -> int:
         out(f"warning: parameter {name!r} is not set in the notebook's 'parameters' cell")
     ran = f"; ran in {shared.duration_s:.1f} s" if shared.duration_s else ""
     out(f"scrubbed {shared.scrubbed} secret occurrence(s){ran}")
+    for finding in shared.allowed:
+        out(f"let through as reviewed: {finding}")
     out(f"notebook: {shared.ipynb.resolve()}")
     if shared.error:
         out(f"error: the notebook stopped: {shared.error} (the report shows where)")
@@ -103,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         parameters = parse_parameters(args.parameter)
+        allowed = allowlist(args.allow, args.allowlist)
     except ValueError as exc:
         err(f"claynb share: {exc}")
         return 2
@@ -116,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             execute=not args.no_execute,
             cell_timeout_s=args.timeout,
             on_cell=on_cell,
+            allow=allowed,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         close()

@@ -36,23 +36,17 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from claynb.share._scrub import SECRET_ENV_NAME
-
 _SECRETS_MARKER = "CLAYNB-KERNEL-SECRETS:"
 KERNEL_DIED = "the kernel died"
 
 # Runs inside the kernel after the notebook; prints the secrets it knows as one JSON line.
+# It fails (and the run publishes nothing) if the kernel cannot import claynb.
 _SECRETS_PROBE = f"""
 def _claynb_probe():
-    import json, os, re
-    found = set()
-    try:
-        from claynb._secrets import known_secrets
-        found.update(known_secrets())
-    except Exception:
-        pass
-    pattern = re.compile({SECRET_ENV_NAME.pattern!r})
-    found.update(v for k, v in os.environ.items() if pattern.match(k) and len(v) >= 8)
+    import json, os
+    from claynb._secrets import known_secrets
+    from claynb.share._known import env_secrets
+    found = set(known_secrets()) | env_secrets(os.environ)
     print({_SECRETS_MARKER!r} + json.dumps(sorted(found)))
 _claynb_probe()
 del _claynb_probe

@@ -125,6 +125,11 @@ def to_html(nb: NotebookNode, title: str) -> str:
     return str(body)
 
 
+def template_lines(title: str) -> frozenset[str]:
+    """The lines nbconvert writes for any notebook (CSS, scripts): none of them is content."""
+    return frozenset(to_html(nbformat.v4.new_notebook(), title).splitlines())
+
+
 def to_ipynb(nb: NotebookNode) -> str:
     nbformat.validate(nb)
     return str(nbformat.writes(nb))
