@@ -170,3 +170,15 @@ def test_every_report_of_the_thresholds_agrees() -> None:
     row = table.loc["defaults"].tolist()
     assert row == [round(edges["direct_to_queue"]), round(edges["queue_to_events"])]
     assert sim.format_thresholds(edges).startswith("direct below 1,")
+
+
+def test_the_cache_keeps_the_most_recently_used_volumes() -> None:
+    from claynb.sim._decide import make_scenario, run_candidates
+
+    cache = sim.SimulationCache(max_volumes=2)
+    scenario = make_scenario()
+    first = run_candidates(300, scenario, cache)
+    run_candidates(600, scenario, cache)
+    assert run_candidates(300, scenario, cache) is first  # a hit, now the most recent
+    run_candidates(900, scenario, cache)  # evicts 600, the least recently used
+    assert len(cache) == 2 and cache.has(300, scenario) and not cache.has(600, scenario)

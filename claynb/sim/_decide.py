@@ -153,11 +153,18 @@ class SimulationCache:
     """
 
     runs: dict[tuple[Any, ...], list[SimResult]] = field(default_factory=dict)
+    # Each entry holds a volume's simulations, lead by lead (up to ~50 MB at 200K a day):
+    # the least recently used go first, so a long session of slider moves stays bounded.
+    max_volumes: int = 48
 
     def candidates(self, volume_per_day: float, scenario: Scenario) -> list[SimResult]:
         key = _simulation_key(volume_per_day, scenario)
-        if key not in self.runs:
-            self.runs[key] = _simulate_candidates(volume_per_day, scenario)
+        found = self.runs.pop(key, None)
+        self.runs[key] = (
+            found if found is not None else _simulate_candidates(volume_per_day, scenario)
+        )
+        while len(self.runs) > self.max_volumes:
+            del self.runs[next(iter(self.runs))]
         return self.runs[key]
 
     def has(self, volume_per_day: float, scenario: Scenario) -> bool:

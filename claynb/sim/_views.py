@@ -59,6 +59,7 @@ MATRIX_DEFAULTS: dict[str, Any] = {
 }
 MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
 MATRIX_SLOS = (60, 120, 300, 900, 3_600)
+MEMO_SIZE = 12  # simulator results kept for moving a slider back
 # What each simulator tier's simulation depends on (the SLO only re-reads it).
 _TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps", "plan")
 
@@ -83,7 +84,9 @@ def simulate_tiers(
     results = []
     for t in TIERS:
         key = _tier_key(t, s)
-        if key not in memo:
+        if key in memo:
+            memo[key] = memo.pop(key)  # most recently used last
+        else:
             memo[key] = simulate(
                 t,
                 float(s["volume_per_day"]),
@@ -96,6 +99,8 @@ def simulate_tiers(
                 slo_s=float(s["slo_s"]),
             )
         results.append(replace(memo[key], slo_s=float(s["slo_s"])))
+    while len(memo) > MEMO_SIZE:  # a month at 300K a day is ~9M leads a tier: keep few
+        del memo[next(iter(memo))]
     return results
 
 
