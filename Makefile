@@ -1,6 +1,8 @@
-# The two commands of the README. Each sets up .venv on its own.
-.PHONY: demo test
+# The README's commands. Each sets up .venv on its own.
+.PHONY: demo test lab
 demo:
 	bash scripts/demo.sh
 test:
 	bash scripts/test.sh
+lab:
+	bash scripts/lab.sh

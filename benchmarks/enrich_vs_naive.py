@@ -1,8 +1,8 @@
-"""claynb.enrich against the seed's direct pattern, on 2,000 rows with ~1 s runs.
+"""claynb.enrich against the naive direct pattern, on 2,000 rows with ~1 s runs.
 
     python benchmarks/enrich_vs_naive.py [--rows 2000] [--sample 20]
 
-The seed's direct integration enriches one row per request and blocks on it: POST the
+The naive direct integration enriches one row per request and blocks on it: POST the
 row, poll until it is done, then the next row. Against an emulator whose runs take about
 a second (0.8 to 1.2 s), that is about a second and a half per row, so the naive loop is
 timed on a sample of rows (``--sample``) and extrapolated to the whole frame; the
@@ -22,7 +22,7 @@ import claynb
 
 TARGET = 50.0
 LATENCY = (0.8, 1.2)
-NAIVE_POLL_S = 0.5  # the seed's poll loop: check, sleep, check again
+NAIVE_POLL_S = 0.5  # the naive poll loop: check, sleep, check again
 
 
 def frame(rows: int) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def main() -> None:
         f"{LATENCY[0]}-{LATENCY[1]} s"
     )
     print(
-        f"  naive (seed's pattern: one row per request, POST then poll every {NAIVE_POLL_S} s, "
+        f"  naive (one row per request, POST then poll every {NAIVE_POLL_S} s, "
         f"one at a time): {naive_s:.1f} s for a sample of {len(sample)} rows "
         f"= {naive_s / len(sample):.2f} s/row, extrapolated to {args.rows:,} rows: "
         f"{naive_total:,.0f} s"

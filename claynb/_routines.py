@@ -121,43 +121,32 @@ _CITIES = [
     "Singapore, SG",
     "Madrid, ES",
 ]
+# First names the emulator knows: an email's local part that is one of them reads as a first
+# name, and a lone initial is filled in with one that starts with it.
 _FIRST = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Linus",
-    "Barbara",
-    "Ken",
-    "Margaret",
-    "Dennis",
-    "Frances",
-    "Edsger",
-    "Radia",
-    "Guido",
-    "Sophie",
-    "Tim",
-    "Katherine",
-    "John",
-    "Hedy",
-    "Donald",
-]
+    "Ada", "Aisha", "Alan", "Amara", "Arjun", "Barbara", "Chen", "Dennis", "Diego", "Donald",
+    "Edsger", "Emil", "Fatima", "Frances", "Grace", "Guido", "Hannah", "Hedy", "Ines", "Jonas",
+    "John", "Katherine", "Ken", "Kwame", "Lea", "Linus", "Lukas", "Margaret", "Mateo", "Maya",
+    "Noor", "Olga", "Pablo", "Priya", "Radia", "Rafael", "Sophie", "Sven", "Tim", "Tomasz",
+    "Ursula", "Victor", "Wendy", "Xavier", "Yuki", "Zanele",
+]  # fmt: skip
 _LAST = [
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Torvalds",
-    "Liskov",
-    "Thompson",
-    "Hamilton",
-    "Ritchie",
-    "Allen",
-    "Dijkstra",
-    "Perlman",
-    "Rossum",
-    "Wilson",
-    "Berners",
-    "Knuth",
-]
+    "Allen", "Becker", "Costa", "Dlamini", "Fischer", "Garcia", "Haddad", "Hamilton", "Hopper",
+    "Ivanova", "Johnson", "Knuth", "Larsen", "Levy", "Lindqvist", "Liskov", "Mensah", "Muller",
+    "Nowak", "Okafor", "Patel", "Rahman", "Ruiz", "Schmidt", "Sharma", "Silva", "Tanaka",
+    "Thompson", "Wilson",
+]  # fmt: skip
+# Surnames that lose an apostrophe or a space in an email address, written as people do.
+_SURNAME_SPELLING = {
+    "obrien": "O'Brien",
+    "oconnor": "O'Connor",
+    "oneill": "O'Neill",
+    "odonnell": "O'Donnell",
+    "osullivan": "O'Sullivan",
+    "vanderberg": "van der Berg",
+    "vandenberg": "van den Berg",
+    "mcdonald": "McDonald",
+}
 _INDUSTRIES = [
     "Software",
     "Fintech",
@@ -174,15 +163,44 @@ _COUNTRIES = ["US", "GB", "DE", "FR", "CA", "NL", "AU", "SG", "ES", "SE"]
 _EMAIL_PROVIDERS = ["google", "microsoft", "zoho", "other"]
 
 
+def _surname(token: str) -> str:
+    return _SURNAME_SPELLING.get(token.replace("'", ""), token.title())
+
+
+def _first_name(rng: random.Random, initial: str) -> str:
+    """A first name starting with ``initial`` (any first name when none does)."""
+    fitting = [n for n in _FIRST if n[0].lower() == initial] or _FIRST
+    return rng.choice(fitting)
+
+
+def _name_from_email(rng: random.Random, local: str) -> str:
+    """A person's name that reads as the email's local part does.
+
+    ``ken.obrien``, ``ken_obrien`` and ``ken.obrien42`` give Ken O'Brien; ``kobrien`` an
+    O'Brien whose first name starts with K; ``mateo`` a Mateo. Only what the address does
+    not say is made up (seeded by the inputs, so the same address gives the same person).
+    """
+    tokens = [t for t in (re.sub(r"\d+", "", p) for p in re.split(r"[._\-+]", local)) if t]
+    known = {n.lower(): n for n in _FIRST}
+    if len(tokens) >= 2:
+        first = tokens[0]
+        first = _first_name(rng, first) if len(first) == 1 else known.get(first, first.title())
+        return f"{first} {_surname(tokens[-1])}"
+    token = tokens[0] if tokens else ""
+    if token in known:
+        return f"{known[token]} {rng.choice(_LAST)}"
+    for low, name in known.items():
+        if token.startswith(low) and len(token) - len(low) >= 3:
+            return f"{name} {_surname(token[len(low) :])}"
+    if len(token) >= 4:
+        return f"{_first_name(rng, token[0])} {_surname(token[1:])}"
+    return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+
+
 def _person(rng: random.Random, inputs: dict[str, str]) -> dict[str, Any]:
-    email = inputs["email"]
-    local, domain = email.split("@", 1)
-    parts = re.split(r"[._\-+]", local)
-    if len(parts) >= 2 and all(parts[:2]):
-        name = f"{parts[0].title()} {parts[1].title()}"
-    else:
-        name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-    slug = name.lower().replace(" ", "-")
+    local, domain = inputs["email"].split("@", 1)
+    name = _name_from_email(rng, local)
+    slug = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
     return {
         "full_name": name,
         "title": f"{rng.choice(_ADJ)} {rng.choice(_ROLES)}",

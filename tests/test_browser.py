@@ -10,19 +10,22 @@ images that actually decoded (``naturalWidth > 0``) and the table rows in the DO
 writes the counts onto ``<body>``, which ``--dump-dom`` then shows. A screenshot is taken
 too and checked for ink. Chromium comes from Debian's ``chromium`` package (.ci/run
 installs it); where there is none these tests skip and say so.
+
+The dashboards' notebooks (04, 05) are shared and opened with the network off: every
+picture and note a reader needs is there without a CDN, nothing tries to load from the
+internet, prices stay text, and no table pushes the page wider than the window.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import nbformat
 import pytest
+from _browser_helpers import CANDIDATES, CHROMIUM_ARGS, find_chromium
 from _share_helpers import once_per_session, python_notebook
 
 from claynb.cli import main
@@ -30,8 +33,6 @@ from claynb.share import share_notebook
 
 needs_browser = pytest.mark.browser
 FAKE_KEY = "clay_fake_demo_4e5f6a7b8c9d0e1f"
-
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 PROBE = """
 <script>
@@ -46,14 +47,6 @@ window.addEventListener("load", function () {
 });
 </script>
 """
-
-
-def find_chromium() -> str | None:
-    for name in CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
 def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -208,3 +201,72 @@ def test_demo_report_renders_plots_and_tables(
     assert int(found.get("images", "0")) >= 1, found
     assert int(found.get("rows", "0")) >= 5, found
     assert_inked(browser, out_dir / "quickstart.html", tmp_path)
+
+
+DASHBOARDS = ("04_volume_cost_simulator", "05_decision_matrix")
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _share_dashboards(tmp: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLAYNB_HOME", str(tmp / "home"))
+        for name in DASHBOARDS:
+            shared = share_notebook(NOTEBOOKS / f"{name}.ipynb", tmp / "out")
+            assert shared.ok, shared.error
+
+
+@pytest.fixture(scope="module")
+def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return once_per_session(tmp_path_factory, "dashboards", _share_dashboards) / "out"
+
+
+@needs_browser
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_exported_dashboards_stand_alone_offline(browser: str, dashboards: Path, name: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    html_path = dashboards / f"{name}.html"
+    fetched: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        chrome = pw.chromium.launch(executable_path=browser, args=list(CHROMIUM_ARGS))
+        try:
+            context = chrome.new_context(offline=True, viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.on(
+                "request", lambda r: fetched.append(r.url) if r.url.startswith("http") else None
+            )
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(html_path.as_uri(), wait_until="load")
+            found = page.evaluate(
+                """() => ({
+                  pictures: Array.from(document.images).filter(i => i.naturalWidth > 0).length,
+                  dashboardPicture: Array.from(document.querySelectorAll('img')).some(i =>
+                      i.naturalWidth > 400 && i.closest('div')?.textContent.includes('static picture')),
+                  note: document.body.innerText.includes('Open the notebook in JupyterLab'),
+                  mathjax: typeof window.MathJax !== 'undefined',
+                  dollars: document.body.innerText.includes('$'),
+                  overflow: document.documentElement.scrollWidth - window.innerWidth,
+                })"""
+            )
+            (Path(__file__).resolve().parents[1] / "test-artifacts" / "browser").mkdir(
+                parents=True, exist_ok=True
+            )
+            page.screenshot(
+                path=str(
+                    Path(__file__).resolve().parents[1]
+                    / "test-artifacts"
+                    / "browser"
+                    / f"{name}-exported-offline.png"
+                ),
+                full_page=True,
+            )
+        finally:
+            chrome.close()
+    assert fetched == [], f"the page tried the network: {fetched}"
+    assert errors == []
+    assert found["dashboardPicture"] and found["note"], found
+    assert found["pictures"] >= 2, found  # the heatmap or plots above, and the dashboard
+    assert not found["mathjax"] and found["dollars"], found
+    assert found["overflow"] <= 1, f"the page is {found['overflow']} px wider than the window"

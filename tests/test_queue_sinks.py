@@ -224,9 +224,18 @@ def test_monitor_data_is_right_without_a_screen(redis_url: str, make_emulator: A
     assert summary(samples)["leads"] == 100
     monitor = LiveMonitor(conn, lq.name)
     monitor.update()
+    image = monitor.widget()  # drawn at once: never a blank first frame
+    first = image.value
+    assert first[:4] == b"\x89PNG"
     monitor.update()
+    assert image.value[:4] == b"\x89PNG" and len(monitor.history) == 3
+    import matplotlib.pyplot as plt
+
+    open_before = set(plt.get_fignums())  # other tests in this process may leave some open
     fig = monitor.figure()
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 4 and monitor.png()[:4] == b"\x89PNG"
+    # Not pyplot's: the notebook's inline backend would show it again in whatever cell runs.
+    assert set(plt.get_fignums()) == open_before
 
 
 def test_enrich_backend_queue_respects_the_budget(redis_url: str, make_emulator: Any) -> None:

@@ -59,6 +59,19 @@ def _worker_pid_running_sent_batch(conn: Any, lq: LeadQueue, timeout: float) -> 
     raise AssertionError("no job reached the polling stage in time")
 
 
+def _two_workers(redis_url: str, lq: LeadQueue, emu: Any, lease_s: float) -> WorkerPool:
+    """Two workers polling every 0.1 s, holding leases of ``lease_s``."""
+    return WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        n=2,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.1,
+        lease_s=lease_s,
+    )
+
+
 def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
     redis_url: str, make_emulator: Any
 ) -> None:
@@ -66,15 +79,7 @@ def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
     lq = _queue(redis_url, emu, retries=3, backoff_s=(0,))
     df = synthetic_leads(150, seed=5)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=2,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        poll_interval_s=0.1,
-        lease_s=0.5,
-    ) as pool:
+    with _two_workers(redis_url, lq, emu, lease_s=0.5) as pool:
         pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
         assert pid in pool.pids()
         os.kill(pid, signal.SIGKILL)
@@ -85,6 +90,32 @@ def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
     assert meters["per_routine"]["enrich-person"]["items"] == 150
     assert lq.store.load(job_id).state == "done"
     _assert_each_lead_once_and_paid_once(out, emu, 150)
+    assert set(out["status"]) <= {"enriched", "no_match"}
+
+
+def test_a_starved_worker_keeps_its_job(redis_url: str, make_emulator: Any) -> None:
+    """A worker that gets no CPU for longer than its lease (SIGSTOP stands for a loaded
+    machine) is slow, not dead: its job is not handed to another worker or the dead letters."""
+    from rq.job import Job, JobStatus
+
+    from claynb.queue._worker import reap_abandoned
+
+    emu = make_emulator(run_latency_s=1.0)
+    lq = _queue(redis_url, emu, retries=0, backoff_s=(0,))
+    df = synthetic_leads(50, seed=15)
+    sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
+    with _two_workers(redis_url, lq, emu, lease_s=0.3):
+        pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(2.0)  # the lease (0.3 s) lapses; the job started over a grace ago
+            assert reap_abandoned(lq.conn, [lq.name], grace_s=0.6) == []
+            assert Job.fetch(job_id, connection=lq.conn).get_status() == JobStatus.STARTED
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        out = lq.wait(sub, timeout=60)
+    _assert_each_lead_once_and_paid_once(out, emu, 50)
+    assert emu.meters()["per_routine"]["enrich-person"]["runs"] == 2
     assert set(out["status"]) <= {"enriched", "no_match"}
 
 

@@ -163,10 +163,12 @@ def test_parameters_reach_the_notebook(shared: Run) -> None:
     assert "<th>3</th>" in table and "<th>4</th>" not in table  # rows 0..3
 
 
-def test_html_keeps_plot_table_and_widget_state(shared: Run) -> None:
+def test_html_stands_alone_and_the_ipynb_keeps_the_widget_state(shared: Run) -> None:
     assert re.search(r'<img [^>]*src="data:image/png;base64,', shared.html)
     assert 'class="dataframe"' in shared.html
-    assert "application/vnd.jupyter.widget-state+json" in shared.html
+    # Offline, a widget manager cannot load: no CDN script, and the bare slider says so.
+    assert not re.search(r"<script[^>]+src=", shared.html)
+    assert "open the notebook in JupyterLab to use it" in shared.html
     nb = nbformat.reads(shared.ipynb, as_version=4)
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert any(m["state"].get("value") == 4 for m in state.values())

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import claynb
 from claynb._routines import DOMAIN_RE, EMAIL_RE
@@ -47,3 +48,30 @@ def test_the_committed_csv_is_what_the_script_generates() -> None:
     writer.writerows(module.generate())
     committed = (Path(claynb.__file__).parent / "data" / "leads.csv").read_bytes().decode("utf-8")
     assert buffer.getvalue() == committed
+
+
+def test_the_emulator_finds_people_a_reader_would_believe(tmp_path: Path) -> None:
+    """Enriched names agree with what each email says of its owner; the company is the domain."""
+    leads = claynb.sample_leads()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        claynb.Emulator(run_latency_s=0) as emu,
+    ):
+        mp.setenv("CLAYNB_HOME", str(tmp_path))
+        client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+        out = leads.clay.enrich("enrich-person", {"email": "Email"}, client=client, progress=False)
+    found = out[out["clay_status"] == "enriched"]
+    assert len(found) >= 150
+    email = found["Email"].str.strip().str.lower()
+    local, domain = email.str.split("@").str[0], email.str.split("@").str[1]
+    assert (found["clay_company_domain"] == domain).all()
+    squeezed = found["clay_full_name"].str.lower().str.replace(r"[' ]", "", regex=True)
+    initial = found["clay_full_name"].str[0].str.lower()
+    said = local.str.replace(r"\d+", "", regex=True).str.split(r"[._]")
+    two_part = said.str.len() >= 2
+    ends = [n.endswith(s[-1]) for n, s in zip(squeezed[two_part], said[two_part], strict=True)]
+    assert all(ends), "first.last@ gives that last name"
+    assert (local.str[0] == initial).all(), "the first letter of the address is the name's"
+    crm_name = found["Name"].str.strip().str.lower().str.replace("'", "")
+    agrees = [s.endswith(n.split()[-1]) for s, n in zip(local, crm_name, strict=True) if n]
+    assert sum(agrees) / len(agrees) > 0.6, "most people come back as the CRM knows them"

@@ -14,11 +14,12 @@ from claynb.cli import main
 def test_table_for_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--volume", "3000", "--slo", "120"]) == 0
     out = capsys.readouterr().out
-    assert "3000 leads/day" in out
+    assert "3,000 leads/day" in out and "SLO 2.0 min" in out
     header = next(line for line in out.splitlines() if "direct" in line and "queue" in line)
     assert "events" in header
-    for row in ("p95_s", "late_share", "clay_usd_month", "infra_usd_month", "max_queue_depth"):
+    for row in ("slow wait (p95)", "leads missing the target", "Clay bill", "infrastructure"):
         assert row in out
+    assert "/month" in out and "e+" not in out
 
 
 def test_one_tier_with_overrides_and_a_recommendation(capsys: pytest.CaptureFixture[str]) -> None:

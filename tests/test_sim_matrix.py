@@ -1,4 +1,4 @@
-"""The decision matrix: the seed's thresholds from the model, and how they move."""
+"""The decision matrix: the rule of thumb's thresholds from the model, and how they move."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def default_edges() -> dict[str, float]:
     return sim.thresholds(300.0, **RANGE)
 
 
-def test_defaults_reproduce_the_seed_thresholds(default_edges: dict[str, float]) -> None:
-    # The seed: under 1K/day direct, 1K-50K queue, over 50K event-driven.
+def test_defaults_reproduce_the_rule_of_thumb(default_edges: dict[str, float]) -> None:
+    # The common rule of thumb: under 1K/day direct, 1K-50K queue, over 50K event-driven.
     assert 700 <= default_edges["direct_to_queue"] <= 2_000
     assert 30_000 <= default_edges["queue_to_events"] <= 75_000
 
@@ -72,10 +72,12 @@ def test_a_budget_rules_out_the_uncapped_direct_tier() -> None:
     assert any("stops it there" in r for r in capped.reasons)
 
 
-def test_decision_matrix_is_the_seed_table_computed() -> None:
+def test_decision_matrix_is_the_three_tier_table_computed() -> None:
     frame = sim.decision_matrix(20_000, 300.0, steps=4)
     assert list(frame.columns) == ["direct", "queue", "events"]
-    assert {"Volume", "Latency", "Cost control", "Complexity", "Team size"} <= set(frame.index)
+    assert {"Leads per day", "Latency", "Cost control", "Complexity", "Team size"} <= set(
+        frame.index
+    )
     assert frame.loc["Team size"].tolist() == ["1-3", "3-10", "10+"]
     assert frame.loc["Latency", "direct"].startswith("sync")
     assert frame.attrs["thresholds"]["direct_to_queue"] > 0
@@ -103,3 +105,80 @@ def test_unknown_options_are_refused() -> None:
         sim.recommend(1_000, 300.0, colour="blue")
     with pytest.raises(ValueError):
         sim.recommend(-5, 300.0)
+
+
+def test_the_grid_assessed_at_once_matches_cell_by_cell() -> None:
+    """The one-pass grid (each simulation prepared once, every SLO a binary search) gives
+    the answers the per-cell assessment gives."""
+    from claynb.sim._decide import best_per_tier, choose, make_scenario
+    from claynb.sim._matrix import assess_grid, simulate_grid
+
+    scenario = make_scenario(team_size=4, monthly_budget_usd=3_000.0)
+    sims = simulate_grid([300, 3_000, 60_000], scenario)
+    slos = [45, 90, 300, 3_600]
+    grid = assess_grid(sims, slos, scenario)
+    for volume, results in sims.items():
+        for slo in slos:
+            best = best_per_tier(results, slo, scenario)
+            cell = grid[(grid["volume_per_day"] == volume) & (grid["slo_s"] == slo)]
+            cell = cell.set_index("tier")
+            assert list(cell.index) == list(best.index)
+            for column in ("workers", "late_share", "total_usd", "feasible", "problems"):
+                assert cell[column].tolist() == best[column].tolist(), (volume, slo, column)
+            assert cell.index[cell["recommended"]].tolist() == [choose(best)]
+
+
+def test_nothing_fits_is_said_with_the_smallest_change_that_would() -> None:
+    rec = sim.recommend(800, 60.0, team_size=2)
+    assert rec.tier is None and not rec.fits
+    chosen, reasons = rec
+    assert chosen is None and reasons[0].startswith("no tier meets every constraint")
+    assert str(rec).startswith("nothing fits")
+    assert any("needs about 10 people" in r for r in reasons)
+    assert rec.changes and any(r.startswith("smallest change: ") for r in reasons)
+    assert [c.size for c in rec.changes] == sorted(c.size for c in rec.changes)
+    for change in rec.changes:  # each change, applied, makes its tier fit
+        applied = sim.recommend(
+            800,
+            change.latency_slo_s or 60.0,
+            team_size=change.team_size or 2,
+        )
+        assert applied.fits, change
+        assert change.tier in applied.table.index[applied.table["feasible"]], change
+
+
+def test_a_budget_change_is_offered_when_only_money_stands_in_the_way() -> None:
+    # A team of one can only run direct, which has no cap and would pass a $600 budget.
+    rec = sim.recommend(500, 90.0, team_size=1, monthly_budget_usd=600.0)
+    assert not rec.fits
+    first = rec.changes[0]
+    assert first.tier == "direct" and first.size == 1
+    assert first.monthly_budget_usd is not None and first.monthly_budget_usd > 600.0
+    assert "a Clay budget of $" in rec.reasons[-len(rec.changes)]
+    applied = sim.recommend(500, 90.0, team_size=1, monthly_budget_usd=first.monthly_budget_usd)
+    assert applied.tier == "direct"
+
+
+def test_every_report_of_the_thresholds_agrees() -> None:
+    """decision_matrix and sensitivity's defaults row come from one computation."""
+    cache = sim.SimulationCache()
+    matrix = sim.decision_matrix(20_000, 300.0, cache=cache)
+    simulated = len(cache)
+    table = sim.sensitivity({"defaults": {}}, 300.0, cache=cache, progress=False)
+    assert len(cache) == simulated  # nothing simulated again
+    edges = matrix.attrs["thresholds"]
+    row = table.loc["defaults"].tolist()
+    assert row == [round(edges["direct_to_queue"]), round(edges["queue_to_events"])]
+    assert sim.format_thresholds(edges).startswith("direct below 1,")
+
+
+def test_the_cache_keeps_the_most_recently_used_volumes() -> None:
+    from claynb.sim._decide import make_scenario, run_candidates
+
+    cache = sim.SimulationCache(max_volumes=2)
+    scenario = make_scenario()
+    first = run_candidates(300, scenario, cache)
+    run_candidates(600, scenario, cache)
+    assert run_candidates(300, scenario, cache) is first  # a hit, now the most recent
+    run_candidates(900, scenario, cache)  # evicts 600, the least recently used
+    assert len(cache) == 2 and cache.has(300, scenario) and not cache.has(600, scenario)

@@ -31,7 +31,7 @@ def test_moving_sliders_redraws_the_simulator() -> None:
     board.controls["monthly_budget_usd"].value = 2_000.0
     assert board.table.loc["over_budget", "queue"] > 0
     assert board.table.loc["overspend_usd_month", "direct"] > 0
-    assert "over_budget" in board.html.value
+    assert "held back by the budget" in board.html.value
 
 
 def test_plan_and_burstiness_change_cost_and_depth() -> None:
@@ -47,18 +47,66 @@ def test_plan_and_burstiness_change_cost_and_depth() -> None:
 def test_matrix_dashboard_reprices_without_resimulating() -> None:
     board = sim.matrix_dashboard(volume_per_day=300, slo_s=300, team_size=20)
     assert board.reasons[0] == "recommended: direct"
-    sims, png = board._sims, board.image.value
+    png = board.image.value
     board.controls["volume_per_day"].value = 200_000
     assert board.reasons[0] == "recommended: events"
+    simulated = len(board.cache)
     board.controls["team_size"].value = 4
     assert board.reasons[0] == "recommended: queue"
     assert any("needs about 10 people" in r for r in board.reasons)
     board.controls["engineer_usd_hour"].value = 20.0
-    assert board._sims is sims  # point, team and prices only re-price the grid
+    board.controls["slo_s"].value = 120.0
+    assert len(board.cache) == simulated  # SLO, team and prices only re-price the grid
     assert board.image.value != png
     board.controls["burstiness"].value = 0.5
-    assert board._sims is not sims  # the arrivals changed: simulate again
+    assert len(board.cache) > simulated  # the arrivals changed: simulate again
+    assert board.progress.layout.visibility == "hidden"  # shown while simulating, then hidden
     assert "<li>" in board.html.value and board.image.value[:4] == b"\x89PNG"
+    assert "drawn in" in board.status.value
+
+
+def test_matrix_dashboard_says_when_nothing_fits() -> None:
+    board = sim.matrix_dashboard(volume_per_day=800, slo_s=60, team_size=2)
+    assert board.reasons[0] == "nothing fits"
+    assert board.recommendation is not None and board.recommendation.changes
+    assert "smallest change: " in board.html.value
+
+
+def test_a_shared_cache_makes_the_first_draw_simulation_free() -> None:
+    cache = sim.SimulationCache()
+    grid = sim.decision_grid(cache=cache)
+    simulated = len(cache)
+    board = sim.matrix_dashboard(cache=cache, volume_per_day=20_000)
+    assert len(cache) == simulated  # the dashboard's volumes were all in the grid
+    assert board.progress.layout.visibility == "hidden"
+    assert grid["recommended"].sum() == grid.groupby(["volume_per_day", "slo_s"]).ngroups
+
+
+def test_the_simulator_resimulates_only_the_tier_a_slider_touches() -> None:
+    board = sim.simulator_dashboard(volume_per_day=2_000)
+    assert len(board.memo) == 3
+    board.controls["slo_s"].value = 120.0  # read again at the new target, not re-run
+    assert len(board.memo) == 3 and board.table.loc["slo_s", "queue"] == 120.0
+    board.controls["workers"].value = 2  # only the queue tier has workers
+    assert len(board.memo) == 4
+
+
+def test_displayed_it_is_the_widget_with_a_static_picture_beside_it() -> None:
+    board = sim.matrix_dashboard(volume_per_day=5_000)
+    bundle = board._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == board.widget.model_id
+    static = bundle["text/html"]
+    assert "data:image/png;base64," in static and "static picture" in static
+    assert "mathjax_ignore" in static and "5,000" in static
+    assert "recommended: queue" in static
+
+
+def test_readouts_are_analyst_units() -> None:
+    board = sim.matrix_dashboard()
+    assert board.controls["volume_per_day"].readout_format == ",.0f"
+    assert board.controls["burstiness"].readout_format == ".0%"
+    assert all("_" not in c.description for c in board.controls.values())
 
 
 def test_unknown_setting_is_refused() -> None:

@@ -47,6 +47,7 @@ from claynb._routines import Cost
 from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, ItemResult, Status
+from claynb.services._process import process_alive
 
 T = TypeVar("T")
 
@@ -117,16 +118,6 @@ def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
         conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1", (routine,)).fetchone()
         is not None
     )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Journal:
@@ -362,7 +353,7 @@ class Journal:
             and be in backends
             and h == host
             and pid != os.getpid()
-            and not _pid_alive(int(pid))
+            and not process_alive(int(pid))
         ]
         for batch in dead:
             self.unknown(

@@ -2,8 +2,14 @@
 
 The data side is plain functions over Redis (:func:`snapshot`, :func:`throughput_series`,
 :func:`latencies`) so they are tested headlessly; :class:`LiveMonitor` draws them with
-matplotlib into an ipywidgets ``Output`` that it refreshes from a background thread (or
+matplotlib into an ipywidgets ``Image`` that it refreshes from a background thread (or
 once per :meth:`LiveMonitor.update` call, for scripts and nbmake).
+
+The figures are plain ``matplotlib.figure.Figure`` objects, never pyplot's: a figure pyplot
+knows about is shown by the notebook's inline backend at the end of whatever cell is
+running, so a frame drawn from the monitor's thread would land in an unrelated cell (and
+a figure returned by a cell would show twice). Each frame is rendered to PNG bytes and
+swapped into the image in one assignment, so no frame is ever seen half drawn.
 """
 
 from __future__ import annotations
@@ -104,10 +110,11 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, float]:
 
 def plot(history: list[QueueStats], samples: list[dict[str, Any]], *, fig: Any = None) -> Any:
     """Four panels: depth, throughput, job latency and credits spent; a matplotlib Figure."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
+    history = list(history)  # the monitor's thread may append while this draws
     if fig is None:
-        fig = plt.figure(figsize=(11, 6))
+        fig = Figure(figsize=(11, 6))
     fig.clear()
     axes = fig.subplots(2, 2)
     t0 = history[0].at if history else time.time()
@@ -131,7 +138,7 @@ def plot(history: list[QueueStats], samples: list[dict[str, Any]], *, fig: Any =
     ax.plot(ts, [h.actions for h in history], label="Actions")
     ax.set_title("spent")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.94, bottom=0.08, hspace=0.35, wspace=0.2)
     return fig
 
 
@@ -160,24 +167,25 @@ class LiveMonitor:
         return stats
 
     def _draw(self) -> None:
-        # Neither ``with self._out:`` nor ``clear_output()`` (which opens that context): from
-        # a thread, the context captures every output of the kernel while it is open,
-        # prints of the cell running in the main thread included. Replacing the widget's
-        # outputs in one assignment touches nothing else.
-        import matplotlib.pyplot as plt
-        from IPython.core.formatters import format_display_data
+        # No ``with output:`` capture from this thread (it would catch the prints of the cell
+        # running meanwhile): the image's bytes are replaced in one assignment instead.
+        self._out.value = self.png()
 
-        fig = plot(self.history, latencies(self.conn, self.queue))
-        data, meta = format_display_data(fig)
-        plt.close(fig)
-        self._out.outputs = ({"output_type": "display_data", "data": data, "metadata": meta},)
+    def png(self) -> bytes:
+        """The current plot as PNG bytes (``IPython.display.Image(monitor.png())``)."""
+        import io
+
+        buffer = io.BytesIO()
+        self.figure().savefig(buffer, format="png", dpi=72)
+        return buffer.getvalue()
 
     def widget(self) -> Any:
-        """An ``ipywidgets.Output`` the monitor draws into."""
+        """An ``ipywidgets.Image`` the monitor draws into (the current frame from the start)."""
         import ipywidgets
 
         if self._out is None:
-            self._out = ipywidgets.Output()
+            self._out = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%"))
+            self.update()
         return self._out
 
     def start(self) -> LiveMonitor:

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from claynb.queue._store import lease_key
+from claynb.services._process import process_alive
 
 #: A job with no lease this long after it started belongs to a dead worker.
 DEFAULT_GRACE_S = 6.0
@@ -62,13 +63,35 @@ def reap_abandoned(conn: Any, queues: Sequence[str], *, grace_s: float | None = 
             started = job.started_at.timestamp() if job.started_at else now
             if not job.meta.get("claynb") or now - started < grace_s:
                 continue
-            if job.get_status() != JobStatus.STARTED:
+            if job.get_status() != JobStatus.STARTED or _still_running_here(conn, job):
                 continue
             # Expire the entry now and let RQ's clean-up do the rest (retry or fail).
             conn.zadd(registry.key, {entry: 1})
             registry.cleanup(timestamp=1)
             reaped.append(job_id)
     return reaped
+
+
+def _still_running_here(conn: Any, job: Any) -> bool:
+    """A lapsed lease on a busy machine, not a dead worker: the job's worker runs on this
+    host, its process is alive and it is still on this job.
+
+    The lease is refreshed by a thread every third of its life; on a loaded machine a
+    process can go without CPU for longer than that, so a lapsed lease alone would hand a
+    live job to a second worker. A worker on another host is taken at its lease's word.
+    """
+    import socket
+
+    from rq import Worker
+
+    if not job.worker_name:
+        return False
+    worker = Worker.find_by_key(
+        Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn
+    )
+    if worker is None or worker.hostname != socket.gethostname() or not worker.pid:
+        return False
+    return process_alive(int(worker.pid)) and worker.get_current_job_id() == job.id
 
 
 def live_workers(conn: Any, queue: str) -> int:
@@ -83,13 +106,8 @@ def live_workers(conn: Any, queue: str) -> int:
 
     here, alive = socket.gethostname(), 0
     for worker in Worker.all(queue=Queue(queue, connection=conn)):
-        if worker.hostname == here and worker.pid:
-            try:
-                os.kill(int(worker.pid), 0)
-            except ProcessLookupError:
-                continue
-            except PermissionError:
-                pass
+        if worker.hostname == here and worker.pid and not process_alive(int(worker.pid)):
+            continue
         alive += 1
     return alive
 

@@ -10,6 +10,7 @@ answers (:meth:`LocalServer._answers`) and what its own output was when it ended
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,22 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host. A killed child its parent has not waited
+    for yet (a zombie) still answers ``kill(pid, 0)``, so Linux's process state is read too."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def free_port() -> int:

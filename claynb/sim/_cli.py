@@ -16,6 +16,7 @@ import pandas as pd
 
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency
+from claynb.sim._units import count, duration, summary_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,9 +134,10 @@ def _simulate(args: argparse.Namespace) -> int:
         _write_png(results, args.png)
         print(f"wrote {args.png}")
     else:
-        table = pd.DataFrame({r.tier.name: r.summary() for r in results}).drop(index="tier")
+        table = summary_table(results)
         print(
-            f"{args.volume:g} leads/day, {args.days:g} day(s) simulated, SLO {args.slo:g} s, plan {args.plan}"
+            f"{count(args.volume)} leads/day, {args.days:g} day(s) simulated, "
+            f"SLO {duration(args.slo)}, plan {args.plan}"
         )
         print(table.to_string())
     if args.recommend:

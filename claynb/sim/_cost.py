@@ -9,7 +9,7 @@ Three lines, kept apart because different people pay them:
 * **Infrastructure**: workers, Redis, the event bus, the webhook receiver, at monthly
   prices the user sets in :class:`Prices` (defaults are small managed services).
 * **Operations**: engineer hours a tier takes each month to keep healthy (upgrades, alerts,
-  the dead-letter queue), priced by the hour. This is the "complexity" row of the seed's
+  the dead-letter queue), priced by the hour. This is the "complexity" row of the usual
   matrix turned into money; it also sets the smallest team that can own the tier.
 
 The decision matrix adds a fourth, the cost of delay (``delay_usd_per_lead_hour``): a lead

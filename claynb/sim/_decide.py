@@ -11,7 +11,7 @@ or stays within the budget uncapped. Among feasible configurations the one with 
 
 where the delay cost is ``delay_usd_per_lead_hour`` times the hours leads spend waiting
 for their result, because a lead followed up later is worth less. Nothing here looks at the
-volume directly: the seed's thresholds come out of the model.
+volume directly: the rule of thumb's thresholds come out of the model.
 
 * Direct stops being feasible where its few synchronous calls saturate: Clay's 30-60 s per
   lead times a business-day peak passes what ``concurrency`` calls can carry.
@@ -21,7 +21,7 @@ volume directly: the seed's thresholds come out of the model.
 * Events win when the volume is large enough that those seconds saved on every lead pay
   for the extra fixed cost, or when the SLO is too tight for polling workers.
 
-Defaults were chosen to be plausible and to reproduce the seed's matrix; change a price,
+Defaults were chosen to be plausible and to reproduce the common three-tier rule of thumb; change a price,
 the SLO, the rate limit or the arrival profile and the boundaries move.
 """
 
@@ -40,6 +40,7 @@ from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import machines, simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
+from claynb.sim._units import duration, money
 
 COMPLEXITY = {"direct": "low", "queue": "medium", "events": "high"}
 COST_CONTROL = {
@@ -124,8 +125,65 @@ def _candidates(tier: Tier, scenario: Scenario) -> list[Tier]:
     return [make_tier(tier, workers=w) for w in scenario.worker_options]
 
 
-def run_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+def _simulation_key(volume_per_day: float, scenario: Scenario) -> tuple[Any, ...]:
+    """What a simulation depends on. Prices, team, SLO and delay value only re-price it."""
+    s = scenario
+    return (
+        float(volume_per_day),
+        s.arrivals,
+        s.clay,
+        s.plan,
+        s.routine,
+        s.tiers,
+        s.worker_options,
+        s.monthly_budget_usd,
+        s.seed,
+    )
+
+
+@dataclass
+class SimulationCache:
+    """Simulations already run, kept so the next question that needs them does not wait.
+
+    A volume's simulations depend on the arrivals, Clay's behaviour, the plan, the budget and
+    the tiers, not on the prices, the team, the SLO or the delay value, which are applied
+    when they are assessed. Pass one cache to ``decision_matrix``, ``decision_grid``,
+    ``recommend``, ``thresholds``, ``sensitivity`` and ``matrix_dashboard`` and each volume
+    is simulated once for all of them.
+    """
+
+    runs: dict[tuple[Any, ...], list[SimResult]] = field(default_factory=dict)
+    # Each entry holds a volume's simulations, lead by lead (up to ~50 MB at 200K a day):
+    # the least recently used go first, so a long session of slider moves stays bounded.
+    max_volumes: int = 48
+
+    def candidates(self, volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+        key = _simulation_key(volume_per_day, scenario)
+        found = self.runs.pop(key, None)
+        self.runs[key] = (
+            found if found is not None else _simulate_candidates(volume_per_day, scenario)
+        )
+        while len(self.runs) > self.max_volumes:
+            del self.runs[next(iter(self.runs))]
+        return self.runs[key]
+
+    def has(self, volume_per_day: float, scenario: Scenario) -> bool:
+        return _simulation_key(volume_per_day, scenario) in self.runs
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def run_candidates(
+    volume_per_day: float, scenario: Scenario, cache: SimulationCache | None = None
+) -> list[SimResult]:
     """One simulation per tier configuration worth considering at this volume."""
+    if cache is not None:
+        return cache.candidates(volume_per_day, scenario)
+    return _simulate_candidates(volume_per_day, scenario)
+
+
+def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
     days = simulated_days(volume_per_day)
     results = []
     for tier in scenario.tiers:
@@ -154,17 +212,59 @@ def delay_usd(result: SimResult, scenario: Scenario) -> float:
     return hours * scenario.delay_usd_per_lead_hour
 
 
-def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any]:
-    """One configuration's row: its latency, cost of ownership, and why it may not fit."""
+@dataclass(frozen=True)
+class Assessed:
+    """What a configuration costs and needs, whatever the SLO; ``row(slo)`` adds the rest.
+
+    The completed latencies are kept sorted so the share of late leads at any SLO is one
+    binary search: a grid of SLOs is assessed from one pass over each simulation.
+    """
+
+    fixed: dict[str, Any]
+    static_problems: tuple[str, ...]
+    sorted_latency: np.ndarray
+    failed: int
+    considered: int
+    max_late_share: float
+
+    def late_share(self, slo_s: float) -> float:
+        """As ``SimResult.late_share_at``: missed or failed, of the leads not held back."""
+        if self.considered == 0:
+            return 0.0
+        lat = self.sorted_latency
+        late = lat.size - int(np.searchsorted(lat, slo_s, side="right")) + self.failed
+        return late / self.considered
+
+    def slo_that_fits(self) -> float:
+        """The tightest SLO this configuration meets (at most the allowed share late)."""
+        allowed = int(np.floor(self.max_late_share * self.considered + 1e-9)) - self.failed
+        lat = self.sorted_latency
+        if allowed < 0 or lat.size == 0:
+            return float("nan")
+        return float(lat[max(lat.size - 1 - allowed, 0)]) if allowed < lat.size else 0.0
+
+    def row(self, slo_s: float) -> dict[str, Any]:
+        late = self.late_share(slo_s)
+        problems = list(self.static_problems)
+        if late > self.max_late_share:
+            problems.insert(
+                0,
+                f"{late:.1%} of leads would miss the {duration(slo_s)} SLO "
+                f"(at most {self.max_late_share:.0%} allowed)",
+            )
+        return {
+            **self.fixed,
+            "late_share": late,
+            "feasible": not problems,
+            "problems": "; ".join(problems),
+        }
+
+
+def prepare(result: SimResult, scenario: Scenario) -> Assessed:
+    """Everything about one configuration that does not depend on the SLO."""
     tier = result.tier.name
-    late = result.late_share_at(slo_s)
     prices = scenario.prices
     problems = []
-    if late > scenario.max_late_share:
-        problems.append(
-            f"{late:.1%} of leads would miss the {slo_s:g} s SLO "
-            f"(at most {scenario.max_late_share:.0%} allowed)"
-        )
     if scenario.team_size is not None and prices.min_team(tier) > scenario.team_size:
         problems.append(
             f"needs about {prices.min_team(tier)} people for its "
@@ -176,49 +276,73 @@ def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any
         and result.overspend_usd > 0
     ):
         problems.append(
-            f"has no budget cap and would overspend the ${scenario.monthly_budget_usd:,.0f} "
-            f"budget by ${result.overspend_usd:,.0f} a month"
+            f"has no budget cap and would overspend the {money(scenario.monthly_budget_usd)} "
+            f"budget by {money(result.overspend_usd)}"
         )
     delay = delay_usd(result, scenario)
     # Priced here, not taken from the result, so one set of simulations serves any prices.
     infra = sum(infra_lines(tier, machines(result.tier), prices).values())
     ops = prices.upkeep_hours(tier) * prices.engineer_usd_hour
-    return {
+    fixed = {
         "tier": tier,
         "workers": result.tier.servers
         if tier != "events"
         else getattr(result.tier, "consumers", 0),
         "p50_s": result.p50,
         "p95_s": result.p95,
-        "late_share": late,
         "clay_usd": result.clay_usd,
         "infra_usd": infra,
         "ops_usd": ops,
         "delay_usd": delay,
         "total_usd": result.clay_usd + infra + ops + delay,
         "overspend_usd": result.overspend_usd,
+        "uncapped_bill_usd": result.uncapped_bill_usd,
+        "budget_capped": result.tier.budget_capped,
         "complexity": COMPLEXITY[tier],
         "min_team": prices.min_team(tier),
         "cost_control": COST_CONTROL[tier],
-        "feasible": not problems,
-        "problems": "; ".join(problems),
     }
+    considered = ~result.over_budget
+    return Assessed(
+        fixed=fixed,
+        static_problems=tuple(problems),
+        sorted_latency=result.sorted_latency_s,  # held-back and failed leads have no latency
+        failed=int(result.failed.sum()),
+        considered=int(considered.sum()),
+        max_late_share=scenario.max_late_share,
+    )
+
+
+def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any]:
+    """One configuration's row: its latency, cost of ownership, and why it may not fit."""
+    return prepare(result, scenario).row(slo_s)
+
+
+ROW_ORDER = ["tier", "feasible", "total_usd", "late_share"]
+ROW_ASCENDING = [True, False, True, True]
+
+
+def best_rows(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """For each tier within each group ``by``, its cheapest feasible configuration (or its
+    least-late one); tiers in their usual order."""
+    rows = rows.sort_values(
+        by + ROW_ORDER, ascending=[True] * len(by) + ROW_ASCENDING, kind="stable"
+    )
+    best = rows.groupby([*by, "tier"], sort=False).head(1)
+    order = best["tier"].map(TIERS.index)
+    return (
+        best.assign(_order=order).sort_values([*by, "_order"], kind="stable").drop(columns="_order")
+    )
 
 
 def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) -> pd.DataFrame:
     """For each tier, its cheapest feasible configuration (or its least-late one)."""
     rows = pd.DataFrame([assess(r, slo_s, scenario) for r in results])
-    rows = rows.sort_values(
-        ["tier", "feasible", "total_usd", "late_share"],
-        ascending=[True, False, True, True],
-        kind="stable",
-    )
-    best = rows.groupby("tier", sort=False).head(1)
-    return best.set_index("tier").reindex([t for t in TIERS if t in set(best["tier"])])
+    return best_rows(rows, []).set_index("tier")
 
 
 def choose(best: pd.DataFrame) -> str:
-    """The recommended tier: the cheapest feasible one, else the one that misses least."""
+    """The cheapest feasible tier, else the one that misses least (see ``fits``)."""
     feasible = best[best["feasible"]]
     if len(feasible):
         return str(feasible["total_usd"].idxmin())

@@ -2,24 +2,36 @@
 
 ``decision_grid`` evaluates every cell of a volume x SLO grid (see ``_decide`` for the model);
 ``thresholds`` finds where the recommendation changes along the volume axis by bisection;
-``decision_matrix`` lays the result out like the seed's table (tiers against volume,
+``decision_matrix`` lays the result out like the common three-tier table (tiers against volume,
 latency, cost, cost control, complexity and team size); ``plot_decision_matrix`` draws the
 grid as a heatmap; ``recommend`` answers for one team.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from claynb.sim._decide import Scenario, best_per_tier, choose, make_scenario, run_candidates
+from claynb.sim._decide import (
+    Assessed,
+    Scenario,
+    SimulationCache,
+    best_per_tier,
+    best_rows,
+    choose,
+    make_scenario,
+    prepare,
+    run_candidates,
+)
 from claynb.sim._result import TIER_COLOURS, SimResult
 from claynb.sim._tiers import TIERS
+from claynb.sim._units import NO_MATH, count, duration, money, to_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,44 +39,76 @@ if TYPE_CHECKING:
 
 DEFAULT_VOLUMES = (100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 DEFAULT_SLOS = (60, 90, 120, 300, 900, 3_600)
+# Bisection depth for every threshold claynb reports: one figure, wherever it is printed.
+THRESHOLD_STEPS = 7
 LATENCY_CLASS = {"direct": "sync", "queue": "async", "events": "async"}
 
 
 def decision_grid(
-    volumes: Sequence[float] = DEFAULT_VOLUMES, slos: Sequence[float] = DEFAULT_SLOS, **options: Any
+    volumes: Sequence[float] = DEFAULT_VOLUMES,
+    slos: Sequence[float] = DEFAULT_SLOS,
+    *,
+    cache: SimulationCache | None = None,
+    progress: Any = None,
+    **options: Any,
 ) -> pd.DataFrame:
     """Every tier's best configuration in every (volume, SLO) cell, and the recommended one.
 
     ``options`` are those of :func:`recommend` (``arrivals``, ``clay``, ``prices``, ``plan``,
     ``tiers``, ``team_size``, ``monthly_budget_usd``, ``delay_usd_per_lead_hour``, ...).
+    ``cache`` (a :class:`SimulationCache`) keeps the simulations for the next call;
+    ``progress(done, total)`` is called after each volume.
     """
     scenario = make_scenario(**options)
-    return assess_grid(simulate_grid(volumes, scenario), slos, scenario)
+    return assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
 
 
-def simulate_grid(volumes: Sequence[float], scenario: Scenario) -> dict[float, list[SimResult]]:
+def simulate_grid(
+    volumes: Sequence[float],
+    scenario: Scenario,
+    cache: SimulationCache | None = None,
+    progress: Any = None,
+) -> dict[float, list[SimResult]]:
     """The simulations behind a grid, by volume. They do not depend on the SLO, the prices,
     the team or the delay value, so a dashboard can keep them while those sliders move."""
-    return {float(v): run_candidates(float(v), scenario) for v in volumes}
+    cache = cache if cache is not None else SimulationCache()
+    out = {}
+    for i, v in enumerate(volumes):
+        out[float(v)] = run_candidates(float(v), scenario, cache)
+        if progress is not None:
+            progress(i + 1, len(volumes))
+    return out
 
 
 def assess_grid(
     simulated: dict[float, list[SimResult]], slos: Sequence[float], scenario: Scenario
 ) -> pd.DataFrame:
-    """The grid from simulations already run: cheap, it only prices and compares."""
-    frames = []
+    """The grid from simulations already run: cheap, it only prices and compares.
+
+    Each simulation is prepared once (its SLO-free figures and sorted latencies) and read
+    at every SLO; the per-tier choice is one sort over the whole grid.
+    """
+    rows = []
     for volume, results in simulated.items():
+        prepared = [prepare(r, scenario) for r in results]
         for slo in slos:
-            best = best_per_tier(results, float(slo), scenario).reset_index()
-            best["recommended"] = best["tier"] == choose(best.set_index("tier"))
-            best.insert(0, "slo_s", float(slo))
-            best.insert(0, "volume_per_day", float(volume))
-            frames.append(best)
-    return pd.concat(frames, ignore_index=True)
+            for p in prepared:
+                rows.append({"volume_per_day": float(volume), "slo_s": float(slo), **p.row(slo)})
+    best = best_rows(pd.DataFrame(rows), ["volume_per_day", "slo_s"]).reset_index(drop=True)
+    picked = {
+        key: choose(cell.set_index("tier"))
+        for key, cell in best.groupby(["volume_per_day", "slo_s"], sort=False)
+    }
+    cells = zip(best["volume_per_day"], best["slo_s"], strict=True)
+    best["recommended"] = [picked[cell] == t for cell, t in zip(cells, best["tier"], strict=True)]
+    front = ["volume_per_day", "slo_s", "tier"]
+    return best[front + [c for c in best.columns if c not in front]]
 
 
-def _recommended_at(volume: float, slo_s: float, scenario: Scenario) -> str:
-    return choose(best_per_tier(run_candidates(volume, scenario), slo_s, scenario))
+def _recommended_at(
+    volume: float, slo_s: float, scenario: Scenario, cache: SimulationCache | None = None
+) -> str:
+    return choose(best_per_tier(run_candidates(volume, scenario, cache), slo_s, scenario))
 
 
 def _first_volume(predicate: Any, lo: float, hi: float, steps: int) -> float:
@@ -84,26 +128,29 @@ def thresholds(
     *,
     low: float = 100.0,
     high: float = 300_000.0,
-    steps: int = 7,
+    steps: int = THRESHOLD_STEPS,
     which: Sequence[str] = ("direct_to_queue", "queue_to_events"),
+    cache: SimulationCache | None = None,
     **options: Any,
 ) -> dict[str, float]:
     """Volumes per day where direct gives way to another tier, and where events take over.
 
     Log bisection between ``low`` and ``high``; ``nan`` when a boundary is not in that range.
     ``which`` picks the boundaries to find (the queue-to-events search starts at ``low``
-    when the direct one is not asked for).
+    when the direct one is not asked for). Every function that reports thresholds uses the
+    same depth (``THRESHOLD_STEPS``), so they all print the same figures.
     """
     unknown = set(which) - {"direct_to_queue", "queue_to_events"}
     if unknown:
         raise ValueError(f"unknown boundary: {', '.join(sorted(unknown))}")
     scenario = make_scenario(**options)
-    cache: dict[float, str] = {}
+    cache = cache if cache is not None else SimulationCache()
+    answers: dict[float, str] = {}
 
     def tier_at(volume: float) -> str:
-        if volume not in cache:
-            cache[volume] = _recommended_at(volume, latency_slo_s, scenario)
-        return cache[volume]
+        if volume not in answers:
+            answers[volume] = _recommended_at(volume, latency_slo_s, scenario, cache)
+        return answers[volume]
 
     edges: dict[str, float] = {}
     start = low
@@ -118,55 +165,86 @@ def thresholds(
 
 
 def sensitivity(
-    variants: dict[str, dict[str, Any]], latency_slo_s: float = 300.0, steps: int = 6
+    variants: dict[str, dict[str, Any]],
+    latency_slo_s: float = 300.0,
+    steps: int = THRESHOLD_STEPS,
+    *,
+    cache: SimulationCache | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Where the tier boundaries fall under each named set of options, one row per variant.
 
-    ``sensitivity({"defaults": {}, "delay $3/lead-hour": {"delay_usd_per_lead_hour": 3}})``
+    ``sensitivity({"defaults": {}, "delay $3/lead-hour": {"delay_usd_per_lead_hour": 3}})``.
+    Each variant simulates a dozen volumes or so; ``progress`` shows a bar, one step a
+    variant. Pass the ``cache`` used for ``decision_matrix`` and its row costs nothing.
     """
-    rows = {
-        name: thresholds(options.pop("latency_slo_s", latency_slo_s), steps=steps, **options)
-        for name, options in ((n, dict(o)) for n, o in variants.items())
-    }
-    return pd.DataFrame(rows).T.round(0)
+    from tqdm.auto import tqdm
+
+    cache = cache if cache is not None else SimulationCache()
+    rows = {}
+    for name, options in tqdm(
+        list(variants.items()), desc="sensitivity", unit="variant", disable=not progress
+    ):
+        opts = dict(options)
+        slo = opts.pop("latency_slo_s", latency_slo_s)
+        rows[name] = thresholds(slo, steps=steps, cache=cache, **opts)
+    frame = pd.DataFrame(rows).T.round(0)
+    frame.columns = ["direct gives way (leads/day)", "events take over (leads/day)"][
+        : len(frame.columns)
+    ]
+    return frame
+
+
+def format_thresholds(edges: dict[str, float]) -> str:
+    """``direct below 1,341 leads/day, events above 45,731``: the sentence every cell prints."""
+    low, high = edges.get("direct_to_queue", math.nan), edges.get("queue_to_events", math.nan)
+    parts = []
+    if not math.isnan(low):
+        parts.append(f"direct below {count(low)} leads/day")
+    if not math.isnan(high):
+        parts.append(f"events above {count(high)} leads/day")
+    return ", ".join(parts) or "no boundary between 100 and 300,000 leads/day"
 
 
 def _fmt_volume(v: float) -> str:
     if math.isnan(v):
         return "-"
-    return f"{v / 1000:.3g}K" if v >= 1000 else f"{v:.0f}"
+    return count(v)
 
 
 def decision_matrix(
     volume_per_day: float | None = None,
     latency_slo_s: float = 300.0,
     *,
-    steps: int = 7,
+    steps: int = THRESHOLD_STEPS,
+    cache: SimulationCache | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """The seed's decision matrix, computed: factors down the side, tiers across.
+    """The three-tier decision matrix, computed: factors down the side, tiers across.
 
     Volume ranges come from :func:`thresholds`; latency and cost are each tier's best
     configuration at ``volume_per_day`` (default: the middle of the queue tier's range).
     The thresholds are also in ``frame.attrs["thresholds"]``; ``steps`` is the bisection depth.
     """
-    edges = thresholds(latency_slo_s, steps=steps, **options)
+    cache = cache if cache is not None else SimulationCache()
+    edges = thresholds(latency_slo_s, steps=steps, cache=cache, **options)
     low, high = edges["direct_to_queue"], edges["queue_to_events"]
     if volume_per_day is None:
         volume_per_day = (
             math.sqrt(low * high) if not (math.isnan(low) or math.isnan(high)) else 10_000.0
         )
     scenario = make_scenario(**options)
-    here = best_per_tier(run_candidates(float(volume_per_day), scenario), latency_slo_s, scenario)
+
+    def best_at(volume: float) -> pd.DataFrame:
+        return best_per_tier(run_candidates(volume, scenario, cache), latency_slo_s, scenario)
+
+    here = best_at(float(volume_per_day))
     typical = _typical_volumes(low, high)
-    own = {
-        t: best_per_tier(run_candidates(typical[t], scenario), latency_slo_s, scenario).loc[t]
-        for t in TIERS
-    }
+    own = {t: best_at(typical[t]).loc[t] for t in TIERS}
     ranges = {
-        "direct": f"< {_fmt_volume(low)}/day",
-        "queue": f"{_fmt_volume(low)}-{_fmt_volume(high)}/day",
-        "events": f"{_fmt_volume(high)}+/day",
+        "direct": f"under {_fmt_volume(low)} a day",
+        "queue": f"{_fmt_volume(low)} to {_fmt_volume(high)} a day",
+        "events": f"over {_fmt_volume(high)} a day",
     }
     teams = [int(here.loc[t, "min_team"]) for t in TIERS]
     team_text = [
@@ -174,16 +252,18 @@ def decision_matrix(
         for i in range(len(TIERS))
     ]
     table = {
-        "Volume": [ranges[t] for t in TIERS],
+        "Leads per day": [ranges[t] for t in TIERS],
         "Latency": [
-            f"{LATENCY_CLASS[t]}: p50 {own[t]['p50_s']:.0f} s, p95 {own[t]['p95_s']:.0f} s "
-            f"at {_fmt_volume(typical[t])}/day"
+            f"{LATENCY_CLASS[t]}: typically {duration(own[t]['p50_s'])}, "
+            f"slow {duration(own[t]['p95_s'])} at {_fmt_volume(typical[t])} a day"
             for t in TIERS
         ],
-        f"Cost at {_fmt_volume(volume_per_day)}/day": [_cost_text(here.loc[t]) for t in TIERS],
+        f"Cost at {_fmt_volume(volume_per_day)} leads a day": [
+            _cost_text(here.loc[t]) for t in TIERS
+        ],
         "Cost control": [str(here.loc[t, "cost_control"]) for t in TIERS],
         "Complexity": [
-            f"{here.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h/month)"
+            f"{here.loc[t, 'complexity']} ({scenario.prices.upkeep_hours(t):g} h of upkeep a month)"
             for t in TIERS
         ],
         "Team size": team_text,
@@ -204,28 +284,74 @@ def _typical_volumes(low: float, high: float) -> dict[str, float]:
 
 def _cost_text(row: pd.Series) -> str:
     text = (
-        f"${row['clay_usd'] + row['infra_usd'] + row['ops_usd']:,.0f}/mo "
-        f"(infra ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f})"
+        f"{money(row['clay_usd'] + row['infra_usd'] + row['ops_usd'])} "
+        f"(infrastructure {money(row['infra_usd'], None)}, upkeep {money(row['ops_usd'], None)})"
     )
-    return text if row["feasible"] else text + ", misses SLO"
+    return text if row["feasible"] else text + ", misses the SLO"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Recommendation:
     """A recommended tier, the reasons, and the per-tier figures behind them.
 
-    Unpacks as ``tier, reasons = recommend(...)``.
+    When no tier meets every constraint, ``tier`` is ``None``: claynb does not pick one the
+    team cannot run. ``closest`` is then the tier that misses least, and ``changes`` the
+    smallest changes that would make a tier fit (an SLO to accept, a team or budget to
+    have), smallest first. Unpacks as ``tier, reasons = recommend(...)``.
     """
 
-    tier: str
+    tier: str | None
     reasons: list[str]
     table: pd.DataFrame
+    closest: str = ""
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.tier is not None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.tier, self.reasons))
 
+    def details(self) -> pd.DataFrame:
+        """Each tier's best configuration here, in words and analyst units."""
+        best = self.table
+        rows = {
+            "size": [
+                f"{int(best.loc[t, 'workers'])} workers" if t == "queue" else "-"
+                for t in best.index
+            ],
+            "typical wait (p50)": [duration(v) for v in best["p50_s"]],
+            "slow wait (p95)": [duration(v) for v in best["p95_s"]],
+            "leads missing the target": [f"{v:.1%}" for v in best["late_share"]],
+            "Clay bill": [money(v) for v in best["clay_usd"]],
+            "infrastructure": [money(v) for v in best["infra_usd"]],
+            "engineer upkeep": [money(v) for v in best["ops_usd"]],
+            "cost of delay": [money(v) for v in best["delay_usd"]],
+            "total": [money(v) for v in best["total_usd"]],
+            "team it needs": [f"{int(v)} people" for v in best["min_team"]],
+            "fits": [
+                "yes" if ok else why
+                for ok, why in zip(best["feasible"], best["problems"], strict=True)
+            ],
+        }
+        frame = pd.DataFrame(rows, index=best.index).T
+        frame.columns.name = "tier"
+        return frame
+
+    def _repr_html_(self) -> str:
+        head = f"recommended: {self.tier}" if self.fits else "nothing fits"
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons)
+        return (
+            f'<div class="{NO_MATH}"><b>{head}</b><ul>{items}</ul>{to_html(self.details())}</div>'
+        )
+
+    def __repr__(self) -> str:
+        return f"Recommendation({self})"
+
     def __str__(self) -> str:
-        return f"{self.tier}\n" + "\n".join(f"  - {r}" for r in self.reasons)
+        head = self.tier if self.tier is not None else "nothing fits"
+        return f"{head}\n" + "\n".join(f"  - {r}" for r in self.reasons)
 
 
 def recommend(
@@ -233,15 +359,104 @@ def recommend(
     latency_slo_s: float = 300.0,
     team_size: int | None = None,
     monthly_budget_usd: float | None = None,
+    *,
+    cache: SimulationCache | None = None,
     **options: Any,
 ) -> Recommendation:
-    """The tier for this volume, SLO, team and Clay budget, with the reasons."""
+    """The tier for this volume, SLO, team and Clay budget, with the reasons.
+
+    When no tier fits, the answer says so, and what would change that.
+    """
     if volume_per_day <= 0 or latency_slo_s <= 0:
         raise ValueError("volume_per_day and latency_slo_s must be positive")
     scenario = make_scenario(team_size=team_size, monthly_budget_usd=monthly_budget_usd, **options)
-    best = best_per_tier(run_candidates(float(volume_per_day), scenario), latency_slo_s, scenario)
-    tier = choose(best)
-    return Recommendation(tier, _reasons(tier, best, latency_slo_s, scenario), best)
+    results = run_candidates(float(volume_per_day), scenario, cache)
+    prepared = [prepare(r, scenario) for r in results]
+    best = best_rows(pd.DataFrame([p.row(latency_slo_s) for p in prepared]), []).set_index("tier")
+    least_bad = choose(best)
+    if best.loc[least_bad, "feasible"]:
+        reasons = _reasons(least_bad, best, latency_slo_s, scenario)
+        return Recommendation(least_bad, reasons, best, closest=least_bad)
+    changes = smallest_changes(prepared, latency_slo_s, scenario)
+    reasons = _nothing_fits(least_bad, best, latency_slo_s, changes)
+    return Recommendation(None, reasons, best, closest=least_bad, changes=changes)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What would make ``tier`` fit: an SLO to accept, a team or a Clay budget to have.
+
+    Fields left ``None`` need no change. ``str(change)`` is the sentence the reasons print.
+    """
+
+    tier: str
+    workers: int
+    total_usd: float
+    latency_slo_s: float | None = None
+    team_size: int | None = None
+    monthly_budget_usd: float | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(
+            v is not None for v in (self.latency_slo_s, self.team_size, self.monthly_budget_usd)
+        )
+
+    def __str__(self) -> str:
+        parts = []
+        if self.latency_slo_s is not None:
+            parts.append(f"accept an SLO of {duration(self.latency_slo_s)}")
+        if self.team_size is not None:
+            parts.append(f"a team of {self.team_size}")
+        if self.monthly_budget_usd is not None:
+            parts.append(f"a Clay budget of {money(self.monthly_budget_usd)}")
+        sizing = f" with {self.workers} workers" if self.tier == "queue" else ""
+        return f"{' and '.join(parts)}: then {self.tier}{sizing} fits, at {money(self.total_usd)}"
+
+
+def _change_for(p: Assessed, slo_s: float, scenario: Scenario) -> Change | None:
+    """What would make one configuration fit (``None`` if nothing would)."""
+    row = p.fixed
+    slo = team = budget = None
+    if p.late_share(slo_s) > p.max_late_share:
+        fits_at = p.slo_that_fits()
+        if math.isnan(fits_at):
+            return None  # too many leads fail, whatever the SLO
+        slo = float(math.ceil(fits_at))
+    if scenario.team_size is not None and row["min_team"] > scenario.team_size:
+        team = int(row["min_team"])
+    over = scenario.monthly_budget_usd is not None and row["overspend_usd"] > 0
+    if over and not row["budget_capped"]:
+        budget = float(math.ceil(row["uncapped_bill_usd"]))
+    return Change(row["tier"], int(row["workers"]), float(row["total_usd"]), slo, team, budget)
+
+
+def smallest_changes(prepared: list[Assessed], slo_s: float, scenario: Scenario) -> list[Change]:
+    """Per tier, the fewest changes that make one of its configurations fit; fewest first,
+    then cheapest."""
+    best: dict[str, Change] = {}
+    for p in prepared:
+        change = _change_for(p, slo_s, scenario)
+        if change is None or change.size == 0:
+            continue
+        held = best.get(change.tier)
+        if held is None or (change.size, change.total_usd) < (held.size, held.total_usd):
+            best[change.tier] = change
+    return sorted(best.values(), key=lambda c: (c.size, c.total_usd))
+
+
+def _nothing_fits(
+    closest: str, best: pd.DataFrame, slo_s: float, changes: list[Change]
+) -> list[str]:
+    reasons = [f"no tier meets every constraint at a {duration(slo_s)} SLO"]
+    for tier in best.index:
+        reasons.append(f"not {tier}: {best.loc[tier, 'problems']}")
+    if changes:
+        reasons.append(f"smallest change: {changes[0]}")
+        reasons += [f"or: {c}" for c in changes[1:]]
+    else:
+        reasons.append(f"closest is {closest}; no single change found that makes a tier fit")
+    return reasons
 
 
 def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) -> list[str]:
@@ -251,16 +466,15 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
         speed = f"{tier}{sizing}: no lead would be enriched (all held back by the budget)"
     else:
         speed = (
-            f"{tier}{sizing}: p50 {row['p50_s']:.0f} s, p95 {row['p95_s']:.0f} s, "
-            f"{row['late_share']:.1%} of leads miss the {slo_s:g} s SLO"
+            f"{tier}{sizing}: typically {duration(row['p50_s'])}, slow {duration(row['p95_s'])}; "
+            f"{row['late_share']:.1%} of leads miss the {duration(slo_s)} SLO"
         )
     reasons = [
         speed,
-        f"{tier} costs ${row['total_usd']:,.0f} a month all-in: Clay ${row['clay_usd']:,.0f}, "
-        f"infrastructure ${row['infra_usd']:,.0f}, upkeep ${row['ops_usd']:,.0f}, delay ${row['delay_usd']:,.0f}",
+        f"{tier} costs {money(row['total_usd'])} all-in: Clay {money(row['clay_usd'], None)}, "
+        f"infrastructure {money(row['infra_usd'], None)}, upkeep {money(row['ops_usd'], None)}, "
+        f"delay {money(row['delay_usd'], None)}",
     ]
-    if not row["feasible"]:
-        reasons.append(f"no tier meets every constraint; {tier} misses least: {row['problems']}")
     for other in best.index:
         if other == tier:
             continue
@@ -268,7 +482,7 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
         if not o["feasible"]:
             reasons.append(f"not {other}: {o['problems']}")
         else:
-            reasons.append(f"not {other}: ${o['total_usd'] - row['total_usd']:,.0f} a month more")
+            reasons.append(f"not {other}: {money(o['total_usd'] - row['total_usd'])} more")
     if scenario.team_size is not None and row["min_team"] <= scenario.team_size:
         reasons.append(
             f"a team of {scenario.team_size} can own it (needs about {int(row['min_team'])})"
@@ -278,18 +492,18 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
         and scenario.monthly_budget_usd < scenario.plan.monthly_usd
     ):
         reasons.append(
-            f"the {scenario.plan.name} plan alone costs ${scenario.plan.monthly_usd:,.0f} a month, "
-            f"more than the ${scenario.monthly_budget_usd:,.0f} budget: a capped tier enriches nothing"
+            f"the {scenario.plan.name} plan alone costs {money(scenario.plan.monthly_usd)}, "
+            f"more than the {money(scenario.monthly_budget_usd)} budget: a capped tier enriches nothing"
         )
     elif scenario.monthly_budget_usd is not None:
         if row["overspend_usd"] > 0 and tier != "direct":
             reasons.append(
-                f"uncapped, the month's Clay bill would pass the ${scenario.monthly_budget_usd:,.0f} "
-                f"budget by ${row['overspend_usd']:,.0f}; the {row['cost_control']} stops it there"
+                f"uncapped, the month's Clay bill would pass the {money(scenario.monthly_budget_usd)} "
+                f"budget by {money(row['overspend_usd'], None)}; the {row['cost_control']} stops it there"
             )
         elif row["overspend_usd"] <= 0:
             reasons.append(
-                f"the Clay bill of ${row['clay_usd']:,.0f} fits the ${scenario.monthly_budget_usd:,.0f} budget"
+                f"the Clay bill of {money(row['clay_usd'])} fits the {money(scenario.monthly_budget_usd)} budget"
             )
     return reasons
 
@@ -321,13 +535,15 @@ def plot_decision_matrix(
     ok = rec.pivot(index="slo_s", columns="volume_per_day", values="feasible").loc[slo_vals, vols]
     z = codes.map(TIERS.index).to_numpy(dtype=float)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 5))
+        # A fixed layout instead of tight_layout: it measures every label on each redraw.
+        fig, ax = plt.subplots(figsize=(10, 4.6))
+        fig.subplots_adjust(left=0.1, right=0.84, top=0.92, bottom=0.13)
         plt.close(fig)
     else:
         fig = ax.get_figure(root=True)  # type: ignore[assignment]
     cmap = ListedColormap([TIER_COLOURS[t] for t in TIERS])
-    ax.pcolormesh(_edges(vols), _edges(slo_vals), z, cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat")
     xe, ye = _edges(vols), _edges(slo_vals)
+    ax.pcolormesh(xe, ye, z, cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat")
     for i, slo in enumerate(slo_vals):
         for j, vol in enumerate(vols):
             ax.text(
@@ -339,20 +555,28 @@ def plot_decision_matrix(
                 fontsize=8,
                 color="white",
             )
-            if not ok.loc[slo, vol]:
-                ax.fill_between(
-                    [xe[j], xe[j + 1]],
-                    ye[i],
-                    ye[i + 1],
-                    hatch="///",
-                    facecolor="none",
-                    edgecolor="white",
-                    lw=0,
-                )
+    misses = [
+        (xe[j], xe[j + 1], ye[i], ye[i + 1])
+        for i, slo in enumerate(slo_vals)
+        for j, vol in enumerate(vols)
+        if not ok.loc[slo, vol]
+    ]
+    if misses:
+        from matplotlib.collections import PolyCollection
+
+        boxes = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)] for x0, x1, y0, y1 in misses]
+        ax.add_collection(
+            PolyCollection(boxes, facecolor="none", edgecolor="white", hatch="///", lw=0)
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(vols, [count(v) for v in vols], fontsize=8, rotation=30)
+    ax.set_yticks(slo_vals, [duration(v) for v in slo_vals], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
     ax.set_xlabel("leads per day")
-    ax.set_ylabel("latency SLO (s)")
+    ax.set_ylabel("latency target (SLO)")
     ax.set_title("recommended tier (hatched: no tier meets every constraint)")
     handles = [Patch(color=TIER_COLOURS[t], label=t) for t in TIERS]
     if volume_per_day is not None and latency_slo_s is not None:
@@ -367,8 +591,7 @@ def plot_decision_matrix(
             label="you",
         )
         handles.append(mark)  # type: ignore[arg-type]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     return fig
 
 

@@ -5,7 +5,7 @@ slowest item does (Clay answers ``202`` until the whole run is complete), so a r
 items takes the maximum of ``n`` item latencies. What differs is who waits and how:
 
 * **direct**: the application calls Clay in its request path and blocks until the result
-  is there (the seed's 30-60 s per lead). ``concurrency`` calls can be in flight; there is
+  is there (30-60 s per lead). ``concurrency`` calls can be in flight; there is
   no buffer, no retry and no budget cap.
 * **queue**: leads go onto a Redis queue; each of ``workers`` takes whatever is waiting (up
   to ``batch_size``), submits one run, and polls every ``poll_interval_s`` until it is done.
@@ -36,7 +36,7 @@ TIERS = ("direct", "queue", "events")
 class RunLatency:
     """How long Clay takes for one item, from submit to result.
 
-    ``kind`` is ``"uniform"`` (between ``low`` and ``high``: the seed's 30-60 s),
+    ``kind`` is ``"uniform"`` (between ``low`` and ``high``: 30-60 s by default),
     ``"exponential"`` (mean ``mean``), ``"lognormal"`` (``median`` and ``sigma``) or
     ``"fixed"`` (``low``).
     """
@@ -174,7 +174,7 @@ class ClayBehaviour:
 
 @dataclass(frozen=True)
 class DirectTier:
-    """Synchronous calls in the request path: the seed's tier 1.
+    """Synchronous calls in the request path: tier 1.
 
     ``concurrency`` defaults to 2: a notebook or a small app with a couple of calls in
     flight. Each call holds its slot for the whole run (polling every ``poll_interval_s``).
@@ -198,7 +198,7 @@ class DirectTier:
 
 @dataclass(frozen=True)
 class QueueTier:
-    """Redis queue and polling workers: the seed's tier 2.
+    """Redis queue and polling workers: tier 2.
 
     Workers poll every 30 s by default, gently, so that many of them fit under the
     workspace rate limit; the price is that a result is seen up to one poll late.
@@ -222,7 +222,7 @@ class QueueTier:
 
 @dataclass(frozen=True)
 class EventTier:
-    """Event bus, micro-batching consumer and webhook receiver: the seed's tier 3."""
+    """Event bus, micro-batching consumer and webhook receiver: tier 3."""
 
     consumers: int = 2
     batch_size: int = 100

@@ -1,154 +1,46 @@
-"""Interactive dashboards for the notebooks: sliders in, plots and tables out.
+"""Interactive dashboards for the notebooks: sliders in, a picture and the figures out.
 
-The work is done by two plain functions, ``simulator_view(settings)`` and
-``matrix_view(settings, grid=None)``, which take a dict of slider values and return the
-figure and tables. The dashboards only wire ipywidgets to them: every change calls
-``refresh()``, which renders the figure to a PNG ``Image`` widget and the tables to an
-``HTML`` widget. That keeps the callbacks testable without a browser or a kernel: build a
-dashboard, set ``controls[name].value``, and read ``dashboard.table`` or
-``dashboard.image.value``.
+The drawing is done by plain functions in ``_views``; a :class:`Dashboard` only wires
+ipywidgets to them. Every change calls ``refresh()``, which shows a busy line while it
+works (and a progress bar when simulations have to run), renders the figure to a PNG
+``Image`` and the figures to ``HTML``, then says how long the redraw took. That keeps the
+callbacks testable without a browser: build a dashboard, set ``controls[name].value``, and
+read ``dashboard.table`` or ``dashboard.image.value``.
+
+Displayed, a dashboard is the live widget in JupyterLab and, in the same output, a static
+picture of its current state with a short note. A page without the widget manager (an
+exported HTML report read offline) shows that picture instead of an empty box.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from claynb._plans import PLANS
-from claynb.sim._arrivals import ArrivalProfile
-from claynb.sim._cost import Prices
-from claynb.sim._decide import make_scenario
-from claynb.sim._matrix import assess_grid, plot_decision_matrix, recommend, simulate_grid
-from claynb.sim._simulate import simulate
-from claynb.sim._tiers import TIERS, ClayBehaviour
+from claynb.sim._decide import SimulationCache
+from claynb.sim._matrix import Recommendation
+from claynb.sim._result import SimResult
+from claynb.sim._units import NO_MATH, count, duration, money, summary_table, to_html
+from claynb.sim._views import (
+    MATRIX_DEFAULTS,
+    SIMULATOR_DEFAULTS,
+    matrix_needs_simulation,
+    matrix_view,
+    simulator_headline,
+    simulator_view,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SIMULATOR_DEFAULTS: dict[str, Any] = {
-    "volume_per_day": 10_000,
-    "burstiness": 0.0,
-    "workers": 4,
-    "rate_limit_rps": 10.0,
-    "slo_s": 300.0,
-    "plan": "growth",
-    "monthly_budget_usd": 0.0,
-    "days": 1.0,
-}
-MATRIX_DEFAULTS: dict[str, Any] = {
-    "volume_per_day": 20_000,
-    "slo_s": 300.0,
-    "team_size": 5,
-    "monthly_budget_usd": 0.0,
-    "burstiness": 0.0,
-    "rate_limit_rps": 10.0,
-    "plan": "growth",
-    "delay_usd_per_lead_hour": 1.0,
-    "engineer_usd_hour": 100.0,
-    "worker_usd_month": 25.0,
-}
-MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
-MATRIX_SLOS = (60, 120, 300, 900, 3_600)
-# The matrix settings that change what is simulated; the others only re-price the grid.
-_SIMULATION_INPUTS = ("burstiness", "rate_limit_rps", "plan", "monthly_budget_usd")
-
-
-def _budget(value: float) -> float | None:
-    return float(value) if value and value > 0 else None
-
-
-def simulator_view(settings: dict[str, Any]) -> tuple[Figure, pd.DataFrame]:
-    """Every tier under the slider settings: latency histograms, queue depth, monthly cost."""
-    import matplotlib.pyplot as plt
-
-    s = {**SIMULATOR_DEFAULTS, **settings}
-    clay = ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None)
-    arrivals = ArrivalProfile(burstiness=float(s["burstiness"]))
-    results = [
-        simulate(
-            t,
-            float(s["volume_per_day"]),
-            days=float(s["days"]),
-            arrivals=arrivals,
-            clay=clay,
-            workers=int(s["workers"]) if t == "queue" else None,
-            plan=s["plan"],
-            monthly_budget_usd=_budget(s["monthly_budget_usd"]),
-            slo_s=float(s["slo_s"]),
-        )
-        for t in TIERS
-    ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
-    for ax, result in zip(axes[0], results, strict=True):
-        result.plot_latency(ax)
-    for result in results:
-        axes[1][0].plot(result.depth_time_s / 3600, result.depth_waiting, label=result.tier.name)
-    axes[1][0].set(title="leads waiting", xlabel="hour", ylabel="leads", yscale="symlog")
-    axes[1][0].legend(fontsize=8)
-    _cost_bars(axes[1][1], results)
-    axes[1][2].axis("off")
-    fig.tight_layout()
-    plt.close(fig)
-    table = pd.DataFrame({r.tier.name: r.summary() for r in results}).drop(index="tier")
-    return fig, table
-
-
-def _cost_bars(ax: Any, results: list[Any]) -> None:
-    names = [r.tier.name for r in results]
-    clay = [r.clay_usd for r in results]
-    infra = [r.infra_usd_month for r in results]
-    ops = [r.ops_usd for r in results]
-    ax.bar(names, clay, label="Clay")
-    ax.bar(names, infra, bottom=clay, label="infrastructure")
-    ax.bar(names, ops, bottom=[c + i for c, i in zip(clay, infra, strict=True)], label="upkeep")
-    budget = results[0].monthly_budget_usd
-    if budget:
-        ax.axhline(budget, color="crimson", ls="--", label="Clay budget")
-    ax.set(title="monthly cost (USD)")
-    ax.legend(fontsize=8)
-
-
-def _matrix_options(s: dict[str, Any]) -> dict[str, Any]:
-    prices = Prices(
-        engineer_usd_hour=float(s["engineer_usd_hour"]),
-        worker_usd_month=float(s["worker_usd_month"]),
-    )
-    return {
-        "arrivals": ArrivalProfile(burstiness=float(s["burstiness"])),
-        "clay": ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None),
-        "plan": s["plan"],
-        "prices": prices,
-        "delay_usd_per_lead_hour": float(s["delay_usd_per_lead_hour"]),
-        "team_size": int(s["team_size"]) if s["team_size"] else None,
-        "monthly_budget_usd": _budget(s["monthly_budget_usd"]),
-    }
-
-
-def matrix_view(
-    settings: dict[str, Any],
-    sims: dict[float, list[Any]] | None = None,
-    volumes: tuple[float, ...] = MATRIX_VOLUMES,
-    slos: tuple[float, ...] = MATRIX_SLOS,
-) -> tuple[Figure, pd.DataFrame, list[str], dict[float, list[Any]]]:
-    """The heatmap with your point, the recommendation's table and reasons, and the simulations.
-
-    Pass back ``sims`` from a previous call while only prices, team, delay value, SLO or your
-    point changed: the grid is then re-priced, not re-simulated.
-    """
-    s = {**MATRIX_DEFAULTS, **settings}
-    options = _matrix_options(s)
-    scenario = make_scenario(**options)
-    if sims is None:
-        sims = simulate_grid(volumes, scenario)
-    grid = assess_grid(sims, slos, scenario)
-    fig = plot_decision_matrix(
-        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
-    )
-    rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), **options)
-    return fig, rec.table, [f"recommended: {rec.tier}", *rec.reasons], sims
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @dataclass
@@ -158,33 +50,95 @@ class Dashboard:
     controls: dict[str, Any]
     image: Any
     html: Any
+    status: Any
+    progress: Any
     widget: Any
     kind: str
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     reasons: list[str] = field(default_factory=list)
+    recommendation: Recommendation | None = None
     figure: Any = None
     renders: int = 0
-    _sims: dict[float, list[Any]] | None = None
-    _sims_key: tuple[Any, ...] | None = None
+    last_draw_s: float = 0.0
+    cache: SimulationCache = field(default_factory=SimulationCache)
+    memo: dict[tuple[Any, ...], SimResult] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
 
     def refresh(self, _change: Any = None) -> None:
-        """Recompute from the current slider values and redraw."""
-        s = self.settings()
-        if self.kind == "simulator":
-            self.figure, self.table = simulator_view(s)
-            self.html.value = self.table.to_html(float_format=lambda v: f"{v:,.2f}")
-        else:
-            key = tuple(s[k] for k in _SIMULATION_INPUTS)
-            sims = self._sims if key == self._sims_key else None
-            self.figure, self.table, self.reasons, self._sims = matrix_view(s, sims)
-            self._sims_key = key
-            items = "".join(f"<li>{r}</li>" for r in self.reasons[1:])
-            self.html.value = f"<b>{self.reasons[0]}</b><ul>{items}</ul>"
-        self.image.value = _png(self.figure)
+        """Recompute from the current slider values and redraw, showing that it is busy."""
+        started = time.perf_counter()
+        self.status.value = _status("working…", busy=True)
+        try:
+            if self.kind == "simulator":
+                self._draw_simulator()
+            else:
+                self._draw_matrix()
+            self.image.value = _png(self.figure)
+        finally:
+            self.progress.layout.visibility = "hidden"
         self.renders += 1
+        self.last_draw_s = time.perf_counter() - started
+        self.status.value = _status(f"drawn in {self.last_draw_s:.2f} s", busy=False)
+
+    def _draw_simulator(self) -> None:
+        self.figure, self.table = simulator_view(self.settings(), self.memo)
+        lines = "".join(f"<li>{line}</li>" for line in simulator_headline(self.table))
+        self.html.value = f'<ul class="{NO_MATH}" style="margin:0">{lines}</ul>'
+
+    def _draw_matrix(self) -> None:
+        s = self.settings()
+        report = None
+        if matrix_needs_simulation(s, self.cache):
+            self.progress.value, self.progress.layout.visibility = 0, "visible"
+
+            def report(done: int, total: int) -> None:
+                self.progress.max, self.progress.value = total, done
+
+        self.figure, rec = matrix_view(s, self.cache, progress=report)
+        self.recommendation, self.table = rec, rec.table
+        head = f"recommended: {rec.tier}" if rec.fits else "nothing fits"
+        self.reasons = [head, *rec.reasons]
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in rec.reasons)
+        self.html.value = f'<div class="{NO_MATH}"><b>{head}</b><ul>{items}</ul></div>'
+
+    def details(self) -> pd.DataFrame:
+        """The figures behind the picture, in words and analyst units."""
+        if self.kind == "simulator":
+            return summary_table(self.table)
+        return self.recommendation.details() if self.recommendation else pd.DataFrame()
+
+    def static_html(self) -> str:
+        """The dashboard's current state as a picture and text, for pages without widgets."""
+        picture = base64.b64encode(self.image.value).decode("ascii")
+        shown = ", ".join(
+            f"{_NOTE.get(k, _label(k))} {_value(k, v)}" for k, v in self.settings().items()
+        )
+        return (
+            f'<div class="{NO_MATH}">'
+            f"<p><em>A static picture of the dashboard as it was drawn ({html.escape(shown)}). "
+            "Open the notebook in JupyterLab to move the sliders.</em></p>"
+            f"{self.html.value}"
+            f'<img style="max-width:100%" src="data:image/png;base64,{picture}"/>'
+            f"{to_html(self.details())}</div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {
+            WIDGET_VIEW: {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.widget.model_id,
+            },
+            "text/html": self.static_html(),
+            "text/plain": f"<{self.kind} dashboard: {len(self.controls)} controls>",
+        }
+
+
+def _status(text: str, busy: bool) -> str:
+    colour = "#b35900" if busy else "#666"
+    return f'<span style="color:{colour};font-size:90%">{html.escape(text)}</span>'
 
 
 def _png(fig: Figure) -> bytes:
@@ -193,109 +147,137 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+_LABELS = {
+    "volume_per_day": "leads per day",
+    "burstiness": "share in bursts",
+    "workers": "queue workers",
+    "rate_limit_rps": "Clay rate limit (requests/s)",
+    "slo_s": "latency target",
+    "plan": "plan",
+    "monthly_budget_usd": "Clay budget, $/month",
+    "days": "days simulated",
+    "team_size": "team size",
+    "delay_usd_per_lead_hour": "cost of delay, $ per lead-hour",
+    "engineer_usd_hour": "engineer, $/hour",
+    "worker_usd_month": "worker, $/month",
+}
+
+
+# The same settings in the static picture's note, where the value carries the unit.
+_NOTE = {
+    "rate_limit_rps": "Clay rate limit",
+    "monthly_budget_usd": "Clay budget",
+    "delay_usd_per_lead_hour": "cost of delay per lead-hour",
+    "engineer_usd_hour": "engineer",
+    "worker_usd_month": "worker",
+}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " "))
+
+
+def _value(name: str, value: Any) -> str:
+    if name == "slo_s":
+        return duration(value)
+    if name == "monthly_budget_usd":
+        return money(value, "month") if value else "none (0)"
+    if name == "worker_usd_month":
+        return money(value, "month") if value else "none"
+    if name == "engineer_usd_hour":
+        return money(value, "hour")
+    if name == "delay_usd_per_lead_hour":
+        return money(value, None)
+    if name == "rate_limit_rps":
+        return f"{value:g} requests/s"
+    if name == "burstiness":
+        return f"{value:.0%}"
+    if isinstance(value, int | float):
+        return count(value)
+    return str(value)
+
+
 def _sliders(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     import ipywidgets as w
 
-    style = {"description_width": "150px"}
-    layout = w.Layout(width="420px")
+    style = {"description_width": "200px"}
+    layout = w.Layout(width="470px")
     common = {"style": style, "layout": layout, "continuous_update": False}
+    whole = {**common, "readout_format": ",.0f"}
     controls: dict[str, Any] = {
         "volume_per_day": w.FloatLogSlider(
-            value=values["volume_per_day"],
-            base=10,
-            min=2,
-            max=5.5,
-            step=0.05,
-            description="leads per day",
-            **common,
+            value=values["volume_per_day"], base=10, min=2, max=5.5, step=0.05, **whole
         ),
         "burstiness": w.FloatSlider(
-            value=values["burstiness"],
-            min=0,
-            max=0.9,
-            step=0.05,
-            description="burstiness",
-            **common,
+            value=values["burstiness"], min=0, max=0.9, step=0.05, readout_format=".0%", **common
         ),
         "rate_limit_rps": w.FloatSlider(
-            value=values["rate_limit_rps"],
-            min=1,
-            max=50,
-            step=1,
-            description="Clay rate limit (req/s)",
-            **common,
+            value=values["rate_limit_rps"], min=1, max=50, step=1, **whole
         ),
         "slo_s": w.FloatLogSlider(
-            value=values["slo_s"],
-            base=10,
-            min=1.5,
-            max=4,
-            step=0.05,
-            description="latency SLO (s)",
-            **common,
+            value=values["slo_s"], base=10, min=1.5, max=4, step=0.05, **whole
         ),
-        "plan": w.Dropdown(
-            options=list(PLANS),
-            value=values["plan"],
-            description="plan",
-            style=style,
-            layout=layout,
-        ),
-        "monthly_budget_usd": w.FloatText(
+        "plan": w.Dropdown(options=list(PLANS), value=values["plan"], style=style, layout=layout),
+        "monthly_budget_usd": w.BoundedFloatText(
             value=values["monthly_budget_usd"],
-            description="Clay budget ($, 0=none)",
+            min=0,
+            max=10_000_000,
+            step=500,
             style=style,
             layout=layout,
         ),
     }
     if kind == "simulator":
-        controls["workers"] = w.IntSlider(
-            value=values["workers"], min=1, max=64, description="queue workers", **common
-        )
-        controls["days"] = w.FloatSlider(
-            value=values["days"], min=1, max=30, step=1, description="days simulated", **common
-        )
+        controls["workers"] = w.IntSlider(value=values["workers"], min=1, max=64, **common)
+        controls["days"] = w.IntSlider(value=int(values["days"]), min=1, max=30, **common)
     else:
-        controls["team_size"] = w.IntSlider(
-            value=values["team_size"], min=1, max=30, description="team size", **common
-        )
+        controls["team_size"] = w.IntSlider(value=values["team_size"], min=1, max=30, **common)
         controls["delay_usd_per_lead_hour"] = w.FloatSlider(
             value=values["delay_usd_per_lead_hour"],
             min=0,
             max=5,
             step=0.1,
-            description="delay $/lead-hour",
+            readout_format=".1f",
             **common,
         )
         controls["engineer_usd_hour"] = w.FloatSlider(
-            value=values["engineer_usd_hour"],
-            min=20,
-            max=300,
-            step=10,
-            description="engineer $/hour",
-            **common,
+            value=values["engineer_usd_hour"], min=20, max=300, step=10, **whole
         )
         controls["worker_usd_month"] = w.FloatSlider(
-            value=values["worker_usd_month"],
-            min=5,
-            max=200,
-            step=5,
-            description="worker $/month",
-            **common,
+            value=values["worker_usd_month"], min=5, max=200, step=5, **whole
         )
+    for name, control in controls.items():
+        control.description = _label(name)
+        control.description_allow_html = False
+    controls["monthly_budget_usd"].tooltip = "0 means no budget: the month is not capped"
+    if "slo_s" in controls:
+        controls["slo_s"].description = "latency target (seconds)"
     return controls
 
 
-def _dashboard(kind: str, defaults: dict[str, Any], initial: dict[str, Any]) -> Dashboard:
+def _dashboard(
+    kind: str, defaults: dict[str, Any], initial: dict[str, Any], cache: SimulationCache | None
+) -> Dashboard:
     import ipywidgets as w
 
     unknown = set(initial) - set(defaults)
     if unknown:
         raise ValueError(f"unknown dashboard settings: {', '.join(sorted(unknown))}")
     controls = _sliders(kind, {**defaults, **initial})
-    image, html = w.Image(format="png"), w.HTML()
-    panel = w.VBox([w.HBox([w.VBox(list(controls.values())), html]), image])
-    board = Dashboard(controls, image, html, panel, kind)
+    image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+    info = w.HTML(layout=w.Layout(flex="1 1 360px", min_width="300px"))
+    status = w.HTML()
+    progress = w.IntProgress(
+        value=0, min=0, max=1, description="simulating", layout=w.Layout(visibility="hidden")
+    )
+    top = w.Box(
+        [w.VBox(list(controls.values())), info],
+        layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"),
+    )
+    panel = w.VBox([top, w.HBox([status, progress]), image], layout=w.Layout(max_width="100%"))
+    board = Dashboard(controls, image, info, status, progress, panel, kind)
+    if cache is not None:
+        board.cache = cache
     for control in controls.values():
         control.observe(board.refresh, names="value")
     board.refresh()
@@ -303,10 +285,14 @@ def _dashboard(kind: str, defaults: dict[str, Any], initial: dict[str, Any]) -> 
 
 
 def simulator_dashboard(**initial: Any) -> Dashboard:
-    """Sliders for volume, burstiness, workers, rate limit, SLO, plan and budget; display ``.widget``."""
-    return _dashboard("simulator", SIMULATOR_DEFAULTS, initial)
+    """Sliders for volume, burstiness, workers, rate limit, SLO, plan and budget; display it."""
+    return _dashboard("simulator", SIMULATOR_DEFAULTS, initial, None)
 
 
-def matrix_dashboard(**initial: Any) -> Dashboard:
-    """The decision matrix under your prices, with your point and the reasons; display ``.widget``."""
-    return _dashboard("matrix", MATRIX_DEFAULTS, initial)
+def matrix_dashboard(*, cache: SimulationCache | None = None, **initial: Any) -> Dashboard:
+    """The decision matrix under your prices, with your point and the reasons; display it.
+
+    Pass the ``cache`` the notebook's earlier cells used and the first draw needs no
+    simulation.
+    """
+    return _dashboard("matrix", MATRIX_DEFAULTS, initial, cache)

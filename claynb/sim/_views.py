@@ -1,0 +1,224 @@
+"""What the dashboards draw, as plain functions of the slider values.
+
+``simulator_view(settings)`` and ``matrix_view(settings)`` take a dict of slider values and
+return the figure and tables; ``claynb.sim._widgets`` only wires sliders to them. Both take
+a memo of the simulations already run, because a slider usually changes one thing: the
+SLO, the prices or the team only re-price what was simulated, and a worker count only
+re-simulates the queue tier. The figures use a fixed layout (no ``tight_layout``, which
+measures every label on every redraw) and step histograms, so a redraw costs a fraction of
+a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from claynb.sim._arrivals import ArrivalProfile
+from claynb.sim._cost import Prices
+from claynb.sim._decide import SimulationCache, make_scenario
+from claynb.sim._matrix import (
+    Recommendation,
+    assess_grid,
+    plot_decision_matrix,
+    recommend,
+    simulate_grid,
+)
+from claynb.sim._result import TIER_COLOURS, SimResult
+from claynb.sim._simulate import simulate
+from claynb.sim._tiers import TIERS, ClayBehaviour
+from claynb.sim._units import count, count_formatter, duration, money, money_formatter, share
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SIMULATOR_DEFAULTS: dict[str, Any] = {
+    "volume_per_day": 10_000,
+    "burstiness": 0.0,
+    "workers": 4,
+    "rate_limit_rps": 10.0,
+    "slo_s": 300.0,
+    "plan": "growth",
+    "monthly_budget_usd": 0.0,
+    "days": 1.0,
+}
+MATRIX_DEFAULTS: dict[str, Any] = {
+    "volume_per_day": 20_000,
+    "slo_s": 300.0,
+    "team_size": 5,
+    "monthly_budget_usd": 0.0,
+    "burstiness": 0.0,
+    "rate_limit_rps": 10.0,
+    "plan": "growth",
+    "delay_usd_per_lead_hour": 1.0,
+    "engineer_usd_hour": 100.0,
+    "worker_usd_month": 25.0,
+}
+MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
+MATRIX_SLOS = (60, 120, 300, 900, 3_600)
+MEMO_SIZE = 12  # simulator results kept for moving a slider back
+# What each simulator tier's simulation depends on (the SLO only re-reads it).
+_TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps", "plan")
+
+
+def budget_or_none(value: float) -> float | None:
+    return float(value) if value and value > 0 else None
+
+
+def _tier_key(tier: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    workers = int(s["workers"]) if tier == "queue" else None
+    return (tier, workers, budget_or_none(s["monthly_budget_usd"]), *(s[k] for k in _TIER_INPUTS))
+
+
+def simulate_tiers(
+    settings: dict[str, Any], memo: dict[tuple[Any, ...], SimResult] | None = None
+) -> list[SimResult]:
+    """Each tier under the slider settings; ``memo`` keeps them between redraws."""
+    s = {**SIMULATOR_DEFAULTS, **settings}
+    memo = memo if memo is not None else {}
+    clay = ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None)
+    arrivals = ArrivalProfile(burstiness=float(s["burstiness"]))
+    results = []
+    for t in TIERS:
+        key = _tier_key(t, s)
+        if key in memo:
+            memo[key] = memo.pop(key)  # most recently used last
+        else:
+            memo[key] = simulate(
+                t,
+                float(s["volume_per_day"]),
+                days=float(s["days"]),
+                arrivals=arrivals,
+                clay=clay,
+                workers=int(s["workers"]) if t == "queue" else None,
+                plan=s["plan"],
+                monthly_budget_usd=budget_or_none(s["monthly_budget_usd"]),
+                slo_s=float(s["slo_s"]),
+            )
+        results.append(replace(memo[key], slo_s=float(s["slo_s"])))
+    while len(memo) > MEMO_SIZE:  # a month at 300K a day is ~9M leads a tier: keep few
+        del memo[next(iter(memo))]
+    return results
+
+
+def simulator_view(
+    settings: dict[str, Any], memo: dict[tuple[Any, ...], SimResult] | None = None
+) -> tuple[Figure, pd.DataFrame]:
+    """Every tier under the slider settings: latency histograms, queue depth, monthly cost."""
+    results = simulate_tiers(settings, memo)
+    fig = _simulator_figure(results)
+    table = pd.DataFrame({r.tier.name: r.summary() for r in results}).drop(index="tier")
+    return fig, table
+
+
+def simulator_headline(results_table: pd.DataFrame) -> list[str]:
+    """One line a tier: how late, how slow, what it costs a month."""
+    lines = []
+    for tier in results_table.columns:
+        col = results_table[tier]
+        held = (
+            f"; {count(col['over_budget'])} leads held back by the budget"
+            if col["over_budget"]
+            else ""
+        )
+        lines.append(
+            f"<b>{tier}</b>: {share(col['late_share'])} miss the {duration(col['slo_s'])} "
+            f"target; typically {duration(col['p50_s'])}, slow {duration(col['p95_s'])}; "
+            f"{money(col['total_usd_month'])}{held}"
+        )
+    return lines
+
+
+def _simulator_figure(results: list[SimResult]) -> Figure:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(14, 6.6))
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.94, bottom=0.09, hspace=0.5, wspace=0.28)
+    for ax, result in zip(axes[0], results, strict=True):
+        result.plot_latency(ax)
+    for result in results:
+        axes[1][0].plot(
+            result.depth_time_s / 3600,
+            result.depth_waiting,
+            label=result.tier.name,
+            color=TIER_COLOURS[result.tier.name],
+        )
+    axes[1][0].set(title="leads waiting to be sent", xlabel="hour", ylabel="leads")
+    axes[1][0].set_yscale("symlog")
+    axes[1][0].yaxis.set_major_formatter(count_formatter())
+    axes[1][0].legend(fontsize=8, loc="upper left")
+    _cost_bars(axes[1][1], results)
+    axes[1][2].axis("off")
+    plt.close(fig)
+    return fig
+
+
+def _cost_bars(ax: Any, results: list[SimResult]) -> None:
+    names = [r.tier.name for r in results]
+    clay = np.array([r.clay_usd for r in results])
+    infra = np.array([r.infra_usd_month for r in results])
+    ops = np.array([r.ops_usd for r in results])
+    ax.bar(names, clay, label="Clay")
+    ax.bar(names, infra, bottom=clay, label="infrastructure")
+    ax.bar(names, ops, bottom=clay + infra, label="upkeep")
+    budget = results[0].monthly_budget_usd
+    if budget:
+        ax.axhline(budget, color="crimson", ls="--", label="Clay budget")
+    ax.set(title="monthly cost")
+    ax.yaxis.set_major_formatter(money_formatter())
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def matrix_options(s: dict[str, Any]) -> dict[str, Any]:
+    """The matrix sliders as the keyword arguments of ``recommend`` and ``decision_grid``."""
+    prices = Prices(
+        engineer_usd_hour=float(s["engineer_usd_hour"]),
+        worker_usd_month=float(s["worker_usd_month"]),
+    )
+    return {
+        "arrivals": ArrivalProfile(burstiness=float(s["burstiness"])),
+        "clay": ClayBehaviour(rate_limit_rps=s["rate_limit_rps"] or None),
+        "plan": s["plan"],
+        "prices": prices,
+        "delay_usd_per_lead_hour": float(s["delay_usd_per_lead_hour"]),
+        "team_size": int(s["team_size"]) if s["team_size"] else None,
+        "monthly_budget_usd": budget_or_none(s["monthly_budget_usd"]),
+    }
+
+
+def matrix_needs_simulation(
+    settings: dict[str, Any],
+    cache: SimulationCache,
+    volumes: tuple[float, ...] = MATRIX_VOLUMES,
+) -> bool:
+    """Whether the next ``matrix_view`` has simulations to run (worth a progress bar)."""
+    s = {**MATRIX_DEFAULTS, **settings}
+    scenario = make_scenario(**matrix_options(s))
+    return not all(cache.has(float(v), scenario) for v in (*volumes, s["volume_per_day"]))
+
+
+def matrix_view(
+    settings: dict[str, Any],
+    cache: SimulationCache | None = None,
+    volumes: tuple[float, ...] = MATRIX_VOLUMES,
+    slos: tuple[float, ...] = MATRIX_SLOS,
+    progress: Any = None,
+) -> tuple[Figure, Recommendation]:
+    """The heatmap with your point marked, and the recommendation with its reasons.
+
+    Pass the same ``cache`` between calls: while only prices, team, delay value, SLO or
+    your point move, the grid is re-priced, not re-simulated.
+    """
+    s = {**MATRIX_DEFAULTS, **settings}
+    options = matrix_options(s)
+    cache = cache if cache is not None else SimulationCache()
+    scenario = make_scenario(**options)
+    grid = assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
+    fig = plot_decision_matrix(
+        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
+    )
+    rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), cache=cache, **options)
+    return fig, rec
