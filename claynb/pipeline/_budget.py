@@ -17,6 +17,11 @@ the same :class:`~claynb.pipeline._work.BudgetGuard` protocol across processes.
 Two cases count differently on purpose: a batch whose send has an unknown outcome stays
 counted at its worst case (Clay may have charged it), and runs collected after a crash
 are not counted again (the call that started them reserved for them).
+
+What was spent says where its figures come from (:attr:`Budget.cost_source`): read from an
+emulator's meters, or estimated from declared prices (real Clay reports no per-item cost;
+an estimate prices a match at the worst case, so it never undercounts). A routine with no
+declared worst case cannot be held to a cap at all (:func:`check_priced`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import threading
 from dataclasses import dataclass, field
 
 from claynb._plans import Plan, get_plan
-from claynb._routines import Cost
+from claynb._routines import Cost, Routine
+from claynb.pipeline._work import CostSource
+from claynb.wire._exceptions import ConfigError
 
 # Floating-point slack when comparing sums of fractional Data Credits with a cap.
 EPSILON = 1e-9
@@ -38,6 +45,7 @@ class _Meter:
         self.lock = threading.Lock()
         self.reserved = Cost()
         self.spent = Cost()
+        self.sources: set[CostSource] = set()
 
 
 def _within(value: float, cap: float | None) -> bool:
@@ -87,6 +95,18 @@ class Budget:
         """What Clay actually charged against this budget so far."""
         with self._meter.lock:
             return self._meter.spent
+
+    @property
+    def cost_source(self) -> CostSource | None:
+        """Where :attr:`spent` comes from: ``metered`` only when every charge was read from
+        an emulator's meters, else ``estimated`` (None: nothing settled yet)."""
+        with self._meter.lock:
+            return CostSource.of_all(self._meter.sources)
+
+    @property
+    def capped(self) -> bool:
+        """Whether any cap is set (a Budget() with none only keeps the tally)."""
+        return any(getattr(self, n) is not None for n in ("actions", "data_credits", "usd"))
 
     @property
     def reserved(self) -> Cost:
@@ -145,10 +165,11 @@ class Budget:
             )
             or "unlimited"
         )
-        spent = self.spent
+        spent, source = self.spent, self.cost_source
         return (
             f"Budget({caps}; plan={self.price.name}; spent {spent.actions:g} Actions, "
-            f"{spent.data_credits:g} Data Credits, ${self.spent_usd:.2f})"
+            f"{spent.data_credits:g} Data Credits, ${self.spent_usd:.2f}"
+            f"{f' ({source})' if source else ''})"
         )
 
 
@@ -162,6 +183,10 @@ class LocalGuard:
     def plan(self) -> Plan:
         return self.budget.price
 
+    @property
+    def capped(self) -> bool:
+        return self.budget.capped
+
     def reserve(self, cost: Cost) -> bool:
         meter = self.budget._meter
         with meter.lock:
@@ -170,11 +195,13 @@ class LocalGuard:
             meter.reserved = meter.reserved + cost
             return True
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
+    def settle(self, reserved: Cost, actual: Cost, source: CostSource | None = None) -> None:
         meter = self.budget._meter
         with meter.lock:
             meter.reserved = _floor(meter.reserved + reserved * -1)
             meter.spent = meter.spent + actual
+            # A reservation kept at its worst case (an unknown outcome) is an estimate too.
+            meter.sources.add(source or CostSource.ESTIMATED)
 
     def release(self, reserved: Cost) -> None:
         meter = self.budget._meter
@@ -187,6 +214,26 @@ class LocalGuard:
         with meter.lock:
             held = meter.spent + meter.reserved
         return _affordable(self.budget, held, unit, n)
+
+
+def check_priced(routine: Routine, budget: Budget | None) -> None:
+    """Refuse a capped budget for a routine whose worst case nobody declared: there is
+    nothing to reserve, so the cap could be passed without a word."""
+    if budget is not None and budget.capped and not routine.priced:
+        raise ConfigError(
+            f"{budget!r} cannot hold routine {routine.id!r}: it has no declared cost, so its "
+            "worst case per row is unknown. Declare one with cost=claynb.Cost(actions=..., "
+            'data_credits=...) or in claynb.toml ([routines."ID"] cost = {...})'
+        )
+
+
+def row_reservation(routine: Routine, capped: bool) -> Cost:
+    """What a guard holds per row before sending: the routine's worst case. An unpriced
+    routine holds nothing, which only a guard with no cap accepts (under a cap it is refused
+    with the reason, by :meth:`Routine.worst_case_cost`)."""
+    if routine.priced or capped:
+        return routine.worst_case_cost()
+    return Cost()
 
 
 def _floor(cost: Cost) -> Cost:

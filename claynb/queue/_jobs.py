@@ -28,7 +28,8 @@ from typing import Any
 from claynb._plans import get_plan
 from claynb._routines import Cost
 from claynb._secrets import mask, redact
-from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._budget import row_reservation
+from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
     DONE,
@@ -45,7 +46,7 @@ from claynb.queue._store import (
     load_template,
     scaled,
 )
-from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, MAX_RUN_ITEMS, RetryPolicy
+from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, ENV_ADMIN_URL, MAX_RUN_ITEMS, RetryPolicy
 from claynb.wire._exceptions import ClayError, ConfigError, OutcomeUnknown
 from claynb.wire._results import RunItem
 
@@ -111,6 +112,8 @@ class WorkerSettings:
     #: execution of its job (CLAYNB_MAX_ATTEMPTS, CLAYNB_MAX_SENDS_PER_ITEM).
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
+    #: The emulator's admin URL, when the worker was told it talks to one (costs metered).
+    emulator_admin_url: str | None = None
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -130,6 +133,7 @@ class WorkerSettings:
             fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
+            emulator_admin_url=os.environ.get(ENV_ADMIN_URL) or None,
         )
 
     def __repr__(self) -> str:
@@ -244,7 +248,7 @@ def process(
         store.conn.hsetnx(batch_key(batch.id), "cached", _dumps(_lookup_cache(store, batch)))
     cached = _loads(store.conn.hget(batch_key(batch.id), "cached"))
     if batch.state == NEW:
-        unit = batch.routine.worst_case_cost()
+        unit = row_reservation(batch.routine, capped=bool(batch.budget))
         per = scaled(unit, plan.usd(unit.actions, unit.data_credits))
         store.reserve(batch, budget_key, _unique_keys(batch, cached), per)
         batch = _reload(store, batch.id)
@@ -255,7 +259,7 @@ def process(
     results, run_id, error = _send_and_collect(
         store, batch, client, settings, budget_key, final_attempt, job
     )
-    answers = None if error is not None else _answers(batch, results, run_id)
+    answers = None if error is not None else _answers(batch, results, run_id, client)
     outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
     actual = _actual(batch, answers, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
@@ -349,10 +353,18 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_client(api_key: str, base_url: str, retry: RetryPolicy, rps: float | None) -> Any:
+def _cached_client(
+    api_key: str, base_url: str, retry: RetryPolicy, rps: float | None, admin_url: str | None
+) -> Any:
     from claynb.wire._client import ClayClient
 
-    return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
+    return ClayClient(
+        api_key=api_key,
+        base_url=base_url,
+        retry=retry,
+        rate_limit_rps=rps,
+        emulator_admin_url=admin_url,
+    )
 
 
 def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
@@ -361,7 +373,9 @@ def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
     A job is a handful of requests; a client per job would start each job with a fresh
     pacer and forget every 429, so the worker as a whole would not keep to its pace.
     """
-    return _cached_client(settings.api_key, settings.base_url, settings.retry, rps)
+    return _cached_client(
+        settings.api_key, settings.base_url, settings.retry, rps, settings.emulator_admin_url
+    )
 
 
 def _send_and_collect(
@@ -401,12 +415,15 @@ def _send_and_collect(
     return {item.id: item for item in results.items}, run_id, None
 
 
-def _answers(batch: Batch, results: dict[str, RunItem], run_id: str) -> dict[str, ItemResult]:
-    """Clay's answer for every key sent, read the way every tier reads it."""
-    return {
-        key: outcome_of(batch.routine, key, results.get(key), run_id=run_id or None)
-        for key in batch.send[: batch.reserved]
-    }
+def _answers(
+    batch: Batch, results: dict[str, RunItem], run_id: str, client: Any
+) -> dict[str, ItemResult]:
+    """Clay's answer for every key sent, read the way every tier reads it (costs from the
+    emulator's meters when the worker knows one)."""
+    charges = client.run_charges(run_id) if run_id else None
+    keys = batch.send[: batch.reserved]
+    got = outcomes_of(batch.routine, keys, results, run_id=run_id or None, charges=charges)
+    return {r.key: r for r in got}
 
 
 def _send(
@@ -521,6 +538,7 @@ def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) ->
         "error": answer.error,
         "actions": answer.cost.actions,
         "data_credits": answer.cost.data_credits,
+        "cost_source": answer.cost_source,
         "enriched_at": time.time(),
     }
 
@@ -528,7 +546,7 @@ def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) ->
 def _actual(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
     if answers is None:
-        total = batch.routine.worst_case_cost() * batch.reserved
+        total = row_reservation(batch.routine, capped=bool(batch.budget)) * batch.reserved
     else:
         total = sum((answer.cost for answer in answers.values()), Cost())
     return scaled(total, plan.usd(total.actions, total.data_credits))
