@@ -178,7 +178,7 @@ class Settings:
 def variant(name: str, kind: type[StrEnum], value: object) -> StrEnum:
     """``value`` as one of ``kind``'s variants; a ValueError listing them when it is none."""
     try:
-        return kind(value)
+        return kind(str(value))  # a member is its own value as text
     except ValueError:
         allowed = ", ".join(repr(v.value) for v in kind)
         raise ValueError(f"{name} must be one of {allowed}, not {value!r}") from None

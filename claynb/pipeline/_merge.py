@@ -38,7 +38,8 @@ def output_columns(
 
 def result_fields(routine: Routine, results: Iterable[ItemResult]) -> list[str]:
     """Fields that came back which the routine does not list, in order of first sight."""
-    listed, extra = set(routine.fields), {}
+    listed = set(routine.fields)
+    extra: dict[str, None] = {}
     for r in results:
         for name in r.result or ():
             if name not in listed:

@@ -53,20 +53,22 @@ class RunCharges:
 
 
 def parse_run_charges(run_id: str, body: dict[str, Any]) -> RunCharges:
-    items = body.get("items") if isinstance(body.get("items"), dict) else {}
+    """The admin view of one run (``/_emulator/runs/{id}``) as :class:`RunCharges`."""
+    raw_items, raw_meters = body.get("items"), body.get("meters")
+    items: dict[str, Any] = raw_items if isinstance(raw_items, dict) else {}
+    meters: dict[str, Any] = raw_meters if isinstance(raw_meters, dict) else {}
     costs = {
         str(item_id): Cost(float(c.get("actions", 0)), float(c.get("data_credits", 0)))
-        for item_id, c in (items or {}).items()
+        for item_id, c in items.items()
         if isinstance(c, dict)
     }
     not_run = frozenset(
         str(item_id)
-        for item_id, c in (items or {}).items()
+        for item_id, c in items.items()
         if isinstance(c, dict) and c.get("ran") is False
     )
-    meters = body.get("meters") if isinstance(body.get("meters"), dict) else {}
     exhausted = any(
-        (meters or {}).get(name) is not None and float(meters[name]) <= 1e-9
+        meters.get(name) is not None and float(meters[name]) <= 1e-9
         for name in ("actions_left", "data_credits_left")
     )
     return RunCharges(run_id, costs, not_run, exhausted)
