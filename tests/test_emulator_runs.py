@@ -313,7 +313,9 @@ def test_charge_on_miss_provider_charges_a_miss(make_emulator: Any) -> None:
         (Provider("never", 0.0, 0.5, charge_on_miss=True), Provider("always", 1.0, 2.0)),
     )
     emu = make_emulator(routines={"lookup-x": routine})
-    run_id, _ = run_with_id(client(emu), "lookup-x", [{"id": "1", "inputs": {"domain": "acme.com"}}])
+    run_id, _ = run_with_id(
+        client(emu), "lookup-x", [{"id": "1", "inputs": {"domain": "acme.com"}}]
+    )
     assert charges(emu, run_id)["items"]["1"] == {
         "actions": 1,
         "data_credits": 2.5,

@@ -389,6 +389,4 @@ def test_credits_at_zero_leave_rows_unenriched_and_uncharged(
     cells = query(
         emu, {"query": {"tables": [{"id": "T"}], "select": [{"field": "full_name"}]}}
     ).json()["data"]
-    assert {"status": "error", "error": NOT_RUN_MESSAGE} in [
-        c["full_name"] for c in cells
-    ]
+    assert {"status": "error", "error": NOT_RUN_MESSAGE} in [c["full_name"] for c in cells]

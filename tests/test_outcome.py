@@ -27,9 +27,9 @@ def answer(raw: dict[str, Any], routine: Routine = PERSON, charges: Any = None) 
     )
 
 
-def metered(cost: Cost = Cost(), *, ran: bool = True) -> RunCharges:
+def metered(cost: Cost | None = None, *, ran: bool = True) -> RunCharges:
     """What an emulator's admin view says item ``k`` cost (and whether it ran)."""
-    return RunCharges("run_1", {"k": cost}, frozenset() if ran else frozenset({"k"}))
+    return RunCharges("run_1", {"k": cost or Cost()}, frozenset() if ran else frozenset({"k"}))
 
 
 def test_a_match_is_enriched_with_what_the_meters_charged() -> None:
