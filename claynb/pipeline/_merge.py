@@ -140,6 +140,11 @@ def merge(
         per_group = np.array([getattr(r.cost, meter) for r in results], dtype="float64")
         per_group[unpriced] = np.nan  # not zero: nobody can say what these rows cost
         cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
-    sources = [None if r.cost_source is None else str(r.cost_source) for r in results]
-    cols[prefix + "cost_source"] = _column(sources, codes)
+    sources = np.array(
+        [None if r.cost_source is None else str(r.cost_source) for r in results], dtype=object
+    )
+    # Always text, so a frame of cached rows (nothing sent, no source) concatenates with any.
+    cols[prefix + "cost_source"] = pd.array(
+        sources[codes] if len(codes) else np.empty(0, dtype=object), dtype=_text_dtype()
+    )
     return df.assign(**cols)
