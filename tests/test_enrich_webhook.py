@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pytest
 
 import claynb
 from claynb.direct import WebhookReceiver
@@ -163,3 +164,35 @@ def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> No
     assert set(again["clay_status"]) <= {"enriched", "no_match"}
     assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing sent again
     assert again["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
+
+
+@pytest.mark.parametrize("retries", ["none", "retried"])
+def test_a_lost_first_delivery_is_covered_whether_or_not_clay_retries(
+    make_emulator: Any, retries: str
+) -> None:
+    """Every first attempt is lost: with retries the second wakes the poller, without
+    them polling finds the runs. Either way every row is read once, none paid twice."""
+    emu = make_emulator(
+        run_latency_s=0.05,
+        faults=claynb.Faults(fail_webhook=1.0),
+        webhook_retries=retries,
+        webhook_backoff_s=0.05,
+    )
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        out = claynb.enrich(
+            pd.DataFrame({"Email": emails(30)}),
+            "enrich-person",
+            {"email": "Email"},
+            client=emu.client(),
+            progress=False,
+            webhook=rx,
+            batch_size=10,
+            poll_max_interval=0.3,
+        )
+    assert set(out["clay_status"]) <= {"enriched", "no_match"}
+    charges = [c["inputs_key"] for c in emu.meters(charges=True)["charges"]]
+    assert len(charges) == len(set(charges))
+    assert out["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
+    assert set(out["clay_cost_source"]) == {"metered"}
