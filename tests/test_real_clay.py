@@ -43,21 +43,21 @@ def leads(n: int) -> pd.DataFrame:
     return pd.DataFrame({"Email": [f"lead{i}@acme.com" for i in range(n)]})
 
 
+def enrich(clay: MinimalClay, df: pd.DataFrame, **options: Any) -> pd.DataFrame:
+    """The workspace routine on ``df`` through ``clay``, its worst case declared."""
+    options.setdefault("cost", COST)
+    return claynb.enrich(
+        df, ROUTINE, {"email": "Email"}, client=client_for(clay), progress=False, **options
+    )
+
+
 def no_emulator_paths(clay: MinimalClay) -> bool:
     return not any("/_emulator" in path for _, path in clay.requests)
 
 
 def test_any_routine_id_enriches_with_what_comes_back(clay: MinimalClay) -> None:
     df = pd.DataFrame({"Email": ["ada@acme.com", "grace@navy.mil", "ada@acme.com", "bad@x.co"]})
-    out = claynb.enrich(
-        df,
-        ROUTINE,
-        {"email": "Email"},
-        client=client_for(clay),
-        cost=COST,
-        budget=claynb.Budget(data_credits=100),
-        progress=False,
-    )
+    out = enrich(clay, df, budget=claynb.Budget(data_credits=100))
     # Whatever the routine returned became clay_<field>, with no catalogue entry.
     assert out["clay_echo_email"].tolist()[:3] == ["ada@acme.com", "grace@navy.mil", "ada@acme.com"]
     assert out["clay_length"].tolist()[:3] == [12, 14, 12]
@@ -73,19 +73,10 @@ def test_any_routine_id_enriches_with_what_comes_back(clay: MinimalClay) -> None
 
 def test_a_budget_on_a_routine_with_no_declared_cost_is_refused(clay: MinimalClay) -> None:
     with pytest.raises(claynb.ConfigError, match="no declared cost"):
-        claynb.enrich(
-            leads(3),
-            ROUTINE,
-            {"email": "Email"},
-            client=client_for(clay),
-            budget=claynb.Budget(data_credits=10),
-            progress=False,
-        )
+        enrich(clay, leads(3), cost=None, budget=claynb.Budget(data_credits=10))
     assert clay.run_posts() == 0
     # Without a budget it runs, and says its cost is unknown rather than zero.
-    out = claynb.enrich(
-        leads(3), ROUTINE, {"email": "Email"}, client=client_for(clay), progress=False
-    )
+    out = enrich(clay, leads(3), cost=None)
     assert set(out["clay_cost_source"]) == {"unpriced"} and out["clay_data_credits"].isna().all()
 
 
@@ -96,27 +87,15 @@ def test_a_5xx_to_a_run_post_is_never_re_sent_on_its_own(
 ) -> None:
     clay.fail_run_posts = [ServerError(status, started=started)]
     df = leads(5)
-    out = claynb.enrich(
-        df, ROUTINE, {"email": "Email"}, client=client_for(clay), cost=COST, progress=False
-    )
+    out = enrich(clay, df)
     assert (out["clay_status"] == "unknown").all()
     assert clay.run_posts() == 1
     # A later call does not send them again either: it waits for Clay to name the run.
-    again = claynb.enrich(
-        df, ROUTINE, {"email": "Email"}, client=client_for(clay), cost=COST, progress=False
-    )
+    again = enrich(clay, df)
     assert (again["clay_status"] == "unknown").all() and clay.run_posts() == 1
     assert max(clay.executed.values(), default=0) <= 1
     # Re-sending is an explicit choice.
-    chosen = claynb.enrich(
-        df,
-        ROUTINE,
-        {"email": "Email"},
-        client=client_for(clay),
-        cost=COST,
-        progress=False,
-        resend_unknown=True,
-    )
+    chosen = enrich(clay, df, resend_unknown=True)
     assert (chosen["clay_status"] == "enriched").all() and clay.run_posts() == 2
 
 
@@ -128,17 +107,7 @@ def test_unknown_rows_are_collected_when_the_webhook_names_the_run(clay: Minimal
     with WebhookReceiver() as rx:
         hook = clay.create_webhook(rx.url)  # what `clay webhooks create URL` does
         rx.configure(hook["id"], hook["signingSecret"])
-        out = claynb.enrich(
-            df,
-            ROUTINE,
-            {"email": "Email"},
-            client=client_for(clay),
-            cost=COST,
-            progress=False,
-            webhook=rx,
-            batch_size=10,
-            poll_max_interval=0.3,
-        )
+        out = enrich(clay, df, webhook=rx, batch_size=10, poll_max_interval=0.3)
     assert (out["clay_status"] == "enriched").all()
     assert out["clay_echo_email"].tolist() == df["Email"].tolist()
     assert clay.run_posts() == 2  # one per batch: the failed one was never re-sent
@@ -173,14 +142,10 @@ def test_the_event_tier_without_a_webhook_says_how_to_make_one(
 
 
 def _events(clay: MinimalClay, nats_url: str, tmp_path: Path) -> Any:
-    return claynb.enrich(
+    return enrich(
+        clay,
         leads(6),
-        ROUTINE,
-        {"email": "Email"},
-        client=client_for(clay),
-        cost=COST,
         backend="events",
-        progress=False,
         home=tmp_path / "events",
         bus_url=nats_url,
         batch_size=3,
