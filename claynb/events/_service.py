@@ -596,6 +596,8 @@ class EnrichmentService:
         while not self._stopping:
             now = self.clock()
             await self._expire_held(now)
+            if self._held and self._orphans:
+                await self._adopt_orphans()  # a results read that failed is tried again
             for run_id in self.reconciler.overdue(now):
                 run = self._runs.get(run_id)
                 if run is None or run.done:
