@@ -42,7 +42,7 @@ from claynb.queue._store import (
     Lead,
     batch_key,
 )
-from claynb.wire._config import ENV_ADMIN_URL, MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
+from claynb.wire._config import MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
 from claynb.wire._exceptions import ConfigError
 
 KNOWN_OPTIONS = {
@@ -180,9 +180,7 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
         max_attempts=client.retry.max_attempts,
         max_sends_per_item=client.retry.max_sends_per_item,
         poll_interval_s=float(options.get("poll_interval", 0.5)),
-        # Workers read costs from the emulator's meters only when this client was told it
-        # talks to one; an empty value overrides whatever the environment holds.
-        extra_env={ENV_ADMIN_URL: credentials.emulator_admin_url or ""},
+        emulator_admin_url=credentials.emulator_admin_url,
     ).start()
 
 

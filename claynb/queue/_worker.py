@@ -28,6 +28,7 @@ from typing import Any
 
 from claynb.queue._store import lease_key
 from claynb.services._process import process_alive
+from claynb.wire._config import ENV_ADMIN_URL
 
 #: A job with no lease this long after it started belongs to a dead worker.
 DEFAULT_GRACE_S = 6.0
@@ -171,6 +172,8 @@ class WorkerPool:
     The Clay API key reaches each worker through its environment only. ``max_attempts``
     and ``max_sends_per_item`` are the workers' :class:`claynb.RetryPolicy` (retries of
     one request; POSTs a batch's items may ride in across every execution of its job).
+    ``emulator_admin_url`` (what :attr:`claynb.Emulator.admin_url` says) lets the workers
+    read what each item cost from an emulator's meters; without it costs are estimated.
     ``kill(i)`` sends SIGKILL, as a crashed machine would; ``stop()`` asks each to finish
     its job (SIGTERM), then kills what is left. A context manager: everything it starts,
     it stops.
@@ -184,6 +187,7 @@ class WorkerPool:
         n: int = 2,
         api_key: str | None = None,
         base_url: str | None = None,
+        emulator_admin_url: str | None = None,
         burst: bool = False,
         with_scheduler: bool = True,
         poll_interval_s: float | None = None,
@@ -205,6 +209,8 @@ class WorkerPool:
             self._env["CLAY_API_KEY"] = api_key
         if base_url:
             self._env["CLAY_BASE_URL"] = base_url
+        # Costs come from an emulator's meters only when the workers are told of one.
+        self._env[ENV_ADMIN_URL] = emulator_admin_url or ""
         if poll_interval_s is not None:
             self._env["CLAYNB_POLL_INTERVAL_S"] = str(poll_interval_s)
         if lease_s is not None:
