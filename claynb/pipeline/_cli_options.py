@@ -37,6 +37,7 @@ from claynb._connect import (
     is_loopback,
     spend_allowed,
 )
+from claynb._plans import PLANS
 from claynb._secrets import redact, register_secret
 from claynb.pipeline._budget import Budget
 from claynb.wire._client import ClayClient
@@ -93,7 +94,8 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--plan",
         default="growth",
-        help="Clay plan that prices dollars: free, launch, growth, enterprise (default growth)",
+        choices=sorted(PLANS),
+        help="the Clay plan that prices dollars (default growth)",
     )
 
 
