@@ -76,7 +76,7 @@ def test_a_query_search_reads_its_kind_from_the_query(
 ) -> None:
     point_at(emulator, monkeypatch)
     target = tmp_path / "people.parquet"
-    query = 'people where job_title contains "revenue" and seniority = "director"'
+    query = 'people where title contains "revenue" and seniority = "director"'
     assert main(["search", "--query", query, "--limit", "25", "-q", "-o", str(target)]) == 0
     people = pd.read_parquet(target)
     assert len(people) == 25
