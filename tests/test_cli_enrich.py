@@ -8,6 +8,8 @@ Each test points the command at an emulator it started, through ``CLAY_BASE_URL`
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,7 @@ def test_estimate_prices_the_file_and_spends_nothing(
     assert rc == 0
     meters = emulator.meters(charges=False)
     assert meters["data_credits_used"] == meters["actions_used"] == 0
-    assert meters["requests"]["total"] == 0  # not even a run was started
+    assert meters["runs"]["total"] == 0  # not even a run was started
     assert not (tmp_path / "leads.enriched.csv").exists()
     assert f"{len(df)} rows, 40 unique" in printed and "40 to send" in printed
     assert "worst case: 40 Actions, 40 Data Credits" in printed
@@ -163,6 +165,8 @@ def test_a_budget_is_met_never_crossed_and_the_same_command_finishes_the_rest(
         (["-r", "find-work-email"], "-i INPUT=COLUMN"),
         (["-r", ROUTINE, "-o", "out.json"], "cannot tell the format from '.json'"),
         (["-r", ROUTINE, "-o", "{source}"], "is the input file"),
+        (["-r", ROUTINE, "-o", "{source}/out.csv"], "is a file, not a folder"),
+        (["-r", ROUTINE, "-o", "{folder}"], "it is a folder"),
     ],
 )
 def test_a_wrong_input_is_one_line_exit_2_and_nothing_is_sent(
@@ -176,7 +180,9 @@ def test_a_wrong_input_is_one_line_exit_2_and_nothing_is_sent(
     point_at(emulator, monkeypatch)
     source = tmp_path / "leads.csv"
     leads(10).to_csv(source, index=False)
-    args = [a.replace("{source}", str(source)) for a in args]
+    folder = tmp_path / "made.csv"
+    folder.mkdir()
+    args = [a.replace("{source}", str(source)).replace("{folder}", str(folder)) for a in args]
 
     rc = main(["enrich", str(source), *args])
     printed, errors = capsys.readouterr()
@@ -238,8 +244,6 @@ def test_python_m_claynb_enrich_runs_as_a_program(
     emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The command as installed (``python -m claynb``), not only ``main()``: a real process."""
-    import subprocess
-
     point_at(emulator, monkeypatch)
     source = tmp_path / "leads.csv"
     leads(12).to_csv(source, index=False)
@@ -253,3 +257,47 @@ def test_python_m_claynb_enrich_runs_as_a_program(
     assert done.stdout.count("\n") == 1 and "leads.enriched.csv" in done.stdout
     assert "enrich-person (direct)" in done.stderr  # the progress, on stderr
     assert claynb.ledger().summary()["rows"].sum() > 0
+
+
+def run_program(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "claynb", *args],
+        env={**{k: v for k, v in os.environ.items() if k != "CLAYNB_ALLOW_SPEND"}, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_wrong_key_is_one_line_exit_2_and_never_printed(emulator: Any, tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    leads(5).to_csv(source, index=False)
+    secret = "clay-key-" + "7f3a9c1e5b2d" * 3
+
+    done = run_program(
+        ["enrich", str(source), "-r", ROUTINE, "--base-url", emulator.url, "--api-key", secret],
+        {},
+    )
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "401" in done.stderr, done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert emulator.meters(charges=False)["actions_used"] == 0
+
+
+def test_a_real_key_without_allow_spend_is_not_used_and_never_printed(tmp_path: Path) -> None:
+    """A key for a non-loopback Clay, no ``--allow-spend``: the embedded emulator answers
+    instead, and stderr says how to allow spending. No request leaves the machine: the
+    refusal comes before any client for that URL is made (the host does not resolve)."""
+    source = tmp_path / "leads.csv"
+    leads(5).to_csv(source, index=False)
+    secret = "clay-key-" + "0c4e8a2f6b1d" * 3
+    env = {"CLAY_API_KEY": secret, "CLAY_BASE_URL": "https://clay.invalid/public/v0"}
+
+    done = run_program(["enrich", str(source), "-r", ROUTINE, "-q"], env)
+
+    assert done.returncode == 0, done.stderr
+    assert "--allow-spend" in done.stderr and "embedded emulator answers" in done.stderr
+    assert secret not in done.stdout + done.stderr
+    assert "(emulator)" in done.stdout
+    assert (tmp_path / "leads.enriched.csv").exists()

@@ -150,13 +150,23 @@ def test_a_wrong_input_is_one_line_exit_2(
     assert emulator.meters(charges=False)["search"]["records"] == 0
 
 
-def test_a_wrong_output_extension_is_refused_before_anything_is_asked(
-    emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [("out.json", "'.json'"), ("a-file/out.csv", "is a file, not a folder")],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_anything_is_asked(
+    emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: Any,
+    output: str,
+    says: str,
 ) -> None:
     point_at(emulator, monkeypatch)
+    (tmp_path / "a-file").write_text("not a folder")
     rc = main(["search", "people", "--filter", "job_title_keywords=sales",
-               "-o", str(tmp_path / "out.json")])  # fmt: skip
-    assert rc == 2 and "'.json'" in capsys.readouterr().err
+               "-o", str(tmp_path / output)])  # fmt: skip
+    assert rc == 2 and says in capsys.readouterr().err
     assert emulator.meters(charges=False)["requests"]["total"] == 0
 
 

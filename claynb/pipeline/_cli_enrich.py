@@ -181,6 +181,9 @@ def prepare_job(args: argparse.Namespace, client: Any) -> Job:
     inputs = resolve_inputs(frame, routine, parse_inputs(args.input))
     job = Job(source, output, frame, routine, inputs, budget_from(args))
     check_output(job, args.prefix, args.overwrite)
+    # A free request (GET /me): a wrong key is one line and exit 2 here, not every row
+    # journalled as failed by the first paid request.
+    client.me()
     return job
 
 

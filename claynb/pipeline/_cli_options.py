@@ -126,7 +126,11 @@ def client_from(args: argparse.Namespace, command: str) -> ClayClient:
             "answers instead: made-up data, nothing spent",
         )
     elif on_emulator(client):
-        say(command, f"no {ENV_KEY}: the embedded emulator answers (made-up data, nothing spent)")
+        unused = f" ({base} is not used without one)" if base != DEFAULT_BASE_URL else ""
+        say(
+            command,
+            f"no {ENV_KEY}{unused}: the embedded emulator answers (made-up data, nothing spent)",
+        )
     assert isinstance(client, ClayClient)
     return client
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -58,11 +59,27 @@ def format_of(path: Path) -> TableFormat:
 
 
 def check_writable(path: Path) -> TableFormat:
-    """The format ``path`` will be written in, once it is known that it can be: checked
-    before any credit is spent on what would go into it."""
+    """The format ``path`` will be written in, once it is known that it can be: its
+    extension, the package the format needs, and a place to write it (the nearest existing
+    folder on its way is a writable folder). Checked before any credit is spent on what
+    would go into it, so an answer paid for is never lost to a typo in ``-o``."""
     fmt = format_of(path)
     _require(fmt)
+    _check_place(path)
     return fmt
+
+
+def _check_place(path: Path) -> None:
+    if path.is_dir():
+        raise TableFileError(f"cannot write {path}: it is a folder; name a file")
+    folder = path.parent
+    while not folder.exists():  # the folders missing on the way are made when writing
+        folder = folder.parent
+    if not folder.is_dir():
+        raise TableFileError(f"cannot write {path}: {folder} is a file, not a folder")
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise TableFileError(f"cannot write {path}: {target} is not writable")
 
 
 def _require(fmt: TableFormat) -> None:
