@@ -187,6 +187,18 @@ def prepare_job(args: argparse.Namespace, client: Any) -> Job:
     return job
 
 
+def row_options(job: Job, args: argparse.Namespace, client: Any) -> dict[str, Any]:
+    """What enrich and its estimate are both told, so ``--estimate`` prices exactly the
+    rows the same command without it would send."""
+    return {
+        "client": client,
+        "budget": job.budget,
+        "refresh": args.refresh,
+        "retry_failed": args.retry_failed,
+        "resend_unknown": args.resend_unknown,
+    }
+
+
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {"concurrency": args.concurrency, "batch_size": args.batch_size}
     return {name: value for name, value in options.items() if value is not None}
@@ -205,11 +217,7 @@ def run(args: argparse.Namespace) -> int:
             job.frame,
             job.routine,
             job.inputs,
-            client=client,
-            budget=job.budget,
-            refresh=args.refresh,
-            retry_failed=args.retry_failed,
-            resend_unknown=args.resend_unknown,
+            **row_options(job, args, client),
             prefix=args.prefix,
             overwrite=args.overwrite,
             progress=not args.quiet,
@@ -263,16 +271,7 @@ def summary_line(
 def print_estimate(job: Job, args: argparse.Namespace, client: Any) -> int:
     """What enriching the file would send and cost, on stdout; nothing is spent."""
     try:
-        priced = estimate(
-            job.frame,
-            job.routine,
-            job.inputs,
-            client=client,
-            budget=job.budget,
-            refresh=args.refresh,
-            retry_failed=args.retry_failed,
-            resend_unknown=args.resend_unknown,
-        )
+        priced = estimate(job.frame, job.routine, job.inputs, **row_options(job, args, client))
     except (ValueError, ClayError) as exc:
         return bad_input(COMMAND, str(exc))
     for line in estimate_lines(job, priced):
