@@ -57,12 +57,12 @@ def environment(emu: Any, home: Path) -> dict[str, str]:
 
 
 def landed_and_more_to_do(home: Path, total_batches: int) -> bool:
-    """At least one run landed and at most a third of the work is done or under way."""
+    """At least one run landed and at most half of the work is done or under way."""
     if not (home / "claynb.sqlite").exists():
         return False
     with Journal.open(home) as journal:
         states = [run["state"] for run in journal.runs()]
-    return "finished" in states and len(states) <= total_batches // 3
+    return "finished" in states and len(states) <= total_batches // 2
 
 
 def stop_mid_run(emu: Any, source: Path, home: Path, how: signal.Signals) -> int:
