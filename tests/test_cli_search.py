@@ -186,3 +186,17 @@ def test_filter_values_are_gathered_by_field_and_typed_by_the_listed_type() -> N
         "min_funding_usd": 5000000,
         "note": ["plain text"],  # type unknown: a list, as Clay's published filters are
     }
+
+
+def test_a_wrong_key_is_one_line_exit_2_and_never_printed(
+    emulator: Any, tmp_path: Path, capsys: Any
+) -> None:
+    secret = "clay-key-" + "5e1b7d3f9a2c" * 3
+    rc = main(["search", "companies", "--filter", "industries=Retail", "-q",
+               "--base-url", emulator.url, "--api-key", secret,
+               "-o", str(tmp_path / "f.csv")])  # fmt: skip
+    printed, errors = capsys.readouterr()
+    assert rc == 2 and printed == ""
+    assert len(errors.strip().splitlines()) == 1 and "401" in errors, errors
+    assert secret not in errors
+    assert emulator.meters(charges=False)["search"]["records"] == 0
