@@ -34,6 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _events_helpers import webhook_body  # noqa: E402
 from _receiver_helpers import (  # noqa: E402
     SERVE_SCRIPTS,
     RawSender,
@@ -110,7 +111,7 @@ def held_open(url: str, head_only: bool, window_s: float) -> float | None:
 
 
 def honest(url: str) -> int:
-    body = b'{"webhookId":"wh_1","createdAt":"2026-06-16T17:50:00.000Z","data":{"routine_run_id":"run_1"}}'
+    body = webhook_body("run_1")
     return post(url, body, {"X-Clay-Signature": sign(SECRET, body)})
 
 
