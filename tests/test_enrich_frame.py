@@ -149,7 +149,8 @@ def test_bad_arguments_name_what_is_wrong(client: Any) -> None:
     with pytest.raises(ValueError, match="no input 'phone'.*email"):
         claynb.enrich(df, "enrich-person", {"phone": "Email"}, client=client)
     with pytest.raises(
-        ValueError, match="'enrich-persn' is in no routine catalogue.*enrich-person"
+        ValueError,
+        match="unknown routine 'enrich-persn': it is in no routine catalogue.*enrich-person",
     ):
         claynb.enrich(df, "enrich-persn", client=client)
     # With its inputs named, any id is a workspace routine: Clay's 404 says it is not one.

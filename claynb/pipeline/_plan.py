@@ -59,7 +59,7 @@ def resolve_routine(
     else:
         files = ", ".join(str(p) for p in catalogue_paths(home)) or "no claynb.toml found"
         raise ValueError(
-            f"routine {routine!r} is in no routine catalogue ({files}; demo routines: "
+            f"unknown routine {routine!r}: it is in no routine catalogue ({files}; demo routines: "
             f"{', '.join(sorted(catalogue))}): name its inputs, e.g. "
             f"inputs={{'email': 'Email'}}, and declare what a row can cost with "
             "cost=claynb.Cost(actions=..., data_credits=...)"
