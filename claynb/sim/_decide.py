@@ -38,7 +38,7 @@ from claynb._routines import Routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import machines, simulate
+from claynb.sim._simulate import machines, simulate_each
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 from claynb.sim._units import duration, money
 
@@ -184,25 +184,19 @@ def run_candidates(
 
 
 def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
-    days = simulated_days(volume_per_day)
-    results = []
-    for tier in scenario.tiers:
-        for model in _candidates(tier, scenario):
-            results.append(
-                simulate(
-                    model,
-                    volume_per_day,
-                    days=days,
-                    arrivals=scenario.arrivals,
-                    clay=scenario.clay,
-                    routine=scenario.routine,
-                    plan=scenario.plan,
-                    monthly_budget_usd=scenario.monthly_budget_usd,
-                    prices=scenario.prices,
-                    seed=scenario.seed,
-                )
-            )
-    return results
+    models = [m for tier in scenario.tiers for m in _candidates(tier, scenario)]
+    return simulate_each(
+        models,
+        volume_per_day,
+        days=simulated_days(volume_per_day),
+        arrivals=scenario.arrivals,
+        clay=scenario.clay,
+        routine=scenario.routine,
+        plan=scenario.plan,
+        monthly_budget_usd=scenario.monthly_budget_usd,
+        prices=scenario.prices,
+        seed=scenario.seed,
+    )
 
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:

@@ -12,7 +12,7 @@ Money is scaled from the simulated horizon to a 30-day month.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +23,6 @@ from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, bill_curve, infra_lines, leads_within_budget
 from claynb.sim._engine import (
-    BusyTime,
     Runs,
     batch_fcfs,
     depth_over_time,
@@ -73,23 +72,87 @@ def simulate(
     Everything random comes from ``seed``.
     """
     model = make_tier(tier, workers=workers, batch_size=batch_size, **tier_options)
-    behaviour = _behaviour(clay, run_latency, rate_limit_rps)
-    profile = as_profile(arrivals)
+    (result,) = simulate_each(
+        [model],
+        volume_per_day,
+        days=days,
+        arrivals=as_profile(arrivals),
+        clay=_behaviour(clay, run_latency, rate_limit_rps),
+        routine=routine,
+        plan=plan,
+        monthly_budget_usd=monthly_budget_usd,
+        rollover_data_credits=rollover_data_credits,
+        slo_s=slo_s,
+        prices=prices,
+        seed=seed,
+    )
+    return result
+
+
+def simulate_each(
+    models: Sequence[Tier],
+    volume_per_day: float,
+    *,
+    days: float,
+    arrivals: ArrivalProfile,
+    clay: ClayBehaviour,
+    routine: str | Routine = "enrich-person",
+    plan: str | Plan = "growth",
+    monthly_budget_usd: float | None = None,
+    rollover_data_credits: float = 0.0,
+    slo_s: float = 300.0,
+    prices: Prices | None = None,
+    seed: int = 0,
+) -> list[SimResult]:
+    """Several tier models under one workload, each exactly as :func:`simulate` has it alone.
+
+    The leads are drawn once (they are the same for every model: the arrivals come first
+    from ``seed``), and each model goes on from a copy of the random stream as it stood
+    after them. Results share the arrival times, read-only.
+    """
     rng = np.random.default_rng(seed)
-    times = generate_arrivals(volume_per_day, days, profile, rng)
-    horizon = days * DAY_S
-    runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
+    times = generate_arrivals(volume_per_day, days, arrivals, rng)
+    times.flags.writeable = False
+    after_arrivals = rng.bit_generator.state
+    common: dict[str, Any] = {
+        "behaviour": clay,
+        "profile": arrivals,
+        "volume_per_day": volume_per_day,
+        "days": days,
+        "routine": get_routine(routine) if isinstance(routine, str) else routine,
+        "plan": get_plan(plan),
+        "budget": monthly_budget_usd,
+        "rollover": rollover_data_credits,
+        "slo_s": slo_s,
+        "prices": prices or Prices(),
+    }
+    results = []
+    for model in models:
+        stream = np.random.Generator(type(rng.bit_generator)())
+        stream.bit_generator.state = after_arrivals
+        results.append(_simulate_model(model, times, stream, **common))
+    return results
+
+
+def _simulate_model(
+    model: Tier,
+    arrivals: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    behaviour: ClayBehaviour,
+    days: float,
+    **common: Any,
+) -> SimResult:
+    runs, done, run_failed, polls = _run_tier(model, behaviour, arrivals, rng)
     lead_failed = (
-        runs.per_lead(run_failed) if run_failed.any() else np.zeros(times.size, dtype=bool)
+        runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
     )
     return _assemble(
         model=model,
         behaviour=behaviour,
-        profile=profile,
-        volume_per_day=volume_per_day,
         days=days,
-        horizon=horizon,
-        arrivals=times,
+        horizon=days * DAY_S,
+        arrivals=arrivals,
         lead_start=runs.per_lead(runs.start),
         lead_done=runs.per_lead(done),
         lead_failed=lead_failed,
@@ -97,12 +160,7 @@ def simulate(
         run_done=done,
         polls=polls,
         rng=rng,
-        routine=get_routine(routine) if isinstance(routine, str) else routine,
-        plan=get_plan(plan),
-        budget=monthly_budget_usd,
-        rollover=rollover_data_credits,
-        slo_s=slo_s,
-        prices=prices or Prices(),
+        **common,
     )
 
 
@@ -180,9 +238,9 @@ def _run_blocking(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
         )  # one lead a run
     else:
-        busy_fn, gave_up_of = _busy_fn(tier, clay, rng, n)
-        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
-        gave_up = gave_up_of(runs.start.size)
+        draws = _RunDraws(tier, clay, rng, n)
+        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        gave_up = draws.gave_up(runs.start.size)
     polls = (
         float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
         if tier.poll_interval_s > 0
@@ -191,55 +249,86 @@ def _run_blocking(
     return runs, runs.start + runs.busy, gave_up, polls
 
 
-def _busy_fn(
-    tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int
-) -> tuple[BusyTime, Callable[[int], np.ndarray]]:
-    """How long a worker is held by run ``r`` of ``n`` items, and which of the first runs gave up.
+class _RunDraws:
+    """How long a worker is held by each run (:class:`~claynb.sim._engine.RunTimes`).
 
     A run's randomness (its latency uniform, its failed attempts) does not depend on its
-    size, so it is drawn in numpy ahead of the loop, in chunks as the loop reaches them; only
+    size, so it is drawn in numpy ahead of the loop, in blocks as the loop reaches them; only
     the size-dependent step (the slowest of ``n`` items, ``F^-1(u ** (1/n))``, seen at the
-    next poll) is left to the per-run call.
+    next poll) is left to ``sized``. That step is non-decreasing in ``n``, so where one lead
+    and a full batch take the same time (the common case: both seen at the same poll) every
+    size does, and ``flat`` holds it.
     """
-    observed = _scalar_observed(clay.run_latency, tier.poll_interval_s)
-    inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
-    uniforms: list[float] = []
-    extras: list[float] = []
-    gone: list[bool] = []
-    gave_up_chunks: list[np.ndarray] = []
 
-    def draw_more(size: int) -> None:
-        extra, gave_up = _retry_time(size, tier, clay, rng)
-        uniforms.extend(rng.random(size).tolist())
+    def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
+        self._tier, self._clay, self._rng = tier, clay, rng
+        self._observed = _scalar_observed(clay.run_latency, tier.poll_interval_s)
+        self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
+        self._drawn: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("uniform", "extra", "gave_up", "single")
+        }
+        self._lists: dict[str, list[Any]] = {}  # the draws as floats, for ``sized``
+        self.flat: list[float] = []
+        self._draw(max(1024, 2 * leads // tier.batch_size))
+
+    def _draw(self, size: int) -> None:
+        tier, clay = self._tier, self._clay
+        extra, gave_up = _retry_time(size, tier, clay, self._rng)
+        u = self._rng.random(size)
+        one = _observed_many(clay.run_latency, tier.poll_interval_s, u)
+        full = _observed_many(clay.run_latency, tier.poll_interval_s, u ** self._inv[-1])
         if clay.failure_rate > 0:
-            extras.extend(extra.tolist())
-            gone.extend(gave_up.tolist())
-        gave_up_chunks.append(gave_up)
+            one = np.where(gave_up, extra, extra + one)
+            full = np.where(gave_up, extra, extra + full)
+        flat = np.where(one == full, one, np.nan)
+        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
+            self._drawn[key].append(values)
+        self._lists.clear()
+        self.flat.extend(flat.tolist())
 
-    draw_more(max(1024, 2 * leads // tier.batch_size))
+    def _all(self, key: str) -> np.ndarray:
+        blocks = self._drawn[key]
+        if len(blocks) > 1:
+            blocks[:] = [np.concatenate(blocks)]
+        return blocks[0]
 
-    if clay.failure_rate <= 0:
+    def _list(self, key: str) -> list[Any]:
+        if key not in self._lists:
+            self._lists[key] = self._all(key).tolist()
+        return self._lists[key]
 
-        def busy(r: int, n_items: int) -> float:
-            try:  # free unless raised: once per chunk
-                u = uniforms[r]
-            except IndexError:
-                draw_more(len(uniforms))
-                u = uniforms[r]
-            return observed(u ** inv[n_items])
-    else:
+    def grow(self) -> None:
+        self._draw(len(self.flat))
 
-        def busy(r: int, n_items: int) -> float:
-            if r >= len(uniforms):
-                draw_more(len(uniforms))
-            if gone[r]:  # every attempt failed: the worker only spent the failures and backoff
-                return extras[r]
-            return extras[r] + observed(uniforms[r] ** inv[n_items])
+    def sized(self, run: int, items: int) -> float:
+        seen = self._observed(self._list("uniform")[run] ** self._inv[items])
+        if self._clay.failure_rate <= 0:
+            return seen
+        # Every attempt failed: the worker only spent the failures and the backoff.
+        extra = self._list("extra")[run]
+        return extra if self._list("gave_up")[run] else extra + seen
 
-    def gave_up_of(runs: int) -> np.ndarray:
-        return np.concatenate(gave_up_chunks)[:runs]
+    def singles(self, first: int, stop: int) -> np.ndarray:
+        return self._all("single")[first:stop]
 
-    return busy, gave_up_of
+    def gave_up(self, runs: int) -> np.ndarray:
+        """Which of the first ``runs`` runs gave up after their retries."""
+        return self._all("gave_up")[:runs]
+
+
+def _observed_many(latency: RunLatency, poll_s: float, q: np.ndarray) -> np.ndarray:
+    """:func:`_scalar_observed` over an array, to the same bit (uniform: the same operations)."""
+    if latency.kind != "uniform":
+        one = _scalar_observed(latency, poll_s)
+        return np.array([one(x) for x in q.tolist()], dtype=float)
+    seen = q * (latency.high - latency.low)
+    seen += latency.low
+    if poll_s > 0:
+        seen /= poll_s
+        seen -= 1e-9
+        np.ceil(seen, out=seen)
+        seen *= poll_s
+    return seen
 
 
 def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], float]:
