@@ -195,7 +195,8 @@ def _brute_batches(
 ) -> np.ndarray:
     """The batch loop written the obvious way: pop a worker, take what waits, push it back."""
     free = [-np.inf] * servers
-    starts, i, last = [], 0, -np.inf
+    starts: list[float] = []
+    i, last = 0, -np.inf
     while i < arr.size:
         f = heapq.heappop(free)
         t = max(arr[i], f)
