@@ -199,8 +199,7 @@ def _brute_batches(
     i, last = 0, -np.inf
     while i < arr.size:
         f = heapq.heappop(free)
-        t = max(arr[i], f)
-        t = max(t, last + spacing) if t < last + spacing else t
+        t = max(arr[i], f, last + spacing)
         j = i
         while j < arr.size and j < i + batch and arr[j] <= t:
             j += 1

@@ -25,6 +25,7 @@ from claynb.sim._decide import (
     best_per_tier,
     best_rows,
     choose,
+    chosen_rows,
     make_scenario,
     prepare,
     run_candidates,
@@ -86,7 +87,8 @@ def assess_grid(
     """The grid from simulations already run: cheap, it only prices and compares.
 
     Each simulation is prepared once (its SLO-free figures and sorted latencies) and read
-    at every SLO; the per-tier choice is one sort over the whole grid.
+    at every SLO; the per-tier choice and the recommendation are one sort each over the
+    whole grid.
     """
     rows = []
     for volume, results in simulated.items():
@@ -94,13 +96,9 @@ def assess_grid(
         for slo in slos:
             for p in prepared:
                 rows.append({"volume_per_day": float(volume), "slo_s": float(slo), **p.row(slo)})
-    best = best_rows(pd.DataFrame(rows), ["volume_per_day", "slo_s"]).reset_index(drop=True)
-    picked = {
-        key: choose(cell.set_index("tier"))
-        for key, cell in best.groupby(["volume_per_day", "slo_s"], sort=False)
-    }
-    cells = zip(best["volume_per_day"], best["slo_s"], strict=True)
-    best["recommended"] = [picked[cell] == t for cell, t in zip(cells, best["tier"], strict=True)]
+    cell = ["volume_per_day", "slo_s"]
+    best = best_rows(pd.DataFrame(rows), cell).reset_index(drop=True)
+    best["recommended"] = best.index.isin(chosen_rows(best, cell))
     front = ["volume_per_day", "slo_s", "tier"]
     return best[front + [c for c in best.columns if c not in front]]
 

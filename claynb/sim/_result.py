@@ -8,7 +8,7 @@ leads are counted on their own. Percentiles are over the leads that completed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from claynb._plans import Plan
 from claynb.sim._arrivals import DAY_S, ArrivalProfile
-from claynb.sim._cost import DAYS_PER_MONTH
+from claynb.sim._cost import DAYS_PER_MONTH, month_bill
 from claynb.sim._tiers import ClayBehaviour, Tier
 from claynb.sim._units import count_formatter, duration, duration_axis, money, money_formatter
 
@@ -58,6 +58,32 @@ class SimResult:
     infra_usd: dict[str, float]
     ops_usd: float
 
+    # -- the same simulation, read another way ------------------------------------------
+    def at_slo(self, slo_s: float) -> SimResult:
+        """This simulation judged against another SLO (the SLO only reads the latencies)."""
+        return self._reread(slo_s=slo_s)
+
+    def billed_under(self, plan: Plan) -> SimResult:
+        """This simulation billed under another plan, without simulating again.
+
+        Only without a budget: then the plan only prices the month's Actions and Data
+        Credits. With one, where the cap stops depends on the plan's prices: simulate.
+        """
+        if self.monthly_budget_usd is not None:
+            raise ValueError("with a budget the plan changes where the cap stops: simulate again")
+        bill = month_bill(
+            plan, self.actions_month, self.data_credits_month, self.rollover_data_credits
+        )
+        return self._reread(plan=plan, uncapped_bill_usd=bill)
+
+    def _reread(self, **changes: Any) -> SimResult:
+        """A copy with ``changes`` that keeps the latency figures already worked out."""
+        copy = replace(self, **changes)
+        for name in ("completed_latency_s", "_percentiles"):  # cached_property values
+            if name in self.__dict__:
+                copy.__dict__[name] = self.__dict__[name]
+        return copy
+
     # -- latency -------------------------------------------------------------------------
     @property
     def leads(self) -> int:
@@ -66,11 +92,6 @@ class SimResult:
     @cached_property
     def completed_latency_s(self) -> np.ndarray:
         return self.latency_s[~np.isnan(self.latency_s)]
-
-    @cached_property
-    def sorted_latency_s(self) -> np.ndarray:
-        """Completed latencies in order: a late share at any SLO is one binary search."""
-        return np.sort(self.completed_latency_s)
 
     @cached_property
     def _percentiles(self) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from claynb._plans import Plan, get_plan
 from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
-from claynb.sim._cost import DAYS_PER_MONTH, Prices, bill_curve, infra_lines, leads_within_budget
+from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines, leads_within_budget, month_bill
 from claynb.sim._engine import (
     Runs,
     batch_fcfs,
@@ -460,11 +460,7 @@ def _assemble(
         charged = (float(actions[:allowed].sum()), float(credits[:allowed].sum()))
     else:  # only the totals are kept: count the leads at each step of the waterfall
         charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
-    uncapped_bill = float(
-        bill_curve(
-            plan, np.array([uncapped[0] * month]), np.array([uncapped[1] * month]), rollover
-        )[0]
-    )
+    uncapped_bill = month_bill(plan, uncapped[0] * month, uncapped[1] * month, rollover)
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
     # The per-lead times are spent from here on: reuse their memory for latency and wait
     # (fresh pages for another million-float array cost more than the arithmetic).

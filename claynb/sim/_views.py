@@ -11,12 +11,12 @@ a second.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from claynb._plans import get_plan
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache, make_scenario
@@ -60,8 +60,9 @@ MATRIX_DEFAULTS: dict[str, Any] = {
 MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
 MATRIX_SLOS = (60, 120, 300, 900, 3_600)
 MEMO_SIZE = 12  # simulator results kept for moving a slider back
-# What each simulator tier's simulation depends on (the SLO only re-reads it).
-_TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps", "plan")
+# What each simulator tier's simulation depends on (the SLO only re-reads it, and without a
+# budget the plan only re-bills it).
+_TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps")
 
 
 def budget_or_none(value: float) -> float | None:
@@ -70,7 +71,9 @@ def budget_or_none(value: float) -> float | None:
 
 def _tier_key(tier: str, s: dict[str, Any]) -> tuple[Any, ...]:
     workers = int(s["workers"]) if tier == "queue" else None
-    return (tier, workers, budget_or_none(s["monthly_budget_usd"]), *(s[k] for k in _TIER_INPUTS))
+    budget = budget_or_none(s["monthly_budget_usd"])
+    plan = s["plan"] if budget is not None else None
+    return (tier, workers, budget, plan, *(s[k] for k in _TIER_INPUTS))
 
 
 def simulate_tiers(
@@ -98,7 +101,10 @@ def simulate_tiers(
                 monthly_budget_usd=budget_or_none(s["monthly_budget_usd"]),
                 slo_s=float(s["slo_s"]),
             )
-        results.append(replace(memo[key], slo_s=float(s["slo_s"])))
+        result = memo[key]
+        if result.plan != get_plan(s["plan"]):  # only without a budget: see _tier_key
+            result = memo[key] = result.billed_under(get_plan(s["plan"]))
+        results.append(result.at_slo(float(s["slo_s"])))
     while len(memo) > MEMO_SIZE:  # a month at 300K a day is ~9M leads a tier: keep few
         del memo[next(iter(memo))]
     return results
