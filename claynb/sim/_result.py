@@ -266,30 +266,7 @@ class SimResult:
     def plot_latency(self, ax: Axes | None = None) -> Axes:
         """Histogram of lead latency with p50/p95/p99 and the SLO marked, in s/min/h."""
         ax = _axes(ax)
-        lat = self.completed_latency_s
-        colour = TIER_COLOURS.get(self.tier.name, "grey")
-        if lat.size:
-            top = max(float(np.percentile(lat, 99.5)), self.slo_s) * 1.1
-            # np.histogram + stairs: one artist instead of 80 bar patches, same picture.
-            heights, edges = np.histogram(np.minimum(lat, top), bins=80)
-            ax.stairs(heights, edges, fill=True, color=colour, alpha=0.8)
-            for name, value in (("p50", self.p50), ("p95", self.p95), ("p99", self.p99)):
-                ax.axvline(value, color="black", lw=0.8, ls=":")
-                ax.annotate(
-                    name,
-                    (value, 0.97),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=8,
-                    rotation=90,
-                    va="top",
-                    ha="right",
-                )
-        ax.axvline(self.slo_s, color="crimson", lw=1.5, label=f"target {duration(self.slo_s)}")
-        duration_axis(ax)
-        ax.set_xlabel("latency, arrival to result")
-        ax.set_ylabel("leads")
-        ax.set_title(f"{self.tier.name}: {self.late_share:.1%} missed the target")
-        ax.legend(loc="upper right", fontsize=8)
+        LatencyPanel(ax, self.tier.name).show(self)
         return ax
 
     def plot_queue_depth(self, ax: Axes | None = None) -> Axes:
@@ -357,3 +334,58 @@ def _axes(ax: Axes | None) -> Axes:
     fig, new = plt.subplots(figsize=(6, 4))
     plt.close(fig)
     return new
+
+
+class LatencyPanel:
+    """A latency histogram with p50/p95/p99 and the SLO marked, updated in place.
+
+    The artists are made once; ``show(result)`` gives them another simulation's numbers,
+    so a dashboard redraw reuses the axes, ticks and legend instead of building them again.
+    """
+
+    MARKS = ("p50", "p95", "p99")
+
+    def __init__(self, ax: Axes, tier: str) -> None:
+        self.ax = ax
+        colour = TIER_COLOURS.get(tier, "grey")
+        # np.histogram + stairs: one artist instead of 80 bar patches, same picture.
+        self.bars = ax.stairs([0.0], [0.0, 1.0], fill=True, color=colour, alpha=0.8)
+        self.marks = [ax.axvline(0.0, color="black", lw=0.8, ls=":") for _ in self.MARKS]
+        self.names = [  # x in data, y in axes fraction: just below the top
+            ax.text(
+                0.0,
+                0.97,
+                name,
+                transform=ax.get_xaxis_transform(),
+                fontsize=8,
+                rotation=90,
+                va="top",
+                ha="right",
+            )
+            for name in self.MARKS
+        ]
+        self.target = ax.axvline(0.0, color="crimson", lw=1.5, label="target")
+        duration_axis(ax)
+        ax.set_xlabel("latency, arrival to result")
+        ax.set_ylabel("leads")
+        self.legend = ax.legend(loc="upper right", fontsize=8)
+
+    def show(self, result: SimResult) -> None:
+        lat = result.completed_latency_s
+        ax = self.ax
+        if lat.size:
+            top = max(float(np.percentile(lat, 99.5)), result.slo_s) * 1.1
+            heights, edges = np.histogram(np.minimum(lat, top), bins=80)
+            self.bars.set_data(heights, edges)
+        values = (result.p50, result.p95, result.p99)
+        for line, note, value in zip(self.marks, self.names, values, strict=True):
+            line.set_xdata([value, value])
+            note.set_x(value)
+            line.set_visible(bool(lat.size))
+            note.set_visible(bool(lat.size))
+        self.bars.set_visible(bool(lat.size))
+        self.target.set_xdata([result.slo_s, result.slo_s])
+        self.legend.get_texts()[0].set_text(f"target {duration(result.slo_s)}")
+        ax.set_title(f"{result.tier.name}: {result.late_share:.1%} missed the target", y=1.0)
+        ax.relim(visible_only=True)
+        ax.autoscale_view()

@@ -1,7 +1,7 @@
 """What the dashboards draw, as plain functions of the slider values.
 
 ``simulator_view(settings)`` and ``matrix_view(settings)`` take a dict of slider values and
-return the figure and tables; ``claynb.sim._widgets`` only wires sliders to them. Both take
+return the figure and tables (``matrix_grid`` the grid alone, for a heatmap drawn in place); ``claynb.sim._widgets`` only wires sliders to them. Both take
 a memo of the simulations already run, because a slider usually changes one thing: the
 SLO, the prices or the team only re-price what was simulated, and a worker count only
 re-simulates the queue tier. The figures use a fixed layout (no ``tight_layout``, which
@@ -13,24 +13,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from claynb._plans import get_plan
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache, make_scenario
-from claynb.sim._matrix import (
-    Recommendation,
-    assess_grid,
-    plot_decision_matrix,
-    recommend,
-    simulate_grid,
-)
-from claynb.sim._result import TIER_COLOURS, SimResult
+from claynb.sim._heatmap import plot_decision_matrix
+from claynb.sim._matrix import Recommendation, assess_grid, recommend, simulate_grid
+from claynb.sim._pictures import SimulatorPicture
+from claynb.sim._result import SimResult
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour
-from claynb.sim._units import count, count_formatter, duration, money, money_formatter, share
+from claynb.sim._units import count, duration, money, share
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,13 +106,19 @@ def simulate_tiers(
 
 
 def simulator_view(
-    settings: dict[str, Any], memo: dict[tuple[Any, ...], SimResult] | None = None
+    settings: dict[str, Any],
+    memo: dict[tuple[Any, ...], SimResult] | None = None,
+    picture: SimulatorPicture | None = None,
 ) -> tuple[Figure, pd.DataFrame]:
-    """Every tier under the slider settings: latency histograms, queue depth, monthly cost."""
+    """Every tier under the slider settings: latency histograms, queue depth, monthly cost.
+
+    Pass the ``picture`` of the previous call and it is updated in place.
+    """
     results = simulate_tiers(settings, memo)
-    fig = _simulator_figure(results)
+    picture = picture if picture is not None else SimulatorPicture()
+    picture.show(results)
     table = pd.DataFrame({r.tier.name: r.summary() for r in results}).drop(index="tier")
-    return fig, table
+    return picture.figure, table
 
 
 def simulator_headline(results_table: pd.DataFrame) -> list[str]:
@@ -136,46 +137,6 @@ def simulator_headline(results_table: pd.DataFrame) -> list[str]:
             f"{money(col['total_usd_month'])}{held}"
         )
     return lines
-
-
-def _simulator_figure(results: list[SimResult]) -> Figure:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(14, 6.6))
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.94, bottom=0.09, hspace=0.5, wspace=0.28)
-    for ax, result in zip(axes[0], results, strict=True):
-        result.plot_latency(ax)
-    for result in results:
-        axes[1][0].plot(
-            result.depth_time_s / 3600,
-            result.depth_waiting,
-            label=result.tier.name,
-            color=TIER_COLOURS[result.tier.name],
-        )
-    axes[1][0].set(title="leads waiting to be sent", xlabel="hour", ylabel="leads")
-    axes[1][0].set_yscale("symlog")
-    axes[1][0].yaxis.set_major_formatter(count_formatter())
-    axes[1][0].legend(fontsize=8, loc="upper left")
-    _cost_bars(axes[1][1], results)
-    axes[1][2].axis("off")
-    plt.close(fig)
-    return fig
-
-
-def _cost_bars(ax: Any, results: list[SimResult]) -> None:
-    names = [r.tier.name for r in results]
-    clay = np.array([r.clay_usd for r in results])
-    infra = np.array([r.infra_usd_month for r in results])
-    ops = np.array([r.ops_usd for r in results])
-    ax.bar(names, clay, label="Clay")
-    ax.bar(names, infra, bottom=clay, label="infrastructure")
-    ax.bar(names, ops, bottom=clay + infra, label="upkeep")
-    budget = results[0].monthly_budget_usd
-    if budget:
-        ax.axhline(budget, color="crimson", ls="--", label="Clay budget")
-    ax.set(title="monthly cost")
-    ax.yaxis.set_major_formatter(money_formatter())
-    ax.legend(fontsize=8, loc="upper left")
 
 
 def matrix_options(s: dict[str, Any]) -> dict[str, Any]:
@@ -213,18 +174,31 @@ def matrix_view(
     slos: tuple[float, ...] = MATRIX_SLOS,
     progress: Any = None,
 ) -> tuple[Figure, Recommendation]:
-    """The heatmap with your point marked, and the recommendation with its reasons.
+    """The heatmap with your point marked, and the recommendation with its reasons."""
+    s = {**MATRIX_DEFAULTS, **settings}
+    grid, rec = matrix_grid(s, cache, volumes, slos, progress)
+    fig = plot_decision_matrix(
+        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
+    )
+    return fig, rec
 
-    Pass the same ``cache`` between calls: while only prices, team, delay value, SLO or
-    your point move, the grid is re-priced, not re-simulated.
+
+def matrix_grid(
+    settings: dict[str, Any],
+    cache: SimulationCache | None = None,
+    volumes: tuple[float, ...] = MATRIX_VOLUMES,
+    slos: tuple[float, ...] = MATRIX_SLOS,
+    progress: Any = None,
+) -> tuple[pd.DataFrame, Recommendation]:
+    """The grid behind the heatmap, and the recommendation at your point with its reasons.
+
+    Pass the same ``cache`` between calls: while only prices, team, delay value, SLO, plan
+    (without a budget) or your point move, the grid is re-priced, not re-simulated.
     """
     s = {**MATRIX_DEFAULTS, **settings}
     options = matrix_options(s)
     cache = cache if cache is not None else SimulationCache()
     scenario = make_scenario(**options)
     grid = assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
-    fig = plot_decision_matrix(
-        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
-    )
     rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), cache=cache, **options)
-    return fig, rec
+    return grid, rec

@@ -1,0 +1,114 @@
+"""The dashboards' pictures: figures of their own, drawn in place and handed out as PNG.
+
+A dashboard redraws after every slider move, so its figure is made once and kept: a redraw
+gives the artists new data and renders (``SimulatorPicture`` here, ``HeatmapPicture`` in
+``_heatmap``). The figures have their own Agg canvas, never pyplot's, so nothing is left
+open for a notebook to show a second time; the PNG is written with light compression, as it
+is replaced at the next redraw.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from claynb.sim._result import TIER_COLOURS, LatencyPanel, SimResult
+from claynb.sim._tiers import TIERS
+from claynb.sim._units import count_formatter, money_formatter
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+DPI = 80
+COST_LINES = ("Clay", "infrastructure", "upkeep")
+
+
+def picture_figure(size: tuple[float, float]) -> tuple[Figure, FigureCanvasAgg]:
+    """A figure with its own Agg canvas, at the pictures' resolution."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=DPI)
+    return figure, FigureCanvasAgg(figure)
+
+
+def canvas_png(canvas: FigureCanvasAgg) -> bytes:
+    """What the canvas holds now, as PNG bytes."""
+    from PIL import Image
+
+    size = canvas.get_width_height()
+    image = Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
+
+
+class SimulatorPicture:
+    """The simulator dashboard's figure, made once and given new numbers on each redraw.
+
+    Six panels: a latency histogram per tier, the leads waiting over time, the monthly cost.
+    Its own Agg canvas, no pyplot (nothing left open for a notebook to show again), fixed
+    title positions and a fixed layout: a redraw sets data and renders, it does not build
+    axes, ticks and legends again, nor measure labels.
+    """
+
+    def __init__(self) -> None:
+        self.figure, self._canvas = picture_figure((14, 6.6))
+        axes = self.figure.subplots(2, 3)
+        self.figure.subplots_adjust(
+            left=0.06, right=0.98, top=0.94, bottom=0.09, hspace=0.5, wspace=0.28
+        )
+        self.latency = [LatencyPanel(ax, t) for ax, t in zip(axes[0], TIERS, strict=True)]
+        depth = axes[1][0]
+        self.depth = [depth.plot([], [], label=t, color=TIER_COLOURS[t])[0] for t in TIERS]
+        depth.set_xlabel("hour")
+        depth.set_ylabel("leads")
+        depth.set_title("leads waiting to be sent", y=1.0)
+        depth.set_yscale("symlog")
+        depth.yaxis.set_major_formatter(count_formatter())
+        depth.legend(fontsize=8, loc="upper left")
+        self.cost = axes[1][1]
+        self.cost.set_title("monthly cost", y=1.0)
+        self.cost.yaxis.set_major_formatter(money_formatter())
+        zero = np.zeros(len(TIERS))
+        self.bars = [self.cost.bar(list(TIERS), zero, label=name) for name in COST_LINES]
+        self.budget = self.cost.axhline(0.0, color="crimson", ls="--", label="Clay budget")
+        axes[1][2].axis("off")
+
+    def show(self, results: list[SimResult]) -> None:
+        for panel, result in zip(self.latency, results, strict=True):
+            panel.show(result)
+        for line, result in zip(self.depth, results, strict=True):
+            line.set_data(result.depth_time_s / 3600, result.depth_waiting)
+        depth = self.depth[0].axes
+        depth.relim()
+        depth.autoscale_view()
+        self._show_cost(results)
+
+    def _show_cost(self, results: list[SimResult]) -> None:
+        lines = [
+            np.array([r.clay_usd for r in results]),
+            np.array([r.infra_usd_month for r in results]),
+            np.array([r.ops_usd for r in results]),
+        ]
+        bottom = np.zeros(len(results))
+        for bars, heights in zip(self.bars, lines, strict=True):
+            for bar, low, height in zip(bars, bottom, heights, strict=True):
+                bar.set_y(low)
+                bar.set_height(height)
+            bottom = bottom + heights
+        budget = results[0].monthly_budget_usd
+        self.budget.set_ydata([budget or 0.0] * 2)
+        self.budget.set_visible(bool(budget))
+        handles = [*self.bars, self.budget] if budget else list(self.bars)
+        self.cost.legend(handles=handles, fontsize=8, loc="upper left")
+        self.cost.relim(visible_only=True)
+        self.cost.autoscale_view()
+
+    def png(self) -> bytes:
+        """The figure as it stands, as PNG bytes."""
+        self._canvas.draw()
+        return canvas_png(self._canvas)
