@@ -168,10 +168,10 @@ class _Pace:
     """When the batch loop looks for an idle stretch to find in numpy, and how far ahead.
 
     A look costs a dozen numpy calls (tens of microseconds), a run in the loop under one,
-    so a look pays only when it finds a hundred runs or so. The loop looks after a streak
-    of runs that each carried one lead and found a worker free, guesses as far ahead as the
-    last look reached (twice that after a full one), and after a look that found too little
-    to pay waits for a streak twice as long.
+    so a look pays only when it finds a hundred runs or so. Every ``patience`` runs the loop
+    looks if those runs each carried one lead, guesses as far ahead as the last look reached
+    (twice that after a full one), and after a look that found too little to pay waits twice
+    as long.
     """
 
     patience: int = 8
@@ -213,23 +213,28 @@ def batch_fcfs(
     busys: list[float] = []
     add_start, add_first, add_busy = starts.append, firsts.append, busys.append
     pace = _Pace()
-    i = r = streak = 0
+    look_at = pace.patience if find_stretches else n + 1  # runs: n + 1 never come
+    i = r = 0
     last = float("-inf")
     while i < n:
-        if find_stretches and streak >= pace.patience:
-            streak = 0
+        if r >= look_at:  # look only if the last runs each carried one lead
+            look_at = r + pace.patience
+            if firsts[-1] - firsts[-pace.patience] != pace.patience - 1:
+                continue
             if r == len(flat):
                 times.grow()  # run r will happen (lead i is waiting): its draws are due anyway
             stop = r + min(pace.reach, n - i, len(flat) - r)
             held = np.sort(free)
             found = idle_stretch(a, i, held, last, min_spacing, times.singles(r, stop))
             pace.after(stop - r, found.runs)
+            look_at = r + pace.patience
             if found.runs:
                 starts.extend(found.start.tolist())
                 firsts.extend(range(i, found.next_lead))
                 busys.extend(found.busy.tolist())
                 free = np.sort(np.concatenate([held, found.end]))[-servers:].tolist()  # a heap
                 last, i, r = starts[-1], found.next_lead, r + found.runs
+                look_at = r + pace.patience
                 continue
         f, x = free[0], arr[i]
         t = x if x > f else f
@@ -249,7 +254,6 @@ def batch_fcfs(
         add_start(t)
         add_first(i)
         add_busy(b)
-        streak = streak + 1 if x >= f and j == i + 1 else 0  # alone, and no worker was busy
         i = j
         r += 1
     first = np.asarray(firsts, dtype=np.int64)

@@ -23,6 +23,7 @@ from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines, leads_within_budget, month_bill
 from claynb.sim._engine import (
+    BusyTime,
     Runs,
     batch_fcfs,
     depth_over_time,
@@ -262,14 +263,29 @@ class _RunDraws:
 
     def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
         self._tier, self._clay, self._rng = tier, clay, rng
-        self._observed = _scalar_observed(clay.run_latency, tier.poll_interval_s)
         self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
-        self._drawn: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("uniform", "extra", "gave_up", "single")
-        }
-        self._lists: dict[str, list[Any]] = {}  # the draws as floats, for ``sized``
+        self._drawn: dict[str, list[np.ndarray]] = {k: [] for k in ("gave_up", "single")}
+        # The draws as plain floats, extended in place: ``sized`` runs once per run where
+        # the size matters (every run, with a short poll), so it reads lists, no attributes.
+        self._uniforms: list[float] = []
+        self._extras: list[float] = []
+        self._gone: list[bool] = []
         self.flat: list[float] = []
+        self.sized = self._sized_function()
         self._draw(max(1024, 2 * leads // tier.batch_size))
+
+    def _sized_function(self) -> BusyTime:
+        observed = _scalar_observed(self._clay.run_latency, self._tier.poll_interval_s)
+        uniforms, extras, gone, inv = self._uniforms, self._extras, self._gone, self._inv
+        if self._clay.failure_rate <= 0:
+            return lambda run, items: observed(uniforms[run] ** inv[items])
+
+        def sized(run: int, items: int) -> float:
+            if gone[run]:  # every attempt failed: the worker spent the failures and backoff
+                return extras[run]
+            return extras[run] + observed(uniforms[run] ** inv[items])
+
+        return sized
 
     def _draw(self, size: int) -> None:
         tier, clay = self._tier, self._clay
@@ -280,11 +296,12 @@ class _RunDraws:
         if clay.failure_rate > 0:
             one = np.where(gave_up, extra, extra + one)
             full = np.where(gave_up, extra, extra + full)
-        flat = np.where(one == full, one, np.nan)
-        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
-            self._drawn[key].append(values)
-        self._lists.clear()
-        self.flat.extend(flat.tolist())
+            self._extras.extend(extra.tolist())
+            self._gone.extend(gave_up.tolist())
+        self._uniforms.extend(u.tolist())
+        self._drawn["gave_up"].append(gave_up)
+        self._drawn["single"].append(one)
+        self.flat.extend(np.where(one == full, one, np.nan).tolist())
 
     def _all(self, key: str) -> np.ndarray:
         blocks = self._drawn[key]
@@ -292,21 +309,8 @@ class _RunDraws:
             blocks[:] = [np.concatenate(blocks)]
         return blocks[0]
 
-    def _list(self, key: str) -> list[Any]:
-        if key not in self._lists:
-            self._lists[key] = self._all(key).tolist()
-        return self._lists[key]
-
     def grow(self) -> None:
         self._draw(len(self.flat))
-
-    def sized(self, run: int, items: int) -> float:
-        seen = self._observed(self._list("uniform")[run] ** self._inv[items])
-        if self._clay.failure_rate <= 0:
-            return seen
-        # Every attempt failed: the worker only spent the failures and the backoff.
-        extra = self._list("extra")[run]
-        return extra if self._list("gave_up")[run] else extra + seen
 
     def singles(self, first: int, stop: int) -> np.ndarray:
         return self._all("single")[first:stop]
