@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from claynb._plans import Plan, get_plan
-from claynb._routines import Routine
+from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import machines, simulate_each
+from claynb.sim._simulate import Terms, machines, simulate_each
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 from claynb.sim._units import duration, money
 
@@ -187,19 +187,12 @@ def run_candidates(
 
 
 def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
-    models = [m for tier in scenario.tiers for m in _candidates(tier, scenario)]
-    return simulate_each(
-        models,
-        volume_per_day,
-        days=simulated_days(volume_per_day),
-        arrivals=scenario.arrivals,
-        clay=scenario.clay,
-        routine=scenario.routine,
-        plan=scenario.plan,
-        monthly_budget_usd=scenario.monthly_budget_usd,
-        prices=scenario.prices,
-        seed=scenario.seed,
-    )
+    s = scenario
+    models = [m for tier in s.tiers for m in _candidates(tier, s)]
+    routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine
+    terms = Terms(routine, s.plan, budget=s.monthly_budget_usd, prices=s.prices)
+    days = simulated_days(volume_per_day)
+    return simulate_each(models, volume_per_day, days, s.arrivals, s.clay, terms, s.seed)
 
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:

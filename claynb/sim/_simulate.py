@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -73,36 +73,50 @@ def simulate(
     Everything random comes from ``seed``.
     """
     model = make_tier(tier, workers=workers, batch_size=batch_size, **tier_options)
-    (result,) = simulate_each(
-        [model],
-        volume_per_day,
-        days=days,
-        arrivals=as_profile(arrivals),
-        clay=_behaviour(clay, run_latency, rate_limit_rps),
-        routine=routine,
-        plan=plan,
-        monthly_budget_usd=monthly_budget_usd,
-        rollover_data_credits=rollover_data_credits,
+    terms = Terms(
+        routine=get_routine(routine) if isinstance(routine, str) else routine,
+        plan=get_plan(plan),
+        budget=monthly_budget_usd,
+        rollover=rollover_data_credits,
         slo_s=slo_s,
-        prices=prices,
-        seed=seed,
+        prices=prices or Prices(),
+    )
+    clay = _behaviour(clay, run_latency, rate_limit_rps)
+    (result,) = simulate_each(
+        [model], volume_per_day, days, as_profile(arrivals), clay, terms, seed
     )
     return result
+
+
+class Workload(NamedTuple):
+    """The leads a simulation is given: their profile, volume a day, days, arrival times."""
+
+    profile: ArrivalProfile
+    volume_per_day: float
+    days: float
+    arrivals: np.ndarray
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a simulation's leads are charged and judged by, whatever the tier: the routine's
+    waterfall, the plan and its rollover, a monthly Clay budget, the SLO, the other prices."""
+
+    routine: Routine
+    plan: Plan
+    budget: float | None = None
+    rollover: float = 0.0
+    slo_s: float = 300.0
+    prices: Prices = field(default_factory=Prices)
 
 
 def simulate_each(
     models: Sequence[Tier],
     volume_per_day: float,
-    *,
     days: float,
     arrivals: ArrivalProfile,
     clay: ClayBehaviour,
-    routine: str | Routine = "enrich-person",
-    plan: str | Plan = "growth",
-    monthly_budget_usd: float | None = None,
-    rollover_data_credits: float = 0.0,
-    slo_s: float = 300.0,
-    prices: Prices | None = None,
+    terms: Terms,
     seed: int = 0,
 ) -> list[SimResult]:
     """Several tier models under one workload, each exactly as :func:`simulate` has it alone.
@@ -115,54 +129,14 @@ def simulate_each(
     times = generate_arrivals(volume_per_day, days, arrivals, rng)
     times.flags.writeable = False
     after_arrivals = rng.bit_generator.state
-    common: dict[str, Any] = {
-        "behaviour": clay,
-        "profile": arrivals,
-        "volume_per_day": volume_per_day,
-        "days": days,
-        "routine": get_routine(routine) if isinstance(routine, str) else routine,
-        "plan": get_plan(plan),
-        "budget": monthly_budget_usd,
-        "rollover": rollover_data_credits,
-        "slo_s": slo_s,
-        "prices": prices or Prices(),
-    }
     results = []
     for model in models:
         stream = np.random.Generator(type(rng.bit_generator)())
         stream.bit_generator.state = after_arrivals
-        results.append(_simulate_model(model, times, stream, **common))
+        ran = _run_tier(model, clay, times, stream)
+        workload = Workload(arrivals, volume_per_day, days, times)
+        results.append(_assemble(model, clay, workload, ran, stream, terms))
     return results
-
-
-def _simulate_model(
-    model: Tier,
-    arrivals: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    behaviour: ClayBehaviour,
-    days: float,
-    **common: Any,
-) -> SimResult:
-    runs, done, run_failed, polls = _run_tier(model, behaviour, arrivals, rng)
-    lead_failed = (
-        runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
-    )
-    return _assemble(
-        model=model,
-        behaviour=behaviour,
-        days=days,
-        horizon=days * DAY_S,
-        arrivals=arrivals,
-        lead_start=runs.per_lead(runs.start),
-        lead_done=runs.per_lead(done),
-        lead_failed=lead_failed,
-        runs=runs,
-        run_done=done,
-        polls=polls,
-        rng=rng,
-        **common,
-    )
 
 
 def _behaviour(
@@ -426,28 +400,29 @@ def _charge_totals(routine: Routine, u: np.ndarray) -> tuple[float, float]:
 
 
 def _assemble(
-    *,
     model: Tier,
     behaviour: ClayBehaviour,
-    profile: ArrivalProfile,
-    volume_per_day: float,
-    days: float,
-    horizon: float,
-    arrivals: np.ndarray,
-    lead_start: np.ndarray,
-    lead_done: np.ndarray,
-    lead_failed: np.ndarray,
-    runs: Runs,
-    run_done: np.ndarray,
-    polls: float,
+    workload: Workload,
+    ran: tuple[Runs, np.ndarray, np.ndarray, float],
     rng: np.random.Generator,
-    routine: Routine,
-    plan: Plan,
-    budget: float | None,
-    rollover: float,
-    slo_s: float,
-    prices: Prices,
+    terms: Terms,
 ) -> SimResult:
+    """Per lead, from the runs: when it started and finished, what it was charged, whether a
+    budget cap held it back; then the month's figures. ``ran`` is what ``_run_tier`` returns."""
+    profile, volume_per_day, days, arrivals = workload
+    runs, run_done, run_failed, polls = ran
+    lead_failed = (
+        runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
+    )
+    lead_start, lead_done = runs.per_lead(runs.start), runs.per_lead(run_done)
+    routine, plan, budget, rollover, prices = (
+        terms.routine,
+        terms.plan,
+        terms.budget,
+        terms.rollover,
+        terms.prices,
+    )
+    horizon = days * DAY_S
     n = arrivals.size
     month = DAYS_PER_MONTH / days
     u = rng.random(n)  # each lead's draw down the routine's waterfall
@@ -480,7 +455,7 @@ def _assemble(
         arrivals_profile=profile,
         volume_per_day=volume_per_day,
         days=days,
-        slo_s=slo_s,
+        slo_s=terms.slo_s,
         arrivals=arrivals,
         latency_s=latency,
         wait_s=wait,

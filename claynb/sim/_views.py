@@ -1,12 +1,11 @@
-"""What the dashboards draw, as plain functions of the slider values.
+"""What the dashboards show, as plain functions of the slider values.
 
-``simulator_view(settings)`` and ``matrix_view(settings)`` take a dict of slider values and
-return the figure and tables (``matrix_grid`` the grid alone, for a heatmap drawn in place); ``claynb.sim._widgets`` only wires sliders to them. Both take
-a memo of the simulations already run, because a slider usually changes one thing: the
-SLO, the prices or the team only re-price what was simulated, and a worker count only
-re-simulates the queue tier. The figures use a fixed layout (no ``tight_layout``, which
-measures every label on every redraw) and step histograms, so a redraw costs a fraction of
-a second.
+``simulator_view(settings)`` returns the simulator's figure and table, ``matrix_grid(settings)``
+the decision grid and the recommendation at your point; ``claynb.sim._widgets`` only wires
+sliders to them and keeps the pictures (``_pictures``, ``_heatmap``), which redraw in place.
+Both take what was simulated before (a memo, a ``SimulationCache``), because a slider usually
+changes one thing: the SLO, the prices, the team or (without a budget) the plan only re-price
+what was simulated, and a worker count only re-simulates the queue tier.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from claynb._plans import get_plan
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache, make_scenario
-from claynb.sim._heatmap import plot_decision_matrix
 from claynb.sim._matrix import Recommendation, assess_grid, recommend, simulate_grid
 from claynb.sim._pictures import SimulatorPicture
 from claynb.sim._result import SimResult
@@ -161,26 +159,10 @@ def matrix_needs_simulation(
     cache: SimulationCache,
     volumes: tuple[float, ...] = MATRIX_VOLUMES,
 ) -> bool:
-    """Whether the next ``matrix_view`` has simulations to run (worth a progress bar)."""
+    """Whether the next ``matrix_grid`` has simulations to run (worth a progress bar)."""
     s = {**MATRIX_DEFAULTS, **settings}
     scenario = make_scenario(**matrix_options(s))
     return not all(cache.has(float(v), scenario) for v in (*volumes, s["volume_per_day"]))
-
-
-def matrix_view(
-    settings: dict[str, Any],
-    cache: SimulationCache | None = None,
-    volumes: tuple[float, ...] = MATRIX_VOLUMES,
-    slos: tuple[float, ...] = MATRIX_SLOS,
-    progress: Any = None,
-) -> tuple[Figure, Recommendation]:
-    """The heatmap with your point marked, and the recommendation with its reasons."""
-    s = {**MATRIX_DEFAULTS, **settings}
-    grid, rec = matrix_grid(s, cache, volumes, slos, progress)
-    fig = plot_decision_matrix(
-        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
-    )
-    return fig, rec
 
 
 def matrix_grid(
