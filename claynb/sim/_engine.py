@@ -10,7 +10,10 @@ served in arrival order:
   ``c`` free times is the whole state, so one tight loop over plain floats does it;
 * **workers that take whatever is waiting** (up to a batch size): the same heap, but the
   loop runs once per *run*, and a run picks up its leads with a binary search, so a busy
-  month of millions of leads costs a few tens of thousands of iterations;
+  month of millions of leads costs a few tens of thousands of iterations; where the workers
+  keep up (a run per lead), stretches of hundreds of runs are found in numpy instead
+  (``_stretches``), the same runs to the last bit; and a run whose time does not depend on
+  its size is read from a list, not computed;
 * **non-blocking senders** (the event tier): micro-batches flushed on a clock are pure
   arithmetic on the arrival times, and a rate limit that spaces submissions at least ``T``
   apart is again a cumulative maximum: ``s[k] = k*T + cummax(r[k] - k*T)``.
