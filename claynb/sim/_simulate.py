@@ -238,9 +238,13 @@ class _RunDraws:
     def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
         self._tier, self._clay, self._rng = tier, clay, rng
         self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
-        self._drawn: dict[str, list[np.ndarray]] = {k: [] for k in ("gave_up", "single")}
-        # The draws as plain floats, extended in place: ``sized`` runs once per run where
-        # the size matters (every run, with a short poll), so it reads lists, no attributes.
+        self._drawn: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("uniform", "extra", "gave_up", "single")
+        }
+        # The draws as plain floats for ``sized``, which runs once per run where the size
+        # matters (every run, with a short poll; hardly ever with the default one): caught
+        # up with the draws when it first needs them, and extended in place, so it reads
+        # lists it holds, no attributes.
         self._uniforms: list[float] = []
         self._extras: list[float] = []
         self._gone: list[bool] = []
@@ -251,15 +255,27 @@ class _RunDraws:
     def _sized_function(self) -> BusyTime:
         observed = _scalar_observed(self._clay.run_latency, self._tier.poll_interval_s)
         uniforms, extras, gone, inv = self._uniforms, self._extras, self._gone, self._inv
-        if self._clay.failure_rate <= 0:
-            return lambda run, items: observed(uniforms[run] ** inv[items])
+        failures = self._clay.failure_rate > 0
 
         def sized(run: int, items: int) -> float:
+            try:
+                u = uniforms[run]
+            except IndexError:
+                self._catch_up()
+                u = uniforms[run]
+            if not failures:
+                return observed(u ** inv[items])
             if gone[run]:  # every attempt failed: the worker spent the failures and backoff
                 return extras[run]
-            return extras[run] + observed(uniforms[run] ** inv[items])
+            return extras[run] + observed(u ** inv[items])
 
         return sized
+
+    def _catch_up(self) -> None:
+        done = len(self._uniforms)
+        self._uniforms.extend(self._all("uniform")[done:].tolist())
+        self._extras.extend(self._all("extra")[done:].tolist())
+        self._gone.extend(self._all("gave_up")[done:].tolist())
 
     def _draw(self, size: int) -> None:
         tier, clay = self._tier, self._clay
@@ -270,11 +286,8 @@ class _RunDraws:
         if clay.failure_rate > 0:
             one = np.where(gave_up, extra, extra + one)
             full = np.where(gave_up, extra, extra + full)
-            self._extras.extend(extra.tolist())
-            self._gone.extend(gave_up.tolist())
-        self._uniforms.extend(u.tolist())
-        self._drawn["gave_up"].append(gave_up)
-        self._drawn["single"].append(one)
+        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
+            self._drawn[key].append(values)
         self.flat.extend(np.where(one == full, one, np.nan).tolist())
 
     def _all(self, key: str) -> np.ndarray:
