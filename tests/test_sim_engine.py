@@ -20,7 +20,13 @@ from claynb.sim._engine import (
     lindley_starts,
     spaced_starts,
 )
-from claynb.sim._simulate import _RunDraws, _submit_spacing
+from claynb.sim._simulate import (
+    _observed_many,
+    _RunDraws,
+    _scalar_observed,
+    _size_free,
+    _submit_spacing,
+)
 from claynb.sim._stretches import spaced_chain
 from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
 
@@ -220,3 +226,28 @@ def test_spaced_chain_is_the_loops_sequence_of_pushes() -> None:
     chain = spaced_chain(arrivals, -1.0, 0.25)
     assert chain.size > 0
     assert np.array_equal(chain, np.array(expected[: chain.size]))  # cut where unsettled
+
+
+@pytest.mark.parametrize(
+    ("latency", "poll", "batch"),
+    [
+        (RunLatency(), 30.0, 100),
+        (RunLatency(), 10.0, 100),
+        (RunLatency(), 7.0, 10),
+        (RunLatency("uniform", low=20.0, high=40.0), 20.0, 50),
+        (RunLatency("exponential", mean=40.0), 600.0, 100),
+        (RunLatency("lognormal"), 120.0, 100),
+    ],
+)
+def test_a_run_counted_size_free_takes_that_time_at_every_size(
+    latency: RunLatency, poll: float, batch: int
+) -> None:
+    rng = np.random.default_rng(1)
+    u = np.concatenate([rng.random(20_000), 1 - rng.random(200) * 1e-7])  # and the far tail
+    seen = _observed_many(latency, poll, u)
+    free = _size_free(latency, poll, u, seen, batch)
+    assert free.any()
+    one = _scalar_observed(latency, poll)
+    for i in np.flatnonzero(free)[:3_000].tolist():
+        for n in (2, 7, batch):
+            assert one(float(u[i]) ** (1.0 / n)) == seen[i]

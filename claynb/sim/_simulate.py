@@ -281,14 +281,12 @@ class _RunDraws:
         tier, clay = self._tier, self._clay
         extra, gave_up = _retry_time(size, tier, clay, self._rng)
         u = self._rng.random(size)
-        one = _observed_many(clay.run_latency, tier.poll_interval_s, u)
-        full = _observed_many(clay.run_latency, tier.poll_interval_s, u ** self._inv[-1])
-        if clay.failure_rate > 0:
-            one = np.where(gave_up, extra, extra + one)
-            full = np.where(gave_up, extra, extra + full)
+        seen = _observed_many(clay.run_latency, tier.poll_interval_s, u)
+        size_free = _size_free(clay.run_latency, tier.poll_interval_s, u, seen, tier.batch_size)
+        one = np.where(gave_up, extra, extra + seen) if clay.failure_rate > 0 else seen
         for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
             self._drawn[key].append(values)
-        self.flat.extend(np.where(one == full, one, np.nan).tolist())
+        self.flat.extend(np.where(size_free | gave_up, one, np.nan).tolist())
 
     def _all(self, key: str) -> np.ndarray:
         blocks = self._drawn[key]
@@ -305,6 +303,39 @@ class _RunDraws:
     def gave_up(self, runs: int) -> np.ndarray:
         """Which of the first ``runs`` runs gave up after their retries."""
         return self._all("gave_up")[:runs]
+
+
+# How far below the next poll a full batch's quantile must stay for a run to count as
+# taking the same time whatever its size: far more than float rounding, far less than
+# anything a draw could notice.
+SAFETY = 1e-9
+
+
+def _size_free(
+    latency: RunLatency, poll_s: float, u: np.ndarray, seen: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Which runs take the time ``seen`` (of one lead, from quantile ``u``) at any size.
+
+    A run of ``n`` leads takes ``observed(F^-1(u ** (1/n)))``, non-decreasing in ``n``: the
+    same as one lead's for every size up to a full batch when even the full batch's quantile
+    ``u ** (1/B)`` is seen at the same poll. Decided with a margin (``SAFETY``), so a run
+    counted here provably takes that time; any other is left to ``sized``, which computes
+    it as always. Uniform latency (the default): the poll is passed at a known quantile
+    ``q*``, so the test is ``u <= (q* (1 - SAFETY)) ** B``, one power per distinct poll.
+    """
+    if latency.kind != "uniform" or poll_s <= 0:
+        # At or above the full batch's quantile, below 1 (where a long tail is infinite).
+        full = np.minimum(u ** (1.0 / batch_size) * (1 + SAFETY), np.nextafter(1.0, 0.0))
+        return _observed_many(latency, poll_s, full) == seen
+    # seen / poll_s is the poll count k: the latency passes k * poll_s (less the 1e-9 the
+    # count allows) at the quantile q* = (k * poll_s + 1e-9 * poll_s - low) / span.
+    span = latency.high - latency.low
+    if span <= 0:
+        return np.ones(u.size, dtype=bool)
+    polls, where = np.unique(seen, return_inverse=True)
+    passed = ((polls / poll_s + 1e-9) * poll_s - latency.low) / span
+    reach = np.where(passed >= 1.0, np.inf, np.clip(passed * (1 - SAFETY), 0, None) ** batch_size)
+    return u <= reach[where]
 
 
 def _observed_many(latency: RunLatency, poll_s: float, q: np.ndarray) -> np.ndarray:
