@@ -6,14 +6,22 @@ re-exported here; the modules behind it are private and split by concept.
 
 from claynb import queue, sim
 from claynb._accessor import ClayAccessor
-from claynb._budget import Budget
-from claynb._client import AsyncClayClient, ClayClient
-from claynb._config import RetryPolicy, SourcePolicy, Timeout
 from claynb._connect import connect
-from claynb._direct import WebhookReceiver
-from claynb._enrich import enrich, enrich_async, failures
-from claynb._estimate import Estimate, estimate
-from claynb._exceptions import (
+from claynb._plans import PLANS, Plan, get_plan
+from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
+from claynb._samples import sample_leads
+from claynb._version import __version__
+from claynb.direct import WebhookReceiver
+from claynb.emulator import Emulator, Faults
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._enrich import enrich, enrich_async, failures, ledger
+from claynb.pipeline._estimate import Estimate, estimate
+from claynb.pipeline._ledger import Ledger
+from claynb.pipeline._search import search, search_async, search_fields
+from claynb.pipeline._tables_read import read_table
+from claynb.wire._client import AsyncClayClient, ClayClient
+from claynb.wire._config import RetryPolicy, SourcePolicy, Timeout
+from claynb.wire._exceptions import (
     AuthenticationError,
     BudgetExceeded,
     ClayError,
@@ -29,9 +37,7 @@ from claynb._exceptions import (
     SignatureError,
     TransportError,
 )
-from claynb._ledger import Ledger, ledger
-from claynb._plans import PLANS, Plan, get_plan
-from claynb._results import (
+from claynb.wire._results import (
     BatchResults,
     PeriodQuota,
     RunItem,
@@ -39,14 +45,8 @@ from claynb._results import (
     SearchResult,
     SearchStop,
 )
-from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
-from claynb._samples import sample_leads
-from claynb._search import search, search_async, search_fields
-from claynb._signatures import verify_signature
-from claynb._sources import SourceCapWarning, SourceReport
-from claynb._tables_read import read_table
-from claynb._version import __version__
-from claynb.emulator import Emulator, Faults
+from claynb.wire._signatures import verify_signature
+from claynb.wire._sources import SourceCapWarning, SourceReport
 
 __all__ = [
     "DEFAULT_ROUTINES",

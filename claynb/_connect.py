@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from claynb._client import AsyncClayClient, ClayClient
-from claynb._config import DEFAULT_BASE_URL
-from claynb._exceptions import ConfigError
 from claynb._secrets import register_secret
+from claynb.wire._client import AsyncClayClient, ClayClient
+from claynb.wire._config import DEFAULT_BASE_URL
+from claynb.wire._exceptions import ConfigError
 
 logger = logging.getLogger("claynb")
 

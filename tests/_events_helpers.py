@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from typing import Any
 
 from claynb.events._bus import Bus
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def webhook_body(run_id: str | None, webhook_id: str = "wh_test") -> bytes:

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 import claynb
-from claynb._budget import LocalGuard, reserve_largest
 from claynb._routines import Cost
+from claynb.pipeline._budget import LocalGuard, reserve_largest
 
 
 def test_reserve_refuses_what_would_cross_any_cap() -> None:

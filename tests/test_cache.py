@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import claynb
-from claynb._cache import cache_get, cache_put, max_age_seconds
-from claynb._journal import FILENAME
 from claynb._routines import DEFAULT_ROUTINES, run_item
+from claynb.pipeline._cache import cache_get, cache_put, max_age_seconds
+from claynb.pipeline._journal import FILENAME
 
 ROUTINE = DEFAULT_ROUTINES["enrich-person"]
 
@@ -93,7 +93,7 @@ def test_refresh_and_cache_false_send_again(emulator: Any, client: Any) -> None:
 
 
 def test_cache_functions_directly(tmp_path: Path) -> None:
-    from claynb._journal import Journal
+    from claynb.pipeline._journal import Journal
 
     with Journal(tmp_path / "s.sqlite") as journal:
         with journal.transaction() as conn:

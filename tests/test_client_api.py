@@ -11,7 +11,7 @@ from _client_helpers import statuses
 
 import claynb
 from claynb._routines import DEFAULT_ROUTINES, run_item
-from claynb._work import item_key
+from claynb.pipeline._work import item_key
 
 
 def people(n: int, start: int = 0) -> list[dict[str, Any]]:

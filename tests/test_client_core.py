@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 import claynb
-from claynb._core import BaseClient, Call, api_base, check_items
-from claynb._pacing import Pacer
+from claynb.wire._core import BaseClient, Call, api_base, check_items
+from claynb.wire._pacing import Pacer
 
 
 class FakeClock:
@@ -172,6 +172,34 @@ def test_402_is_never_retried_and_5xx_is_until_attempts_run_out() -> None:
     call.attempts = 3
     error = c.after_response(call, answer(503)).error
     assert isinstance(error, claynb.ServerError) and error.status == 503
+
+
+def test_a_callers_item_cap_limits_failed_sends_but_not_waits_for_429() -> None:
+    c = core(retry=claynb.RetryPolicy(max_attempts=4, max_retry_after_s=60))
+    call = c._run_flow("enrich-person", [{"id": "a", "inputs": {}}], None, 1).send(None)
+    assert isinstance(call, Call) and call.max_sends == 1
+    for attempt in (1, 2, 3):  # a 429 asks to wait: retried within max_attempts alone
+        call.attempts = attempt
+        assert c.after_response(call, answer(429, {"retry-after": "0"})).error is None
+    call.attempts = 4  # three waits and now a 5xx: the one failure the cap allows is spent
+    error = c.after_response(call, answer(503)).error
+    assert isinstance(error, claynb.ServerError)
+    assert (error.attempts, error.rate_limited) == (4, 3)
+    assert claynb.RetryPolicy.counted(error) == 1
+    waited = c.build_call("POST", "/routines/r/run", json_body={}, spends=True)
+    waited.attempts, waited.rate_limited = 4, 3  # the fourth send is being answered now
+    limited = c.after_response(waited, answer(429, {"retry-after": "0"})).error
+    assert isinstance(limited, claynb.RateLimited) and claynb.RetryPolicy.counted(limited) == 1
+
+
+def test_the_policy_counts_what_an_item_has_left() -> None:
+    policy = claynb.RetryPolicy(max_attempts=3, max_sends_per_item=5)
+    assert (policy.item_cap, policy.sends_left(2), policy.sends_left(7)) == (5, 3, 0)
+    assert policy.sends_left(2, cap=2) == 0  # a tier's max_attempts overrides for a call
+    assert claynb.RetryPolicy(max_attempts=4).item_cap == 4
+    assert claynb.RetryPolicy(backoff_initial_s=0.5, backoff_max_s=3).delays(4) == (1, 1, 2, 3)
+    with pytest.raises(claynb.ConfigError):
+        claynb.RetryPolicy(max_sends_per_item=0)
 
 
 def test_a_spending_call_that_may_have_been_received_is_unknown_not_retried() -> None:

@@ -16,7 +16,7 @@ import pytest
 from _client_helpers import statuses
 
 import claynb
-from claynb._sources import SourceTracker, plan_chunks, tracker_for
+from claynb.wire._sources import SourceTracker, plan_chunks, tracker_for
 
 # Scaled up from Clay's 10 records/s, not so far that a loaded CI box (the client's
 # one-chunk cushion is then 200 ms) turns scheduling noise into 429s.

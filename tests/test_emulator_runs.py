@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from claynb._routines import DEFAULT_ROUTINES, run_item
-from claynb._work import COST_KEY, PROVIDER_KEY, item_key
+from claynb.pipeline._work import item_key
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 
 def client(emu: Any) -> httpx.Client:

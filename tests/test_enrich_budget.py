@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import claynb
-from claynb import _direct
+from claynb import direct as _direct
 from claynb._routines import Cost
 
 

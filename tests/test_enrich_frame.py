@@ -261,7 +261,7 @@ def test_every_status_in_one_frame(make_emulator: Any) -> None:
         concurrency=1,
         batch_size=5,
     )
-    assert set(out["clay_status"]) == set(claynb._work.STATUSES)
+    assert set(out["clay_status"]) == set(claynb.pipeline._work.STATUSES)
     assert out["clay_status"].iloc[:8].tolist() == (
         ["cached"] * 3 + ["failed"] * 2 + ["unknown"] * 2 + ["invalid_input"]
     )

@@ -1,4 +1,4 @@
-"""Normalising inputs, grouping duplicates, reading Clay's answers: pure functions."""
+"""Normalising inputs and grouping duplicates: pure functions."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from claynb._normalise import (
-    item_result,
+from claynb._routines import DEFAULT_ROUTINES
+from claynb.pipeline._normalise import (
     normalise_domain,
     normalise_email,
     normalise_inputs,
     normalise_value,
     prepare,
-    price_item,
-    result_from_clay,
 )
-from claynb._routines import DEFAULT_ROUTINES, Cost, Provider, Routine
 
 PERSON = DEFAULT_ROUTINES["enrich-person"]
 EMAIL_FINDER = DEFAULT_ROUTINES["find-work-email"]
@@ -83,50 +80,3 @@ def test_prepare_groups_by_normalised_inputs_in_first_seen_order() -> None:
 def test_prepare_empty_frame() -> None:
     p = prepare(pd.DataFrame({"E": pd.Series([], dtype=object)}), PERSON, {"email": "E"})
     assert p.rows == 0 and p.keys == [] and p.first.shape == (0,)
-
-
-def test_clay_answers_become_results() -> None:
-    hit = {
-        "id": "k",
-        "status": "complete",
-        "result": {
-            "full_name": "Ada",
-            "_cost": {"actions": 1, "data_credits": 1},
-            "_provider": "person-db",
-        },
-    }
-    r = result_from_clay(PERSON, "k", hit, run_id="run_1")
-    assert (r.status, r.cost, r.run_id) == ("enriched", Cost(1, 1), "run_1")
-    assert "_cost" not in r.result and "_provider" not in r.result
-    miss = result_from_clay(PERSON, "k", {"id": "k", "status": "complete", "result": {}})
-    assert (miss.status, miss.cost) == ("no_match", Cost())
-    failed = result_from_clay(PERSON, "k", {"status": "failed", "error": {"message": "bad"}})
-    assert (failed.status, failed.error) == ("failed", "Clay: bad")
-    not_run = item_result(
-        PERSON, "k", status="failed", result=None, error="credits exhausted: not run"
-    )
-    assert not_run.status == "over_budget"
-
-
-def test_pricing_without_a_reported_cost() -> None:
-    """Real Clay reports no per-item cost: the routine's catalogue prices it."""
-    assert price_item(EMAIL_FINDER, True, "email-finder-b") == Cost(1, 2)
-    assert price_item(EMAIL_FINDER, False, None) == Cost()
-    guess = price_item(EMAIL_FINDER, True, None)
-    assert guess.actions == 1 and 1 < guess.data_credits < 3
-    charging = Routine(
-        "r",
-        ("email",),
-        ("x",),
-        (Provider("a", 0.5, 2.0, charge_on_miss=True), Provider("b", 0.5, 3.0)),
-    )
-    assert price_item(charging, False, None) == Cost(1, 2)
-    assert price_item(charging, True, "b") == Cost(1, 5)
-    real = item_result(
-        EMAIL_FINDER,
-        "k",
-        status="complete",
-        result={"work_email": "a@b.co"},
-        provider="email-finder-c",
-    )
-    assert real.cost == Cost(1, 3)

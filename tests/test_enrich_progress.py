@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 import claynb
-from claynb._progress import Progress, make_progress
 from claynb._routines import Cost
+from claynb.pipeline._progress import Progress, make_progress
 
 
 class Tty(io.StringIO):

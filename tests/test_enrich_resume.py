@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 
 import claynb
-from claynb._journal import FILENAME, Journal
 from claynb._routines import DEFAULT_ROUTINES
-from claynb._work import item_key
+from claynb.pipeline._journal import FILENAME, Journal
+from claynb.pipeline._work import item_key
 
 ROUTINE = DEFAULT_ROUTINES["enrich-person"]
 FIELDS = ["clay_" + f for f in ROUTINE.fields]

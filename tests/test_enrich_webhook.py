@@ -9,9 +9,9 @@ import httpx
 import pandas as pd
 
 import claynb
-from claynb._direct import WebhookReceiver
-from claynb._journal import Journal
-from claynb._signatures import sign
+from claynb.direct import WebhookReceiver
+from claynb.pipeline._journal import Journal
+from claynb.wire._signatures import sign
 
 
 def emails(n: int) -> list[str]:

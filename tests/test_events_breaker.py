@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from claynb._budget import Budget
 from claynb._routines import Cost
 from claynb.events._breaker import CLOSED, OPEN, CreditBreaker
 from claynb.events._reconciler import Reconciler
 from claynb.events._tier import raise_budget
+from claynb.pipeline._budget import Budget
 
 
 def test_a_batch_the_budget_can_pay_for_is_admitted_and_reserved() -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from _events_helpers import drain, namespace, sign, webhook_body
+from _events_helpers import drain, namespace, webhook_body
 
 from claynb.cli import main
 from claynb.events._bus import DEAD_LETTERS, LEADS, Bus
 from claynb.services.nats import free_port
+from claynb.wire._signatures import sign
 
 SECRET = "whsec_cli_receiver_secret_98765"
 

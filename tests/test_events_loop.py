@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from claynb import ClayClient, Faults
-from claynb._budget import Budget
-from claynb._config import RetryPolicy
 from claynb.events._service import ServiceSettings
 from claynb.events._tier import EventTier
+from claynb.pipeline._budget import Budget
+from claynb.wire._config import RetryPolicy
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,6 @@ def fast_settings(**overrides: Any) -> ServiceSettings:
         "linger_s": 0.05,
         "reconcile_timeout_s": 0.8,
         "reconcile_interval_s": 0.2,
-        "retry_backoff_s": 0.05,
     }
     values.update(overrides)
     return ServiceSettings(**values)
@@ -230,7 +229,7 @@ def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(
     charged, so they go to the dead letters as outcome_unknown and are never sent again."""
     from types import SimpleNamespace
 
-    from claynb._work import item_key
+    from claynb.pipeline._work import item_key
 
     emu = make_emulator(run_latency_s=0)
     client = ClayClient(api_key=emu.api_key, base_url=emu.url)

@@ -8,9 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claynb._journal import FINISHED, IN_FLIGHT, SENDING, UNKNOWN, Journal
+import pytest
+
 from claynb._routines import Cost
-from claynb._work import ItemResult
+from claynb._states import IllegalTransition
+from claynb.pipeline._journal import (
+    BATCH_MOVES,
+    FINISHED,
+    IN_FLIGHT,
+    SENDING,
+    UNKNOWN,
+    BatchState,
+    Journal,
+)
+from claynb.pipeline._work import ItemResult, Status
 
 
 def _other_process(path: str) -> None:
@@ -70,6 +81,28 @@ def test_unknown_outcomes_are_parked_until_forgotten(tmp_path: Path) -> None:
         assert list(journal.unknown_keys("r")) == ["b"]
 
 
+def test_a_move_the_table_does_not_allow_raises_and_changes_nothing(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        batch = journal.intent("r", "direct", {"a": {"email": "a@x.co"}})
+        journal.started(batch, "run_1")
+        with pytest.raises(IllegalTransition, match="in_flight"):
+            journal.started(batch, "run_2")  # a second run id for one send
+        with pytest.raises(IllegalTransition, match="gone"):
+            journal.abandon(batch)  # a started run can no longer be forgotten
+        assert journal.finished("run_1", [ItemResult("a", Status.NO_MATCH)])
+        with pytest.raises(IllegalTransition, match="finished"):
+            journal.unknown(batch, "too late")
+        assert [r["state"] for r in journal.runs()] == [FINISHED]
+        assert [r["run_id"] for r in journal.runs()] == ["run_1"]
+
+
+def test_the_table_is_the_whole_machine() -> None:
+    assert BATCH_MOVES.sources(IN_FLIGHT) == {SENDING, UNKNOWN}
+    assert BATCH_MOVES.sources(FINISHED) == {IN_FLIGHT}
+    assert not BATCH_MOVES.allows(FINISHED, IN_FLIGHT)
+    assert {str(s) for s in BatchState} == {"sending", "in_flight", "finished", "unknown"}
+
+
 def test_abandoned_intent_leaves_nothing(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         journal.abandon(journal.intent("r", "direct", {"a": {}}))
@@ -93,7 +126,7 @@ def test_a_run_journaled_by_another_process_is_seen_here(tmp_path: Path) -> None
 def test_intent_of_a_dead_process_becomes_unknown(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     code = (
-        "import sys, os; from claynb._journal import Journal\n"
+        "import sys, os; from claynb.pipeline._journal import Journal\n"
         f"j = Journal({str(path)!r}); j.intent('r', 'direct', {{'a': {{}}}}); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import claynb
-from claynb._journal import FILENAME
-from claynb._ledger import Charge, Ledger, charges_frame, record
+from claynb.pipeline._journal import FILENAME
+from claynb.pipeline._ledger import Charge, Ledger, charges_frame, record
 
 
 def test_ledger_matches_the_emulators_meters(emulator: Any) -> None:
@@ -51,7 +51,7 @@ def test_ledger_matches_the_emulators_meters(emulator: Any) -> None:
 
 def test_recording_a_run_twice_counts_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "l.sqlite") as conn:
-        from claynb._ledger import SCHEMA
+        from claynb.pipeline._ledger import SCHEMA
 
         conn.executescript(SCHEMA)
         charge = Charge("run_1", 1_700_000_000.0, "r", "direct", "growth", 10, 7, 7.0, 9.0, 1.5)

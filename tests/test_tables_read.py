@@ -10,7 +10,7 @@ import pytest
 from _client_helpers import statuses
 
 import claynb
-from claynb._tables_read import table_filter
+from claynb.pipeline._tables_read import table_filter
 
 PERSON = [{"routine": "enrich-person", "inputs": {"email": "Email"}}]
 
@@ -84,8 +84,8 @@ def test_filters_select_and_limit_shape_what_is_read(make_emulator: Callable[...
 
 
 def test_unique_by_keeps_one_copy_of_each_row() -> None:
-    from claynb._results import TableRows
-    from claynb._tables_read import rows_frame
+    from claynb.pipeline._tables_read import rows_frame
+    from claynb.wire._results import TableRows
 
     def cell(value: Any) -> dict[str, Any]:
         return {"status": "success", "value": value, "fields": None}

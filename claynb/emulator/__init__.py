@@ -6,8 +6,8 @@ in ``_state`` and friends; ``_app``, ``_admin`` and ``_server`` are the HTTP edg
 """
 
 from claynb.emulator._faults import Faults
-from claynb.emulator._outbound import SIGNATURE_HEADER, sign
 from claynb.emulator._recorder import Recorded, RecordingServer
 from claynb.emulator._server import Emulator
+from claynb.wire._signatures import SIGNATURE_HEADER, sign
 
 __all__ = ["SIGNATURE_HEADER", "Emulator", "Faults", "Recorded", "RecordingServer", "sign"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from claynb._plans import Plan
 from claynb._routines import Cost
-from claynb._work import item_key
+from claynb.pipeline._work import item_key
 
 EPSILON = 1e-9
 CHARGE_FIELDS = (

@@ -10,8 +10,6 @@ how tests see what a receiver should have seen.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -22,14 +20,9 @@ import httpx
 from claynb._secrets import redact
 from claynb.emulator._faults import DUPLICATE_WEBHOOK, REORDER_WEBHOOK, FaultDice
 from claynb.emulator._state import EmulatorState, Webhook
+from claynb.wire._signatures import SIGNATURE_HEADER, sign
 
-SIGNATURE_HEADER = "X-Clay-Signature"
 DELIVERY_TIMEOUT_S = 10.0
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Clay-Signature`` value for a body: ``sha256=<hex>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def iso_now(wall: float) -> str:

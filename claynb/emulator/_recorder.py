@@ -7,18 +7,17 @@ it answer with failures first, to exercise retries.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from claynb.services._http import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class RecordingServer:
         self.requests: list[Recorded] = []
         self.statuses = list(statuses or [])  # answered in order before falling back to 200
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: BackgroundServer | None = None
         self.port: int | None = None
 
     @property
@@ -73,37 +71,16 @@ class RecordingServer:
             return list(self.requests)
 
     def start(self) -> RecordingServer:
-        sock = socket.socket(
-            socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
-        )  # for TCP_NODELAY
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
         app = Starlette(
             routes=[Route("/{path:path}", self._record, methods=["GET", "POST", "PUT"])]
         )
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app, log_level="warning", access_log=False, lifespan="off", loop="asyncio"
-            )
-        )
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            daemon=True,
-            name=f"claynb-recorder-{self.port}",
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.005)
+        self._http = BackgroundServer(app, name="claynb-recorder").start()
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.stop()
 
     def __enter__(self) -> RecordingServer:
         return self.start()

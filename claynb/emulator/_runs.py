@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claynb._routines import Routine, run_item
-from claynb._work import COST_KEY, PROVIDER_KEY
 from claynb.emulator._meters import Meters
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 NOT_RUN_MESSAGE = "credits exhausted: not run"
 INLINE, BATCH, TABLE = "run", "batch", "table"

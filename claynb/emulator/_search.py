@@ -18,7 +18,6 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from claynb._results import SourceType
 from claynb.emulator._search_catalogue import (
     CITIES,
     COMPANY_TYPES,
@@ -27,6 +26,7 @@ from claynb.emulator._search_catalogue import (
     SENIORITIES,
     SIZES,
 )
+from claynb.wire._results import SourceType
 
 #: Records a search with no filters finds.
 PEOPLE_UNIVERSE = 180_000

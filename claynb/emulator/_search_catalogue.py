@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from claynb._results import SourceType
 from claynb._routines import _INDUSTRIES
 from claynb.emulator._validate import BadRequest
+from claynb.wire._results import SourceType
 
 LIST = "string[]"
 NUMBER = "number"

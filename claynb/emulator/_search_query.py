@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from claynb._results import SourceType
 from claynb.emulator._search_catalogue import FIELDS, check_filters
 from claynb.emulator._validate import BadRequest
+from claynb.wire._results import SourceType
 
 _TOKEN = re.compile(
     r"""\s*(?:

@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from claynb._results import SearchMode, SourceType
 from claynb.emulator._http import JSON, error
 from claynb.emulator._search_catalogue import check_filters, fields_answer
 from claynb.emulator._search_query import parse_query, reference
@@ -23,6 +22,7 @@ from claynb.emulator._searches import DEFAULT_PAGE, Answer
 from claynb.emulator._settings import SEARCH_PAGE_MAX
 from claynb.emulator._state import EmulatorState
 from claynb.emulator._validate import BadRequest, parse_json
+from claynb.wire._results import SearchMode, SourceType
 
 Handler = Callable[[Request], Any]
 Gate = Callable[..., Handler]

@@ -21,10 +21,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from claynb._results import SearchMode, SourceType
 from claynb.emulator._meters import Meters, _num
 from claynb.emulator._search import record, search_key, total_matches
 from claynb.emulator._settings import Settings
+from claynb.wire._results import SearchMode, SourceType
 
 DEFAULT_PAGE = 20
 CREDITS_EXHAUSTED = "credits exhausted: the workspace has no Actions or Data Credits left"

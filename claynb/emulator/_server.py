@@ -1,9 +1,10 @@
 """``claynb.Emulator``: the Clay emulator on a free loopback port, in a background thread.
 
-The ASGI app runs on uvicorn in its own thread and event loop, so a notebook or a test
-can use it like a remote service while keeping it in-process. A background task in
-that loop finishes runs when their latency has passed, so charging happens whether or
-not anyone polls; ``meters()`` finishes due runs first, so what it shows is current.
+The ASGI app runs on uvicorn in its own thread and event loop
+(:class:`claynb.services._http.BackgroundServer`), so a notebook or a test can use it
+like a remote service while keeping it in-process. A background task in that loop
+finishes runs when their latency has passed, so charging happens whether or not anyone
+polls; ``meters()`` finishes due runs first, so what it shows is current.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
-import threading
-from collections.abc import Coroutine
-from types import TracebackType
+from collections.abc import Coroutine, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from claynb._plans import Plan
+from claynb._routines import Routine
 from claynb._secrets import register_secret
 from claynb.emulator._admin import AdminApi
 from claynb.emulator._app import PublicApi
@@ -37,9 +36,8 @@ from claynb.emulator._outbound import Outbound
 from claynb.emulator._protocol import DroppingH11Protocol
 from claynb.emulator._settings import build_settings
 from claynb.emulator._state import EmulatorState, Finished
+from claynb.services._http import HOST, BackgroundServer
 
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 15.0
 log = logging.getLogger("claynb.emulator")
 
 
@@ -91,14 +89,11 @@ class Emulator:
         self._dice = FaultDice(self._settings.faults, seed)
         self._tables = _make_tables(self._state)
         self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
+        self._http: BackgroundServer | None = None
         self._outbound: Outbound | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._error: BaseException | None = None
 
     # --- identity -----------------------------------------------------------------------
 
@@ -125,12 +120,21 @@ class Emulator:
         return self._settings.plan
 
     @property
+    def routines(self) -> Mapping[str, Routine]:
+        """The routine catalogue this emulator answers from (read-only)."""
+        return MappingProxyType(self._settings.routines)
+
+    @property
     def faults(self) -> Faults:
         return self._dice.faults
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._http is not None and self._http.running
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._http.loop if self._http is not None else None
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not running"
@@ -144,56 +148,35 @@ class Emulator:
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        """Serve on a free loopback port (or the one asked for) until :meth:`stop`."""
+        """Serve on a free loopback port (or the one asked for) until :meth:`stop`.
+
+        Raises :class:`claynb.ConfigError` when the server does not come up.
+        """
         if self.running:
             return self
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
-        # listening socket says TCP; without it every keep-alive request waits ~40 ms (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, self._requested_port))
-        except OSError:
-            sock.close()
-            raise
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._http = BackgroundServer(
             self._build_app(),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            name="claynb-emulator",
+            host=HOST,
+            port=self._requested_port,
+            main=self._main,
             http=DroppingH11Protocol,
-            loop="asyncio",
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,
         )
-        self._server = uvicorn.Server(config)
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve,
-            args=(sock, ready),
-            name=f"claynb-emulator-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT_S) or self._error is not None:
-            self.stop()
-            raise RuntimeError(f"the emulator did not start: {self._error!r}")
+        self._http.start()
+        self._port = self._http.port
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread to end. Meters stay readable."""
-        if self._server is not None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             # Answers held back by a timeout fault go out now rather than hold up the stop.
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._stopping.set)
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = None
-        self._loop = None
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stopping.set)
+        if self._http is not None:
+            self._http.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -228,42 +211,20 @@ class Emulator:
         app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
         return CountRequests(app, self._state)  # type: ignore[return-value]
 
-    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(sock, ready))
-        except BaseException as exc:  # reported to start() or logged; the thread must end cleanly
-            self._error = exc
-            ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _main(self, sock: socket.socket, ready: threading.Event) -> None:
-        assert self._server is not None
+    async def _main(self, serving: Coroutine[Any, Any, None]) -> None:
+        """On the server's loop: the finaliser and the outbound webhooks live as long as it."""
         self._wake = asyncio.Event()
         self._state.on_schedule = self._wake_threadsafe
         async with httpx.AsyncHTTPTransport() as transport:
             self._outbound = Outbound(self._state, self._dice, transport)
             finaliser = asyncio.get_running_loop().create_task(self._finaliser())
-            watcher = asyncio.get_running_loop().create_task(self._signal_ready(ready))
             try:
-                await self._server.serve(sockets=[sock])
+                await serving
             finally:
                 finaliser.cancel()
-                watcher.cancel()
                 for task in list(self._tasks):
                     task.cancel()
-                await asyncio.gather(finaliser, watcher, *self._tasks, return_exceptions=True)
-                sock.close()
-
-    async def _signal_ready(self, ready: threading.Event) -> None:
-        assert self._server is not None
-        while not self._server.started:
-            await asyncio.sleep(0.005)
-        ready.set()
+                await asyncio.gather(finaliser, *self._tasks, return_exceptions=True)
 
     async def _finaliser(self) -> None:
         """Finish runs as their latency passes, so they are charged without a poll."""
@@ -294,7 +255,10 @@ class Emulator:
             loop.call_soon_threadsafe(self._dispatch, finished)
 
     def _in_loop(self) -> bool:
-        return self._thread is not None and threading.current_thread() is self._thread
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     def _dispatch(self, finished: Finished) -> None:
         if not finished or self._outbound is None:

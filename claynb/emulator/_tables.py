@@ -26,10 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from claynb._normalise import normalise_inputs
 from claynb._routines import Cost
 from claynb._secrets import redact, register_secret
-from claynb._work import COST_KEY, PROVIDER_KEY
 from claynb.emulator._bucket import TokenBucket
 from claynb.emulator._http import JSON, error
 from claynb.emulator._query import QueryError, run_query
@@ -49,6 +47,8 @@ from claynb.emulator._table_model import (
     http_body,
 )
 from claynb.emulator._validate import BadRequest, parse_json
+from claynb.pipeline._normalise import normalise_inputs
+from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 SOURCE_PREFIX = "pull-in-data-from-a-webhook-"
 AUTH_HEADER = "x-clay-webhook-auth"

@@ -25,9 +25,10 @@ import time
 from typing import Any
 
 from claynb._routines import Cost, Routine
-from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
 from claynb.events._service import ServiceSettings
 from claynb.events._tier import EventTier
+from claynb.pipeline._plan import catalogue_of
+from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
 
 DEFAULT_TIMEOUT_S = 600.0
 _SETTINGS = (
@@ -39,7 +40,11 @@ _SETTINGS = (
 )
 _OPTIONS = {"bus_url", "webhook", "timeout", "plan", "concurrency", *_SETTINGS}
 #: Dead-letter kinds as row statuses: what the user sees in ``clay_status``.
-_DEAD_STATUS = {"budget": OVER_BUDGET, "credits_exhausted": OVER_BUDGET, "outcome_unknown": UNKNOWN}
+_DEAD_STATUS = {
+    "budget": Status.OVER_BUDGET,
+    "credits_exhausted": Status.OVER_BUDGET,
+    "outcome_unknown": Status.UNKNOWN,
+}
 
 
 def run(
@@ -74,6 +79,7 @@ def run(
         webhook=options.get("webhook"),
         settings=settings,
         journal=journal,
+        catalogue={**catalogue_of(client), routine.id: routine},
     ) as tier:
         tier.adopt_runs(
             routine.id, journal.in_flight(routine.id, keys) if journal is not None else []
@@ -109,15 +115,20 @@ def _cost(contact: dict[str, Any] | None) -> Cost:
     return Cost(float(raw.get("actions", 0)), float(raw.get("data_credits", 0)))
 
 
+def _status(value: Any) -> Status:
+    """A contact's status as sent by the service; anything else is an unhandled outcome."""
+    try:
+        return Status(str(value))
+    except ValueError:
+        return Status.FAILED
+
+
 def _result_for(tier: EventTier, key: str) -> ItemResult:
     contact = tier.collector.contacts.get(key)
     if contact is not None:
-        status = str(contact.get("status"))
-        if status not in ("enriched", "no_match", "failed"):
-            status = FAILED
         return ItemResult(
             key,
-            status,
+            _status(contact.get("status")),
             dict(contact.get("result") or {}),
             contact.get("error"),
             _cost(contact),
@@ -126,7 +137,7 @@ def _result_for(tier: EventTier, key: str) -> ItemResult:
         )
     letter = tier.collector.dead.get(key)
     if letter is not None:
-        status = _DEAD_STATUS.get(str(letter.get("kind")), FAILED)
+        status = _DEAD_STATUS.get(str(letter.get("kind")), Status.FAILED)
         return ItemResult(
             key, status, error=str(letter.get("reason") or "dead-lettered"), attempts=0
         )
@@ -134,8 +145,8 @@ def _result_for(tier: EventTier, key: str) -> ItemResult:
     if state == "in_run":
         return ItemResult(
             key,
-            UNKNOWN,
+            Status.UNKNOWN,
             error="its run did not finish in time; it is journaled and "
             "a later call collects it without sending it again",
         )
-    return ItemResult(key, FAILED, error="not sent before the timeout", attempts=0)
+    return ItemResult(key, Status.FAILED, error="not sent before the timeout", attempts=0)

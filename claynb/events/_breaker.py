@@ -1,7 +1,7 @@
 """The credit circuit breaker: no batch reaches Clay unless the budget can pay for it.
 
 Before a batch of leads is sent, the breaker reserves the worst case the batch could be
-charged against the :class:`~claynb._work.BudgetGuard`. When the budget can pay for only
+charged against the :class:`~claynb.pipeline._work.BudgetGuard`. When the budget can pay for only
 part of it, the part it can pay for is admitted and the breaker *opens*: the rest of the
 batch (and whatever follows while it stays open) goes to the dead-letter subject with the
 reason, instead of to Clay. Every later batch is still offered to the guard, so the
@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from claynb._budget import reserve_largest
 from claynb._routines import Cost
-from claynb._work import BudgetGuard
+from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._work import BudgetGuard
 
 CLOSED = "closed"
 OPEN = "open"
@@ -60,7 +60,7 @@ class CreditBreaker:
         """Reserve ``per_item`` for as many of ``count`` items as the budget allows.
 
         A budget that can pay for 37 of 100 items admits 37
-        (:func:`claynb._budget.reserve_largest`, shared with the other tiers).
+        (:func:`claynb.pipeline._budget.reserve_largest`, shared with the other tiers).
         """
         if count <= 0:
             return Admission(0, Cost())

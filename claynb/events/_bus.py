@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claynb._exceptions import ConfigError
 from claynb._secrets import redact
+from claynb.wire._exceptions import ConfigError
 
 LEADS = "leads"
 RUNS_FINISHED = "runs.finished"
@@ -31,6 +31,10 @@ CONTACTS = "contacts"
 TABLE_ROWS = "table.rows"
 DEAD_LETTERS = "dlq"
 TOPICS = (LEADS, RUNS_FINISHED, CONTACTS, TABLE_ROWS)
+
+#: Seconds to wait for JetStream to acknowledge a stored event. nats-py's default (0.5 s)
+#: is shorter than a busy machine sometimes takes, and turned a slow ack into a failed publish.
+PUBLISH_ACK_TIMEOUT_S = 10.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -143,7 +147,7 @@ class Bus:
         subject = self.subject(topic)
         if self.kind == "nats":
             stream = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
-            await self.broker.publish(event, subject, stream=stream)
+            await self.broker.publish(event, subject, stream=stream, timeout=PUBLISH_ACK_TIMEOUT_S)
         elif self.kind == "redis":
             await self.broker.publish(event, stream=subject)
         else:

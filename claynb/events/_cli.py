@@ -137,15 +137,14 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
 async def _start_service(
     args: argparse.Namespace, settings: Any, bus_url: str, webhook_url: str
 ) -> Any:
-    from claynb import connect  # type: ignore[attr-defined]
-    from claynb._budget import Budget
-    from claynb._direct import async_client_for
-    from claynb._journal import Journal
+    from claynb._connect import connect
     from claynb.events._breaker import CreditBreaker
     from claynb.events._bus import Bus
     from claynb.events._clay import ClientRunsApi
     from claynb.events._service import EnrichmentService, ServiceSettings
     from claynb.events._tier import create_emulator_webhook
+    from claynb.pipeline._budget import Budget
+    from claynb.pipeline._journal import Journal
 
     client = connect()
     webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID")
@@ -154,7 +153,7 @@ async def _start_service(
         if hook:
             settings.signing_secrets = {hook["id"]: hook["signingSecret"]}
             webhook_id = hook["id"]
-    aclient, _ = async_client_for(client)
+    aclient = client.async_twin()
     bus = Bus(bus_url, args.namespace)
     budget = Budget(actions=args.actions, data_credits=args.data_credits)
     service = EnrichmentService(

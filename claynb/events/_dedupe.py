@@ -11,12 +11,13 @@ the rows can join them back even when the receiver ran in another process.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
+
+from claynb._home import state_home
 
 #: How long Redis keeps a claim. Clay has no replay window, so this is long; SQLite keeps
 #: claims until the file is removed.
@@ -41,16 +42,11 @@ class DedupeStore(Protocol):
     def close(self) -> None: ...
 
 
-def claynb_home() -> Path:
-    """Where claynb keeps its state: ``CLAYNB_HOME``, else ``./.claynb``."""
-    return Path(os.environ.get("CLAYNB_HOME") or ".claynb")
-
-
 class SqliteDedupeStore:
     """Claims in one SQLite file; safe across threads and processes on one machine."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else claynb_home() / "events" / "receiver.sqlite"
+        self.path = Path(path) if path else state_home() / "events" / "receiver.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(

@@ -19,7 +19,6 @@ malformed ones 400, bodies over ``max_body_bytes`` 413. No input makes the recei
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -37,10 +36,10 @@ from starlette.routing import Route
 from claynb._secrets import mask, redact, register_secret
 from claynb.events._bus import RUNS_FINISHED, TABLE_ROWS
 from claynb.events._dedupe import DedupeStore
+from claynb.wire._signatures import SIGNATURE_HEADER, verify_signature
 
 log = logging.getLogger("claynb.events.receiver")
 
-SIGNATURE_HEADER = "x-clay-signature"
 #: The header an HTTP API column sends the shared secret in (configured on the column).
 CALLBACK_HEADER = "x-claynb-secret"
 #: The column claynb adds to every row it sends to a table, and expects back.
@@ -90,25 +89,6 @@ class ReceiverStats:
 
     def add(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
-
-def signature_matches(secrets: list[str], body: bytes, header: str | None) -> bool:
-    """True when ``header`` is ``sha256=<hex>`` of ``body`` under one of ``secrets``.
-
-    Every secret is compared, and each comparison is constant-time, so the time taken says
-    nothing about how close a forgery came.
-    """
-    if not header or not secrets:
-        return False
-    scheme, _, given = header.strip().partition("=")
-    if scheme.lower() != "sha256" or len(given) != 64:
-        return False
-    given_bytes = given.lower().encode("ascii", "replace")
-    ok = False
-    for secret in secrets:
-        digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest().encode()
-        ok |= hmac.compare_digest(digest, given_bytes)
-    return ok
 
 
 class _TooLarge(Exception):
@@ -184,7 +164,7 @@ class Receiver:
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             return _answer(self.stats, 401, "unsigned", "missing X-Clay-Signature")
-        if not signature_matches(self.settings.secrets(), body, header):
+        if not verify_signature(self.settings.secrets(), body, header):
             return _answer(self.stats, 401, "forged", "signature does not verify")
         event = _parse_object(body)
         data = event.get("data") if event is not None else None

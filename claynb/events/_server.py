@@ -2,25 +2,21 @@
 
 The receiver publishes to the bus from its own event loop, so it opens its own
 publisher-only :class:`Bus` in the app's lifespan. :class:`ReceiverServer` serves the app
-with uvicorn on a free loopback port in a daemon thread and stops it cleanly; the
+on a free loopback port in a daemon thread (:class:`claynb.services._http.BackgroundServer`,
+which raises when the app's lifespan cannot reach the bus) and stops it cleanly; the
 ``claynb receiver`` command serves the same app in the foreground.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from claynb._exceptions import ConfigError
 from claynb.events._bus import Bus
 from claynb.events._dedupe import DedupeStore, open_dedupe_store
 from claynb.events._receiver import Receiver, ReceiverSettings, create_receiver_app
-from claynb.services.nats import free_port
-
-STARTUP_TIMEOUT_S = 15.0
+from claynb.services._http import BackgroundServer
 
 
 def build_app(
@@ -64,8 +60,7 @@ class ReceiverServer:
         self.host = host
         self.port = port
         self.app: Any = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._http: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -84,37 +79,19 @@ class ReceiverServer:
         return dict(self.app.state.receiver.stats.counts) if self.app is not None else {}
 
     def start(self) -> ReceiverServer:
-        import uvicorn
-
-        self.port = self.port or free_port()
+        """Serve until :meth:`stop`; raises :class:`claynb.ConfigError` when it does not
+        come up (the bus refused the app's lifespan, the port is taken)."""
         self.app = build_app(self.settings, self.bus_url, self.namespace, self.store)
-        config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name="claynb-receiver", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"the receiver did not start on {self.url}")
-            time.sleep(0.02)
+        self._http = BackgroundServer(
+            self.app, name="claynb-receiver", host=self.host, port=self.port, lifespan="on"
+        ).start()
+        self.port = self._http.port or self.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        if self._http is not None:
+            self._http.stop()
+        self._http = None
 
     def __enter__(self) -> ReceiverServer:
         return self.start()

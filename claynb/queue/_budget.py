@@ -65,7 +65,7 @@ class BudgetStatus:
 
 
 class RedisBudgetGuard:
-    """A :class:`claynb._work.BudgetGuard` whose cap every process shares through Redis.
+    """A :class:`claynb.pipeline._work.BudgetGuard` whose cap every process shares through Redis.
 
     ``name`` picks the budget: guards built with the same connection and name share one
     cap. Caps are written only when given (or by :meth:`set_limits`), so a worker that

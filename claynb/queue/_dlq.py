@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from claynb.queue._store import BatchStore
+from claynb.queue._store import FAILED, BatchStore
 
 
 @dataclass(frozen=True)
@@ -116,16 +116,21 @@ def requeue_dead_letters(
 ) -> list[str]:
     """Put dead letters back on their queue (all of them by default); the ids requeued.
 
-    A requeued job gets its retries back, so a second bad spell does not send it straight
-    back here.
+    A requeued job gets its retries back, and its batch its sends (the per-item cap of
+    :class:`claynb.RetryPolicy` counts from zero again: a person decided to try again),
+    so a second bad spell does not send it straight back here.
     """
     from rq.job import Job
 
     registry = _registry(conn, queue)
+    store = BatchStore(conn)
     ids = job_ids if job_ids is not None else registry.get_job_ids()
     done = []
     for job_id in ids:
         job = Job.fetch(job_id, connection=conn)
+        batch = store.load(job.meta.get("batch") or job.id)
+        if batch is not None and batch.state == FAILED:
+            store.requeue(batch.id)
         if job.retries_left is not None and job.retry_intervals is not None:
             job.retries_left = max(job.retries_left, int(job.meta.get("retries", 0)))
             job.save()

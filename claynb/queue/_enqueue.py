@@ -21,36 +21,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._exceptions import ConfigError
-from claynb._normalise import normalise_inputs, resolve_columns
 from claynb._routines import Routine, get_routine
-from claynb._work import INVALID_INPUT, item_key
+from claynb.pipeline._normalise import normalise_inputs, resolve_columns
+from claynb.pipeline._work import Status, item_key
 from claynb.queue._budget import RedisBudgetGuard
-from claynb.queue._jobs import MAX_BATCH, JobOptions, submit
+from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import (
-    PREFIX,
     Batch,
     BatchStore,
     Lead,
     outcomes_key,
     pending_key,
+    template_key,
 )
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 
 DEFAULT_QUEUE = "claynb"
-
-
-def template_key(queue: str, routine_id: str) -> str:
-    return f"{PREFIX}:{queue}:template:{routine_id}"
-
-
-def load_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
-    """The settings (routine, budget, options) pending leads of this routine are sent with."""
-    raw = conn.hgetall(template_key(queue, routine_id))
-    if not raw:
-        return None
-    fields = {_s(k): _s(v) for k, v in raw.items()}
-    fields.setdefault("leads", "[]")
-    return Batch.from_hash("", fields)
 
 
 @dataclass
@@ -90,10 +76,9 @@ class LeadQueue:
         max_age_s: float | None = None,
         plan: str = "growth",
         linger_s: float = 0.0,
-        batch_size: int = MAX_BATCH,
+        batch_size: int = MAX_RUN_ITEMS,
     ) -> None:
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, not {batch_size}")
+        checked_batch_size(batch_size)
         if connection is None:
             from claynb.services.redis import connect
 
@@ -155,7 +140,7 @@ class LeadQueue:
             sub.invalid = 1
             return sub
         depth = self.conn.rpush(pending_key(self.name, self.routine.id), lead.to_json())
-        if depth == 1 or depth % MAX_BATCH == 0:
+        if depth == 1 or depth % MAX_RUN_ITEMS == 0:
             submit(
                 self.conn,
                 self.name,
@@ -210,7 +195,7 @@ class LeadQueue:
         outcome = {
             "lead": lead_id,
             "key": None,
-            "status": INVALID_INPUT,
+            "status": Status.INVALID_INPUT,
             "error": reason,
             "routine": self.routine.id,
             "result": {},
@@ -295,7 +280,6 @@ __all__ = [
     "DEFAULT_QUEUE",
     "LeadQueue",
     "Submission",
-    "load_template",
     "read_outcomes",
     "read_stream",
 ]

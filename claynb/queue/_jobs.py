@@ -25,14 +25,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from claynb._exceptions import ClayError, ConfigError, CreditsExhausted, OutcomeUnknown
-from claynb._normalise import result_from_clay
 from claynb._plans import get_plan
-from claynb._routines import Cost, Routine
+from claynb._routines import Cost
 from claynb._secrets import mask, redact
-from claynb._work import COST_KEY, ENRICHED, OVER_BUDGET, PROVIDER_KEY, UNKNOWN, ItemResult
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
     DONE,
+    FAILED,
     NEW,
     RESERVED,
     SENDING,
@@ -42,14 +42,15 @@ from claynb.queue._store import (
     Lead,
     batch_key,
     lease_key,
+    load_template,
     scaled,
 )
+from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, MAX_RUN_ITEMS, RetryPolicy
+from claynb.wire._exceptions import ClayError, ConfigError, OutcomeUnknown
+from claynb.wire._results import RunItem
 
-#: Items per run: the Public API takes 1 to 100.
-MAX_BATCH = 100
 #: Default lease: a dead worker's job is handed back within about this long.
 DEFAULT_LEASE_S = 5.0
-CACHED = "cached"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class JobOptions:
 
     timeout_s: int = 600
     retries: int = 3
-    backoff_s: tuple[int, ...] = (1, 4, 15)
+    backoff_s: tuple[int, ...] | None = None  # None: RetryPolicy's backoff, whole seconds
     on_budget: str = "wait"
     wait_s: int = 30
     max_waits: int = 120
@@ -75,10 +76,17 @@ class JobOptions:
             raise ConfigError(
                 f"on_budget must be 'wait', 'dead_letter' or 'report', not {self.on_budget!r}"
             )
+        if self.backoff_s is None:
+            object.__setattr__(self, "backoff_s", RetryPolicy().delays(self.retries))
+
+    @property
+    def intervals(self) -> list[int]:
+        """RQ's retry intervals."""
+        return list(self.backoff_s or ())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["backoff_s"] = list(self.backoff_s)
+        data["backoff_s"] = self.intervals
         return data
 
     @classmethod
@@ -99,7 +107,9 @@ class WorkerSettings:
     poll_interval_s: float = 1.0
     lease_s: float = DEFAULT_LEASE_S
     wait_timeout_s: float = 600.0
-    max_attempts: int | None = None  # per request, inside the client; None: its default
+    #: Retries of one request, and the POSTs a batch's items may ride in across every
+    #: execution of its job (CLAYNB_MAX_ATTEMPTS, CLAYNB_MAX_SENDS_PER_ITEM).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
 
     @classmethod
@@ -113,9 +123,10 @@ class WorkerSettings:
             poll_interval_s=float(os.environ.get("CLAYNB_POLL_INTERVAL_S", "1.0")),
             lease_s=float(os.environ.get("CLAYNB_LEASE_S", str(DEFAULT_LEASE_S))),
             wait_timeout_s=float(os.environ.get("CLAYNB_WAIT_TIMEOUT_S", "600")),
-            max_attempts=int(os.environ["CLAYNB_MAX_ATTEMPTS"])
-            if os.environ.get("CLAYNB_MAX_ATTEMPTS")
-            else None,
+            retry=RetryPolicy(
+                max_attempts=_env_int("CLAYNB_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS,
+                max_sends_per_item=_env_int("CLAYNB_MAX_SENDS_PER_ITEM"),
+            ),
             fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
@@ -123,6 +134,11 @@ class WorkerSettings:
 
     def __repr__(self) -> str:
         return f"WorkerSettings(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
 def same_clay(a: str, b: str) -> bool:
@@ -162,11 +178,11 @@ def run_batch(batch_id: str | None, queue: str, routine_id: str | None = None) -
 def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> bool:
     """Take pending leads into this job's batch; chain another job if more remain."""
     conn = store.conn
-    template = _pending_template(conn, queue, routine_id)
+    template = load_template(conn, queue, routine_id)
     if template is None:
         return False
     template.id = batch_id
-    taken = store.claim(queue, routine_id, batch_id, template, MAX_BATCH)
+    taken = store.claim(queue, routine_id, batch_id, template, MAX_RUN_ITEMS)
     if taken == 0:
         return False
     from claynb.queue._store import pending_key
@@ -174,12 +190,6 @@ def _claim(store: BatchStore, queue: str, routine_id: str, batch_id: str) -> boo
     if conn.llen(pending_key(queue, routine_id)) > 0:
         submit(conn, queue, None, JobOptions.from_dict(template.opts), routine_id=routine_id)
     return True
-
-
-def _pending_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
-    from claynb.queue._enqueue import load_template
-
-    return load_template(conn, queue, routine_id)
 
 
 @contextmanager
@@ -225,6 +235,9 @@ def process(
         )
     budget_key = f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
     plan = get_plan(str(batch.opts.get("plan", "growth")))
+    if batch.state == FAILED:  # its job was run again without requeue_dead_letters
+        store.move(batch.id, FAILED, NEW)
+        batch = _reload(store, batch.id)
     if batch.state == NEW:
         # Cache hits are fixed once per batch, before money is held, so that a resumed
         # execution answers exactly the leads the first one reserved for.
@@ -240,10 +253,11 @@ def process(
     overflow = _handle_overflow(store, batch, job)
     client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
     results, run_id, error = _send_and_collect(
-        store, batch, client, settings, budget_key, final_attempt
+        store, batch, client, settings, budget_key, final_attempt, job
     )
-    outcomes = build_outcomes(batch, cached, results, run_id, error, overflow)
-    actual = _actual(batch, results, error, plan)
+    answers = None if error is not None else _answers(batch, results, run_id)
+    outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
+    actual = _actual(batch, answers, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
     if emitted:
         store.remember(batch, outcomes)
@@ -335,11 +349,9 @@ def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | Non
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_client(api_key: str, base_url: str, max_attempts: int | None, rps: float | None) -> Any:
-    from claynb import ClayClient
-    from claynb._config import RetryPolicy
+def _cached_client(api_key: str, base_url: str, retry: RetryPolicy, rps: float | None) -> Any:
+    from claynb.wire._client import ClayClient
 
-    retry = RetryPolicy(max_attempts=max_attempts) if max_attempts else None
     return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
 
 
@@ -349,7 +361,7 @@ def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
     A job is a handful of requests; a client per job would start each job with a fresh
     pacer and forget every 429, so the worker as a whole would not keep to its pace.
     """
-    return _cached_client(settings.api_key, settings.base_url, settings.max_attempts, rps)
+    return _cached_client(settings.api_key, settings.base_url, settings.retry, rps)
 
 
 def _send_and_collect(
@@ -359,6 +371,7 @@ def _send_and_collect(
     settings: WorkerSettings,
     budget_key: str,
     final_attempt: bool,
+    job: Any = None,
 ) -> tuple[dict[str, Any], str, str | None]:
     """Send the reserved items once and wait for their results: (by key, run id, error).
 
@@ -378,41 +391,85 @@ def _send_and_collect(
         )
     run_id = batch.run_id
     if batch.state == RESERVED:
-        if not store.begin_send(batch.id):
-            raise ClayError(f"batch {batch.id} is being sent by another worker")
-        inputs = {lead.key: lead.inputs for lead in batch.leads}
         try:
-            run_id = client.run_routine(
-                batch.routine.id, [{"id": k, "inputs": inputs[k]} for k in keys]
-            )
+            run_id = _send(store, batch, keys, client, budget_key, final_attempt, job)
         except OutcomeUnknown as exc:
             return {}, "", redact(str(exc))
-        except CreditsExhausted:
-            store.unreserve(batch, budget_key, NEW if final_attempt else RESERVED)
-            raise
-        except Exception:
-            # Certainly not started (refused, 4xx, 5xx/429 after the client's retries):
-            # keep the reservation for RQ's retry, or give it back on the last attempt.
-            store.unreserve(batch, budget_key, NEW) if final_attempt else store.set_fields(
-                batch.id, state=RESERVED
-            )
-            raise
-        store.set_fields(batch.id, run_id=run_id, state=SENT, sent_at=repr(time.time()))
     results = client.wait_for_run(
         run_id, poll_interval=settings.poll_interval_s, timeout=settings.wait_timeout_s
     )
     return {item.id: item for item in results.items}, run_id, None
 
 
+def _answers(batch: Batch, results: dict[str, RunItem], run_id: str) -> dict[str, ItemResult]:
+    """Clay's answer for every key sent, read the way every tier reads it."""
+    return {
+        key: outcome_of(batch.routine, key, results.get(key), run_id=run_id or None)
+        for key in batch.send[: batch.reserved]
+    }
+
+
+def _send(
+    store: BatchStore,
+    batch: Batch,
+    keys: list[str],
+    client: Any,
+    budget_key: str,
+    final_attempt: bool,
+    job: Any,
+) -> str:
+    """POST the run once (the client retrying within what the items' cap has left)."""
+    left = client.retry.sends_left(batch.posts)
+    if not left:  # an earlier execution spent the cap and died before giving up
+        why = f"not sent after {batch.posts} attempt(s)"
+        store.give_up(batch, budget_key, why)
+        _no_more_retries(job)
+        raise ClayError(f"batch {batch.id}: {why}")
+    if not store.begin_send(batch.id):
+        raise ClayError(f"batch {batch.id} is being sent by another worker")
+    inputs = {lead.key: lead.inputs for lead in batch.leads}
+    body = [{"id": k, "inputs": inputs[k]} for k in keys]
+    try:
+        run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
+    except OutcomeUnknown as exc:
+        store.count_posts(batch.id, client.retry.counted(exc))
+        raise
+    except Exception as exc:
+        # Certainly not started (refused, 402, 4xx, 5xx/429 after the client's retries):
+        # keep the reservation for RQ's retry while the cap allows another send, else give
+        # it back and let RQ file the job with the dead letters now.
+        spent = client.retry.counted(exc) if isinstance(exc, ClayError) else 0
+        posts = store.count_posts(batch.id, spent)
+        if final_attempt or not client.retry.sends_left(posts):
+            store.give_up(batch, budget_key, f"not sent after {posts} attempt(s): {exc}")
+            _no_more_retries(job)
+        else:
+            store.move(batch.id, SENDING, RESERVED)
+        raise
+    # One write, right after the answer: a worker killed now must find the run id journaled.
+    sent = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
+    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent)
+    return run_id
+
+
+def _no_more_retries(job: Any) -> None:
+    """RQ retries the job only while it has retries left: none, once the cap is spent."""
+    if job is not None:
+        job.retries_left = 0
+
+
 def build_outcomes(
     batch: Batch,
     cached: dict[str, dict[str, Any]],
-    results: dict[str, Any],
+    answers: dict[str, ItemResult] | None,
     run_id: str,
     error: str | None,
     over: list[str],
 ) -> list[dict[str, Any]]:
-    """One outcome per lead: charged once per item key, duplicates and cache hits at 0."""
+    """One outcome per lead: charged once per item key, duplicates and cache hits at 0.
+
+    ``answers`` is None when the send's outcome is unknown (``error`` says why).
+    """
     sent = set(batch.send[: batch.reserved])
     over_set = set(over)
     charged: set[str] = set()
@@ -434,11 +491,15 @@ def build_outcomes(
         }
         if lead.key in cached:
             entry = cached[lead.key]
-            base.update(status=CACHED, result=entry.get("result", {}), enriched_at=entry.get("at"))
+            base.update(
+                status=Status.CACHED, result=entry.get("result", {}), enriched_at=entry.get("at")
+            )
         elif lead.key in over_set:
-            base.update(status=OVER_BUDGET, error="the shared budget cannot pay for this lead")
+            base.update(
+                status=Status.OVER_BUDGET, error="the shared budget cannot pay for this lead"
+            )
         elif lead.key in sent:
-            base.update(_from_result(batch.routine, results.get(lead.key), error))
+            base.update(_sent(answers, lead.key, error))
             if lead.key not in charged:
                 charged.add(lead.key)
                 base["charged_here"] = True
@@ -450,52 +511,26 @@ def build_outcomes(
     return out
 
 
-def _from_result(routine: Routine, item: Any, error: str | None) -> dict[str, Any]:
-    if item is None:
-        why = error or "Clay's results did not include this item"
-        return {"status": UNKNOWN, "error": why}
-    res = item_result(routine, item)
+def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) -> dict[str, Any]:
+    if answers is None:
+        return {"status": Status.UNKNOWN, "error": error or "the outcome of the send is unknown"}
+    answer = answers[key]
     return {
-        "status": res.status,
-        "result": res.result,
-        "error": res.error,
-        "actions": res.cost.actions,
-        "data_credits": res.cost.data_credits,
+        "status": answer.status,
+        "result": answer.result,
+        "error": answer.error,
+        "actions": answer.cost.actions,
+        "data_credits": answer.cost.data_credits,
         "enriched_at": time.time(),
     }
 
 
-def item_result(routine: Routine, item: Any) -> ItemResult:
-    """A parsed result item (:class:`claynb._results.RunItem`) as the core's ItemResult."""
-    result = dict(item.result)
-    if item.cost is not None:
-        result[COST_KEY] = {"actions": item.cost.actions, "data_credits": item.cost.data_credits}
-    if item.provider is not None:
-        result[PROVIDER_KEY] = item.provider
-    raw = {
-        "id": item.id,
-        "status": "complete" if item.ok else "failed",
-        "result": result,
-        "error": item.error,
-    }
-    return result_from_clay(routine, item.id, raw)
-
-
-def price(routine: Routine, item: Any) -> Cost:
-    return item_result(routine, item).cost
-
-
-def _actual(batch: Batch, results: dict[str, Any], error: str | None, plan: Any) -> list[int]:
+def _actual(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
-    keys = batch.send[: batch.reserved]
-    if error is not None:
-        total = batch.routine.worst_case_cost() * len(keys)
+    if answers is None:
+        total = batch.routine.worst_case_cost() * batch.reserved
     else:
-        total = Cost()
-        for key in keys:
-            item = results.get(key)
-            if item is not None:
-                total = total + (item.cost if item.cost is not None else price(batch.routine, item))
+        total = sum((answer.cost for answer in answers.values()), Cost())
     return scaled(total, plan.usd(total.actions, total.data_credits))
 
 
@@ -511,7 +546,7 @@ def _sample(store: BatchStore, batch: Batch, job: Any, outcomes: list[dict[str, 
         "batch": batch.id,
         "actions": sum(o["actions"] for o in outcomes),
         "data_credits": sum(o["data_credits"] for o in outcomes),
-        "enriched": sum(1 for o in outcomes if o["status"] == ENRICHED),
+        "enriched": sum(1 for o in outcomes if o["status"] == Status.ENRICHED),
     }
     store.record_sample(batch.queue, sample)
 
@@ -561,7 +596,7 @@ def submit(
         "description": f"claynb batch {batch_id or '(pending leads)'}",
     }
     if opts.retries > 0:
-        kwargs["retry"] = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0)
+        kwargs["retry"] = Retry(max=opts.retries, interval=opts.intervals or 0)
     if batch_id is not None:
         kwargs["job_id"] = batch_id
     args = (batch_id, queue, routine_id)
@@ -577,7 +612,7 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
     from rq.registry import FailedJobRegistry
 
     q = Queue(queue, connection=conn)
-    retry = Retry(max=opts.retries, interval=list(opts.backoff_s) or 0) if opts.retries else None
+    retry = Retry(max=opts.retries, interval=opts.intervals or 0) if opts.retries else None
     job = q.create_job(
         run_batch,
         args=(batch_id, queue, None),
@@ -600,9 +635,7 @@ def dead_letter_now(conn: Any, queue: str, batch_id: str, opts: JobOptions, reas
 
 
 __all__ = [
-    "CACHED",
     "DONE",
-    "MAX_BATCH",
     "SENT",
     "JobOptions",
     "Lead",

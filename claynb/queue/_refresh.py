@@ -18,7 +18,15 @@ from typing import Any
 
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import JobOptions, submit
-from claynb.queue._store import PREFIX, BatchStore, Lead, fresh_key, leads_key
+from claynb.queue._store import (
+    PREFIX,
+    BatchStore,
+    Lead,
+    fresh_key,
+    leads_key,
+    load_template,
+)
+from claynb.wire._config import MAX_RUN_ITEMS
 
 
 def refresh_key(queue: str, routine_id: str) -> str:
@@ -42,8 +50,6 @@ def refresh_stale(
     conn: Any, queue: str, routine_id: str, max_age_s: float, limit: int | None = None
 ) -> list[str]:
     """Queue the stale leads of ``routine_id`` again (oldest first); the batch ids."""
-    from claynb.queue._enqueue import load_template
-
     template = load_template(conn, queue, routine_id)
     if template is None:
         return []
@@ -62,7 +68,7 @@ def refresh_stale(
         data = json.loads(raw)
         if data["routine"] != routine_id:
             continue
-        from claynb._work import item_key
+        from claynb.pipeline._work import item_key
 
         leads.append(Lead(lead_id, item_key(routine_id, data["inputs"]), data["inputs"]))
     if not leads:
@@ -71,9 +77,9 @@ def refresh_stale(
     conn.zadd(fresh_key(queue), {lead.lead_id: time.time() for lead in leads})
     store, opts = BatchStore(conn), JobOptions.from_dict(template.opts)
     ids, stem = [], uuid.uuid4().hex[:12]
-    for n, start in enumerate(range(0, len(leads), 100)):
+    for n, start in enumerate(range(0, len(leads), MAX_RUN_ITEMS)):
         template.id = f"{queue}-r{stem}-{n}"
-        template.leads = leads[start : start + 100]
+        template.leads = leads[start : start + MAX_RUN_ITEMS]
         template.use_cache = False
         store.create(template)
         submit(conn, queue, template.id, opts)

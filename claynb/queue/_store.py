@@ -1,15 +1,23 @@
 """The queue tier's state in Redis: batches, their journal, outcomes, cache and leads.
 
 A *batch* is up to 100 leads sent to Clay as one run. Its Redis hash is also its journal:
-it moves ``new -> reserved -> sending -> sent -> done``, and each step that matters is a
-Lua script, so two executions of the same batch (a job retried after its worker died while
-the first one was in fact alive) can never both send it, nor both report it:
+it moves ``new -> reserved -> sending -> sent -> done`` (:class:`BatchState`, with every
+move allowed in :data:`BATCH_MOVES`), and each step that matters is a Lua script, so two
+executions of the same batch (a job retried after its worker died while the first one
+was in fact alive) can never both send it, nor both report it:
 
 - ``reserve`` holds budget for as many items as fit and records which items those are;
 - ``begin_send`` lets exactly one execution POST the run;
 - the run id is written before anyone polls it, so a resumed job polls the same run;
+- ``give_up`` gives the money back when the batch was certainly not sent and will not be
+  (its items' sends are spent, or RQ's retries are): ``failed``, with the reason, until a
+  person requeues it (back to ``new``, its sends counted from zero);
 - ``emit`` writes every lead's outcome, settles the budget and marks the batch done in one
   step: each lead's outcome exists exactly once, whatever crashed where.
+
+The scripts hold the states as the enum's values, written in from :class:`BatchState`, and
+their guards are the table's: a move the table does not allow raises
+:class:`claynb._states.IllegalTransition`.
 
 Only ids travel in RQ job payloads; inputs live here and API keys live nowhere in Redis.
 """
@@ -19,9 +27,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from string import Template
 from typing import Any
 
 from claynb._routines import Cost, Provider, Routine
+from claynb._secrets import redact
+from claynb._states import IllegalTransition, Machine
+from claynb.pipeline._work import ANSWERED, Status
 from claynb.queue._budget import METERS, SCALE
 
 PREFIX = "claynb:q"
@@ -33,8 +46,48 @@ SAMPLES_KEPT = 5000
 #: faster than leads arrive, so a million is days of backlog at the tier's volumes.
 STREAM_MAXLEN = 1_000_000
 
-# Batch states, in order.
-NEW, RESERVED, SENDING, SENT, DONE = "new", "reserved", "sending", "sent", "done"
+
+class BatchState(StrEnum):
+    """Where a queued batch is in its journal (the hash's ``state`` field holds these)."""
+
+    NEW = "new"
+    RESERVED = "reserved"
+    SENDING = "sending"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+
+
+NEW, RESERVED, SENDING, SENT, DONE, FAILED = BatchState
+
+#: Every move a batch may make: the one place they are written down.
+BATCH_MOVES = Machine(
+    "queue batch",
+    BatchState,
+    {
+        None: {NEW},
+        NEW: {RESERVED},  # reserve: money held for the items that fit
+        RESERVED: {SENDING, DONE, FAILED},  # begin_send; emit (nothing to send); give_up
+        SENDING: {SENT, RESERVED, DONE, FAILED},  # run id; refused (kept); unknown; give_up
+        SENT: {DONE},  # emit: every lead's outcome, the budget settled
+        DONE: set(),
+        FAILED: {NEW},  # requeued by a person: sent again, its money reserved afresh
+    },
+)
+
+
+#: What a Lua script answers when asked for a move its guard refuses.
+_ILLEGAL = "illegal transition"
+
+
+def _lua(script: str, **sets: frozenset[BatchState]) -> str:
+    """``script`` with ``$NEW`` ... written as the states' values and each ``$NAME`` of
+    ``sets`` as a Lua set literal (``{['a']=true}``) of states."""
+    values: dict[str, str] = {state.name: state.value for state in BatchState}
+    values["ILLEGAL"] = _ILLEGAL
+    for name, states in sets.items():
+        values[name] = "{" + ", ".join(f"['{s.value}']=true" for s in sorted(states)) + "}"
+    return Template(script).substitute(values)
 
 
 def batch_key(batch_id: str) -> str:
@@ -124,9 +177,11 @@ class Batch:
     waits: int = 0
     opts: dict[str, Any] = field(default_factory=dict)  # job options for follow-up jobs
     created_at: float = field(default_factory=time.time)
-    state: str = NEW
+    state: BatchState = NEW
     send: list[str] = field(default_factory=list)  # item keys reserved and sent, in order
     reserved: int = 0
+    posts: int = 0  # of its items' cap: sends Clay failed, every execution of its job together
+    error: str | None = None  # why it failed, once it has
     run_id: str = ""
     outcomes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -162,9 +217,11 @@ class Batch:
             waits=int(raw.get("waits", "0")),
             opts=json.loads(raw.get("opts", "{}")),
             created_at=float(raw.get("created_at", "0")),
-            state=raw.get("state", NEW),
+            state=BatchState(raw.get("state", NEW)),
             send=json.loads(raw.get("send", "[]")),
             reserved=int(raw.get("k", "0")),
+            posts=int(raw.get("posts", "0")),
+            error=raw.get("error") or None,
             run_id=raw.get("run_id", ""),
             outcomes=json.loads(raw.get("outcomes", "[]")),
         )
@@ -188,9 +245,9 @@ return #items
 
 # KEYS: batch hash, budget hash. ARGV: n, per-item a, c, u, send-keys JSON, use budget (1/0).
 # Reserves for the largest k <= n items that fit every cap; returns k.
-_RESERVE = """
+_RESERVE = _lua("""
 local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'new' then return tonumber(redis.call('HGET', KEYS[1], 'k') or '0') end
+if state ~= '$NEW' then return tonumber(redis.call('HGET', KEYS[1], 'k') or '0') end
 local n = tonumber(ARGV[1])
 local k = n
 local per = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
@@ -208,23 +265,28 @@ if ARGV[6] == '1' then
   end
   for i, m in ipairs(meters) do redis.call('HINCRBY', KEYS[2], 'held_' .. m, k * per[i]) end
 end
-redis.call('HSET', KEYS[1], 'state', 'reserved', 'k', k, 'send', ARGV[5],
+redis.call('HSET', KEYS[1], 'state', '$RESERVED', 'k', k, 'send', ARGV[5],
            'per_a', per[1], 'per_c', per[2], 'per_u', per[3])
 return k
-"""
+""")
 
 # KEYS: batch hash. Exactly one execution moves reserved -> sending and may POST.
-_BEGIN_SEND = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'reserved' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'sending')
+_BEGIN_SEND = _lua("""
+if redis.call('HGET', KEYS[1], 'state') ~= '$RESERVED' then return 0 end
+redis.call('HSET', KEYS[1], 'state', '$SENDING')
 return 1
-"""
+""")
 
-# KEYS: batch hash, budget hash. ARGV: use budget (1/0), new state.
-# Undo a reservation: the run was definitely not sent (or not accepted) and the job gives up.
-_UNRESERVE = """
+# KEYS: batch hash, budget hash. ARGV: use budget (1/0), why.
+# Give up: the run was definitely not sent (or not accepted) and will not be; the money
+# held for it goes back. Already failed: nothing to give back twice.
+_GIVE_UP = _lua(
+    """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'reserved' and state ~= 'sending' then return 0 end
+if state == '$FAILED' then return 0 end
+if not ($FROM)[state] then
+  return redis.error_reply('$ILLEGAL: ' .. tostring(state) .. ' -> $FAILED')
+end
 if ARGV[1] == '1' then
   local k = tonumber(redis.call('HGET', KEYS[1], 'k') or '0')
   for _, m in ipairs({'a', 'c', 'u'}) do
@@ -232,16 +294,36 @@ if ARGV[1] == '1' then
     redis.call('HINCRBY', KEYS[2], 'held_' .. m, 0 - k * per)
   end
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', '$FAILED', 'error', ARGV[2])
 return 1
-"""
+""",
+    FROM=BATCH_MOVES.sources(FAILED),
+)
+
+# KEYS: batch hash. ARGV: the state it must be in, the state it moves to, then field/value
+# pairs written with it. The Python side checks the table; this checks the batch is where
+# the caller thinks it is, atomically.
+_MOVE = _lua("""
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= ARGV[1] then
+  return redis.error_reply('$ILLEGAL: ' .. tostring(state) .. ' is not ' .. ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+""")
 
 # KEYS: batch hash, budget hash, outcome stream, stats hash.
 # ARGV: outcomes JSON, use budget (1/0), actual a, c, u, stream (1/0), ttl, stream max length,
 # then one JSON per lead for the stream. Settles the reservation to the actual charge, writes every
 # outcome and marks the batch done, all at once; 0 if another execution already did.
-_EMIT = """
-if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
+_EMIT = _lua(
+    """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == '$DONE' then return 0 end
+if not ($FROM)[state] then
+  return redis.error_reply('$ILLEGAL: ' .. tostring(state) .. ' -> $DONE')
+end
 local actual = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
 local meters = {'a', 'c', 'u'}
 if ARGV[2] == '1' then
@@ -252,7 +334,7 @@ if ARGV[2] == '1' then
     redis.call('HINCRBY', KEYS[2], 'spent_' .. m, actual[i])
   end
 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'outcomes', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', '$DONE', 'outcomes', ARGV[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 if ARGV[6] == '1' then
   for i = 9, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'o', ARGV[i]) end
@@ -262,7 +344,9 @@ redis.call('HINCRBY', KEYS[4], 'batches', 1)
 redis.call('HINCRBY', KEYS[4], 'actions_milli', actual[1])
 redis.call('HINCRBY', KEYS[4], 'data_credits_milli', actual[2])
 return 1
-"""
+""",
+    FROM=BATCH_MOVES.sources(DONE),
+)
 
 
 class BatchStore:
@@ -273,7 +357,8 @@ class BatchStore:
         self._claim = connection.register_script(_CLAIM)
         self._reserve = connection.register_script(_RESERVE)
         self._begin = connection.register_script(_BEGIN_SEND)
-        self._unreserve = connection.register_script(_UNRESERVE)
+        self._give_up = connection.register_script(_GIVE_UP)
+        self._move = connection.register_script(_MOVE)
         self._emit = connection.register_script(_EMIT)
 
     def create(self, batch: Batch) -> bool:
@@ -320,12 +405,30 @@ class BatchStore:
     def begin_send(self, batch_id: str) -> bool:
         return bool(self._begin(keys=[batch_key(batch_id)]))
 
-    def set_fields(self, batch_id: str, **values: str) -> None:
-        self.conn.hset(batch_key(batch_id), mapping=values)
+    def move(self, batch_id: str, current: BatchState, new: BatchState, **values: str) -> None:
+        """``current -> new`` (the table must allow it, and the batch must be ``current``),
+        writing ``values`` with it."""
+        BATCH_MOVES.check(current, new)
+        args: list[str] = [current.value, new.value]
+        for name, value in values.items():
+            args += [name, value]
+        _atomically(self._move, [batch_key(batch_id)], args)
 
-    def unreserve(self, batch: Batch, budget_key: str, state: str) -> bool:
+    def count_posts(self, batch_id: str, posts: int) -> int:
+        """Add ``posts`` to the POSTs the batch's items rode in; the total so far."""
+        return int(self.conn.hincrby(batch_key(batch_id), "posts", posts))
+
+    def requeue(self, batch_id: str) -> None:
+        """A person requeued a failed batch (the outage is over): new again, and its items
+        may ride in as many POSTs as a fresh batch's."""
+        self.move(batch_id, FAILED, NEW, posts="0", error="")
+
+    def give_up(self, batch: Batch, budget_key: str, error: str) -> bool:
+        """The batch was certainly not sent and will not be: its reservation back, ``failed``
+        with ``error``. False when it had failed already."""
         use = "1" if batch.budget else "0"
-        return bool(self._unreserve(keys=[batch_key(batch.id), budget_key], args=[use, state]))
+        keys = [batch_key(batch.id), budget_key]
+        return bool(_atomically(self._give_up, keys, [use, redact(error)]))
 
     def emit(
         self, batch: Batch, budget_key: str, outcomes: list[dict[str, Any]], actual: list[int]
@@ -344,7 +447,7 @@ class BatchStore:
             *lines,
         ]
         keys = [batch_key(batch.id), budget_key, outcomes_key(batch.queue), stats_key(batch.queue)]
-        return bool(self._emit(keys=keys, args=args))
+        return bool(_atomically(self._emit, keys, args))
 
     def record_sample(self, queue: str, sample: dict[str, Any]) -> None:
         """One finished job's latency and size, for the monitor (best effort, capped)."""
@@ -375,7 +478,7 @@ class BatchStore:
         now = time.time()
         with self.conn.pipeline(transaction=False) as pipe:
             for o in outcomes:
-                if o["status"] in ("enriched", "no_match") and o.get("charged_here"):
+                if o["status"] in ANSWERED and o.get("charged_here"):
                     entry = {"status": o["status"], "result": o["result"], "at": now}
                     pipe.hset(cache_key(batch.routine.id), o["key"], json.dumps(entry))
             for lead in batch.leads:
@@ -384,14 +487,34 @@ class BatchStore:
                     lead.lead_id,
                     json.dumps({"routine": batch.routine.id, "inputs": lead.inputs}),
                 )
-            done = {
-                o["lead"]: now
-                for o in outcomes
-                if o["status"] in ("enriched", "no_match", "cached")
-            }
+            done = {o["lead"]: now for o in outcomes if o["status"] in (*ANSWERED, Status.CACHED)}
             if done:
                 pipe.zadd(fresh_key(batch.queue), done)
             pipe.execute()
+
+
+def template_key(queue: str, routine_id: str) -> str:
+    return f"{PREFIX}:{queue}:template:{routine_id}"
+
+
+def load_template(conn: Any, queue: str, routine_id: str) -> Batch | None:
+    """The settings (routine, budget, options) pending leads of this routine are sent with."""
+    raw = conn.hgetall(template_key(queue, routine_id))
+    if not raw:
+        return None
+    fields = {_s(k): _s(v) for k, v in raw.items()}
+    fields.setdefault("leads", "[]")
+    return Batch.from_hash("", fields)
+
+
+def _atomically(script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a batch script; the move its guard refused raises IllegalTransition."""
+    try:
+        return script(keys=keys, args=args)
+    except Exception as exc:
+        if _ILLEGAL in str(exc):
+            raise IllegalTransition(f"queue batch {keys[0]}: {exc}") from exc
+        raise
 
 
 def _s(value: Any) -> str:

@@ -168,9 +168,12 @@ def run_worker(
 class WorkerPool:
     """Worker processes (``python -m claynb worker``) started and stopped from Python.
 
-    The Clay API key reaches each worker through its environment only. ``kill(i)`` sends
-    SIGKILL, as a crashed machine would; ``stop()`` asks each to finish its job (SIGTERM),
-    then kills what is left. A context manager: everything it starts, it stops.
+    The Clay API key reaches each worker through its environment only. ``max_attempts``
+    and ``max_sends_per_item`` are the workers' :class:`claynb.RetryPolicy` (retries of
+    one request; POSTs a batch's items may ride in across every execution of its job).
+    ``kill(i)`` sends SIGKILL, as a crashed machine would; ``stop()`` asks each to finish
+    its job (SIGTERM), then kills what is left. A context manager: everything it starts,
+    it stops.
     """
 
     def __init__(
@@ -186,6 +189,7 @@ class WorkerPool:
         poll_interval_s: float | None = None,
         lease_s: float | None = None,
         max_attempts: int | None = None,
+        max_sends_per_item: int | None = None,
         fleet_rps: float | None = None,
         sinks: Sequence[str] = (),
         extra_env: dict[str, str] | None = None,
@@ -207,6 +211,8 @@ class WorkerPool:
             self._env["CLAYNB_LEASE_S"] = str(lease_s)
         if max_attempts is not None:
             self._env["CLAYNB_MAX_ATTEMPTS"] = str(max_attempts)
+        if max_sends_per_item is not None:
+            self._env["CLAYNB_MAX_SENDS_PER_ITEM"] = str(max_sends_per_item)
         if fleet_rps is not None:
             self._env["CLAYNB_FLEET_RPS"] = str(fleet_rps)
         self.sinks = list(sinks)

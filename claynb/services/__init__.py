@@ -1,5 +1,8 @@
 """Embedded services for the tiers that need them: Redis (queue tier) and NATS (event tier).
 
+(claynb's own HTTP servers, the emulator and the webhook receivers, run in a background
+thread through :class:`claynb.services._http.BackgroundServer`.)
+
 Each service prefers a URL the team already runs (``REDIS_URL``, ``NATS_URL``) and
 otherwise starts a private server on a free loopback port, cleaned up when done. Names
 are loaded lazily so importing claynb never starts or imports anything heavy.

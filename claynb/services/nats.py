@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from claynb._exceptions import ConfigError
 from claynb.services._process import LocalServer, free_port
+from claynb.wire._exceptions import ConfigError
 
 STARTUP_TIMEOUT_S = 15.0
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from claynb._exceptions import ConfigError
 from claynb.services._process import LocalServer, free_port
+from claynb.wire._exceptions import ConfigError
 
 #: Seconds to wait for a fresh server to answer PING before giving up with its own output.
 STARTUP_TIMEOUT_S = 15.0

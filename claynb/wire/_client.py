@@ -1,7 +1,7 @@
 """The Clay clients: :class:`ClayClient` (sync) and :class:`AsyncClayClient` (asyncio).
 
 Both only send. Every decision (what to send, whether to retry, how long to wait, how
-to read the answer) is made by :class:`claynb._core.BaseClient`, so the two behave the
+to read the answer) is made by :class:`claynb.wire._core.BaseClient`, so the two behave the
 same by construction.
 
 Why a run is never re-sent after it may have reached Clay: Clay has no idempotency key,
@@ -15,7 +15,6 @@ closed would fail like a dropped answer, and turn a harmless race into an unknow
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from claynb._config import (
+from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_POLL_INTERVAL_S,
@@ -34,9 +33,9 @@ from claynb._config import (
     SourcePolicy,
     Timeout,
 )
-from claynb._core import BaseClient, Call, Flow, Sleep
-from claynb._exceptions import ClayError
-from claynb._results import (
+from claynb.wire._core import BaseClient, Call, Flow, Sleep
+from claynb.wire._exceptions import ClayError
+from claynb.wire._results import (
     BatchResults,
     Me,
     RunResults,
@@ -45,7 +44,7 @@ from claynb._results import (
     SourceType,
     TableRows,
 )
-from claynb._search_flow import (
+from claynb.wire._search_flow import (
     SEARCH_PAGE_SIZE,
     PageGate,
     SearchPageHook,
@@ -53,7 +52,7 @@ from claynb._search_flow import (
     reference_flow,
     search_flow,
 )
-from claynb._sources import SourceReport, SourceTracker, source_flow, tracker_for
+from claynb.wire._sources import SourceReport, SourceTracker, source_flow, tracker_for
 
 T = TypeVar("T")
 Self = TypeVar("Self", bound="ClayClient")
@@ -61,10 +60,6 @@ AsyncSelf = TypeVar("AsyncSelf", bound="AsyncClayClient")
 
 # Keep-alive off for requests that spend (see the module docstring).
 _NO_REUSE = httpx.Limits(max_keepalive_connections=0)
-
-
-def _home(home: str | Path | None) -> str:
-    return str(home or os.environ.get("CLAYNB_HOME") or ".claynb")
 
 
 class ClayClient(BaseClient):
@@ -101,7 +96,7 @@ class ClayClient(BaseClient):
             retry=retry,
             rate_limit_rps=rate_limit_rps,
             source_policy=source_policy,
-            home=_home(home),
+            home=home,
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
@@ -119,15 +114,23 @@ class ClayClient(BaseClient):
         return self._drive(self._me_flow())
 
     def run_routine(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        webhook_id: str | None = None,
+        max_sends: int | None = None,
     ) -> str:
         """Start a run of 1-100 items ``{"id", "inputs"}``; return its run id.
 
         Never re-sent once it may have reached Clay (no idempotency key: a blind retry can
         pay twice): raises :class:`claynb.OutcomeUnknown` with the item ids instead. A 429
-        or 5xx answer means Clay refused the run, so those are retried.
+        or 5xx answer means Clay refused the run, so those are retried; when ``max_sends``
+        is given (what the items' cap has left, see :meth:`claynb.RetryPolicy.sends_left`),
+        at most that many sends may fail (a 429 waited through is not a failure). An error
+        says how many were sent (``exc.attempts``) and how many answered 429.
         """
-        return self._drive(self._run_flow(routine_id, items, webhook_id))
+        return self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 
     def get_run_results(self, run_id: str) -> RunResults:
         """The run's progress, and every result (all cursor pages) once it is complete."""
@@ -255,6 +258,14 @@ class ClayClient(BaseClient):
         )
         return self._drive(self._request_flow(call))
 
+    def async_twin(self) -> AsyncClayClient:
+        """A new :class:`AsyncClayClient` with this client's key, URL and policies.
+
+        For asyncio code (the direct tier's engine) driven from this client: the twin
+        opens its own connections on the loop that uses it. The caller closes it.
+        """
+        return _twin(self)
+
     # -- plumbing ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -273,7 +284,7 @@ class ClayClient(BaseClient):
         self.close()
 
     def _tracker(self) -> SourceTracker:
-        return tracker_for(self.home or ".claynb")
+        return tracker_for(self.home)
 
     def _drive(self, flow: Flow[T]) -> T:
         """Run a flow: send its calls, sleep its sleeps, hand errors back to it."""
@@ -347,7 +358,7 @@ class AsyncClayClient(BaseClient):
             retry=retry,
             rate_limit_rps=rate_limit_rps,
             source_policy=source_policy,
-            home=_home(home),
+            home=home,
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
@@ -363,10 +374,15 @@ class AsyncClayClient(BaseClient):
         return await self._drive(self._me_flow())
 
     async def run_routine(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], *, webhook_id: str | None = None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        webhook_id: str | None = None,
+        max_sends: int | None = None,
     ) -> str:
         """Start a run of 1-100 items; see :meth:`ClayClient.run_routine` (never re-sent)."""
-        return await self._drive(self._run_flow(routine_id, items, webhook_id))
+        return await self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 
     async def get_run_results(self, run_id: str) -> RunResults:
         """The run's progress, and every result (all cursor pages) once it is complete."""
@@ -461,9 +477,7 @@ class AsyncClayClient(BaseClient):
         auth_token: str | None = None,
     ) -> SourceReport:
         """Send rows to a table's webhook source: paced, chunked, the lifetime cap tracked."""
-        flow = source_flow(
-            self, tracker_for(self.home or ".claynb"), webhook_url, records, auth_token
-        )
+        flow = source_flow(self, tracker_for(self.home), webhook_url, records, auth_token)
         return await self._drive(flow)
 
     async def request(
@@ -488,6 +502,11 @@ class AsyncClayClient(BaseClient):
             spends=spends,
         )
         return await self._drive(self._request_flow(call))
+
+    def async_twin(self) -> AsyncClayClient:
+        """A new AsyncClayClient like this one, for another event loop (connections belong
+        to the loop that opened them). The caller closes it."""
+        return _twin(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -548,3 +567,16 @@ class AsyncClayClient(BaseClient):
                     raise step.error
             if step.delay > 0:
                 await self._sleep(step.delay)
+
+
+def _twin(client: BaseClient) -> AsyncClayClient:
+    credentials = client.credentials()
+    return AsyncClayClient(
+        credentials.api_key,
+        base_url=credentials.base_url,
+        timeout=client.timeout,
+        retry=client.retry,
+        rate_limit_rps=client.rate_limit_rps,
+        source_policy=client.source_policy,
+        home=client.home,
+    )

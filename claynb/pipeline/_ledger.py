@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import astuple, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -200,14 +199,6 @@ class Ledger:
     def _repr_html_(self) -> str:
         head = f"<p><b>{self!r}</b></p>"
         return head + self.by_routine._repr_html_()  # type: ignore[operator]
-
-
-def ledger(home: str | Path | None = None) -> Ledger:
-    """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
-    from claynb._journal import Journal
-
-    with Journal.open(home) as journal:
-        return Ledger(journal.read(charges_frame), journal.read(quota_frame))
 
 
 def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:

@@ -4,7 +4,7 @@
 (normalising, de-duplicating, the cache, the dead-letter list, merging back into a frame)
 and hands the rest to a backend:
 
-    "direct" -> claynb._direct:run   runs of up to 100 items, many in flight, from this process
+    "direct" -> claynb.direct:run          runs of up to 100 items, many in flight, from this process
     "queue"  -> claynb.queue:run     RQ jobs on Redis, executed by ``claynb worker`` processes
     "events" -> claynb.events:run    signed webhooks in, an event bus, a dead-letter subject
 
@@ -21,21 +21,23 @@ A backend is a plain function::
 - ``items`` are unique (one per ``WorkItem.key``), valid, normalised, and neither cached
   nor known to have failed or to be in an unknown state: everything in the list must be
   accounted for.
-- It returns **exactly one** :class:`~claynb._work.ItemResult` per item (any order; matched
-  by ``key``). ``status`` is one of ``enriched``, ``no_match``, ``failed``, ``over_budget``,
-  ``unknown``; ``error`` says why for the last three; ``attempts`` counts sends.
-- ``cost`` is what Clay charged for the item. The emulator reports it in each result's
-  ``"_cost"``; real Clay reports no per-item cost, so the item is priced from the routine's
-  catalogue (:func:`claynb._normalise.result_from_clay` does this): the provider named by ``"_provider"``
-  when present, else the routine's expected cost per row. The ``_cost`` / ``_provider``
-  keys are removed from ``result``.
+- It returns **exactly one** :class:`~claynb.pipeline._work.ItemResult` per item (any
+  order; matched by ``key``). ``status`` (a :class:`~claynb.pipeline._work.Status`) is one
+  of ``enriched``, ``no_match``, ``failed``, ``over_budget``, ``unknown``; ``error`` says
+  why for the last three; ``attempts`` counts sends.
+- Clay's answer for an item becomes its result through
+  :func:`claynb.pipeline._outcome.outcome_of`, in every tier, so the same answer reads the
+  same whichever tier sent it. ``cost`` is what Clay charged for the item: the emulator
+  reports it (``"_cost"``); real Clay reports no per-item cost, so the item is priced from
+  the routine's catalogue (the provider named by ``"_provider"`` when present, else the
+  routine's expected cost per row).
 - Money: before a batch is sent, ``guard.reserve(routine.worst_case_cost() * len(batch))``
-  must succeed (:func:`claynb._budget.reserve_largest` splits a batch to what is
+  must succeed (:func:`claynb.pipeline._budget.reserve_largest` splits a batch to what is
   affordable); after, ``guard.settle(reserved, actual)``, or ``guard.release(reserved)``
   when nothing was sent. Rows that cannot be paid for come back ``over_budget``. A 402
   from Clay (``CreditsExhausted``) stops sending; rows not sent come back
   ``over_budget`` and finished rows are kept. No exception escapes for a 402.
-- The journal (:class:`claynb._journal.Journal`, SQLite under ``CLAYNB_HOME``, usable from
+- The journal (:class:`claynb.pipeline._journal.Journal`, SQLite under ``CLAYNB_HOME``, usable from
   any process) is written in this order so a crash at any moment loses nothing and pays
   nothing twice:
 
@@ -52,7 +54,7 @@ A backend is a plain function::
 
   On entry, a backend collects the runs ``journal.in_flight(routine.id, keys)`` lists
   instead of sending their items again (a previous process died while they ran).
-- ``progress.advance(rows, cost)`` as rows finish (see :mod:`claynb._progress`).
+- ``progress.advance(rows, cost)`` as rows finish (see :mod:`claynb.pipeline._progress`).
 - ``plan`` (a :class:`claynb.Plan`) is always passed in ``options``: it prices charges
   in dollars for the ledger (``journal.finished(..., plan=plan)``).
 - ``options`` are otherwise backend-specific keyword arguments passed through ``enrich(**options)``;
@@ -60,15 +62,15 @@ A backend is a plain function::
 
 Pieces a backend (or a worker process) can reuse as plain functions
 --------------------------------------------------------------------
-- normalising: :func:`claynb._normalise.prepare` (frame -> unique work),
-  :func:`claynb._normalise.normalise_inputs` (one item), and
-  :func:`claynb._normalise.item_result` / :func:`~claynb._normalise.result_from_clay`
-  (Clay's answer for one item -> ItemResult, priced when Clay does not say);
-- merging: :func:`claynb._enrich.merge` (ItemResults -> the output frame);
-- the cache: :func:`claynb._cache.cache_get` / :func:`~claynb._cache.cache_put` (or
+- normalising: :func:`claynb.pipeline._normalise.prepare` (frame -> unique work) and
+  :func:`claynb.pipeline._normalise.normalise_inputs` (one item);
+- reading Clay's answers: :func:`claynb.pipeline._outcome.outcome_of` (one item ->
+  ItemResult, priced when Clay does not say);
+- merging: :func:`claynb.pipeline._merge.merge` (ItemResults -> the output frame);
+- the cache: :func:`claynb.pipeline._cache.cache_get` / :func:`~claynb.pipeline._cache.cache_put` (or
   ``Journal.cached``), the dead-letter list: ``Journal.failures`` / ``record_failures``;
-- the ledger: :func:`claynb._ledger.record` (``Journal.finished`` already calls it);
-- money: :class:`claynb._budget.LocalGuard`, :func:`claynb._budget.reserve_largest`.
+- the ledger: :func:`claynb.pipeline._ledger.record` (``Journal.finished`` already calls it);
+- money: :class:`claynb.pipeline._budget.LocalGuard`, :func:`claynb.pipeline._budget.reserve_largest`.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ from typing import Any
 
 # name -> "module:function"; imported lazily by :func:`get_backend`.
 BACKENDS: dict[str, str] = {
-    "direct": "claynb._direct:run",
+    "direct": "claynb.direct:run",
     "queue": "claynb.queue:run",
     "events": "claynb.events:run",
 }
@@ -92,7 +94,7 @@ Backend = Callable[..., Any]
 
 def get_backend(name: str) -> Backend:
     """The backend function registered under ``name``; a ConfigError when there is none."""
-    from claynb._exceptions import ConfigError
+    from claynb.wire._exceptions import ConfigError
 
     if callable(name):
         return name

@@ -8,9 +8,12 @@ defaults are deliberately modest and every one can be overridden per client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import random
+from dataclasses import dataclass, field
 
-from claynb._exceptions import ConfigError
+from claynb._secrets import mask
+from claynb.wire._exceptions import ClayError, ConfigError, RateLimited
 
 #: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
 DEFAULT_BASE_URL = "https://api.clay.com/public/v0"
@@ -22,6 +25,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 30.0
 
 #: Attempts per request, the first included. Bounded so an outage surfaces as an error.
+#: Also, unless told otherwise, the POSTs one item may ride in across every layer.
 DEFAULT_MAX_ATTEMPTS = 6
 #: First backoff after a 5xx or a connection failure, doubled each time up to the cap.
 DEFAULT_BACKOFF_INITIAL_S = 0.5
@@ -46,7 +50,8 @@ DEFAULT_WAIT_TIMEOUT_S = 600.0
 
 #: Page size for cursor pagination: the largest the Public API accepts, fewest requests.
 DEFAULT_PAGE_LIMIT = 100
-#: Items per POST /routines/{id}/run (documented range 1-100).
+#: Items per POST /routines/{id}/run (documented range 1-100): the size of every batch a
+#: tier sends as one run, in every tier.
 MAX_RUN_ITEMS = 100
 
 
@@ -81,13 +86,23 @@ class Timeout:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently a request is retried.
+    """How often and how patiently a request is retried, and how often an item is sent.
 
-    ``max_attempts`` bounds every kind of retry (429, 5xx, connection failures). Backoff
-    for 5xx and connection failures is ``backoff_initial_s * 2**n`` capped at
-    ``backoff_max_s``, with ``jitter`` of it drawn at random. A 429 waits what the server
-    asked for (X-RateLimit-Reset when given, it is more precise, else Retry-After), never
-    more than ``max_retry_after_s``.
+    ``max_attempts`` bounds every kind of retry of one request (429, 5xx, connection
+    failures). ``max_sends_per_item`` bounds the sends of one item that Clay fails, across
+    every layer together: the client's own retries, a tier sending a refused batch again,
+    an RQ retry of a queue job (default: ``max_attempts``, so a tier re-sends only what the
+    client's retries left unspent). A lasting 5xx therefore costs a row at most that many
+    POSTs. A 429 is Clay asking to wait, not failing: the client waits as told, within
+    ``max_attempts`` per request, and a request that still ends rate-limited counts once
+    (:meth:`counted`). Tiers count what each item spent and ask :meth:`sends_left`; none
+    keeps an attempt count of its own that would multiply with the client's.
+
+    Backoff for 5xx and connection failures, and between a tier's re-sends, is
+    ``backoff_initial_s * 2**n`` capped at ``backoff_max_s``, with ``jitter`` of it drawn
+    at random (:meth:`backoff`). A 429 waits what the server asked for
+    (X-RateLimit-Reset when given, it is more precise, else Retry-After), never more than
+    ``max_retry_after_s``.
 
     Nothing here makes a POST that may have started a run be sent twice: Clay has no
     idempotency key, so such a request is reported as :class:`claynb.OutcomeUnknown`.
@@ -98,10 +113,15 @@ class RetryPolicy:
     backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
     jitter: float = DEFAULT_JITTER
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+    max_sends_per_item: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if self.max_sends_per_item is not None and self.max_sends_per_item < 1:
+            raise ConfigError(
+                f"max_sends_per_item must be at least 1, not {self.max_sends_per_item}"
+            )
         if not 0.0 <= self.jitter <= 1.0:
             raise ConfigError(f"jitter must be between 0 and 1, not {self.jitter}")
         if self.backoff_initial_s < 0 or self.backoff_max_s < 0 or self.max_retry_after_s < 0:
@@ -111,6 +131,37 @@ class RetryPolicy:
     def never(cls) -> RetryPolicy:
         """One attempt, no retries: for tests and callers with their own retry loop."""
         return cls(max_attempts=1)
+
+    @property
+    def item_cap(self) -> int:
+        """POSTs one item may ride in, across every layer."""
+        return self.max_sends_per_item or self.max_attempts
+
+    def sends_left(self, sent: int, cap: int | None = None) -> int:
+        """How many more failed sends an item that spent ``sent`` may risk (0: none).
+
+        ``cap`` overrides :attr:`item_cap` for one call (a tier's ``max_attempts``).
+        """
+        return max(0, (cap or self.item_cap) - sent)
+
+    @staticmethod
+    def counted(exc: ClayError) -> int:
+        """What a failed request spends of its items' cap: every send Clay failed, and one
+        for a request that ended still rate-limited (however many 429s it waited through)."""
+        ended_waiting = 1 if isinstance(exc, RateLimited) else 0
+        return exc.attempts - exc.rate_limited + ended_waiting
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Capped exponential backoff with jitter after the ``attempt``-th failure."""
+        delay = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** max(0, attempt - 1))
+        return delay * (1.0 - self.jitter * rng.random())
+
+    def delays(self, retries: int) -> tuple[int, ...]:
+        """The same backoff, without jitter, as whole seconds: RQ's retry intervals."""
+        return tuple(
+            max(1, math.ceil(min(self.backoff_max_s, self.backoff_initial_s * 2.0**n)))
+            for n in range(retries)
+        )
 
 
 #: Table webhook sources (observed, not documented): ~10 records/s per workspace with a
@@ -158,6 +209,36 @@ class SourcePolicy:
             raise ConfigError("max_chunk_bytes must be positive and within payload_limit_bytes")
         if self.lifetime_cap < 1 or not 0.0 < self.warn_fraction <= 1.0:
             raise ConfigError("lifetime_cap must be positive and warn_fraction in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An API key and the Clay it opens: what another client or a worker process needs.
+
+    Handed over by :meth:`claynb.ClayClient.credentials` so that a layer above the client
+    (the queue tier starting workers) never reads the key from a private attribute. The
+    key shows in no repr; :meth:`environ` is the one way it leaves, into a child process's
+    environment (never a command line, where ``ps`` would show it).
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
+
+    def environ(self) -> dict[str, str]:
+        """``CLAY_API_KEY`` and ``CLAY_BASE_URL``, for a worker process's environment."""
+        return {"CLAY_API_KEY": self.api_key, "CLAY_BASE_URL": self.base_url}
+
+
+def checked_batch_size(size: int) -> int:
+    """``size`` when it is a batch Clay accepts as one run (1 to :data:`MAX_RUN_ITEMS`)."""
+    if isinstance(size, bool) or not 1 <= int(size) <= MAX_RUN_ITEMS:
+        raise ConfigError(
+            f"batch_size must be between 1 and {MAX_RUN_ITEMS} (items per Clay run), not {size!r}"
+        )
+    return int(size)
 
 
 def _positive(name: str, value: float | None, default: float) -> float:

@@ -1,4 +1,4 @@
-"""From a DataFrame to the unique work it stands for, and from Clay's answers to results.
+"""From a DataFrame to the unique work it stands for: normalised, de-duplicated, validated.
 
 Clay charges per row it enriches, so the same person written two ways (``" Ada@X.com"``
 and ``"ada@x.com"``) must be sent once. Inputs are normalised first: trimmed; e-mails and
@@ -6,14 +6,14 @@ domains lower-cased; domains stripped of scheme, ``www.``, port and path; names 
 inner whitespace collapsed. Rows are then grouped by their normalised inputs (vectorised:
 each column is factorised, only its distinct values are normalised), and every distinct
 group is validated once with :func:`claynb._routines.validate_inputs`. A group that fails
-is ``invalid_input`` with the reason and is never sent.
+is ``invalid_input`` with the reason and is never sent. (Clay's answers become results in
+:mod:`claynb.pipeline._outcome`.)
 
 Pure functions only: no I/O here.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,17 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from claynb._routines import Cost, Routine, validate_inputs
-from claynb._work import (
-    COST_KEY,
-    ENRICHED,
-    FAILED,
-    NO_MATCH,
-    OVER_BUDGET,
-    PROVIDER_KEY,
-    ItemResult,
-    item_key,
-)
+from claynb._routines import Routine, validate_inputs
+from claynb.pipeline._work import item_key
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"^[^/@]*@")
@@ -190,112 +181,3 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     first = np.zeros(len(codes), dtype=bool)
     first[first_rows] = True
     return Prepared(routine, codes, group_inputs, keys, reasons, first)
-
-
-def price_item(routine: Routine, matched: bool, provider: str | None) -> Cost:
-    """What an item probably cost when Clay does not say (real Clay reports no per-item cost).
-
-    A hit by a named provider costs that step plus the misses charged before it; a hit
-    with no provider named costs the routine's expected cost given a match; a miss costs
-    only the providers that charge on a miss.
-    """
-    misses = [p for p in routine.providers if p.charge_on_miss]
-    if not matched:
-        credits = sum(p.data_credits for p in misses)
-        return Cost(routine.actions_per_hit if credits else 0.0, credits)
-    for i, p in enumerate(routine.providers):
-        if p.name == provider:
-            before = sum(q.data_credits for q in routine.providers[:i] if q.charge_on_miss)
-            return Cost(routine.actions_per_hit, p.data_credits + before)
-    rate = routine.match_rate()
-    expected = routine.expected_cost()
-    return Cost(routine.actions_per_hit, expected.data_credits / rate if rate else 0.0)
-
-
-_ZERO = Cost()
-
-
-@functools.lru_cache(maxsize=1024)
-def _interned(actions: float, data_credits: float) -> Cost:
-    return Cost(actions, data_credits)
-
-
-def _shared(cost: Cost) -> Cost:
-    """One Cost object per distinct amount: 200,000 rows share a handful of them."""
-    return _interned(cost.actions, cost.data_credits)
-
-
-def _cost_from(raw: Any) -> Cost | None:
-    if isinstance(raw, Cost):
-        return raw
-    if isinstance(raw, Mapping):
-        return Cost(float(raw.get("actions", 0.0)), float(raw.get("data_credits", 0.0)))
-    return None
-
-
-def _not_run(error: str) -> bool:
-    """Clay stops at zero credits: items it did not start say so, and were not charged."""
-    text = error.lower()
-    return "credits exhausted" in text or "not run" in text
-
-
-def item_result(
-    routine: Routine,
-    key: str,
-    *,
-    status: str,
-    result: Mapping[str, Any] | None,
-    error: str | None = None,
-    cost: Any = None,
-    provider: str | None = None,
-    run_id: str | None = None,
-    attempts: int = 1,
-) -> ItemResult:
-    """One item of a finished run as an :class:`ItemResult`.
-
-    ``status`` is Clay's item status: "complete" is enriched when a provider hit or any
-    result field has a value, and no_match otherwise; "failed" is failed, or over_budget
-    when Clay did not run it because the credits ran out.
-    """
-    data = dict(result) if result else {}
-    raw_cost, raw_provider = data.pop(COST_KEY, None), data.pop(PROVIDER_KEY, None)
-    given = _cost_from(cost if cost is not None else raw_cost)
-    provider = provider or raw_provider
-    if status == "failed":
-        message = str(error or "failed")
-        final = OVER_BUDGET if _not_run(message) else FAILED
-        return ItemResult(key, final, {}, f"Clay: {message}", given or _ZERO, attempts, run_id)
-    # A hit is any value returned (Clay may return fields the catalogue does not list).
-    matched = provider is not None
-    if not matched:
-        for value in data.values():
-            if value is not None and value != "":
-                matched = True
-                break
-    if given is None:
-        given = price_item(routine, matched, provider)
-    return ItemResult(
-        key, ENRICHED if matched else NO_MATCH, data, None, _shared(given), attempts, run_id
-    )
-
-
-def result_from_clay(
-    routine: Routine,
-    key: str,
-    item: Mapping[str, Any],
-    *,
-    run_id: str | None = None,
-    attempts: int = 1,
-) -> ItemResult:
-    """A raw result item ``{"id", "status", "result" | "error"}`` as an :class:`ItemResult`."""
-    error = item.get("error")
-    message = error.get("message") if isinstance(error, Mapping) else error
-    return item_result(
-        routine,
-        key,
-        status=str(item.get("status", "")),
-        result=item.get("result"),
-        error=message,
-        run_id=run_id,
-        attempts=attempts,
-    )

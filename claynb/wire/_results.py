@@ -16,9 +16,13 @@ from typing import Any
 
 import httpx
 
-from claynb._exceptions import ClayError, ConfigError
 from claynb._routines import Cost
-from claynb._work import COST_KEY, PROVIDER_KEY
+from claynb.wire._exceptions import ClayError, ConfigError
+
+#: Reserved keys in an emulator result item: what the item was charged and which provider
+#: hit. Real Clay does not report per-item cost; claynb then prices the item from the routine.
+COST_KEY = "_cost"
+PROVIDER_KEY = "_provider"
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from claynb._enrich import failures, plan_work, resolve_routine
-from claynb._journal import Journal
-from claynb._normalise import prepare
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb._work import CACHED, FAILED, UNKNOWN
+from claynb.pipeline._enrich import failures
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._normalise import prepare
+from claynb.pipeline._plan import plan_work, resolve_routine
+from claynb.pipeline._work import Status
 
 # Rows the ledger must have seen for a routine before its observed rates replace the
 # catalogue's: fewer would make the estimate swing with every small test run.
@@ -159,10 +160,10 @@ def estimate(
         price.name,
         prepared.rows,
         len(prepared.valid_groups),
-        work.count(CACHED),
+        work.count(Status.CACHED),
         invalid_rows,
-        work.count(FAILED),
-        work.count(UNKNOWN),
+        work.count(Status.FAILED),
+        work.count(Status.UNKNOWN),
         n,
         rate,
         basis,
@@ -182,7 +183,13 @@ def frame_failures(
     *,
     home: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Failed rows of an enriched frame, or the dead-letter entries for a frame's rows."""
+    """The rows of this frame that failed.
+
+    On an enriched frame (it has ``clay_status``), its failed rows. Given a routine and
+    ``inputs``, the dead-letter entries for this frame's rows (what ``retry_failed=True``
+    would re-send). Otherwise the whole dead-letter list (:func:`claynb.failures`), of one
+    routine when given.
+    """
     if routine is not None and inputs is not None:
         resolved = resolve_routine(routine)
         prepared = prepare(df, resolved, inputs)
@@ -190,5 +197,5 @@ def frame_failures(
         listed = failures(resolved, home=home)
         return listed[listed["key"].isin(keys)].reset_index(drop=True)
     if "clay_status" in df.columns:
-        return df[df["clay_status"] == FAILED]
+        return df[df["clay_status"] == Status.FAILED]
     return failures(routine, home=home)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 
-from claynb._exceptions import SignatureError
 from claynb._secrets import register_secret
+from claynb.wire._exceptions import SignatureError
 
 SIGNATURE_HEADER = "X-Clay-Signature"
 _PREFIX = "sha256="
@@ -28,23 +29,32 @@ def sign(secret: str, raw_body: bytes) -> str:
     return _PREFIX + digest
 
 
-def verify_signature(secret: str, raw_body: bytes, header_value: str | None) -> bool:
-    """True when ``header_value`` is the signature of ``raw_body`` under ``secret``.
+def verify_signature(
+    secret: str | Iterable[str], raw_body: bytes, header_value: str | None
+) -> bool:
+    """True when ``header_value`` is ``sha256=<hex>`` of ``raw_body`` under ``secret``.
 
-    Accepts ``sha256=<hex>`` (the documented form) and a bare hex digest; anything
-    missing or malformed is simply False. The comparison runs in constant time.
+    ``secret`` may be several signing secrets (a receiver behind several webhooks): the
+    delivery verifies under any of them, and every one is compared, each in constant time,
+    so the time taken says nothing about how close a forgery came. The ``sha256=`` prefix
+    is required (Clay always sends it; scheme and hex are case-insensitive); a missing,
+    bare or malformed signature is simply False.
     """
-    if not secret or header_value is None or not isinstance(raw_body, bytes | bytearray):
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not header_value or not isinstance(raw_body, bytes | bytearray):
         return False
-    register_secret(secret)
-    given = header_value.strip()
-    if given[: len(_PREFIX)].lower() == _PREFIX:
-        given = given[len(_PREFIX) :]
-    expected = hmac.new(_secret_bytes(secret), bytes(raw_body), hashlib.sha256).hexdigest()
-    try:
-        return hmac.compare_digest(given.lower().encode("ascii"), expected.encode("ascii"))
-    except UnicodeEncodeError:
+    scheme, _, given = header_value.strip().partition("=")
+    if scheme.lower() != _PREFIX[:-1] or len(given) != 64:
         return False
+    given_bytes = given.lower().encode("ascii", "replace")
+    ok = False
+    for one in secrets:
+        if not one:
+            continue
+        register_secret(one)
+        expected = hmac.new(_secret_bytes(one), bytes(raw_body), hashlib.sha256).hexdigest()
+        ok |= hmac.compare_digest(expected.encode("ascii"), given_bytes)
+    return ok
 
 
 def require_signature(secret: str, raw_body: bytes, header_value: str | None) -> None:

@@ -1,5 +1,5 @@
 """Clay's Search, written once as flows that :class:`claynb.ClayClient` and
-:class:`claynb.AsyncClayClient` both drive (see :mod:`claynb._core` for flows).
+:class:`claynb.AsyncClayClient` both drive (see :mod:`claynb.wire._core` for flows).
 
 A search is a stateful, forward-only iterator: each run call serves the records after
 the previous page, and there is no cursor to ask for a page again. So a page request
@@ -20,15 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from claynb._core import BaseClient, Flow, _seg
-from claynb._exceptions import (
+from claynb.wire._core import BaseClient, Flow, _seg
+from claynb.wire._exceptions import (
     ClayError,
     ConfigError,
     CreditsExhausted,
     OutcomeUnknown,
     PayloadTooLarge,
 )
-from claynb._results import (
+from claynb.wire._results import (
     Search,
     SearchFields,
     SearchMode,

@@ -8,6 +8,12 @@ journaled in a SQLite file under ``CLAYNB_HOME`` (WAL mode, safe across processe
     started(...)   as soon as Clay answers with a run id           state "in_flight"
     finished(...)  when the results are in                         state "finished"
     unknown(...)   when Clay may or may not have started it        state "unknown"
+    abandon(...)   Clay certainly did not start it                 (forgotten)
+
+The states are :class:`BatchState` and the moves between them :data:`BATCH_MOVES`; every
+method that changes a batch's state checks the table first, so a move it does not allow
+(landing a run that was never started, starting one twice) raises
+:class:`claynb._states.IllegalTransition` instead of corrupting the journal.
 
 ``finished`` also caches the answers, puts failures on the dead-letter list and records
 the charge in the ledger, in the same transaction: a run is either fully landed or still
@@ -17,7 +23,7 @@ have reached Clay), and its rows stay ``unknown`` until a recorded run-finished 
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
 again, collected, not re-sent), or the caller explicitly re-sends them.
 
-The same file holds the cache (:mod:`claynb._cache`) and the ledger (:mod:`claynb._ledger`).
+The same file holds the cache (:mod:`claynb.pipeline._cache`) and the ledger (:mod:`claynb.pipeline._ledger`).
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from claynb import _cache, _ledger
+from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
-from claynb._work import ENRICHED, FAILED, NO_MATCH, ItemResult
+from claynb._states import Machine
+from claynb.pipeline import _cache, _ledger
+from claynb.pipeline._work import ANSWERED, ItemResult, Status
 from claynb.services._process import process_alive
 
 T = TypeVar("T")
@@ -61,12 +70,30 @@ CREATE TABLE IF NOT EXISTS unknown_items (
 ) WITHOUT ROWID;
 """
 
-SENDING, IN_FLIGHT, FINISHED, UNKNOWN = "sending", "in_flight", "finished", "unknown"
+
+class BatchState(StrEnum):
+    """Where a journaled batch is (the ``state`` column holds these values)."""
+
+    SENDING = "sending"
+    IN_FLIGHT = "in_flight"
+    FINISHED = "finished"
+    UNKNOWN = "unknown"
 
 
-def home_dir(home: str | Path | None = None) -> Path:
-    """``home``, else ``$CLAYNB_HOME``, else ``./.claynb``: where claynb keeps its state."""
-    return Path(home or os.environ.get("CLAYNB_HOME") or ".claynb").expanduser()
+SENDING, IN_FLIGHT, FINISHED, UNKNOWN = BatchState
+
+#: Every move a batch may make: the one place they are written down.
+BATCH_MOVES = Machine(
+    "journal batch",
+    BatchState,
+    {
+        None: {SENDING},
+        SENDING: {IN_FLIGHT, UNKNOWN, None},  # None: abandoned, certainly never started
+        IN_FLIGHT: {FINISHED, UNKNOWN},  # UNKNOWN: Clay no longer knows the run
+        UNKNOWN: {IN_FLIGHT},  # a webhook delivery named its run: adopted
+        FINISHED: set(),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +142,7 @@ class Journal:
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
         """The journal under ``home`` (default ``CLAYNB_HOME``, else ``./.claynb``)."""
-        return cls(home_dir(home) / FILENAME, plan=plan)
+        return cls(state_home(home) / FILENAME, plan=plan)
 
     def close(self) -> None:
         with self._lock:
@@ -179,9 +206,15 @@ class Journal:
             )
             return int(cur.lastrowid or 0)
 
+    @staticmethod
+    def _state(conn: sqlite3.Connection, batch: int) -> str | None:
+        row = conn.execute("SELECT state FROM batches WHERE batch = ?", (batch,)).fetchone()
+        return None if row is None else str(row[0])
+
     def started(self, batch: int, run_id: str) -> None:
         """Clay answered with a run id: from now on the batch is collected, never re-sent."""
         with self.transaction() as conn:
+            BATCH_MOVES.check(self._state(conn, batch), IN_FLIGHT)
             conn.execute(
                 "UPDATE batches SET run_id = ?, state = ?, updated_at = ? WHERE batch = ?",
                 (run_id, IN_FLIGHT, time.time(), batch),
@@ -190,18 +223,20 @@ class Journal:
     def abandon(self, batch: int, error: str | None = None) -> None:
         """The batch was certainly not started (answered 4xx/429/402): forget the intent."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM batches WHERE batch = ? AND state = ?", (batch, SENDING))
+            BATCH_MOVES.check(self._state(conn, batch), None)
+            conn.execute("DELETE FROM batches WHERE batch = ?", (batch,))
 
     def unknown(self, batch: int, error: str) -> list[str]:
         """The send may have reached Clay: park the batch's items as unknown; their keys."""
         now = time.time()
         with self.transaction() as conn:
             row = conn.execute(
-                "SELECT routine, items FROM batches WHERE batch = ?", (batch,)
+                "SELECT routine, items, state FROM batches WHERE batch = ?", (batch,)
             ).fetchone()
             if row is None:
                 return []
-            routine, items = row
+            routine, items, state = row
+            BATCH_MOVES.check(state, UNKNOWN)
             keys = list(json.loads(items or "{}"))
             conn.execute(
                 "UPDATE batches SET state = ?, error = ?, updated_at = ? WHERE batch = ?",
@@ -235,11 +270,12 @@ class Journal:
                 return False
             if row is None:
                 raise KeyError(f"run {run_id!r} was never journaled")
-            batch, routine, items, _ = row
+            batch, routine, items, state = row
+            BATCH_MOVES.check(state, FINISHED)
             inputs = json.loads(items or "{}")
             self._land(conn, routine, run_id, results, inputs, now)
             cost = sum((r.cost for r in results), Cost())
-            matched = sum(1 for r in results if r.status == ENRICHED)
+            matched = sum(1 for r in results if r.status == Status.ENRICHED)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -270,14 +306,14 @@ class Journal:
         inputs: Mapping[str, Any],
         now: float,
     ) -> None:
-        answers = [(r.key, r.status, r.result) for r in results if r.status in (ENRICHED, NO_MATCH)]
+        answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
         if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [
             (r.key, inputs.get(r.key, {}), r.error, r.attempts)
             for r in results
-            if r.status == FAILED
+            if r.status == Status.FAILED
         ]
         _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
         if _any_row(conn, "unknown_items", routine):
@@ -415,7 +451,8 @@ class Journal:
                 "SELECT routine, items FROM batches WHERE batch = ? AND state = ?", (batch, UNKNOWN)
             ).fetchone()
             if row is None:
-                return
+                return  # another process adopted it first
+            BATCH_MOVES.check(UNKNOWN, IN_FLIGHT)
             conn.execute(
                 "UPDATE batches SET run_id = ?, state = ?, error = NULL, updated_at = ? "
                 "WHERE batch = ?",

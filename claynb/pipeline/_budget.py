@@ -12,7 +12,7 @@ next batch. A batch that could cross the cap is cut down to the largest affordab
 (:func:`reserve_largest`) or not sent at all. Since the worst case bounds every real
 charge, the spend can meet the cap exactly but never cross it, however many batches are
 in flight. The guard here is in-process (a lock); the queue and event tiers implement
-the same :class:`~claynb._work.BudgetGuard` protocol across processes.
+the same :class:`~claynb.pipeline._work.BudgetGuard` protocol across processes.
 
 Two cases count differently on purpose: a batch whose send has an unknown outcome stays
 counted at its worst case (Clay may have charged it), and runs collected after a crash
@@ -111,7 +111,7 @@ class Budget:
         }
 
     def guard(self) -> LocalGuard:
-        """The in-process :class:`~claynb._work.BudgetGuard` that spends this budget."""
+        """The in-process :class:`~claynb.pipeline._work.BudgetGuard` that spends this budget."""
         return LocalGuard(self)
 
     def set_caps(
@@ -208,7 +208,7 @@ def _affordable(budget: Budget, held: Cost, unit: Cost, n: int) -> int:
 def reserve_largest(guard: object, unit: Cost, n: int) -> int:
     """Reserve ``unit x k`` for the largest ``k <= n`` the guard allows; returns ``k``.
 
-    Works with any :class:`~claynb._work.BudgetGuard`: it asks ``affordable`` first when the
+    Works with any :class:`~claynb.pipeline._work.BudgetGuard`: it asks ``affordable`` first when the
     guard has it, then halves on refusal (another thread may have taken money meanwhile).
     Whatever is returned is held: settle or release exactly ``unit x k``.
     """

@@ -11,24 +11,35 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from claynb._routines import Cost
 
-# Row statuses as the user sees them in ``clay_status``.
-ENRICHED = "enriched"
-NO_MATCH = "no_match"
-CACHED = "cached"
-FAILED = "failed"
-INVALID_INPUT = "invalid_input"
-OVER_BUDGET = "over_budget"
-UNKNOWN = "unknown"
-STATUSES = (ENRICHED, NO_MATCH, CACHED, FAILED, INVALID_INPUT, OVER_BUDGET, UNKNOWN)
 
-# Reserved keys in an emulator result item: what the item was charged and which provider hit.
-# Real Clay does not report per-item cost; claynb then prices the item from the routine.
-COST_KEY = "_cost"
-PROVIDER_KEY = "_provider"
+class Status(StrEnum):
+    """What became of a row: its ``clay_status``, the same words in every tier.
+
+    ``enriched`` and ``no_match`` are Clay's answers (a miss is an answer too); ``cached``
+    was answered from the cache without a request; ``failed`` went wrong (Clay said so,
+    or the send was refused) and is on the dead-letter list; ``invalid_input`` was never
+    sent; ``over_budget`` was not run because a budget or Clay's own meters could not pay;
+    ``unknown`` was sent and its outcome is not known yet (never re-sent on its own).
+    """
+
+    ENRICHED = "enriched"
+    NO_MATCH = "no_match"
+    CACHED = "cached"
+    FAILED = "failed"
+    INVALID_INPUT = "invalid_input"
+    OVER_BUDGET = "over_budget"
+    UNKNOWN = "unknown"
+
+
+#: Every status, in the order the docs list them.
+STATUSES = tuple(Status)
+#: The statuses that are Clay's answer for an item: what the cache keeps.
+ANSWERED = (Status.ENRICHED, Status.NO_MATCH)
 
 
 def item_key(routine_id: str, inputs: dict[str, Any]) -> str:
@@ -54,7 +65,7 @@ class ItemResult:
     """What became of one work item. ``cost`` is what Clay charged for it."""
 
     key: str
-    status: str
+    status: Status
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     cost: Cost = Cost()

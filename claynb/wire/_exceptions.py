@@ -29,17 +29,31 @@ from claynb._secrets import redact
 class ClayError(Exception):
     """Root of every error claynb raises.
 
-    ``method`` and ``url`` describe the request that failed, when there was one.
+    ``method`` and ``url`` describe the request that failed, when there was one,
+    ``attempts`` how many times it was sent and ``rate_limited`` how many of those sends
+    were answered 429.
     """
 
     #: What an operation got done before it failed, for operations that report progress
     #: (``send_to_source`` attaches its SourceReport: sent, unknown and unsent records).
     report: Any = None
 
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        attempts: int = 0,
+        rate_limited: int = 0,
+    ) -> None:
         self.message = redact(message)
         self.method = method
         self.url = redact(url) if url else None
+        #: How many times the request was sent before this error (0: never, or not a request).
+        self.attempts = attempts
+        #: Of those sends, how many Clay answered 429 (asked to wait).
+        self.rate_limited = rate_limited
         super().__init__(self.message)
 
     def __repr__(self) -> str:

@@ -34,12 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claynb._config import SourcePolicy
-from claynb._exceptions import ClayError, ConfigError, Forbidden, OutcomeUnknown, PayloadTooLarge
 from claynb._secrets import redact, register_secret
+from claynb.wire._config import SourcePolicy
+from claynb.wire._exceptions import (
+    ClayError,
+    ConfigError,
+    Forbidden,
+    OutcomeUnknown,
+    PayloadTooLarge,
+)
 
 if TYPE_CHECKING:
-    from claynb._core import BaseClient, Flow
+    from claynb.wire._core import BaseClient, Flow
 
 logger = logging.getLogger("claynb")
 

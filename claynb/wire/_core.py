@@ -25,12 +25,16 @@ import random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from claynb._config import (
+from claynb._home import state_home
+from claynb._secrets import mask, redact, register_secret
+from claynb._version import __version__
+from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PACING_FRACTION,
     DEFAULT_PAGE_LIMIT,
@@ -38,11 +42,12 @@ from claynb._config import (
     DEFAULT_POLL_MAX_INTERVAL_S,
     MAX_RUN_ITEMS,
     SOURCE_PACING_FRACTION,
+    Credentials,
     RetryPolicy,
     SourcePolicy,
     Timeout,
 )
-from claynb._exceptions import (
+from claynb.wire._exceptions import (
     ClayError,
     ConfigError,
     HTTPStatusError,
@@ -51,8 +56,8 @@ from claynb._exceptions import (
     TransportError,
     error_for_status,
 )
-from claynb._pacing import Pacer, header_number, reset_in_s, retry_after_s
-from claynb._results import (
+from claynb.wire._pacing import Pacer, header_number, reset_in_s, retry_after_s
+from claynb.wire._results import (
     BatchResults,
     Me,
     RunResults,
@@ -65,8 +70,6 @@ from claynb._results import (
     parse_run_page,
     run_id_of,
 )
-from claynb._secrets import mask, redact, register_secret
-from claynb._version import __version__
 
 logger = logging.getLogger("claynb")
 
@@ -105,6 +108,15 @@ class Call:
     cost: float = 1.0
     rate_limited: int = 0
     attempts: int = 0
+    #: Sends Clay may fail (5xx, a dropped connection) in this call, when the caller has
+    #: spent some of the item's cap already (:meth:`claynb.RetryPolicy.sends_left`). A 429
+    #: is Clay asking to wait, not a failure: it is bounded by max_attempts alone.
+    max_sends: int | None = None
+
+    @property
+    def failed(self) -> int:
+        """Sends Clay failed so far (every attempt that was not answered 429)."""
+        return self.attempts - self.rate_limited
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,7 @@ class BaseClient:
         retry: RetryPolicy | None = None,
         rate_limit_rps: float | None = None,
         source_policy: SourcePolicy | None = None,
-        home: str | None = None,
+        home: str | Path | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -164,7 +176,8 @@ class BaseClient:
         self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.source_policy = source_policy or SourcePolicy()
-        self.home = home
+        #: Where this client keeps webhook sources' submission counts (see :mod:`claynb._home`).
+        self.home = str(state_home(home))
         self.emulator: Any = None  # set by claynb.connect() when it started one
         #: Results per page when following cursors (1-100; the largest means fewest requests).
         self.page_limit = DEFAULT_PAGE_LIMIT
@@ -183,6 +196,10 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={mask(self._api_key)})"
+
+    def credentials(self) -> Credentials:
+        """The key and base URL, for a worker process or a twin client (masked in reprs)."""
+        return Credentials(self._api_key, self.base_url)
 
     @property
     def rate_limit_rps(self) -> float | None:
@@ -267,7 +284,7 @@ class BaseClient:
             return self._after_429(call, response)
         if status == 504 and call.spends:
             return self._unknown(call, f"answered 504 {response.reason_phrase}".strip())
-        if status >= 500 and call.attempts < self.retry.max_attempts:
+        if status >= 500 and self._may_retry(call):
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
 
@@ -282,14 +299,26 @@ class BaseClient:
         req = call.request
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, FATAL_ERRORS):
-            return Step(error=TransportError(what, method=req.method, url=str(req.url)))
+            return Step(
+                error=TransportError(
+                    what,
+                    method=req.method,
+                    url=str(req.url),
+                    attempts=call.attempts,
+                    rate_limited=call.rate_limited,
+                )
+            )
         if call.spends and not isinstance(exc, NOT_SENT_ERRORS):
             return self._unknown(call, what)
-        if call.attempts < self.retry.max_attempts:
+        if self._may_retry(call):
             return self._retry(call, self._backoff(call.attempts), what)
         return Step(
             error=TransportError(
-                f"{what} after {call.attempts} attempt(s)", method=req.method, url=str(req.url)
+                f"{what} after {call.attempts} attempt(s)",
+                method=req.method,
+                url=str(req.url),
+                attempts=call.attempts,
+                rate_limited=call.rate_limited,
             )
         )
 
@@ -303,7 +332,12 @@ class BaseClient:
         _log(logging.WARNING, message)
         return Step(
             error=OutcomeUnknown(
-                message, item_ids=call.item_ids, method=req.method, url=str(req.url)
+                message,
+                item_ids=call.item_ids,
+                method=req.method,
+                url=str(req.url),
+                attempts=call.attempts,
+                rate_limited=call.rate_limited,
             )
         )
 
@@ -338,10 +372,14 @@ class BaseClient:
         self._pacers["api"].observe(limit=limit, remaining=remaining, reset_in=reset_in)
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter for the ``attempt``-th failure."""
-        policy = self.retry
-        delay = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** max(0, attempt - 1))
-        return delay * (1.0 - policy.jitter * self._rng.random())
+        return self.retry.backoff(attempt, self._rng)
+
+    def _may_retry(self, call: Call) -> bool:
+        """Another send after a failure: within max_attempts, and within what the caller's
+        item cap has left (``max_sends``) when it said."""
+        if call.attempts >= self.retry.max_attempts:
+            return False
+        return call.max_sends is None or call.failed < call.max_sends
 
     def _retry(self, call: Call, delay: float, why: str) -> Step:
         req = call.request
@@ -369,6 +407,8 @@ class BaseClient:
             retry_after=retry_after,
             method=req.method,
             url=str(req.url),
+            attempts=call.attempts,
+            rate_limited=call.rate_limited,
         )
 
     # -- flows: one implementation of every operation, driven by sync or async --------
@@ -379,13 +419,18 @@ class BaseClient:
         return parse_me(answer_json(response))
 
     def _run_flow(
-        self, routine_id: str, items: Sequence[Mapping[str, Any]], webhook_id: str | None
+        self,
+        routine_id: str,
+        items: Sequence[Mapping[str, Any]],
+        webhook_id: str | None,
+        max_sends: int | None = None,
     ) -> Flow[str]:
         body = run_payload(items, webhook_id)
         ids = [item["id"] for item in body["items"]]
         call = self.build_call(
             "POST", f"/routines/{_seg(routine_id)}/run", json_body=body, spends=True, item_ids=ids
         )
+        call.max_sends = max_sends
         response = yield call
         assert response is not None
         return self._started(call, response)

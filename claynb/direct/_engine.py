@@ -1,6 +1,6 @@
 """The direct backend: runs of up to 100 items, many in flight, from this process.
 
-How one batch goes (see the contract in :mod:`claynb._backends`)::
+How one batch goes (see the contract in :mod:`claynb.pipeline._backends`)::
 
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
     or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
@@ -11,9 +11,10 @@ so all of them can be in flight together (never more than 100). A batch whose wo
 the budget cannot cover waits for earlier batches to settle, is cut down to what is
 affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
 still collected. A send that may have reached Clay (``OutcomeUnknown``) is never re-sent:
-its rows come back ``unknown`` and stay journaled. 5xx and 429 that outlast the client's
-own retries are retried here ``max_attempts`` times, then the rows fail and go on the
-dead-letter list.
+its rows come back ``unknown`` and stay journaled. A send refused with 5xx or 429 after
+the client's own retries is sent again later only while the rows' POSTs stay under the
+one per-row cap (:meth:`claynb.RetryPolicy.sends_left`: the client's retries count too),
+then the rows fail and go on the dead-letter list.
 
 The engine is asyncio (:class:`claynb.AsyncClayClient`). :func:`run` drives it from sync
 code: on a fresh loop, or, when the calling thread already runs one (Jupyter), on a
@@ -23,45 +24,30 @@ worker thread with its own loop, so a notebook cell can call it directly.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
-from claynb import _exceptions as errors
-from claynb._budget import reserve_largest
-from claynb._enrich import async_client_for, run_sync
-from claynb._journal import InFlight, Journal
-from claynb._normalise import item_result
-from claynb._plans import Plan, get_plan
+from claynb._plans import Plan
 from claynb._routines import Cost, Routine
-from claynb._work import FAILED, OVER_BUDGET, UNKNOWN, BudgetGuard, ItemResult, WorkItem
+from claynb.pipeline._adopt import adopt_delivered
+from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._journal import InFlight, Journal
+from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
+from claynb.wire import _exceptions as errors
+from claynb.wire._config import RetryPolicy
 
 BACKEND = "direct"
-MAX_BATCH = 100
 MIN_BATCH = 20
 # Requests open at once. Runs spend most of their life waiting on Clay, so a few requests
 # serve many runs; more would only make the HTTP client's connection pool slower to scan.
 MAX_OPEN_REQUESTS = 16
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
-DEFAULTS: dict[str, Any] = {
-    "concurrency": 64,  # runs in flight at once
-    "batch_size": MAX_BATCH,  # items per run, at most 100 (Clay's documented limit)
-    "poll_interval": 0.1,  # first poll after a POST; grows by poll_backoff
-    "poll_backoff": 1.6,
-    "poll_max_interval": 5.0,
-    "poll_timeout": 600.0,  # then the rows are unknown and a later call resumes them
-    "max_attempts": 3,  # sends of a batch refused with 5xx/429 after client retries
-    "webhook": None,  # a RunWaiter (e.g. WebhookReceiver), or None to poll only
-    "unknown_wait": 60.0,  # with a webhook: wait this long for it to explain a timed-out send
-    "rng": None,
-}
 _FATAL = (errors.AuthenticationError, errors.Forbidden, errors.NotFound)
 
 
@@ -78,21 +64,6 @@ class RunWaiter(Protocol):
     async def wait(self, run_id: str, timeout: float) -> bool: ...
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(DEFAULTS) - {"plan"})
-    if unknown:
-        raise TypeError(
-            f"the direct backend has no option {', '.join(map(repr, unknown))}; "
-            f"it takes {', '.join(sorted(DEFAULTS))}"
-        )
-    merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    if not 1 <= int(merged["batch_size"]) <= MAX_BATCH:
-        raise ValueError(f"batch_size must be 1 to {MAX_BATCH}, got {merged['batch_size']!r}")
-    if int(merged["concurrency"]) < 1:
-        raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")
-    return merged
-
-
 def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     """Small enough that every batch can be in flight at once, never above ``batch_size``,
     and not below ``MIN_BATCH`` (each run is a request against Clay's rate limit)."""
@@ -100,34 +71,7 @@ def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
-async def adopt_delivered(journal: Journal, client: Any) -> dict[int, str]:
-    """Unknown batches found in runs Clay's webhook reported: put back in flight.
-
-    Each delivered run no batch claims is read once; when its item ids are exactly an
-    unknown batch's keys, that batch adopts the run id (and is then collected like any
-    run in flight). A run that is nobody's is marked checked. Returns {batch: run id}.
-    """
-    runs, batches, sending = await asyncio.to_thread(journal.adoptable)
-    adopted: dict[int, str] = {}
-    for run_id in runs if batches else []:
-        try:
-            results = await client.get_run_results(run_id)
-        except errors.ClayError:
-            continue
-        if not results.complete:
-            continue
-        ids = {item.id for item in results.items}
-        match = next((b for b, keys in batches.items() if keys == ids), None)
-        if match is not None:
-            await asyncio.to_thread(journal.adopt, match, run_id)
-            batches.pop(match)
-            adopted[match] = run_id
-        elif not ids & sending:
-            await asyncio.to_thread(journal.delivery_checked, run_id)
-    return adopted
-
-
-class _Engine:
+class Engine:
     """One call's worth of batches: dispatch under budget, send, poll, land."""
 
     def __init__(
@@ -152,9 +96,13 @@ class _Engine:
         self.changed = asyncio.Event()
         self.outstanding = 0
         self.stopped: str | None = None  # why nothing more is sent, once something says so
-        self.stop_status = OVER_BUDGET
+        self.stop_status = Status.OVER_BUDGET
         self.unit = routine.worst_case_cost()
         self.rng = opts["rng"] or random.Random()
+        # One retry policy for every layer: the client retries within a send, this engine
+        # re-sends a refused batch, and together they never exceed the per-row cap.
+        self.retry: RetryPolicy = client.retry
+        self.cap: int | None = opts["max_attempts"]
         self.first_poll = float(opts["poll_interval"])
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +129,9 @@ class _Engine:
         return [self.results.get(key) or self._lost(key) for key in self.inputs]
 
     def _lost(self, key: str) -> ItemResult:
-        return ItemResult(key, UNKNOWN, error="no result was collected for this row", attempts=0)
+        return ItemResult(
+            key, Status.UNKNOWN, error="no result was collected for this row", attempts=0
+        )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -234,7 +184,7 @@ class _Engine:
         for key in keys:
             self.results[key] = ItemResult(
                 key,
-                self.stop_status if self.stopped else OVER_BUDGET,
+                self.stop_status if self.stopped else Status.OVER_BUDGET,
                 error=why,
                 attempts=self.attempts.get(key, 0),
             )
@@ -250,7 +200,7 @@ class _Engine:
                 await self._collect(*sent, keys, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
             left = [k for k in keys if k not in self.results]
-            status = UNKNOWN if sent is not None else FAILED
+            status = Status.UNKNOWN if sent is not None else Status.FAILED
             self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
         finally:
             self.outstanding -= 1
@@ -260,38 +210,56 @@ class _Engine:
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
         inputs = {k: self.inputs[k] for k in keys}
-        for k in keys:
-            self.attempts[k] = self.attempts.get(k, 0) + 1
         body = [{"id": k, "inputs": inputs[k]} for k in keys]
         webhook_id = self.waiter.webhook_id if self.waiter else None
+        left = self.retry.sends_left(self._sent(keys), self.cap)
         try:
             async with self.http:
                 # Journaled on the loop thread, right before and right after the POST: the
                 # window in which a crash leaves a batch's fate unknown is the POST itself.
                 batch = self.journal.intent(self.routine.id, BACKEND, inputs, reserved)
                 run_id: str = await self.client.run_routine(
-                    self.routine.id, body, webhook_id=webhook_id
+                    self.routine.id, body, webhook_id=webhook_id, max_sends=left
                 )
                 self.journal.started(batch, run_id)
-        except errors.OutcomeUnknown as exc:
+        except errors.ClayError as exc:
+            self._count_sends(keys, self.retry.counted(exc))
+            failure = exc
+        else:
+            self._count_sends(keys, 1)
+            return batch, run_id
+        await self._not_started(keys, reserved, batch, failure)
+        return None
+
+    def _sent(self, keys: list[str]) -> int:
+        """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
+        return max(self.attempts.get(k, 0) for k in keys)
+
+    def _count_sends(self, keys: list[str], sends: int) -> None:
+        for k in keys:
+            self.attempts[k] = self.attempts.get(k, 0) + sends
+
+    async def _not_started(
+        self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
+    ) -> None:
+        """The POST failed: its outcome is unknown, or Clay refused the run."""
+        if isinstance(exc, errors.OutcomeUnknown):
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
             if self.waiter is not None:  # Clay's webhook may yet name the run: wait for it
                 self.held[batch] = (keys, reserved)
                 return None
             self._unknown(keys, reserved, exc.message)
             return None
-        except errors.ClayError as exc:
-            await asyncio.to_thread(self.journal.abandon, batch)
-            self.guard.release(reserved)
-            self._refused(keys, exc)
-            return None
-        return batch, run_id
+        await asyncio.to_thread(self.journal.abandon, batch)
+        self.guard.release(reserved)
+        self._refused(keys, exc)
+        return None
 
     def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
         self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
         self._finish_rows(
             keys,
-            UNKNOWN,
+            Status.UNKNOWN,
             f"{why} Not re-sent: a later call collects it once "
             "Clay's webhook names its run; resend_unknown=True "
             "sends it again.",
@@ -324,26 +292,30 @@ class _Engine:
                 f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
                 "rows finished before it are kept"
             )
-            self._finish_rows(keys, OVER_BUDGET, self.stopped)
+            self._finish_rows(keys, Status.OVER_BUDGET, self.stopped)
         elif isinstance(exc, _FATAL):
-            self.stopped, self.stop_status = f"not sent: Clay refused the run ({exc})", FAILED
-            self._finish_rows(keys, FAILED, self.stopped)
-            self._finish_rows(list(self.queue), FAILED, self.stopped)
+            self.stopped, self.stop_status = (
+                f"not sent: Clay refused the run ({exc})",
+                Status.FAILED,
+            )
+            self._finish_rows(keys, Status.FAILED, self.stopped)
+            self._finish_rows(list(self.queue), Status.FAILED, self.stopped)
             self.queue.clear()
         elif isinstance(
             exc, (errors.ServerError, errors.RateLimited, errors.TransportError)
-        ) and max(self.attempts[k] for k in keys) < int(self.opts["max_attempts"]):
+        ) and self.retry.sends_left(self._sent(keys), self.cap):
             self._requeue(keys, exc)
         else:
-            error = f"not sent after {self.attempts[keys[0]]} attempt(s): {exc}"
+            error = f"not sent after {self._sent(keys)} attempt(s): {exc}"
             self._record_failures(keys, error)
-            self._finish_rows(keys, FAILED, error)
+            self._finish_rows(keys, Status.FAILED, error)
 
     def _requeue(self, keys: list[str], exc: errors.ClayError) -> None:
-        delay = getattr(exc, "retry_after", None) or self.opts["poll_max_interval"]
+        """Send these rows again later: the server's wait when it asked, else the policy's."""
+        delay = getattr(exc, "retry_after", None) or self.retry.backoff(self._sent(keys), self.rng)
 
         async def later() -> None:
-            await asyncio.sleep(float(delay) * (0.5 + self.rng.random()))
+            await asyncio.sleep(float(delay))
             self.outstanding -= 1
             if self.stopped:
                 self._finish_rows(keys, self.stop_status, self.stopped)
@@ -358,7 +330,7 @@ class _Engine:
             self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys]
         )
 
-    def _finish_rows(self, keys: list[str], status: str, error: str) -> None:
+    def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         for key in keys:
             self.results[key] = ItemResult(
                 key, status, error=error, attempts=self.attempts.get(key, 0)
@@ -375,7 +347,7 @@ class _Engine:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
             left = [k for k in run.keys if k in self.inputs and k not in self.results]
-            self._finish_rows(left, UNKNOWN, f"{type(exc).__name__}: {exc}")
+            self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
         self, batch: int, run_id: str, keys: list[str], reserved: Cost | None
@@ -394,7 +366,7 @@ class _Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved)
-            self._finish_rows([k for k in keys if k in self.inputs], UNKNOWN, timeout_why)
+            self._finish_rows([k for k in keys if k in self.inputs], Status.UNKNOWN, timeout_why)
             return
         results = self._parse(run_id, keys, raw)
         actual = sum((r.cost for r in results), Cost())
@@ -406,7 +378,7 @@ class _Engine:
         mine = [r for r in results if r.key in self.inputs]
         for r in mine:
             self.results[r.key] = r
-        if any(r.status == OVER_BUDGET for r in results) and not self.stopped:
+        if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (
                 "not sent: Clay's credits exhausted (it stopped running the "
                 "items of an earlier run); rows finished before are kept"
@@ -414,35 +386,17 @@ class _Engine:
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
 
     def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
-        by_id = {item.id: item for item in raw.items}
-        out = []
-        for key in keys:
-            item = by_id.get(key)
-            if item is None:
-                out.append(
-                    ItemResult(
-                        key,
-                        FAILED,
-                        error=f"run {run_id} returned no result for this item",
-                        run_id=run_id,
-                        attempts=self.attempts.get(key, 1),
-                    )
-                )
-                continue
-            out.append(
-                item_result(
-                    self.routine,
-                    key,
-                    status=item.status,
-                    result=item.result,
-                    error=item.error,
-                    cost=item.cost,
-                    provider=item.provider,
-                    run_id=run_id,
-                    attempts=self.attempts.get(key, 1),
-                )
+        by_id = raw.by_id()
+        return [
+            outcome_of(
+                self.routine,
+                key,
+                by_id.get(key),
+                run_id=run_id,
+                attempts=self.attempts.get(key, 1),
             )
-        return out
+            for key in keys
+        ]
 
     async def _poll(self, run_id: str) -> Any:
         """Poll until complete (with backoff, woken early by a webhook); None on timeout.
@@ -490,198 +444,3 @@ class _Engine:
             await asyncio.sleep(seconds)
         else:
             await self.waiter.wait(run_id, seconds)
-
-
-async def run_async(
-    routine: Routine,
-    items: list[WorkItem],
-    *,
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    **options: Any,
-) -> list[ItemResult]:
-    """The direct backend on the running event loop (see :mod:`claynb._backends`)."""
-    return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
-
-
-def run(
-    routine: Routine,
-    items: list[WorkItem],
-    *,
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    **options: Any,
-) -> list[ItemResult]:
-    """The direct backend from sync code, Jupyter's running loop included."""
-    return run_sync(
-        lambda: _run_on_loop(routine, items, client, guard, journal, progress, False, options)
-    )
-
-
-async def _run_on_loop(
-    routine: Routine,
-    items: list[WorkItem],
-    client: Any,
-    guard: BudgetGuard,
-    journal: Journal,
-    progress: Any,
-    reuse: bool,
-    options: dict[str, Any],
-) -> list[ItemResult]:
-    opts = _options(options)
-    plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
-    aclient, owned = async_client_for(client, reuse=reuse)
-    try:
-        engine = _Engine(routine, items, aclient, guard, journal, progress, plan, opts)
-        return await engine.run()
-    finally:
-        if owned:
-            await aclient.aclose()
-
-
-class WebhookReceiver:
-    """Clay's run-finished webhooks, received on loopback, waking the pollers early.
-
-    Register :attr:`url` with Clay (``emu.create_webhook(rx.url)`` on the emulator, the
-    Clay CLI for real Clay), then give the webhook's id and signing secret to
-    :meth:`configure` and pass ``webhook=rx`` to ``enrich``. Deliveries are verified
-    (``X-Clay-Signature``) before they are believed and de-duplicated on the run id;
-    delivery is not guaranteed, so the engine keeps polling at ``poll_max_interval``.
-    For Clay to reach it, the URL must be reachable from Clay (a tunnel, in practice).
-    """
-
-    PATH = "/clay-webhook"
-
-    def __init__(
-        self,
-        *,
-        webhook_id: str | None = None,
-        signing_secret: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        home: str | None = None,
-    ) -> None:
-        self.webhook_id: str | None = None
-        self._secret: str | None = None
-        self.configure(webhook_id, signing_secret)
-        self.host, self._port = host, port
-        self.finished: set[str] = set()
-        self.received = self.rejected = 0
-        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._lock = threading.Lock()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._home = home
-        self._journal: Journal | None = None
-
-    def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
-        """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
-        from claynb._secrets import register_secret
-
-        if signing_secret:
-            register_secret(signing_secret)
-        self.webhook_id, self._secret = webhook_id, signing_secret
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self._port}{self.PATH}"
-
-    def __repr__(self) -> str:
-        from claynb._secrets import mask
-
-        return (
-            f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
-            f"signing_secret={mask(self._secret)})"
-        )
-
-    def deliver(self, body: bytes, signature: str | None) -> int:
-        """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
-        from claynb._signatures import verify_signature
-
-        if not self._secret or not verify_signature(self._secret, body, signature):
-            with self._lock:
-                self.rejected += 1
-            return 401
-        try:
-            run_id = (json.loads(body).get("data") or {}).get("routine_run_id")
-        except (ValueError, AttributeError):
-            return 400
-        with self._lock:
-            self.received += 1
-            if not run_id or run_id in self.finished:  # a test event, or a replay
-                return 200
-            self.finished.add(run_id)
-            waiters = self._waiters.pop(run_id, [])
-        if self._journal is not None:  # durable: a later call can explain an unknown send
-            self._journal.delivered(run_id)
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
-        return 200
-
-    async def wait(self, run_id: str, timeout: float) -> bool:
-        """True as soon as the run's delivery has come, False after ``timeout`` seconds."""
-        event, loop = asyncio.Event(), asyncio.get_running_loop()
-        with self._lock:
-            if run_id in self.finished:
-                return True
-            self._waiters.setdefault(run_id, []).append((loop, event))
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            with self._lock:
-                waiting = self._waiters.get(run_id, [])
-                if (loop, event) in waiting:
-                    waiting.remove((loop, event))
-
-    def start(self) -> WebhookReceiver:
-        """Serve on a free loopback port (or the one given), in a background thread."""
-        import uvicorn
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        async def endpoint(request: Request) -> Response:
-            status = self.deliver(await request.body(), request.headers.get("x-clay-signature"))
-            return Response(status_code=status)
-
-        app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
-        self._journal = Journal.open(self._home)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._port))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve([sock])),
-            name="claynb-webhook-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -25,15 +25,17 @@ from typing import Any
 
 import pandas as pd
 
-from claynb import _ledger
-from claynb._budget import Budget, reserve_largest
-from claynb._client import AsyncClayClient, ClayClient
 from claynb._connect import connect
-from claynb._exceptions import ClayError, ConfigError
-from claynb._journal import Journal
 from claynb._plans import Plan, get_plan
-from claynb._progress import Progress, make_progress
-from claynb._results import (
+from claynb._routines import Cost
+from claynb.pipeline import _ledger
+from claynb.pipeline._budget import Budget, reserve_largest
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._progress import Progress, make_progress
+from claynb.pipeline._work import BudgetGuard
+from claynb.wire._client import AsyncClayClient, ClayClient
+from claynb.wire._exceptions import ClayError, ConfigError
+from claynb.wire._results import (
     Search,
     SearchFields,
     SearchPage,
@@ -41,9 +43,7 @@ from claynb._results import (
     SearchStop,
     SourceType,
 )
-from claynb._routines import Cost
-from claynb._search_flow import SEARCH_PAGE_SIZE
-from claynb._work import BudgetGuard
+from claynb.wire._search_flow import SEARCH_PAGE_SIZE
 
 logger = logging.getLogger("claynb")
 

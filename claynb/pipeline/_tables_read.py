@@ -18,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from claynb._client import ClayClient
-from claynb._config import DEFAULT_PAGE_LIMIT
 from claynb._connect import connect
-from claynb._exceptions import ConfigError, Forbidden
-from claynb._results import TableRows
+from claynb.wire._client import ClayClient
+from claynb.wire._config import DEFAULT_PAGE_LIMIT
+from claynb.wire._exceptions import ConfigError, Forbidden
+from claynb.wire._results import TableRows
 
 #: Keys that make a mapping a FilterExpression already, passed through as it is.
 _EXPRESSION_KEYS = ({"and"}, {"or"}, {"not"})

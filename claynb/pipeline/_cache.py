@@ -1,6 +1,6 @@
 """What claynb already knows about an item: its answer (the cache) or its failure.
 
-Both live in the SQLite state file under ``CLAYNB_HOME`` (see :mod:`claynb._journal`),
+Both live in the SQLite state file under ``CLAYNB_HOME`` (see :mod:`claynb.pipeline._journal`),
 keyed by routine and the item key (a hash of the normalised inputs), so the same person
 is never paid for twice, across frames, calls and kernel restarts.
 

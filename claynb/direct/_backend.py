@@ -1,0 +1,120 @@
+"""``backend="direct"``: the direct tier's entry points and options.
+
+:func:`run` drives the engine (:mod:`claynb.direct._engine`) from sync code: on a fresh
+event loop, or, when the calling thread already runs one (Jupyter), on a worker thread
+with its own loop, so a notebook cell can call it directly. :func:`run_async` runs it on
+the caller's loop. Options (anything else is a ``TypeError``) are listed in
+:data:`DEFAULTS`, each with why it has its value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claynb._plans import get_plan
+from claynb._routines import Routine
+from claynb._sync import run_sync
+from claynb.direct._engine import Engine
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._work import BudgetGuard, ItemResult, WorkItem
+from claynb.wire._client import AsyncClayClient
+from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
+
+DEFAULTS: dict[str, Any] = {
+    "concurrency": 64,  # runs in flight at once
+    "batch_size": MAX_RUN_ITEMS,  # items per run, at most 100 (Clay's documented limit)
+    "poll_interval": 0.1,  # first poll after a POST; grows by poll_backoff
+    "poll_backoff": 1.6,
+    "poll_max_interval": 5.0,
+    "poll_timeout": 600.0,  # then the rows are unknown and a later call resumes them
+    # POSTs a row may ride in, the client's retries and this tier's re-sends together
+    # (None: the client's RetryPolicy.max_sends_per_item).
+    "max_attempts": None,
+    "webhook": None,  # a RunWaiter (e.g. WebhookReceiver), or None to poll only
+    "unknown_wait": 60.0,  # with a webhook: wait this long for it to explain a timed-out send
+    "rng": None,
+}
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(DEFAULTS) - {"plan"})
+    if unknown:
+        raise TypeError(
+            f"the direct backend has no option {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(sorted(DEFAULTS))}"
+        )
+    merged = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    if merged["max_attempts"] is not None and int(merged["max_attempts"]) < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {merged['max_attempts']!r}")
+    merged["batch_size"] = checked_batch_size(merged["batch_size"])
+    if int(merged["concurrency"]) < 1:
+        raise ValueError(f"concurrency must be at least 1, got {merged['concurrency']!r}")
+    return merged
+
+
+async def run_async(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
+    """The direct backend on the running event loop (see :mod:`claynb.pipeline._backends`)."""
+    return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
+
+
+def run(
+    routine: Routine,
+    items: list[WorkItem],
+    *,
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    **options: Any,
+) -> list[ItemResult]:
+    """The direct backend from sync code, Jupyter's running loop included."""
+    return run_sync(
+        lambda: _run_on_loop(routine, items, client, guard, journal, progress, False, options)
+    )
+
+
+async def _run_on_loop(
+    routine: Routine,
+    items: list[WorkItem],
+    client: Any,
+    guard: BudgetGuard,
+    journal: Journal,
+    progress: Any,
+    reuse: bool,
+    options: dict[str, Any],
+) -> list[ItemResult]:
+    opts = _options(options)
+    plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
+    aclient, owned = _async_client(client, reuse)
+    try:
+        engine = Engine(routine, items, aclient, guard, journal, progress, plan, opts)
+        return await engine.run()
+    finally:
+        if owned:
+            await aclient.aclose()
+
+
+def _async_client(client: Any, reuse: bool) -> tuple[AsyncClayClient, bool]:
+    """The AsyncClayClient the engine drives, and whether it was made here (to close).
+
+    An AsyncClayClient is used as it is when ``reuse`` (the engine runs on the caller's
+    loop); otherwise, and for a sync ClayClient, its twin: connections belong to the loop
+    that opened them.
+    """
+    if reuse and isinstance(client, AsyncClayClient):
+        return client, False
+    twin = getattr(client, "async_twin", None)
+    if twin is None:
+        raise TypeError(
+            f"client must be a claynb.ClayClient or AsyncClayClient, got {type(client).__name__}"
+        )
+    return twin(), True

@@ -1,0 +1,267 @@
+"""``claynb.enrich``: a DataFrame in, a new enriched DataFrame out, nothing paid twice.
+
+The steps, each a plain function other tiers can reuse:
+
+1. :func:`claynb.pipeline._normalise.prepare` reduces the frame to its unique, normalised inputs;
+   invalid ones are answered ``invalid_input`` on the spot.
+2. :func:`~claynb.pipeline._plan.plan_work` answers what is already known without sending anything: cached
+   answers (``cached``, cost 0), items on the dead-letter list (``failed``, unless
+   ``retry_failed``), items whose earlier send has an unknown outcome (``unknown``, unless
+   ``resend_unknown``). What is left is the work to send.
+3. A backend (:mod:`claynb.pipeline._backends`) sends it and returns one result per item, having
+   journaled every run so a crash can be resumed.
+4. :func:`~claynb.pipeline._merge.merge` fans the results back out to every row, in the frame's own order and
+   index; the first row of a group carries the cost, its duplicates show 0.
+
+The input frame is never modified: the output is a new frame (pandas copy-on-write makes
+the copy of the input columns free until someone writes to them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from claynb._routines import Routine
+from claynb._sync import run_sync
+from claynb.pipeline._adopt import adopt_delivered
+from claynb.pipeline._backends import get_backend
+from claynb.pipeline._budget import Budget
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._ledger import Ledger, charges_frame, quota_frame
+from claynb.pipeline._merge import DEFAULT_PREFIX, check_columns, complete, merge
+from claynb.pipeline._normalise import prepare
+from claynb.pipeline._plan import WorkPlan, plan_work, resolve_routine
+from claynb.pipeline._progress import make_progress
+from claynb.pipeline._work import ItemResult
+
+
+@dataclass
+class Call:
+    """Everything one enrich call needs, checked before anything is sent."""
+
+    routine: Routine
+    plan: WorkPlan
+    journal: Journal
+    backend: str
+    prefix: str
+    options: dict[str, Any]
+
+
+def _setup(arguments: dict[str, Any]) -> Call:
+    """What ``enrich`` and ``enrich_async`` both do before sending, from their arguments
+    (their ``locals()``): check the frame and the output columns, plan the work."""
+    df, client = arguments["df"], arguments["client"]
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
+    resolved = resolve_routine(arguments["routine"], client)
+    check_columns(df, resolved, arguments["prefix"], arguments["overwrite"])
+    prepared = prepare(df, resolved, arguments["inputs"])
+    get_backend(arguments["backend"])  # fail on an unknown backend before touching the state
+    budget = arguments["budget"]
+    journal = Journal.open(arguments["home"], plan=budget.price if budget is not None else "growth")
+    try:
+        _adopt_delivered(journal, client)
+        work = plan_work(prepared, journal, **{k: arguments[k] for k in _PLANNING})
+    except BaseException:
+        journal.close()
+        raise
+    return Call(
+        resolved, work, journal, arguments["backend"], arguments["prefix"], arguments["options"]
+    )
+
+
+#: enrich's arguments that decide what is already known (see :func:`plan_work`).
+_PLANNING = ("cache", "max_age", "refresh", "retry_failed", "resend_unknown")
+
+
+def _adopt_delivered(journal: Journal, client: Any) -> None:
+    """Before planning: unknown batches that a recorded webhook delivery explains are put
+    back in flight, so this call collects them instead of reporting them unknown again."""
+    runs, batches, _ = journal.adoptable()
+    if not runs or not batches:
+        return
+
+    async def adopt() -> None:
+        aclient = _client(client).async_twin()
+        try:
+            await adopt_delivered(journal, aclient)
+        finally:
+            await aclient.aclose()
+
+    run_sync(adopt)
+
+
+def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
+    by_key = complete(call.plan.to_send, results)
+    by_group = dict(call.plan.known)
+    for key, result in by_key.items():
+        g = call.plan.group_of.get(key)
+        if g is not None:
+            by_group[g] = result
+    return merge(df, call.plan.prepared, by_group, call.prefix)
+
+
+def _backend_kwargs(
+    call: Call, client: Any, budget: Budget, progress: Any, concurrency: int | None
+) -> dict[str, Any]:
+    kwargs = dict(call.options)
+    if concurrency is not None:
+        kwargs["concurrency"] = concurrency
+    return {
+        "client": client,
+        "guard": budget.guard(),
+        "journal": call.journal,
+        "progress": make_progress(
+            progress, len(call.plan.to_send), f"{call.routine.id} ({call.backend})"
+        ),
+        "plan": budget.price,
+        **kwargs,
+    }
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    from claynb._connect import connect
+
+    return connect()
+
+
+def enrich(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
+    budget: Budget | None = None,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    backend: str = "direct",
+    progress: bool | str = True,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+    overwrite: bool = False,
+    home: str | Path | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Enrich every row of ``df`` with ``routine``; a new DataFrame (``df`` is untouched).
+
+    ``inputs`` maps the routine's inputs to columns (``{"email": "Email"}``); when omitted,
+    columns named like the inputs are used. ``client`` defaults to :func:`claynb.connect`.
+    ``budget`` caps what this call (and every other call sharing the Budget object) may
+    spend. ``cache=False`` ignores cached answers (new answers are still stored);
+    ``max_age`` (seconds or a timedelta) re-enriches answers older than that;
+    ``refresh=True`` re-enriches everything. ``retry_failed=True`` re-sends rows on the
+    dead-letter list (see :func:`claynb.failures`). Rows whose earlier send has an unknown
+    outcome (a timeout, a dropped connection: Clay may have run and charged them) are
+    never re-sent on their own: they are collected once a run-finished webhook recorded by
+    a :class:`claynb.WebhookReceiver` names their run, and otherwise stay ``unknown`` until
+    ``resend_unknown=True`` sends them again, accepting that Clay may charge them twice.
+    ``progress`` is True (a tqdm bar in Jupyter or a terminal, plain text lines elsewhere),
+    False, or "bar" / "text"; ``concurrency`` is how many runs are in flight at once.
+    Other keyword arguments go to the backend (for "direct": ``batch_size``,
+    ``poll_interval``, ``poll_max_interval``, ``poll_timeout``, ``webhook``,
+    ``unknown_wait``, and ``max_attempts``: the POSTs a row may ride in, the client's
+    retries included, default the client's ``RetryPolicy.max_sends_per_item``).
+
+    Returns every input column, ``clay_<field>`` per result field, and ``clay_status``
+    (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
+    ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row).
+    When ``df`` already has columns the output would write (it was enriched before), the
+    call stops before sending anything and names them: pass ``prefix`` (instead of
+    ``"clay_"``) to write elsewhere, or ``overwrite=True`` to replace them.
+    """
+    call = _setup(locals())
+    try:
+        results: list[ItemResult] = []
+        if call.plan.to_send:
+            budget = budget if budget is not None else Budget()
+            kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
+            with kwargs["progress"]:
+                results = get_backend(backend)(call.routine, call.plan.to_send, **kwargs)
+        return _finish(df, call, results)
+    finally:
+        call.journal.close()
+
+
+async def enrich_async(
+    df: pd.DataFrame,
+    routine: str | Routine,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
+    budget: Budget | None = None,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    backend: str = "direct",
+    progress: bool | str = True,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+    prefix: str = DEFAULT_PREFIX,
+    overwrite: bool = False,
+    home: str | Path | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """:func:`enrich` for async code: ``out = await claynb.enrich_async(df, ...)``.
+
+    Backends that have a ``run_async`` are awaited on the running loop; others run in a
+    worker thread so the loop is never blocked.
+    """
+    call = _setup(locals())
+    try:
+        results: list[ItemResult] = []
+        if call.plan.to_send:
+            budget = budget if budget is not None else Budget()
+            kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
+            fn = get_backend(backend)
+            run_async = getattr(inspect.getmodule(fn), "run_async", None)
+            with kwargs["progress"]:
+                if run_async is not None:
+                    results = await run_async(call.routine, call.plan.to_send, **kwargs)
+                else:
+                    results = await asyncio.to_thread(fn, call.routine, call.plan.to_send, **kwargs)
+        return _finish(df, call, results)
+    finally:
+        call.journal.close()
+
+
+def failures(
+    routine: str | Routine | None = None, *, home: str | Path | None = None
+) -> pd.DataFrame:
+    """The dead-letter list: rows that failed, with their inputs, error and attempts.
+
+    ``enrich(..., retry_failed=True)`` re-sends exactly these rows (those in its frame).
+    """
+    routine_id = routine.id if isinstance(routine, Routine) else routine
+    with Journal.open(home) as journal:
+        rows = journal.failures(routine_id)
+    columns = ["routine", "key", "inputs", "error", "attempts", "first_at", "last_at", "run_id"]
+    frame = pd.DataFrame(
+        [
+            [f.routine, f.key, f.inputs, f.error, f.attempts, f.first_at, f.last_at, f.run_id]
+            for f in rows
+        ],
+        columns=columns,
+    )
+    for col in ("first_at", "last_at"):
+        frame[col] = pd.to_datetime(frame[col].astype("float64"), unit="s", utc=True)
+    return frame
+
+
+def ledger(home: str | Path | None = None) -> Ledger:
+    """The ledger of every charge claynb recorded under ``CLAYNB_HOME`` (or ``home``)."""
+    with Journal.open(home) as journal:
+        return Ledger(journal.read(charges_frame), journal.read(quota_frame))

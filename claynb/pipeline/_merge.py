@@ -1,0 +1,111 @@
+"""Results back into a frame: every row answered from its group, in the frame's own order.
+
+:func:`merge` fans one :class:`~claynb.pipeline._work.ItemResult` per group of identical
+rows back out to every row, keeping the frame's index and order: ``clay_<field>`` per
+result field, then the status columns. The first row of a group carries the cost, its
+duplicates show 0, so each cost column sums to what was charged. Columns are built as
+whole arrays (one per field), never row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from claynb._routines import Routine
+from claynb.pipeline._normalise import Prepared
+from claynb.pipeline._work import STATUSES, ItemResult, Status, WorkItem
+
+#: What every output column's name starts with, unless the caller chooses another prefix.
+DEFAULT_PREFIX = "clay_"
+#: The columns written after the result fields, each behind the prefix.
+STATUS_FIELDS = ("status", "error", "actions", "data_credits")
+
+
+def output_columns(routine: Routine, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The columns ``merge`` writes for ``routine``: result fields, then the status ones."""
+    return [prefix + name for name in (*routine.fields, *STATUS_FIELDS)]
+
+
+def check_columns(
+    df: pd.DataFrame, routine: Routine, prefix: str = DEFAULT_PREFIX, overwrite: bool = False
+) -> None:
+    """Refuse, before anything is sent, to write over columns the frame already has.
+
+    A frame enriched once, or exported from a tool that uses the same names, would have
+    its own values silently replaced; the caller picks another ``prefix`` or says
+    ``overwrite=True``.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
+    taken = [column for column in output_columns(routine, prefix) if column in df.columns]
+    if taken and not overwrite:
+        shown = ", ".join(map(repr, taken[:8])) + (", ..." if len(taken) > 8 else "")
+        raise ValueError(
+            f"the frame already has {len(taken)} column(s) that enrich would write: {shown}. "
+            f"Pass prefix= to write elsewhere (e.g. prefix={prefix + 'new_'!r}), or "
+            "overwrite=True to replace them"
+        )
+
+
+def complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
+    """One result per item, whatever the backend returned: a missing one is ``unknown``."""
+    by_key = {r.key: r for r in results if r.status in STATUSES}
+    for item in items:
+        if item.key not in by_key:
+            by_key[item.key] = ItemResult(
+                item.key,
+                Status.UNKNOWN,
+                attempts=0,
+                error="the backend returned no result for this row",
+            )
+    return by_key
+
+
+def _text_dtype() -> Any:
+    """The dtype read_csv gives text: "str" on pandas 3; object on pandas 2, where "str"
+    means NumPy strings and would turn a missing value into the text 'None'."""
+    return "str" if int(pd.__version__.split(".")[0]) >= 3 else object
+
+
+def _column(values: list[Any], codes: np.ndarray) -> Any:
+    """Per-group values fanned out to rows, as a pandas array with a sensible dtype."""
+    groups = np.empty(len(values), dtype=object)
+    groups[:] = values
+    rows = groups[codes] if len(codes) else np.empty(0, dtype=object)
+    present = [v for v in values if v is not None]
+    if not present:
+        return pd.array(rows, dtype=object)
+    if pd.api.types.infer_dtype(present, skipna=True) == "string":
+        return pd.array(rows, dtype=_text_dtype())
+    try:
+        return pd.array(rows)  # nullable Int64 / Float64 / boolean keep ints as ints
+    except (TypeError, ValueError):
+        return pd.array(rows, dtype=object)
+
+
+def merge(
+    df: pd.DataFrame,
+    prepared: Prepared,
+    by_group: Mapping[int, ItemResult],
+    prefix: str = DEFAULT_PREFIX,
+) -> pd.DataFrame:
+    """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field and the
+    status columns, every row answered from its group's result, in ``df``'s order and index."""
+    routine, codes = prepared.routine, prepared.codes
+    results = [by_group[g] for g in range(len(prepared.keys))]
+    cols: dict[str, Any] = {}
+    for name in routine.fields:
+        cols[prefix + name] = _column(
+            [r.result.get(name) if r.result else None for r in results], codes
+        )
+    cols[prefix + "status"] = _column([str(r.status) for r in results], codes)
+    cols[prefix + "error"] = _column([r.error for r in results], codes)
+    first = prepared.first
+    for meter in ("actions", "data_credits"):
+        per_group = np.array([getattr(r.cost, meter) for r in results], dtype="float64")
+        cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
+    return df.assign(**cols)

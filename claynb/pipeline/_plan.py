@@ -1,0 +1,125 @@
+"""What an enrich call will do, worked out before anything is sent.
+
+:func:`resolve_routine` finds the routine (by id in the client's catalogue, or as given);
+:func:`plan_work` answers every group of rows that needs no request (invalid inputs,
+cached answers, rows on the dead-letter list, rows whose earlier send has an unknown
+outcome) and lists the items that do. ``enrich`` sends that list; ``estimate`` prices it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from claynb._routines import DEFAULT_ROUTINES, Routine
+from claynb.pipeline._cache import max_age_seconds
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._normalise import Prepared
+from claynb.pipeline._work import ItemResult, Status, WorkItem
+
+
+def catalogue_of(client: Any) -> Mapping[str, Routine]:
+    """The routines a client knows: its emulator's catalogue (``client.emulator``, set by
+    :func:`claynb.connect`, or an :class:`claynb.Emulator` itself), else the default one."""
+    for owner in (client, getattr(client, "emulator", None)):
+        routines = getattr(owner, "routines", None)
+        if isinstance(routines, Mapping) and routines:
+            return routines
+    return DEFAULT_ROUTINES
+
+
+def resolve_routine(routine: str | Routine, client: Any = None) -> Routine:
+    """A Routine object by id (a ValueError naming the known ids) or as given."""
+    if isinstance(routine, Routine):
+        return routine
+    catalogue = catalogue_of(client)
+    if routine in catalogue:
+        return catalogue[routine]
+    known = ", ".join(sorted(catalogue))
+    raise ValueError(
+        f"unknown routine {routine!r}; known routines: {known} "
+        f"(or pass a claynb.Routine describing your own)"
+    )
+
+
+@dataclass
+class WorkPlan:
+    """What a call will do: answers already known per group, and the items to send."""
+
+    prepared: Prepared
+    known: dict[int, ItemResult] = field(default_factory=dict)
+    to_send: list[WorkItem] = field(default_factory=list)
+    group_of: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.known.values() if r.status == status)
+
+
+def plan_work(
+    prepared: Prepared,
+    journal: Journal,
+    *,
+    cache: bool = True,
+    max_age: timedelta | float | None = None,
+    refresh: bool = False,
+    retry_failed: bool = False,
+    resend_unknown: bool = False,
+) -> WorkPlan:
+    """Answer every group that needs no request; list the items that do. Sends nothing."""
+    routine, plan = prepared.routine, WorkPlan(prepared)
+    for g, reason in enumerate(prepared.reasons):
+        if reason is not None:
+            plan.known[g] = ItemResult(
+                f"invalid:{g}", Status.INVALID_INPUT, error=reason, attempts=0
+            )
+    plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
+    keys = list(plan.group_of)
+    if cache and not refresh:
+        for key, hit in journal.cached(
+            routine.id, keys, max_age_s=max_age_seconds(max_age)
+        ).items():
+            plan.known[plan.group_of[key]] = ItemResult(key, Status.CACHED, hit.result, attempts=0)
+    pending = [k for k in keys if plan.group_of[k] not in plan.known]
+    _known_unknowns(plan, journal, pending, resend_unknown)
+    _known_failures(plan, journal, pending, retry_failed)
+    plan.to_send = [
+        WorkItem(k, prepared.inputs[plan.group_of[k]])
+        for k in keys
+        if plan.group_of[k] not in plan.known
+    ]
+    return plan
+
+
+def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: bool) -> None:
+    routine = plan.prepared.routine.id
+    journal.recover(routine)
+    unknown = journal.unknown_keys(routine, keys)
+    if resend:
+        journal.forget_unknown(routine, list(unknown))
+        return
+    for key, why in unknown.items():
+        plan.known[plan.group_of[key]] = ItemResult(
+            key,
+            Status.UNKNOWN,
+            attempts=0,
+            error=f"{why}; not re-sent, since Clay may already have charged it: "
+            "pass resend_unknown=True to send it again",
+        )
+
+
+def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bool) -> None:
+    if retry:
+        return
+    for failure in journal.failures(plan.prepared.routine.id, keys):
+        g = plan.group_of[failure.key]
+        if g in plan.known:
+            continue
+        plan.known[g] = ItemResult(
+            failure.key,
+            Status.FAILED,
+            attempts=0,
+            error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
+            "not re-sent: pass retry_failed=True to send it again",
+        )

@@ -1,0 +1,94 @@
+"""The same Clay answers read the same in every tier.
+
+The direct, queue and event tiers reach Clay three different ways, but each row's
+``clay_status`` must not depend on which one sent it. Each tier here enriches the same
+frame against its own emulator, seeded and metered alike, so Clay gives every tier the
+same item answers: matches on fields the client's catalogue does not list, misses, items
+Clay did not run because its credits ran out, items Clay failed, and rows never sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import claynb
+from claynb import Provider, Routine
+
+#: The client's idea of a workspace routine: it lists ``industry``; the emulator answers with
+#: a field of its own (``value``), as a routine changed in the workspace would.
+ACME = Routine("acme-lookup", ("domain",), ("industry",), (Provider("acme-db", 0.6, 1.0),))
+#: The same routine id as the workspace has it, needing an input the client does not send:
+#: Clay fails every item ("missing input").
+ACME_WANTS_MORE = Routine(
+    "acme-lookup", ("domain", "linkedin_url"), ("industry",), (Provider("acme-db", 0.6, 1.0),)
+)
+
+
+def leads() -> pd.DataFrame:
+    domains = [f"Company{i}.com" for i in range(30)]
+    domains += ["company3.com", "https://www.company7.com/about", "not a domain"]
+    return pd.DataFrame({"Domain": domains}, index=pd.RangeIndex(500, 500 + len(domains)))
+
+
+def enrich_everywhere(
+    make_emulator: Any,
+    tmp_path: Path,
+    redis_url: str,
+    nats_url: str,
+    workspace: Routine,
+    data_credits_left: float | None = None,
+) -> dict[str, pd.DataFrame]:
+    outs: dict[str, pd.DataFrame] = {}
+    options: dict[str, dict[str, Any]] = {
+        "direct": {"concurrency": 1},
+        "queue": {"redis_url": redis_url, "queue": f"agree-{uuid.uuid4().hex[:8]}", "workers": 1},
+        "events": {"bus_url": nats_url, "linger_s": 1.0, "timeout": 120},
+    }
+    for backend, extra in options.items():
+        emu = make_emulator(seed=5, routines={workspace.id: workspace})
+        if data_credits_left is not None:
+            emu.set_credits(data_credits_left=data_credits_left)
+        client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+        outs[backend] = claynb.enrich(
+            leads(),
+            ACME,
+            {"domain": "Domain"},
+            client=client,
+            backend=backend,
+            batch_size=100,  # one run: Clay runs its items in order, so meters agree too
+            home=tmp_path / backend,
+            progress=False,
+            **extra,
+        )
+        assert outs[backend]["clay_data_credits"].sum() == emu.meters()["data_credits_used"]
+    return outs
+
+
+def test_matches_misses_and_items_clay_did_not_run_read_the_same_everywhere(
+    make_emulator: Any, tmp_path: Path, redis_url: str, nats_url: str
+) -> None:
+    outs = enrich_everywhere(
+        make_emulator, tmp_path, redis_url, nats_url, ACME, data_credits_left=8
+    )
+    direct = outs["direct"]["clay_status"]
+    assert set(direct) == {"enriched", "no_match", "over_budget", "invalid_input"}
+    assert outs["direct"]["clay_data_credits"].sum() == 8  # what Clay had, then it stopped
+    for backend in ("queue", "events"):
+        pd.testing.assert_series_equal(outs[backend]["clay_status"], direct, obj=backend)
+        pd.testing.assert_series_equal(
+            outs[backend]["clay_data_credits"], outs["direct"]["clay_data_credits"], obj=backend
+        )
+
+
+def test_items_clay_failed_read_the_same_everywhere(
+    make_emulator: Any, tmp_path: Path, redis_url: str, nats_url: str
+) -> None:
+    outs = enrich_everywhere(make_emulator, tmp_path, redis_url, nats_url, ACME_WANTS_MORE)
+    for backend, out in outs.items():
+        sent = out[out["clay_status"] != "invalid_input"]
+        assert (sent["clay_status"] == "failed").all(), backend
+        assert sent["clay_error"].str.contains("Clay: missing input 'linkedin_url'").all(), backend
