@@ -156,6 +156,31 @@ def test_the_heatmap_repaints_in_place_as_a_full_draw_would() -> None:
     assert differ < 1e-4, f"{differ:.3%} of the pixels differ"
 
 
+def test_the_simulator_repaints_in_place_as_a_full_draw_would() -> None:
+    from claynb.sim._pictures import SimulatorPicture, canvas_png
+    from claynb.sim._views import simulate_tiers
+
+    memo: dict = {}
+    before = simulate_tiers({"volume_per_day": 60_000, "monthly_budget_usd": 3_000.0}, memo)
+    after = simulate_tiers({"volume_per_day": 2_000, "slo_s": 60.0}, memo)
+    moved = simulate_tiers({"volume_per_day": 2_000, "slo_s": 90.0}, memo)
+    picture = SimulatorPicture()
+    picture.show(before)
+    picture.png()  # something else first: nothing of it may remain
+    for results in (after, moved):  # a new frame, then the SLO alone on the same frame
+        picture.show(results)
+        blitted = _pixels(picture.png())
+        full = SimulatorPicture()
+        full.show(results)
+        for artist in full.changing:
+            artist.set_animated(False)
+        full._canvas.draw()
+        drawn = _pixels(canvas_png(full._canvas))
+        assert blitted.shape == drawn.shape
+        differ = np.any(blitted != drawn, axis=2).mean()
+        assert differ < 1e-4, f"{differ:.3%} of the pixels differ"
+
+
 @pytest.mark.parametrize("kind", ["simulator", "matrix"])
 def test_a_redraw_in_place_leaves_nothing_of_the_last_picture(kind: str) -> None:
     if kind == "simulator":

@@ -19,6 +19,7 @@ from claynb.sim._tiers import TIERS
 from claynb.sim._units import count_formatter, money_formatter
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -53,6 +54,12 @@ class SimulatorPicture:
     Its own Agg canvas, no pyplot (nothing left open for a notebook to show again), fixed
     title positions and a fixed layout: a redraw sets data and renders, it does not build
     axes, ticks and legends again, nor measure labels.
+
+    The ticks and their labels are most of a render, and they change only with the axes'
+    limits: the figure without its changing artists is kept as a background for the limits
+    it was drawn at, and a redraw that leaves every limit where it was (the SLO moved; a
+    re-simulation that fills the same range) paints only those artists onto it (blitting).
+
     """
 
     def __init__(self) -> None:
@@ -77,6 +84,29 @@ class SimulatorPicture:
         self.bars = [self.cost.bar(list(TIERS), zero, label=name) for name in COST_LINES]
         self.budget = self.cost.axhline(0.0, color="crimson", ls="--", label="Clay budget")
         axes[1][2].axis("off")
+        self._frame: tuple[object, ...] | None = None  # the limits the background has
+        self._background: object = None
+        self._show_budget(False)
+        self._animate()
+
+    def _animate(self) -> None:
+        for artist in self.changing:
+            artist.set_animated(True)
+
+    @property
+    def changing(self) -> list[Artist]:
+        """What a redraw paints over the background, panel by panel."""
+        depth, cost = self.depth[0].axes, self.cost
+        return [
+            *(a for panel in self.latency for a in panel.changing),
+            *self.depth,
+            *depth.spines.values(),
+            depth.get_legend(),
+            *(bar for bars in self.bars for bar in bars),
+            self.budget,
+            *cost.spines.values(),
+            cost.get_legend(),
+        ]
 
     def show(self, results: list[SimResult]) -> None:
         for panel, result in zip(self.latency, results, strict=True):
@@ -102,13 +132,28 @@ class SimulatorPicture:
             bottom = bottom + heights
         budget = results[0].monthly_budget_usd
         self.budget.set_ydata([budget or 0.0] * 2)
-        self.budget.set_visible(bool(budget))
-        handles = [*self.bars, self.budget] if budget else list(self.bars)
-        self.cost.legend(handles=handles, fontsize=8, loc="upper left")
+        if self.budget.get_visible() != bool(budget):
+            self._show_budget(bool(budget))
         self.cost.relim(visible_only=True)
         self.cost.autoscale_view()
 
+    def _show_budget(self, shown: bool) -> None:
+        """The budget line and its legend entry, only where there is a budget."""
+        self.budget.set_visible(shown)
+        handles = [*self.bars, self.budget] if shown else list(self.bars)
+        self.cost.legend(handles=handles, fontsize=8, loc="upper left").set_animated(True)
+
     def png(self) -> bytes:
-        """The figure as it stands, as PNG bytes."""
-        self._canvas.draw()
+        """The figure as it stands, as PNG bytes: the changing artists over the background,
+        which is drawn again only where an axes' limits moved."""
+        frame = tuple((ax.get_xlim(), ax.get_ylim()) for ax in self.figure.axes)
+        if frame != self._frame:
+            self._canvas.draw()  # everything but the changing artists
+            self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+            self._frame = frame
+        self._canvas.restore_region(self._background)
+        for ax in self.figure.axes:
+            mine = [a for a in self.changing if a.axes is ax]
+            for artist in sorted(mine, key=lambda a: float(a.get_zorder())):
+                ax.draw_artist(artist)
         return canvas_png(self._canvas)

@@ -22,6 +22,7 @@ from claynb.sim._tiers import ClayBehaviour, Tier
 from claynb.sim._units import count_formatter, duration, duration_axis, money, money_formatter
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -369,6 +370,20 @@ class LatencyPanel:
         ax.set_xlabel("latency, arrival to result")
         ax.set_ylabel("leads")
         self.legend = ax.legend(loc="upper right", fontsize=8)
+
+    @property
+    def changing(self) -> list[Artist]:
+        """What ``show`` changes, with the title, the legend and the frame drawn over them."""
+        ax = self.ax
+        return [
+            self.bars,
+            *self.marks,
+            *self.names,
+            self.target,
+            ax.title,
+            self.legend,
+            *ax.spines.values(),
+        ]
 
     def show(self, result: SimResult) -> None:
         lat = result.completed_latency_s
