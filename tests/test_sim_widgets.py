@@ -161,13 +161,16 @@ def test_the_simulator_repaints_in_place_as_a_full_draw_would() -> None:
     from claynb.sim._views import simulate_tiers
 
     memo: dict = {}
-    before = simulate_tiers({"volume_per_day": 60_000, "monthly_budget_usd": 3_000.0}, memo)
-    after = simulate_tiers({"volume_per_day": 2_000, "slo_s": 60.0}, memo)
-    moved = simulate_tiers({"volume_per_day": 2_000, "slo_s": 90.0}, memo)
     picture = SimulatorPicture()
-    picture.show(before)
+    picture.show(simulate_tiers({"volume_per_day": 60_000, "monthly_budget_usd": 3_000.0}, memo))
     picture.png()  # something else first: nothing of it may remain
-    for results in (after, moved):  # a new frame, then the SLO alone on the same frame
+    for settings in (  # every panel moves; then some panels; then the SLO and the workers
+        {"volume_per_day": 2_000, "slo_s": 60.0},
+        {"volume_per_day": 2_000, "slo_s": 90.0},
+        {"volume_per_day": 2_000, "slo_s": 90.0, "workers": 1},
+        {"volume_per_day": 200_000, "plan": "launch"},
+    ):
+        results = simulate_tiers(settings, memo)
         picture.show(results)
         blitted = _pixels(picture.png())
         full = SimulatorPicture()
