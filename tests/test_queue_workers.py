@@ -30,6 +30,18 @@ def _queue(redis_url: str, emu: Any, **options: Any) -> LeadQueue:
     )
 
 
+def _pool(redis_url: str, lq: LeadQueue, emu: Any, **options: Any) -> WorkerPool:
+    """Workers on ``lq``'s queue for ``emu``, reading its meters for what items cost."""
+    return WorkerPool(
+        redis_url,
+        queues=[lq.name],
+        api_key=emu.api_key,
+        base_url=emu.url,
+        emulator_admin_url=emu.admin_url,
+        **options,
+    )
+
+
 def _assert_each_lead_once_and_paid_once(out: Any, emu: Any, n: int) -> None:
     meters = emu.meters()
     assert len(out) == n and out["lead"].is_unique
@@ -61,16 +73,7 @@ def _worker_pid_running_sent_batch(conn: Any, lq: LeadQueue, timeout: float) -> 
 
 def _two_workers(redis_url: str, lq: LeadQueue, emu: Any, lease_s: float) -> WorkerPool:
     """Two workers polling every 0.1 s, holding leases of ``lease_s``."""
-    return WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=2,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        poll_interval_s=0.1,
-        lease_s=lease_s,
-    )
+    return _pool(redis_url, lq, emu, n=2, poll_interval_s=0.1, lease_s=lease_s)
 
 
 def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
@@ -132,17 +135,7 @@ def test_a_5xx_to_a_run_post_is_never_re_sent_by_rq_retries(
     lq = _queue(redis_url, emu, retries=12, backoff_s=(0,), batch_size=10)  # ten POSTs
     df = synthetic_leads(100, seed=6)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=2,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        poll_interval_s=0.02,
-        max_attempts=3,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=2, poll_interval_s=0.02, max_attempts=3, burst=True) as pool:
         out = lq.wait(sub, timeout=60)
         pool.wait(timeout=20)
     meters = emu.meters()
@@ -167,16 +160,7 @@ def test_dead_letters_can_be_listed_inspected_and_requeued(
     lq = _queue(redis_url, emu, retries=1, backoff_s=(0,), batch_size=50)
     df = synthetic_leads(100, seed=7)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        poll_interval_s=0.02,
-        max_attempts=1,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=1, poll_interval_s=0.02, max_attempts=1, burst=True) as pool:
         pool.wait(timeout=30)
     letters = dead_letters(lq.conn, lq.name)
     assert sorted(d.job_id for d in letters) == sorted(sub.batch_ids)
@@ -188,15 +172,7 @@ def test_dead_letters_can_be_listed_inspected_and_requeued(
 
     emu.set_credits(left["actions_left"], left["data_credits_left"])
     assert sorted(requeue_dead_letters(lq.conn, lq.name)) == sorted(sub.batch_ids)
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        poll_interval_s=0.02,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=1, poll_interval_s=0.02, burst=True) as pool:
         out = lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
     assert dead_letters(lq.conn, lq.name) == []
@@ -209,16 +185,7 @@ def test_a_worker_never_sees_the_api_key_in_redis(redis_url: str, make_emulator:
     sub = lq.enqueue_frame(
         synthetic_leads(30, seed=8), inputs={"email": "Email"}, id_column="Lead ID"
     )
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        poll_interval_s=0.02,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=1, poll_interval_s=0.02, burst=True) as pool:
         lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
         assert emu.api_key not in repr(pool)
@@ -243,15 +210,7 @@ def test_worker_refuses_a_batch_for_another_clay(redis_url: str, make_emulator: 
     sub = lq.enqueue_frame(
         synthetic_leads(5, seed=9), inputs={"email": "Email"}, id_column="Lead ID"
     )
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=1, burst=True) as pool:
         pool.wait(timeout=30)
     (letter,) = dead_letters(lq.conn, lq.name)
     assert letter.job_id == sub.batch_ids[0] and "CLAY_BASE_URL" in letter.reason
@@ -281,15 +240,7 @@ def test_an_empty_budget_parks_leads_until_it_is_raised(
     sub = lq.enqueue_frame(
         synthetic_leads(40, seed=seed), inputs={"email": "Email"}, id_column="Lead ID"
     )
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        poll_interval_s=0.02,
-    ):
+    with _pool(redis_url, lq, emu, n=1, poll_interval_s=0.02):
         from claynb.queue import snapshot
 
         def parked() -> bool:  # the over-budget leads are waiting: scheduled or dead-lettered
@@ -322,15 +273,7 @@ def test_a_job_timeout_resumes_the_same_run_instead_of_sending_again(
     sub = lq.enqueue_frame(
         synthetic_leads(20, seed=13), inputs={"email": "Email"}, id_column="Lead ID"
     )
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        poll_interval_s=0.1,
-    ):
+    with _pool(redis_url, lq, emu, n=1, poll_interval_s=0.1):
         out = lq.wait(sub, timeout=60)
     from rq.job import Job
 
@@ -375,15 +318,7 @@ def test_a_send_cut_off_midway_is_reported_unknown_never_resent(
         == 10
     )
     assert lq.store.begin_send(batch.id)
-    with WorkerPool(
-        redis_url,
-        queues=[lq.name],
-        n=1,
-        api_key=emu.api_key,
-        base_url=emu.url,
-        emulator_admin_url=emu.admin_url,
-        burst=True,
-    ) as pool:
+    with _pool(redis_url, lq, emu, n=1, burst=True) as pool:
         out = lq.wait(sub, timeout=30)
         pool.wait(timeout=20)
     assert set(out["status"]) == {"unknown"} and out["error"].str.contains("not sent again").all()
