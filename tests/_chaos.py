@@ -1,0 +1,247 @@
+"""Chaos scenarios: parts of the queue and event tiers killed mid-run, for real.
+
+Each scenario runs real processes (RQ workers, redis-server, nats-server, the emulator on
+loopback), breaks one of them with a real signal while leads are in flight, lets the tier
+recover on its own, and returns what happened. :func:`check` is the one judgement every
+scenario gets, from the emulator's own per-lead charges:
+
+- no lead lost: every lead has exactly one outcome, and it is an answer (enriched or
+  no match) or, with a budget, ``over_budget``; never ``unknown``, never missing;
+- none charged twice: no inputs were charged more than once by Clay;
+- no cap crossed: what Clay charged is within the budget's cap;
+- every charge reached its lead: each charged item's lead got its answer.
+
+The tests in ``test_chaos_*.py`` assert these; ``benchmarks/chaos.py`` runs the same
+scenarios and prints the figures (leads, charges, time to recover).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from claynb import Emulator
+from claynb.queue import JobOptions, LeadQueue, RedisBudgetGuard, WorkerPool
+from claynb.queue._demo import synthetic_leads
+from claynb.services.redis import RedisServer
+
+ANSWERS = {"enriched", "no_match"}
+
+
+@dataclass
+class Figures:
+    """What one scenario did: its leads' statuses, Clay's charges and the recovery time."""
+
+    scenario: str
+    leads: int
+    statuses: dict[str, int]
+    charged_items: int
+    charged_twice: int
+    data_credits: float
+    cap: float | None
+    recover_s: float
+    unanswered: list[str] = field(default_factory=list)
+    #: Workers a supervised pool started in place of dead ones (queue tier).
+    replaced: int = 0
+
+    def row(self) -> str:
+        cap = "-" if self.cap is None else f"{self.cap:g}"
+        return (
+            f"{self.scenario:<44} {self.leads:>6} {self.charged_items:>8} "
+            f"{self.charged_twice:>6} {self.data_credits:>8g} {cap:>6} {self.recover_s:>9.1f}"
+            f"  {dict(sorted(self.statuses.items()))}"
+        )
+
+
+HEADER = (
+    f"{'scenario':<44} {'leads':>6} {'charged':>8} {'twice':>6} {'credits':>8} {'cap':>6} "
+    f"{'recover_s':>9}  statuses"
+)
+
+
+def check(fig: Figures) -> None:
+    """The judgement every scenario gets (see the module docstring)."""
+    allowed = ANSWERS | ({"over_budget"} if fig.cap is not None else set())
+    assert sum(fig.statuses.values()) == fig.leads, f"{fig.scenario}: leads lost {fig.statuses}"
+    assert set(fig.statuses) <= allowed, f"{fig.scenario}: {fig.statuses}"
+    assert fig.charged_twice == 0, f"{fig.scenario}: {fig.charged_twice} items charged twice"
+    assert not fig.unanswered, f"{fig.scenario}: charged but unanswered {fig.unanswered[:5]}"
+    if fig.cap is not None:
+        assert fig.data_credits <= fig.cap, f"{fig.scenario}: {fig.data_credits} > {fig.cap}"
+
+
+def charges_by_key(emu: Any) -> Counter[str]:
+    """How often Clay charged each item (by its inputs' key): the emulator's own meters."""
+    return Counter(str(c["inputs_key"]) for c in emu.meters()["charges"])
+
+
+def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# -- the queue tier ----------------------------------------------------------------------
+
+
+@dataclass
+class QueueRig:
+    """An emulator, a persisting Redis, a supervised pool of two workers and a queue."""
+
+    emu: Any
+    server: RedisServer
+    conn: Any
+    lq: LeadQueue
+    pool: WorkerPool
+    guard: RedisBudgetGuard | None
+
+    def batches_in(self, state: str) -> int:
+        return sum(1 for s in self.lq.store.states(self._batch_ids) if s == state)
+
+    _batch_ids: list[str] = field(default_factory=list)
+
+
+def queue_rig(
+    workdir: Path, *, latency_s: float, cap: float | None = None, workers: int = 2
+) -> QueueRig:
+    emu = Emulator(run_latency_s=latency_s, plan="growth")
+    emu.start()
+    server = RedisServer(state_dir=workdir / "redis").start()
+    conn = redis.Redis.from_url(server.url)
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    guard = RedisBudgetGuard(conn, name, data_credits=cap) if cap is not None else None
+    lq = LeadQueue(
+        "enrich-person",
+        connection=conn,
+        name=name,
+        base_url=emu.url,
+        batch_size=25,
+        budget=name if cap is not None else None,
+        options=JobOptions(retries=10, backoff_s=(1,), on_budget="report"),
+    )
+    pool = WorkerPool(
+        server.url,
+        queues=[name],
+        n=workers,
+        api_key=emu.api_key,
+        base_url=emu.url,
+        poll_interval_s=0.1,
+        lease_s=1.0,
+    ).start()
+    return QueueRig(emu, server, conn, lq, pool, guard)
+
+
+def stop_queue_rig(rig: QueueRig) -> None:
+    rig.pool.stop()
+    rig.server.stop()
+    rig.emu.stop()
+
+
+def queue_figures(rig: QueueRig, scenario: str, out: Any, recover_s: float) -> Figures:
+    """Judge a queue run: its outcomes (one per lead) against the emulator's charges."""
+    charged = charges_by_key(rig.emu)
+    statuses = Counter(str(s) for s in out["status"])
+    answered = {str(k) for k, s in zip(out["key"], out["status"], strict=True) if s in ANSWERS}
+    meters = rig.emu.meters(charges=False)
+    return Figures(
+        scenario=scenario,
+        leads=len(out),
+        statuses=dict(statuses),
+        charged_items=len(charged),
+        charged_twice=sum(1 for n in charged.values() if n > 1),
+        data_credits=float(meters["data_credits_used"]),
+        cap=rig.guard.status().caps["data_credits"] if rig.guard is not None else None,
+        recover_s=recover_s,
+        unanswered=sorted(set(charged) - answered),
+    )
+
+
+def run_queue_scenario(
+    workdir: Path,
+    scenario: str,
+    fault: Callable[[QueueRig], float],
+    *,
+    leads: int = 300,
+    latency_s: float = 0.5,
+    cap: float | None = None,
+    timeout_s: float = 180.0,
+) -> Figures:
+    """Enqueue ``leads``, break something with ``fault`` (which returns when it is over and
+    says how long the outage was), then wait for every lead; the figures."""
+    rig = queue_rig(workdir, latency_s=latency_s, cap=cap)
+    try:
+        df = synthetic_leads(leads, seed=len(scenario))
+        sub = rig.lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
+        rig._batch_ids = list(sub.batch_ids)
+        fault(rig)
+        healed = time.monotonic()
+        out = rig.lq.wait(sub, timeout=timeout_s)
+        fig = queue_figures(rig, scenario, out, time.monotonic() - healed)
+        fig.replaced = rig.pool.replaced
+        return fig
+    finally:
+        stop_queue_rig(rig)
+
+
+def once_sent(rig: QueueRig, n: int = 1, timeout: float = 60) -> None:
+    """Wait until ``n`` batches have their run started at Clay (leads in flight)."""
+    _until(lambda: rig.batches_in("sent") + rig.batches_in("done") >= n, timeout, "runs in flight")
+
+
+def kill_redis_and_restart(rig: QueueRig, down_s: float = 2.0) -> float:
+    """SIGKILL the Redis server while runs are in flight; start it again on its directory."""
+    once_sent(rig, 2)
+    assert rig.server.pid is not None
+    os.kill(rig.server.pid, signal.SIGKILL)
+    time.sleep(down_s)
+    rig.server.start()
+    return down_s
+
+
+def stop_redis(rig: QueueRig, down_s: float = 4.0) -> float:
+    """SIGSTOP the Redis server (a stalled host) for ``down_s``, then SIGCONT."""
+    once_sent(rig, 2)
+    assert rig.server.pid is not None
+    os.kill(rig.server.pid, signal.SIGSTOP)
+    try:
+        time.sleep(down_s)
+    finally:
+        os.kill(rig.server.pid, signal.SIGCONT)
+    return down_s
+
+
+def kill_one_worker(rig: QueueRig) -> float:
+    once_sent(rig, 2)
+    rig.pool.kill(0)
+    return 0.0
+
+
+def kill_all_workers(rig: QueueRig) -> float:
+    once_sent(rig, 2)
+    for _ in range(len(rig.pool.alive())):
+        rig.pool.kill(0)
+    return 0.0
+
+
+def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
+    """SIGKILL a worker once Clay has charged ``share`` of the budget's cap."""
+    assert rig.guard is not None
+    cap = rig.guard.status().caps["data_credits"] or 0.0
+    _until(
+        lambda: rig.emu.meters(charges=False)["data_credits_used"] >= share * cap,
+        120,
+        f"{share:.0%} of the budget spent",
+    )
+    rig.pool.kill(0)
+    return 0.0
