@@ -146,6 +146,7 @@ class _Reaping:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is None or self.stop_asked:
             return
+        release_dead_scheduler_locks(scheduler.connection, scheduler._queue_names)
         process = scheduler._process
         if process is None or not process.is_alive():
             scheduler.acquire_locks(auto_start=True)
@@ -169,6 +170,40 @@ class _Reaping:
             return bool(super().work(*args, **kwargs))  # type: ignore[misc]
         finally:
             stop.set()
+
+
+# KEYS[1] a scheduler lock; ARGV[1] the holder it must still have. Deleted only if so.
+_RELEASE_IF_HELD_BY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def release_dead_scheduler_locks(conn: Any, queues: Sequence[str]) -> list[str]:
+    """Free the scheduler locks of ``queues`` held by a scheduler that died on this host.
+
+    RQ lets a lock run out (a minute) before another scheduler may take it; until then no
+    retry with backoff and no budget wait is enqueued. A holder on this host whose process
+    is gone (killed with its worker, or ended by a Redis error) is known dead now.
+    A holder on another host is taken at its lock's word. Returns the queues freed.
+    """
+    import socket
+
+    from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+
+    here, freed = socket.gethostname(), []
+    for queue in queues:
+        lock = RQScheduler.get_locking_key(queue)
+        holder = conn.get(lock)
+        if holder is None:
+            continue
+        name = holder.decode() if isinstance(holder, bytes) else str(holder)
+        host, pid = conn.hmget(SCHEDULER_KEY_TEMPLATE % name, "hostname", "pid")
+        if host is None or pid is None or host.decode() != here:
+            continue
+        if not process_alive(int(pid)) and conn.eval(_RELEASE_IF_HELD_BY, 1, lock, name):
+            freed.append(queue)
+    return freed
 
 
 def worker_class(fork: bool = False) -> type:
