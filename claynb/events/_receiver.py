@@ -155,6 +155,9 @@ class Receiver:
         self.publish = publish
         self.clock = clock
         self.stats = ReceiverStats()
+        #: What ``/healthz`` asks: each returns why a part cannot work, or None (the
+        #: enrichment service served beside the receiver adds its reconciler's check).
+        self.checks: list[Callable[[], str | None]] = []
 
     async def webhook(self, request: Request) -> JSONResponse:
         try:
@@ -230,7 +233,12 @@ class Receiver:
         return _answer(self.stats, 200, "accepted")
 
     async def health(self, request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "counts": dict(self.stats.counts)})
+        """200 while every part can work; 503 with the reasons when one cannot."""
+        problems = [p for p in (check() for check in self.checks) if p]
+        body = {"ok": not problems, "counts": dict(self.stats.counts)}
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=503 if problems else 200)
 
 
 def create_receiver_app(receiver: Receiver, lifespan: Any = None) -> Starlette:
