@@ -36,6 +36,9 @@ def scenarios(leads: int, latency: float) -> dict[str, Callable[[Path], _chaos.F
         "worker SIGKILL at 60% of cap 100": lambda d: q(
             d, "worker SIGKILL at 60% of cap 100", _chaos.kill_worker_at_share_of_budget, cap=100
         ),
+        "NATS SIGKILL 3 s while the reconciler lands (webhooks dropped)": lambda d: (
+            _chaos.run_events_nats_outage(d, leads=leads, latency_s=latency)
+        ),
     }
 
 

@@ -245,3 +245,81 @@ def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
     )
     rig.pool.kill(0)
     return 0.0
+
+
+# -- the event tier ----------------------------------------------------------------------
+
+
+def run_events_nats_outage(
+    workdir: Path,
+    scenario: str = "NATS SIGKILL 3 s while the reconciler lands (webhooks dropped)",
+    *,
+    leads: int = 200,
+    latency_s: float = 0.5,
+    down_s: float = 3.0,
+    timeout_s: float = 150.0,
+) -> Figures:
+    """Every webhook dropped, so the reconciler lands every run; NATS (its JetStream on
+    disk) is SIGKILLed once runs are landing and started again ``down_s`` later."""
+    from claynb import ClayClient, Faults
+    from claynb.events import EventTier, ServiceSettings
+    from claynb.pipeline._journal import Journal
+    from claynb.services.nats import NatsServer
+
+    emu = Emulator(run_latency_s=latency_s, plan="growth", faults=Faults(drop_webhook=1.0))
+    emu.start()
+    nats = NatsServer(state_dir=workdir / "nats").start()
+    journal = Journal.open(workdir / "home")
+    settings = ServiceSettings(
+        batch_size=25, linger_s=0.05, reconcile_timeout_s=1.0, reconcile_interval_s=0.3
+    )
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    try:
+        with EventTier(client, bus_url=nats.url, settings=settings, journal=journal) as tier:
+            batch = [(f"lead-{i}", {"email": f"p{i}.x@chaos{i % 7}.com"}) for i in range(leads)]
+            ids = tier.publish_leads("enrich-person", batch)
+            _until(lambda: len(charges_by_key(emu)) >= 25, 60, "runs landing")
+            assert nats.pid is not None
+            os.kill(nats.pid, signal.SIGKILL)
+            time.sleep(down_s)
+            nats.start()
+            healed = time.monotonic()
+            settled = tier.wait(ids, timeout=timeout_s)
+            recover_s = time.monotonic() - healed
+            contacts = dict(tier.collector.contacts)
+            dead = dict(tier.collector.dead)
+        assert settled, f"{scenario}: {leads - len(contacts) - len(dead)} leads unanswered"
+        return _event_figures(emu, scenario, ids, contacts, dead, recover_s)
+    finally:
+        journal.close()
+        nats.stop()
+        emu.stop()
+
+
+def _event_figures(
+    emu: Any,
+    scenario: str,
+    ids: list[str],
+    contacts: dict[str, dict[str, Any]],
+    dead: dict[str, dict[str, Any]],
+    recover_s: float,
+) -> Figures:
+    charged = charges_by_key(emu)
+    statuses: Counter[str] = Counter()
+    for lead_id in ids:
+        if lead_id in contacts:
+            statuses[str(contacts[lead_id]["status"])] += 1
+        elif lead_id in dead:
+            statuses[f"dead:{dead[lead_id].get('kind')}"] += 1
+    answered = {str(c["item_key"]) for c in contacts.values() if c["status"] in ANSWERS}
+    return Figures(
+        scenario=scenario,
+        leads=len(ids),
+        statuses=dict(statuses),
+        charged_items=len(charged),
+        charged_twice=sum(1 for n in charged.values() if n > 1),
+        data_credits=float(emu.meters(charges=False)["data_credits_used"]),
+        cap=None,
+        recover_s=recover_s,
+        unanswered=sorted(set(charged) - answered),
+    )
