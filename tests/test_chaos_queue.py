@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-
 from _chaos import (
     check,
     kill_all_workers,
