@@ -13,6 +13,7 @@ times stretch; the counts do not change.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import _chaos  # noqa: E402 - the suite's scenarios, found through the line abov
 
 def scenarios(leads: int, latency: float) -> dict[str, Callable[[Path], _chaos.Figures]]:
     q = partial(_chaos.run_queue_scenario, leads=leads, latency_s=latency)
+    e = partial(_chaos.run_events_service_restart, leads=leads, latency_s=2 * latency)
     return {
         "redis SIGKILL + restart, cap 120": lambda d: q(
             d, "redis SIGKILL + restart, cap 120", _chaos.kill_redis_and_restart, cap=120
@@ -38,6 +40,16 @@ def scenarios(leads: int, latency: float) -> dict[str, Callable[[Path], _chaos.F
         ),
         "NATS SIGKILL 3 s while the reconciler lands (webhooks dropped)": lambda d: (
             _chaos.run_events_nats_outage(d, leads=leads, latency_s=latency)
+        ),
+        "service SIGKILL, back 3.5 s later": lambda d: e(d, "service SIGKILL, back 3.5 s later"),
+        "service SIGTERM (redeploy)": lambda d: e(
+            d, "service SIGTERM (redeploy)", sig=signal.SIGTERM
+        ),
+        "receiver restart during deliveries": lambda d: e(
+            d, "receiver restart during deliveries", during_deliveries=True, down_s=1.0
+        ),
+        "50% of webhooks dropped": lambda d: e(
+            d, "50% of webhooks dropped", sig=None, drop_webhooks=0.5
         ),
     }
 

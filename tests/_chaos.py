@@ -323,3 +323,124 @@ def _event_figures(
         recover_s=recover_s,
         unanswered=sorted(set(charged) - answered),
     )
+
+
+def _runs_started(emu: Any) -> int:
+    per = emu.meters(charges=False)["per_routine"].get("enrich-person") or {}
+    return int(per.get("runs", 0))
+
+
+def run_events_service_restart(
+    workdir: Path,
+    scenario: str,
+    *,
+    sig: int | None = signal.SIGKILL,
+    leads: int = 300,
+    latency_s: float = 1.0,
+    down_s: float = 3.5,
+    during_deliveries: bool = False,
+    drop_webhooks: float = 0.0,
+    timeout_s: float = 180.0,
+) -> Figures:
+    """``claynb receiver --with-service`` as a real process, sent ``sig`` once runs are in
+    flight (``during_deliveries``: once their webhooks are arriving) and started again
+    ``down_s`` later on the same journal, bus and webhook; ``sig=None``: left alone."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from claynb import Faults
+    from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus
+    from claynb.events._tier import Collector
+    from claynb.services._process import free_port
+    from claynb.services.nats import NatsServer
+
+    emu = Emulator(
+        run_latency_s=latency_s, plan="growth", faults=Faults(drop_webhook=drop_webhooks)
+    )
+    emu.start()
+    nats = NatsServer(state_dir=workdir / "nats").start()
+    port = free_port()
+    hook = emu.create_webhook(f"http://127.0.0.1:{port}/webhooks/clay")
+    namespace = f"chaos{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "CLAY_API_KEY": emu.api_key,
+        "CLAY_BASE_URL": emu.url,
+        "CLAYNB_HOME": str(workdir / "home"),
+        "CLAYNB_WEBHOOK_ID": hook["id"],
+        "CLAYNB_WEBHOOK_SECRET": hook["signingSecret"],
+    }
+    argv = [sys.executable, "-m", "claynb", "receiver", "--with-service", "--port", str(port)]
+    argv += ["--bus-url", nats.url, "--namespace", namespace]
+    log = open(workdir / "service.log", "ab")  # noqa: SIM115 - closed in finally
+
+    def launch() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def healthy() -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    answer = await http.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    if answer.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the service did not come up"
+                await asyncio.sleep(0.2)
+
+    async def play() -> tuple[list[str], Collector, float]:
+        collector = Collector()
+        bus = Bus(nats.url, namespace)
+        await bus.subscribe(CONTACTS, collector.on_contact, "chaos")
+        await bus.subscribe(DEAD_LETTERS, collector.on_dead_letter, "chaos")
+        await bus.start()
+        proc = launch()
+        try:
+            await healthy()
+            ids = []
+            for i in range(leads):
+                lead = {
+                    "lead_id": f"lead-{i}",
+                    "routine": "enrich-person",
+                    "inputs": {"email": f"p{i}.y@restart{i % 9}.com"},
+                    "event_at": time.time(),
+                }
+                await bus.publish(LEADS, lead)
+                ids.append(lead["lead_id"])
+            while _runs_started(emu) < 4:
+                await asyncio.sleep(0.05)
+            if during_deliveries:
+                while not collector.contacts:  # the first runs' webhooks have come in
+                    await asyncio.sleep(0.02)
+            if sig is not None:
+                proc.send_signal(sig)
+                await asyncio.to_thread(proc.wait, 30)
+                await asyncio.sleep(down_s)
+                proc = launch()
+            healed = time.monotonic()
+            while not collector.settled(ids):
+                assert time.monotonic() - healed < timeout_s, (
+                    f"{scenario}: {sum(1 for i in ids if i not in collector.contacts)} "
+                    "leads have no contact"
+                )
+                await asyncio.sleep(0.2)
+            return ids, collector, time.monotonic() - healed
+        finally:
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 30)
+            await bus.stop()
+
+    try:
+        ids, collector, recover_s = asyncio.run(play())
+        return _event_figures(
+            emu, scenario, ids, dict(collector.contacts), dict(collector.dead), recover_s
+        )
+    finally:
+        log.close()
+        nats.stop()
+        emu.stop()
