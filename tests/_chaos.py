@@ -235,7 +235,13 @@ def kill_all_workers(rig: QueueRig) -> float:
 
 
 def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
-    """SIGKILL a worker once Clay has charged ``share`` of the budget's cap."""
+    """SIGKILL a worker once Clay has charged ``share`` of the budget's cap, while its run
+    is in flight (its run id journaled).
+
+    A kill in the instant between the POST and its answer is another scenario: that
+    send's outcome is honestly unknown (see the report of issue 16: not collected yet
+    in the queue tier), and is not what this one measures, the budget's cap.
+    """
     assert rig.guard is not None
     cap = rig.guard.status().caps["data_credits"] or 0.0
     _until(
@@ -243,8 +249,31 @@ def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
         120,
         f"{share:.0%} of the budget spent",
     )
-    rig.pool.kill(0)
+    pid = _worker_polling_a_sent_run(rig, timeout=60)
+    rig.pool.kill(rig.pool.pids().index(pid))
     return 0.0
+
+
+def _worker_polling_a_sent_run(rig: QueueRig, timeout: float) -> int:
+    """The pid of a worker whose job's run was started and is being polled."""
+    from rq import Queue, Worker
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+
+    registry = StartedJobRegistry(queue=Queue(rig.lq.name, connection=rig.conn))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job_id in registry.get_job_ids(cleanup=False):
+            batch = rig.lq.store.load(job_id)
+            if batch is None or batch.state != "sent":
+                continue
+            job = Job.fetch(job_id, connection=rig.conn)
+            key = Worker.redis_worker_namespace_prefix + str(job.worker_name)
+            worker = Worker.find_by_key(key, connection=rig.conn)
+            if worker is not None and worker.pid and int(worker.pid) in rig.pool.pids():
+                return int(worker.pid)
+        time.sleep(0.01)
+    raise AssertionError("no worker was polling a run")
 
 
 # -- the event tier ----------------------------------------------------------------------

@@ -96,6 +96,8 @@ class RunJournal(Protocol):
 
     def recover(self, routine: str | None = None, *, backends: Sequence[str] = ...) -> int: ...
 
+    def forget_unknown(self, routine: str, keys: Sequence[str]) -> None: ...
+
 
 class NoJournal:
     """The journal of a service that keeps none (a test, a throwaway demo): it writes nothing,
@@ -134,6 +136,9 @@ class NoJournal:
 
     def recover(self, routine: str | None = None, *, backends: Sequence[str] = ()) -> int:
         return 0
+
+    def forget_unknown(self, routine: str, keys: Sequence[str]) -> None:
+        return None
 
 
 class LeadState(StrEnum):
@@ -364,12 +369,14 @@ class EnrichmentService:
                 lead_id, ItemResult(key, Status.INVALID_INPUT, error=reason), "validation"
             )
             return
-        await self._attach(lead_id, routine_id, inputs)
+        await self._attach(lead_id, routine_id, inputs, replay=bool(event.get("replay")))
 
-    async def _attach(self, lead_id: str, routine_id: str, inputs: dict[str, Any]) -> None:
+    async def _attach(
+        self, lead_id: str, routine_id: str, inputs: dict[str, Any], *, replay: bool = False
+    ) -> None:
         key = item_key(routine_id, inputs)
         item = self._items.get(key)
-        if item is None and await self._answered_by_journal(lead_id, routine_id, key):
+        if item is None and await self._answered_by_journal(lead_id, routine_id, key, replay):
             return
         if item is not None and item.outcome is not None:
             shared = ItemResult(
@@ -389,9 +396,15 @@ class EnrichmentService:
         self._items[key] = _Item(key, routine_id, dict(inputs), [lead_id])
         self._enqueue(routine_id, key)
 
-    async def _answered_by_journal(self, lead_id: str, routine_id: str, key: str) -> bool:
+    async def _answered_by_journal(
+        self, lead_id: str, routine_id: str, key: str, replay: bool
+    ) -> bool:
         """A lead delivered again after a crash: answered from what the journal holds (its
-        answer, or "unknown" when its send may have been charged); never sent again."""
+        answer, or "unknown" when its send may have been charged); never sent again.
+
+        A replay of a dead letter is a person's decision (``claynb dlq replay``): an
+        answer the journal holds still serves it, but an unknown one is sent again.
+        """
         cached = await asyncio.to_thread(self.journal.cached, routine_id, [key])
         hit = cached.get(key)
         if hit is not None and hit.status in ANSWERED:
@@ -400,7 +413,9 @@ class EnrichmentService:
             await self._publish_contact(lead_id, outcome, "journal")
             return True
         unknown = await asyncio.to_thread(self.journal.unknown_keys, routine_id, [key])
-        if key in unknown:
+        if key in unknown and replay:
+            await asyncio.to_thread(self.journal.forget_unknown, routine_id, [key])
+        elif key in unknown:
             await self._dead_letter(
                 [lead_id], "outcome_unknown", f"the send may have reached Clay: {unknown[key]}"
             )
