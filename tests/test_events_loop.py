@@ -246,3 +246,35 @@ def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(
         assert "L-lost" in tier.collector.dead and len(tier.dead_letters()) == 1
     assert letter["kind"] == "outcome_unknown" and "run_gone" in letter["reason"]
     assert emu.meters()["per_routine"].get("enrich-person", {}).get("items", 0) == 0
+
+
+def test_leads_of_a_send_that_timed_out_get_their_contacts_when_the_webhook_names_the_run(
+    make_emulator: Any, nats_url: str, tmp_path: Any
+) -> None:
+    """Connections dropped after the POST started its run: those leads are parked
+    outcome_unknown, then collected from the run Clay's webhook names; none sent twice."""
+    import time
+
+    from claynb.pipeline._journal import Journal
+
+    emu = make_emulator(run_latency_s=0.2, faults=Faults(drop_connection=0.3), seed=3)
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    batch = leads(120, unique=120)
+    with (
+        Journal.open(tmp_path) as journal,
+        EventTier(
+            client, bus_url=nats_url, settings=fast_settings(batch_size=10), journal=journal
+        ) as tier,
+    ):
+        ids = tier.publish_leads("enrich-person", batch)
+        deadline = time.monotonic() + 60
+        while not set(ids) <= set(tier.collector.contacts):
+            assert time.monotonic() < deadline, sorted(set(ids) - set(tier.collector.contacts))
+            time.sleep(0.1)
+        parked = tier.service.stats.dead_lettered
+        contacts = dict(tier.collector.contacts)
+    assert parked > 0  # some sends did time out: their leads were parked first
+    assert set(contacts) == set(ids)
+    charges = charged_keys(emu)
+    assert charges and max(charges.values()) == 1
+    assert {c["item_key"] for c in contacts.values()} >= set(charges)

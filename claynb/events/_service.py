@@ -31,6 +31,9 @@ Crashes and outages (the bus's own delivery is the durable list of leads not yet
   know (it started before a restart) is adopted and landed;
 - a run is marked finished in the journal only after every contact of it is published:
   a publish that fails leaves the run in flight, and it is landed again later;
+- a send that may or may not have reached Clay parks its leads ``outcome_unknown``; when a
+  webhook then names a run whose items are exactly that send's, the journal adopts it
+  and the leads get their contacts from it (without it: a person replays them);
 - the reconciler survives any error (logged, retried with backoff), and
   :meth:`EnrichmentService.health_problem` says when it cannot work (``/healthz``).
 """
@@ -53,6 +56,8 @@ from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
+from claynb.pipeline._adopt import adopt_delivered
+from claynb.pipeline._journal import Journal
 from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import ANSWERED, ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
@@ -273,6 +278,8 @@ class EnrichmentService:
         self._reconcile_failures = 0
         self._reconcile_error: str | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
+        #: Item key -> leads parked ``outcome_unknown``: answered if a delivery names the run.
+        self._unknown_leads: dict[str, list[str]] = {}
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -306,6 +313,21 @@ class EnrichmentService:
         if run.run_id not in self._runs:
             self.stats.runs_adopted += 1
             self.adopt_run(run.run_id, run.routine, dict(run.inputs), batch=run.batch)
+
+    async def _adopt_delivered(self, run_id: str) -> bool:
+        """Record Clay's word that ``run_id`` finished and let the journal match it to a
+        send whose outcome was unknown; True when it did."""
+        client = getattr(self.api, "client", None)
+        if client is None or not isinstance(self.journal, Journal):
+            return False
+        await asyncio.to_thread(self.journal.delivered, run_id)
+        return run_id in (await adopt_delivered(self.journal, client)).values()
+
+    def _remember_unknown(self, keys: list[str]) -> None:
+        for key in keys:
+            item = self._items.get(key)
+            if item is not None and item.leads:
+                self._unknown_leads.setdefault(key, []).extend(item.leads)
 
     def health_problem(self) -> str | None:
         """Why the service cannot do its work right now, or None when it can (``/healthz``)."""
@@ -485,9 +507,10 @@ class EnrichmentService:
             )
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
-            # re-send on our own; a person decides, from the dead letters.
+            # re-send on our own; its webhook may name it, else a person decides.
             self.journal.unknown(batch, redact(str(exc)))
             self.breaker.guard.settle(reserved, reserved)
+            self._remember_unknown(keys)
             await self._dead_letter(
                 self._leads_of(keys, forget=True),
                 "outcome_unknown",
@@ -531,7 +554,13 @@ class EnrichmentService:
             return
         keys = list(inputs)
         for key in keys:
-            self._items.setdefault(key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id))
+            item = self._items.setdefault(
+                key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id)
+            )
+            for lead_id in self._unknown_leads.pop(key, []):  # parked unknown: answered now
+                if self._lead_state.get(lead_id) == LeadState.DEAD:
+                    self._move(lead_id, LeadState.PENDING)
+                    item.leads.append(lead_id)
         self._runs[run_id] = _Run(run_id, routine_id, keys, Cost(), self.clock(), batch)
         self.reconciler.watch(run_id, self.clock() - self.reconciler.timeout_s)
 
@@ -572,9 +601,13 @@ class EnrichmentService:
         """A webhook said a run finished: fetch and land it, unless it is already landed."""
         run_id = str(event.get("routine_run_id") or "")
         if run_id and run_id not in self._runs:
-            # Started before a restart: the journal knows it even if this process does not.
-            for journaled in await asyncio.to_thread(self._journaled_runs, run_id):
-                self._adopt(journaled)
+            # Started before a restart: the journal knows it even if this process does not;
+            # or a send that timed out did start it: the journal may adopt it now.
+            journaled = await asyncio.to_thread(self._journaled_runs, run_id)
+            if not journaled and await self._adopt_delivered(run_id):
+                journaled = await asyncio.to_thread(self._journaled_runs, run_id)
+            for run in journaled:
+                self._adopt(run)
         run = self._runs.get(run_id)
         if run is None or run.done:
             return  # a replay, a run of another service, or already reconciled
