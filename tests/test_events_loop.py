@@ -291,3 +291,36 @@ def test_leads_of_a_send_that_timed_out_get_their_contacts_when_the_webhook_name
     charges = charged_keys(emu)
     assert charges and max(charges.values()) == 1
     assert {c["item_key"] for c in contacts.values()} >= set(charges)
+
+
+def test_healthz_says_unhealthy_while_the_reconciler_cannot_land_runs(
+    make_emulator: Any, nats_url: str, tmp_path: Any
+) -> None:
+    """The journal closed under the service (a real fault: every landing fails): the
+    reconciler keeps going, logging and backing off, and /healthz answers 503 saying why."""
+    import time
+
+    import httpx
+
+    from claynb.pipeline._journal import Journal
+
+    emu = make_emulator(run_latency_s=0.2, faults=Faults(drop_webhook=1.0))
+    client = ClayClient(api_key=emu.api_key, base_url=emu.url)
+    journal = Journal.open(tmp_path)
+    settings = fast_settings(reconcile_interval_s=0.05, unhealthy_after=2)
+    with EventTier(client, bus_url=nats_url, settings=settings, journal=journal) as tier:
+        assert tier.receiver is not None and tier.service is not None
+        health = f"{tier.receiver.url}/healthz"
+        assert httpx.get(health, timeout=10).status_code == 200
+        tier.publish_leads("enrich-person", leads(5, unique=5))
+        deadline = time.monotonic() + 30
+        while tier.service.stats.runs_started < 1:
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.05)
+        journal.close()
+        while (answer := httpx.get(health, timeout=10)).status_code != 503:
+            assert time.monotonic() < deadline, "healthz never said unhealthy"
+            time.sleep(0.1)
+        assert "reconciler failed" in answer.json()["problems"][0]
+        assert tier.service.stats.reconcile_errors >= 2
+        assert not tier.service._reconcile_task.done()  # it survives, and will try again
