@@ -148,23 +148,37 @@ def stop_queue_rig(rig: QueueRig) -> None:
     rig.emu.stop()
 
 
-def queue_figures(rig: QueueRig, scenario: str, out: Any, recover_s: float) -> Figures:
-    """Judge a queue run: its outcomes (one per lead) against the emulator's charges."""
-    charged = charges_by_key(rig.emu)
-    statuses = Counter(str(s) for s in out["status"])
-    answered = {str(k) for k, s in zip(out["key"], out["status"], strict=True) if s in ANSWERS}
-    meters = rig.emu.meters(charges=False)
+def figures(
+    emu: Any,
+    scenario: str,
+    statuses: Counter[str],
+    answered: set[str],
+    *,
+    cap: float | None,
+    recover_s: float,
+) -> Figures:
+    """Judge a run: each lead's status and the item keys answered, against what the
+    emulator charged (per item key)."""
+    charged = charges_by_key(emu)
     return Figures(
         scenario=scenario,
-        leads=len(out),
+        leads=sum(statuses.values()),
         statuses=dict(statuses),
         charged_items=len(charged),
         charged_twice=sum(1 for n in charged.values() if n > 1),
-        data_credits=float(meters["data_credits_used"]),
-        cap=rig.guard.status().caps["data_credits"] if rig.guard is not None else None,
+        data_credits=float(emu.meters(charges=False)["data_credits_used"]),
+        cap=cap,
         recover_s=recover_s,
         unanswered=sorted(set(charged) - answered),
     )
+
+
+def queue_figures(rig: QueueRig, scenario: str, out: Any, recover_s: float) -> Figures:
+    """Judge a queue run: its outcomes (one per lead) against the emulator's charges."""
+    statuses = Counter(str(s) for s in out["status"])
+    answered = {str(k) for k, s in zip(out["key"], out["status"], strict=True) if s in ANSWERS}
+    cap = rig.guard.status().caps["data_credits"] if rig.guard is not None else None
+    return figures(rig.emu, scenario, statuses, answered, cap=cap, recover_s=recover_s)
 
 
 def run_queue_scenario(
@@ -333,25 +347,16 @@ def _event_figures(
     dead: dict[str, dict[str, Any]],
     recover_s: float,
 ) -> Figures:
-    charged = charges_by_key(emu)
     statuses: Counter[str] = Counter()
     for lead_id in ids:
         if lead_id in contacts:
             statuses[str(contacts[lead_id]["status"])] += 1
         elif lead_id in dead:
             statuses[f"dead:{dead[lead_id].get('kind')}"] += 1
+        else:
+            statuses["lost"] += 1
     answered = {str(c["item_key"]) for c in contacts.values() if c["status"] in ANSWERS}
-    return Figures(
-        scenario=scenario,
-        leads=len(ids),
-        statuses=dict(statuses),
-        charged_items=len(charged),
-        charged_twice=sum(1 for n in charged.values() if n > 1),
-        data_credits=float(emu.meters(charges=False)["data_credits_used"]),
-        cap=None,
-        recover_s=recover_s,
-        unanswered=sorted(set(charged) - answered),
-    )
+    return figures(emu, scenario, statuses, answered, cap=None, recover_s=recover_s)
 
 
 def _runs_started(emu: Any) -> int:
