@@ -163,3 +163,49 @@ def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> No
     assert set(again["clay_status"]) <= {"enriched", "no_match"}
     assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing sent again
     assert again["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
+
+
+def test_queue_workers_send_the_webhook_id_and_a_later_call_collects_lost_answers(
+    make_emulator: Any, redis_url: str
+) -> None:
+    """backend="queue": every answer to a run's POST is lost (the run started), so the
+    workers report its rows unknown; the runs carry the receiver's webhook id, so their
+    deliveries are recorded and a later call collects the rows without sending them again."""
+    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(drop_connection=1.0))
+    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+    df = pd.DataFrame({"Email": emails(20)})
+    with WebhookReceiver() as rx:
+        hook = emu.create_webhook(rx.url)
+        rx.configure(hook["id"], hook["signingSecret"])
+        out = claynb.enrich(
+            df,
+            "enrich-person",
+            {"email": "Email"},
+            client=client,
+            progress=False,
+            backend="queue",
+            redis_url=redis_url,
+            webhook=rx,
+            batch_size=10,
+            retries=0,
+        )
+        assert (out["clay_status"] == "unknown").all()
+        runs = emu.meters(charges=False)["runs"]["total"]
+        assert runs == 2  # each batch was sent once, and Clay started it
+        deadline = time.monotonic() + 30
+        while len(rx.finished) < runs:
+            assert time.monotonic() < deadline, "the runs' deliveries did not come"
+            time.sleep(0.05)
+        emu.set_faults(claynb.Faults())
+    again = claynb.enrich(
+        df,
+        "enrich-person",
+        {"email": "Email"},
+        client=client,
+        progress=False,
+        backend="queue",
+        redis_url=redis_url,
+    )
+    assert set(again["clay_status"]) <= {"enriched", "no_match"}
+    assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing sent again
+    assert again["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]

@@ -431,7 +431,9 @@ def _send(
     inputs = {lead.key: lead.inputs for lead in batch.leads}
     body = [{"id": k, "inputs": inputs[k]} for k in keys]
     try:
-        run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
+        run_id: str = client.run_routine(
+            batch.routine.id, body, max_sends=left, webhook_id=batch.opts.get("webhook_id")
+        )
     except OutcomeUnknown as exc:
         store.count_posts(batch.id, client.retry.counted(exc))
         raise
