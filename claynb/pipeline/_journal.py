@@ -23,7 +23,8 @@ have reached Clay), and its rows stay ``unknown`` until a recorded run-finished 
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
 again, collected, not re-sent), or the caller explicitly re-sends them.
 
-The same file holds the cache (:mod:`claynb.pipeline._cache`) and the ledger (:mod:`claynb.pipeline._ledger`).
+The same file holds the cache (:mod:`claynb.pipeline._cache`), the ledger
+(:mod:`claynb.pipeline._ledger`) and the claims on rows being sent (:mod:`claynb.pipeline._claims`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
 from claynb._states import Machine
-from claynb.pipeline import _cache, _ledger
+from claynb.pipeline import _cache, _claims, _ledger
 from claynb.pipeline._work import ANSWERED, ItemResult, Status
 from claynb.services._process import process_alive
 
@@ -137,7 +138,7 @@ class Journal:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:  # executescript manages its own transaction
-            self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
+            self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA + _claims.SCHEMA)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
