@@ -201,10 +201,10 @@ def test_a_process_waits_for_a_live_claim_and_takes_its_answers(
 def test_a_killed_claimant_is_taken_over_through_the_resume_path(
     make_emulator: Any, claynb_home: Path, waiting: bool
 ) -> None:
-    emu = make_emulator(run_latency_s=1.5)
+    emu = make_emulator(run_latency_s=3.0)
     with children() as procs:
-        victim = spawn(emu, (0, 90))
-        procs.append(victim)
+        victim, *others = (spawn(emu, rows) for rows in [(0, 120), (0, 120), (30, 90)])
+        procs.extend([victim, *others])
         go(victim)
         wait_until(
             lambda: (
@@ -212,17 +212,18 @@ def test_a_killed_claimant_is_taken_over_through_the_resume_path(
             ),
             "runs in flight",
         )
-        others = [spawn(emu, (0, 90)), spawn(emu, (45, 135))]
-        procs.extend(others)
-        if waiting:  # both have claimed what they could and wait on the victim's rows
+        if waiting:  # both found every row claimed, ended their own claims, and wait
             go(*others)
-            wait_until(lambda: count(claynb_home, "SELECT COUNT(*) FROM claimants") == 3, "waiters")
+            wait_until(
+                lambda: count(claynb_home, "SELECT COALESCE(MAX(n), 0) FROM claims_ended") >= 2,
+                "waiters",
+            )
         kill(victim)
         if not waiting:
             go(*others)
         results = [outcome(proc) for proc in others]
 
-    assert_paid_once(emu, keys(0, 135))
+    assert_paid_once(emu, keys(0, 120))
     for result in results:  # unknown: a send on the wire when it was killed, never re-sent
         assert set(result["status"]) <= ANSWERED | {"unknown"}
     with Journal.open() as journal:
@@ -265,7 +266,7 @@ def test_a_named_budget_is_met_never_passed_by_four_processes(
 def test_a_named_budget_holds_when_a_process_is_killed(
     make_emulator: Any, claynb_home: Path
 ) -> None:
-    emu = make_emulator(run_latency_s=(0.5, 1.0))
+    emu = make_emulator(run_latency_s=(1.0, 1.5))
     cap = 40
     claynb.Budget(data_credits=cap, name="kill-me")
     with children() as procs:
