@@ -41,8 +41,9 @@ client = claynb.ClayClient(api_key=os.environ["EMU_KEY"], base_url=os.environ["E
 budget = claynb.Budget(name=os.environ["BUDGET"]) if os.environ.get("BUDGET") else None
 print("ready", flush=True)
 sys.stdin.readline()
+options = json.loads(os.environ["ENRICH_OPTIONS"])
 out = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, budget=budget,
-                    progress=False, batch_size=10, concurrency=3)
+                    progress=False, batch_size=10, **options)
 print(json.dumps({"status": out["clay_status"].tolist(),
                   "credits": float(out["clay_data_credits"].sum())}), flush=True)
 """
@@ -63,8 +64,11 @@ def keys(start: int, stop: int) -> set[str]:
     return {item_key("enrich-person", {"email": e}) for e in frame(start, stop)["Email"]}
 
 
-def spawn(emu: Any, rows: tuple[int, int], budget: str | None = None) -> subprocess.Popen[str]:
-    """A child enriching ``rows``; it has imported everything and waits for "go" on stdin."""
+def spawn(
+    emu: Any, rows: tuple[int, int], budget: str | None = None, **options: Any
+) -> subprocess.Popen[str]:
+    """A child enriching ``rows`` (``options`` go to enrich; default: the direct tier, three
+    runs at once); it has imported everything and waits for "go" on stdin."""
     env = dict(
         os.environ,
         EMU_URL=emu.url,
@@ -73,6 +77,7 @@ def spawn(emu: Any, rows: tuple[int, int], budget: str | None = None) -> subproc
         ROWS_FROM=str(rows[0]),
         ROWS_TO=str(rows[1]),
         BUDGET=budget or "",
+        ENRICH_OPTIONS=json.dumps(options or {"concurrency": 3}),
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD],
@@ -176,6 +181,30 @@ def test_processes_on_overlapping_frames_pay_each_lead_once(
     # each process reports only what it paid: together, exactly what the emulator charged
     assert sum(r["credits"] for r in results) == emu.meters()["data_credits_used"]
     assert emu.meters()["per_routine"]["enrich-person"]["items"] == len(wanted)
+
+
+def test_a_notebook_on_the_queue_tier_and_one_on_the_direct_tier_share_the_claims(
+    make_emulator: Any, redis_url: str
+) -> None:
+    emu = make_emulator(run_latency_s=(0.3, 0.6))
+    with children() as procs:
+        procs.append(
+            spawn(
+                emu,
+                (0, 80),
+                backend="queue",
+                redis_url=redis_url,
+                queue=f"claims-{os.getpid()}",
+                workers=1,
+            )
+        )
+        procs.append(spawn(emu, (40, 120)))
+        go(*procs)
+        results = [outcome(proc) for proc in procs]
+
+    assert_paid_once(emu, keys(0, 120))
+    assert all(set(r["status"]) <= ANSWERED for r in results)
+    assert sum(r["credits"] for r in results) == emu.meters()["data_credits_used"]
 
 
 def test_a_process_waits_for_a_live_claim_and_takes_its_answers(
