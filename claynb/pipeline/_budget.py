@@ -38,7 +38,13 @@ from typing import Any
 from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
-from claynb.pipeline._budget_store import Caps, RedisBudget, SharedStore, SqliteBudget
+from claynb.pipeline._budget_store import (
+    Caps,
+    SharedStore,
+    SqliteBudget,
+    declare_in_redis,
+    redis_guard,
+)
 from claynb.pipeline._journal import FILENAME
 from claynb.wire._exceptions import ConfigError
 
@@ -106,16 +112,17 @@ class Budget:
 
     def _declare(self) -> None:
         """Open the named budget where it is kept, declaring it on first use (see the module)."""
-        store: SqliteBudget | RedisBudget
+        asked = self._declared_caps()
+        sqlite: SqliteBudget | None = None
         if self.redis is not None:
-            store, where = RedisBudget(self.redis, str(self.name), self.price), "in Redis"
+            store, where = redis_guard(self.redis, str(self.name), self.price), "in Redis"
+            found = declare_in_redis(store, asked)
         else:
             path = state_home(self.home) / FILENAME
-            store, where = SqliteBudget(path, str(self.name), self.price), f"under {path}"
-        asked = self._declared_caps()
-        found = store.declare(asked)
+            store = sqlite = SqliteBudget(path, str(self.name), self.price)
+            where, found = f"under {path}", sqlite.declare(asked)
         if found is None and not any(v is not None for v in asked.values()):
-            store.close()
+            _close(sqlite)
             raise ConfigError(
                 f"no budget named {self.name!r} {where}: declare it once with its caps, "
                 f"e.g. claynb.Budget(data_credits=500, name={self.name!r})"
@@ -125,7 +132,7 @@ class Budget:
             and any(v is not None for v in asked.values())
             and not _same(asked, found)
         ):
-            store.close()
+            _close(sqlite)
             raise ConfigError(
                 f"budget {self.name!r} {where} was declared with {_describe(found)}, not "
                 f"{_describe(asked)}: open it as claynb.Budget(name={self.name!r}) and change "
@@ -310,6 +317,11 @@ class SharedGuard:
             status.held["data_credits"] + status.spent["data_credits"],
         )
         return _affordable(lambda cost: _fits(status.caps, self.plan, cost), held, unit, n)
+
+
+def _close(store: SqliteBudget | None) -> None:
+    if store is not None:
+        store.close()
 
 
 def _describe(caps: Caps) -> str:

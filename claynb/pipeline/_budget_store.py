@@ -9,9 +9,9 @@ that opens it by name finds the same figures:
   caps, what is held and what was spent, and adds the amount only if every cap still
   holds: SQLite lets one writer at a time through, so no two processes both see the
   same last credit.
-- in Redis (:class:`claynb.queue.RedisBudgetGuard`, chosen with ``Budget(redis=...)``):
-  the hash the queue tier's workers already reserve from, for processes on several
-  machines sharing one Redis.
+- in Redis (:class:`claynb.queue.RedisBudgetGuard`, chosen with ``Budget(redis=...)``,
+  :func:`redis_guard`): the hash the queue tier's workers already reserve from, for
+  processes on several machines sharing one Redis.
 
 Both speak the same five verbs (``reserve``, ``settle``, ``release``, ``status``,
 ``set_limits``) and both count in integers (thousandths of an Action or a Data Credit,
@@ -21,7 +21,7 @@ A named budget is declared once, by the first process that gives its caps; a pro
 that names it with the same caps (or none) joins it. Naming it with *other* caps is an
 error, never a silent change: raising a shared budget is a decision, made explicitly with
 :meth:`claynb.Budget.set_caps`, which every process sharing it sees at its next
-reservation (:func:`declare`).
+reservation (:meth:`SqliteBudget.declare`, :func:`declare_in_redis`).
 """
 
 from __future__ import annotations
@@ -239,54 +239,24 @@ return 0
 """
 
 
-class RedisBudget:
-    """A named budget in Redis: the queue tier's :class:`claynb.queue.RedisBudgetGuard`
-    (found by name, so the pipeline does not import a tier), plus its declaration."""
+def redis_guard(redis: Any, name: str, plan: Plan) -> SharedStore:
+    """The queue tier's :class:`claynb.queue.RedisBudgetGuard` for budget ``name`` (found by
+    name, so the pipeline imports no tier); ``redis`` is a URL or a redis connection."""
+    guard_type = importlib.import_module("claynb.queue._budget").RedisBudgetGuard
+    connection = redis
+    if isinstance(redis, str):
+        connection = importlib.import_module("claynb.services.redis").connect(redis)
+    guard: SharedStore = guard_type(connection, name, plan=plan)
+    return guard
 
-    def __init__(self, redis: Any, name: str, plan: Plan) -> None:
-        guard_type = importlib.import_module("claynb.queue._budget").RedisBudgetGuard
-        connection = redis
-        if isinstance(redis, str):
-            connection = importlib.import_module("claynb.services.redis").connect(redis)
-        self.guard = guard_type(connection, name, plan=plan)
-        self.name, self.plan = name, plan
 
-    def declare(self, caps: Caps) -> Caps | None:
-        """Set ``caps`` unless the budget already has some; the caps it had (None: new)."""
-        script = self.guard.connection.register_script(_DECLARE)
-        args = ["" if v is None else str(v) for v in _scaled_caps(caps)]
-        found = script(keys=[self.guard.key], args=args)
-        if not isinstance(found, list):
-            return None
-        return {
-            NAMES[m]: None if v in (b"", "") else int(v) / SCALE[m]
-            for m, v in zip(METERS, found, strict=True)
-        }
-
-    def reserve(self, cost: Cost) -> bool:
-        return bool(self.guard.reserve(cost))
-
-    def settle(self, reserved: Cost, actual: Cost) -> None:
-        self.guard.settle(reserved, actual)
-
-    def release(self, reserved: Cost) -> None:
-        self.guard.release(reserved)
-
-    def status(self) -> BudgetStatus:
-        found: BudgetStatus = self.guard.status()
-        return found
-
-    def set_limits(
-        self,
-        *,
-        actions: float | None = None,
-        data_credits: float | None = None,
-        usd: float | None = None,
-    ) -> None:
-        self.guard.set_limits(actions=actions, data_credits=data_credits, usd=usd)
-
-    def close(self) -> None:
-        """Nothing to close: the connection belongs to whoever passed it, or to redis-py's pool."""
-
-    def __repr__(self) -> str:
-        return f"RedisBudget(name={self.name!r})"
+def declare_in_redis(guard: Any, caps: Caps) -> Caps | None:
+    """Set ``caps`` on a Redis budget unless it already has some; the caps it had (None: new)."""
+    script = guard.connection.register_script(_DECLARE)
+    found = script(keys=[guard.key], args=["" if v is None else str(v) for v in _scaled_caps(caps)])
+    if not isinstance(found, list):
+        return None
+    return {
+        NAMES[m]: None if v in (b"", "") else int(v) / SCALE[m]
+        for m, v in zip(METERS, found, strict=True)
+    }
