@@ -35,12 +35,14 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from claynb.services._process import process_started, same_process_alive
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claimants (
@@ -64,10 +66,12 @@ _CHUNK = 500
 
 
 class StateFile(Protocol):
-    """What claims need of the journal (:class:`claynb.pipeline._journal.Journal`): one
-    write transaction on its SQLite file, which holds the claims' tables too."""
+    """What claims need of the journal (:class:`claynb.pipeline._journal.Journal`): a write
+    transaction, and a read, on its SQLite file, which holds the claims' tables too."""
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,7 @@ class Claims:
         self.owner: int | None = None
         self.since = time.time()
         self._host = socket.gethostname()
-        with journal.transaction() as conn:
-            self._ended = _ended(conn)
+        self._ended = journal.read(_ended)
 
     def __enter__(self) -> Claims:
         return self
