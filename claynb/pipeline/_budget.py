@@ -303,7 +303,9 @@ class SharedGuard:
     def reserve(self, cost: Cost) -> bool:
         return self.store.reserve(cost)
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
+    def settle(self, reserved: Cost, actual: Cost, source: Any = None) -> None:
+        """Replace a reservation by what Clay charged. ``source`` (metered or estimated) is
+        not kept: a shared budget keeps amounts, as the Redis one does; the ledger says."""
         self.store.settle(reserved, actual)
 
     def release(self, reserved: Cost) -> None:

@@ -38,7 +38,8 @@ from claynb._plans import Plan
 from claynb._routines import Cost
 from claynb.wire._exceptions import ConfigError
 
-#: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
+#: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent
+#: (the Redis store, :mod:`claynb.queue._budget`, counts in the same units).
 SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
 METERS = ("a", "c", "u")
 #: The meters' names as :class:`claynb.Budget` spells them.
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS budgets (
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter."""
+    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter (the
+    shape of :class:`claynb.queue.BudgetStatus`, which the Redis store returns)."""
 
     caps: dict[str, float | None]
     held: dict[str, float]
@@ -255,6 +257,8 @@ def declare_in_redis(guard: Any, caps: Caps) -> Caps | None:
     script = guard.connection.register_script(_DECLARE)
     found = script(keys=[guard.key], args=["" if v is None else str(v) for v in _scaled_caps(caps)])
     if not isinstance(found, list):
+        if any(v is not None for v in caps.values()):
+            guard.set_limits(**caps)  # as the guard writes caps (and whatever it marks them with)
         return None
     return {
         NAMES[m]: None if v in (b"", "") else int(v) / SCALE[m]

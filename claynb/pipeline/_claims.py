@@ -35,14 +35,12 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from claynb.services._process import process_started, same_process_alive
-
-T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claimants (
@@ -67,11 +65,9 @@ _CHUNK = 500
 
 class StateFile(Protocol):
     """What claims need of the journal (:class:`claynb.pipeline._journal.Journal`): a write
-    transaction, and a read, on its SQLite file, which holds the claims' tables too."""
+    transaction on its SQLite file, where the claims' tables live beside the journal's."""
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,10 @@ class Claims:
         self.owner: int | None = None
         self.since = time.time()
         self._host = socket.gethostname()
-        self._ended = journal.read(_ended)
+        with journal.transaction() as conn:
+            for table in SCHEMA.split(";"):  # the journal makes its own; these are ours
+                conn.execute(table)
+            self._ended = _ended(conn)
 
     def __enter__(self) -> Claims:
         return self

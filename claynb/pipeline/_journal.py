@@ -46,7 +46,7 @@ from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
 from claynb._states import Machine
-from claynb.pipeline import _cache, _claims, _ledger
+from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, ItemResult, Status
 from claynb.services._process import process_alive
 
@@ -138,7 +138,7 @@ class Journal:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:  # executescript manages its own transaction
-            self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA + _claims.SCHEMA)
+            self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:

@@ -9,11 +9,15 @@ dollars in millionths) so that sums stay exact however many half-credit items ad
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
-from claynb.pipeline._budget_store import METERS, NAMES, SCALE, BudgetStatus, scaled
+
+#: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
+SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
+METERS = ("a", "c", "u")
 
 # KEYS[1] the budget hash. ARGV: amounts a, c, u (scaled ints). Returns 1 when reserved.
 _RESERVE = """
@@ -47,6 +51,19 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter."""
+
+    caps: dict[str, float | None]
+    held: dict[str, float]
+    spent: dict[str, float]
+
+    def left(self, meter: str) -> float | None:
+        cap = self.caps[meter]
+        return None if cap is None else cap - self.held[meter] - self.spent[meter]
+
+
 class RedisBudgetGuard:
     """A :class:`claynb.pipeline._work.BudgetGuard` whose cap every process shares through Redis.
 
@@ -75,7 +92,9 @@ class RedisBudgetGuard:
             self.set_limits(actions=actions, data_credits=data_credits, usd=usd)
 
     def _scaled(self, cost: Cost) -> list[int]:
-        return scaled(self.plan, cost)
+        usd = self.plan.usd(cost.actions, cost.data_credits)
+        values = {"a": cost.actions, "c": cost.data_credits, "u": usd}
+        return [round(values[m] * SCALE[m]) for m in METERS]
 
     def set_limits(
         self,
@@ -111,15 +130,16 @@ class RedisBudgetGuard:
             k.decode() if isinstance(k, bytes) else k: int(v)
             for k, v in self.connection.hgetall(self.key).items()
         }
+        names = {"a": "actions", "c": "data_credits", "u": "usd"}
 
         def get(prefix: str, m: str) -> float:
             return raw.get(f"{prefix}_{m}", 0) / SCALE[m]
 
         caps = {
-            NAMES[m]: (raw[f"cap_{m}"] / SCALE[m] if f"cap_{m}" in raw else None) for m in METERS
+            names[m]: (raw[f"cap_{m}"] / SCALE[m] if f"cap_{m}" in raw else None) for m in METERS
         }
-        held = {NAMES[m]: get("held", m) for m in METERS}
-        spent = {NAMES[m]: get("spent", m) for m in METERS}
+        held = {names[m]: get("held", m) for m in METERS}
+        spent = {names[m]: get("spent", m) for m in METERS}
         return BudgetStatus(caps, held, spent)
 
     def reset(self) -> None:
