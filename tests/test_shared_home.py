@@ -315,6 +315,56 @@ def test_a_named_budget_holds_when_a_process_is_killed(
     assert_paid_once(emu, keys(0, 150))
 
 
+def test_claynb_enrich_in_two_terminals_shares_claims_and_a_named_budget(
+    make_emulator: Any, claynb_home: Path, tmp_path: Path
+) -> None:
+    emu = make_emulator(run_latency_s=(0.3, 0.6))
+    env = {k: v for k, v in os.environ.items() if k != "CLAYNB_ALLOW_SPEND"}
+    env.update(CLAY_BASE_URL=emu.url, CLAY_API_KEY=emu.api_key, CLAYNB_HOME=str(claynb_home))
+    cap = 45
+    terminals = []
+    for n, rows in enumerate([(0, 100), (50, 150)]):
+        source = tmp_path / f"leads-{n}.csv"
+        frame(*rows).to_csv(source, index=False)
+        terminals.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "claynb",
+                    "enrich",
+                    str(source),
+                    "-r",
+                    "enrich-person",
+                    "-i",
+                    "email=Email",
+                    "--batch-size",
+                    "10",
+                    "--concurrency",
+                    "3",
+                    "-q",
+                    "--budget-data-credits",
+                    str(cap),
+                    "--budget-name",
+                    "two-terminals",
+                ],  # fmt: skip
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in terminals:
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+        assert proc.returncode in (0, 1), err  # 1: some rows over the budget, file written
+
+    assert emu.meters()["data_credits_used"] <= cap
+    assert_paid_once(emu, keys(0, 150))
+    assert (
+        claynb.Budget(name="two-terminals").spent.data_credits == emu.meters()["data_credits_used"]
+    )
+
+
 def test_a_reused_pid_is_not_taken_for_the_claimant(claynb_home: Path) -> None:
     """A claim records pid, host and start time: a living process that was given the same
     pid later (here: this one, under another start time) does not keep the claim alive."""
