@@ -207,6 +207,21 @@ def test_a_notebook_on_the_queue_tier_and_one_on_the_direct_tier_share_the_claim
     assert sum(r["credits"] for r in results) == emu.meters()["data_credits_used"]
 
 
+def test_a_notebook_on_the_event_tier_and_one_on_the_direct_tier_share_the_claims(
+    make_emulator: Any,
+) -> None:
+    emu = make_emulator(run_latency_s=(0.3, 0.6))
+    with children() as procs:  # the event tier starts its own bus, receiver and service
+        procs.append(spawn(emu, (0, 60), backend="events", timeout=120))
+        procs.append(spawn(emu, (30, 90)))
+        go(*procs)
+        results = [outcome(proc) for proc in procs]
+
+    assert_paid_once(emu, keys(0, 90))
+    assert all(set(r["status"]) <= ANSWERED for r in results)
+    assert sum(r["credits"] for r in results) == emu.meters()["data_credits_used"]
+
+
 def test_a_process_waits_for_a_live_claim_and_takes_its_answers(
     make_emulator: Any, claynb_home: Path
 ) -> None:
