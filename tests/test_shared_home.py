@@ -68,7 +68,7 @@ def spawn(
     emu: Any, rows: tuple[int, int], budget: str | None = None, **options: Any
 ) -> subprocess.Popen[str]:
     """A child enriching ``rows`` (``options`` go to enrich; default: the direct tier, three
-    runs at once); it has imported everything and waits for "go" on stdin."""
+    runs at once); it imports everything, says "ready", and waits for "go" on stdin."""
     env = dict(
         os.environ,
         EMU_URL=emu.url,
@@ -86,12 +86,14 @@ def spawn(
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
     return proc
 
 
 def go(*procs: subprocess.Popen[str]) -> None:
+    """Let children go at once, each once it has imported everything (they start together)."""
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
