@@ -168,7 +168,7 @@ def test_a_later_call_adopts_what_the_webhook_recorded(
         emu.set_faults(claynb.Faults())
         runs = emu.meters(charges=False)["runs"]["total"]
         assert runs == 2  # each batch was sent once, and Clay started it
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(rx.finished) < runs:
             assert time.monotonic() < deadline, "the runs' deliveries did not come"
             time.sleep(0.05)

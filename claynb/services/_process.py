@@ -40,6 +40,30 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, as ``boot-id:ticks`` (Linux), else ``None``.
+
+    A pid is reused once its process ends, so "pid 4242 is alive" does not say that the
+    process which wrote a record is: the pair (pid, start time) does. The boot id makes
+    the start time (clock ticks since boot) unique across reboots too.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            ticks = stat.read().rsplit(")", 1)[1].split()[19]
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return f"{boot.read().strip()}:{ticks}"
+    except (OSError, IndexError):
+        return None
+
+
+def same_process_alive(pid: int, started: str | None) -> bool:
+    """Whether the very process that recorded (``pid``, ``started``) still runs on this host:
+    alive, and not a newer process that was given the same pid."""
+    if not process_alive(pid):
+        return False
+    return started is None or process_started(pid) in (started, None)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
