@@ -153,14 +153,19 @@ class Bus:
         else:
             await self.broker.publish(event, topic=subject)
 
-    async def subscribe(self, topic: str, handler: Handler, group: str) -> None:
+    async def subscribe(
+        self, topic: str, handler: Handler, group: str, *, concurrency: int = 1
+    ) -> None:
         """Deliver every event of ``topic`` to ``handler``, durably, as consumer ``group``.
 
         Works before or after :meth:`start`. Each group sees every event once (events from
         before the group existed included); several processes in one group share them.
+        An event is acknowledged when its handler returns; ``concurrency`` handlers run at
+        once (a handler that waits for its event's work to be done before returning needs
+        many, or it holds up every event behind it).
         """
         group = _NAME_RE.sub("_", group)
-        sub = self._subscriber(topic, group)
+        sub = self._subscriber(topic, group, concurrency)
         sub(_json_handler(handler))
         self._groups.append((self.subject(topic), group))
         if self._started:
@@ -168,8 +173,9 @@ class Bus:
                 await self._ensure_group(self.subject(topic), group)
             await sub.start()
 
-    def _subscriber(self, topic: str, group: str) -> Any:
+    def _subscriber(self, topic: str, group: str, concurrency: int = 1) -> Any:
         subject = self.subject(topic)
+        workers: dict[str, Any] = {"max_workers": concurrency} if concurrency > 1 else {}
         if self.kind == "nats":
             from faststream.nats import JStream, PullSub
 
@@ -180,6 +186,7 @@ class Bus:
                 stream=stream,
                 durable=f"{group}_{topic.replace('.', '_')}",
                 pull_sub=PullSub(batch_size=100, timeout=0.2),
+                **workers,
             )
         if self.kind == "redis":
             from faststream.redis import StreamSub
@@ -190,7 +197,7 @@ class Bus:
                 consumer=f"{group}-{uuid.uuid4().hex[:8]}",
                 polling_interval=100,
             )
-            return self.broker.subscriber(stream=sub)
+            return self.broker.subscriber(stream=sub, **workers)
         return self.broker.subscriber(subject, group_id=group)
 
     async def _ensure_group(self, stream: str, group: str) -> None:

@@ -146,6 +146,8 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
         if args.with_service
         else None
     )
+    if service is not None:
+        app.state.receiver.checks.append(service.health_problem)
     print(
         f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz"
     )

@@ -186,6 +186,8 @@ class EventTier:
             catalogue=self.catalogue,
         )
         await self.service.start()
+        if self.receiver is not None and self.receiver.app is not None:
+            self.receiver.app.state.receiver.checks.append(self.service.health_problem)
         await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")
         await self.bus.subscribe(DEAD_LETTERS, self.collector.on_dead_letter, "collector")
         await self.bus.start()

@@ -28,6 +28,7 @@ from typing import Any
 from claynb._plans import get_plan
 from claynb._routines import Cost
 from claynb._secrets import mask, redact
+from claynb._states import IllegalTransition
 from claynb.pipeline._outcome import outcome_of
 from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
@@ -430,7 +431,9 @@ def _send(
     inputs = {lead.key: lead.inputs for lead in batch.leads}
     body = [{"id": k, "inputs": inputs[k]} for k in keys]
     try:
-        run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
+        run_id: str = client.run_routine(
+            batch.routine.id, body, max_sends=left, webhook_id=batch.opts.get("webhook_id")
+        )
     except OutcomeUnknown as exc:
         store.count_posts(batch.id, client.retry.counted(exc))
         raise
@@ -448,8 +451,38 @@ def _send(
         raise
     # One write, right after the answer: a worker killed now must find the run id journaled.
     sent = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
-    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent)
+
+    def journal_run() -> None:
+        try:
+            store.move(
+                batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent
+            )
+        except IllegalTransition:
+            done = store.load(batch.id)
+            if done is None or done.run_id != run_id:  # not our own write, landed before a drop
+                raise
+
+    _until_written(journal_run, store.conn)
     return run_id
+
+
+def _until_written(write: Any, conn: Any) -> None:
+    """Make ``write`` happen even if Redis is down for a while: wait for it and try again.
+
+    Only this process knows the run id Clay just gave; dropping it would leave the batch
+    ``sending`` and its paid-for leads ``unknown``. The job keeps its place meanwhile
+    (its worker is alive and still on it, so the reaper leaves it alone).
+    """
+    import redis
+
+    from claynb.queue._worker import wait_for_redis
+
+    while True:
+        try:
+            write()
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            wait_for_redis(conn, first_s=0.1, max_s=1.0)
 
 
 def _no_more_retries(job: Any) -> None:
