@@ -283,6 +283,9 @@ class BaseClient:
         it is an unknown outcome like a timeout (no idempotency key to retry safely).
         """
         status = response.status_code
+        pacer = self._pacers.get(call.pace or "")
+        if pacer is not None and status != 429:
+            pacer.accepted(call.cost)
         if status < 400:
             if call.pace == "api":
                 self._observe_limits(response.headers)
@@ -362,7 +365,7 @@ class BaseClient:
         # resets, then goes through the pacer in turn, instead of all waking at once into
         # more 429s. With no rate known yet the pacer cannot space them, so each adds
         # some jitter.
-        pacer.ran_out(wait, refused=True)
+        pacer.ran_out(wait)
         spread = 0.0 if pacer.limit else self._rng.random() * min(1.0, max(wait, 0.1))
         return self._retry(call, spread, f"answered 429, holding {wait:.2f}s")
 
@@ -383,7 +386,7 @@ class BaseClient:
             return
         reset_in = reset_in_s(headers.get("x-ratelimit-reset"), self._wall_clock())
         if reset_in:
-            self._pacers["api"].ran_out(reset_in, refused=False)
+            self._pacers["api"].ran_out(reset_in)
 
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff(attempt, self._rng)

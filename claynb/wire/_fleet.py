@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from claynb.wire._pacing import PaceState, block, ran_out, reserve
+from claynb.wire._pacing import PaceState, accepted, block, ran_out, reserve
 
 T = TypeVar("T")
 
@@ -70,20 +70,20 @@ class FleetPacer:
     def reserve(self, cost: float = 1.0) -> float:
         """Take ``cost`` tokens from the fleet's bucket; the seconds to wait before sending."""
         return self._update(
-            lambda state, now: reserve(
-                state, now, cost, burst=self._burst, fraction=self._fraction
-            )
+            lambda state, now: reserve(state, now, cost, burst=self._burst, fraction=self._fraction)
         )
 
     def block_for(self, seconds: float) -> None:
         """Hold every worker of the fleet for ``seconds``."""
         self._update(lambda state, now: block(state, now, seconds, burst=self._burst))
 
-    def ran_out(self, wait: float, *, refused: bool) -> None:
+    def ran_out(self, wait: float) -> None:
         """The server has nothing left: hold the fleet for ``wait`` and learn the rate."""
-        self._update(
-            lambda state, now: ran_out(state, now, wait, refused=refused, burst=self._burst)
-        )
+        self._update(lambda state, now: ran_out(state, now, wait, burst=self._burst))
+
+    def accepted(self, cost: float = 1.0) -> None:
+        """The server accepted a request of ``cost`` tokens (counted for every worker)."""
+        self._update(lambda state, now: accepted(state, cost))
 
     def _load(self, raw: dict[Any, Any]) -> PaceState:
         fields = {_text(k): _text(v) for k, v in raw.items()}

@@ -57,7 +57,7 @@ class PaceState:
     blocked_until: float = -math.inf
     window_start: float | None = None  # the last empty moment, or the start of busy time
     window_count: float = 0.0  # requests accepted since window_start
-    last_send: float = -math.inf
+    last_send: float = -math.inf  # the last send as scheduled, or the end of a hold
     last_change: float = -math.inf  # the last empty moment or raise
 
     @property
@@ -86,19 +86,13 @@ def reserve(
     state: PaceState, now: float, cost: float = 1.0, *, burst: int = 1, fraction: float = 1.0
 ) -> float:
     """Take ``cost`` tokens at ``now``; the seconds to wait before sending."""
+    send_at = _slot(state, now, cost, burst=burst, fraction=fraction)
     start = state.window_start
+    # Callers held by the pace or a 429 are busy, not idle: the gap runs from the last
+    # send as scheduled.
     if start is None or now - state.last_send > IDLE_GAP_S or now - start > MAX_WINDOW_S:
         state.window_start, state.window_count = now, 0.0
-    state.last_send = now
-    state.window_count += cost
-    start = max(now, state.blocked_until)
-    limit = state.limit
-    if limit is None:
-        return start - now
-    interval = 1.0 / (limit * fraction)
-    cost = min(cost, burst)
-    send_at = max(start, state.full_at + (cost - burst) * interval)
-    state.full_at = max(state.full_at, send_at) + cost * interval
+    state.last_send = max(state.last_send, send_at)
     binding = state.learned is not None and (state.given is None or state.learned < state.given)
     if send_at > now and binding and now - state.last_change > RAISE_AFTER_S:
         state.learned = (state.learned or 0.0) * RAISE_BY  # held back, nothing ran out
@@ -106,20 +100,38 @@ def reserve(
     return send_at - now
 
 
+def _slot(state: PaceState, now: float, cost: float, *, burst: int, fraction: float) -> float:
+    """When a send of ``cost`` tokens may go: the next free slot of the bucket."""
+    start = max(now, state.blocked_until)
+    limit = state.limit
+    if limit is None:
+        return start
+    interval = 1.0 / (limit * fraction)
+    cost = min(cost, burst)
+    send_at = max(start, state.full_at + (cost - burst) * interval)
+    state.full_at = max(state.full_at, send_at) + cost * interval
+    return send_at
+
+
+def accepted(state: PaceState, cost: float = 1.0) -> None:
+    """The server accepted a request (any answer but a 429): it counts in the window."""
+    if state.window_start is not None:
+        state.window_count += cost
+
+
 def block(state: PaceState, now: float, seconds: float, *, burst: int = 1) -> None:
     """Hold every caller for ``seconds``; afterwards the bucket refills from one token."""
     until = now + max(0.0, seconds)
     state.blocked_until = max(state.blocked_until, until)
+    state.last_send = max(state.last_send, until)  # a hold is not idle time
     limit = state.limit
     if limit:
         state.full_at = max(state.full_at, until + (burst - 1) / limit)
 
 
-def ran_out(state: PaceState, now: float, wait: float, *, refused: bool, burst: int = 1) -> None:
-    """The server has nothing left (a 429 when ``refused``, else Remaining 0): hold
+def ran_out(state: PaceState, now: float, wait: float, *, burst: int = 1) -> None:
+    """The server has nothing left (a 429, or Remaining 0 on an answer): hold
     everyone for ``wait`` and learn the rate from the window that just ended."""
-    if refused:
-        state.window_count = max(0.0, state.window_count - 1)
     start = state.window_start
     if start is not None and now - start >= MIN_WINDOW_S and state.window_count > 0:
         state.learned = state.window_count / (now - start)
@@ -138,7 +150,9 @@ class Pace(Protocol):
 
     def block_for(self, seconds: float) -> None: ...
 
-    def ran_out(self, wait: float, *, refused: bool) -> None: ...
+    def ran_out(self, wait: float) -> None: ...
+
+    def accepted(self, cost: float = 1.0) -> None: ...
 
 
 class Pacer:
@@ -182,10 +196,15 @@ class Pacer:
         with self._lock:
             block(self._state, self._clock(), seconds, burst=self._burst)
 
-    def ran_out(self, wait: float, *, refused: bool) -> None:
+    def ran_out(self, wait: float) -> None:
         """The server has nothing left: hold everyone for ``wait`` and learn the rate."""
         with self._lock:
-            ran_out(self._state, self._clock(), wait, refused=refused, burst=self._burst)
+            ran_out(self._state, self._clock(), wait, burst=self._burst)
+
+    def accepted(self, cost: float = 1.0) -> None:
+        """The server accepted a request of ``cost`` tokens."""
+        with self._lock:
+            accepted(self._state, cost)
 
 
 def header_number(value: str | None) -> float | None:
