@@ -283,9 +283,11 @@ def test_pacer_learns_the_rate_between_two_empty_moments_and_holds_everyone() ->
     assert pacer.reserve() == 0.0 and pacer.limit is None  # unknown: nothing is paced
     send(pacer, clock, 8, 0.05)  # 8 accepted in 0.4 s, then a 429
     pacer.ran_out(2.0)
-    assert pacer.limit is None  # 0.4 s says nothing yet: 429s to requests already in flight
+    # 0.4 s measures nothing (429s to requests already in flight): until a window is
+    # measured, the pace is one request per the wait the server named.
+    assert pacer.limit == pytest.approx(0.5)
     first, second = pacer.reserve(), pacer.reserve()
-    assert first == pytest.approx(2.0) and second == pytest.approx(2.0)  # everyone held
+    assert first == pytest.approx(2.0) and second == pytest.approx(4.0)  # held, one by one
     clock.now += 2.0
     send(pacer, clock, 4, 0.25)
     pacer.ran_out(0.5)  # X-RateLimit-Remaining: 0 on an accepted answer, at 3.4 s

@@ -18,6 +18,7 @@ from _client_helpers import statuses
 
 import claynb
 from claynb import Faults
+from claynb.emulator._settings import RATE_LIMIT_HEADERS
 
 FAST = claynb.RetryPolicy(max_attempts=8, backoff_initial_s=0.01, backoff_max_s=0.05)
 
@@ -225,3 +226,20 @@ def test_error_statuses_map_to_the_tree(make_emulator: Callable[..., Any]) -> No
     assert e402.value.status == 402 and isinstance(e402.value, claynb.ClayError)
     assert statuses(emu)["402"] == 1  # never retried
     assert runs_started(emu) == 0
+
+
+@pytest.mark.parametrize("header", RATE_LIMIT_HEADERS)
+def test_pacing_learns_the_limit_whatever_x_ratelimit_limit_counts(
+    header: str, make_emulator: Callable[..., Any]
+) -> None:
+    """Per second, per minute or absent: the pace comes from what the server did (its
+    429s, Remaining 0 and the reset), so a per-minute count is never taken for a rate."""
+    emu = make_emulator(rate_limit_rps=10, rate_limit_burst=10, rate_limit_header=header)
+    patient = claynb.RetryPolicy(max_attempts=30, backoff_initial_s=0.01, backoff_max_s=0.05)
+    with client_for(emu, retry=patient) as c, ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: c.me(), range(60)))
+        learned = c.rate_limit_rps
+    by_status = statuses(emu)
+    assert len(answers) == 60 and by_status["200"] == 60
+    assert learned is not None and learned <= 10 * 2  # per_minute announces 600
+    assert by_status.get("429", 0) <= 60 // 3

@@ -12,8 +12,13 @@ from what the server does, never from that number:
   whatever its window, between two empty moments a limiter lets through exactly what it
   refills. The first measurement starts from a full bucket and reads high; the next one
   corrects it.
+- Until a window has been measured, the wait the server named is the provisional pace
+  (one request per wait: with an empty bucket that is when the next one fits), so
+  callers released from a hold go one at a time instead of all at once into more 429s.
 - While the pace holds callers back and nothing has run out for a while, the pace is
-  raised a little, so a limit that was read low (or was raised) is found again.
+  raised: doubled every second while provisional (a provisional pace may be far too
+  low, as with a window limiter's long reset), by a little every ten seconds once
+  measured, so a limit that was read low (or was raised) is found again.
 
 :class:`PaceState` is that rule as data and pure functions of a clock reading, so the same
 rule runs in one process (:class:`Pacer`, under a lock) and across a fleet of processes
@@ -38,9 +43,12 @@ MIN_WINDOW_S = 1.0
 IDLE_GAP_S = 0.5
 #: A window this long with nothing running out measures nothing: start it again.
 MAX_WINDOW_S = 10.0
-#: Held back by the pace and nothing ran out for this long: raise the pace by RAISE_BY.
+#: Held back by the pace and nothing ran out for this long: raise the pace by so much
+#: (a measured pace; a provisional one doubles every second).
 RAISE_AFTER_S = 10.0
 RAISE_BY = 1.05
+PROVISIONAL_RAISE_AFTER_S = 1.0
+PROVISIONAL_RAISE_BY = 2.0
 
 
 @dataclass
@@ -59,6 +67,7 @@ class PaceState:
     window_count: float = 0.0  # requests accepted since window_start
     last_send: float = -math.inf  # the last send as scheduled, or the end of a hold
     last_change: float = -math.inf  # the last empty moment or raise
+    provisional: bool = False  # learned is one request per the last wait, not measured
 
     @property
     def limit(self) -> float | None:
@@ -75,7 +84,9 @@ class PaceState:
         parsed: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:
             text = fields.get(name)
-            if text is not None and text != "None":
+            if text in ("True", "False"):
+                parsed[name] = text == "True"
+            elif text is not None and text != "None":
                 parsed[name] = float(text)
             elif text == "None":
                 parsed[name] = None
@@ -93,11 +104,23 @@ def reserve(
     if start is None or now - state.last_send > IDLE_GAP_S or now - start > MAX_WINDOW_S:
         state.window_start, state.window_count = now, 0.0
     state.last_send = max(state.last_send, send_at)
-    binding = state.learned is not None and (state.given is None or state.learned < state.given)
-    if send_at > now and binding and now - state.last_change > RAISE_AFTER_S:
-        state.learned = (state.learned or 0.0) * RAISE_BY  # held back, nothing ran out
-        state.last_change = now
+    if send_at > now:
+        _raise(state, now)
     return send_at - now
+
+
+def _raise(state: PaceState, now: float) -> None:
+    """Callers are held by a learned pace and nothing ran out for a while: look for more."""
+    if state.learned is None or (state.given is not None and state.learned >= state.given):
+        return
+    after, by = (
+        (PROVISIONAL_RAISE_AFTER_S, PROVISIONAL_RAISE_BY)
+        if state.provisional
+        else (RAISE_AFTER_S, RAISE_BY)
+    )
+    if now - state.last_change > after:
+        state.learned *= by
+        state.last_change = now
 
 
 def _slot(state: PaceState, now: float, cost: float, *, burst: int, fraction: float) -> float:
@@ -135,7 +158,12 @@ def ran_out(state: PaceState, now: float, wait: float, *, burst: int = 1) -> Non
     start = state.window_start
     if start is not None and now - start >= MIN_WINDOW_S and state.window_count > 0:
         state.learned = state.window_count / (now - start)
+        state.provisional = False
         state.window_start, state.window_count = now, 0.0
+    elif wait > 0 and (state.learned is None or state.provisional):
+        # The wait is at most one refill: its longest is the closest to the rate.
+        state.learned = min(state.learned or math.inf, 1.0 / wait)
+        state.provisional = True
     state.last_change = now
     block(state, now, wait, burst=burst)
 
