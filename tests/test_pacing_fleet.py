@@ -113,3 +113,25 @@ def test_worker_processes_pace_as_one_fleet_by_default(redis_url: str, make_emul
     # fleet learned the emulator's limit from it (never above what it let through).
     state = _state(conn, workspace_key(emu.api_key, api_base(emu.url)))
     assert state.last_send > 0 and state.learned is not None and state.learned <= 5 * 2
+
+
+def test_event_services_and_queue_workers_share_the_workspaces_pace(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claynb.queue._jobs import WorkerSettings, fleet_pace
+    from claynb.wire._config import Credentials
+    from claynb.wire._fleet import shared_pace
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    credentials = Credentials("clay_test_key", "http://127.0.0.1:9")
+    assert shared_pace(credentials, "nats://127.0.0.1:4222") is None  # no Redis: alone
+    service = shared_pace(credentials, redis_url)  # the bus is Redis: the pace lives there
+    worker = fleet_pace(
+        redis.Redis.from_url(redis_url),
+        WorkerSettings(api_key=credentials.api_key, base_url=credentials.base_url),
+    )
+    assert service is not None
+    service.ran_out(30.0)
+    assert worker.reserve() > 25.0  # one workspace, one hold, whichever tier saw the 429
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    assert shared_pace(credentials, "nats://127.0.0.1:4222") is not None

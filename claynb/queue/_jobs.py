@@ -359,12 +359,11 @@ def _cached_client(settings: WorkerSettings, conn: Any) -> Any:
 
 def fleet_pace(conn: Any, settings: WorkerSettings) -> Any:
     """The workspace's pace in Redis, shared by every worker that talks to it."""
-    from claynb.wire._config import DEFAULT_PACING_FRACTION
-    from claynb.wire._core import api_base
-    from claynb.wire._fleet import FleetPacer, workspace_key
+    from claynb.wire._config import Credentials
+    from claynb.wire._fleet import workspace_pace
 
-    key = workspace_key(settings.api_key, api_base(settings.base_url))
-    return FleetPacer(conn, key, limit=settings.fleet_rps, fraction=DEFAULT_PACING_FRACTION)
+    credentials = Credentials(settings.api_key, settings.base_url)
+    return workspace_pace(conn, credentials, limit=settings.fleet_rps)
 
 
 def worker_client(settings: WorkerSettings, conn: Any = None) -> Any:

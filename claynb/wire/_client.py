@@ -262,13 +262,14 @@ class ClayClient(BaseClient):
         )
         return self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new :class:`AsyncClayClient` with this client's key, URL and policies.
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new :class:`AsyncClayClient` with this client's key, URL, policies and pace
+        (or ``pace``, a fleet's).
 
         For asyncio code (the direct tier's engine) driven from this client: the twin
         opens its own connections on the loop that uses it. The caller closes it.
         """
-        return _twin(self)
+        return _twin(self, pace)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -509,10 +510,10 @@ class AsyncClayClient(BaseClient):
         )
         return await self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new AsyncClayClient like this one, for another event loop (connections belong
-        to the loop that opened them). The caller closes it."""
-        return _twin(self)
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new AsyncClayClient like this one (its pace, or ``pace``), for another event
+        loop (connections belong to the loop that opened them). The caller closes it."""
+        return _twin(self, pace)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -575,7 +576,7 @@ class AsyncClayClient(BaseClient):
                 await self._sleep(step.delay)
 
 
-def _twin(client: BaseClient) -> AsyncClayClient:
+def _twin(client: BaseClient, pace: Pace | None = None) -> AsyncClayClient:
     credentials = client.credentials()
     return AsyncClayClient(
         credentials.api_key,
@@ -584,5 +585,5 @@ def _twin(client: BaseClient) -> AsyncClayClient:
         retry=client.retry,
         source_policy=client.source_policy,
         home=client.home,
-        pace=client.pace,
+        pace=pace or client.pace,
     )

@@ -21,6 +21,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from claynb.wire._config import DEFAULT_PACING_FRACTION, Credentials
+from claynb.wire._core import api_base
 from claynb.wire._pacing import PaceState, accepted, block, ran_out, reserve
 
 T = TypeVar("T")
@@ -33,6 +35,31 @@ def workspace_key(api_key: str, base_url: str, prefix: str = "claynb:pace") -> s
     """The Redis key of a workspace's pace: a digest, so the key never reaches Redis."""
     digest = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()[:24]
     return f"{prefix}:{digest}"
+
+
+def workspace_pace(conn: Any, credentials: Credentials, limit: float | None = None) -> FleetPacer:
+    """The pace of the workspace ``credentials`` reach, in the Redis of ``conn``: every
+    process or host that asks for it with the same key and URL shares it."""
+    key = workspace_key(credentials.api_key, api_base(credentials.base_url))
+    return FleetPacer(conn, key, limit=limit, fraction=DEFAULT_PACING_FRACTION)
+
+
+def shared_pace(credentials: Credentials, bus_url: str | None = None) -> FleetPacer | None:
+    """The workspace's pace for an event-tier service: in the bus itself when it is
+    Redis, else in REDIS_URL; None when there is no Redis (the process paces alone).
+
+    The pace is asked for with the synchronous Redis client, also from an event loop:
+    a loopback round trip or two per request to Clay, which is rate-limited anyway.
+    """
+    import os
+
+    url = bus_url if bus_url and bus_url.startswith(("redis://", "rediss://", "unix://")) else None
+    url = url or os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    return workspace_pace(redis.Redis.from_url(url), credentials)
 
 
 class FleetPacer:
