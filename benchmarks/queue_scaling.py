@@ -1,6 +1,6 @@
 """Queue tier scaling: 1, 2, 4 and 8 RQ workers with default settings against a rate limit.
 
-    python benchmarks/queue_scaling.py [--leads 1000] [--batch 10] [--latency 0.2]
+    python benchmarks/queue_scaling.py [--leads 2000] [--batch 10] [--latency 0.2]
                                        [--header per_second|per_minute|absent]
 
 Each row runs the same leads (no cache, a fresh emulator with its default rate limit of
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--leads", type=int, default=1000)
+    parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=10, help="leads per run")
     parser.add_argument("--latency", type=float, default=0.2, help="emulator run latency, s")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])

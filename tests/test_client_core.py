@@ -281,36 +281,38 @@ def test_pacer_learns_the_rate_between_two_empty_moments_and_holds_everyone() ->
     clock = FakeClock()
     pacer = Pacer(None, clock=clock)
     assert pacer.reserve() == 0.0 and pacer.limit is None  # unknown: nothing is paced
-    send(pacer, clock, 8, 0.05)  # 8 accepted in 0.4 s, then a 429
+    send(pacer, clock, 8, 0.05)  # 8 accepted in 0.4 s from a full bucket, then a 429
     pacer.ran_out(2.0)
-    # 0.4 s measures nothing (429s to requests already in flight): until a window is
-    # measured, the pace is one request per the wait the server named.
+    # Not a measurement (it began with whatever the bucket held): until one is made, the
+    # pace is one request per the wait the server named, and everyone is held.
     assert pacer.limit == pytest.approx(0.5)
     first, second = pacer.reserve(), pacer.reserve()
-    assert first == pytest.approx(2.0) and second == pytest.approx(4.0)  # held, one by one
+    assert first == pytest.approx(2.0) and second == pytest.approx(4.0)  # one by one
     clock.now += 2.0
     send(pacer, clock, 4, 0.25)
     pacer.ran_out(0.5)  # X-RateLimit-Remaining: 0 on an accepted answer, at 3.4 s
-    # 12 accepted since the start: the first window includes what the bucket held.
-    assert pacer.limit == pytest.approx(12 / 3.4)
+    assert pacer.limit == pytest.approx(4 / 3.0)  # 4 accepted since the empty moment at 0.4
     send(pacer, clock, 12, 0.25, accepted=False)  # in flight: these were refused
     clock.now -= 0.25
-    # Between two empty moments the server let through exactly what it refilled.
     for _ in range(7):
         pacer.accepted()
     pacer.ran_out(0.25)
+    # Between two empty moments the server let through exactly what it refilled.
     assert pacer.limit == pytest.approx(7 / 2.75)
     given = Pacer(5.0, clock=clock)
     assert given.limit == 5.0  # the caller's cap holds until the server is measured lower
+    given.reserve()
+    given.ran_out(0.0)
     send(given, clock, 4, 0.4)
-    clock.now -= 0.4
     given.ran_out(0.1)
-    assert given.limit == pytest.approx(4 / 1.2)  # the lower of the two
+    assert given.limit == pytest.approx(4 / 1.6)  # the lower of the two
 
 
 def test_a_pace_held_back_without_running_out_looks_for_more() -> None:
     clock = FakeClock()
     pacer = Pacer(None, clock=clock)
+    pacer.reserve()
+    pacer.ran_out(0.0)
     send(pacer, clock, 4, 0.25)
     pacer.ran_out(0.0)
     assert pacer.limit == pytest.approx(4.0)

@@ -10,8 +10,8 @@ from what the server does, never from that number:
   ``X-RateLimit-Reset``, else ``Retry-After``), and the requests the server accepted
   since the previous empty moment, over the time between them, is the rate it allows:
   whatever its window, between two empty moments a limiter lets through exactly what it
-  refills. The first measurement starts from a full bucket and reads high; the next one
-  corrects it.
+  refills. Only windows that begin at an empty moment count (one that began with a full
+  bucket would read high by what the bucket held).
 - Until a window has been measured, the wait the server named is the provisional pace
   (one request per wait: with an empty bucket that is when the next one fits), so
   callers released from a hold go one at a time instead of all at once into more 429s.
@@ -65,6 +65,7 @@ class PaceState:
     blocked_until: float = -math.inf
     window_start: float | None = None  # the last empty moment, or the start of busy time
     window_count: float = 0.0  # requests accepted since window_start
+    window_from_empty: bool = False  # the window began at an empty moment
     last_send: float = -math.inf  # the last send as scheduled, or the end of a hold
     last_change: float = -math.inf  # the last empty moment or raise
     provisional: bool = False  # learned is one request per the last wait, not measured
@@ -102,7 +103,7 @@ def reserve(
     # Callers held by the pace or a 429 are busy, not idle: the gap runs from the last
     # send as scheduled.
     if start is None or now - state.last_send > IDLE_GAP_S or now - start > MAX_WINDOW_S:
-        state.window_start, state.window_count = now, 0.0
+        state.window_start, state.window_count, state.window_from_empty = now, 0.0, False
     state.last_send = max(state.last_send, send_at)
     if send_at > now:
         _raise(state, now)
@@ -155,15 +156,21 @@ def block(state: PaceState, now: float, seconds: float, *, burst: int = 1) -> No
 def ran_out(state: PaceState, now: float, wait: float, *, burst: int = 1) -> None:
     """The server has nothing left (a 429, or Remaining 0 on an answer): hold
     everyone for ``wait`` and learn the rate from the window that just ended."""
-    start = state.window_start
-    if start is not None and now - start >= MIN_WINDOW_S and state.window_count > 0:
-        state.learned = state.window_count / (now - start)
-        state.provisional = False
-        state.window_start, state.window_count = now, 0.0
-    elif wait > 0 and (state.learned is None or state.provisional):
-        # The wait is at most one refill: its longest is the closest to the rate.
-        state.learned = min(state.learned or math.inf, 1.0 / wait)
-        state.provisional = True
+    start = state.window_start if state.window_start is not None else now
+    elapsed = now - start
+    from_empty = state.window_from_empty and state.window_count > 0
+    if from_empty and elapsed >= MIN_WINDOW_S:
+        state.learned, state.provisional = state.window_count / elapsed, False
+    elif state.provisional or state.learned is None:
+        guesses = [1.0 / wait] if wait > 0 else []  # at most one refill: reads high
+        if from_empty and elapsed >= MIN_WINDOW_S / 4:
+            guesses.append(state.window_count / elapsed)  # a short window: a noisy measure
+        if guesses:
+            state.learned, state.provisional = min([state.learned or math.inf, *guesses]), True
+    if elapsed >= MIN_WINDOW_S or not state.window_from_empty:
+        # A window that began with the bucket in an unknown state (full, after a quiet
+        # spell) would read high by what it held: measure from this empty moment instead.
+        state.window_start, state.window_count, state.window_from_empty = now, 0.0, True
     state.last_change = now
     block(state, now, wait, burst=burst)
 
