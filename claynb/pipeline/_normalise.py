@@ -151,7 +151,8 @@ def _normalised_column(name: str, column: pd.Series) -> np.ndarray:
     # to its normaliser: once per distinct value, with no per-value NA checks.
     normalise = normaliser_for(name)
     clean[:-1] = [
-        (normalise(v) or None) if type(v) is str else normalise_value(name, v) for v in uniques
+        (normalise(v) or None) if type(v) is str else normalise_value(name, v)
+        for v in np.asarray(uniques, dtype=object).tolist()  # not an element-wise __getitem__
     ]
     clean[-1] = None  # code -1 (NA) indexes the last slot
     return clean[codes]
