@@ -18,9 +18,11 @@ key itself, and expires after a quiet hour.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from claynb.services.redis import text as _text
 from claynb.wire._config import DEFAULT_PACING_FRACTION, Credentials
 from claynb.wire._core import api_base
 from claynb.wire._pacing import PaceState, accepted, block, ran_out, reserve
@@ -51,8 +53,6 @@ def shared_pace(credentials: Credentials, bus_url: str | None = None) -> FleetPa
     The pace is asked for with the synchronous Redis client, also from an event loop:
     a loopback round trip or two per request to Clay, which is rate-limited anyway.
     """
-    import os
-
     url = bus_url if bus_url and bus_url.startswith(("redis://", "rediss://", "unix://")) else None
     url = url or os.environ.get("REDIS_URL")
     if not url:
@@ -135,7 +135,3 @@ class FleetPacer:
                     return result
                 except WatchError:
                     continue  # another worker moved the state first: read it again
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
