@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("claynb.queue._cli", "run an RQ worker for the queue tier"),
     "receiver": ("claynb.events._cli", "serve the webhook receiver of the event tier"),
     "dlq": ("claynb.events._dlq_cli", "list or replay the event tier's dead-letter subject"),
+    "enrich": ("claynb.pipeline._cli_enrich", "enrich a CSV, Parquet or Excel file through Clay"),
+    "search": ("claynb.pipeline._cli_search", "search Clay for people or companies into a file"),
     "simulate": ("claynb.sim._cli", "simulate a tier's volume, latency and cost"),
     "share": ("claynb.share._cli", "execute a notebook and export it with secrets scrubbed"),
     "demo": (

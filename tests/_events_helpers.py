@@ -23,7 +23,7 @@ def namespace() -> str:
 
 
 def drain(
-    url: str, ns: str, topic: str, *, expect: int, timeout: float = 5.0, settle: float = 0.3
+    url: str, ns: str, topic: str, *, expect: int, timeout: float = 60.0, settle: float = 0.3
 ) -> list[dict[str, Any]]:
     """Every event on ``topic`` (from the start), waiting for ``expect`` then a little more."""
 

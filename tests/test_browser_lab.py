@@ -216,5 +216,8 @@ def test_every_notebook_runs_and_every_widget_redraws_in_jupyterlab(
     assert len(report) == len(list(NOTEBOOKS.glob("*.ipynb")))
     problems = {name: r["problems"] for name, r in report.items() if r["problems"]}
     assert not problems, json.dumps(problems, indent=2)
-    # Every notebook with controls had them moved (00 has none).
-    assert all(r["widgets moved"] > 0 for n, r in report.items() if not n.startswith("00")), report
+    # Every notebook with controls had them moved (00 and 06 have none).
+    without_controls = ("00_", "06_")
+    assert all(
+        r["widgets moved"] > 0 for n, r in report.items() if not n.startswith(without_controls)
+    ), report

@@ -21,7 +21,7 @@ def leads(n: int, start: int = 0) -> list[dict[str, Any]]:
 def wait_http_deliveries(emu: Any, count: int) -> list[dict[str, Any]]:
     """HTTP API attempts recorded so far, waiting for ``count`` (a receiver hears of a row
     a moment before the emulator records the attempt)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         found = [d for d in emu.meters()["deliveries"] if d["kind"] == "http_api"]
         if len(found) >= count or time.monotonic() > deadline:

@@ -33,7 +33,7 @@ def start_run(emu: Any, webhook_id: str) -> str:
 
 
 def wait_deliveries(emu: Any, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while len(deliveries := emu.meters()["deliveries"]) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     return list(deliveries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,6 +18,8 @@ from _events_helpers import drain, namespace, webhook_body
 
 from claynb.cli import main
 from claynb.events._bus import DEAD_LETTERS, LEADS, Bus
+from claynb.events._cli import add_arguments, settings_from
+from claynb.services._webhooks import ReceiverLimits
 from claynb.services.nats import free_port
 from claynb.wire._signatures import sign
 
@@ -51,7 +54,7 @@ def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Pa
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90
         while True:
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:
@@ -62,12 +65,16 @@ def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Pa
             time.sleep(0.1)
         body = webhook_body("run_cli", "wh_cli")
         good = httpx.post(
-            url + "/webhooks/clay", content=body, headers={"X-Clay-Signature": sign(SECRET, body)}
+            url + "/webhooks/clay",
+            content=body,
+            headers={"X-Clay-Signature": sign(SECRET, body)},
+            timeout=30,
         )
         forged = httpx.post(
             url + "/webhooks/clay",
             content=body,
             headers={"X-Clay-Signature": sign("nope-nope", body)},
+            timeout=30,
         )
         assert (good.status_code, forged.status_code) == (200, 401)
         assert [e["routine_run_id"] for e in drain(nats_url, ns, "runs.finished", expect=1)] == [
@@ -75,7 +82,7 @@ def test_the_receiver_command_serves_signed_webhooks(nats_url: str, tmp_path: Pa
         ]
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=15)
+        output, _ = proc.communicate(timeout=60)
     assert "claynb receiver on" in output
     assert SECRET not in output
 
@@ -87,6 +94,20 @@ def test_the_receiver_command_refuses_to_start_without_secrets(
     monkeypatch.delenv("CLAYNB_CALLBACK_SECRET", raising=False)
     assert main(["receiver"]) == 2
     assert "CLAYNB_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def test_the_receiver_command_takes_its_limits_from_flags(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CLAYNB_WEBHOOK_SECRET", SECRET)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = ["--max-body-bytes", "4096", "--head-timeout-s", "2", "--body-timeout-s", "3"]
+    assert settings_from(parser.parse_args(flags)).limits() == ReceiverLimits(4096, 2.0, 3.0)
+    assert settings_from(parser.parse_args([])).limits() == ReceiverLimits()
+    assert main(["receiver", "--body-timeout-s", "0"]) == 2  # refused before anything starts
+    err = capsys.readouterr().err
+    assert "body_timeout_s must be positive" in err and SECRET not in err
 
 
 def _park(url: str, ns: str, letters: list[dict[str, Any]]) -> None:

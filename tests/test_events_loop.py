@@ -168,7 +168,7 @@ def test_invalid_and_unknown_leads_are_answered_without_spending(
     with EventTier(client, bus_url=nats_url, settings=fast_settings()) as tier:
         tier.publish_leads("enrich-person", [("bad", {"email": "not-an-email"})])
         tier.publish_leads("no-such-routine", [("lost", {"email": "a.b@acme.com"})])
-        assert tier.wait(["bad", "lost"], timeout=15)
+        assert tier.wait(["bad", "lost"], timeout=60)
         assert tier.collector.contacts["bad"]["status"] == "invalid_input"
         assert "unknown routine" in tier.collector.dead["lost"]["reason"]
         assert list((claynb_home / "events").glob(f"{tier.namespace}.sqlite*"))
@@ -240,7 +240,7 @@ def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(
             "enrich-person", [SimpleNamespace(run_id="run_gone", inputs={key: inputs}, batch=None)]
         )
         tier.publish_leads("enrich-person", [("L-lost", inputs)])
-        assert tier.wait(["L-lost"], timeout=15)
+        assert tier.wait(["L-lost"], timeout=60)
         letter = tier.collector.dead["L-lost"]
         assert tier.replay_dead_letters() == []  # outcome_unknown is replayed only on purpose
         assert "L-lost" in tier.collector.dead and len(tier.dead_letters()) == 1

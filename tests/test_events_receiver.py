@@ -22,6 +22,7 @@ from claynb.events._bus import RUNS_FINISHED, TABLE_ROWS
 from claynb.events._dedupe import RedisDedupeStore, SqliteDedupeStore
 from claynb.events._receiver import ReceiverSettings
 from claynb.events._server import ReceiverServer
+from claynb.services.nats import NatsServer
 from claynb.wire._signatures import sign
 
 SECRET = "whsec_receiver_test_secret_0123456789"
@@ -121,6 +122,27 @@ def test_a_body_signed_with_another_secret_or_altered_is_401(receiver: ReceiverS
 )
 def test_signed_but_malformed_deliveries_are_400(receiver: ReceiverServer, body: bytes) -> None:
     assert post_webhook(receiver, body, sign(SECRET, body)).status_code == 400
+
+
+def test_a_delivery_the_bus_cannot_take_is_503_and_not_claimed(tmp_path: Path) -> None:
+    """The bus goes down under a running receiver: Clay is told to retry (503), and the
+    claim is released, so the retry is not taken for a replay (another 503, not 200)."""
+    store = SqliteDedupeStore(tmp_path / "dedupe.sqlite")
+    settings = ReceiverSettings(signing_secrets={"wh_test": SECRET})
+    with NatsServer() as bus, ReceiverServer(settings, bus.url, namespace(), store=store) as rx:
+        before = webhook_body("run_before_the_outage")
+        assert post_webhook(rx, before, sign(SECRET, before)).json()["status"] == "accepted"
+        bus.stop()
+        body = webhook_body("run_during_the_outage")
+        for _ in range(2):
+            answer = httpx.post(
+                rx.webhook_url,
+                content=body,
+                headers={"X-Clay-Signature": sign(SECRET, body)},
+                timeout=60,  # the publish waits for JetStream's acknowledgement before failing
+            )
+            assert (answer.status_code, answer.json()["status"]) == (503, "unavailable")
+        assert rx.stats == {"accepted": 1, "unavailable": 2}
 
 
 def test_a_test_event_is_acknowledged_and_not_published(receiver: ReceiverServer) -> None:

@@ -1,19 +1,34 @@
-"""The engine's queues against brute-force versions written the obvious way."""
+"""The engine's queues against brute-force versions written the obvious way, and the
+stretches it finds in numpy against its own loop, run for run."""
 
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
 from claynb.sim._engine import (
+    Runs,
+    RunTimes,
     batch_fcfs,
     fcfs_starts,
     flush_windows,
     lindley_starts,
     spaced_starts,
 )
+from claynb.sim._simulate import (
+    _observed_many,
+    _RunDraws,
+    _scalar_observed,
+    _size_free,
+    _submit_spacing,
+)
+from claynb.sim._stretches import spaced_chain
+from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
 
 
 def _brute_fcfs(arr: np.ndarray, svc: np.ndarray, servers: int, spacing: float = 0.0) -> np.ndarray:
@@ -92,3 +107,147 @@ def test_flush_without_linger_groups_only_simultaneous_leads() -> None:
     first, ready = flush_windows(arrivals, linger_s=0.0, batch_size=100)
     assert first.tolist() == [0, 1, 4]
     np.testing.assert_allclose(ready, [1.0, 2.0, 5.0])
+
+
+# -- the stretches found in numpy against the loop alone, run for run -----------------------
+
+
+class _Counted:
+    """RunTimes that counts the runs asked for ahead of the loop (so a test can tell the
+    stretches were used), or, as the reference, that says every run's time depends on its
+    size, so the loop calls ``sized`` for every run as the engine did before stretches."""
+
+    def __init__(self, inner: RunTimes, reference: bool = False) -> None:
+        self.inner, self.reference, self.ahead = inner, reference, 0
+        self.flat: list[float] = [math.nan] * len(inner.flat) if reference else inner.flat
+
+    def sized(self, run: int, items: int) -> float:
+        return self.inner.sized(run, items)
+
+    def singles(self, first: int, stop: int) -> np.ndarray:
+        self.ahead += stop - first
+        return self.inner.singles(first, stop)
+
+    def grow(self) -> None:
+        self.inner.grow()
+        if self.reference:
+            self.flat.extend([math.nan] * (len(self.inner.flat) - len(self.flat)))
+
+
+def _same_runs(fast: Runs, slow: Runs) -> None:
+    for name in ("start", "first", "count", "busy"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+
+
+SETTINGS = [  # volume a day, burstiness, workers, batch size, Clay, poll interval
+    (200, 0.0, 2, 100, {}, 30.0),
+    (1_341, 0.0, 64, 100, {}, 30.0),
+    (1_341, 0.0, 4, 100, {}, 30.0),
+    (5_000, 0.0, 8, 100, {"failure_rate": 0.2}, 30.0),
+    (20_000, 0.0, 64, 100, {}, 30.0),
+    (20_000, 0.3, 16, 100, {}, 30.0),
+    (60_000, 0.0, 64, 100, {"rate_limit_rps": 3.0}, 30.0),
+    (60_000, 0.0, 32, 10, {}, 30.0),
+    (3_000, 0.5, 8, 100, {"rate_limit_rps": 1.0}, 7.0),
+    (3_000, 0.0, 16, 100, {"rate_limit_rps": None}, 0.0),
+    (8_000, 0.0, 16, 100, {"run_latency": RunLatency("exponential", mean=40.0)}, 10.0),
+    (8_000, 0.0, 16, 50, {"run_latency": RunLatency("lognormal")}, 30.0),
+    (2_000, 0.0, 3, 1, {}, 2.0),
+]
+
+
+@pytest.mark.parametrize(("volume", "burstiness", "workers", "batch", "clay", "poll"), SETTINGS)
+def test_stretches_find_exactly_the_runs_the_loop_makes(
+    volume: float, burstiness: float, workers: int, batch: int, clay: dict, poll: float
+) -> None:
+    tier = QueueTier(workers=workers, batch_size=batch, poll_interval_s=poll)
+    behaviour = ClayBehaviour(**clay)
+    profile = ArrivalProfile(burstiness=burstiness)
+    arrivals = generate_arrivals(volume, 3.0, profile, np.random.default_rng(4))
+    spacing = _submit_spacing(tier, behaviour)
+
+    def runs(reference: bool) -> tuple[Runs, np.ndarray, _Counted]:
+        draws = _RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
+        times = _Counted(draws, reference)
+        found = batch_fcfs(arrivals, workers, batch, times, spacing, find_stretches=not reference)
+        return found, draws.gave_up(found.start.size), times
+
+    fast, fast_gave_up, counted = runs(reference=False)
+    slow, slow_gave_up, _ = runs(reference=True)
+    _same_runs(fast, slow)
+    assert np.array_equal(fast_gave_up, slow_gave_up)
+    assert counted.ahead > 0  # the stretches were looked for, not only the loop run
+
+
+def test_stretches_match_the_loop_for_any_busy_function(
+    jobs: tuple[np.ndarray, np.ndarray],
+) -> None:
+    arr, svc = jobs
+    arr = np.round(arr, 1)  # ties: leads arriving together share a run
+
+    def busy(r: int, n: int) -> float:  # depends on the run and its size
+        return float(svc[r % svc.size]) * (1 + 0.1 * n)
+
+    for servers, spacing in [(1, 0.0), (4, 0.0), (4, 0.7), (16, 0.3), (64, 2.0)]:
+        fast = batch_fcfs(arr, servers, 5, busy, spacing)
+        slow = batch_fcfs(arr, servers, 5, busy, spacing, find_stretches=False)
+        _same_runs(fast, slow)
+        brute = _brute_batches(arr, servers, 5, busy, spacing)
+        np.testing.assert_array_equal(fast.start, brute)
+
+
+def _brute_batches(
+    arr: np.ndarray, servers: int, batch: int, busy: Callable[[int, int], float], spacing: float
+) -> np.ndarray:
+    """The batch loop written the obvious way: pop a worker, take what waits, push it back."""
+    free = [-np.inf] * servers
+    starts: list[float] = []
+    i, last = 0, -np.inf
+    while i < arr.size:
+        f = heapq.heappop(free)
+        t = max(arr[i], f, last + spacing)
+        j = i
+        while j < arr.size and j < i + batch and arr[j] <= t:
+            j += 1
+        heapq.heappush(free, t + busy(len(starts), j - i))
+        starts.append(t)
+        last, i = t, j
+    return np.array(starts)
+
+
+def test_spaced_chain_is_the_loops_sequence_of_pushes() -> None:
+    rng = np.random.default_rng(3)
+    arrivals = np.cumsum(rng.exponential(0.3, 5_000))
+    last, expected = -1.0, []
+    for a in arrivals.tolist():
+        t = a if a >= last + 0.25 else last + 0.25
+        expected.append(t)
+        last = t
+    chain = spaced_chain(arrivals, -1.0, 0.25)
+    assert chain.size > 0
+    assert np.array_equal(chain, np.array(expected[: chain.size]))  # cut where unsettled
+
+
+@pytest.mark.parametrize(
+    ("latency", "poll", "batch"),
+    [
+        (RunLatency(), 30.0, 100),
+        (RunLatency(), 10.0, 100),
+        (RunLatency(), 7.0, 10),
+        (RunLatency("uniform", low=20.0, high=40.0), 20.0, 50),
+        (RunLatency("exponential", mean=40.0), 600.0, 100),
+        (RunLatency("lognormal"), 120.0, 100),
+    ],
+)
+def test_a_run_counted_size_free_takes_that_time_at_every_size(
+    latency: RunLatency, poll: float, batch: int
+) -> None:
+    rng = np.random.default_rng(1)
+    u = np.concatenate([rng.random(20_000), 1 - rng.random(200) * 1e-7])  # and the far tail
+    seen = _observed_many(latency, poll, u)
+    free = _size_free(latency, poll, u, seen, batch)
+    assert free.any()
+    one = _scalar_observed(latency, poll)
+    for i in np.flatnonzero(free)[:3_000].tolist():
+        for n in (2, 7, batch):
+            assert one(float(u[i]) ** (1.0 / n)) == seen[i]

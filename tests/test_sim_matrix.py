@@ -182,3 +182,16 @@ def test_the_cache_keeps_the_most_recently_used_volumes() -> None:
     assert run_candidates(300, scenario, cache) is first  # a hit, now the most recent
     run_candidates(900, scenario, cache)  # evicts 600, the least recently used
     assert len(cache) == 2 and cache.has(300, scenario) and not cache.has(600, scenario)
+
+
+def test_without_a_budget_another_plan_rebills_the_cached_grid() -> None:
+    cache = sim.SimulationCache()
+    sim.decision_grid((500, 50_000), (300,), cache=cache)
+    simulated = len(cache)
+    rebilled = sim.decision_grid((500, 50_000), (300,), plan="launch", cache=cache)
+    assert len(cache) == simulated
+    pd.testing.assert_frame_equal(rebilled, sim.decision_grid((500, 50_000), (300,), plan="launch"))
+    capped = {"monthly_budget_usd": 800.0, "cache": cache}
+    sim.decision_grid((500,), (300,), **capped)
+    sim.decision_grid((500,), (300,), plan="launch", **capped)
+    assert len(cache) == simulated + 2  # with a budget the plan moves the cap: simulated

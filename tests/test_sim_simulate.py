@@ -161,3 +161,16 @@ def test_bad_settings_say_what_is_wrong(kwargs: dict, message: str) -> None:
     tier = kwargs.pop("tier", "queue")
     with pytest.raises((ValueError, KeyError), match=message):
         sim.simulate(tier, 100, **kwargs)
+
+
+def test_billing_under_another_plan_is_simulating_under_it() -> None:
+    for tier in ("direct", "queue", "events"):
+        growth = sim.simulate(tier, 30_000, plan="growth", seed=3)
+        launch = sim.simulate(tier, 30_000, plan="launch", seed=3)
+        rebilled = growth.billed_under(launch.plan)
+        assert rebilled.summary() == launch.summary()
+        assert rebilled.uncapped_bill_usd == launch.uncapped_bill_usd
+        assert rebilled.clay_usd != growth.clay_usd
+    capped = sim.simulate("queue", 1_000, monthly_budget_usd=900.0)
+    with pytest.raises(ValueError, match="budget"):
+        capped.billed_under(launch.plan)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from claynb import sim
@@ -112,3 +116,87 @@ def test_readouts_are_analyst_units() -> None:
 def test_unknown_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dashboard settings"):
         sim.simulator_dashboard(colour="red")
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+
+
+def test_the_heatmap_repaints_in_place_as_a_full_draw_would() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from claynb.sim._heatmap import FIGSIZE, Heatmap, HeatmapPicture, _frame
+    from claynb.sim._pictures import DPI, canvas_png
+
+    cache = sim.SimulationCache()
+    volumes, slos = (300, 3_000, 30_000, 200_000), (60, 300, 3_600)
+    grid = sim.decision_grid(volumes, slos, cache=cache)
+    other = sim.decision_grid(volumes, slos, cache=cache, team_size=2)
+
+    def picked(g: pd.DataFrame) -> list[str]:
+        return g[g["recommended"]]["tier"].tolist()
+
+    assert picked(grid) != picked(other)
+    picture = HeatmapPicture(volumes, slos)
+    picture.png(other, 30_000, 60)  # something else first: nothing of it may remain
+    blitted = _pixels(picture.png(grid, 3_000, 300))
+
+    full = Figure(figsize=FIGSIZE, dpi=DPI)
+    canvas = FigureCanvasAgg(full)
+    _frame(full)
+    Heatmap(full.add_subplot(), volumes, slos, marked=True).show(grid, 3_000, 300)
+    canvas.draw()
+    drawn = _pixels(canvas_png(canvas))
+    assert blitted.shape == drawn.shape
+    differ = np.any(blitted != drawn, axis=2).mean()
+    # A handful of pixels may differ where antialiased edges meet (the frame's corners).
+    assert differ < 1e-4, f"{differ:.3%} of the pixels differ"
+
+
+def test_the_simulator_repaints_in_place_as_a_full_draw_would() -> None:
+    from claynb.sim._pictures import SimulatorPicture, canvas_png
+    from claynb.sim._views import simulate_tiers
+
+    memo: dict = {}
+    picture = SimulatorPicture()
+    picture.show(simulate_tiers({"volume_per_day": 60_000, "monthly_budget_usd": 3_000.0}, memo))
+    picture.png()  # something else first: nothing of it may remain
+    for settings in (  # every panel moves; then some panels; then the SLO and the workers
+        {"volume_per_day": 2_000, "slo_s": 60.0},
+        {"volume_per_day": 2_000, "slo_s": 90.0},
+        {"volume_per_day": 2_000, "slo_s": 90.0, "workers": 1},
+        {"volume_per_day": 200_000, "plan": "launch"},
+    ):
+        results = simulate_tiers(settings, memo)
+        picture.show(results)
+        blitted = _pixels(picture.png())
+        full = SimulatorPicture()
+        full.show(results)
+        for artist in full.changing:
+            artist.set_animated(False)
+        full._canvas.draw()
+        drawn = _pixels(canvas_png(full._canvas))
+        assert blitted.shape == drawn.shape
+        differ = np.any(blitted != drawn, axis=2).mean()
+        assert differ < 1e-4, f"{differ:.3%} of the pixels differ"
+
+
+@pytest.mark.parametrize("kind", ["simulator", "matrix"])
+def test_a_redraw_in_place_leaves_nothing_of_the_last_picture(kind: str) -> None:
+    if kind == "simulator":
+        board = sim.simulator_dashboard(volume_per_day=2_000)
+        moves = {"volume_per_day": 60_000.0, "monthly_budget_usd": 3_000.0, "slo_s": 60.0}
+    else:
+        board = sim.matrix_dashboard(volume_per_day=2_000)
+        moves = {"volume_per_day": 60_000.0, "team_size": 2, "slo_s": 60.0}
+    first = board.image.value
+    before = {name: board.controls[name].value for name in moves}
+    for name, value in moves.items():
+        board.controls[name].value = value
+        assert board.image.value != first
+    for name, value in before.items():
+        board.controls[name].value = value
+    assert _pixels(board.image.value).tolist() == _pixels(first).tolist()

@@ -1,21 +1,31 @@
 """Clay's run-finished webhooks for the direct tier: results as soon as Clay says.
 
-A :class:`WebhookReceiver` serves one endpoint on loopback. Every delivery is verified
-(``X-Clay-Signature``) before it is believed, de-duplicated on the run id, recorded in the
-journal (so a later call can explain a send whose outcome was unknown) and wakes the
-pollers waiting on that run. Delivery is not guaranteed, so the engine polls anyway.
+A :class:`WebhookReceiver` serves one endpoint on loopback: claynb's one receiver
+(:mod:`claynb.services._webhooks`, which the event tier serves too), so a delivery is
+capped, timed, and verified (``X-Clay-Signature``) before it is parsed. What passes is
+de-duplicated on the run id, recorded in the journal (so a later call can explain a send
+whose outcome was unknown) and wakes the pollers waiting on that run. Delivery is not
+guaranteed, so the engine polls anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 
 from claynb._secrets import mask, register_secret
 from claynb.pipeline._journal import Journal
 from claynb.services._http import BackgroundServer
-from claynb.wire._signatures import SIGNATURE_HEADER, verify_signature
+from claynb.services._webhooks import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEAD_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    ClayWebhookEndpoint,
+    Outcome,
+    ReceiverLimits,
+    ReceiverStats,
+    RunFinished,
+)
 
 
 class WebhookReceiver:
@@ -27,6 +37,11 @@ class WebhookReceiver:
     (``X-Clay-Signature``) before they are believed and de-duplicated on the run id;
     delivery is not guaranteed, so the engine keeps polling at ``poll_max_interval``.
     For Clay to reach it, the URL must be reachable from Clay (a tunnel, in practice).
+
+    Whatever else reaches the URL is refused without harm: bodies over ``max_body_bytes``
+    (413, unread), unsigned deliveries (401, unread), headers not in within
+    ``head_timeout_s`` (the connection closed), bodies not in within ``body_timeout_s``
+    (408), malformed ones (400).
     """
 
     PATH = "/clay-webhook"
@@ -39,13 +54,18 @@ class WebhookReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         home: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self.webhook_id: str | None = None
         self._secret: str | None = None
         self.configure(webhook_id, signing_secret)
         self.host, self._port = host, port
+        self.limits = ReceiverLimits(max_body_bytes, head_timeout_s, body_timeout_s)
         self.finished: set[str] = set()
-        self.received = self.rejected = 0
+        #: Deliveries by outcome (``accepted``, ``duplicate``, ``forged``, ``too_large``...).
+        self.stats = ReceiverStats()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._lock = threading.Lock()
         self._http: BackgroundServer | None = None
@@ -62,33 +82,37 @@ class WebhookReceiver:
     def url(self) -> str:
         return f"http://{self.host}:{self._port}{self.PATH}"
 
+    @property
+    def received(self) -> int:
+        """Deliveries that verified: runs, replays and test events."""
+        return self.stats.total(Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.TEST_EVENT)
+
+    @property
+    def rejected(self) -> int:
+        """Deliveries refused for their signature (missing, malformed or forged)."""
+        return self.stats.total(Outcome.UNSIGNED, Outcome.FORGED)
+
     def __repr__(self) -> str:
         return (
             f"WebhookReceiver(url={self.url!r}, webhook_id={self.webhook_id!r}, "
             f"signing_secret={mask(self._secret)})"
         )
 
-    def deliver(self, body: bytes, signature: str | None) -> int:
-        """Handle one delivery; the HTTP status to answer (401 unless it verifies)."""
-        if not self._secret or not verify_signature(self._secret, body, signature):
-            with self._lock:
-                self.rejected += 1
-            return 401
-        try:
-            run_id = (json.loads(body).get("data") or {}).get("routine_run_id")
-        except (ValueError, AttributeError):
-            return 400
+    def _secrets(self) -> list[str]:
+        return [self._secret] if self._secret else []
+
+    async def _run_finished(self, run: RunFinished) -> Outcome:
+        """A verified delivery: wake the run's pollers, once per run."""
         with self._lock:
-            self.received += 1
-            if not run_id or run_id in self.finished:  # a test event, or a replay
-                return 200
-            self.finished.add(run_id)
-            waiters = self._waiters.pop(run_id, [])
+            if run.run_id in self.finished:  # a replay
+                return Outcome.DUPLICATE
+            self.finished.add(run.run_id)
+            waiters = self._waiters.pop(run.run_id, [])
         if self._journal is not None:  # durable: a later call can explain an unknown send
-            self._journal.delivered(run_id)
+            self._journal.delivered(run.run_id)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
-        return 200
+        return Outcome.ACCEPTED
 
     async def wait(self, run_id: str, timeout: float) -> bool:
         """True as soon as the run's delivery has come, False after ``timeout`` seconds."""
@@ -114,18 +138,17 @@ class WebhookReceiver:
         Raises :class:`claynb.ConfigError` when the server does not come up.
         """
         from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
         from starlette.routing import Route
 
-        async def endpoint(request: Request) -> Response:
-            status = self.deliver(await request.body(), request.headers.get(SIGNATURE_HEADER))
-            return Response(status_code=status)
-
+        endpoint = ClayWebhookEndpoint(self._secrets, self._run_finished, self.limits, self.stats)
         app = Starlette(routes=[Route(self.PATH, endpoint, methods=["POST"])])
         self._journal = Journal.open(self._home)
         self._http = BackgroundServer(
-            app, name="claynb-webhook-receiver", host=self.host, port=self._port
+            app,
+            name="claynb-webhook-receiver",
+            host=self.host,
+            port=self._port,
+            **self.limits.server_options(),
         )
         try:
             self._http.start()

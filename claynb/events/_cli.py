@@ -41,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-body-bytes", type=int, default=None, help="larger bodies get 413")
     parser.add_argument(
+        "--head-timeout-s",
+        type=float,
+        default=None,
+        help="seconds a sender has to send a request's headers before it is cut off (default 10)",
+    )
+    parser.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=None,
+        help="seconds a sender has to send the body once the headers are in; then 408 (default 15)",
+    )
+    parser.add_argument(
         "--signing-secret-file",
         type=Path,
         default=None,
@@ -70,21 +82,30 @@ def _secret(path: Path | None, env: str) -> str | None:
 
 
 def settings_from(args: argparse.Namespace) -> Any:
-    from claynb.events._receiver import DEFAULT_MAX_BODY_BYTES, ReceiverSettings
+    from claynb.events._receiver import ReceiverSettings
 
     signing = _secret(args.signing_secret_file, "CLAYNB_WEBHOOK_SECRET")
     webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID") or "default"
+    limits = {
+        name: value
+        for name in ("max_body_bytes", "head_timeout_s", "body_timeout_s")
+        if (value := getattr(args, name)) is not None
+    }
     return ReceiverSettings(
         signing_secrets={webhook_id: signing} if signing else None,
         callback_secret=_secret(args.callback_secret_file, "CLAYNB_CALLBACK_SECRET"),
-        max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        **limits,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from claynb.services.nats import NatsServer
 
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:  # a limit that is not positive
+        print(f"claynb receiver: {exc}", file=sys.stderr)
+        return 2
     if not settings.secrets() and not settings.callback_secret and not args.with_service:
         print(
             "claynb receiver: set CLAYNB_WEBHOOK_SECRET and/or CLAYNB_CALLBACK_SECRET (or the "
@@ -111,9 +132,15 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
 
     app = build_app(settings, bus_url, args.namespace, open_dedupe_store(args.dedupe))
     base = f"http://{args.host}:{args.port}"
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level="info", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        lifespan="on",
+        **settings.limits().server_options(),
     )
+    server = uvicorn.Server(config)
     service = (
         await _start_service(args, settings, bus_url, f"{base}/webhooks/clay")
         if args.with_service

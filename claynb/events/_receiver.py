@@ -10,33 +10,45 @@ Two kinds of callers reach it:
   authenticated by a shared-secret header the user configured on the column; the row
   carries the row id claynb put in it when the frame was sent.
 
-Nothing is signed with a timestamp, so a captured delivery verifies forever and Clay may
-deliver twice: every accepted delivery is claimed in a durable :class:`DedupeStore` first,
-and a replay is answered 200 and ignored. Forged or unsigned deliveries are answered 401,
-malformed ones 400, bodies over ``max_body_bytes`` 413. No input makes the receiver answer
-5xx; only a bus or store that is down does (503, so the sender retries and nothing is lost).
+Both endpoints are claynb's one receiver (:mod:`claynb.services._webhooks`, which the
+direct tier's :class:`claynb.WebhookReceiver` serves too): bodies capped (413) and timed
+(408), the credential checked before a byte is parsed (401), malformed deliveries 400.
+This module adds the event tier's step. Nothing is signed with a timestamp, so a captured
+delivery verifies forever and Clay may deliver twice: every accepted delivery is claimed
+in a durable :class:`DedupeStore` first, and a replay is answered 200 and ignored. No
+input makes the receiver answer 5xx; only a bus or store that is down does (503, so the
+sender retries and nothing is lost).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from claynb._secrets import mask, redact, register_secret
 from claynb.events._bus import RUNS_FINISHED, TABLE_ROWS
 from claynb.events._dedupe import DedupeStore
-from claynb.wire._signatures import SIGNATURE_HEADER, verify_signature
+from claynb.services._webhooks import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEAD_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    ClayWebhookEndpoint,
+    Outcome,
+    ReceiverLimits,
+    ReceiverStats,
+    RunFinished,
+    SharedSecretEndpoint,
+)
 
 log = logging.getLogger("claynb.events.receiver")
 
@@ -44,9 +56,6 @@ log = logging.getLogger("claynb.events.receiver")
 CALLBACK_HEADER = "x-claynb-secret"
 #: The column claynb adds to every row it sends to a table, and expects back.
 ROW_ID_FIELD = "claynb_row_id"
-#: Clay's webhook bodies are a few hundred bytes; table rows stay under Clay's 100 KB.
-DEFAULT_MAX_BODY_BYTES = 128 * 1024
-_MAX_ID_LEN = 200
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -60,11 +69,14 @@ class ReceiverSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     row_id_field: str = ROW_ID_FIELD
     callback_header: str = CALLBACK_HEADER
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
 
     def __post_init__(self) -> None:
         for secret in self.secrets():
             register_secret(secret)
         register_secret(self.callback_secret)
+        self.limits()  # a limit that is not positive fails here, not at the first delivery
 
     def secrets(self) -> list[str]:
         """Every signing secret the webhook endpoint accepts (one per registered webhook)."""
@@ -74,6 +86,10 @@ class ReceiverSettings:
             return [self.signing_secrets]
         return [s for s in self.signing_secrets.values() if s]
 
+    def limits(self) -> ReceiverLimits:
+        """The body cap and the deadlines for slow senders, as the receiver applies them."""
+        return ReceiverLimits(self.max_body_bytes, self.head_timeout_s, self.body_timeout_s)
+
     def __repr__(self) -> str:
         return (
             f"ReceiverSettings(signing_secrets={len(self.secrets())} set, "
@@ -81,67 +97,12 @@ class ReceiverSettings:
         )
 
 
-@dataclass
-class ReceiverStats:
-    """Counts of what the receiver did, by outcome: for dashboards and tests."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, outcome: str) -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (before reading it all) anything over ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return b""  # the sender is gone; an empty body is answered 400/401, never 5xx
-    return b"".join(chunks)
-
-
-def _answer(stats: ReceiverStats, status: int, outcome: str, detail: str = "") -> JSONResponse:
-    stats.add(outcome)
-    body: dict[str, Any] = {"status": outcome}
-    if detail:
-        body["detail"] = detail
-    return JSONResponse(body, status_code=status)
-
-
-def _parse_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _valid_id(value: Any) -> str | None:
-    """A delivery id we can key on: a short non-empty string, or an integer."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= _MAX_ID_LEN and value.isprintable():
-        return value
-    return None
-
-
 class Receiver:
-    """The handlers behind the app; the store and the publisher are passed in."""
+    """The endpoints behind the app; the store and the publisher are passed in.
+
+    :attr:`webhook` and :attr:`table_callback` are ASGI endpoints (claynb's one receiver);
+    this class is what they do with a delivery that passed: claim it, then publish it.
+    """
 
     def __init__(
         self,
@@ -155,79 +116,48 @@ class Receiver:
         self.publish = publish
         self.clock = clock
         self.stats = ReceiverStats()
+        limits = settings.limits()
+        self.webhook = ClayWebhookEndpoint(settings.secrets, self._run_finished, limits, self.stats)
+        self.table_callback = SharedSecretEndpoint(
+            settings.callback_header,
+            lambda: settings.callback_secret,
+            settings.row_id_field,
+            self._row,
+            limits,
+            self.stats,
+        )
 
-    async def webhook(self, request: Request) -> JSONResponse:
-        try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-        except _TooLarge:
-            return _answer(self.stats, 413, "too_large")
-        header = request.headers.get(SIGNATURE_HEADER)
-        if not header:
-            return _answer(self.stats, 401, "unsigned", "missing X-Clay-Signature")
-        if not verify_signature(self.settings.secrets(), body, header):
-            return _answer(self.stats, 401, "forged", "signature does not verify")
-        event = _parse_object(body)
-        data = event.get("data") if event is not None else None
-        if event is None or not isinstance(data, dict):
-            return _answer(self.stats, 400, "malformed", "expected {webhookId, createdAt, data}")
-        if not data:
-            return _answer(self.stats, 200, "test_event")
-        run_id = _valid_id(data.get("routine_run_id"))
-        if run_id is None:
-            return _answer(
-                self.stats, 400, "malformed", "data.routine_run_id is missing or invalid"
-            )
-        out = {
-            "routine_run_id": run_id,
-            "webhook_id": _valid_id(event.get("webhookId")),
-            "created_at": str(event.get("createdAt", ""))[:64],
+    async def _run_finished(self, run: RunFinished) -> Outcome:
+        event = {
+            "routine_run_id": run.run_id,
+            "webhook_id": run.webhook_id,
+            "created_at": run.created_at,
             "received_at": self.clock(),
         }
-        return await self._accept(f"run:{run_id}", RUNS_FINISHED, out, None)
+        return await self._accept(f"run:{run.run_id}", RUNS_FINISHED, event, None)
 
-    async def table_callback(self, request: Request) -> JSONResponse:
-        try:
-            body = await _read_body(request, self.settings.max_body_bytes)
-        except _TooLarge:
-            return _answer(self.stats, 413, "too_large")
-        given = request.headers.get(self.settings.callback_header, "")
-        expected = self.settings.callback_secret or ""
-        if not expected or not hmac.compare_digest(
-            given.encode("utf-8", "replace"), expected.encode("utf-8")
-        ):
-            return _answer(
-                self.stats, 401, "forged", f"missing or wrong {self.settings.callback_header}"
-            )
-        row = _parse_object(body)
-        row_id = _valid_id(row.get(self.settings.row_id_field)) if row is not None else None
-        if row is None or row_id is None:
-            return _answer(
-                self.stats,
-                400,
-                "malformed",
-                f"expected a JSON object with {self.settings.row_id_field}",
-            )
-        out = {"row_id": row_id, "row": row, "received_at": self.clock()}
-        return await self._accept(f"row:{row_id}", TABLE_ROWS, out, json.dumps(out))
+    async def _row(self, row_id: str, row: dict[str, Any]) -> Outcome:
+        event = {"row_id": row_id, "row": row, "received_at": self.clock()}
+        return await self._accept(f"row:{row_id}", TABLE_ROWS, event, json.dumps(event))
 
     async def _accept(
         self, key: str, topic: str, event: dict[str, Any], payload: str | None
-    ) -> JSONResponse:
+    ) -> Outcome:
         """Claim, then publish; a delivery that could not be published is un-claimed."""
         try:
             fresh = await anyio.to_thread.run_sync(self.store.claim, key, payload)
         except Exception as exc:  # noqa: BLE001 - the store is down, not the input
             log.warning("dedupe store unavailable: %s", redact(str(exc)))
-            return _answer(self.stats, 503, "unavailable", "try again")
+            return Outcome.UNAVAILABLE
         if not fresh:
-            return _answer(self.stats, 200, "duplicate")
+            return Outcome.DUPLICATE
         try:
             await self.publish(topic, event)
         except Exception as exc:  # noqa: BLE001 - the bus is down, not the input
             log.warning("event bus unavailable: %s", redact(str(exc)))
             await anyio.to_thread.run_sync(self.store.release, key)
-            return _answer(self.stats, 503, "unavailable", "try again")
-        return _answer(self.stats, 200, "accepted")
+            return Outcome.UNAVAILABLE
+        return Outcome.ACCEPTED
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "counts": dict(self.stats.counts)})

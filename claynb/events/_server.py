@@ -83,7 +83,12 @@ class ReceiverServer:
         come up (the bus refused the app's lifespan, the port is taken)."""
         self.app = build_app(self.settings, self.bus_url, self.namespace, self.store)
         self._http = BackgroundServer(
-            self.app, name="claynb-receiver", host=self.host, port=self.port, lifespan="on"
+            self.app,
+            name="claynb-receiver",
+            host=self.host,
+            port=self.port,
+            lifespan="on",
+            **self.settings.limits().server_options(),
         ).start()
         self.port = self._http.port or self.port
         return self

@@ -28,12 +28,12 @@ from claynb.sim import _units as units
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache
+from claynb.sim._heatmap import plot_decision_matrix
 from claynb.sim._matrix import (
     Recommendation,
     decision_grid,
     decision_matrix,
     format_thresholds,
-    plot_decision_matrix,
     recommend,
     sensitivity,
     thresholds,

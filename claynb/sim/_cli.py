@@ -181,7 +181,8 @@ def _print_recommendation(args: argparse.Namespace) -> None:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from claynb.sim._matrix import decision_matrix, plot_decision_matrix
+    from claynb.sim._heatmap import plot_decision_matrix
+    from claynb.sim._matrix import decision_matrix
 
     options = {**_common(args), "team_size": args.team_size, "monthly_budget_usd": args.budget}
     if args.png:

@@ -69,6 +69,11 @@ def infra_lines(tier: str, servers: int, prices: Prices) -> dict[str, float]:
     }
 
 
+def month_bill(plan: Plan, actions: float, credits: float, rollover: float = 0.0) -> float:
+    """:func:`bill_curve` for one month's totals (the simulations' own figure, to the bit)."""
+    return float(bill_curve(plan, np.array([actions]), np.array([credits]), rollover)[0])
+
+
 def bill_curve(
     plan: Plan, actions: np.ndarray, credits: np.ndarray, rollover: float = 0.0
 ) -> np.ndarray:

@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from claynb._plans import Plan, get_plan
-from claynb._routines import Routine
+from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import machines, simulate
+from claynb.sim._simulate import Terms, machines, simulate_each
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 from claynb.sim._units import duration, money
 
@@ -126,13 +126,14 @@ def _candidates(tier: Tier, scenario: Scenario) -> list[Tier]:
 
 
 def _simulation_key(volume_per_day: float, scenario: Scenario) -> tuple[Any, ...]:
-    """What a simulation depends on. Prices, team, SLO and delay value only re-price it."""
+    """What a simulation depends on. Prices, team, SLO and delay value only re-price it, and
+    so does the plan when there is no budget (with one, the plan moves where the cap stops)."""
     s = scenario
     return (
         float(volume_per_day),
         s.arrivals,
         s.clay,
-        s.plan,
+        s.plan if s.monthly_budget_usd is not None else None,
         s.routine,
         s.tiers,
         s.worker_options,
@@ -145,9 +146,9 @@ def _simulation_key(volume_per_day: float, scenario: Scenario) -> tuple[Any, ...
 class SimulationCache:
     """Simulations already run, kept so the next question that needs them does not wait.
 
-    A volume's simulations depend on the arrivals, Clay's behaviour, the plan, the budget and
-    the tiers, not on the prices, the team, the SLO or the delay value, which are applied
-    when they are assessed. Pass one cache to ``decision_matrix``, ``decision_grid``,
+    A volume's simulations depend on the arrivals, Clay's behaviour, the budget and the
+    tiers, not on the prices, the team, the SLO or the delay value, which are applied when
+    they are assessed; nor, without a budget, on the plan, which then only re-bills them. Pass one cache to ``decision_matrix``, ``decision_grid``,
     ``recommend``, ``thresholds``, ``sensitivity`` and ``matrix_dashboard`` and each volume
     is simulated once for all of them.
     """
@@ -160,12 +161,14 @@ class SimulationCache:
     def candidates(self, volume_per_day: float, scenario: Scenario) -> list[SimResult]:
         key = _simulation_key(volume_per_day, scenario)
         found = self.runs.pop(key, None)
-        self.runs[key] = (
-            found if found is not None else _simulate_candidates(volume_per_day, scenario)
-        )
+        if found is None:
+            found = _simulate_candidates(volume_per_day, scenario)
+        elif found[0].plan != scenario.plan:  # no budget: the same runs, billed anew
+            found = [r.billed_under(scenario.plan) for r in found]
+        self.runs[key] = found
         while len(self.runs) > self.max_volumes:
             del self.runs[next(iter(self.runs))]
-        return self.runs[key]
+        return found
 
     def has(self, volume_per_day: float, scenario: Scenario) -> bool:
         return _simulation_key(volume_per_day, scenario) in self.runs
@@ -184,25 +187,12 @@ def run_candidates(
 
 
 def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+    s = scenario
+    models = [m for tier in s.tiers for m in _candidates(tier, s)]
+    routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine
+    terms = Terms(routine, s.plan, budget=s.monthly_budget_usd, prices=s.prices)
     days = simulated_days(volume_per_day)
-    results = []
-    for tier in scenario.tiers:
-        for model in _candidates(tier, scenario):
-            results.append(
-                simulate(
-                    model,
-                    volume_per_day,
-                    days=days,
-                    arrivals=scenario.arrivals,
-                    clay=scenario.clay,
-                    routine=scenario.routine,
-                    plan=scenario.plan,
-                    monthly_budget_usd=scenario.monthly_budget_usd,
-                    prices=scenario.prices,
-                    seed=scenario.seed,
-                )
-            )
-    return results
+    return simulate_each(models, volume_per_day, days, s.arrivals, s.clay, terms, s.seed)
 
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:
@@ -216,13 +206,13 @@ def delay_usd(result: SimResult, scenario: Scenario) -> float:
 class Assessed:
     """What a configuration costs and needs, whatever the SLO; ``row(slo)`` adds the rest.
 
-    The completed latencies are kept sorted so the share of late leads at any SLO is one
-    binary search: a grid of SLOs is assessed from one pass over each simulation.
+    The completed latencies are kept as they are: a late share is one count over them, a
+    fraction of what sorting them once would cost for the handful of SLOs a grid reads.
     """
 
     fixed: dict[str, Any]
     static_problems: tuple[str, ...]
-    sorted_latency: np.ndarray
+    latency: np.ndarray
     failed: int
     considered: int
     max_late_share: float
@@ -231,17 +221,19 @@ class Assessed:
         """As ``SimResult.late_share_at``: missed or failed, of the leads not held back."""
         if self.considered == 0:
             return 0.0
-        lat = self.sorted_latency
-        late = lat.size - int(np.searchsorted(lat, slo_s, side="right")) + self.failed
+        late = int(np.count_nonzero(self.latency > slo_s)) + self.failed
         return late / self.considered
 
     def slo_that_fits(self) -> float:
         """The tightest SLO this configuration meets (at most the allowed share late)."""
         allowed = int(np.floor(self.max_late_share * self.considered + 1e-9)) - self.failed
-        lat = self.sorted_latency
+        lat = self.latency
         if allowed < 0 or lat.size == 0:
             return float("nan")
-        return float(lat[max(lat.size - 1 - allowed, 0)]) if allowed < lat.size else 0.0
+        if allowed >= lat.size:
+            return 0.0
+        kth = max(lat.size - 1 - allowed, 0)  # the latency that many leads may exceed
+        return float(np.partition(lat, kth)[kth])
 
     def row(self, slo_s: float) -> dict[str, Any]:
         late = self.late_share(slo_s)
@@ -306,7 +298,7 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
     return Assessed(
         fixed=fixed,
         static_problems=tuple(problems),
-        sorted_latency=result.sorted_latency_s,  # held-back and failed leads have no latency
+        latency=result.completed_latency_s,  # held-back and failed leads have no latency
         failed=int(result.failed.sum()),
         considered=int(considered.sum()),
         max_late_share=scenario.max_late_share,
@@ -341,12 +333,21 @@ def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) ->
     return best_rows(rows, []).set_index("tier")
 
 
+def chosen_rows(rows: pd.DataFrame, by: list[str]) -> pd.Index:
+    """The chosen row of each group ``by``: the cheapest feasible one, else the one that
+    misses least (then the cheapest); ties go to the earlier row. One sort for a whole grid."""
+    feasible = rows["feasible"].to_numpy(dtype=bool)
+    key = rows.assign(
+        _misses=~feasible,
+        _first=np.where(feasible, rows["total_usd"], rows["late_share"]),
+        _then=np.where(feasible, 0.0, rows["total_usd"]),
+    ).sort_values([*by, "_misses", "_first", "_then"], kind="stable")
+    return key.groupby(by, sort=False).head(1).index if by else key.index[:1]
+
+
 def choose(best: pd.DataFrame) -> str:
     """The cheapest feasible tier, else the one that misses least (see ``fits``)."""
-    feasible = best[best["feasible"]]
-    if len(feasible):
-        return str(feasible["total_usd"].idxmin())
-    return str(best.sort_values(["late_share", "total_usd"]).index[0])
+    return str(chosen_rows(best, [])[0])
 
 
 def with_options(scenario: Scenario, **changes: Any) -> Scenario:

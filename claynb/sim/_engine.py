@@ -10,7 +10,10 @@ served in arrival order:
   ``c`` free times is the whole state, so one tight loop over plain floats does it;
 * **workers that take whatever is waiting** (up to a batch size): the same heap, but the
   loop runs once per *run*, and a run picks up its leads with a binary search, so a busy
-  month of millions of leads costs a few tens of thousands of iterations;
+  month of millions of leads costs a few tens of thousands of iterations; where the workers
+  keep up (a run per lead), stretches of hundreds of runs are found in numpy instead
+  (``_stretches``), the same runs to the last bit; and a run whose time does not depend on
+  its size is read from a list, not computed;
 * **non-blocking senders** (the event tier): micro-batches flushed on a clock are pure
   arithmetic on the arrival times, and a rate limit that spaces submissions at least ``T``
   apart is again a cumulative maximum: ``s[k] = k*T + cummax(r[k] - k*T)``.
@@ -21,11 +24,15 @@ Every function is pure: arrays in, arrays out, no clock and no global random sta
 from __future__ import annotations
 
 import heapq
+import math
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from claynb.sim._stretches import idle_stretch
 
 
 def lindley_starts(arrivals: np.ndarray, service: np.ndarray) -> np.ndarray:
@@ -121,57 +128,137 @@ class Runs:
 BusyTime = Callable[[int, int], float]
 
 
+@runtime_checkable
+class RunTimes(Protocol):
+    """How long each run holds its worker, drawn in blocks as the engine reaches them.
+
+    ``flat[r]`` is run ``r``'s time whatever its size, or NaN where its size matters (then
+    ``sized(r, n)`` gives it); ``singles(first, stop)`` is the times of those runs if each
+    carried one lead, as an array. Both cover the runs drawn so far, and ``grow()`` draws the
+    next block, so finding runs ahead of the loop never changes which random numbers a run
+    gets.
+    """
+
+    flat: list[float]
+
+    def sized(self, run: int, items: int) -> float: ...
+
+    def singles(self, first: int, stop: int) -> np.ndarray: ...
+
+    def grow(self) -> None: ...
+
+
+@dataclass
+class FunctionTimes:
+    """:class:`RunTimes` from a plain ``busy_time(run, items)`` function, called as needed."""
+
+    busy_time: BusyTime
+    block: int = 1024
+    flat: list[float] = field(default_factory=list)
+
+    def sized(self, run: int, items: int) -> float:
+        return self.busy_time(run, items)
+
+    def singles(self, first: int, stop: int) -> np.ndarray:
+        return np.array([self.busy_time(r, 1) for r in range(first, stop)], dtype=float)
+
+    def grow(self) -> None:
+        self.flat.extend([math.nan] * self.block)
+
+
+@dataclass
+class _Pace:
+    """When the batch loop looks for an idle stretch to find in numpy, and how far ahead.
+
+    A look costs a dozen numpy calls (tens of microseconds), a run in the loop under one,
+    so a look pays only when it finds a hundred runs or so. Every ``patience`` runs the loop
+    looks if those runs each carried one lead, guesses as far ahead as the last look reached
+    (twice that after a full one), and after a look that found too little to pay waits twice
+    as long.
+    """
+
+    patience: int = 8
+    reach: int = 256
+
+    def after(self, tried: int, found: int) -> None:
+        self.reach = min(tried * 2, 16_384) if found >= tried else max(128, 2 * found)
+        self.patience = 8 if found >= 100 else min(self.patience * 2, 4096)
+
+
 def batch_fcfs(
     arrivals: np.ndarray,
     servers: int,
     batch_size: int,
-    busy_time: BusyTime,
+    busy_time: BusyTime | RunTimes,
     min_spacing: float = 0.0,
+    *,
+    find_stretches: bool = True,
 ) -> Runs:
     """Workers that each take everything waiting (up to ``batch_size``) when they free up.
 
-    ``busy_time(run_index, n_items)`` is how long the worker is held by that run (Clay's
-    latency, polling granularity, retries). Leads leave the queue in arrival order.
+    ``busy_time`` is how long the worker is held by each run (Clay's latency, polling
+    granularity, retries): a :class:`RunTimes`, or a function ``busy_time(run, items)``.
+    Leads leave the queue in arrival order; runs start at least ``min_spacing`` apart.
+
+    The loop runs once per run. Where the workers keep up (runs start as leads arrive, or as
+    the spacing allows) ``find_stretches`` finds hundreds of runs at a time in numpy
+    (``_stretches``), the same runs to the last bit.
     """
-    arr = _floats(arrivals)
+    times = busy_time if isinstance(busy_time, RunTimes) else FunctionTimes(busy_time)
+    a = np.ascontiguousarray(arrivals, dtype=float)
+    arr = a.data
     n = len(arr)
     free = [float("-inf")] * servers
     replace, search = heapq.heapreplace, bisect_right
+    flat, sized = times.flat, times.sized
     starts: list[float] = []
     firsts: list[int] = []
     busys: list[float] = []
     add_start, add_first, add_busy = starts.append, firsts.append, busys.append
+    pace = _Pace()
+    look_at = pace.patience if find_stretches else n + 1  # runs: n + 1 never come
     i = r = 0
-    if min_spacing > 0:
-        last = float("-inf")
-        while i < n:
-            f, a = free[0], arr[i]
-            t = a if a > f else f
-            if t < last + min_spacing:
-                t = last + min_spacing
-            last = t
-            hi = i + batch_size
-            j = search(arr, t, i, hi if hi < n else n)
-            b = busy_time(r, j - i)
-            replace(free, t + b)
-            add_start(t)
-            add_first(i)
-            add_busy(b)
-            i = j
-            r += 1
-    else:  # the same loop without the spacing test: it runs once per run
-        while i < n:
-            f, a = free[0], arr[i]
-            t = a if a > f else f
-            hi = i + batch_size
-            j = search(arr, t, i, hi if hi < n else n)
-            b = busy_time(r, j - i)
-            replace(free, t + b)
-            add_start(t)
-            add_first(i)
-            add_busy(b)
-            i = j
-            r += 1
+    last = float("-inf")
+    while i < n:
+        if r >= look_at:  # look only if the last runs each carried one lead
+            look_at = r + pace.patience
+            if firsts[-1] - firsts[-pace.patience] != pace.patience - 1:
+                continue
+            if r == len(flat):
+                times.grow()  # run r will happen (lead i is waiting): its draws are due anyway
+            stop = r + min(pace.reach, n - i, len(flat) - r)
+            held = np.sort(free)
+            found = idle_stretch(a, i, held, last, min_spacing, times.singles(r, stop))
+            pace.after(stop - r, found.runs)
+            look_at = r + pace.patience
+            if found.runs:
+                starts.extend(found.start.tolist())
+                firsts.extend(range(i, found.next_lead))
+                busys.extend(found.busy.tolist())
+                free = np.sort(np.concatenate([held, found.end]))[-servers:].tolist()  # a heap
+                last, i, r = starts[-1], found.next_lead, r + found.runs
+                look_at = r + pace.patience
+                continue
+        f, x = free[0], arr[i]
+        t = x if x > f else f
+        if t < last + min_spacing:
+            t = last + min_spacing
+        last = t
+        hi = i + batch_size
+        j = search(arr, t, i, hi if hi < n else n)
+        try:
+            b = flat[r]
+        except IndexError:
+            times.grow()
+            b = flat[r]
+        if b != b:  # NaN: this run's time depends on its size
+            b = sized(r, j - i)
+        replace(free, t + b)
+        add_start(t)
+        add_first(i)
+        add_busy(b)
+        i = j
+        r += 1
     first = np.asarray(firsts, dtype=np.int64)
     count = np.diff(np.append(first, n))
     return Runs(

@@ -3,8 +3,8 @@
 ``decision_grid`` evaluates every cell of a volume x SLO grid (see ``_decide`` for the model);
 ``thresholds`` finds where the recommendation changes along the volume axis by bisection;
 ``decision_matrix`` lays the result out like the common three-tier table (tiers against volume,
-latency, cost, cost control, complexity and team size); ``plot_decision_matrix`` draws the
-grid as a heatmap; ``recommend`` answers for one team.
+latency, cost, cost control, complexity and team size); ``recommend`` answers for one team.
+``_heatmap`` draws the grid.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import html
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from claynb.sim._decide import (
@@ -25,17 +24,14 @@ from claynb.sim._decide import (
     best_per_tier,
     best_rows,
     choose,
+    chosen_rows,
     make_scenario,
     prepare,
     run_candidates,
 )
-from claynb.sim._result import TIER_COLOURS, SimResult
+from claynb.sim._result import SimResult
 from claynb.sim._tiers import TIERS
 from claynb.sim._units import NO_MATH, count, duration, money, to_html
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 DEFAULT_VOLUMES = (100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 DEFAULT_SLOS = (60, 90, 120, 300, 900, 3_600)
@@ -86,7 +82,8 @@ def assess_grid(
     """The grid from simulations already run: cheap, it only prices and compares.
 
     Each simulation is prepared once (its SLO-free figures and sorted latencies) and read
-    at every SLO; the per-tier choice is one sort over the whole grid.
+    at every SLO; the per-tier choice and the recommendation are one sort each over the
+    whole grid.
     """
     rows = []
     for volume, results in simulated.items():
@@ -94,13 +91,9 @@ def assess_grid(
         for slo in slos:
             for p in prepared:
                 rows.append({"volume_per_day": float(volume), "slo_s": float(slo), **p.row(slo)})
-    best = best_rows(pd.DataFrame(rows), ["volume_per_day", "slo_s"]).reset_index(drop=True)
-    picked = {
-        key: choose(cell.set_index("tier"))
-        for key, cell in best.groupby(["volume_per_day", "slo_s"], sort=False)
-    }
-    cells = zip(best["volume_per_day"], best["slo_s"], strict=True)
-    best["recommended"] = [picked[cell] == t for cell, t in zip(cells, best["tier"], strict=True)]
+    cell = ["volume_per_day", "slo_s"]
+    best = best_rows(pd.DataFrame(rows), cell).reset_index(drop=True)
+    best["recommended"] = best.index.isin(chosen_rows(best, cell))
     front = ["volume_per_day", "slo_s", "tier"]
     return best[front + [c for c in best.columns if c not in front]]
 
@@ -506,99 +499,3 @@ def _reasons(tier: str, best: pd.DataFrame, slo_s: float, scenario: Scenario) ->
                 f"the Clay bill of {money(row['clay_usd'])} fits the {money(scenario.monthly_budget_usd)} budget"
             )
     return reasons
-
-
-def plot_decision_matrix(
-    volumes: Sequence[float] = DEFAULT_VOLUMES,
-    slos: Sequence[float] = DEFAULT_SLOS,
-    *,
-    volume_per_day: float | None = None,
-    latency_slo_s: float | None = None,
-    grid: pd.DataFrame | None = None,
-    ax: Axes | None = None,
-    **options: Any,
-) -> Figure:
-    """Heatmap over volume x latency SLO: the recommended tier per cell, your point marked.
-
-    Pass ``grid`` (from :func:`decision_grid`) to redraw without simulating again. Cells
-    where even the recommended tier misses a constraint are hatched.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    grid = grid if grid is not None else decision_grid(volumes, slos, **options)
-    rec = grid[grid["recommended"]]
-    vols = np.sort(rec["volume_per_day"].unique())
-    slo_vals = np.sort(rec["slo_s"].unique())
-    codes = rec.pivot(index="slo_s", columns="volume_per_day", values="tier").loc[slo_vals, vols]
-    ok = rec.pivot(index="slo_s", columns="volume_per_day", values="feasible").loc[slo_vals, vols]
-    z = codes.map(TIERS.index).to_numpy(dtype=float)
-    if ax is None:
-        # A fixed layout instead of tight_layout: it measures every label on each redraw.
-        fig, ax = plt.subplots(figsize=(10, 4.6))
-        fig.subplots_adjust(left=0.1, right=0.84, top=0.92, bottom=0.13)
-        plt.close(fig)
-    else:
-        fig = ax.get_figure(root=True)  # type: ignore[assignment]
-    cmap = ListedColormap([TIER_COLOURS[t] for t in TIERS])
-    xe, ye = _edges(vols), _edges(slo_vals)
-    ax.pcolormesh(xe, ye, z, cmap=cmap, vmin=-0.5, vmax=2.5, shading="flat")
-    for i, slo in enumerate(slo_vals):
-        for j, vol in enumerate(vols):
-            ax.text(
-                math.sqrt(xe[j] * xe[j + 1]),
-                math.sqrt(ye[i] * ye[i + 1]),
-                codes.loc[slo, vol],
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white",
-            )
-    misses = [
-        (xe[j], xe[j + 1], ye[i], ye[i + 1])
-        for i, slo in enumerate(slo_vals)
-        for j, vol in enumerate(vols)
-        if not ok.loc[slo, vol]
-    ]
-    if misses:
-        from matplotlib.collections import PolyCollection
-
-        boxes = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)] for x0, x1, y0, y1 in misses]
-        ax.add_collection(
-            PolyCollection(boxes, facecolor="none", edgecolor="white", hatch="///", lw=0)
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(vols, [count(v) for v in vols], fontsize=8, rotation=30)
-    ax.set_yticks(slo_vals, [duration(v) for v in slo_vals], fontsize=8)
-    ax.minorticks_off()
-    ax.set_xlim(xe[0], xe[-1])
-    ax.set_ylim(ye[0], ye[-1])
-    ax.set_xlabel("leads per day")
-    ax.set_ylabel("latency target (SLO)")
-    ax.set_title("recommended tier (hatched: no tier meets every constraint)")
-    handles = [Patch(color=TIER_COLOURS[t], label=t) for t in TIERS]
-    if volume_per_day is not None and latency_slo_s is not None:
-        (mark,) = ax.plot(
-            [volume_per_day],
-            [latency_slo_s],
-            marker="*",
-            markersize=18,
-            color="black",
-            markeredgecolor="white",
-            ls="none",
-            label="you",
-        )
-        handles.append(mark)  # type: ignore[arg-type]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
-    return fig
-
-
-def _edges(centres: np.ndarray) -> np.ndarray:
-    """Cell edges on a log axis: geometric midpoints, extended half a step at each end."""
-    logs = np.log(centres.astype(float))
-    if logs.size == 1:
-        return np.exp(np.array([logs[0] - 0.5, logs[0] + 0.5]))
-    mids = (logs[1:] + logs[:-1]) / 2
-    return np.exp(np.concatenate([[2 * logs[0] - mids[0]], mids, [2 * logs[-1] - mids[-1]]]))

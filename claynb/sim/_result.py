@@ -8,7 +8,7 @@ leads are counted on their own. Percentiles are over the leads that completed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +17,12 @@ import pandas as pd
 
 from claynb._plans import Plan
 from claynb.sim._arrivals import DAY_S, ArrivalProfile
-from claynb.sim._cost import DAYS_PER_MONTH
+from claynb.sim._cost import DAYS_PER_MONTH, month_bill
 from claynb.sim._tiers import ClayBehaviour, Tier
 from claynb.sim._units import count_formatter, duration, duration_axis, money, money_formatter
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -58,6 +59,32 @@ class SimResult:
     infra_usd: dict[str, float]
     ops_usd: float
 
+    # -- the same simulation, read another way ------------------------------------------
+    def at_slo(self, slo_s: float) -> SimResult:
+        """This simulation judged against another SLO (the SLO only reads the latencies)."""
+        return self._reread(slo_s=slo_s)
+
+    def billed_under(self, plan: Plan) -> SimResult:
+        """This simulation billed under another plan, without simulating again.
+
+        Only without a budget: then the plan only prices the month's Actions and Data
+        Credits. With one, where the cap stops depends on the plan's prices: simulate.
+        """
+        if self.monthly_budget_usd is not None:
+            raise ValueError("with a budget the plan changes where the cap stops: simulate again")
+        bill = month_bill(
+            plan, self.actions_month, self.data_credits_month, self.rollover_data_credits
+        )
+        return self._reread(plan=plan, uncapped_bill_usd=bill)
+
+    def _reread(self, **changes: Any) -> SimResult:
+        """A copy with ``changes`` that keeps the latency figures already worked out."""
+        copy = replace(self, **changes)
+        for name in ("completed_latency_s", "_percentiles"):  # cached_property values
+            if name in self.__dict__:
+                copy.__dict__[name] = self.__dict__[name]
+        return copy
+
     # -- latency -------------------------------------------------------------------------
     @property
     def leads(self) -> int:
@@ -66,11 +93,6 @@ class SimResult:
     @cached_property
     def completed_latency_s(self) -> np.ndarray:
         return self.latency_s[~np.isnan(self.latency_s)]
-
-    @cached_property
-    def sorted_latency_s(self) -> np.ndarray:
-        """Completed latencies in order: a late share at any SLO is one binary search."""
-        return np.sort(self.completed_latency_s)
 
     @cached_property
     def _percentiles(self) -> np.ndarray:
@@ -245,30 +267,7 @@ class SimResult:
     def plot_latency(self, ax: Axes | None = None) -> Axes:
         """Histogram of lead latency with p50/p95/p99 and the SLO marked, in s/min/h."""
         ax = _axes(ax)
-        lat = self.completed_latency_s
-        colour = TIER_COLOURS.get(self.tier.name, "grey")
-        if lat.size:
-            top = max(float(np.percentile(lat, 99.5)), self.slo_s) * 1.1
-            # np.histogram + stairs: one artist instead of 80 bar patches, same picture.
-            heights, edges = np.histogram(np.minimum(lat, top), bins=80)
-            ax.stairs(heights, edges, fill=True, color=colour, alpha=0.8)
-            for name, value in (("p50", self.p50), ("p95", self.p95), ("p99", self.p99)):
-                ax.axvline(value, color="black", lw=0.8, ls=":")
-                ax.annotate(
-                    name,
-                    (value, 0.97),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=8,
-                    rotation=90,
-                    va="top",
-                    ha="right",
-                )
-        ax.axvline(self.slo_s, color="crimson", lw=1.5, label=f"target {duration(self.slo_s)}")
-        duration_axis(ax)
-        ax.set_xlabel("latency, arrival to result")
-        ax.set_ylabel("leads")
-        ax.set_title(f"{self.tier.name}: {self.late_share:.1%} missed the target")
-        ax.legend(loc="upper right", fontsize=8)
+        LatencyPanel(ax, self.tier.name).show(self)
         return ax
 
     def plot_queue_depth(self, ax: Axes | None = None) -> Axes:
@@ -336,3 +335,72 @@ def _axes(ax: Axes | None) -> Axes:
     fig, new = plt.subplots(figsize=(6, 4))
     plt.close(fig)
     return new
+
+
+class LatencyPanel:
+    """A latency histogram with p50/p95/p99 and the SLO marked, updated in place.
+
+    The artists are made once; ``show(result)`` gives them another simulation's numbers,
+    so a dashboard redraw reuses the axes, ticks and legend instead of building them again.
+    """
+
+    MARKS = ("p50", "p95", "p99")
+
+    def __init__(self, ax: Axes, tier: str) -> None:
+        self.ax = ax
+        colour = TIER_COLOURS.get(tier, "grey")
+        # np.histogram + stairs: one artist instead of 80 bar patches, same picture.
+        self.bars = ax.stairs([0.0], [0.0, 1.0], fill=True, color=colour, alpha=0.8)
+        self.marks = [ax.axvline(0.0, color="black", lw=0.8, ls=":") for _ in self.MARKS]
+        self.names = [  # x in data, y in axes fraction: just below the top
+            ax.text(
+                0.0,
+                0.97,
+                name,
+                transform=ax.get_xaxis_transform(),
+                fontsize=8,
+                rotation=90,
+                va="top",
+                ha="right",
+            )
+            for name in self.MARKS
+        ]
+        self.target = ax.axvline(0.0, color="crimson", lw=1.5, label="target")
+        duration_axis(ax)
+        ax.set_xlabel("latency, arrival to result")
+        ax.set_ylabel("leads")
+        self.legend = ax.legend(loc="upper right", fontsize=8)
+
+    @property
+    def changing(self) -> list[Artist]:
+        """What ``show`` changes, with the title, the legend and the frame drawn over them."""
+        ax = self.ax
+        return [
+            self.bars,
+            *self.marks,
+            *self.names,
+            self.target,
+            ax.title,
+            self.legend,
+            *ax.spines.values(),
+        ]
+
+    def show(self, result: SimResult) -> None:
+        lat = result.completed_latency_s
+        ax = self.ax
+        if lat.size:
+            top = max(float(np.percentile(lat, 99.5)), result.slo_s) * 1.1
+            heights, edges = np.histogram(np.minimum(lat, top), bins=80)
+            self.bars.set_data(heights, edges)
+        values = (result.p50, result.p95, result.p99)
+        for line, note, value in zip(self.marks, self.names, values, strict=True):
+            line.set_xdata([value, value])
+            note.set_x(value)
+            line.set_visible(bool(lat.size))
+            note.set_visible(bool(lat.size))
+        self.bars.set_visible(bool(lat.size))
+        self.target.set_xdata([result.slo_s, result.slo_s])
+        self.legend.get_texts()[0].set_text(f"target {duration(result.slo_s)}")
+        ax.set_title(f"{result.tier.name}: {result.late_share:.1%} missed the target", y=1.0)
+        ax.relim(visible_only=True)
+        ax.autoscale_view()

@@ -12,16 +12,16 @@ Money is scaled from the simulated horizon to a 30-day month.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
-from claynb.sim._cost import DAYS_PER_MONTH, Prices, bill_curve, infra_lines, leads_within_budget
+from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines, leads_within_budget, month_bill
 from claynb.sim._engine import (
     BusyTime,
     Runs,
@@ -73,30 +73,7 @@ def simulate(
     Everything random comes from ``seed``.
     """
     model = make_tier(tier, workers=workers, batch_size=batch_size, **tier_options)
-    behaviour = _behaviour(clay, run_latency, rate_limit_rps)
-    profile = as_profile(arrivals)
-    rng = np.random.default_rng(seed)
-    times = generate_arrivals(volume_per_day, days, profile, rng)
-    horizon = days * DAY_S
-    runs, done, run_failed, polls = _run_tier(model, behaviour, times, rng)
-    lead_failed = (
-        runs.per_lead(run_failed) if run_failed.any() else np.zeros(times.size, dtype=bool)
-    )
-    return _assemble(
-        model=model,
-        behaviour=behaviour,
-        profile=profile,
-        volume_per_day=volume_per_day,
-        days=days,
-        horizon=horizon,
-        arrivals=times,
-        lead_start=runs.per_lead(runs.start),
-        lead_done=runs.per_lead(done),
-        lead_failed=lead_failed,
-        runs=runs,
-        run_done=done,
-        polls=polls,
-        rng=rng,
+    terms = Terms(
         routine=get_routine(routine) if isinstance(routine, str) else routine,
         plan=get_plan(plan),
         budget=monthly_budget_usd,
@@ -104,6 +81,62 @@ def simulate(
         slo_s=slo_s,
         prices=prices or Prices(),
     )
+    clay = _behaviour(clay, run_latency, rate_limit_rps)
+    (result,) = simulate_each(
+        [model], volume_per_day, days, as_profile(arrivals), clay, terms, seed
+    )
+    return result
+
+
+class Workload(NamedTuple):
+    """The leads a simulation is given: their profile, volume a day, days, arrival times."""
+
+    profile: ArrivalProfile
+    volume_per_day: float
+    days: float
+    arrivals: np.ndarray
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a simulation's leads are charged and judged by, whatever the tier: the routine's
+    waterfall, the plan and its rollover, a monthly Clay budget, the SLO, the other prices."""
+
+    routine: Routine
+    plan: Plan
+    budget: float | None = None
+    rollover: float = 0.0
+    slo_s: float = 300.0
+    prices: Prices = field(default_factory=Prices)
+
+
+def simulate_each(
+    models: Sequence[Tier],
+    volume_per_day: float,
+    days: float,
+    arrivals: ArrivalProfile,
+    clay: ClayBehaviour,
+    terms: Terms,
+    seed: int = 0,
+) -> list[SimResult]:
+    """Several tier models under one workload, each exactly as :func:`simulate` has it alone.
+
+    The leads are drawn once (they are the same for every model: the arrivals come first
+    from ``seed``), and each model goes on from a copy of the random stream as it stood
+    after them. Results share the arrival times, read-only.
+    """
+    rng = np.random.default_rng(seed)
+    times = generate_arrivals(volume_per_day, days, arrivals, rng)
+    times.flags.writeable = False
+    after_arrivals = rng.bit_generator.state
+    results = []
+    for model in models:
+        stream = np.random.Generator(type(rng.bit_generator)())
+        stream.bit_generator.state = after_arrivals
+        ran = _run_tier(model, clay, times, stream)
+        workload = Workload(arrivals, volume_per_day, days, times)
+        results.append(_assemble(model, clay, workload, ran, stream, terms))
+    return results
 
 
 def _behaviour(
@@ -180,9 +213,9 @@ def _run_blocking(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
         )  # one lead a run
     else:
-        busy_fn, gave_up_of = _busy_fn(tier, clay, rng, n)
-        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, busy_fn, spacing)
-        gave_up = gave_up_of(runs.start.size)
+        draws = _RunDraws(tier, clay, rng, n)
+        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        gave_up = draws.gave_up(runs.start.size)
     polls = (
         float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
         if tier.poll_interval_s > 0
@@ -191,55 +224,139 @@ def _run_blocking(
     return runs, runs.start + runs.busy, gave_up, polls
 
 
-def _busy_fn(
-    tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int
-) -> tuple[BusyTime, Callable[[int], np.ndarray]]:
-    """How long a worker is held by run ``r`` of ``n`` items, and which of the first runs gave up.
+class _RunDraws:
+    """How long a worker is held by each run (:class:`~claynb.sim._engine.RunTimes`).
 
     A run's randomness (its latency uniform, its failed attempts) does not depend on its
-    size, so it is drawn in numpy ahead of the loop, in chunks as the loop reaches them; only
+    size, so it is drawn in numpy ahead of the loop, in blocks as the loop reaches them; only
     the size-dependent step (the slowest of ``n`` items, ``F^-1(u ** (1/n))``, seen at the
-    next poll) is left to the per-run call.
+    next poll) is left to ``sized``. That step is non-decreasing in ``n``, so where one lead
+    and a full batch take the same time (the common case: both seen at the same poll) every
+    size does, and ``flat`` holds it.
     """
-    observed = _scalar_observed(clay.run_latency, tier.poll_interval_s)
-    inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
-    uniforms: list[float] = []
-    extras: list[float] = []
-    gone: list[bool] = []
-    gave_up_chunks: list[np.ndarray] = []
 
-    def draw_more(size: int) -> None:
-        extra, gave_up = _retry_time(size, tier, clay, rng)
-        uniforms.extend(rng.random(size).tolist())
-        if clay.failure_rate > 0:
-            extras.extend(extra.tolist())
-            gone.extend(gave_up.tolist())
-        gave_up_chunks.append(gave_up)
+    def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
+        self._tier, self._clay, self._rng = tier, clay, rng
+        self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
+        self._drawn: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("uniform", "extra", "gave_up", "single")
+        }
+        # The draws as plain floats for ``sized``, which runs once per run where the size
+        # matters (every run, with a short poll; hardly ever with the default one): caught
+        # up with the draws when it first needs them, and extended in place, so it reads
+        # lists it holds, no attributes.
+        self._uniforms: list[float] = []
+        self._extras: list[float] = []
+        self._gone: list[bool] = []
+        self.flat: list[float] = []
+        self.sized = self._sized_function()
+        self._draw(max(1024, 2 * leads // tier.batch_size))
 
-    draw_more(max(1024, 2 * leads // tier.batch_size))
+    def _sized_function(self) -> BusyTime:
+        observed = _scalar_observed(self._clay.run_latency, self._tier.poll_interval_s)
+        uniforms, extras, gone, inv = self._uniforms, self._extras, self._gone, self._inv
+        failures = self._clay.failure_rate > 0
 
-    if clay.failure_rate <= 0:
-
-        def busy(r: int, n_items: int) -> float:
-            try:  # free unless raised: once per chunk
-                u = uniforms[r]
+        def sized(run: int, items: int) -> float:
+            try:
+                u = uniforms[run]
             except IndexError:
-                draw_more(len(uniforms))
-                u = uniforms[r]
-            return observed(u ** inv[n_items])
-    else:
+                self._catch_up()
+                u = uniforms[run]
+            if not failures:
+                return observed(u ** inv[items])
+            if gone[run]:  # every attempt failed: the worker spent the failures and backoff
+                return extras[run]
+            return extras[run] + observed(u ** inv[items])
 
-        def busy(r: int, n_items: int) -> float:
-            if r >= len(uniforms):
-                draw_more(len(uniforms))
-            if gone[r]:  # every attempt failed: the worker only spent the failures and backoff
-                return extras[r]
-            return extras[r] + observed(uniforms[r] ** inv[n_items])
+        return sized
 
-    def gave_up_of(runs: int) -> np.ndarray:
-        return np.concatenate(gave_up_chunks)[:runs]
+    def _catch_up(self) -> None:
+        done = len(self._uniforms)
+        self._uniforms.extend(self._all("uniform")[done:].tolist())
+        self._extras.extend(self._all("extra")[done:].tolist())
+        self._gone.extend(self._all("gave_up")[done:].tolist())
 
-    return busy, gave_up_of
+    def _draw(self, size: int) -> None:
+        tier, clay = self._tier, self._clay
+        extra, gave_up = _retry_time(size, tier, clay, self._rng)
+        u = self._rng.random(size)
+        seen = _observed_many(clay.run_latency, tier.poll_interval_s, u)
+        size_free = _size_free(clay.run_latency, tier.poll_interval_s, u, seen, tier.batch_size)
+        one = np.where(gave_up, extra, extra + seen) if clay.failure_rate > 0 else seen
+        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
+            self._drawn[key].append(values)
+        self.flat.extend(np.where(size_free | gave_up, one, np.nan).tolist())
+
+    def _all(self, key: str) -> np.ndarray:
+        blocks = self._drawn[key]
+        if len(blocks) > 1:
+            blocks[:] = [np.concatenate(blocks)]
+        return blocks[0]
+
+    def grow(self) -> None:
+        self._draw(len(self.flat))
+
+    def singles(self, first: int, stop: int) -> np.ndarray:
+        return self._all("single")[first:stop]
+
+    def gave_up(self, runs: int) -> np.ndarray:
+        """Which of the first ``runs`` runs gave up after their retries."""
+        return self._all("gave_up")[:runs]
+
+
+# How far below the next poll a full batch's quantile must stay for a run to count as
+# taking the same time whatever its size: far more than float rounding, far less than
+# anything a draw could notice.
+SAFETY = 1e-9
+
+
+def _size_free(
+    latency: RunLatency, poll_s: float, u: np.ndarray, seen: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Which runs take the time ``seen`` (of one lead, from quantile ``u``) at any size.
+
+    A run of ``n`` leads takes ``observed(F^-1(u ** (1/n)))``, non-decreasing in ``n``: the
+    same as one lead's for every size up to a full batch when even the full batch's quantile
+    ``u ** (1/B)`` is seen at the same poll. Decided with a margin (``SAFETY``), so a run
+    counted here provably takes that time; any other is left to ``sized``, which computes
+    it as always. Uniform latency (the default): the poll is passed at a known quantile
+    ``q*``, so the test is ``u <= (q* (1 - SAFETY)) ** B``, one power per distinct poll.
+    """
+    if latency.kind != "uniform" or poll_s <= 0:
+        # At or above the full batch's quantile, below 1 (where a long tail is infinite).
+        full = np.minimum(u ** (1.0 / batch_size) * (1 + SAFETY), np.nextafter(1.0, 0.0))
+        return _observed_many(latency, poll_s, full) == seen
+    # seen / poll_s is the poll count k: the latency passes k * poll_s (less the 1e-9 the
+    # count allows) at the quantile q* = (k * poll_s + 1e-9 * poll_s - low) / span.
+    span = latency.high - latency.low
+    if span <= 0:
+        return np.ones(u.size, dtype=bool)
+    # ``seen`` is a whole number of polls times poll_s: a table indexed by that number holds
+    # the same float for each, and costs no sort of the draws (``np.unique`` would).
+    polls_seen = np.rint(seen / poll_s).astype(np.intp)
+    first = int(polls_seen.min()) if polls_seen.size else 0
+    last = int(polls_seen.max()) if polls_seen.size else -1
+    polls = np.arange(first, last + 1, dtype=float) * poll_s
+    passed = ((polls / poll_s + 1e-9) * poll_s - latency.low) / span
+    reach = np.where(passed >= 1.0, np.inf, np.clip(passed * (1 - SAFETY), 0, None) ** batch_size)
+    polls_seen -= first
+    return u <= reach[polls_seen]
+
+
+def _observed_many(latency: RunLatency, poll_s: float, q: np.ndarray) -> np.ndarray:
+    """:func:`_scalar_observed` over an array, to the same bit (uniform: the same operations)."""
+    if latency.kind != "uniform":
+        one = _scalar_observed(latency, poll_s)
+        return np.array([one(x) for x in q.tolist()], dtype=float)
+    seen = q * (latency.high - latency.low)
+    seen += latency.low
+    if poll_s > 0:
+        seen /= poll_s
+        seen -= 1e-9
+        np.ceil(seen, out=seen)
+        seen *= poll_s
+    return seen
 
 
 def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], float]:
@@ -333,28 +450,29 @@ def _charge_totals(routine: Routine, u: np.ndarray) -> tuple[float, float]:
 
 
 def _assemble(
-    *,
     model: Tier,
     behaviour: ClayBehaviour,
-    profile: ArrivalProfile,
-    volume_per_day: float,
-    days: float,
-    horizon: float,
-    arrivals: np.ndarray,
-    lead_start: np.ndarray,
-    lead_done: np.ndarray,
-    lead_failed: np.ndarray,
-    runs: Runs,
-    run_done: np.ndarray,
-    polls: float,
+    workload: Workload,
+    ran: tuple[Runs, np.ndarray, np.ndarray, float],
     rng: np.random.Generator,
-    routine: Routine,
-    plan: Plan,
-    budget: float | None,
-    rollover: float,
-    slo_s: float,
-    prices: Prices,
+    terms: Terms,
 ) -> SimResult:
+    """Per lead, from the runs: when it started and finished, what it was charged, whether a
+    budget cap held it back; then the month's figures. ``ran`` is what ``_run_tier`` returns."""
+    profile, volume_per_day, days, arrivals = workload
+    runs, run_done, run_failed, polls = ran
+    lead_failed = (
+        runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
+    )
+    lead_start, lead_done = runs.per_lead(runs.start), runs.per_lead(run_done)
+    routine, plan, budget, rollover, prices = (
+        terms.routine,
+        terms.plan,
+        terms.budget,
+        terms.rollover,
+        terms.prices,
+    )
+    horizon = days * DAY_S
     n = arrivals.size
     month = DAYS_PER_MONTH / days
     u = rng.random(n)  # each lead's draw down the routine's waterfall
@@ -371,11 +489,7 @@ def _assemble(
         charged = (float(actions[:allowed].sum()), float(credits[:allowed].sum()))
     else:  # only the totals are kept: count the leads at each step of the waterfall
         charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
-    uncapped_bill = float(
-        bill_curve(
-            plan, np.array([uncapped[0] * month]), np.array([uncapped[1] * month]), rollover
-        )[0]
-    )
+    uncapped_bill = month_bill(plan, uncapped[0] * month, uncapped[1] * month, rollover)
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
     # The per-lead times are spent from here on: reuse their memory for latency and wait
     # (fresh pages for another million-float array cost more than the arithmetic).
@@ -391,7 +505,7 @@ def _assemble(
         arrivals_profile=profile,
         volume_per_day=volume_per_day,
         days=days,
-        slo_s=slo_s,
+        slo_s=terms.slo_s,
         arrivals=arrivals,
         latency_s=latency,
         wait_s=wait,

@@ -1,36 +1,29 @@
-"""What the dashboards draw, as plain functions of the slider values.
+"""What the dashboards show, as plain functions of the slider values.
 
-``simulator_view(settings)`` and ``matrix_view(settings)`` take a dict of slider values and
-return the figure and tables; ``claynb.sim._widgets`` only wires sliders to them. Both take
-a memo of the simulations already run, because a slider usually changes one thing: the
-SLO, the prices or the team only re-price what was simulated, and a worker count only
-re-simulates the queue tier. The figures use a fixed layout (no ``tight_layout``, which
-measures every label on every redraw) and step histograms, so a redraw costs a fraction of
-a second.
+``simulator_view(settings)`` returns the simulator's figure and table, ``matrix_grid(settings)``
+the decision grid and the recommendation at your point; ``claynb.sim._widgets`` only wires
+sliders to them and keeps the pictures (``_pictures``, ``_heatmap``), which redraw in place.
+Both take what was simulated before (a memo, a ``SimulationCache``), because a slider usually
+changes one thing: the SLO, the prices, the team or (without a budget) the plan only re-price
+what was simulated, and a worker count only re-simulates the queue tier.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
+from claynb._plans import get_plan
 from claynb.sim._arrivals import ArrivalProfile
 from claynb.sim._cost import Prices
 from claynb.sim._decide import SimulationCache, make_scenario
-from claynb.sim._matrix import (
-    Recommendation,
-    assess_grid,
-    plot_decision_matrix,
-    recommend,
-    simulate_grid,
-)
-from claynb.sim._result import TIER_COLOURS, SimResult
+from claynb.sim._matrix import Recommendation, assess_grid, recommend, simulate_grid
+from claynb.sim._pictures import SimulatorPicture
+from claynb.sim._result import SimResult
 from claynb.sim._simulate import simulate
 from claynb.sim._tiers import TIERS, ClayBehaviour
-from claynb.sim._units import count, count_formatter, duration, money, money_formatter, share
+from claynb.sim._units import count, duration, money, share
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,8 +53,9 @@ MATRIX_DEFAULTS: dict[str, Any] = {
 MATRIX_VOLUMES = (200, 500, 1_000, 2_000, 5_000, 20_000, 50_000, 100_000, 200_000)
 MATRIX_SLOS = (60, 120, 300, 900, 3_600)
 MEMO_SIZE = 12  # simulator results kept for moving a slider back
-# What each simulator tier's simulation depends on (the SLO only re-reads it).
-_TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps", "plan")
+# What each simulator tier's simulation depends on (the SLO only re-reads it, and without a
+# budget the plan only re-bills it).
+_TIER_INPUTS = ("volume_per_day", "days", "burstiness", "rate_limit_rps")
 
 
 def budget_or_none(value: float) -> float | None:
@@ -70,7 +64,9 @@ def budget_or_none(value: float) -> float | None:
 
 def _tier_key(tier: str, s: dict[str, Any]) -> tuple[Any, ...]:
     workers = int(s["workers"]) if tier == "queue" else None
-    return (tier, workers, budget_or_none(s["monthly_budget_usd"]), *(s[k] for k in _TIER_INPUTS))
+    budget = budget_or_none(s["monthly_budget_usd"])
+    plan = s["plan"] if budget is not None else None
+    return (tier, workers, budget, plan, *(s[k] for k in _TIER_INPUTS))
 
 
 def simulate_tiers(
@@ -98,20 +94,29 @@ def simulate_tiers(
                 monthly_budget_usd=budget_or_none(s["monthly_budget_usd"]),
                 slo_s=float(s["slo_s"]),
             )
-        results.append(replace(memo[key], slo_s=float(s["slo_s"])))
+        result = memo[key]
+        if result.plan != get_plan(s["plan"]):  # only without a budget: see _tier_key
+            result = memo[key] = result.billed_under(get_plan(s["plan"]))
+        results.append(result.at_slo(float(s["slo_s"])))
     while len(memo) > MEMO_SIZE:  # a month at 300K a day is ~9M leads a tier: keep few
         del memo[next(iter(memo))]
     return results
 
 
 def simulator_view(
-    settings: dict[str, Any], memo: dict[tuple[Any, ...], SimResult] | None = None
+    settings: dict[str, Any],
+    memo: dict[tuple[Any, ...], SimResult] | None = None,
+    picture: SimulatorPicture | None = None,
 ) -> tuple[Figure, pd.DataFrame]:
-    """Every tier under the slider settings: latency histograms, queue depth, monthly cost."""
+    """Every tier under the slider settings: latency histograms, queue depth, monthly cost.
+
+    Pass the ``picture`` of the previous call and it is updated in place.
+    """
     results = simulate_tiers(settings, memo)
-    fig = _simulator_figure(results)
+    picture = picture if picture is not None else SimulatorPicture()
+    picture.show(results)
     table = pd.DataFrame({r.tier.name: r.summary() for r in results}).drop(index="tier")
-    return fig, table
+    return picture.figure, table
 
 
 def simulator_headline(results_table: pd.DataFrame) -> list[str]:
@@ -130,46 +135,6 @@ def simulator_headline(results_table: pd.DataFrame) -> list[str]:
             f"{money(col['total_usd_month'])}{held}"
         )
     return lines
-
-
-def _simulator_figure(results: list[SimResult]) -> Figure:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(14, 6.6))
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.94, bottom=0.09, hspace=0.5, wspace=0.28)
-    for ax, result in zip(axes[0], results, strict=True):
-        result.plot_latency(ax)
-    for result in results:
-        axes[1][0].plot(
-            result.depth_time_s / 3600,
-            result.depth_waiting,
-            label=result.tier.name,
-            color=TIER_COLOURS[result.tier.name],
-        )
-    axes[1][0].set(title="leads waiting to be sent", xlabel="hour", ylabel="leads")
-    axes[1][0].set_yscale("symlog")
-    axes[1][0].yaxis.set_major_formatter(count_formatter())
-    axes[1][0].legend(fontsize=8, loc="upper left")
-    _cost_bars(axes[1][1], results)
-    axes[1][2].axis("off")
-    plt.close(fig)
-    return fig
-
-
-def _cost_bars(ax: Any, results: list[SimResult]) -> None:
-    names = [r.tier.name for r in results]
-    clay = np.array([r.clay_usd for r in results])
-    infra = np.array([r.infra_usd_month for r in results])
-    ops = np.array([r.ops_usd for r in results])
-    ax.bar(names, clay, label="Clay")
-    ax.bar(names, infra, bottom=clay, label="infrastructure")
-    ax.bar(names, ops, bottom=clay + infra, label="upkeep")
-    budget = results[0].monthly_budget_usd
-    if budget:
-        ax.axhline(budget, color="crimson", ls="--", label="Clay budget")
-    ax.set(title="monthly cost")
-    ax.yaxis.set_major_formatter(money_formatter())
-    ax.legend(fontsize=8, loc="upper left")
 
 
 def matrix_options(s: dict[str, Any]) -> dict[str, Any]:
@@ -194,31 +159,28 @@ def matrix_needs_simulation(
     cache: SimulationCache,
     volumes: tuple[float, ...] = MATRIX_VOLUMES,
 ) -> bool:
-    """Whether the next ``matrix_view`` has simulations to run (worth a progress bar)."""
+    """Whether the next ``matrix_grid`` has simulations to run (worth a progress bar)."""
     s = {**MATRIX_DEFAULTS, **settings}
     scenario = make_scenario(**matrix_options(s))
     return not all(cache.has(float(v), scenario) for v in (*volumes, s["volume_per_day"]))
 
 
-def matrix_view(
+def matrix_grid(
     settings: dict[str, Any],
     cache: SimulationCache | None = None,
     volumes: tuple[float, ...] = MATRIX_VOLUMES,
     slos: tuple[float, ...] = MATRIX_SLOS,
     progress: Any = None,
-) -> tuple[Figure, Recommendation]:
-    """The heatmap with your point marked, and the recommendation with its reasons.
+) -> tuple[pd.DataFrame, Recommendation]:
+    """The grid behind the heatmap, and the recommendation at your point with its reasons.
 
-    Pass the same ``cache`` between calls: while only prices, team, delay value, SLO or
-    your point move, the grid is re-priced, not re-simulated.
+    Pass the same ``cache`` between calls: while only prices, team, delay value, SLO, plan
+    (without a budget) or your point move, the grid is re-priced, not re-simulated.
     """
     s = {**MATRIX_DEFAULTS, **settings}
     options = matrix_options(s)
     cache = cache if cache is not None else SimulationCache()
     scenario = make_scenario(**options)
     grid = assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
-    fig = plot_decision_matrix(
-        grid=grid, volume_per_day=float(s["volume_per_day"]), latency_slo_s=float(s["slo_s"])
-    )
     rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), cache=cache, **options)
-    return fig, rec
+    return grid, rec

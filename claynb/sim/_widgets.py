@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,20 +24,24 @@ import pandas as pd
 
 from claynb._plans import PLANS
 from claynb.sim._decide import SimulationCache
+from claynb.sim._heatmap import HeatmapPicture
 from claynb.sim._matrix import Recommendation
+from claynb.sim._pictures import SimulatorPicture
 from claynb.sim._result import SimResult
 from claynb.sim._units import NO_MATH, count, duration, money, summary_table, to_html
 from claynb.sim._views import (
     MATRIX_DEFAULTS,
+    MATRIX_SLOS,
+    MATRIX_VOLUMES,
     SIMULATOR_DEFAULTS,
+    matrix_grid,
     matrix_needs_simulation,
-    matrix_view,
     simulator_headline,
     simulator_view,
 )
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -58,6 +61,7 @@ class Dashboard:
     reasons: list[str] = field(default_factory=list)
     recommendation: Recommendation | None = None
     figure: Any = None
+    picture: HeatmapPicture | SimulatorPicture | None = None
     renders: int = 0
     last_draw_s: float = 0.0
     cache: SimulationCache = field(default_factory=SimulationCache)
@@ -72,22 +76,24 @@ class Dashboard:
         self.status.value = _status("working…", busy=True)
         try:
             if self.kind == "simulator":
-                self._draw_simulator()
+                self.image.value = self._draw_simulator()
             else:
-                self._draw_matrix()
-            self.image.value = _png(self.figure)
+                self.image.value = self._draw_matrix()
         finally:
             self.progress.layout.visibility = "hidden"
         self.renders += 1
         self.last_draw_s = time.perf_counter() - started
         self.status.value = _status(f"drawn in {self.last_draw_s:.2f} s", busy=False)
 
-    def _draw_simulator(self) -> None:
-        self.figure, self.table = simulator_view(self.settings(), self.memo)
+    def _draw_simulator(self) -> bytes:
+        if not isinstance(self.picture, SimulatorPicture):
+            self.picture = SimulatorPicture()
+        self.figure, self.table = simulator_view(self.settings(), self.memo, self.picture)
         lines = "".join(f"<li>{line}</li>" for line in simulator_headline(self.table))
         self.html.value = f'<ul class="{NO_MATH}" style="margin:0">{lines}</ul>'
+        return self.picture.png()
 
-    def _draw_matrix(self) -> None:
+    def _draw_matrix(self) -> bytes:
         s = self.settings()
         report = None
         if matrix_needs_simulation(s, self.cache):
@@ -96,12 +102,17 @@ class Dashboard:
             def report(done: int, total: int) -> None:
                 self.progress.max, self.progress.value = total, done
 
-        self.figure, rec = matrix_view(s, self.cache, progress=report)
+        grid, rec = matrix_grid(s, self.cache, progress=report)
+        if not isinstance(self.picture, HeatmapPicture):
+            self.picture = HeatmapPicture(MATRIX_VOLUMES, MATRIX_SLOS)
+            self.figure = self.picture.figure
+        png = self.picture.png(grid, float(s["volume_per_day"]), float(s["slo_s"]))
         self.recommendation, self.table = rec, rec.table
         head = f"recommended: {rec.tier}" if rec.fits else "nothing fits"
         self.reasons = [head, *rec.reasons]
         items = "".join(f"<li>{html.escape(r)}</li>" for r in rec.reasons)
         self.html.value = f'<div class="{NO_MATH}"><b>{head}</b><ul>{items}</ul></div>'
+        return png
 
     def details(self) -> pd.DataFrame:
         """The figures behind the picture, in words and analyst units."""
@@ -139,12 +150,6 @@ class Dashboard:
 def _status(text: str, busy: bool) -> str:
     colour = "#b35900" if busy else "#666"
     return f'<span style="color:{colour};font-size:90%">{html.escape(text)}</span>'
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
 
 
 _LABELS = {

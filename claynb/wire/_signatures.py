@@ -19,6 +19,7 @@ from claynb.wire._exceptions import SignatureError
 
 SIGNATURE_HEADER = "X-Clay-Signature"
 _PREFIX = "sha256="
+_HEX = frozenset("0123456789abcdef")
 
 
 def sign(secret: str, raw_body: bytes) -> str:
@@ -41,12 +42,10 @@ def verify_signature(
     bare or malformed signature is simply False.
     """
     secrets = [secret] if isinstance(secret, str) else list(secret)
-    if not header_value or not isinstance(raw_body, bytes | bytearray):
+    given = signature_digest(header_value)
+    if given is None or not isinstance(raw_body, bytes | bytearray):
         return False
-    scheme, _, given = header_value.strip().partition("=")
-    if scheme.lower() != _PREFIX[:-1] or len(given) != 64:
-        return False
-    given_bytes = given.lower().encode("ascii", "replace")
+    given_bytes = given.encode("ascii")
     ok = False
     for one in secrets:
         if not one:
@@ -55,6 +54,21 @@ def verify_signature(
         expected = hmac.new(_secret_bytes(one), bytes(raw_body), hashlib.sha256).hexdigest()
         ok |= hmac.compare_digest(expected.encode("ascii"), given_bytes)
     return ok
+
+
+def signature_digest(header_value: str | None) -> str | None:
+    """The lower-case hex digest of a well-formed ``sha256=<64 hex>`` header, else None.
+
+    A receiver asks this before reading a body: a delivery whose header could never
+    verify is refused without reading a byte of what follows it.
+    """
+    if not header_value:
+        return None
+    scheme, _, given = header_value.strip().partition("=")
+    if scheme.lower() != _PREFIX[:-1] or len(given) != 64:
+        return None
+    given = given.lower()
+    return given if all(c in _HEX for c in given) else None
 
 
 def require_signature(secret: str, raw_body: bytes, header_value: str | None) -> None:
