@@ -14,7 +14,7 @@ import time
 from claynb._plans import PLANS
 from claynb.emulator._faults import Faults
 from claynb.emulator._server import Emulator
-from claynb.emulator._settings import parse_latency
+from claynb.emulator._settings import DEFAULT_RATE_LIMIT_RPS, RATE_LIMIT_HEADERS, parse_latency
 
 FAULT_FLAGS = (
     "server_error",
@@ -60,10 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit-rps",
         type=float,
-        default=None,
-        help="requests per second across /public/v0 (default: no limit)",
+        default=DEFAULT_RATE_LIMIT_RPS,
+        help=f"requests per second across /public/v0 (default {DEFAULT_RATE_LIMIT_RPS:g}; "
+        "0: no limit)",
     )
     parser.add_argument("--rate-limit-burst", type=float, default=None, help="token bucket size")
+    parser.add_argument(
+        "--rate-limit-header",
+        choices=RATE_LIMIT_HEADERS,
+        default=RATE_LIMIT_HEADERS[0],
+        help="what X-RateLimit-Limit counts (absent: no X-RateLimit-* headers)",
+    )
     parser.add_argument(
         "--slow-s", type=float, default=30.0, help="how long a timeout fault holds its answer"
     )
@@ -91,12 +98,13 @@ def build(args: argparse.Namespace) -> Emulator:
     return Emulator(
         plan=args.plan,
         run_latency_s=args.run_latency_s,
-        rate_limit_rps=args.rate_limit_rps,
+        rate_limit_rps=args.rate_limit_rps or None,
         faults=faults,
         api_key=args.api_key,
         port=args.port,
         seed=args.seed,
         rate_limit_burst=args.rate_limit_burst,
+        rate_limit_header=args.rate_limit_header,
         slow_s=args.slow_s,
         search_period_quota=args.search_period_quota,
     )

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from claynb._secrets import redact
+from claynb.services.redis import text as _text
 from claynb.wire._exceptions import ConfigError
 
 LEADS = "leads"
@@ -290,10 +291,6 @@ def _json_handler(handler: Handler) -> Callable[[Any], Awaitable[None]]:
             await handler(body)
 
     return on_message
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:

@@ -174,6 +174,7 @@ async def _start_service(
     from claynb.events._tier import create_emulator_webhook
     from claynb.pipeline._budget import Budget
     from claynb.pipeline._journal import Journal
+    from claynb.wire._fleet import shared_pace
 
     client = connect()
     webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID")
@@ -182,7 +183,7 @@ async def _start_service(
         if hook:
             settings.signing_secrets = {hook["id"]: hook["signingSecret"]}
             webhook_id = hook["id"]
-    aclient = client.async_twin()
+    aclient = client.async_twin(shared_pace(client.credentials(), bus_url))
     bus = Bus(bus_url, args.namespace)
     budget = Budget(actions=args.actions, data_credits=args.data_credits)
     service = EnrichmentService(

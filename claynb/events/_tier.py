@@ -42,6 +42,7 @@ from claynb.pipeline._plan import catalogue_of
 from claynb.pipeline._work import BudgetGuard
 from claynb.services.nats import NatsServer
 from claynb.wire._exceptions import ConfigError
+from claynb.wire._fleet import shared_pace
 
 T = TypeVar("T")
 
@@ -175,7 +176,7 @@ class EventTier:
 
     async def _start_service(self, url: str) -> None:
         self.bus = Bus(url, self.namespace)
-        self._aclient = _async_twin(self.client)
+        self._aclient = _async_twin(self.client, url)
         breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(
             self.bus,
@@ -339,11 +340,13 @@ def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
     return {"id": str(body["id"]), "signingSecret": str(body["signingSecret"])}
 
 
-def _async_twin(client: Any) -> Any:
-    """The service's own asyncio client, like the caller's (it runs on the tier's loop)."""
+def _async_twin(client: Any, bus_url: str | None = None) -> Any:
+    """The service's own asyncio client, like the caller's (it runs on the tier's loop),
+    paced with every service of the workspace when a Redis is at hand (the bus, or
+    REDIS_URL): Clay's rate limit is per workspace, not per process."""
     twin = getattr(client, "async_twin", None)
     if twin is None:
         raise ConfigError(
             "the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key"
         )
-    return twin()
+    return twin(shared_pace(client.credentials(), bus_url))

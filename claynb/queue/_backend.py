@@ -45,6 +45,7 @@ from claynb.queue._store import (
     Lead,
     batch_key,
 )
+from claynb.services.redis import text as _text
 from claynb.wire._config import MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
 from claynb.wire._exceptions import ConfigError
 
@@ -258,10 +259,6 @@ def _adopt(call: _Call, pending: list[WorkItem], guard: Any) -> list[WorkItem]:
         call.inflight[bid] = _InFlight(items, reserved)
         adopted.update(lead.key for lead in batch.leads)
     return [it for it in pending if it.key not in adopted]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _drive(

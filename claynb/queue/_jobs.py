@@ -111,7 +111,10 @@ class WorkerSettings:
     #: Retries of one request, and the POSTs a batch's items may ride in across every
     #: execution of its job (CLAYNB_MAX_ATTEMPTS, CLAYNB_MAX_SENDS_PER_ITEM).
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
+    #: Public API requests/s for every worker of the workspace together (None: learned).
+    fleet_rps: float | None = None
+    #: Pace every worker of a workspace as one, in Redis (CLAYNB_FLEET_PACING=0: each alone).
+    fleet_pacing: bool = True
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -131,6 +134,7 @@ class WorkerSettings:
             fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
+            fleet_pacing=os.environ.get("CLAYNB_FLEET_PACING", "1") != "0",
         )
 
     def __repr__(self) -> str:
@@ -252,7 +256,7 @@ def process(
     if batch.state == DONE:
         return _summary(batch, emitted=False)
     overflow = _handle_overflow(store, batch, job)
-    client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
+    client = worker_client(settings, store.conn)
     results, run_id, error = _send_and_collect(
         store, batch, client, settings, budget_key, final_attempt, job
     )
@@ -340,29 +344,38 @@ def _job_exists(conn: Any, job_id: str) -> bool:
     return bool(Job.exists(job_id, connection=conn))
 
 
-def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | None:
-    """This worker's share of a fleet-wide rate limit: the limit over the live workers."""
-    if not settings.fleet_rps:
-        return None
-    from claynb.queue._worker import live_workers
-
-    return round(settings.fleet_rps / max(1, live_workers(conn, queue)), 3)
-
-
 @functools.lru_cache(maxsize=4)
-def _cached_client(api_key: str, base_url: str, retry: RetryPolicy, rps: float | None) -> Any:
+def _cached_client(settings: WorkerSettings, conn: Any) -> Any:
     from claynb.wire._client import ClayClient
 
-    return ClayClient(api_key=api_key, base_url=base_url, retry=retry, rate_limit_rps=rps)
+    pace = fleet_pace(conn, settings) if settings.fleet_pacing else None
+    return ClayClient(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        retry=settings.retry,
+        rate_limit_rps=settings.fleet_rps,
+        pace=pace,
+    )
 
 
-def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
-    """One client per worker process, kept across jobs.
+def fleet_pace(conn: Any, settings: WorkerSettings) -> Any:
+    """The workspace's pace in Redis, shared by every worker that talks to it."""
+    from claynb.wire._config import Credentials
+    from claynb.wire._fleet import workspace_pace
+
+    credentials = Credentials(settings.api_key, settings.base_url)
+    return workspace_pace(conn, credentials, limit=settings.fleet_rps)
+
+
+def worker_client(settings: WorkerSettings, conn: Any = None) -> Any:
+    """One client per worker process, kept across jobs, paced with the whole fleet.
 
     A job is a handful of requests; a client per job would start each job with a fresh
-    pacer and forget every 429, so the worker as a whole would not keep to its pace.
+    pacer and forget every 429. With ``conn`` (the queue's Redis) the pace is the
+    workspace's, shared by every worker on every host (``fleet_pacing``, on by default):
+    Clay's limit is per workspace, so workers pacing alone send several times too fast.
     """
-    return _cached_client(settings.api_key, settings.base_url, settings.retry, rps)
+    return _cached_client(settings, conn if settings.fleet_pacing else None)
 
 
 def _send_and_collect(

@@ -330,6 +330,7 @@ class WorkerPool:
         max_attempts: int | None = None,
         max_sends_per_item: int | None = None,
         fleet_rps: float | None = None,
+        fleet_pacing: bool = True,
         sinks: Sequence[str] = (),
         extra_env: dict[str, str] | None = None,
         log_dir: str | None = None,
@@ -355,6 +356,7 @@ class WorkerPool:
             self._env["CLAYNB_MAX_SENDS_PER_ITEM"] = str(max_sends_per_item)
         if fleet_rps is not None:
             self._env["CLAYNB_FLEET_RPS"] = str(fleet_rps)
+        self._env["CLAYNB_FLEET_PACING"] = "1" if fleet_pacing else "0"
         self.sinks = list(sinks)
         self._env.update(extra_env or {})
         self.log_dir = log_dir

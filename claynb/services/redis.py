@@ -242,3 +242,8 @@ def connect(url: str | None = None, **kwargs: Any) -> Any:
     except ImportError as exc:
         raise ConfigError("the redis package is missing: pip install 'claynb[queue]'") from exc
     return redis.Redis.from_url(ensure_redis(url), **kwargs)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text: replies are bytes unless the connection decodes them."""
+    return value.decode() if isinstance(value, bytes) else str(value)

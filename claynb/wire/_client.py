@@ -35,6 +35,7 @@ from claynb.wire._config import (
 )
 from claynb.wire._core import BaseClient, Call, Flow, Sleep
 from claynb.wire._exceptions import ClayError
+from claynb.wire._pacing import Pace
 from claynb.wire._results import (
     BatchResults,
     Me,
@@ -68,8 +69,9 @@ class ClayClient(BaseClient):
     >>> client = ClayClient(api_key=emu.api_key, base_url=emu.url)   # doctest: +SKIP
     >>> run_id = client.run_routine("enrich-person", [{"id": "1", "inputs": {"email": "a@b.co"}}])
 
-    Safe to share between threads: the pacer keeps them all under ``rate_limit_rps``
-    (given, or learned from X-RateLimit-* headers) and a 429 holds every thread.
+    Safe to share between threads: the pacer keeps them all under the limit (learned
+    from 429s and X-RateLimit-Remaining/Reset, capped by ``rate_limit_rps``) and a 429
+    holds every thread. ``pace`` shares one pace with other clients or processes.
     ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
     """
 
@@ -88,6 +90,7 @@ class ClayClient(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -100,6 +103,7 @@ class ClayClient(BaseClient):
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
+            pace=pace,
         )
         self._sleep = sleep
         self._http = httpx.Client(timeout=self._timeout(), transport=transport)
@@ -258,13 +262,14 @@ class ClayClient(BaseClient):
         )
         return self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new :class:`AsyncClayClient` with this client's key, URL and policies.
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new :class:`AsyncClayClient` with this client's key, URL, policies and pace
+        (or ``pace``, a fleet's).
 
         For asyncio code (the direct tier's engine) driven from this client: the twin
         opens its own connections on the loop that uses it. The caller closes it.
         """
-        return _twin(self)
+        return _twin(self, pace)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -350,6 +355,7 @@ class AsyncClayClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -362,6 +368,7 @@ class AsyncClayClient(BaseClient):
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
+            pace=pace,
         )
         self._sleep = sleep
         self._http = httpx.AsyncClient(timeout=self._timeout(), transport=transport)
@@ -503,10 +510,10 @@ class AsyncClayClient(BaseClient):
         )
         return await self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new AsyncClayClient like this one, for another event loop (connections belong
-        to the loop that opened them). The caller closes it."""
-        return _twin(self)
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new AsyncClayClient like this one (its pace, or ``pace``), for another event
+        loop (connections belong to the loop that opened them). The caller closes it."""
+        return _twin(self, pace)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -569,14 +576,14 @@ class AsyncClayClient(BaseClient):
                 await self._sleep(step.delay)
 
 
-def _twin(client: BaseClient) -> AsyncClayClient:
+def _twin(client: BaseClient, pace: Pace | None = None) -> AsyncClayClient:
     credentials = client.credentials()
     return AsyncClayClient(
         credentials.api_key,
         base_url=credentials.base_url,
         timeout=client.timeout,
         retry=client.retry,
-        rate_limit_rps=client.rate_limit_rps,
         source_policy=client.source_policy,
         home=client.home,
+        pace=pace or client.pace,
     )
