@@ -24,7 +24,8 @@ def claynb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 @pytest.fixture
 def make_emulator() -> Iterator[Callable[..., Any]]:
-    """Build and start emulators (zero latency, Growth plan unless told); all stopped after."""
+    """Build and start emulators (zero latency, no rate limit, Growth plan unless told);
+    all stopped after."""
     from claynb import Emulator
 
     started: list[Any] = []
@@ -32,6 +33,7 @@ def make_emulator() -> Iterator[Callable[..., Any]]:
     def factory(**kwargs: Any) -> Any:
         kwargs.setdefault("run_latency_s", 0)
         kwargs.setdefault("plan", "growth")
+        kwargs.setdefault("rate_limit_rps", None)
         emu = Emulator(**kwargs)
         emu.start()
         started.append(emu)

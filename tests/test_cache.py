@@ -112,3 +112,27 @@ def test_cache_functions_directly(tmp_path: Path) -> None:
     assert max_age_seconds(timedelta(minutes=2)) == 120 and max_age_seconds(None) is None
     with pytest.raises(ValueError):
         max_age_seconds(-1)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"email": "ada@acme.com"},
+        {"email": "zoë@example.de", "domain": None},
+        {"full_name": 'Ada "the count" \\ Lovelace', "domain": "acme.com"},
+        {"full_name": "中文 \u2028 line\tbreak\x00", "email": "a@b.co"},
+        {"email": ""},
+        {"count": 3, "email": "a@b.co"},  # not text: the general path
+    ],
+)
+def test_item_keys_are_the_hash_of_the_canonical_json(inputs: dict[str, Any]) -> None:
+    """The fast path writes the JSON itself; a key must never change, or the cache and
+    every journaled run would be forgotten."""
+    import hashlib
+    import json
+
+    from claynb.pipeline._work import item_key
+
+    for routine in ("enrich-person", 'function:t_"odd"'):
+        blob = json.dumps([routine, inputs], sort_keys=True, separators=(",", ":"))
+        assert item_key(routine, inputs) == hashlib.sha256(blob.encode()).hexdigest()[:32]

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 import claynb
@@ -85,7 +86,10 @@ def test_emulator_options_and_the_async_client() -> None:
             )
 
     assert asyncio.run(main()).complete
-    assert client.rate_limit_rps == 50  # learned from the dedicated emulator's headers
+    answer = httpx.get(
+        f"{client.emulator.url}/public/v0/me", headers={"clay-api-key": client.emulator.api_key}
+    )
+    assert answer.headers["x-ratelimit-limit"] == "50"  # the dedicated emulator's setting
     client.emulator.stop()
     with pytest.raises(claynb.ConfigError):
         claynb.connect(emulator_options={"no_such_setting": 1})

@@ -270,20 +270,78 @@ def test_pacer_allows_a_burst_then_the_rate_counted_in_records() -> None:
     assert pacer.reserve(10) == 0.0
 
 
-def test_pacer_learns_the_limit_and_holds_everyone_after_a_429() -> None:
+def send(pacer: Pacer, clock: FakeClock, n: int, every: float, *, accepted: bool = True) -> None:
+    """``n`` requests ``every`` seconds apart, each accepted by the server (or not)."""
+    for _ in range(n):
+        pacer.reserve()
+        if accepted:
+            pacer.accepted()
+        clock.now += every
+
+
+def test_pacer_learns_the_rate_between_two_empty_moments_and_holds_everyone() -> None:
     clock = FakeClock()
     pacer = Pacer(None, clock=clock)
-    assert pacer.reserve() == 0.0 and pacer.limit is None
-    pacer.observe(limit=4.0, remaining=3.0, reset_in=0.0)
-    assert pacer.limit == 4.0
-    pacer.block_for(2.0)
+    assert pacer.reserve() == 0.0 and pacer.limit is None  # unknown: nothing is paced
+    send(pacer, clock, 8, 0.05)  # 8 accepted in 0.4 s from a full bucket, then a 429
+    pacer.ran_out(2.0)
+    # Not a measurement (it began with whatever the bucket held): until one is made, the
+    # pace is one request per the wait the server named, and everyone is held.
+    assert pacer.limit == pytest.approx(0.5)
     first, second = pacer.reserve(), pacer.reserve()
-    assert first == pytest.approx(2.0) and second == pytest.approx(2.25)
-    given = Pacer(2.0, clock=clock)
-    given.observe(limit=50.0, remaining=10.0, reset_in=0.0)
-    assert given.limit == 2.0  # the caller's share of a bigger limit is kept
-    given.observe(limit=1.0, remaining=0.0, reset_in=0.0)
-    assert given.limit == 1.0  # but the server's lower limit is what it will allow
+    assert first == pytest.approx(2.0) and second == pytest.approx(4.0)  # one by one
+    clock.now += 2.0
+    send(pacer, clock, 4, 0.25)
+    pacer.ran_out(0.5)  # X-RateLimit-Remaining: 0 on an accepted answer, at 3.4 s
+    assert pacer.limit == pytest.approx(4 / 3.0)  # 4 accepted since the empty moment at 0.4
+    send(pacer, clock, 12, 0.25, accepted=False)  # in flight: these were refused
+    clock.now -= 0.25
+    for _ in range(7):
+        pacer.accepted()
+    pacer.ran_out(0.25)
+    # Between two empty moments the server let through exactly what it refilled.
+    assert pacer.limit == pytest.approx(7 / 2.75)
+    given = Pacer(5.0, clock=clock)
+    assert given.limit == 5.0  # the caller's cap holds until the server is measured lower
+    given.reserve()
+    given.ran_out(0.0)
+    send(given, clock, 4, 0.4)
+    given.ran_out(0.1)
+    assert given.limit == pytest.approx(4 / 1.6)  # the lower of the two
+
+
+def test_a_pace_held_back_without_running_out_looks_for_more() -> None:
+    clock = FakeClock()
+    pacer = Pacer(None, clock=clock)
+    pacer.reserve()
+    pacer.ran_out(0.0)
+    send(pacer, clock, 4, 0.25)
+    pacer.ran_out(0.0)
+    assert pacer.limit == pytest.approx(4.0)
+    send(pacer, clock, 120, 0.1)  # 12 s of callers queueing behind the pace, none ran out
+    assert pacer.limit is not None and pacer.limit > 4.0
+
+
+def test_x_ratelimit_limit_is_not_read_as_a_rate() -> None:
+    """Its window is undocumented: 1200 may be a minute's worth. Only Remaining 0 and
+    Reset (or a 429) say anything, and they hold everyone until the reset."""
+    clock = FakeClock()
+    core = BaseClient("k", clock=clock, wall_clock=lambda: 1_000_000_000.0)
+    request = httpx.Request("GET", "https://api.clay.com/public/v0/me")
+    ok = {"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "3"}
+    core.after_response(
+        core.build_call("GET", "/me"), httpx.Response(200, headers=ok, request=request)
+    )
+    assert core.rate_limit_rps is None
+    spent = {
+        "x-ratelimit-limit": "1200",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "1000000001.5",
+    }
+    core.after_response(
+        core.build_call("GET", "/me"), httpx.Response(200, headers=spent, request=request)
+    )
+    assert core.pace_delay(core.build_call("GET", "/me")) == pytest.approx(1.5)
 
 
 def test_config_objects_refuse_nonsense() -> None:

@@ -18,6 +18,7 @@ from _client_helpers import statuses
 
 import claynb
 from claynb import Faults
+from claynb.emulator._settings import RATE_LIMIT_HEADERS
 
 FAST = claynb.RetryPolicy(max_attempts=8, backoff_initial_s=0.01, backoff_max_s=0.05)
 
@@ -102,20 +103,23 @@ def test_a_429_storm_is_recovered_by_honouring_the_servers_wait(
     emu = make_emulator(rate_limit_rps=4, rate_limit_burst=1)
     # A noisy neighbour empties the bucket, then eight threads start at once on a client
     # that has not learned the limit yet: a storm of 429s, after which the client holds
-    # every thread for the wait the server asked, learns the limit and paces the rest.
+    # every thread for the wait the server asked, learns the rate and paces the rest.
     drain = httpx.get(f"{emu.url}/public/v0/me", headers={"clay-api-key": emu.api_key})
-    with client_for(emu) as c, ThreadPoolExecutor(8) as pool:
+    patient = claynb.RetryPolicy(max_attempts=30, backoff_initial_s=0.01, backoff_max_s=0.05)
+    with client_for(emu, retry=patient) as c, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: c.me(), range(10)))
         learned = c.rate_limit_rps
     by_status = statuses(emu)
     assert drain.status_code == 200
     assert len(answers) == 10 and by_status["200"] == 11
     assert by_status.get("429", 0) >= 1
-    # No thread kept hammering: each waited as asked, so 429s stay within a couple per
-    # call (CPU contention can still push a paced request past its slot), far below the
-    # 8 attempts x 10 calls a client spinning on a short backoff would burn through.
-    assert by_status["429"] <= 2 * 10
-    assert learned == 4
+    # No thread kept hammering: each waited as asked, so 429s stay within a few per call
+    # while the rate is unknown, far below the 30 attempts x 10 calls a client spinning on
+    # a short backoff would burn through.
+    assert by_status["429"] <= 4 * 10
+    # Learned from what the server let through between empty moments: never more than
+    # it refilled (a burst of one wastes refills while callers wait, so it may read low).
+    assert learned is not None and 0 < learned <= 6
 
 
 def test_a_429_retry_waits_for_the_reset_it_was_given(make_emulator: Callable[..., Any]) -> None:
@@ -134,9 +138,10 @@ def test_a_429_retry_waits_for_the_reset_it_was_given(make_emulator: Callable[..
         )
         c.me()
     # One 429, then one retry that succeeded: the wait honoured was long enough, and it
-    # was the precise X-RateLimit-Reset (< 1 s), not Retry-After's whole second.
+    # was the precise X-RateLimit-Reset (< 1 s), not Retry-After's whole second (a
+    # little jitter, taken out of the hold, spreads callers while the rate is unknown).
     assert statuses(emu) == {"200": 2, "429": 1}
-    assert len(slept) == 1 and 0 < slept[0] < 1.0
+    assert 0 < sum(slept) < 1.0
 
 
 def test_429_until_attempts_run_out_is_rate_limited_with_retry_after(
@@ -247,3 +252,20 @@ def test_error_statuses_map_to_the_tree(make_emulator: Callable[..., Any]) -> No
     assert e402.value.status == 402 and isinstance(e402.value, claynb.ClayError)
     assert statuses(emu)["402"] == 1  # never retried
     assert runs_started(emu) == 0
+
+
+@pytest.mark.parametrize("header", RATE_LIMIT_HEADERS)
+def test_pacing_learns_the_limit_whatever_x_ratelimit_limit_counts(
+    header: str, make_emulator: Callable[..., Any]
+) -> None:
+    """Per second, per minute or absent: the pace comes from what the server did (its
+    429s, Remaining 0 and the reset), so a per-minute count is never taken for a rate."""
+    emu = make_emulator(rate_limit_rps=10, rate_limit_burst=10, rate_limit_header=header)
+    patient = claynb.RetryPolicy(max_attempts=30, backoff_initial_s=0.01, backoff_max_s=0.05)
+    with client_for(emu, retry=patient) as c, ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: c.me(), range(60)))
+        learned = c.rate_limit_rps
+    by_status = statuses(emu)
+    assert len(answers) == 60 and by_status["200"] == 60
+    assert learned is not None and learned <= 10 * 2  # per_minute announces 600
+    assert by_status.get("429", 0) <= 60 // 3

@@ -152,8 +152,20 @@ def test_a_webhook_explains_sends_that_timed_out(make_emulator: Any, tmp_path: A
     pd.testing.assert_frame_equal(out[fields], ref[fields])
 
 
-def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> None:
-    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(timeout=1.0), slow_s=1.0)
+@pytest.mark.parametrize("backend", ["direct", "queue"])
+def test_a_later_call_adopts_what_the_webhook_recorded(
+    make_emulator: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Every answer to a run's POST is lost (the run started): the rows come back unknown.
+    The runs carry the receiver's webhook id (the queue tier's workers send it too), so
+    their deliveries are recorded and a later call collects the rows, sending nothing."""
+    if backend == "direct":  # the answer comes too late for the client
+        faults, options = claynb.Faults(timeout=1.0), {"unknown_wait": 0}
+    else:  # the connection drops after the run started; workers cannot shorten a timeout
+        redis_url = request.getfixturevalue("redis_url")
+        faults = claynb.Faults(drop_connection=1.0)
+        options = {"backend": "queue", "redis_url": redis_url, "retries": 0}
+    emu = make_emulator(run_latency_s=0.05, faults=faults, slow_s=1.0)
     client = claynb.ClayClient(
         api_key=emu.api_key, base_url=emu.url, timeout=claynb.Timeout(0.3, connect=5.0)
     )
@@ -169,17 +181,22 @@ def test_a_later_call_adopts_what_the_webhook_recorded(make_emulator: Any) -> No
             progress=False,
             webhook=rx,
             batch_size=10,
-            unknown_wait=0,
+            **options,
         )
         assert (out["clay_status"] == "unknown").all()
         emu.set_faults(claynb.Faults())
         runs = emu.meters(charges=False)["runs"]["total"]
+        assert runs == 2  # each batch was sent once, and Clay started it
         deadline = time.monotonic() + 60
-        while len(rx.finished) < runs and time.monotonic() < deadline:
+        while len(rx.finished) < runs:
+            assert time.monotonic() < deadline, "the runs' deliveries did not come"
             time.sleep(0.05)
     # The receiver recorded the deliveries under CLAYNB_HOME; this call, without a
     # webhook, finds the runs they name and collects them instead of reporting unknown.
-    again = claynb.enrich(df, "enrich-person", {"email": "Email"}, client=client, progress=False)
+    options.pop("unknown_wait", None)
+    again = claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, progress=False, **options
+    )
     assert set(again["clay_status"]) <= {"enriched", "no_match"}
     assert emu.meters(charges=False)["runs"]["total"] == runs  # nothing sent again
     assert again["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]

@@ -157,6 +157,25 @@ def test_dlq_lists_and_replays_on_the_bus(
     assert "L2" in table and "L1" not in table and "1 dead letter(s)" in table
 
 
+def test_replaying_unknown_outcomes_warns_and_needs_a_yes(
+    nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ns = namespace()
+    lead = {"lead_id": "U1", "routine": "enrich-person", "inputs": {"email": "u.v@w.com"}}
+    _park(nats_url, ns, [{"lead": lead, "kind": "outcome_unknown", "reason": "?", "at": 1.0}])
+    replay = ["dlq", "replay", "--bus-url", nats_url, "--namespace", ns, "--include-unknown"]
+    assert main(replay) == 1  # no terminal to ask (pytest's stdin) and no --yes: refused
+    err = capsys.readouterr().err
+    assert "may charge them twice" in err and "--yes" in err
+    assert main(["dlq", "list", "--bus-url", nats_url, "--namespace", ns]) == 0
+    assert "U1" in capsys.readouterr().out  # still parked
+
+    assert main([*replay, "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "may charge them twice" in captured.err and "replayed 1 lead(s)" in captured.out
+    assert [e["lead_id"] for e in drain(nats_url, ns, LEADS, expect=1)] == ["U1"]
+
+
 def test_dlq_needs_a_bus(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -56,6 +56,17 @@ def fives(emu: Any) -> int:
     return sum(n for code, n in answered.items() if code.startswith("5"))
 
 
+def wait_landed(tier: EventTier, timeout: float = 30.0) -> None:
+    """Until every run is landed: a run's contacts are published before the journal marks
+    it landed (and the stats count it), so the last ones trail the contacts a little."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while tier.service is not None and tier.service.pending_runs:
+        assert time.monotonic() < deadline, "runs not landed"
+        time.sleep(0.05)
+
+
 def charged_keys(emu: Any) -> Counter[str]:
     return Counter(c["inputs_key"] for c in emu.meters()["charges"])
 
@@ -75,6 +86,7 @@ def test_exactly_once_under_dropped_duplicated_and_reordered_webhooks(
         ids = tier.publish_leads("enrich-person", batch)
         tier.publish_leads("enrich-person", batch[:30])  # the bus delivers some leads twice
         assert tier.wait(ids, timeout=30)
+        wait_landed(tier)
         stats = tier.service.stats
         contacts = dict(tier.collector.contacts)
         assert tier.collector.duplicates == []  # one contact per lead, never two
@@ -215,6 +227,7 @@ def test_without_any_webhook_the_reconciler_alone_finishes_every_run(
             "enrich-company", [(f"c{i}", {"domain": f"firm{i}.com"}) for i in range(12)]
         )
         assert tier.wait(ids, timeout=20)
+        wait_landed(tier)
         assert tier.service.stats.runs_by_webhook == 0
         assert tier.service.stats.runs_by_reconciler == tier.service.stats.runs_started
     assert max(charged_keys(emu).values()) == 1
@@ -274,3 +287,68 @@ def test_a_run_clay_no_longer_knows_is_parked_as_unknown_not_resent(
         assert "L-lost" in tier.collector.dead and len(tier.dead_letters()) == 1
     assert letter["kind"] == "outcome_unknown" and "run_gone" in letter["reason"]
     assert emu.meters()["per_routine"].get("enrich-person", {}).get("items", 0) == 0
+
+
+def test_leads_of_a_send_that_timed_out_get_their_contacts_when_the_webhook_names_the_run(
+    make_emulator: Any, nats_url: str, tmp_path: Any
+) -> None:
+    """Connections dropped after the POST started its run: those leads are parked
+    outcome_unknown, then collected from the run Clay's webhook names; none sent twice."""
+    import time
+
+    from claynb.pipeline._journal import Journal
+
+    emu = make_emulator(run_latency_s=0.2, faults=Faults(drop_connection=0.3), seed=3)
+    client = emu.client()
+    batch = leads(120, unique=120)
+    with (
+        Journal.open(tmp_path) as journal,
+        EventTier(
+            client, bus_url=nats_url, settings=fast_settings(batch_size=10), journal=journal
+        ) as tier,
+    ):
+        ids = tier.publish_leads("enrich-person", batch)
+        deadline = time.monotonic() + 60
+        while not set(ids) <= set(tier.collector.contacts):
+            assert time.monotonic() < deadline, sorted(set(ids) - set(tier.collector.contacts))
+            time.sleep(0.1)
+        parked = tier.service.stats.dead_lettered
+        contacts = dict(tier.collector.contacts)
+    assert parked > 0  # some sends did time out: their leads were parked first
+    assert set(contacts) == set(ids)
+    charges = charged_keys(emu)
+    assert charges and max(charges.values()) == 1
+    assert {c["item_key"] for c in contacts.values()} >= set(charges)
+
+
+def test_healthz_says_unhealthy_while_the_reconciler_cannot_land_runs(
+    make_emulator: Any, nats_url: str, tmp_path: Any
+) -> None:
+    """The journal closed under the service (a real fault: every landing fails): the
+    reconciler keeps going, logging and backing off, and /healthz answers 503 saying why."""
+    import time
+
+    import httpx
+
+    from claynb.pipeline._journal import Journal
+
+    emu = make_emulator(run_latency_s=0.2, faults=Faults(drop_webhook=1.0))
+    client = emu.client()
+    journal = Journal.open(tmp_path)
+    settings = fast_settings(reconcile_interval_s=0.05, unhealthy_after=2)
+    with EventTier(client, bus_url=nats_url, settings=settings, journal=journal) as tier:
+        assert tier.receiver is not None and tier.service is not None
+        health = f"{tier.receiver.url}/healthz"
+        assert httpx.get(health, timeout=10).status_code == 200
+        tier.publish_leads("enrich-person", leads(5, unique=5))
+        deadline = time.monotonic() + 30
+        while tier.service.stats.runs_started < 1:
+            assert time.monotonic() < deadline, "no run started"
+            time.sleep(0.05)
+        journal.close()
+        while (answer := httpx.get(health, timeout=10)).status_code != 503:
+            assert time.monotonic() < deadline, "healthz never said unhealthy"
+            time.sleep(0.1)
+        assert "reconciler failed" in answer.json()["problems"][0]
+        assert tier.service.stats.reconcile_errors >= 2
+        assert not tier.service._reconcile_task.done()  # it survives, and will try again

@@ -100,3 +100,20 @@ def test_four_workers_never_cross_the_budget(redis_url: str, make_emulator: Any)
     assert (out["status"] == "over_budget").sum() > 0
     # Worst case 3 credits per item: whatever was refused could not have fitted at the time.
     assert meters["per_routine"]["find-work-email"]["items"] <= cap
+
+
+def test_a_budget_whose_caps_are_unknown_pays_for_nothing(redis_url: str) -> None:
+    """A record with spend but no caps (Redis lost its data, a worker settled into it) is
+    not a budget without limits: nothing is reserved until someone sets the caps."""
+    conn = redis.Redis.from_url(redis_url)
+    name = uuid.uuid4().hex
+    guard = RedisBudgetGuard(conn, name)
+    guard.settle(Cost(), Cost(0, 5))  # a worker's late settle creates the record
+    assert not guard.reserve(Cost(0, 0.5))
+    assert guard.status().left("data_credits") == 0
+    guard.set_limits(data_credits=10)
+    assert guard.reserve(Cost(0, 0.5))
+    guard.reset()
+    assert not guard.reserve(Cost(0, 0.5))
+    guard.set_limits()  # no cap, said on purpose
+    assert guard.reserve(Cost(0, 1000))

@@ -325,3 +325,36 @@ def test_a_send_cut_off_midway_is_reported_unknown_never_resent(
     assert emu.meters()["requests"]["total"] == 0  # nothing was sent again
     status = guard.status()
     assert status.held["data_credits"] == 0 and status.spent["data_credits"] == 10  # held as spent
+
+
+def test_a_stopped_pool_leaves_no_process_behind_and_a_live_one_replaces_the_dead(
+    redis_url: str, make_emulator: Any
+) -> None:
+    import psutil
+
+    emu = make_emulator()
+    lq = _queue(redis_url, emu)
+    me = psutil.Process()
+
+    def family() -> set[int]:
+        return {p.pid for p in me.children(recursive=True)} - before
+
+    before: set[int] = set()
+    before = family()  # the session's redis-server, say: not the pool's
+    pool = _two_workers(redis_url, lq, emu, lease_s=1.0).start()
+
+    try:
+        deadline = time.monotonic() + 60
+        while len(family() - set(pool.pids())) < 1:  # RQ's scheduler child, a grandchild
+            assert time.monotonic() < deadline, "no scheduler child appeared"
+            time.sleep(0.1)
+        killed = pool.kill(0)
+        while len(pool.alive()) < 2:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.1)
+        assert killed not in pool.pids() and pool.replaced >= 1
+        seen = family()
+    finally:
+        pool.stop()
+    left = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert left == []

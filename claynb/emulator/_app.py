@@ -169,8 +169,13 @@ class PublicApi:
         return None
 
     def _rate_headers(self, decision: Decision) -> dict[str, str]:
+        """The X-RateLimit-* trio, as the ``rate_limit_header`` variant says it is sent."""
+        variant = self.state.settings.rate_limit_header
+        if variant == "absent":
+            return {}
         rps = self.state.settings.rate_limit_rps or 0
-        limit = str(int(rps)) if float(rps).is_integer() else str(rps)
+        per = rps * 60 if variant == "per_minute" else rps
+        limit = str(int(per)) if float(per).is_integer() else str(per)
         return {
             "X-RateLimit-Limit": limit,
             "X-RateLimit-Remaining": str(decision.remaining),

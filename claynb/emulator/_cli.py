@@ -14,7 +14,12 @@ import time
 from claynb._plans import PLANS
 from claynb.emulator._faults import Faults
 from claynb.emulator._server import Emulator
-from claynb.emulator._settings import VARIANTS, parse_latency
+from claynb.emulator._settings import (
+    DEFAULT_RATE_LIMIT_RPS,
+    RATE_LIMIT_HEADERS,
+    VARIANTS,
+    parse_latency,
+)
 from claynb.wire._config import ENV_ADMIN_URL
 
 FAULT_FLAGS = (
@@ -62,10 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit-rps",
         type=float,
-        default=None,
-        help="requests per second across /public/v0 (default: no limit)",
+        default=DEFAULT_RATE_LIMIT_RPS,
+        help=f"requests per second across /public/v0 (default {DEFAULT_RATE_LIMIT_RPS:g}; "
+        "0: no limit)",
     )
     parser.add_argument("--rate-limit-burst", type=float, default=None, help="token bucket size")
+    parser.add_argument(
+        "--rate-limit-header",
+        choices=RATE_LIMIT_HEADERS,
+        default=RATE_LIMIT_HEADERS[0],
+        help="what X-RateLimit-Limit counts (absent: no X-RateLimit-* headers)",
+    )
     parser.add_argument(
         "--slow-s", type=float, default=30.0, help="how long a timeout fault holds its answer"
     )
@@ -109,12 +121,13 @@ def build(args: argparse.Namespace) -> Emulator:
     return Emulator(
         plan=args.plan,
         run_latency_s=args.run_latency_s,
-        rate_limit_rps=args.rate_limit_rps,
+        rate_limit_rps=args.rate_limit_rps or None,
         faults=faults,
         api_key=args.api_key,
         port=args.port,
         seed=args.seed,
         rate_limit_burst=args.rate_limit_burst,
+        rate_limit_header=args.rate_limit_header,
         slow_s=args.slow_s,
         search_period_quota=args.search_period_quota,
         table_row_limit=args.table_row_limit,

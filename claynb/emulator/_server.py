@@ -34,7 +34,7 @@ from claynb.emulator._faults import FaultDice, Faults
 from claynb.emulator._http import error
 from claynb.emulator._outbound import Outbound
 from claynb.emulator._protocol import DroppingH11Protocol
-from claynb.emulator._settings import build_settings
+from claynb.emulator._settings import DEFAULT_RATE_LIMIT_RPS, build_settings
 from claynb.emulator._state import EmulatorState, Finished
 from claynb.services._http import HOST, BackgroundServer
 
@@ -46,12 +46,13 @@ class Emulator:
 
     ``plan`` is a plan name (free, launch, growth, enterprise) or a :class:`claynb.Plan`;
     ``run_latency_s`` a number or a (low, high) range sampled per run (0 finishes at
-    once); ``rate_limit_rps`` a token bucket over all /public/v0 requests (None: no
-    limit); ``faults`` the failure probabilities; ``api_key`` the key clients must send
+    once); ``rate_limit_rps`` a token bucket over all /public/v0 requests (20 a second
+    unless told; None: no limit); ``faults`` the failure probabilities; ``api_key`` the key clients must send
     (one is generated when None); ``seed`` makes latencies and faults repeatable.
 
     Extra keyword settings: ``routines`` (a dict of :class:`claynb.Routine`),
-    ``rate_limit_burst``, ``slow_s`` (how long a timeout fault holds its answer, 30 s),
+    ``rate_limit_burst``, ``rate_limit_header`` (what X-RateLimit-Limit counts:
+    "per_second", "per_minute" or "absent"), ``slow_s`` (how long a timeout fault holds its answer, 30 s),
     ``source_rate_per_s`` (10), ``source_burst`` (20), ``source_lifetime_cap`` (50,000),
     ``source_max_bytes`` (100 KB), ``batch_max_rows`` (50,000), ``webhook_hold_s`` (1 s).
 
@@ -77,7 +78,7 @@ class Emulator:
         self,
         plan: str | Plan = "growth",
         run_latency_s: float | tuple[float, float] = (1.0, 3.0),
-        rate_limit_rps: float | None = None,
+        rate_limit_rps: float | None = DEFAULT_RATE_LIMIT_RPS,
         faults: Faults | None = None,
         api_key: str | None = None,
         port: int = 0,

@@ -18,6 +18,14 @@ from claynb._routines import DEFAULT_ROUTINES, Cost, Routine
 from claynb.emulator._faults import Faults
 
 DEFAULT_SLOW_S = 30.0
+#: The Public API's requests per second unless told (None: no limit). Clay enforces a
+#: per-workspace limit and publishes no number; one is on by default so that a first run
+#: meets pacing as it would on Clay.
+DEFAULT_RATE_LIMIT_RPS = 20.0
+#: What X-RateLimit-Limit counts (Clay sends the X-RateLimit-* trio "when available" and
+#: never says over what window): "per_second", "per_minute" (the same limit announced as
+#: a count per minute), or "absent" (no X-RateLimit-* headers; a 429 still has Retry-After).
+RATE_LIMIT_HEADERS = ("per_second", "per_minute", "absent")
 SOURCE_RATE_PER_S = 10.0
 SOURCE_BURST = 20
 SOURCE_LIFETIME_CAP = 50_000
@@ -99,8 +107,9 @@ class Settings:
 
     plan: Plan
     run_latency_s: tuple[float, float] = (1.0, 3.0)
-    rate_limit_rps: float | None = None
+    rate_limit_rps: float | None = DEFAULT_RATE_LIMIT_RPS
     rate_limit_burst: float | None = None
+    rate_limit_header: str = RATE_LIMIT_HEADERS[0]
     faults: Faults = Faults()
     seed: int = 0
     outcome_seed: int = 0
@@ -134,6 +143,11 @@ class Settings:
             raise ValueError("table_row_limit must be a positive whole number, or None")
         if self.webhook_attempts < 1 or self.webhook_backoff_s < 0:
             raise ValueError("webhook_attempts must be at least 1 and webhook_backoff_s >= 0")
+        if self.rate_limit_header not in RATE_LIMIT_HEADERS:
+            raise ValueError(
+                f"rate_limit_header must be one of {RATE_LIMIT_HEADERS}, "
+                f"not {self.rate_limit_header!r}"
+            )
         if self.search_quota_counts not in SEARCH_QUOTA_COUNTS:
             raise ValueError(
                 f"search_quota_counts must be one of {SEARCH_QUOTA_COUNTS}, "

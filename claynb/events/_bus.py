@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from claynb._secrets import redact
+from claynb.services.redis import text as _text
 from claynb.wire._exceptions import ConfigError
 
 LEADS = "leads"
@@ -153,14 +154,19 @@ class Bus:
         else:
             await self.broker.publish(event, topic=subject)
 
-    async def subscribe(self, topic: str, handler: Handler, group: str) -> None:
+    async def subscribe(
+        self, topic: str, handler: Handler, group: str, *, concurrency: int = 1
+    ) -> None:
         """Deliver every event of ``topic`` to ``handler``, durably, as consumer ``group``.
 
         Works before or after :meth:`start`. Each group sees every event once (events from
         before the group existed included); several processes in one group share them.
+        An event is acknowledged when its handler returns; ``concurrency`` handlers run at
+        once (a handler that waits for its event's work to be done before returning needs
+        many, or it holds up every event behind it).
         """
         group = _NAME_RE.sub("_", group)
-        sub = self._subscriber(topic, group)
+        sub = self._subscriber(topic, group, concurrency)
         sub(_json_handler(handler))
         self._groups.append((self.subject(topic), group))
         if self._started:
@@ -168,8 +174,9 @@ class Bus:
                 await self._ensure_group(self.subject(topic), group)
             await sub.start()
 
-    def _subscriber(self, topic: str, group: str) -> Any:
+    def _subscriber(self, topic: str, group: str, concurrency: int = 1) -> Any:
         subject = self.subject(topic)
+        workers: dict[str, Any] = {"max_workers": concurrency} if concurrency > 1 else {}
         if self.kind == "nats":
             from faststream.nats import JStream, PullSub
 
@@ -180,6 +187,7 @@ class Bus:
                 stream=stream,
                 durable=f"{group}_{topic.replace('.', '_')}",
                 pull_sub=PullSub(batch_size=100, timeout=0.2),
+                **workers,
             )
         if self.kind == "redis":
             from faststream.redis import StreamSub
@@ -190,7 +198,7 @@ class Bus:
                 consumer=f"{group}-{uuid.uuid4().hex[:8]}",
                 polling_interval=100,
             )
-            return self.broker.subscriber(stream=sub)
+            return self.broker.subscriber(stream=sub, **workers)
         return self.broker.subscriber(subject, group_id=group)
 
     async def _ensure_group(self, stream: str, group: str) -> None:
@@ -283,10 +291,6 @@ def _json_handler(handler: Handler) -> Callable[[Any], Awaitable[None]]:
             await handler(body)
 
     return on_message
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:

@@ -154,6 +154,8 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
         if args.with_service
         else None
     )
+    if service is not None:
+        app.state.receiver.checks.append(service.health_problem)
     print(
         f"claynb receiver on {base}: POST /webhooks/clay (signed), POST /callbacks/table, GET /healthz"
     )
@@ -180,6 +182,7 @@ async def _start_service(
     from claynb.events._tier import webhook_for
     from claynb.pipeline._budget import Budget
     from claynb.pipeline._journal import Journal
+    from claynb.wire._fleet import shared_pace
 
     client = connect()
     webhook_id = os.environ.get(ENV_WEBHOOK_ID)
@@ -188,7 +191,7 @@ async def _start_service(
         if hook:
             settings.signing_secrets = {hook["id"]: hook["signingSecret"]}
             webhook_id = hook["id"]
-    aclient = client.async_twin()
+    aclient = client.async_twin(shared_pace(client.credentials(), bus_url))
     bus = Bus(bus_url, args.namespace)
     budget = Budget(actions=args.actions, data_credits=args.data_credits)
     service = EnrichmentService(

@@ -116,6 +116,9 @@ class Receiver:
         self.publish = publish
         self.clock = clock
         self.stats = ReceiverStats()
+        #: What ``/healthz`` asks: each returns why a part cannot work, or None (the
+        #: enrichment service served beside the receiver adds its reconciler's check).
+        self.checks: list[Callable[[], str | None]] = []
         limits = settings.limits()
         self.webhook = ClayWebhookEndpoint(settings.secrets, self._run_finished, limits, self.stats)
         self.table_callback = SharedSecretEndpoint(
@@ -160,7 +163,12 @@ class Receiver:
         return Outcome.ACCEPTED
 
     async def health(self, request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "counts": dict(self.stats.counts)})
+        """200 while every part can work; 503 with the reasons when one cannot."""
+        problems = [p for p in (check() for check in self.checks) if p]
+        body = {"ok": not problems, "counts": dict(self.stats.counts)}
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=503 if problems else 200)
 
 
 def create_receiver_app(receiver: Receiver, lifespan: Any = None) -> Starlette:

@@ -22,6 +22,24 @@ One service process per namespace: its bookkeeping of leads and runs is in memor
 must survive a crash (runs in flight, results, charges) is in the journal. A lead is
 ``pending`` until it gets its contact (``done``) or a dead letter (``dead``, from which only
 a replay brings it back): :class:`LeadState` and :data:`LEAD_MOVES`, the one table of moves.
+
+Crashes and outages (the bus's own delivery is the durable list of leads not yet answered):
+
+- a lead event is acknowledged only once its contact or dead letter is published, so a
+  lead held in memory by a process that dies is delivered again to the next one;
+- on start, before taking any lead, the service adopts every run its journal has in
+  flight (polled at once, or landed by its webhook): a lead delivered again joins the
+  run already paid for, and one whose answer the journal already holds is answered from
+  it; one whose send may have reached Clay is parked ``outcome_unknown``, never re-sent;
+- a run-finished delivery for a run the journal has in flight but this process does not
+  know (it started before a restart) is adopted and landed;
+- a run is marked finished in the journal only after every contact of it is published:
+  a publish that fails leaves the run in flight, and it is landed again later;
+- a send that may or may not have reached Clay parks its leads ``outcome_unknown``; when a
+  webhook then names a run whose items are exactly that send's, the journal adopts it
+  and the leads get their contacts from it (without it: a person replays them);
+- the reconciler survives any error (logged, retried with backoff), and
+  :meth:`EnrichmentService.health_problem` says when it cannot work (``/healthz``).
 """
 
 from __future__ import annotations
@@ -42,9 +60,11 @@ from claynb.events._breaker import CreditBreaker
 from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
+from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import row_reservation
+from claynb.pipeline._journal import Journal
 from claynb.pipeline._outcome import outcomes_of
-from claynb.pipeline._work import CostSource, ItemResult, Status, item_key
+from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 from claynb.wire._exceptions import (
     ClayError,
@@ -78,6 +98,18 @@ class RunJournal(Protocol):
         self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
     ) -> bool: ...
 
+    def runs(self) -> list[dict[str, Any]]: ...
+
+    def in_flight(self, routine: str, keys: Sequence[str] | None = None) -> list[Any]: ...
+
+    def cached(self, routine: str, keys: Sequence[str]) -> Mapping[str, Any]: ...
+
+    def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]: ...
+
+    def recover(self, routine: str | None = None, *, backends: Sequence[str] = ...) -> int: ...
+
+    def forget_unknown(self, routine: str, keys: Sequence[str]) -> None: ...
+
 
 class NoJournal:
     """The journal of a service that keeps none (a test, a throwaway demo): it writes nothing,
@@ -104,6 +136,24 @@ class NoJournal:
         self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
     ) -> bool:
         return True
+
+    def runs(self) -> list[dict[str, Any]]:
+        return []
+
+    def in_flight(self, routine: str, keys: Sequence[str] | None = None) -> list[Any]:
+        return []
+
+    def cached(self, routine: str, keys: Sequence[str]) -> Mapping[str, Any]:
+        return {}
+
+    def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
+        return {}
+
+    def recover(self, routine: str | None = None, *, backends: Sequence[str] = ()) -> int:
+        return 0
+
+    def forget_unknown(self, routine: str, keys: Sequence[str]) -> None:
+        return None
 
 
 class LeadState(StrEnum):
@@ -143,6 +193,11 @@ class ServiceSettings:
     max_concurrent_sends: int = 4
     group: str = "enrichment-service"
     backend_name: str = "events"
+    #: Lead events handled at once: each is acknowledged only once answered, so this is
+    #: how many leads may wait on batches and runs together.
+    leads_in_flight: int = 1000
+    #: Reconciler errors in a row after which ``/healthz`` reports the service unhealthy.
+    unhealthy_after: int = 3
     #: The plan the journal's ledger prices charges under (None: the journal's own).
     plan: Any = None
     #: With a webhook, how long a send of unknown outcome waits for Clay's delivery to
@@ -198,9 +253,11 @@ class ServiceStats:
     runs_started: int = 0
     runs_by_webhook: int = 0
     runs_by_reconciler: int = 0
-    runs_adopted: int = 0
     dead_lettered: int = 0
     send_failures: int = 0
+    runs_adopted: int = 0
+    answered_from_journal: int = 0
+    reconcile_errors: int = 0
 
 
 class EnrichmentService:
@@ -242,13 +299,70 @@ class EnrichmentService:
         self._settled = asyncio.Event()
         self._stopping = False
         self._rng = random.Random()
+        #: Lead id -> resolved once its contact or dead letter is published (then acked).
+        self._answered: dict[str, asyncio.Future[None]] = {}
+        self._reconcile_failures = 0
+        self._reconcile_error: str | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        #: Item key -> leads parked ``outcome_unknown``: answered if a delivery names the run.
+        self._unknown_leads: dict[str, list[str]] = {}
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._sends = asyncio.Semaphore(self.settings.max_concurrent_sends)
-        await self.bus.subscribe(LEADS, self.on_lead, self.settings.group)
+        await asyncio.to_thread(self.journal.recover, backends=(self.settings.backend_name,))
+        for run in await asyncio.to_thread(self._journaled_runs):
+            self._adopt(run)
+        await self.bus.subscribe(
+            LEADS, self.on_lead, self.settings.group, concurrency=self.settings.leads_in_flight
+        )
         await self.bus.subscribe(RUNS_FINISHED, self.on_run_finished, self.settings.group)
-        self._spawn(self._reconcile_forever())
+        self._reconcile_task = self._spawn(self._reconcile_forever())
+
+    def _journaled_runs(self, run_id: str | None = None) -> list[Any]:
+        """This tier's runs the journal has in flight (``run_id``: only that one)."""
+        routines = {
+            str(r["routine"])
+            for r in self.journal.runs()
+            if r.get("state") == "in_flight"
+            and r.get("backend") == self.settings.backend_name
+            and (run_id is None or r.get("run_id") == run_id)
+        }
+        return [
+            run
+            for routine in sorted(routines)
+            for run in self.journal.in_flight(routine)
+            if run.backend == self.settings.backend_name and run_id in (None, run.run_id)
+        ]
+
+    def _adopt(self, run: Any) -> None:
+        if run.run_id not in self._runs:
+            self.stats.runs_adopted += 1
+            self.adopt_run(run.run_id, run.routine, dict(run.inputs), batch=run.batch)
+
+    async def _adopt_delivered(self, run_id: str) -> bool:
+        """Record Clay's word that ``run_id`` finished and let the journal match it to a
+        send whose outcome was unknown; True when it did."""
+        client = getattr(self.api, "client", None)
+        if client is None or not isinstance(self.journal, Journal):
+            return False
+        await asyncio.to_thread(self.journal.delivered, run_id)
+        return run_id in (await adopt_delivered(self.journal, client)).values()
+
+    def _remember_unknown(self, keys: list[str]) -> None:
+        for key in keys:
+            item = self._items.get(key)
+            if item is not None and item.leads:
+                self._unknown_leads.setdefault(key, []).extend(item.leads)
+
+    def health_problem(self) -> str | None:
+        """Why the service cannot do its work right now, or None when it can (``/healthz``)."""
+        task = self._reconcile_task
+        if task is not None and task.done() and not self._stopping:
+            return "the reconciler stopped"
+        if self._reconcile_failures >= self.settings.unhealthy_after:
+            return f"the reconciler failed {self._reconcile_failures} times in a row: {self._reconcile_error}"
+        return None
 
     async def stop(self) -> None:
         self._stopping = True
@@ -275,7 +389,16 @@ class EnrichmentService:
         state = self._lead_state.get(lead_id)
         if state is not None and not (state == LeadState.DEAD and event.get("replay")):
             self.stats.duplicate_leads += 1
+            waiting = self._answered.get(lead_id)
+            if waiting is not None:  # delivered again before it was answered: ack with it
+                await asyncio.shield(waiting)
             return
+        answered = self._answered[lead_id] = asyncio.get_running_loop().create_future()
+        await self._take(lead_id, event)
+        # Acknowledged (by returning) only once answered: a crash before that redelivers it.
+        await asyncio.shield(answered)
+
+    async def _take(self, lead_id: str, event: dict[str, Any]) -> None:
         self.stats.leads += 1
         self._leads[lead_id] = event
         self._move(lead_id, LeadState.PENDING)
@@ -294,11 +417,15 @@ class EnrichmentService:
                 lead_id, ItemResult(key, Status.INVALID_INPUT, error=reason), "validation"
             )
             return
-        await self._attach(lead_id, routine_id, inputs)
+        await self._attach(lead_id, routine_id, inputs, replay=bool(event.get("replay")))
 
-    async def _attach(self, lead_id: str, routine_id: str, inputs: dict[str, Any]) -> None:
+    async def _attach(
+        self, lead_id: str, routine_id: str, inputs: dict[str, Any], *, replay: bool = False
+    ) -> None:
         key = item_key(routine_id, inputs)
         item = self._items.get(key)
+        if item is None and await self._answered_by_journal(lead_id, routine_id, key, replay):
+            return
         if item is not None and item.outcome is not None:
             shared = replace(item.outcome, cost=Cost())  # charged once, to the first lead
             await self._publish_contact(lead_id, shared, "shared")
@@ -308,6 +435,32 @@ class EnrichmentService:
             return
         self._items[key] = _Item(key, routine_id, dict(inputs), [lead_id])
         self._enqueue(routine_id, key)
+
+    async def _answered_by_journal(
+        self, lead_id: str, routine_id: str, key: str, replay: bool
+    ) -> bool:
+        """A lead delivered again after a crash: answered from what the journal holds (its
+        answer, or "unknown" when its send may have been charged); never sent again.
+
+        A replay of a dead letter is a person's decision (``claynb dlq replay``): an
+        answer the journal holds still serves it, but an unknown one is sent again.
+        """
+        cached = await asyncio.to_thread(self.journal.cached, routine_id, [key])
+        hit = cached.get(key)
+        if hit is not None and hit.status in ANSWERED:
+            self.stats.answered_from_journal += 1
+            outcome = ItemResult(key, Status(hit.status), dict(hit.result or {}), None, Cost())
+            await self._publish_contact(lead_id, outcome, "journal")
+            return True
+        unknown = await asyncio.to_thread(self.journal.unknown_keys, routine_id, [key])
+        if key in unknown and replay:
+            await asyncio.to_thread(self.journal.forget_unknown, routine_id, [key])
+        elif key in unknown:
+            await self._dead_letter(
+                [lead_id], "outcome_unknown", f"the send may have reached Clay: {unknown[key]}"
+            )
+            return True
+        return False
 
     def _enqueue(self, routine_id: str, key: str) -> None:
         queue = self._queues.setdefault(routine_id, [])
@@ -373,13 +526,15 @@ class EnrichmentService:
             )
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
-            # re-send on our own. Clay's webhook may name it; else a person decides.
+            # re-send on our own. Clay's webhook may name it (held a while for it); else
+            # a person decides, from the dead letters.
             self.journal.unknown(batch, redact(str(exc)))
             if self.settings.webhook_id and self.settings.unknown_wait_s > 0:
                 until = self.clock() + self.settings.unknown_wait_s
                 self._held.append(_Held(batch, routine.id, keys, reserved, until))
                 await self._adopt_orphans()
                 return
+            self._remember_unknown(keys)
             await self._give_up_unknown(keys, reserved, str(exc))
             return
         except CreditsExhausted as exc:
@@ -419,7 +574,13 @@ class EnrichmentService:
             return
         keys = list(inputs)
         for key in keys:
-            self._items.setdefault(key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id))
+            item = self._items.setdefault(
+                key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id)
+            )
+            for lead_id in self._unknown_leads.pop(key, []):  # parked unknown: answered now
+                if self._lead_state.get(lead_id) == LeadState.DEAD:
+                    self._move(lead_id, LeadState.PENDING)
+                    item.leads.append(lead_id)
         self._runs[run_id] = _Run(run_id, routine_id, keys, Cost(), self.clock(), batch)
         self.reconciler.watch(run_id, self.clock() - self.reconciler.timeout_s)
 
@@ -470,6 +631,14 @@ class EnrichmentService:
         A run no send claims may be one whose POST answer was lost: it is kept a while,
         to be matched against the sends held as unknown."""
         run_id = str(event.get("routine_run_id") or "")
+        if run_id and run_id not in self._runs:
+            # Started before a restart: the journal knows it even if this process does not;
+            # or a send that timed out did start it: the journal may adopt it now.
+            journaled = await asyncio.to_thread(self._journaled_runs, run_id)
+            if not journaled and await self._adopt_delivered(run_id):
+                journaled = await asyncio.to_thread(self._journaled_runs, run_id)
+            for run in journaled:
+                self._adopt(run)
         run = self._runs.get(run_id)
         if run is None:
             if run_id:
@@ -509,6 +678,7 @@ class EnrichmentService:
         """Sends held past ``unknown_wait_s`` with no webhook naming them; old deliveries."""
         for held in [h for h in self._held if h.until <= now]:
             self._held.remove(held)
+            self._remember_unknown(held.keys)
             await self._give_up_unknown(
                 held.keys,
                 held.reserved,
@@ -566,12 +736,26 @@ class EnrichmentService:
             charges=charges,
             attempts={key: self._items[key].attempts + 1 for key in run.keys},
         )
-        landed = self.journal.finished(
-            run.run_id, outcomes, backend=self.settings.backend_name, plan=self.settings.plan
+        # Contacts first, the journal after: a publish that fails (the bus is down) raises
+        # here with the run still in flight, and the run is landed again later; leads
+        # already answered are not answered twice.
+        for outcome in outcomes:
+            item = self._items[outcome.key]
+            item.outcome = outcome
+            first = True
+            while item.leads:
+                shown = outcome if first else _free(outcome)
+                await self._publish_contact(item.leads[0], shown, via)
+                item.leads.pop(0)
+                first = False
+        await asyncio.to_thread(
+            self.journal.finished,
+            run.run_id,
+            outcomes,
+            backend=self.settings.backend_name,
+            plan=self.settings.plan,
         )
         run.done = True
-        if landed is False:
-            return  # another process landed this run (and published its contacts)
         actual = sum((o.cost for o in outcomes), Cost())
         source = CostSource.of_all(o.cost_source for o in outcomes)
         self.breaker.guard.settle(run.reserved, actual, source)
@@ -584,27 +768,38 @@ class EnrichmentService:
             self.stats.runs_by_reconciler += 1
         else:
             self.stats.runs_by_webhook += 1
-        for outcome in outcomes:
-            item = self._items[outcome.key]
-            item.outcome = outcome
-            leads, item.leads = item.leads, []
-            for n, lead_id in enumerate(leads):
-                shown = outcome if n == 0 else replace(outcome, cost=Cost())
-                await self._publish_contact(lead_id, shown, via)
 
     async def _reconcile_forever(self) -> None:
+        """Poll overdue runs until stopped. No error ends it: each is logged and the next
+        pass waits longer (up to the reconciler's longest interval) until one succeeds."""
+        pause = min(0.2, self.settings.reconcile_interval_s)
         while not self._stopping:
-            now = self.clock()
-            await self._expire_held(now)
-            if self._held and self._orphans:
-                await self._adopt_orphans()  # a results read that failed is tried again
-            for run_id in self.reconciler.overdue(now):
-                run = self._runs.get(run_id)
-                if run is None or run.done:
-                    self.reconciler.forget(run_id)
-                    continue
-                await self._complete(run, "reconciler")
-            await asyncio.sleep(min(0.2, self.settings.reconcile_interval_s))
+            try:
+                await self._reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the bus or the journal is down: wait
+                self._reconcile_failures += 1
+                self.stats.reconcile_errors += 1
+                self._reconcile_error = redact(f"{type(exc).__name__}: {exc}")
+                log.warning("reconciler pass failed: %s", self._reconcile_error)
+                backoff = self.settings.reconcile_interval_s * 2 ** min(self._reconcile_failures, 5)
+                await asyncio.sleep(min(backoff, self.reconciler.max_interval_s))
+                continue
+            self._reconcile_failures, self._reconcile_error = 0, None
+            await asyncio.sleep(pause)
+
+    async def _reconcile_once(self) -> None:
+        now = self.clock()
+        await self._expire_held(now)
+        if self._held and self._orphans:
+            await self._adopt_orphans()  # a results read that failed is tried again
+        for run_id in self.reconciler.overdue(now):
+            run = self._runs.get(run_id)
+            if run is None or run.done:
+                self.reconciler.forget(run_id)
+                continue
+            await self._complete(run, "reconciler")
 
     # output ------------------------------------------------------------------------------
     async def _publish_contact(self, lead_id: str, outcome: ItemResult, via: str) -> None:
@@ -624,21 +819,29 @@ class EnrichmentService:
             "event_at": lead.get("event_at"),
             "enriched_at": self.clock(),
         }
+        await self.bus.publish(CONTACTS, contact)
         self._move(lead_id, LeadState.DONE)
         self.stats.contacts += 1
-        await self.bus.publish(CONTACTS, contact)
+        self._resolve(lead_id)
 
     async def _dead_letter(self, lead_ids: list[str], kind: str, reason: str) -> None:
         for lead_id in lead_ids:
-            self._move(lead_id, LeadState.DEAD)
             letter = {
                 "lead": self._leads.get(lead_id, {"lead_id": lead_id}),
                 "kind": kind,
                 "reason": redact(reason),
                 "at": self.clock(),
             }
-            self.stats.dead_lettered += 1
             await self.bus.publish(DEAD_LETTERS, letter)
+            self._move(lead_id, LeadState.DEAD)
+            self.stats.dead_lettered += 1
+            self._resolve(lead_id)
+
+    def _resolve(self, lead_id: str) -> None:
+        """The lead's answer is published: its event may be acknowledged now."""
+        waiting = self._answered.pop(lead_id, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
     def _move(self, lead_id: str, new: LeadState) -> None:
         self._lead_state[lead_id] = LEAD_MOVES.move(self._lead_state.get(lead_id), new)
@@ -654,3 +857,16 @@ class EnrichmentService:
             if forget:
                 del self._items[key]
         return leads
+
+
+def _free(outcome: ItemResult) -> ItemResult:
+    """The same answer for a second lead with the same inputs: charged once, so at no cost."""
+    return ItemResult(
+        outcome.key,
+        outcome.status,
+        outcome.result,
+        outcome.error,
+        Cost(),
+        outcome.attempts,
+        outcome.run_id,
+    )

@@ -49,6 +49,7 @@ from claynb.services.nats import NatsServer
 from claynb.wire._client import ClayClient
 from claynb.wire._config import ENV_WEBHOOK_ID, ENV_WEBHOOK_SECRET
 from claynb.wire._exceptions import ConfigError
+from claynb.wire._fleet import shared_pace
 
 T = TypeVar("T")
 
@@ -188,7 +189,7 @@ class EventTier:
 
     async def _start_service(self, url: str) -> None:
         self.bus = Bus(url, self.namespace)
-        self._aclient = _async_twin(self.client)
+        self._aclient = _async_twin(self.client, url)
         breaker = CreditBreaker(self.guard)
         self.service = EnrichmentService(
             self.bus,
@@ -199,6 +200,8 @@ class EventTier:
             catalogue=self.catalogue,
         )
         await self.service.start()
+        if self.receiver is not None and self.receiver.app is not None:
+            self.receiver.app.state.receiver.checks.append(self.service.health_problem)
         await self.bus.subscribe(CONTACTS, self.collector.on_contact, "collector")
         await self.bus.subscribe(DEAD_LETTERS, self.collector.on_dead_letter, "collector")
         await self.bus.start()
@@ -386,11 +389,13 @@ def no_webhook_message(url: str) -> str:
     )
 
 
-def _async_twin(client: Any) -> Any:
-    """The service's own asyncio client, like the caller's (it runs on the tier's loop)."""
+def _async_twin(client: Any, bus_url: str | None = None) -> Any:
+    """The service's own asyncio client, like the caller's (it runs on the tier's loop),
+    paced with every service of the workspace when a Redis is at hand (the bus, or
+    REDIS_URL): Clay's rate limit is per workspace, not per process."""
     twin = getattr(client, "async_twin", None)
     if twin is None:
         raise ConfigError(
             "the event tier needs a claynb.ClayClient (or AsyncClayClient) with an API key"
         )
-    return twin()
+    return twin(shared_pace(client.credentials(), bus_url))

@@ -4,8 +4,10 @@
     _work        the units every tier speaks: WorkItem, ItemResult, statuses, BudgetGuard
     _cache       answers already paid for, and the dead-letter list
     _journal     which runs were started and how they ended (resume without paying twice)
+    _claims      rows claimed before they are sent: processes sharing a home never send one twice
     _ledger      every charge, summarised and plotted
     _budget      hard caps, reserved at the worst case and settled to the actual charge
+    _budget_store where a named budget is kept for every process: SQLite under the home, or Redis
     _estimate    what an enrichment would cost, spending nothing
     _backends    the tiers, chosen by name
     _progress    rows done, credits spent, time left

@@ -100,9 +100,12 @@ def cache_get(
             f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
             f"AND fetched_at >= ? AND key IN ({marks})",
             (routine, oldest, *chunk),
-        )
-        for key, status, result, fetched_at in rows:
-            found[key] = Cached(status, json.loads(result), fetched_at)
+        ).fetchall()
+        # Each result is a JSON document: one parse of them all as an array is the same
+        # objects for far fewer calls (a cached re-run reads every row of the frame).
+        results = json.loads(f"[{','.join(row[2] for row in rows)}]")
+        for (key, status, _, fetched_at), result in zip(rows, results, strict=True):
+            found[key] = Cached(status, result, fetched_at)
     return found
 
 

@@ -92,6 +92,12 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     for meter, what in (("actions", "Actions"), ("data-credits", "Data Credits"), ("usd", "$")):
         group.add_argument(f"--budget-{meter}", type=amount, metavar="N", help=f"cap on {what}")
     group.add_argument(
+        "--budget-name",
+        metavar="NAME",
+        help="one budget for every process naming it on this CLAYNB_HOME (other terminals, "
+        "kernels): the first to name it with caps declares it, the name alone joins it",
+    )
+    group.add_argument(
         "--plan",
         default="growth",
         choices=sorted(PLANS),
@@ -100,12 +106,14 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def budget_from(args: argparse.Namespace) -> Budget:
-    """The Budget the flags describe (no flag: no cap, dollars priced under ``--plan``)."""
+    """The Budget the flags describe (no flag: no cap, dollars priced under ``--plan``;
+    ``--budget-name``: shared with every process naming it, see :class:`claynb.Budget`)."""
     return Budget(
         actions=args.budget_actions,
         data_credits=args.budget_data_credits,
         usd=args.budget_usd,
         plan=args.plan,
+        name=args.budget_name,
     )
 
 

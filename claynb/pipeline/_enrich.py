@@ -8,8 +8,11 @@ The steps, each a plain function other tiers can reuse:
    answers (``cached``, cost 0), items on the dead-letter list (``failed``, unless
    ``retry_failed``), items whose earlier send has an unknown outcome (``unknown``, unless
    ``resend_unknown``). What is left is the work to send.
-3. A backend (:mod:`claynb.pipeline._backends`) sends it and returns one result per item, having
-   journaled every run so a crash can be resumed.
+3. The rows to send are claimed (:mod:`claynb.pipeline._claims`): rows another live process
+   is sending are not sent again, but taken from its answers once it is done (``cached``,
+   cost 0); rows a dead process held go through the journal's resume path.
+   A backend (:mod:`claynb.pipeline._backends`) sends this call's rows and returns one result
+   per item, having journaled every run so a crash can be resumed.
 4. :func:`~claynb.pipeline._merge.merge` fans the results back out to every row, in the frame's own order and
    index; the first row of a group carries the cost, its duplicates show 0.
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ from claynb._sync import run_sync
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._backends import get_backend
 from claynb.pipeline._budget import Budget, check_priced
+from claynb.pipeline._claims import Claims
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._ledger import Ledger, charges_frame, quota_frame
 from claynb.pipeline._merge import (
@@ -44,9 +48,9 @@ from claynb.pipeline._merge import (
     result_fields,
 )
 from claynb.pipeline._normalise import prepare
-from claynb.pipeline._plan import WorkPlan, plan_work, resolve_routine
-from claynb.pipeline._progress import make_progress
-from claynb.pipeline._work import ItemResult
+from claynb.pipeline._plan import WorkPlan, answer_landed, plan_work, resolve_routine
+from claynb.pipeline._progress import Progress, make_progress
+from claynb.pipeline._work import ItemResult, WorkItem
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Call:
     prefix: str
     overwrite: bool
     options: dict[str, Any]
+    claims: Claims
 
 
 def _setup(arguments: dict[str, Any]) -> Call:
@@ -83,6 +88,7 @@ def _setup(arguments: dict[str, Any]) -> Call:
     journal = Journal.open(arguments["home"], plan=budget.price if budget is not None else "growth")
     try:
         _adopt_delivered(journal, client)
+        claims = Claims(journal, resolved.id)  # before planning: what lands after, it sees
         work = plan_work(prepared, journal, **{k: arguments[k] for k in _PLANNING})
     except BaseException:
         journal.close()
@@ -95,6 +101,7 @@ def _setup(arguments: dict[str, Any]) -> Call:
         arguments["prefix"],
         arguments["overwrite"],
         arguments["options"],
+        claims,
     )
 
 
@@ -117,6 +124,36 @@ def _adopt_delivered(journal: Journal, client: Any) -> None:
             await aclient.aclose()
 
     run_sync(adopt)
+
+
+def _claimed_rounds(call: Call, progress: Progress) -> Iterator[list[WorkItem]]:
+    """The items this call sends, round by round: those it could claim; then, once the
+    calls holding the others have ended, whatever those left unanswered (rarely any: a
+    row they could not pay for, or one a dead process held). Rows answered meanwhile join
+    ``call.plan.known``; in the end ``call.plan.to_send`` lists what was sent."""
+    plan, claims, sent = call.plan, call.claims, []
+    todo = {item.key: item for item in plan.to_send}
+    try:
+        while todo:
+            taken = claims.take(list(todo))
+            mine = [todo[k] for k in taken.mine]
+            if taken.stale:  # some call ended since planning: its answers are not re-sent
+                mine = answer_landed(plan, call.journal, taken.mine, claims.since)
+            if mine:
+                sent.extend(mine)
+                yield mine
+            claims.release()
+            progress.advance(len(taken.mine) - len(mine))
+            if not taken.others:
+                break
+            claims.wait(taken.others)
+            todo = {
+                it.key: it for it in answer_landed(plan, call.journal, taken.others, claims.since)
+            }
+            progress.advance(len(taken.others) - len(todo))
+    finally:
+        claims.release()
+        plan.to_send = sent
 
 
 def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
@@ -220,10 +257,13 @@ def enrich(
         if call.plan.to_send:
             budget = budget if budget is not None else Budget()
             kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
+            send = get_backend(backend)
             with kwargs["progress"]:
-                results = get_backend(backend)(call.routine, call.plan.to_send, **kwargs)
+                for items in _claimed_rounds(call, kwargs["progress"]):
+                    results += send(call.routine, items, **kwargs)
         return _finish(df, call, results)
     finally:
+        call.claims.release()  # now, not when the rounds are collected: others wait on them
         call.journal.close()
 
 
@@ -262,12 +302,16 @@ async def enrich_async(
             fn = get_backend(backend)
             run_async = getattr(inspect.getmodule(fn), "run_async", None)
             with kwargs["progress"]:
-                if run_async is not None:
-                    results = await run_async(call.routine, call.plan.to_send, **kwargs)
-                else:
-                    results = await asyncio.to_thread(fn, call.routine, call.plan.to_send, **kwargs)
+                rounds = _claimed_rounds(call, kwargs["progress"])
+                # claiming and waiting touch SQLite and sleep: off the event loop
+                while (items := await asyncio.to_thread(next, rounds, None)) is not None:
+                    if run_async is not None:
+                        results += await run_async(call.routine, items, **kwargs)
+                    else:
+                        results += await asyncio.to_thread(fn, call.routine, items, **kwargs)
         return _finish(df, call, results)
     finally:
+        call.claims.release()  # now, not when the rounds are collected: others wait on them
         call.journal.close()
 
 

@@ -23,7 +23,8 @@ have reached Clay), and its rows stay ``unknown`` until a recorded run-finished 
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
 again, collected, not re-sent), or the caller explicitly re-sends them.
 
-The same file holds the cache (:mod:`claynb.pipeline._cache`) and the ledger (:mod:`claynb.pipeline._ledger`).
+The same file holds the cache (:mod:`claynb.pipeline._cache`), the ledger
+(:mod:`claynb.pipeline._ledger`) and the claims on rows being sent (:mod:`claynb.pipeline._claims`).
 """
 
 from __future__ import annotations

@@ -150,7 +150,13 @@ def _normalised_column(name: str, column: pd.Series) -> np.ndarray:
     """The column's values normalised, as an object array (None for missing)."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     clean = np.empty(len(uniques) + 1, dtype=object)
-    clean[:-1] = [normalise_value(name, v) for v in uniques]
+    # Missing values are factorised out (code -1), so text, the common case, goes straight
+    # to its normaliser: once per distinct value, with no per-value NA checks.
+    normalise = normaliser_for(name)
+    clean[:-1] = [
+        (normalise(v) or None) if type(v) is str else normalise_value(name, v)
+        for v in np.asarray(uniques, dtype=object).tolist()  # not an element-wise __getitem__
+    ]
     clean[-1] = None  # code -1 (NA) indexes the last slot
     return clean[codes]
 

@@ -9,6 +9,7 @@ outcome) and lists the items that do. ``enrich`` sends that list; ``estimate`` p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -146,3 +147,29 @@ def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bo
             error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
             "not re-sent: pass retry_failed=True to send it again",
         )
+
+
+def answer_landed(
+    plan: WorkPlan, journal: Journal, keys: list[str], since: float
+) -> list[WorkItem]:
+    """Rows another call held (or may have landed) since this call planned at ``since``:
+    take what it found, as if it had been known when planning, and list the rest to send.
+
+    An answer fetched since then is ``cached`` (cost 0) whatever ``cache``, ``max_age`` or
+    ``refresh`` said: it is as fresh as one this call would fetch. Its failure or unknown
+    outcome is final for this call too (``retry_failed`` and ``resend_unknown`` re-send what
+    was known before the call, never what another call just paid for).
+    """
+    routine = plan.prepared.routine.id
+    age = max(0.0, time.time() - since)
+    for key, hit in journal.cached(routine, keys, max_age_s=age).items():
+        plan.known[plan.group_of[key]] = ItemResult(key, Status.CACHED, hit.result, attempts=0)
+    rest = [k for k in keys if plan.group_of[k] not in plan.known]
+    _known_unknowns(plan, journal, rest, False)
+    fresh = [f.key for f in journal.failures(routine, rest) if f.last_at >= since]
+    _known_failures(plan, journal, fresh, False)
+    return [
+        WorkItem(k, plan.prepared.inputs[plan.group_of[k]])
+        for k in rest
+        if plan.group_of[k] not in plan.known
+    ]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any, Protocol
 
 from claynb._routines import Cost
@@ -71,8 +72,20 @@ ANSWERED = (Status.ENRICHED, Status.NO_MATCH)
 
 
 def item_key(routine_id: str, inputs: dict[str, Any]) -> str:
-    """A stable id for (routine, normalised inputs): the Clay item id and the cache key."""
-    blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
+    """A stable id for (routine, normalised inputs): the Clay item id and the cache key.
+
+    The hash of ``json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))``.
+    Normalised inputs are text or None, and for those the JSON is written here directly
+    (the same bytes, a few times faster: it runs once per unique row).
+    """
+    if all(v is None or type(v) is str for v in inputs.values()):
+        fields = ",".join(
+            f"{_json_text(name)}:{'null' if inputs[name] is None else _json_text(inputs[name])}"
+            for name in sorted(inputs)
+        )
+        blob = f"[{_json_text(routine_id)},{{{fields}}}]"
+    else:
+        blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 

@@ -16,7 +16,10 @@ Options: ``redis_url`` (default ``REDIS_URL``, else an embedded server), ``queue
 (default ``claynb-enrich``), ``workers`` (``"auto"``: start two local worker processes
 for the call when none listens on the queue; an int: start that many; 0: rely on
 workers already running), ``batch_size``, ``retries``, ``job_timeout``,
-``poll_interval``, ``timeout``.
+``poll_interval``, ``timeout``, ``webhook`` (a receiver such as
+:class:`claynb.direct.WebhookReceiver`: runs are started with its webhook id, so a send
+whose answer was lost is explained by its delivery and collected by a later call, never
+sent again).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from claynb.queue._store import (
     Lead,
     batch_key,
 )
+from claynb.services.redis import text as _text
 from claynb.wire._config import MAX_RUN_ITEMS, RetryPolicy, checked_batch_size
 from claynb.wire._exceptions import ConfigError
 
@@ -57,6 +61,7 @@ KNOWN_OPTIONS = {
     "plan",
     "concurrency",
     "connection",
+    "webhook",
 }
 DEFAULT_QUEUE = "claynb-enrich"
 #: With ``workers=0``, how long to wait for a worker to register before giving up.
@@ -85,6 +90,7 @@ class _Call:
     opts: JobOptions
     base_url: str
     plan: Plan
+    webhook_id: str | None = None
     inflight: dict[str, _InFlight] = field(default_factory=dict)
     results: dict[str, ItemResult] = field(default_factory=dict)
 
@@ -113,6 +119,7 @@ def run(
         _job_options(client.retry, int(options.get("retries", 3)), options),
         client.base_url,
         get_plan(options.get("plan") or "growth"),
+        getattr(options.get("webhook"), "webhook_id", None),
     )
     pool = _workers(conn, url or _url_of(conn), call, client, options)
     try:
@@ -257,10 +264,6 @@ def _adopt(call: _Call, pending: list[WorkItem], guard: Any) -> list[WorkItem]:
     return [it for it in pending if it.key not in adopted]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _drive(
     call: _Call,
     pending: list[WorkItem],
@@ -317,7 +320,7 @@ def _enqueue(call: _Call, items: list[WorkItem], reserved: Cost) -> None:
         base_url=call.base_url,
         use_cache=False,
         stream=False,
-        opts={**call.opts.to_dict(), "plan": call.plan.name},
+        opts={**call.opts.to_dict(), "plan": call.plan.name, "webhook_id": call.webhook_id},
     )
     if call.store.create(batch) or not _job_alive(call.store.conn, bid):
         with call.store.conn.pipeline(transaction=False) as pipe:

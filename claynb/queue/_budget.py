@@ -5,6 +5,12 @@ The cap is held in a Redis hash next to what is reserved (``held``) and what Cla
 see the same last credit: Redis runs a script atomically, and no other command runs
 between the check and the increment. Amounts are stored as integers in thousandths (and
 dollars in millionths) so that sums stay exact however many half-credit items add up.
+
+A record whose caps were never written (a Redis restarted without its data, a budget
+``reset``, a worker settling into a record its application has not set up) is not a
+budget without limits: every reservation against it is refused until :meth:`set_limits`
+writes the caps, and with them the :data:`CAPS_KNOWN` field. "No cap" is only ever what
+someone said, never what went missing.
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ from claynb.pipeline._work import CostSource
 #: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
 SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
 METERS = ("a", "c", "u")
+#: The hash field :meth:`RedisBudgetGuard.set_limits` writes with the caps. Without it the
+#: caps are unknown and nothing is reserved: a lost cap never reads as no cap.
+CAPS_KNOWN = "caps_known"
 
-# KEYS[1] the budget hash. ARGV: amounts a, c, u (scaled ints). Returns 1 when reserved.
+# KEYS[1] the budget hash. ARGV: amounts a, c, u (scaled ints). Returns 1 when reserved,
+# 0 when a cap would be crossed, -1 when the caps are unknown.
 _RESERVE = """
 local key = KEYS[1]
+if redis.call('HGET', key, '$CAPS_KNOWN') ~= '1' then return -1 end
 local meters = {'a', 'c', 'u'}
 for i, m in ipairs(meters) do
   local cap = redis.call('HGET', key, 'cap_' .. m)
@@ -38,7 +49,7 @@ for i, m in ipairs(meters) do
   redis.call('HINCRBY', key, 'held_' .. m, ARGV[i])
 end
 return 1
-"""
+""".replace("$CAPS_KNOWN", CAPS_KNOWN)
 
 # KEYS[1] the budget hash. ARGV: reserved a, c, u then actual a, c, u (scaled ints).
 _SETTLE = """
@@ -54,13 +65,21 @@ return 1
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter."""
+    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter.
+
+    ``caps_known`` is False when no caps were ever set on the record (or they were lost):
+    then nothing is left to spend, whatever ``caps`` says.
+    """
 
     caps: dict[str, float | None]
     held: dict[str, float]
     spent: dict[str, float]
+    caps_known: bool = True
 
     def left(self, meter: str) -> float | None:
+        """What ``meter`` can still spend: None for no cap, 0 while the caps are unknown."""
+        if not self.caps_known:
+            return 0.0
         cap = self.caps[meter]
         return None if cap is None else cap - self.held[meter] - self.spent[meter]
 
@@ -70,7 +89,8 @@ class RedisBudgetGuard:
 
     ``name`` picks the budget: guards built with the same connection and name share one
     cap. Caps are written only when given (or by :meth:`set_limits`), so a worker that
-    opens the guard by name joins the budget its application set.
+    opens the guard by name joins the budget its application set; until someone sets them,
+    the budget refuses every reservation (see the module docstring).
     """
 
     def __init__(
@@ -104,9 +124,13 @@ class RedisBudgetGuard:
         data_credits: float | None = None,
         usd: float | None = None,
     ) -> None:
-        """Set the caps (None removes a cap): raising one lets waiting jobs go on."""
+        """Set the caps (None removes a cap): raising one lets waiting jobs go on.
+
+        Calling it with no cap at all says, on purpose, that the budget has no limit.
+        """
         caps = {"a": actions, "c": data_credits, "u": usd}
         with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, CAPS_KNOWN, "1")
             for m, cap in caps.items():
                 if cap is None:
                     pipe.hdel(self.key, f"cap_{m}")
@@ -115,8 +139,9 @@ class RedisBudgetGuard:
             pipe.execute()
 
     def reserve(self, cost: Cost) -> bool:
-        """Hold ``cost`` against the caps; False (and nothing held) when it would cross one."""
-        return bool(self._reserve(keys=[self.key], args=self._scaled(cost)))
+        """Hold ``cost`` against the caps; False (and nothing held) when it would cross one,
+        or while the caps are unknown."""
+        return int(self._reserve(keys=[self.key], args=self._scaled(cost))) == 1
 
     def settle(self, reserved: Cost, actual: Cost, source: CostSource | None = None) -> None:
         """Replace a reservation by what Clay actually charged. The shared budget keeps
@@ -133,6 +158,7 @@ class RedisBudgetGuard:
             k.decode() if isinstance(k, bytes) else k: int(v)
             for k, v in self.connection.hgetall(self.key).items()
         }
+        known = raw.pop(CAPS_KNOWN, 0) == 1
         names = {"a": "actions", "c": "data_credits", "u": "usd"}
 
         def get(prefix: str, m: str) -> float:
@@ -143,10 +169,11 @@ class RedisBudgetGuard:
         }
         held = {names[m]: get("held", m) for m in METERS}
         spent = {names[m]: get("spent", m) for m in METERS}
-        return BudgetStatus(caps, held, spent)
+        return BudgetStatus(caps, held, spent, known)
 
     def reset(self) -> None:
-        """Forget the caps and everything held and spent (a new budget period)."""
+        """Forget the caps and everything held and spent (a new budget period); nothing is
+        reserved again until :meth:`set_limits` sets the new period's caps."""
         self.connection.delete(self.key)
 
     def __repr__(self) -> str:

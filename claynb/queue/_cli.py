@@ -54,8 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="fleet_rps",
         type=float,
         default=None,
-        help="Public API requests/s for all workers of the queue together; "
-        "each worker paces itself to its share",
+        help="Public API requests/s for every worker of the workspace together "
+        "(default: learned from Clay's 429s and X-RateLimit-Remaining/Reset)",
+    )
+    parser.add_argument(
+        "--no-fleet-pacing",
+        dest="fleet_pacing",
+        action="store_false",
+        help="pace this worker alone instead of with every worker of the workspace (Redis)",
     )
     parser.add_argument(
         "--sink",
@@ -89,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             os.environ[env] = str(value)
+    if not args.fleet_pacing:
+        os.environ["CLAYNB_FLEET_PACING"] = "0"
     import redis
 
     from claynb.queue._sinks import Dispatcher, sink_from_spec

@@ -59,7 +59,8 @@ class LeadQueue:
     ``budget`` names a :class:`~claynb.queue.RedisBudgetGuard` shared by every worker (or
     is one); ``None`` sends without a cap. ``base_url`` is the Clay the workers must talk
     to (checked by each worker; defaults to ``CLAY_BASE_URL``); the API key is never
-    given here: workers read it from their own environment.
+    given here: workers read it from their own environment. ``webhook_id`` (the id Clay
+    gave the outbound webhook of a receiver you run) is sent with every run.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class LeadQueue:
         plan: str = "growth",
         linger_s: float = 0.0,
         batch_size: int = MAX_RUN_ITEMS,
+        webhook_id: str | None = None,
     ) -> None:
         checked_batch_size(batch_size)
         if connection is None:
@@ -94,6 +96,7 @@ class LeadQueue:
         self.plan = plan
         self.linger_s = linger_s
         self.batch_size = batch_size
+        self.webhook_id = webhook_id
         self.store = BatchStore(connection)
         self._save_template()
 
@@ -103,7 +106,12 @@ class LeadQueue:
         )
 
     def _opts(self) -> dict[str, Any]:
-        return {**self.options.to_dict(), "plan": self.plan, "max_age_s": self.max_age_s}
+        return {
+            **self.options.to_dict(),
+            "plan": self.plan,
+            "max_age_s": self.max_age_s,
+            "webhook_id": self.webhook_id,
+        }
 
     def _batch(self, batch_id: str, leads: list[Lead], *, use_cache: bool | None = None) -> Batch:
         return Batch(

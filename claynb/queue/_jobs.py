@@ -28,6 +28,7 @@ from typing import Any
 from claynb._plans import get_plan
 from claynb._routines import Cost
 from claynb._secrets import mask, redact
+from claynb._states import IllegalTransition
 from claynb.pipeline._budget import row_reservation
 from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import ItemResult, Status
@@ -111,7 +112,10 @@ class WorkerSettings:
     #: Retries of one request, and the POSTs a batch's items may ride in across every
     #: execution of its job (CLAYNB_MAX_ATTEMPTS, CLAYNB_MAX_SENDS_PER_ITEM).
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fleet_rps: float | None = None  # Public API requests/s for all workers of a queue together
+    #: Public API requests/s for every worker of the workspace together (None: learned).
+    fleet_rps: float | None = None
+    #: Pace every worker of a workspace as one, in Redis (CLAYNB_FLEET_PACING=0: each alone).
+    fleet_pacing: bool = True
     #: The emulator's admin URL, when the worker was told it talks to one (costs metered).
     emulator_admin_url: str | None = None
 
@@ -133,6 +137,7 @@ class WorkerSettings:
             fleet_rps=float(os.environ["CLAYNB_FLEET_RPS"])
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
+            fleet_pacing=os.environ.get("CLAYNB_FLEET_PACING", "1") != "0",
             emulator_admin_url=os.environ.get(ENV_ADMIN_URL) or None,
         )
 
@@ -255,7 +260,7 @@ def process(
     if batch.state == DONE:
         return _summary(batch, emitted=False)
     overflow = _handle_overflow(store, batch, job)
-    client = worker_client(settings, _fleet_share(store.conn, batch.queue, settings))
+    client = worker_client(settings, store.conn)
     results, run_id, error = _send_and_collect(
         store, batch, client, settings, budget_key, final_attempt, job
     )
@@ -343,39 +348,39 @@ def _job_exists(conn: Any, job_id: str) -> bool:
     return bool(Job.exists(job_id, connection=conn))
 
 
-def _fleet_share(conn: Any, queue: str, settings: WorkerSettings) -> float | None:
-    """This worker's share of a fleet-wide rate limit: the limit over the live workers."""
-    if not settings.fleet_rps:
-        return None
-    from claynb.queue._worker import live_workers
-
-    return round(settings.fleet_rps / max(1, live_workers(conn, queue)), 3)
-
-
 @functools.lru_cache(maxsize=4)
-def _cached_client(
-    api_key: str, base_url: str, retry: RetryPolicy, rps: float | None, admin_url: str | None
-) -> Any:
+def _cached_client(settings: WorkerSettings, conn: Any) -> Any:
     from claynb.wire._client import ClayClient
 
+    pace = fleet_pace(conn, settings) if settings.fleet_pacing else None
     return ClayClient(
-        api_key=api_key,
-        base_url=base_url,
-        retry=retry,
-        rate_limit_rps=rps,
-        emulator_admin_url=admin_url,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        retry=settings.retry,
+        rate_limit_rps=settings.fleet_rps,
+        pace=pace,
+        emulator_admin_url=settings.emulator_admin_url,
     )
 
 
-def worker_client(settings: WorkerSettings, rps: float | None = None) -> Any:
-    """One client per worker process, kept across jobs.
+def fleet_pace(conn: Any, settings: WorkerSettings) -> Any:
+    """The workspace's pace in Redis, shared by every worker that talks to it."""
+    from claynb.wire._config import Credentials
+    from claynb.wire._fleet import workspace_pace
+
+    credentials = Credentials(settings.api_key, settings.base_url)
+    return workspace_pace(conn, credentials, limit=settings.fleet_rps)
+
+
+def worker_client(settings: WorkerSettings, conn: Any = None) -> Any:
+    """One client per worker process, kept across jobs, paced with the whole fleet.
 
     A job is a handful of requests; a client per job would start each job with a fresh
-    pacer and forget every 429, so the worker as a whole would not keep to its pace.
+    pacer and forget every 429. With ``conn`` (the queue's Redis) the pace is the
+    workspace's, shared by every worker on every host (``fleet_pacing``, on by default):
+    Clay's limit is per workspace, so workers pacing alone send several times too fast.
     """
-    return _cached_client(
-        settings.api_key, settings.base_url, settings.retry, rps, settings.emulator_admin_url
-    )
+    return _cached_client(settings, conn if settings.fleet_pacing else None)
 
 
 def _send_and_collect(
@@ -447,7 +452,9 @@ def _send(
     inputs = {lead.key: lead.inputs for lead in batch.leads}
     body = [{"id": k, "inputs": inputs[k]} for k in keys]
     try:
-        run_id: str = client.run_routine(batch.routine.id, body, max_sends=left)
+        run_id: str = client.run_routine(
+            batch.routine.id, body, max_sends=left, webhook_id=batch.opts.get("webhook_id")
+        )
     except OutcomeUnknown as exc:
         store.count_posts(batch.id, client.retry.counted(exc))
         raise
@@ -465,8 +472,38 @@ def _send(
         raise
     # One write, right after the answer: a worker killed now must find the run id journaled.
     sent = str(batch.posts + 1)  # this execution holds the batch (sending): no other writer
-    store.move(batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent)
+
+    def journal_run() -> None:
+        try:
+            store.move(
+                batch.id, SENDING, SENT, run_id=run_id, sent_at=repr(time.time()), posts=sent
+            )
+        except IllegalTransition:
+            done = store.load(batch.id)
+            if done is None or done.run_id != run_id:  # not our own write, landed before a drop
+                raise
+
+    _until_written(journal_run, store.conn)
     return run_id
+
+
+def _until_written(write: Any, conn: Any) -> None:
+    """Make ``write`` happen even if Redis is down for a while: wait for it and try again.
+
+    Only this process knows the run id Clay just gave; dropping it would leave the batch
+    ``sending`` and its paid-for leads ``unknown``. The job keeps its place meanwhile
+    (its worker is alive and still on it, so the reaper leaves it alone).
+    """
+    import redis
+
+    from claynb.queue._worker import wait_for_redis
+
+    while True:
+        try:
+            write()
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            wait_for_redis(conn, first_s=0.1, max_s=1.0)
 
 
 def _no_more_retries(job: Any) -> None:

@@ -35,7 +35,7 @@ from claynb._routines import Cost, Routine
 from claynb._secrets import redact
 from claynb._states import IllegalTransition, Machine
 from claynb.pipeline._work import ANSWERED, Status
-from claynb.queue._budget import METERS, SCALE
+from claynb.queue._budget import CAPS_KNOWN, METERS, SCALE
 
 PREFIX = "claynb:q"
 #: A finished batch is kept this long so a resumed ``enrich`` can still read its outcomes.
@@ -85,6 +85,7 @@ def _lua(script: str, **sets: frozenset[BatchState]) -> str:
     ``sets`` as a Lua set literal (``{['a']=true}``) of states."""
     values: dict[str, str] = {state.name: state.value for state in BatchState}
     values["ILLEGAL"] = _ILLEGAL
+    values["CAPS_KNOWN"] = CAPS_KNOWN
     for name, states in sets.items():
         values[name] = "{" + ", ".join(f"['{s.value}']=true" for s in sorted(states)) + "}"
     return Template(script).substitute(values)
@@ -237,7 +238,8 @@ return #items
 """
 
 # KEYS: batch hash, budget hash. ARGV: n, per-item a, c, u, send-keys JSON, use budget (1/0).
-# Reserves for the largest k <= n items that fit every cap; returns k.
+# Reserves for the largest k <= n items that fit every cap; returns k. A budget whose caps
+# are unknown (never set, or lost with Redis's data) pays for nothing: k = 0.
 _RESERVE = _lua("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= '$NEW' then return tonumber(redis.call('HGET', KEYS[1], 'k') or '0') end
@@ -246,6 +248,7 @@ local k = n
 local per = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
 local meters = {'a', 'c', 'u'}
 if ARGV[6] == '1' then
+  if redis.call('HGET', KEYS[2], '$CAPS_KNOWN') ~= '1' then k = 0 end
   for i, m in ipairs(meters) do
     local cap = redis.call('HGET', KEYS[2], 'cap_' .. m)
     if cap and per[i] > 0 then

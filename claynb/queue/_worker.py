@@ -12,10 +12,22 @@ By default a worker runs jobs in its own process (RQ's ``SimpleWorker``): a job 
 of up to 100 items mostly spent waiting on Clay, so a fork per job buys nothing, and a
 killed worker takes its job with it, which is what the lease expects. ``fork=True``
 gives RQ's forking worker.
+
+Redis going away is weather, not an end: RQ's loop quits on the first error it does not
+expect (a job's last write failing, a heartbeat), so :func:`run_worker` waits for Redis
+with backoff and starts a fresh worker on it, for as long as it takes; only a stop asked
+for (SIGTERM, SIGINT) or a drained burst ends it. The job that was cut off keeps its
+place in RQ's started registry (the embedded Redis persists it) and, its lease lapsed,
+is reaped and retried, resuming its batch from the batch's journal. RQ's scheduler (a
+child process, which runs retries with backoff and budget waits) dies on a Redis error
+too and RQ restarts it only every ten minutes; claynb's reaper thread restarts it within
+seconds. :class:`WorkerPool` starts each worker in a process group of its own, replaces
+workers that die, and on stop ends each group, so the scheduler children go with them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -30,8 +42,15 @@ from claynb.queue._store import lease_key
 from claynb.services._process import process_alive
 from claynb.wire._config import ENV_ADMIN_URL
 
+log = logging.getLogger("claynb.queue.worker")
+
 #: A job with no lease this long after it started belongs to a dead worker.
 DEFAULT_GRACE_S = 6.0
+#: Waiting for Redis after an outage: the first pause, and the longest.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 10.0
+#: How often a pool looks for dead workers to replace.
+SUPERVISE_EVERY_S = 1.0
 
 
 def default_grace_s() -> float:
@@ -114,9 +133,24 @@ def live_workers(conn: Any, queue: str) -> int:
 
 
 class _Reaping:
-    """Mixin: a daemon thread that reaps abandoned jobs of this worker's queues."""
+    """Mixin: a daemon thread that reaps abandoned jobs of this worker's queues and
+    restarts RQ's scheduler when it died (RQ itself looks only every ten minutes)."""
 
     reap_every_s: float = 2.0
+
+    @property
+    def stop_asked(self) -> bool:
+        """SIGTERM or SIGINT arrived: the worker is to end, not to be started again."""
+        return getattr(self, "_shutdown_requested_date", None) is not None
+
+    def _revive_scheduler(self) -> None:
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None or self.stop_asked:
+            return
+        release_dead_scheduler_locks(scheduler.connection, scheduler._queue_names)
+        process = scheduler._process
+        if process is None or not process.is_alive():
+            scheduler.acquire_locks(auto_start=True)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         stop = threading.Event()
@@ -127,6 +161,7 @@ class _Reaping:
             while not stop.wait(self.reap_every_s):
                 try:
                     reap_abandoned(conn, names)
+                    self._revive_scheduler()
                 except Exception:  # a transient Redis error must not stop the worker
                     continue
 
@@ -136,6 +171,40 @@ class _Reaping:
             return bool(super().work(*args, **kwargs))  # type: ignore[misc]
         finally:
             stop.set()
+
+
+# KEYS[1] a scheduler lock; ARGV[1] the holder it must still have. Deleted only if so.
+_RELEASE_IF_HELD_BY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def release_dead_scheduler_locks(conn: Any, queues: Sequence[str]) -> list[str]:
+    """Free the scheduler locks of ``queues`` held by a scheduler that died on this host.
+
+    RQ lets a lock run out (a minute) before another scheduler may take it; until then no
+    retry with backoff and no budget wait is enqueued. A holder on this host whose process
+    is gone (killed with its worker, or ended by a Redis error) is known dead now.
+    A holder on another host is taken at its lock's word. Returns the queues freed.
+    """
+    import socket
+
+    from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+
+    here, freed = socket.gethostname(), []
+    for queue in queues:
+        lock = RQScheduler.get_locking_key(queue)
+        holder = conn.get(lock)
+        if holder is None:
+            continue
+        name = holder.decode() if isinstance(holder, bytes) else str(holder)
+        host, pid = conn.hmget(SCHEDULER_KEY_TEMPLATE % name, "hostname", "pid")
+        if host is None or pid is None or host.decode() != here:
+            continue
+        if not process_alive(int(pid)) and conn.eval(_RELEASE_IF_HELD_BY, 1, lock, name):
+            freed.append(queue)
+    return freed
 
 
 def worker_class(fork: bool = False) -> type:
@@ -156,14 +225,82 @@ def run_worker(
     fork: bool = False,
     logging_level: str = "WARNING",
 ) -> bool:
-    """Run an RQ worker on ``queues`` until stopped (or, with ``burst``, until they drain)."""
+    """Run an RQ worker on ``queues`` until stopped (or, with ``burst``, until they drain).
+
+    A Redis outage does not end it: it waits for Redis (with backoff) and starts afresh.
+    """
     from rq import Queue
 
     cls = worker_class(fork)
-    worker = cls([Queue(q, connection=conn) for q in queues], connection=conn, name=name)
-    return bool(
-        worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
-    )
+    worked, restarts = False, 0
+    while True:
+        worker = None
+        try:
+            worker = cls(
+                [Queue(q, connection=conn) for q in queues],
+                connection=conn,
+                name=name if not (name and restarts) else f"{name}.{restarts}",
+            )
+            worked |= bool(
+                worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+            )
+        except _redis_errors() as exc:
+            log.warning("worker lost Redis: %s", exc)
+        if worker is not None and worker.stop_asked:
+            return worked
+        wait_for_redis(conn)
+        if worker is not None:
+            _retire(worker)
+        if burst and _drained(conn, queues):
+            return worked
+        restarts += 1
+        log.warning("worker starting again after a Redis outage (restart %d)", restarts)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def wait_for_redis(
+    conn: Any, *, first_s: float = RECONNECT_FIRST_S, max_s: float = RECONNECT_MAX_S
+) -> float:
+    """Block until Redis answers PING, pausing longer each time (up to ``max_s``); the
+    seconds waited. Never gives up: an outage ends, and a worker that quit would not
+    come back by itself."""
+    started, pause = time.monotonic(), first_s
+    while True:
+        try:
+            conn.ping()
+            return time.monotonic() - started
+        except _redis_errors():
+            time.sleep(pause)
+            pause = min(pause * 2, max_s)
+
+
+def _retire(worker: Any) -> None:
+    """Forget a worker RQ's loop left behind after an error: its registration would say
+    it still holds its job, and the reaper would never hand that job back."""
+    try:
+        worker.register_death()
+        worker.connection.delete(worker.key)
+    except Exception as exc:  # noqa: BLE001 - best effort; RQ's own TTL ends it later
+        log.warning("could not retire worker %s: %s", worker.name, exc)
+
+
+def _drained(conn: Any, queues: Sequence[str]) -> bool:
+    """Nothing queued, started or scheduled on ``queues``: a burst worker's work is done."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    for name in queues:
+        queue = Queue(name, connection=conn)
+        if queue.count or StartedJobRegistry(queue=queue).count:
+            return False
+        if ScheduledJobRegistry(queue=queue).count:
+            return False
+    return True
 
 
 class WorkerPool:
@@ -172,11 +309,13 @@ class WorkerPool:
     The Clay API key reaches each worker through its environment only. ``max_attempts``
     and ``max_sends_per_item`` are the workers' :class:`claynb.RetryPolicy` (retries of
     one request; POSTs a batch's items may ride in across every execution of its job).
-    ``emulator_admin_url`` (what :attr:`claynb.Emulator.admin_url` says) lets the workers
-    read what each item cost from an emulator's meters; without it costs are estimated.
-    ``kill(i)`` sends SIGKILL, as a crashed machine would; ``stop()`` asks each to finish
-    its job (SIGTERM), then kills what is left. A context manager: everything it starts,
-    it stops.
+    With ``supervise`` (the default, except in burst mode) a thread replaces any worker
+    that dies, so ``n`` keep running. ``kill(i)`` sends SIGKILL to a worker and its
+    children, as a crashed machine would; ``stop()`` asks each to finish its job
+    (SIGTERM), then kills what is left, children (RQ's scheduler) included. A context
+    manager: everything it starts, it stops. ``emulator_admin_url`` (what
+    :attr:`claynb.Emulator.admin_url` says) lets the workers read what each item cost from
+    an emulator's meters; without it costs are estimated.
     """
 
     def __init__(
@@ -195,9 +334,11 @@ class WorkerPool:
         max_attempts: int | None = None,
         max_sends_per_item: int | None = None,
         fleet_rps: float | None = None,
+        fleet_pacing: bool = True,
         sinks: Sequence[str] = (),
         extra_env: dict[str, str] | None = None,
         log_dir: str | None = None,
+        supervise: bool | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.queues = list(queues)
@@ -221,10 +362,17 @@ class WorkerPool:
             self._env["CLAYNB_MAX_SENDS_PER_ITEM"] = str(max_sends_per_item)
         if fleet_rps is not None:
             self._env["CLAYNB_FLEET_RPS"] = str(fleet_rps)
+        self._env["CLAYNB_FLEET_PACING"] = "1" if fleet_pacing else "0"
         self.sinks = list(sinks)
         self._env.update(extra_env or {})
         self.log_dir = log_dir
+        self.supervise = (not burst) if supervise is None else supervise
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: Workers the supervisor started in place of dead ones.
+        self.replaced = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "claynb", "worker", "--redis-url", self.redis_url]
@@ -239,12 +387,29 @@ class WorkerPool:
         return cmd
 
     def start(self) -> WorkerPool:
-        for _ in range(self.n - len(self.alive())):
-            self.add()
+        self._stopping.clear()
+        with self._lock:
+            for _ in range(self.n - len(self.alive())):
+                self.add()
+        if self.supervise and self._supervisor is None:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="claynb-pool-supervisor", daemon=True
+            )
+            self._supervisor.start()
         return self
 
+    def _supervise(self) -> None:
+        """Keep ``n`` workers alive: a worker that died (crash, OOM, SIGKILL) is replaced."""
+        while not self._stopping.wait(SUPERVISE_EVERY_S):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for _ in range(self.n - len(self.alive())):
+                    self.add()
+                    self.replaced += 1
+
     def add(self) -> subprocess.Popen[bytes]:
-        """Start one more worker process."""
+        """Start one more worker process, in a process group of its own."""
         out: Any = subprocess.DEVNULL
         if self.log_dir:
             out = open(os.path.join(self.log_dir, f"worker-{len(self.procs)}.log"), "ab")  # noqa: SIM115
@@ -254,6 +419,7 @@ class WorkerPool:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         if out is not subprocess.DEVNULL:
             out.close()
@@ -267,9 +433,10 @@ class WorkerPool:
         return [p.pid for p in self.alive()]
 
     def kill(self, index: int = 0) -> int:
-        """SIGKILL one live worker (a crash, not a shutdown); its pid."""
+        """SIGKILL one live worker and its children (a crash, not a shutdown); its pid.
+        A supervised pool starts another in its place within a second or so."""
         proc = self.alive()[index]
-        proc.send_signal(signal.SIGKILL)
+        _signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=10)
         return proc.pid
 
@@ -285,16 +452,24 @@ class WorkerPool:
         return [p.poll() for p in self.procs]
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL for any worker still there."""
-        for p in self.alive():
-            p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        """Warm shutdown (SIGTERM), then SIGKILL for any worker still there; then every
+        process left in the workers' groups (RQ's scheduler children) is killed too."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=10)
+            self._supervisor = None
+        with self._lock:
+            for p in self.alive():
+                p.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for p in self.procs:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=5)
+            for p in self.procs:
+                _signal_group(p, signal.SIGKILL)
 
     def __enter__(self) -> WorkerPool:
         return self.start()
@@ -309,3 +484,11 @@ class WorkerPool:
 
     def __repr__(self) -> str:
         return f"WorkerPool(queues={self.queues!r}, alive={len(self.alive())}/{len(self.procs)})"
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send ``sig`` to the process group ``proc`` leads (it and every child it started)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return

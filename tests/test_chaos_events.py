@@ -1,0 +1,42 @@
+"""Chaos, event tier: NATS killed while the reconciler lands runs; no lead lost or paid twice.
+
+A real nats-server (its JetStream on disk) SIGKILLed and started again, every webhook
+dropped so the reconciler does all the landing; judged by :func:`_chaos.check` from the
+emulator's per-lead charges. Marked ``chaos``.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from _chaos import check, run_events_nats_outage, run_events_service_restart
+
+pytestmark = pytest.mark.chaos
+
+
+def test_nats_killed_while_the_reconciler_lands_runs_loses_no_lead(tmp_path: Path) -> None:
+    check(run_events_nats_outage(tmp_path))
+
+
+def test_service_sigkilled_with_runs_in_flight_loses_no_lead(tmp_path: Path) -> None:
+    fig = run_events_service_restart(tmp_path, "service SIGKILL, back 3.5 s later")
+    check(fig)
+
+
+def test_service_sigtermed_like_a_redeploy_loses_no_lead(tmp_path: Path) -> None:
+    check(run_events_service_restart(tmp_path, "service SIGTERM (redeploy)", sig=signal.SIGTERM))
+
+
+def test_receiver_restarted_during_deliveries_loses_no_lead(tmp_path: Path) -> None:
+    fig = run_events_service_restart(
+        tmp_path, "receiver restart during deliveries", during_deliveries=True, down_s=1.0
+    )
+    check(fig)
+
+
+def test_half_the_webhooks_dropped_loses_no_lead(tmp_path: Path) -> None:
+    check(
+        run_events_service_restart(tmp_path, "50% of webhooks dropped", sig=None, drop_webhooks=0.5)
+    )
