@@ -312,9 +312,10 @@ def test_leads_of_a_send_that_timed_out_get_their_contacts_when_the_webhook_name
         while not set(ids) <= set(tier.collector.contacts):
             assert time.monotonic() < deadline, sorted(set(ids) - set(tier.collector.contacts))
             time.sleep(0.1)
-        parked = tier.service.stats.dead_lettered
+        # Some sends did time out: held for the webhook and adopted, or parked first.
+        explained = tier.service.stats.runs_adopted + tier.service.stats.dead_lettered
         contacts = dict(tier.collector.contacts)
-    assert parked > 0  # some sends did time out: their leads were parked first
+    assert explained > 0
     assert set(contacts) == set(ids)
     charges = charged_keys(emu)
     assert charges and max(charges.values()) == 1
