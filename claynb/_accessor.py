@@ -23,7 +23,7 @@ from claynb.pipeline._merge import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
     from claynb._plans import Plan
-    from claynb._routines import Routine
+    from claynb._routines import Cost, Routine
     from claynb.events._dedupe import DedupeStore
     from claynb.pipeline._budget import Budget
     from claynb.pipeline._estimate import Estimate
@@ -66,6 +66,7 @@ class ClayAccessor:
         *,
         client: Any = None,
         budget: Budget | None = None,
+        cost: Cost | Mapping[str, float] | None = None,
         cache: bool = True,
         max_age: timedelta | float | None = None,
         refresh: bool = False,
@@ -89,6 +90,7 @@ class ClayAccessor:
         *,
         client: Any = None,
         budget: Budget | None = None,
+        cost: Cost | Mapping[str, float] | None = None,
         cache: bool = True,
         max_age: timedelta | float | None = None,
         refresh: bool = False,
@@ -113,6 +115,7 @@ class ClayAccessor:
         client: Any = None,
         plan: str | Plan | None = None,
         budget: Any = None,
+        cost: Cost | Mapping[str, float] | None = None,
         cache: bool = True,
         max_age: timedelta | float | None = None,
         refresh: bool = False,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from claynb._secrets import register_secret
 from claynb.wire._client import AsyncClayClient, ClayClient
-from claynb.wire._config import DEFAULT_BASE_URL
+from claynb.wire._config import DEFAULT_BASE_URL, ENV_ADMIN_URL
 from claynb.wire._exceptions import ConfigError
 
 logger = logging.getLogger("claynb")
@@ -69,7 +69,9 @@ def connect(
     ``https://api.clay.com/public/v0``). ``emulator_options`` (for instance
     ``{"rate_limit_rps": 20}``) start a dedicated emulator instead of the shared one.
     ``asynchronous=True`` returns an :class:`AsyncClayClient`. Other keyword arguments go
-    to the client. The emulator, when used, is on ``client.emulator``.
+    to the client. The emulator, when used, is on ``client.emulator``, and the client reads
+    costs from its meters; so does a client of a ``claynb emulator`` process whose admin
+    URL is in ``CLAYNB_EMULATOR_ADMIN_URL`` (it prints it).
     """
     key = api_key or os.environ.get(ENV_KEY) or None
     base = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
@@ -78,11 +80,17 @@ def connect(
     if key and (is_loopback(base) or spend_allowed(allow_spend)):
         if not is_loopback(base):
             logger.info("claynb.connect: using %s (spending allowed)", base)
+        client_options.setdefault("emulator_admin_url", os.environ.get(ENV_ADMIN_URL) or None)
         return cls(key, base_url=base, **client_options)
     if key:
         _warn_not_allowed(base)
     emulator = _start_emulator(emulator_options)
-    client = cls(emulator.api_key, base_url=emulator.url, **client_options)
+    client = cls(
+        emulator.api_key,
+        base_url=emulator.url,
+        emulator_admin_url=emulator.admin_url,
+        **client_options,
+    )
     client.emulator = emulator
     return client
 

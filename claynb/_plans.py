@@ -21,6 +21,8 @@ class Plan:
     """A Clay plan: monthly price and included meters.
 
     ``actions`` or ``data_credits`` of ``None`` means unlimited (Enterprise, custom).
+    ``rows_per_table`` is how many rows a table holds (Free 200, paid plans 50,000); a
+    full table silently stops accepting rows.
     """
 
     name: str
@@ -29,6 +31,7 @@ class Plan:
     data_credits: float | None
     action_share: float = 0.25
     tables_api: bool = False
+    rows_per_table: int = 50_000
 
     @property
     def usd_per_action(self) -> float:
@@ -55,7 +58,7 @@ class Plan:
 
 
 PLANS: dict[str, Plan] = {
-    "free": Plan("free", 0.0, 500, 100),
+    "free": Plan("free", 0.0, 500, 100, rows_per_table=200),
     "launch": Plan("launch", 185.0, 15_000, 3_000),
     "growth": Plan("growth", 495.0, 40_000, 6_000),
     # Enterprise is custom: these are a placeholder large workspace, priced like Growth.

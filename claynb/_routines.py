@@ -8,6 +8,12 @@ provider hits (or when any provider charged on a miss).
 
 Outcomes are a pure function of (routine, normalised inputs, seed): the same inputs give
 the same answer every time, so caching and resuming can be checked exactly.
+
+Real Clay knows nothing of this catalogue and reports no per-item cost: a workspace routine
+(``function:t_...``) is a :class:`Routine` with no providers whose price is what the user
+declares (``cost=``, the most one row can cost) and whose inputs may carry a *kind* that
+says how they are normalised and checked (:data:`KINDS`). The four built-in routines are
+the emulator's demo catalogue.
 """
 
 from __future__ import annotations
@@ -15,12 +21,21 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from claynb.wire._exceptions import ConfigError
 
 EMAIL_RE = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
 LINKEDIN_RE = re.compile(r"^(https?://)?([a-z]{2,3}\.)?linkedin\.com/in/[a-z0-9_\-%]+/?$")
+
+#: What an input can be declared to hold, and so how it is normalised and checked: an
+#: e-mail, a domain, a URL, a LinkedIn profile URL, a person's name, or free text (trimmed,
+#: never refused). An input with no declared kind is read by its name (``work_email`` is
+#: an e-mail, ``company_domain`` a domain), as the built-in routines' inputs are.
+KINDS = ("email", "domain", "url", "linkedin_url", "full_name", "text")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,28 @@ class Cost:
     def __mul__(self, n: float) -> Cost:
         return Cost(self.actions * n, self.data_credits * n)
 
+    @classmethod
+    def of(cls, value: Cost | Mapping[str, Any]) -> Cost:
+        """A Cost from a Cost or ``{"actions": ..., "data_credits": ...}``, checked."""
+        if isinstance(value, Cost):
+            raw: Mapping[str, Any] = asdict(value)
+        elif isinstance(value, Mapping):
+            raw = value
+        else:
+            raise ConfigError(
+                f"a cost is claynb.Cost(actions=..., data_credits=...), not {value!r:.80}"
+            )
+        unknown = set(raw) - {"actions", "data_credits"}
+        if unknown:
+            raise ConfigError(f"a cost has actions and data_credits, not {sorted(unknown)}")
+        try:
+            cost = cls(float(raw.get("actions", 0)), float(raw.get("data_credits", 0)))
+        except (TypeError, ValueError):
+            raise ConfigError(f"a cost's figures must be numbers, not {dict(raw)!r:.80}") from None
+        if not (cost.actions >= 0 and cost.data_credits >= 0):
+            raise ConfigError(f"a cost must not be negative: {cost}")
+        return cost
+
     @property
     def is_zero(self) -> bool:
         return self.actions == 0 and self.data_credits == 0
@@ -64,23 +101,45 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Routine:
-    """A Clay routine: its inputs, result fields and waterfall of providers."""
+    """A Clay routine: its inputs, result fields and waterfall of providers.
+
+    ``cost``, when declared, is the most one row can be charged (it overrides what the
+    providers add up to); ``kinds`` pairs inputs with a kind from :data:`KINDS`. A routine
+    with neither providers nor a declared cost is *unpriced*: it can be run, but nothing
+    can say what a row cost, and a capped :class:`claynb.Budget` refuses it.
+    """
 
     id: str
     inputs: tuple[str, ...]
-    fields: tuple[str, ...]
-    providers: tuple[Provider, ...]
+    fields: tuple[str, ...] = ()
+    providers: tuple[Provider, ...] = ()
     actions_per_hit: float = 1.0
+    cost: Cost | None = None
+    kinds: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def priced(self) -> bool:
+        """Whether the most a row can cost is known (declared, or from the providers)."""
+        return self.cost is not None or bool(self.providers)
+
+    def kind_of(self, name: str) -> str:
+        """The declared kind of input ``name``; its own name when none was declared."""
+        return dict(self.kinds).get(name, name)
 
     def match_rate(self) -> float:
-        """Probability that some provider in the waterfall hits."""
+        """Probability that some provider in the waterfall hits (NaN: not known)."""
+        if not self.providers:
+            return float("nan")
         miss = 1.0
         for p in self.providers:
             miss *= 1.0 - p.hit_rate
         return 1.0 - miss
 
     def expected_cost(self) -> Cost:
-        """Mean Actions and Data Credits per valid row sent."""
+        """Mean Actions and Data Credits per valid row sent (a declared routine's worst
+        case: nothing else is known about it until the ledger has seen it run)."""
+        if not self.providers:
+            return self.worst_case_cost()
         remaining, credits, charged = 1.0, 0.0, 0.0
         for p in self.providers:
             hit = remaining * p.hit_rate
@@ -92,7 +151,19 @@ class Routine:
         return Cost(charged * self.actions_per_hit, credits)
 
     def worst_case_cost(self) -> Cost:
-        """The most one row can ever be charged: what a budget must reserve."""
+        """The most one row can ever be charged: what a budget must reserve.
+
+        Raises :class:`claynb.ConfigError` for an unpriced routine: a worst case of zero
+        would let a budget be passed without a word.
+        """
+        if self.cost is not None:
+            return self.cost
+        if not self.providers:
+            raise ConfigError(
+                f"routine {self.id!r} has no declared cost, so no budget can hold its worst "
+                "case: pass cost=claynb.Cost(actions=..., data_credits=...) (the most one row "
+                "can cost) or declare it in claynb.toml"
+            )
         if self._miss_charges():
             credits = sum(p.data_credits for p in self.providers)
         else:
@@ -104,6 +175,58 @@ class Routine:
 
     def with_providers(self, providers: tuple[Provider, ...]) -> Routine:
         return replace(self, providers=providers)
+
+    def priced_at(self, cost: Cost | Mapping[str, Any] | None) -> Routine:
+        """This routine with ``cost`` declared as its worst case per row (None: as it is)."""
+        return self if cost is None else replace(self, cost=Cost.of(cost))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (for a queue job's batch): :meth:`from_dict` reads it back."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Routine:
+        raw = dict(data)
+        cost = raw.pop("cost", None)
+        return cls(
+            id=str(raw.pop("id")),
+            inputs=tuple(raw.pop("inputs")),
+            fields=tuple(raw.pop("fields", ())),
+            providers=tuple(Provider(**p) for p in raw.pop("providers", ())),
+            cost=None if cost is None else Cost.of(cost),
+            kinds=tuple((str(k), str(v)) for k, v in raw.pop("kinds", ())),
+            **raw,
+        )
+
+
+def workspace_routine(
+    routine_id: str,
+    inputs: tuple[str, ...],
+    *,
+    cost: Cost | Mapping[str, Any] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    fields: tuple[str, ...] = (),
+) -> Routine:
+    """A routine of a Clay workspace (``function:t_...``): its fields are whatever comes
+    back, its price what is declared (None: unpriced), its inputs checked by their kinds."""
+    declared = dict(kinds or {})
+    unknown = {name: kind for name, kind in declared.items() if kind not in KINDS}
+    if unknown:
+        raise ConfigError(
+            f"routine {routine_id!r}: unknown input kind(s) {unknown}; kinds are {', '.join(KINDS)}"
+        )
+    extra = sorted(set(declared) - set(inputs))
+    if extra:
+        raise ConfigError(
+            f"routine {routine_id!r}: kinds given for inputs it does not take: {extra}"
+        )
+    return Routine(
+        routine_id,
+        tuple(inputs),
+        tuple(fields),
+        cost=None if cost is None else Cost.of(cost),
+        kinds=tuple(declared.items()),
+    )
 
 
 _ADJ = ["Senior", "Lead", "Principal", "Staff", "Head of", "VP", "Director of", "Chief"]
@@ -294,7 +417,8 @@ def get_routine(routine_id: str, catalogue: dict[str, Routine] | None = None) ->
 def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
     """Why these inputs cannot be enriched, or ``None`` when they can.
 
-    Inputs are expected already normalised (trimmed, lower-cased where it matters).
+    Inputs are expected already normalised (trimmed, lower-cased where it matters). Each
+    is checked as its kind says (:meth:`Routine.kind_of`: its name unless declared).
     """
     for name in routine.inputs:
         value = inputs.get(name)
@@ -302,14 +426,25 @@ def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
             return f"missing input {name!r}"
         if not isinstance(value, str):
             return f"input {name!r} must be a string, got {type(value).__name__}"
-        if "email" in name and not EMAIL_RE.match(value):
-            return f"malformed email {value!r}"
-        if "domain" in name and not DOMAIN_RE.match(value):
-            return f"malformed domain {value!r}"
-        if name == "linkedin_url" and not LINKEDIN_RE.match(value):
-            return f"malformed LinkedIn profile URL {value!r}"
-        if name == "full_name" and not re.search(r"[^\W\d_]", value):
-            return f"full_name {value!r} has no letters"
+        reason = _malformed(routine.kind_of(name), name, value)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _malformed(kind: str, name: str, value: str) -> str | None:
+    """Why ``value`` is not a valid ``kind`` (kinds are read as the names were: by what
+    they say), or None."""
+    if kind == "text":
+        return None
+    if "email" in kind and not EMAIL_RE.match(value):
+        return f"malformed email {value!r}"
+    if "domain" in kind and not DOMAIN_RE.match(value):
+        return f"malformed domain {value!r}"
+    if kind == "linkedin_url" and not LINKEDIN_RE.match(value):
+        return f"malformed LinkedIn profile URL {value!r}"
+    if kind == "full_name" and not re.search(r"[^\W\d_]", value):
+        return f"{name} {value!r} has no letters"
     return None
 
 

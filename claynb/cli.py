@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "claynb.share._demo",
         "run the quickstart on the embedded emulator, write an HTML report",
     ),
+    "doctor": ("claynb._doctor", "check a setup for real Clay (or an emulator), spending nothing"),
 }
 
 

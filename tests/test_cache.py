@@ -50,7 +50,14 @@ def test_second_call_is_served_from_the_cache_at_no_cost(emulator: Any, client: 
         c
         for c in first.columns
         if c.startswith("clay_")
-        and c not in ("clay_status", "clay_error", "clay_actions", "clay_data_credits")
+        and c
+        not in (
+            "clay_status",
+            "clay_error",
+            "clay_actions",
+            "clay_data_credits",
+            "clay_cost_source",
+        )
     ]
     pd.testing.assert_frame_equal(first[fields], second[fields])
 

@@ -31,21 +31,35 @@ def test_me_and_repr(emulator: Any) -> None:
     assert me.user_id == "usr_emulator" and me.workspace_id == "ws_emulator"
 
 
-def test_run_then_results_match_the_routine_and_charge_what_items_say(emulator: Any) -> None:
+def test_run_then_results_match_the_routine_and_charge_what_the_meters_say(
+    emulator: Any,
+) -> None:
     items = people(40)
-    with client_for(emulator) as c:
+    with emulator.client() as c:
         run_id = c.run_routine("enrich-person", items)
         results = c.wait_for_run(run_id, poll_interval=0.01)
+        charges = c.run_charges(run_id)
     assert results.complete and results.status == "complete"
     assert results.total == results.finished == 40
     assert [i.id for i in results.items] == [i["id"] for i in items]
     routine = DEFAULT_ROUTINES["enrich-person"]
     for item, sent in zip(results.items, items, strict=True):
         expected = run_item(routine, sent["inputs"])
-        assert item.result == expected.result and item.cost == expected.cost
+        assert item.result == expected.result and charges.cost_of(item.id) == expected.cost
     meters = emulator.meters(charges=False)
-    assert meters["actions_used"] == sum(i.cost.actions for i in results.items if i.cost)
-    assert meters["data_credits_used"] == sum(i.cost.data_credits for i in results.items if i.cost)
+    assert meters["actions_used"] == sum(c.actions for c in charges.items.values())
+    assert meters["data_credits_used"] == sum(c.data_credits for c in charges.items.values())
+
+
+def test_a_client_not_told_of_an_emulator_reads_no_charges(emulator: Any) -> None:
+    with client_for(emulator) as c:
+        run_id = c.run_routine("enrich-person", people(2))
+        c.wait_for_run(run_id, poll_interval=0.01)
+        assert c.run_charges(run_id) is None and c.emulator_meters() is None
+    with pytest.raises(claynb.ConfigError, match="same server"):
+        claynb.ClayClient(
+            emulator.api_key, base_url=emulator.url, emulator_admin_url="http://10.0.0.1/_emulator"
+        )
 
 
 def test_results_follow_every_cursor_page(emulator: Any) -> None:

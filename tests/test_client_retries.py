@@ -44,20 +44,47 @@ def items_run(emu: Any, routine: str = "enrich-person") -> int:
     return int(per.get("items", 0))
 
 
-def test_a_5xx_storm_is_ridden_out_and_each_run_starts_once(
-    make_emulator: Callable[..., Any],
+@pytest.mark.parametrize("start_failure", ["not_started", "started"])
+def test_a_5xx_storm_never_re_sends_a_run_and_reads_ride_it_out(
+    make_emulator: Callable[..., Any], start_failure: str
 ) -> None:
-    emu = make_emulator(faults=Faults(server_error=0.5), seed=3)
+    """Clay does not say whether a run started behind a 5xx: the POST is never re-sent
+    (OutcomeUnknown with its items), under either meaning; reads are retried."""
+    emu = make_emulator(faults=Faults(server_error=0.5), seed=3, start_failure=start_failure)
+    started: list[str] = []
+    unknown: list[list[str]] = []
     with client_for(emu) as c:
-        run_ids = [c.run_routine("enrich-person", people(10, start=10 * n)) for n in range(6)]
-        results = [c.wait_for_run(r, poll_interval=0.01) for r in run_ids]
-    by_status = statuses(emu)
-    assert sum(n for s, n in by_status.items() if s.startswith("5")) > 0  # the storm happened
-    assert all(r.complete and len(r.items) == 10 for r in results)
-    assert runs_started(emu) == 6 and items_run(emu) == 60  # retried POSTs never ran twice
+        for n in range(8):
+            try:
+                started.append(c.run_routine("enrich-person", people(10, start=10 * n)))
+            except claynb.OutcomeUnknown as exc:
+                unknown.append(exc.item_ids)
+        results = [c.wait_for_run(r, poll_interval=0.01) for r in started]
+    assert unknown and all(len(ids) == 10 for ids in unknown)  # the storm reached the POSTs
+    assert all(r.complete and len(r.items) == 10 for r in results)  # reads rode it out
+    behind_errors = len(unknown) if start_failure == "started" else 0
+    assert runs_started(emu) == len(started) + behind_errors  # one run per POST at most
+    assert items_run(emu) == 10 * runs_started(emu)
+    charged = [c["inputs_key"] for c in emu.meters()["charges"]]
+    assert len(charged) == len(set(charged))  # no lead charged twice
 
 
-def test_5xx_until_attempts_run_out_is_server_error_and_nothing_ran(
+@pytest.mark.parametrize("start_failure", ["not_started", "started"])
+def test_a_5xx_to_a_run_post_is_sent_once_and_unknown(
+    make_emulator: Callable[..., Any], start_failure: str
+) -> None:
+    emu = make_emulator(faults=Faults(server_error=1.0), start_failure=start_failure)
+    with (
+        client_for(emu, retry=claynb.RetryPolicy(max_attempts=3, backoff_initial_s=0.01)) as c,
+        pytest.raises(claynb.OutcomeUnknown) as info,
+    ):
+        c.run_routine("enrich-person", people(3))
+    assert info.value.item_ids == ["p0", "p1", "p2"] and info.value.attempts == 1
+    assert sum(statuses(emu).values()) == 1  # sent once, not max_attempts times
+    assert runs_started(emu) == (1 if start_failure == "started" else 0)
+
+
+def test_5xx_to_a_read_is_retried_until_attempts_run_out(
     make_emulator: Callable[..., Any],
 ) -> None:
     emu = make_emulator(faults=Faults(server_error=1.0))
@@ -65,10 +92,9 @@ def test_5xx_until_attempts_run_out_is_server_error_and_nothing_ran(
         client_for(emu, retry=claynb.RetryPolicy(max_attempts=3, backoff_initial_s=0.01)) as c,
         pytest.raises(claynb.ServerError) as info,
     ):
-        c.run_routine("enrich-person", people(3))
+        c.me()
     assert info.value.status in (500, 502, 503)
     assert sum(statuses(emu).values()) == 3  # exactly max_attempts requests
-    assert runs_started(emu) == 0
 
 
 def test_a_429_storm_is_recovered_by_honouring_the_servers_wait(

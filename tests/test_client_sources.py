@@ -19,8 +19,11 @@ import claynb
 from claynb.wire._sources import SourceTracker, plan_chunks, tracker_for
 
 # Scaled up from Clay's 10 records/s, not so far that a loaded CI box (the client's
-# one-chunk cushion is then 200 ms) turns scheduling noise into 429s.
-FAST = claynb.SourcePolicy(records_per_s=50.0, burst=20)
+# one-chunk cushion is then 200 ms) turns scheduling noise into 429s. Arrays of up to ten
+# records: the emulator's default workspace splits an array into rows (array_posts="rows"),
+# the opt-in a user makes for a workspace seen to do so.
+FAST = claynb.SourcePolicy(records_per_s=50.0, burst=20, max_chunk_records=10)
+ONE_BY_ONE = claynb.SourcePolicy(records_per_s=50.0, burst=20)
 
 
 def records(n: int, pad: int = 0, start: int = 0) -> list[dict[str, Any]]:
@@ -43,8 +46,12 @@ def fast_source(make_emulator: Callable[..., Any]) -> Any:
 # -- chunking (pure) ----------------------------------------------------------------------
 
 
+def test_one_record_per_request_by_default() -> None:
+    assert plan_chunks([100] * 3, claynb.SourcePolicy()) == [[0], [1], [2]]
+
+
 def test_chunks_hold_at_most_ten_records_and_90_kb_in_order() -> None:
-    policy = claynb.SourcePolicy()
+    policy = claynb.SourcePolicy(max_chunk_records=10)
     sizes = [100] * 25 + [40_000, 40_000, 40_000] + [89_990] + [10]
     chunks = plan_chunks(sizes, policy)
     assert chunks == [list(range(10)), list(range(10, 20)), list(range(20, 27)), [27], [28], [29]]
@@ -72,6 +79,37 @@ def test_records_are_paced_and_chunked_without_a_429(fast_source: Any) -> None:
     assert statuses(fast_source) == {"200": 7}
 
 
+@pytest.mark.parametrize("arrays", ["rows", "one_row", "rejected"])
+def test_by_default_every_record_is_its_own_row_whatever_arrays_become(
+    make_emulator: Callable[..., Any], arrays: str
+) -> None:
+    emu = make_emulator(source_rate_per_s=50.0, source_burst=20, array_posts=arrays)
+    table = emu.create_table("leads")
+    with client_for(emu, policy=ONE_BY_ONE) as c:
+        report = c.send_to_source(table["webhook_url"], records(12))
+    assert (report.sent, report.requests, report.unsent) == (12, 12, [])
+    assert table_stats(emu, table["table_id"])["rows"] == 12
+
+
+def test_a_send_that_would_pass_the_tables_rows_warns_and_stops(
+    make_emulator: Callable[..., Any], claynb_home: Path
+) -> None:
+    """Clay drops rows past a full table without a word: claynb stops before sending."""
+    emu = make_emulator(source_rate_per_s=50.0, source_burst=20, plan="free")
+    url = emu.create_table("leads")["webhook_url"]
+    policy = claynb.SourcePolicy(records_per_s=50.0, burst=20, row_limit=20, warn_fraction=0.9)
+    with client_for(emu, policy=policy) as c:
+        c.send_to_source(url, records(15))
+        with (
+            pytest.warns(claynb.SourceCapWarning, match="table's 20 rows"),
+            pytest.raises(claynb.ConfigError, match="Nothing was sent") as info,
+        ):
+            c.send_to_source(url, records(6, start=15))
+    assert info.value.report.sent == 0 and len(info.value.report.unsent) == 6
+    assert tracker_for(claynb_home).used(url) == 15
+    assert sum(t["rows"] for t in emu.meters(charges=False)["tables"].values()) == 15
+
+
 def test_big_records_are_packed_under_the_payload_cap(fast_source: Any) -> None:
     table = fast_source.create_table("leads")
     with client_for(fast_source) as c:
@@ -95,7 +133,7 @@ def test_a_server_with_a_smaller_cap_gets_split_chunks(make_emulator: Callable[.
 
 def test_429s_from_a_faster_client_are_waited_out(make_emulator: Callable[..., Any]) -> None:
     emu = make_emulator(source_rate_per_s=50.0, source_burst=20)
-    greedy = claynb.SourcePolicy(records_per_s=10_000.0, burst=20)
+    greedy = claynb.SourcePolicy(records_per_s=10_000.0, burst=20, max_chunk_records=10)
     table = emu.create_table("leads")
     with client_for(emu, policy=greedy) as c:
         report = c.send_to_source(table["webhook_url"], records(50))
@@ -108,7 +146,9 @@ def test_the_lifetime_cap_is_tracked_warned_about_and_never_crossed(
     make_emulator: Callable[..., Any], claynb_home: Path
 ) -> None:
     emu = make_emulator(source_rate_per_s=100.0, source_burst=20, source_lifetime_cap=50)
-    policy = claynb.SourcePolicy(records_per_s=100.0, burst=20, lifetime_cap=50, warn_fraction=0.8)
+    policy = claynb.SourcePolicy(
+        records_per_s=100.0, burst=20, lifetime_cap=50, warn_fraction=0.8, max_chunk_records=10
+    )
     url = emu.create_table("leads")["webhook_url"]
     with client_for(emu, policy=policy) as c:
         with warnings.catch_warnings():
@@ -121,7 +161,8 @@ def test_the_lifetime_cap_is_tracked_warned_about_and_never_crossed(
     assert tracker_for(claynb_home).used(url) == 45
     with (
         client_for(emu, policy=policy) as again,
-        pytest.raises(claynb.ConfigError, match="5 of its 50"),
+        pytest.raises(claynb.ConfigError, match="5 more of its 50"),
+        pytest.warns(claynb.SourceCapWarning, match="Nothing was sent"),
     ):
         again.send_to_source(url, records(10, start=45))
     assert emu.meters(charges=False)["tables"]

@@ -46,7 +46,8 @@ def test_batch_runs_every_row_and_serves_a_result_file(emulator: Any) -> None:
     file_id = upload(c, "enrich-company", jsonl(rows))
     start = c.post("/routines/enrich-company/run-batch/start", json={"file_id": file_id})
     assert start.status_code == 202 and start.json()["status"] == "in_progress"
-    done = wait_terminal(c, start.json()["routine_run_id"])
+    run_id = start.json()["routine_run_id"]
+    done = wait_terminal(c, run_id)
     body = done.json()
     assert done.status_code == 200 and body["status"] == "complete"
     assert body["total"] == body["finished"] == 250
@@ -54,11 +55,15 @@ def test_batch_runs_every_row_and_serves_a_result_file(emulator: Any) -> None:
     assert [item["id"] for item in lines] == [r["id"] for r in rows]
     routine = DEFAULT_ROUTINES["enrich-company"]
     expected = sum(run_item(routine, r["inputs"]).cost.data_credits for r in rows)
+    books = httpx.get(f"{emulator.admin_url}/runs/{run_id}").json()["items"]
     assert (
         emulator.meters()["data_credits_used"]
         == expected
-        == sum(item["result"]["_cost"]["data_credits"] for item in lines)
+        == sum(book["data_credits"] for book in books.values())
     )
+    # Lines hold only what the OpenAPI's RunResultItem documents.
+    assert all(set(item) <= {"id", "status", "result", "error"} for item in lines)
+    assert all(set(item.get("result", {})) <= set(routine.fields) for item in lines)
 
 
 def test_batch_with_latency_reports_progress(make_emulator: Any) -> None:

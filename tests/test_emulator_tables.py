@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from claynb._routines import DEFAULT_ROUTINES, run_item
+from claynb.emulator._tables import NOT_RUN_MESSAGE, ONE_ROW_COLUMN
 
 PERSON = [{"routine": "enrich-person", "inputs": {"email": "Email"}, "output_prefix": ""}]
 
@@ -43,8 +44,9 @@ def test_rows_are_enriched_then_posted_by_the_http_api_column(emulator: Any, rec
     )
     assert "/v3/sources/webhook/pull-in-data-from-a-webhook-" in table["webhook_url"]
     records = leads(6)
-    r = httpx.post(table["webhook_url"], json=records)
-    assert r.status_code == 200 and r.json()["accepted"] == 6
+    for record in records:  # one record per request: what a source is documented to take
+        r = httpx.post(table["webhook_url"], json=record)
+        assert r.status_code == 200 and r.json() == {}  # nothing documented to read in it
     got = recorder.wait_for(6)
     assert len(got) == 6 and all(g.headers["x-shared"] == "s3cret-value" for g in got)
     bodies = {b["Lead"]: b for b in (json.loads(g.body) for g in got)}
@@ -96,8 +98,8 @@ def test_enrichment_chain_feeds_the_next_column(emulator: Any, recorder: Any) ->
 
 def test_object_is_one_row_and_other_bodies_are_400(emulator: Any) -> None:
     url = emulator.create_table("T")["webhook_url"]
-    assert httpx.post(url, json={"Email": "a@b.co"}).json()["accepted"] == 1
-    assert httpx.post(url, json=[1, 2]).status_code == 400
+    assert httpx.post(url, json={"Email": "a@b.co"}).status_code == 200
+    assert httpx.post(url, json=[1, 2]).status_code == 400  # "rows": each must be an object
     assert httpx.post(url, content=b"{oops").status_code == 400
     assert (
         httpx.post(
@@ -140,6 +142,53 @@ def test_records_beyond_the_burst_are_429_with_retry_after(make_emulator: Any) -
     assert emu.meters()["tables"][next(iter(emu.meters()["tables"]))]["submissions"] == 21
 
 
+@pytest.mark.parametrize("arrays", ["rows", "one_row", "rejected"])
+def test_what_an_array_posted_to_a_source_becomes(make_emulator: Any, arrays: str) -> None:
+    """Not published: the ``array_posts`` setting plays each plausible answer."""
+    emu = make_emulator(array_posts=arrays, plan="enterprise")  # the Tables API to look
+    table = emu.create_table("T")
+    records = [{"i": 0}, {"i": 1}, {"i": 2}]
+    r = httpx.post(table["webhook_url"], json=records)
+    [seen] = emu.meters()["tables"].values()
+    if arrays == "rejected":
+        assert r.status_code == 400 and r.json()["message"] and seen["rows"] == 0
+        return
+    assert r.status_code == 200
+    assert seen["rows"] == {"rows": 3, "one_row": 1}[arrays]
+    if arrays == "one_row":
+        cells = query(
+            emu, {"query": {"tables": [{"id": "T"}], "select": [{"field": ONE_ROW_COLUMN}]}}
+        ).json()["data"]
+        assert [c[ONE_ROW_COLUMN]["value"] for c in cells] == [records]
+
+
+@pytest.mark.parametrize("answer", ["refused", "dropped"])
+def test_a_full_table_drops_rows_silently_and_the_cap_answers_as_set(
+    make_emulator: Any, answer: str
+) -> None:
+    emu = make_emulator(table_row_limit=2, source_lifetime_cap=4, source_cap_answer=answer)
+    table = emu.create_table("T")
+    url = table["webhook_url"]
+    for i in range(4):  # rows 3 and 4 pass the table's 2 rows: accepted, and dropped
+        assert httpx.post(url, json={"i": i}).status_code == 200
+    past_cap = httpx.post(url, json={"i": 4})
+    if answer == "refused":
+        assert past_cap.status_code == 403 and past_cap.json()["message"]
+    else:
+        assert past_cap.status_code == 200  # nothing says the record was not kept
+    seen = emu.meters()["tables"][table["table_id"]]
+    assert (seen["rows"], seen["submissions"], seen["dropped"]) == (
+        2,
+        4,
+        2 + (answer == "dropped"),
+    )
+
+
+def test_a_free_plan_table_holds_200_rows(make_emulator: Any) -> None:
+    emu = make_emulator(plan="free")
+    assert emu._settings.rows_per_table == 200
+
+
 def test_lifetime_cap_refuses_whole_requests_and_counts_records(make_emulator: Any) -> None:
     emu = make_emulator(source_lifetime_cap=5)
     table = emu.create_table("T")
@@ -157,6 +206,7 @@ def test_lifetime_cap_refuses_whole_requests_and_counts_records(make_emulator: A
         "name": "T",
         "rows": 5,
         "submissions": 5,
+        "dropped": 0,
         "http_api_calls": 0,
     }
 
@@ -339,6 +389,4 @@ def test_credits_at_zero_leave_rows_unenriched_and_uncharged(
     cells = query(
         emu, {"query": {"tables": [{"id": "T"}], "select": [{"field": "full_name"}]}}
     ).json()["data"]
-    assert {"status": "error", "error": "credits exhausted: not run"} in [
-        c["full_name"] for c in cells
-    ]
+    assert {"status": "error", "error": NOT_RUN_MESSAGE} in [c["full_name"] for c in cells]

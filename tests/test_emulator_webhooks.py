@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from claynb import Faults
 
@@ -133,3 +134,31 @@ def test_failing_and_unreachable_receivers_are_recorded(emulator: Any, recorder:
     start_run(emulator, emulator.create_webhook("http://127.0.0.1:9/nowhere")["id"])
     outcomes = sorted((r["outcome"], r["status_code"]) for r in wait_deliveries(emulator, 2))
     assert outcomes == [("error", None), ("rejected", 500)]
+
+
+@pytest.mark.parametrize("retries", ["none", "retried"])
+def test_whether_a_failed_delivery_is_tried_again_is_a_setting(
+    make_emulator: Any, recorder: Any, retries: str
+) -> None:
+    """Clay does not publish a retry policy: ``webhook_retries`` plays both answers."""
+    emu = make_emulator(
+        run_latency_s=0.05,
+        faults=Faults(fail_webhook=1.0),
+        webhook_retries=retries,
+        webhook_backoff_s=0.01,
+    )
+    hook = emu.create_webhook(recorder.url)
+    run_id = start_run(emu, hook["id"])
+    records = wait_deliveries(emu, 2 if retries == "retried" else 1)
+    assert records[0]["fault"] == "failed_attempt" and records[0]["attempt"] == 1
+    if retries == "none":
+        # A later run's delivery comes through; the lost one was never tried again.
+        emu.set_faults(Faults())
+        later = start_run(emu, hook["id"])
+        [got] = recorder.wait_for(1)
+        assert json.loads(got.body)["data"] == {"routine_run_id": later}
+        assert [d["attempt"] for d in emu.meters()["deliveries"] if d["run_id"] == run_id] == [1]
+        return
+    assert (records[1]["attempt"], records[1]["outcome"]) == (2, "delivered")
+    [got] = recorder.wait_for(1)
+    assert json.loads(got.body)["data"] == {"routine_run_id": run_id}

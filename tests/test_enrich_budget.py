@@ -44,10 +44,10 @@ class CountingGuard:
     def affordable(self, unit: Cost, n: int) -> int:
         return self.inner.affordable(unit, n)
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
+    def settle(self, reserved: Cost, actual: Cost, source: Any = None) -> None:
         with self.lock:
             self.held -= 1
-        self.inner.settle(reserved, actual)
+        self.inner.settle(reserved, actual, source)
 
     def release(self, reserved: Cost) -> None:
         with self.lock:

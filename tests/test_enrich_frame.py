@@ -13,7 +13,7 @@ import claynb
 from claynb._routines import DEFAULT_ROUTINES, run_item
 
 PERSON_FIELDS = ["clay_" + f for f in DEFAULT_ROUTINES["enrich-person"].fields]
-STATUS = ["clay_status", "clay_error", "clay_actions", "clay_data_credits"]
+STATUS = ["clay_status", "clay_error", "clay_actions", "clay_data_credits", "clay_cost_source"]
 
 
 @pytest.fixture
@@ -148,8 +148,14 @@ def test_bad_arguments_name_what_is_wrong(client: Any) -> None:
         claynb.enrich(df, "enrich-person", {"email": "Mail"}, client=client)
     with pytest.raises(ValueError, match="no input 'phone'.*email"):
         claynb.enrich(df, "enrich-person", {"phone": "Email"}, client=client)
-    with pytest.raises(ValueError, match="unknown routine 'enrich-persn'.*enrich-person"):
-        claynb.enrich(df, "enrich-persn", {"email": "Email"}, client=client)
+    with pytest.raises(
+        ValueError,
+        match="unknown routine 'enrich-persn': it is in no routine catalogue.*enrich-person",
+    ):
+        claynb.enrich(df, "enrich-persn", client=client)
+    # With its inputs named, any id is a workspace routine: Clay's 404 says it is not one.
+    typo = claynb.enrich(df, "enrich-persn", {"email": "Email"}, client=client, progress=False)
+    assert (typo["clay_status"] == "failed").all() and "404" in typo["clay_error"].iloc[0]
     with pytest.raises(ValueError, match="needs input 'company_domain'"):
         claynb.enrich(df, "find-work-email", {"full_name": "Email"}, client=client)
     with pytest.raises(claynb.ConfigError, match="unknown backend 'carrier-pigeon'"):
@@ -216,14 +222,18 @@ def test_plain_text_progress_outside_jupyter(emulator: Any, client: Any, capsys:
 def test_every_status_in_one_frame(make_emulator: Any) -> None:
     """cached, failed (dead-lettered earlier), unknown (an earlier send timed out),
     invalid_input, over_budget, enriched and no_match, side by side."""
-    emu = make_emulator(slow_s=2.0)
+    # Items Clay did not run for lack of credits fail (credits_out="item_failures"): with no
+    # meters to ask (a client not told of an emulator) that is all claynb can know.
+    emu = make_emulator(slow_s=2.0, credits_out="item_failures")
     fast = claynb.ClayClient(
         api_key=emu.api_key,
         base_url=emu.url,
         retry=claynb.RetryPolicy(max_attempts=1),
         timeout=claynb.Timeout(0.3, connect=5.0),
     )
-    cached, failed, unknown, fresh = emails(3), emails(2, 10), emails(2, 20), emails(40, 30)
+    person = DEFAULT_ROUTINES["enrich-person"]
+    hits = [e for e in emails(40, 100) if run_item(person, {"email": e}).status == "matched"]
+    cached, failed, unknown, fresh = emails(3), hits[:2], emails(2, 20), emails(40, 30)
     claynb.enrich(
         pd.DataFrame({"Email": cached}),
         "enrich-person",
@@ -231,15 +241,16 @@ def test_every_status_in_one_frame(make_emulator: Any) -> None:
         client=fast,
         progress=False,
     )
-    emu.set_faults(claynb.Faults(server_error=1.0))
+    left = emu.meters(charges=False)["data_credits_left"]
+    emu.set_credits(data_credits_left=0)
     claynb.enrich(
         pd.DataFrame({"Email": failed}),
         "enrich-person",
         {"email": "Email"},
         client=fast,
         progress=False,
-        max_attempts=1,
     )
+    emu.set_credits(data_credits_left=left)
     emu.set_faults(claynb.Faults(timeout=1.0))
     claynb.enrich(
         pd.DataFrame({"Email": unknown}),

@@ -50,9 +50,22 @@ def test_webhooks_wake_the_poller_so_each_run_is_read_once(make_emulator: Any) -
     assert hook["signingSecret"] not in repr(rx)
 
 
-def test_polling_takes_over_when_deliveries_are_lost(make_emulator: Any) -> None:
-    emu = make_emulator(run_latency_s=0.05, faults=claynb.Faults(drop_webhook=1.0))
-    client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+@pytest.mark.parametrize(
+    ("fault", "retries"),
+    [("drop_webhook", "none"), ("fail_webhook", "none"), ("fail_webhook", "retried")],
+)
+def test_polling_takes_over_when_deliveries_are_lost(
+    make_emulator: Any, fault: str, retries: str
+) -> None:
+    """Deliveries dropped, or every first attempt lost: with Clay's retries (a setting:
+    not published) the second attempt wakes the poller, without them polling finds the
+    runs. Either way every row is read, none paid twice."""
+    emu = make_emulator(
+        run_latency_s=0.05,
+        faults=claynb.Faults(**{fault: 1.0}),
+        webhook_retries=retries,
+        webhook_backoff_s=0.05,
+    )
     with WebhookReceiver() as rx:
         hook = emu.create_webhook(rx.url)
         rx.configure(hook["id"], hook["signingSecret"])
@@ -60,13 +73,19 @@ def test_polling_takes_over_when_deliveries_are_lost(make_emulator: Any) -> None
             pd.DataFrame({"Email": emails(30)}),
             "enrich-person",
             {"email": "Email"},
-            client=client,
+            client=emu.client(),
             progress=False,
             webhook=rx,
+            batch_size=10,
             poll_max_interval=0.2,
         )
-        assert rx.received == 0
+        if retries == "none":
+            assert rx.received == 0
     assert set(out["clay_status"]) <= {"enriched", "no_match"}
+    charges = [c["inputs_key"] for c in emu.meters(charges=True)["charges"]]
+    assert len(charges) == len(set(charges))
+    assert out["clay_data_credits"].sum() == emu.meters(charges=False)["data_credits_used"]
+    assert set(out["clay_cost_source"]) == {"metered"}
 
 
 def test_forged_and_test_deliveries(make_emulator: Any) -> None:

@@ -93,7 +93,10 @@ def test_the_receiver_command_refuses_to_start_without_secrets(
     monkeypatch.delenv("CLAYNB_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("CLAYNB_CALLBACK_SECRET", raising=False)
     assert main(["receiver"]) == 2
-    assert "CLAYNB_WEBHOOK_SECRET" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "CLAYNB_WEBHOOK_SECRET" in err
+    # Real Clay has no API for webhooks: it says how to make one with Clay's CLI.
+    assert "clay webhooks create" in err and "CLAYNB_WEBHOOK_ID" in err
 
 
 def test_the_receiver_command_takes_its_limits_from_flags(

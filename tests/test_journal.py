@@ -21,7 +21,7 @@ from claynb.pipeline._journal import (
     BatchState,
     Journal,
 )
-from claynb.pipeline._work import ItemResult, Status
+from claynb.pipeline._work import CostSource, ItemResult, Status
 
 
 def _other_process(path: str) -> None:
@@ -44,14 +44,21 @@ def test_states_in_order(tmp_path: Path) -> None:
         assert [r.run_id for r in journal.in_flight("enrich-person")] == ["run_1"]
         assert journal.in_flight("enrich-person", ["other"]) == []
         results = [
-            ItemResult("k1", "enriched", {"full_name": "A B"}, cost=Cost(1, 1), run_id="run_1")
+            ItemResult(
+                "k1",
+                "enriched",
+                {"full_name": "A B"},
+                cost=Cost(1, 1),
+                run_id="run_1",
+                cost_source=CostSource.METERED,
+            )
         ]
         assert journal.finished("run_1", results) is True
         assert journal.finished("run_1", results) is False  # idempotent: landed once
         assert journal.runs()[0]["state"] == FINISHED
         assert journal.in_flight("enrich-person") == []
         assert journal.cached("enrich-person", ["k1"])["k1"].result == {"full_name": "A B"}
-        assert journal.observed_rates("enrich-person") == (1, 1, 1.0, 1.0)
+        assert journal.observed_rates("enrich-person") == (1, 1, 1.0, 1.0, "metered")
 
 
 def test_finished_lands_failures_and_no_matches(tmp_path: Path) -> None:

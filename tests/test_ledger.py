@@ -82,10 +82,14 @@ def test_summary_across_days() -> None:
             "actions": [8.0, 5, 0],
             "data_credits": [8.0, 50, 0],
             "usd": [1.0, 2, 0],
+            "cost_source": ["metered", "estimated", "metered"],
         }
     )
     book = Ledger(charges)
     assert book.by_day["rows"].tolist() == [15, 1]
     assert book.by_routine.loc["x", "match_rate"] == 8 / 11
+    # Where the figures come from, per routine and overall: metered only when all were.
+    assert book.by_routine["cost_source"].to_dict() == {"x": "metered", "y": "estimated"}
+    assert book.cost_source == "estimated" and "estimated" in repr(book)
     assert len(book.summary()) == 3
     assert isinstance(book.plot(meter="actions"), Figure)

@@ -84,6 +84,7 @@ def test_four_workers_never_cross_the_budget(redis_url: str, make_emulator: Any)
         n=4,
         api_key=emu.api_key,
         base_url=emu.url,
+        emulator_admin_url=emu.admin_url,
         burst=True,
         poll_interval_s=0.02,
     ):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 import claynb
 from claynb import Provider, Routine
@@ -41,6 +42,7 @@ def enrich_everywhere(
     nats_url: str,
     workspace: Routine,
     data_credits_left: float | None = None,
+    **settings: Any,
 ) -> dict[str, pd.DataFrame]:
     outs: dict[str, pd.DataFrame] = {}
     options: dict[str, dict[str, Any]] = {
@@ -49,10 +51,10 @@ def enrich_everywhere(
         "events": {"bus_url": nats_url, "linger_s": 1.0, "timeout": 120},
     }
     for backend, extra in options.items():
-        emu = make_emulator(seed=5, routines={workspace.id: workspace})
+        emu = make_emulator(seed=5, routines={workspace.id: workspace}, **settings)
         if data_credits_left is not None:
             emu.set_credits(data_credits_left=data_credits_left)
-        client = claynb.ClayClient(api_key=emu.api_key, base_url=emu.url)
+        client = emu.client()  # it knows it talks to an emulator: costs are metered
         outs[backend] = claynb.enrich(
             leads(),
             ACME,
@@ -68,15 +70,26 @@ def enrich_everywhere(
     return outs
 
 
+@pytest.mark.parametrize("credits_out", ["both", "402", "item_failures"])
 def test_matches_misses_and_items_clay_did_not_run_read_the_same_everywhere(
-    make_emulator: Any, tmp_path: Path, redis_url: str, nats_url: str
+    make_emulator: Any, tmp_path: Path, redis_url: str, nats_url: str, credits_out: str
 ) -> None:
+    """However running out of credits shows (items failed with any wording, or left out of
+    the results), the meters say which items were not run: ``over_budget`` in every tier."""
     outs = enrich_everywhere(
-        make_emulator, tmp_path, redis_url, nats_url, ACME, data_credits_left=8
+        make_emulator,
+        tmp_path,
+        redis_url,
+        nats_url,
+        ACME,
+        data_credits_left=8,
+        credits_out=credits_out,
     )
     direct = outs["direct"]["clay_status"]
     assert set(direct) == {"enriched", "no_match", "over_budget", "invalid_input"}
     assert outs["direct"]["clay_data_credits"].sum() == 8  # what Clay had, then it stopped
+    sent = outs["direct"][direct != "invalid_input"]
+    assert set(sent["clay_cost_source"].dropna()) == {"metered"}
     for backend in ("queue", "events"):
         pd.testing.assert_series_equal(outs[backend]["clay_status"], direct, obj=backend)
         pd.testing.assert_series_equal(

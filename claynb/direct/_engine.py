@@ -10,11 +10,14 @@ requests open at a moment), paced under the rate limit by the client. Items are 
 so all of them can be in flight together (never more than 100). A batch whose worst case
 the budget cannot cover waits for earlier batches to settle, is cut down to what is
 affordable, or comes back ``over_budget``. A 402 stops all sending; what is in flight is
-still collected. A send that may have reached Clay (``OutcomeUnknown``) is never re-sent:
-its rows come back ``unknown`` and stay journaled. A send refused with 5xx or 429 after
-the client's own retries is sent again later only while the rows' POSTs stay under the
-one per-row cap (:meth:`claynb.RetryPolicy.sends_left`: the client's retries count too),
-then the rows fail and go on the dead-letter list.
+still collected. A send that may have reached Clay (``OutcomeUnknown``: a timeout, a
+dropped connection, any 5xx) is never re-sent: its rows come back ``unknown`` and stay
+journaled, and with a webhook the engine waits ``unknown_wait`` for a delivery naming the
+run, whose results carry the rows' ids (collected, paid once). A send refused with 429
+after the client's own retries is sent again later only while the rows' POSTs stay under
+the one per-row cap (:meth:`claynb.RetryPolicy.sends_left`: the client's retries count
+too), then the rows fail and go on the dead-letter list. What a run cost is read from an
+emulator's meters when the client knows one, else estimated (:mod:`claynb.pipeline._outcome`).
 
 The engine is asyncio (:class:`claynb.AsyncClayClient`). :func:`run` drives it from sync
 code: on a fresh loop, or, when the calling thread already runs one (Jupyter), on a
@@ -34,10 +37,10 @@ from typing import Any, Protocol
 from claynb._plans import Plan
 from claynb._routines import Cost, Routine
 from claynb.pipeline._adopt import adopt_delivered
-from claynb.pipeline._budget import reserve_largest
+from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
-from claynb.pipeline._outcome import outcome_of
-from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
+from claynb.pipeline._outcome import outcomes_of
+from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Status, WorkItem
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
 
@@ -97,7 +100,7 @@ class Engine:
         self.outstanding = 0
         self.stopped: str | None = None  # why nothing more is sent, once something says so
         self.stop_status = Status.OVER_BUDGET
-        self.unit = routine.worst_case_cost()
+        self.unit = row_reservation(routine, getattr(guard, "capped", True))
         self.rng = opts["rng"] or random.Random()
         # One retry policy for every layer: the client retries within a send, this engine
         # re-sends a refused batch, and together they never exceed the per-row cap.
@@ -256,7 +259,8 @@ class Engine:
         return None
 
     def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
-        self.guard.settle(reserved, reserved)  # it may have been charged: count the worst
+        # It may have been charged: count the worst.
+        self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
         self._finish_rows(
             keys,
             Status.UNKNOWN,
@@ -365,16 +369,20 @@ class Engine:
             )
         if raw is None:
             if reserved is not None:
-                self.guard.settle(reserved, reserved)
+                self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
             self._finish_rows([k for k in keys if k in self.inputs], Status.UNKNOWN, timeout_why)
             return
-        results = self._parse(run_id, keys, raw)
+        async with self.http:
+            charges = await self.client.run_charges(run_id)
+        results = outcomes_of(
+            self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=self.attempts
+        )
         actual = sum((r.cost for r in results), Cost())
         await asyncio.to_thread(
             self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
         )
         if reserved is not None:
-            self.guard.settle(reserved, actual)
+            self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
         mine = [r for r in results if r.key in self.inputs]
         for r in mine:
             self.results[r.key] = r
@@ -384,19 +392,6 @@ class Engine:
                 "items of an earlier run); rows finished before are kept"
             )
         self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
-
-    def _parse(self, run_id: str, keys: list[str], raw: Any) -> list[ItemResult]:
-        by_id = raw.by_id()
-        return [
-            outcome_of(
-                self.routine,
-                key,
-                by_id.get(key),
-                run_id=run_id,
-                attempts=self.attempts.get(key, 1),
-            )
-            for key in keys
-        ]
 
     async def _poll(self, run_id: str) -> Any:
         """Poll until complete (with backoff, woken early by a webhook); None on timeout.

@@ -1,6 +1,9 @@
-"""The emulator's own routes under ``/_emulator``: meters, webhooks, faults, credits, files.
+"""The emulator's own routes under ``/_emulator``: meters, runs, webhooks, faults, files.
 
-Not part of Clay. They need no API key (tests and notebooks read meters with a plain
+Not part of Clay: everything Clay does not document lives here (what each item of a run
+was charged, ``/_emulator/runs/{id}``; the meters). claynb reads it only through the URL
+an emulator hands out (:attr:`claynb.Emulator.admin_url`), never by guessing a path on
+whatever host it talks to. They need no API key (tests and notebooks read meters with a plain
 GET) but answer loopback clients only. The batch upload and result files are served
 here too, standing in for the presigned storage URLs Clay hands out.
 """
@@ -36,6 +39,7 @@ class AdminApi:
         p = "/_emulator"
         return [
             Route(f"{p}/meters", self._local(self.meters), methods=["GET"]),
+            Route(p + "/runs/{run_id}", self._local(self.run), methods=["GET"]),
             Route(f"{p}/webhooks", self._local(self.create_webhook), methods=["POST"]),
             Route(
                 p + "/webhooks/{webhook_id}/test", self._local(self.test_webhook), methods=["POST"]
@@ -79,6 +83,12 @@ class AdminApi:
     async def meters(self, request: Request) -> Response:
         charges = request.query_params.get("charges", "1").lower() not in ("0", "false", "no")
         return JSON(self.emu.meters(charges=charges))
+
+    async def run(self, request: Request) -> Response:
+        view = self.state.run_view(request.path_params["run_id"])
+        if view is None:
+            return error(404, "no run with that id")
+        return JSON(view)
 
     async def create_webhook(self, request: Request) -> Response:
         body = await self._body(request)

@@ -3,6 +3,10 @@
 Every route goes through one gate: the ``clay-api-key`` header (a Bearer header is
 refused, as Clay does), then the rate limit, then fault injection. Bodies are checked
 against the OpenAPI schemas by :mod:`_validate`; the state decides the rest.
+
+Two behaviours Clay does not publish are settings (:mod:`_settings`): what a 5xx on a
+run-starting POST means (``start_failure``: nothing started, or the run started behind the
+error) and whether new work at zero credits is refused with 402 (``credits_out``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from claynb.emulator._faults import DROP_CONNECTION, SERVER_ERROR, TIMEOUT, Faul
 from claynb.emulator._http import JSON, DropConnection, error
 from claynb.emulator._runs import BATCH, INLINE, Run, page
 from claynb.emulator._search_routes import SearchRoutes
+from claynb.emulator._settings import CreditsOut, StartFailure
 from claynb.emulator._state import EmulatorState, Finished
 from claynb.emulator._validate import (
     BadRequest,
@@ -63,7 +68,11 @@ class PublicApi:
         g = self.gate
         routes = [
             Route("/me", g(self.me, starts_work=False), methods=["GET"]),
-            Route("/routines/{routine_id}/run", g(self.run, starts_work=True), methods=["POST"]),
+            Route(
+                "/routines/{routine_id}/run",
+                g(self.run, starts_work=True, starts_run=True),
+                methods=["POST"],
+            ),
             Route(
                 "/routines/run/{run_id}/results",
                 g(self.results, starts_work=False),
@@ -76,7 +85,7 @@ class PublicApi:
             ),
             Route(
                 "/routines/{routine_id}/run-batch/start",
-                g(self.start_batch, starts_work=True),
+                g(self.start_batch, starts_work=True, starts_run=True),
                 methods=["POST"],
             ),
             Route(
@@ -94,8 +103,9 @@ class PublicApi:
 
     # --- the gate -----------------------------------------------------------------------
 
-    def gate(self, handler: Handler, *, starts_work: bool) -> Handler:
-        """Auth, rate limit and faults around a handler."""
+    def gate(self, handler: Handler, *, starts_work: bool, starts_run: bool = False) -> Handler:
+        """Auth, rate limit and faults around a handler (``starts_run``: a run-starting POST,
+        where a server error follows the ``start_failure`` setting)."""
 
         async def endpoint(request: Request) -> Response:
             denied = self._authenticate(request)
@@ -110,7 +120,7 @@ class PublicApi:
                     "rate limit exceeded: slow down and retry after the Retry-After interval",
                     headers,
                 )
-            response = await self._with_fault(handler, request, starts_work)
+            response = await self._with_fault(handler, request, starts_work, starts_run)
             if decision is not None:
                 response.headers.update(self._rate_headers(decision))
             return response
@@ -125,10 +135,15 @@ class PublicApi:
 
         return endpoint
 
-    async def _with_fault(self, handler: Handler, request: Request, starts_work: bool) -> Response:
+    async def _with_fault(
+        self, handler: Handler, request: Request, starts_work: bool, starts_run: bool = False
+    ) -> Response:
         fault = self.dice.request_fault()
         if fault == SERVER_ERROR:
-            return error(self.dice.server_error_status(), "internal error (injected fault)")
+            status = self.dice.server_error_status()
+            if starts_run and self.state.settings.start_failure == StartFailure.STARTED:
+                await handler(request)  # the run starts behind the error, and will charge
+            return error(status, "internal error (injected fault)")
         if fault == DROP_CONNECTION and not starts_work:
             return DropConnection()
         response = await handler(request)
@@ -190,7 +205,8 @@ class PublicApi:
     def _refuse_new_work(self, webhook_id: str | None) -> Response | None:
         if webhook_id is not None and webhook_id not in self.state.webhooks:
             return error(404, f"webhook {webhook_id!r} not found")
-        if self.state.meters.exhausted():
+        refuses = self.state.settings.credits_out != CreditsOut.ITEM_FAILURES
+        if refuses and self.state.meters.exhausted():
             return error(
                 402, "credits exhausted: the workspace has no Actions or Data Credits left"
             )

@@ -14,7 +14,13 @@ import time
 from claynb._plans import PLANS
 from claynb.emulator._faults import Faults
 from claynb.emulator._server import Emulator
-from claynb.emulator._settings import DEFAULT_RATE_LIMIT_RPS, RATE_LIMIT_HEADERS, parse_latency
+from claynb.emulator._settings import (
+    DEFAULT_RATE_LIMIT_RPS,
+    RATE_LIMIT_HEADERS,
+    VARIANTS,
+    parse_latency,
+)
+from claynb.wire._config import ENV_ADMIN_URL
 
 FAULT_FLAGS = (
     "server_error",
@@ -23,6 +29,7 @@ FAULT_FLAGS = (
     "drop_webhook",
     "duplicate_webhook",
     "reorder_webhook",
+    "fail_webhook",
 )
 
 
@@ -82,6 +89,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="search records allowed per month (default: the plan's monthly Actions)",
     )
+    for name, kind in VARIANTS.items():
+        choices = [v.value for v in kind]
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            choices=choices,
+            default=choices[0],
+            help=f"behaviour Clay does not publish (default {choices[0]})",
+        )
+    parser.add_argument(
+        "--table-row-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rows a table holds (default: the plan's; Free 200, paid 50,000)",
+    )
     for name in FAULT_FLAGS:
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -107,6 +130,8 @@ def build(args: argparse.Namespace) -> Emulator:
         rate_limit_header=args.rate_limit_header,
         slow_s=args.slow_s,
         search_period_quota=args.search_period_quota,
+        table_row_limit=args.table_row_limit,
+        **{name: getattr(args, name) for name in VARIANTS},
     )
 
 
@@ -119,8 +144,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Clay emulator serving at {emu.url}  (Public API: {emu.url}/public/v0)")
     print(f"API key: {emu.api_key}")
-    print(f"  export CLAY_BASE_URL={emu.url} CLAY_API_KEY=<the key above>")
-    print(f"Meters: {emu.url}/_emulator/meters   Ctrl-C to stop.", flush=True)
+    print(
+        f"  export CLAY_BASE_URL={emu.url} CLAY_API_KEY=<the key above> "
+        f"{ENV_ADMIN_URL}={emu.admin_url}"
+    )
+    print(
+        f"Meters: {emu.admin_url}/meters (with {ENV_ADMIN_URL} set, claynb reads each row's "
+        "cost from them)   Ctrl-C to stop.",
+        flush=True,
+    )
     try:
         while emu.running:
             time.sleep(0.5)

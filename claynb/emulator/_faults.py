@@ -21,6 +21,7 @@ DROP_CONNECTION = "drop_connection"
 DROP_WEBHOOK = "dropped"
 DUPLICATE_WEBHOOK = "duplicate"
 REORDER_WEBHOOK = "reordered"
+FAIL_WEBHOOK = "failed_attempt"
 
 SERVER_ERROR_STATUSES = (500, 502, 503)
 
@@ -36,6 +37,8 @@ class Faults:
     work has started it first, a GET does nothing.
     ``drop_webhook`` / ``duplicate_webhook`` / ``reorder_webhook``: an outbound webhook
     delivery is not sent, sent twice, or held back so a later one arrives first.
+    ``fail_webhook``: a delivery's first attempt is lost on the way (the receiver never
+    sees it); whether Clay tries again is the ``webhook_retries`` setting.
     """
 
     server_error: float = 0.0
@@ -44,6 +47,7 @@ class Faults:
     drop_webhook: float = 0.0
     duplicate_webhook: float = 0.0
     reorder_webhook: float = 0.0
+    fail_webhook: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -94,12 +98,23 @@ class FaultDice:
         with self._lock:
             return self._rng.choice(SERVER_ERROR_STATUSES)
 
-    def webhook_faults(self) -> tuple[bool, bool, bool]:
-        """(drop, duplicate, reorder) for one outbound delivery."""
+    def webhook_faults(self) -> DeliveryFaults:
+        """What one outbound delivery suffers."""
         f = self.faults
         with self._lock:
-            return (
+            return DeliveryFaults(
                 self._rng.random() < f.drop_webhook,
                 self._rng.random() < f.duplicate_webhook,
                 self._rng.random() < f.reorder_webhook,
+                self._rng.random() < f.fail_webhook,
             )
+
+
+@dataclass(frozen=True)
+class DeliveryFaults:
+    """The faults drawn for one outbound delivery (see :class:`Faults`)."""
+
+    drop: bool = False
+    duplicate: bool = False
+    reorder: bool = False
+    fail_first: bool = False

@@ -111,16 +111,22 @@ class Meters:
         if self.data_credits_left is not None:
             self.data_credits_left += max(0.0, float(data_credits))
 
+    def left(self) -> dict[str, Any]:
+        """What is left on each meter (None: unlimited)."""
+        return {
+            "actions_left": None if self.actions_left is None else _num(self.actions_left),
+            "data_credits_left": None
+            if self.data_credits_left is None
+            else _num(self.data_credits_left),
+        }
+
     def snapshot(self, *, charges: bool = True) -> dict[str, Any]:
         """The meters as plain JSON-ready data."""
         out: dict[str, Any] = {
             "plan": self.plan.name,
             "actions_used": _num(self.actions_used),
             "data_credits_used": _num(self.data_credits_used),
-            "actions_left": None if self.actions_left is None else _num(self.actions_left),
-            "data_credits_left": None
-            if self.data_credits_left is None
-            else _num(self.data_credits_left),
+            **self.left(),
             "per_routine": {
                 rid: {k: _num(v) for k, v in asdict(s).items()}
                 for rid, s in sorted(self.per_routine.items())

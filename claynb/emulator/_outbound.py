@@ -4,7 +4,9 @@ Outbound webhooks follow Clay's documented shape: ``{"webhookId", "createdAt",
 "data": {"routine_run_id"}}`` signed with ``X-Clay-Signature: sha256=<hex HMAC-SHA256
 of the raw body>``. Clay does not guarantee delivery, so the emulator can drop,
 duplicate or reorder deliveries (seeded faults); every attempt is recorded, which is
-how tests see what a receiver should have seen.
+how tests see what a receiver should have seen. Whether a failed attempt (an error, or
+an answer other than 2xx) is tried again is not published: the ``webhook_retries``
+setting decides (one attempt, or several with a doubling backoff).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 import httpx
 
 from claynb._secrets import redact
-from claynb.emulator._faults import DUPLICATE_WEBHOOK, REORDER_WEBHOOK, FaultDice
+from claynb.emulator._faults import (
+    DUPLICATE_WEBHOOK,
+    FAIL_WEBHOOK,
+    REORDER_WEBHOOK,
+    DeliveryFaults,
+    FaultDice,
+)
+from claynb.emulator._settings import WebhookRetries
 from claynb.emulator._state import EmulatorState, Webhook
 from claynb.wire._signatures import SIGNATURE_HEADER, sign
 
@@ -43,33 +52,31 @@ class Outbound:
 
     # --- run-finished webhooks ----------------------------------------------------------
 
-    async def run_finished(
-        self, webhook_id: str, run_id: str, faults: tuple[bool, bool, bool]
-    ) -> None:
+    async def run_finished(self, webhook_id: str, run_id: str, faults: DeliveryFaults) -> None:
         hook = self.state.webhooks.get(webhook_id)
         if hook is not None:
             await self.webhook(hook, {"routine_run_id": run_id}, faults)
 
     async def webhook(
-        self, hook: Webhook, data: dict[str, Any], faults: tuple[bool, bool, bool] | None = None
+        self, hook: Webhook, data: dict[str, Any], faults: DeliveryFaults | None = None
     ) -> None:
-        """One delivery, with faults (drop, duplicate, reorder) drawn when the run finished."""
+        """One delivery, with faults drawn when the run finished."""
         body = json.dumps(
             {"webhookId": hook.id, "createdAt": iso_now(self.state.wall()), "data": data},
             separators=(",", ":"),
         ).encode()
         run_id = data.get("routine_run_id")
-        drop, duplicate, reorder = faults if faults is not None else self.dice.webhook_faults()
-        if drop:
+        drawn = faults if faults is not None else self.dice.webhook_faults()
+        if drawn.drop:
             self._record(hook, run_id, "dropped", fault="dropped")
             return
 
         async def send(fault: str | None = None) -> None:
-            await self._post_webhook(hook, run_id, body, fault)
-            if duplicate:
+            await self._deliver(hook, run_id, body, fault, fail_first=drawn.fail_first)
+            if drawn.duplicate:
                 await self._post_webhook(hook, run_id, body, DUPLICATE_WEBHOOK)
 
-        if reorder:
+        if drawn.reorder:
             await self._hold(lambda: send(REORDER_WEBHOOK))
             return
         await send()
@@ -88,17 +95,45 @@ class Outbound:
         for send in held:
             await send()
 
-    async def _post_webhook(
-        self, hook: Webhook, run_id: str | None, body: bytes, fault: str | None
+    async def _deliver(
+        self, hook: Webhook, run_id: str | None, body: bytes, fault: str | None, *, fail_first: bool
     ) -> None:
+        """Attempts of one delivery: one, or (``webhook_retries="retried"``) until it is
+        accepted or the attempts run out, the wait doubling from ``webhook_backoff_s``."""
+        settings = self.state.settings
+        attempts = (
+            settings.webhook_attempts if settings.webhook_retries == WebhookRetries.RETRIED else 1
+        )
+        for attempt in range(1, attempts + 1):
+            if attempt == 1 and fail_first:
+                self._record(hook, run_id, "error", error="lost on the way", fault=FAIL_WEBHOOK)
+                delivered = False
+            else:
+                delivered = await self._post_webhook(hook, run_id, body, fault, attempt=attempt)
+            if delivered or attempt == attempts:
+                return
+            await asyncio.sleep(settings.webhook_backoff_s * 2 ** (attempt - 1))
+
+    async def _post_webhook(
+        self, hook: Webhook, run_id: str | None, body: bytes, fault: str | None, attempt: int = 1
+    ) -> bool:
+        """One attempt, recorded; True when the receiver accepted it (2xx)."""
         headers = {
             "content-type": "application/json",
             SIGNATURE_HEADER: sign(hook.signing_secret, body),
         }
         status, err = await self._post(hook.url, body, headers)
+        outcome = _outcome(status, err)
         self._record(
-            hook, run_id, _outcome(status, err), status_code=status, error=err, fault=fault
+            hook,
+            run_id,
+            outcome,
+            status_code=status,
+            error=err,
+            fault=fault,
+            attempt=attempt,
         )
+        return outcome == "delivered"
 
     def _record(
         self,
@@ -109,6 +144,7 @@ class Outbound:
         status_code: int | None = None,
         error: str | None = None,
         fault: str | None = None,
+        attempt: int = 1,
     ) -> None:
         self.state.record_delivery(
             {
@@ -121,7 +157,7 @@ class Outbound:
                 "status_code": status_code,
                 "error": error,
                 "fault": fault,
-                "attempt": 1,
+                "attempt": attempt,
             }
         )
 

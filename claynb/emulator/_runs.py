@@ -5,6 +5,12 @@ Whoever notices first (the server's background task, a results poll, or a ``mete
 call) finalises it: each item's outcome comes from :func:`claynb._routines.run_item`,
 so the same inputs always give the same answer, and items are charged in order until a
 meter would go below zero. Everything here is pure; the caller holds the lock.
+
+A result item holds only what Clay documents (``id``, ``status``, ``result`` or
+``error``). What each item was charged, which provider answered and whether it ran at all
+is the emulator's own bookkeeping (:class:`ItemCharge`), shown under ``/_emulator`` only.
+How an item the credits could not pay for shows is the ``credits_out`` setting: failed with
+a wording that varies (nothing to rely on), or left out of the results.
 """
 
 from __future__ import annotations
@@ -17,12 +23,41 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from claynb._routines import Routine, run_item
+from claynb._routines import Cost, Routine, run_item
 from claynb.emulator._meters import Meters
-from claynb.wire._results import COST_KEY, PROVIDER_KEY
+from claynb.emulator._settings import CreditsOut
 
-NOT_RUN_MESSAGE = "credits exhausted: not run"
 INLINE, BATCH, TABLE = "run", "batch", "table"
+#: How an item not run for lack of credits is worded: Clay publishes no stable error codes,
+#: so the emulator varies the text (per item, the same every time) to keep anyone from
+#: relying on it.
+NOT_RUN_WORDINGS = (
+    "credits exhausted: not run",
+    "Insufficient credits",
+    "This enrichment could not run",
+    "Limit reached for this workspace",
+    "Something went wrong",
+)
+
+
+@dataclass(frozen=True)
+class ItemCharge:
+    """What one item of a run cost and who answered: the admin view, never a result item.
+
+    ``ran`` is False for an item the meters could not pay for (it was not run).
+    """
+
+    cost: Cost = Cost()
+    provider: str | None = None
+    ran: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actions": _num(self.cost.actions),
+            "data_credits": _num(self.cost.data_credits),
+            "provider": self.provider,
+            "ran": self.ran,
+        }
 
 
 @dataclass
@@ -40,6 +75,7 @@ class Run:
     terminal: dict[str, Any] | None = None  # a batch that failed validation or processing
     context: Any = None  # what a table run feeds back into (see _tables)
     notified: bool = field(default=False, repr=False)
+    charges: dict[str, ItemCharge] = field(default_factory=dict, repr=False)
 
     @property
     def done(self) -> bool:
@@ -91,16 +127,29 @@ class RunBook:
         return len(self._heap)
 
 
-def execute(run: Run, routine: Routine, meters: Meters, *, outcome_seed: int, wall: float) -> None:
+def execute(
+    run: Run,
+    routine: Routine,
+    meters: Meters,
+    *,
+    outcome_seed: int,
+    wall: float,
+    credits_out: CreditsOut = CreditsOut.BOTH,
+) -> None:
     """Run every item of ``run`` in order, charging as it goes; store the results on it."""
     stats = meters.stats(routine.id)
     results: list[dict[str, Any]] = []
     for item_id, inputs in run.items:
-        results.append(
-            _execute_item(run, routine, meters, stats, item_id, inputs, outcome_seed, wall)
-        )
+        item = _execute_item(run, routine, meters, stats, item_id, inputs, outcome_seed, wall)
+        if item is not None or credits_out != CreditsOut.PAYMENT_REQUIRED:
+            results.append(item or _not_run(item_id))
     stats.items += len(run.items)
     run.results = results
+
+
+def _not_run(item_id: str) -> dict[str, Any]:
+    wording = NOT_RUN_WORDINGS[sum(item_id.encode()) % len(NOT_RUN_WORDINGS)]
+    return {"id": item_id, "status": "failed", "error": {"message": wording}}
 
 
 def _execute_item(
@@ -112,10 +161,12 @@ def _execute_item(
     inputs: dict[str, Any],
     outcome_seed: int,
     wall: float,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The item's answer, or None when the meters could not pay for it (it did not run)."""
     outcome = run_item(routine, inputs, outcome_seed)
     if outcome.status == "failed":
         stats.failed += 1
+        run.charges[item_id] = ItemCharge()
         return {"id": item_id, "status": "failed", "error": {"message": outcome.error or "failed"}}
     cost = outcome.cost
     if not cost.is_zero:
@@ -132,17 +183,15 @@ def _execute_item(
         )
         if not meters.charge(cost, record):
             stats.not_run += 1
-            return {"id": item_id, "status": "failed", "error": {"message": NOT_RUN_MESSAGE}}
+            run.charges[item_id] = ItemCharge(ran=False)
+            return None
         stats.actions += cost.actions
         stats.data_credits += cost.data_credits
-    result: dict[str, Any] = dict(outcome.result)
-    result[COST_KEY] = {"actions": _num(cost.actions), "data_credits": _num(cost.data_credits)}
-    if outcome.status == "matched":
-        stats.matched += 1
-        result[PROVIDER_KEY] = outcome.provider
-    else:
-        stats.no_match += 1
-    return {"id": item_id, "status": "complete", "result": result}
+    matched = outcome.status == "matched"
+    stats.matched += matched
+    stats.no_match += not matched
+    run.charges[item_id] = ItemCharge(cost, outcome.provider if matched else None)
+    return {"id": item_id, "status": "complete", "result": dict(outcome.result)}
 
 
 def _num(value: float) -> float | int:

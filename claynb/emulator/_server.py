@@ -56,6 +56,16 @@ class Emulator:
     ``source_rate_per_s`` (10), ``source_burst`` (20), ``source_lifetime_cap`` (50,000),
     ``source_max_bytes`` (100 KB), ``batch_max_rows`` (50,000), ``webhook_hold_s`` (1 s).
 
+    Behaviours Clay does not publish, each a setting with every plausible variant (the
+    default first; see the README's table): ``array_posts`` ("rows", "one_row",
+    "rejected": what a JSON array posted to a webhook source becomes), ``start_failure``
+    ("not_started", "started": what a 5xx on a run-starting POST means), ``credits_out``
+    ("both", "402", "item_failures": how running out of credits shows),
+    ``webhook_retries`` ("none", "retried", with ``webhook_attempts`` and
+    ``webhook_backoff_s``), ``source_cap_answer`` ("refused", "dropped": past a source's
+    lifetime cap), and ``table_row_limit`` (default: the plan's rows per table). Answers
+    carry only what Clay documents; what each item cost is at :attr:`admin_url`.
+
     Search settings (Clay publishes none of these numbers): ``search_period_quota``
     (records per calendar month; default the plan's monthly Actions), ``search_page_cap``
     (records per page; 50 on Free, else 500), ``search_per_search_cap`` (None),
@@ -115,6 +125,29 @@ class Emulator:
     @property
     def port(self) -> int | None:
         return self._port
+
+    @property
+    def admin_url(self) -> str:
+        """The root of this emulator's own routes (``url + "/_emulator"``): meters, what each
+        item of a run cost. Not part of Clay; a client reads it only when given it."""
+        return f"{self.url}/_emulator"
+
+    def client(self, **options: Any) -> Any:
+        """A :class:`claynb.ClayClient` for this emulator that knows it is one: costs are
+        then read from the emulator's meters (``metered``) instead of estimated."""
+        from claynb.wire._client import ClayClient
+
+        return ClayClient(
+            self.api_key, base_url=self.url, emulator_admin_url=self.admin_url, **options
+        )
+
+    def async_client(self, **options: Any) -> Any:
+        """The :class:`claynb.AsyncClayClient` twin of :meth:`client`."""
+        from claynb.wire._client import AsyncClayClient
+
+        return AsyncClayClient(
+            self.api_key, base_url=self.url, emulator_admin_url=self.admin_url, **options
+        )
 
     @property
     def plan(self) -> Plan:

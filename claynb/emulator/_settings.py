@@ -2,13 +2,16 @@
 
 Real Clay publishes no numbers for its API rate limit, run latency, webhook retries or
 HTTP API column timeouts; every one of those is a setting here, with the defaults the
-reference notes suggest.
+reference notes suggest. Where Clay leaves a *behaviour* unpublished, the setting is an
+enum with every plausible variant (:data:`VARIANTS`), so a test can run claynb under each
+and a user can make the emulator behave as their workspace is seen to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import DEFAULT_ROUTINES, Cost, Routine
@@ -43,6 +46,59 @@ SEARCH_QUOTA_FALLBACK = 200_000
 SEARCH_QUOTA_COUNTS = ("requested", "returned")
 #: A filters-mode page larger than this is answered 413 (declared there, size unpublished).
 SEARCH_MAX_PAGE_BYTES = 1024 * 1024
+#: Outbound webhook retries, under ``webhook_retries="retried"``: attempts and first backoff.
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_BACKOFF_S = 0.5
+
+
+class ArrayPosts(StrEnum):
+    """What a JSON array posted to a table's webhook source becomes (not published)."""
+
+    ROWS = "rows"  #: one row per record, as public clients that batch arrays assume
+    ONE_ROW = "one_row"  #: a single row holding the whole array in one cell (``body``)
+    REJECTED = "rejected"  #: answered 400: a source takes one JSON object
+
+
+class StartFailure(StrEnum):
+    """What a 5xx answered to a run-starting POST (run, batch start) means (not published)."""
+
+    NOT_STARTED = "not_started"  #: nothing was started or charged
+    STARTED = "started"  #: the run started behind the error and will charge
+
+
+class CreditsOut(StrEnum):
+    """How running out of Actions or Data Credits shows (only a 402 on Search is published).
+
+    At zero Clay stops processing: items not run are not charged, finished ones are kept.
+    """
+
+    BOTH = "both"  #: 402 on new work, and items not run come back failed (wording varies)
+    PAYMENT_REQUIRED = "402"  #: 402 on new work; items not run are left out of the results
+    ITEM_FAILURES = "item_failures"  #: never 402: items not run fail, the wording varies
+
+
+class WebhookRetries(StrEnum):
+    """Whether an outbound webhook delivery that fails is sent again (not published)."""
+
+    NONE = "none"  #: one attempt: a failed delivery is lost (polling must find the run)
+    RETRIED = "retried"  #: up to ``webhook_attempts`` attempts, backing off
+
+
+class SourceCapAnswer(StrEnum):
+    """What a webhook source answers past its 50,000-submission lifetime cap (not published)."""
+
+    REFUSED = "refused"  #: 403 with a message; none of that request's records kept
+    DROPPED = "dropped"  #: answered like any accepted post; the records silently dropped
+
+
+#: Every undocumented behaviour, by setting name: its variants, the default first.
+VARIANTS: dict[str, type[StrEnum]] = {
+    "array_posts": ArrayPosts,
+    "start_failure": StartFailure,
+    "credits_out": CreditsOut,
+    "webhook_retries": WebhookRetries,
+    "source_cap_answer": SourceCapAnswer,
+}
 
 
 @dataclass(frozen=True)
@@ -71,8 +127,22 @@ class Settings:
     search_quota_counts: str = SEARCH_QUOTA_COUNTS[0]
     search_cost_per_record: Cost = Cost()
     search_max_page_bytes: int = SEARCH_MAX_PAGE_BYTES
+    array_posts: ArrayPosts = ArrayPosts.ROWS
+    start_failure: StartFailure = StartFailure.NOT_STARTED
+    credits_out: CreditsOut = CreditsOut.BOTH
+    webhook_retries: WebhookRetries = WebhookRetries.NONE
+    webhook_attempts: int = WEBHOOK_ATTEMPTS
+    webhook_backoff_s: float = WEBHOOK_BACKOFF_S
+    source_cap_answer: SourceCapAnswer = SourceCapAnswer.REFUSED
+    table_row_limit: int | None = None
 
     def __post_init__(self) -> None:
+        for name, kind in VARIANTS.items():
+            object.__setattr__(self, name, variant(name, kind, getattr(self, name)))
+        if self.table_row_limit is not None and self.table_row_limit < 1:
+            raise ValueError("table_row_limit must be a positive whole number, or None")
+        if self.webhook_attempts < 1 or self.webhook_backoff_s < 0:
+            raise ValueError("webhook_attempts must be at least 1 and webhook_backoff_s >= 0")
         if self.rate_limit_header not in RATE_LIMIT_HEADERS:
             raise ValueError(
                 f"rate_limit_header must be one of {RATE_LIMIT_HEADERS}, "
@@ -105,11 +175,27 @@ class Settings:
         return SEARCH_PAGE_CAPS.get(self.plan.name, SEARCH_PAGE_MAX)
 
     @property
+    def rows_per_table(self) -> int:
+        """Rows a table holds: the setting, else the plan's (Free 200, paid 50,000)."""
+        if self.table_row_limit is not None:
+            return self.table_row_limit
+        return self.plan.rows_per_table
+
+    @property
     def burst(self) -> float:
         """Public API burst: the setting, else one second's worth (at least 1)."""
         if self.rate_limit_burst is not None:
             return max(1.0, float(self.rate_limit_burst))
         return max(1.0, float(self.rate_limit_rps or 1.0))
+
+
+def variant(name: str, kind: type[StrEnum], value: object) -> StrEnum:
+    """``value`` as one of ``kind``'s variants; a ValueError listing them when it is none."""
+    try:
+        return kind(str(value))  # a member is its own value as text
+    except ValueError:
+        allowed = ", ".join(repr(v.value) for v in kind)
+        raise ValueError(f"{name} must be one of {allowed}, not {value!r}") from None
 
 
 def parse_latency(

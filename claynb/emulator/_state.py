@@ -136,7 +136,12 @@ class EmulatorState:
         if not run.done:
             routine = self.settings.routines[run.routine_id]
             execute(
-                run, routine, self.meters, outcome_seed=self.settings.outcome_seed, wall=self.wall()
+                run,
+                routine,
+                self.meters,
+                outcome_seed=self.settings.outcome_seed,
+                wall=self.wall(),
+                credits_out=self.settings.credits_out,
             )
         finished.runs.append(run)
         if run.kind == "table" and self.on_table_run_done is not None:
@@ -145,6 +150,22 @@ class EmulatorState:
     def next_due(self) -> float | None:
         with self.lock:
             return self.book.next_due()
+
+    def run_view(self, run_id: str) -> dict[str, Any] | None:
+        """The admin view of a run: what each item cost, who answered, whether it ran, and
+        the meters as they stand. None for a run the emulator does not know."""
+        run, _ = self.get_run(run_id)
+        if run is None:
+            return None
+        with self.lock:
+            return {
+                "run_id": run.id,
+                "routine": run.routine_id,
+                "kind": run.kind,
+                "done": run.done,
+                "items": {item_id: c.to_dict() for item_id, c in run.charges.items()},
+                "meters": self.meters.left(),
+            }
 
     def get_run(self, run_id: str) -> tuple[Run | None, Finished]:
         """A run by id, finishing it first if its time has come (and what that finished)."""

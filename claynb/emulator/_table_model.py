@@ -85,6 +85,7 @@ class Table:
     rows: dict[str, Row] = field(default_factory=dict)
     input_columns: dict[str, None] = field(default_factory=dict)  # an ordered set
     submissions: int = 0
+    dropped: int = 0  # records the table silently did not keep (full, or past the cap)
     http_calls: int = 0
 
     def columns(self) -> list[str]:

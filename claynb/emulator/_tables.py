@@ -1,7 +1,8 @@
 """Table webhook sources: rows in, enrichment columns, an HTTP API column out.
 
 A table gets a webhook source URL (``/v3/sources/webhook/pull-in-data-from-a-webhook-
-<uuid>``). A POSTed JSON object is one row, an array several. Each row then runs
+<uuid>``). A POSTed JSON object is one row; what an array becomes is not published (the
+``array_posts`` setting: a row per record, one row, or refused). Each row then runs
 through the table's enrichment columns in order (each an ordinary routine run, with the
 emulator's latency, charging and meters), and when they are all done the HTTP API
 column POSTs the row's values to the configured URL with the configured headers.
@@ -9,9 +10,12 @@ column POSTs the row's values to the configured URL with the configured headers.
 Limits as observed of Clay: payloads up to 100 KB (413 above); about 10 records/s per
 workspace with a burst of 20, counted in records (429 with Retry-After beyond); and
 50,000 submissions per source for its lifetime, counted in records and not given back
-when rows are deleted. What Clay answers past the cap is not published: the emulator
-refuses the whole request with 403 ``{"message"}`` and keeps none of its records, so a
-client never has a batch half-accepted.
+when rows are deleted. What Clay answers past the cap is not published (the
+``source_cap_answer`` setting): 403 ``{"message"}`` keeping none of the request's records,
+or an answer like any other with the records dropped. A table holds the plan's rows per
+table (Free 200, paid 50,000, ``table_row_limit``); a full table silently stops accepting
+rows, as Clay documents. An accepted post is answered 200 with an empty object: what a
+source answers is not published, and nothing in it is for a client to rely on.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from claynb._secrets import redact, register_secret
 from claynb.emulator._bucket import TokenBucket
 from claynb.emulator._http import JSON, error
 from claynb.emulator._query import QueryError, run_query
-from claynb.emulator._runs import NOT_RUN_MESSAGE, TABLE, Run
+from claynb.emulator._runs import TABLE, ItemCharge, Run
+from claynb.emulator._settings import ArrayPosts, SourceCapAnswer
 from claynb.emulator._state import EmulatorState, Finished
 from claynb.emulator._table_model import (
     FAILED,
@@ -48,9 +53,11 @@ from claynb.emulator._table_model import (
 )
 from claynb.emulator._validate import BadRequest, parse_json
 from claynb.pipeline._normalise import normalise_inputs
-from claynb.wire._results import COST_KEY, PROVIDER_KEY
 
 SOURCE_PREFIX = "pull-in-data-from-a-webhook-"
+#: The column an array posted as one row (``array_posts="one_row"``) lands in.
+ONE_ROW_COLUMN = "body"
+NOT_RUN_MESSAGE = "not run: the workspace's credits ran out"
 AUTH_HEADER = "x-clay-webhook-auth"
 HTTP_API_ROUTINE = "http-api"
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
@@ -160,15 +167,19 @@ class Tables:
                 f"{self.state.settings.source_max_bytes // 1024} KB limit",
             )
         try:
-            records = _records(parse_json(body))
+            records = _records(parse_json(body), self.state.settings.array_posts)
         except BadRequest as exc:
             return error(400, str(exc))
         return self._accept(table, records)
 
     def _accept(self, table: Table, records: list[dict[str, Any]]) -> Response:
-        cap = self.state.settings.source_lifetime_cap
+        settings = self.state.settings
+        cap = settings.source_lifetime_cap
         with self.state.lock:
             if table.submissions + len(records) > cap:
+                if settings.source_cap_answer == SourceCapAnswer.DROPPED:
+                    table.dropped += len(records)
+                    return JSON({})
                 return error(
                     403,
                     f"this webhook source has reached its lifetime limit of {cap:,} submissions "
@@ -182,11 +193,13 @@ class Tables:
                     {"Retry-After": str(decision.retry_after)},
                 )
             table.submissions += len(records)
-            rows = [self._new_row(table, record) for record in records]
+            room = max(0, settings.rows_per_table - len(table.rows))
+            kept, table.dropped = records[:room], table.dropped + len(records[room:])
+            rows = [self._new_row(table, record) for record in kept]
         finished = self._start_step(table, 0, rows)
         if finished and self.notify is not None:
             self.notify(finished)
-        return JSON({"accepted": len(rows), "row_ids": [r.id for r in rows]})
+        return JSON({})
 
     def _new_row(self, table: Table, record: dict[str, Any]) -> Row:
         row = Row(
@@ -225,8 +238,9 @@ class Tables:
         table = self.tables[table_id]
         enrichment = table.enrichments[step]
         rows = [table.rows[rid] for rid in row_ids if rid in table.rows]
-        for row, item in zip(rows, run.results or [], strict=False):
-            _apply(row.steps[step], enrichment, item)
+        answers = {str(item.get("id")): item for item in run.results or []}
+        for row in rows:
+            _apply(row.steps[step], enrichment, answers.get(row.id), run.charges.get(row.id))
             row.updated = self.state.wall()
         more = self._start_step(table, step + 1, rows)
         finished.runs.extend(more.runs)
@@ -351,13 +365,19 @@ class Tables:
                 "name": t.name,
                 "rows": len(t.rows),
                 "submissions": t.submissions,
+                "dropped": t.dropped,
                 "http_api_calls": t.http_calls,
             }
             for t in self.tables.values()
         }
 
 
-def _records(body: Any) -> list[dict[str, Any]]:
+def _records(body: Any, arrays: ArrayPosts) -> list[dict[str, Any]]:
+    """The rows a post makes: an object is one; an array as ``arrays`` says."""
+    if isinstance(body, list) and arrays == ArrayPosts.REJECTED:
+        raise BadRequest("post one JSON object per request: this source does not take arrays")
+    if isinstance(body, list) and arrays == ArrayPosts.ONE_ROW:
+        return [{ONE_ROW_COLUMN: body}]
     records = body if isinstance(body, list) else [body]
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -367,14 +387,19 @@ def _records(body: Any) -> list[dict[str, Any]]:
     return records
 
 
-def _apply(step: Step, enrichment: Enrichment, item: dict[str, Any]) -> None:
-    if item.get("status") == "failed":
-        message = item.get("error", {}).get("message", "failed")
-        step.status = NOT_RUN if message == NOT_RUN_MESSAGE else FAILED
-        step.error = message
+def _apply(
+    step: Step, enrichment: Enrichment, item: dict[str, Any] | None, charge: ItemCharge | None
+) -> None:
+    """A row's cell for one enrichment, from the run's answer and the emulator's books."""
+    if item is None or (charge is not None and not charge.ran):
+        step.status, step.error = NOT_RUN, NOT_RUN_MESSAGE
         return
+    if item.get("status") == "failed":
+        step.status = FAILED
+        step.error = item.get("error", {}).get("message", "failed")
+        return
+    cost = charge.cost if charge is not None else Cost()
+    step.cost = {"actions": cost.actions, "data_credits": cost.data_credits}
+    step.status = MATCHED if charge is not None and charge.provider is not None else NO_MATCH
     result = dict(item.get("result") or {})
-    step.cost = result.pop(COST_KEY, {})
-    provider = result.pop(PROVIDER_KEY, None)
-    step.status = MATCHED if provider is not None else NO_MATCH
     step.fields = {f"{enrichment.output_prefix}{k}": v for k, v in result.items()}

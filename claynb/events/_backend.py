@@ -11,12 +11,14 @@ Options (anything else is a ``TypeError``):
 
 - ``bus_url``: the bus to use (``nats://``, ``redis://``); default embedded NATS.
 - ``webhook``: ``{"id", "signingSecret"}`` of a webhook registered with Clay's CLI whose
-  URL reaches this machine; default: registered on the emulator; ``{}``: none, poll only.
+  URL reaches this machine; default: registered on the emulator when the client knows it
+  talks to one, else ``CLAYNB_WEBHOOK_ID`` / ``CLAYNB_WEBHOOK_SECRET``; ``{}``: none,
+  poll only.
 - ``timeout``: seconds to wait for every item (default 600); items still in a run then
   come back ``unknown`` and a later call collects them from the journal, never re-sending.
 - ``batch_size``, ``linger_s``, ``reconcile_timeout_s``, ``reconcile_interval_s``,
-  ``max_attempts``: the service's settings (:class:`ServiceSettings`); ``concurrency``:
-  runs being started at once.
+  ``max_attempts``, ``unknown_wait_s``: the service's settings (:class:`ServiceSettings`);
+  ``concurrency``: runs being started at once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from claynb._routines import Cost, Routine
 from claynb.events._service import ServiceSettings
 from claynb.events._tier import EventTier
 from claynb.pipeline._plan import catalogue_of
-from claynb.pipeline._work import BudgetGuard, ItemResult, Status, WorkItem
+from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Status, WorkItem
 
 DEFAULT_TIMEOUT_S = 600.0
 _SETTINGS = (
@@ -37,6 +39,7 @@ _SETTINGS = (
     "reconcile_timeout_s",
     "reconcile_interval_s",
     "max_attempts",
+    "unknown_wait_s",
 )
 _OPTIONS = {"bus_url", "webhook", "timeout", "plan", "concurrency", *_SETTINGS}
 #: Dead-letter kinds as row statuses: what the user sees in ``clay_status``.
@@ -134,6 +137,7 @@ def _result_for(tier: EventTier, key: str) -> ItemResult:
             _cost(contact),
             int(contact.get("attempts") or 1),
             contact.get("run_id"),
+            CostSource(contact["cost_source"]) if contact.get("cost_source") else None,
         )
     letter = tier.collector.dead.get(key)
     if letter is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from claynb.wire._admin import RunCharges
 from claynb.wire._config import RetryPolicy
 from claynb.wire._results import RunItem
 
@@ -38,6 +39,10 @@ class RunsApi(Protocol):
         """The run's result items when it is complete, ``None`` while it is going."""
         ...
 
+    async def charges(self, run_id: str) -> RunCharges | None:
+        """What each item cost, from an emulator's meters; None on real Clay (estimated)."""
+        ...
+
 
 class ClientRunsApi:
     """:class:`RunsApi` over an :class:`claynb.AsyncClayClient`."""
@@ -61,3 +66,7 @@ class ClientRunsApi:
     async def results(self, run_id: str) -> list[RunItem] | None:
         answer = await self.client.get_run_results(run_id)
         return list(answer.items) if answer.complete else None
+
+    async def charges(self, run_id: str) -> RunCharges | None:
+        charges: RunCharges | None = await self.client.run_charges(run_id)
+        return charges

@@ -3,7 +3,9 @@
 Secrets are read from the environment or from files, never from the command line (where
 ``ps`` would show them): ``CLAYNB_WEBHOOK_SECRET`` (the ``signingSecret`` Clay returned when
 the webhook was created; ``CLAYNB_WEBHOOK_ID`` names it) and ``CLAYNB_CALLBACK_SECRET`` (the
-header value set on the table's HTTP API column).
+header value set on the table's HTTP API column). Real Clay creates webhooks with its CLI
+only (``clay webhooks create URL``); with ``--with-service`` on an emulator the client knows
+(``CLAYNB_EMULATOR_ADMIN_URL``, or the embedded one) the webhook is registered there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
+from claynb.wire._config import ENV_WEBHOOK_ID, ENV_WEBHOOK_SECRET
+
 DEFAULT_PORT = 8787
+WEBHOOK_PATH = "/webhooks/clay"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +89,8 @@ def _secret(path: Path | None, env: str) -> str | None:
 def settings_from(args: argparse.Namespace) -> Any:
     from claynb.events._receiver import ReceiverSettings
 
-    signing = _secret(args.signing_secret_file, "CLAYNB_WEBHOOK_SECRET")
-    webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID") or "default"
+    signing = _secret(args.signing_secret_file, ENV_WEBHOOK_SECRET)
+    webhook_id = os.environ.get(ENV_WEBHOOK_ID) or "default"
     limits = {
         name: value
         for name in ("max_body_bytes", "head_timeout_s", "body_timeout_s")
@@ -109,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
     if not settings.secrets() and not settings.callback_secret and not args.with_service:
         print(
             "claynb receiver: set CLAYNB_WEBHOOK_SECRET and/or CLAYNB_CALLBACK_SECRET (or the "
-            "--*-secret-file options): without them every delivery would be refused",
+            "--*-secret-file options): without them every delivery would be refused.\n"
+            "Clay registers webhooks with its CLI: `clay webhooks create "
+            f"https://<where Clay reaches this receiver>{WEBHOOK_PATH}` prints the webhook's id "
+            "(CLAYNB_WEBHOOK_ID) and its signingSecret (CLAYNB_WEBHOOK_SECRET), once.",
             file=sys.stderr,
         )
         return 2
@@ -142,7 +150,7 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
     )
     server = uvicorn.Server(config)
     service = (
-        await _start_service(args, settings, bus_url, f"{base}/webhooks/clay")
+        await _start_service(args, settings, bus_url, f"{base}{WEBHOOK_PATH}")
         if args.with_service
         else None
     )
@@ -171,15 +179,15 @@ async def _start_service(
     from claynb.events._bus import Bus
     from claynb.events._clay import ClientRunsApi
     from claynb.events._service import EnrichmentService, ServiceSettings
-    from claynb.events._tier import create_emulator_webhook
+    from claynb.events._tier import webhook_for
     from claynb.pipeline._budget import Budget
     from claynb.pipeline._journal import Journal
     from claynb.wire._fleet import shared_pace
 
     client = connect()
-    webhook_id = os.environ.get("CLAYNB_WEBHOOK_ID")
+    webhook_id = os.environ.get(ENV_WEBHOOK_ID)
     if not settings.secrets():
-        hook = create_emulator_webhook(client, webhook_url)
+        hook = webhook_for(client, webhook_url)
         if hook:
             settings.signing_secrets = {hook["id"]: hook["signingSecret"]}
             webhook_id = hook["id"]

@@ -13,6 +13,10 @@ lands it (through the journal, which is idempotent across processes), the other 
 done. A send Clay refuses is sent again while its items' POSTs (the client's retries
 included) stay under the one per-item cap (:meth:`claynb.RetryPolicy.sends_left`); then
 its leads go to the dead-letter subject with the error, as do leads the budget cannot pay for.
+A send whose outcome is unknown (a timeout, a dropped connection, a 5xx: Clay may have
+started the run) is never sent again: it is held for ``unknown_wait_s`` in case Clay's
+webhook names a run whose results carry exactly its item ids (then it is landed like any
+run, paid once), and otherwise goes to the dead letters as ``outcome_unknown``.
 
 One service process per namespace: its bookkeeping of leads and runs is in memory, and what
 must survive a crash (runs in flight, results, charges) is in the journal. A lead is
@@ -45,7 +49,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -57,9 +61,10 @@ from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, RUNS_FINISHED, Bus
 from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
 from claynb.pipeline._adopt import adopt_delivered
+from claynb.pipeline._budget import row_reservation
 from claynb.pipeline._journal import Journal
-from claynb.pipeline._outcome import outcome_of
-from claynb.pipeline._work import ANSWERED, ItemResult, Status, item_key
+from claynb.pipeline._outcome import outcomes_of
+from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 from claynb.wire._exceptions import (
     ClayError,
@@ -86,6 +91,8 @@ class RunJournal(Protocol):
     def abandon(self, batch: int, error: str | None = None) -> None: ...
 
     def unknown(self, batch: int, error: str) -> list[str]: ...
+
+    def adopt(self, batch: int, run_id: str) -> None: ...
 
     def finished(
         self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
@@ -121,6 +128,9 @@ class NoJournal:
 
     def unknown(self, batch: int, error: str) -> list[str]:
         return []
+
+    def adopt(self, batch: int, run_id: str) -> None:
+        return None
 
     def finished(
         self, run_id: str, results: Sequence[ItemResult], *, backend: str, plan: Any = None
@@ -190,6 +200,9 @@ class ServiceSettings:
     unhealthy_after: int = 3
     #: The plan the journal's ledger prices charges under (None: the journal's own).
     plan: Any = None
+    #: With a webhook, how long a send of unknown outcome waits for Clay's delivery to
+    #: name its run before its leads go to the dead letters (``outcome_unknown``).
+    unknown_wait_s: float = 60.0
 
     def __post_init__(self) -> None:
         self.batch_size = checked_batch_size(self.batch_size)
@@ -219,6 +232,17 @@ class _Run:
     started_at: float
     batch: int | None = None
     done: bool = False
+
+
+@dataclass
+class _Held:
+    """A send whose outcome is unknown, waiting for a webhook to name its run."""
+
+    batch: int
+    routine: str
+    keys: list[str]
+    reserved: Cost
+    until: float
 
 
 @dataclass
@@ -269,6 +293,8 @@ class EnrichmentService:
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._completing: set[str] = set()
+        self._held: list[_Held] = []
+        self._orphans: dict[str, float] = {}  # delivered runs no send claims (yet), when seen
         self._sends: asyncio.Semaphore | None = None
         self._settled = asyncio.Event()
         self._stopping = False
@@ -401,15 +427,7 @@ class EnrichmentService:
         if item is None and await self._answered_by_journal(lead_id, routine_id, key, replay):
             return
         if item is not None and item.outcome is not None:
-            shared = ItemResult(
-                key,
-                item.outcome.status,
-                item.outcome.result,
-                item.outcome.error,
-                Cost(),
-                item.outcome.attempts,
-                item.outcome.run_id,
-            )
+            shared = replace(item.outcome, cost=Cost())  # charged once, to the first lead
             await self._publish_contact(lead_id, shared, "shared")
             return
         if item is not None:
@@ -467,7 +485,8 @@ class EnrichmentService:
     # sending -----------------------------------------------------------------------------
     async def _send(self, routine_id: str, keys: list[str]) -> None:
         routine = get_routine(routine_id, self.catalogue)
-        admission = self.breaker.admit(routine.worst_case_cost(), len(keys), f"{routine_id} items")
+        per_item = row_reservation(routine, getattr(self.breaker.guard, "capped", True))
+        admission = self.breaker.admit(per_item, len(keys), f"{routine_id} items")
         go, refused = keys[: admission.admitted], keys[admission.admitted :]
         if refused and self.pending_runs:
             # Runs in flight hold worst-case reservations that will mostly come back when
@@ -507,15 +526,16 @@ class EnrichmentService:
             )
         except OutcomeUnknown as exc:
             # The POST may have started (and been charged for) a run we cannot see: never
-            # re-send on our own; its webhook may name it, else a person decides.
+            # re-send on our own. Clay's webhook may name it (held a while for it); else
+            # a person decides, from the dead letters.
             self.journal.unknown(batch, redact(str(exc)))
-            self.breaker.guard.settle(reserved, reserved)
+            if self.settings.webhook_id and self.settings.unknown_wait_s > 0:
+                until = self.clock() + self.settings.unknown_wait_s
+                self._held.append(_Held(batch, routine.id, keys, reserved, until))
+                await self._adopt_orphans()
+                return
             self._remember_unknown(keys)
-            await self._dead_letter(
-                self._leads_of(keys, forget=True),
-                "outcome_unknown",
-                f"the send may have reached Clay and been charged: {exc}",
-            )
+            await self._give_up_unknown(keys, reserved, str(exc))
             return
         except CreditsExhausted as exc:
             self.journal.abandon(batch, str(exc))
@@ -596,9 +616,20 @@ class EnrichmentService:
             for key in retry:
                 self._enqueue(routine_id, key)
 
+    async def _give_up_unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
+        """No webhook named the run: the leads go to the dead letters, the worst case kept."""
+        self.breaker.guard.settle(reserved, reserved, CostSource.ESTIMATED)
+        await self._dead_letter(
+            self._leads_of(keys, forget=True),
+            "outcome_unknown",
+            f"the send may have reached Clay and been charged: {why}",
+        )
+
     # completing runs ---------------------------------------------------------------------
     async def on_run_finished(self, event: dict[str, Any]) -> None:
-        """A webhook said a run finished: fetch and land it, unless it is already landed."""
+        """A webhook said a run finished: fetch and land it, unless it is already landed.
+        A run no send claims may be one whose POST answer was lost: it is kept a while,
+        to be matched against the sends held as unknown."""
         run_id = str(event.get("routine_run_id") or "")
         if run_id and run_id not in self._runs:
             # Started before a restart: the journal knows it even if this process does not;
@@ -609,9 +640,52 @@ class EnrichmentService:
             for run in journaled:
                 self._adopt(run)
         run = self._runs.get(run_id)
-        if run is None or run.done:
-            return  # a replay, a run of another service, or already reconciled
-        await self._complete(run, "webhook")
+        if run is None:
+            if run_id:
+                self._orphans.setdefault(run_id, self.clock())
+                await self._adopt_orphans()
+            return  # a replay, a run of another service, or held for a send to claim
+        if not run.done:
+            await self._complete(run, "webhook")
+
+    async def _adopt_orphans(self) -> None:
+        """Match delivered runs no send claims with sends held as unknown: a run whose
+        results carry exactly a held send's item ids is that send's run (landed, paid once)."""
+        for run_id in list(self._orphans):
+            if not self._held:
+                return
+            try:
+                items = await self.api.results(run_id)
+            except ClayError:
+                items = None
+            if items is None:
+                continue  # not finished, or not known: looked at again with the next one
+            ids = {item.id for item in items}
+            held = next((h for h in self._held if set(h.keys) == ids), None)
+            if held is None:
+                continue
+            self._held.remove(held)
+            self._orphans.pop(run_id, None)
+            self.journal.adopt(held.batch, run_id)
+            run = _Run(run_id, held.routine, held.keys, held.reserved, self.clock(), held.batch)
+            self._runs[run_id] = run
+            for key in held.keys:
+                self._items[key].run_id = run_id
+            self.stats.runs_adopted += 1
+            await self._land(run, items, "webhook")
+
+    async def _expire_held(self, now: float) -> None:
+        """Sends held past ``unknown_wait_s`` with no webhook naming them; old deliveries."""
+        for held in [h for h in self._held if h.until <= now]:
+            self._held.remove(held)
+            self._remember_unknown(held.keys)
+            await self._give_up_unknown(
+                held.keys,
+                held.reserved,
+                f"no webhook named its run within {self.settings.unknown_wait_s:g}s",
+            )
+        keep = now - max(self.settings.unknown_wait_s, self.settings.reconcile_timeout_s)
+        self._orphans = {r: at for r, at in self._orphans.items() if at >= keep}
 
     async def _complete(self, run: _Run, via: str) -> bool:
         if run.done or run.run_id in self._completing:
@@ -641,7 +715,7 @@ class EnrichmentService:
         self.reconciler.forget(run.run_id)
         if run.batch is not None:
             self.journal.unknown(run.batch, f"run {run.run_id} not found: {exc}")
-        self.breaker.guard.settle(run.reserved, run.reserved)
+        self.breaker.guard.settle(run.reserved, run.reserved, CostSource.ESTIMATED)
         await self._dead_letter(
             self._leads_of(run.keys, forget=True),
             "outcome_unknown",
@@ -650,17 +724,18 @@ class EnrichmentService:
 
     async def _land(self, run: _Run, raw: list[RunItem], via: str) -> None:
         routine = get_routine(run.routine, self.catalogue)
-        by_id = {item.id: item for item in raw}
-        outcomes = [
-            outcome_of(
-                routine,
-                key,
-                by_id.get(key),
-                run_id=run.run_id,
-                attempts=self._items[key].attempts + 1,
-            )
-            for key in run.keys
-        ]
+        try:
+            charges = await self.api.charges(run.run_id)
+        except ClayError:
+            charges = None
+        outcomes = outcomes_of(
+            routine,
+            run.keys,
+            {item.id: item for item in raw},
+            run_id=run.run_id,
+            charges=charges,
+            attempts={key: self._items[key].attempts + 1 for key in run.keys},
+        )
         # Contacts first, the journal after: a publish that fails (the bus is down) raises
         # here with the run still in flight, and the run is landed again later; leads
         # already answered are not answered twice.
@@ -682,7 +757,8 @@ class EnrichmentService:
         )
         run.done = True
         actual = sum((o.cost for o in outcomes), Cost())
-        self.breaker.guard.settle(run.reserved, actual)
+        source = CostSource.of_all(o.cost_source for o in outcomes)
+        self.breaker.guard.settle(run.reserved, actual, source)
         if any(o.status == Status.OVER_BUDGET for o in outcomes):
             self.breaker.trip("Clay stopped running items: its credits ran out")
         self._settled.set()
@@ -715,6 +791,9 @@ class EnrichmentService:
 
     async def _reconcile_once(self) -> None:
         now = self.clock()
+        await self._expire_held(now)
+        if self._held and self._orphans:
+            await self._adopt_orphans()  # a results read that failed is tried again
         for run_id in self.reconciler.overdue(now):
             run = self._runs.get(run_id)
             if run is None or run.done:
@@ -733,6 +812,7 @@ class EnrichmentService:
             "result": outcome.result,
             "error": outcome.error,
             "cost": {"actions": outcome.cost.actions, "data_credits": outcome.cost.data_credits},
+            "cost_source": outcome.cost_source,
             "run_id": outcome.run_id,
             "attempts": outcome.attempts,
             "via": via,

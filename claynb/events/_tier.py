@@ -5,26 +5,31 @@
 
 :class:`EventTier` starts, in order: the bus server (an embedded NATS JetStream unless a URL
 or ``NATS_URL`` is given), the receiver on a free loopback port, an outbound webhook
-pointing at it (created through the emulator's admin API when talking to the emulator, or
-given), and the service with a collector of contacts and dead letters, all on one
+pointing at it, and the service with a collector of contacts and dead letters, all on one
 background event loop so a notebook's own loop is never touched. ``stop()`` (or leaving
 the ``with`` block) stops all of it.
+
+The webhook is registered on the emulator when the client knows it talks to one (its
+admin URL, never guessed). Real Clay registers webhooks with its CLI only
+(``clay webhooks create URL``), so there it comes from ``webhook=`` or the environment
+(``CLAYNB_WEBHOOK_ID``, ``CLAYNB_WEBHOOK_SECRET``: the id and the signing secret the CLI
+printed), and without one the reconciler polls every run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
-
-import httpx
 
 from claynb._home import state_home
 from claynb._routines import Routine
@@ -41,10 +46,18 @@ from claynb.pipeline._budget import Budget
 from claynb.pipeline._plan import catalogue_of
 from claynb.pipeline._work import BudgetGuard
 from claynb.services.nats import NatsServer
+from claynb.wire._client import ClayClient
+from claynb.wire._config import ENV_WEBHOOK_ID, ENV_WEBHOOK_SECRET
 from claynb.wire._exceptions import ConfigError
 from claynb.wire._fleet import shared_pace
 
 T = TypeVar("T")
+
+log = logging.getLogger("claynb.events")
+
+
+class NoWebhookWarning(UserWarning):
+    """The event tier talks to real Clay with no webhook configured: it polls every run."""
 
 
 def raise_budget(
@@ -113,7 +126,7 @@ class EventTier:
         self.guard = guard if guard is not None else self.budget.guard()
         self.bus_url = bus_url
         self.namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
-        # None: register one on the emulator; {} : none at all (the reconciler polls every run)
+        # None: the emulator's, else the environment's; {}: none (the reconciler polls every run)
         self.webhook = dict(webhook) if webhook is not None else None
         self.settings = settings or ServiceSettings()
         self.journal = journal
@@ -165,7 +178,7 @@ class EventTier:
             self.receiver_settings, url, self.namespace, store=store
         ).start()
         if self.webhook is None:
-            self.webhook = create_emulator_webhook(self.client, self.receiver.webhook_url)
+            self.webhook = webhook_for(self.client, self.receiver.webhook_url)
         if self.webhook:
             register_secret(self.webhook.get("signingSecret"))
             self.receiver_settings.signing_secrets = {
@@ -322,22 +335,58 @@ async def _adopt(service: EnrichmentService, routine: str, run: Any) -> None:
     service.adopt_run(run.run_id, routine, dict(run.inputs), batch=getattr(run, "batch", None))
 
 
-def create_emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
-    """Register ``url`` as an outbound webhook when ``client`` talks to a claynb emulator.
+def webhook_for(client: Any, url: str) -> dict[str, str]:
+    """The outbound webhook the service starts runs with, whose deliveries go to ``url``.
 
-    Real Clay registers webhooks with its CLI only (no API), so against Clay the caller
-    passes ``webhook={"id", "signingSecret"}``; without one, the reconciler polls every run.
+    On an emulator the client knows (its admin URL): registered there. Otherwise (real
+    Clay, which registers webhooks with its CLI only): ``CLAYNB_WEBHOOK_ID`` and
+    ``CLAYNB_WEBHOOK_SECRET`` from the environment. Neither: ``{}`` and a warning saying
+    how to create one; the reconciler then polls every run.
     """
-    parts = urlsplit(str(client.base_url))
-    root = f"{parts.scheme}://{parts.netloc}"
-    try:
-        answer = httpx.post(f"{root}/_emulator/webhooks", json={"url": url}, timeout=10)
-    except httpx.HTTPError:
+    made = _emulator_webhook(client, url)
+    if made:
+        return made
+    from_env = webhook_from_env()
+    if from_env:
+        return from_env
+    message = no_webhook_message(url)
+    log.warning("%s", message)
+    warnings.warn(message, NoWebhookWarning, stacklevel=3)
+    return {}
+
+
+def _emulator_webhook(client: Any, url: str) -> dict[str, str] | None:
+    """Register ``url`` on the emulator the client was told of (None: it knows of none).
+    Done with a short-lived sync client, whichever kind the caller holds."""
+    credentials = client.credentials()
+    if not credentials.emulator_admin_url:
         return None
-    if answer.status_code != 201:
+    with ClayClient(
+        credentials.api_key,
+        base_url=credentials.base_url,
+        emulator_admin_url=credentials.emulator_admin_url,
+    ) as admin:
+        return admin.create_emulator_webhook(url)
+
+
+def webhook_from_env() -> dict[str, str] | None:
+    """``{"id", "signingSecret"}`` from ``CLAYNB_WEBHOOK_ID`` / ``CLAYNB_WEBHOOK_SECRET``."""
+    webhook_id = os.environ.get(ENV_WEBHOOK_ID, "").strip()
+    secret = os.environ.get(ENV_WEBHOOK_SECRET, "").strip()
+    if not (webhook_id and secret):
         return None
-    body = answer.json()
-    return {"id": str(body["id"]), "signingSecret": str(body["signingSecret"])}
+    register_secret(secret)
+    return {"id": webhook_id, "signingSecret": secret}
+
+
+def no_webhook_message(url: str) -> str:
+    """How to give the event tier a webhook on real Clay (it has no API for it)."""
+    return (
+        f"no Clay webhook for the receiver at {url}: runs are found by polling only. Clay "
+        "registers webhooks with its CLI: run `clay webhooks create <a URL that reaches the "
+        f"receiver>`, then set {ENV_WEBHOOK_ID} to the id it prints and {ENV_WEBHOOK_SECRET} "
+        "to its signingSecret (shown once), or pass webhook={'id': ..., 'signingSecret': ...}"
+    )
 
 
 def _async_twin(client: Any, bus_url: str | None = None) -> Any:

@@ -25,6 +25,11 @@ transaction in SQLite or a script in Redis, the same :class:`~claynb.pipeline._w
 Two cases count differently on purpose: a batch whose send has an unknown outcome stays
 counted at its worst case (Clay may have charged it), and runs collected after a crash
 are not counted again (the call that started them reserved for them).
+
+What was spent says where its figures come from (:attr:`Budget.cost_source`): read from an
+emulator's meters, or estimated from declared prices (real Clay reports no per-item cost;
+an estimate prices a match at the worst case, so it never undercounts). A routine with no
+declared worst case cannot be held to a cap at all (:func:`check_priced`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 
 from claynb._home import state_home
 from claynb._plans import Plan, get_plan
-from claynb._routines import Cost
+from claynb._routines import Cost, Routine
 from claynb.pipeline._budget_store import (
     Caps,
     SharedStore,
@@ -46,6 +51,7 @@ from claynb.pipeline._budget_store import (
     redis_guard,
 )
 from claynb.pipeline._journal import FILENAME
+from claynb.pipeline._work import CostSource
 from claynb.wire._exceptions import ConfigError
 
 # Floating-point slack when comparing sums of fractional Data Credits with a cap.
@@ -59,6 +65,7 @@ class _Meter:
         self.lock = threading.Lock()
         self.reserved = Cost()
         self.spent = Cost()
+        self.sources: set[CostSource] = set()
 
 
 def _within(value: float, cap: float | None) -> bool:
@@ -186,6 +193,18 @@ class Budget:
         return self._tally()[0]
 
     @property
+    def cost_source(self) -> CostSource | None:
+        """Where :attr:`spent` comes from: ``metered`` only when every charge was read from
+        an emulator's meters, else ``estimated`` (None: nothing settled yet)."""
+        with self._meter.lock:
+            return CostSource.of_all(self._meter.sources)
+
+    @property
+    def capped(self) -> bool:
+        """Whether any cap is set (a Budget() with none only keeps the tally)."""
+        return any(getattr(self, n) is not None for n in ("actions", "data_credits", "usd"))
+
+    @property
     def reserved(self) -> Cost:
         """Worst-case cost of work in flight right now."""
         return self._tally()[1]
@@ -240,7 +259,7 @@ class Budget:
         caps = (
             _describe(self.caps()) if self._store is not None else _describe(self._declared_caps())
         )
-        spent = self.spent
+        spent, source = self.spent, self.cost_source
         scope = (
             f"name={self.name!r}, shared by every process naming it"
             if self._store is not None
@@ -248,7 +267,8 @@ class Budget:
         )
         return (
             f"Budget({caps}; {scope}; plan={self.price.name}; spent {spent.actions:g} Actions, "
-            f"{spent.data_credits:g} Data Credits, ${self.dollars(spent):.2f})"
+            f"{spent.data_credits:g} Data Credits, ${self.dollars(spent):.2f}"
+            f"{f' ({source})' if source else ''})"
         )
 
 
@@ -262,6 +282,10 @@ class LocalGuard:
     def plan(self) -> Plan:
         return self.budget.price
 
+    @property
+    def capped(self) -> bool:
+        return self.budget.capped
+
     def reserve(self, cost: Cost) -> bool:
         meter = self.budget._meter
         with meter.lock:
@@ -270,11 +294,13 @@ class LocalGuard:
             meter.reserved = meter.reserved + cost
             return True
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
+    def settle(self, reserved: Cost, actual: Cost, source: CostSource | None = None) -> None:
         meter = self.budget._meter
         with meter.lock:
             meter.reserved = _floor(meter.reserved + reserved * -1)
             meter.spent = meter.spent + actual
+            # A reservation kept at its worst case (an unknown outcome) is an estimate too.
+            meter.sources.add(source or CostSource.ESTIMATED)
 
     def release(self, reserved: Cost) -> None:
         meter = self.budget._meter
@@ -334,6 +360,26 @@ def _same(a: Caps, b: Caps) -> bool:
     return all(
         (a[n] is None) == (b[n] is None) and _within(abs((a[n] or 0) - (b[n] or 0)), 0) for n in a
     )
+
+
+def check_priced(routine: Routine, budget: Budget | None) -> None:
+    """Refuse a capped budget for a routine whose worst case nobody declared: there is
+    nothing to reserve, so the cap could be passed without a word."""
+    if budget is not None and budget.capped and not routine.priced:
+        raise ConfigError(
+            f"{budget!r} cannot hold routine {routine.id!r}: it has no declared cost, so its "
+            "worst case per row is unknown. Declare one with cost=claynb.Cost(actions=..., "
+            'data_credits=...) or in claynb.toml ([routines."ID"] cost = {...})'
+        )
+
+
+def row_reservation(routine: Routine, capped: bool) -> Cost:
+    """What a guard holds per row before sending: the routine's worst case. An unpriced
+    routine holds nothing, which only a guard with no cap accepts (under a cap it is refused
+    with the reason, by :meth:`Routine.worst_case_cost`)."""
+    if routine.priced or capped:
+        return routine.worst_case_cost()
+    return Cost()
 
 
 def _floor(cost: Cost) -> Cost:

@@ -177,8 +177,10 @@ def prepare_job(args: argparse.Namespace, client: Any) -> Job:
     output = args.output if args.output is not None else enriched_path(source)
     check_writable(output)  # before the input is read, and long before anything is spent
     frame = read_frame(source)
-    routine = resolve_routine(args.routine, client)
-    inputs = resolve_inputs(frame, routine, parse_inputs(args.input))
+    given = parse_inputs(args.input)
+    # A workspace routine (function:t_...) in no catalogue is named by its -i inputs.
+    routine = resolve_routine(args.routine, client, inputs=given)
+    inputs = resolve_inputs(frame, routine, given)
     job = Job(source, output, frame, routine, inputs, budget_from(args))
     check_output(job, args.prefix, args.overwrite)
     # A free request (GET /me): a wrong key is one line and exit 2 here, not every row

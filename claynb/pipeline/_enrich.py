@@ -32,15 +32,21 @@ from typing import Any
 
 import pandas as pd
 
-from claynb._routines import Routine
+from claynb._routines import Cost, Routine
 from claynb._sync import run_sync
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._backends import get_backend
-from claynb.pipeline._budget import Budget
+from claynb.pipeline._budget import Budget, check_priced
 from claynb.pipeline._claims import Claims
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._ledger import Ledger, charges_frame, quota_frame
-from claynb.pipeline._merge import DEFAULT_PREFIX, check_columns, complete, merge
+from claynb.pipeline._merge import (
+    DEFAULT_PREFIX,
+    check_columns,
+    complete,
+    merge,
+    result_fields,
+)
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, answer_landed, plan_work, resolve_routine
 from claynb.pipeline._progress import Progress, make_progress
@@ -56,6 +62,7 @@ class Call:
     journal: Journal
     backend: str
     prefix: str
+    overwrite: bool
     options: dict[str, Any]
     claims: Claims
 
@@ -66,11 +73,18 @@ def _setup(arguments: dict[str, Any]) -> Call:
     df, client = arguments["df"], arguments["client"]
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"enrich needs a pandas DataFrame, got {type(df).__name__}")
-    resolved = resolve_routine(arguments["routine"], client)
+    resolved = resolve_routine(
+        arguments["routine"],
+        client,
+        inputs=arguments["inputs"],
+        cost=arguments["cost"],
+        home=arguments["home"],
+    )
     check_columns(df, resolved, arguments["prefix"], arguments["overwrite"])
     prepared = prepare(df, resolved, arguments["inputs"])
     get_backend(arguments["backend"])  # fail on an unknown backend before touching the state
     budget = arguments["budget"]
+    check_priced(resolved, budget)
     journal = Journal.open(arguments["home"], plan=budget.price if budget is not None else "growth")
     try:
         _adopt_delivered(journal, client)
@@ -85,6 +99,7 @@ def _setup(arguments: dict[str, Any]) -> Call:
         journal,
         arguments["backend"],
         arguments["prefix"],
+        arguments["overwrite"],
         arguments["options"],
         claims,
     )
@@ -148,7 +163,10 @@ def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.D
         g = call.plan.group_of.get(key)
         if g is not None:
             by_group[g] = result
-    return merge(df, call.plan.prepared, by_group, call.prefix)
+    extra = result_fields(call.routine, by_group.values())
+    if extra:
+        check_columns(df, call.routine, call.prefix, call.overwrite, extra)
+    return merge(df, call.plan.prepared, by_group, call.prefix, extra)
 
 
 def _backend_kwargs(
@@ -184,6 +202,7 @@ def enrich(
     *,
     client: Any = None,
     budget: Budget | None = None,
+    cost: Cost | Mapping[str, float] | None = None,
     cache: bool = True,
     max_age: timedelta | float | None = None,
     refresh: bool = False,
@@ -199,10 +218,17 @@ def enrich(
 ) -> pd.DataFrame:
     """Enrich every row of ``df`` with ``routine``; a new DataFrame (``df`` is untouched).
 
-    ``inputs`` maps the routine's inputs to columns (``{"email": "Email"}``); when omitted,
-    columns named like the inputs are used. ``client`` defaults to :func:`claynb.connect`.
-    ``budget`` caps what this call (and every other call sharing the Budget object) may
-    spend. ``cache=False`` ignores cached answers (new answers are still stored);
+    ``routine`` is any Clay routine id (``"function:t_abc123"``): one listed in a routine
+    catalogue file (``claynb.toml``) or the emulator's demo catalogue is checked against
+    what it declares; any other is sent as it is, its inputs named by ``inputs``, and every
+    field that comes back becomes a ``clay_<field>`` column. ``inputs`` maps the routine's
+    inputs to columns (``{"email": "Email"}``); when omitted, columns named like the inputs
+    are used. ``client`` defaults to :func:`claynb.connect`. ``cost`` declares the most
+    one row can cost (``claynb.Cost(actions=1, data_credits=2)``), over what a catalogue
+    says: real Clay reports no per-item cost, so the cost columns are estimated from it
+    (``clay_cost_source``) unless the client reads an emulator's meters. ``budget`` caps
+    what this call (and every other call sharing the Budget object) may spend; a routine
+    with no declared cost cannot be held to one, and is refused. ``cache=False`` ignores cached answers (new answers are still stored);
     ``max_age`` (seconds or a timedelta) re-enriches answers older than that;
     ``refresh=True`` re-enriches everything. ``retry_failed=True`` re-sends rows on the
     dead-letter list (see :func:`claynb.failures`). Rows whose earlier send has an unknown
@@ -219,7 +245,8 @@ def enrich(
 
     Returns every input column, ``clay_<field>`` per result field, and ``clay_status``
     (enriched, no_match, cached, failed, invalid_input, over_budget, unknown),
-    ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row).
+    ``clay_error``, ``clay_actions``, ``clay_data_credits`` (what this call paid for the row)
+    and ``clay_cost_source`` (metered, estimated, unpriced; empty where nothing was sent).
     When ``df`` already has columns the output would write (it was enriched before), the
     call stops before sending anything and names them: pass ``prefix`` (instead of
     ``"clay_"``) to write elsewhere, or ``overwrite=True`` to replace them.
@@ -247,6 +274,7 @@ async def enrich_async(
     *,
     client: Any = None,
     budget: Budget | None = None,
+    cost: Cost | Mapping[str, float] | None = None,
     cache: bool = True,
     max_age: timedelta | float | None = None,
     refresh: bool = False,

@@ -6,10 +6,13 @@ dead-letter list and the journal), so "to send" is exactly what ``enrich`` would
 Costs are priced per row to send:
 
 - **worst case**: every row charged the routine's maximum (what a Budget reserves);
-- **expected**: the routine's catalogue rates, or, once the ledger has seen at least
-  ``min_observed`` rows of this routine, the match rate and cost per row actually
-  observed. ``Estimate.basis`` says which was used.
+- **expected**: the routine's catalogue rates (a declared routine's worst case, since
+  nothing else is known of it), or, once the ledger has seen at least ``min_observed``
+  rows of this routine, the match rate and cost per row actually observed.
+  ``Estimate.basis`` says which was used, and ``Estimate.cost_source`` whether those
+  observations were ``metered`` (an emulator's meters) or themselves ``estimated``.
 
+A routine with no declared price is ``unpriced``: its cost figures are NaN, not zero.
 Dollars are attributed under a plan (:mod:`claynb._plans`).
 """
 
@@ -30,7 +33,7 @@ from claynb.pipeline._enrich import failures
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import plan_work, resolve_routine
-from claynb.pipeline._work import Status
+from claynb.pipeline._work import CostSource, Status
 
 # Rows the ledger must have seen for a routine before its observed rates replace the
 # catalogue's: fewer would make the estimate swing with every small test run.
@@ -58,6 +61,7 @@ class Estimate:
     worst_actions: float
     worst_data_credits: float
     worst_usd: float
+    cost_source: str = CostSource.ESTIMATED
 
     @property
     def expected(self) -> Cost:
@@ -88,7 +92,7 @@ class Estimate:
             f"{self.expected_data_credits:g} Data Credits (${self.expected_usd:.2f}); "
             f"worst case {self.worst_actions:g} Actions, {self.worst_data_credits:g} Data "
             f"Credits (${self.worst_usd:.2f}) on the {self.plan} plan. Match rate "
-            f"{self.match_rate:.0%} ({self.basis})."
+            f"{_rate(self.match_rate)} ({self.basis}; {self.cost_source})."
         )
 
     def _repr_html_(self) -> str:
@@ -96,23 +100,38 @@ class Estimate:
             f"<p><b>{self.routine}</b>: {self.rows} rows, {self.unique} unique, "
             f"{self.cached} cached, {self.invalid} invalid, {self.failed} failed earlier, "
             f"{self.unknown} unknown: <b>{self.to_send} to send</b>. Match rate "
-            f"{self.match_rate:.0%} ({self.basis}).</p>"
+            f"{_rate(self.match_rate)} ({self.basis}; {self.cost_source}).</p>"
         )
         return counts + self.to_frame().round(2)._repr_html_()  # type: ignore[operator]
 
 
+def _rate(rate: float) -> str:
+    return "unknown" if np.isnan(rate) else f"{rate:.0%}"
+
+
 def expected_per_row(
     routine: Routine, journal: Journal, min_observed: int = MIN_OBSERVED
-) -> tuple[Cost, float, str]:
-    """Expected cost of one row sent, its match rate, and where those came from."""
-    rows, matched, actions, credits = journal.observed_rates(routine.id)
+) -> tuple[Cost, float, str, CostSource]:
+    """Expected cost of one row sent, its match rate, where those came from, and whether
+    the figures behind them were metered or estimated."""
+    rows, matched, actions, credits, source = journal.observed_rates(routine.id)
     if rows >= max(1, min_observed):
         return (
             Cost(actions / rows, credits / rows),
             matched / rows,
             f"observed in the ledger over {rows} rows",
+            CostSource(source or CostSource.ESTIMATED),
         )
-    return routine.expected_cost(), routine.match_rate(), "the routine's catalogue rates"
+    if not routine.priced:
+        nan = float("nan")
+        return Cost(nan, nan), routine.match_rate(), "no declared cost", CostSource.UNPRICED
+    basis = "the routine's catalogue rates" if routine.providers else "its declared worst case"
+    return routine.expected_cost(), routine.match_rate(), basis, CostSource.ESTIMATED
+
+
+def _worst(routine: Routine) -> Cost:
+    """The worst case per row; NaN for an unpriced routine (unknown, not free)."""
+    return routine.worst_case_cost() if routine.priced else Cost(float("nan"), float("nan"))
 
 
 def estimate(
@@ -123,6 +142,7 @@ def estimate(
     client: Any = None,
     plan: str | Plan | None = None,
     budget: Any = None,
+    cost: Cost | Mapping[str, float] | None = None,
     cache: bool = True,
     max_age: timedelta | float | None = None,
     refresh: bool = False,
@@ -135,9 +155,11 @@ def estimate(
     """What ``enrich`` with the same arguments would send and cost. Sends nothing.
 
     ``plan`` prices dollars (default: the budget's plan, else Growth). ``client`` is only
-    used for its routine catalogue; no request is made.
+    used for its routine catalogue; no request is made. ``cost`` declares the routine's
+    worst case per row, as for ``enrich``; ``Estimate.cost_source`` says whether the
+    expected figures rest on metered or estimated charges (NaN figures: ``unpriced``).
     """
-    resolved = resolve_routine(routine, client)
+    resolved = resolve_routine(routine, client, inputs=inputs, cost=cost, home=home)
     price = get_plan(plan if plan is not None else getattr(budget, "plan", None) or "growth")
     prepared = prepare(df, resolved, inputs)
     with Journal.open(home, plan=price) as journal:
@@ -150,11 +172,11 @@ def estimate(
             retry_failed=retry_failed,
             resend_unknown=resend_unknown,
         )
-        per_row, rate, basis = expected_per_row(resolved, journal, min_observed)
+        per_row, rate, basis, source = expected_per_row(resolved, journal, min_observed)
     n = len(work.to_send)
     invalid_group = np.array([r is not None for r in prepared.reasons], dtype=bool)
     invalid_rows = int(invalid_group[prepared.codes].sum()) if prepared.rows else 0
-    expected, worst = per_row * n, resolved.worst_case_cost() * n
+    expected, worst = per_row * n, _worst(resolved) * n
     return Estimate(
         resolved.id,
         price.name,
@@ -173,6 +195,7 @@ def estimate(
         worst.actions,
         worst.data_credits,
         price.usd(worst.actions, worst.data_credits),
+        str(source),
     )
 
 
@@ -191,7 +214,7 @@ def frame_failures(
     routine when given.
     """
     if routine is not None and inputs is not None:
-        resolved = resolve_routine(routine)
+        resolved = resolve_routine(routine, inputs=inputs, home=home)
         prepared = prepare(df, resolved, inputs)
         keys = {k for k in prepared.keys if k is not None}
         listed = failures(resolved, home=home)

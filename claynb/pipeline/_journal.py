@@ -47,7 +47,7 @@ from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
 from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
-from claynb.pipeline._work import ANSWERED, ItemResult, Status
+from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status
 from claynb.services._process import process_alive
 
 T = TypeVar("T")
@@ -139,6 +139,7 @@ class Journal:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:  # executescript manages its own transaction
             self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
+            _ledger.migrate(self._conn)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
@@ -290,6 +291,7 @@ class Journal:
                     cost.actions,
                     cost.data_credits,
                     price.usd(cost.actions, cost.data_credits),
+                    _source(results),
                 ),
             )
             conn.execute(
@@ -505,5 +507,10 @@ class Journal:
         with self.transaction() as conn:
             _cache.failures_forget(conn, routine, keys)
 
-    def observed_rates(self, routine: str) -> tuple[int, int, float, float]:
+    def observed_rates(self, routine: str) -> tuple[int, int, float, float, str | None]:
         return self.read(lambda c: _ledger.observed_rates(c, routine))
+
+
+def _source(results: Sequence[ItemResult]) -> str | None:
+    found = CostSource.of_all(r.cost_source for r in results)
+    return None if found is None else str(found)

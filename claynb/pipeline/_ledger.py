@@ -1,7 +1,8 @@
 """The ledger: every charge Clay made for claynb, kept under ``CLAYNB_HOME``.
 
 One line per finished run (time, routine, run id, rows, rows matched, Actions, Data
-Credits, dollars, backend, plan). It is written in the same transaction that marks the
+Credits, dollars, backend, plan, and where the figures come from: ``metered`` from an
+emulator's meters, ``estimated`` from declared prices, ``unpriced``). It is written in the same transaction that marks the
 run finished in the journal, and keyed by run id, so a run collected twice (after a crash,
 or by two notebooks) is recorded once. ``claynb.ledger()`` summarises it by day and by
 routine and plots it; :func:`observed_rates` feeds ``estimate`` with the match rates and
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from claynb.pipeline._work import CostSource
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -23,7 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
     run_id TEXT PRIMARY KEY, at REAL NOT NULL, routine TEXT NOT NULL, backend TEXT,
     plan TEXT, rows INTEGER NOT NULL, matched INTEGER NOT NULL, actions REAL NOT NULL,
-    data_credits REAL NOT NULL, usd REAL NOT NULL
+    data_credits REAL NOT NULL, usd REAL NOT NULL, cost_source TEXT
 );
 CREATE INDEX IF NOT EXISTS charges_routine ON charges (routine);
 CREATE TABLE IF NOT EXISTS search_quota (
@@ -44,8 +47,16 @@ COLUMNS = [
     "actions",
     "data_credits",
     "usd",
+    "cost_source",
 ]
 _SUMS = ["runs", "rows", "matched", "actions", "data_credits", "usd"]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a ledger written by an older claynb up to date (its rows' provenance unknown)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(charges)")}
+    if "cost_source" not in have:
+        conn.execute("ALTER TABLE charges ADD COLUMN cost_source TEXT")
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class Charge:
     actions: float
     data_credits: float
     usd: float
+    cost_source: str | None = None
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: Charge | QuotaSeen) -> bool:
@@ -116,15 +128,29 @@ def quota_frame(conn: sqlite3.Connection) -> pd.DataFrame:
     return _read(conn, "search_quota", QUOTA_COLUMNS, "at, page")
 
 
-def observed_rates(conn: sqlite3.Connection, routine: str) -> tuple[int, int, float, float]:
-    """(rows, matched, actions, data_credits) summed over every recorded run of a routine."""
+def observed_rates(
+    conn: sqlite3.Connection, routine: str
+) -> tuple[int, int, float, float, str | None]:
+    """(rows, matched, actions, data_credits, provenance) summed over every recorded run of
+    a routine whose cost was known (an unpriced run's figures say nothing)."""
     row = conn.execute(
         "SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(matched), 0), "
         "COALESCE(SUM(actions), 0), COALESCE(SUM(data_credits), 0) "
-        "FROM charges WHERE routine = ?",
-        (routine,),
+        "FROM charges WHERE routine = ? AND COALESCE(cost_source, '') != ?",
+        (routine, CostSource.UNPRICED),
     ).fetchone()
-    return int(row[0]), int(row[1]), float(row[2]), float(row[3])
+    sources = pd.Series(
+        [
+            s
+            for (s,) in conn.execute(
+                "SELECT DISTINCT cost_source FROM charges WHERE routine = ? "
+                "AND COALESCE(cost_source, '') != ?",
+                (routine, CostSource.UNPRICED),
+            )
+        ],
+        dtype=object,
+    )
+    return int(row[0]), int(row[1]), float(row[2]), float(row[3]), _provenance(sources)
 
 
 def _read(conn: sqlite3.Connection, table: str, columns: list[str], order: str) -> pd.DataFrame:
@@ -156,8 +182,10 @@ class Ledger:
             empty = pd.DataFrame(columns=_SUMS)
             empty.index.name = by if isinstance(by, str) else by.name
             return empty
-        out = frame.groupby(by)[_SUMS].sum()
+        grouped = frame.groupby(by)
+        out = grouped[_SUMS].sum()
         out["match_rate"] = out["matched"] / out["rows"].where(out["rows"] > 0)
+        out["cost_source"] = grouped["cost_source"].agg(_provenance)
         return out
 
     @property
@@ -189,16 +217,30 @@ class Ledger:
     def __len__(self) -> int:
         return len(self.charges)
 
+    @property
+    def cost_source(self) -> str | None:
+        """Where the totals come from: metered only when every run's figures were."""
+        return _provenance(self.charges["cost_source"])
+
     def __repr__(self) -> str:
-        t = self.total
+        t, source = self.total, self.cost_source
         return (
             f"Ledger({len(self)} runs, {int(t['rows'])} rows, {t['actions']:g} Actions, "
-            f"{t['data_credits']:g} Data Credits, ${t['usd']:.2f})"
+            f"{t['data_credits']:g} Data Credits, ${t['usd']:.2f}"
+            f"{f', {source}' if source else ''})"
         )
 
     def _repr_html_(self) -> str:
         head = f"<p><b>{self!r}</b></p>"
         return head + self.by_routine._repr_html_()  # type: ignore[operator]
+
+
+def _provenance(sources: pd.Series) -> str | None:
+    """One word for many runs' figures (an older ledger's rows, of unknown provenance,
+    count as estimated)."""
+    values = [CostSource(v) if v else CostSource.ESTIMATED for v in sources]
+    found = CostSource.of_all(values)
+    return None if found is None else str(found)
 
 
 def plot_charges(charges: pd.DataFrame, *, meter: str = "data_credits") -> Any:

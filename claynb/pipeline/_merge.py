@@ -2,14 +2,17 @@
 
 :func:`merge` fans one :class:`~claynb.pipeline._work.ItemResult` per group of identical
 rows back out to every row, keeping the frame's index and order: ``clay_<field>`` per
-result field, then the status columns. The first row of a group carries the cost, its
-duplicates show 0, so each cost column sums to what was charged. Columns are built as
-whole arrays (one per field), never row by row.
+result field (the routine's listed fields, then any other that came back: a workspace
+routine returns what it returns), then the status columns. The first row of a group
+carries the cost, its duplicates show 0, so each cost column sums to what was charged;
+``clay_cost_source`` says where each figure comes from (``metered``, ``estimated``;
+empty where nothing was sent), and an ``unpriced`` row's cost is missing, not zero.
+Columns are built as whole arrays (one per field), never row by row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,36 +20,61 @@ import pandas as pd
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import STATUSES, ItemResult, Status, WorkItem
+from claynb.pipeline._work import STATUSES, CostSource, ItemResult, Status, WorkItem
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
 #: The columns written after the result fields, each behind the prefix.
-STATUS_FIELDS = ("status", "error", "actions", "data_credits")
+STATUS_FIELDS = ("status", "error", "actions", "data_credits", "cost_source")
 
 
-def output_columns(routine: Routine, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """The columns ``merge`` writes for ``routine``: result fields, then the status ones."""
-    return [prefix + name for name in (*routine.fields, *STATUS_FIELDS)]
+def output_columns(
+    routine: Routine, prefix: str = DEFAULT_PREFIX, extra: Sequence[str] = ()
+) -> list[str]:
+    """The columns ``merge`` writes for ``routine``: result fields (the routine's, then
+    ``extra`` ones that came back), then the status ones."""
+    return [prefix + name for name in (*routine.fields, *extra, *STATUS_FIELDS)]
+
+
+def result_fields(routine: Routine, results: Iterable[ItemResult]) -> list[str]:
+    """Fields that came back which the routine does not list, in order of first sight."""
+    listed = set(routine.fields)
+    extra: dict[str, None] = {}
+    for r in results:
+        for name in r.result or ():
+            if name not in listed:
+                extra[name] = None
+    return list(extra)
 
 
 def check_columns(
-    df: pd.DataFrame, routine: Routine, prefix: str = DEFAULT_PREFIX, overwrite: bool = False
+    df: pd.DataFrame,
+    routine: Routine,
+    prefix: str = DEFAULT_PREFIX,
+    overwrite: bool = False,
+    extra: Sequence[str] = (),
 ) -> None:
-    """Refuse, before anything is sent, to write over columns the frame already has.
+    """Refuse to write over columns the frame already has.
 
     A frame enriched once, or exported from a tool that uses the same names, would have
     its own values silently replaced; the caller picks another ``prefix`` or says
-    ``overwrite=True``.
+    ``overwrite=True``. Checked before anything is sent for the routine's listed fields,
+    and again for ``extra`` fields a workspace routine returned (their answers are cached
+    by then, so calling again with another prefix costs nothing).
     """
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
-    taken = [column for column in output_columns(routine, prefix) if column in df.columns]
+    taken = [column for column in output_columns(routine, prefix, extra) if column in df.columns]
     if taken and not overwrite:
         shown = ", ".join(map(repr, taken[:8])) + (", ..." if len(taken) > 8 else "")
+        after = (
+            " (fields the routine returned: its answers are cached, calling again costs nothing)"
+            if extra
+            else ""
+        )
         raise ValueError(
-            f"the frame already has {len(taken)} column(s) that enrich would write: {shown}. "
-            f"Pass prefix= to write elsewhere (e.g. prefix={prefix + 'new_'!r}), or "
+            f"the frame already has {len(taken)} column(s) that enrich would write: {shown}"
+            f"{after}. Pass prefix= to write elsewhere (e.g. prefix={prefix + 'new_'!r}), or "
             "overwrite=True to replace them"
         )
 
@@ -92,20 +120,31 @@ def merge(
     prepared: Prepared,
     by_group: Mapping[int, ItemResult],
     prefix: str = DEFAULT_PREFIX,
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field and the
-    status columns, every row answered from its group's result, in ``df``'s order and index."""
+    """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field (the
+    routine's, then ``extra``) and the status columns, every row answered from its group's
+    result, in ``df``'s order and index."""
     routine, codes = prepared.routine, prepared.codes
     results = [by_group[g] for g in range(len(prepared.keys))]
     cols: dict[str, Any] = {}
-    for name in routine.fields:
+    for name in (*routine.fields, *extra):
         cols[prefix + name] = _column(
             [r.result.get(name) if r.result else None for r in results], codes
         )
     cols[prefix + "status"] = _column([str(r.status) for r in results], codes)
     cols[prefix + "error"] = _column([r.error for r in results], codes)
     first = prepared.first
+    unpriced = np.array([r.cost_source == CostSource.UNPRICED for r in results], dtype=bool)
     for meter in ("actions", "data_credits"):
         per_group = np.array([getattr(r.cost, meter) for r in results], dtype="float64")
+        per_group[unpriced] = np.nan  # not zero: nobody can say what these rows cost
         cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
+    sources = np.array(
+        [None if r.cost_source is None else str(r.cost_source) for r in results], dtype=object
+    )
+    # Always text, so a frame of cached rows (nothing sent, no source) concatenates with any.
+    cols[prefix + "cost_source"] = pd.array(
+        sources[codes] if len(codes) else np.empty(0, dtype=object), dtype=_text_dtype()
+    )
     return df.assign(**cols)

@@ -55,7 +55,8 @@ def normalise_text(value: str) -> str:
 
 
 def normaliser_for(name: str) -> Any:
-    """The normalising function for a routine input, chosen by what its name says it is."""
+    """The normalising function for a routine input, chosen by what its kind says it is (an
+    input's kind is its own name unless declared: :meth:`claynb.Routine.kind_of`)."""
     if "email" in name:
         return normalise_email
     if "domain" in name:
@@ -80,7 +81,9 @@ def normalise_inputs(
     routine: Routine, inputs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], str | None]:
     """Normalised inputs of one item and why they cannot be sent (``None`` if they can)."""
-    clean = {name: normalise_value(name, inputs.get(name)) for name in routine.inputs}
+    clean = {
+        name: normalise_value(routine.kind_of(name), inputs.get(name)) for name in routine.inputs
+    }
     return clean, validate_inputs(routine, clean)
 
 
@@ -176,7 +179,7 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     """Normalise, de-duplicate and validate the frame's inputs for ``routine``."""
     columns = resolve_columns(df, routine, inputs)
     names = list(routine.inputs)
-    values = [_normalised_column(name, df[columns[name]]) for name in names]
+    values = [_normalised_column(routine.kind_of(name), df[columns[name]]) for name in names]
     codes, first_rows = _group(values)
     group_inputs = [{name: values[j][row] for j, name in enumerate(names)} for row in first_rows]
     reasons = [validate_inputs(routine, item) for item in group_inputs]

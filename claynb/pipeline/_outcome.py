@@ -1,37 +1,43 @@
-"""One Clay item answer, one claynb status: the mapping every tier uses.
+"""One Clay item answer, one claynb status and cost: the mapping every tier uses.
 
 Clay answers each item of a finished run with ``{"id", "status": "complete" | "failed",
 "result" | "error"}`` (parsed into a :class:`claynb.RunItem`). The direct, queue and event
 tiers all turn it into an :class:`~claynb.pipeline._work.ItemResult` here, so the same
 answer reads the same in every tier:
 
-- **complete** is ``enriched`` when anything came back (a provider named, or any result
-  field with a value, listed in the routine's catalogue or not: Clay returns what the
-  workspace's routine returns), else ``no_match``.
-- **failed** is ``over_budget`` only when Clay says the credits ran out and charged nothing
-  for the item (it stops running items at zero: those were not run and can be sent again
-  after a top-up), and ``failed`` otherwise (the dead-letter list).
+- **complete** is ``enriched`` when any result field came back with a value (listed in
+  the routine's catalogue or not: Clay returns what the workspace's routine returns),
+  else ``no_match``.
+- **failed** is ``over_budget`` when the meters say the item was not run because the
+  credits ran out (it was not charged, and can be sent again after a top-up), and
+  ``failed`` otherwise (the dead-letter list, which ``retry_failed=True`` re-sends).
 - an item missing from a complete run, or a status Clay has not documented, is ``failed``
-  with the reason: Clay says to treat an unrecognised terminal status as an unhandled
-  outcome, and a row is never dropped.
+  with the reason (``over_budget`` when the meters say it was not run): Clay says to treat
+  an unrecognised terminal status as an unhandled outcome, and a row is never dropped.
 
-Clay publishes no stable error codes (the HTTP status is the category), so "the credits ran
-out" is read from the item's error the way Clay words a 402: ``credits exhausted``.
-What an item cost is what the emulator reports; real Clay reports nothing per item, so
-:func:`price_item` prices it from the routine's catalogue. Pure functions only.
+Clay publishes no stable error codes and words an item it did not run however it likes, so
+the error's text is never read: running out of credits is known from a 402 (the tiers stop
+sending) and from a claynb emulator's meters (:class:`claynb.wire._admin.RunCharges`). On
+real Clay there are no meters to ask, and such items are ``failed``.
+
+Costs come from the same meters when the client knows it talks to an emulator
+(``metered``). Real Clay reports nothing per item, so there an item is priced from what was
+declared (``estimated``, :func:`estimated_cost`): a match at the routine's worst case, a
+miss at what misses cost, so a budget settled with estimates is never passed. A routine
+with no declared price is ``unpriced``. Pure functions only.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from claynb._routines import Cost, Routine
-from claynb.pipeline._work import ItemResult, Status
+from claynb.pipeline._work import CostSource, ItemResult, Status
+from claynb.wire._admin import RunCharges
 from claynb.wire._results import RunItem
 
-#: How Clay words an item it did not run because the workspace's meters are at zero.
-CREDITS_OUT = ("credits exhausted", "insufficient credits", "out of credits")
 COMPLETE, FAILED = "complete", "failed"
 
 _ZERO = Cost()
@@ -44,29 +50,76 @@ def outcome_of(
     *,
     run_id: str | None = None,
     attempts: int = 1,
+    charges: RunCharges | None = None,
 ) -> ItemResult:
-    """What Clay's answer for one item means for its row (see the module docstring)."""
+    """What Clay's answer for one item means for its row (see the module docstring).
+
+    ``charges`` is the emulator's record of the run (None on real Clay: costs estimated).
+    """
+    if item is not None and item.status == COMPLETE:
+        return _answered(routine, key, item, run_id, attempts, charges)
     if item is None:
-        why = f"run {run_id} returned no result for this item" if run_id else "no result"
-        return ItemResult(key, Status.FAILED, error=why, attempts=attempts, run_id=run_id)
-    if item.status == COMPLETE:
-        return _answered(routine, key, item, run_id, attempts)
-    message = item.error or item.status or FAILED
-    if item.status != FAILED:
-        message = f"unrecognised item status {item.status!r}: {message}"
-    status = Status.OVER_BUDGET if _not_run(item, message) else Status.FAILED
-    cost = _shared(item.cost) if item.cost is not None else _ZERO
-    return ItemResult(key, status, {}, f"Clay: {message}", cost, attempts, run_id)
+        message = f"run {run_id} returned no result for this item" if run_id else "no result"
+    else:
+        message = item.error or item.status or FAILED
+        if item.status != FAILED:
+            message = f"unrecognised item status {item.status!r}: {message}"
+        message = f"Clay: {message}"
+    not_run = charges is not None and charges.ran_out(key)
+    status = Status.OVER_BUDGET if not_run else Status.FAILED
+    if not_run:
+        message = f"not run: the workspace's credits ran out ({message})"
+    cost, source = _failed_cost(key, charges)
+    return ItemResult(key, status, {}, message, cost, attempts, run_id, source)
+
+
+def outcomes_of(
+    routine: Routine,
+    keys: Sequence[str],
+    items: Mapping[str, RunItem],
+    *,
+    run_id: str | None,
+    charges: RunCharges | None = None,
+    attempts: Mapping[str, int] | None = None,
+) -> list[ItemResult]:
+    """:func:`outcome_of` for every key of a run (``items``: its answers by id)."""
+    sent = attempts or {}
+    return [
+        outcome_of(
+            routine,
+            key,
+            items.get(key),
+            run_id=run_id,
+            attempts=sent.get(key, 1),
+            charges=charges,
+        )
+        for key in keys
+    ]
 
 
 def _answered(
-    routine: Routine, key: str, item: RunItem, run_id: str | None, attempts: int
+    routine: Routine,
+    key: str,
+    item: RunItem,
+    run_id: str | None,
+    attempts: int,
+    charges: RunCharges | None,
 ) -> ItemResult:
     result = dict(item.result)
-    matched = item.provider is not None or any(_has_value(v) for v in result.values())
-    cost = item.cost if item.cost is not None else price_item(routine, matched, item.provider)
+    matched = any(_has_value(v) for v in result.values())
+    if charges is not None:
+        cost, source = charges.cost_of(key), CostSource.METERED
+    else:
+        cost, source = estimated_cost(routine, matched)
     status = Status.ENRICHED if matched else Status.NO_MATCH
-    return ItemResult(key, status, result, None, _shared(cost), attempts, run_id)
+    return ItemResult(key, status, result, None, _shared(cost), attempts, run_id, source)
+
+
+def _failed_cost(key: str, charges: RunCharges | None) -> tuple[Cost, CostSource]:
+    """A failed item is not charged: the meters say so exactly, or it is the estimate."""
+    if charges is not None:
+        return _shared(charges.cost_of(key)), CostSource.METERED
+    return _ZERO, CostSource.ESTIMATED
 
 
 def _has_value(value: Any) -> bool:
@@ -77,31 +130,21 @@ def _has_value(value: Any) -> bool:
     return True
 
 
-def _not_run(item: RunItem, message: str) -> bool:
-    """Clay says the credits ran out, and the item was charged nothing."""
-    charged = item.cost is not None and not item.cost.is_zero
-    text = message.lower()
-    return not charged and any(words in text for words in CREDITS_OUT)
+def estimated_cost(routine: Routine, matched: bool) -> tuple[Cost, CostSource]:
+    """What an item may have cost when Clay does not say (real Clay reports no per-item cost).
 
-
-def price_item(routine: Routine, matched: bool, provider: str | None) -> Cost:
-    """What an item probably cost when Clay does not say (real Clay reports no per-item cost).
-
-    A hit by a named provider costs that step plus the misses charged before it; a hit
-    with no provider named costs the routine's expected cost given a match; a miss costs
-    only the providers that charge on a miss.
+    A match is priced at the routine's worst case (declared, or its waterfall's): Clay does
+    not say which provider answered, and a budget settled to an estimate must never be
+    passed. A miss costs what the providers that charge on a miss add up to (Clay charges
+    nothing for a lookup that returns nothing). An unpriced routine's items cost nothing
+    that anyone can say: ``unpriced``.
     """
-    misses = [p for p in routine.providers if p.charge_on_miss]
-    if not matched:
-        credits = sum(p.data_credits for p in misses)
-        return Cost(routine.actions_per_hit if credits else 0.0, credits)
-    for i, p in enumerate(routine.providers):
-        if p.name == provider:
-            before = sum(q.data_credits for q in routine.providers[:i] if q.charge_on_miss)
-            return Cost(routine.actions_per_hit, p.data_credits + before)
-    rate = routine.match_rate()
-    expected = routine.expected_cost()
-    return Cost(routine.actions_per_hit, expected.data_credits / rate if rate else 0.0)
+    if not routine.priced:
+        return _ZERO, CostSource.UNPRICED
+    if matched:
+        return routine.worst_case_cost(), CostSource.ESTIMATED
+    credits = sum(p.data_credits for p in routine.providers if p.charge_on_miss)
+    return Cost(routine.actions_per_hit if credits else 0.0, credits), CostSource.ESTIMATED
 
 
 @functools.lru_cache(maxsize=1024)

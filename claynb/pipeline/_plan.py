@@ -1,6 +1,7 @@
 """What an enrich call will do, worked out before anything is sent.
 
-:func:`resolve_routine` finds the routine (by id in the client's catalogue, or as given);
+:func:`resolve_routine` finds the routine (a routine catalogue file, the emulator's demo
+catalogue, or a workspace routine named by the call's inputs);
 :func:`plan_work` answers every group of rows that needs no request (invalid inputs,
 cached answers, rows on the dead-letter list, rows whose earlier send has an unknown
 outcome) and lists the items that do. ``enrich`` sends that list; ``estimate`` prices it.
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from claynb._routines import DEFAULT_ROUTINES, Routine
+from claynb._catalogue import catalogue_paths, load_catalogue
+from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
 from claynb.pipeline._cache import max_age_seconds
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import Prepared
@@ -31,18 +33,39 @@ def catalogue_of(client: Any) -> Mapping[str, Routine]:
     return DEFAULT_ROUTINES
 
 
-def resolve_routine(routine: str | Routine, client: Any = None) -> Routine:
-    """A Routine object by id (a ValueError naming the known ids) or as given."""
+def resolve_routine(
+    routine: str | Routine,
+    client: Any = None,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    cost: Cost | Mapping[str, Any] | None = None,
+    home: Any = None,
+) -> Routine:
+    """The routine to run: as given; else by id in a routine catalogue file
+    (``claynb.toml``), then in the client's (the emulator's demo catalogue); else a routine of
+    the workspace whose inputs are the keys of ``inputs`` and whose fields are whatever
+    comes back. ``cost`` declares its worst case per row, over any catalogue's."""
     if isinstance(routine, Routine):
-        return routine
+        return routine.priced_at(cost)
+    if not isinstance(routine, str) or not routine:
+        raise ValueError(f"routine must be a routine id (a string), not {routine!r}")
+    declared = load_catalogue(home)
     catalogue = catalogue_of(client)
-    if routine in catalogue:
-        return catalogue[routine]
-    known = ", ".join(sorted(catalogue))
-    raise ValueError(
-        f"unknown routine {routine!r}; known routines: {known} "
-        f"(or pass a claynb.Routine describing your own)"
-    )
+    if routine in declared:
+        found = declared[routine]
+    elif routine in catalogue:
+        found = catalogue[routine]
+    elif isinstance(inputs, Mapping) and inputs:
+        found = workspace_routine(routine, tuple(str(name) for name in inputs))
+    else:
+        files = ", ".join(str(p) for p in catalogue_paths(home)) or "no claynb.toml found"
+        raise ValueError(
+            f"unknown routine {routine!r}: it is in no routine catalogue ({files}; demo routines: "
+            f"{', '.join(sorted(catalogue))}): name its inputs, e.g. "
+            f"inputs={{'email': 'Email'}}, and declare what a row can cost with "
+            "cost=claynb.Cost(actions=..., data_credits=...)"
+        )
+    return found.priced_at(cost)
 
 
 @dataclass

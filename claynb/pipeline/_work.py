@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _json_text
@@ -39,6 +40,33 @@ class Status(StrEnum):
 
 #: Every status, in the order the docs list them.
 STATUSES = tuple(Status)
+
+
+class CostSource(StrEnum):
+    """Where a cost figure comes from: the ``clay_cost_source`` column, the ledger, budgets.
+
+    Real Clay does not report what an item cost. ``metered`` figures were read from a claynb
+    emulator's meters; ``estimated`` ones are declared prices times what came back (a match
+    at the routine's worst case, a miss at what misses cost); ``unpriced`` means neither: a
+    routine with no declared cost, on real Clay (the figures are then missing, not zero).
+    """
+
+    METERED = "metered"
+    ESTIMATED = "estimated"
+    UNPRICED = "unpriced"
+
+    @classmethod
+    def of_all(cls, sources: Iterable[CostSource | None]) -> CostSource | None:
+        """The provenance of a sum: metered only when every part was, unpriced when any
+        part was, else estimated (None: nothing was charged to say anything about)."""
+        seen = {s for s in sources if s is not None}
+        if not seen:
+            return None
+        if seen == {cls.METERED}:
+            return cls.METERED
+        return cls.UNPRICED if cls.UNPRICED in seen else cls.ESTIMATED
+
+
 #: The statuses that are Clay's answer for an item: what the cache keeps.
 ANSWERED = (Status.ENRICHED, Status.NO_MATCH)
 
@@ -75,7 +103,8 @@ class WorkItem:
 
 @dataclass
 class ItemResult:
-    """What became of one work item. ``cost`` is what Clay charged for it."""
+    """What became of one work item. ``cost`` is what Clay charged for it, as far as
+    ``cost_source`` can say (None: nothing was sent for it, so nothing was charged)."""
 
     key: str
     status: Status
@@ -84,6 +113,7 @@ class ItemResult:
     cost: Cost = Cost()
     attempts: int = 1
     run_id: str | None = None
+    cost_source: CostSource | None = None
 
 
 class BudgetGuard(Protocol):
@@ -97,8 +127,9 @@ class BudgetGuard(Protocol):
         """Hold ``cost`` against the cap; False (and nothing held) when it would cross it."""
         ...
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
-        """Replace a reservation by what was actually charged (never more than reserved)."""
+    def settle(self, reserved: Cost, actual: Cost, source: CostSource | None = None) -> None:
+        """Replace a reservation by what was actually charged (never more than reserved);
+        ``source`` says whether that figure was metered or estimated."""
         ...
 
     def release(self, reserved: Cost) -> None:

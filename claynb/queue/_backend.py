@@ -31,9 +31,9 @@ from typing import Any
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost, Routine
-from claynb.pipeline._budget import reserve_largest
-from claynb.pipeline._outcome import outcome_of
-from claynb.pipeline._work import ItemResult, Status, WorkItem
+from claynb.pipeline._budget import reserve_largest, row_reservation
+from claynb.pipeline._outcome import outcomes_of
+from claynb.pipeline._work import CostSource, ItemResult, Status, WorkItem
 from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import (
     DONE,
@@ -187,6 +187,7 @@ def _workers(conn: Any, url: str, call: _Call, client: Any, options: dict[str, A
         max_attempts=client.retry.max_attempts,
         max_sends_per_item=client.retry.max_sends_per_item,
         poll_interval_s=float(options.get("poll_interval", 0.5)),
+        emulator_admin_url=credentials.emulator_admin_url,
     ).start()
 
 
@@ -218,8 +219,10 @@ def _resume_journaled(
                         key, Status.UNKNOWN, error=f"{type(exc).__name__}: {exc}"
                     )
             continue
-        by_id = results.by_id()
-        got = [outcome_of(call.routine, key, by_id.get(key), run_id=run.run_id) for key in run.keys]
+        charges = client.run_charges(run.run_id)
+        got = outcomes_of(
+            call.routine, run.keys, results.by_id(), run_id=run.run_id, charges=charges
+        )
         journal.finished(run.run_id, got, backend="queue", plan=call.plan)
         # Landed here: its Redis batch (finished by its worker, or about to be) is not
         # followed again; the batch itself expires once done.
@@ -252,7 +255,7 @@ def _adopt(call: _Call, pending: list[WorkItem], guard: Any) -> list[WorkItem]:
         if batch is None or bid in call.inflight:
             continue
         items = [by_key.get(lead.key) or WorkItem(lead.key, lead.inputs) for lead in batch.leads]
-        unit = call.routine.worst_case_cost() * len(items)
+        unit = row_reservation(call.routine, getattr(guard, "capped", True)) * len(items)
         reserved = unit if guard.reserve(unit) else Cost()
         if batch.state != DONE and not _job_alive(conn, bid):
             submit(conn, call.queue, bid, call.opts)
@@ -272,7 +275,7 @@ def _drive(
 ) -> None:
     from claynb.queue._worker import reap_abandoned
 
-    unit = call.routine.worst_case_cost()
+    unit = row_reservation(call.routine, getattr(guard, "capped", True))
     deadline, last_reap = time.monotonic() + timeout, 0.0
     while pending or call.inflight:
         while pending:
@@ -372,7 +375,7 @@ def _land(
     assert batch is not None
     results = [_item(o) for o in batch.outcomes]
     actual = sum((r.cost for r in results), Cost())
-    guard.settle(flight.reserved, actual)
+    guard.settle(flight.reserved, actual, CostSource.of_all(r.cost_source for r in results))
     known = [r for r in results if r.status != Status.UNKNOWN]
     if flight.run_id and flight.journal_batch is not None:
         journal.finished(flight.run_id, known, backend="queue", plan=call.plan)
@@ -427,13 +430,15 @@ def _item(o: dict[str, Any]) -> ItemResult:
         Cost(float(o.get("actions", 0)), float(o.get("data_credits", 0))),
         1,
         o.get("run_id"),
+        CostSource(o["cost_source"]) if o.get("cost_source") else None,
     )
 
 
 def _give_up(call: _Call, guard: Any, progress: Any, timeout: float) -> None:
     """Stop waiting: what is still out is ``unknown`` and stays queued to be collected later."""
     for flight in call.inflight.values():
-        guard.settle(flight.reserved, flight.reserved)  # it may all be charged: hold it
+        # It may all be charged: hold it.
+        guard.settle(flight.reserved, flight.reserved, CostSource.ESTIMATED)
         for it in flight.items:
             call.results[it.key] = ItemResult(
                 it.key,

@@ -20,6 +20,7 @@ from typing import Any
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
+from claynb.pipeline._work import CostSource
 
 #: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
 SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
@@ -142,8 +143,10 @@ class RedisBudgetGuard:
         or while the caps are unknown."""
         return int(self._reserve(keys=[self.key], args=self._scaled(cost))) == 1
 
-    def settle(self, reserved: Cost, actual: Cost) -> None:
-        """Replace a reservation by what Clay actually charged."""
+    def settle(self, reserved: Cost, actual: Cost, source: CostSource | None = None) -> None:
+        """Replace a reservation by what Clay actually charged. The shared budget keeps
+        amounts only: whether each was metered or estimated is on every outcome
+        (``cost_source``) and in the ledger."""
         self._settle(keys=[self.key], args=self._scaled(reserved) + self._scaled(actual))
 
     def release(self, reserved: Cost) -> None:

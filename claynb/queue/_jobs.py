@@ -29,7 +29,8 @@ from claynb._plans import get_plan
 from claynb._routines import Cost
 from claynb._secrets import mask, redact
 from claynb._states import IllegalTransition
-from claynb.pipeline._outcome import outcome_of
+from claynb.pipeline._budget import row_reservation
+from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import ItemResult, Status
 from claynb.queue._store import (
     DONE,
@@ -46,7 +47,7 @@ from claynb.queue._store import (
     load_template,
     scaled,
 )
-from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, MAX_RUN_ITEMS, RetryPolicy
+from claynb.wire._config import DEFAULT_MAX_ATTEMPTS, ENV_ADMIN_URL, MAX_RUN_ITEMS, RetryPolicy
 from claynb.wire._exceptions import ClayError, ConfigError, OutcomeUnknown
 from claynb.wire._results import RunItem
 
@@ -115,6 +116,8 @@ class WorkerSettings:
     fleet_rps: float | None = None
     #: Pace every worker of a workspace as one, in Redis (CLAYNB_FLEET_PACING=0: each alone).
     fleet_pacing: bool = True
+    #: The emulator's admin URL, when the worker was told it talks to one (costs metered).
+    emulator_admin_url: str | None = None
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -135,6 +138,7 @@ class WorkerSettings:
             if os.environ.get("CLAYNB_FLEET_RPS")
             else None,
             fleet_pacing=os.environ.get("CLAYNB_FLEET_PACING", "1") != "0",
+            emulator_admin_url=os.environ.get(ENV_ADMIN_URL) or None,
         )
 
     def __repr__(self) -> str:
@@ -249,7 +253,7 @@ def process(
         store.conn.hsetnx(batch_key(batch.id), "cached", _dumps(_lookup_cache(store, batch)))
     cached = _loads(store.conn.hget(batch_key(batch.id), "cached"))
     if batch.state == NEW:
-        unit = batch.routine.worst_case_cost()
+        unit = row_reservation(batch.routine, capped=bool(batch.budget))
         per = scaled(unit, plan.usd(unit.actions, unit.data_credits))
         store.reserve(batch, budget_key, _unique_keys(batch, cached), per)
         batch = _reload(store, batch.id)
@@ -260,7 +264,7 @@ def process(
     results, run_id, error = _send_and_collect(
         store, batch, client, settings, budget_key, final_attempt, job
     )
-    answers = None if error is not None else _answers(batch, results, run_id)
+    answers = None if error is not None else _answers(batch, results, run_id, client)
     outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
     actual = _actual(batch, answers, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
@@ -355,6 +359,7 @@ def _cached_client(settings: WorkerSettings, conn: Any) -> Any:
         retry=settings.retry,
         rate_limit_rps=settings.fleet_rps,
         pace=pace,
+        emulator_admin_url=settings.emulator_admin_url,
     )
 
 
@@ -415,12 +420,15 @@ def _send_and_collect(
     return {item.id: item for item in results.items}, run_id, None
 
 
-def _answers(batch: Batch, results: dict[str, RunItem], run_id: str) -> dict[str, ItemResult]:
-    """Clay's answer for every key sent, read the way every tier reads it."""
-    return {
-        key: outcome_of(batch.routine, key, results.get(key), run_id=run_id or None)
-        for key in batch.send[: batch.reserved]
-    }
+def _answers(
+    batch: Batch, results: dict[str, RunItem], run_id: str, client: Any
+) -> dict[str, ItemResult]:
+    """Clay's answer for every key sent, read the way every tier reads it (costs from the
+    emulator's meters when the worker knows one)."""
+    charges = client.run_charges(run_id) if run_id else None
+    keys = batch.send[: batch.reserved]
+    got = outcomes_of(batch.routine, keys, results, run_id=run_id or None, charges=charges)
+    return {r.key: r for r in got}
 
 
 def _send(
@@ -567,6 +575,7 @@ def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) ->
         "error": answer.error,
         "actions": answer.cost.actions,
         "data_credits": answer.cost.data_credits,
+        "cost_source": answer.cost_source,
         "enriched_at": time.time(),
     }
 
@@ -574,7 +583,7 @@ def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) ->
 def _actual(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
     if answers is None:
-        total = batch.routine.worst_case_cost() * batch.reserved
+        total = row_reservation(batch.routine, capped=bool(batch.budget)) * batch.reserved
     else:
         total = sum((answer.cost for answer in answers.values()), Cost())
     return scaled(total, plan.usd(total.actions, total.data_credits))

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from claynb.pipeline._budget import row_reservation
 from claynb.queue._budget import RedisBudgetGuard
 from claynb.queue._jobs import JobOptions, submit
 from claynb.queue._store import (
@@ -53,7 +54,7 @@ def refresh_stale(
     template = load_template(conn, queue, routine_id)
     if template is None:
         return []
-    worst = template.routine.worst_case_cost()
+    worst = row_reservation(template.routine, capped=bool(template.budget))
     room = affordable(conn, template.budget, worst.data_credits, worst.actions)
     cap = min(x for x in (limit, room, 10_000) if x is not None)
     if cap <= 0:

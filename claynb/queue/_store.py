@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from string import Template
 from typing import Any
 
-from claynb._routines import Cost, Provider, Routine
+from claynb._routines import Cost, Routine
 from claynb._secrets import redact
 from claynb._states import IllegalTransition, Machine
 from claynb.pipeline._work import ANSWERED, Status
@@ -130,18 +130,11 @@ def lease_key(job_id: str) -> str:
 
 
 def routine_to_json(routine: Routine) -> str:
-    return json.dumps(asdict(routine))
+    return json.dumps(routine.to_dict())
 
 
 def routine_from_json(text: str) -> Routine:
-    data = json.loads(text)
-    providers = tuple(Provider(**p) for p in data.pop("providers"))
-    return Routine(
-        providers=providers,
-        inputs=tuple(data.pop("inputs")),
-        fields=tuple(data.pop("fields")),
-        **data,
-    )
+    return Routine.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True)

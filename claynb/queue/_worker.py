@@ -40,6 +40,7 @@ from typing import Any
 
 from claynb.queue._store import lease_key
 from claynb.services._process import process_alive
+from claynb.wire._config import ENV_ADMIN_URL
 
 log = logging.getLogger("claynb.queue.worker")
 
@@ -312,7 +313,9 @@ class WorkerPool:
     that dies, so ``n`` keep running. ``kill(i)`` sends SIGKILL to a worker and its
     children, as a crashed machine would; ``stop()`` asks each to finish its job
     (SIGTERM), then kills what is left, children (RQ's scheduler) included. A context
-    manager: everything it starts, it stops.
+    manager: everything it starts, it stops. ``emulator_admin_url`` (what
+    :attr:`claynb.Emulator.admin_url` says) lets the workers read what each item cost from
+    an emulator's meters; without it costs are estimated.
     """
 
     def __init__(
@@ -323,6 +326,7 @@ class WorkerPool:
         n: int = 2,
         api_key: str | None = None,
         base_url: str | None = None,
+        emulator_admin_url: str | None = None,
         burst: bool = False,
         with_scheduler: bool = True,
         poll_interval_s: float | None = None,
@@ -346,6 +350,8 @@ class WorkerPool:
             self._env["CLAY_API_KEY"] = api_key
         if base_url:
             self._env["CLAY_BASE_URL"] = base_url
+        # Costs come from an emulator's meters only when the workers are told of one.
+        self._env[ENV_ADMIN_URL] = emulator_admin_url or ""
         if poll_interval_s is not None:
             self._env["CLAYNB_POLL_INTERVAL_S"] = str(poll_interval_s)
         if lease_s is not None:

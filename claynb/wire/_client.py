@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from claynb.wire._admin import RunCharges, charges_flow, meters_flow, webhook_flow
 from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PAGE_LIMIT,
@@ -90,6 +91,7 @@ class ClayClient(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        emulator_admin_url: str | None = None,
         pace: Pace | None = None,
     ) -> None:
         super().__init__(
@@ -103,6 +105,7 @@ class ClayClient(BaseClient):
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
+            emulator_admin_url=emulator_admin_url,
             pace=pace,
         )
         self._sleep = sleep
@@ -128,11 +131,12 @@ class ClayClient(BaseClient):
         """Start a run of 1-100 items ``{"id", "inputs"}``; return its run id.
 
         Never re-sent once it may have reached Clay (no idempotency key: a blind retry can
-        pay twice): raises :class:`claynb.OutcomeUnknown` with the item ids instead. A 429
-        or 5xx answer means Clay refused the run, so those are retried; when ``max_sends``
-        is given (what the items' cap has left, see :meth:`claynb.RetryPolicy.sends_left`),
-        at most that many sends may fail (a 429 waited through is not a failure). An error
-        says how many were sent (``exc.attempts``) and how many answered 429.
+        pay twice): a timeout, a dropped connection or any 5xx answer raises
+        :class:`claynb.OutcomeUnknown` with the item ids instead. A 429 means Clay asked to
+        wait and started nothing, so it is retried; when ``max_sends`` is given (what the
+        items' cap has left, see :meth:`claynb.RetryPolicy.sends_left`), at most that many
+        sends may fail (a 429 waited through is not a failure). An error says how many
+        were sent (``exc.attempts``) and how many answered 429.
         """
         return self._drive(self._run_flow(routine_id, items, webhook_id, max_sends))
 
@@ -178,6 +182,20 @@ class ClayClient(BaseClient):
                 lambda: self._batch_results_flow(run_id), run_id, poll_interval, timeout
             )
         )
+
+    def run_charges(self, run_id: str) -> RunCharges | None:
+        """What each item of a run cost, from the emulator's meters; None unless this
+        client was told it talks to a claynb emulator (real Clay reports no per-item cost)."""
+        return self._drive(charges_flow(self, run_id))
+
+    def emulator_meters(self) -> dict[str, Any] | None:
+        """The emulator's meters (used and left); None unless this client talks to one."""
+        return self._drive(meters_flow(self))
+
+    def create_emulator_webhook(self, url: str) -> dict[str, str] | None:
+        """Register ``url`` as an outbound webhook on the emulator (``{"id",
+        "signingSecret"}``); None for real Clay, where ``clay webhooks create URL`` does it."""
+        return self._drive(webhook_flow(self, url))
 
     def query_table(
         self,
@@ -355,6 +373,7 @@ class AsyncClayClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        emulator_admin_url: str | None = None,
         pace: Pace | None = None,
     ) -> None:
         super().__init__(
@@ -368,6 +387,7 @@ class AsyncClayClient(BaseClient):
             rng=rng,
             clock=clock,
             wall_clock=wall_clock,
+            emulator_admin_url=emulator_admin_url,
             pace=pace,
         )
         self._sleep = sleep
@@ -430,6 +450,19 @@ class AsyncClayClient(BaseClient):
                 lambda: self._batch_results_flow(run_id), run_id, poll_interval, timeout
             )
         )
+
+    async def run_charges(self, run_id: str) -> RunCharges | None:
+        """What each item of a run cost, from the emulator's meters; see
+        :meth:`ClayClient.run_charges`."""
+        return await self._drive(charges_flow(self, run_id))
+
+    async def emulator_meters(self) -> dict[str, Any] | None:
+        """The emulator's meters (used and left); None unless this client talks to one."""
+        return await self._drive(meters_flow(self))
+
+    async def create_emulator_webhook(self, url: str) -> dict[str, str] | None:
+        """Register ``url`` as an outbound webhook on the emulator; None for real Clay."""
+        return await self._drive(webhook_flow(self, url))
 
     async def query_table(
         self,
@@ -585,5 +618,6 @@ def _twin(client: BaseClient, pace: Pace | None = None) -> AsyncClayClient:
         retry=client.retry,
         source_policy=client.source_policy,
         home=client.home,
+        emulator_admin_url=credentials.emulator_admin_url,
         pace=pace or client.pace,
     )

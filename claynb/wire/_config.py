@@ -11,12 +11,19 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from claynb._secrets import mask
 from claynb.wire._exceptions import ClayError, ConfigError, RateLimited
 
 #: Clay's Public API v0 (documented). The client only talks elsewhere when told to.
 DEFAULT_BASE_URL = "https://api.clay.com/public/v0"
+#: Where a ``claynb emulator`` process's admin URL is given to clients and workers.
+ENV_ADMIN_URL = "CLAYNB_EMULATOR_ADMIN_URL"
+#: An outbound webhook made with Clay's CLI (``clay webhooks create URL``): its id, and
+#: the signing secret it printed once.
+ENV_WEBHOOK_ID = "CLAYNB_WEBHOOK_ID"
+ENV_WEBHOOK_SECRET = "CLAYNB_WEBHOOK_SECRET"
 
 #: Seconds to establish a TCP/TLS connection. Short: a refused connection is retried.
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -169,11 +176,15 @@ class RetryPolicy:
 SOURCE_RECORDS_PER_S = 10.0
 SOURCE_BURST = 20
 SOURCE_PAYLOAD_LIMIT_BYTES = 100_000
-#: Chunks stay well under the 100 KB cap (headers, encoding slack) and at 10 records, as
-#: public clients do, so one chunk never needs more than the burst.
+#: Records per request: one. Whether Clay turns a JSON array into several rows is not
+#: published (one row holding the array, or a refusal, are as plausible), so arrays are an
+#: opt-in (``max_chunk_records=10``, as public clients batch) for a workspace seen to split
+#: them. Chunks stay well under the 100 KB cap (headers, encoding slack).
 SOURCE_CHUNK_BYTES = 90_000
-SOURCE_CHUNK_RECORDS = 10
+SOURCE_CHUNK_RECORDS = 1
 SOURCE_LIFETIME_CAP = 50_000
+#: Rows a table holds on paid plans (Free: 200). A full table drops rows without a word.
+TABLE_ROW_LIMIT = 50_000
 #: Records are paced at this share of records_per_s: the budget is per workspace and only
 #: observed (no X-RateLimit headers on sources to learn from), so keep a margin.
 SOURCE_PACING_FRACTION = 0.9
@@ -187,6 +198,10 @@ class SourcePolicy:
 
     The defaults are what Clay is observed to allow; lower them if a workspace is shared
     with other senders (the records/s budget is per workspace, not per client).
+    ``max_chunk_records`` is 1 (a JSON object per request) unless the workspace is known to
+    split a JSON array into rows. ``row_limit`` is the rows the table holds (Free 200,
+    paid plans 50,000): a send that would pass it, or the source's ``lifetime_cap``, is
+    stopped before its first record goes out, since Clay drops such rows silently.
     """
 
     records_per_s: float = SOURCE_RECORDS_PER_S
@@ -195,6 +210,7 @@ class SourcePolicy:
     max_chunk_records: int = SOURCE_CHUNK_RECORDS
     payload_limit_bytes: int = SOURCE_PAYLOAD_LIMIT_BYTES
     lifetime_cap: int = SOURCE_LIFETIME_CAP
+    row_limit: int = TABLE_ROW_LIMIT
     warn_fraction: float = SOURCE_WARN_FRACTION
 
     def __post_init__(self) -> None:
@@ -207,8 +223,16 @@ class SourcePolicy:
             )
         if not 0 < self.max_chunk_bytes <= self.payload_limit_bytes:
             raise ConfigError("max_chunk_bytes must be positive and within payload_limit_bytes")
-        if self.lifetime_cap < 1 or not 0.0 < self.warn_fraction <= 1.0:
-            raise ConfigError("lifetime_cap must be positive and warn_fraction in (0, 1]")
+        if self.lifetime_cap < 1 or self.row_limit < 1 or not 0.0 < self.warn_fraction <= 1.0:
+            raise ConfigError(
+                "lifetime_cap and row_limit must be positive and warn_fraction in (0, 1]"
+            )
+
+    @property
+    def limit(self) -> int:
+        """Records this machine may send to one source: the table's rows or the source's
+        lifetime submissions, whichever is smaller (both count every record sent)."""
+        return min(self.lifetime_cap, self.row_limit)
 
 
 @dataclass(frozen=True)
@@ -223,13 +247,33 @@ class Credentials:
 
     api_key: str = field(repr=False)
     base_url: str
+    #: The emulator's admin URL when the client was told it talks to one (else None).
+    emulator_admin_url: str | None = None
 
     def __repr__(self) -> str:
         return f"Credentials(base_url={self.base_url!r}, api_key={mask(self.api_key)})"
 
     def environ(self) -> dict[str, str]:
-        """``CLAY_API_KEY`` and ``CLAY_BASE_URL``, for a worker process's environment."""
-        return {"CLAY_API_KEY": self.api_key, "CLAY_BASE_URL": self.base_url}
+        """``CLAY_API_KEY`` and ``CLAY_BASE_URL`` (and the emulator's admin URL, when there
+        is one), for a worker process's environment."""
+        env = {"CLAY_API_KEY": self.api_key, "CLAY_BASE_URL": self.base_url}
+        if self.emulator_admin_url:
+            env[ENV_ADMIN_URL] = self.emulator_admin_url
+        return env
+
+
+def checked_admin_url(admin_url: str | None, base_url: str) -> str | None:
+    """``admin_url`` without a trailing slash, when it is on the same server as
+    ``base_url`` (the emulator serves both); a ConfigError otherwise."""
+    if not admin_url:
+        return None
+    admin, base = urlsplit(admin_url), urlsplit(base_url)
+    if (admin.scheme, admin.netloc) != (base.scheme, base.netloc):
+        raise ConfigError(
+            "emulator_admin_url must be on the same server as base_url (an emulator serves "
+            f"both); got {admin.scheme}://{admin.netloc} for {base.scheme}://{base.netloc}"
+        )
+    return admin_url.rstrip("/")
 
 
 def checked_batch_size(size: int) -> int:

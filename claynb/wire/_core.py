@@ -12,9 +12,11 @@ written once, as generators ("flows") that yield a :class:`Call` to send or a
 Why the retry rules look the way they do: Clay has no idempotency key, so a
 ``POST /routines/{id}/run`` that reached Clay and was then re-sent runs, and is charged,
 twice. A request that failed before it was sent (connection refused) or that Clay
-answered with an error (429, 5xx) is retried; one that may have been received (a read
-timeout, a dropped connection) is never re-sent: it raises :class:`claynb.OutcomeUnknown`
-with the ids of the items whose fate is unknown, for the caller to resume.
+answered 429 is retried; one that may have been received (a read timeout, a dropped
+connection) is never re-sent: it raises :class:`claynb.OutcomeUnknown` with the ids of the
+items whose fate is unknown, for the caller to resume. A run-starting POST (inline or
+batch) answered with any 5xx is an unknown outcome too: Clay does not say whether a run
+started behind the error, and if it did it will charge.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from claynb.wire._config import (
     RetryPolicy,
     SourcePolicy,
     Timeout,
+    checked_admin_url,
 )
 from claynb.wire._exceptions import (
     ClayError,
@@ -97,12 +100,14 @@ class Call:
     """One request to send, with what the retry rules need to know about it.
 
     ``spends`` marks a request that may start paid work (a run, a batch start, rows into
-    a table): once it may have reached Clay it is never re-sent. ``item_ids`` are the
+    a table): once it may have reached Clay it is never re-sent. ``starts_run`` marks a
+    run-starting POST, for which a 5xx is an unknown outcome too. ``item_ids`` are the
     items whose fate is unknown if that happens. ``pace`` names the pacer it waits for.
     """
 
     request: httpx.Request
     spends: bool = False
+    starts_run: bool = False
     item_ids: list[str] = field(default_factory=list)
     pace: str | None = None
     cost: float = 1.0
@@ -148,6 +153,8 @@ class BaseClient:
     :mod:`claynb.wire._pacing`). ``pace`` shares one pace between clients, processes and
     hosts (:class:`claynb.wire._fleet.FleetPacer`); ``rate_limit_rps`` is then its cap. ``rng`` draws the
     backoff jitter and ``clock``/``wall_clock`` tell time, so tests can pin all three.
+    ``emulator_admin_url`` is given only by a claynb emulator (see :mod:`claynb.wire._admin`):
+    with it, what each item cost is read from the emulator's meters.
     """
 
     def __init__(
@@ -163,6 +170,7 @@ class BaseClient:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        emulator_admin_url: str | None = None,
         pace: Pace | None = None,
     ) -> None:
         if not api_key or not isinstance(api_key, str):
@@ -176,6 +184,8 @@ class BaseClient:
         register_secret(api_key)
         self._api_key = api_key
         self.base_url = api_base(base_url)
+        #: The emulator's own routes, when an emulator said it is one (never guessed).
+        self.emulator_admin_url = checked_admin_url(emulator_admin_url, self.base_url)
         self.timeout = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.source_policy = source_policy or SourcePolicy()
@@ -202,7 +212,7 @@ class BaseClient:
 
     def credentials(self) -> Credentials:
         """The key and base URL, for a worker process or a twin client (masked in reprs)."""
-        return Credentials(self._api_key, self.base_url)
+        return Credentials(self._api_key, self.base_url, self.emulator_admin_url)
 
     @property
     def rate_limit_rps(self) -> float | None:
@@ -276,11 +286,12 @@ class BaseClient:
     def after_response(self, call: Call, response: httpx.Response) -> Step:
         """Decide what an answer means: done, retry (429, 5xx) or an error to raise.
 
-        A 429 or a 5xx is retried even for a POST that starts a run: Clay (or the
-        emulator) answered with an error instead of accepting the run, so nothing was
-        started and nothing can be paid twice. The exception is 504 on such a POST: a
-        gateway gave up waiting for Clay, which may have started the run behind it, so
-        it is an unknown outcome like a timeout (no idempotency key to retry safely).
+        A 429 is retried even for a POST that starts a run: Clay asked to wait and started
+        nothing. A 5xx to a run-starting POST is never re-sent: Clay does not say whether
+        the run started behind the error (a gateway may have given up on a run that goes
+        on), so it is an unknown outcome like a timeout, collected if Clay's webhook names
+        the run. Other requests that spend (rows into a table) are unknown on a 504 only;
+        reads are retried on any 5xx.
         """
         status = response.status_code
         pacer = self._pacers.get(call.pace or "")
@@ -293,8 +304,8 @@ class BaseClient:
         if status == 429:
             call.rate_limited += 1
             return self._after_429(call, response)
-        if status == 504 and call.spends:
-            return self._unknown(call, f"answered 504 {response.reason_phrase}".strip())
+        if (status >= 500 and call.starts_run) or (status == 504 and call.spends):
+            return self._unknown(call, f"answered {status} {response.reason_phrase}".strip())
         if status >= 500 and self._may_retry(call):
             return self._retry(call, self._backoff(call.attempts), f"answered {status}")
         return Step(error=self.status_error(call, response))
@@ -447,7 +458,7 @@ class BaseClient:
         call = self.build_call(
             "POST", f"/routines/{_seg(routine_id)}/run", json_body=body, spends=True, item_ids=ids
         )
-        call.max_sends = max_sends
+        call.max_sends, call.starts_run = max_sends, True
         response = yield call
         assert response is not None
         return self._started(call, response)
@@ -523,6 +534,7 @@ class BaseClient:
             spends=True,
             item_ids=[item["id"] for item in checked],
         )
+        start.starts_run = True
         started = yield start
         assert started is not None
         return self._started(start, started)

@@ -2,9 +2,8 @@
 
 Clay's docs say to treat an unrecognised terminal ``status`` as an unhandled outcome,
 not to assume the set is closed, so every object keeps the raw ``status`` beside the
-``complete`` flag. Result items from the emulator carry what each was charged
-(``_cost``) and which provider hit (``_provider``); real Clay does not, and then those
-fields are None and claynb prices the item from the routine catalogue.
+``complete`` flag. A result item says nothing of what it cost: Clay does not report it
+(an emulator's meters do, read separately: :mod:`claynb.wire._admin`).
 """
 
 from __future__ import annotations
@@ -16,13 +15,7 @@ from typing import Any
 
 import httpx
 
-from claynb._routines import Cost
 from claynb.wire._exceptions import ClayError, ConfigError
-
-#: Reserved keys in an emulator result item: what the item was charged and which provider
-#: hit. Real Clay does not report per-item cost; claynb then prices the item from the routine.
-COST_KEY = "_cost"
-PROVIDER_KEY = "_provider"
 
 
 @dataclass(frozen=True)
@@ -43,8 +36,6 @@ class RunItem:
     status: str
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    cost: Cost | None = None
-    provider: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,22 +97,14 @@ def parse_me(body: dict[str, Any]) -> Me:
 
 
 def parse_item(raw: dict[str, Any]) -> RunItem:
-    """A result item; the emulator's cost and provider keys are lifted out of ``result``."""
-    result = dict(raw.get("result") or {})
-    cost_raw = result.pop(COST_KEY, None)
-    provider = result.pop(PROVIDER_KEY, None)
-    cost = None
-    if isinstance(cost_raw, dict):
-        cost = Cost(float(cost_raw.get("actions", 0)), float(cost_raw.get("data_credits", 0)))
+    """A result item: its id, status, and result or error message."""
     error = raw.get("error")
     message = error.get("message") if isinstance(error, dict) else error
     return RunItem(
         str(raw.get("id", "")),
         str(raw.get("status", "")),
-        result,
+        dict(raw.get("result") or {}),
         None if message is None else str(message),
-        cost,
-        provider,
     )
 
 

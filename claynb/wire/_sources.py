@@ -1,18 +1,22 @@
 """Sending rows into a Clay table through its webhook source.
 
 A webhook source (``.../v3/sources/webhook/pull-in-data-from-a-webhook-<uuid>``) takes a
-JSON object (one row) or a JSON array (several rows). What Clay is observed to allow, and
-what this module keeps to:
+JSON object: one row. Whether a JSON array becomes several rows is not published (one row
+holding the array, or a refusal, are as plausible), so records go one per request unless
+:class:`claynb.SourcePolicy` says the workspace splits arrays (``max_chunk_records``).
+What Clay is observed to allow, and what this module keeps to:
 
 * about 10 records/s per workspace with a burst of 20, 429 beyond: records are paced by a
   token bucket counted in records, not requests;
-* at most 100 KB a request, 413 above: records are packed into arrays of at most 10
-  records and 90 KB; a record that could never fit is refused before anything is sent,
-  and a chunk answered 413 anyway is split in two and re-sent (413 means not accepted);
-* 50,000 submissions per source for its whole life, deletions don't give any back: the
-  count is kept per source URL in SQLite under ``CLAYNB_HOME`` (so it survives kernel
-  restarts), a warning is raised as the cap nears, and a send that cannot fit is refused
-  before its first record goes out.
+* at most 100 KB a request, 413 above: a record that could never fit is refused before
+  anything is sent; with arrays on, records are packed into arrays of at most
+  ``max_chunk_records`` and 90 KB, and a chunk answered 413 anyway is split in two and
+  re-sent (413 means not accepted);
+* 50,000 submissions per source for its whole life, deletions don't give any back, and a
+  table holds 200 rows on Free, 50,000 on paid plans, a full one dropping rows without a
+  word: the records sent are counted per source URL in SQLite under ``CLAYNB_HOME`` (so
+  the count survives kernel restarts), a warning is raised as the nearer limit nears, and
+  a send that would pass it is stopped, with a warning, before its first record goes out.
 
 Rows sent to a source run through the table's enrichment columns, which spend credits,
 so a chunk that may have reached Clay (a timeout, a dropped connection) is never re-sent:
@@ -54,7 +58,7 @@ AUTH_HEADER = "x-clay-webhook-auth"
 
 
 class SourceCapWarning(UserWarning):
-    """A webhook source is near its 50,000-submission lifetime cap."""
+    """A webhook source nears (or a send would pass) its table's rows or its lifetime cap."""
 
 
 @dataclass
@@ -200,7 +204,7 @@ def source_flow(
         url=url,
         records=len(encoded),
         cap_used=used,
-        cap_left=max(0, policy.lifetime_cap - used),
+        cap_left=max(0, policy.limit - used),
         unsent=list(range(len(encoded))),
     )
     _check_cap(report, policy)
@@ -249,22 +253,29 @@ def source_flow(
     return report
 
 
+def _limit_name(policy: SourcePolicy) -> str:
+    if policy.row_limit < policy.lifetime_cap:
+        return f"the table's {policy.row_limit:,} rows (a full table drops rows silently)"
+    return f"its {policy.lifetime_cap:,} lifetime submissions (deleting rows gives none back)"
+
+
 def _check_cap(report: SourceReport, policy: SourcePolicy) -> None:
     after = report.cap_used + report.records
     if report.records > report.cap_left:
-        error = ConfigError(
-            f"this send has {report.records:,} record(s) but the webhook source has "
-            f"{report.cap_left:,} of its {policy.lifetime_cap:,} lifetime submissions left "
-            "(deleting rows gives none back). Nothing was sent: create a new webhook source "
-            "for the rest, or send fewer records."
-        )
-        raise _with_report(error, report)
-    threshold = policy.warn_fraction * policy.lifetime_cap
-    if after >= threshold:
         message = (
-            f"webhook source {redact(report.url)} will have used {after:,} of its "
-            f"{policy.lifetime_cap:,} lifetime submissions after this send; plan a new "
-            "source before it stops accepting rows"
+            f"this send has {report.records:,} record(s) but the webhook source "
+            f"{redact(report.url)} has room for {report.cap_left:,} more of "
+            f"{_limit_name(policy)}. Nothing was sent: send fewer records, or to a new table "
+            "or source (SourcePolicy(row_limit=...) if this table was emptied or is larger)."
+        )
+        logger.warning("%s", message)
+        warnings.warn(message, SourceCapWarning, stacklevel=5)
+        raise _with_report(ConfigError(message), report)
+    if after >= policy.warn_fraction * policy.limit:
+        message = (
+            f"webhook source {redact(report.url)} will have taken {after:,} of "
+            f"{_limit_name(policy)} after this send; plan a new one before it stops "
+            "accepting rows"
         )
         logger.warning("%s", message)
         warnings.warn(message, SourceCapWarning, stacklevel=5)
@@ -285,7 +296,7 @@ def _settle(
 ) -> None:
     # A chunk of unknown fate is counted against the cap too: it may well have landed.
     used = tracker.add(report.url, len(chunk))
-    report.cap_used, report.cap_left = used, max(0, policy.lifetime_cap - used)
+    report.cap_used, report.cap_left = used, max(0, policy.limit - used)
     done = set(chunk)
     report.unsent = [i for i in report.unsent if i not in done]
     if unknown:
