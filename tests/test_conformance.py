@@ -61,8 +61,10 @@ SCHEMA = schemathesis.openapi.from_path(str(SPEC))
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    """Enterprise (so /tables/query answers), credits to spare, a table to query, no faults."""
-    with Emulator(plan="enterprise", run_latency_s=0, seed=1) as emu:
+    """Enterprise (so /tables/query answers), credits to spare, a table to query, no faults,
+    and no rate limit: the checks send requests back to back, and a 429 in place of a run's
+    answer would test the limiter (its own tests do) instead of the run's shape."""
+    with Emulator(plan="enterprise", run_latency_s=0, seed=1, rate_limit_rps=None) as emu:
         emu.top_up(actions=10_000_000, data_credits=10_000_000)
         emu.create_table(
             "Leads", enrichments=[{"routine": "enrich-person", "inputs": {"email": "Email"}}]
