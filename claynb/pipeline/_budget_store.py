@@ -58,14 +58,22 @@ CREATE TABLE IF NOT EXISTS budgets (
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter (the
-    shape of :class:`claynb.queue.BudgetStatus`, which the Redis store returns)."""
+    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter.
+
+    ``caps_known`` is False when no caps were ever set on the record (or they were lost, as
+    with a Redis that restarted without its data): then nothing is left to spend, whatever
+    ``caps`` says. The SQLite store always knows its caps; the Redis one may not.
+    """
 
     caps: dict[str, float | None]
     held: dict[str, float]
     spent: dict[str, float]
+    caps_known: bool = True
 
     def left(self, meter: str) -> float | None:
+        """What ``meter`` can still spend: None for no cap, 0 while the caps are unknown."""
+        if not self.caps_known:
+            return 0.0
         cap = self.caps[meter]
         return None if cap is None else cap - self.held[meter] - self.spent[meter]
 

@@ -15,16 +15,13 @@ someone said, never what went missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
+from claynb.pipeline._budget_store import METERS, SCALE, BudgetStatus
 from claynb.pipeline._work import CostSource
 
-#: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent.
-SCALE = {"a": 1_000, "c": 1_000, "u": 1_000_000}
-METERS = ("a", "c", "u")
 #: The hash field :meth:`RedisBudgetGuard.set_limits` writes with the caps. Without it the
 #: caps are unknown and nothing is reserved: a lost cap never reads as no cap.
 CAPS_KNOWN = "caps_known"
@@ -61,27 +58,6 @@ for i, m in ipairs(meters) do
 end
 return 1
 """
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """A snapshot of a shared budget: caps (None = no cap), held and spent per meter.
-
-    ``caps_known`` is False when no caps were ever set on the record (or they were lost):
-    then nothing is left to spend, whatever ``caps`` says.
-    """
-
-    caps: dict[str, float | None]
-    held: dict[str, float]
-    spent: dict[str, float]
-    caps_known: bool = True
-
-    def left(self, meter: str) -> float | None:
-        """What ``meter`` can still spend: None for no cap, 0 while the caps are unknown."""
-        if not self.caps_known:
-            return 0.0
-        cap = self.caps[meter]
-        return None if cap is None else cap - self.held[meter] - self.spent[meter]
 
 
 class RedisBudgetGuard:
