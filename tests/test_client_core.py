@@ -322,9 +322,10 @@ def test_a_pace_held_back_without_running_out_looks_for_more() -> None:
     assert pacer.limit is not None and pacer.limit > 4.0
 
 
-def test_x_ratelimit_limit_is_not_read_as_a_rate() -> None:
-    """Its window is undocumented: 1200 may be a minute's worth. Only Remaining 0 and
-    Reset (or a 429) say anything, and they hold everyone until the reset."""
+def test_x_ratelimit_limit_is_only_a_ceiling() -> None:
+    """Its window is undocumented: 1200 may be a minute's worth. Read as per second it is
+    never below what the server allows, so it caps the pace and is never taken for the
+    rate; only Remaining 0 and Reset (or a 429) hold everyone until the reset."""
     clock = FakeClock()
     core = BaseClient("k", clock=clock, wall_clock=lambda: 1_000_000_000.0)
     request = httpx.Request("GET", "https://api.clay.com/public/v0/me")
@@ -332,7 +333,7 @@ def test_x_ratelimit_limit_is_not_read_as_a_rate() -> None:
     core.after_response(
         core.build_call("GET", "/me"), httpx.Response(200, headers=ok, request=request)
     )
-    assert core.rate_limit_rps is None
+    assert core.rate_limit_rps == 1200  # a ceiling, nothing learned yet
     spent = {
         "x-ratelimit-limit": "1200",
         "x-ratelimit-remaining": "0",
@@ -342,6 +343,16 @@ def test_x_ratelimit_limit_is_not_read_as_a_rate() -> None:
         core.build_call("GET", "/me"), httpx.Response(200, headers=spent, request=request)
     )
     assert core.pace_delay(core.build_call("GET", "/me")) == pytest.approx(1.5)
+    # What is learned lowers the pace under the ceiling; the ceiling never raises it.
+    pacer = Pacer(None, clock=clock)
+    pacer.announced(600.0)
+    pacer.reserve()
+    pacer.ran_out(0.0)
+    send(pacer, clock, 10, 0.1)
+    pacer.ran_out(0.0)
+    assert pacer.limit == pytest.approx(10.0)
+    pacer.announced(5.0)  # a per-second limiter that says 5 caps a pace read higher
+    assert pacer.limit == 5.0
 
 
 def test_config_objects_refuse_nonsense() -> None:

@@ -110,9 +110,11 @@ def test_worker_processes_pace_as_one_fleet_by_default(redis_url: str, make_emul
     assert len(out) == 60 and out["lead"].is_unique
     assert out["actions"].sum() == meters["actions_used"]  # each lead paid once
     # Every worker reserved its slots from the workspace's one bucket in Redis, and the
-    # fleet learned the emulator's limit from it (never above what it let through).
+    # fleet's pace is the emulator's limit: its X-RateLimit-Limit as a ceiling from the
+    # first answer, or learned from an empty moment (never above what it let through).
     state = _state(conn, workspace_key(emu.api_key, api_base(emu.url)))
-    assert state.last_send > 0 and state.learned is not None and state.learned <= 5 * 2
+    assert state.last_send > 0 and state.ceiling == 5
+    assert state.limit is not None and state.limit <= 5
 
 
 def test_event_services_and_queue_workers_share_the_workspaces_pace(

@@ -192,6 +192,7 @@ class BaseClient:
         #: Where this client keeps webhook sources' submission counts (see :mod:`claynb._home`).
         self.home = str(state_home(home))
         self.emulator: Any = None  # set by claynb.connect() when it started one
+        self._announced: float | None = None  # the last X-RateLimit-Limit passed to the pace
         #: Results per page when following cursors (1-100; the largest means fewest requests).
         self.page_limit = DEFAULT_PAGE_LIMIT
         self._rng = rng or random.Random()
@@ -390,8 +391,13 @@ class BaseClient:
 
     def _observe_limits(self, headers: httpx.Headers) -> None:
         """An accepted answer saying nothing is left (X-RateLimit-Remaining 0) holds every
-        caller until X-RateLimit-Reset. X-RateLimit-Limit is not read: its window is not
-        documented, so a number there could be per second, per minute or per anything."""
+        caller until X-RateLimit-Reset. X-RateLimit-Limit is read only as a ceiling: its
+        window is not documented, but per second it is never below the truth, so a
+        per-second limiter is paced to from the first answer (passed on when it changes)."""
+        ceiling = header_number(headers.get("x-ratelimit-limit"))
+        if ceiling is not None and ceiling > 0 and ceiling != self._announced:
+            self._announced = ceiling
+            self._pacers["api"].announced(ceiling)
         remaining = header_number(headers.get("x-ratelimit-remaining"))
         if remaining is None or remaining >= 1:
             return

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from claynb.services.redis import text as _text
 from claynb.wire._config import DEFAULT_PACING_FRACTION, Credentials
 from claynb.wire._core import api_base
-from claynb.wire._pacing import PaceState, accepted, block, ran_out, reserve
+from claynb.wire._pacing import PaceState, accepted, announced, block, ran_out, reserve
 
 T = TypeVar("T")
 
@@ -111,6 +111,10 @@ class FleetPacer:
     def accepted(self, cost: float = 1.0) -> None:
         """The server accepted a request of ``cost`` tokens (counted for every worker)."""
         self._update(lambda state, now: accepted(state, cost))
+
+    def announced(self, per_window: float) -> None:
+        """The server's X-RateLimit-Limit: a ceiling on the fleet's pace."""
+        self._update(lambda state, now: announced(state, per_window))
 
     def _load(self, raw: dict[Any, Any]) -> PaceState:
         fields = {_text(k): _text(v) for k, v in raw.items()}

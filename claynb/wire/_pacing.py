@@ -15,6 +15,10 @@ from what the server does, never from that number:
 - Until a window has been measured, the wait the server named is the provisional pace
   (one request per wait: with an empty bucket that is when the next one fits), so
   callers released from a hold go one at a time instead of all at once into more 429s.
+- ``X-RateLimit-Limit`` is only a ceiling: read as per second it can never be below what
+  the server allows, whatever its window (a second, a minute: any window of a second or
+  more), so a per-second limiter is paced to from its first answer, without a 429, and a
+  per-minute number (60 times the rate) caps nothing.
 - While the pace holds callers back and nothing has run out for a while, the pace is
   raised: doubled every second while provisional (a provisional pace may be far too
   low, as with a window limiter's long reset), by a little every ten seconds once
@@ -56,11 +60,13 @@ class PaceState:
     """Everything one pace knows; times are readings of one clock (seconds).
 
     ``given`` is a cap the caller chose (a share of the limit, or the limit it knows);
-    ``learned`` what the server was measured to allow. The pace is the lower of the two.
+    ``learned`` what the server was measured to allow; ``ceiling`` the server's
+    X-RateLimit-Limit read as per second (never below the truth). The pace is the lowest.
     """
 
     given: float | None = None
     learned: float | None = None
+    ceiling: float | None = None
     full_at: float = -math.inf  # when the bucket would be full again
     blocked_until: float = -math.inf
     window_start: float | None = None  # the last empty moment, or the start of busy time
@@ -72,8 +78,9 @@ class PaceState:
 
     @property
     def limit(self) -> float | None:
-        """Requests per second the server allows, when known (the lower of given and learned)."""
-        known = [r for r in (self.given, self.learned) if r]
+        """Requests per second the server allows, when known (the lowest of given, learned
+        and ceiling)."""
+        known = [r for r in (self.given, self.learned, self.ceiling) if r]
         return min(known) if known else None
 
     def to_fields(self) -> dict[str, str]:
@@ -112,7 +119,8 @@ def reserve(
 
 def _raise(state: PaceState, now: float) -> None:
     """Callers are held by a learned pace and nothing ran out for a while: look for more."""
-    if state.learned is None or (state.given is not None and state.learned >= state.given):
+    caps = [c for c in (state.given, state.ceiling) if c]
+    if state.learned is None or (caps and state.learned >= min(caps)):
         return
     after, by = (
         (PROVISIONAL_RAISE_AFTER_S, PROVISIONAL_RAISE_BY)
@@ -141,6 +149,13 @@ def accepted(state: PaceState, cost: float = 1.0) -> None:
     """The server accepted a request (any answer but a 429): it counts in the window."""
     if state.window_start is not None:
         state.window_count += cost
+
+
+def announced(state: PaceState, per_window: float) -> None:
+    """The server's X-RateLimit-Limit: a ceiling on the pace, read as per second (its window
+    is undocumented; any window of a second or more allows at most this many per second)."""
+    if per_window > 0:
+        state.ceiling = per_window
 
 
 def block(state: PaceState, now: float, seconds: float, *, burst: int = 1) -> None:
@@ -186,6 +201,8 @@ class Pace(Protocol):
     def block_for(self, seconds: float) -> None: ...
 
     def ran_out(self, wait: float) -> None: ...
+
+    def announced(self, per_window: float) -> None: ...
 
     def accepted(self, cost: float = 1.0) -> None: ...
 
@@ -240,6 +257,11 @@ class Pacer:
         """The server accepted a request of ``cost`` tokens."""
         with self._lock:
             accepted(self._state, cost)
+
+    def announced(self, per_window: float) -> None:
+        """The server's X-RateLimit-Limit: a ceiling on the pace (see :func:`announced`)."""
+        with self._lock:
+            announced(self._state, per_window)
 
 
 def header_number(value: str | None) -> float | None:
