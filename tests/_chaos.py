@@ -376,6 +376,7 @@ def run_events_service_restart(
     drop_webhooks: float = 0.0,
     timeout_s: float = 180.0,
     bus_kind: str = "nats",
+    runs_before_fault: int = 4,
 ) -> Figures:
     """``claynb receiver --with-service`` as a real process, sent ``sig`` once runs are in
     flight (``during_deliveries``: once their webhooks are arriving) and started again
@@ -454,7 +455,7 @@ def run_events_service_restart(
                 }
                 await bus.publish(LEADS, lead)
                 ids.append(lead["lead_id"])
-            while _runs_started(emu) < 4:
+            while _runs_started(emu) < runs_before_fault:
                 await asyncio.sleep(0.05)
             if during_deliveries:
                 while not collector.contacts:  # the first runs' webhooks have come in

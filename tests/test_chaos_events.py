@@ -29,7 +29,7 @@ def test_service_sigkilled_on_a_redis_bus_has_its_pending_leads_claimed(tmp_path
     """Redis Streams keeps a dead consumer's unacknowledged leads pending for good: the
     restarted service claims them once idle (``CLAYNB_BUS_RECLAIM_IDLE_S``)."""
     fig = run_events_service_restart(
-        tmp_path, "service SIGKILL on a Redis Streams bus", bus_kind="redis"
+        tmp_path, "service SIGKILL on a Redis Streams bus", bus_kind="redis", runs_before_fault=2
     )
     check(fig)
 
