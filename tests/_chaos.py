@@ -375,10 +375,14 @@ def run_events_service_restart(
     during_deliveries: bool = False,
     drop_webhooks: float = 0.0,
     timeout_s: float = 180.0,
+    bus_kind: str = "nats",
+    runs_before_fault: int = 4,
 ) -> Figures:
     """``claynb receiver --with-service`` as a real process, sent ``sig`` once runs are in
     flight (``during_deliveries``: once their webhooks are arriving) and started again
-    ``down_s`` later on the same journal, bus and webhook; ``sig=None``: left alone."""
+    ``down_s`` later on the same journal, bus and webhook; ``sig=None``: left alone.
+    ``bus_kind="redis"``: the bus is Redis Streams, whose events a dead consumer left
+    pending are claimed after ``CLAYNB_BUS_RECLAIM_IDLE_S`` (3 s here)."""
     import asyncio
     import subprocess
     import sys
@@ -393,7 +397,11 @@ def run_events_service_restart(
         run_latency_s=latency_s, plan="growth", faults=Faults(drop_webhook=drop_webhooks)
     )
     emu.start()
-    nats = NatsServer(state_dir=workdir / "nats").start()
+    broker: NatsServer | RedisServer = (
+        RedisServer(state_dir=workdir / "redis")
+        if bus_kind == "redis"
+        else NatsServer(state_dir=workdir / "nats")
+    ).start()
     port = free_port()
     hook = emu.create_webhook(f"http://127.0.0.1:{port}/webhooks/clay")
     namespace = f"chaos{uuid.uuid4().hex[:8]}"
@@ -404,9 +412,10 @@ def run_events_service_restart(
         "CLAYNB_HOME": str(workdir / "home"),
         "CLAYNB_WEBHOOK_ID": hook["id"],
         "CLAYNB_WEBHOOK_SECRET": hook["signingSecret"],
+        "CLAYNB_BUS_RECLAIM_IDLE_S": "3",
     }
     argv = [sys.executable, "-m", "claynb", "receiver", "--with-service", "--port", str(port)]
-    argv += ["--bus-url", nats.url, "--namespace", namespace]
+    argv += ["--bus-url", broker.url, "--namespace", namespace]
     log = open(workdir / "service.log", "ab")  # noqa: SIM115 - closed in finally
 
     def launch() -> subprocess.Popen[bytes]:
@@ -429,7 +438,7 @@ def run_events_service_restart(
 
     async def play() -> tuple[list[str], Collector, float]:
         collector = Collector()
-        bus = Bus(nats.url, namespace)
+        bus = Bus(broker.url, namespace)
         await bus.subscribe(CONTACTS, collector.on_contact, "chaos")
         await bus.subscribe(DEAD_LETTERS, collector.on_dead_letter, "chaos")
         await bus.start()
@@ -446,7 +455,7 @@ def run_events_service_restart(
                 }
                 await bus.publish(LEADS, lead)
                 ids.append(lead["lead_id"])
-            while _runs_started(emu) < 4:
+            while _runs_started(emu) < runs_before_fault:
                 await asyncio.sleep(0.05)
             if during_deliveries:
                 while not collector.contacts:  # the first runs' webhooks have come in
@@ -476,5 +485,5 @@ def run_events_service_restart(
         )
     finally:
         log.close()
-        nats.stop()
+        broker.stop()
         emu.stop()

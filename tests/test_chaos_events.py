@@ -25,6 +25,15 @@ def test_service_sigkilled_with_runs_in_flight_loses_no_lead(tmp_path: Path) -> 
     check(fig)
 
 
+def test_service_sigkilled_on_a_redis_bus_has_its_pending_leads_claimed(tmp_path: Path) -> None:
+    """Redis Streams keeps a dead consumer's unacknowledged leads pending for good: the
+    restarted service claims them once idle (``CLAYNB_BUS_RECLAIM_IDLE_S``)."""
+    fig = run_events_service_restart(
+        tmp_path, "service SIGKILL on a Redis Streams bus", bus_kind="redis", runs_before_fault=2
+    )
+    check(fig)
+
+
 def test_service_sigtermed_like_a_redeploy_loses_no_lead(tmp_path: Path) -> None:
     check(run_events_service_restart(tmp_path, "service SIGTERM (redeploy)", sig=signal.SIGTERM))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from claynb._secrets import mask, register_secret
 from claynb.pipeline._journal import Journal
@@ -42,6 +43,9 @@ class WebhookReceiver:
     (413, unread), unsigned deliveries (401, unread), headers not in within
     ``head_timeout_s`` (the connection closed), bodies not in within ``body_timeout_s``
     (408), malformed ones (400).
+
+    ``on_finished`` is called with each verified run id once (the queue tier passes
+    :meth:`claynb.queue.LeadQueue.delivered`, which collects leads parked ``unknown``).
     """
 
     PATH = "/clay-webhook"
@@ -57,6 +61,7 @@ class WebhookReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S,
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
         self.webhook_id: str | None = None
         self._secret: str | None = None
@@ -71,6 +76,7 @@ class WebhookReceiver:
         self._http: BackgroundServer | None = None
         self._home = home
         self._journal: Journal | None = None
+        self._on_finished = on_finished
 
     def configure(self, webhook_id: str | None, signing_secret: str | None) -> None:
         """The id Clay gave the webhook and its signing secret (shown once by Clay)."""
@@ -110,6 +116,13 @@ class WebhookReceiver:
             waiters = self._waiters.pop(run.run_id, [])
         if self._journal is not None:  # durable: a later call can explain an unknown send
             self._journal.delivered(run.run_id)
+        if self._on_finished is not None:
+            try:
+                await asyncio.to_thread(self._on_finished, run.run_id)
+            except Exception:  # its store is down: forget the run, so Clay's retry is heard
+                with self._lock:
+                    self.finished.discard(run.run_id)
+                return Outcome.UNAVAILABLE
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
         return Outcome.ACCEPTED

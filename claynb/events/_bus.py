@@ -36,6 +36,11 @@ TOPICS = (LEADS, RUNS_FINISHED, CONTACTS, TABLE_ROWS)
 #: Seconds to wait for JetStream to acknowledge a stored event. nats-py's default (0.5 s)
 #: is shorter than a busy machine sometimes takes, and turned a slow ack into a failed publish.
 PUBLISH_ACK_TIMEOUT_S = 10.0
+#: On Redis Streams, an event delivered to a consumer and not acknowledged for this long
+#: (its process died holding it) is claimed by a live one and handled again
+#: (``CLAYNB_BUS_RECLAIM_IDLE_S``). Longer than any handler of a live process takes to ack.
+DEFAULT_RECLAIM_IDLE_S = 60.0
+ENV_RECLAIM_IDLE_S = "CLAYNB_BUS_RECLAIM_IDLE_S"
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -70,8 +75,11 @@ class DeadLetter:
 class Bus:
     """A FastStream broker for one URL and namespace: publish, subscribe, dead letters."""
 
-    def __init__(self, url: str, namespace: str = "default") -> None:
+    def __init__(
+        self, url: str, namespace: str = "default", *, reclaim_idle_s: float | None = None
+    ) -> None:
         self.url = url
+        self.reclaim_idle_s = reclaim_idle_s if reclaim_idle_s is not None else _reclaim_idle_s()
         self.kind = bus_kind(url)
         self.namespace = _NAME_RE.sub("_", namespace) or "default"
         self.broker: Any = _make_broker(self.kind, url)
@@ -166,13 +174,17 @@ class Bus:
         many, or it holds up every event behind it).
         """
         group = _NAME_RE.sub("_", group)
-        sub = self._subscriber(topic, group, concurrency)
-        sub(_json_handler(handler))
+        subs = [self._subscriber(topic, group, concurrency)]
+        if self.kind == "redis":
+            subs.append(self._reclaimer(topic, group))
+        for sub in subs:
+            sub(_json_handler(handler))
         self._groups.append((self.subject(topic), group))
         if self._started:
             if self.kind == "redis":
                 await self._ensure_group(self.subject(topic), group)
-            await sub.start()
+            for sub in subs:
+                await sub.start()
 
     def _subscriber(self, topic: str, group: str, concurrency: int = 1) -> Any:
         subject = self.subject(topic)
@@ -200,6 +212,26 @@ class Bus:
             )
             return self.broker.subscriber(stream=sub, **workers)
         return self.broker.subscriber(subject, group_id=group)
+
+    def _reclaimer(self, topic: str, group: str) -> Any:
+        """Redis Streams only: the group's events a dead consumer left unacknowledged.
+
+        A consumer that dies (SIGKILL, a lost host) leaves its events pending in the group
+        for good: a new consumer reads only events never delivered. This second consumer
+        claims (XAUTOCLAIM) every entry pending longer than :attr:`reclaim_idle_s`, from
+        the moment the process starts and then every poll, and hands it to the same
+        handler. NATS JetStream redelivers by itself once its ack wait passes.
+        """
+        from faststream.redis import StreamSub
+
+        sub = StreamSub(
+            self.subject(topic),
+            group=group,
+            consumer=f"{group}-reclaim-{uuid.uuid4().hex[:8]}",
+            polling_interval=max(int(self.reclaim_idle_s * 1000 / 4), 100),
+            min_idle_time=max(int(self.reclaim_idle_s * 1000), 1),
+        )
+        return self.broker.subscriber(stream=sub)
 
     async def _ensure_group(self, stream: str, group: str) -> None:
         """Create a Redis consumer group at the stream's start ("0"), not its end ("$").
@@ -258,6 +290,13 @@ def safe_url(url: str) -> str:
     from claynb.services.redis import safe_url as without_password
 
     return redact(without_password(url))
+
+
+def _reclaim_idle_s() -> float:
+    import os
+
+    raw = os.environ.get(ENV_RECLAIM_IDLE_S)
+    return float(raw) if raw else DEFAULT_RECLAIM_IDLE_S
 
 
 def _make_broker(kind: str, url: str) -> Any:

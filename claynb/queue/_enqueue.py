@@ -60,7 +60,9 @@ class LeadQueue:
     is one); ``None`` sends without a cap. ``base_url`` is the Clay the workers must talk
     to (checked by each worker; defaults to ``CLAY_BASE_URL``); the API key is never
     given here: workers read it from their own environment. ``webhook_id`` (the id Clay
-    gave the outbound webhook of a receiver you run) is sent with every run.
+    gave the outbound webhook of a receiver you run) is sent with every run, so a lead
+    whose send's outcome is unknown is collected when the receiver hands the run's
+    delivery to :meth:`delivered`.
     """
 
     def __init__(
@@ -219,6 +221,16 @@ class LeadQueue:
     def _mark(self) -> str:
         last = self.conn.xrevrange(outcomes_key(self.name), count=1)
         return _s(last[0][0]) if last else "0-0"
+
+    def delivered(self, run_id: str) -> None:
+        """Clay said (a verified run-finished webhook) that ``run_id`` finished: leads
+        parked ``unknown`` in that run are collected by a worker, never sent again.
+
+        Pass it to a receiver: ``WebhookReceiver(on_finished=lq.delivered)``.
+        """
+        from claynb.queue._adopt import notify_delivered
+
+        notify_delivered(self.conn, self.name, run_id)
 
     # -- reading outcomes back ----------------------------------------------------------
 

@@ -242,7 +242,7 @@ def process(
             f"batch {batch.id} is for Clay at {batch.base_url} but this worker "
             f"talks to {settings.base_url}: start it with that CLAY_BASE_URL"
         )
-    budget_key = f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
+    budget_key = budget_key_of(batch)
     plan = get_plan(str(batch.opts.get("plan", "growth")))
     if batch.state == FAILED:  # its job was run again without requeue_dead_letters
         store.move(batch.id, FAILED, NEW)
@@ -266,13 +266,20 @@ def process(
     )
     answers = None if error is not None else _answers(batch, results, run_id, client)
     outcomes = build_outcomes(batch, cached, answers, run_id, error, overflow)
-    actual = _actual(batch, answers, plan)
+    if error is not None:  # a delivery naming the run may still collect it (queue._adopt)
+        store.park(batch.id)
+    actual = actual_spend(batch, answers, plan)
     emitted = store.emit(batch, budget_key, outcomes, actual)
     if emitted:
         store.remember(batch, outcomes)
         _sample(store, batch, job, outcomes)
     batch.outcomes = outcomes
     return _summary(batch, emitted=emitted)
+
+
+def budget_key_of(batch: Batch) -> str:
+    """The shared budget's Redis hash a batch reserves from (an unnamed one without caps)."""
+    return f"claynb:budget:{batch.budget}" if batch.budget else "claynb:budget:"
 
 
 def _reload(store: BatchStore, batch_id: str) -> Batch:
@@ -447,6 +454,7 @@ def _send(
         store.give_up(batch, budget_key, why)
         _no_more_retries(job)
         raise ClayError(f"batch {batch.id}: {why}")
+    store.unsettle(batch)  # until the run id is journaled, a delivery may be needed
     if not store.begin_send(batch.id):
         raise ClayError(f"batch {batch.id} is being sent by another worker")
     inputs = {lead.key: lead.inputs for lead in batch.leads}
@@ -466,6 +474,7 @@ def _send(
         posts = store.count_posts(batch.id, spent)
         if final_attempt or not client.retry.sends_left(posts):
             store.give_up(batch, budget_key, f"not sent after {posts} attempt(s): {exc}")
+            store.settle(batch)
             _no_more_retries(job)
         else:
             store.move(batch.id, SENDING, RESERVED)
@@ -484,6 +493,7 @@ def _send(
                 raise
 
     _until_written(journal_run, store.conn)
+    _until_written(lambda: store.settle(batch), store.conn)
     return run_id
 
 
@@ -580,7 +590,7 @@ def _sent(answers: dict[str, ItemResult] | None, key: str, error: str | None) ->
     }
 
 
-def _actual(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
+def actual_spend(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any) -> list[int]:
     """What Clay charged for the batch (scaled), the worst case when the outcome is unknown."""
     if answers is None:
         total = row_reservation(batch.routine, capped=bool(batch.budget)) * batch.reserved

@@ -125,6 +125,12 @@ def fresh_key(queue: str) -> str:
     return f"{PREFIX}:{queue}:fresh"
 
 
+def unsettled_key(queue: str) -> str:
+    """Batches of ``queue`` whose run id Clay has not told us: being sent, or parked
+    ``unknown`` until a run-finished webhook (or a later poll) names their run."""
+    return f"{PREFIX}:unsettled:{queue}"
+
+
 def lease_key(job_id: str) -> str:
     return f"{PREFIX}:lease:{job_id}"
 
@@ -345,6 +351,27 @@ return 1
 )
 
 
+# KEYS: batch hash, budget hash, outcome stream, unsettled set.
+# ARGV: run id, outcomes JSON (the whole batch's), use budget (1/0), spend correction a, c, u
+# (what Clay charged minus the worst case the unknown outcome settled), stream (1/0), stream max
+# length, batch id, then one JSON per adopted lead. A parked batch takes the run a delivery named: its
+# leads' answers are published once, the budget corrected, the batch settled; 0 if it was not
+# parked (another collector adopted it first).
+_ADOPT = """
+if redis.call('HGET', KEYS[1], 'parked') ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], 'parked', '0', 'run_id', ARGV[1], 'outcomes', ARGV[2])
+redis.call('SREM', KEYS[4], ARGV[9])
+if ARGV[3] == '1' then
+  local meters = {'a', 'c', 'u'}
+  for i, m in ipairs(meters) do redis.call('HINCRBY', KEYS[2], 'spent_' .. m, tonumber(ARGV[3 + i])) end
+end
+if ARGV[7] == '1' then
+  for i = 10, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'o', ARGV[i]) end
+end
+return 1
+"""
+
+
 class BatchStore:
     """Reads and moves batches through their journal; every step atomic in Redis."""
 
@@ -356,6 +383,7 @@ class BatchStore:
         self._give_up = connection.register_script(_GIVE_UP)
         self._move = connection.register_script(_MOVE)
         self._emit = connection.register_script(_EMIT)
+        self._adopt = connection.register_script(_ADOPT)
 
     def create(self, batch: Batch) -> bool:
         """Store a new batch; False (and nothing changed) when one with this id exists."""
@@ -444,6 +472,51 @@ class BatchStore:
         ]
         keys = [batch_key(batch.id), budget_key, outcomes_key(batch.queue), stats_key(batch.queue)]
         return bool(_atomically(self._emit, keys, args))
+
+    def unsettle(self, batch: Batch) -> None:
+        """The batch is about to be sent: until its run id is journaled it may need a
+        delivery to explain it (see :mod:`claynb.queue._adopt`)."""
+        self.conn.sadd(unsettled_key(batch.queue), batch.id)
+
+    def settle(self, batch: Batch) -> None:
+        """The batch's run id is journaled (or nothing was sent): no delivery is needed."""
+        self.conn.srem(unsettled_key(batch.queue), batch.id)
+
+    def park(self, batch_id: str) -> None:
+        """The send's outcome is unknown: a delivery naming the run may still collect it."""
+        self.conn.hset(batch_key(batch_id), "parked", "1")
+
+    def unsettled(self, queue: str) -> list[str]:
+        return sorted(_s(b) for b in self.conn.smembers(unsettled_key(queue)))
+
+    def adopt(
+        self,
+        batch: Batch,
+        budget_key: str,
+        run_id: str,
+        outcomes: list[dict[str, Any]],
+        published: list[dict[str, Any]],
+        correction: list[int],
+    ) -> bool:
+        """A parked batch's run was found: publish ``published`` once, correct the spend."""
+        lines = [json.dumps(o, separators=(",", ":"), default=str) for o in published]
+        args = [
+            run_id,
+            json.dumps(outcomes, separators=(",", ":"), default=str),
+            "1" if batch.budget else "0",
+            *correction,
+            "1" if batch.stream else "0",
+            STREAM_MAXLEN,
+            batch.id,
+            *lines,
+        ]
+        keys = [
+            batch_key(batch.id),
+            budget_key,
+            outcomes_key(batch.queue),
+            unsettled_key(batch.queue),
+        ]
+        return bool(_atomically(self._adopt, keys, args))
 
     def record_sample(self, queue: str, sample: dict[str, Any]) -> None:
         """One finished job's latency and size, for the monitor (best effort, capped)."""
