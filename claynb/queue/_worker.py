@@ -215,6 +215,41 @@ def worker_class(fork: bool = False) -> type:
     return type("ClaynbWorker" if not fork else "ClaynbForkingWorker", (_Reaping, base), {})
 
 
+#: Set by :class:`WorkerPool` to its own pid: a worker whose pool process is gone stops.
+ENV_POOL_PID = "CLAYNB_WORKER_POOL_PID"
+#: How often a pool's worker checks that its pool is still there, and how long it then
+#: gives a job in hand to finish before it exits anyway.
+POOL_CHECK_S = 1.0
+ORPHAN_GRACE_S = 60.0
+
+
+def exit_with_pool() -> threading.Thread | None:
+    """A worker started by a :class:`WorkerPool` ends when the pool's process does.
+
+    Workers ride out a Redis outage instead of exiting, and each runs in a process group of
+    its own so that stopping the pool reaches its scheduler child too; so a kernel killed
+    without stopping its pool would leave them waiting forever for a Redis that died with
+    it. This thread watches the parent: once it is not the pool any more, the worker gets
+    SIGTERM (finish the job in hand, as on a redeploy) and, if it is still up after a
+    grace, exits. A worker started by hand (``claynb worker``) has no pool and is left alone.
+    """
+    pool = os.environ.get(ENV_POOL_PID)
+    if not pool or not pool.isdigit():
+        return None
+
+    def watch() -> None:
+        while os.getppid() == int(pool):
+            time.sleep(POOL_CHECK_S)
+        log.warning("the worker pool (pid %s) is gone: this worker stops", pool)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="claynb-pool-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_worker(
     conn: Any,
     queues: Sequence[str],
@@ -228,8 +263,11 @@ def run_worker(
     """Run an RQ worker on ``queues`` until stopped (or, with ``burst``, until they drain).
 
     A Redis outage does not end it: it waits for Redis (with backoff) and starts afresh.
+    A worker of a :class:`WorkerPool` ends with the pool's process (:func:`exit_with_pool`).
     """
     from rq import Queue
+
+    exit_with_pool()
 
     cls = worker_class(fork)
     worked, restarts = False, 0
@@ -346,6 +384,7 @@ class WorkerPool:
         self.burst = burst
         self.with_scheduler = with_scheduler
         self._env = dict(os.environ)
+        self._env[ENV_POOL_PID] = str(os.getpid())
         if api_key:
             self._env["CLAY_API_KEY"] = api_key
         if base_url:
