@@ -48,7 +48,9 @@ def enrich_everywhere(
     options: dict[str, dict[str, Any]] = {
         "direct": {"concurrency": 1},
         "queue": {"redis_url": redis_url, "queue": f"agree-{uuid.uuid4().hex[:8]}", "workers": 1},
-        "events": {"bus_url": nats_url, "linger_s": 1.0, "timeout": 120},
+        # Long enough for every lead to reach the service before its one run starts, even
+        # on a loaded machine: split over two runs, the second meets the 402 in its place.
+        "events": {"bus_url": nats_url, "linger_s": 15.0, "timeout": 180},
     }
     for backend, extra in options.items():
         emu = make_emulator(seed=5, routines={workspace.id: workspace}, **settings)
@@ -90,11 +92,17 @@ def test_matches_misses_and_items_clay_did_not_run_read_the_same_everywhere(
     assert outs["direct"]["clay_data_credits"].sum() == 8  # what Clay had, then it stopped
     sent = outs["direct"][direct != "invalid_input"]
     assert set(sent["clay_cost_source"].dropna()) == {"metered"}
-    for backend in ("queue", "events"):
-        pd.testing.assert_series_equal(outs[backend]["clay_status"], direct, obj=backend)
-        pd.testing.assert_series_equal(
-            outs[backend]["clay_data_credits"], outs["direct"]["clay_data_credits"], obj=backend
-        )
+    pd.testing.assert_series_equal(outs["queue"]["clay_status"], direct, obj="queue")
+    pd.testing.assert_series_equal(
+        outs["queue"]["clay_data_credits"], outs["direct"]["clay_data_credits"], obj="queue"
+    )
+    # The event tier's run holds the leads in the order they crossed the bus, not the
+    # frame's, so which rows Clay ran before its credits ran out may differ: as many of
+    # each status, and what Clay charged, still agree.
+    events = outs["events"]
+    assert sorted(events["clay_status"]) == sorted(direct)
+    assert events["clay_data_credits"].sum() == outs["direct"]["clay_data_credits"].sum()
+    assert (events["clay_status"] == "invalid_input").equals(direct == "invalid_input")
 
 
 def test_items_clay_failed_read_the_same_everywhere(
