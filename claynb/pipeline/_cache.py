@@ -83,6 +83,48 @@ def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
         yield keys[start : start + _CHUNK]
 
 
+@dataclass(frozen=True)
+class Hits:
+    """Cached answers found for some keys, as columns (``keys[i]`` answered
+    ``statuses[i]`` with ``results[i]``, fetched at ``fetched_at[i]``)."""
+
+    keys: list[str]
+    statuses: list[str]
+    results: list[dict[str, Any]]
+    fetched_at: list[float]
+
+
+def cache_hits(
+    conn: sqlite3.Connection,
+    routine: str,
+    keys: Sequence[str],
+    *,
+    max_age_s: float | None = None,
+    now: float,
+) -> Hits:
+    """Cached answers for these keys, leaving out those older than ``max_age_s``: one
+    indexed query per chunk of keys, and one JSON parse per chunk."""
+    oldest = -1.0 if max_age_s is None else now - max_age_s
+    hits = Hits([], [], [], [])
+    for chunk in _chunks(list(keys)):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
+            f"AND fetched_at >= ? AND key IN ({marks})",
+            (routine, oldest, *chunk),
+        ).fetchall()
+        if not rows:
+            continue
+        found, statuses, results, at = zip(*rows, strict=True)
+        hits.keys.extend(found)
+        hits.statuses.extend(statuses)
+        # Each result is a JSON document: one parse of them all as an array is the same
+        # objects for far fewer calls (a cached re-run reads every row of the frame).
+        hits.results.extend(json.loads(f"[{','.join(results)}]"))
+        hits.fetched_at.extend(at)
+    return hits
+
+
 def cache_get(
     conn: sqlite3.Connection,
     routine: str,
@@ -91,22 +133,14 @@ def cache_get(
     max_age_s: float | None = None,
     now: float,
 ) -> dict[str, Cached]:
-    """Cached answers for these keys, leaving out those older than ``max_age_s``."""
-    oldest = -1.0 if max_age_s is None else now - max_age_s
-    found: dict[str, Cached] = {}
-    for chunk in _chunks(list(keys)):
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
-            f"AND fetched_at >= ? AND key IN ({marks})",
-            (routine, oldest, *chunk),
-        ).fetchall()
-        # Each result is a JSON document: one parse of them all as an array is the same
-        # objects for far fewer calls (a cached re-run reads every row of the frame).
-        results = json.loads(f"[{','.join(row[2] for row in rows)}]")
-        for (key, status, _, fetched_at), result in zip(rows, results, strict=True):
-            found[key] = Cached(status, result, fetched_at)
-    return found
+    """Cached answers for these keys (key -> :class:`Cached`), as :func:`cache_hits`."""
+    hits = cache_hits(conn, routine, keys, max_age_s=max_age_s, now=now)
+    return {
+        key: Cached(status, result, at)
+        for key, status, result, at in zip(
+            hits.keys, hits.statuses, hits.results, hits.fetched_at, strict=True
+        )
+    }
 
 
 def cache_put(

@@ -130,7 +130,7 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[list[WorkItem]]:
     """The items this call sends, round by round: those it could claim; then, once the
     calls holding the others have ended, whatever those left unanswered (rarely any: a
     row they could not pay for, or one a dead process held). Rows answered meanwhile join
-    ``call.plan.known``; in the end ``call.plan.to_send`` lists what was sent."""
+    ``call.plan.answers``; in the end ``call.plan.to_send`` lists what was sent."""
     plan, claims, sent = call.plan, call.claims, []
     todo = {item.key: item for item in plan.to_send}
     try:
@@ -158,15 +158,13 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[list[WorkItem]]:
 
 def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
     by_key = complete(call.plan.to_send, results)
-    by_group = dict(call.plan.known)
-    for key, result in by_key.items():
-        g = call.plan.group_of.get(key)
-        if g is not None:
-            by_group[g] = result
-    extra = result_fields(call.routine, by_group.values())
+    group_of, answers = call.plan.group_of, call.plan.answers
+    landed = [(group_of[key], result) for key, result in by_key.items() if key in group_of]
+    answers.put([g for g, _ in landed], [result for _, result in landed])
+    extra = result_fields(call.routine, answers.result)
     if extra:
         check_columns(df, call.routine, call.prefix, call.overwrite, extra)
-    return merge(df, call.plan.prepared, by_group, call.prefix, extra)
+    return merge(df, call.plan.prepared, answers, call.prefix, extra)
 
 
 def _backend_kwargs(

@@ -498,6 +498,14 @@ class Journal:
         now = time.time()
         return self.read(lambda c: _cache.cache_get(c, routine, keys, max_age_s=max_age_s, now=now))
 
+    def cache_hits(
+        self, routine: str, keys: Sequence[str], *, max_age_s: float | None = None
+    ) -> _cache.Hits:
+        now = time.time()
+        return self.read(
+            lambda c: _cache.cache_hits(c, routine, keys, max_age_s=max_age_s, now=now)
+        )
+
     def failures(
         self, routine: str | None = None, keys: Sequence[str] | None = None
     ) -> list[_cache.Failure]:

@@ -1,7 +1,7 @@
 """Results back into a frame: every row answered from its group, in the frame's own order.
 
-:func:`merge` fans one :class:`~claynb.pipeline._work.ItemResult` per group of identical
-rows back out to every row, keeping the frame's index and order: ``clay_<field>`` per
+:func:`merge` fans each group's answer (:class:`~claynb.pipeline._work.Answers`: a slot per
+group of identical rows) back out to every row, keeping the frame's index and order: ``clay_<field>`` per
 result field (the routine's listed fields, then any other that came back: a workspace
 routine returns what it returns), then the status columns. The first row of a group
 carries the cost, its duplicates show 0, so each cost column sums to what was charged;
@@ -12,7 +12,8 @@ Columns are built as whole arrays (one per field), never row by row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import STATUSES, CostSource, ItemResult, Status, WorkItem
+from claynb.pipeline._work import STATUSES, Answers, CostSource, ItemResult, Status, WorkItem
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
@@ -36,15 +37,12 @@ def output_columns(
     return [prefix + name for name in (*routine.fields, *extra, *STATUS_FIELDS)]
 
 
-def result_fields(routine: Routine, results: Iterable[ItemResult]) -> list[str]:
-    """Fields that came back which the routine does not list, in order of first sight."""
+def result_fields(routine: Routine, results: Iterable[dict[str, Any] | None]) -> list[str]:
+    """Fields in these results (each a dict, or None) which the routine does not list, in
+    order of first sight."""
     listed = set(routine.fields)
-    extra: dict[str, None] = {}
-    for r in results:
-        for name in r.result or ():
-            if name not in listed:
-                extra[name] = None
-    return list(extra)
+    seen = dict.fromkeys(chain.from_iterable(r for r in results if r))
+    return [name for name in seen if name not in listed]
 
 
 def check_columns(
@@ -118,33 +116,27 @@ def _column(values: list[Any], codes: np.ndarray) -> Any:
 def merge(
     df: pd.DataFrame,
     prepared: Prepared,
-    by_group: Mapping[int, ItemResult],
+    answers: Answers,
     prefix: str = DEFAULT_PREFIX,
     extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field (the
     routine's, then ``extra``) and the status columns, every row answered from its group's
-    result, in ``df``'s order and index."""
+    slot of ``answers``, in ``df``'s order and index."""
     routine, codes = prepared.routine, prepared.codes
-    results = [by_group[g] for g in range(len(prepared.keys))]
+    results = answers.result.tolist()
     cols: dict[str, Any] = {}
     for name in (*routine.fields, *extra):
-        cols[prefix + name] = _column(
-            [r.result.get(name) if r.result else None for r in results], codes
-        )
-    cols[prefix + "status"] = _column([str(r.status) for r in results], codes)
-    cols[prefix + "error"] = _column([r.error for r in results], codes)
+        cols[prefix + name] = _column([r.get(name) if r else None for r in results], codes)
+    cols[prefix + "status"] = _column(answers.status.tolist(), codes)
+    cols[prefix + "error"] = _column(answers.error.tolist(), codes)
     first = prepared.first
-    unpriced = np.array([r.cost_source == CostSource.UNPRICED for r in results], dtype=bool)
-    for meter in ("actions", "data_credits"):
-        per_group = np.array([getattr(r.cost, meter) for r in results], dtype="float64")
-        per_group[unpriced] = np.nan  # not zero: nobody can say what these rows cost
+    unpriced = answers.source == str(CostSource.UNPRICED)
+    for meter, per_group in (("actions", answers.actions), ("data_credits", answers.data_credits)):
+        per_group = np.where(unpriced, np.nan, per_group)  # nobody can say what these cost
         cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
-    sources = np.array(
-        [None if r.cost_source is None else str(r.cost_source) for r in results], dtype=object
-    )
     # Always text, so a frame of cached rows (nothing sent, no source) concatenates with any.
     cols[prefix + "cost_source"] = pd.array(
-        sources[codes] if len(codes) else np.empty(0, dtype=object), dtype=_text_dtype()
+        answers.source[codes] if len(codes) else np.empty(0, dtype=object), dtype=_text_dtype()
     )
     return df.assign(**cols)

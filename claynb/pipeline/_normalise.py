@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from claynb._routines import Routine, validate_inputs
-from claynb.pipeline._work import item_key
+from claynb._routines import Routine, input_problem, validate_inputs
+from claynb.pipeline._work import item_keys
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"^[^/@]*@")
@@ -122,17 +122,18 @@ def resolve_columns(
 
 @dataclass(frozen=True)
 class Prepared:
-    """A frame reduced to its unique work.
+    """A frame reduced to its unique work, as columns.
 
-    ``codes[i]`` is the group of row ``i``; ``inputs[g]``, ``keys[g]`` and ``reasons[g]``
-    describe group ``g`` (``keys[g]`` is None and ``reasons[g]`` says why when the group
-    is invalid); ``first[i]`` is True for the first row of each group, which carries the
-    group's cost.
+    ``codes[i]`` is the group of row ``i``; ``values[name][g]``, ``keys[g]`` and
+    ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and ``reasons[g]`` says why
+    when the group is invalid); ``first[i]`` is True for the first row of each group,
+    which carries the group's cost. A group's inputs as one dict: :meth:`inputs_of`
+    (built only for the groups that are sent).
     """
 
     routine: Routine
     codes: np.ndarray
-    inputs: list[dict[str, Any]]
+    values: dict[str, np.ndarray]
     keys: list[str | None]
     reasons: list[str | None]
     first: np.ndarray
@@ -142,31 +143,55 @@ class Prepared:
         return len(self.codes)
 
     @property
+    def groups(self) -> int:
+        return len(self.keys)
+
+    @property
     def valid_groups(self) -> list[int]:
         return [g for g, key in enumerate(self.keys) if key is not None]
 
+    def inputs_of(self, g: int) -> dict[str, Any]:
+        """Group ``g``'s normalised inputs (input name -> text or None)."""
+        return {name: column[g] for name, column in self.values.items()}
 
-def _normalised_column(name: str, column: pd.Series) -> np.ndarray:
-    """The column's values normalised, as an object array (None for missing)."""
+
+@dataclass(frozen=True)
+class _Column:
+    """One input column, normalised and checked once per distinct value: ``codes[i]`` is
+    row ``i``'s slot in ``clean`` (its normalised value) and ``reasons`` (why it is
+    unusable, or None)."""
+
+    codes: np.ndarray
+    clean: np.ndarray
+    reasons: np.ndarray
+
+
+def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Column:
+    """The column's distinct values normalised (None for missing) and checked."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    kind = routine.kind_of(name)
     clean = np.empty(len(uniques) + 1, dtype=object)
     # Missing values are factorised out (code -1), so text, the common case, goes straight
     # to its normaliser: once per distinct value, with no per-value NA checks.
-    normalise = normaliser_for(name)
+    normalise = normaliser_for(kind)
     clean[:-1] = [
-        (normalise(v) or None) if type(v) is str else normalise_value(name, v)
+        (normalise(v) or None) if type(v) is str else normalise_value(kind, v)
         for v in np.asarray(uniques, dtype=object).tolist()  # not an element-wise __getitem__
     ]
     clean[-1] = None  # code -1 (NA) indexes the last slot
-    return clean[codes]
+    reasons = np.empty(len(clean), dtype=object)
+    reasons[:] = [input_problem(routine, name, v) for v in clean.tolist()]
+    return _Column(codes.astype(np.int64), clean, reasons)
 
 
-def _group(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by their tuple of values: (row -> group, a row index of each group)."""
+def _group(columns: Sequence[_Column]) -> tuple[np.ndarray, np.ndarray]:
+    """Group rows by their tuple of normalised values: (row -> group, a row index of each
+    group). Integers only: each column's slots are mapped to its distinct normalised
+    values (two spellings can normalise alike), and the codes combined."""
     combined: np.ndarray | None = None
-    for values in columns:
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-        codes = codes.astype(np.int64)
+    for column in columns:
+        same, uniques = pd.factorize(column.clean, use_na_sentinel=False)
+        codes = same.astype(np.int64)[column.codes]
         combined = codes if combined is None else combined * (len(uniques) + 1) + codes
     assert combined is not None
     groups, _ = pd.factorize(combined)
@@ -175,18 +200,32 @@ def _group(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return groups.astype(np.int64), first_rows.astype(np.int64)
 
 
+def _first_reason(per_input: Sequence[np.ndarray], groups: int) -> list[str | None]:
+    """Per group, the first input's reason (in the routine's order), as
+    :func:`claynb._routines.validate_inputs` gives it."""
+    reasons = np.full(groups, None, dtype=object)
+    for column in reversed(per_input):
+        reasons = np.where(pd.isna(column), reasons, column)
+    return list(reasons.tolist())
+
+
 def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None) -> Prepared:
     """Normalise, de-duplicate and validate the frame's inputs for ``routine``."""
     columns = resolve_columns(df, routine, inputs)
     names = list(routine.inputs)
-    values = [_normalised_column(routine.kind_of(name), df[columns[name]]) for name in names]
-    codes, first_rows = _group(values)
-    group_inputs = [{name: values[j][row] for j, name in enumerate(names)} for row in first_rows]
-    reasons = [validate_inputs(routine, item) for item in group_inputs]
-    keys = [
-        None if reason else item_key(routine.id, item)
-        for item, reason in zip(group_inputs, reasons, strict=True)
-    ]
+    normalised = [_normalised_column(routine, name, df[columns[name]]) for name in names]
+    codes, first_rows = _group(normalised)
+    slots = [column.codes[first_rows] for column in normalised]
+    values = {name: c.clean[at] for name, c, at in zip(names, normalised, slots, strict=True)}
+    reasons = _first_reason(
+        [c.reasons[at] for c, at in zip(normalised, slots, strict=True)], len(first_rows)
+    )
+    valid = np.flatnonzero(pd.isna(np.asarray(reasons, dtype=object)))
+    keys: list[str | None] = [None] * len(first_rows)
+    for g, key in zip(
+        valid.tolist(), item_keys(routine.id, {n: v[valid] for n, v in values.items()}), strict=True
+    ):
+        keys[g] = key
     first = np.zeros(len(codes), dtype=bool)
     first[first_rows] = True
-    return Prepared(routine, codes, group_inputs, keys, reasons, first)
+    return Prepared(routine, codes, values, keys, reasons, first)

@@ -17,10 +17,10 @@ from typing import Any
 
 from claynb._catalogue import catalogue_paths, load_catalogue
 from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
-from claynb.pipeline._cache import max_age_seconds
+from claynb.pipeline._cache import Hits, max_age_seconds
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import ItemResult, Status, WorkItem
+from claynb.pipeline._work import Answers, ItemResult, Status, WorkItem
 
 
 def catalogue_of(client: Any) -> Mapping[str, Routine]:
@@ -70,15 +70,35 @@ def resolve_routine(
 
 @dataclass
 class WorkPlan:
-    """What a call will do: answers already known per group, and the items to send."""
+    """What a call will do: answers already known per group (:class:`Answers`, columns
+    with a slot per group), and the items to send."""
 
     prepared: Prepared
-    known: dict[int, ItemResult] = field(default_factory=dict)
+    answers: Answers
     to_send: list[WorkItem] = field(default_factory=list)
     group_of: dict[str, int] = field(default_factory=dict)
 
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.known.values() if r.status == status)
+    def count(self, status: Status) -> int:
+        return self.answers.count(status)
+
+    def unanswered(self, keys: list[str]) -> list[str]:
+        """Those of ``keys`` whose group has no answer yet."""
+        has, group_of = self.answers.has, self.group_of
+        return [k for k in keys if not has(group_of[k])]
+
+    def items(self, keys: list[str]) -> list[WorkItem]:
+        """Work items for these keys, their inputs as :func:`prepare` normalised them."""
+        inputs_of, group_of = self.prepared.inputs_of, self.group_of
+        return [WorkItem(k, inputs_of(group_of[k])) for k in keys]
+
+    def answer(self, key: str, status: Status, error: str) -> None:
+        """Answer one key's group without a request (a failure or an unknown outcome)."""
+        self.answers.put([self.group_of[key]], [ItemResult(key, status, error=error, attempts=0)])
+
+    def answer_cached(self, hits: Hits) -> None:
+        """Answer the groups of these cached keys: ``cached``, at no cost."""
+        group_of = self.group_of
+        self.answers.put_cached([group_of[k] for k in hits.keys], hits.results)
 
 
 def plan_work(
@@ -92,27 +112,23 @@ def plan_work(
     resend_unknown: bool = False,
 ) -> WorkPlan:
     """Answer every group that needs no request; list the items that do. Sends nothing."""
-    routine, plan = prepared.routine, WorkPlan(prepared)
-    for g, reason in enumerate(prepared.reasons):
-        if reason is not None:
-            plan.known[g] = ItemResult(
-                f"invalid:{g}", Status.INVALID_INPUT, error=reason, attempts=0
-            )
+    routine, plan = prepared.routine, WorkPlan(prepared, Answers(prepared.groups))
+    invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
+    plan.answers.put(
+        invalid,
+        [
+            ItemResult(f"invalid:{g}", Status.INVALID_INPUT, error=prepared.reasons[g], attempts=0)
+            for g in invalid
+        ],
+    )
     plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     keys = list(plan.group_of)
     if cache and not refresh:
-        for key, hit in journal.cached(
-            routine.id, keys, max_age_s=max_age_seconds(max_age)
-        ).items():
-            plan.known[plan.group_of[key]] = ItemResult(key, Status.CACHED, hit.result, attempts=0)
-    pending = [k for k in keys if plan.group_of[k] not in plan.known]
+        plan.answer_cached(journal.cache_hits(routine.id, keys, max_age_s=max_age_seconds(max_age)))
+    pending = plan.unanswered(keys)
     _known_unknowns(plan, journal, pending, resend_unknown)
     _known_failures(plan, journal, pending, retry_failed)
-    plan.to_send = [
-        WorkItem(k, prepared.inputs[plan.group_of[k]])
-        for k in keys
-        if plan.group_of[k] not in plan.known
-    ]
+    plan.to_send = plan.items(plan.unanswered(pending))
     return plan
 
 
@@ -124,11 +140,10 @@ def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: b
         journal.forget_unknown(routine, list(unknown))
         return
     for key, why in unknown.items():
-        plan.known[plan.group_of[key]] = ItemResult(
+        plan.answer(
             key,
             Status.UNKNOWN,
-            attempts=0,
-            error=f"{why}; not re-sent, since Clay may already have charged it: "
+            f"{why}; not re-sent, since Clay may already have charged it: "
             "pass resend_unknown=True to send it again",
         )
 
@@ -137,14 +152,12 @@ def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bo
     if retry:
         return
     for failure in journal.failures(plan.prepared.routine.id, keys):
-        g = plan.group_of[failure.key]
-        if g in plan.known:
+        if plan.answers.has(plan.group_of[failure.key]):
             continue
-        plan.known[g] = ItemResult(
+        plan.answer(
             failure.key,
             Status.FAILED,
-            attempts=0,
-            error=f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
+            f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
             "not re-sent: pass retry_failed=True to send it again",
         )
 
@@ -162,14 +175,9 @@ def answer_landed(
     """
     routine = plan.prepared.routine.id
     age = max(0.0, time.time() - since)
-    for key, hit in journal.cached(routine, keys, max_age_s=age).items():
-        plan.known[plan.group_of[key]] = ItemResult(key, Status.CACHED, hit.result, attempts=0)
-    rest = [k for k in keys if plan.group_of[k] not in plan.known]
+    plan.answer_cached(journal.cache_hits(routine, keys, max_age_s=age))
+    rest = plan.unanswered(keys)
     _known_unknowns(plan, journal, rest, False)
     fresh = [f.key for f in journal.failures(routine, rest) if f.last_at >= since]
     _known_failures(plan, journal, fresh, False)
-    return [
-        WorkItem(k, plan.prepared.inputs[plan.group_of[k]])
-        for k in rest
-        if plan.group_of[k] not in plan.known
-    ]
+    return plan.items(plan.unanswered(rest))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any, Protocol
+
+import numpy as np
 
 from claynb._routines import Cost
 
@@ -75,18 +77,30 @@ def item_key(routine_id: str, inputs: dict[str, Any]) -> str:
     """A stable id for (routine, normalised inputs): the Clay item id and the cache key.
 
     The hash of ``json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))``.
-    Normalised inputs are text or None, and for those the JSON is written here directly
-    (the same bytes, a few times faster: it runs once per unique row).
+    Normalised inputs are text or None, and for those the JSON is written directly
+    (:func:`item_keys`: the same bytes, a few times faster).
     """
     if all(v is None or type(v) is str for v in inputs.values()):
-        fields = ",".join(
-            f"{_json_text(name)}:{'null' if inputs[name] is None else _json_text(inputs[name])}"
-            for name in sorted(inputs)
-        )
-        blob = f"[{_json_text(routine_id)},{{{fields}}}]"
-    else:
-        blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
+        return item_keys(routine_id, {name: [value] for name, value in inputs.items()})[0]
+    blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+def item_keys(routine_id: str, columns: Mapping[str, Sequence[str | None]]) -> list[str]:
+    """:func:`item_key` of every row of these input columns (text or None), built column
+    by column: it runs once per unique row of a frame."""
+    names = sorted(columns)
+    texts = [["null" if v is None else _json_text(v) for v in columns[name]] for name in names]
+    head, labels = f"[{_json_text(routine_id)},{{", [f"{_json_text(name)}:" for name in names]
+    if len(names) == 1:
+        blobs: Iterable[str] = (f"{head}{labels[0]}{text}}}]" for text in texts[0])
+    else:
+        blobs = (
+            head + ",".join(label + text for label, text in zip(labels, row, strict=True)) + "}]"
+            for row in zip(*texts, strict=True)
+        )
+    sha256 = hashlib.sha256
+    return [sha256(blob.encode("utf-8")).hexdigest()[:32] for blob in blobs]
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,52 @@ class ItemResult:
     attempts: int = 1
     run_id: str | None = None
     cost_source: CostSource | None = None
+
+
+class Answers:
+    """What became of each group of a frame's rows (one slot per group), as columns.
+
+    A frame answered from the cache fills these with a few array assignments rather than
+    an :class:`ItemResult` per row; :func:`claynb.pipeline._merge.merge` fans them out to
+    rows. A slot whose ``status`` is None is not answered yet.
+    """
+
+    def __init__(self, groups: int) -> None:
+        self.status = np.full(groups, None, dtype=object)
+        self.result = np.full(groups, None, dtype=object)  # the answer's fields, or None
+        self.error = np.full(groups, None, dtype=object)
+        self.actions = np.zeros(groups)
+        self.data_credits = np.zeros(groups)
+        self.source = np.full(groups, None, dtype=object)  # CostSource's text, or None
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def has(self, group: int) -> bool:
+        return self.status[group] is not None
+
+    def count(self, status: Status) -> int:
+        return int(np.count_nonzero(self.status == str(status)))
+
+    def put(self, groups: Sequence[int], results: Sequence[ItemResult]) -> None:
+        """Answer ``groups[i]`` with ``results[i]``."""
+        at = np.asarray(groups, dtype=np.int64)
+        self.status[at] = [str(r.status) for r in results]
+        self.result[at] = [r.result or None for r in results]
+        self.error[at] = [r.error for r in results]
+        self.actions[at] = [r.cost.actions for r in results]
+        self.data_credits[at] = [r.cost.data_credits for r in results]
+        self.source[at] = [None if r.cost_source is None else str(r.cost_source) for r in results]
+
+    def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any]]) -> None:
+        """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
+        at = np.asarray(groups, dtype=np.int64)
+        self.status[at] = str(Status.CACHED)
+        self.result[at] = list(results)
+        self.error[at] = None
+        self.actions[at] = 0.0
+        self.data_credits[at] = 0.0
+        self.source[at] = None
 
 
 class BudgetGuard(Protocol):
