@@ -421,20 +421,21 @@ def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
     is checked as its kind says (:meth:`Routine.kind_of`: its name unless declared).
     """
     for name in routine.inputs:
-        reason = input_problem(routine, name, inputs.get(name))
+        reason = input_problem(routine.kind_of(name), name, inputs.get(name))
         if reason is not None:
             return reason
     return None
 
 
-def input_problem(routine: Routine, name: str, value: Any) -> str | None:
-    """Why one input's value cannot be enriched, or ``None`` when it can: each input is
-    checked on its own, so a frame's column is checked once per distinct value."""
+def input_problem(kind: str, name: str, value: Any) -> str | None:
+    """Why one input's value (of this kind) cannot be enriched, or ``None`` when it can:
+    each input is checked on its own, so a frame's column is checked once per distinct
+    value."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return f"missing input {name!r}"
     if not isinstance(value, str):
         return f"input {name!r} must be a string, got {type(value).__name__}"
-    return _malformed(routine.kind_of(name), name, value)
+    return _malformed(kind, name, value)
 
 
 def _malformed(kind: str, name: str, value: str) -> str | None:

@@ -86,11 +86,12 @@ def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
 @dataclass(frozen=True)
 class Hits:
     """Cached answers found for some keys, as columns (``keys[i]`` answered
-    ``statuses[i]`` with ``results[i]``, fetched at ``fetched_at[i]``)."""
+    ``statuses[i]`` with ``results[i]``, fetched at ``fetched_at[i]``; read with
+    ``results=False``, only ``keys`` and ``results``, all None)."""
 
     keys: list[str]
     statuses: list[str]
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any] | None]
     fetched_at: list[float]
 
 
@@ -101,27 +102,36 @@ def cache_hits(
     *,
     max_age_s: float | None = None,
     now: float,
+    results: bool = True,
 ) -> Hits:
     """Cached answers for these keys, leaving out those older than ``max_age_s``: one
-    indexed query per chunk of keys, and one JSON parse per chunk."""
-    oldest = -1.0 if max_age_s is None else now - max_age_s
+    indexed query per chunk of keys, and one JSON parse per chunk. ``results=False`` reads
+    only which keys are cached (their results are None): with no ``max_age_s`` that is
+    the index alone, never the table."""
+    ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
+    columns = "key, status, result, fetched_at" if results else "key"
+    age = "" if max_age_s is None else "AND fetched_at >= ? "
     hits = Hits([], [], [], [])
     for chunk in _chunks(list(keys)):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT key, status, result, fetched_at FROM cache WHERE routine = ? "
-            f"AND fetched_at >= ? AND key IN ({marks})",
-            (routine, oldest, *chunk),
+            f"SELECT {columns} FROM cache WHERE routine = ? {age}AND key IN ({marks})",
+            (routine, *ages, *chunk),
         ).fetchall()
         if not rows:
             continue
-        found, statuses, results, at = zip(*rows, strict=True)
+        if not results:
+            hits.keys.extend(key for (key,) in rows)
+            continue
+        found, statuses, texts, at = zip(*rows, strict=True)
         hits.keys.extend(found)
         hits.statuses.extend(statuses)
         # Each result is a JSON document: one parse of them all as an array is the same
         # objects for far fewer calls (a cached re-run reads every row of the frame).
-        hits.results.extend(json.loads(f"[{','.join(results)}]"))
+        hits.results.extend(json.loads(f"[{','.join(texts)}]"))
         hits.fetched_at.extend(at)
+    if not results:
+        hits.results.extend([None] * len(hits.keys))
     return hits
 
 
@@ -136,7 +146,7 @@ def cache_get(
     """Cached answers for these keys (key -> :class:`Cached`), as :func:`cache_hits`."""
     hits = cache_hits(conn, routine, keys, max_age_s=max_age_s, now=now)
     return {
-        key: Cached(status, result, at)
+        key: Cached(status, result or {}, at)
         for key, status, result, at in zip(
             hits.keys, hits.statuses, hits.results, hits.fetched_at, strict=True
         )

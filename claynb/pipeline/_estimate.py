@@ -171,6 +171,7 @@ def estimate(
             refresh=refresh,
             retry_failed=retry_failed,
             resend_unknown=resend_unknown,
+            read_answers=False,  # what is cached is all an estimate needs
         )
         per_row, rate, basis, source = expected_per_row(resolved, journal, min_observed)
     n = len(work.to_send)

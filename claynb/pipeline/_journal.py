@@ -499,11 +499,18 @@ class Journal:
         return self.read(lambda c: _cache.cache_get(c, routine, keys, max_age_s=max_age_s, now=now))
 
     def cache_hits(
-        self, routine: str, keys: Sequence[str], *, max_age_s: float | None = None
+        self,
+        routine: str,
+        keys: Sequence[str],
+        *,
+        max_age_s: float | None = None,
+        results: bool = True,
     ) -> _cache.Hits:
         now = time.time()
         return self.read(
-            lambda c: _cache.cache_hits(c, routine, keys, max_age_s=max_age_s, now=now)
+            lambda c: _cache.cache_hits(
+                c, routine, keys, max_age_s=max_age_s, now=now, results=results
+            )
         )
 
     def failures(

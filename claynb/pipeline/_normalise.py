@@ -180,7 +180,7 @@ def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Colum
     ]
     clean[-1] = None  # code -1 (NA) indexes the last slot
     reasons = np.empty(len(clean), dtype=object)
-    reasons[:] = [input_problem(routine, name, v) for v in clean.tolist()]
+    reasons[:] = [input_problem(kind, name, v) for v in clean.tolist()]
     return _Column(codes.astype(np.int64), clean, reasons)
 
 

@@ -110,8 +110,12 @@ def plan_work(
     refresh: bool = False,
     retry_failed: bool = False,
     resend_unknown: bool = False,
+    read_answers: bool = True,
 ) -> WorkPlan:
-    """Answer every group that needs no request; list the items that do. Sends nothing."""
+    """Answer every group that needs no request; list the items that do. Sends nothing.
+
+    ``read_answers=False`` (``estimate``) notes which groups are cached without reading
+    what their answers hold (their fields are None)."""
     routine, plan = prepared.routine, WorkPlan(prepared, Answers(prepared.groups))
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(

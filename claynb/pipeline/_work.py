@@ -165,7 +165,7 @@ class Answers:
         self.data_credits[at] = [r.cost.data_credits for r in results]
         self.source[at] = [None if r.cost_source is None else str(r.cost_source) for r in results]
 
-    def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any]]) -> None:
+    def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any] | None]) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
         at = np.asarray(groups, dtype=np.int64)
         self.status[at] = str(Status.CACHED)
