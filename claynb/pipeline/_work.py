@@ -153,22 +153,23 @@ class Answers:
         return self.status[group] is not None
 
     def count(self, status: Status) -> int:
-        return int(np.count_nonzero(self.status == str(status)))
+        return int(np.count_nonzero(self.status == Status(status).value))
 
     def put(self, groups: Sequence[int], results: Sequence[ItemResult]) -> None:
         """Answer ``groups[i]`` with ``results[i]``."""
         at = np.asarray(groups, dtype=np.int64)
-        self.status[at] = [str(r.status) for r in results]
+        # .value: the enum's own text, one object shared by every row, not a copy per row
+        self.status[at] = [r.status.value for r in results]
         self.result[at] = [r.result or None for r in results]
         self.error[at] = [r.error for r in results]
         self.actions[at] = [r.cost.actions for r in results]
         self.data_credits[at] = [r.cost.data_credits for r in results]
-        self.source[at] = [None if r.cost_source is None else str(r.cost_source) for r in results]
+        self.source[at] = [None if r.cost_source is None else r.cost_source.value for r in results]
 
     def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any] | None]) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
         at = np.asarray(groups, dtype=np.int64)
-        self.status[at] = str(Status.CACHED)
+        self.status[at] = Status.CACHED.value
         self.result[at] = list(results)
         self.error[at] = None
         self.actions[at] = 0.0
