@@ -136,3 +136,36 @@ def test_item_keys_are_the_hash_of_the_canonical_json(inputs: dict[str, Any]) ->
     for routine in ("enrich-person", 'function:t_"odd"'):
         blob = json.dumps([routine, inputs], sort_keys=True, separators=(",", ":"))
         assert item_key(routine, inputs) == hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def test_item_keys_of_columns_are_each_rows_item_key() -> None:
+    """prepare builds keys column by column: the same keys as one row at a time."""
+    from claynb.pipeline._work import item_key, item_keys
+
+    columns = {"full_name": ["Ada", None, 'O"Neil', "Ada"], "domain": ["a.com", "b.io", None, None]}
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    assert item_keys("find-work-email", columns) == [item_key("find-work-email", r) for r in rows]
+    assert item_keys("r", {"email": []}) == []
+
+
+def test_cache_hits_read_only_which_keys_are_cached_when_asked(tmp_path: Path) -> None:
+    """estimate reads which keys are cached, not their answers; max_age still applies."""
+    from claynb.pipeline._cache import cache_hits
+    from claynb.pipeline._journal import Journal
+
+    with Journal(tmp_path / "s.sqlite") as journal:
+        with journal.transaction() as conn:
+            cache_put(conn, "r", [("old", "enriched", {"a": 1})], now=1000.0)
+            cache_put(conn, "r", [("new", "no_match", {})], now=1450.0)
+        keys = ["old", "new", "none"]
+        full = journal.read(lambda c: cache_hits(c, "r", keys, now=1500.0))
+        found = dict(zip(full.keys, zip(full.statuses, full.results, strict=True), strict=True))
+        assert found == {"old": ("enriched", {"a": 1}), "new": ("no_match", {})}
+        bare = journal.read(lambda c: cache_hits(c, "r", keys, now=1500.0, results=False))
+        assert sorted(bare.keys) == ["new", "old"] and bare.results == [None, None]
+        young = journal.read(
+            lambda c: cache_hits(c, "r", keys, max_age_s=100, now=1500.0, results=False)
+        )
+        assert young.keys == ["new"]

@@ -4,9 +4,12 @@ Clay charges per row it enriches, so the same person written two ways (``" Ada@X
 and ``"ada@x.com"``) must be sent once. Inputs are normalised first: trimmed; e-mails and
 domains lower-cased; domains stripped of scheme, ``www.``, port and path; names with their
 inner whitespace collapsed. Rows are then grouped by their normalised inputs (vectorised:
-each column is factorised, only its distinct values are normalised), and every distinct
-group is validated once with :func:`claynb._routines.validate_inputs`. A group that fails
-is ``invalid_input`` with the reason and is never sent. (Clay's answers become results in
+each column is factorised, only its distinct values are normalised and checked, with
+:func:`claynb._routines.input_problem`, the rules of
+:func:`~claynb._routines.validate_inputs` input by input). A group that fails is
+``invalid_input`` with the first input's reason and is never sent. The result,
+:class:`Prepared`, is columns (an array per input, a key and a reason per group), not a
+dict per row. (Clay's answers become results in
 :mod:`claynb.pipeline._outcome`.)
 
 Pure functions only: no I/O here.
