@@ -274,9 +274,11 @@ class Journal:
                 raise KeyError(f"run {run_id!r} was never journaled")
             batch, routine, items, state = row
             BATCH_MOVES.check(state, FINISHED)
-            inputs = json.loads(items or "{}")
-            self._land(conn, routine, run_id, results, inputs, now)
-            cost = sum((r.cost for r in results), Cost())
+            self._land(conn, routine, run_id, results, items, now)
+            cost = Cost(
+                sum((r.cost.actions for r in results), 0.0),
+                sum((r.cost.data_credits for r in results), 0.0),
+            )
             matched = sum(1 for r in results if r.status == Status.ENRICHED)
             _ledger.record(
                 conn,
@@ -306,19 +308,25 @@ class Journal:
         routine: str,
         run_id: str,
         results: Sequence[ItemResult],
-        inputs: Mapping[str, Any],
+        items: str | None,
         now: float,
     ) -> None:
+        """Cache the answers, list the failures (with the batch's ``items``, its inputs as
+        journaled: read only when something failed), forget what is now known."""
         answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
         if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
-        failed = [
-            (r.key, inputs.get(r.key, {}), r.error, r.attempts)
-            for r in results
-            if r.status == Status.FAILED
-        ]
-        _cache.failures_put(conn, routine, failed, now=now, run_id=run_id)
+        failed = [r for r in results if r.status == Status.FAILED]
+        if failed:
+            inputs = json.loads(items or "{}")
+            _cache.failures_put(
+                conn,
+                routine,
+                [(r.key, inputs.get(r.key, {}), r.error, r.attempts) for r in failed],
+                now=now,
+                run_id=run_id,
+            )
         if _any_row(conn, "unknown_items", routine):
             conn.executemany(
                 "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
