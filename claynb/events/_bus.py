@@ -176,7 +176,7 @@ class Bus:
         group = _NAME_RE.sub("_", group)
         subs = [self._subscriber(topic, group, concurrency)]
         if self.kind == "redis":
-            subs.append(self._reclaimer(topic, group))
+            subs.append(self._reclaimer(topic, group, concurrency))
         for sub in subs:
             sub(_json_handler(handler))
         self._groups.append((self.subject(topic), group))
@@ -188,7 +188,6 @@ class Bus:
 
     def _subscriber(self, topic: str, group: str, concurrency: int = 1) -> Any:
         subject = self.subject(topic)
-        workers: dict[str, Any] = {"max_workers": concurrency} if concurrency > 1 else {}
         if self.kind == "nats":
             from faststream.nats import JStream, PullSub
 
@@ -199,7 +198,7 @@ class Bus:
                 stream=stream,
                 durable=f"{group}_{topic.replace('.', '_')}",
                 pull_sub=PullSub(batch_size=100, timeout=0.2),
-                **workers,
+                **_workers(concurrency),
             )
         if self.kind == "redis":
             from faststream.redis import StreamSub
@@ -210,17 +209,20 @@ class Bus:
                 consumer=f"{group}-{uuid.uuid4().hex[:8]}",
                 polling_interval=100,
             )
-            return self.broker.subscriber(stream=sub, **workers)
+            return self.broker.subscriber(stream=sub, **_workers(concurrency))
         return self.broker.subscriber(subject, group_id=group)
 
-    def _reclaimer(self, topic: str, group: str) -> Any:
+    def _reclaimer(self, topic: str, group: str, concurrency: int = 1) -> Any:
         """Redis Streams only: the group's events a dead consumer left unacknowledged.
 
         A consumer that dies (SIGKILL, a lost host) leaves its events pending in the group
         for good: a new consumer reads only events never delivered. This second consumer
         claims (XAUTOCLAIM) every entry pending longer than :attr:`reclaim_idle_s`, from
         the moment the process starts and then every poll, and hands it to the same
-        handler. NATS JetStream redelivers by itself once its ack wait passes.
+        handler, as many at once as the first consumer: a handler that returns only once
+        its event's work is done would otherwise take a dead consumer's events back one
+        at a time (100 leads waiting on runs of a second took minutes). NATS JetStream
+        redelivers by itself once its ack wait passes.
         """
         from faststream.redis import StreamSub
 
@@ -231,7 +233,7 @@ class Bus:
             polling_interval=max(int(self.reclaim_idle_s * 1000 / 4), 100),
             min_idle_time=max(int(self.reclaim_idle_s * 1000), 1),
         )
-        return self.broker.subscriber(stream=sub)
+        return self.broker.subscriber(stream=sub, **_workers(concurrency))
 
     async def _ensure_group(self, stream: str, group: str) -> None:
         """Create a Redis consumer group at the stream's start ("0"), not its end ("$").
@@ -297,6 +299,11 @@ def _reclaim_idle_s() -> float:
 
     raw = os.environ.get(ENV_RECLAIM_IDLE_S)
     return float(raw) if raw else DEFAULT_RECLAIM_IDLE_S
+
+
+def _workers(concurrency: int) -> dict[str, Any]:
+    """A FastStream subscriber's options for ``concurrency`` handlers at once."""
+    return {"max_workers": concurrency} if concurrency > 1 else {}
 
 
 def _make_broker(kind: str, url: str) -> Any:

@@ -114,6 +114,20 @@ class InFlight:
         return list(self.inputs)
 
 
+@dataclass(frozen=True)
+class UnknownBatch:
+    """A batch whose send may or may not have started a run (no run id known): since when."""
+
+    batch: int
+    routine: str
+    inputs: dict[str, dict[str, Any]]
+    since: float
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.inputs)
+
+
 def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
     return (
         conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1", (routine,)).fetchone()
@@ -383,6 +397,21 @@ class Journal:
             return runs
         wanted = set(keys)
         return [run for run in runs if wanted.intersection(run.inputs)]
+
+    def unknown_batches(self, backend: str) -> list[UnknownBatch]:
+        """``backend``'s batches whose send may or may not have started a run, oldest first.
+
+        A process that starts again (after a crash cut a send short) holds their items a
+        while: Clay's webhook may yet name the run, which is then collected, not re-sent.
+        """
+        rows = self.read(
+            lambda c: c.execute(
+                "SELECT batch, routine, items, updated_at FROM batches "
+                "WHERE state = ? AND backend = ? ORDER BY batch",
+                (UNKNOWN, backend),
+            ).fetchall()
+        )
+        return [UnknownBatch(b, r, json.loads(items or "{}"), at) for b, r, items, at in rows]
 
     def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
         """Items of ``routine`` whose send may or may not have reached Clay: key -> why."""
