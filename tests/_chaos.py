@@ -515,6 +515,12 @@ def run_events_service_restart(
 
     try:
         ids, collector, recover_s = asyncio.run(play())
+        if mid_send:
+            lost = [d for d in emu.meters()["deliveries"] if d["outcome"] != "delivered"]
+            assert not lost, (
+                f"{scenario}: {len(lost)} webhooks came while the service was down (the "
+                f"machine restarted it slower than runs of {latency_s:g} s): {lost[:2]}"
+            )
         return _event_figures(
             emu, scenario, ids, dict(collector.contacts), dict(collector.dead), recover_s
         )
