@@ -14,7 +14,9 @@ they can be listed and replayed one by one (``claynb dlq``).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +38,13 @@ TOPICS = (LEADS, RUNS_FINISHED, CONTACTS, TABLE_ROWS)
 #: Seconds to wait for JetStream to acknowledge a stored event. nats-py's default (0.5 s)
 #: is shorter than a busy machine sometimes takes, and turned a slow ack into a failed publish.
 PUBLISH_ACK_TIMEOUT_S = 10.0
+#: Seconds JetStream waits for an event's acknowledgement before delivering it again (to
+#: this process or, once it died, to the next). A handler still at work says so every
+#: :data:`ACK_WAIT_S` / 3 (an in-progress ack), so only a dead process's events come
+#: back: a killed service's leads return within seconds of its restart, not JetStream's
+#: default 30 s. A heartbeat the loop was too busy to send only costs a duplicate, which
+#: every handler here ignores.
+ACK_WAIT_S = 6.0
 #: On Redis Streams, an event delivered to a consumer and not acknowledged for this long
 #: (its process died holding it) is claimed by a live one and handled again
 #: (``CLAYNB_BUS_RECLAIM_IDLE_S``). Longer than any handler of a live process takes to ack.
@@ -43,6 +52,7 @@ DEFAULT_RECLAIM_IDLE_S = 60.0
 ENV_RECLAIM_IDLE_S = "CLAYNB_BUS_RECLAIM_IDLE_S"
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+log = logging.getLogger("claynb.events.bus")
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -177,8 +187,9 @@ class Bus:
         subs = [self._subscriber(topic, group, concurrency)]
         if self.kind == "redis":
             subs.append(self._reclaimer(topic, group, concurrency))
+        heartbeat_s = ACK_WAIT_S / 3 if self.kind == "nats" else None
         for sub in subs:
-            sub(_json_handler(handler))
+            sub(_json_handler(handler, heartbeat_s))
         self._groups.append((self.subject(topic), group))
         if self._started:
             if self.kind == "redis":
@@ -190,6 +201,7 @@ class Bus:
         subject = self.subject(topic)
         if self.kind == "nats":
             from faststream.nats import JStream, PullSub
+            from nats.js.api import ConsumerConfig
 
             name = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
             stream = JStream(name, declare=False)
@@ -198,6 +210,7 @@ class Bus:
                 stream=stream,
                 durable=f"{group}_{topic.replace('.', '_')}",
                 pull_sub=PullSub(batch_size=100, timeout=0.2),
+                config=ConsumerConfig(filter_subjects=[], ack_wait=ACK_WAIT_S),
                 **_workers(concurrency),
             )
         if self.kind == "redis":
@@ -326,17 +339,41 @@ def _make_broker(kind: str, url: str) -> Any:
     return KafkaBroker(parts.netloc or "localhost:9092", logger=None)
 
 
-def _json_handler(handler: Handler) -> Callable[[Any], Awaitable[None]]:
-    async def on_message(body: Any) -> None:
+def _json_handler(handler: Handler, heartbeat_s: float | None) -> Callable[..., Awaitable[None]]:
+    """FastStream's handler for ``handler``: JSON decoded; with ``heartbeat_s``, the event
+    is reported in progress that often until ``handler`` returns (see :data:`ACK_WAIT_S`)."""
+    from faststream import Context
+
+    async def on_message(body: Any, message: Any = Context("message")) -> None:  # noqa: B008
         if isinstance(body, bytes | str):
             try:
                 body = json.loads(body)
             except ValueError:
                 return  # not one of ours: acknowledged and dropped
-        if isinstance(body, dict):
+        if not isinstance(body, dict):
+            return
+        if heartbeat_s is None:
             await handler(body)
+        else:
+            await _with_heartbeat(handler(body), message, heartbeat_s)
 
     return on_message
+
+
+async def _with_heartbeat(work: Awaitable[None], message: Any, every_s: float) -> None:
+    """Await ``work``, telling the broker every ``every_s`` that ``message`` is in progress."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every_s)
+            if done:
+                return task.result()
+            try:
+                await message.in_progress()
+            except Exception as exc:  # noqa: BLE001 - the bus is down: redelivery is harmless
+                log.debug("in-progress ack failed: %s", exc)
+    finally:
+        task.cancel()
 
 
 def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:
