@@ -26,6 +26,7 @@ from claynb.sim._engine import (
     BusyTime,
     Runs,
     batch_fcfs,
+    compiled_batch_fcfs,
     depth_over_time,
     fcfs_starts,
     flush_windows,
@@ -213,8 +214,11 @@ def _run_blocking(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
         )  # one lead a run
     else:
-        draws = _RunDraws(tier, clay, rng, n)
-        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        draws = _RunDraws(tier, clay, rng, n, as_lists=False)
+        compiled = compiled_batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        if compiled is None:
+            draws.keep_lists()
+        runs = compiled or batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
         gave_up = draws.gave_up(runs.start.size)
     polls = (
         float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
@@ -235,16 +239,29 @@ class _RunDraws:
     size does, and ``flat`` holds it.
     """
 
-    def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
+    def __init__(
+        self,
+        tier: Tier,
+        clay: ClayBehaviour,
+        rng: np.random.Generator,
+        leads: int,
+        *,
+        as_lists: bool = True,
+    ):
         self._tier, self._clay, self._rng = tier, clay, rng
         self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
+        self.inverse = np.array(self._inv)
+        self.latency = _compiled_latency(clay, tier.poll_interval_s)
         self._drawn: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("uniform", "extra", "gave_up", "single")
+            k: [] for k in ("uniform", "extra", "gave_up", "single", "flat")
         }
-        # The draws as plain floats for ``sized``, which runs once per run where the size
-        # matters (every run, with a short poll; hardly ever with the default one): caught
-        # up with the draws when it first needs them, and extended in place, so it reads
-        # lists it holds, no attributes.
+        self._count = 0
+        # ``flat`` as plain floats for the pure loop (``as_lists``); the compiled loop reads
+        # the arrays and needs no list. The draws as plain floats for ``sized``, which runs
+        # once per run where the size matters (every run, with a short poll; hardly ever with
+        # the default one): caught up with the draws when it first needs them, and extended
+        # in place, so it reads lists it holds, no attributes.
+        self._as_lists = as_lists
         self._uniforms: list[float] = []
         self._extras: list[float] = []
         self._gone: list[bool] = []
@@ -284,9 +301,12 @@ class _RunDraws:
         seen = _observed_many(clay.run_latency, tier.poll_interval_s, u)
         size_free = _size_free(clay.run_latency, tier.poll_interval_s, u, seen, tier.batch_size)
         one = np.where(gave_up, extra, extra + seen) if clay.failure_rate > 0 else seen
-        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
+        flat = np.where(size_free | gave_up, one, np.nan)
+        for key, values in zip(self._drawn, (u, extra, gave_up, one, flat), strict=True):
             self._drawn[key].append(values)
-        self.flat.extend(np.where(size_free | gave_up, one, np.nan).tolist())
+        self._count += size
+        if self._as_lists:
+            self.flat.extend(flat.tolist())
 
     def _all(self, key: str) -> np.ndarray:
         blocks = self._drawn[key]
@@ -295,7 +315,16 @@ class _RunDraws:
         return blocks[0]
 
     def grow(self) -> None:
-        self._draw(len(self.flat))
+        self._draw(self._count)
+
+    def keep_lists(self) -> None:
+        """Keep ``flat`` as plain floats from now on, for the pure loop."""
+        self._as_lists = True
+        self.flat.extend(self._all("flat")[len(self.flat) :].tolist())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every run drawn so far, as the compiled loop reads them (``DrawnRunTimes``)."""
+        return self._all("flat"), self._all("uniform"), self._all("extra"), self._all("gave_up")
 
     def singles(self, first: int, stop: int) -> np.ndarray:
         return self._all("single")[first:stop]
@@ -342,6 +371,21 @@ def _size_free(
     reach = np.where(passed >= 1.0, np.inf, np.clip(passed * (1 - SAFETY), 0, None) ** batch_size)
     polls_seen -= first
     return u <= reach[polls_seen]
+
+
+def _compiled_latency(
+    clay: ClayBehaviour, poll_s: float
+) -> tuple[float, float, float, bool] | None:
+    """``(low, span, poll_s, failures)`` for the compiled loop, which knows uniform latency
+    (and fixed, a uniform of no span: the same floats); ``None`` for the other kinds."""
+    latency = clay.run_latency
+    if latency.kind == "uniform":
+        span = latency.high - latency.low
+    elif latency.kind == "fixed":
+        span = 0.0
+    else:
+        return None
+    return float(latency.low), float(span), float(poll_s), clay.failure_rate > 0
 
 
 def _observed_many(latency: RunLatency, poll_s: float, q: np.ndarray) -> np.ndarray:
