@@ -12,7 +12,7 @@ Money is scaled from the simulated horizon to a 30-day month.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -124,17 +124,20 @@ def simulate_each(
 
     The leads are drawn once (they are the same for every model: the arrivals come first
     from ``seed``), and each model goes on from a copy of the random stream as it stood
-    after them. Results share the arrival times, read-only.
+    after them. Results share the arrival times, read-only, and models that draw their runs
+    alike (the queue tier at each worker count) share those draws (``DrawBlocks``).
     """
     rng = np.random.default_rng(seed)
     times = generate_arrivals(volume_per_day, days, arrivals, rng)
     times.flags.writeable = False
     after_arrivals = rng.bit_generator.state
+    shared: dict[tuple[float, ...], DrawBlocks] = {}
     results = []
     for model in models:
         stream = np.random.Generator(type(rng.bit_generator)())
         stream.bit_generator.state = after_arrivals
-        ran = _run_tier(model, clay, times, stream)
+        blocks = shared.setdefault(_draw_key(model), DrawBlocks())
+        ran = _run_tier(model, clay, times, stream, blocks)
         workload = Workload(arrivals, volume_per_day, days, times)
         results.append(_assemble(model, clay, workload, ran, stream, terms))
     return results
@@ -188,16 +191,24 @@ def _observed(latency: np.ndarray, poll_s: float) -> np.ndarray:
 
 
 def _run_tier(
-    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+    tier: Tier,
+    clay: ClayBehaviour,
+    arrivals: np.ndarray,
+    rng: np.random.Generator,
+    blocks: DrawBlocks | None = None,
 ) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Runs, each run's done time, whether it failed, and the number of poll requests."""
     if isinstance(tier, EventTier):
         return _run_events(tier, clay, arrivals, rng)
-    return _run_blocking(tier, clay, arrivals, rng)
+    return _run_blocking(tier, clay, arrivals, rng, blocks)
 
 
 def _run_blocking(
-    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+    tier: Tier,
+    clay: ClayBehaviour,
+    arrivals: np.ndarray,
+    rng: np.random.Generator,
+    blocks: DrawBlocks | None = None,
 ) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Direct and queue: each worker is held from submit until it has polled the result."""
     n = arrivals.size
@@ -214,11 +225,13 @@ def _run_blocking(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
         )  # one lead a run
     else:
-        draws = _RunDraws(tier, clay, rng, n, as_lists=False)
+        draws = _RunDraws(tier, clay, rng, n, as_lists=False, blocks=blocks)
         compiled = compiled_batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
         if compiled is None:
             draws.keep_lists()
-        runs = compiled or batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+            runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        else:
+            runs = compiled
         gave_up = draws.gave_up(runs.start.size)
     polls = (
         float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
@@ -226,6 +239,26 @@ def _run_blocking(
         else 0.0
     )
     return runs, runs.start + runs.busy, gave_up, polls
+
+
+def _draw_key(tier: Tier) -> tuple[float, ...]:
+    """What a tier's run draws depend on besides Clay, the leads and the stream: the models
+    of one ``simulate_each`` with the same key draw the same numbers for every run."""
+    return (tier.batch_size, tier.poll_interval_s, tier.max_retries, tier.backoff_s)
+
+
+@dataclass
+class DrawBlocks:
+    """Blocks of run draws, made once and read by every model that draws them alike.
+
+    ``values[k]`` is block ``k`` (latency uniforms, retry times, whether each run gave up,
+    its time with one lead, its size-free time) and ``states[k]`` the random stream's state
+    just after it: a model reading a block someone else drew moves its own stream there, so
+    whatever it draws next is what it would have drawn itself.
+    """
+
+    values: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    states: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 class _RunDraws:
@@ -247,15 +280,17 @@ class _RunDraws:
         leads: int,
         *,
         as_lists: bool = True,
+        blocks: DrawBlocks | None = None,
     ):
         self._tier, self._clay, self._rng = tier, clay, rng
+        self._blocks = blocks if blocks is not None else DrawBlocks()
         self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
         self.inverse = np.array(self._inv)
         self.latency = _compiled_latency(clay, tier.poll_interval_s)
         self._drawn: dict[str, list[np.ndarray]] = {
             k: [] for k in ("uniform", "extra", "gave_up", "single", "flat")
         }
-        self._count = 0
+        self._count = self._made = 0  # runs and blocks drawn
         # ``flat`` as plain floats for the pure loop (``as_lists``); the compiled loop reads
         # the arrays and needs no list. The draws as plain floats for ``sized``, which runs
         # once per run where the size matters (every run, with a short poll; hardly ever with
@@ -295,6 +330,24 @@ class _RunDraws:
         self._gone.extend(self._all("gave_up")[done:].tolist())
 
     def _draw(self, size: int) -> None:
+        """The next block of ``size`` runs: drawn, or read where another model drew it."""
+        block, shared = self._made, self._blocks
+        if block < len(shared.values) and shared.values[block][0].size == size:
+            values = shared.values[block]
+            self._rng.bit_generator.state = shared.states[block]
+        else:
+            values = self._make(size)
+            del shared.values[block:], shared.states[block:]
+            shared.values.append(values)
+            shared.states.append(self._rng.bit_generator.state)
+        for key, drawn in zip(self._drawn, values, strict=True):
+            self._drawn[key].append(drawn)
+        self._count += size
+        self._made += 1
+        if self._as_lists:
+            self.flat.extend(values[-1].tolist())
+
+    def _make(self, size: int) -> tuple[np.ndarray, ...]:
         tier, clay = self._tier, self._clay
         extra, gave_up = _retry_time(size, tier, clay, self._rng)
         u = self._rng.random(size)
@@ -302,11 +355,7 @@ class _RunDraws:
         size_free = _size_free(clay.run_latency, tier.poll_interval_s, u, seen, tier.batch_size)
         one = np.where(gave_up, extra, extra + seen) if clay.failure_rate > 0 else seen
         flat = np.where(size_free | gave_up, one, np.nan)
-        for key, values in zip(self._drawn, (u, extra, gave_up, one, flat), strict=True):
-            self._drawn[key].append(values)
-        self._count += size
-        if self._as_lists:
-            self.flat.extend(flat.tolist())
+        return u, extra, gave_up, one, flat
 
     def _all(self, key: str) -> np.ndarray:
         blocks = self._drawn[key]
