@@ -25,15 +25,17 @@ from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
 pytest.importorskip("numba", reason="the compiled engine needs numba (pip install claynb[fast])")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def pure(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """A way to switch engines inside one test: ``pure.setenv(ENV_ENGINE, "python")``."""
+    """The compiled loops loaded (small jobs use them only once loaded), and a way to switch
+    to the pure ones inside a test: ``pure.setenv(ENV_ENGINE, "python")``."""
     monkeypatch.delenv(ENV_ENGINE, raising=False)
+    assert kernels() is not None
     return monkeypatch
 
 
 def test_the_engine_is_chosen_at_each_call(pure: pytest.MonkeyPatch) -> None:
-    assert engine_name() == "compiled" and kernels() is not None
+    assert engine_name() == "compiled" and kernels(leads=10) is not None
     pure.setenv(ENV_ENGINE, "python")
     assert engine_name() == "python" and kernels() is None
 
@@ -139,3 +141,23 @@ def test_decisions_are_the_same_frames_with_either_engine(
     pure.setenv(ENV_ENGINE, "python")
     python = sim.decision_grid(volumes, slos, **options)
     pd.testing.assert_frame_equal(compiled, python, check_exact=True)
+
+
+def test_a_small_simulation_does_not_load_numba_and_a_grid_does() -> None:
+    """Loading numba costs about half a second once per process, more than a small
+    simulation: that one runs the pure loops; a decision grid loads the compiled ones."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from claynb import sim\n"
+        "sim.simulate('queue', 10_000)\n"
+        "print('claynb.sim._kernels' in sys.modules)\n"
+        "sim.decision_grid(volumes=(1_000,), slos=(300,))\n"
+        "print('claynb.sim._kernels' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.split() == ["False", "True"]

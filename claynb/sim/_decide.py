@@ -36,6 +36,7 @@ import pandas as pd
 from claynb._plans import Plan, get_plan
 from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
+from claynb.sim._compiled import kernels
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import Terms, machines, simulate_each
@@ -187,6 +188,7 @@ def run_candidates(
 
 
 def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+    kernels()  # nine simulations, and usually more volumes to come: worth the compiled loops
     s = scenario
     models = [m for tier in s.tiers for m in _candidates(tier, s)]
     routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine

@@ -67,7 +67,7 @@ def fcfs_starts(
         return lindley_starts(arrivals, service)
     if servers >= arrivals.size and min_spacing <= 0:
         return arrivals.astype(float)
-    compiled = kernels()
+    compiled = kernels(arrivals.size)
     if compiled is not None:
         arr = np.ascontiguousarray(arrivals, dtype=float)
         svc = np.ascontiguousarray(service, dtype=float)
@@ -298,9 +298,9 @@ def compiled_batch_fcfs(
     times: DrawnRunTimes,
     min_spacing: float = 0.0,
 ) -> Runs | None:
-    """:func:`batch_fcfs`, compiled: the same runs, or ``None`` where it cannot run here
-    (no numba, the pure loops asked for, or a latency it has no compiled form of)."""
-    compiled = kernels()
+    """:func:`batch_fcfs`, compiled: the same runs, or ``None`` where it does not run here
+    (see ``_compiled.kernels``), or for a latency it has no compiled form of."""
+    compiled = kernels(arrivals.size)
     if compiled is None or times.latency is None:
         return None
     a = np.ascontiguousarray(arrivals, dtype=float)
