@@ -259,6 +259,24 @@ class DrawBlocks:
 
     values: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     states: list[Mapping[str, Any]] = field(default_factory=list)
+    _joined: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+
+    def joined(self, blocks: int) -> tuple[np.ndarray, ...]:
+        """The first ``blocks`` blocks end to end, joined once for every model that reads them."""
+        found = self._joined.get(blocks)
+        if found is None:
+            parts = self.values[:blocks]
+            found = (
+                parts[0]
+                if blocks == 1
+                else tuple(np.concatenate(c) for c in zip(*parts, strict=True))
+            )
+            self._joined[blocks] = found
+        return found
+
+
+# Where each of a block's arrays is in ``DrawBlocks.values``.
+_DRAWN = {"uniform": 0, "extra": 1, "gave_up": 2, "single": 3, "flat": 4}
 
 
 class _RunDraws:
@@ -287,9 +305,6 @@ class _RunDraws:
         self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
         self.inverse = np.array(self._inv)
         self.latency = _compiled_latency(clay, tier.poll_interval_s)
-        self._drawn: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("uniform", "extra", "gave_up", "single", "flat")
-        }
         self._count = self._made = 0  # runs and blocks drawn
         # ``flat`` as plain floats for the pure loop (``as_lists``); the compiled loop reads
         # the arrays and needs no list. The draws as plain floats for ``sized``, which runs
@@ -332,16 +347,13 @@ class _RunDraws:
     def _draw(self, size: int) -> None:
         """The next block of ``size`` runs: drawn, or read where another model drew it."""
         block, shared = self._made, self._blocks
-        if block < len(shared.values) and shared.values[block][0].size == size:
+        if block < len(shared.values):  # the same size: it follows from the blocks before
             values = shared.values[block]
             self._rng.bit_generator.state = shared.states[block]
         else:
             values = self._make(size)
-            del shared.values[block:], shared.states[block:]
             shared.values.append(values)
             shared.states.append(self._rng.bit_generator.state)
-        for key, drawn in zip(self._drawn, values, strict=True):
-            self._drawn[key].append(drawn)
         self._count += size
         self._made += 1
         if self._as_lists:
@@ -358,10 +370,7 @@ class _RunDraws:
         return u, extra, gave_up, one, flat
 
     def _all(self, key: str) -> np.ndarray:
-        blocks = self._drawn[key]
-        if len(blocks) > 1:
-            blocks[:] = [np.concatenate(blocks)]
-        return blocks[0]
+        return self._blocks.joined(self._made)[_DRAWN[key]]
 
     def grow(self) -> None:
         self._draw(self._count)
