@@ -18,6 +18,10 @@ served in arrival order:
   arithmetic on the arrival times, and a rate limit that spaces submissions at least ``T``
   apart is again a cumulative maximum: ``s[k] = k*T + cummax(r[k] - k*T)``.
 
+The two loops (the heap walk and the batch loop) have compiled twins in ``_kernels``, used
+where numba is installed (``_compiled`` decides): the same floats by the same operations, so
+the same runs to the last bit, tens of times faster.
+
 Every function is pure: arrays in, arrays out, no clock and no global random state.
 """
 
