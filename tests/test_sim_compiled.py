@@ -14,12 +14,13 @@ import heapq
 import numpy as np
 import pandas as pd
 import pytest
+from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 
 from claynb import sim
 from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
 from claynb.sim._compiled import ENV_ENGINE, engine_name, kernels
 from claynb.sim._engine import Runs, batch_fcfs, compiled_batch_fcfs, fcfs_starts
-from claynb.sim._simulate import _RunDraws, _submit_spacing, simulate
+from claynb.sim._simulate import _RunDraws, simulate
 from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
 
 pytest.importorskip("numba", reason="the compiled engine needs numba (pip install claynb[fast])")
@@ -66,41 +67,30 @@ def test_multi_server_queue_is_the_pure_loop_to_the_bit(
     np.testing.assert_allclose(python, _brute_fcfs(arr, svc, servers, spacing), rtol=0, atol=1e-9)
 
 
-SETTINGS = [  # volume a day, burstiness, workers, batch size, Clay, poll interval
-    (200, 0.0, 2, 100, {}, 30.0),
-    (1_341, 0.0, 64, 100, {}, 30.0),
-    (1_341, 0.0, 4, 100, {}, 30.0),
-    (5_000, 0.0, 8, 100, {"failure_rate": 0.2}, 30.0),
-    (20_000, 0.0, 64, 100, {}, 30.0),
-    (20_000, 0.3, 16, 100, {}, 30.0),
+SETTINGS = [
+    *QUEUE_SETTINGS,
     (60_000, 0.0, 1, 100, {"failure_rate": 0.05}, 30.0),
-    (60_000, 0.0, 64, 100, {"rate_limit_rps": 3.0}, 30.0),
-    (60_000, 0.0, 32, 10, {}, 30.0),
-    (3_000, 0.5, 8, 100, {"rate_limit_rps": 1.0}, 7.0),
-    (3_000, 0.0, 16, 100, {"rate_limit_rps": None}, 0.0),
     (3_000, 0.2, 4, 100, {"rate_limit_rps": None, "failure_rate": 0.3}, 1.0),
     (8_000, 0.0, 16, 100, {"run_latency": RunLatency("fixed", low=42.0)}, 10.0),
     (8_000, 0.0, 16, 50, {"run_latency": RunLatency("uniform", low=5.0, high=200.0)}, 3.0),
-    (2_000, 0.0, 3, 1, {}, 2.0),
 ]
+COMPILED_KINDS = ("uniform", "fixed")  # the latency kinds the compiled loop knows
 
 
 def _draws(tier: QueueTier, clay: ClayBehaviour, leads: int) -> _RunDraws:
     return _RunDraws(tier, clay, np.random.default_rng(5), leads)
 
 
-@pytest.mark.parametrize(("volume", "burstiness", "workers", "batch", "clay", "poll"), SETTINGS)
+@pytest.mark.parametrize(QUEUE_SETTING_NAMES, SETTINGS)
 def test_batch_workers_make_the_pure_loops_runs_to_the_bit(
     volume: float, burstiness: float, workers: int, batch: int, clay: dict, poll: float
 ) -> None:
-    tier = QueueTier(workers=workers, batch_size=batch, poll_interval_s=poll)
-    behaviour = ClayBehaviour(**clay)
-    arrivals = generate_arrivals(
-        volume, 3.0, ArrivalProfile(burstiness=burstiness), np.random.default_rng(4)
-    )
-    spacing = _submit_spacing(tier, behaviour)
+    tier, behaviour, arrivals, spacing = queue_case(volume, burstiness, workers, batch, clay, poll)
     compiled_draws, python_draws = (_draws(tier, behaviour, arrivals.size) for _ in range(2))
     compiled = compiled_batch_fcfs(arrivals, workers, batch, compiled_draws, spacing)
+    if behaviour.run_latency.kind not in COMPILED_KINDS:
+        assert compiled is None  # left to the pure loop (see the test below)
+        return
     python = batch_fcfs(arrivals, workers, batch, python_draws, spacing, find_stretches=False)
     assert isinstance(compiled, Runs)
     for name in ("start", "first", "count", "busy"):

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 
-from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
 from claynb.sim._engine import (
     Runs,
     RunTimes,
@@ -25,10 +25,9 @@ from claynb.sim._simulate import (
     _RunDraws,
     _scalar_observed,
     _size_free,
-    _submit_spacing,
 )
 from claynb.sim._stretches import spaced_chain
-from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
+from claynb.sim._tiers import RunLatency
 
 
 def _brute_fcfs(arr: np.ndarray, svc: np.ndarray, servers: int, spacing: float = 0.0) -> np.ndarray:
@@ -139,32 +138,11 @@ def _same_runs(fast: Runs, slow: Runs) -> None:
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
 
 
-SETTINGS = [  # volume a day, burstiness, workers, batch size, Clay, poll interval
-    (200, 0.0, 2, 100, {}, 30.0),
-    (1_341, 0.0, 64, 100, {}, 30.0),
-    (1_341, 0.0, 4, 100, {}, 30.0),
-    (5_000, 0.0, 8, 100, {"failure_rate": 0.2}, 30.0),
-    (20_000, 0.0, 64, 100, {}, 30.0),
-    (20_000, 0.3, 16, 100, {}, 30.0),
-    (60_000, 0.0, 64, 100, {"rate_limit_rps": 3.0}, 30.0),
-    (60_000, 0.0, 32, 10, {}, 30.0),
-    (3_000, 0.5, 8, 100, {"rate_limit_rps": 1.0}, 7.0),
-    (3_000, 0.0, 16, 100, {"rate_limit_rps": None}, 0.0),
-    (8_000, 0.0, 16, 100, {"run_latency": RunLatency("exponential", mean=40.0)}, 10.0),
-    (8_000, 0.0, 16, 50, {"run_latency": RunLatency("lognormal")}, 30.0),
-    (2_000, 0.0, 3, 1, {}, 2.0),
-]
-
-
-@pytest.mark.parametrize(("volume", "burstiness", "workers", "batch", "clay", "poll"), SETTINGS)
+@pytest.mark.parametrize(QUEUE_SETTING_NAMES, QUEUE_SETTINGS)
 def test_stretches_find_exactly_the_runs_the_loop_makes(
     volume: float, burstiness: float, workers: int, batch: int, clay: dict, poll: float
 ) -> None:
-    tier = QueueTier(workers=workers, batch_size=batch, poll_interval_s=poll)
-    behaviour = ClayBehaviour(**clay)
-    profile = ArrivalProfile(burstiness=burstiness)
-    arrivals = generate_arrivals(volume, 3.0, profile, np.random.default_rng(4))
-    spacing = _submit_spacing(tier, behaviour)
+    tier, behaviour, arrivals, spacing = queue_case(volume, burstiness, workers, batch, clay, poll)
 
     def runs(reference: bool) -> tuple[Runs, np.ndarray, _Counted]:
         draws = _RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
