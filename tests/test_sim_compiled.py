@@ -19,8 +19,9 @@ from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 from claynb import sim
 from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
 from claynb.sim._compiled import ENV_ENGINE, engine_name, kernels
+from claynb.sim._draws import RunDraws
 from claynb.sim._engine import Runs, batch_fcfs, compiled_batch_fcfs, fcfs_starts
-from claynb.sim._simulate import _RunDraws, simulate
+from claynb.sim._simulate import simulate
 from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
 
 pytest.importorskip("numba", reason="the compiled engine needs numba (pip install claynb[fast])")
@@ -77,8 +78,8 @@ SETTINGS = [
 COMPILED_KINDS = ("uniform", "fixed")  # the latency kinds the compiled loop knows
 
 
-def _draws(tier: QueueTier, clay: ClayBehaviour, leads: int) -> _RunDraws:
-    return _RunDraws(tier, clay, np.random.default_rng(5), leads)
+def _draws(tier: QueueTier, clay: ClayBehaviour, leads: int) -> RunDraws:
+    return RunDraws(tier, clay, np.random.default_rng(5), leads)
 
 
 @pytest.mark.parametrize(QUEUE_SETTING_NAMES, SETTINGS)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 
+from claynb.sim._draws import RunDraws, observed_many, scalar_observed, size_free
 from claynb.sim._engine import (
     Runs,
     RunTimes,
@@ -19,12 +20,6 @@ from claynb.sim._engine import (
     flush_windows,
     lindley_starts,
     spaced_starts,
-)
-from claynb.sim._simulate import (
-    _observed_many,
-    _RunDraws,
-    _scalar_observed,
-    _size_free,
 )
 from claynb.sim._stretches import spaced_chain
 from claynb.sim._tiers import RunLatency
@@ -145,7 +140,7 @@ def test_stretches_find_exactly_the_runs_the_loop_makes(
     tier, behaviour, arrivals, spacing = queue_case(volume, burstiness, workers, batch, clay, poll)
 
     def runs(reference: bool) -> tuple[Runs, np.ndarray, _Counted]:
-        draws = _RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
+        draws = RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
         times = _Counted(draws, reference)
         found = batch_fcfs(arrivals, workers, batch, times, spacing, find_stretches=not reference)
         return found, draws.gave_up(found.start.size), times
@@ -222,10 +217,10 @@ def test_a_run_counted_size_free_takes_that_time_at_every_size(
 ) -> None:
     rng = np.random.default_rng(1)
     u = np.concatenate([rng.random(20_000), 1 - rng.random(200) * 1e-7])  # and the far tail
-    seen = _observed_many(latency, poll, u)
-    free = _size_free(latency, poll, u, seen, batch)
+    seen = observed_many(latency, poll, u)
+    free = size_free(latency, poll, u, seen, batch)
     assert free.any()
-    one = _scalar_observed(latency, poll)
+    one = scalar_observed(latency, poll)
     for i in np.flatnonzero(free)[:3_000].tolist():
         for n in (2, 7, batch):
             assert one(float(u[i]) ** (1.0 / n)) == seen[i]

@@ -69,7 +69,7 @@ def _bisect_right(values: np.ndarray, x: float, lo: int, hi: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _observed(q: float, low: float, span: float, poll_s: float) -> float:
-    """``_simulate._scalar_observed`` for uniform (and fixed, ``span == 0``) latency."""
+    """``_draws.scalar_observed`` for uniform (and fixed, ``span == 0``) latency."""
     latency = low + span * q
     if poll_s <= 0:
         return latency
@@ -92,7 +92,7 @@ def batch_runs(
     """``_engine.batch_fcfs``'s loop, from run ``position[1]`` and lead ``position[0]`` on.
 
     ``draws`` are each run's size-free time (NaN where its size matters), latency uniform,
-    retry time and whether it gave up, and ``1/k`` for each size ``k``, as ``_RunDraws``
+    retry time and whether it gave up, and ``1/k`` for each size ``k``, as ``_draws.RunDraws``
     holds them; ``latency`` is ``(low, span, poll_s, failures)``. ``free`` (a heap),
     ``position`` (lead, run) and ``last_start`` are read and left where the loop stopped:
     at the last lead, or where the runs drawn so far ran out (the caller draws more and
