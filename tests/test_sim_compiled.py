@@ -18,7 +18,7 @@ from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 
 from claynb import sim
 from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
-from claynb.sim._compiled import ENV_ENGINE, engine_name, kernels
+from claynb.sim._compiled import ENV_ENGINE, Engine, engine, kernels
 from claynb.sim._draws import RunDraws
 from claynb.sim._engine import Runs, batch_fcfs, compiled_batch_fcfs, fcfs_starts
 from claynb.sim._simulate import simulate
@@ -37,9 +37,9 @@ def pure(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_the_engine_is_chosen_at_each_call(pure: pytest.MonkeyPatch) -> None:
-    assert engine_name() == "compiled" and kernels(leads=10) is not None
+    assert engine() == Engine.COMPILED and kernels(leads=10) is not None
     pure.setenv(ENV_ENGINE, "python")
-    assert engine_name() == "python" and kernels() is None
+    assert engine() == Engine.PYTHON and kernels() is None
 
 
 def _brute_fcfs(arr: np.ndarray, svc: np.ndarray, servers: int, spacing: float) -> np.ndarray:

@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from types import ModuleType
 
 ENV_ENGINE = "CLAYNB_SIM_ENGINE"
 LOAD_AT_LEADS = 100_000
 _KERNELS = "claynb.sim._kernels"
+
+
+class Engine(StrEnum):
+    """Which loops simulate: ``CLAYNB_SIM_ENGINE`` takes these values."""
+
+    COMPILED = "compiled"
+    PYTHON = "python"
 
 
 def kernels(leads: int | None = None) -> ModuleType | None:
@@ -33,7 +41,7 @@ def kernels(leads: int | None = None) -> ModuleType | None:
     every call, so a test or a session can switch engines without a restart; numba keeps
     its compiled code on disk beside the module, so only the first process compiles.
     """
-    if os.environ.get(ENV_ENGINE, "").strip().lower() == "python":
+    if os.environ.get(ENV_ENGINE, "").strip().lower() == Engine.PYTHON:
         return None
     loaded = sys.modules.get(_KERNELS)
     if loaded is not None or (leads is not None and leads < LOAD_AT_LEADS):
@@ -45,6 +53,6 @@ def kernels(leads: int | None = None) -> ModuleType | None:
     return _kernels
 
 
-def engine_name() -> str:
-    """``compiled`` or ``python``: which loops a large simulation run now would use."""
-    return "compiled" if kernels() is not None else "python"
+def engine() -> Engine:
+    """Which loops a large simulation run now would use."""
+    return Engine.COMPILED if kernels() is not None else Engine.PYTHON
