@@ -49,6 +49,7 @@ from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status
 from claynb.services._process import process_alive
+from claynb.wire._exceptions import ConfigError
 
 T = TypeVar("T")
 
@@ -65,6 +66,7 @@ CREATE INDEX IF NOT EXISTS batches_state ON batches (routine, state);
 CREATE TABLE IF NOT EXISTS deliveries (
     run_id TEXT PRIMARY KEY, at REAL NOT NULL, checked INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unknown_items (
     routine TEXT NOT NULL, key TEXT NOT NULL, batch INTEGER, error TEXT, at REAL NOT NULL,
     PRIMARY KEY (routine, key)
@@ -189,6 +191,26 @@ class Journal:
         """Run a read-only function on the connection."""
         with self._lock:
             return fn(self._conn)
+
+    def bind_clay(self, clay: str) -> None:
+        """Tie this state file to one Clay (see :func:`claynb._connect.clay_identity`).
+
+        The cache answers by routine id and inputs, and the ledger prices routines by what
+        they charged, so answers from one Clay would be served as another's: an emulator's
+        made-up values returned ``cached`` to a real-Clay call, at no cost. The first call
+        that talks to a Clay records which; a call to another is refused before anything
+        is read or sent.
+        """
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('clay', ?)", (clay,))
+            row = conn.execute("SELECT value FROM meta WHERE key = 'clay'").fetchone()
+        if row[0] != clay:
+            raise ConfigError(
+                f"the claynb state in {self.path.parent} holds answers from {row[0]}, and "
+                f"this call talks to {clay}: a cached answer from one Clay is not an answer "
+                "from another. Give each its own state home: export CLAYNB_HOME=<a new "
+                "directory> (or pass home=...)"
+            )
 
     # -- the journal proper -------------------------------------------------------------
 
