@@ -42,6 +42,16 @@ def scenarios(leads: int, latency: float) -> dict[str, Callable[[Path], _chaos.F
             _chaos.run_events_nats_outage(d, leads=leads, latency_s=latency)
         ),
         "service SIGKILL, back 3.5 s later": lambda d: e(d, "service SIGKILL, back 3.5 s later"),
+        "service SIGKILL on a Redis Streams bus": lambda d: e(
+            d, "service SIGKILL on a Redis Streams bus", bus_kind="redis"
+        ),
+        "service SIGKILL mid-send (Redis Streams bus, runs of 60 s)": lambda d: e(
+            d,
+            "service SIGKILL mid-send (Redis Streams bus)",
+            bus_kind="redis",
+            mid_send=True,
+            latency_s=60.0,
+        ),
         "service SIGTERM (redeploy)": lambda d: e(
             d, "service SIGTERM (redeploy)", sig=signal.SIGTERM
         ),

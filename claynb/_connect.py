@@ -46,6 +46,21 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+LOCAL_CLAY = "a Clay on this machine (the emulator or a stand-in)"
+
+
+def clay_identity(base_url: str) -> str:
+    """Which Clay a base URL reaches, as claynb's state records it (see ``Journal.bind_clay``).
+
+    Every Clay on this machine is one identity: the embedded emulators come and go on new
+    ports, and their answers are all made up. Any other host is itself (scheme, host, port).
+    """
+    if is_loopback(base_url):
+        return LOCAL_CLAY
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+
+
 def spend_allowed(allow_spend: bool | None) -> bool:
     """The argument when given, else ``CLAYNB_ALLOW_SPEND`` set to 1/true/yes."""
     if allow_spend is not None:
@@ -77,7 +92,7 @@ def connect(
     base = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     register_secret(key)
     cls: type[ClayClient] | type[AsyncClayClient] = AsyncClayClient if asynchronous else ClayClient
-    if key and (is_loopback(base) or spend_allowed(allow_spend)):
+    if key and _configured_clay_chosen(key, base, allow_spend):
         if not is_loopback(base):
             logger.info("claynb.connect: using %s (spending allowed)", base)
         client_options.setdefault("emulator_admin_url", os.environ.get(ENV_ADMIN_URL) or None)
@@ -93,6 +108,21 @@ def connect(
     )
     client.emulator = emulator
     return client
+
+
+def _configured_clay_chosen(key: str | None, base: str, allow_spend: bool | None) -> bool:
+    """Whether connect() uses the configured Clay (else it starts an emulator)."""
+    return bool(key) and (is_loopback(base) or spend_allowed(allow_spend))
+
+
+def clay_of(client: Any) -> str:
+    """The :func:`clay_identity` of ``client``, or of what ``connect()`` would return for
+    None (without starting anything: a call answered from the cache needs no client)."""
+    if client is not None:
+        return clay_identity(client.base_url)
+    base = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    chosen = _configured_clay_chosen(os.environ.get(ENV_KEY) or None, base, None)
+    return clay_identity(base) if chosen else LOCAL_CLAY
 
 
 def _warn_not_allowed(base: str) -> None:

@@ -364,6 +364,28 @@ def _runs_started(emu: Any) -> int:
     return int(per.get("runs", 0))
 
 
+def _batch_states(journal: Path) -> Counter[str]:
+    """How many of the service's journaled batches are in each state (read-only)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=30)
+    try:
+        return Counter(state for (state,) in conn.execute("SELECT state FROM batches"))
+    except sqlite3.OperationalError:  # the service has not created its tables yet
+        return Counter()
+    finally:
+        conn.close()
+
+
+def _moment_to_strike(journal: Path, emu: Any, runs: int, mid_send: bool) -> bool:
+    """Runs in flight and no send waiting for Clay's answer; ``mid_send``: every send
+    waiting, each one's run started by Clay (the emulator counted it)."""
+    states = _batch_states(journal)
+    if mid_send:
+        return 0 < states["sending"] == _runs_started(emu)
+    return states["in_flight"] >= runs and not states["sending"]
+
+
 def run_events_service_restart(
     workdir: Path,
     scenario: str,
@@ -377,12 +399,19 @@ def run_events_service_restart(
     timeout_s: float = 180.0,
     bus_kind: str = "nats",
     runs_before_fault: int = 2,
+    mid_send: bool = False,
 ) -> Figures:
-    """``claynb receiver --with-service`` as a real process, sent ``sig`` once runs are in
-    flight (``during_deliveries``: once their webhooks are arriving) and started again
+    """``claynb receiver --with-service`` as a real process, sent ``sig`` once its journal
+    has ``runs_before_fault`` runs in flight and no send waiting for Clay's answer
+    (``during_deliveries``: once their webhooks are arriving too) and started again
     ``down_s`` later on the same journal, bus and webhook; ``sig=None``: left alone.
     ``bus_kind="redis"``: the bus is Redis Streams, whose events a dead consumer left
-    pending are claimed after ``CLAYNB_BUS_RECLAIM_IDLE_S`` (3 s here)."""
+    pending are claimed after ``CLAYNB_BUS_RECLAIM_IDLE_S`` (3 s here).
+
+    ``mid_send``: the signal comes while every send is waiting for Clay's answer (the
+    emulator started the runs and holds the answers back), so the journal has no run id;
+    pass a ``latency_s`` longer than the restart so the runs' webhooks reach the new
+    process, which is the only way it can learn what those sends started."""
     import asyncio
     import subprocess
     import sys
@@ -417,6 +446,7 @@ def run_events_service_restart(
     argv = [sys.executable, "-m", "claynb", "receiver", "--with-service", "--port", str(port)]
     argv += ["--bus-url", broker.url, "--namespace", namespace]
     log = open(workdir / "service.log", "ab")  # noqa: SIM115 - closed in finally
+    journal = workdir / "home" / "claynb.sqlite"
 
     def launch() -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -445,6 +475,8 @@ def run_events_service_restart(
         proc = launch()
         try:
             await healthy()
+            if mid_send:
+                emu.set_faults(Faults(timeout=1.0))  # runs start, answers held back
             ids = []
             for i in range(leads):
                 lead = {
@@ -455,12 +487,12 @@ def run_events_service_restart(
                 }
                 await bus.publish(LEADS, lead)
                 ids.append(lead["lead_id"])
-            # 300 leads may go out as three runs of 100 when they cross the bus quickly,
-            # so the fault waits for two (a wait for four hung a quiet CI run for good).
+            # 300 leads may go out as three runs of 100 when they cross the bus quickly:
+            # the journal, not a count of runs, says when runs are in flight.
             started = time.monotonic()
-            while _runs_started(emu) < runs_before_fault:
-                assert time.monotonic() - started < 120, f"{scenario}: runs never started"
-                await asyncio.sleep(0.05)
+            while not _moment_to_strike(journal, emu, runs_before_fault, mid_send):
+                assert time.monotonic() - started < 120, f"{scenario}: {_batch_states(journal)}"
+                await asyncio.sleep(0.02)
             if during_deliveries:
                 while not collector.contacts:  # the first runs' webhooks have come in
                     assert time.monotonic() - started < 120, f"{scenario}: no webhook came"
@@ -468,6 +500,7 @@ def run_events_service_restart(
             if sig is not None:
                 proc.send_signal(sig)
                 await asyncio.to_thread(proc.wait, 30)
+                emu.set_faults(Faults(drop_webhook=drop_webhooks))
                 await asyncio.sleep(down_s)
                 proc = launch()
             healed = time.monotonic()
@@ -485,6 +518,12 @@ def run_events_service_restart(
 
     try:
         ids, collector, recover_s = asyncio.run(play())
+        if mid_send:
+            lost = [d for d in emu.meters()["deliveries"] if d["outcome"] != "delivered"]
+            assert not lost, (
+                f"{scenario}: {len(lost)} webhooks came while the service was down (the "
+                f"machine restarted it slower than runs of {latency_s:g} s): {lost[:2]}"
+            )
         return _event_figures(
             emu, scenario, ids, dict(collector.contacts), dict(collector.dead), recover_s
         )

@@ -27,16 +27,26 @@ def test_service_sigkilled_with_runs_in_flight_loses_no_lead(tmp_path: Path) -> 
     check(fig)
 
 
-@pytest.mark.skip(
-    reason="known bug, issue 16 open: on a Redis Streams bus, leads reclaimed from a killed "
-    "service whose run was in flight were dead-lettered outcome_unknown (100 of 300 in a "
-    "loaded full-suite run) instead of being collected from the adopted run"
-)
 def test_service_sigkilled_on_a_redis_bus_has_its_pending_leads_claimed(tmp_path: Path) -> None:
     """Redis Streams keeps a dead consumer's unacknowledged leads pending for good: the
     restarted service claims them once idle (``CLAYNB_BUS_RECLAIM_IDLE_S``)."""
     fig = run_events_service_restart(
         tmp_path, "service SIGKILL on a Redis Streams bus", bus_kind="redis", runs_before_fault=2
+    )
+    check(fig)
+
+
+def test_service_sigkilled_mid_send_collects_the_runs_clay_started(tmp_path: Path) -> None:
+    """Killed while every send waits for Clay's answer: the journal has no run id, only
+    sends of unknown outcome. The new process holds their items, the leads delivered again
+    join them, and the runs' webhooks (Clay's runs outlast a restart, as here) name them:
+    collected, not sent again, not parked ``outcome_unknown``."""
+    fig = run_events_service_restart(
+        tmp_path,
+        "service SIGKILL mid-send (Redis Streams bus)",
+        bus_kind="redis",
+        mid_send=True,
+        latency_s=60.0,  # a restart beside a loaded suite took 25 s
     )
     check(fig)
 

@@ -10,7 +10,7 @@ import pytest
 from _events_helpers import namespace
 
 from claynb import ConfigError
-from claynb.events._bus import CONTACTS, DEAD_LETTERS, LEADS, Bus, bus_kind
+from claynb.events._bus import ACK_WAIT_S, CONTACTS, DEAD_LETTERS, LEADS, Bus, bus_kind
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,28 @@ def test_kafka_is_configuration_only() -> None:
 def test_the_url_is_redacted_in_repr() -> None:
     bus = Bus("redis://:hunter2-secret@127.0.0.1:1/0?token=abcdef123456", "ns")
     assert "abcdef123456" not in repr(bus) and "hunter2" not in repr(bus)
+
+
+def test_a_handler_at_work_past_the_nats_ack_wait_is_not_given_its_event_again(
+    nats_url: str,
+) -> None:
+    """JetStream delivers an unacknowledged event again after :data:`ACK_WAIT_S`; a handler
+    still working reports progress, so its event is not delivered again meanwhile."""
+
+    async def go() -> list[Any]:
+        got: list[Any] = []
+
+        async def slow(e: dict[str, Any]) -> None:
+            got.append(e["i"])
+            await asyncio.sleep(2.5 * ACK_WAIT_S)
+
+        bus = Bus(nats_url, namespace())
+        await bus.subscribe(LEADS, slow, "slow", concurrency=4)
+        await bus.start()
+        await bus.publish(LEADS, {"i": 1})
+        await _until(lambda: bool(got))
+        await asyncio.sleep(3 * ACK_WAIT_S)  # the handler returned, and an ack wait passed
+        await bus.stop()
+        return got
+
+    assert asyncio.run(go()) == [1]

@@ -88,6 +88,22 @@ def test_unknown_outcomes_are_parked_until_forgotten(tmp_path: Path) -> None:
         assert list(journal.unknown_keys("r")) == ["b"]
 
 
+def test_unknown_batches_are_listed_per_backend_until_a_delivery_adopts_them(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        mine = journal.intent("r", "events", {"a": {"email": "a@x.co"}, "b": {}})
+        journal.unknown(mine, "the process died")
+        other = journal.intent("r", "queue", {"c": {}})
+        journal.unknown(other, "timed out")
+        [held] = journal.unknown_batches("events")
+        assert (held.batch, held.routine, held.keys) == (mine, "r", ["a", "b"])
+        assert held.inputs["a"] == {"email": "a@x.co"} and held.since > 0
+        journal.adopt(mine, "run_1")
+        assert journal.unknown_batches("events") == []
+        assert [u.batch for u in journal.unknown_batches("queue")] == [other]
+
+
 def test_a_move_the_table_does_not_allow_raises_and_changes_nothing(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         batch = journal.intent("r", "direct", {"a": {"email": "a@x.co"}})

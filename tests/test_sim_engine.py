@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from _sim_helpers import QUEUE_SETTING_NAMES, QUEUE_SETTINGS, queue_case
 
-from claynb.sim._arrivals import ArrivalProfile, generate_arrivals
+from claynb.sim._draws import RunDraws, observed_many, scalar_observed, size_free
 from claynb.sim._engine import (
     Runs,
     RunTimes,
@@ -20,15 +21,8 @@ from claynb.sim._engine import (
     lindley_starts,
     spaced_starts,
 )
-from claynb.sim._simulate import (
-    _observed_many,
-    _RunDraws,
-    _scalar_observed,
-    _size_free,
-    _submit_spacing,
-)
 from claynb.sim._stretches import spaced_chain
-from claynb.sim._tiers import ClayBehaviour, QueueTier, RunLatency
+from claynb.sim._tiers import RunLatency
 
 
 def _brute_fcfs(arr: np.ndarray, svc: np.ndarray, servers: int, spacing: float = 0.0) -> np.ndarray:
@@ -139,35 +133,14 @@ def _same_runs(fast: Runs, slow: Runs) -> None:
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
 
 
-SETTINGS = [  # volume a day, burstiness, workers, batch size, Clay, poll interval
-    (200, 0.0, 2, 100, {}, 30.0),
-    (1_341, 0.0, 64, 100, {}, 30.0),
-    (1_341, 0.0, 4, 100, {}, 30.0),
-    (5_000, 0.0, 8, 100, {"failure_rate": 0.2}, 30.0),
-    (20_000, 0.0, 64, 100, {}, 30.0),
-    (20_000, 0.3, 16, 100, {}, 30.0),
-    (60_000, 0.0, 64, 100, {"rate_limit_rps": 3.0}, 30.0),
-    (60_000, 0.0, 32, 10, {}, 30.0),
-    (3_000, 0.5, 8, 100, {"rate_limit_rps": 1.0}, 7.0),
-    (3_000, 0.0, 16, 100, {"rate_limit_rps": None}, 0.0),
-    (8_000, 0.0, 16, 100, {"run_latency": RunLatency("exponential", mean=40.0)}, 10.0),
-    (8_000, 0.0, 16, 50, {"run_latency": RunLatency("lognormal")}, 30.0),
-    (2_000, 0.0, 3, 1, {}, 2.0),
-]
-
-
-@pytest.mark.parametrize(("volume", "burstiness", "workers", "batch", "clay", "poll"), SETTINGS)
+@pytest.mark.parametrize(QUEUE_SETTING_NAMES, QUEUE_SETTINGS)
 def test_stretches_find_exactly_the_runs_the_loop_makes(
     volume: float, burstiness: float, workers: int, batch: int, clay: dict, poll: float
 ) -> None:
-    tier = QueueTier(workers=workers, batch_size=batch, poll_interval_s=poll)
-    behaviour = ClayBehaviour(**clay)
-    profile = ArrivalProfile(burstiness=burstiness)
-    arrivals = generate_arrivals(volume, 3.0, profile, np.random.default_rng(4))
-    spacing = _submit_spacing(tier, behaviour)
+    tier, behaviour, arrivals, spacing = queue_case(volume, burstiness, workers, batch, clay, poll)
 
     def runs(reference: bool) -> tuple[Runs, np.ndarray, _Counted]:
-        draws = _RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
+        draws = RunDraws(tier, behaviour, np.random.default_rng(5), arrivals.size)
         times = _Counted(draws, reference)
         found = batch_fcfs(arrivals, workers, batch, times, spacing, find_stretches=not reference)
         return found, draws.gave_up(found.start.size), times
@@ -244,10 +217,10 @@ def test_a_run_counted_size_free_takes_that_time_at_every_size(
 ) -> None:
     rng = np.random.default_rng(1)
     u = np.concatenate([rng.random(20_000), 1 - rng.random(200) * 1e-7])  # and the far tail
-    seen = _observed_many(latency, poll, u)
-    free = _size_free(latency, poll, u, seen, batch)
+    seen = observed_many(latency, poll, u)
+    free = size_free(latency, poll, u, seen, batch)
     assert free.any()
-    one = _scalar_observed(latency, poll)
+    one = scalar_observed(latency, poll)
     for i in np.flatnonzero(free)[:3_000].tolist():
         for n in (2, 7, batch):
             assert one(float(u[i]) ** (1.0 / n)) == seen[i]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -195,3 +196,23 @@ def test_without_a_budget_another_plan_rebills_the_cached_grid() -> None:
     sim.decision_grid((500,), (300,), **capped)
     sim.decision_grid((500,), (300,), plan="launch", **capped)
     assert len(cache) == simulated + 2  # with a budget the plan moves the cap: simulated
+
+
+def test_filling_the_cache_simulates_each_missing_volume_once_as_alone() -> None:
+    """fill simulates volumes side by side (threads, where the compiled loops run); each
+    volume's results are what it gets simulated on its own, and progress counts to the end."""
+    from claynb.sim._decide import make_scenario, run_candidates
+
+    cache = sim.SimulationCache()
+    scenario = make_scenario(arrivals=sim.ArrivalProfile(burstiness=0.2))
+    run_candidates(2_000, scenario, cache)
+    seen: list[tuple[int, int]] = []
+    volumes = (500, 2_000, 40_000, 120_000, 2_000)
+    cache.fill(volumes, scenario, lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 4), (3, 4), (4, 4)]  # 2,000 was there already; listed twice, once
+    assert len(cache) == 4
+    for volume in (500, 120_000):
+        alone = run_candidates(volume, scenario)  # no cache: simulated here, in this thread
+        for filled, own in zip(run_candidates(volume, scenario, cache), alone, strict=True):
+            assert np.array_equal(filled.latency_s, own.latency_s, equal_nan=True)
+            assert filled.clay_usd == own.clay_usd

@@ -174,3 +174,30 @@ def test_billing_under_another_plan_is_simulating_under_it() -> None:
     capped = sim.simulate("queue", 1_000, monthly_budget_usd=900.0)
     with pytest.raises(ValueError, match="budget"):
         capped.billed_under(launch.plan)
+
+
+@pytest.mark.parametrize("budget", [None, 15_000.0])
+def test_models_simulated_together_are_each_what_simulate_gives_alone(budget: float | None) -> None:
+    """simulate_each shares the arrivals and the queue's run draws between its models; each
+    result must still be, to the bit, what that model gets alone."""
+    from claynb._routines import get_routine
+    from claynb.sim._simulate import Terms, simulate_each
+    from claynb.sim._tiers import make_tier
+
+    clay = sim.ClayBehaviour(failure_rate=0.05)
+    arrivals = sim.ArrivalProfile(burstiness=0.2)
+    models = [make_tier("queue", workers=w) for w in (1, 4, 64)]
+    models += [make_tier("queue", workers=4, poll_interval_s=5.0), make_tier("direct")]
+    terms = Terms(routine=get_routine("enrich-person"), plan=get_plan("growth"), budget=budget)
+    together = simulate_each(models, 30_000, 1.0, arrivals, clay, terms, seed=3)
+    for model, shared in zip(models, together, strict=True):
+        alone = sim.simulate(
+            model, 30_000, arrivals=arrivals, clay=clay, monthly_budget_usd=budget, seed=3
+        )
+        for name in ("latency_s", "wait_s", "failed", "over_budget", "depth_waiting"):
+            assert np.array_equal(getattr(shared, name), getattr(alone, name), equal_nan=True)
+        assert (shared.runs, shared.busy_s, shared.clay_usd) == (
+            alone.runs,
+            alone.busy_s,
+            alone.clay_usd,
+        )

@@ -14,7 +14,9 @@ they can be listed and replayed one by one (``claynb dlq``).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +38,13 @@ TOPICS = (LEADS, RUNS_FINISHED, CONTACTS, TABLE_ROWS)
 #: Seconds to wait for JetStream to acknowledge a stored event. nats-py's default (0.5 s)
 #: is shorter than a busy machine sometimes takes, and turned a slow ack into a failed publish.
 PUBLISH_ACK_TIMEOUT_S = 10.0
+#: Seconds JetStream waits for an event's acknowledgement before delivering it again (to
+#: this process or, once it died, to the next). A handler still at work says so every
+#: :data:`ACK_WAIT_S` / 3 (an in-progress ack), so only a dead process's events come
+#: back: a killed service's leads return within seconds of its restart, not JetStream's
+#: default 30 s. A heartbeat the loop was too busy to send only costs a duplicate, which
+#: every handler here ignores.
+ACK_WAIT_S = 6.0
 #: On Redis Streams, an event delivered to a consumer and not acknowledged for this long
 #: (its process died holding it) is claimed by a live one and handled again
 #: (``CLAYNB_BUS_RECLAIM_IDLE_S``). Longer than any handler of a live process takes to ack.
@@ -43,6 +52,7 @@ DEFAULT_RECLAIM_IDLE_S = 60.0
 ENV_RECLAIM_IDLE_S = "CLAYNB_BUS_RECLAIM_IDLE_S"
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+log = logging.getLogger("claynb.events.bus")
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -176,9 +186,10 @@ class Bus:
         group = _NAME_RE.sub("_", group)
         subs = [self._subscriber(topic, group, concurrency)]
         if self.kind == "redis":
-            subs.append(self._reclaimer(topic, group))
+            subs.append(self._reclaimer(topic, group, concurrency))
+        heartbeat_s = ACK_WAIT_S / 3 if self.kind == "nats" else None
         for sub in subs:
-            sub(_json_handler(handler))
+            sub(_json_handler(handler, heartbeat_s))
         self._groups.append((self.subject(topic), group))
         if self._started:
             if self.kind == "redis":
@@ -188,9 +199,9 @@ class Bus:
 
     def _subscriber(self, topic: str, group: str, concurrency: int = 1) -> Any:
         subject = self.subject(topic)
-        workers: dict[str, Any] = {"max_workers": concurrency} if concurrency > 1 else {}
         if self.kind == "nats":
             from faststream.nats import JStream, PullSub
+            from nats.js.api import ConsumerConfig
 
             name = self.dlq_stream_name if topic == DEAD_LETTERS else self.stream_name
             stream = JStream(name, declare=False)
@@ -199,7 +210,8 @@ class Bus:
                 stream=stream,
                 durable=f"{group}_{topic.replace('.', '_')}",
                 pull_sub=PullSub(batch_size=100, timeout=0.2),
-                **workers,
+                config=ConsumerConfig(filter_subjects=[], ack_wait=ACK_WAIT_S),
+                **_workers(concurrency),
             )
         if self.kind == "redis":
             from faststream.redis import StreamSub
@@ -210,17 +222,20 @@ class Bus:
                 consumer=f"{group}-{uuid.uuid4().hex[:8]}",
                 polling_interval=100,
             )
-            return self.broker.subscriber(stream=sub, **workers)
+            return self.broker.subscriber(stream=sub, **_workers(concurrency))
         return self.broker.subscriber(subject, group_id=group)
 
-    def _reclaimer(self, topic: str, group: str) -> Any:
+    def _reclaimer(self, topic: str, group: str, concurrency: int = 1) -> Any:
         """Redis Streams only: the group's events a dead consumer left unacknowledged.
 
         A consumer that dies (SIGKILL, a lost host) leaves its events pending in the group
         for good: a new consumer reads only events never delivered. This second consumer
         claims (XAUTOCLAIM) every entry pending longer than :attr:`reclaim_idle_s`, from
         the moment the process starts and then every poll, and hands it to the same
-        handler. NATS JetStream redelivers by itself once its ack wait passes.
+        handler, as many at once as the first consumer: a handler that returns only once
+        its event's work is done would otherwise take a dead consumer's events back one
+        at a time (100 leads waiting on runs of a second took minutes). NATS JetStream
+        redelivers by itself once its ack wait passes.
         """
         from faststream.redis import StreamSub
 
@@ -231,7 +246,7 @@ class Bus:
             polling_interval=max(int(self.reclaim_idle_s * 1000 / 4), 100),
             min_idle_time=max(int(self.reclaim_idle_s * 1000), 1),
         )
-        return self.broker.subscriber(stream=sub)
+        return self.broker.subscriber(stream=sub, **_workers(concurrency))
 
     async def _ensure_group(self, stream: str, group: str) -> None:
         """Create a Redis consumer group at the stream's start ("0"), not its end ("$").
@@ -299,6 +314,11 @@ def _reclaim_idle_s() -> float:
     return float(raw) if raw else DEFAULT_RECLAIM_IDLE_S
 
 
+def _workers(concurrency: int) -> dict[str, Any]:
+    """A FastStream subscriber's options for ``concurrency`` handlers at once."""
+    return {"max_workers": concurrency} if concurrency > 1 else {}
+
+
 def _make_broker(kind: str, url: str) -> Any:
     if kind == "nats":
         from faststream.nats import NatsBroker
@@ -319,17 +339,41 @@ def _make_broker(kind: str, url: str) -> Any:
     return KafkaBroker(parts.netloc or "localhost:9092", logger=None)
 
 
-def _json_handler(handler: Handler) -> Callable[[Any], Awaitable[None]]:
-    async def on_message(body: Any) -> None:
+def _json_handler(handler: Handler, heartbeat_s: float | None) -> Callable[..., Awaitable[None]]:
+    """FastStream's handler for ``handler``: JSON decoded; with ``heartbeat_s``, the event
+    is reported in progress that often until ``handler`` returns (see :data:`ACK_WAIT_S`)."""
+    from faststream import Context
+
+    async def on_message(body: Any, message: Any = Context("message")) -> None:  # noqa: B008
         if isinstance(body, bytes | str):
             try:
                 body = json.loads(body)
             except ValueError:
                 return  # not one of ours: acknowledged and dropped
-        if isinstance(body, dict):
+        if not isinstance(body, dict):
+            return
+        if heartbeat_s is None:
             await handler(body)
+        else:
+            await _with_heartbeat(handler(body), message, heartbeat_s)
 
     return on_message
+
+
+async def _with_heartbeat(work: Awaitable[None], message: Any, every_s: float) -> None:
+    """Await ``work``, telling the broker every ``every_s`` that ``message`` is in progress."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every_s)
+            if done:
+                return task.result()
+            try:
+                await message.in_progress()
+            except Exception as exc:  # noqa: BLE001 - the bus is down: redelivery is harmless
+                log.debug("in-progress ack failed: %s", exc)
+    finally:
+        task.cancel()
 
 
 def _decode_redis(fields: dict[Any, Any]) -> dict[str, Any]:

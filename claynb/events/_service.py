@@ -35,9 +35,12 @@ Crashes and outages (the bus's own delivery is the durable list of leads not yet
   know (it started before a restart) is adopted and landed;
 - a run is marked finished in the journal only after every contact of it is published:
   a publish that fails leaves the run in flight, and it is landed again later;
-- a send that may or may not have reached Clay parks its leads ``outcome_unknown``; when a
-  webhook then names a run whose items are exactly that send's, the journal adopts it
-  and the leads get their contacts from it (without it: a person replays them);
+- a send that may or may not have reached Clay (a crash cut it short, or its answer was
+  lost) holds its items for ``unknown_wait_s``, in the process that sent it or the one
+  that starts after it died; leads delivered meanwhile join them. When a webhook names a
+  run whose items are exactly that send's, the journal adopts it and the leads get their
+  contacts from it; otherwise they are parked ``outcome_unknown`` (a person replays them),
+  and a delivery that comes even later still answers them;
 - the reconciler survives any error (logged, retried with backoff), and
   :meth:`EnrichmentService.health_problem` says when it cannot work (``/healthz``).
 """
@@ -62,7 +65,7 @@ from claynb.events._clay import RunsApi
 from claynb.events._reconciler import Reconciler
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import row_reservation
-from claynb.pipeline._journal import Journal
+from claynb.pipeline._journal import Journal, UnknownBatch
 from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status, item_key
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
@@ -106,6 +109,8 @@ class RunJournal(Protocol):
 
     def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]: ...
 
+    def unknown_batches(self, backend: str) -> list[UnknownBatch]: ...
+
     def recover(self, routine: str | None = None, *, backends: Sequence[str] = ...) -> int: ...
 
     def forget_unknown(self, routine: str, keys: Sequence[str]) -> None: ...
@@ -148,6 +153,9 @@ class NoJournal:
 
     def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
         return {}
+
+    def unknown_batches(self, backend: str) -> list[UnknownBatch]:
+        return []
 
     def recover(self, routine: str | None = None, *, backends: Sequence[str] = ()) -> int:
         return 0
@@ -313,6 +321,10 @@ class EnrichmentService:
         await asyncio.to_thread(self.journal.recover, backends=(self.settings.backend_name,))
         for run in await asyncio.to_thread(self._journaled_runs):
             self._adopt(run)
+        for unknown in await asyncio.to_thread(
+            self.journal.unknown_batches, self.settings.backend_name
+        ):
+            self._hold_unknown(unknown)
         await self.bus.subscribe(
             LEADS, self.on_lead, self.settings.group, concurrency=self.settings.leads_in_flight
         )
@@ -334,6 +346,17 @@ class EnrichmentService:
             for run in self.journal.in_flight(routine)
             if run.backend == self.settings.backend_name and run_id in (None, run.run_id)
         ]
+
+    def _hold_unknown(self, unknown: UnknownBatch) -> None:
+        """A send a crash cut short (or one already unknown): its items wait, like a send
+        of unknown outcome in this process, for Clay's webhook to name its run; the leads
+        delivered again join them meanwhile. Without a webhook nothing can name it."""
+        until = unknown.since + self.settings.unknown_wait_s
+        if not self.settings.webhook_id or until <= self.clock():
+            return
+        for key in unknown.keys:
+            self._items.setdefault(key, _Item(key, unknown.routine, dict(unknown.inputs[key])))
+        self._held.append(_Held(unknown.batch, unknown.routine, unknown.keys, Cost(), until))
 
     def _adopt(self, run: Any) -> None:
         if run.run_id not in self._runs:
@@ -456,6 +479,7 @@ class EnrichmentService:
         if key in unknown and replay:
             await asyncio.to_thread(self.journal.forget_unknown, routine_id, [key])
         elif key in unknown:
+            self._unknown_leads.setdefault(key, []).append(lead_id)  # a late delivery revives it
             await self._dead_letter(
                 [lead_id], "outcome_unknown", f"the send may have reached Clay: {unknown[key]}"
             )
@@ -567,21 +591,24 @@ class EnrichmentService:
     ) -> None:
         """Take over a run started by a process that died: poll it at once, send nothing.
 
-        Its reservation died with that process; what it charged is landed in the journal
-        when it is collected.
+        Its reservation died with that process (a send of unknown outcome held here keeps
+        its own); what it charged is landed in the journal when it is collected.
         """
         if run_id in self._runs:
             return
+        held = next((h for h in self._held if batch is not None and h.batch == batch), None)
+        if held is not None:  # a send of unknown outcome, named by a delivery: not expired
+            self._held.remove(held)
         keys = list(inputs)
         for key in keys:
-            item = self._items.setdefault(
-                key, _Item(key, routine_id, dict(inputs[key]), run_id=run_id)
-            )
+            item = self._items.setdefault(key, _Item(key, routine_id, dict(inputs[key])))
+            item.run_id = run_id
             for lead_id in self._unknown_leads.pop(key, []):  # parked unknown: answered now
                 if self._lead_state.get(lead_id) == LeadState.DEAD:
                     self._move(lead_id, LeadState.PENDING)
                     item.leads.append(lead_id)
-        self._runs[run_id] = _Run(run_id, routine_id, keys, Cost(), self.clock(), batch)
+        reserved = held.reserved if held is not None else Cost()
+        self._runs[run_id] = _Run(run_id, routine_id, keys, reserved, self.clock(), batch)
         self.reconciler.watch(run_id, self.clock() - self.reconciler.timeout_s)
 
     def item_state(self, key: str) -> str:

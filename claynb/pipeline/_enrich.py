@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from claynb._connect import clay_of, connect
 from claynb._routines import Cost, Routine
 from claynb._sync import run_sync
 from claynb.pipeline._adopt import adopt_delivered
@@ -87,6 +88,7 @@ def _setup(arguments: dict[str, Any]) -> Call:
     check_priced(resolved, budget)
     journal = Journal.open(arguments["home"], plan=budget.price if budget is not None else "growth")
     try:
+        journal.bind_clay(clay_of(client))
         _adopt_delivered(journal, client)
         claims = Claims(journal, resolved.id)  # before planning: what lands after, it sees
         work = plan_work(prepared, journal, **{k: arguments[k] for k in _PLANNING})
@@ -186,11 +188,7 @@ def _backend_kwargs(
 
 
 def _client(client: Any) -> Any:
-    if client is not None:
-        return client
-    from claynb._connect import connect
-
-    return connect()
+    return client if client is not None else connect()
 
 
 def enrich(

@@ -49,6 +49,7 @@ from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status
 from claynb.services._process import process_alive
+from claynb.wire._exceptions import ConfigError
 
 T = TypeVar("T")
 
@@ -65,6 +66,7 @@ CREATE INDEX IF NOT EXISTS batches_state ON batches (routine, state);
 CREATE TABLE IF NOT EXISTS deliveries (
     run_id TEXT PRIMARY KEY, at REAL NOT NULL, checked INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unknown_items (
     routine TEXT NOT NULL, key TEXT NOT NULL, batch INTEGER, error TEXT, at REAL NOT NULL,
     PRIMARY KEY (routine, key)
@@ -108,6 +110,20 @@ class InFlight:
     inputs: dict[str, dict[str, Any]]
     reserved: Cost
     started_at: float
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.inputs)
+
+
+@dataclass(frozen=True)
+class UnknownBatch:
+    """A batch whose send may or may not have started a run (no run id known): since when."""
+
+    batch: int
+    routine: str
+    inputs: dict[str, dict[str, Any]]
+    since: float
 
     @property
     def keys(self) -> list[str]:
@@ -175,6 +191,26 @@ class Journal:
         """Run a read-only function on the connection."""
         with self._lock:
             return fn(self._conn)
+
+    def bind_clay(self, clay: str) -> None:
+        """Tie this state file to one Clay (see :func:`claynb._connect.clay_identity`).
+
+        The cache answers by routine id and inputs, and the ledger prices routines by what
+        they charged, so answers from one Clay would be served as another's: an emulator's
+        made-up values returned ``cached`` to a real-Clay call, at no cost. The first call
+        that talks to a Clay records which; a call to another is refused before anything
+        is read or sent.
+        """
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('clay', ?)", (clay,))
+            row = conn.execute("SELECT value FROM meta WHERE key = 'clay'").fetchone()
+        if row[0] != clay:
+            raise ConfigError(
+                f"the claynb state in {self.path.parent} holds answers from {row[0]}, and "
+                f"this call talks to {clay}: a cached answer from one Clay is not an answer "
+                "from another. Give each its own state home: export CLAYNB_HOME=<a new "
+                "directory> (or pass home=...)"
+            )
 
     # -- the journal proper -------------------------------------------------------------
 
@@ -391,6 +427,21 @@ class Journal:
             return runs
         wanted = set(keys)
         return [run for run in runs if wanted.intersection(run.inputs)]
+
+    def unknown_batches(self, backend: str) -> list[UnknownBatch]:
+        """``backend``'s batches whose send may or may not have started a run, oldest first.
+
+        A process that starts again (after a crash cut a send short) holds their items a
+        while: Clay's webhook may yet name the run, which is then collected, not re-sent.
+        """
+        rows = self.read(
+            lambda c: c.execute(
+                "SELECT batch, routine, items, updated_at FROM batches "
+                "WHERE state = ? AND backend = ? ORDER BY batch",
+                (UNKNOWN, backend),
+            ).fetchall()
+        )
+        return [UnknownBatch(b, r, json.loads(items or "{}"), at) for b, r, items, at in rows]
 
     def unknown_keys(self, routine: str, keys: Sequence[str] | None = None) -> dict[str, str]:
         """Items of ``routine`` whose send may or may not have reached Clay: key -> why."""

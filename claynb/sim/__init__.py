@@ -10,8 +10,9 @@ events) is only a rule of thumb. This package turns it into a model a team runs 
    fallback. Clay itself (``ClayBehaviour``): item latency (30-60 s a lead), transient
    failures with retries, the workspace rate limit that polling eats into.
 3. **Engine**: FCFS queues solved with numpy (the Lindley recursion as a cumulative max)
-   and a heap walked once per run; millions of leads a second, checked against Erlang C
-   and a SimPy model of the same system (``_reference``).
+   and a heap walked once per run, compiled with numba where the ``fast`` extra is
+   installed (the same runs to the last bit); millions of leads a second, checked against
+   Erlang C and a SimPy model of the same system (``_reference``).
 4. **Money** (``Prices``, a ``claynb.Plan``): Clay's bill with top-ups at +30% and rollover,
    the overspend a missing budget cap would allow, infrastructure and engineer upkeep.
 5. **Decision** (``recommend``, ``decision_matrix``, ``plot_decision_matrix``; a

@@ -27,6 +27,9 @@ the SLO, the rate limit or the arrival profile and the boundaries move.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +39,7 @@ import pandas as pd
 from claynb._plans import Plan, get_plan
 from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import ArrivalProfile, as_profile
+from claynb.sim._compiled import kernels
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
 from claynb.sim._simulate import Terms, machines, simulate_each
@@ -51,6 +55,7 @@ COST_CONTROL = {
 WORKER_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
 MIN_LEADS = 20_000  # enough leads per simulation for a stable late share at low volumes
 MAX_DAYS = 30.0
+FILL_THREADS = 2  # volumes simulated at once by SimulationCache.fill
 _UNSET: Any = object()
 
 
@@ -165,16 +170,70 @@ class SimulationCache:
             found = _simulate_candidates(volume_per_day, scenario)
         elif found[0].plan != scenario.plan:  # no budget: the same runs, billed anew
             found = [r.billed_under(scenario.plan) for r in found]
-        self.runs[key] = found
+        self._keep(key, found)
+        return found
+
+    def fill(
+        self,
+        volumes: Sequence[float],
+        scenario: Scenario,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Simulate every volume not here yet; ``progress(done, total)`` after each.
+
+        Where the compiled loops run, two volumes are simulated at a time, largest first:
+        those loops and numpy's array work release the GIL, so a second core takes half the
+        work. Each volume's simulations are their own (streams, draws), so they are the same
+        whichever thread ran them; only this thread touches the cache.
+        """
+        wanted = list(dict.fromkeys(float(v) for v in volumes))
+        missing = sorted((v for v in wanted if not self.has(v, scenario)), reverse=True)
+        done = len(wanted) - len(missing)
+        threads = min(FILL_THREADS, os.cpu_count() or 1, len(missing))
+        if threads < 2 or kernels() is None:
+            simulated: Iterator[tuple[float, list[SimResult]]] = (
+                (v, _simulate_candidates(v, scenario)) for v in missing
+            )
+            self._keep_all(simulated, scenario, done, len(wanted), progress)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="claynb-sim") as pool:
+            futures = {pool.submit(_simulate_and_read, v, scenario): v for v in missing}
+            finished = ((futures[f], f.result()) for f in as_completed(futures))
+            self._keep_all(finished, scenario, done, len(wanted), progress)
+
+    def _keep_all(
+        self,
+        simulated: Iterator[tuple[float, list[SimResult]]],
+        scenario: Scenario,
+        done: int,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        for volume, results in simulated:
+            self._keep(_simulation_key(volume, scenario), results)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+    def _keep(self, key: tuple[Any, ...], results: list[SimResult]) -> None:
+        self.runs[key] = results
         while len(self.runs) > self.max_volumes:
             del self.runs[next(iter(self.runs))]
-        return found
 
     def has(self, volume_per_day: float, scenario: Scenario) -> bool:
         return _simulation_key(volume_per_day, scenario) in self.runs
 
     def __len__(self) -> int:
         return len(self.runs)
+
+
+def _simulate_and_read(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+    """A volume's simulations with their percentiles worked out (a sort's worth of work
+    each, that the grid reads next): for a worker thread."""
+    results = _simulate_candidates(volume_per_day, scenario)
+    for r in results:
+        r.p50  # noqa: B018 - a cached property, computed here rather than by the caller
+    return results
 
 
 def run_candidates(
@@ -187,6 +246,7 @@ def run_candidates(
 
 
 def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+    kernels()  # nine simulations, and usually more volumes to come: worth the compiled loops
     s = scenario
     models = [m for tier in s.tiers for m in _candidates(tier, s)]
     routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine

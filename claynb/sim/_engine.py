@@ -18,6 +18,10 @@ served in arrival order:
   arithmetic on the arrival times, and a rate limit that spaces submissions at least ``T``
   apart is again a cumulative maximum: ``s[k] = k*T + cummax(r[k] - k*T)``.
 
+The two loops (the heap walk and the batch loop) have compiled twins in ``_kernels``, used
+where numba is installed (``_compiled`` decides): the same floats by the same operations, so
+the same runs to the last bit, tens of times faster.
+
 Every function is pure: arrays in, arrays out, no clock and no global random state.
 """
 
@@ -32,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from claynb.sim._compiled import kernels
 from claynb.sim._stretches import idle_stretch
 
 
@@ -58,7 +63,7 @@ def fcfs_starts(
     """Start times in a ``servers``-server FCFS queue; starts at least ``min_spacing`` apart.
 
     ``arrivals`` must be sorted. One server without spacing takes the vectorised path;
-    otherwise a heap of server-free times is walked once.
+    otherwise a heap of server-free times is walked once (compiled where numba is installed).
     """
     if servers < 1:
         raise ValueError("servers must be >= 1")
@@ -66,6 +71,11 @@ def fcfs_starts(
         return lindley_starts(arrivals, service)
     if servers >= arrivals.size and min_spacing <= 0:
         return arrivals.astype(float)
+    compiled = kernels(arrivals.size)
+    if compiled is not None:
+        arr = np.ascontiguousarray(arrivals, dtype=float)
+        svc = np.ascontiguousarray(service, dtype=float)
+        return compiled.heap_starts(arr, svc, servers, float(min_spacing))  # type: ignore[no-any-return]
     starts = _heap_walk(_floats(arrivals), _floats(service), servers, min_spacing)
     return np.fromiter(starts, dtype=float, count=len(starts))
 
@@ -264,6 +274,65 @@ def batch_fcfs(
     return Runs(
         np.fromiter(starts, float, len(starts)), first, count, np.fromiter(busys, float, len(busys))
     )
+
+
+@runtime_checkable
+class DrawnRunTimes(Protocol):
+    """:class:`RunTimes` as arrays, for the compiled batch loop (``_kernels.batch_runs``).
+
+    ``arrays()`` is every run drawn so far: its size-free time (NaN where the size matters),
+    latency uniform, retry time and whether it gave up; ``grow()`` draws the next block, as
+    for :class:`RunTimes`. ``inverse[k]`` is ``1/k``, and ``latency`` is ``(low, span,
+    poll_s, failures)`` of a uniform (or fixed) latency seen by a poller, or ``None`` where
+    the loop needs a size-dependent time it has no compiled form of.
+    """
+
+    inverse: np.ndarray
+    latency: tuple[float, float, float, bool] | None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def grow(self) -> None: ...
+
+
+def compiled_batch_fcfs(
+    arrivals: np.ndarray,
+    servers: int,
+    batch_size: int,
+    times: DrawnRunTimes,
+    min_spacing: float = 0.0,
+) -> Runs | None:
+    """:func:`batch_fcfs`, compiled: the same runs, or ``None`` where it does not run here
+    (see ``_compiled.kernels``), or for a latency it has no compiled form of."""
+    compiled = kernels(arrivals.size)
+    if compiled is None or times.latency is None:
+        return None
+    a = np.ascontiguousarray(arrivals, dtype=float)
+    n = a.size
+    free = np.full(servers, -np.inf)
+    position = np.zeros(2, dtype=np.int64)  # the next lead, the next run
+    last = np.full(1, -np.inf)
+    out = (np.empty(n), np.empty(n, dtype=np.int64), np.empty(n))  # a run carries >= 1 lead
+    while True:
+        draws = (*times.arrays(), times.inverse)
+        compiled.batch_runs(
+            a,
+            servers,
+            batch_size,
+            float(min_spacing),
+            draws,
+            times.latency,
+            free,
+            position,
+            last,
+            out,
+        )
+        if position[0] >= n:
+            break
+        times.grow()  # lead position[0] is waiting: run position[1] will happen
+    m = int(position[1])
+    first = out[1][:m].copy()
+    return Runs(out[0][:m].copy(), first, np.diff(np.append(first, n)), out[2][:m].copy())
 
 
 def flush_windows(

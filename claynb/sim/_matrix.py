@@ -68,12 +68,8 @@ def simulate_grid(
     """The simulations behind a grid, by volume. They do not depend on the SLO, the prices,
     the team or the delay value, so a dashboard can keep them while those sliders move."""
     cache = cache if cache is not None else SimulationCache()
-    out = {}
-    for i, v in enumerate(volumes):
-        out[float(v)] = run_candidates(float(v), scenario, cache)
-        if progress is not None:
-            progress(i + 1, len(volumes))
-    return out
+    cache.fill(volumes, scenario, progress)
+    return {float(v): run_candidates(float(v), scenario, cache) for v in volumes}
 
 
 def assess_grid(

@@ -11,8 +11,7 @@ Money is scaled from the simulated horizon to a 30-day month.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -22,10 +21,11 @@ from claynb._plans import Plan, get_plan
 from claynb._routines import Routine, get_routine
 from claynb.sim._arrivals import DAY_S, ArrivalProfile, as_profile, generate_arrivals
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines, leads_within_budget, month_bill
+from claynb.sim._draws import DrawBlocks, RunDraws, draw_key, retry_time
 from claynb.sim._engine import (
-    BusyTime,
     Runs,
     batch_fcfs,
+    compiled_batch_fcfs,
     depth_over_time,
     fcfs_starts,
     flush_windows,
@@ -123,17 +123,20 @@ def simulate_each(
 
     The leads are drawn once (they are the same for every model: the arrivals come first
     from ``seed``), and each model goes on from a copy of the random stream as it stood
-    after them. Results share the arrival times, read-only.
+    after them. Results share the arrival times, read-only, and models that draw their runs
+    alike (the queue tier at each worker count) share those draws (``DrawBlocks``).
     """
     rng = np.random.default_rng(seed)
     times = generate_arrivals(volume_per_day, days, arrivals, rng)
     times.flags.writeable = False
     after_arrivals = rng.bit_generator.state
+    shared: dict[tuple[float, ...], DrawBlocks] = {}
     results = []
     for model in models:
         stream = np.random.Generator(type(rng.bit_generator)())
         stream.bit_generator.state = after_arrivals
-        ran = _run_tier(model, clay, times, stream)
+        blocks = shared.setdefault(draw_key(model), DrawBlocks())
+        ran = _run_tier(model, clay, times, stream, blocks)
         workload = Workload(arrivals, volume_per_day, days, times)
         results.append(_assemble(model, clay, workload, ran, stream, terms))
     return results
@@ -152,20 +155,6 @@ def _behaviour(
     if rate_limit_rps is not _UNSET:
         behaviour = replace(behaviour, rate_limit_rps=rate_limit_rps)
     return behaviour
-
-
-def _retry_time(
-    size: int, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Extra seconds each run spends on failed attempts and backoff, and whether it gave up."""
-    if clay.failure_rate <= 0:
-        return np.zeros(size), np.zeros(size, dtype=bool)
-    failures = rng.geometric(1.0 - clay.failure_rate, size) - 1
-    gave_up = failures > tier.max_retries
-    tries = np.minimum(failures, tier.max_retries + 1)
-    waits = np.minimum(tries, tier.max_retries)
-    extra = tries * clay.failure_detect_s + tier.backoff_s * (2.0**waits - 1.0)
-    return extra, gave_up
 
 
 def _submit_spacing(tier: Tier, clay: ClayBehaviour) -> float:
@@ -187,22 +176,30 @@ def _observed(latency: np.ndarray, poll_s: float) -> np.ndarray:
 
 
 def _run_tier(
-    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+    tier: Tier,
+    clay: ClayBehaviour,
+    arrivals: np.ndarray,
+    rng: np.random.Generator,
+    blocks: DrawBlocks | None = None,
 ) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Runs, each run's done time, whether it failed, and the number of poll requests."""
     if isinstance(tier, EventTier):
         return _run_events(tier, clay, arrivals, rng)
-    return _run_blocking(tier, clay, arrivals, rng)
+    return _run_blocking(tier, clay, arrivals, rng, blocks)
 
 
 def _run_blocking(
-    tier: Tier, clay: ClayBehaviour, arrivals: np.ndarray, rng: np.random.Generator
+    tier: Tier,
+    clay: ClayBehaviour,
+    arrivals: np.ndarray,
+    rng: np.random.Generator,
+    blocks: DrawBlocks | None = None,
 ) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Direct and queue: each worker is held from submit until it has polled the result."""
     n = arrivals.size
     spacing = _submit_spacing(tier, clay)
     if tier.batch_size == 1:
-        extra, gave_up = _retry_time(n, tier, clay, rng)
+        extra, gave_up = retry_time(n, tier, clay, rng)
         busy = _observed(clay.run_latency.ppf(rng.random(n)), tier.poll_interval_s)
         if clay.failure_rate > 0:
             busy = np.where(gave_up, extra, busy + extra)
@@ -213,8 +210,13 @@ def _run_blocking(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
         )  # one lead a run
     else:
-        draws = _RunDraws(tier, clay, rng, n)
-        runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        draws = RunDraws(tier, clay, rng, n, as_lists=False, blocks=blocks)
+        compiled = compiled_batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        if compiled is None:
+            draws.keep_lists()
+            runs = batch_fcfs(arrivals, tier.servers, tier.batch_size, draws, spacing)
+        else:
+            runs = compiled
         gave_up = draws.gave_up(runs.start.size)
     polls = (
         float(np.sum(np.floor(runs.busy / tier.poll_interval_s)))
@@ -222,152 +224,6 @@ def _run_blocking(
         else 0.0
     )
     return runs, runs.start + runs.busy, gave_up, polls
-
-
-class _RunDraws:
-    """How long a worker is held by each run (:class:`~claynb.sim._engine.RunTimes`).
-
-    A run's randomness (its latency uniform, its failed attempts) does not depend on its
-    size, so it is drawn in numpy ahead of the loop, in blocks as the loop reaches them; only
-    the size-dependent step (the slowest of ``n`` items, ``F^-1(u ** (1/n))``, seen at the
-    next poll) is left to ``sized``. That step is non-decreasing in ``n``, so where one lead
-    and a full batch take the same time (the common case: both seen at the same poll) every
-    size does, and ``flat`` holds it.
-    """
-
-    def __init__(self, tier: Tier, clay: ClayBehaviour, rng: np.random.Generator, leads: int):
-        self._tier, self._clay, self._rng = tier, clay, rng
-        self._inv = [1.0] + [1.0 / k for k in range(1, tier.batch_size + 1)]
-        self._drawn: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("uniform", "extra", "gave_up", "single")
-        }
-        # The draws as plain floats for ``sized``, which runs once per run where the size
-        # matters (every run, with a short poll; hardly ever with the default one): caught
-        # up with the draws when it first needs them, and extended in place, so it reads
-        # lists it holds, no attributes.
-        self._uniforms: list[float] = []
-        self._extras: list[float] = []
-        self._gone: list[bool] = []
-        self.flat: list[float] = []
-        self.sized = self._sized_function()
-        self._draw(max(1024, 2 * leads // tier.batch_size))
-
-    def _sized_function(self) -> BusyTime:
-        observed = _scalar_observed(self._clay.run_latency, self._tier.poll_interval_s)
-        uniforms, extras, gone, inv = self._uniforms, self._extras, self._gone, self._inv
-        failures = self._clay.failure_rate > 0
-
-        def sized(run: int, items: int) -> float:
-            try:
-                u = uniforms[run]
-            except IndexError:
-                self._catch_up()
-                u = uniforms[run]
-            if not failures:
-                return observed(u ** inv[items])
-            if gone[run]:  # every attempt failed: the worker spent the failures and backoff
-                return extras[run]
-            return extras[run] + observed(u ** inv[items])
-
-        return sized
-
-    def _catch_up(self) -> None:
-        done = len(self._uniforms)
-        self._uniforms.extend(self._all("uniform")[done:].tolist())
-        self._extras.extend(self._all("extra")[done:].tolist())
-        self._gone.extend(self._all("gave_up")[done:].tolist())
-
-    def _draw(self, size: int) -> None:
-        tier, clay = self._tier, self._clay
-        extra, gave_up = _retry_time(size, tier, clay, self._rng)
-        u = self._rng.random(size)
-        seen = _observed_many(clay.run_latency, tier.poll_interval_s, u)
-        size_free = _size_free(clay.run_latency, tier.poll_interval_s, u, seen, tier.batch_size)
-        one = np.where(gave_up, extra, extra + seen) if clay.failure_rate > 0 else seen
-        for key, values in zip(self._drawn, (u, extra, gave_up, one), strict=True):
-            self._drawn[key].append(values)
-        self.flat.extend(np.where(size_free | gave_up, one, np.nan).tolist())
-
-    def _all(self, key: str) -> np.ndarray:
-        blocks = self._drawn[key]
-        if len(blocks) > 1:
-            blocks[:] = [np.concatenate(blocks)]
-        return blocks[0]
-
-    def grow(self) -> None:
-        self._draw(len(self.flat))
-
-    def singles(self, first: int, stop: int) -> np.ndarray:
-        return self._all("single")[first:stop]
-
-    def gave_up(self, runs: int) -> np.ndarray:
-        """Which of the first ``runs`` runs gave up after their retries."""
-        return self._all("gave_up")[:runs]
-
-
-# How far below the next poll a full batch's quantile must stay for a run to count as
-# taking the same time whatever its size: far more than float rounding, far less than
-# anything a draw could notice.
-SAFETY = 1e-9
-
-
-def _size_free(
-    latency: RunLatency, poll_s: float, u: np.ndarray, seen: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """Which runs take the time ``seen`` (of one lead, from quantile ``u``) at any size.
-
-    A run of ``n`` leads takes ``observed(F^-1(u ** (1/n)))``, non-decreasing in ``n``: the
-    same as one lead's for every size up to a full batch when even the full batch's quantile
-    ``u ** (1/B)`` is seen at the same poll. Decided with a margin (``SAFETY``), so a run
-    counted here provably takes that time; any other is left to ``sized``, which computes
-    it as always. Uniform latency (the default): the poll is passed at a known quantile
-    ``q*``, so the test is ``u <= (q* (1 - SAFETY)) ** B``, one power per distinct poll.
-    """
-    if latency.kind != "uniform" or poll_s <= 0:
-        # At or above the full batch's quantile, below 1 (where a long tail is infinite).
-        full = np.minimum(u ** (1.0 / batch_size) * (1 + SAFETY), np.nextafter(1.0, 0.0))
-        return _observed_many(latency, poll_s, full) == seen
-    # seen / poll_s is the poll count k: the latency passes k * poll_s (less the 1e-9 the
-    # count allows) at the quantile q* = (k * poll_s + 1e-9 * poll_s - low) / span.
-    span = latency.high - latency.low
-    if span <= 0:
-        return np.ones(u.size, dtype=bool)
-    # ``seen`` is a whole number of polls times poll_s: a table indexed by that number holds
-    # the same float for each, and costs no sort of the draws (``np.unique`` would).
-    polls_seen = np.rint(seen / poll_s).astype(np.intp)
-    first = int(polls_seen.min()) if polls_seen.size else 0
-    last = int(polls_seen.max()) if polls_seen.size else -1
-    polls = np.arange(first, last + 1, dtype=float) * poll_s
-    passed = ((polls / poll_s + 1e-9) * poll_s - latency.low) / span
-    reach = np.where(passed >= 1.0, np.inf, np.clip(passed * (1 - SAFETY), 0, None) ** batch_size)
-    polls_seen -= first
-    return u <= reach[polls_seen]
-
-
-def _observed_many(latency: RunLatency, poll_s: float, q: np.ndarray) -> np.ndarray:
-    """:func:`_scalar_observed` over an array, to the same bit (uniform: the same operations)."""
-    if latency.kind != "uniform":
-        one = _scalar_observed(latency, poll_s)
-        return np.array([one(x) for x in q.tolist()], dtype=float)
-    seen = q * (latency.high - latency.low)
-    seen += latency.low
-    if poll_s > 0:
-        seen /= poll_s
-        seen -= 1e-9
-        np.ceil(seen, out=seen)
-        seen *= poll_s
-    return seen
-
-
-def _scalar_observed(latency: RunLatency, poll_s: float) -> Callable[[float], float]:
-    """One run's latency from its quantile, as a poller every ``poll_s`` sees it (scalar)."""
-    ppf, ceil = latency.scalar_ppf(), math.ceil
-    if poll_s <= 0:
-        return ppf
-    if latency.kind == "uniform":  # the common case, fused: one call a run instead of two
-        low, span = latency.low, latency.high - latency.low
-        return lambda q: ceil((low + span * q) / poll_s - 1e-9) * poll_s
-    return lambda q: ceil(ppf(q) / poll_s - 1e-9) * poll_s
 
 
 def _run_events(
@@ -378,7 +234,7 @@ def _run_events(
     count = np.diff(np.append(first, arrivals.size))
     starts = spaced_starts(ready, _submit_spacing(tier, clay))
     m = first.size
-    extra, gave_up = _retry_time(m, tier, clay, rng)
+    extra, gave_up = retry_time(m, tier, clay, rng)
     latency = clay.run_latency.run_latency(count, rng.random(m))
     lost = rng.random(m) < tier.webhook_loss
     late = np.maximum(latency - tier.fallback_after_s, 0.0)

@@ -181,6 +181,7 @@ def matrix_grid(
     options = matrix_options(s)
     cache = cache if cache is not None else SimulationCache()
     scenario = make_scenario(**options)
-    grid = assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
+    cache.fill((*volumes, float(s["volume_per_day"])), scenario, progress)  # at once
+    grid = assess_grid(simulate_grid(volumes, scenario, cache), slos, scenario)
     rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), cache=cache, **options)
     return grid, rec
