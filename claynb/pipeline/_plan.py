@@ -128,7 +128,11 @@ def plan_work(
     plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     keys = list(plan.group_of)
     if cache and not refresh:
-        plan.answer_cached(journal.cache_hits(routine.id, keys, max_age_s=max_age_seconds(max_age)))
+        plan.answer_cached(
+            journal.cache_hits(
+                routine.id, keys, max_age_s=max_age_seconds(max_age), results=read_answers
+            )
+        )
     pending = plan.unanswered(keys)
     _known_unknowns(plan, journal, pending, resend_unknown)
     _known_failures(plan, journal, pending, retry_failed)
