@@ -46,7 +46,7 @@ run encodes its answers with one JSON encoder instead of one per answer.
 What the profile shows now (CPU time: ``cProfile.Profile(time.process_time)`` and per
 thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
 
-- cached re-run (about 2.8 CPU-s for 200,000 rows, was 4.8): SQLite finding 200,000
+- cached re-run (about 2.7 CPU-s for 200,000 rows, was 4.5 to 4.8): SQLite finding 200,000
   keys in the cache's unique index and reading their rows, about 0.6 to 0.8 s, 3 to 4
   microseconds a key (the index alone, as ``estimate`` reads it, is 0.5 s; larger chunks,
   a bigger page cache or mmap changed it by under 20%); parsing the answers, about 0.2 s;
@@ -56,7 +56,8 @@ thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
   per distinct row, and a Python call or two each: 150,000 rows per CPU-second would need
   the cache read and the merge without a Python object per row (fields stored as
   columns, not one JSON document per answer).
-- estimate (about 1.9 to 2.2 CPU-s, was 3.0 to 3.6): ``prepare`` and the index look-ups.
+- estimate (about 1.1 CPU-s, was 3.0 to 3.6; 175,000 rows per CPU-second): ``prepare``
+  and the index look-ups, about half each.
 - first run (about 25 CPU-s, unchanged): the wire. The emulator sees 2 requests per run
   of 100 (the POST and one results GET), yet per run the enriching process spends about
   12 ms: httpx/httpcore/anyio per request (connection set-up and close for every spending
