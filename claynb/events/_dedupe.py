@@ -11,13 +11,13 @@ the rows can join them back even when the receiver ran in another process.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 from claynb._home import state_home
+from claynb._sqlite import connect_wal
 
 #: How long Redis keeps a claim. Clay has no replay window, so this is long; SQLite keeps
 #: claims until the file is removed.
@@ -49,10 +49,7 @@ class SqliteDedupeStore:
         self.path = Path(path) if path else state_home() / "events" / "receiver.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect_wal(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, "
             "payload TEXT, claimed_at REAL NOT NULL)"

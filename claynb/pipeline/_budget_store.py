@@ -27,7 +27,6 @@ reservation (:meth:`SqliteBudget.declare`, :func:`declare_in_redis`).
 from __future__ import annotations
 
 import importlib
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 
 from claynb._plans import Plan
 from claynb._routines import Cost
+from claynb._sqlite import connect_wal
 from claynb.wire._exceptions import ConfigError
 
 #: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent
@@ -118,10 +118,7 @@ class SqliteBudget:
         self.path, self.name, self.plan = path, name, plan
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect_wal(path)
         self._conn.executescript(SCHEMA)
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:

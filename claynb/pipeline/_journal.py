@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
+from claynb._sqlite import connect_wal
 from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status
@@ -148,10 +149,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.plan = get_plan(plan)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = connect_wal(self.path)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:  # executescript manages its own transaction
             self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)

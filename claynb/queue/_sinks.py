@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from claynb._secrets import redact
+from claynb._sqlite import connect_wal
 from claynb.queue._store import PREFIX, outcomes_key
 
 #: Columns every tabular sink writes (result fields go in ``result`` as JSON).
@@ -100,9 +101,7 @@ class SQLiteSink:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        return conn
+        return connect_wal(self.path, autocommit=False)
 
     def deliver(self, outcomes: Delivery) -> None:
         marks = ", ".join("?" for _ in COLUMNS)
