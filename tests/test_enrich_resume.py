@@ -207,13 +207,15 @@ def test_exact_under_injected_faults(
     emu = make_emulator(
         run_latency_s=(0.0, 0.05),
         faults=claynb.Faults(**faults),
-        slow_s=1.5,
+        slow_s=8.0,  # a timeout fault: far past the client's read timeout
         start_failure=start_failure,
     )
     client = claynb.ClayClient(
         api_key=emu.api_key,
         base_url=emu.url,
-        timeout=claynb.Timeout(0.5, connect=5.0),
+        # Read timeout 2 s: a loaded machine answering a POST in 0.5 s+ made its rows
+        # unknown (210 of 330 in a CI run), as if a fault had been injected there.
+        timeout=claynb.Timeout(2.0, connect=5.0),
         retry=claynb.RetryPolicy(backoff_initial_s=0.01, backoff_max_s=0.05),
     )
     out = claynb.enrich(
