@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 import psutil
-from enrich_overhead import crm_frame, serve
+from enrich_overhead import crm_frame, instant_emulator
 
 import claynb
 from claynb.pipeline._claims import Claims
@@ -91,21 +91,12 @@ def main() -> None:
     args = parser.parse_args()
     n = args.rows
 
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    stop = ctx.Event()
-    server = ctx.Process(target=serve, args=(child, stop), daemon=True)
-    server.start()
-    url, key = parent.recv()
-    try:
+    with instant_emulator() as (url, key):
         enrich((0, 500), url, key, tempfile.mkdtemp(prefix="claynb-claims-"))  # warm up
         claim_cpu = claims_alone(n)
         alone, statuses = enrich((0, n), url, key, tempfile.mkdtemp(prefix="claynb-claims-"))
         beside, _, _ = with_second(n, (n, 2 * n), url, key)
         same, same_statuses, (their_cpu, their_statuses) = with_second(n, (0, n), url, key)
-    finally:
-        stop.set()
-        server.join(30)
 
     load = psutil.getloadavg()[0]
     print(f"claims_cost: {n:,} rows, enrich-person, emulator in another process")

@@ -77,11 +77,13 @@ thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -102,6 +104,22 @@ def serve(conn: Any, stop: Any) -> None:
     conn.send((emu.url, emu.api_key))
     stop.wait()
     emu.stop()
+
+
+@contextlib.contextmanager
+def instant_emulator() -> Iterator[tuple[str, str]]:
+    """:func:`serve` in a child process (its CPU is not the enriching process's): its URL and
+    key while the block runs, stopped after."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    stop = ctx.Event()
+    server = ctx.Process(target=serve, args=(child, stop), daemon=True)
+    server.start()
+    try:
+        yield parent.recv()
+    finally:
+        stop.set()
+        server.join(30)
 
 
 def crm_frame(rows: int) -> pd.DataFrame:
@@ -210,15 +228,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    stop = ctx.Event()
-    server = ctx.Process(target=serve, args=(child, stop), daemon=True)
-    server.start()
-    url, key = parent.recv()
     home = tempfile.mkdtemp(prefix="claynb-bench-")
-    filled = prefill(home, args.prefill) if args.prefill else 0.0
-    try:
+    with instant_emulator() as (url, key):
+        filled = prefill(home, args.prefill) if args.prefill else 0.0
         df = crm_frame(args.rows)
         frame_bytes = int(df.memory_usage(deep=True).sum())
         enrich_once(df.head(500).assign(Email="warm." + df["Email"].head(500)), url, key, home)
@@ -240,9 +252,6 @@ def main() -> None:
             enrich_once(df, url, key, tempfile.mkdtemp(prefix="claynb-bench-"))
             _, traced_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-    finally:
-        stop.set()
-        server.join(30)
 
     load = psutil.getloadavg()[0]
     print(
