@@ -270,24 +270,9 @@ def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
 
 def _worker_polling_a_sent_run(rig: QueueRig, timeout: float) -> int:
     """The pid of a worker whose job's run was started and is being polled."""
-    from rq import Queue, Worker
-    from rq.job import Job
-    from rq.registry import StartedJobRegistry
-
-    registry = StartedJobRegistry(queue=Queue(rig.lq.name, connection=rig.conn))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for job_id in registry.get_job_ids(cleanup=False):
-            batch = rig.lq.store.load(job_id)
-            if batch is None or batch.state != "sent":
-                continue
-            job = Job.fetch(job_id, connection=rig.conn)
-            key = Worker.redis_worker_namespace_prefix + str(job.worker_name)
-            worker = Worker.find_by_key(key, connection=rig.conn)
-            if worker is not None and worker.pid and int(worker.pid) in rig.pool.pids():
-                return int(worker.pid)
-        time.sleep(0.01)
-    raise AssertionError("no worker was polling a run")
+    found = rig.pool.polling_a_run(rig.lq, timeout)
+    assert found is not None, "no worker was polling a run"
+    return found[0]
 
 
 # -- the event tier ----------------------------------------------------------------------

@@ -49,26 +49,11 @@ def _assert_each_lead_once_and_paid_once(out: Any, emu: Any, n: int) -> None:
     assert out["data_credits"].sum() == meters["data_credits_used"]
 
 
-def _worker_pid_running_sent_batch(conn: Any, lq: LeadQueue, timeout: float) -> tuple[int, str]:
-    """Wait for a job whose run is started (run id journaled) and return its worker's pid."""
-    from rq import Queue, Worker
-    from rq.job import Job
-    from rq.registry import StartedJobRegistry
-
-    deadline = time.monotonic() + timeout
-    registry = StartedJobRegistry(queue=Queue(lq.name, connection=conn))
-    while time.monotonic() < deadline:
-        for job_id in registry.get_job_ids(cleanup=False):
-            batch = lq.store.load(job_id)
-            if batch is not None and batch.state == "sent":
-                job = Job.fetch(job_id, connection=conn)
-                worker = Worker.find_by_key(
-                    Worker.redis_worker_namespace_prefix + job.worker_name, connection=conn
-                )
-                if worker is not None and worker.pid:
-                    return int(worker.pid), job_id
-        time.sleep(0.02)
-    raise AssertionError("no job reached the polling stage in time")
+def _polling(pool: WorkerPool, lq: LeadQueue) -> tuple[int, str]:
+    """A worker whose job's run is started (run id journaled): its pid and job id."""
+    found = pool.polling_a_run(lq, timeout=30)
+    assert found is not None, "no job reached the polling stage in time"
+    return found
 
 
 def _two_workers(redis_url: str, lq: LeadQueue, emu: Any, lease_s: float) -> WorkerPool:
@@ -84,7 +69,7 @@ def test_sigkilled_worker_loses_no_lead_and_pays_none_twice(
     df = synthetic_leads(150, seed=5)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
     with _two_workers(redis_url, lq, emu, lease_s=0.5) as pool:
-        pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
+        pid, job_id = _polling(pool, lq)
         assert pid in pool.pids()
         os.kill(pid, signal.SIGKILL)
         out = lq.wait(sub, timeout=60)
@@ -108,8 +93,8 @@ def test_a_starved_worker_keeps_its_job(redis_url: str, make_emulator: Any) -> N
     lq = _queue(redis_url, emu, retries=0, backoff_s=(0,))
     df = synthetic_leads(50, seed=15)
     sub = lq.enqueue_frame(df, inputs={"email": "Email"}, id_column="Lead ID")
-    with _two_workers(redis_url, lq, emu, lease_s=0.3):
-        pid, job_id = _worker_pid_running_sent_batch(lq.conn, lq, timeout=30)
+    with _two_workers(redis_url, lq, emu, lease_s=0.3) as pool:
+        pid, job_id = _polling(pool, lq)
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(2.0)  # the lease (0.3 s) lapses; the job started over a grace ago

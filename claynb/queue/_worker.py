@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from claynb.queue._store import lease_key
+from claynb.queue._store import SENT, lease_key
 from claynb.services._process import process_alive
 from claynb.wire._config import ENV_ADMIN_URL
 
@@ -349,7 +349,8 @@ class WorkerPool:
     one request; POSTs a batch's items may ride in across every execution of its job).
     With ``supervise`` (the default, except in burst mode) a thread replaces any worker
     that dies, so ``n`` keep running. ``kill(i)`` sends SIGKILL to a worker and its
-    children, as a crashed machine would; ``stop()`` asks each to finish its job
+    children, as a crashed machine would (``polling_a_run(lq)`` finds one whose run Clay
+    has started); ``stop()`` asks each to finish its job
     (SIGTERM), then kills what is left, children (RQ's scheduler) included. A context
     manager: everything it starts, it stops. ``emulator_admin_url`` (what
     :attr:`claynb.Emulator.admin_url` says) lets the workers read what each item cost from
@@ -470,6 +471,33 @@ class WorkerPool:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.alive()]
+
+    def polling_a_run(self, lq: Any, timeout: float = 30.0) -> tuple[int, str] | None:
+        """One of this pool's workers whose batch's run Clay has started (its run id
+        recorded), as (pid, job id) for ``kill(pids().index(pid))``; None if none is seen
+        within ``timeout`` seconds.
+
+        Killing that worker shows a successor collecting the run, not sending it again; a
+        worker killed between its POST and Clay's answer leaves that batch's outcome unknown.
+        """
+        from rq import Queue, Worker
+        from rq.job import Job
+        from rq.registry import StartedJobRegistry
+
+        registry = StartedJobRegistry(queue=Queue(lq.name, connection=lq.conn))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for job_id in registry.get_job_ids(cleanup=False):
+                batch = lq.store.load(job_id)
+                if batch is None or batch.state != SENT:
+                    continue
+                job = Job.fetch(job_id, connection=lq.conn)
+                key = Worker.redis_worker_namespace_prefix + str(job.worker_name)
+                worker = Worker.find_by_key(key, connection=lq.conn)
+                if worker is not None and worker.pid and int(worker.pid) in self.pids():
+                    return int(worker.pid), job_id
+            time.sleep(0.02)
+        return None
 
     def kill(self, index: int = 0) -> int:
         """SIGKILL one live worker and its children (a crash, not a shutdown); its pid.
