@@ -163,7 +163,7 @@ def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.D
     group_of, answers = call.plan.group_of, call.plan.answers
     landed = [(group_of[key], result) for key, result in by_key.items() if key in group_of]
     answers.put([g for g, _ in landed], [result for _, result in landed])
-    extra = result_fields(call.routine, answers.result)
+    extra = result_fields(call.routine, answers)
     if extra:
         check_columns(df, call.routine, call.prefix, call.overwrite, extra)
     return merge(df, call.plan.prepared, answers, call.prefix, extra)

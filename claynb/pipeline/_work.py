@@ -13,10 +13,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from claynb._routines import Cost
 
@@ -130,21 +132,80 @@ class ItemResult:
     cost_source: CostSource | None = None
 
 
+#: Arrow types a field keeps as a column: what pandas reads back as the same values.
+_FLAT = (pa.types.is_string, pa.types.is_large_string, pa.types.is_int64, pa.types.is_float64)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The answer fields of some items (``rows`` of them), in order.
+
+    As columns (``table``: an Arrow table, a column per field, no Python object per item)
+    where every field is flat (text, integers, floats, booleans, or nothing); otherwise
+    as ``dicts`` (one per item, or None), exactly as Clay's answers parsed.
+    """
+
+    rows: int
+    table: pa.Table | None = None
+    dicts: list[dict[str, Any] | None] | None = None
+
+    @staticmethod
+    def flat(kind: pa.DataType) -> bool:
+        return pa.types.is_null(kind) or pa.types.is_boolean(kind) or any(f(kind) for f in _FLAT)
+
+    @classmethod
+    def of_dicts(cls, dicts: Sequence[dict[str, Any] | None]) -> Fields:
+        return cls(len(dicts), None, [d or None for d in dicts])
+
+    def names(self) -> list[str]:
+        """Field names, in order of first sight."""
+        if self.table is not None:
+            return list(self.table.column_names)
+        return list(dict.fromkeys(chain.from_iterable(d for d in self.dicts or () if d)))
+
+    def first_seen(self, groups: np.ndarray) -> dict[str, tuple[int, int]]:
+        """Per field, the first of ``groups`` (this block's slots) whose answer holds it,
+        and the field's place there."""
+        seen: dict[str, tuple[int, int]] = {}
+        if self.dicts is not None:
+            for g, d in zip(groups.tolist(), self.dicts, strict=True):
+                for place, name in enumerate(d or ()):
+                    seen[name] = min(seen.get(name, (g, place)), (g, place))
+            return seen
+        table = self.table
+        for place, name in enumerate(table.column_names if table is not None else ()):
+            valid = table.column(name).is_valid()  # type: ignore[union-attr]
+            held = groups[valid.to_numpy(zero_copy_only=False)]
+            seen[name] = (int((held if len(held) else groups).min()), place)
+        return seen
+
+    def column(self, name: str) -> pa.ChunkedArray | list[Any]:
+        """One field's values (None or null where an item has none): an Arrow array when
+        held as columns, else a list."""
+        if self.dicts is not None:
+            return [d.get(name) if d else None for d in self.dicts]
+        if self.table is not None and name in self.table.column_names:
+            return self.table.column(name)
+        return pa.chunked_array([pa.nulls(self.rows)])
+
+
 class Answers:
     """What became of each group of a frame's rows (one slot per group), as columns.
 
     A frame answered from the cache fills these with a few array assignments rather than
     an :class:`ItemResult` per row; :func:`claynb.pipeline._merge.merge` fans them out to
-    rows. A slot whose ``status`` is None is not answered yet.
+    rows. A slot whose ``status`` is None is not answered yet. The answers' fields come in
+    blocks (:class:`Fields` for some groups: the cache's answers as one block, results
+    as they come back as others); a later block answers a group over an earlier one.
     """
 
     def __init__(self, groups: int) -> None:
         self.status = np.full(groups, None, dtype=object)
-        self.result = np.full(groups, None, dtype=object)  # the answer's fields, or None
         self.error = np.full(groups, None, dtype=object)
         self.actions = np.zeros(groups)
         self.data_credits = np.zeros(groups)
         self.source = np.full(groups, None, dtype=object)  # CostSource's text, or None
+        self.blocks: list[tuple[np.ndarray, Fields]] = []
 
     def __len__(self) -> int:
         return len(self.status)
@@ -160,21 +221,32 @@ class Answers:
         at = np.asarray(groups, dtype=np.int64)
         # .value: the enum's own text, one object shared by every row, not a copy per row
         self.status[at] = [r.status.value for r in results]
-        self.result[at] = [r.result or None for r in results]
         self.error[at] = [r.error for r in results]
         self.actions[at] = [r.cost.actions for r in results]
         self.data_credits[at] = [r.cost.data_credits for r in results]
         self.source[at] = [None if r.cost_source is None else r.cost_source.value for r in results]
+        if any(r.result for r in results):
+            self.blocks.append((at, Fields.of_dicts([r.result for r in results])))
 
-    def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any] | None]) -> None:
+    def put_cached(self, groups: np.ndarray, fields: Fields | None) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
         at = np.asarray(groups, dtype=np.int64)
         self.status[at] = Status.CACHED.value
-        self.result[at] = list(results)
         self.error[at] = None
         self.actions[at] = 0.0
         self.data_credits[at] = 0.0
         self.source[at] = None
+        if fields is not None and len(at):
+            self.blocks.append((at, fields))
+
+    def field_names(self) -> list[str]:
+        """Every field some answer holds, in order of first sight: by group, then by its
+        place in that group's answer."""
+        first: dict[str, tuple[int, int]] = {}
+        for groups, fields in self.blocks:
+            for name, seen in fields.first_seen(groups).items():
+                first[name] = min(first.get(name, seen), seen)
+        return sorted(first, key=first.__getitem__)
 
 
 class BudgetGuard(Protocol):
