@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import STATUSES, Answers, CostSource, ItemResult, Status, WorkItem
+from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItem
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
@@ -75,18 +75,19 @@ def check_columns(
         )
 
 
-def complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
+def complete(items: Sequence[WorkItem], landed: Landed) -> Landed:
     """One result per item, whatever the backend returned: a missing one is ``unknown``."""
-    by_key = {r.key: r for r in results if r.status in STATUSES}
-    for item in items:
-        if item.key not in by_key:
-            by_key[item.key] = ItemResult(
-                item.key,
-                Status.UNKNOWN,
-                attempts=0,
-                error="the backend returned no result for this row",
-            )
-    return by_key
+    have = set(landed.keys)
+    return landed.add(
+        ItemResult(
+            item.key,
+            Status.UNKNOWN,
+            attempts=0,
+            error="the backend returned no result for this row",
+        )
+        for item in items
+        if item.key not in have
+    )
 
 
 def _text_dtype() -> Any:

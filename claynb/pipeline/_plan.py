@@ -85,9 +85,9 @@ class WorkPlan:
         return self.answers.count(status)
 
     def groups(self, keys: list[str]) -> np.ndarray:
-        """The group of each of ``keys``."""
-        group_of = self.group_of
-        return np.fromiter((group_of[k] for k in keys), dtype=np.int64, count=len(keys))
+        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+        get = self.group_of.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def unanswered(self, keys: list[str], groups: np.ndarray | None = None) -> list[str]:
         """Those of ``keys`` (in ``groups``, when known) whose group has no answer yet."""

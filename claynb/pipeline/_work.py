@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,6 +164,16 @@ class Fields:
             return list(self.table.column_names)
         return list(dict.fromkeys(chain.from_iterable(d for d in self.dicts or () if d)))
 
+    def only(self, rows: np.ndarray) -> Fields:
+        """The rows marked True."""
+        if rows.all():
+            return self
+        kept = int(rows.sum())
+        if self.dicts is not None:
+            return Fields.of_dicts([d for d, keep in zip(self.dicts, rows, strict=True) if keep])
+        table = None if self.table is None else self.table.filter(pa.array(rows))
+        return Fields(kept, table)
+
     def first_seen(self, groups: np.ndarray) -> dict[str, tuple[int, int]]:
         """Per field, the first of ``groups`` (this block's slots) whose answer holds it,
         and the field's place there."""
@@ -187,6 +198,68 @@ class Fields:
         if self.table is not None and name in self.table.column_names:
             return self.table.column(name)
         return pa.chunked_array([pa.nulls(self.rows)])
+
+
+def fields_of(dicts: Sequence[dict[str, Any] | None]) -> Fields:
+    """Answers' fields as columns when Arrow holds every one of them exactly (flat values,
+    one type per field, integers and floats read as floats as pandas reads them), else as
+    the dicts themselves."""
+    names = list(dict.fromkeys(chain.from_iterable(d for d in dicts if d)))
+    if not names:
+        return Fields(len(dicts))
+    try:
+        table = pa.table({n: pa.array([d.get(n) if d else None for d in dicts]) for n in names})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return Fields.of_dicts(dicts)
+    if not all(Fields.flat(t) for t in table.schema.types):
+        return Fields.of_dicts(dicts)
+    return Fields(len(dicts), table)
+
+
+class Landed:
+    """Results as a backend hands them back, as columns: a few arrays and one
+    :class:`Fields` block per run, instead of an :class:`ItemResult` and a dict per item
+    held until the merge (a 200,000-row call's answers would be most of its memory)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.status: list[str] = []
+        self.error: list[str | None] = []
+        self.actions = array("d")
+        self.data_credits = array("d")
+        self.source: list[str | None] = []
+        self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, results: Iterable[ItemResult]) -> Landed:
+        """Take these results in (a run's, or a whole tier's); their dicts become columns."""
+        results = [r for r in results if r.status in STATUSES]
+        if any(r.result for r in results):
+            self.blocks.append((len(self.keys), fields_of([r.result for r in results])))
+        self.keys += [r.key for r in results]
+        self.status += [r.status.value for r in results]
+        self.error += [r.error for r in results]
+        self.actions.extend(r.cost.actions for r in results)
+        self.data_credits.extend(r.cost.data_credits for r in results)
+        self.source += [None if r.cost_source is None else r.cost_source.value for r in results]
+        return self
+
+    def extend(self, other: Landed | Iterable[ItemResult]) -> Landed:
+        """Another backend call's results: a :class:`Landed`, or ItemResults (the queue and
+        event tiers hand back a list)."""
+        if not isinstance(other, Landed):
+            return self.add(other)
+        base = len(self.keys)
+        self.blocks += [(base + start, fields) for start, fields in other.blocks]
+        self.keys += other.keys
+        self.status += other.status
+        self.error += other.error
+        self.actions.extend(other.actions)
+        self.data_credits.extend(other.data_credits)
+        self.source += other.source
+        return self
 
 
 class Answers:
@@ -227,6 +300,20 @@ class Answers:
         self.source[at] = [None if r.cost_source is None else r.cost_source.value for r in results]
         if any(r.result for r in results):
             self.blocks.append((at, Fields.of_dicts([r.result for r in results])))
+
+    def put_landed(self, groups: np.ndarray, landed: Landed) -> None:
+        """Answer ``groups[i]`` with ``landed``'s row ``i`` (a later row over an earlier; a
+        group of -1 is a row of no group here, left out)."""
+        at = np.asarray(groups, dtype=np.int64)
+        mine = at >= 0
+        self.status[at[mine]] = np.asarray(landed.status, dtype=object)[mine]
+        self.error[at[mine]] = np.asarray(landed.error, dtype=object)[mine]
+        self.actions[at[mine]] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
+        self.data_credits[at[mine]] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
+        self.source[at[mine]] = np.asarray(landed.source, dtype=object)[mine]
+        for start, fields in landed.blocks:
+            block = slice(start, start + fields.rows)
+            self.blocks.append((at[block][mine[block]], fields.only(mine[block])))
 
     def put_cached(self, groups: np.ndarray, fields: Fields | None) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
