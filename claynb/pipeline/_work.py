@@ -1,9 +1,10 @@
 """The units of work every backend shares: an item to enrich and what became of it.
 
 ``enrich`` turns a DataFrame into :class:`WorkItem` s (one per unique, valid, uncached
-input), hands them to a backend (direct, queue or events), and merges the
-:class:`ItemResult` s back into a frame. Backends differ in how they reach Clay; they all
-speak these types, and all reserve money through a :class:`BudgetGuard`.
+input), hands them to a backend (direct, queue or events), and merges what became of them
+back into a frame. Backends differ in how they reach Clay; they all speak these types
+(an :class:`ItemResult` per item, taken into columns as results land: :class:`Landed`,
+:class:`Answers`, :class:`Fields`), and all reserve money through a :class:`BudgetGuard`.
 """
 
 from __future__ import annotations
