@@ -43,35 +43,41 @@ per row, reading cached answers as columns (one indexed query per 500 keys);
 builds each output column once over the groups and takes it out to the rows; landing a
 run encodes its answers with one JSON encoder instead of one per answer.
 
-What the profile shows now (CPU time: ``cProfile.Profile(time.process_time)`` and per
-thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
+Then (issue 13, answers as columns) the cache is keyed by an INTEGER rowid (64 bits of
+the item key, the routine mixed in, every hit checked against the full key; older state
+files are migrated), a bulk look-up sends 20,000 hashes as one JSON array and SQLite
+answers with one newline-delimited JSON text (``group_concat``), which ``pyarrow.json``
+parses into columns; the merge takes flat fields straight from those Arrow arrays; and the
+direct tier takes each run's results into columns as it lands (``Landed``) instead of
+handing back an ``ItemResult`` and a dict per row.
 
-- cached re-run (about 2.7 CPU-s for 200,000 rows, was 4.5 to 4.8): SQLite finding 200,000
-  keys in the cache's unique index and reading their rows, about 0.6 to 0.8 s, 3 to 4
-  microseconds a key (the index alone, as ``estimate`` reads it, is 0.5 s; larger chunks,
-  a bigger page cache or mmap changed it by under 20%); parsing the answers, about 0.2 s;
-  ``prepare``, about 0.5 s (200,000 distinct e-mails each lower-cased, matched by a regex
-  and hashed with sha256); ``merge``, about 0.9 s (a ``dict.get`` per field per row, then
-  six text columns converted to Arrow strings); planning, about 0.3 s. What is left is
-  per distinct row, and a Python call or two each: 150,000 rows per CPU-second would need
-  the cache read and the merge without a Python object per row (fields stored as
-  columns, not one JSON document per answer).
-- estimate (about 1.1 CPU-s, was 3.0 to 3.6; 175,000 rows per CPU-second): ``prepare``
-  and the index look-ups, about half each.
-- first run (about 25 CPU-s, unchanged): the wire. The emulator sees 2 requests per run
-  of 100 (the POST and one results GET), yet per run the enriching process spends about
-  12 ms: httpx/httpcore/anyio per request (connection set-up and close for every spending
-  POST, by design; pool bookkeeping), JSON, then per item ``check_items``, ``parse_item``
-  and ``outcome_of`` (2.5 of 13.9 profiled CPU-s at 30,000 rows), and landing the run
-  (``Journal.finished``: about 20 microseconds an item, SQLite's inserts into the cache's
-  unique index and the JSON text of each answer). Planning and merging are now under 5%.
-- memory (about 9x the frame, unchanged): at merge time, at 50,000 rows, tracemalloc
-  counts 77 MB for a 10.5 MB frame: the answers as they came off the wire (decoded
-  strings 16 MB, result dicts 11 MB, an ``ItemResult`` per item 7 MB), the work items and
-  their input dicts (9 MB), normalised inputs and keys (8 MB). Every tier hands back a
-  list of ``ItemResult`` with a dict per item, so every answer is a Python object until
-  the merge; 2x needs answers written into columns as runs land, which changes the
-  backend contract of all three tiers.
+What the profile shows now (CPU time: ``time.process_time`` around the steps, and
+``cProfile.Profile(time.process_time)``; 200,000 rows; figures vary by 10 to 20% with the
+load other processes put on the machine):
+
+- cached re-run (about 1.25 CPU-s, was 2.7 to 3.0; about 160,000 rows per CPU-second):
+  ``prepare``, about 0.47 s (200,000 distinct e-mails each lower-cased, checked and
+  hashed); planning, about 0.6 s, of which the cache look-up is SQLite finding the rows
+  and writing the text, about 0.28 s, and Arrow parsing it, about 0.22 s (1 microsecond a
+  row each); the merge, about 0.1 s. With ``--prefill 2000000`` (a cache of 2.2 million
+  answers) it measured about 1.56 CPU-s (about 128,000 rows per CPU-second, short of the
+  target): the rows sit on ten times as many pages, and reading them through SQLite's
+  small page cache adds 0.1 to 0.3 s of system time (``PRAGMA mmap_size`` took most of
+  that back in a trial, but not all, and is not set). What is left is per row in C
+  (SQLite, Arrow's JSON parser) and ``prepare``'s per distinct value Python.
+- estimate (about 0.9 CPU-s, 220,000 rows per CPU-second): ``prepare`` and reading which
+  keys are cached (the same query without the answers).
+- first run (about 27 CPU-s, unchanged): the wire, as above; taking each run's answers
+  into Arrow columns adds about 0.15 ms a run of 100 (0.3 CPU-s for 200,000 rows).
+- memory (about 6.8x the frame, was 9 to 9.3x; the target 2x is not met): at merge time,
+  at 50,000 rows, tracemalloc counts 36 MB of Python allocations for a 10.5 MB frame (was
+  77 MB): the answers are no longer among them (Arrow arrays, a few MB, outside
+  tracemalloc). What remains is per item to send: a ``WorkItem`` and its inputs dict per
+  row (13.6 MB), the normalised inputs and item keys as Python strings (8.3 MB), the key
+  -> group dict (3.3 MB); then what the run itself peaks at (httpx and JSON buffers of 64
+  runs in flight, the engine's per-key bookkeeping) and the output frame's new columns.
+  2x would need the items to send passed as columns too (keys and inputs as arrays, not a
+  ``WorkItem`` per row), which changes what every tier's ``run`` takes.
 """
 
 from __future__ import annotations
