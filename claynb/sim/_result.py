@@ -92,7 +92,15 @@ class SimResult:
 
     @cached_property
     def completed_latency_s(self) -> np.ndarray:
-        return self.latency_s[~np.isnan(self.latency_s)]
+        """The latencies of leads that completed, read-only.
+
+        Usually every lead completed: then this is ``latency_s`` itself, not a copy (a grid
+        keeps hundreds of these, millions of floats each, and fresh memory costs time).
+        """
+        missing = np.isnan(self.latency_s)
+        completed = self.latency_s[~missing] if missing.any() else self.latency_s.view()
+        completed.flags.writeable = False
+        return completed
 
     @cached_property
     def _percentiles(self) -> np.ndarray:
