@@ -263,7 +263,7 @@ def _pixel_box(ax: Axes, cell: tuple[float, float, float, float]) -> _PixelBox:
 
 def _mark_box(heatmap: Heatmap, canvas: Any) -> _PixelBox | None:
     """Where your point is drawn, with a pixel to spare for its antialiased edge."""
-    if not len(heatmap.mark.get_xdata()):
+    if np.size(heatmap.mark.get_xdata()) == 0:
         return None
     box = heatmap.mark.get_window_extent(canvas.get_renderer())
     height = canvas.figure.bbox.height
