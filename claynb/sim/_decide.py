@@ -28,7 +28,7 @@ the SLO, the rate limit or the arrival profile and the boundaries move.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -178,13 +178,16 @@ class SimulationCache:
         volumes: Sequence[float],
         scenario: Scenario,
         progress: Callable[[int, int], None] | None = None,
+        slos: Sequence[float] = (),
     ) -> None:
         """Simulate every volume not here yet; ``progress(done, total)`` after each.
 
         Where the compiled loops run, two volumes are simulated at a time, largest first:
         those loops and numpy's array work release the GIL, so a second core takes half the
         work. Each volume's simulations are their own (streams, draws), so they are the same
-        whichever thread ran them; only this thread touches the cache.
+        whichever thread ran them; only this thread touches the cache. The threads also read
+        what assessing them will need (percentiles, sums, and the late counts at ``slos``,
+        the SLOs a grid is about to read), each a pass over millions of latencies.
         """
         wanted = list(dict.fromkeys(float(v) for v in volumes))
         missing = sorted((v for v in wanted if not self.has(v, scenario)), reverse=True)
@@ -197,7 +200,7 @@ class SimulationCache:
             self._keep_all(simulated, scenario, done, len(wanted), progress)
             return
         with ThreadPoolExecutor(threads, thread_name_prefix="claynb-sim") as pool:
-            futures = {pool.submit(_simulate_and_read, v, scenario): v for v in missing}
+            futures = {pool.submit(_simulate_and_read, v, scenario, slos): v for v in missing}
             finished = ((futures[f], f.result()) for f in as_completed(futures))
             self._keep_all(finished, scenario, done, len(wanted), progress)
 
@@ -227,12 +230,19 @@ class SimulationCache:
         return len(self.runs)
 
 
-def _simulate_and_read(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
-    """A volume's simulations with their percentiles worked out (a sort's worth of work
-    each, that the grid reads next): for a worker thread."""
+def _simulate_and_read(
+    volume_per_day: float, scenario: Scenario, slos: Sequence[float]
+) -> list[SimResult]:
+    """A volume's simulations with what assessing them reads worked out (their percentiles,
+    sums and late counts: kept by each result): for a worker thread."""
     results = _simulate_candidates(volume_per_day, scenario)
     for r in results:
-        r.p50  # noqa: B018 - a cached property, computed here rather than by the caller
+        r.p50  # noqa: B018 - cached properties, computed here rather than by the caller
+        r.completed_latency_sum  # noqa: B018
+        r.failed_leads  # noqa: B018
+        r.considered_leads  # noqa: B018
+        for slo in slos:
+            r.completed_over(float(slo))
     return results
 
 
@@ -257,8 +267,7 @@ def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimR
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:
     """What the month's waiting costs: lead-hours of latency times the hourly value lost."""
-    lat = result.completed_latency_s
-    hours = float(lat.sum()) / 3600.0 * DAYS_PER_MONTH / result.days
+    hours = result.completed_latency_sum / 3600.0 * DAYS_PER_MONTH / result.days
     return hours * scenario.delay_usd_per_lead_hour
 
 
@@ -266,23 +275,33 @@ def delay_usd(result: SimResult, scenario: Scenario) -> float:
 class Assessed:
     """What a configuration costs and needs, whatever the SLO; ``row(slo)`` adds the rest.
 
-    The completed latencies are kept as they are: a late share is one count over them, a
-    fraction of what sorting them once would cost for the handful of SLOs a grid reads.
+    The completed latencies are kept as they are: a late share is one count over them (kept
+    by the result, see ``SimResult.completed_over``), a fraction of what sorting them once
+    would cost for the handful of SLOs a grid reads.
     """
 
     fixed: dict[str, Any]
     static_problems: tuple[str, ...]
-    latency: np.ndarray
-    failed: int
-    considered: int
+    result: SimResult
     max_late_share: float
+
+    @property
+    def latency(self) -> np.ndarray:
+        return self.result.completed_latency_s  # held-back and failed leads have no latency
+
+    @property
+    def failed(self) -> int:
+        return self.result.failed_leads
+
+    @property
+    def considered(self) -> int:
+        return self.result.considered_leads
 
     def late_share(self, slo_s: float) -> float:
         """As ``SimResult.late_share_at``: missed or failed, of the leads not held back."""
         if self.considered == 0:
             return 0.0
-        late = int(np.count_nonzero(self.latency > slo_s)) + self.failed
-        return late / self.considered
+        return (self.result.completed_over(slo_s) + self.failed) / self.considered
 
     def slo_that_fits(self) -> float:
         """The tightest SLO this configuration meets (at most the allowed share late)."""
@@ -354,13 +373,10 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
         "min_team": prices.min_team(tier),
         "cost_control": COST_CONTROL[tier],
     }
-    considered = ~result.over_budget
     return Assessed(
         fixed=fixed,
         static_problems=tuple(problems),
-        latency=result.completed_latency_s,  # held-back and failed leads have no latency
-        failed=int(result.failed.sum()),
-        considered=int(considered.sum()),
+        result=result,
         max_late_share=scenario.max_late_share,
     )
 
@@ -370,44 +386,57 @@ def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any
     return prepare(result, scenario).row(slo_s)
 
 
-ROW_ORDER = ["tier", "feasible", "total_usd", "late_share"]
-ROW_ASCENDING = [True, False, True, True]
+def _nan_last(value: float) -> tuple[bool, float]:
+    """A sort key that puts NaN after every number, where pandas sorts it."""
+    return (True, 0.0) if value != value else (False, value)
 
 
-def best_rows(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def _best_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A tier's configurations in order of preference: feasible ones first, then the
+    cheapest, then the least late."""
+    return (not row["feasible"], _nan_last(row["total_usd"]), _nan_last(row["late_share"]))
+
+
+def _choice_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Tiers in order of preference: the cheapest feasible one, else the one that misses
+    least, then the cheapest."""
+    if row["feasible"]:
+        return (False, _nan_last(row["total_usd"]), _nan_last(0.0))
+    return (True, _nan_last(row["late_share"]), _nan_last(row["total_usd"]))
+
+
+def best_rows(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[Mapping[str, Any]]:
     """For each tier within each group ``by``, its cheapest feasible configuration (or its
-    least-late one); tiers in their usual order."""
-    rows = rows.sort_values(
-        by + ROW_ORDER, ascending=[True] * len(by) + ROW_ASCENDING, kind="stable"
-    )
-    best = rows.groupby([*by, "tier"], sort=False).head(1)
-    order = best["tier"].map(TIERS.index)
-    return (
-        best.assign(_order=order).sort_values([*by, "_order"], kind="stable").drop(columns="_order")
-    )
+    least-late one); ties go to the earlier row. Groups in ascending order of ``by``, tiers
+    in their usual order.
+
+    Plain rows, not a frame: a grid has hundreds, and sorting and grouping a frame cost
+    more than reading them once.
+    """
+    best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for row in rows:
+        group = (*(row[k] for k in by), TIERS.index(row["tier"]))
+        held = best.get(group)
+        if held is None or _best_key(row) < _best_key(held):
+            best[group] = row
+    return [best[group] for group in sorted(best)]
+
+
+def chosen(rows: Sequence[Mapping[str, Any]]) -> int:
+    """Which of one cell's rows (a tier's best each) is chosen: the cheapest feasible one,
+    else the one that misses least (then the cheapest); ties go to the earlier row."""
+    return min(range(len(rows)), key=lambda i: _choice_key(rows[i]))
 
 
 def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) -> pd.DataFrame:
     """For each tier, its cheapest feasible configuration (or its least-late one)."""
-    rows = pd.DataFrame([assess(r, slo_s, scenario) for r in results])
-    return best_rows(rows, []).set_index("tier")
-
-
-def chosen_rows(rows: pd.DataFrame, by: list[str]) -> pd.Index:
-    """The chosen row of each group ``by``: the cheapest feasible one, else the one that
-    misses least (then the cheapest); ties go to the earlier row. One sort for a whole grid."""
-    feasible = rows["feasible"].to_numpy(dtype=bool)
-    key = rows.assign(
-        _misses=~feasible,
-        _first=np.where(feasible, rows["total_usd"], rows["late_share"]),
-        _then=np.where(feasible, 0.0, rows["total_usd"]),
-    ).sort_values([*by, "_misses", "_first", "_then"], kind="stable")
-    return key.groupby(by, sort=False).head(1).index if by else key.index[:1]
+    rows = [assess(r, slo_s, scenario) for r in results]
+    return pd.DataFrame(best_rows(rows, [])).set_index("tier")
 
 
 def choose(best: pd.DataFrame) -> str:
     """The cheapest feasible tier, else the one that misses least (see ``fits``)."""
-    return str(chosen_rows(best, [])[0])
+    return str(best.index[chosen(best.to_dict("records"))])
 
 
 def with_options(scenario: Scenario, **changes: Any) -> Scenario:

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+# The figures a result works out once from its lead arrays and keeps (cached properties):
+# the same simulation read another way (``at_slo``, ``billed_under``) keeps them too.
+_READ_ONCE = (
+    "completed_latency_s",
+    "_percentiles",
+    "completed_latency_sum",
+    "failed_leads",
+    "considered_leads",
+    "_late_counts",
+)
 TIER_COLOURS = {"direct": "#4C9F70", "queue": "#E0A030", "events": "#4A6FB5"}
 
 
@@ -80,7 +90,7 @@ class SimResult:
     def _reread(self, **changes: Any) -> SimResult:
         """A copy with ``changes`` that keeps the latency figures already worked out."""
         copy = replace(self, **changes)
-        for name in ("completed_latency_s", "_percentiles"):  # cached_property values
+        for name in _READ_ONCE:  # cached_property values
             if name in self.__dict__:
                 copy.__dict__[name] = self.__dict__[name]
         return copy
@@ -101,6 +111,31 @@ class SimResult:
         completed = self.latency_s[~missing] if missing.any() else self.latency_s.view()
         completed.flags.writeable = False
         return completed
+
+    @cached_property
+    def completed_latency_sum(self) -> float:
+        """Lead-seconds of waiting for a result, over the leads that completed."""
+        return float(self.completed_latency_s.sum())
+
+    @cached_property
+    def failed_leads(self) -> int:
+        return int(self.failed.sum())
+
+    @cached_property
+    def considered_leads(self) -> int:
+        """Leads a budget cap did not hold back: those a late share is a share of."""
+        return int((~self.over_budget).sum())
+
+    @cached_property
+    def _late_counts(self) -> dict[float, int]:
+        return {}
+
+    def completed_over(self, slo_s: float) -> int:
+        """How many completed leads took longer than ``slo_s`` (counted once per SLO)."""
+        counts = self._late_counts
+        if slo_s not in counts:
+            counts[slo_s] = int(np.count_nonzero(self.completed_latency_s > slo_s))
+        return counts[slo_s]
 
     @cached_property
     def _percentiles(self) -> np.ndarray:
