@@ -42,7 +42,7 @@ from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._compiled import kernels
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import Terms, machines, simulate_each
+from claynb.sim._simulate import Terms, clay_inputs, machines, simulate_each
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 from claynb.sim._units import duration, money
 
@@ -167,11 +167,31 @@ class SimulationCache:
         key = _simulation_key(volume_per_day, scenario)
         found = self.runs.pop(key, None)
         if found is None:
-            found = _simulate_candidates(volume_per_day, scenario)
+            found = _simulate_candidates(volume_per_day, scenario, self.reusable(key, scenario))
         elif found[0].plan != scenario.plan:  # no budget: the same runs, billed anew
             found = [r.billed_under(scenario.plan) for r in found]
         self._keep(key, found)
         return found
+
+    def reusable(self, key: tuple[Any, ...], scenario: Scenario) -> dict[int, SimResult]:
+        """Simulations already here that ``scenario`` would run the same, by candidate.
+
+        Another rate limit changes only the tiers it binds (``_simulate.clay_inputs``):
+        usually not the direct tier's few calls. Those results are taken from a volume
+        simulated under another limit, everything else alike, recorded under this one.
+        """
+        wanted = _candidate_models(scenario)
+        reused: dict[int, SimResult] = {}
+        for held, results in self.runs.items():
+            if not _differ_only_in_rate_limit(held, key):
+                continue
+            for i, model in enumerate(wanted):
+                if i not in reused and clay_inputs(model, held[2]) == clay_inputs(model, key[2]):
+                    result = results[i].under(scenario.clay)
+                    if result.plan != scenario.plan:  # no budget: the same runs, billed anew
+                        result = result.billed_under(scenario.plan)
+                    reused[i] = result
+        return reused
 
     def fill(
         self,
@@ -192,15 +212,18 @@ class SimulationCache:
         wanted = list(dict.fromkeys(float(v) for v in volumes))
         missing = sorted((v for v in wanted if not self.has(v, scenario)), reverse=True)
         done = len(wanted) - len(missing)
+        reused = {v: self.reusable(_simulation_key(v, scenario), scenario) for v in missing}
         threads = min(FILL_THREADS, os.cpu_count() or 1, len(missing))
         if threads < 2 or kernels() is None:
             simulated: Iterator[tuple[float, list[SimResult]]] = (
-                (v, _simulate_candidates(v, scenario)) for v in missing
+                (v, _simulate_candidates(v, scenario, reused[v])) for v in missing
             )
             self._keep_all(simulated, scenario, done, len(wanted), progress)
             return
         with ThreadPoolExecutor(threads, thread_name_prefix="claynb-sim") as pool:
-            futures = {pool.submit(_simulate_and_read, v, scenario, slos): v for v in missing}
+            futures = {
+                pool.submit(_simulate_and_read, v, scenario, slos, reused[v]): v for v in missing
+            }
             finished = ((futures[f], f.result()) for f in as_completed(futures))
             self._keep_all(finished, scenario, done, len(wanted), progress)
 
@@ -231,11 +254,14 @@ class SimulationCache:
 
 
 def _simulate_and_read(
-    volume_per_day: float, scenario: Scenario, slos: Sequence[float]
+    volume_per_day: float,
+    scenario: Scenario,
+    slos: Sequence[float],
+    reused: dict[int, SimResult],
 ) -> list[SimResult]:
     """A volume's simulations with what assessing them reads worked out (their percentiles,
     sums and late counts: kept by each result): for a worker thread."""
-    results = _simulate_candidates(volume_per_day, scenario)
+    results = _simulate_candidates(volume_per_day, scenario, reused)
     for r in results:
         r.p50  # noqa: B018 - cached properties, computed here rather than by the caller
         r.completed_latency_sum  # noqa: B018
@@ -255,14 +281,32 @@ def run_candidates(
     return _simulate_candidates(volume_per_day, scenario)
 
 
-def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+def _candidate_models(scenario: Scenario) -> list[Tier]:
+    return [m for tier in scenario.tiers for m in _candidates(tier, scenario)]
+
+
+def _differ_only_in_rate_limit(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two ``_simulation_key`` keys are alike but for Clay's rate limit."""
+    same_clay = replace(a[2], rate_limit_rps=None) == replace(b[2], rate_limit_rps=None)
+    return a[:2] == b[:2] and a[3:] == b[3:] and same_clay and a[2] != b[2]
+
+
+def _simulate_candidates(
+    volume_per_day: float, scenario: Scenario, reused: dict[int, SimResult] | None = None
+) -> list[SimResult]:
+    """Every candidate at this volume; those in ``reused`` (by position) are not run again."""
     kernels()  # nine simulations, and usually more volumes to come: worth the compiled loops
     s = scenario
-    models = [m for tier in s.tiers for m in _candidates(tier, s)]
+    reused = reused or {}
+    models = _candidate_models(s)
+    run = [m for i, m in enumerate(models) if i not in reused]
     routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine
     terms = Terms(routine, s.plan, budget=s.monthly_budget_usd, prices=s.prices)
     days = simulated_days(volume_per_day)
-    return simulate_each(models, volume_per_day, days, s.arrivals, s.clay, terms, s.seed)
+    fresh = iter(
+        simulate_each(run, volume_per_day, days, s.arrivals, s.clay, terms, s.seed) if run else ()
+    )
+    return [reused[i] if i in reused else next(fresh) for i in range(len(models))]
 
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:

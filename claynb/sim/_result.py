@@ -87,6 +87,11 @@ class SimResult:
         )
         return self._reread(plan=plan, uncapped_bill_usd=bill)
 
+    def under(self, clay: ClayBehaviour) -> SimResult:
+        """This simulation, recorded under another behaviour of Clay's that simulates it the
+        same (``_simulate.clay_inputs``: say, a rate limit this tier never reaches)."""
+        return self._reread(clay=clay)
+
     def _reread(self, **changes: Any) -> SimResult:
         """A copy with ``changes`` that keeps the latency figures already worked out."""
         copy = replace(self, **changes)
