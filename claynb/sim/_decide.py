@@ -259,16 +259,15 @@ def _simulate_and_read(
     slos: Sequence[float],
     reused: dict[int, SimResult],
 ) -> list[SimResult]:
-    """A volume's simulations with what assessing them reads worked out (their percentiles,
-    sums and late counts: kept by each result): for a worker thread."""
+    """A volume's simulations with what assessing them at ``slos`` reads worked out (sums,
+    late counts, and the percentiles of the configurations a grid shows: kept by each
+    result): for a worker thread."""
     results = _simulate_candidates(volume_per_day, scenario, reused)
-    for r in results:
-        r.p50  # noqa: B018 - cached properties, computed here rather than by the caller
-        r.completed_latency_sum  # noqa: B018
-        r.failed_leads  # noqa: B018
-        r.considered_leads  # noqa: B018
-        for slo in slos:
-            r.completed_over(float(slo))
+    prepared = [prepare(r, scenario) for r in results]  # the sums and counts
+    for slo in slos:
+        rows = [p.row(float(slo)) for p in prepared]  # the late counts
+        for i in best_positions(rows, []):
+            results[i].p50  # noqa: B018 - a cached property, computed here, not by the caller
     return results
 
 
@@ -374,6 +373,11 @@ class Assessed:
             "problems": "; ".join(problems),
         }
 
+    def shown(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with this configuration's latency percentiles, which ``row`` leaves out:
+        each is a partial sort of the latencies, so only the rows a table shows get them."""
+        return {**row, "p50_s": self.result.p50, "p95_s": self.result.p95}
+
 
 def prepare(result: SimResult, scenario: Scenario) -> Assessed:
     """Everything about one configuration that does not depend on the SLO."""
@@ -403,8 +407,8 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
         "workers": result.tier.servers
         if tier != "events"
         else getattr(result.tier, "consumers", 0),
-        "p50_s": result.p50,
-        "p95_s": result.p95,
+        "p50_s": None,  # see Assessed.shown
+        "p95_s": None,
         "clay_usd": result.clay_usd,
         "infra_usd": infra,
         "ops_usd": ops,
@@ -427,7 +431,8 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
 
 def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any]:
     """One configuration's row: its latency, cost of ownership, and why it may not fit."""
-    return prepare(result, scenario).row(slo_s)
+    prepared = prepare(result, scenario)
+    return prepared.shown(prepared.row(slo_s))
 
 
 def _nan_last(value: float) -> tuple[bool, float]:
@@ -449,21 +454,27 @@ def _choice_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return (True, _nan_last(row["late_share"]), _nan_last(row["total_usd"]))
 
 
-def best_rows(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[Mapping[str, Any]]:
-    """For each tier within each group ``by``, its cheapest feasible configuration (or its
-    least-late one); ties go to the earlier row. Groups in ascending order of ``by``, tiers
-    in their usual order.
+def best_positions(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[int]:
+    """Where in ``rows`` each tier's cheapest feasible configuration (or its least-late one)
+    is, within each group ``by``; ties go to the earlier row. Groups in ascending order of
+    ``by``, tiers in their usual order.
 
     Plain rows, not a frame: a grid has hundreds, and sorting and grouping a frame cost
     more than reading them once.
     """
-    best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
-    for row in rows:
+    best: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
         group = (*(row[k] for k in by), TIERS.index(row["tier"]))
         held = best.get(group)
-        if held is None or _best_key(row) < _best_key(held):
-            best[group] = row
+        if held is None or _best_key(row) < _best_key(rows[held]):
+            best[group] = i
     return [best[group] for group in sorted(best)]
+
+
+def best_shown(prepared: Sequence[Assessed], slo_s: float) -> list[dict[str, Any]]:
+    """Each tier's best configuration at ``slo_s`` as a table shows it, tiers in order."""
+    rows = [p.row(slo_s) for p in prepared]
+    return [prepared[i].shown(rows[i]) for i in best_positions(rows, [])]
 
 
 def chosen(rows: Sequence[Mapping[str, Any]]) -> int:
@@ -474,8 +485,8 @@ def chosen(rows: Sequence[Mapping[str, Any]]) -> int:
 
 def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) -> pd.DataFrame:
     """For each tier, its cheapest feasible configuration (or its least-late one)."""
-    rows = [assess(r, slo_s, scenario) for r in results]
-    return pd.DataFrame(best_rows(rows, [])).set_index("tier")
+    prepared = [prepare(r, scenario) for r in results]
+    return pd.DataFrame(best_shown(prepared, slo_s)).set_index("tier")
 
 
 def choose(best: pd.DataFrame) -> str:

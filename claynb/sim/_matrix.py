@@ -22,9 +22,9 @@ from claynb.sim._decide import (
     Assessed,
     Scenario,
     SimulationCache,
-    assess,
     best_per_tier,
-    best_rows,
+    best_positions,
+    best_shown,
     chosen,
     make_scenario,
     prepare,
@@ -85,13 +85,15 @@ def assess_grid(
     per-tier choice and the recommendation are made over plain rows, and only the grid's
     own rows become a frame.
     """
-    rows = []
+    rows, owners = [], []
     for volume, results in simulated.items():
         prepared = [prepare(r, scenario) for r in results]
         for slo in slos:
             for p in prepared:
                 rows.append({"volume_per_day": float(volume), "slo_s": float(slo), **p.row(slo)})
-    best = best_rows(rows, ["volume_per_day", "slo_s"])
+                owners.append(p)
+    positions = best_positions(rows, ["volume_per_day", "slo_s"])
+    best = [owners[i].shown(rows[i]) for i in positions]
     recommended = [False] * len(best)
     for _, group in itertools.groupby(
         range(len(best)), key=lambda i: (best[i]["volume_per_day"], best[i]["slo_s"])
@@ -107,8 +109,8 @@ def assess_grid(
 def _recommended_at(
     volume: float, slo_s: float, scenario: Scenario, cache: SimulationCache | None = None
 ) -> str:
-    results = run_candidates(volume, scenario, cache)
-    best = best_rows([assess(r, slo_s, scenario) for r in results], [])
+    rows = [prepare(r, scenario).row(slo_s) for r in run_candidates(volume, scenario, cache)]
+    best = [rows[i] for i in best_positions(rows, [])]  # no percentiles: only the tier is read
     return str(best[chosen(best)]["tier"])
 
 
@@ -373,7 +375,7 @@ def recommend(
     scenario = make_scenario(team_size=team_size, monthly_budget_usd=monthly_budget_usd, **options)
     results = run_candidates(float(volume_per_day), scenario, cache)
     prepared = [prepare(r, scenario) for r in results]
-    rows = best_rows([p.row(latency_slo_s) for p in prepared], [])
+    rows = best_shown(prepared, latency_slo_s)
     best = pd.DataFrame(rows).set_index("tier")
     least_bad = str(rows[chosen(rows)]["tier"])
     if best.loc[least_bad, "feasible"]:
