@@ -127,12 +127,15 @@ class Runs:
         """For each lead (in arrival order), the index of the run that carried it."""
         return np.repeat(np.arange(self.count.size), self.count)
 
+    @property
+    def one_lead_each(self) -> bool:
+        """Whether every run carried one lead (runs are in lead order: the last tells)."""
+        m = self.count.size
+        return m == 0 or bool(self.first[-1] == m - 1 and self.count[-1] == 1)
+
     def per_lead(self, values: np.ndarray) -> np.ndarray:
         """A per-run array spread to the leads each run carried (itself when one lead a run)."""
-        m = self.count.size
-        if m == 0 or (self.first[-1] == m - 1 and self.count[-1] == 1):
-            return values
-        return np.repeat(values, self.count)
+        return values if self.one_lead_each else np.repeat(values, self.count)
 
 
 BusyTime = Callable[[int, int], float]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # The figures a result works out once from its lead arrays and keeps (cached properties):
 # the same simulation read another way (``at_slo``, ``billed_under``) keeps them too.
 _READ_ONCE = (
+    "wait_s",
     "completed_latency_s",
     "_percentiles",
     "completed_latency_sum",
@@ -51,7 +52,8 @@ class SimResult:
     slo_s: float
     arrivals: np.ndarray
     latency_s: np.ndarray
-    wait_s: np.ndarray
+    sent_at: np.ndarray  # when each run started (see ``wait_s``)
+    run_leads: np.ndarray | None  # leads each run carried; None: one each
     failed: np.ndarray
     over_budget: np.ndarray
     runs: int
@@ -163,6 +165,16 @@ class SimResult:
     def mean_latency_s(self) -> float:
         lat = self.completed_latency_s
         return float(lat.mean()) if lat.size else float("nan")
+
+    @cached_property
+    def wait_s(self) -> np.ndarray:
+        """How long each lead waited to be sent: from its arrival to its run's start.
+
+        Worked out when asked, from the runs (a decision grid never asks)."""
+        if self.run_leads is None:
+            return np.subtract(self.sent_at, self.arrivals)
+        start = np.repeat(self.sent_at, self.run_leads)
+        return np.subtract(start, self.arrivals, out=start)
 
     @property
     def mean_wait_s(self) -> float:

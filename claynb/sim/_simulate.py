@@ -336,7 +336,7 @@ def _assemble(
     lead_failed = (
         runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
     )
-    lead_start, lead_done = runs.per_lead(runs.start), runs.per_lead(run_done)
+    lead_done = runs.per_lead(run_done)
     routine, plan, budget, rollover, prices = (
         terms.routine,
         terms.plan,
@@ -363,13 +363,12 @@ def _assemble(
         charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
     uncapped_bill = month_bill(plan, uncapped[0] * month, uncapped[1] * month, rollover)
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
-    # The per-lead times are spent from here on: reuse their memory for latency and wait
-    # (fresh pages for another million-float array cost more than the arithmetic).
+    # The per-lead times are spent from here on: reuse their memory for latency (fresh
+    # pages for another array of every lead cost more than the arithmetic).
     latency = np.subtract(lead_done, arrivals, out=lead_done)
     if lead_failed.any():
         latency[lead_failed] = np.nan
     latency[allowed:] = np.nan
-    wait = np.subtract(lead_start, arrivals, out=lead_start)
     failed = lead_failed if allowed == n else lead_failed & ~over_budget
     return SimResult(
         tier=model,
@@ -380,7 +379,8 @@ def _assemble(
         slo_s=terms.slo_s,
         arrivals=arrivals,
         latency_s=latency,
-        wait_s=wait,
+        sent_at=runs.start,
+        run_leads=None if runs.one_lead_each else runs.count,
         failed=failed,
         over_budget=over_budget,
         runs=int(runs.start.size),
