@@ -328,28 +328,18 @@ class Assessed:
     result: SimResult
     max_late_share: float
 
-    @property
-    def latency(self) -> np.ndarray:
-        return self.result.completed_latency_s  # held-back and failed leads have no latency
-
-    @property
-    def failed(self) -> int:
-        return self.result.failed_leads
-
-    @property
-    def considered(self) -> int:
-        return self.result.considered_leads
-
     def late_share(self, slo_s: float) -> float:
         """As ``SimResult.late_share_at``: missed or failed, of the leads not held back."""
-        if self.considered == 0:
+        r = self.result
+        if r.considered_leads == 0:
             return 0.0
-        return (self.result.completed_over(slo_s) + self.failed) / self.considered
+        return (r.completed_over(slo_s) + r.failed_leads) / r.considered_leads
 
     def slo_that_fits(self) -> float:
         """The tightest SLO this configuration meets (at most the allowed share late)."""
-        allowed = int(np.floor(self.max_late_share * self.considered + 1e-9)) - self.failed
-        lat = self.latency
+        r = self.result
+        allowed = int(np.floor(self.max_late_share * r.considered_leads + 1e-9)) - r.failed_leads
+        lat = r.completed_latency_s  # held-back and failed leads have no latency
         if allowed < 0 or lat.size == 0:
             return float("nan")
         if allowed >= lat.size:
