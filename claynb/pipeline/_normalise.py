@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from claynb._routines import Routine, input_problem, kind_patterns, validate_inputs
-from claynb.pipeline._text import TEXT, as_text, not_printable, patch, through_python
+from claynb.pipeline._text import (
+    TEXT,
+    as_text,
+    may_contain,
+    not_printable,
+    patch,
+    through_python,
+)
 from claynb.pipeline._work import item_keys
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
@@ -200,7 +207,7 @@ def _printable_normalised(normalise: Any, text: pa.Array) -> pa.Array:
     the caller); an empty result is null, as a missing value."""
     if normalise is normalise_text:
         out = pc.ascii_trim(text, " ")  # the only whitespace in printable ASCII
-        if pc.any(pc.match_substring(out, "  ")).as_py():
+        if may_contain(out, "  "):
             out = pc.replace_substring_regex(out, " {2,}", " ")
     else:
         out = pc.ascii_lower(pc.ascii_trim(text, " "))

@@ -51,27 +51,41 @@ def _arrow_text(values: Any) -> pa.Array:
     return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
-def not_printable(text: pa.Array) -> np.ndarray:
-    """Per value, whether it holds a byte outside printable ASCII: one pass of numpy over
-    the column's bytes, not a Python call per value. Nulls are False."""
-    if len(text) == 0:
-        return np.zeros(0, dtype=bool)
+def _bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The column's value offsets and the bytes they index (numpy views, no copy)."""
     _, offsets_buffer, data_buffer = text.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
         text.offset : text.offset + len(text) + 1
     ]
-    start, stop = int(offsets[0]), int(offsets[-1])
+    if data_buffer is None:
+        return offsets, np.zeros(0, dtype=np.uint8)
+    return offsets, np.frombuffer(data_buffer, dtype=np.uint8)[: int(offsets[-1])]
+
+
+def not_printable(text: pa.Array) -> np.ndarray:
+    """Per value, whether it holds a byte outside printable ASCII: one pass of numpy over
+    the column's bytes, not a Python call per value. Nulls are False."""
     out = np.zeros(len(text), dtype=bool)
-    if data_buffer is None or stop == start:
+    if len(text) == 0:
         return out
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[start:stop]
+    offsets, data = _bytes(text)
+    start = int(offsets[0])
     # Below 0x20 wraps round to 0xe0 and up: one comparison finds both ends.
-    odd = np.flatnonzero((data - np.uint8(0x20)) > np.uint8(0x7E - 0x20))
+    odd = np.flatnonzero((data[start:] - np.uint8(0x20)) > np.uint8(0x7E - 0x20))
     if odd.size:
         out[np.searchsorted(offsets, odd + start, side="right") - 1] = True
         if text.null_count:
             out &= text.is_valid().to_numpy(zero_copy_only=False)
     return out
+
+
+def may_contain(text: pa.Array, needle: str) -> bool:
+    """Whether ``needle`` (ASCII) may be in some value: False means in none, cheaply (a
+    search of the column's bytes, which may also find it across two values)."""
+    if len(text) == 0:
+        return False
+    offsets, data = _bytes(text)
+    return data[int(offsets[0]) :].tobytes().find(needle.encode("ascii")) >= 0
 
 
 def patch(text: pa.Array, where: np.ndarray, values: pa.Array | Sequence[str | None]) -> pa.Array:
@@ -97,15 +111,20 @@ def through_python(
     return patch(out, where, done.take(picked.indices))
 
 
-def json_texts(text: pa.Array, encode: Callable[[str], str]) -> pa.Array:
-    """Each value as a JSON string (null as ``null``): the bytes ``encode`` (the JSON
-    encoder's own function) writes, which it is called for only where a value is
-    :func:`not_printable`."""
-    quoted = pc.binary_join_element_wise(
-        text_scalar('"'),
-        pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"'),
-        text_scalar('"'),
-        text_scalar(""),
-    )
-    quoted = through_python(quoted, np.flatnonzero(not_printable(text)), text, encode)
-    return pc.fill_null(quoted, text_scalar("null"))
+def json_parts(text: pa.Array, encode: Callable[[str], str]) -> list[pa.Array | str]:
+    """Pieces whose concatenation is each value as a JSON string (null as ``null``): the
+    bytes ``encode`` (the JSON encoder's own function) writes, which it is called for
+    only where a value is :func:`not_printable`. A column of printable text comes back
+    as its quotes around it, for the caller to fold into the constants either side."""
+    escaped = text
+    if may_contain(escaped, "\\"):
+        escaped = pc.replace_substring(escaped, "\\", "\\\\")
+    if may_contain(escaped, '"'):
+        escaped = pc.replace_substring(escaped, '"', '\\"')
+    odd = np.flatnonzero(not_printable(text))
+    if not len(odd) and not text.null_count:
+        return ['"', escaped, '"']
+    quote = text_scalar('"')
+    quoted = pc.binary_join_element_wise(quote, escaped, quote, text_scalar(""))
+    quoted = through_python(quoted, odd, text, encode)
+    return [pc.fill_null(quoted, text_scalar("null"))]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from claynb._routines import Cost
-from claynb.pipeline._text import TEXT, as_text, json_texts, text_scalar
+from claynb.pipeline._text import TEXT, as_text, json_parts, text_scalar
 
 
 class Status(StrEnum):
@@ -102,17 +102,24 @@ def _json_value(value: str | None) -> str:
 def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     """:func:`item_key` of every row of these input columns (text or None: Arrow text,
     arrays or lists). The JSON of all rows is built by Arrow's kernels, column by column
-    (:func:`claynb.pipeline._text.json_texts`), then hashed in one pass: it runs once per
-    unique row of a frame."""
+    (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs once
+    per unique row of a frame."""
     names = sorted(columns)
-    texts = [json_texts(_text_column(columns[name]), _json_text) for name in names]
+    texts = [_text_column(columns[name]) for name in names]
     if not texts or not len(texts[0]):
         return []
-    parts: list[Any] = [text_scalar(f"[{_json_text(routine_id)},{{")]
+    parts: list[Any] = [f"[{_json_text(routine_id)},{{"]
     for i, (name, text) in enumerate(zip(names, texts, strict=True)):
-        parts += [text_scalar(f"{',' if i else ''}{_json_text(name)}:"), text]
-    parts.append(text_scalar("}]"))
-    blobs = pc.binary_join_element_wise(*parts, text_scalar("")).cast(pa.large_binary())
+        parts += [f"{',' if i else ''}{_json_text(name)}:", *json_parts(text, _json_text)]
+    parts.append("}]")
+    joined: list[Any] = []  # constants next to each other written as one
+    for part in parts:
+        if isinstance(part, str) and joined and isinstance(joined[-1], str):
+            joined[-1] += part
+        else:
+            joined.append(part)
+    pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
+    blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
     return [sha256(blob).hexdigest()[:32] for blob in blobs.to_pylist()]
 
