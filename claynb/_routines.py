@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -436,12 +436,25 @@ def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
 def input_problem(kind: str, name: str, value: Any) -> str | None:
     """Why one input's value (of this kind) cannot be enriched, or ``None`` when it can:
     each input is checked on its own, so a frame's column is checked once per distinct
-    value."""
+    value (:func:`input_problems`)."""
+    return input_problems(kind, name, [value])[0]
+
+
+def input_problems(kind: str, name: str, values: Iterable[Any]) -> list[str | None]:
+    """:func:`input_problem` of each value, the kind's checks chosen once for them all."""
+    checks = _checks(kind)
+    return [_problem(checks, name, value) for value in values]
+
+
+def _problem(checks: tuple[_Check, ...], name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return f"missing input {name!r}"
     if not isinstance(value, str):
         return f"input {name!r} must be a string, got {type(value).__name__}"
-    return _malformed(kind, name, value)
+    for check in checks:
+        if not check.pattern.search(value):
+            return check.reason.format(name=name, value=repr(value))
+    return None
 
 
 @dataclass(frozen=True)
@@ -484,22 +497,15 @@ _CHECKS = (
 )
 
 
-def _malformed(kind: str, name: str, value: str) -> str | None:
-    """Why ``value`` is not a valid ``kind``, or None (the first failed check's reason)."""
-    if kind == "text":
-        return None
-    for check in _CHECKS:
-        if check.applies(kind) and not check.pattern.search(value):
-            return check.reason.format(name=name, value=repr(value))
-    return None
+def _checks(kind: str) -> tuple[_Check, ...]:
+    """The checks a value of ``kind`` must pass, in order (``text`` is never refused)."""
+    return () if kind == "text" else tuple(c for c in _CHECKS if c.applies(kind))
 
 
 def kind_patterns(kind: str) -> tuple[str, ...]:
     """The RE2 patterns a printable-ASCII value of ``kind`` must all contain to be valid
     (none: only a blank value is refused; :func:`input_problem` is the definition)."""
-    if kind == "text":
-        return ()
-    return tuple(p for check in _CHECKS if check.applies(kind) for p in check.arrow)
+    return tuple(pattern for check in _checks(kind) for pattern in check.arrow)
 
 
 def _rng(routine_id: str, inputs: dict[str, Any], seed: int) -> random.Random:

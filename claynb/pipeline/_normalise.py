@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from claynb._routines import Routine, input_problem, kind_patterns, validate_inputs
+from claynb._routines import Routine, input_problems, kind_patterns, validate_inputs
 from claynb.pipeline._text import (
     TEXT,
     as_text,
@@ -238,12 +238,8 @@ def _problems(kind: str, name: str, distinct: pa.Array) -> dict[int, str]:
     for pattern in patterns:
         ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(distinct, pattern), False))
     ask = np.flatnonzero(~ok.to_numpy(zero_copy_only=False) | not_printable(distinct))
-    problems: dict[int, str] = {}
-    for slot, value in zip(ask.tolist(), distinct.take(pa.array(ask)).to_pylist(), strict=True):
-        reason = input_problem(kind, name, value)
-        if reason is not None:
-            problems[slot] = reason
-    return problems
+    reasons = input_problems(kind, name, distinct.take(pa.array(ask)).to_pylist())
+    return {slot: r for slot, r in zip(ask.tolist(), reasons, strict=True) if r is not None}
 
 
 def _group(columns: Sequence[_Column]) -> np.ndarray:
