@@ -3,14 +3,21 @@
 Clay charges per row it enriches, so the same person written two ways (``" Ada@X.com"``
 and ``"ada@x.com"``) must be sent once. Inputs are normalised first: trimmed; e-mails and
 domains lower-cased; domains stripped of scheme, ``www.``, port and path; names with their
-inner whitespace collapsed. Rows are then grouped by their normalised inputs (vectorised:
-each column is factorised, only its distinct values are normalised and checked, with
-:func:`claynb._routines.input_problem`, the rules of
-:func:`~claynb._routines.validate_inputs` input by input). A group that fails is
-``invalid_input`` with the first input's reason and is never sent. The result,
-:class:`Prepared`, is columns (an array per input, a key and a reason per group), not a
-dict per row. (Clay's answers become results in
+inner whitespace collapsed. Rows are then grouped by their normalised inputs, and each
+distinct value is checked with the rules of :func:`~claynb._routines.validate_inputs`
+input by input. A group that fails is ``invalid_input`` with the first input's reason
+and is never sent. The result, :class:`Prepared`, is columns (an array per input, a key
+and a reason per group), not a dict per row. (Clay's answers become results in
 :mod:`claynb.pipeline._outcome`.)
+
+Every call of ``enrich`` and ``estimate`` pays for this, so it is done a column at a time
+(:mod:`claynb.pipeline._text`): Arrow's string kernels normalise printable-ASCII values
+row by row, an Arrow dictionary encoding finds the distinct values and groups, RE2 checks
+them, and :func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
+concatenation. The Python functions below stay the definition: values that are not
+printable ASCII go through them (once per distinct value), the values RE2 refuses get
+their reason from :func:`claynb._routines.input_problems`, and the tests check the
+columns against them row by row.
 
 Pure functions only: no I/O here.
 """
@@ -214,12 +221,26 @@ def _printable_normalised(normalise: Any, text: pa.Array) -> pa.Array:
     if normalise is normalise_email:
         out = _without_prefix(out, "mailto:")
     elif normalise is normalise_url:
-        out = pc.replace_substring_regex(out, _QUERY.pattern, "")
+        out = _without_match(out, _QUERY, "?#")
     elif normalise is normalise_domain:
-        for pattern in (_SCHEME, _AFTER_HOST, _USERINFO, _PORT):
-            out = pc.replace_substring_regex(out, pattern.pattern, "")
+        for pattern, marks in (
+            (_SCHEME, ":"),
+            (_AFTER_HOST, "/?#"),
+            (_USERINFO, "@"),
+            (_PORT, ":"),
+        ):
+            out = _without_match(out, pattern, marks)
         out = _without_prefix(pc.ascii_rtrim(out, "."), "www.")
     return pc.if_else(pc.equal(pc.binary_length(out), 0), pa.scalar(None, TEXT), out)
+
+
+def _without_match(text: pa.Array, pattern: re.Pattern[str], marks: str) -> pa.Array:
+    """``pattern.sub("", value)`` of each value (RE2 reads these patterns as ``re`` does
+    on printable ASCII), skipped when no value holds any of ``marks``, without which the
+    pattern cannot match."""
+    if not any(may_contain(text, mark) for mark in marks):
+        return text
+    return pc.replace_substring_regex(text, pattern.pattern, "")
 
 
 def _without_prefix(text: pa.Array, prefix: str) -> pa.Array:
@@ -230,7 +251,7 @@ def _without_prefix(text: pa.Array, prefix: str) -> pa.Array:
 
 
 def _problems(kind: str, name: str, distinct: pa.Array) -> dict[int, str]:
-    """Why each unusable distinct value is unusable: :func:`claynb._routines.input_problem`,
+    """Why each unusable distinct value is unusable: :func:`claynb._routines.input_problems`,
     asked only of values Arrow's RE2 refuses (or cannot judge: not printable ASCII), so
     the reasons are the same words."""
     patterns = kind_patterns(kind) or (r"[^ ]",)  # no pattern: only blanks are refused
@@ -277,6 +298,21 @@ def _reasons(
     return reasons
 
 
+def _keys(
+    routine_id: str, texts: Mapping[str, pa.Array], reasons: Sequence[str | None]
+) -> list[str | None]:
+    """Per group, its item key, or None where it has a reason not to be sent."""
+    if not any(reasons):
+        return list(item_keys(routine_id, texts))
+    valid = np.flatnonzero([r is None for r in reasons])
+    at = pa.array(valid)
+    keys: list[str | None] = [None] * len(reasons)
+    valid_keys = item_keys(routine_id, {name: text.take(at) for name, text in texts.items()})
+    for g, key in zip(valid.tolist(), valid_keys, strict=True):
+        keys[g] = key
+    return keys
+
+
 def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None) -> Prepared:
     """Normalise, de-duplicate and validate the frame's inputs for ``routine``."""
     columns = resolve_columns(df, routine, inputs)
@@ -291,18 +327,6 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
         for name, c, at in zip(names, normalised, slots, strict=True)
     }
     reasons = _reasons(normalised, slots, len(first_rows))
-    valid = np.flatnonzero([r is None for r in reasons]) if any(reasons) else None
-    keys: list[str | None]
-    if valid is None:
-        keys = list(item_keys(routine.id, texts))
-    else:
-        keys = [None] * len(first_rows)
-        at = pa.array(valid)
-        for g, key in zip(
-            valid.tolist(),
-            item_keys(routine.id, {n: t.take(at) for n, t in texts.items()}),
-            strict=True,
-        ):
-            keys[g] = key
+    keys = _keys(routine.id, texts, reasons)
     values = {name: text.to_numpy(zero_copy_only=False) for name, text in texts.items()}
     return Prepared(routine, codes, values, keys, reasons, first)
