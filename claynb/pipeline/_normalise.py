@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -145,19 +146,25 @@ def resolve_columns(
 class Prepared:
     """A frame reduced to its unique work, as columns.
 
-    ``codes[i]`` is the group of row ``i``; ``values[name][g]``, ``keys[g]`` and
-    ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and ``reasons[g]`` says why
-    when the group is invalid); ``first[i]`` is True for the first row of each group,
-    which carries the group's cost. A group's inputs as one dict: :meth:`inputs_of`
-    (built only for the groups that are sent).
+    ``codes[i]`` is the group of row ``i``; ``texts[name][g]`` (Arrow text),
+    ``keys[g]`` and ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and
+    ``reasons[g]`` says why when the group is invalid); ``first[i]`` is True for the first
+    row of each group, which carries the group's cost. A group's inputs as one dict:
+    :meth:`inputs_of` (built only for the groups that are sent).
     """
 
     routine: Routine
     codes: np.ndarray
-    values: dict[str, np.ndarray]
+    texts: dict[str, pa.Array]
     keys: list[str | None]
     reasons: list[str | None]
     first: np.ndarray
+
+    @cached_property
+    def values(self) -> dict[str, np.ndarray]:
+        """``texts`` as arrays of Python text or None: made on first use, since only the
+        groups to send need them (a cached re-run or an estimate never does)."""
+        return {name: text.to_numpy(zero_copy_only=False) for name, text in self.texts.items()}
 
     @property
     def rows(self) -> int:
@@ -328,5 +335,4 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     }
     reasons = _reasons(normalised, slots, len(first_rows))
     keys = _keys(routine.id, texts, reasons)
-    values = {name: text.to_numpy(zero_copy_only=False) for name, text in texts.items()}
-    return Prepared(routine, codes, values, keys, reasons, first)
+    return Prepared(routine, codes, texts, keys, reasons, first)
