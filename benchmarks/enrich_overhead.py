@@ -56,16 +56,20 @@ thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
   the cache read and the merge without a Python object per row (fields stored as
   columns, not one JSON document per answer).
 - estimate (about 1.1 CPU-s, was 3.0 to 3.6; 175,000 rows per CPU-second): ``prepare``
-  and the index look-ups, about half each (before ``prepare`` was columnar).
+  and the index look-ups, about half each, while ``prepare`` worked value by value. With
+  the columnar ``prepare`` below, side by side with the old one at a load of 4 to 6 on 2
+  CPUs: estimate 0.97 and 1.12 CPU-s (was 1.34 and 1.39), cached re-run 2.80 and 2.78
+  (was 2.86 and 3.03; its cache read and merge are the bulk).
 - ``prepare`` alone (``cProfile.Profile(time.process_time)`` and ``time.process_time``
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
-  lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python, now
-  about 0.2: Arrow's kernels normalise the column (3 ms), a dictionary encoding finds the
-  distinct values (25 ms), RE2 checks them (20 ms), the keys' JSON is one concatenation
-  of columns (15 ms), and what is left is the sha256 of each key, about 0.1 s, one
-  ``hashlib`` call per distinct row (the floor without a compiled hash over a column).
-  With duplicates it is proportionally less: 200,000 rows of 48,000 distinct messy
-  values (NA, blanks, mixed case, ``mailto:``, invalid) cost 0.065 CPU-s, was 0.20.
+  lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python; now
+  about 0.2 (0.18 to 0.23 at a load of 3 on 2 CPUs). Arrow's kernels normalise the column
+  (3 ms), a dictionary encoding finds the distinct values (25 ms), RE2 checks them (20
+  ms), the keys' JSON is one concatenation of columns (15 ms); what is left is the sha256
+  of each key, about 0.1 s, one ``hashlib`` call per distinct row (the floor without a
+  compiled hash over a column). With duplicates it is proportionally less: 200,000 rows
+  of 48,000 distinct messy values (NA, blanks, mixed case, ``mailto:``, invalid) take
+  0.06 CPU-s, was 0.20.
 - first run (about 25 CPU-s, unchanged): the wire. The emulator sees 2 requests per run
   of 100 (the POST and one results GET), yet per run the enriching process spends about
   12 ms: httpx/httpcore/anyio per request (connection set-up and close for every spending
