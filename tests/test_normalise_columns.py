@@ -28,7 +28,7 @@ PIECES = [
 TEXTS = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
 OTHERS = st.sampled_from([None, np.nan, pd.NA, 12345, 1.5, True, ""])
 VALUES = st.one_of(TEXTS, TEXTS, TEXTS, OTHERS)
-DTYPES = ["object", "str", "string", "category"]
+DTYPES = ["object", "str", "string", "string[python]", "category"]
 ONE_OF_EACH = workspace_routine(
     "function:t_all",
     ("a", "b", "c"),
