@@ -7,8 +7,8 @@ same over a whole column at C speed, but only where the two provably agree. They
 on *printable ASCII* (bytes 0x20 to 0x7e): there the only whitespace is the space, case
 is ASCII case, ``.`` and ``$`` never meet a newline (RE2 and ``re`` differ on ``$``
 before a final newline), and JSON escapes nothing but ``"`` and ``\\``. Every other value
-(accents, emoji, tabs, control characters) goes through the Python code, one value at a
-time (:func:`not_printable` finds them). Real frames are almost all printable ASCII.
+(accents, emoji, tabs, control characters) goes through the Python code, once per distinct
+value (:func:`not_printable` finds them). Real frames are almost all printable ASCII.
 """
 
 from __future__ import annotations
