@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -437,7 +437,7 @@ def input_problem(kind: str, name: str, value: Any) -> str | None:
     """Why one input's value (of this kind) cannot be enriched, or ``None`` when it can:
     each input is checked on its own, so a frame's column is checked once per distinct
     value (:func:`input_problems`)."""
-    return input_problems(kind, name, [value])[0]
+    return _problem(_checks(kind), name, value)
 
 
 def input_problems(kind: str, name: str, values: Iterable[Any]) -> list[str | None]:
@@ -446,7 +446,7 @@ def input_problems(kind: str, name: str, values: Iterable[Any]) -> list[str | No
     return [_problem(checks, name, value) for value in values]
 
 
-def _problem(checks: tuple[_Check, ...], name: str, value: Any) -> str | None:
+def _problem(checks: list[_Check], name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return f"missing input {name!r}"
     if not isinstance(value, str):
@@ -459,8 +459,9 @@ def _problem(checks: tuple[_Check, ...], name: str, value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class _Check:
-    """One rule some kinds' values must pass (kinds are read as the names were: by what
-    they say), and the reason given when a value does not.
+    """One rule some kinds' values must pass, and the reason given when a value does not.
+    Kinds are read as the names were, by what they say: a check applies to the kinds that
+    contain ``word`` (or, when ``whole``, to that kind alone).
 
     ``pattern`` is searched for with :mod:`re`; ``arrow`` is the same rule as patterns
     that must all be found, written for Arrow's RE2 (which has no look-ahead): on
@@ -468,38 +469,31 @@ class _Check:
     checks a whole column with them at once.
     """
 
-    applies: Callable[[str], bool]
+    word: str
+    whole: bool
     pattern: re.Pattern[str]
     arrow: tuple[str, ...]
     reason: str  # str.format'ed with the input's name and the value's repr
 
+    def fits(self, kind: str) -> bool:
+        return kind == self.word if self.whole else self.word in kind
+
 
 _CHECKS = (
-    _Check(lambda kind: "email" in kind, EMAIL_RE, (_EMAIL,), "malformed email {value}"),
+    _Check("email", False, EMAIL_RE, (_EMAIL,), "malformed email {value}"),
     _Check(
-        lambda kind: "domain" in kind,
-        DOMAIN_RE,
-        (_DOMAIN_LENGTH, _DOMAIN_LABELS),
-        "malformed domain {value}",
+        "domain", False, DOMAIN_RE, (_DOMAIN_LENGTH, _DOMAIN_LABELS), "malformed domain {value}"
     ),
     _Check(
-        lambda kind: kind == "linkedin_url",
-        LINKEDIN_RE,
-        (_LINKEDIN,),
-        "malformed LinkedIn profile URL {value}",
+        "linkedin_url", True, LINKEDIN_RE, (_LINKEDIN,), "malformed LinkedIn profile URL {value}"
     ),
-    _Check(
-        lambda kind: kind == "full_name",
-        re.compile(_LETTER),
-        (_LETTER,),
-        "{name} {value} has no letters",
-    ),
+    _Check("full_name", True, re.compile(_LETTER), (_LETTER,), "{name} {value} has no letters"),
 )
 
 
-def _checks(kind: str) -> tuple[_Check, ...]:
+def _checks(kind: str) -> list[_Check]:
     """The checks a value of ``kind`` must pass, in order (``text`` is never refused)."""
-    return () if kind == "text" else tuple(c for c in _CHECKS if c.applies(kind))
+    return [] if kind == "text" else [check for check in _CHECKS if check.fits(kind)]
 
 
 def kind_patterns(kind: str) -> tuple[str, ...]:
