@@ -70,8 +70,11 @@ def not_printable(text: pa.Array) -> np.ndarray:
         return out
     offsets, data = _bytes(text)
     start = int(offsets[0])
+    data = data[start:]
+    if not data.size or (data.min() >= 0x20 and data.max() <= 0x7E):  # the common case
+        return out
     # Below 0x20 wraps round to 0xe0 and up: one comparison finds both ends.
-    odd = np.flatnonzero((data[start:] - np.uint8(0x20)) > np.uint8(0x7E - 0x20))
+    odd = np.flatnonzero((data - np.uint8(0x20)) > np.uint8(0x7E - 0x20))
     if odd.size:
         out[np.searchsorted(offsets, odd + start, side="right") - 1] = True
         if text.null_count:
