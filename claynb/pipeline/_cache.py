@@ -86,13 +86,11 @@ def key_hashes(routine: str, keys: Sequence[str]) -> np.ndarray:
     is two rows.
     """
     joined = "".join(keys)
-    raw = b""
-    if len(joined) == 32 * len(keys):
-        try:
-            raw = bytes.fromhex(joined)
-        except ValueError:
-            raw = b""
-    if len(raw) == 16 * len(keys) and (keys or not raw):
+    try:  # all of them item keys: their bits in one call
+        raw = bytes.fromhex(joined) if len(joined) == 32 * len(keys) else b"-"
+    except ValueError:
+        raw = b"-"
+    if len(raw) == 16 * len(keys):
         bits = np.frombuffer(raw, dtype=">i8")[::2]
     else:
         bits = np.frombuffer(
