@@ -55,18 +55,18 @@ What the profile shows now (CPU time: ``time.process_time`` around the steps, an
 ``cProfile.Profile(time.process_time)``; 200,000 rows; figures vary by 10 to 20% with the
 load other processes put on the machine):
 
-- cached re-run (about 1.25 CPU-s, was 2.7 to 3.0; about 160,000 rows per CPU-second):
-  ``prepare``, about 0.47 s (200,000 distinct e-mails each lower-cased, checked and
-  hashed); planning, about 0.6 s, of which the cache look-up is SQLite finding the rows
-  and writing the text, about 0.28 s, and Arrow parsing it, about 0.22 s (1 microsecond a
-  row each); the merge, about 0.1 s. With ``--prefill 2000000`` (a cache of 2.2 million
-  answers) it measured about 1.56 CPU-s (about 128,000 rows per CPU-second, short of the
-  target): the rows sit on ten times as many pages, and reading them through SQLite's
-  small page cache adds 0.1 to 0.3 s of system time (``PRAGMA mmap_size`` took most of
-  that back in a trial, but not all, and is not set). What is left is per row in C
-  (SQLite, Arrow's JSON parser) and ``prepare``'s per distinct value Python.
-- estimate (about 0.9 CPU-s, 220,000 rows per CPU-second): ``prepare`` and reading which
-  keys are cached (the same query without the answers).
+- cached re-run (about 0.9 CPU-s, was 2.3 to 3.0; about 220,000 rows per CPU-second):
+  ``prepare``, about 0.2 s (below); planning, about 0.6 s, of which the cache look-up is
+  SQLite finding the rows and writing their text, about 0.28 s, and Arrow parsing it,
+  about 0.22 s (about 1 microsecond a row each); the merge, about 0.1 s. Side by side at
+  a load of 2 to 3 on 2 CPUs: 0.91 CPU-s, and 2.32 before this change. With ``--prefill
+  2000000`` (2.2 million answers in the cache) 1.15 CPU-s (174,000 rows per CPU-second, at
+  a load of 1.2): the rows sit on ten times as many pages, and reading them through
+  SQLite's small page cache adds 0.1 to 0.3 s of system time (``PRAGMA mmap_size`` took
+  most of that back in a trial; not set). What is left is per row in C (SQLite, Arrow's
+  JSON parser) and ``prepare``'s hash per distinct row.
+- estimate (about 0.65 CPU-s, was 0.86 to 1.2; about 300,000 rows per CPU-second):
+  ``prepare`` and reading which keys are cached (the same query without the answers).
 - ``prepare`` alone (``cProfile.Profile(time.process_time)`` and ``time.process_time``
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
   lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python; now
@@ -82,16 +82,18 @@ load other processes put on the machine):
   12 ms: httpx/httpcore/anyio per request (connection set-up and close for every spending
   POST, by design; pool bookkeeping), JSON, then per item ``check_items``, ``parse_item``
   and ``outcome_of`` (2.5 of 13.9 profiled CPU-s at 30,000 rows), and landing the run
-  (``Journal.finished``: about 20 microseconds an item, SQLite's inserts into the cache's
-  unique index and the JSON text of each answer). Planning and merging are now under 5%;
+  (``Journal.finished``: about 20 microseconds an item, SQLite's inserts into the cache,
+  each on a random page since its rows are keyed by a hash, and the JSON text of each
+  answer). With ``--prefill 2000000`` the first run measured 27.5 CPU-s (22.8 without). Planning and merging are now under 5%;
   taking each run's answers into Arrow columns adds about 0.15 ms a run of 100 (0.3 CPU-s
   for 200,000 rows).
-- memory (about 6.8x the frame, was 9 to 9.3x; the target 2x is not met): at merge time,
-  at 50,000 rows, tracemalloc counts 36 MB of Python allocations for a 10.5 MB frame (was
-  77 MB): the answers are no longer among them (Arrow arrays, a few MB, outside
-  tracemalloc). What remains is per item to send: a ``WorkItem`` and its inputs dict per
-  row (13.6 MB), the normalised inputs and item keys as Python strings (8.3 MB), the key
-  -> group dict (3.3 MB); then what the run itself peaks at (httpx and JSON buffers of 64
+- memory (about 7x the frame, was 9.3 to 9.5x side by side; the target 2x is not met): at
+  merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
+  frame (was 77 MB; ``python -X tracemalloc`` style snapshots taken as ``merge`` starts):
+  the answers are no longer among them (Arrow arrays, a few MB, outside tracemalloc).
+  What remains is per item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB),
+  the normalised inputs and item keys as Python strings (8.7 MB), the key -> group dict
+  (3.3 MB); then what the run itself peaks at (httpx and JSON buffers of 64
   runs in flight, the engine's per-key bookkeeping) and the output frame's new columns.
   2x would need the items to send passed as columns too (keys and inputs as arrays, not a
   ``WorkItem`` per row), which changes what every tier's ``run`` takes.
