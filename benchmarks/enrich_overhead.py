@@ -89,7 +89,7 @@ load other processes put on the machine):
   for 200,000 rows).
 - memory (about 7x the frame, was 9.3 to 9.5x side by side; the target 2x is not met): at
   merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
-  frame (was 77 MB; ``python -X tracemalloc`` style snapshots taken as ``merge`` starts):
+  frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts):
   the answers are no longer among them (Arrow arrays, a few MB, outside tracemalloc).
   What remains is per item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB),
   the normalised inputs and item keys as Python strings (8.7 MB), the key -> group dict
