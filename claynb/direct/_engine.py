@@ -43,6 +43,7 @@ from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Status, WorkItem
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
+from claynb.wire._core import RunItems
 
 BACKEND = "direct"
 MIN_BATCH = 20
@@ -213,7 +214,7 @@ class Engine:
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
         inputs = {k: self.inputs[k] for k in keys}
-        body = [{"id": k, "inputs": inputs[k]} for k in keys]
+        body = RunItems.of(inputs)  # prepare checked the rows: built once, not re-checked
         webhook_id = self.waiter.webhook_id if self.waiter else None
         left = self.retry.sends_left(self._sent(keys), self.cap)
         try:
