@@ -9,6 +9,9 @@ the caller's loop. Options (anything else is a ``TypeError``) are listed in
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 from claynb._plans import get_plan
@@ -96,11 +99,32 @@ async def _run_on_loop(
     plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
     aclient, owned = _async_client(client, reuse)
     try:
-        engine = Engine(routine, items, aclient, guard, journal, progress, plan, opts)
-        return await engine.run()
+        with gc_paused():
+            engine = Engine(routine, items, aclient, guard, journal, progress, plan, opts)
+            return await engine.run()
     finally:
         if owned:
             await aclient.aclose()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while the engine runs, back as it was after.
+
+    Each run of 100 leaves a few hundred objects alive until the merge (answers, their
+    dicts, results), and the collector re-walks everything alive each time the old
+    generation grows by a quarter: for 50,000 rows, 15% of the enriching process's CPU.
+    The engine makes about one cyclic scrap per row (asyncio and httpx bookkeeping), freed
+    by the first collection after. Of calls that overlap in threads, the first to start
+    restores the collector when it ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _async_client(client: Any, reuse: bool) -> tuple[AsyncClayClient, bool]:

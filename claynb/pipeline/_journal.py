@@ -229,7 +229,7 @@ class Journal:
                 (
                     routine,
                     backend,
-                    json.dumps(inputs, default=str),
+                    _cache.to_json(inputs),
                     len(inputs),
                     SENDING,
                     reserved.actions,
@@ -249,12 +249,13 @@ class Journal:
 
     def started(self, batch: int, run_id: str) -> None:
         """Clay answered with a run id: from now on the batch is collected, never re-sent."""
+        move = "UPDATE batches SET run_id = ?, state = ?, updated_at = ? WHERE batch = ?"
+        values = (run_id, IN_FLIGHT, time.time(), batch)
         with self.transaction() as conn:
-            BATCH_MOVES.check(self._state(conn, batch), IN_FLIGHT)
-            conn.execute(
-                "UPDATE batches SET run_id = ?, state = ?, updated_at = ? WHERE batch = ?",
-                (run_id, IN_FLIGHT, time.time(), batch),
-            )
+            # The usual move (sending -> in flight) in one statement; any other is checked.
+            if conn.execute(f"{move} AND state = ?", (*values, SENDING)).rowcount == 0:
+                BATCH_MOVES.check(self._state(conn, batch), IN_FLIGHT)
+                conn.execute(move, values)
 
     def abandon(self, batch: int, error: str | None = None) -> None:
         """The batch was certainly not started (answered 4xx/429/402): forget the intent."""
