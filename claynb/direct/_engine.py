@@ -32,6 +32,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
+from itertools import repeat
 from typing import Any, Protocol
 
 from claynb._plans import Plan
@@ -240,11 +241,11 @@ class Engine:
 
     def _sent(self, keys: list[str]) -> int:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
-        return max(self.attempts.get(k, 0) for k in keys)
+        return max(map(self.attempts.get, keys, repeat(0, len(keys))))
 
     def _count_sends(self, keys: list[str], sends: int) -> None:
-        for k in keys:
-            self.attempts[k] = self.attempts.get(k, 0) + sends
+        before = map(self.attempts.get, keys, repeat(0, len(keys)))
+        self.attempts.update(zip(keys, [n + sends for n in before], strict=True))
 
     async def _not_started(
         self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
