@@ -12,12 +12,15 @@ two sharing one cache.
 The targets (issue 15): a first draw within 1 s, every redraw within 0.3 s, each function
 within 1 s. Every row prints the wall-clock time (best of ``--repeat``), the CPU time of
 that same try (other work on a shared machine stretches the first, hardly the second), the
-target and whether it is met. Compare rows with each other, not with another machine.
+target and whether it is met. Compare rows with each other, not with another machine; the
+machine's load average is printed before and after (on a machine busy with other work the
+wall clock stretches towards the CPU time, as the simulations' second thread waits for a core).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,11 +85,17 @@ def row(label: str, t: Timing, target: float) -> str:
     return f"  {label:<48} {t.wall_s:6.3f} s  (cpu {t.cpu_s:6.3f} s)  {verdict}"
 
 
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
+    print(f"before: {load()}\n")
     print("simulator dashboard (notebook 04)")
     print(row("first draw", best_of(args.repeat, sim.simulator_dashboard), FIRST_DRAW_TARGET_S))
     board = sim.simulator_dashboard()
@@ -113,6 +122,7 @@ def main() -> None:
     shared = sim.SimulationCache()
     both = timed(lambda: (sim.decision_matrix(cache=shared), sim.decision_grid(cache=shared)))
     print(row("both, sharing one SimulationCache", both, 2 * FUNCTION_TARGET_S))
+    print(f"\nafter: {load()}")
 
 
 if __name__ == "__main__":

@@ -21,15 +21,21 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from claynb.wire._exceptions import ConfigError
 
-EMAIL_RE = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$")
-DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
-LINKEDIN_RE = re.compile(r"^(https?://)?([a-z]{2,3}\.)?linkedin\.com/in/[a-z0-9_\-%]+/?$")
+_EMAIL = r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$"
+_DOMAIN_LENGTH = r"^.{4,253}$"
+_DOMAIN_LABELS = r"^([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$"
+_LINKEDIN = r"^(https?://)?([a-z]{2,3}\.)?linkedin\.com/in/[a-z0-9_\-%]+/?$"
+_LETTER = r"[^\W\d_]"
+
+EMAIL_RE = re.compile(_EMAIL)
+DOMAIN_RE = re.compile(rf"(?={_DOMAIN_LENGTH}){_DOMAIN_LABELS}")
+LINKEDIN_RE = re.compile(_LINKEDIN)
 
 #: What an input can be declared to hold, and so how it is normalised and checked: an
 #: e-mail, a domain, a URL, a LinkedIn profile URL, a person's name, or free text (trimmed,
@@ -430,28 +436,70 @@ def validate_inputs(routine: Routine, inputs: dict[str, Any]) -> str | None:
 def input_problem(kind: str, name: str, value: Any) -> str | None:
     """Why one input's value (of this kind) cannot be enriched, or ``None`` when it can:
     each input is checked on its own, so a frame's column is checked once per distinct
-    value."""
+    value (:func:`input_problems`)."""
+    return _problem(_checks(kind), name, value)
+
+
+def input_problems(kind: str, name: str, values: Iterable[Any]) -> list[str | None]:
+    """:func:`input_problem` of each value, the kind's checks chosen once for them all."""
+    checks = _checks(kind)
+    return [_problem(checks, name, value) for value in values]
+
+
+def _problem(checks: list[_Check], name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return f"missing input {name!r}"
     if not isinstance(value, str):
         return f"input {name!r} must be a string, got {type(value).__name__}"
-    return _malformed(kind, name, value)
-
-
-def _malformed(kind: str, name: str, value: str) -> str | None:
-    """Why ``value`` is not a valid ``kind`` (kinds are read as the names were: by what
-    they say), or None."""
-    if kind == "text":
-        return None
-    if "email" in kind and not EMAIL_RE.match(value):
-        return f"malformed email {value!r}"
-    if "domain" in kind and not DOMAIN_RE.match(value):
-        return f"malformed domain {value!r}"
-    if kind == "linkedin_url" and not LINKEDIN_RE.match(value):
-        return f"malformed LinkedIn profile URL {value!r}"
-    if kind == "full_name" and not re.search(r"[^\W\d_]", value):
-        return f"{name} {value!r} has no letters"
+    for check in checks:
+        if not check.pattern.search(value):
+            return check.reason.format(name=name, value=repr(value))
     return None
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One rule some kinds' values must pass, and the reason given when a value does not.
+    Kinds are read as the names were, by what they say: a check applies to the kinds that
+    contain ``word`` (or, when ``whole``, to that kind alone).
+
+    ``pattern`` is searched for with :mod:`re`; ``arrow`` is the same rule as patterns
+    that must all be found, written for Arrow's RE2 (which has no look-ahead): on
+    printable ASCII the two agree, which is where :mod:`claynb.pipeline._normalise`
+    checks a whole column with them at once.
+    """
+
+    word: str
+    whole: bool
+    pattern: re.Pattern[str]
+    arrow: tuple[str, ...]
+    reason: str  # str.format'ed with the input's name and the value's repr
+
+    def fits(self, kind: str) -> bool:
+        return kind == self.word if self.whole else self.word in kind
+
+
+_CHECKS = (
+    _Check("email", False, EMAIL_RE, (_EMAIL,), "malformed email {value}"),
+    _Check(
+        "domain", False, DOMAIN_RE, (_DOMAIN_LENGTH, _DOMAIN_LABELS), "malformed domain {value}"
+    ),
+    _Check(
+        "linkedin_url", True, LINKEDIN_RE, (_LINKEDIN,), "malformed LinkedIn profile URL {value}"
+    ),
+    _Check("full_name", True, re.compile(_LETTER), (_LETTER,), "{name} {value} has no letters"),
+)
+
+
+def _checks(kind: str) -> list[_Check]:
+    """The checks a value of ``kind`` must pass, in order (``text`` is never refused)."""
+    return [] if kind == "text" else [check for check in _CHECKS if check.fits(kind)]
+
+
+def kind_patterns(kind: str) -> tuple[str, ...]:
+    """The RE2 patterns a printable-ASCII value of ``kind`` must all contain to be valid
+    (none: only a blank value is refused; :func:`input_problem` is the definition)."""
+    return tuple(pattern for check in _checks(kind) for pattern in check.arrow)
 
 
 def _rng(routine_id: str, inputs: dict[str, Any], seed: int) -> random.Random:

@@ -152,3 +152,31 @@ def test_a_small_simulation_does_not_load_numba_and_a_grid_does() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
     )
     assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("horizon", [86_400.0, 30 * 86_400.0, 1e-3])
+@pytest.mark.parametrize("per_run", [False, True])
+def test_runs_finished_by_each_point_are_searchsorted_s_bins(horizon: float, per_run: bool) -> None:
+    """The compiled binning of queue depth finds each run's first grid point at or after its
+    end by division: it must land exactly where a binary search does, grid points included."""
+    compiled = kernels()
+    assert compiled is not None
+    rng = np.random.default_rng(7)
+    grid = np.linspace(0.0, horizon, 600)
+    done = np.concatenate(
+        [
+            rng.random(5_000) * horizon * 1.2,  # some after the horizon
+            grid,  # exactly on a point
+            np.nextafter(grid, np.inf),
+            np.nextafter(grid, -np.inf),
+            [0.0, -1.0, np.nan, np.inf, horizon],
+        ]
+    )
+    count = rng.integers(1, 100, done.size) if per_run else np.zeros(0, np.int64)
+    expected = np.bincount(
+        np.searchsorted(grid, done, side="left"),
+        weights=count if per_run else None,
+        minlength=grid.size + 1,
+    )
+    got = compiled.finished_at(grid, done, count)
+    assert got.tolist() == expected.astype(np.int64).tolist()

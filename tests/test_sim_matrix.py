@@ -216,3 +216,32 @@ def test_filling_the_cache_simulates_each_missing_volume_once_as_alone() -> None
         for filled, own in zip(run_candidates(volume, scenario, cache), alone, strict=True):
             assert np.array_equal(filled.latency_s, own.latency_s, equal_nan=True)
             assert filled.clay_usd == own.clay_usd
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_a_rate_limit_move_simulates_again_only_the_tiers_it_binds(fill: bool) -> None:
+    """The direct tier's two calls never reach 10 or 5 requests/s: moving the limit between
+    them takes its simulation from the cache, recorded under the new limit; at 1/s the limit
+    binds and it is simulated again. Either way every result is what a fresh simulation under
+    that limit gives, to the last bit."""
+    from claynb.sim._decide import make_scenario, run_candidates
+
+    cache = sim.SimulationCache()
+    volume = 20_000.0
+    before = run_candidates(volume, make_scenario(rate_limit_rps=10.0), cache)
+    for limit, direct_reused in ((5.0, True), (1.0, False)):
+        scenario = make_scenario(rate_limit_rps=limit, plan="launch")
+        if fill:
+            cache.fill((volume,), scenario, slos=(300.0,))
+        moved = run_candidates(volume, scenario, cache)
+        fresh = run_candidates(volume, scenario)  # no cache
+        for got, own in zip(moved, fresh, strict=True):
+            assert got.clay == own.clay and got.plan == own.plan
+            assert got.summary() == own.summary()
+            for name in ("latency_s", "wait_s", "failed", "over_budget", "depth_waiting"):
+                assert np.array_equal(getattr(got, name), getattr(own, name), equal_nan=True)
+        taken = [
+            np.shares_memory(m.latency_s, b.latency_s) for m, b in zip(moved, before, strict=True)
+        ]
+        assert taken[0] is direct_reused  # the direct tier comes first
+        assert not any(taken[1:])  # the queue and event tiers submit as the limit allows

@@ -156,6 +156,45 @@ def test_the_heatmap_repaints_in_place_as_a_full_draw_would() -> None:
     assert differ < 1e-4, f"{differ:.3%} of the pixels differ"
 
 
+def test_the_heatmap_draws_again_only_the_cells_that_changed_as_a_full_draw_would() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from claynb.sim._heatmap import FIGSIZE, Heatmap, HeatmapPicture, _frame
+    from claynb.sim._pictures import DPI, canvas_png
+
+    cache = sim.SimulationCache()
+    volumes, slos = (300, 3_000, 30_000, 200_000), (60, 300, 3_600)
+    grid = sim.decision_grid(volumes, slos, cache=cache)
+    other = sim.decision_grid(volumes, slos, cache=cache, team_size=2)
+    picture = HeatmapPicture(volumes, slos)
+    drawn_names = []
+    # Your point on a cell's name, between cells, at the edge; the grid changing under it.
+    for g, volume, slo in (
+        (grid, 3_000, 300),
+        (grid, 3_000, 300),
+        (grid, 30_000, 60),
+        (other, 30_000, 60),
+        (other, 1_000, 150),
+        (grid, 200_000, 3_600),
+        (grid, 250_000, 3_600),
+    ):
+        blitted = _pixels(picture.png(g, volume, slo))
+        drawn_names.append(picture.names_drawn)
+        full = Figure(figsize=FIGSIZE, dpi=DPI)
+        canvas = FigureCanvasAgg(full)
+        _frame(full)
+        Heatmap(full.add_subplot(), volumes, slos, marked=True).show(g, volume, slo)
+        canvas.draw()
+        drawn = _pixels(canvas_png(canvas))
+        differ = np.any(blitted != drawn, axis=2).mean()
+        assert differ < 1e-4, f"at {volume}, {slo}: {differ:.3%} of the pixels differ"
+    cells = len(volumes) * len(slos)
+    assert drawn_names[0] == cells  # nothing to copy yet
+    assert drawn_names[1] == 1  # nothing changed: only the name under your point
+    assert 0 < drawn_names[3] < cells  # the cells the team size changed
+
+
 def test_the_simulator_repaints_in_place_as_a_full_draw_would() -> None:
     from claynb.sim._pictures import SimulatorPicture, canvas_png
     from claynb.sim._views import simulate_tiers

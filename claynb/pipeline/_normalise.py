@@ -3,14 +3,21 @@
 Clay charges per row it enriches, so the same person written two ways (``" Ada@X.com"``
 and ``"ada@x.com"``) must be sent once. Inputs are normalised first: trimmed; e-mails and
 domains lower-cased; domains stripped of scheme, ``www.``, port and path; names with their
-inner whitespace collapsed. Rows are then grouped by their normalised inputs (vectorised:
-each column is factorised, only its distinct values are normalised and checked, with
-:func:`claynb._routines.input_problem`, the rules of
-:func:`~claynb._routines.validate_inputs` input by input). A group that fails is
-``invalid_input`` with the first input's reason and is never sent. The result,
-:class:`Prepared`, is columns (an array per input, a key and a reason per group), not a
-dict per row. (Clay's answers become results in
+inner whitespace collapsed. Rows are then grouped by their normalised inputs, and each
+distinct value is checked with the rules of :func:`~claynb._routines.validate_inputs`
+input by input. A group that fails is ``invalid_input`` with the first input's reason
+and is never sent. The result, :class:`Prepared`, is columns (an array per input, a key
+and a reason per group), not a dict per row. (Clay's answers become results in
 :mod:`claynb.pipeline._outcome`.)
+
+Every call of ``enrich`` and ``estimate`` pays for this, so it is done a column at a time
+(:mod:`claynb.pipeline._text`): Arrow's string kernels normalise printable-ASCII values
+row by row, an Arrow dictionary encoding finds the distinct values and groups, RE2 checks
+them, and :func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
+concatenation. The Python functions below stay the definition: values that are not
+printable ASCII go through them (once per distinct value), the values RE2 refuses get
+their reason from :func:`claynb._routines.input_problems`, and the tests check the
+columns against them row by row.
 
 Pure functions only: no I/O here.
 """
@@ -20,12 +27,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from claynb._routines import Routine, input_problem, validate_inputs
+from claynb._routines import Routine, input_problems, kind_patterns, validate_inputs
+from claynb.pipeline._text import (
+    TEXT,
+    as_text,
+    may_contain,
+    not_printable,
+    patch,
+    through_python,
+)
 from claynb.pipeline._work import item_keys
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
@@ -33,6 +51,7 @@ _USERINFO = re.compile(r"^[^/@]*@")
 _AFTER_HOST = re.compile(r"[/?#].*$")
 _PORT = re.compile(r":\d*$")
 _SPACES = re.compile(r"\s+")
+_QUERY = re.compile(r"[?#].*$")
 
 
 def normalise_email(value: str) -> str:
@@ -50,7 +69,7 @@ def normalise_domain(value: str) -> str:
 
 def normalise_url(value: str) -> str:
     """Profile URLs: lower-cased, without query or fragment."""
-    return re.sub(r"[?#].*$", "", value.strip().lower())
+    return _QUERY.sub("", value.strip().lower())
 
 
 def normalise_text(value: str) -> str:
@@ -127,19 +146,25 @@ def resolve_columns(
 class Prepared:
     """A frame reduced to its unique work, as columns.
 
-    ``codes[i]`` is the group of row ``i``; ``values[name][g]``, ``keys[g]`` and
-    ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and ``reasons[g]`` says why
-    when the group is invalid); ``first[i]`` is True for the first row of each group,
-    which carries the group's cost. A group's inputs as one dict: :meth:`inputs_of`
-    (built only for the groups that are sent).
+    ``codes[i]`` is the group of row ``i``; ``texts[name][g]`` (Arrow text),
+    ``keys[g]`` and ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and
+    ``reasons[g]`` says why when the group is invalid); ``first[i]`` is True for the first
+    row of each group, which carries the group's cost. A group's inputs as one dict:
+    :meth:`inputs_of` (built only for the groups that are sent).
     """
 
     routine: Routine
     codes: np.ndarray
-    values: dict[str, np.ndarray]
+    texts: dict[str, pa.Array]
     keys: list[str | None]
     reasons: list[str | None]
     first: np.ndarray
+
+    @cached_property
+    def values(self) -> dict[str, np.ndarray]:
+        """``texts`` as arrays of Python text or None: made on first use, since only the
+        groups to send need them (a cached re-run or an estimate never does)."""
+        return {name: text.to_numpy(zero_copy_only=False) for name, text in self.texts.items()}
 
     @property
     def rows(self) -> int:
@@ -160,56 +185,139 @@ class Prepared:
 
 @dataclass(frozen=True)
 class _Column:
-    """One input column, normalised and checked once per distinct value: ``codes[i]`` is
-    row ``i``'s slot in ``clean`` (its normalised value) and ``reasons`` (why it is
-    unusable, or None)."""
+    """One input column, normalised: ``codes[i]`` is row ``i``'s slot in ``distinct``
+    (its distinct normalised values, null for missing) and ``problems`` says why the
+    slots that are unusable are (the others are fine)."""
 
     codes: np.ndarray
-    clean: np.ndarray
-    reasons: np.ndarray
+    distinct: pa.Array
+    problems: dict[int, str]
 
 
 def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Column:
-    """The column's distinct values normalised (None for missing) and checked."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    """The column normalised by Arrow's kernels row by row (Python only for values that
+    are not printable ASCII, once per distinct value), then its distinct values checked."""
     kind = routine.kind_of(name)
-    clean = np.empty(len(uniques) + 1, dtype=object)
-    # Missing values are factorised out (code -1), so text, the common case, goes straight
-    # to its normaliser: once per distinct value, with no per-value NA checks.
+    text, others = as_text(column)
+    odd = np.flatnonzero(not_printable(text))
     normalise = normaliser_for(kind)
-    clean[:-1] = [
-        (normalise(v) or None) if type(v) is str else normalise_value(kind, v)
-        for v in np.asarray(uniques, dtype=object).tolist()  # not an element-wise __getitem__
-    ]
-    clean[-1] = None  # code -1 (NA) indexes the last slot
-    reasons = np.empty(len(clean), dtype=object)
-    reasons[:] = [input_problem(kind, name, v) for v in clean.tolist()]
-    return _Column(codes.astype(np.int64), clean, reasons)
+    clean = _printable_normalised(normalise, text)
+    clean = through_python(clean, odd, text, lambda v: normalise(v) or None)
+    if len(others):
+        raw = np.asarray(column, dtype=object)[others]
+        slots, uniques = pd.factorize(raw, use_na_sentinel=False)
+        done = [normalise_value(kind, v) for v in np.asarray(uniques, dtype=object).tolist()]
+        clean = patch(clean, others, pa.array(done, type=TEXT).take(pa.array(slots)))
+    encoded = pc.dictionary_encode(clean, null_encoding="encode")
+    distinct = encoded.dictionary
+    return _Column(
+        encoded.indices.to_numpy().astype(np.int64), distinct, _problems(kind, name, distinct)
+    )
 
 
-def _group(columns: Sequence[_Column]) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by their tuple of normalised values: (row -> group, a row index of each
-    group). Integers only: each column's slots are mapped to its distinct normalised
-    values (two spellings can normalise alike), and the codes combined."""
-    combined: np.ndarray | None = None
-    for column in columns:
-        same, uniques = pd.factorize(column.clean, use_na_sentinel=False)
-        codes = same.astype(np.int64)[column.codes]
-        combined = codes if combined is None else combined * (len(uniques) + 1) + codes
-    assert combined is not None
-    groups, _ = pd.factorize(combined)
-    # factorize numbers groups in order of first appearance, so this is sorted by group.
-    _, first_rows = np.unique(groups, return_index=True)
-    return groups.astype(np.int64), first_rows.astype(np.int64)
+def _printable_normalised(normalise: Any, text: pa.Array) -> pa.Array:
+    """``normalise`` (one of the normalisers above) done by Arrow's kernels over a column,
+    the same text wherever a value is printable ASCII (elsewhere: nonsense, replaced by
+    the caller); an empty result is null, as a missing value."""
+    if normalise is normalise_text:
+        out = pc.ascii_trim(text, " ")  # the only whitespace in printable ASCII
+        if may_contain(out, "  "):
+            out = pc.replace_substring_regex(out, " {2,}", " ")
+    else:
+        out = pc.ascii_lower(pc.ascii_trim(text, " "))
+    if normalise is normalise_email:
+        out = _without_prefix(out, "mailto:")
+    elif normalise is normalise_url:
+        out = _without_match(out, _QUERY, "?#")
+    elif normalise is normalise_domain:
+        for pattern, marks in (
+            (_SCHEME, ":"),
+            (_AFTER_HOST, "/?#"),
+            (_USERINFO, "@"),
+            (_PORT, ":"),
+        ):
+            out = _without_match(out, pattern, marks)
+        out = _without_prefix(pc.ascii_rtrim(out, "."), "www.")
+    return pc.if_else(pc.equal(pc.binary_length(out), 0), pa.scalar(None, TEXT), out)
 
 
-def _first_reason(per_input: Sequence[np.ndarray], groups: int) -> list[str | None]:
+def _without_match(text: pa.Array, pattern: re.Pattern[str], marks: str) -> pa.Array:
+    """``pattern.sub("", value)`` of each value (RE2 reads these patterns as ``re`` does
+    on printable ASCII), skipped when no value holds any of ``marks``, without which the
+    pattern cannot match."""
+    if not any(may_contain(text, mark) for mark in marks):
+        return text
+    return pc.replace_substring_regex(text, pattern.pattern, "")
+
+
+def _without_prefix(text: pa.Array, prefix: str) -> pa.Array:
+    starts = pc.starts_with(text, prefix)
+    if not pc.any(starts).as_py():
+        return text
+    return pc.if_else(starts, pc.utf8_slice_codeunits(text, len(prefix)), text)
+
+
+def _problems(kind: str, name: str, distinct: pa.Array) -> dict[int, str]:
+    """Why each unusable distinct value is unusable: :func:`claynb._routines.input_problems`,
+    asked only of values Arrow's RE2 refuses (or cannot judge: not printable ASCII), so
+    the reasons are the same words."""
+    patterns = kind_patterns(kind) or (r"[^ ]",)  # no pattern: only blanks are refused
+    ok = pc.is_valid(distinct)
+    for pattern in patterns:
+        ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(distinct, pattern), False))
+    ask = np.flatnonzero(~ok.to_numpy(zero_copy_only=False) | not_printable(distinct))
+    reasons = input_problems(kind, name, distinct.take(pa.array(ask)).to_pylist())
+    return {slot: r for slot, r in zip(ask.tolist(), reasons, strict=True) if r is not None}
+
+
+def _group(columns: Sequence[_Column]) -> np.ndarray:
+    """Row -> group: rows whose tuple of normalised values is the same share a group,
+    numbered in order of first appearance. Integers only: the columns' slot codes are
+    combined one column at a time, renumbered each time so they never overflow."""
+    combined = columns[0].codes
+    for column in columns[1:]:
+        combined = pd.factorize(combined * len(column.distinct) + column.codes)[0]
+    return np.asarray(pd.factorize(combined)[0], dtype=np.int64)
+
+
+def _first_of_each_group(groups: np.ndarray) -> np.ndarray:
+    """True for the first row of each group (groups are numbered as they first appear,
+    so a row starts one where its number passes every number before it)."""
+    first = np.zeros(len(groups), dtype=bool)
+    if len(groups):
+        first[0] = True
+        first[1:] = groups[1:] > np.maximum.accumulate(groups)[:-1]
+    return first
+
+
+def _reasons(
+    columns: Sequence[_Column], slots: Sequence[np.ndarray], groups: int
+) -> list[str | None]:
     """Per group, the first input's reason (in the routine's order), as
     :func:`claynb._routines.validate_inputs` gives it."""
-    reasons = np.full(groups, None, dtype=object)
-    for column in reversed(per_input):
-        reasons = np.where(pd.isna(column), reasons, column)
-    return list(reasons.tolist())
+    reasons: list[str | None] = [None] * groups
+    for column, at in reversed(list(zip(columns, slots, strict=True))):
+        if not column.problems:
+            continue
+        bad = np.flatnonzero(np.isin(at, np.fromiter(column.problems, dtype=np.int64)))
+        for g, slot in zip(bad.tolist(), at[bad].tolist(), strict=True):
+            reasons[g] = column.problems[slot]
+    return reasons
+
+
+def _keys(
+    routine_id: str, texts: Mapping[str, pa.Array], reasons: Sequence[str | None]
+) -> list[str | None]:
+    """Per group, its item key, or None where it has a reason not to be sent."""
+    if not any(reasons):
+        return list(item_keys(routine_id, texts))
+    valid = np.flatnonzero([r is None for r in reasons])
+    at = pa.array(valid)
+    keys: list[str | None] = [None] * len(reasons)
+    valid_keys = item_keys(routine_id, {name: text.take(at) for name, text in texts.items()})
+    for g, key in zip(valid.tolist(), valid_keys, strict=True):
+        keys[g] = key
+    return keys
 
 
 def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -217,18 +325,14 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     columns = resolve_columns(df, routine, inputs)
     names = list(routine.inputs)
     normalised = [_normalised_column(routine, name, df[columns[name]]) for name in names]
-    codes, first_rows = _group(normalised)
+    codes = _group(normalised)
+    first = _first_of_each_group(codes)
+    first_rows = np.flatnonzero(first)
     slots = [column.codes[first_rows] for column in normalised]
-    values = {name: c.clean[at] for name, c, at in zip(names, normalised, slots, strict=True)}
-    reasons = _first_reason(
-        [c.reasons[at] for c, at in zip(normalised, slots, strict=True)], len(first_rows)
-    )
-    valid = np.flatnonzero(pd.isna(np.asarray(reasons, dtype=object)))
-    keys: list[str | None] = [None] * len(first_rows)
-    for g, key in zip(
-        valid.tolist(), item_keys(routine.id, {n: v[valid] for n, v in values.items()}), strict=True
-    ):
-        keys[g] = key
-    first = np.zeros(len(codes), dtype=bool)
-    first[first_rows] = True
-    return Prepared(routine, codes, values, keys, reasons, first)
+    texts = {
+        name: c.distinct.take(pa.array(at))
+        for name, c, at in zip(names, normalised, slots, strict=True)
+    }
+    reasons = _reasons(normalised, slots, len(first_rows))
+    keys = _keys(routine.id, texts, reasons)
+    return Prepared(routine, codes, texts, keys, reasons, first)

@@ -17,8 +17,11 @@ from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from claynb._routines import Cost
+from claynb.pipeline._text import TEXT, as_text, json_parts, text_scalar
 
 
 class Status(StrEnum):
@@ -77,30 +80,58 @@ def item_key(routine_id: str, inputs: dict[str, Any]) -> str:
     """A stable id for (routine, normalised inputs): the Clay item id and the cache key.
 
     The hash of ``json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))``.
-    Normalised inputs are text or None, and for those the JSON is written directly
-    (:func:`item_keys`: the same bytes, a few times faster).
+    Normalised inputs are text or None, and for those the JSON is written directly (the
+    same bytes, a few times faster); :func:`item_keys` does it for whole columns.
     """
     if all(v is None or type(v) is str for v in inputs.values()):
-        return item_keys(routine_id, {name: [value] for name, value in inputs.items()})[0]
-    blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
+        names = sorted(inputs)
+        blob = (
+            f"[{_json_text(routine_id)},{{"
+            + ",".join(f"{_json_text(name)}:{_json_value(inputs[name])}" for name in names)
+            + "}]"
+        )
+    else:
+        blob = json.dumps([routine_id, inputs], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 
-def item_keys(routine_id: str, columns: Mapping[str, Sequence[str | None]]) -> list[str]:
-    """:func:`item_key` of every row of these input columns (text or None), built column
-    by column: it runs once per unique row of a frame."""
+def _json_value(value: str | None) -> str:
+    return "null" if value is None else _json_text(value)
+
+
+def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
+    """:func:`item_key` of every row of these input columns (text or None: Arrow text,
+    arrays or lists). The JSON of all rows is built by Arrow's kernels, column by column
+    (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs once
+    per unique row of a frame."""
     names = sorted(columns)
-    texts = [["null" if v is None else _json_text(v) for v in columns[name]] for name in names]
-    head, labels = f"[{_json_text(routine_id)},{{", [f"{_json_text(name)}:" for name in names]
-    if len(names) == 1:
-        blobs: Iterable[str] = (f"{head}{labels[0]}{text}}}]" for text in texts[0])
-    else:
-        blobs = (
-            head + ",".join(label + text for label, text in zip(labels, row, strict=True)) + "}]"
-            for row in zip(*texts, strict=True)
-        )
+    texts = [_text_column(columns[name]) for name in names]
+    if not texts or not len(texts[0]):
+        return []
+    parts: list[Any] = [f"[{_json_text(routine_id)},{{"]
+    for i, (name, text) in enumerate(zip(names, texts, strict=True)):
+        parts += [f"{',' if i else ''}{_json_text(name)}:", *json_parts(text, _json_text)]
+    parts.append("}]")
+    joined: list[Any] = []  # constants next to each other written as one
+    for part in parts:
+        if isinstance(part, str) and joined and isinstance(joined[-1], str):
+            joined[-1] += part
+        else:
+            joined.append(part)
+    pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
+    blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
-    return [sha256(blob.encode("utf-8")).hexdigest()[:32] for blob in blobs]
+    return [sha256(blob).hexdigest()[:32] for blob in blobs.to_pylist()]
+
+
+def _text_column(values: Any) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values.cast(TEXT)
+    text, others = as_text(values)
+    if len(others):
+        wrong = np.asarray(values, dtype=object)[others[0]]
+        raise TypeError(f"item_keys takes text or None, not {type(wrong).__name__}")
+    return text
 
 
 @dataclass(frozen=True)

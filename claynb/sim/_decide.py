@@ -28,7 +28,7 @@ the SLO, the rate limit or the arrival profile and the boundaries move.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,7 +42,7 @@ from claynb.sim._arrivals import ArrivalProfile, as_profile
 from claynb.sim._compiled import kernels
 from claynb.sim._cost import DAYS_PER_MONTH, Prices, infra_lines
 from claynb.sim._result import SimResult
-from claynb.sim._simulate import Terms, machines, simulate_each
+from claynb.sim._simulate import Terms, clay_inputs, machines, simulate_each
 from claynb.sim._tiers import TIERS, ClayBehaviour, RunLatency, Tier, make_tier
 from claynb.sim._units import duration, money
 
@@ -167,37 +167,63 @@ class SimulationCache:
         key = _simulation_key(volume_per_day, scenario)
         found = self.runs.pop(key, None)
         if found is None:
-            found = _simulate_candidates(volume_per_day, scenario)
+            found = _simulate_candidates(volume_per_day, scenario, self.reusable(key, scenario))
         elif found[0].plan != scenario.plan:  # no budget: the same runs, billed anew
             found = [r.billed_under(scenario.plan) for r in found]
         self._keep(key, found)
         return found
+
+    def reusable(self, key: tuple[Any, ...], scenario: Scenario) -> dict[int, SimResult]:
+        """Simulations already here that ``scenario`` would run the same, by candidate.
+
+        Another rate limit changes only the tiers it binds (``_simulate.clay_inputs``):
+        usually not the direct tier's few calls. Those results are taken from a volume
+        simulated under another limit, everything else alike, recorded under this one.
+        """
+        wanted = _candidate_models(scenario)
+        reused: dict[int, SimResult] = {}
+        for held, results in self.runs.items():
+            if not _differ_only_in_rate_limit(held, key):
+                continue
+            for i, model in enumerate(wanted):
+                if i not in reused and clay_inputs(model, held[2]) == clay_inputs(model, key[2]):
+                    result = results[i].under(scenario.clay)
+                    if result.plan != scenario.plan:  # no budget: the same runs, billed anew
+                        result = result.billed_under(scenario.plan)
+                    reused[i] = result
+        return reused
 
     def fill(
         self,
         volumes: Sequence[float],
         scenario: Scenario,
         progress: Callable[[int, int], None] | None = None,
+        slos: Sequence[float] = (),
     ) -> None:
         """Simulate every volume not here yet; ``progress(done, total)`` after each.
 
         Where the compiled loops run, two volumes are simulated at a time, largest first:
         those loops and numpy's array work release the GIL, so a second core takes half the
         work. Each volume's simulations are their own (streams, draws), so they are the same
-        whichever thread ran them; only this thread touches the cache.
+        whichever thread ran them; only this thread touches the cache. The threads also read
+        what assessing them will need (percentiles, sums, and the late counts at ``slos``,
+        the SLOs a grid is about to read), each a pass over millions of latencies.
         """
         wanted = list(dict.fromkeys(float(v) for v in volumes))
         missing = sorted((v for v in wanted if not self.has(v, scenario)), reverse=True)
         done = len(wanted) - len(missing)
+        reused = {v: self.reusable(_simulation_key(v, scenario), scenario) for v in missing}
         threads = min(FILL_THREADS, os.cpu_count() or 1, len(missing))
         if threads < 2 or kernels() is None:
             simulated: Iterator[tuple[float, list[SimResult]]] = (
-                (v, _simulate_candidates(v, scenario)) for v in missing
+                (v, _simulate_candidates(v, scenario, reused[v])) for v in missing
             )
             self._keep_all(simulated, scenario, done, len(wanted), progress)
             return
         with ThreadPoolExecutor(threads, thread_name_prefix="claynb-sim") as pool:
-            futures = {pool.submit(_simulate_and_read, v, scenario): v for v in missing}
+            futures = {
+                pool.submit(_simulate_and_read, v, scenario, slos, reused[v]): v for v in missing
+            }
             finished = ((futures[f], f.result()) for f in as_completed(futures))
             self._keep_all(finished, scenario, done, len(wanted), progress)
 
@@ -227,12 +253,21 @@ class SimulationCache:
         return len(self.runs)
 
 
-def _simulate_and_read(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
-    """A volume's simulations with their percentiles worked out (a sort's worth of work
-    each, that the grid reads next): for a worker thread."""
-    results = _simulate_candidates(volume_per_day, scenario)
-    for r in results:
-        r.p50  # noqa: B018 - a cached property, computed here rather than by the caller
+def _simulate_and_read(
+    volume_per_day: float,
+    scenario: Scenario,
+    slos: Sequence[float],
+    reused: dict[int, SimResult],
+) -> list[SimResult]:
+    """A volume's simulations with what assessing them at ``slos`` reads worked out (sums,
+    late counts, and the percentiles of the configurations a grid shows: kept by each
+    result): for a worker thread."""
+    results = _simulate_candidates(volume_per_day, scenario, reused)
+    prepared = [prepare(r, scenario) for r in results]  # the sums and counts
+    for slo in slos:
+        rows = [p.row(float(slo)) for p in prepared]  # the late counts
+        for i in best_positions(rows, []):
+            results[i].p50  # noqa: B018 - a cached property, computed here, not by the caller
     return results
 
 
@@ -245,20 +280,37 @@ def run_candidates(
     return _simulate_candidates(volume_per_day, scenario)
 
 
-def _simulate_candidates(volume_per_day: float, scenario: Scenario) -> list[SimResult]:
+def _candidate_models(scenario: Scenario) -> list[Tier]:
+    return [m for tier in scenario.tiers for m in _candidates(tier, scenario)]
+
+
+def _differ_only_in_rate_limit(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two ``_simulation_key`` keys are alike but for Clay's rate limit."""
+    same_clay = replace(a[2], rate_limit_rps=None) == replace(b[2], rate_limit_rps=None)
+    return a[:2] == b[:2] and a[3:] == b[3:] and same_clay and a[2] != b[2]
+
+
+def _simulate_candidates(
+    volume_per_day: float, scenario: Scenario, reused: dict[int, SimResult] | None = None
+) -> list[SimResult]:
+    """Every candidate at this volume; those in ``reused`` (by position) are not run again."""
     kernels()  # nine simulations, and usually more volumes to come: worth the compiled loops
     s = scenario
-    models = [m for tier in s.tiers for m in _candidates(tier, s)]
+    reused = reused or {}
+    models = _candidate_models(s)
+    run = [m for i, m in enumerate(models) if i not in reused]
     routine = get_routine(s.routine) if isinstance(s.routine, str) else s.routine
     terms = Terms(routine, s.plan, budget=s.monthly_budget_usd, prices=s.prices)
     days = simulated_days(volume_per_day)
-    return simulate_each(models, volume_per_day, days, s.arrivals, s.clay, terms, s.seed)
+    fresh = iter(
+        simulate_each(run, volume_per_day, days, s.arrivals, s.clay, terms, s.seed) if run else ()
+    )
+    return [reused[i] if i in reused else next(fresh) for i in range(len(models))]
 
 
 def delay_usd(result: SimResult, scenario: Scenario) -> float:
     """What the month's waiting costs: lead-hours of latency times the hourly value lost."""
-    lat = result.completed_latency_s
-    hours = float(lat.sum()) / 3600.0 * DAYS_PER_MONTH / result.days
+    hours = result.completed_latency_sum / 3600.0 * DAYS_PER_MONTH / result.days
     return hours * scenario.delay_usd_per_lead_hour
 
 
@@ -266,28 +318,28 @@ def delay_usd(result: SimResult, scenario: Scenario) -> float:
 class Assessed:
     """What a configuration costs and needs, whatever the SLO; ``row(slo)`` adds the rest.
 
-    The completed latencies are kept as they are: a late share is one count over them, a
-    fraction of what sorting them once would cost for the handful of SLOs a grid reads.
+    The completed latencies are kept as they are: a late share is one count over them (kept
+    by the result, see ``SimResult.completed_over``), a fraction of what sorting them once
+    would cost for the handful of SLOs a grid reads.
     """
 
     fixed: dict[str, Any]
     static_problems: tuple[str, ...]
-    latency: np.ndarray
-    failed: int
-    considered: int
+    result: SimResult
     max_late_share: float
 
     def late_share(self, slo_s: float) -> float:
         """As ``SimResult.late_share_at``: missed or failed, of the leads not held back."""
-        if self.considered == 0:
+        r = self.result
+        if r.considered_leads == 0:
             return 0.0
-        late = int(np.count_nonzero(self.latency > slo_s)) + self.failed
-        return late / self.considered
+        return (r.completed_over(slo_s) + r.failed_leads) / r.considered_leads
 
     def slo_that_fits(self) -> float:
         """The tightest SLO this configuration meets (at most the allowed share late)."""
-        allowed = int(np.floor(self.max_late_share * self.considered + 1e-9)) - self.failed
-        lat = self.latency
+        r = self.result
+        allowed = int(np.floor(self.max_late_share * r.considered_leads + 1e-9)) - r.failed_leads
+        lat = r.completed_latency_s  # held-back and failed leads have no latency
         if allowed < 0 or lat.size == 0:
             return float("nan")
         if allowed >= lat.size:
@@ -310,6 +362,11 @@ class Assessed:
             "feasible": not problems,
             "problems": "; ".join(problems),
         }
+
+    def shown(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with this configuration's latency percentiles, which ``row`` leaves out:
+        each is a partial sort of the latencies, so only the rows a table shows get them."""
+        return {**row, "p50_s": self.result.p50, "p95_s": self.result.p95}
 
 
 def prepare(result: SimResult, scenario: Scenario) -> Assessed:
@@ -340,8 +397,8 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
         "workers": result.tier.servers
         if tier != "events"
         else getattr(result.tier, "consumers", 0),
-        "p50_s": result.p50,
-        "p95_s": result.p95,
+        "p50_s": None,  # see Assessed.shown
+        "p95_s": None,
         "clay_usd": result.clay_usd,
         "infra_usd": infra,
         "ops_usd": ops,
@@ -354,60 +411,77 @@ def prepare(result: SimResult, scenario: Scenario) -> Assessed:
         "min_team": prices.min_team(tier),
         "cost_control": COST_CONTROL[tier],
     }
-    considered = ~result.over_budget
     return Assessed(
         fixed=fixed,
         static_problems=tuple(problems),
-        latency=result.completed_latency_s,  # held-back and failed leads have no latency
-        failed=int(result.failed.sum()),
-        considered=int(considered.sum()),
+        result=result,
         max_late_share=scenario.max_late_share,
     )
 
 
 def assess(result: SimResult, slo_s: float, scenario: Scenario) -> dict[str, Any]:
     """One configuration's row: its latency, cost of ownership, and why it may not fit."""
-    return prepare(result, scenario).row(slo_s)
+    prepared = prepare(result, scenario)
+    return prepared.shown(prepared.row(slo_s))
 
 
-ROW_ORDER = ["tier", "feasible", "total_usd", "late_share"]
-ROW_ASCENDING = [True, False, True, True]
+def _nan_last(value: float) -> tuple[bool, float]:
+    """A sort key that puts NaN after every number, where pandas sorts it."""
+    return (True, 0.0) if value != value else (False, value)
 
 
-def best_rows(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """For each tier within each group ``by``, its cheapest feasible configuration (or its
-    least-late one); tiers in their usual order."""
-    rows = rows.sort_values(
-        by + ROW_ORDER, ascending=[True] * len(by) + ROW_ASCENDING, kind="stable"
-    )
-    best = rows.groupby([*by, "tier"], sort=False).head(1)
-    order = best["tier"].map(TIERS.index)
-    return (
-        best.assign(_order=order).sort_values([*by, "_order"], kind="stable").drop(columns="_order")
-    )
+def _best_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A tier's configurations in order of preference: feasible ones first, then the
+    cheapest, then the least late."""
+    return (not row["feasible"], _nan_last(row["total_usd"]), _nan_last(row["late_share"]))
+
+
+def _choice_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Tiers in order of preference: the cheapest feasible one, else the one that misses
+    least, then the cheapest."""
+    if row["feasible"]:
+        return (False, _nan_last(row["total_usd"]), _nan_last(0.0))
+    return (True, _nan_last(row["late_share"]), _nan_last(row["total_usd"]))
+
+
+def best_positions(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[int]:
+    """Where in ``rows`` each tier's cheapest feasible configuration (or its least-late one)
+    is, within each group ``by``; ties go to the earlier row. Groups in ascending order of
+    ``by``, tiers in their usual order.
+
+    Plain rows, not a frame: a grid has hundreds, and sorting and grouping a frame cost
+    more than reading them once.
+    """
+    best: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
+        group = (*(row[k] for k in by), TIERS.index(row["tier"]))
+        held = best.get(group)
+        if held is None or _best_key(row) < _best_key(rows[held]):
+            best[group] = i
+    return [best[group] for group in sorted(best)]
+
+
+def best_shown(prepared: Sequence[Assessed], slo_s: float) -> list[dict[str, Any]]:
+    """Each tier's best configuration at ``slo_s`` as a table shows it, tiers in order."""
+    rows = [p.row(slo_s) for p in prepared]
+    return [prepared[i].shown(rows[i]) for i in best_positions(rows, [])]
+
+
+def chosen(rows: Sequence[Mapping[str, Any]]) -> int:
+    """Which of one cell's rows (a tier's best each) is chosen: the cheapest feasible one,
+    else the one that misses least (then the cheapest); ties go to the earlier row."""
+    return min(range(len(rows)), key=lambda i: _choice_key(rows[i]))
 
 
 def best_per_tier(results: list[SimResult], slo_s: float, scenario: Scenario) -> pd.DataFrame:
     """For each tier, its cheapest feasible configuration (or its least-late one)."""
-    rows = pd.DataFrame([assess(r, slo_s, scenario) for r in results])
-    return best_rows(rows, []).set_index("tier")
-
-
-def chosen_rows(rows: pd.DataFrame, by: list[str]) -> pd.Index:
-    """The chosen row of each group ``by``: the cheapest feasible one, else the one that
-    misses least (then the cheapest); ties go to the earlier row. One sort for a whole grid."""
-    feasible = rows["feasible"].to_numpy(dtype=bool)
-    key = rows.assign(
-        _misses=~feasible,
-        _first=np.where(feasible, rows["total_usd"], rows["late_share"]),
-        _then=np.where(feasible, 0.0, rows["total_usd"]),
-    ).sort_values([*by, "_misses", "_first", "_then"], kind="stable")
-    return key.groupby(by, sort=False).head(1).index if by else key.index[:1]
+    prepared = [prepare(r, scenario) for r in results]
+    return pd.DataFrame(best_shown(prepared, slo_s)).set_index("tier")
 
 
 def choose(best: pd.DataFrame) -> str:
     """The cheapest feasible tier, else the one that misses least (see ``fits``)."""
-    return str(chosen_rows(best, [])[0])
+    return str(best.index[chosen(best.to_dict("records"))])
 
 
 def with_options(scenario: Scenario, **changes: Any) -> Scenario:

@@ -127,12 +127,15 @@ class Runs:
         """For each lead (in arrival order), the index of the run that carried it."""
         return np.repeat(np.arange(self.count.size), self.count)
 
+    @property
+    def one_lead_each(self) -> bool:
+        """Whether every run carried one lead (runs are in lead order: the last tells)."""
+        m = self.count.size
+        return m == 0 or bool(self.first[-1] == m - 1 and self.count[-1] == 1)
+
     def per_lead(self, values: np.ndarray) -> np.ndarray:
         """A per-run array spread to the leads each run carried (itself when one lead a run)."""
-        m = self.count.size
-        if m == 0 or (self.first[-1] == m - 1 and self.count[-1] == 1):
-            return values
-        return np.repeat(values, self.count)
+        return values if self.one_lead_each else np.repeat(values, self.count)
 
 
 BusyTime = Callable[[int, int], float]
@@ -367,7 +370,8 @@ def depth_over_time(
     """Leads waiting to be sent and leads in flight at ``points`` times over the horizon.
 
     Counted per run (runs start in FCFS order, so their starts are sorted); runs finish out
-    of order, so each is binned at the first grid point at or after its end instead of sorting.
+    of order, so each is binned at the first grid point at or after its end instead of sorting
+    (compiled where numba is installed: ``_kernels.finished_at``, the same bins).
     """
     grid = np.linspace(0.0, horizon_s, points)
     arrived = np.searchsorted(arrivals, grid, side="right")
@@ -379,11 +383,13 @@ def depth_over_time(
         if m
         else np.zeros(points, np.int64)
     )
-    seen_at = np.searchsorted(grid, done, side="left")
     one_each = m == arrivals.size  # every run carried one lead: count the runs
-    finished = np.cumsum(
-        np.bincount(seen_at, weights=None if one_each else runs.count, minlength=points + 1)[
-            :points
-        ]
-    )
+    compiled = kernels(m)
+    if compiled is not None:
+        count = np.zeros(0, np.int64) if one_each else np.asarray(runs.count, np.int64)
+        seen = compiled.finished_at(grid, np.ascontiguousarray(done, dtype=float), count)
+    else:
+        seen_at = np.searchsorted(grid, done, side="left")
+        seen = np.bincount(seen_at, weights=None if one_each else runs.count, minlength=points + 1)
+    finished = np.cumsum(seen[:points])
     return grid, arrived - started, started - finished.astype(np.int64)

@@ -10,6 +10,7 @@ latency, cost, cost control, complexity and team size); ``recommend`` answers fo
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ from claynb.sim._decide import (
     Scenario,
     SimulationCache,
     best_per_tier,
-    best_rows,
-    choose,
-    chosen_rows,
+    best_positions,
+    best_shown,
+    chosen,
     make_scenario,
     prepare,
     run_candidates,
@@ -56,7 +57,8 @@ def decision_grid(
     ``progress(done, total)`` is called after each volume.
     """
     scenario = make_scenario(**options)
-    return assess_grid(simulate_grid(volumes, scenario, cache, progress), slos, scenario)
+    simulated = simulate_grid(volumes, scenario, cache, progress, slos=slos)
+    return assess_grid(simulated, slos, scenario)
 
 
 def simulate_grid(
@@ -64,11 +66,13 @@ def simulate_grid(
     scenario: Scenario,
     cache: SimulationCache | None = None,
     progress: Any = None,
+    slos: Sequence[float] = (),
 ) -> dict[float, list[SimResult]]:
     """The simulations behind a grid, by volume. They do not depend on the SLO, the prices,
-    the team or the delay value, so a dashboard can keep them while those sliders move."""
+    the team or the delay value, so a dashboard can keep them while those sliders move.
+    ``slos``: the SLOs the grid will be read at (counted while simulating, see ``fill``)."""
     cache = cache if cache is not None else SimulationCache()
-    cache.fill(volumes, scenario, progress)
+    cache.fill(volumes, scenario, progress, slos=slos)
     return {float(v): run_candidates(float(v), scenario, cache) for v in volumes}
 
 
@@ -77,27 +81,37 @@ def assess_grid(
 ) -> pd.DataFrame:
     """The grid from simulations already run: cheap, it only prices and compares.
 
-    Each simulation is prepared once (its SLO-free figures and sorted latencies) and read
-    at every SLO; the per-tier choice and the recommendation are one sort each over the
-    whole grid.
+    Each simulation is prepared once (its SLO-free figures) and read at every SLO; the
+    per-tier choice and the recommendation are made over plain rows, and only the grid's
+    own rows become a frame.
     """
-    rows = []
+    rows, owners = [], []
     for volume, results in simulated.items():
         prepared = [prepare(r, scenario) for r in results]
         for slo in slos:
             for p in prepared:
                 rows.append({"volume_per_day": float(volume), "slo_s": float(slo), **p.row(slo)})
-    cell = ["volume_per_day", "slo_s"]
-    best = best_rows(pd.DataFrame(rows), cell).reset_index(drop=True)
-    best["recommended"] = best.index.isin(chosen_rows(best, cell))
+                owners.append(p)
+    positions = best_positions(rows, ["volume_per_day", "slo_s"])
+    best = [owners[i].shown(rows[i]) for i in positions]
+    recommended = [False] * len(best)
+    for _, group in itertools.groupby(
+        range(len(best)), key=lambda i: (best[i]["volume_per_day"], best[i]["slo_s"])
+    ):
+        cell = list(group)
+        recommended[cell[chosen([best[i] for i in cell])]] = True
+    frame = pd.DataFrame(best)
+    frame["recommended"] = recommended
     front = ["volume_per_day", "slo_s", "tier"]
-    return best[front + [c for c in best.columns if c not in front]]
+    return frame[front + [c for c in frame.columns if c not in front]]
 
 
 def _recommended_at(
     volume: float, slo_s: float, scenario: Scenario, cache: SimulationCache | None = None
 ) -> str:
-    return choose(best_per_tier(run_candidates(volume, scenario, cache), slo_s, scenario))
+    rows = [prepare(r, scenario).row(slo_s) for r in run_candidates(volume, scenario, cache)]
+    best = [rows[i] for i in best_positions(rows, [])]  # no percentiles: only the tier is read
+    return str(best[chosen(best)]["tier"])
 
 
 def _first_volume(predicate: Any, lo: float, hi: float, steps: int) -> float:
@@ -361,8 +375,9 @@ def recommend(
     scenario = make_scenario(team_size=team_size, monthly_budget_usd=monthly_budget_usd, **options)
     results = run_candidates(float(volume_per_day), scenario, cache)
     prepared = [prepare(r, scenario) for r in results]
-    best = best_rows(pd.DataFrame([p.row(latency_slo_s) for p in prepared]), []).set_index("tier")
-    least_bad = choose(best)
+    rows = best_shown(prepared, latency_slo_s)
+    best = pd.DataFrame(rows).set_index("tier")
+    least_bad = str(rows[chosen(rows)]["tier"])
     if best.loc[least_bad, "feasible"]:
         reasons = _reasons(least_bad, best, latency_slo_s, scenario)
         return Recommendation(least_bad, reasons, best, closest=least_bad)

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+# The figures a result works out once from its lead arrays and keeps (cached properties):
+# the same simulation read another way (``at_slo``, ``billed_under``) keeps them too.
+_READ_ONCE = (
+    "wait_s",
+    "completed_latency_s",
+    "_percentiles",
+    "completed_latency_sum",
+    "failed_leads",
+    "considered_leads",
+    "_late_counts",
+)
 TIER_COLOURS = {"direct": "#4C9F70", "queue": "#E0A030", "events": "#4A6FB5"}
 
 
@@ -41,7 +52,8 @@ class SimResult:
     slo_s: float
     arrivals: np.ndarray
     latency_s: np.ndarray
-    wait_s: np.ndarray
+    sent_at: np.ndarray  # when each run started (see ``wait_s``)
+    run_leads: np.ndarray | None  # leads each run carried; None: one each
     failed: np.ndarray
     over_budget: np.ndarray
     runs: int
@@ -77,10 +89,15 @@ class SimResult:
         )
         return self._reread(plan=plan, uncapped_bill_usd=bill)
 
+    def under(self, clay: ClayBehaviour) -> SimResult:
+        """This simulation, recorded under another behaviour of Clay's that simulates it the
+        same (``_simulate.clay_inputs``: say, a rate limit this tier never reaches)."""
+        return self._reread(clay=clay)
+
     def _reread(self, **changes: Any) -> SimResult:
         """A copy with ``changes`` that keeps the latency figures already worked out."""
         copy = replace(self, **changes)
-        for name in ("completed_latency_s", "_percentiles"):  # cached_property values
+        for name in _READ_ONCE:  # cached_property values
             if name in self.__dict__:
                 copy.__dict__[name] = self.__dict__[name]
         return copy
@@ -92,7 +109,40 @@ class SimResult:
 
     @cached_property
     def completed_latency_s(self) -> np.ndarray:
-        return self.latency_s[~np.isnan(self.latency_s)]
+        """The latencies of leads that completed, read-only.
+
+        Usually every lead completed: then this is ``latency_s`` itself, not a copy (a grid
+        keeps hundreds of these, millions of floats each, and fresh memory costs time).
+        """
+        missing = np.isnan(self.latency_s)
+        completed = self.latency_s[~missing] if missing.any() else self.latency_s.view()
+        completed.flags.writeable = False
+        return completed
+
+    @cached_property
+    def completed_latency_sum(self) -> float:
+        """Lead-seconds of waiting for a result, over the leads that completed."""
+        return float(self.completed_latency_s.sum())
+
+    @cached_property
+    def failed_leads(self) -> int:
+        return int(self.failed.sum())
+
+    @cached_property
+    def considered_leads(self) -> int:
+        """Leads a budget cap did not hold back: those a late share is a share of."""
+        return int((~self.over_budget).sum())
+
+    @cached_property
+    def _late_counts(self) -> dict[float, int]:
+        return {}
+
+    def completed_over(self, slo_s: float) -> int:
+        """How many completed leads took longer than ``slo_s`` (counted once per SLO)."""
+        counts = self._late_counts
+        if slo_s not in counts:
+            counts[slo_s] = int(np.count_nonzero(self.completed_latency_s > slo_s))
+        return counts[slo_s]
 
     @cached_property
     def _percentiles(self) -> np.ndarray:
@@ -115,6 +165,16 @@ class SimResult:
     def mean_latency_s(self) -> float:
         lat = self.completed_latency_s
         return float(lat.mean()) if lat.size else float("nan")
+
+    @cached_property
+    def wait_s(self) -> np.ndarray:
+        """How long each lead waited to be sent: from its arrival to its run's start.
+
+        Worked out when asked, from the runs (a decision grid never asks)."""
+        if self.run_leads is None:
+            return np.subtract(self.sent_at, self.arrivals)
+        start = np.repeat(self.sent_at, self.run_leads)
+        return np.subtract(start, self.arrivals, out=start)
 
     @property
     def mean_wait_s(self) -> float:

@@ -168,6 +168,24 @@ def _submit_spacing(tier: Tier, clay: ClayBehaviour) -> float:
     return REQUESTS_PER_RUN / left
 
 
+def submit_spacing(tier: Tier, clay: ClayBehaviour) -> float:
+    """The spacing a tier's runs are submitted at: what the rate limit leaves, or 0 where
+    workers of one lead a run can never submit faster than it allows anyway."""
+    spacing = _submit_spacing(tier, clay)
+    one_lead_runs = tier.batch_size == 1 and not isinstance(tier, EventTier)
+    fastest = tier.servers / max(clay.run_latency.min_latency(), 1e-9)  # runs/s at most
+    if spacing and one_lead_runs and fastest <= 1.0 / spacing:
+        return 0.0
+    return spacing
+
+
+def clay_inputs(tier: Tier, clay: ClayBehaviour) -> tuple[ClayBehaviour, float]:
+    """What of Clay's behaviour a tier's simulation depends on: everything but the rate
+    limit, which it sees only as the spacing of its submissions (``submit_spacing``).
+    Two behaviours with the same inputs simulate the tier the same, to the last bit."""
+    return replace(clay, rate_limit_rps=None), submit_spacing(tier, clay)
+
+
 def _observed(latency: np.ndarray, poll_s: float) -> np.ndarray:
     """When a poller sees a run finish: the first poll at or after its end."""
     if poll_s <= 0:
@@ -197,14 +215,12 @@ def _run_blocking(
 ) -> tuple[Runs, np.ndarray, np.ndarray, float]:
     """Direct and queue: each worker is held from submit until it has polled the result."""
     n = arrivals.size
-    spacing = _submit_spacing(tier, clay)
+    spacing = submit_spacing(tier, clay)
     if tier.batch_size == 1:
         extra, gave_up = retry_time(n, tier, clay, rng)
         busy = _observed(clay.run_latency.ppf(rng.random(n)), tier.poll_interval_s)
         if clay.failure_rate > 0:
             busy = np.where(gave_up, extra, busy + extra)
-        if spacing and tier.servers / max(clay.run_latency.min_latency(), 1e-9) <= 1.0 / spacing:
-            spacing = 0.0  # the workers can never submit faster than the limit allows
         starts = fcfs_starts(arrivals, busy, tier.servers, spacing)
         runs = Runs(
             starts, np.arange(n), np.broadcast_to(np.int64(1), (n,)), busy
@@ -232,7 +248,7 @@ def _run_events(
     """Events: flush on a clock, submit within the rate limit, hear back by webhook or poll."""
     first, ready = flush_windows(arrivals, tier.linger_s, tier.batch_size)
     count = np.diff(np.append(first, arrivals.size))
-    starts = spaced_starts(ready, _submit_spacing(tier, clay))
+    starts = spaced_starts(ready, submit_spacing(tier, clay))
     m = first.size
     extra, gave_up = retry_time(m, tier, clay, rng)
     latency = clay.run_latency.run_latency(count, rng.random(m))
@@ -320,7 +336,7 @@ def _assemble(
     lead_failed = (
         runs.per_lead(run_failed) if run_failed.any() else np.zeros(arrivals.size, dtype=bool)
     )
-    lead_start, lead_done = runs.per_lead(runs.start), runs.per_lead(run_done)
+    lead_done = runs.per_lead(run_done)
     routine, plan, budget, rollover, prices = (
         terms.routine,
         terms.plan,
@@ -347,13 +363,12 @@ def _assemble(
         charged = uncapped = _charge_totals(routine, u[~lead_failed] if lead_failed.any() else u)
     uncapped_bill = month_bill(plan, uncapped[0] * month, uncapped[1] * month, rollover)
     grid, waiting, in_flight = depth_over_time(arrivals, runs, run_done, horizon)
-    # The per-lead times are spent from here on: reuse their memory for latency and wait
-    # (fresh pages for another million-float array cost more than the arithmetic).
+    # The per-lead times are spent from here on: reuse their memory for latency (fresh
+    # pages for another array of every lead cost more than the arithmetic).
     latency = np.subtract(lead_done, arrivals, out=lead_done)
     if lead_failed.any():
         latency[lead_failed] = np.nan
     latency[allowed:] = np.nan
-    wait = np.subtract(lead_start, arrivals, out=lead_start)
     failed = lead_failed if allowed == n else lead_failed & ~over_budget
     return SimResult(
         tier=model,
@@ -364,7 +379,8 @@ def _assemble(
         slo_s=terms.slo_s,
         arrivals=arrivals,
         latency_s=latency,
-        wait_s=wait,
+        sent_at=runs.start,
+        run_leads=None if runs.one_lead_each else runs.count,
         failed=failed,
         over_budget=over_budget,
         runs=int(runs.start.size),

@@ -181,7 +181,8 @@ def matrix_grid(
     options = matrix_options(s)
     cache = cache if cache is not None else SimulationCache()
     scenario = make_scenario(**options)
-    cache.fill((*volumes, float(s["volume_per_day"])), scenario, progress)  # at once
+    point = (float(s["volume_per_day"]), float(s["slo_s"]))
+    cache.fill((*volumes, point[0]), scenario, progress, slos=(*slos, point[1]))  # at once
     grid = assess_grid(simulate_grid(volumes, scenario, cache), slos, scenario)
-    rec = recommend(float(s["volume_per_day"]), float(s["slo_s"]), cache=cache, **options)
+    rec = recommend(*point, cache=cache, **options)
     return grid, rec

@@ -1,0 +1,156 @@
+"""``prepare`` (Arrow's kernels over whole columns) against the per-row definition it
+vectorises: each row's inputs through :func:`normalise_inputs` and, when they can be
+sent, :func:`item_key`, on random frames mixing printable ASCII with what Arrow's
+kernels and Python's ``str``/``re`` read differently (accents, dotted capitals, tabs,
+vertical tabs, file separators, newlines, NEL, non-breaking spaces), NA, blanks, numbers
+and every kind of input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claynb._routines import KINDS, Routine, workspace_routine
+from claynb.pipeline._normalise import normalise_inputs, prepare
+from claynb.pipeline._work import item_key
+
+PIECES = [
+    "a", "Z", "x9", "0", "-", "_", ".", "@", "%", "+", "/", "?", "#", ":", "'", '"', "\\",
+    " ", "  ", "\t", "\n", "\x0b", "\x1c", "\x01", "\x7f", "\x85", "\xa0", "\u2028",
+    "é", "İ", "ß", "Σ", "🙂", "mailto:", "MAILTO:", "www.", "WWW.", "http://", "HTTPS://",
+    "user@", ":8080", "acme", "Acme.COM", ".com", ".io", "ada.king", "linkedin.com/in/",
+    "ada-k", "Ada", "King",
+]  # fmt: skip
+TEXTS = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
+OTHERS = st.sampled_from([None, np.nan, pd.NA, 12345, 1.5, True, ""])
+VALUES = st.one_of(TEXTS, TEXTS, TEXTS, OTHERS)
+DTYPES = ["object", "str", "string", "string[python]", "category"]
+ONE_OF_EACH = workspace_routine(
+    "function:t_all",
+    ("a", "b", "c"),
+    kinds={"a": "domain", "b": "full_name", "c": "email"},
+)
+
+
+def reference(df: pd.DataFrame, routine: Routine, inputs: dict[str, str]) -> list[Any]:
+    """Per row: its normalised inputs, why they cannot be sent, and its key."""
+    rows = []
+    for i in range(len(df)):
+        raw = {name: df[column].iloc[i] for name, column in inputs.items()}
+        clean, reason = normalise_inputs(routine, raw)
+        rows.append((clean, reason, None if reason else item_key(routine.id, clean)))
+    return rows
+
+
+def check_against_reference(df: pd.DataFrame, routine: Routine, inputs: dict[str, str]) -> None:
+    prepared = prepare(df, routine, inputs)
+    expected = reference(df, routine, inputs)
+    group_of: dict[tuple[Any, ...], int] = {}
+    first_row: dict[tuple[Any, ...], int] = {}
+    for i, (clean, reason, key) in enumerate(expected):
+        g = int(prepared.codes[i])
+        assert prepared.inputs_of(g) == clean, (i, df.iloc[i].tolist())
+        assert prepared.reasons[g] == reason, (i, df.iloc[i].tolist())
+        assert prepared.keys[g] == key, (i, df.iloc[i].tolist())
+        # Groups are the distinct normalised inputs, numbered as they first appear.
+        identity = tuple(clean[name] for name in routine.inputs)
+        assert group_of.setdefault(identity, len(group_of)) == g
+        assert bool(prepared.first[i]) == (first_row.setdefault(identity, i) == i)
+    assert prepared.groups == len(group_of)
+
+
+def framed(values: list[Any], dtype: str) -> pd.Series:
+    series = pd.Series(values, dtype=object)
+    if dtype == "object":
+        return series
+    texts = series.map(lambda v: v if isinstance(v, str) else None)
+    return texts.astype(dtype)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(VALUES, min_size=0, max_size=40),
+    kind=st.sampled_from([*KINDS, "work_email", "company_domain", "notes"]),
+    dtype=st.sampled_from(DTYPES),
+    data=st.data(),
+)
+def test_one_input_of_every_kind_is_prepared_as_row_by_row(
+    values: list[Any], kind: str, dtype: str, data: st.DataObject
+) -> None:
+    # Repeat some rows so that groups hold more than one row.
+    values = values + data.draw(st.lists(st.sampled_from(values), max_size=10)) if values else []
+    routine = workspace_routine(
+        "function:t_one", ("v",), kinds={"v": kind} if kind in KINDS else {}
+    )
+    if kind not in KINDS:
+        routine = workspace_routine("function:t_one", (kind,))
+    df = pd.DataFrame({"Col": framed(values, dtype)})
+    check_against_reference(df, routine, {routine.inputs[0]: "Col"})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(VALUES, VALUES, VALUES), min_size=1, max_size=30), data=st.data())
+def test_several_inputs_group_by_all_of_them_and_give_the_first_reason(
+    rows: list[tuple[Any, Any, Any]], data: st.DataObject
+) -> None:
+    rows = rows + data.draw(st.lists(st.sampled_from(rows), max_size=10))
+    df = pd.DataFrame(
+        {"A": [r[0] for r in rows], "B": [r[1] for r in rows], "C": [r[2] for r in rows]},
+        dtype=object,
+    )
+    check_against_reference(df, ONE_OF_EACH, {"a": "A", "b": "B", "c": "C"})
+
+
+def test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row() -> None:
+    """Thousands of rows, most of them valid printable e-mails written several ways."""
+    rng = np.random.default_rng(13)
+    people = [f"Person{i}.x@Co{i % 40}.com" for i in range(600)]
+    spellings = [
+        lambda v: v, str.upper, lambda v: f"  {v} ", lambda v: f"mailto:{v}",
+        lambda v: f"{v}\t", lambda v: v.replace("o", "ö"), lambda v: None, lambda v: "  ",
+        lambda v: v.replace("@", " at "), lambda v: 7,
+    ]  # fmt: skip
+    values = [
+        spellings[rng.integers(len(spellings))](people[rng.integers(600)]) for _ in range(4000)
+    ]
+    routine = workspace_routine("function:t_e", ("email",))
+    for dtype in ("object", "str"):
+        df = pd.DataFrame({"Email": framed(values, dtype)})
+        check_against_reference(df, routine, {"email": "Email"})
+        # A slice of a frame: Arrow-backed text starts part-way into its buffers.
+        check_against_reference(df.iloc[1001:3007], routine, {"email": "Email"})
+
+
+def test_edge_values_of_each_kind_are_prepared_as_row_by_row() -> None:
+    """Lengths and shapes random pieces rarely reach: a domain past 253 characters, a
+    label past 63, ports, user info, schemes, profile URLs with and without a scheme."""
+    label = "a" * 63
+    edges = {
+        "domain": [
+            ".".join([label] * 4) + ".com",  # 260 characters: too long
+            ".".join([label] * 3) + ".com",
+            "a" * 64 + ".com",
+            "https://user:pw@www.acme.com:8080/x?y#z",
+            "acme.com:",
+            "acme.com.",
+            "www.",
+            "a.b",
+            "http:// /x",
+        ],
+        "linkedin_url": [
+            "https://www.linkedin.com/in/ada-k/",
+            "linkedin.com/in/ada%20k",
+            "HTTPS://UK.LinkedIn.com/in/Ada?trk=1",
+            "https://linkedin.com/company/acme",
+        ],
+        "full_name": ["  Ada   King ", "42", "_", "O'Brien", "Zoë"],
+        "email": ["MAILTO: a@b.co", "a@b.c", "a@b..com", "a.b+c@d-e.co.uk"],
+    }
+    for kind, values in edges.items():
+        routine = workspace_routine("function:t_edge", ("v",), kinds={"v": kind})
+        df = pd.DataFrame({"V": [*values, *values]})
+        check_against_reference(df, routine, {"v": "V"})
