@@ -70,18 +70,19 @@ thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
   compiled hash over a column). With duplicates it is proportionally less: 200,000 rows
   of 48,000 distinct messy values (NA, blanks, mixed case, ``mailto:``, invalid) take
   0.06 CPU-s, was 0.20.
-- first run (was about 25 CPU-s; now about 19, 10,000 rows per CPU-second, target 20,000;
-  side by side on a loaded machine: 24.1 CPU-s before, 19.3 after). Changed: a results
-  page is parsed once (it was parsed twice), with orjson, and its items taken as parsed;
-  run bodies are encoded with orjson and built once by the direct tier (``RunItems``: not
-  copied and checked again by ``check_items``); the outcomes of a run are mapped in one
+- first run (was about 24 CPU-s; now about 17, 11,500 rows per CPU-second, target 20,000;
+  side by side, load average 2 on 2 CPUs: 23.9 and 25.1 CPU-s before, 17.5 and 16.9
+  after). Changed: a results page is parsed once (it was parsed twice), with orjson, and
+  its items taken as parsed; run bodies are encoded with orjson and built once by the
+  direct tier (``RunItems``: not copied and checked again by ``check_items``); the
+  outcomes of a run are mapped in one
   pass, estimates priced once a run; 8 requests open at once, not 16 (httpcore re-checks
   every idle pooled connection, a ``getpeername`` and a ``poll`` each, on every request:
   10% of the CPU); the cycle collector's thresholds raised while the engine runs (its
   full collections re-walked every answer alive: a tenth of the CPU at 100,000 rows);
   ``started`` in one statement; the cache's and the journal's JSON with orjson; the
   write-ahead log checkpointed every 8,000 pages, not 1,000. What is left, per run of 100
-  (about 8 to 10 ms; sampled with py-spy at 50,000 rows, the loop thread's CPU by
+  (about 8.5 ms; sampled with py-spy at 50,000 rows, the loop thread's CPU by
   ``time.thread_time``): httpx, httpcore, anyio and h11, a third of it: two requests, a
   new connection for every spending POST (set-up and close, 6%: kept so, so a run is
   never sent on a pooled connection the server may be closing), reading bodies through
