@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache (
     routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
@@ -44,9 +46,11 @@ CREATE TABLE IF NOT EXISTS failures (
 # SQLite caps the number of host parameters per statement; stay well below it.
 _CHUNK = 500
 
-#: An answer as JSON, anything JSON cannot hold written as its text: json.dumps(value,
-#: default=str) builds a new encoder per call, three times the cost of one answer's text.
-_to_json = json.JSONEncoder(default=str).encode
+
+def to_json(value: Any) -> str:
+    """An answer (or inputs) as JSON text, anything JSON cannot hold written as its text.
+    orjson: a landed run writes 100 of these, in a seventh of :mod:`json`'s time."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(frozen=True)
@@ -166,9 +170,7 @@ def cache_put(
     run_id: str | None = None,
 ) -> int:
     """Store (key, status, result) answers; a newer answer replaces an older one."""
-    rows = [
-        (routine, key, status, _to_json(result), now, run_id) for key, status, result in answers
-    ]
+    rows = [(routine, key, status, to_json(result), now, run_id) for key, status, result in answers]
     conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
@@ -195,7 +197,7 @@ def failures_put(
         "attempts = failures.attempts + excluded.attempts, last_at = excluded.last_at, "
         "run_id = excluded.run_id",
         [
-            (routine, key, _to_json(inputs), error, attempts, now, now, run_id)
+            (routine, key, to_json(inputs), error, attempts, now, now, run_id)
             for key, inputs, error, attempts in failed
         ],
     )
