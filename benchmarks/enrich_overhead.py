@@ -77,24 +77,47 @@ load other processes put on the machine):
   compiled hash over a column). With duplicates it is proportionally less: 200,000 rows
   of 48,000 distinct messy values (NA, blanks, mixed case, ``mailto:``, invalid) take
   0.06 CPU-s, was 0.20.
-- first run (about 25 CPU-s, unchanged): the wire. The emulator sees 2 requests per run
-  of 100 (the POST and one results GET), yet per run the enriching process spends about
-  12 ms: httpx/httpcore/anyio per request (connection set-up and close for every spending
-  POST, by design; pool bookkeeping), JSON, then per item ``check_items``, ``parse_item``
-  and ``outcome_of`` (2.5 of 13.9 profiled CPU-s at 30,000 rows), and landing the run
-  (``Journal.finished``: about 20 microseconds an item, SQLite's inserts into the cache,
-  each on a random page since its rows are keyed by a hash, and the JSON text of each
-  answer). With ``--prefill 2000000`` the first run measured 27.5 CPU-s (22.8 without). Planning and merging are now under 5%;
-  taking each run's answers into Arrow columns adds about 0.15 ms a run of 100 (0.3 CPU-s
-  for 200,000 rows).
+- first run (was about 24 CPU-s; now about 17, 11,500 rows per CPU-second, target 20,000;
+  side by side, load average 2 on 2 CPUs: 23.9 and 25.1 CPU-s before, 17.5 and 16.9
+  after). Changed: a results page is parsed once (it was parsed twice), with orjson, and
+  its items taken as parsed; run bodies are encoded with orjson and built once by the
+  direct tier (``RunItems``: not copied and checked again by ``check_items``); the
+  outcomes of a run are mapped in one
+  pass, estimates priced once a run; 8 requests open at once, not 16 (httpcore re-checks
+  every idle pooled connection, a ``getpeername`` and a ``poll`` each, on every request:
+  10% of the CPU); the cycle collector's thresholds raised while the engine runs (its
+  full collections re-walked every answer alive: a tenth of the CPU at 100,000 rows);
+  ``started`` in one statement; the cache's and the journal's JSON with orjson; the
+  write-ahead log checkpointed every 8,000 pages, not 1,000. What is left, per run of 100
+  (about 8.5 ms; sampled with py-spy at 50,000 rows, the loop thread's CPU by
+  ``time.thread_time``): httpx, httpcore, anyio and h11, a third of it: two requests, a
+  new connection for every spending POST (set-up and close, 6%: kept so, so a run is
+  never sent on a pooled connection the server may be closing), reading bodies through
+  four stream layers (7%), the pool's bookkeeping (5%), the cookie jar (2%). A bare
+  sequence of POST and GET through ``AsyncClayClient`` costs 4 to 4.8 ms a run here
+  (3.6 to 3.9 with the POST on a kept-alive connection), most of the 5 ms a run the
+  target allows. Landing the run (``Journal.finished``, on a worker thread, a fifth of the
+  CPU): 1.4 to 1.8 ms, of which the answers' JSON and inserts 0.5 ms and the commit the
+  rest (the WAL gets the hundred or so pages the run's keys fall on: of the cache's
+  unique index then, of the cache's rows now that they are keyed by a hash). claynb's
+  own Python per run (outcomes, parsing, building requests, the engine's bookkeeping) is
+  about 12%; ``prepare`` and planning 6%, the merge 5%. 20,000 needs a lighter HTTP stack
+  than httpx's (about 1.5 ms of Python a request), not more trimming of claynb's own
+  per-row code. Taking each run's answers into Arrow columns as it lands adds about
+  0.15 ms a run of 100. With
+  ``--prefill 2000000`` (before orjson and the rest above) the first run measured 27.5
+  CPU-s against main's 23.3: with the rows keyed by a hash, an insert rewrites a random
+  page of whole rows (about 15 a page) where the unique index took a small entry (a
+  micro-benchmark of 100,000 inserts in runs of 100 into 2 million rows: 2.9 to 4.8 CPU-s
+  against 2.2 to 2.8).
 - memory (about 7x the frame, was 9.3 to 9.5x side by side; the target 2x is not met): at
   merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
-  frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts):
-  the answers are no longer among them (Arrow arrays, a few MB, outside tracemalloc).
-  What remains is per item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB),
-  the normalised inputs and item keys as Python strings (8.7 MB), the key -> group dict
-  (3.3 MB); then what the run itself peaks at (httpx and JSON buffers of 64
-  runs in flight, the engine's per-key bookkeeping) and the output frame's new columns.
+  frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts): the answers are
+  no longer among them (Arrow arrays, a few MB, outside tracemalloc). What remains is per
+  item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB), the normalised
+  inputs and item keys as Python strings (8.7 MB), the key -> group dict (3.3 MB); then
+  what the run itself peaks at (httpx and JSON buffers of the runs in flight, the
+  engine's per-key bookkeeping) and the output frame's new columns.
   2x would need the items to send passed as columns too (keys and inputs as arrays, not a
   ``WorkItem`` per row), which changes what every tier's ``run`` takes.
 """

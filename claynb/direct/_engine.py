@@ -32,6 +32,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
+from itertools import repeat
 from typing import Any, Protocol
 
 from claynb._plans import Plan
@@ -43,12 +44,16 @@ from claynb.pipeline._outcome import outcomes_of
 from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItem
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
+from claynb.wire._core import RunItems
 
 BACKEND = "direct"
 MIN_BATCH = 20
 # Requests open at once. Runs spend most of their life waiting on Clay, so a few requests
-# serve many runs; more would only make the HTTP client's connection pool slower to scan.
-MAX_OPEN_REQUESTS = 16
+# serve many runs (8 carry 25 to 80 requests a second at 100 to 300 ms each, above a
+# workspace's rate limit as the emulator plays it); more only make the HTTP client slower:
+# its connection pool re-checks every idle connection on every request (with 16, 10% of
+# the enriching process's CPU on a fast Clay).
+MAX_OPEN_REQUESTS = 8
 # The first poll after a POST never comes sooner than this, however fast runs finish.
 MIN_FIRST_POLL_S = 0.005
 _FATAL = (errors.AuthenticationError, errors.Forbidden, errors.NotFound)
@@ -218,7 +223,7 @@ class Engine:
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
         inputs = {k: self.inputs[k] for k in keys}
-        body = [{"id": k, "inputs": inputs[k]} for k in keys]
+        body = RunItems.of(inputs)  # prepare checked the rows: built once, not re-checked
         webhook_id = self.waiter.webhook_id if self.waiter else None
         left = self.retry.sends_left(self._sent(keys), self.cap)
         try:
@@ -241,11 +246,11 @@ class Engine:
 
     def _sent(self, keys: list[str]) -> int:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
-        return max(self.attempts.get(k, 0) for k in keys)
+        return max(map(self.attempts.get, keys, repeat(0, len(keys))))
 
     def _count_sends(self, keys: list[str], sends: int) -> None:
-        for k in keys:
-            self.attempts[k] = self.attempts.get(k, 0) + sends
+        before = map(self.attempts.get, keys, repeat(0, len(keys)))
+        self.attempts.update(zip(keys, [n + sends for n in before], strict=True))
 
     async def _not_started(
         self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError

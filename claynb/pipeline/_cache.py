@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
@@ -66,9 +67,12 @@ _CHUNK = 500
 #: answers out, a few MB each.
 _BULK = 20_000
 
-#: An answer as JSON, anything JSON cannot hold written as its text: json.dumps(value,
-#: default=str) builds a new encoder per call, three times the cost of one answer's text.
-_to_json = json.JSONEncoder(default=str).encode
+
+def to_json(value: Any) -> str:
+    """An answer (or inputs) as JSON text, anything JSON cannot hold written as its text.
+    orjson: a landed run writes 100 of these, in a seventh of :mod:`json`'s time."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
 
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -311,7 +315,7 @@ def cache_put(
     answers = list(answers)
     hashes = key_hashes(routine, [key for key, _, _ in answers]).tolist()
     rows = [
-        (h, routine, key, status, _to_json(result), now, run_id)
+        (h, routine, key, status, to_json(result), now, run_id)
         for h, (key, status, result) in zip(hashes, answers, strict=True)
     ]
     conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -340,7 +344,7 @@ def failures_put(
         "attempts = failures.attempts + excluded.attempts, last_at = excluded.last_at, "
         "run_id = excluded.run_id",
         [
-            (routine, key, _to_json(inputs), error, attempts, now, now, run_id)
+            (routine, key, to_json(inputs), error, attempts, now, now, run_id)
             for key, inputs, error, attempts in failed
         ],
     )

@@ -30,7 +30,7 @@ with no declared price is ``unpriced``. Pure functions only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from claynb._routines import Cost, Routine
@@ -56,8 +56,49 @@ def outcome_of(
 
     ``charges`` is the emulator's record of the run (None on real Clay: costs estimated).
     """
-    if item is not None and item.status == COMPLETE:
-        return _answered(routine, key, item, run_id, attempts, charges)
+    sent = {key: attempts}
+    found = {} if item is None else {key: item}
+    return outcomes_of(routine, [key], found, run_id=run_id, charges=charges, attempts=sent)[0]
+
+
+def outcomes_of(
+    routine: Routine,
+    keys: Sequence[str],
+    items: Mapping[str, RunItem],
+    *,
+    run_id: str | None,
+    charges: RunCharges | None = None,
+    attempts: Mapping[str, int] | None = None,
+) -> list[ItemResult]:
+    """:func:`outcome_of` for every key of a run (``items``: its answers by id).
+
+    One pass over the run: the estimates are priced once, not per item, and an answered
+    item (nearly every one) costs a dict copy, a test for a value and an ``ItemResult``.
+    """
+    sent = attempts or {}
+    hit, miss = estimated_cost(routine, True), estimated_cost(routine, False)
+    out: list[ItemResult] = []
+    append = out.append
+    for key in keys:
+        item = items.get(key)
+        if item is None or item.status != COMPLETE:
+            append(_not_answered(key, item, run_id, sent.get(key, 1), charges))
+            continue
+        result = dict(item.result)
+        matched = _has_values(result.values())
+        if charges is not None:
+            cost, source = _shared(charges.cost_of(key)), CostSource.METERED
+        else:
+            cost, source = hit if matched else miss
+        status = Status.ENRICHED if matched else Status.NO_MATCH
+        append(ItemResult(key, status, result, None, cost, sent.get(key, 1), run_id, source))
+    return out
+
+
+def _not_answered(
+    key: str, item: RunItem | None, run_id: str | None, attempts: int, charges: RunCharges | None
+) -> ItemResult:
+    """An item Clay failed, left out of a complete run, or gave a status it does not document."""
     if item is None:
         message = f"run {run_id} returned no result for this item" if run_id else "no result"
     else:
@@ -73,48 +114,6 @@ def outcome_of(
     return ItemResult(key, status, {}, message, cost, attempts, run_id, source)
 
 
-def outcomes_of(
-    routine: Routine,
-    keys: Sequence[str],
-    items: Mapping[str, RunItem],
-    *,
-    run_id: str | None,
-    charges: RunCharges | None = None,
-    attempts: Mapping[str, int] | None = None,
-) -> list[ItemResult]:
-    """:func:`outcome_of` for every key of a run (``items``: its answers by id)."""
-    sent = attempts or {}
-    return [
-        outcome_of(
-            routine,
-            key,
-            items.get(key),
-            run_id=run_id,
-            attempts=sent.get(key, 1),
-            charges=charges,
-        )
-        for key in keys
-    ]
-
-
-def _answered(
-    routine: Routine,
-    key: str,
-    item: RunItem,
-    run_id: str | None,
-    attempts: int,
-    charges: RunCharges | None,
-) -> ItemResult:
-    result = dict(item.result)
-    matched = any(_has_value(v) for v in result.values())
-    if charges is not None:
-        cost, source = charges.cost_of(key), CostSource.METERED
-    else:
-        cost, source = estimated_cost(routine, matched)
-    status = Status.ENRICHED if matched else Status.NO_MATCH
-    return ItemResult(key, status, result, None, _shared(cost), attempts, run_id, source)
-
-
 def _failed_cost(key: str, charges: RunCharges | None) -> tuple[Cost, CostSource]:
     """A failed item is not charged: the meters say so exactly, or it is the estimate."""
     if charges is not None:
@@ -122,12 +121,14 @@ def _failed_cost(key: str, charges: RunCharges | None) -> tuple[Cost, CostSource
     return _ZERO, CostSource.ESTIMATED
 
 
-def _has_value(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str | list | dict | tuple):
-        return len(value) > 0
-    return True
+_SIZED = (str, list, dict, tuple)
+
+
+def _has_values(values: Collection[Any]) -> bool:
+    """Whether any of a result's values is a value: not None, and not an empty text, list
+    or object (a zero or False is a value). The values are parsed JSON: a truthy one is a
+    value, so the common case is one ``any`` over them, in C."""
+    return any(values) or any(v is not None and not isinstance(v, _SIZED) for v in values)
 
 
 def estimated_cost(routine: Routine, matched: bool) -> tuple[Cost, CostSource]:
@@ -142,9 +143,9 @@ def estimated_cost(routine: Routine, matched: bool) -> tuple[Cost, CostSource]:
     if not routine.priced:
         return _ZERO, CostSource.UNPRICED
     if matched:
-        return routine.worst_case_cost(), CostSource.ESTIMATED
+        return _shared(routine.worst_case_cost()), CostSource.ESTIMATED
     credits = sum(p.data_credits for p in routine.providers if p.charge_on_miss)
-    return Cost(routine.actions_per_hit if credits else 0.0, credits), CostSource.ESTIMATED
+    return _shared(Cost(routine.actions_per_hit if credits else 0.0, credits)), CostSource.ESTIMATED
 
 
 @functools.lru_cache(maxsize=1024)

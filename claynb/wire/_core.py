@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 
 from claynb._home import state_home
 from claynb._secrets import mask, redact, register_secret
@@ -259,7 +260,7 @@ class BaseClient:
         merged.update(headers or {})
         body: dict[str, Any] = {}
         if json_body is not None:
-            body["content"] = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+            body["content"] = encode_json(json_body)
             merged["content-type"] = "application/json"
         elif content is not None:
             body["content"] = content
@@ -475,8 +476,9 @@ class BaseClient:
         path = f"/routines/run/{_seg(run_id)}/results"
         response = yield self.build_call("GET", path, params={"limit": self.page_limit})
         assert response is not None
-        results = parse_run_page(run_id, response.status_code, answer_json(response))
-        cursor = answer_json(response).get("cursor")
+        first = answer_json(response)
+        results = parse_run_page(run_id, response.status_code, first)
+        cursor = first.get("cursor")
         while results.complete and cursor:
             page = yield self.build_call(
                 "GET", path, params={"cursor": cursor, "limit": self.page_limit}
@@ -595,14 +597,39 @@ class BaseClient:
 # -- small pure helpers ------------------------------------------------------------------
 
 
+class RunItems(list[dict[str, Any]]):
+    """Run items ``{"id", "inputs"}`` built once, in the form the run's body takes, and
+    checked as they were built (:meth:`of`).
+
+    :func:`check_items` copies and checks every item of every run it is given; a caller
+    that already holds unique ids and their inputs (the direct tier: 2,000 runs of 100 for
+    200,000 rows) builds these instead, and they are sent as they are.
+    """
+
+    @classmethod
+    def of(cls, inputs: Mapping[str, Mapping[str, Any]]) -> RunItems:
+        """One item per key of ``inputs`` (unique, as a mapping's keys are), 1 to 100."""
+        count = len(inputs)
+        if not 1 <= count <= MAX_RUN_ITEMS:
+            raise ConfigError(f"a run takes 1 to {MAX_RUN_ITEMS} items, not {count}")
+        if not all(isinstance(k, str) and 1 <= len(k) <= 64 for k in inputs):
+            raise ConfigError("every item id must be a string of 1 to 64 characters")
+        if not all(isinstance(v, Mapping) for v in inputs.values()):
+            raise ConfigError("every item's inputs must be a dict")
+        return cls([{"id": k, "inputs": v} for k, v in inputs.items()])
+
+
 def check_items(
     items: Sequence[Mapping[str, Any]], *, limit: int | None = MAX_RUN_ITEMS
 ) -> list[dict[str, Any]]:
     """Validate run items locally: ``{"id": str, "inputs": dict}``, unique ids, 1 to ``limit``.
 
     Checked before sending because a malformed run costs a round trip at best, and at
-    worst (a duplicate id) leaves results that cannot be told apart.
+    worst (a duplicate id) leaves results that cannot be told apart. :class:`RunItems`
+    were checked as they were built, and pass as they are.
     """
+    if isinstance(items, RunItems):
+        return items
     if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
         raise ConfigError("items must be a list of {'id': ..., 'inputs': {...}}")
     count = len(items)
@@ -629,6 +656,13 @@ def run_payload(items: Sequence[Mapping[str, Any]], webhook_id: str | None) -> d
     if webhook_id:
         body["webhook_id"] = webhook_id
     return body
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (keys that are not text written as text, as
+    :func:`json.dumps` does; what JSON cannot hold raises a TypeError, as it does). orjson:
+    a run's body of 100 items in a fraction of the time."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _source_burst(policy: SourcePolicy) -> int:
