@@ -120,6 +120,9 @@ _NUMBERS = {
     pa.float64(): pd.Float64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
+#: A field that came back as integers in some answers and floats in others: floats, as
+#: pandas reads such values.
+_INT_FLOAT = {pa.int64(), pa.float64()}
 
 
 def _field_column(answers: Answers, name: str, codes: np.ndarray) -> Any:
@@ -137,9 +140,6 @@ def _field_column(answers: Answers, name: str, codes: np.ndarray) -> Any:
     for groups, part in parts:
         values[groups] = part.to_pylist() if isinstance(part, pa.ChunkedArray) else part
     return _column(values.tolist(), codes)
-
-
-_INT_FLOAT = {pa.int64(), pa.float64()}
 
 
 def _arrow_column(
