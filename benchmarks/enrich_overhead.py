@@ -59,13 +59,14 @@ load other processes put on the machine):
   ``prepare``, about 0.2 s (below); planning, about 0.6 s, of which the cache look-up is
   SQLite finding the rows and writing their text, about 0.28 s, and Arrow parsing it,
   about 0.22 s (about 1 microsecond a row each); the merge, about 0.1 s. Side by side at
-  a load of 2 to 3 on 2 CPUs: 0.91 CPU-s, and 2.32 before this change. With ``--prefill
-  2000000`` (2.2 million answers in the cache) 1.15 CPU-s (174,000 rows per CPU-second, at
-  a load of 1.2): the rows sit on ten times as many pages, and reading them through
-  SQLite's small page cache adds 0.1 to 0.3 s of system time (``PRAGMA mmap_size`` took
-  most of that back in a trial; not set). What is left is per row in C (SQLite, Arrow's
-  JSON parser) and ``prepare``'s hash per distinct row.
-- estimate (about 0.65 CPU-s, was 0.86 to 1.2; about 300,000 rows per CPU-second):
+  a load of 1.4 to 1.6 on 2 CPUs: 0.90 CPU-s, and 2.39 before this change. With
+  ``--prefill 2000000`` (2.2 million answers in the cache), side by side at a load of 1.3:
+  1.03 CPU-s (194,000 rows per CPU-second), and 2.64 before. The rows sit on ten times as
+  many pages, and reading them through SQLite's small page cache adds 0.1 to 0.3 s of
+  system time (``PRAGMA mmap_size`` took most of that back in a trial; not set). What
+  is left is per row in C (SQLite, Arrow's JSON parser) and ``prepare``'s hash per
+  distinct row.
+- estimate (0.63 CPU-s, 0.92 before, side by side; 0.74 and 1.16 with the 2.2 million):
   ``prepare`` and reading which keys are cached (the same query without the answers).
 - ``prepare`` alone (``cProfile.Profile(time.process_time)`` and ``time.process_time``
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
@@ -104,13 +105,14 @@ load other processes put on the machine):
   about 12%; ``prepare`` and planning 6%, the merge 5%. 20,000 needs a lighter HTTP stack
   than httpx's (about 1.5 ms of Python a request), not more trimming of claynb's own
   per-row code. Taking each run's answers into Arrow columns as it lands adds about
-  0.15 ms a run of 100. With
-  ``--prefill 2000000`` (before orjson and the rest above) the first run measured 27.5
-  CPU-s against main's 23.3: with the rows keyed by a hash, an insert rewrites a random
-  page of whole rows (about 15 a page) where the unique index took a small entry (a
-  micro-benchmark of 100,000 inserts in runs of 100 into 2 million rows: 2.9 to 4.8 CPU-s
-  against 2.2 to 2.8).
-- memory (about 7x the frame, was 9.3 to 9.5x side by side; the target 2x is not met): at
+  0.15 ms a run of 100. With ``--prefill 2000000``, side by side
+  at a load of 1.3: 18.6 CPU-s, and 20.3 before this change. The cache's rows are keyed
+  by a hash now, so an insert rewrites a random page of whole rows (about 15 a page)
+  where the unique index took a small entry: inserts alone, 100,000 in runs of 100 into 2
+  million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
+  of first runs measured before the write-ahead log's larger checkpoints 27.5 against
+  23.3; with them, the difference is lost in the run's noise.
+- memory (about 7.3 to 7.6x the frame, 9.4 to 9.6x before, side by side; the target 2x is not met): at
   merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
   frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts): the answers are
   no longer among them (Arrow arrays, a few MB, outside tracemalloc). What remains is per
