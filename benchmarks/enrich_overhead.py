@@ -43,23 +43,31 @@ per row, reading cached answers as columns (one indexed query per 500 keys);
 builds each output column once over the groups and takes it out to the rows; landing a
 run encodes its answers with one JSON encoder instead of one per answer.
 
-What the profile shows now (CPU time: ``cProfile.Profile(time.process_time)`` and per
-thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
+Then (issue 13, answers as columns) the cache is keyed by an INTEGER rowid (64 bits of
+the item key, the routine mixed in, every hit checked against the full key; older state
+files are migrated), a bulk look-up sends 20,000 hashes as one JSON array and SQLite
+answers with one newline-delimited JSON text (``group_concat``), which ``pyarrow.json``
+parses into columns; the merge takes flat fields straight from those Arrow arrays; and the
+direct tier takes each run's results into columns as it lands (``Landed``) instead of
+handing back an ``ItemResult`` and a dict per row.
 
-- cached re-run (about 2.7 CPU-s for 200,000 rows, was 4.5 to 4.8): SQLite finding 200,000
-  keys in the cache's unique index and reading their rows, about 0.6 to 0.8 s, 3 to 4
-  microseconds a key (the index alone, as ``estimate`` reads it, is 0.5 s; larger chunks,
-  a bigger page cache or mmap changed it by under 20%); parsing the answers, about 0.2 s;
-  ``prepare``, about 0.2 s (see below; was 0.45); ``merge``, about 0.9 s (a ``dict.get`` per field per row, then
-  six text columns converted to Arrow strings); planning, about 0.3 s. What is left is
-  per distinct row, and a Python call or two each: 150,000 rows per CPU-second would need
-  the cache read and the merge without a Python object per row (fields stored as
-  columns, not one JSON document per answer).
-- estimate (about 1.1 CPU-s, was 3.0 to 3.6; 175,000 rows per CPU-second): ``prepare``
-  and the index look-ups, about half each, while ``prepare`` worked value by value. With
-  the columnar ``prepare`` below, side by side with the old one at a load of 4 to 6 on 2
-  CPUs: estimate 0.97 and 1.12 CPU-s (was 1.34 and 1.39), cached re-run 2.80 and 2.78
-  (was 2.86 and 3.03; its cache read and merge are the bulk).
+What the profile shows now (CPU time: ``time.process_time`` around the steps, and
+``cProfile.Profile(time.process_time)``; 200,000 rows; figures vary by 10 to 20% with the
+load other processes put on the machine):
+
+- cached re-run (about 0.9 CPU-s, was 2.3 to 3.0; about 220,000 rows per CPU-second):
+  ``prepare``, about 0.2 s (below); planning, about 0.6 s, of which the cache look-up is
+  SQLite finding the rows and writing their text, about 0.28 s, and Arrow parsing it,
+  about 0.22 s (about 1 microsecond a row each); the merge, about 0.1 s. Side by side at
+  a load of 1.4 to 1.6 on 2 CPUs: 0.90 CPU-s, and 2.39 before this change. With
+  ``--prefill 2000000`` (2.2 million answers in the cache), side by side at a load of 1.3:
+  1.03 CPU-s (194,000 rows per CPU-second), and 2.64 before. The rows sit on ten times as
+  many pages, and reading them through SQLite's small page cache adds 0.1 to 0.3 s of
+  system time (``PRAGMA mmap_size`` took most of that back in a trial; not set). What
+  is left is per row in C (SQLite, Arrow's JSON parser) and ``prepare``'s hash per
+  distinct row.
+- estimate (0.63 CPU-s, 0.92 before, side by side; 0.74 and 1.16 with the 2.2 million):
+  ``prepare`` and reading which keys are cached (the same query without the answers).
 - ``prepare`` alone (``cProfile.Profile(time.process_time)`` and ``time.process_time``
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
   lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python; now
@@ -91,18 +99,29 @@ thread ``time.thread_time`` around the steps; 30,000 to 200,000 rows):
   (3.6 to 3.9 with the POST on a kept-alive connection), most of the 5 ms a run the
   target allows. Landing the run (``Journal.finished``, on a worker thread, a fifth of the
   CPU): 1.4 to 1.8 ms, of which the answers' JSON and inserts 0.5 ms and the commit the
-  rest (the WAL gets the hundred or so pages of the cache's unique index the run's keys
-  fall on). claynb's own Python per run (outcomes, parsing, building requests, the
-  engine's bookkeeping) is about 12%; ``prepare`` and planning 6%, the merge 5%. 20,000
-  needs a lighter HTTP stack than httpx's (about 1.5 ms of Python a request), not more
-  trimming of claynb's own per-row code.
-- memory (about 9x the frame, unchanged): at merge time, at 50,000 rows, tracemalloc
-  counts 77 MB for a 10.5 MB frame: the answers as they came off the wire (decoded
-  strings 16 MB, result dicts 11 MB, an ``ItemResult`` per item 7 MB), the work items and
-  their input dicts (9 MB), normalised inputs and keys (8 MB). Every tier hands back a
-  list of ``ItemResult`` with a dict per item, so every answer is a Python object until
-  the merge; 2x needs answers written into columns as runs land, which changes the
-  backend contract of all three tiers.
+  rest (the WAL gets the hundred or so pages the run's keys fall on: of the cache's
+  unique index then, of the cache's rows now that they are keyed by a hash). claynb's
+  own Python per run (outcomes, parsing, building requests, the engine's bookkeeping) is
+  about 12%; ``prepare`` and planning 6%, the merge 5%. 20,000 needs a lighter HTTP stack
+  than httpx's (about 1.5 ms of Python a request), not more trimming of claynb's own
+  per-row code. Taking each run's answers into Arrow columns as it lands adds about
+  0.15 ms a run of 100. With ``--prefill 2000000``, side by side
+  at a load of 1.3: 18.6 CPU-s, and 20.3 before this change. The cache's rows are keyed
+  by a hash now, so an insert rewrites a random page of whole rows (about 15 a page)
+  where the unique index took a small entry: inserts alone, 100,000 in runs of 100 into 2
+  million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
+  of first runs measured before the write-ahead log's larger checkpoints 27.5 against
+  23.3; with them, the difference is lost in the run's noise.
+- memory (about 7.3 to 7.6x the frame, 9.4 to 9.6x before, side by side; the target 2x is not met): at
+  merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
+  frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts): the answers are
+  no longer among them (Arrow arrays, a few MB, outside tracemalloc). What remains is per
+  item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB), the normalised
+  inputs and item keys as Python strings (8.7 MB), the key -> group dict (3.3 MB); then
+  what the run itself peaks at (httpx and JSON buffers of the runs in flight, the
+  engine's per-key bookkeeping) and the output frame's new columns.
+  2x would need the items to send passed as columns too (keys and inputs as arrays, not a
+  ``WorkItem`` per row), which changes what every tier's ``run`` takes.
 """
 
 from __future__ import annotations

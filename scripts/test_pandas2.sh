@@ -11,4 +11,5 @@ env -u CLAY_API_KEY -u CLAY_BASE_URL -u CLAYNB_ALLOW_SPEND \
   tests/test_enrich_frame.py tests/test_enrich_normalise.py tests/test_enrich_budget.py \
   tests/test_enrich_failures.py tests/test_estimate.py tests/test_ledger.py tests/test_cache.py \
   tests/test_share_leads.py tests/test_search.py tests/test_tables_read.py \
-  tests/test_enrich_output_same.py tests/test_normalise_columns.py tests/test_normalise_keys.py
+  tests/test_enrich_output_same.py tests/test_normalise_columns.py tests/test_normalise_keys.py \
+  tests/test_merge_columns.py

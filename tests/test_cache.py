@@ -12,7 +12,7 @@ import pytest
 
 import claynb
 from claynb._routines import DEFAULT_ROUTINES, run_item
-from claynb.pipeline._cache import cache_get, cache_put, max_age_seconds
+from claynb.pipeline._cache import Cached, cache_get, cache_put, max_age_seconds
 from claynb.pipeline._journal import FILENAME
 
 ROUTINE = DEFAULT_ROUTINES["enrich-person"]
@@ -161,11 +161,88 @@ def test_cache_hits_read_only_which_keys_are_cached_when_asked(tmp_path: Path) -
             cache_put(conn, "r", [("new", "no_match", {})], now=1450.0)
         keys = ["old", "new", "none"]
         full = journal.read(lambda c: cache_hits(c, "r", keys, now=1500.0))
-        found = dict(zip(full.keys, zip(full.statuses, full.results, strict=True), strict=True))
-        assert found == {"old": ("enriched", {"a": 1}), "new": ("no_match", {})}
+        assert full.fields is not None and full.fields.table is not None
+        found = dict(zip(full.at.tolist(), full.fields.table.column("a").to_pylist(), strict=True))
+        assert found == {0: 1, 1: None}
         bare = journal.read(lambda c: cache_hits(c, "r", keys, now=1500.0, results=False))
-        assert sorted(bare.keys) == ["new", "old"] and bare.results == [None, None]
+        assert sorted(bare.at.tolist()) == [0, 1] and bare.fields is None
         young = journal.read(
             lambda c: cache_hits(c, "r", keys, max_age_s=100, now=1500.0, results=False)
         )
-        assert young.keys == ["new"]
+        assert young.at.tolist() == [1]
+
+
+def test_cache_keys_are_integers_checked_against_the_full_key(tmp_path: Path) -> None:
+    """The INTEGER key mixes in the routine, reads item keys' own bits, and a look-up
+    whose 64 bits match another key's row is a miss, never that row's answer."""
+    from claynb.pipeline._cache import cache_hits, key_hashes
+    from claynb.pipeline._journal import Journal
+    from claynb.pipeline._work import item_key
+
+    keys = [item_key("r", {"email": f"p{i}@x.io"}) for i in range(5)] + ["odd key", "k"]
+    one_by_one = [int(key_hashes("r", [k])[0]) for k in keys]
+    assert key_hashes("r", keys).tolist() == one_by_one  # the bulk path is the same hash
+    assert key_hashes("other", keys[:1]).tolist() != one_by_one[:1]
+    with Journal(tmp_path / "s.sqlite") as journal:
+        with journal.transaction() as conn:
+            cache_put(conn, "r", [(k, "enriched", {"n": i}) for i, k in enumerate(keys)], now=1.0)
+            # A key sharing the first one's 64 bits (as a collision would): a miss.
+            twin = keys[0][:16] + ("0" if keys[0][16] != "0" else "1") + keys[0][17:]
+        hits = journal.read(lambda c: cache_hits(c, "r", [twin, *keys], now=2.0))
+        assert hits.fields is not None and hits.fields.table is not None
+        got = dict(zip(hits.at.tolist(), hits.fields.table.column("n").to_pylist(), strict=True))
+        assert got == {i + 1: i for i in range(len(keys))}
+        assert journal.read(lambda c: cache_get(c, "r", [twin], now=2.0)) == {}
+
+
+def test_answers_arrow_cannot_hold_exactly_are_read_as_dicts(tmp_path: Path) -> None:
+    """A field whose type changes from answer to answer, or that holds nested values, is
+    read back as stored (the columnar read would change it)."""
+    from claynb.pipeline._cache import cache_hits
+    from claynb.pipeline._journal import Journal
+
+    mixed = [("a", "enriched", {"score": 1}), ("b", "enriched", {"score": "high"})]
+    nested = [("c", "enriched", {"address": {"city": "Oslo"}, "tags": ["x"]})]
+    with Journal(tmp_path / "s.sqlite") as journal:
+        with journal.transaction() as conn:
+            cache_put(conn, "r", mixed + nested, now=1.0)
+        for keys, want in (
+            (["a", "b"], [{"score": 1}, {"score": "high"}]),
+            (["c"], [nested[0][2]]),
+        ):
+            hits = journal.read(lambda c, keys=keys: cache_hits(c, "r", keys, now=2.0))
+            assert hits.fields is not None and hits.fields.dicts is not None
+            got = dict(zip(hits.at.tolist(), hits.fields.dicts, strict=True))
+            assert [got[i] for i in range(len(keys))] == want
+
+
+def test_a_cache_written_by_an_older_claynb_is_migrated(tmp_path: Path) -> None:
+    """State files from before the INTEGER key (a TEXT unique index on routine and key)
+    keep every answer, under the same keys, and are read the new way."""
+    from claynb.pipeline._journal import Journal
+    from claynb.pipeline._work import item_key
+
+    path = tmp_path / "old.sqlite"
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.io"}) for i in range(3)]
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE cache (routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT "
+            "NULL, result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT);"
+            "CREATE UNIQUE INDEX cache_key ON cache (routine, key);"
+        )
+        db.executemany(
+            "INSERT INTO cache VALUES ('enrich-person', ?, 'enriched', ?, 5.0, 'run-1')",
+            [(k, f'{{"full_name": "P {i}"}}') for i, k in enumerate(keys)],
+        )
+        db.execute("INSERT INTO cache VALUES ('r', 'k1', 'no_match', '{}', 6.0, NULL)")
+    for _ in range(2):  # a second open finds it migrated
+        with Journal(path) as journal:
+            got = journal.cached("enrich-person", keys)
+            assert {k: c.result["full_name"] for k, c in got.items()} == {
+                k: f"P {i}" for i, k in enumerate(keys)
+            }
+            assert journal.cached("r", ["k1"])["k1"] == Cached("no_match", {}, 6.0)
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(cache)")]
+        indexes = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    assert columns[0] == "h" and ("cache_key",) not in indexes

@@ -19,7 +19,7 @@ from claynb._routines import Routine
 from claynb._sync import run_sync
 from claynb.direct._engine import Engine
 from claynb.pipeline._journal import Journal
-from claynb.pipeline._work import BudgetGuard, ItemResult, WorkItem
+from claynb.pipeline._work import BudgetGuard, Landed, WorkItem
 from claynb.wire._client import AsyncClayClient
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 
@@ -64,7 +64,7 @@ async def run_async(
     journal: Journal,
     progress: Any,
     **options: Any,
-) -> list[ItemResult]:
+) -> Landed:
     """The direct backend on the running event loop (see :mod:`claynb.pipeline._backends`)."""
     return await _run_on_loop(routine, items, client, guard, journal, progress, True, options)
 
@@ -78,7 +78,7 @@ def run(
     journal: Journal,
     progress: Any,
     **options: Any,
-) -> list[ItemResult]:
+) -> Landed:
     """The direct backend from sync code, Jupyter's running loop included."""
     return run_sync(
         lambda: _run_on_loop(routine, items, client, guard, journal, progress, False, options)
@@ -94,7 +94,7 @@ async def _run_on_loop(
     progress: Any,
     reuse: bool,
     options: dict[str, Any],
-) -> list[ItemResult]:
+) -> Landed:
     opts = _options(options)
     plan = get_plan(options.get("plan") or getattr(guard, "plan", None) or "growth")
     aclient, owned = _async_client(client, reuse)

@@ -41,7 +41,7 @@ from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
 from claynb.pipeline._outcome import outcomes_of
-from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Status, WorkItem
+from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItem
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
 from claynb.wire._core import RunItems
@@ -96,7 +96,10 @@ class Engine:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
         self.inputs = {item.key: item.inputs for item in items}
-        self.results: dict[str, ItemResult] = {}
+        # What became of each row, as columns as runs land (never a dict per answer held
+        # until the merge); ``done`` is which rows have their result in there.
+        self.landed = Landed()
+        self.done: set[str] = set()
         self.attempts: dict[str, int] = {}
         self.queue: deque[str] = deque()
         self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
@@ -118,7 +121,7 @@ class Engine:
 
     # -- the whole call --------------------------------------------------------------------
 
-    async def run(self) -> list[ItemResult]:
+    async def run(self) -> Landed:
         resumed = await asyncio.to_thread(
             self.journal.in_flight, self.routine.id, list(self.inputs)
         )
@@ -134,7 +137,7 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        return [self.results.get(key) or self._lost(key) for key in self.inputs]
+        return self.landed.add(self._lost(key) for key in self.inputs if key not in self.done)
 
     def _lost(self, key: str) -> ItemResult:
         return ItemResult(
@@ -189,14 +192,16 @@ class Engine:
             f"({self.unit.actions:g} Actions, {self.unit.data_credits:g} "
             f"Data Credits) on top of what was already spent"
         )
-        for key in keys:
-            self.results[key] = ItemResult(
-                key,
-                self.stop_status if self.stopped else Status.OVER_BUDGET,
-                error=why,
-                attempts=self.attempts.get(key, 0),
-            )
+        status = self.stop_status if self.stopped else Status.OVER_BUDGET
+        self._land(
+            [ItemResult(key, status, error=why, attempts=self.attempts.get(key, 0)) for key in keys]
+        )
         self.progress.advance(len(keys))
+
+    def _land(self, results: list[ItemResult]) -> None:
+        """These rows' results, final: into the columns."""
+        self.landed.add(results)
+        self.done.update(r.key for r in results)
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -207,7 +212,7 @@ class Engine:
             if sent is not None:
                 await self._collect(*sent, keys, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
-            left = [k for k in keys if k not in self.results]
+            left = [k for k in keys if k not in self.done]
             status = Status.UNKNOWN if sent is not None else Status.FAILED
             self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
         finally:
@@ -340,10 +345,9 @@ class Engine:
         )
 
     def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
-        for key in keys:
-            self.results[key] = ItemResult(
-                key, status, error=error, attempts=self.attempts.get(key, 0)
-            )
+        self._land(
+            [ItemResult(k, status, error=error, attempts=self.attempts.get(k, 0)) for k in keys]
+        )
         self.progress.advance(len(keys))
 
     # -- collecting results ----------------------------------------------------------------
@@ -355,7 +359,7 @@ class Engine:
         try:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
-            left = [k for k in run.keys if k in self.inputs and k not in self.results]
+            left = [k for k in run.keys if k in self.inputs and k not in self.done]
             self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
@@ -389,8 +393,7 @@ class Engine:
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
         mine = [r for r in results if r.key in self.inputs]
-        for r in mine:
-            self.results[r.key] = r
+        self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (
                 "not sent: Clay's credits exhausted (it stopped running the "

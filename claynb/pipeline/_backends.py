@@ -16,13 +16,16 @@ The backend contract
 A backend is a plain function::
 
     def run(routine: Routine, items: list[WorkItem], *, client, guard: BudgetGuard,
-            journal: Journal, progress: Progress, **options) -> list[ItemResult]
+            journal: Journal, progress: Progress, **options) -> Landed | list[ItemResult]
 
 - ``items`` are unique (one per ``WorkItem.key``), valid, normalised, and neither cached
   nor known to have failed or to be in an unknown state: everything in the list must be
   accounted for.
-- It returns **exactly one** :class:`~claynb.pipeline._work.ItemResult` per item (any
-  order; matched by ``key``). ``status`` (a :class:`~claynb.pipeline._work.Status`) is one
+- It returns **exactly one** result per item (any order; matched by ``key``): a
+  :class:`~claynb.pipeline._work.Landed` (the direct tier: each run's results taken into
+  columns as it lands, so a large call holds no dict per answer until the merge), or a
+  list of :class:`~claynb.pipeline._work.ItemResult` (the queue and event tiers), which
+  ``enrich`` feeds into the same columns. ``status`` (a :class:`~claynb.pipeline._work.Status`) is one
   of ``enriched``, ``no_match``, ``failed``, ``over_budget``, ``unknown``; ``error`` says
   why for the last three; ``attempts`` counts sends.
 - Clay's answer for an item becomes its result through
@@ -66,9 +69,11 @@ Pieces a backend (or a worker process) can reuse as plain functions
   :func:`claynb.pipeline._normalise.normalise_inputs` (one item);
 - reading Clay's answers: :func:`claynb.pipeline._outcome.outcome_of` (one item ->
   ItemResult, priced when Clay does not say);
-- merging: :func:`claynb.pipeline._merge.merge` (ItemResults -> the output frame);
-- the cache: :func:`claynb.pipeline._cache.cache_get` / :func:`~claynb.pipeline._cache.cache_put` (or
-  ``Journal.cached``), the dead-letter list: ``Journal.failures`` / ``record_failures``;
+- merging: :func:`claynb.pipeline._merge.merge` (answers as columns -> the output frame;
+  :meth:`~claynb.pipeline._work.Landed.add` takes ItemResults into columns);
+- the cache: :func:`claynb.pipeline._cache.cache_get` (item by item, each answer's dict) /
+  :func:`~claynb.pipeline._cache.cache_hits` (many keys, answers as columns) /
+  :func:`~claynb.pipeline._cache.cache_put` (or ``Journal.cached``), the dead-letter list: ``Journal.failures`` / ``record_failures``;
 - the ledger: :func:`claynb.pipeline._ledger.record` (``Journal.finished`` already calls it);
 - money: :class:`claynb.pipeline._budget.LocalGuard`, :func:`claynb.pipeline._budget.reserve_largest`.
 """

@@ -13,29 +13,47 @@ is never paid for twice, across frames, calls and kernel restarts.
   was charged costs money.
 
 Functions take an open :class:`sqlite3.Connection` so the journal can write the cache, the
-dead-letter list and the ledger in one transaction. The cache is a rowid table with a
-unique index rather than a table keyed by (routine, key): its keys are hashes, so each
-insert lands on a random page, and a small index entry rewrites far fewer pages than a
-whole row would (tens of thousands of rows per call).
+dead-letter list and the ledger in one transaction.
+
+The cache is keyed by an INTEGER: :func:`key_hashes` folds the routine and the item key
+(itself a hash) into 64 bits, the table's rowid. Finding a row by its rowid is SQLite's
+cheapest look-up (one B-tree, no index beside it), and a cached re-run looks up every row of
+the frame. Every look-up checks the routine and the full key too, so two keys that share 64
+bits (about one chance in 10^19 per pair) are never confused: the later answer replaces the
+earlier, which is then simply a miss (enriched again, never answered wrongly). A state file
+written before had a TEXT unique index on (routine, key): :func:`migrate` moves its rows over.
+
+Reading many answers (:func:`cache_hits`) asks SQLite for one newline-delimited JSON text
+per chunk (``group_concat``: no Python object per row) and parses it as columns with
+``pyarrow.json``; answers Arrow cannot hold exactly (nested values, a field whose type
+changes from row to row) are read as dicts instead, the way :func:`cache_get` reads them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.json as pa_json
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cache (
-    routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
-    result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS cache_key ON cache (routine, key);
+from claynb.pipeline._work import Fields
+
+#: The cache's columns, in order, behind its INTEGER key ``h`` (see :func:`key_hashes`).
+_CACHE_COLUMNS = "routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, " + (
+    "result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT"
+)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS cache (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS});
 CREATE TABLE IF NOT EXISTS failures (
     routine TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL, error TEXT,
     attempts INTEGER NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL, run_id TEXT,
@@ -45,12 +63,80 @@ CREATE TABLE IF NOT EXISTS failures (
 
 # SQLite caps the number of host parameters per statement; stay well below it.
 _CHUNK = 500
+#: Keys per bulk look-up (:func:`cache_hits`): one JSON array of hashes in, one text of
+#: answers out, a few MB each.
+_BULK = 20_000
 
 
 def to_json(value: Any) -> str:
     """An answer (or inputs) as JSON text, anything JSON cannot hold written as its text.
     orjson: a landed run writes 100 of these, in a seventh of :mod:`json`'s time."""
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def _eight_bytes(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def key_hashes(routine: str, keys: Sequence[str]) -> np.ndarray:
+    """The cache's INTEGER key of each (routine, key), as int64.
+
+    An item key is 32 hex digits of a hash (:func:`claynb.pipeline._work.item_key`): its
+    first 16 are 64 bits as good as any, read for all keys at once. Any other text is
+    hashed. Either way the routine's own hash is mixed in, so one key under two routines
+    is two rows.
+    """
+    joined = "".join(keys)
+    try:  # all of them item keys: their bits in one call
+        raw = bytes.fromhex(joined) if len(joined) == 32 * len(keys) else b"-"
+    except ValueError:
+        raw = b"-"
+    if len(raw) == 16 * len(keys):
+        bits = np.frombuffer(raw, dtype=">i8")[::2]
+    else:
+        bits = np.frombuffer(
+            b"".join(
+                bytes.fromhex(k[:16]) if _HEX_KEY.fullmatch(k) else _eight_bytes(k) for k in keys
+            ),
+            dtype=">i8",
+        )
+    salt = np.frombuffer(_eight_bytes(routine), dtype=">i8")[0]
+    return (bits ^ salt).astype(np.int64)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Move a cache written by an older claynb (a TEXT unique index on (routine, key)) to
+    the INTEGER-keyed table, in one transaction; its keys and answers unchanged."""
+    with_h = {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
+    if "h" in with_h:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "h" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}:
+            conn.execute(f"CREATE TABLE cache_h (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS})")
+            for routine, keys in _keys_by_routine(conn):
+                hashes = key_hashes(routine, keys).tolist()
+                conn.executemany(
+                    "INSERT OR REPLACE INTO cache_h SELECT ?, * FROM cache "
+                    "WHERE routine = ? AND key = ?",
+                    [(h, routine, key) for h, key in zip(hashes, keys, strict=True)],
+                )
+            conn.execute("DROP TABLE cache")
+            conn.execute("ALTER TABLE cache_h RENAME TO cache")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _keys_by_routine(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    by_routine: dict[str, list[str]] = {}
+    for routine, key in conn.execute("SELECT routine, key FROM cache ORDER BY rowid"):
+        by_routine.setdefault(routine, []).append(key)
+    return list(by_routine.items())
 
 
 @dataclass(frozen=True)
@@ -93,14 +179,12 @@ def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
 
 @dataclass(frozen=True)
 class Hits:
-    """Cached answers found for some keys, as columns (``keys[i]`` answered
-    ``statuses[i]`` with ``results[i]``, fetched at ``fetched_at[i]``; read with
-    ``results=False``, only ``keys`` and ``results``, all None)."""
+    """Which of the keys asked about are cached, as columns: ``at`` their positions in
+    the keys asked about, ``fields`` their answers' fields in the same order (None when
+    read with ``results=False``)."""
 
-    keys: list[str]
-    statuses: list[str]
-    results: list[dict[str, Any] | None]
-    fetched_at: list[float]
+    at: np.ndarray
+    fields: Fields | None
 
 
 def cache_hits(
@@ -112,35 +196,79 @@ def cache_hits(
     now: float,
     results: bool = True,
 ) -> Hits:
-    """Cached answers for these keys, leaving out those older than ``max_age_s``: one
-    indexed query per chunk of keys, and one JSON parse per chunk. ``results=False`` reads
-    only which keys are cached (their results are None): with no ``max_age_s`` that is
-    the index alone, never the table."""
+    """The cached ones of these keys, leaving out answers older than ``max_age_s``, as
+    columns. ``results=False`` reads only which keys are cached.
+
+    The keys are looked up in the order of their hashes (neighbouring keys share pages),
+    in chunks of ``_BULK``: the hashes go in as one JSON array, and SQLite answers with
+    one newline-delimited JSON text, a line per hit (its position and full key, checked
+    here, and its answer), which Arrow parses in C.
+    """
+    keys = list(keys)
+    asked = np.asarray(keys, dtype=object)
+    hashes = key_hashes(routine, keys)
+    order = np.argsort(hashes, kind="stable")
+    age = "" if max_age_s is None else "AND c.fetched_at >= ? "
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
-    columns = "key, status, result, fetched_at" if results else "key"
-    age = "" if max_age_s is None else "AND fetched_at >= ? "
-    hits = Hits([], [], [], [])
-    for chunk in _chunks(list(keys)):
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT {columns} FROM cache WHERE routine = ? {age}AND key IN ({marks})",
-            (routine, *ages, *chunk),
-        ).fetchall()
-        if not rows:
+    answer = ",\"r\":' || c.result || '" if results else ""
+    sql = (
+        "SELECT group_concat('{\"i\":' || j.key || ',\"k\":' || json_quote(c.key) || "
+        f"'{answer}}}', char(10)) FROM json_each(?) AS j CROSS JOIN cache AS c "
+        f"ON c.h = j.value WHERE c.routine = ? {age}"
+    )
+    parts: list[pa.Table] = []
+    for lo in range(0, len(keys), _BULK):
+        chunk = order[lo : lo + _BULK]
+        (text,) = conn.execute(sql, (json.dumps(hashes[chunk].tolist()), routine, *ages)).fetchone()
+        if not text:
             continue
-        if not results:
-            hits.keys.extend(key for (key,) in rows)
-            continue
-        found, statuses, texts, at = zip(*rows, strict=True)
-        hits.keys.extend(found)
-        hits.statuses.extend(statuses)
-        # Each result is a JSON document: one parse of them all as an array is the same
-        # objects for far fewer calls (a cached re-run reads every row of the frame).
-        hits.results.extend(json.loads(f"[{','.join(texts)}]"))
-        hits.fetched_at.extend(at)
+        try:
+            table = pa_json.read_json(pa.py_buffer(text.encode("utf-8")), read_options=_READ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field changed type: not as columns
+            return _as_dicts(conn, routine, keys, max_age_s, now)
+        found = chunk[table.column("i").to_numpy()]
+        same = np.asarray(table.column("k").to_pylist(), dtype=object) == asked[found]
+        table = table.flatten().append_column("at", pa.array(found, pa.int64()))
+        parts.append(table.drop_columns(["i", "k"]).filter(pa.array(same)))
+    at = np.concatenate([p.column("at").to_numpy() for p in parts]) if parts else np.zeros(0)
     if not results:
-        hits.results.extend([None] * len(hits.keys))
-    return hits
+        return Hits(at.astype(np.int64), None)
+    fields = _fields(parts, len(at))
+    if fields is None:
+        return _as_dicts(conn, routine, keys, max_age_s, now)
+    return Hits(at.astype(np.int64), fields)
+
+
+def _as_dicts(
+    conn: sqlite3.Connection,
+    routine: str,
+    keys: list[str],
+    max_age_s: float | None,
+    now: float,
+) -> Hits:
+    """:func:`cache_hits` for answers Arrow cannot hold exactly: each a dict, as stored."""
+    got = cache_get(conn, routine, keys, max_age_s=max_age_s, now=now)
+    at = [i for i, key in enumerate(keys) if key in got]
+    return Hits(np.asarray(at, dtype=np.int64), Fields.of_dicts([got[keys[i]].result for i in at]))
+
+
+#: One block for a whole chunk: a chunk's answers are typed as one.
+_READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 30)
+
+
+def _fields(parts: list[pa.Table], rows: int) -> Fields | None:
+    """The answers of these parsed chunks (their ``r.<field>`` columns) as one table of
+    flat fields; None when a field holds nested values or changes type from chunk to
+    chunk (Arrow would not give back the values as they were stored)."""
+    try:
+        table = pa.concat_tables(parts, promote_options="permissive") if parts else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    names = [] if table is None else [n for n in table.column_names if n.startswith("r.")]
+    columns = {n[2:]: table.column(n) for n in names} if table is not None else {}
+    if not all(Fields.flat(c.type) for c in columns.values()):
+        return None
+    return Fields(rows, pa.table(columns) if columns else None)
 
 
 def cache_get(
@@ -151,14 +279,28 @@ def cache_get(
     max_age_s: float | None = None,
     now: float,
 ) -> dict[str, Cached]:
-    """Cached answers for these keys (key -> :class:`Cached`), as :func:`cache_hits`."""
-    hits = cache_hits(conn, routine, keys, max_age_s=max_age_s, now=now)
-    return {
-        key: Cached(status, result or {}, at)
-        for key, status, result, at in zip(
-            hits.keys, hits.statuses, hits.results, hits.fetched_at, strict=True
-        )
-    }
+    """Cached answers for these keys (key -> :class:`Cached`), each its dict exactly as
+    stored: for the tiers that answer item by item (and answers Arrow cannot hold)."""
+    ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
+    age = "" if max_age_s is None else "AND fetched_at >= ? "
+    found: dict[str, Cached] = {}
+    for chunk in _chunks(list(keys)):
+        hashes = key_hashes(routine, chunk).tolist()
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT key, status, result, fetched_at FROM cache "
+            f"WHERE h IN ({marks}) AND routine = ? {age}",
+            (*hashes, routine, *ages),
+        ).fetchall()
+        wanted = set(chunk)
+        rows = [row for row in rows if row[0] in wanted]
+        if not rows:
+            continue
+        # One parse of every result as an array: the same objects for far fewer calls.
+        parsed = json.loads(f"[{','.join(row[2] for row in rows)}]")
+        for (key, status, _, at), result in zip(rows, parsed, strict=True):
+            found[key] = Cached(status, result, at)
+    return found
 
 
 def cache_put(
@@ -170,8 +312,13 @@ def cache_put(
     run_id: str | None = None,
 ) -> int:
     """Store (key, status, result) answers; a newer answer replaces an older one."""
-    rows = [(routine, key, status, to_json(result), now, run_id) for key, status, result in answers]
-    conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)", rows)
+    answers = list(answers)
+    hashes = key_hashes(routine, [key for key, _, _ in answers]).tolist()
+    rows = [
+        (h, routine, key, status, to_json(result), now, run_id)
+        for h, (key, status, result) in zip(hashes, answers, strict=True)
+    ]
+    conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
 

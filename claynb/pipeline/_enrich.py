@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,7 +51,7 @@ from claynb.pipeline._merge import (
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, answer_landed, plan_work, resolve_routine
 from claynb.pipeline._progress import Progress, make_progress
-from claynb.pipeline._work import ItemResult, WorkItem
+from claynb.pipeline._work import Landed, WorkItem
 
 
 @dataclass
@@ -158,12 +158,11 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[list[WorkItem]]:
         plan.to_send = sent
 
 
-def _finish(df: pd.DataFrame, call: Call, results: Sequence[ItemResult]) -> pd.DataFrame:
-    by_key = complete(call.plan.to_send, results)
-    group_of, answers = call.plan.group_of, call.plan.answers
-    landed = [(group_of[key], result) for key, result in by_key.items() if key in group_of]
-    answers.put([g for g, _ in landed], [result for _, result in landed])
-    extra = result_fields(call.routine, answers.result)
+def _finish(df: pd.DataFrame, call: Call, landed: Landed) -> pd.DataFrame:
+    complete(call.plan.to_send, landed)
+    answers = call.plan.answers
+    answers.put_landed(call.plan.groups(landed.keys), landed)
+    extra = result_fields(call.routine, answers)
     if extra:
         check_columns(df, call.routine, call.prefix, call.overwrite, extra)
     return merge(df, call.plan.prepared, answers, call.prefix, extra)
@@ -249,15 +248,15 @@ def enrich(
     """
     call = _setup(locals())
     try:
-        results: list[ItemResult] = []
+        landed = Landed()
         if call.plan.to_send:
             budget = budget if budget is not None else Budget()
             kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
             send = get_backend(backend)
             with kwargs["progress"]:
                 for items in _claimed_rounds(call, kwargs["progress"]):
-                    results += send(call.routine, items, **kwargs)
-        return _finish(df, call, results)
+                    landed.extend(send(call.routine, items, **kwargs))
+        return _finish(df, call, landed)
     finally:
         call.claims.release()  # now, not when the rounds are collected: others wait on them
         call.journal.close()
@@ -291,7 +290,7 @@ async def enrich_async(
     """
     call = _setup(locals())
     try:
-        results: list[ItemResult] = []
+        landed = Landed()
         if call.plan.to_send:
             budget = budget if budget is not None else Budget()
             kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
@@ -302,10 +301,10 @@ async def enrich_async(
                 # claiming and waiting touch SQLite and sleep: off the event loop
                 while (items := await asyncio.to_thread(next, rounds, None)) is not None:
                     if run_async is not None:
-                        results += await run_async(call.routine, items, **kwargs)
+                        landed.extend(await run_async(call.routine, items, **kwargs))
                     else:
-                        results += await asyncio.to_thread(fn, call.routine, items, **kwargs)
-        return _finish(df, call, results)
+                        landed.extend(await asyncio.to_thread(fn, call.routine, items, **kwargs))
+        return _finish(df, call, landed)
     finally:
         call.claims.release()  # now, not when the rounds are collected: others wait on them
         call.journal.close()

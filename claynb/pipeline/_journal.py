@@ -161,6 +161,7 @@ class Journal:
         with self._lock:  # executescript manages its own transaction
             self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
             _ledger.migrate(self._conn)
+        _cache.migrate(self._conn)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:

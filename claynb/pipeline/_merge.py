@@ -12,16 +12,16 @@ Columns are built as whole arrays (one per field), never row by row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from itertools import chain
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import STATUSES, Answers, CostSource, ItemResult, Status, WorkItem
+from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItem
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
@@ -37,12 +37,10 @@ def output_columns(
     return [prefix + name for name in (*routine.fields, *extra, *STATUS_FIELDS)]
 
 
-def result_fields(routine: Routine, results: Iterable[dict[str, Any] | None]) -> list[str]:
-    """Fields in these results (each a dict, or None) which the routine does not list, in
-    order of first sight."""
+def result_fields(routine: Routine, answers: Answers) -> list[str]:
+    """Fields in these answers which the routine does not list, in order of first sight."""
     listed = set(routine.fields)
-    seen = dict.fromkeys(chain.from_iterable(r for r in results if r))
-    return [name for name in seen if name not in listed]
+    return [name for name in answers.field_names() if name not in listed]
 
 
 def check_columns(
@@ -77,18 +75,19 @@ def check_columns(
         )
 
 
-def complete(items: Sequence[WorkItem], results: Sequence[ItemResult]) -> dict[str, ItemResult]:
+def complete(items: Sequence[WorkItem], landed: Landed) -> Landed:
     """One result per item, whatever the backend returned: a missing one is ``unknown``."""
-    by_key = {r.key: r for r in results if r.status in STATUSES}
-    for item in items:
-        if item.key not in by_key:
-            by_key[item.key] = ItemResult(
-                item.key,
-                Status.UNKNOWN,
-                attempts=0,
-                error="the backend returned no result for this row",
-            )
-    return by_key
+    have = set(landed.keys)
+    return landed.add(
+        ItemResult(
+            item.key,
+            Status.UNKNOWN,
+            attempts=0,
+            error="the backend returned no result for this row",
+        )
+        for item in items
+        if item.key not in have
+    )
 
 
 def _text_dtype() -> Any:
@@ -114,6 +113,57 @@ def _column(values: list[Any], codes: np.ndarray) -> Any:
     return array.take(codes)
 
 
+#: Arrow types -> the pandas dtype that reads them back as the values they hold (text is
+#: :func:`_text_dtype`).
+_NUMBERS = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+#: A field that came back as integers in some answers and floats in others: floats, as
+#: pandas reads such values.
+_INT_FLOAT = {pa.int64(), pa.float64()}
+
+
+def _field_column(answers: Answers, name: str, codes: np.ndarray) -> Any:
+    """One field fanned out to rows. Where every block holds it as an Arrow column of one
+    flat type, the column is taken straight from Arrow (no Python object per row);
+    otherwise from the values, as :func:`_column` reads them."""
+    parts = [(groups, fields.column(name)) for groups, fields in answers.blocks]
+    arrow = [p for _, p in parts if isinstance(p, pa.ChunkedArray)]
+    kinds = {a.type for a in arrow if not pa.types.is_null(a.type)}
+    if len(arrow) == len(parts) and kinds and (len(kinds) == 1 or kinds == _INT_FLOAT):
+        kind = pa.float64() if len(kinds) > 1 else kinds.pop()
+        if kind in _NUMBERS or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return _arrow_column(answers, [a.cast(kind) for a in arrow], kind, codes)
+    values = np.full(len(answers), None, dtype=object)
+    for groups, part in parts:
+        values[groups] = part.to_pylist() if isinstance(part, pa.ChunkedArray) else part
+    return _column(values.tolist(), codes)
+
+
+def _arrow_column(
+    answers: Answers, arrays: list[pa.ChunkedArray], kind: pa.DataType, codes: np.ndarray
+) -> Any:
+    """The blocks' arrays (one flat type) as a column: each group's row of them, taken
+    out to the frame's rows."""
+    slot = np.full(len(answers), -1, dtype=np.int64)
+    offset = 0
+    for (groups, _), array in zip(answers.blocks, arrays, strict=True):
+        slot[groups] = np.arange(offset, offset + len(array))
+        offset += len(array)
+    rows = slot[codes]
+    taken = pa.chunked_array([c for a in arrays for c in a.chunks], kind).take(
+        pa.array(rows, mask=rows < 0)
+    )
+    if kind in _NUMBERS:
+        return _NUMBERS[kind].__from_arrow__(taken)
+    text = pd.api.types.pandas_dtype(_text_dtype())
+    if hasattr(text, "__from_arrow__"):
+        return text.__from_arrow__(taken)
+    return pd.array(taken.to_numpy(), dtype=object)
+
+
 def merge(
     df: pd.DataFrame,
     prepared: Prepared,
@@ -125,10 +175,9 @@ def merge(
     routine's, then ``extra``) and the status columns, every row answered from its group's
     slot of ``answers``, in ``df``'s order and index."""
     routine, codes = prepared.routine, prepared.codes
-    results = answers.result.tolist()
     cols: dict[str, Any] = {}
     for name in (*routine.fields, *extra):
-        cols[prefix + name] = _column([r.get(name) if r else None for r in results], codes)
+        cols[prefix + name] = _field_column(answers, name, codes)
     cols[prefix + "status"] = _column(answers.status.tolist(), codes)
     cols[prefix + "error"] = _column(answers.error.tolist(), codes)
     first = prepared.first

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from claynb._catalogue import catalogue_paths, load_catalogue
 from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
 from claynb.pipeline._cache import Hits, max_age_seconds
@@ -81,10 +84,16 @@ class WorkPlan:
     def count(self, status: Status) -> int:
         return self.answers.count(status)
 
-    def unanswered(self, keys: list[str]) -> list[str]:
-        """Those of ``keys`` whose group has no answer yet."""
-        has, group_of = self.answers.has, self.group_of
-        return [k for k in keys if not has(group_of[k])]
+    def groups(self, keys: list[str]) -> np.ndarray:
+        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+        get = self.group_of.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def unanswered(self, keys: list[str], groups: np.ndarray | None = None) -> list[str]:
+        """Those of ``keys`` (in ``groups``, when known) whose group has no answer yet."""
+        at = self.groups(keys) if groups is None else groups
+        open_ = np.flatnonzero(pd.isna(self.answers.status[at]))
+        return [keys[i] for i in open_.tolist()]
 
     def items(self, keys: list[str]) -> list[WorkItem]:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
@@ -95,10 +104,10 @@ class WorkPlan:
         """Answer one key's group without a request (a failure or an unknown outcome)."""
         self.answers.put([self.group_of[key]], [ItemResult(key, status, error=error, attempts=0)])
 
-    def answer_cached(self, hits: Hits) -> None:
-        """Answer the groups of these cached keys: ``cached``, at no cost."""
-        group_of = self.group_of
-        self.answers.put_cached([group_of[k] for k in hits.keys], hits.results)
+    def answer_cached(self, groups: np.ndarray, hits: Hits) -> None:
+        """Answer the cached ones of the keys looked up (``groups``: theirs, in the same
+        order): ``cached``, at no cost."""
+        self.answers.put_cached(groups[hits.at], hits.fields)
 
 
 def plan_work(
@@ -126,14 +135,15 @@ def plan_work(
         ],
     )
     plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
-    keys = list(plan.group_of)
+    keys, groups = list(plan.group_of), np.fromiter(plan.group_of.values(), dtype=np.int64)
     if cache and not refresh:
         plan.answer_cached(
+            groups,
             journal.cache_hits(
                 routine.id, keys, max_age_s=max_age_seconds(max_age), results=read_answers
-            )
+            ),
         )
-    pending = plan.unanswered(keys)
+    pending = plan.unanswered(keys, groups)
     _known_unknowns(plan, journal, pending, resend_unknown)
     _known_failures(plan, journal, pending, retry_failed)
     plan.to_send = plan.items(plan.unanswered(pending))
@@ -183,7 +193,7 @@ def answer_landed(
     """
     routine = plan.prepared.routine.id
     age = max(0.0, time.time() - since)
-    plan.answer_cached(journal.cache_hits(routine, keys, max_age_s=age))
+    plan.answer_cached(plan.groups(keys), journal.cache_hits(routine, keys, max_age_s=age))
     rest = plan.unanswered(keys)
     _known_unknowns(plan, journal, rest, False)
     fresh = [f.key for f in journal.failures(routine, rest) if f.last_at >= since]

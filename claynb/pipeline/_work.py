@@ -1,18 +1,21 @@
 """The units of work every backend shares: an item to enrich and what became of it.
 
 ``enrich`` turns a DataFrame into :class:`WorkItem` s (one per unique, valid, uncached
-input), hands them to a backend (direct, queue or events), and merges the
-:class:`ItemResult` s back into a frame. Backends differ in how they reach Clay; they all
-speak these types, and all reserve money through a :class:`BudgetGuard`.
+input), hands them to a backend (direct, queue or events), and merges what became of them
+back into a frame. Backends differ in how they reach Clay; they all speak these types
+(an :class:`ItemResult` per item, taken into columns as results land: :class:`Landed`,
+:class:`Answers`, :class:`Fields`), and all reserve money through a :class:`BudgetGuard`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
 from json.encoder import encode_basestring_ascii as _json_text
 from typing import Any, Protocol
 
@@ -161,21 +164,152 @@ class ItemResult:
     cost_source: CostSource | None = None
 
 
+#: Arrow types a field keeps as a column: what pandas reads back as the same values.
+_FLAT = (pa.types.is_string, pa.types.is_large_string, pa.types.is_int64, pa.types.is_float64)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The answer fields of some items (``rows`` of them), in order.
+
+    As columns (``table``: an Arrow table, a column per field, no Python object per item)
+    where every field is flat (text, integers, floats, booleans, or nothing); otherwise
+    as ``dicts`` (one per item, or None), exactly as Clay's answers parsed.
+    """
+
+    rows: int
+    table: pa.Table | None = None
+    dicts: list[dict[str, Any] | None] | None = None
+
+    @staticmethod
+    def flat(kind: pa.DataType) -> bool:
+        return pa.types.is_null(kind) or pa.types.is_boolean(kind) or any(f(kind) for f in _FLAT)
+
+    @classmethod
+    def of_dicts(cls, dicts: Sequence[dict[str, Any] | None]) -> Fields:
+        return cls(len(dicts), None, [d or None for d in dicts])
+
+    def names(self) -> list[str]:
+        """Field names, in order of first sight."""
+        if self.table is not None:
+            return list(self.table.column_names)
+        return list(dict.fromkeys(chain.from_iterable(d for d in self.dicts or () if d)))
+
+    def only(self, rows: np.ndarray) -> Fields:
+        """The rows marked True."""
+        if rows.all():
+            return self
+        kept = int(rows.sum())
+        if self.dicts is not None:
+            return Fields.of_dicts([d for d, keep in zip(self.dicts, rows, strict=True) if keep])
+        table = None if self.table is None else self.table.filter(pa.array(rows))
+        return Fields(kept, table)
+
+    def first_seen(self, groups: np.ndarray) -> dict[str, tuple[int, int]]:
+        """Per field, the first of ``groups`` (this block's slots) whose answer holds it,
+        and the field's place there."""
+        seen: dict[str, tuple[int, int]] = {}
+        if self.dicts is not None:
+            for g, d in zip(groups.tolist(), self.dicts, strict=True):
+                for place, name in enumerate(d or ()):
+                    seen[name] = min(seen.get(name, (g, place)), (g, place))
+            return seen
+        table = self.table
+        for place, name in enumerate(table.column_names if table is not None else ()):
+            valid = table.column(name).is_valid()  # type: ignore[union-attr]
+            held = groups[valid.to_numpy(zero_copy_only=False)]
+            seen[name] = (int((held if len(held) else groups).min()), place)
+        return seen
+
+    def column(self, name: str) -> pa.ChunkedArray | list[Any]:
+        """One field's values (None or null where an item has none): an Arrow array when
+        held as columns, else a list."""
+        if self.dicts is not None:
+            return [d.get(name) if d else None for d in self.dicts]
+        if self.table is not None and name in self.table.column_names:
+            return self.table.column(name)
+        return pa.chunked_array([pa.nulls(self.rows)])
+
+
+def fields_of(dicts: Sequence[dict[str, Any] | None]) -> Fields:
+    """Answers' fields as columns when Arrow holds every one of them exactly (flat values,
+    one type per field, integers and floats read as floats as pandas reads them), else as
+    the dicts themselves."""
+    names = list(dict.fromkeys(chain.from_iterable(d for d in dicts if d)))
+    if not names:
+        return Fields(len(dicts))
+    try:
+        table = pa.table({n: pa.array([d.get(n) if d else None for d in dicts]) for n in names})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return Fields.of_dicts(dicts)
+    if not all(Fields.flat(t) for t in table.schema.types):
+        return Fields.of_dicts(dicts)
+    return Fields(len(dicts), table)
+
+
+class Landed:
+    """Results as a backend hands them back, as columns: a few arrays and one
+    :class:`Fields` block per run, instead of an :class:`ItemResult` and a dict per item
+    held until the merge (a 200,000-row call's answers would be most of its memory)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.status: list[str] = []
+        self.error: list[str | None] = []
+        self.actions = array("d")
+        self.data_credits = array("d")
+        self.source: list[str | None] = []
+        self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, results: Iterable[ItemResult]) -> Landed:
+        """Take these results in (a run's, or a whole tier's); their dicts become columns."""
+        results = [r for r in results if r.status in STATUSES]
+        if any(r.result for r in results):
+            self.blocks.append((len(self.keys), fields_of([r.result for r in results])))
+        self.keys += [r.key for r in results]
+        self.status += [r.status.value for r in results]
+        self.error += [r.error for r in results]
+        self.actions.extend(r.cost.actions for r in results)
+        self.data_credits.extend(r.cost.data_credits for r in results)
+        self.source += [None if r.cost_source is None else r.cost_source.value for r in results]
+        return self
+
+    def extend(self, other: Landed | Iterable[ItemResult]) -> Landed:
+        """Another backend call's results: a :class:`Landed`, or ItemResults (the queue and
+        event tiers hand back a list)."""
+        if not isinstance(other, Landed):
+            return self.add(other)
+        base = len(self.keys)
+        self.blocks += [(base + start, fields) for start, fields in other.blocks]
+        self.keys += other.keys
+        self.status += other.status
+        self.error += other.error
+        self.actions.extend(other.actions)
+        self.data_credits.extend(other.data_credits)
+        self.source += other.source
+        return self
+
+
 class Answers:
     """What became of each group of a frame's rows (one slot per group), as columns.
 
     A frame answered from the cache fills these with a few array assignments rather than
     an :class:`ItemResult` per row; :func:`claynb.pipeline._merge.merge` fans them out to
-    rows. A slot whose ``status`` is None is not answered yet.
+    rows. A slot whose ``status`` is None is not answered yet. The answers' fields come in
+    blocks (:class:`Fields` for some groups: the cache's answers as one block, results
+    as they come back as others); a later block answers a group over an earlier one.
     """
 
     def __init__(self, groups: int) -> None:
         self.status = np.full(groups, None, dtype=object)
-        self.result = np.full(groups, None, dtype=object)  # the answer's fields, or None
         self.error = np.full(groups, None, dtype=object)
         self.actions = np.zeros(groups)
         self.data_credits = np.zeros(groups)
         self.source = np.full(groups, None, dtype=object)  # CostSource's text, or None
+        self.blocks: list[tuple[np.ndarray, Fields]] = []
 
     def __len__(self) -> int:
         return len(self.status)
@@ -191,21 +325,46 @@ class Answers:
         at = np.asarray(groups, dtype=np.int64)
         # .value: the enum's own text, one object shared by every row, not a copy per row
         self.status[at] = [r.status.value for r in results]
-        self.result[at] = [r.result or None for r in results]
         self.error[at] = [r.error for r in results]
         self.actions[at] = [r.cost.actions for r in results]
         self.data_credits[at] = [r.cost.data_credits for r in results]
         self.source[at] = [None if r.cost_source is None else r.cost_source.value for r in results]
+        if any(r.result for r in results):
+            self.blocks.append((at, Fields.of_dicts([r.result for r in results])))
 
-    def put_cached(self, groups: Sequence[int], results: Sequence[dict[str, Any] | None]) -> None:
+    def put_landed(self, groups: np.ndarray, landed: Landed) -> None:
+        """Answer ``groups[i]`` with ``landed``'s row ``i`` (a later row over an earlier; a
+        group of -1 is a row of no group here, left out)."""
+        at = np.asarray(groups, dtype=np.int64)
+        mine = at >= 0
+        self.status[at[mine]] = np.asarray(landed.status, dtype=object)[mine]
+        self.error[at[mine]] = np.asarray(landed.error, dtype=object)[mine]
+        self.actions[at[mine]] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
+        self.data_credits[at[mine]] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
+        self.source[at[mine]] = np.asarray(landed.source, dtype=object)[mine]
+        for start, fields in landed.blocks:
+            block = slice(start, start + fields.rows)
+            self.blocks.append((at[block][mine[block]], fields.only(mine[block])))
+
+    def put_cached(self, groups: np.ndarray, fields: Fields | None) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
         at = np.asarray(groups, dtype=np.int64)
         self.status[at] = Status.CACHED.value
-        self.result[at] = list(results)
         self.error[at] = None
         self.actions[at] = 0.0
         self.data_credits[at] = 0.0
         self.source[at] = None
+        if fields is not None and len(at):
+            self.blocks.append((at, fields))
+
+    def field_names(self) -> list[str]:
+        """Every field some answer holds, in order of first sight: by group, then by its
+        place in that group's answer."""
+        first: dict[str, tuple[int, int]] = {}
+        for groups, fields in self.blocks:
+            for name, seen in fields.first_seen(groups).items():
+                first[name] = min(first.get(name, seen), seen)
+        return sorted(first, key=first.__getitem__)
 
 
 class BudgetGuard(Protocol):
