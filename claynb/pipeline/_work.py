@@ -124,7 +124,15 @@ def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
     blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
-    return [sha256(blob).hexdigest()[:32] for blob in blobs.to_pylist()]
+    keys: list[str] = []
+    for lo in range(0, len(blobs), _HASH_CHUNK):  # a chunk's bytes at a time, not all
+        keys += [sha256(b).hexdigest()[:32] for b in blobs.slice(lo, _HASH_CHUNK).to_pylist()]
+    return keys
+
+
+#: Rows of key JSON :func:`item_keys` turns into Python bytes at once: bounds the
+#: short-lived copies (200,000 rows at once held about 27 MB of bytes objects).
+_HASH_CHUNK = 8192
 
 
 def _text_column(values: Any) -> pa.Array:
