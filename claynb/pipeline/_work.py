@@ -332,16 +332,9 @@ class Answers:
         return int(np.count_nonzero(self.status == Status(status).value))
 
     def put(self, groups: Sequence[int], results: Sequence[ItemResult]) -> None:
-        """Answer ``groups[i]`` with ``results[i]``."""
-        at = np.asarray(groups, dtype=np.int64)
-        # .value: the enum's own text, one object shared by every row, not a copy per row
-        self.status[at] = [r.status.value for r in results]
-        self.error[at] = [r.error for r in results]
-        self.actions[at] = [r.cost.actions for r in results]
-        self.data_credits[at] = [r.cost.data_credits for r in results]
-        self.source[at] = [None if r.cost_source is None else r.cost_source.value for r in results]
-        if any(r.result for r in results):
-            self.blocks.append((at, Fields.of_dicts([r.result for r in results])))
+        """Answer ``groups[i]`` with ``results[i]`` (taken into columns as :class:`Landed`
+        takes a run's results)."""
+        self.put_landed(np.asarray(groups, dtype=np.int64), Landed().add(results))
 
     def put_landed(self, groups: np.ndarray, landed: Landed) -> None:
         """Answer ``groups[i]`` with ``landed``'s row ``i`` (a later row over an earlier; a
