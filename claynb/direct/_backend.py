@@ -19,7 +19,7 @@ from claynb._routines import Routine
 from claynb._sync import run_sync
 from claynb.direct._engine import Engine
 from claynb.pipeline._journal import Journal
-from claynb.pipeline._work import BudgetGuard, Landed, WorkItem
+from claynb.pipeline._work import BudgetGuard, Landed, WorkItems
 from claynb.wire._client import AsyncClayClient
 from claynb.wire._config import MAX_RUN_ITEMS, checked_batch_size
 
@@ -57,7 +57,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
 
 async def run_async(
     routine: Routine,
-    items: list[WorkItem],
+    items: WorkItems,
     *,
     client: Any,
     guard: BudgetGuard,
@@ -71,7 +71,7 @@ async def run_async(
 
 def run(
     routine: Routine,
-    items: list[WorkItem],
+    items: WorkItems,
     *,
     client: Any,
     guard: BudgetGuard,
@@ -87,7 +87,7 @@ def run(
 
 async def _run_on_loop(
     routine: Routine,
-    items: list[WorkItem],
+    items: WorkItems,
     client: Any,
     guard: BudgetGuard,
     journal: Journal,

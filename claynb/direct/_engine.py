@@ -31,7 +31,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
 from claynb.pipeline._outcome import outcomes_of
-from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItem
+from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItems
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
 from claynb.wire._core import RunItems
@@ -85,7 +85,7 @@ class Engine:
     def __init__(
         self,
         routine: Routine,
-        items: Sequence[WorkItem],
+        items: WorkItems,
         client: Any,
         guard: BudgetGuard,
         journal: Journal,
@@ -95,7 +95,9 @@ class Engine:
     ) -> None:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
-        self.inputs = {item.key: item.inputs for item in items}
+        # The items as columns; a run's inputs are made from them when it is sent.
+        self.items = items
+        self.at = {key: i for i, key in enumerate(items.keys)}  # key -> its place in items
         # What became of each row, as columns as runs land (never a dict per answer held
         # until the merge); ``done`` is which rows have their result in there.
         self.landed = Landed()
@@ -122,13 +124,11 @@ class Engine:
     # -- the whole call --------------------------------------------------------------------
 
     async def run(self) -> Landed:
-        resumed = await asyncio.to_thread(
-            self.journal.in_flight, self.routine.id, list(self.inputs)
-        )
+        resumed = await asyncio.to_thread(self.journal.in_flight, self.routine.id, self.items.keys)
         covered = {key for run in resumed for key in run.inputs}
         for run in resumed:
             self._spawn(self._resume(run))
-        self.queue.extend(key for key in self.inputs if key not in covered)
+        self.queue.extend(key for key in self.items.keys if key not in covered)
         size = batch_size_for(len(self.queue), self.opts)
         await self._dispatch(size)
         while self.tasks:
@@ -137,7 +137,7 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        return self.landed.add(self._lost(key) for key in self.inputs if key not in self.done)
+        return self.landed.add(self._lost(k) for k in self.items.keys if k not in self.done)
 
     def _lost(self, key: str) -> ItemResult:
         return ItemResult(
@@ -222,7 +222,7 @@ class Engine:
 
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
-        inputs = {k: self.inputs[k] for k in keys}
+        inputs = self._inputs(keys)
         body = RunItems.of(inputs)  # prepare checked the rows: built once, not re-checked
         webhook_id = self.waiter.webhook_id if self.waiter else None
         left = self.retry.sends_left(self._sent(keys), self.cap)
@@ -341,8 +341,13 @@ class Engine:
 
     def _record_failures(self, keys: list[str], error: str) -> None:
         self.journal.record_failures(
-            self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys]
+            self.routine.id,
+            [(k, inputs, error, self.attempts[k]) for k, inputs in self._inputs(keys).items()],
         )
+
+    def _inputs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """These rows' inputs (made from the items' columns, a run at a time)."""
+        return dict(zip(keys, self.items.inputs([self.at[k] for k in keys]), strict=True))
 
     def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         self._land(
@@ -359,7 +364,7 @@ class Engine:
         try:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
-            left = [k for k in run.keys if k in self.inputs and k not in self.done]
+            left = [k for k in run.keys if k in self.at and k not in self.done]
             self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
@@ -379,7 +384,7 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows([k for k in keys if k in self.inputs], Status.UNKNOWN, timeout_why)
+            self._finish_rows([k for k in keys if k in self.at], Status.UNKNOWN, timeout_why)
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
@@ -392,7 +397,7 @@ class Engine:
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = [r for r in results if r.key in self.inputs]
+        mine = [r for r in results if r.key in self.at]
         self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (

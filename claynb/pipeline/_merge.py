@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItem
+from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
@@ -75,18 +75,19 @@ def check_columns(
         )
 
 
-def complete(items: Sequence[WorkItem], landed: Landed) -> Landed:
-    """One result per item, whatever the backend returned: a missing one is ``unknown``."""
+def complete(keys: Sequence[str], landed: Landed) -> Landed:
+    """One result per item sent (``keys``: theirs), whatever the backend returned: a
+    missing one is ``unknown``."""
     have = set(landed.keys)
     return landed.add(
         ItemResult(
-            item.key,
+            key,
             Status.UNKNOWN,
             attempts=0,
             error="the backend returned no result for this row",
         )
-        for item in items
-        if item.key not in have
+        for key in keys
+        if key not in have
     )
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -150,7 +149,7 @@ class Prepared:
     ``keys[g]`` and ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and
     ``reasons[g]`` says why when the group is invalid); ``first[i]`` is True for the first
     row of each group, which carries the group's cost. A group's inputs as one dict:
-    :meth:`inputs_of` (built only for the groups that are sent).
+    :meth:`inputs_of`.
     """
 
     routine: Routine
@@ -159,12 +158,6 @@ class Prepared:
     keys: list[str | None]
     reasons: list[str | None]
     first: np.ndarray
-
-    @cached_property
-    def values(self) -> dict[str, np.ndarray]:
-        """``texts`` as arrays of Python text or None: made on first use, since only the
-        groups to send need them (a cached re-run or an estimate never does)."""
-        return {name: text.to_numpy(zero_copy_only=False) for name, text in self.texts.items()}
 
     @property
     def rows(self) -> int:
@@ -179,8 +172,9 @@ class Prepared:
         return [g for g, key in enumerate(self.keys) if key is not None]
 
     def inputs_of(self, g: int) -> dict[str, Any]:
-        """Group ``g``'s normalised inputs (input name -> text or None)."""
-        return {name: column[g] for name, column in self.values.items()}
+        """Group ``g``'s normalised inputs (input name -> text or None). The items a call
+        sends take theirs a run at a time (:class:`~claynb.pipeline._work.WorkItems`)."""
+        return {name: text[g].as_py() for name, text in self.texts.items()}
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain
 from json.encoder import encode_basestring_ascii as _json_text
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 import pyarrow as pa
@@ -158,6 +158,69 @@ class WorkItem:
     @classmethod
     def of(cls, routine_id: str, inputs: dict[str, Any]) -> WorkItem:
         return cls(item_key(routine_id, inputs), dict(inputs))
+
+
+class WorkItems(Sequence[WorkItem]):
+    """The items a call sends, as columns: each item's key and its group of the frame
+    (:class:`~claynb.pipeline._normalise.Prepared`), whose normalised inputs are Arrow
+    text columns with a value per group. An item's inputs dict is made only when its run
+    is sent (:meth:`inputs`), not held per row from planning to the merge: at 200,000
+    rows a dict and a :class:`WorkItem` per row, with the inputs as Python text, were
+    about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the queue and event tiers
+    take it so), made a chunk at a time."""
+
+    __slots__ = ("keys", "groups", "texts")
+
+    def __init__(self, keys: list[str], groups: np.ndarray, texts: Mapping[str, pa.Array]) -> None:
+        self.keys = keys
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.texts = dict(texts)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, at: int) -> WorkItem: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> WorkItems: ...
+
+    def __getitem__(self, at: int | slice) -> WorkItem | WorkItems:
+        if isinstance(at, slice):
+            return WorkItems(self.keys[at], self.groups[at], self.texts)
+        return WorkItem(self.keys[at], self.inputs([at])[0])
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        for lo in range(0, len(self), _ITEMS_CHUNK):
+            chunk = self[lo : lo + _ITEMS_CHUNK]
+            yield from map(WorkItem, chunk.keys, chunk.inputs())
+
+    def inputs(self, at: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """The inputs of the items at these positions (every item's when None): a dict
+        per item, input name -> normalised text or None."""
+        groups = self.groups if at is None else self.groups[np.asarray(at, dtype=np.int64)]
+        if not self.texts:
+            return [{} for _ in range(len(groups))]
+        index = pa.array(groups)
+        columns = {name: text.take(index).to_pylist() for name, text in self.texts.items()}
+        return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+    def take(self, at: Sequence[int]) -> WorkItems:
+        """The items at these positions."""
+        where = np.asarray(at, dtype=np.int64)
+        keys = self.keys
+        return WorkItems([keys[i] for i in where.tolist()], self.groups[where], self.texts)
+
+    def where(self, keys: Sequence[str]) -> WorkItems:
+        """The items of these keys (each one of this sequence's), in their order."""
+        if len(keys) == len(self.keys) and list(keys) == self.keys:
+            return self
+        position = {key: i for i, key in enumerate(self.keys)}
+        return self.take([position[key] for key in keys])
+
+
+#: Items :meth:`WorkItems.__iter__` makes inputs for at once.
+_ITEMS_CHUNK = 4096
 
 
 @dataclass
