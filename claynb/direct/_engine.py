@@ -35,6 +35,8 @@ from collections.abc import Awaitable
 from itertools import repeat
 from typing import Any, Protocol
 
+import numpy as np
+
 from claynb._plans import Plan
 from claynb._routines import Cost, Routine
 from claynb.pipeline._adopt import adopt_delivered
@@ -95,13 +97,13 @@ class Engine:
     ) -> None:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
-        # The items as columns; a run's inputs are made from them when it is sent.
-        self.items = items
-        self.at = {key: i for i, key in enumerate(items.keys)}  # key -> its place in items
+        # The items as columns (a run's inputs are made from them when it is sent); a
+        # row's state is kept by its group of the frame: ``mine`` marks this call's rows.
+        self.items, self.group_of, self.mine = items, items.group_of, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
-        # until the merge); ``done`` is which rows have their result in there.
+        # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
-        self.done: set[str] = set()
+        self.done = np.zeros_like(self.mine)
         self.attempts: dict[str, int] = {}
         self.queue: deque[str] = deque()
         self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
@@ -137,7 +139,9 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        return self.landed.add(self._lost(k) for k in self.items.keys if k not in self.done)
+        lost = np.flatnonzero(~self.done[self.items.groups])
+        keys = self.items.keys
+        return self.landed.add(self._lost(keys[i]) for i in lost.tolist())
 
     def _lost(self, key: str) -> ItemResult:
         return ItemResult(
@@ -199,9 +203,18 @@ class Engine:
         self.progress.advance(len(keys))
 
     def _land(self, results: list[ItemResult]) -> None:
-        """These rows' results, final: into the columns."""
+        """These rows' results (this call's rows), final: into the columns."""
         self.landed.add(results)
-        self.done.update(r.key for r in results)
+        self.done[[self.group_of[r.key] for r in results]] = True
+
+    def _is_mine(self, key: str) -> bool:
+        """Whether ``key`` is one of this call's rows (a resumed run may hold others)."""
+        group = self.group_of.get(key)
+        return group is not None and bool(self.mine[group])
+
+    def _left(self, keys: list[str]) -> list[str]:
+        """Those of these rows of this call's that have no result yet."""
+        return [k for k in keys if self._is_mine(k) and not self.done[self.group_of[k]]]
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -212,7 +225,7 @@ class Engine:
             if sent is not None:
                 await self._collect(*sent, keys, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
-            left = [k for k in keys if k not in self.done]
+            left = self._left(keys)
             status = Status.UNKNOWN if sent is not None else Status.FAILED
             self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
         finally:
@@ -347,7 +360,7 @@ class Engine:
 
     def _inputs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """These rows' inputs (made from the items' columns, a run at a time)."""
-        return dict(zip(keys, self.items.inputs([self.at[k] for k in keys]), strict=True))
+        return dict(zip(keys, self.items.inputs(keys), strict=True))
 
     def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         self._land(
@@ -364,7 +377,7 @@ class Engine:
         try:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
-            left = [k for k in run.keys if k in self.at and k not in self.done]
+            left = self._left(run.keys)
             self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
@@ -384,7 +397,7 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows([k for k in keys if k in self.at], Status.UNKNOWN, timeout_why)
+            self._finish_rows(list(filter(self._is_mine, keys)), Status.UNKNOWN, timeout_why)
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
@@ -397,7 +410,7 @@ class Engine:
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = [r for r in results if r.key in self.at]
+        mine = [r for r in results if self._is_mine(r.key)]
         self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (

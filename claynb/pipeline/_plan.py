@@ -97,7 +97,7 @@ class WorkPlan:
 
     def items(self, keys: list[str]) -> WorkItems:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
-        return WorkItems(keys, self.groups(keys), self.prepared.texts)
+        return WorkItems(keys, self.groups(keys), self.prepared.texts, self.group_of)
 
     def answer(self, key: str, status: Status, error: str) -> None:
         """Answer one key's group without a request (a failure or an unknown outcome)."""
@@ -125,7 +125,7 @@ def plan_work(
     ``read_answers=False`` (``estimate``) notes which groups are cached without reading
     what their answers hold (their fields are None)."""
     routine = prepared.routine
-    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts)
+    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, {})
     plan = WorkPlan(prepared, Answers(prepared.groups), nothing)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(

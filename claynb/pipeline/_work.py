@@ -163,18 +163,26 @@ class WorkItem:
 class WorkItems(Sequence[WorkItem]):
     """The items a call sends, as columns: each item's key and its group of the frame
     (:class:`~claynb.pipeline._normalise.Prepared`), whose normalised inputs are Arrow
-    text columns with a value per group. An item's inputs dict is made only when its run
-    is sent (:meth:`inputs`), not held per row from planning to the merge: at 200,000
-    rows a dict and a :class:`WorkItem` per row, with the inputs as Python text, were
-    about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the queue and event tiers
-    take it so), made a chunk at a time."""
+    text columns with a value per group (``texts``), and the frame's key -> group dict
+    (``group_of``, the plan's: shared, not one per item). An item's inputs dict is made
+    only when its run is sent (:meth:`inputs`), not held per row from planning to the
+    merge: at 200,000 rows a dict and a :class:`WorkItem` per row, with the inputs as
+    Python text, were about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the
+    queue and event tiers take it so), made a chunk at a time."""
 
-    __slots__ = ("keys", "groups", "texts")
+    __slots__ = ("keys", "groups", "texts", "group_of")
 
-    def __init__(self, keys: list[str], groups: np.ndarray, texts: Mapping[str, pa.Array]) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        groups: np.ndarray,
+        texts: Mapping[str, pa.Array],
+        group_of: Mapping[str, int],
+    ) -> None:
         self.keys = keys
         self.groups = np.asarray(groups, dtype=np.int64)
         self.texts = dict(texts)
+        self.group_of = group_of
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -187,36 +195,43 @@ class WorkItems(Sequence[WorkItem]):
 
     def __getitem__(self, at: int | slice) -> WorkItem | WorkItems:
         if isinstance(at, slice):
-            return WorkItems(self.keys[at], self.groups[at], self.texts)
-        return WorkItem(self.keys[at], self.inputs([at])[0])
+            return WorkItems(self.keys[at], self.groups[at], self.texts, self.group_of)
+        return WorkItem(self.keys[at], self._inputs(self.groups[[at]])[0])
 
     def __iter__(self) -> Iterator[WorkItem]:
         for lo in range(0, len(self), _ITEMS_CHUNK):
             chunk = self[lo : lo + _ITEMS_CHUNK]
             yield from map(WorkItem, chunk.keys, chunk.inputs())
 
-    def inputs(self, at: Sequence[int] | None = None) -> list[dict[str, Any]]:
-        """The inputs of the items at these positions (every item's when None): a dict
-        per item, input name -> normalised text or None."""
-        groups = self.groups if at is None else self.groups[np.asarray(at, dtype=np.int64)]
+    def inputs(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The inputs of these items (every item's when None), each a dict: input name ->
+        normalised text or None."""
+        if keys is None:
+            return self._inputs(self.groups)
+        get = self.group_of.__getitem__
+        return self._inputs(np.fromiter(map(get, keys), dtype=np.int64, count=len(keys)))
+
+    def _inputs(self, groups: np.ndarray) -> list[dict[str, Any]]:
         if not self.texts:
             return [{} for _ in range(len(groups))]
         index = pa.array(groups)
         columns = {name: text.take(index).to_pylist() for name, text in self.texts.items()}
-        return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        names = list(columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
-    def take(self, at: Sequence[int]) -> WorkItems:
-        """The items at these positions."""
-        where = np.asarray(at, dtype=np.int64)
-        keys = self.keys
-        return WorkItems([keys[i] for i in where.tolist()], self.groups[where], self.texts)
-
-    def where(self, keys: Sequence[str]) -> WorkItems:
-        """The items of these keys (each one of this sequence's), in their order."""
-        if len(keys) == len(self.keys) and list(keys) == self.keys:
+    def where(self, keys: list[str]) -> WorkItems:
+        """The items of these keys (each a key of the frame), in their order."""
+        if keys == self.keys:
             return self
-        position = {key: i for i, key in enumerate(self.keys)}
-        return self.take([position[key] for key in keys])
+        get = self.group_of.__getitem__
+        groups = np.fromiter(map(get, keys), dtype=np.int64, count=len(keys))
+        return WorkItems(keys, groups, self.texts, self.group_of)
+
+    def mask(self) -> np.ndarray:
+        """A bool per group of the frame: True for the groups of these items."""
+        mine = np.zeros(len(next(iter(self.texts.values()))) if self.texts else 0, dtype=bool)
+        mine[self.groups] = True
+        return mine
 
 
 #: Items :meth:`WorkItems.__iter__` makes inputs for at once.
