@@ -195,18 +195,33 @@ def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Colum
     text, others = as_text(column)
     odd = np.flatnonzero(not_printable(text))
     normalise = normaliser_for(kind)
-    clean = _printable_normalised(normalise, text)
+    clean = pa.chunked_array(  # a slice at a time: each kernel's temporaries stay small
+        [
+            _printable_normalised(normalise, text.slice(lo, _ROWS_AT_ONCE))
+            for lo in range(0, len(text), _ROWS_AT_ONCE)
+        ],
+        type=TEXT,
+    )
     clean = through_python(clean, odd, text, lambda v: normalise(v) or None)
     if len(others):
         raw = np.asarray(column, dtype=object)[others]
         slots, uniques = pd.factorize(raw, use_na_sentinel=False)
         done = [normalise_value(kind, v) for v in np.asarray(uniques, dtype=object).tolist()]
         clean = patch(clean, others, pa.array(done, type=TEXT).take(pa.array(slots)))
+    # One memo table over all the slices: every slice's indices point into the one
+    # dictionary of distinct values, which each slice carries.
     encoded = pc.dictionary_encode(clean, null_encoding="encode")
-    distinct = encoded.dictionary
-    return _Column(
-        encoded.indices.to_numpy().astype(np.int64), distinct, _problems(kind, name, distinct)
-    )
+    distinct = encoded.chunks[-1].dictionary if encoded.num_chunks else pa.array([], TEXT)
+    indices = pa.chunked_array([chunk.indices for chunk in encoded.chunks], type=pa.int32())
+    codes = indices.to_numpy().astype(np.int64)
+    return _Column(codes, distinct, _problems(kind, name, distinct))
+
+
+#: Rows a column is normalised in at once: Arrow's kernels make a new column per step
+#: (trimmed, lower-cased, prefix removed, blanks made null), and over 200,000 e-mails
+#: those temporaries took the pool's peak 18 MB above the frame, kept resident by
+#: mimalloc; a slice at a time, about 10.
+_ROWS_AT_ONCE = 16_384
 
 
 def _printable_normalised(normalise: Any, text: pa.Array) -> pa.Array:
