@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -92,8 +93,8 @@ class WorkPlan:
     def unanswered(self, keys: list[str], groups: np.ndarray | None = None) -> list[str]:
         """Those of ``keys`` (in ``groups``, when known) whose group has no answer yet."""
         at = self.groups(keys) if groups is None else groups
-        open_ = np.flatnonzero(pd.isna(self.answers.status[at]))
-        return [keys[i] for i in open_.tolist()]
+        # picked by a mask, not by a Python int per index (7 MB at 200,000 keys)
+        return list(compress(keys, pd.isna(self.answers.status[at])))
 
     def items(self, keys: list[str]) -> WorkItems:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
