@@ -32,7 +32,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable
-from itertools import repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -104,7 +103,7 @@ class Engine:
         # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
         self.done = np.zeros_like(self.mine)
-        self.attempts: dict[str, int] = {}
+        self.sends = np.zeros(len(self.mine), dtype=np.int64)  # POSTs per group so far
         self.queue: deque[str] = deque()
         self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
         self.slots = asyncio.Semaphore(int(opts["concurrency"]))
@@ -198,7 +197,10 @@ class Engine:
         )
         status = self.stop_status if self.stopped else Status.OVER_BUDGET
         self._land(
-            [ItemResult(key, status, error=why, attempts=self.attempts.get(key, 0)) for key in keys]
+            [
+                ItemResult(key, status, error=why, attempts=n)
+                for key, n in zip(keys, self._attempts(keys), strict=True)
+            ]
         )
         self.progress.advance(len(keys))
 
@@ -259,11 +261,16 @@ class Engine:
 
     def _sent(self, keys: list[str]) -> int:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
-        return max(map(self.attempts.get, keys, repeat(0, len(keys))))
+        return max(self._attempts(keys), default=0)
+
+    def _attempts(self, keys: list[str]) -> list[int]:
+        """The POSTs each of these rows rode in so far (0 for a row of no group here)."""
+        groups = self.items.groups_of(keys)
+        return np.where(groups >= 0, self.sends[groups], 0).tolist()
 
     def _count_sends(self, keys: list[str], sends: int) -> None:
-        before = map(self.attempts.get, keys, repeat(0, len(keys)))
-        self.attempts.update(zip(keys, [n + sends for n in before], strict=True))
+        groups = self.items.groups_of(keys)
+        np.add.at(self.sends, groups[groups >= 0], sends)
 
     async def _not_started(
         self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
@@ -353,10 +360,9 @@ class Engine:
         self._spawn(later())
 
     def _record_failures(self, keys: list[str], error: str) -> None:
-        self.journal.record_failures(
-            self.routine.id,
-            [(k, inputs, error, self.attempts[k]) for k, inputs in self._inputs(keys).items()],
-        )
+        inputs, attempts = self.items.inputs(keys), self._attempts(keys)
+        rows = [(k, i, error, n) for k, i, n in zip(keys, inputs, attempts, strict=True)]
+        self.journal.record_failures(self.routine.id, rows)
 
     def _inputs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """These rows' inputs (made from the items' columns, a run at a time)."""
@@ -364,7 +370,10 @@ class Engine:
 
     def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         self._land(
-            [ItemResult(k, status, error=error, attempts=self.attempts.get(k, 0)) for k in keys]
+            [
+                ItemResult(k, status, error=error, attempts=n)
+                for k, n in zip(keys, self._attempts(keys), strict=True)
+            ]
         )
         self.progress.advance(len(keys))
 
@@ -372,8 +381,7 @@ class Engine:
 
     async def _resume(self, run: InFlight) -> None:
         """A run a previous call started and never landed: collect it, send nothing."""
-        for key in run.inputs:
-            self.attempts[key] = self.attempts.get(key, 0) + 1
+        self._count_sends(list(run.inputs), 1)
         try:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
@@ -401,8 +409,9 @@ class Engine:
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
+        sent = {k: n for k, n in zip(keys, self._attempts(keys), strict=True) if n}
         results = outcomes_of(
-            self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=self.attempts
+            self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
         actual = sum((r.cost for r in results), Cost())
         await asyncio.to_thread(

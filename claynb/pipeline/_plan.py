@@ -87,8 +87,7 @@ class WorkPlan:
 
     def groups(self, keys: list[str]) -> np.ndarray:
         """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
-        get = self.group_of.get
-        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        return self.to_send.groups_of(keys)
 
     def unanswered(self, keys: list[str], groups: np.ndarray | None = None) -> list[str]:
         """Those of ``keys`` (in ``groups``, when known) whose group has no answer yet."""
@@ -126,8 +125,9 @@ def plan_work(
     ``read_answers=False`` (``estimate``) notes which groups are cached without reading
     what their answers hold (their fields are None)."""
     routine = prepared.routine
-    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, {})
-    plan = WorkPlan(prepared, Answers(prepared.groups), nothing)
+    group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
+    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, group_of)
+    plan = WorkPlan(prepared, Answers(prepared.groups), nothing, group_of)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(
         invalid,
@@ -136,7 +136,6 @@ def plan_work(
             for g in invalid
         ],
     )
-    plan.group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     keys, groups = list(plan.group_of), np.fromiter(plan.group_of.values(), dtype=np.int64)
     if cache and not refresh:
         plan.answer_cached(

@@ -206,10 +206,12 @@ class WorkItems(Sequence[WorkItem]):
     def inputs(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The inputs of these items (every item's when None), each a dict: input name ->
         normalised text or None."""
-        if keys is None:
-            return self._inputs(self.groups)
-        get = self.group_of.__getitem__
-        return self._inputs(np.fromiter(map(get, keys), dtype=np.int64, count=len(keys)))
+        return self._inputs(self.groups if keys is None else self.groups_of(keys))
+
+    def groups_of(self, keys: Sequence[str]) -> np.ndarray:
+        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+        get = self.group_of.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def _inputs(self, groups: np.ndarray) -> list[dict[str, Any]]:
         if not self.texts:
@@ -223,9 +225,7 @@ class WorkItems(Sequence[WorkItem]):
         """The items of these keys (each a key of the frame), in their order."""
         if keys == self.keys:
             return self
-        get = self.group_of.__getitem__
-        groups = np.fromiter(map(get, keys), dtype=np.int64, count=len(keys))
-        return WorkItems(keys, groups, self.texts, self.group_of)
+        return WorkItems(keys, self.groups_of(keys), self.texts, self.group_of)
 
     def mask(self) -> np.ndarray:
         """A bool per group of the frame: True for the groups of these items."""
