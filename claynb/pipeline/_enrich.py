@@ -157,7 +157,7 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[WorkItems]:
 
 
 def _finish(df: pd.DataFrame, call: Call, landed: Landed) -> pd.DataFrame:
-    complete(call.plan.to_send.keys, landed)
+    complete(call.plan.to_send, landed)
     answers = call.plan.answers
     answers.put_landed(call.plan.groups(landed.keys), landed)
     extra = result_fields(call.routine, answers)
