@@ -1,7 +1,8 @@
 """The units of work every backend shares: an item to enrich and what became of it.
 
-``enrich`` turns a DataFrame into :class:`WorkItem` s (one per unique, valid, uncached
-input), hands them to a backend (direct, queue or events), and merges what became of them
+``enrich`` turns a DataFrame into work items (one per unique, valid, uncached input, as
+columns: :class:`WorkItems`; a :class:`WorkItem` each when read one by one), hands them to
+a backend (direct, queue or events), and merges what became of them
 back into a frame. Backends differ in how they reach Clay; they all speak these types
 (an :class:`ItemResult` per item, taken into columns as results land: :class:`Landed`,
 :class:`Answers`, :class:`Fields`), and all reserve money through a :class:`BudgetGuard`.
