@@ -161,20 +161,8 @@ def test_edge_values_of_each_kind_are_prepared_as_row_by_row() -> None:
 def test_a_column_normalised_in_several_slices_is_prepared_as_row_by_row(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A column longer than a slice (``_ROWS_AT_ONCE``): values Arrow cannot judge and
-    values that are not text on both sides of the slices' edges, and groups whose rows
-    fall in different slices."""
+    """Columns longer than a slice (``_ROWS_AT_ONCE``): values Arrow cannot judge and values
+    that are not text on both sides of the slices' edges, groups whose rows fall in
+    different slices, and a frame's slice that starts part-way into a slice."""
     monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
-    rng = np.random.default_rng(29)
-    people = [f"P{i}.y@Co{i % 7}.com" for i in range(300)]
-    spellings = [
-        lambda v: v, str.upper, lambda v: f" mailto:{v} ", lambda v: v.replace("o", "ö"),
-        lambda v: None, lambda v: "", lambda v: 3.5,
-    ]  # fmt: skip
-    values = [
-        spellings[rng.integers(len(spellings))](people[rng.integers(300)]) for _ in range(1500)
-    ]
-    routine = workspace_routine("function:t_e", ("email",))
-    for dtype in ("object", "str"):
-        df = pd.DataFrame({"Email": framed(values, dtype)})
-        check_against_reference(df, routine, {"email": "Email"})
+    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
