@@ -112,8 +112,9 @@ load other processes put on the machine):
   million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
   of first runs measured before the write-ahead log's larger checkpoints 27.5 against
   23.3; with them, the difference is lost in the run's noise.
-- memory (about 4.4x the frame; the target 2x is not met). Side by side at a load of 2.4
-  on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (issue 13 item 2; it was
+- memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
+  on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
+  against 7.69x; issue 13 item 2; it was
   9.4 to 9.6x before the planning and merging became columnar). The RSS a phase frees
   mostly stays resident (pymalloc's arenas, Arrow's mimalloc pool), so the peak is close
   to the sum of the phases' high-water marks, and each phase was cut: the items to send
