@@ -32,6 +32,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable
+from itertools import compress
 from typing import Any, Protocol
 
 import numpy as np
@@ -98,7 +99,7 @@ class Engine:
         self.progress, self.plan, self.opts = progress, plan, opts
         # The items as columns (a run's inputs are made from them when it is sent); a
         # row's state is kept by its group of the frame: ``mine`` marks this call's rows.
-        self.items, self.group_of, self.mine = items, items.group_of, items.mask()
+        self.items, self.mine = items, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
         # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
@@ -207,16 +208,23 @@ class Engine:
     def _land(self, results: list[ItemResult]) -> None:
         """These rows' results (this call's rows), final: into the columns."""
         self.landed.add(results)
-        self.done[[self.group_of[r.key] for r in results]] = True
+        groups = self.items.groups_of([r.key for r in results])
+        self.done[groups[groups >= 0]] = True
+
+    def _mine(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``keys`` are this call's rows (a resumed run may hold others), and
+        their groups (-1 for a key of no group here)."""
+        groups = self.items.groups_of(keys)
+        return (groups >= 0) & self.mine[np.maximum(groups, 0)], groups
 
     def _is_mine(self, key: str) -> bool:
-        """Whether ``key`` is one of this call's rows (a resumed run may hold others)."""
-        group = self.group_of.get(key)
-        return group is not None and bool(self.mine[group])
+        """Whether ``key`` is one of this call's rows."""
+        return bool(self._mine([key])[0][0])
 
     def _left(self, keys: list[str]) -> list[str]:
         """Those of these rows of this call's that have no result yet."""
-        return [k for k in keys if self._is_mine(k) and not self.done[self.group_of[k]]]
+        mine, groups = self._mine(keys)
+        return list(compress(keys, mine & ~self.done[np.maximum(groups, 0)]))
 
     # -- one batch -------------------------------------------------------------------------
 
