@@ -217,10 +217,6 @@ class Engine:
         groups = self.items.groups_of(keys)
         return (groups >= 0) & self.mine[np.maximum(groups, 0)], groups
 
-    def _is_mine(self, key: str) -> bool:
-        """Whether ``key`` is one of this call's rows."""
-        return bool(self._mine([key])[0][0])
-
     def _left(self, keys: list[str]) -> list[str]:
         """Those of these rows of this call's that have no result yet."""
         mine, groups = self._mine(keys)
@@ -413,7 +409,9 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows(list(filter(self._is_mine, keys)), Status.UNKNOWN, timeout_why)
+            self._finish_rows(
+                list(compress(keys, self._mine(keys)[0])), Status.UNKNOWN, timeout_why
+            )
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
@@ -427,7 +425,7 @@ class Engine:
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = [r for r in results if self._is_mine(r.key)]
+        mine = list(compress(results, self._mine([r.key for r in results])[0]))
         self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (
