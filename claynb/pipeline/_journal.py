@@ -351,11 +351,7 @@ class Journal:
             batch, routine, items, state = row
             BATCH_MOVES.check(state, FINISHED)
             self._land(conn, routine, run_id, results, items, now)
-            cost = Cost(
-                sum((r.cost.actions for r in results), 0.0),
-                sum((r.cost.data_credits for r in results), 0.0),
-            )
-            matched = sum(1 for r in results if r.status == Status.ENRICHED)
+            cost, matched = _tally(results)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -625,6 +621,17 @@ class Journal:
 
     def observed_rates(self, routine: str) -> tuple[int, int, float, float, str | None]:
         return self.read(lambda c: _ledger.observed_rates(c, routine))
+
+
+def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int]:
+    """What a run cost, and how many of its items matched: one pass over its results."""
+    actions = data_credits = 0.0
+    matched = 0
+    for r in results:
+        actions += r.cost.actions
+        data_credits += r.cost.data_credits
+        matched += r.status == Status.ENRICHED
+    return Cost(actions, data_credits), matched
 
 
 def _source(results: Sequence[ItemResult]) -> str | None:
