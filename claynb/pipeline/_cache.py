@@ -221,7 +221,7 @@ def cache_hits(
     one newline-delimited JSON text, a line per hit (its position and full key, checked
     here, and its answer), which Arrow parses in C.
     """
-    _folded(conn)
+    fold(conn)
     keys = list(keys)
     asked = np.asarray(keys, dtype=object)
     hashes = key_hashes(routine, keys)
@@ -299,7 +299,7 @@ def cache_get(
 ) -> dict[str, Cached]:
     """Cached answers for these keys (key -> :class:`Cached`), each its dict exactly as
     stored: for the tiers that answer item by item (and answers Arrow cannot hold)."""
-    _folded(conn)
+    fold(conn)
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
     age = "" if max_age_s is None else "AND fetched_at >= ? "
     found: dict[str, Cached] = {}
@@ -356,12 +356,14 @@ def inbox_size(conn: sqlite3.Connection) -> int:
 
 def fold(conn: sqlite3.Connection) -> int:
     """Move the inbox's answers into the cache, in one transaction (the caller's, if one is
-    open); how many moved.
+    open); how many moved. Every reader here calls it first.
 
     In the order of their keys, so each of the cache's pages is read and written once
     however many answers fall on it; for one key, in the order they landed, so the latest
     answer is the one kept.
     """
+    if inbox_size(conn) == 0:  # the usual case for a reader: nothing written, no lock taken
+        return 0
     own = not conn.in_transaction
     if own:
         conn.execute("BEGIN IMMEDIATE")
@@ -379,15 +381,9 @@ def fold(conn: sqlite3.Connection) -> int:
     return moved
 
 
-def _folded(conn: sqlite3.Connection) -> None:
-    """Fold the inbox if anything waits there: what a reader does before reading the cache."""
-    if conn.execute("SELECT 1 FROM cache_inbox LIMIT 1").fetchone() is not None:
-        fold(conn)
-
-
 def cache_clear(conn: sqlite3.Connection, routine: str | None = None) -> int:
     """Forget cached answers (of one routine, or all); the number forgotten."""
-    _folded(conn)
+    fold(conn)
     if routine is None:
         return conn.execute("DELETE FROM cache").rowcount
     return conn.execute("DELETE FROM cache WHERE routine = ?", (routine,)).rowcount

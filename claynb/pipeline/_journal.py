@@ -201,8 +201,6 @@ class Journal:
         """Move the answers waiting in the cache's inbox into the cache; how many moved.
         Nothing is written when none wait (the usual case at open)."""
         with self._lock:
-            if _cache.inbox_size(self._conn) == 0:
-                return 0
             return _cache.fold(self._conn)
 
     def __enter__(self) -> Journal:
