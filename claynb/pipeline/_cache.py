@@ -431,7 +431,7 @@ def failures_get(
         Failure(r, k, json.loads(i), e, a, f, la, run)
         for r, k, i, e, a, f, la, run in conn.execute(sql + " ORDER BY first_at", args)
     ]
-    if keys is not None:
+    if keys is not None and rows:  # no set of a whole frame's keys for an empty list
         wanted = set(keys)
         rows = [f for f in rows if f.key in wanted]
     return rows
