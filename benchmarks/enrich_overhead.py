@@ -112,6 +112,18 @@ load other processes put on the machine):
   million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
   of first runs measured before the write-ahead log's larger checkpoints 27.5 against
   23.3; with them, the difference is lost in the run's noise.
+- landing a run (issue 13, after the above): a run's answers are appended to an inbox
+  in the state file and folded into the hash-keyed cache in key order when the call ends
+  (:mod:`claynb.pipeline._cache`), so a commit writes a few pages, not a hundred random
+  ones. ``benchmarks/landing_cost.py`` (2,000 landings of 100 alone, fold included): 2.8
+  to 3.0 ms a run before, 0.92 to 0.96 after, with 200,000 answers in the cache; 3.2 and
+  1.8 with 2 million. Here, side by side with main (each pair in the same minutes): the
+  first run took 20.1 and 21.3 CPU-s before, 15.9 and 18.0 after (load 3 to 4.8 on 2
+  CPUs: 12,600 and 11,100 rows per CPU-second); with ``--prefill 2000000``, 23.8 before
+  and 19.7 after (load 4.5 to 5, tests running beside it). The cached re-run and the
+  estimate are unchanged (0.92 and 0.61 CPU-s after, 0.91 and 0.63 before, same pair).
+  Again after the items to send became columns, at a load of 6 to 10 on 2 CPUs: first run
+  18.8 CPU-s against 20.8 (landing alone: 1.10 ms a run against 3.02).
 - memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
   on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
   against 7.69x; issue 13 item 2; it was
