@@ -46,9 +46,12 @@ What was tried and did not pay (200,000 rows unless said):
 What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
 columns alone are 41.7 MB):
 
-1. The item keys as a fixed-width array (16 bytes each) with a sorted look-up, instead
-   of a 32-character ``str`` per key (16 MB) and the key -> group dict (10 MB), both
-   alive from ``prepare`` to the merge.
+1. The item keys as a fixed-width array (16 bytes each) instead of a 32-character
+   ``str`` per key (16 MB, alive from ``prepare`` to the merge). The key -> group dict
+   (about 16 MB with its int objects) is already a sorted fixed-width look-up
+   (``KeyIndex``, 4.8 MB); the ``str`` keys are what the journal, the claims and the
+   engine's queue and ``Landed`` take, so this one is the items sent, queued and landed
+   by group, their keys made a run at a time.
 2. ``prepare``'s distinct values found without the dictionary encoding's second copy of
    the normalised column and its hash table (Arrow's pool peaks 38 MB above the frame):
    the normalising and de-duplicating a chunk of rows at a time, or a factorising that
