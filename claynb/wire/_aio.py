@@ -24,7 +24,8 @@ is made in one place for both clients. Kept from the httpx client, on purpose:
   ``sock_read``. aiohttp has no write timeout: its read timer starts when the request
   does, so a write that stalls for ``read`` seconds fails as a read timeout (after the
   request may have gone out: an unknown outcome, as a write timeout is with httpx).
-- Proxies and ``.netrc`` from the environment (``trust_env``), TLS verified with the same
+- Proxies from the environment (as httpx's ``trust_env``; when one is set, aiohttp also
+  reads ``.netrc`` for it, which httpx no longer does), TLS verified with the same
   context httpx builds (certifi's bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), no
   cookie jar, and only the headers the core built (aiohttp adds no Accept-Encoding or
   Content-Type of its own).
@@ -36,6 +37,7 @@ and closed by :meth:`AioSender.aclose`.
 from __future__ import annotations
 
 import ssl
+import urllib.request
 
 import aiohttp
 import httpx
@@ -126,7 +128,7 @@ class AioSender:
         return aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            trust_env=True,
+            trust_env=env_names_a_proxy(),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,  # the httpx.Response decodes, as the httpx client's did
         )
@@ -150,6 +152,18 @@ def answer_of(
         request=request,
         extensions={"reason_phrase": (answer.reason or "").encode("latin-1", "replace")},
     )
+
+
+def env_names_a_proxy() -> bool:
+    """Whether the environment names an HTTP(S) proxy (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), read once as httpx reads it when a client is made.
+
+    Only then does a session read the environment (``trust_env``): aiohttp does it on every
+    request, in two trips to a worker thread (the proxy, ``.netrc``) that cost more CPU
+    than the request itself, for nothing when no proxy is set.
+    """
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:
