@@ -13,7 +13,8 @@ is made in one place for both clients. Kept from the httpx client, on purpose:
 
 - A request that spends goes over a connector that never reuses a connection
   (``force_close``), so a run is never written to a socket the server was closing; reads
-  keep their connections alive. Redirects are not followed (httpx's default).
+  keep their connections alive. Redirects are not followed (httpx's default), and
+  aiohttp's own re-send of a dropped GET, PUT or DELETE is off: the core decides.
 - Failures are translated into httpx's exception classes, so the core's categories
   (``NOT_SENT_ERRORS``, ``FATAL_ERRORS``) decide as before: only a failure to connect
   (refused, DNS, a connect or pool timeout) is known not to have sent anything; every
@@ -125,13 +126,18 @@ class AioSender:
         connector = aiohttp.TCPConnector(
             limit=MAX_CONNECTIONS, force_close=force_close, ssl=self._ssl
         )
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             trust_env=env_names_a_proxy(),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,  # the httpx.Response decodes, as the httpx client's did
         )
+        # aiohttp sends a GET, PUT or DELETE a second time, unasked, when the connection
+        # drops; the core decides every re-send (and a PUT may spend), so it never does.
+        # No public setting exists; tests/test_client_aio.py counts the sends.
+        session._retry_connection = False
+        return session
 
     async def aclose(self) -> None:
         """Close both sessions (and their connections); the sender may be used again."""
