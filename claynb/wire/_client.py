@@ -356,7 +356,10 @@ class AsyncClayClient(BaseClient):
     """The asyncio twin of :class:`ClayClient`: same methods, awaited.
 
     Safe to share between tasks of one event loop: the pacer is shared and never held
-    across an ``await``.
+    across an ``await``. It sends through aiohttp (:mod:`claynb.wire._aio` says why and
+    what is kept from httpx), on sessions opened by the first request in the loop that
+    makes it and closed by :meth:`aclose`. ``transport`` is for tests: an httpx transport
+    (``httpx.MockTransport`` to shape an answer) puts this client on httpx instead.
     """
 
     def __init__(
