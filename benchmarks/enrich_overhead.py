@@ -112,6 +112,21 @@ load other processes put on the machine):
   million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
   of first runs measured before the write-ahead log's larger checkpoints 27.5 against
   23.3; with them, the difference is lost in the run's noise.
+  Then (issue 13) ``AsyncClayClient`` sends through aiohttp (``claynb/wire/_aio.py``; the
+  sync client stays on httpx). A run's POST and its results' GET through the client, 300
+  pairs against this benchmark's emulator (``time.process_time``, the lead's
+  ``mb_wire.py``): 2.2 to 2.3 ms of CPU, 4.4 before, side by side at a load of 2.4 to 4
+  on 2 CPUs; the same pair on bare aiohttp 1.2 to 1.7. The first run, side by
+  side (branch, main, branch, main at loads of 4 to 5.7 on 2 CPUs): 17.3 and 17.1 CPU-s
+  (11,600 rows per CPU-second), 21.7 and 21.7 before. aiohttp with ``trust_env`` took two
+  worker-thread trips per request (the proxy, ``.netrc``): 3.9 ms a pair with them; the
+  environment is read once instead (``env_names_a_proxy``). Building the
+  core's ``httpx.Request`` (about 45 us) and wrapping the answer as an ``httpx.Response``
+  (about 13 us) is about 0.1 ms a run: too little to give the core another type of
+  request and answer. What is left of the 8.6 ms a run (cProfile by thread CPU time at
+  30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
+  ``fields_of``, ``outcomes_of``) about a quarter, parsing results pages (``parse_item``)
+  and the engine's bookkeeping: the wire is no longer most of it.
 - memory (about 7.3 to 7.6x the frame, 9.4 to 9.6x before, side by side; the target 2x is not met): at
   merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
   frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts): the answers are
