@@ -2,10 +2,11 @@
 
 Why not httpx, which the sync client uses: the direct tier's first run of 200,000 rows
 is 2,000 runs of 100 items, each a ``POST /routines/{id}/run`` and a ``GET`` of its
-results, and the client's own CPU per pair was most of the enriching process's. Side by
-side on loopback against an instant emulator, that pair cost about 4.0 ms of CPU through
-``httpx.AsyncClient`` and about 1.2 ms through aiohttp (C parsers, a lighter connection
-pool); the figures with this module in place are in ``benchmarks/enrich_overhead.py``.
+results, and sending them through httpx was the largest part of the enriching process's
+CPU. Side by side on loopback against an instant emulator, that pair cost about 4.4 ms of
+CPU through the client on ``httpx.AsyncClient``, 2.2 ms through it on this module, and
+1.2 to 1.7 ms on bare aiohttp (C parsers, a lighter connection pool); the first run's
+figures are in ``benchmarks/enrich_overhead.py``.
 
 Only the sending changes. The core (:mod:`claynb.wire._core`) still builds each request
 as an ``httpx.Request`` and reads each answer as an ``httpx.Response``, so every decision
