@@ -242,7 +242,15 @@ def test_a_connect_timeout_is_retried_not_unknown() -> None:
 def test_proxies_come_from_the_environment_and_a_refusing_one_is_fatal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "NO_PROXY",
+        "no_proxy",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     async def through(proxy_url: str) -> httpx.Response | claynb.ClayError:
