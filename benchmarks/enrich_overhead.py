@@ -112,13 +112,26 @@ load other processes put on the machine):
   million rows, took 2.9 to 4.8 CPU-s against 2.2 to 2.8 in a micro-benchmark, and a pair
   of first runs measured before the write-ahead log's larger checkpoints 27.5 against
   23.3; with them, the difference is lost in the run's noise.
-  Then (issue 13) ``AsyncClayClient`` sends through aiohttp (``claynb/wire/_aio.py``; the
+- landing a run (issue 13, after the above): a run's answers are appended to an inbox
+  in the state file and folded into the hash-keyed cache in key order when the call ends
+  (:mod:`claynb.pipeline._cache`), so a commit writes a few pages, not a hundred random
+  ones. ``benchmarks/landing_cost.py`` (2,000 landings of 100 alone, fold included): 2.8
+  to 3.0 ms a run before, 0.92 to 0.96 after, with 200,000 answers in the cache; 3.2 and
+  1.8 with 2 million. Here, side by side with main (each pair in the same minutes): the
+  first run took 20.1 and 21.3 CPU-s before, 15.9 and 18.0 after (load 3 to 4.8 on 2
+  CPUs: 12,600 and 11,100 rows per CPU-second); with ``--prefill 2000000``, 23.8 before
+  and 19.7 after (load 4.5 to 5, tests running beside it). The cached re-run and the
+  estimate are unchanged (0.92 and 0.61 CPU-s after, 0.91 and 0.63 before, same pair).
+  Again after the items to send became columns, at a load of 6 to 10 on 2 CPUs: first run
+  18.8 CPU-s against 20.8 (landing alone: 1.10 ms a run against 3.02).
+- the wire (issue 13): ``AsyncClayClient`` sends through aiohttp (``claynb/wire/_aio.py``; the
   sync client stays on httpx). A run's POST and its results' GET through the client, 300
   pairs against this benchmark's emulator (``time.process_time``, the lead's
   ``mb_wire.py``): 2.2 to 2.3 ms of CPU, 4.4 before, side by side at a load of 2.4 to 4
   on 2 CPUs; the same pair on bare aiohttp 1.2 to 1.7. The first run, side by
-  side (branch, main, branch, main at loads of 4 to 5.7 on 2 CPUs): 17.3 and 17.1 CPU-s
-  (11,600 rows per CPU-second), 21.7 and 21.7 before. aiohttp with ``trust_env`` took two
+  side with main before the landing change above (aiohttp, httpx, aiohttp, httpx at loads
+  of 4 to 5.7 on 2 CPUs): 17.3 and 17.1 CPU-s (11,600 rows per CPU-second), 21.7 and 21.7
+  on httpx. aiohttp with ``trust_env`` took two
   worker-thread trips per request (the proxy, ``.netrc``): 3.9 ms a pair with them; the
   environment is read once instead (``env_names_a_proxy``). Building the
   core's ``httpx.Request`` (about 45 us) and wrapping the answer as an ``httpx.Response``
@@ -127,16 +140,29 @@ load other processes put on the machine):
   30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
   ``fields_of``, ``outcomes_of``) about a quarter, parsing results pages (``parse_item``)
   and the engine's bookkeeping: the wire is no longer most of it.
-- memory (about 7.3 to 7.6x the frame, 9.4 to 9.6x before, side by side; the target 2x is not met): at
-  merge time, at 50,000 rows, tracemalloc counts 35 MB of Python allocations for a 10.5 MB
-  frame (was 77 MB; a tracemalloc snapshot taken as ``merge`` starts): the answers are
-  no longer among them (Arrow arrays, a few MB, outside tracemalloc). What remains is per
-  item to send: a ``WorkItem`` and its inputs dict per row (13.6 MB), the normalised
-  inputs and item keys as Python strings (8.7 MB), the key -> group dict (3.3 MB); then
-  what the run itself peaks at (httpx and JSON buffers of the runs in flight, the
-  engine's per-key bookkeeping) and the output frame's new columns.
-  2x would need the items to send passed as columns too (keys and inputs as arrays, not a
-  ``WorkItem`` per row), which changes what every tier's ``run`` takes.
+- memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
+  on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
+  against 7.69x; issue 13 item 2; it was
+  9.4 to 9.6x before the planning and merging became columnar). The RSS a phase frees
+  mostly stays resident (pymalloc's arenas, Arrow's mimalloc pool), so the peak is close
+  to the sum of the phases' high-water marks, and each phase was cut: the items to send
+  are columns (``WorkItems``: their keys, their groups and the prepared Arrow text; a
+  run's inputs are made when it is sent), not a ``WorkItem``, an inputs dict and Python
+  text per row held from planning to the merge; the direct engine keeps a row's state
+  (which rows are this call's, which have landed, how many POSTs each rode in) in arrays
+  by group, not dicts and sets of keys; ``prepare`` normalises a column 16,384 rows at a
+  time; planning picks keys by masks. By phase at 200,000 rows (RSS above the call's
+  start, MB, read between the steps; one run): ``prepare`` 88 to 98 (2.1 to 2.3x:
+  Arrow's dictionary encoding peaks 38 MB above the frame, every key is a 32-character
+  ``str``, 16 MB), planning +30 (the cache look-up's 16 MB of transient Python objects),
+  the engine +15 (was +78: the answers as Arrow columns, 24 MB, and what the runs in
+  flight hold), the merge +47 (the output's new columns are 41.7 MB: 1x the frame by
+  themselves). At merge time, at 50,000 rows, tracemalloc counts 15 MB of Python
+  allocations (was 35): the keys as ``str`` (4 MB) and the key -> group dict (3.3 MB)
+  are most of it. 2x would need the keys as a fixed-width array (16 bytes each) with a
+  sorted look-up instead of a dict, prepare's distinct values found without a dictionary
+  encoding's second copy, and the cache look-up and the engine's landing without a
+  Python object per answer.
 """
 
 from __future__ import annotations

@@ -150,6 +150,18 @@ def test_item_keys_of_columns_are_each_rows_item_key() -> None:
     assert item_keys("r", {"email": []}) == []
 
 
+def test_item_keys_past_one_hashing_chunk_are_each_rows_item_key() -> None:
+    """item_keys hashes a chunk of rows at a time: rows on both sides of a chunk's edge
+    get their own key, in order."""
+    from claynb.pipeline._work import _HASH_CHUNK, item_key, item_keys
+
+    emails = [f"p{i}@x.io" for i in range(_HASH_CHUNK * 2 + 3)]
+    keys = item_keys("enrich-person", {"email": emails})
+    assert len(keys) == len(emails)
+    for i in (0, _HASH_CHUNK - 1, _HASH_CHUNK, _HASH_CHUNK * 2, len(emails) - 1):
+        assert keys[i] == item_key("enrich-person", {"email": emails[i]})
+
+
 def test_cache_hits_read_only_which_keys_are_cached_when_asked(tmp_path: Path) -> None:
     """estimate reads which keys are cached, not their answers; max_age still applies."""
     from claynb.pipeline._cache import cache_hits

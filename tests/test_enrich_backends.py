@@ -58,3 +58,31 @@ def test_every_tier_holds_to_clays_100_items_per_run(emulator: Any) -> None:
         ServiceSettings(batch_size=101)
     with pytest.raises(ConfigError, match="between 1 and 100"):
         LeadQueue(connection=object(), batch_size=0)
+
+
+def test_items_a_backend_returns_no_result_for_come_back_unknown(emulator: Any) -> None:
+    """A backend that leaves items unanswered: their rows are ``unknown`` (never charged,
+    here, since it sent only the others), the rest as the direct tier answered them."""
+    import pandas as pd
+
+    import claynb
+
+    sent: list[str] = []
+
+    def half(routine: Any, items: Any, **kwargs: Any) -> Any:
+        first = items[: len(items) // 2]  # items are columns: a slice is items too
+        sent.extend(first.keys)
+        return direct_run(routine, first, **kwargs)
+
+    client = claynb.ClayClient(api_key=emulator.api_key, base_url=emulator.url)
+    df = pd.DataFrame({"Email": [f"p{i}@example.com" for i in range(10)]})
+    out = claynb.enrich(
+        df, "enrich-person", {"email": "Email"}, client=client, backend=half, progress=False
+    )
+    statuses = out["clay_status"].tolist()
+    assert len(sent) == 5 and statuses[5:] == ["unknown"] * 5
+    assert set(statuses[:5]) <= {"enriched", "no_match"}
+    assert set(out["clay_error"][5:]) == {"the backend returned no result for this row"}
+    assert out["clay_actions"][5:].sum() == 0
+    charged = [c["inputs_key"] for c in emulator.meters()["charges"]]
+    assert len(charged) == len(set(charged)) == statuses[:5].count("enriched")  # a miss is free

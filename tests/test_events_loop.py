@@ -158,7 +158,10 @@ def test_a_send_answered_5xx_is_never_re_sent_and_collected_if_clay_names_the_ru
         run_latency_s=0.05, faults=Faults(server_error=1.0), start_failure=start_failure
     )
     client = emu.client(retry=RetryPolicy.never())
-    settings = fast_settings(max_attempts=3, unknown_wait_s=3.0)
+    # The eight leads fill one batch (sent when full, not when a short linger runs out):
+    # on a loaded machine a linger could cut them in two, and a second batch sent after
+    # the outage ends would be enriched, not held.
+    settings = fast_settings(batch_size=8, linger_s=30.0, max_attempts=3, unknown_wait_s=3.0)
     with EventTier(client, bus_url=nats_url, settings=settings) as tier:
         ids = tier.publish_leads("enrich-person", leads(8, unique=8))
         deadline = time.monotonic() + 30

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claynb._routines import KINDS, Routine, workspace_routine
+from claynb.pipeline import _normalise
 from claynb.pipeline._normalise import normalise_inputs, prepare
 from claynb.pipeline._work import item_key
 
@@ -154,3 +156,13 @@ def test_edge_values_of_each_kind_are_prepared_as_row_by_row() -> None:
         routine = workspace_routine("function:t_edge", ("v",), kinds={"v": kind})
         df = pd.DataFrame({"V": [*values, *values]})
         check_against_reference(df, routine, {"v": "V"})
+
+
+def test_a_column_normalised_in_several_slices_is_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Columns longer than a slice (``_ROWS_AT_ONCE``): values Arrow cannot judge and values
+    that are not text on both sides of the slices' edges, groups whose rows fall in
+    different slices, and a frame's slice that starts part-way into a slice."""
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()

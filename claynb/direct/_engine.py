@@ -31,9 +31,10 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
-from itertools import repeat
+from collections.abc import Awaitable
 from typing import Any, Protocol
+
+import numpy as np
 
 from claynb._plans import Plan
 from claynb._routines import Cost, Routine
@@ -41,7 +42,7 @@ from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
 from claynb.pipeline._outcome import outcomes_of
-from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItem
+from claynb.pipeline._work import BudgetGuard, CostSource, ItemResult, Landed, Status, WorkItems
 from claynb.wire import _exceptions as errors
 from claynb.wire._config import RetryPolicy
 from claynb.wire._core import RunItems
@@ -85,7 +86,7 @@ class Engine:
     def __init__(
         self,
         routine: Routine,
-        items: Sequence[WorkItem],
+        items: WorkItems,
         client: Any,
         guard: BudgetGuard,
         journal: Journal,
@@ -95,12 +96,14 @@ class Engine:
     ) -> None:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
-        self.inputs = {item.key: item.inputs for item in items}
+        # The items as columns (a run's inputs are made from them when it is sent); a
+        # row's state is kept by its group of the frame: ``mine`` marks this call's rows.
+        self.items, self.group_of, self.mine = items, items.group_of, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
-        # until the merge); ``done`` is which rows have their result in there.
+        # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
-        self.done: set[str] = set()
-        self.attempts: dict[str, int] = {}
+        self.done = np.zeros_like(self.mine)
+        self.sends = np.zeros(len(self.mine), dtype=np.int64)  # POSTs per group so far
         self.queue: deque[str] = deque()
         self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
         self.slots = asyncio.Semaphore(int(opts["concurrency"]))
@@ -122,13 +125,11 @@ class Engine:
     # -- the whole call --------------------------------------------------------------------
 
     async def run(self) -> Landed:
-        resumed = await asyncio.to_thread(
-            self.journal.in_flight, self.routine.id, list(self.inputs)
-        )
+        resumed = await asyncio.to_thread(self.journal.in_flight, self.routine.id, self.items.keys)
         covered = {key for run in resumed for key in run.inputs}
         for run in resumed:
             self._spawn(self._resume(run))
-        self.queue.extend(key for key in self.inputs if key not in covered)
+        self.queue.extend(key for key in self.items.keys if key not in covered)
         size = batch_size_for(len(self.queue), self.opts)
         await self._dispatch(size)
         while self.tasks:
@@ -137,7 +138,9 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        return self.landed.add(self._lost(key) for key in self.inputs if key not in self.done)
+        lost = np.flatnonzero(~self.done[self.items.groups])
+        keys = self.items.keys
+        return self.landed.add(self._lost(keys[i]) for i in lost.tolist())
 
     def _lost(self, key: str) -> ItemResult:
         return ItemResult(
@@ -194,14 +197,26 @@ class Engine:
         )
         status = self.stop_status if self.stopped else Status.OVER_BUDGET
         self._land(
-            [ItemResult(key, status, error=why, attempts=self.attempts.get(key, 0)) for key in keys]
+            [
+                ItemResult(key, status, error=why, attempts=n)
+                for key, n in zip(keys, self._attempts(keys), strict=True)
+            ]
         )
         self.progress.advance(len(keys))
 
     def _land(self, results: list[ItemResult]) -> None:
-        """These rows' results, final: into the columns."""
+        """These rows' results (this call's rows), final: into the columns."""
         self.landed.add(results)
-        self.done.update(r.key for r in results)
+        self.done[[self.group_of[r.key] for r in results]] = True
+
+    def _is_mine(self, key: str) -> bool:
+        """Whether ``key`` is one of this call's rows (a resumed run may hold others)."""
+        group = self.group_of.get(key)
+        return group is not None and bool(self.mine[group])
+
+    def _left(self, keys: list[str]) -> list[str]:
+        """Those of these rows of this call's that have no result yet."""
+        return [k for k in keys if self._is_mine(k) and not self.done[self.group_of[k]]]
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -212,7 +227,7 @@ class Engine:
             if sent is not None:
                 await self._collect(*sent, keys, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
-            left = [k for k in keys if k not in self.done]
+            left = self._left(keys)
             status = Status.UNKNOWN if sent is not None else Status.FAILED
             self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
         finally:
@@ -222,7 +237,7 @@ class Engine:
 
     async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
-        inputs = {k: self.inputs[k] for k in keys}
+        inputs = self._inputs(keys)
         body = RunItems.of(inputs)  # prepare checked the rows: built once, not re-checked
         webhook_id = self.waiter.webhook_id if self.waiter else None
         left = self.retry.sends_left(self._sent(keys), self.cap)
@@ -246,11 +261,16 @@ class Engine:
 
     def _sent(self, keys: list[str]) -> int:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
-        return max(map(self.attempts.get, keys, repeat(0, len(keys))))
+        return max(self._attempts(keys), default=0)
+
+    def _attempts(self, keys: list[str]) -> list[int]:
+        """The POSTs each of these rows rode in so far (0 for a row of no group here)."""
+        groups = self.items.groups_of(keys)
+        return np.where(groups >= 0, self.sends[groups], 0).tolist()
 
     def _count_sends(self, keys: list[str], sends: int) -> None:
-        before = map(self.attempts.get, keys, repeat(0, len(keys)))
-        self.attempts.update(zip(keys, [n + sends for n in before], strict=True))
+        groups = self.items.groups_of(keys)
+        np.add.at(self.sends, groups[groups >= 0], sends)
 
     async def _not_started(
         self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
@@ -340,13 +360,20 @@ class Engine:
         self._spawn(later())
 
     def _record_failures(self, keys: list[str], error: str) -> None:
-        self.journal.record_failures(
-            self.routine.id, [(k, self.inputs[k], error, self.attempts[k]) for k in keys]
-        )
+        inputs, attempts = self.items.inputs(keys), self._attempts(keys)
+        rows = [(k, i, error, n) for k, i, n in zip(keys, inputs, attempts, strict=True)]
+        self.journal.record_failures(self.routine.id, rows)
+
+    def _inputs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """These rows' inputs (made from the items' columns, a run at a time)."""
+        return dict(zip(keys, self.items.inputs(keys), strict=True))
 
     def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
         self._land(
-            [ItemResult(k, status, error=error, attempts=self.attempts.get(k, 0)) for k in keys]
+            [
+                ItemResult(k, status, error=error, attempts=n)
+                for k, n in zip(keys, self._attempts(keys), strict=True)
+            ]
         )
         self.progress.advance(len(keys))
 
@@ -354,12 +381,11 @@ class Engine:
 
     async def _resume(self, run: InFlight) -> None:
         """A run a previous call started and never landed: collect it, send nothing."""
-        for key in run.inputs:
-            self.attempts[key] = self.attempts.get(key, 0) + 1
+        self._count_sends(list(run.inputs), 1)
         try:
             await self._collect(run.batch, run.run_id, run.keys, None)
         except Exception as exc:
-            left = [k for k in run.keys if k in self.inputs and k not in self.done]
+            left = self._left(run.keys)
             self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def _collect(
@@ -379,12 +405,13 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows([k for k in keys if k in self.inputs], Status.UNKNOWN, timeout_why)
+            self._finish_rows(list(filter(self._is_mine, keys)), Status.UNKNOWN, timeout_why)
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
+        sent = {k: n for k, n in zip(keys, self._attempts(keys), strict=True) if n}
         results = outcomes_of(
-            self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=self.attempts
+            self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
         actual = sum((r.cost for r in results), Cost())
         await asyncio.to_thread(
@@ -392,7 +419,7 @@ class Engine:
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = [r for r in results if r.key in self.inputs]
+        mine = [r for r in results if self._is_mine(r.key)]
         self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (

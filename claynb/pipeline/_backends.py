@@ -15,12 +15,15 @@ The backend contract
 --------------------
 A backend is a plain function::
 
-    def run(routine: Routine, items: list[WorkItem], *, client, guard: BudgetGuard,
+    def run(routine: Routine, items: WorkItems, *, client, guard: BudgetGuard,
             journal: Journal, progress: Progress, **options) -> Landed | list[ItemResult]
 
-- ``items`` are unique (one per ``WorkItem.key``), valid, normalised, and neither cached
-  nor known to have failed or to be in an unknown state: everything in the list must be
-  accounted for.
+- ``items`` are unique (one per key), valid, normalised, and neither cached nor known to
+  have failed or to be in an unknown state: every one must be accounted for. They come
+  as columns (:class:`~claynb.pipeline._work.WorkItems`: ``keys``, and ``inputs(keys)``
+  makes a run's inputs when it is sent); read as a sequence they are
+  :class:`~claynb.pipeline._work.WorkItem` s, made a chunk at a time, which is how the
+  queue and event tiers take them.
 - It returns **exactly one** result per item (any order; matched by ``key``): a
   :class:`~claynb.pipeline._work.Landed` (the direct tier: each run's results taken into
   columns as it lands, so a large call holds no dict per answer until the merge), or a

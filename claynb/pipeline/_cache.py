@@ -23,6 +23,17 @@ bits (about one chance in 10^19 per pair) are never confused: the later answer r
 earlier, which is then simply a miss (enriched again, never answered wrongly). A state file
 written before had a TEXT unique index on (routine, key): :func:`migrate` moves its rows over.
 
+Answers land in an inbox first (:func:`cache_put`): ``cache_inbox``, appended in the order
+they arrive (its rowid ``seq`` only grows), so a landed run of 100 answers writes the few
+pages at the inbox's end, not the hundred random pages of the cache its keys fall on (the
+write-ahead log, and the CPU of writing it, was most of what landing a run cost).
+:func:`fold` moves the inbox into the cache in one transaction, in the order of the keys
+(each of the cache's pages rewritten once, however many answers fall on it), later answers
+replacing earlier ones. Every reader here folds a non-empty inbox first, so nothing reads
+the cache without what has landed, whichever process landed it; the journal folds when it
+closes (the end of an enrich call), when it opens (what a crashed process left) and when
+the inbox grows past :data:`claynb.pipeline._journal.FOLD_ROWS`.
+
 Reading many answers (:func:`cache_hits`) asks SQLite for one newline-delimited JSON text
 per chunk (``group_concat``: no Python object per row) and parses it as columns with
 ``pyarrow.json``; answers Arrow cannot hold exactly (nested values, a field whose type
@@ -52,8 +63,14 @@ _CACHE_COLUMNS = "routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL
     "result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT"
 )
 
+#: The inbox's columns as a fold copies them into the cache (``seq`` left behind).
+_INBOX_COLUMNS = "h, routine, key, status, result, fetched_at, run_id"
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cache (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS});
+CREATE TABLE IF NOT EXISTS cache_inbox (
+    seq INTEGER PRIMARY KEY, h INTEGER NOT NULL, {_CACHE_COLUMNS}
+);
 CREATE TABLE IF NOT EXISTS failures (
     routine TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL, error TEXT,
     attempts INTEGER NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL, run_id TEXT,
@@ -204,6 +221,7 @@ def cache_hits(
     one newline-delimited JSON text, a line per hit (its position and full key, checked
     here, and its answer), which Arrow parses in C.
     """
+    fold(conn)
     keys = list(keys)
     asked = np.asarray(keys, dtype=object)
     hashes = key_hashes(routine, keys)
@@ -281,6 +299,7 @@ def cache_get(
 ) -> dict[str, Cached]:
     """Cached answers for these keys (key -> :class:`Cached`), each its dict exactly as
     stored: for the tiers that answer item by item (and answers Arrow cannot hold)."""
+    fold(conn)
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
     age = "" if max_age_s is None else "AND fetched_at >= ? "
     found: dict[str, Cached] = {}
@@ -311,19 +330,60 @@ def cache_put(
     now: float,
     run_id: str | None = None,
 ) -> int:
-    """Store (key, status, result) answers; a newer answer replaces an older one."""
+    """Store (key, status, result) answers; a newer answer replaces an older one.
+
+    They land in the inbox (appended: a few pages whatever their keys), where every reader
+    here finds them (it folds them into the cache first); the number stored.
+    """
     answers = list(answers)
     hashes = key_hashes(routine, [key for key, _, _ in answers]).tolist()
     rows = [
         (h, routine, key, status, to_json(result), now, run_id)
         for h, (key, status, result) in zip(hashes, answers, strict=True)
     ]
-    conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        f"INSERT INTO cache_inbox ({_INBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+    )
     return len(rows)
+
+
+def inbox_size(conn: sqlite3.Connection) -> int:
+    """About how many answers wait in the inbox (at least as many as do): its last ``seq``,
+    which one B-tree descent finds where counting would read every row."""
+    (last,) = conn.execute("SELECT max(seq) FROM cache_inbox").fetchone()
+    return int(last or 0)
+
+
+def fold(conn: sqlite3.Connection) -> int:
+    """Move the inbox's answers into the cache, in one transaction (the caller's, if one is
+    open); how many moved. Every reader here calls it first.
+
+    In the order of their keys, so each of the cache's pages is read and written once
+    however many answers fall on it; for one key, in the order they landed, so the latest
+    answer is the one kept.
+    """
+    if inbox_size(conn) == 0:  # the usual case for a reader: nothing written, no lock taken
+        return 0
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        moved = conn.execute(
+            f"INSERT OR REPLACE INTO cache SELECT {_INBOX_COLUMNS} FROM cache_inbox ORDER BY h, seq"
+        ).rowcount
+        conn.execute("DELETE FROM cache_inbox")
+    except BaseException:
+        if own:
+            conn.execute("ROLLBACK")
+        raise
+    if own:
+        conn.execute("COMMIT")
+    return moved
 
 
 def cache_clear(conn: sqlite3.Connection, routine: str | None = None) -> int:
     """Forget cached answers (of one routine, or all); the number forgotten."""
+    fold(conn)
     if routine is None:
         return conn.execute("DELETE FROM cache").rowcount
     return conn.execute("DELETE FROM cache WHERE routine = ?", (routine,)).rowcount
@@ -371,7 +431,7 @@ def failures_get(
         Failure(r, k, json.loads(i), e, a, f, la, run)
         for r, k, i, e, a, f, la, run in conn.execute(sql + " ORDER BY first_at", args)
     ]
-    if keys is not None:
+    if keys is not None and rows:  # no set of a whole frame's keys for an empty list
         wanted = set(keys)
         rows = [f for f in rows if f.key in wanted]
     return rows

@@ -51,7 +51,7 @@ from claynb.pipeline._merge import (
 from claynb.pipeline._normalise import prepare
 from claynb.pipeline._plan import WorkPlan, answer_landed, plan_work, resolve_routine
 from claynb.pipeline._progress import Progress, make_progress
-from claynb.pipeline._work import Landed, WorkItem
+from claynb.pipeline._work import Landed, WorkItems
 
 
 @dataclass
@@ -128,34 +128,32 @@ def _adopt_delivered(journal: Journal, client: Any) -> None:
     run_sync(adopt)
 
 
-def _claimed_rounds(call: Call, progress: Progress) -> Iterator[list[WorkItem]]:
+def _claimed_rounds(call: Call, progress: Progress) -> Iterator[WorkItems]:
     """The items this call sends, round by round: those it could claim; then, once the
     calls holding the others have ended, whatever those left unanswered (rarely any: a
     row they could not pay for, or one a dead process held). Rows answered meanwhile join
     ``call.plan.answers``; in the end ``call.plan.to_send`` lists what was sent."""
     plan, claims, sent = call.plan, call.claims, []
-    todo = {item.key: item for item in plan.to_send}
+    todo = plan.to_send
     try:
-        while todo:
-            taken = claims.take(list(todo))
-            mine = [todo[k] for k in taken.mine]
+        while len(todo):
+            taken = claims.take(todo.keys)
+            mine = todo.where(taken.mine)
             if taken.stale:  # some call ended since planning: its answers are not re-sent
                 mine = answer_landed(plan, call.journal, taken.mine, claims.since)
-            if mine:
-                sent.extend(mine)
+            if len(mine):
+                sent.append(mine)
                 yield mine
             claims.release()
             progress.advance(len(taken.mine) - len(mine))
             if not taken.others:
                 break
             claims.wait(taken.others)
-            todo = {
-                it.key: it for it in answer_landed(plan, call.journal, taken.others, claims.since)
-            }
+            todo = answer_landed(plan, call.journal, taken.others, claims.since)
             progress.advance(len(taken.others) - len(todo))
     finally:
         claims.release()
-        plan.to_send = sent
+        plan.to_send = sent[0] if len(sent) == 1 else plan.items([k for s in sent for k in s.keys])
 
 
 def _finish(df: pd.DataFrame, call: Call, landed: Landed) -> pd.DataFrame:

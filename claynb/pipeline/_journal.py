@@ -17,7 +17,9 @@ method that changes a batch's state checks the table first, so a move it does no
 
 ``finished`` also caches the answers, puts failures on the dead-letter list and records
 the charge in the ledger, in the same transaction: a run is either fully landed or still
-in flight, never half. A later call collects ``in_flight`` runs instead of re-sending their
+in flight, never half. The answers land in the cache's inbox (appended, a few pages a run;
+see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache before
+reading, and the journal folds when it is closed at the end of a call. A later call collects ``in_flight`` runs instead of re-sending their
 items; a batch left "sending" by a process that died becomes "unknown" (the request may
 have reached Clay), and its rows stay ``unknown`` until a recorded run-finished webhook
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
@@ -57,10 +59,18 @@ T = TypeVar("T")
 FILENAME = "claynb.sqlite"
 
 #: Pages the write-ahead log may hold before a commit copies them into the file (SQLite's
-#: default is 1,000). A landed run rewrites about a hundred pages of the cache's index, one
-#: per answer wherever its key falls, so the default copies the log back every ten runs,
-#: the same pages again and again; 8,000 (32 MB of log) takes 15% off landing a run.
+#: default is 1,000). When a landed run wrote its answers straight into the cache, it
+#: rewrote about a hundred pages, one per answer wherever its key fell, and 8,000 (32 MB of
+#: log) took 15% off landing a run; a fold rewrites many pages at once, and the larger log
+#: copies them back in fewer, larger checkpoints.
 WAL_CHECKPOINT_PAGES = 8_000
+
+#: Answers the cache's inbox may hold before the landing that passes it folds them into
+#: the cache (:func:`claynb.pipeline._cache.fold`). A fold rewrites each cache page its
+#: keys fall on once, so the more it folds at a time, the less it costs per answer; but it
+#: holds the file's write lock while it runs (a second or a few at this size, with a
+#: cache of millions), and other processes wait on that lock for at most the busy timeout.
+FOLD_ROWS = 200_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -155,6 +165,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.plan = get_plan(plan)
         self._lock = threading.RLock()
+        self._open = True
         self._conn = connect_wal(self.path)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
@@ -162,6 +173,7 @@ class Journal:
             self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
             _ledger.migrate(self._conn)
         _cache.migrate(self._conn)
+        self.fold()  # what a process that died left in the inbox
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, plan: str | Plan = "growth") -> Journal:
@@ -169,8 +181,27 @@ class Journal:
         return cls(state_home(home) / FILENAME, plan=plan)
 
     def close(self) -> None:
+        """Fold the answers landed into the cache's inbox (the end of a call), then close.
+
+        A fold that cannot take the write lock within the busy timeout (another process
+        holds it) is left to whoever reads the cache next: every reader folds first.
+        """
         with self._lock:
-            self._conn.close()
+            if not self._open:
+                return
+            self._open = False
+            try:
+                self.fold()
+            except sqlite3.OperationalError:
+                pass  # the answers are safe in the inbox; the next reader folds them
+            finally:
+                self._conn.close()
+
+    def fold(self) -> int:
+        """Move the answers waiting in the cache's inbox into the cache; how many moved.
+        Nothing is written when none wait (the usual case at open)."""
+        with self._lock:
+            return _cache.fold(self._conn)
 
     def __enter__(self) -> Journal:
         return self
@@ -318,11 +349,7 @@ class Journal:
             batch, routine, items, state = row
             BATCH_MOVES.check(state, FINISHED)
             self._land(conn, routine, run_id, results, items, now)
-            cost = Cost(
-                sum((r.cost.actions for r in results), 0.0),
-                sum((r.cost.data_credits for r in results), 0.0),
-            )
-            matched = sum(1 for r in results if r.status == Status.ENRICHED)
+            cost, matched = _tally(results)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -358,6 +385,8 @@ class Journal:
         journaled: read only when something failed), forget what is now known."""
         answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
+        if _cache.inbox_size(conn) >= FOLD_ROWS:
+            _cache.fold(conn)
         if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [r for r in results if r.status == Status.FAILED]
@@ -590,6 +619,17 @@ class Journal:
 
     def observed_rates(self, routine: str) -> tuple[int, int, float, float, str | None]:
         return self.read(lambda c: _ledger.observed_rates(c, routine))
+
+
+def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int]:
+    """What a run cost, and how many of its items matched: one pass over its results."""
+    actions = data_credits = 0.0
+    matched = 0
+    for r in results:
+        actions += r.cost.actions
+        data_credits += r.cost.data_credits
+        matched += r.status == Status.ENRICHED
+    return Cost(actions, data_credits), matched
 
 
 def _source(results: Sequence[ItemResult]) -> str | None:

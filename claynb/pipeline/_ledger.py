@@ -12,7 +12,7 @@ costs actually seen.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -78,7 +78,7 @@ class Charge:
 
 def _insert(conn: sqlite3.Connection, table: str, row: Charge | QuotaSeen) -> bool:
     """Insert a row once (its fields in the table's column order); False if already there."""
-    values = astuple(row)
+    values = tuple(getattr(row, f.name) for f in fields(row))  # flat: no deep copy
     marks = ", ".join("?" * len(values))
     return conn.execute(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values).rowcount == 1
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from claynb._routines import Routine
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItem
+from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItems
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
@@ -75,18 +75,21 @@ def check_columns(
         )
 
 
-def complete(items: Sequence[WorkItem], landed: Landed) -> Landed:
-    """One result per item, whatever the backend returned: a missing one is ``unknown``."""
-    have = set(landed.keys)
+def complete(items: WorkItems, landed: Landed) -> Landed:
+    """One result per item sent, whatever the backend returned: a missing one is
+    ``unknown``. (Told by the items' groups, not a set of the landed keys.)"""
+    left = items.mask()  # True: sent, no result seen yet
+    got = items.groups_of(landed.keys)
+    left[got[got >= 0]] = False
+    keys = items.keys
     return landed.add(
         ItemResult(
-            item.key,
+            keys[i],
             Status.UNKNOWN,
             attempts=0,
             error="the backend returned no result for this row",
         )
-        for item in items
-        if item.key not in have
+        for i in np.flatnonzero(left[items.groups]).tolist()
     )
 
 

@@ -1,7 +1,8 @@
 """The units of work every backend shares: an item to enrich and what became of it.
 
-``enrich`` turns a DataFrame into :class:`WorkItem` s (one per unique, valid, uncached
-input), hands them to a backend (direct, queue or events), and merges what became of them
+``enrich`` turns a DataFrame into work items (one per unique, valid, uncached input, as
+columns: :class:`WorkItems`; a :class:`WorkItem` each when read one by one), hands them to
+a backend (direct, queue or events), and merges what became of them
 back into a frame. Backends differ in how they reach Clay; they all speak these types
 (an :class:`ItemResult` per item, taken into columns as results land: :class:`Landed`,
 :class:`Answers`, :class:`Fields`), and all reserve money through a :class:`BudgetGuard`.
@@ -12,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain
 from json.encoder import encode_basestring_ascii as _json_text
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 import pyarrow as pa
@@ -124,7 +125,15 @@ def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
     blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
-    return [sha256(blob).hexdigest()[:32] for blob in blobs.to_pylist()]
+    keys: list[str] = []
+    for lo in range(0, len(blobs), _HASH_CHUNK):  # a chunk's bytes at a time, not all
+        keys += [sha256(b).hexdigest()[:32] for b in blobs.slice(lo, _HASH_CHUNK).to_pylist()]
+    return keys
+
+
+#: Rows of key JSON :func:`item_keys` turns into Python bytes at once: bounds the
+#: short-lived copies (200,000 rows at once held about 27 MB of bytes objects).
+_HASH_CHUNK = 8192
 
 
 def _text_column(values: Any) -> pa.Array:
@@ -137,9 +146,12 @@ def _text_column(values: Any) -> pa.Array:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkItem:
-    """One unique, valid set of normalised inputs to send to a routine."""
+    """One unique, valid set of normalised inputs to send to a routine.
+
+    Slotted: a call holds one per row it sends until the merge (no ``__dict__`` per item
+    halves a WorkItem's own memory: 48 bytes, not about 97)."""
 
     key: str
     inputs: dict[str, Any]
@@ -147,6 +159,84 @@ class WorkItem:
     @classmethod
     def of(cls, routine_id: str, inputs: dict[str, Any]) -> WorkItem:
         return cls(item_key(routine_id, inputs), dict(inputs))
+
+
+class WorkItems(Sequence[WorkItem]):
+    """The items a call sends, as columns: each item's key and its group of the frame
+    (:class:`~claynb.pipeline._normalise.Prepared`), whose normalised inputs are Arrow
+    text columns with a value per group (``texts``), and the frame's key -> group dict
+    (``group_of``, the plan's: shared, not one per item). An item's inputs dict is made
+    only when its run is sent (:meth:`inputs`), not held per row from planning to the
+    merge: at 200,000 rows a dict and a :class:`WorkItem` per row, with the inputs as
+    Python text, were about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the
+    queue and event tiers take it so), made a chunk at a time."""
+
+    __slots__ = ("keys", "groups", "texts", "group_of")
+
+    def __init__(
+        self,
+        keys: list[str],
+        groups: np.ndarray,
+        texts: Mapping[str, pa.Array],
+        group_of: Mapping[str, int],
+    ) -> None:
+        self.keys = keys
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.texts = dict(texts)
+        self.group_of = group_of
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, at: int) -> WorkItem: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> WorkItems: ...
+
+    def __getitem__(self, at: int | slice) -> WorkItem | WorkItems:
+        if isinstance(at, slice):
+            return WorkItems(self.keys[at], self.groups[at], self.texts, self.group_of)
+        return WorkItem(self.keys[at], self._inputs(self.groups[[at]])[0])
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        for lo in range(0, len(self), _ITEMS_CHUNK):
+            chunk = self[lo : lo + _ITEMS_CHUNK]
+            yield from map(WorkItem, chunk.keys, chunk.inputs())
+
+    def inputs(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The inputs of these items (every item's when None), each a dict: input name ->
+        normalised text or None."""
+        return self._inputs(self.groups if keys is None else self.groups_of(keys))
+
+    def groups_of(self, keys: Sequence[str]) -> np.ndarray:
+        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+        get = self.group_of.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def _inputs(self, groups: np.ndarray) -> list[dict[str, Any]]:
+        if not self.texts:
+            return [{} for _ in range(len(groups))]
+        index = pa.array(groups)
+        columns = {name: text.take(index).to_pylist() for name, text in self.texts.items()}
+        names = list(columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+    def where(self, keys: list[str]) -> WorkItems:
+        """The items of these keys (each a key of the frame), in their order."""
+        if keys == self.keys:
+            return self
+        return WorkItems(keys, self.groups_of(keys), self.texts, self.group_of)
+
+    def mask(self) -> np.ndarray:
+        """A bool per group of the frame: True for the groups of these items."""
+        mine = np.zeros(len(next(iter(self.texts.values()))) if self.texts else 0, dtype=bool)
+        mine[self.groups] = True
+        return mine
+
+
+#: Items :meth:`WorkItems.__iter__` makes inputs for at once.
+_ITEMS_CHUNK = 4096
 
 
 @dataclass
