@@ -131,13 +131,14 @@ load other processes put on the machine):
   on 2 CPUs; the same pair on bare aiohttp 1.2 to 1.7. The first run, side by
   side with main before the landing change above (aiohttp, httpx, aiohttp, httpx at loads
   of 4 to 5.7 on 2 CPUs): 17.3 and 17.1 CPU-s (11,600 rows per CPU-second), 21.7 and 21.7
-  on httpx. aiohttp with ``trust_env`` took two
-  worker-thread trips per request (the proxy, ``.netrc``): 3.9 ms a pair with them; the
+  on httpx; after it, side by side with main again (loads of 1.9 to 3 on 2 CPUs): 11.1
+  and 10.5 CPU-s (18,000 and 19,100 rows per CPU-second), 15.0 and 16.8 on httpx.
+  aiohttp with ``trust_env`` took two worker-thread trips per request (the proxy, ``.netrc``): 3.9 ms a pair with them; the
   environment is read once instead (``env_names_a_proxy``). Building the
   core's ``httpx.Request`` (about 45 us) and wrapping the answer as an ``httpx.Response``
   (about 13 us) is about 0.1 ms a run: too little to give the core another type of
-  request and answer. What is left of the 8.6 ms a run (cProfile by thread CPU time at
-  30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
+  request and answer. What was left of the 8.6 ms a run before the landing change
+  (cProfile by thread CPU time at 30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
   ``fields_of``, ``outcomes_of``) about a quarter, parsing results pages (``parse_item``)
   and the engine's bookkeeping: the wire is no longer most of it.
 - memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
