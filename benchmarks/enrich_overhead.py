@@ -124,6 +124,23 @@ load other processes put on the machine):
   estimate are unchanged (0.92 and 0.61 CPU-s after, 0.91 and 0.63 before, same pair).
   Again after the items to send became columns, at a load of 6 to 10 on 2 CPUs: first run
   18.8 CPU-s against 20.8 (landing alone: 1.10 ms a run against 3.02).
+- the wire (issue 13): ``AsyncClayClient`` sends through aiohttp (``claynb/wire/_aio.py``; the
+  sync client stays on httpx). A run's POST and its results' GET through the client, 300
+  pairs against this benchmark's emulator (``time.process_time``, the lead's
+  ``mb_wire.py``): 2.2 to 2.3 ms of CPU, 4.4 before, side by side at a load of 2.4 to 4
+  on 2 CPUs; the same pair on bare aiohttp 1.2 to 1.7. The first run, side by
+  side with main before the landing change above (aiohttp, httpx, aiohttp, httpx at loads
+  of 4 to 5.7 on 2 CPUs): 17.3 and 17.1 CPU-s (11,600 rows per CPU-second), 21.7 and 21.7
+  on httpx; after it, side by side with main again (loads of 1.9 to 3 on 2 CPUs): 11.1
+  and 10.5 CPU-s (18,000 and 19,100 rows per CPU-second), 15.0 and 16.8 on httpx.
+  aiohttp with ``trust_env`` took two worker-thread trips per request (the proxy, ``.netrc``): 3.9 ms a pair with them; the
+  environment is read once instead (``env_names_a_proxy``). Building the
+  core's ``httpx.Request`` (about 45 us) and wrapping the answer as an ``httpx.Response``
+  (about 13 us) is about 0.1 ms a run: too little to give the core another type of
+  request and answer. What was left of the 8.6 ms a run before the landing change
+  (cProfile by thread CPU time at 30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
+  ``fields_of``, ``outcomes_of``) about a quarter, parsing results pages (``parse_item``)
+  and the engine's bookkeeping: the wire is no longer most of it.
 - memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
   on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
   against 7.69x; issue 13 item 2; it was

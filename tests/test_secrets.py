@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _loopback_helpers import cut_body, disconnect, garbage, serve
 
 import claynb
 
@@ -40,7 +41,8 @@ def test_repr_masks_the_key() -> None:
     ):
         assert KEY not in repr(client) and "api_key='***'" in repr(client)
         assert "base_url='http://127.0.0.1:9/public/v0'" in repr(client)
-        assert KEY not in str(vars(client).get("_http"))
+        for part in ("_http", "_spend_http", "_sender"):
+            assert KEY not in repr(vars(client).get(part))
 
 
 def test_a_refused_key_leaves_no_trace(
@@ -129,3 +131,27 @@ def test_the_async_client_is_as_discreet(
     with pytest.raises(claynb.AuthenticationError) as info:
         asyncio.run(main())
     assert KEY not in everything_said(info.value, loud)
+
+
+@pytest.mark.parametrize("script", [garbage, disconnect, cut_body], ids=lambda s: s.__name__)
+def test_aiohttps_failures_leave_no_trace(script: Any, loud: pytest.LogCaptureFixture) -> None:
+    # aiohttp's ClientResponseError (an answer that is not HTTP) prints the request's
+    # headers in its repr: the client must not chain it where a traceback shows it.
+    async def main() -> tuple[claynb.ClayError, claynb.ClayError]:
+        server, url, _ = await serve(script)
+        retry = claynb.RetryPolicy(max_attempts=2, backoff_initial_s=0.01)
+        async with claynb.AsyncClayClient(KEY, base_url=url, retry=retry) as c:
+            with pytest.raises(claynb.OutcomeUnknown) as run:
+                await c.run_routine("enrich-person", [{"id": "a", "inputs": {"email": "a@b.co"}}])
+            with pytest.raises(claynb.TransportError) as read:
+                await c.me()
+        server.close()
+        return run.value, read.value
+
+    run, read = asyncio.run(main())
+    said = everything_said(run, loud) + everything_said(read, loud)
+    assert "idempotency" in said and "retrying" in said  # the lines under test were logged
+    assert KEY not in said
+    for exc in (run, read):
+        cause = exc.__cause__
+        assert cause is not None and cause.__context__ is None and cause.__cause__ is None

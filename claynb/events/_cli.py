@@ -169,6 +169,7 @@ async def _serve(args: argparse.Namespace, settings: Any, bus_url: str) -> None:
         if service is not None:
             await service.stop()
             await service.bus.stop()
+            await service.api.client.aclose()  # its aiohttp sessions, with their sockets
 
 
 async def _start_service(

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from claynb.wire._admin import RunCharges, charges_flow, meters_flow, webhook_flow
+from claynb.wire._aio import AioSender
 from claynb.wire._config import (
     DEFAULT_BASE_URL,
     DEFAULT_PAGE_LIMIT,
@@ -355,7 +356,10 @@ class AsyncClayClient(BaseClient):
     """The asyncio twin of :class:`ClayClient`: same methods, awaited.
 
     Safe to share between tasks of one event loop: the pacer is shared and never held
-    across an ``await``.
+    across an ``await``. It sends through aiohttp (:mod:`claynb.wire._aio` says why and
+    what is kept from httpx), on sessions opened by the first request in the loop that
+    makes it and closed by :meth:`aclose`. ``transport`` is for tests: an httpx transport
+    (``httpx.MockTransport`` to shape an answer) puts this client on httpx instead.
     """
 
     def __init__(
@@ -391,9 +395,9 @@ class AsyncClayClient(BaseClient):
             pace=pace,
         )
         self._sleep = sleep
-        self._http = httpx.AsyncClient(timeout=self._timeout(), transport=transport)
-        self._spend_http = httpx.AsyncClient(
-            timeout=self._timeout(), transport=transport, limits=_NO_REUSE
+        #: httpx only when a test gives a transport; aiohttp otherwise (see _aio).
+        self._sender: AioSender | HttpxSender = (
+            AioSender(self.timeout) if transport is None else HttpxSender(self, transport)
         )
 
     async def me(self) -> Me:
@@ -549,8 +553,7 @@ class AsyncClayClient(BaseClient):
         return _twin(self, pace)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-        await self._spend_http.aclose()
+        await self._sender.aclose()
 
     async def close(self) -> None:
         """Same as :meth:`aclose`."""
@@ -587,14 +590,13 @@ class AsyncClayClient(BaseClient):
 
     async def _send(self, call: Call) -> httpx.Response:
         """Send one call, retrying as the core decides."""
-        http = self._spend_http if call.spends else self._http
         while True:
             call.attempts += 1
             delay = self.pace_delay(call)
             if delay > 0:
                 await self._sleep(delay)
             try:
-                response = await http.send(call.request)
+                response = await self._sender.send(call.request, spends=call.spends)
             except httpx.RequestError as exc:  # no usable answer (a 4xx/5xx is not raised)
                 step = self.after_transport_error(call, exc)
                 if step.error is not None:
@@ -607,6 +609,23 @@ class AsyncClayClient(BaseClient):
                     raise step.error
             if step.delay > 0:
                 await self._sleep(step.delay)
+
+
+class HttpxSender:
+    """What :class:`AsyncClayClient` sends through when a test gives it an httpx transport
+    (``httpx.MockTransport`` to shape an answer): the same two pools as the sync client."""
+
+    def __init__(self, client: BaseClient, transport: httpx.AsyncBaseTransport) -> None:
+        timeout = client._timeout()
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._spend_http = httpx.AsyncClient(timeout=timeout, transport=transport, limits=_NO_REUSE)
+
+    async def send(self, request: httpx.Request, *, spends: bool) -> httpx.Response:
+        return await (self._spend_http if spends else self._http).send(request)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._spend_http.aclose()
 
 
 def _twin(client: BaseClient, pace: Pace | None = None) -> AsyncClayClient:
