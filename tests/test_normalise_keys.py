@@ -165,4 +165,7 @@ def test_key_index_finds_each_keys_group_and_no_other(
         -1 if g in (7, 250) else g for g in range(299, -1, -1)
     ]
     assert index.groups_of([]).tolist() == []
+    alike = ["0" * 16 + f"{i:016x}" for i in (9, 3, 7)]  # the same first 8 bytes
+    near = KeyIndex([alike[0], None, alike[1], alike[2]])
+    assert near.groups_of(alike[::-1] + ["0" * 16 + f"{5:016x}"]).tolist() == [3, 2, 0, -1]
     assert KeyIndex([None, None]).groups_of([keys[0]]).tolist() == [-1]

@@ -157,7 +157,7 @@ class KeyIndex:
     per group, held about 16 MB from planning to the merge; these arrays hold 4.8. The
     keys themselves are not copied: the look-up turns them into bytes as it goes."""
 
-    __slots__ = ("digests", "groups")
+    __slots__ = ("digests", "high", "groups")
 
     def __init__(self, keys: Sequence[str | None]) -> None:
         held = np.fromiter((k is not None for k in keys), dtype=bool, count=len(keys))
@@ -167,6 +167,7 @@ class KeyIndex:
             raise ValueError("an item key is 32 lower-case hex characters")
         order = np.argsort(digests, kind="stable")
         self.digests, self.groups = digests[order], groups[order]
+        self.high = _high(self.digests)  # searched first: integers compare fast
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -181,8 +182,13 @@ class KeyIndex:
             return groups
         for lo in range(0, len(keys), _KEYS_AT_ONCE):
             digests, known = _digests(keys[lo : lo + _KEYS_AT_ONCE])
-            at = np.searchsorted(self.digests, digests)
+            high = _high(digests)
+            at = np.searchsorted(self.high, high)
             at[at == len(self)] = 0
+            shared = self.high[at] == high
+            if not (self.digests[at] == digests)[shared].all():  # keys sharing 8 bytes
+                at[shared] = np.searchsorted(self.digests, digests[shared])
+                at[at == len(self)] = 0
             found = known & (self.digests[at] == digests)
             groups[lo : lo + len(at)] = np.where(found, self.groups[at], -1)
         return groups
@@ -190,6 +196,12 @@ class KeyIndex:
     def group(self, key: str) -> int:
         """The group of ``key`` (-1 for a key of no group here)."""
         return int(self.groups_of([key])[0])
+
+
+def _high(digests: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each digest as an unsigned integer, in the digests' order (a
+    search of 16-byte strings cost about four times a search of integers)."""
+    return digests.view(">u8")[::2].astype(np.uint64)
 
 
 #: Keys :meth:`KeyIndex.groups_of` looks up at once.
