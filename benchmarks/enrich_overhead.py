@@ -160,18 +160,13 @@ load other processes put on the machine):
   flight hold), the merge +47 (the output's new columns are 41.7 MB: 1x the frame by
   themselves). ``python benchmarks/enrich_phases.py`` prints this table (``--trace``:
   with the Python lines holding most at each phase's end); its docstring lists what was
-  tried and did not pay, and what is left in order of size. Then the frame's key ->
-  group look-up became two sorted fixed-width arrays (``KeyIndex``: 16 bytes of each
-  key and its group, one ``searchsorted`` per list of keys; 4.8 MB at 200,000 keys, the
-  dict and its int objects were about 16 MB, alive from planning to the merge). Side by
-  side with the code before it (both at once, 200,000 rows): the call's peak 176.3 MB =
-  4.18x against 191.4 MB = 4.53x at a load of 4.6 on 2 CPUs; by phase (one pair, load
-  10) planning +24 against +32 and the engine +15 against +28 above ``prepare``, peak
-  183.5 against 195.2 MB. What is left for 2x is mostly the keys as a 32-character
-  ``str`` each (16 MB, held from ``prepare`` through the engine's queue and ``Landed``
-  to the merge), ``prepare``'s distinct values found without a dictionary encoding's
-  second copy, and the cache look-up and the engine's landing without a Python object
-  per answer.
+  tried and did not pay, and what is left in order of size. At merge time, at 50,000
+  rows, tracemalloc counts 15 MB of Python allocations (was 35): the keys as ``str`` (4
+  MB) and the key -> group dict (3.3 MB) are most of it. 2x would need the keys as a
+  fixed-width array (16 bytes each) with a sorted look-up instead of a dict (tried for
+  the dict: less memory, more CPU; see ``enrich_phases``), prepare's distinct values
+  found without a dictionary encoding's second copy, and the cache look-up and the
+  engine's landing without a Python object per answer.
 """
 
 from __future__ import annotations

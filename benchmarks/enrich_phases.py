@@ -47,11 +47,18 @@ What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
 columns alone are 41.7 MB):
 
 1. The item keys as a fixed-width array (16 bytes each) instead of a 32-character
-   ``str`` per key (16 MB, alive from ``prepare`` to the merge). The key -> group dict
-   (about 16 MB with its int objects) is already a sorted fixed-width look-up
-   (``KeyIndex``, 4.8 MB); the ``str`` keys are what the journal, the claims and the
-   engine's queue and ``Landed`` take, so this one is the items sent, queued and landed
-   by group, their keys made a run at a time.
+   ``str`` per key (16 MB) and the key -> group dict (about 16 MB with its int
+   objects), both alive from ``prepare`` to the merge. Tried for the dict alone: the
+   keys' 16 bytes sorted, with their groups, and one ``searchsorted`` per list of keys
+   (4.8 MB at 200,000 keys). The call's peak fell by 6 to 15 MB (0.15 to 0.35x; three
+   pairs side by side with the code before it), but the first run cost 7 to 12% more
+   CPU in every pair (12.43 against 11.06 CPU-s at a load of 1.2): the direct engine
+   looks up a run's keys five or six times a run, and a numpy look-up of 100 keys costs
+   about 20 microseconds where the dict's costs 6, more with the index out of the CPU's
+   caches. Not kept. It would pay with the engine's rows looked up once a run (their
+   groups carried with the batch), or with the items sent, queued and landed by group
+   and their keys made a run at a time (the ``str`` keys are what the journal, the
+   claims, the engine's queue and ``Landed`` take).
 2. ``prepare``'s distinct values found without the dictionary encoding's second copy of
    the normalised column and its hash table (Arrow's pool peaks 38 MB above the frame):
    the normalising and de-duplicating a chunk of rows at a time, or a factorising that

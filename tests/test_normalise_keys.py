@@ -15,9 +15,8 @@ import pandas as pd
 import pytest
 
 from claynb._routines import DEFAULT_ROUTINES, workspace_routine
-from claynb.pipeline import _work
 from claynb.pipeline._normalise import prepare
-from claynb.pipeline._work import KeyIndex, item_key, item_keys
+from claynb.pipeline._work import item_key, item_keys
 
 PINNED_KEYS: list[tuple[str, dict[str, Any], str]] = [
     ("enrich-person", {"email": "ada@example.com"}, "39c9f87c9b716558a4faac186b851333"),
@@ -139,33 +138,3 @@ def test_prepare_keys_and_reasons_are_pinned_for_emails_and_domains() -> None:
         "full_name '42' has no letters",
         None,
     ]
-
-
-@pytest.mark.parametrize("at_once", [8192, 64])
-def test_key_index_finds_each_keys_group_and_no_other(
-    at_once: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The frame's key -> group look-up (sorted 16-byte digests, not a dict): every key
-    of a group is found, in any order and repeated; a key of no group, a key of another
-    shape and an upper-cased key are -1, not a near match. (64 at once: the look-up and
-    the index's digests made over several chunks.)"""
-    monkeypatch.setattr(_work, "_KEYS_AT_ONCE", at_once)
-    keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(300)]
-    frame_keys: list[str | None] = list(keys)
-    frame_keys[7] = frame_keys[250] = None  # invalid groups have no key
-    index = KeyIndex(frame_keys)
-    assert len(index) == 298
-    asked = [keys[5], keys[299], keys[5], keys[0], keys[7]]
-    assert index.groups_of(asked).tolist() == [5, 299, 5, 0, -1]
-    other = item_key("enrich-person", {"email": "nobody@x.com"})
-    strange = [other, "invalid:3", keys[1].upper(), keys[1][:31], " " + keys[1][1:], keys[2]]
-    assert index.groups_of(strange).tolist() == [-1, -1, -1, -1, -1, 2]
-    assert index.group(keys[42]) == 42 and index.group(other) == -1
-    assert index.groups_of(keys[::-1]).tolist() == [
-        -1 if g in (7, 250) else g for g in range(299, -1, -1)
-    ]
-    assert index.groups_of([]).tolist() == []
-    alike = ["0" * 16 + f"{i:016x}" for i in (9, 3, 7)]  # the same first 8 bytes
-    near = KeyIndex([alike[0], None, alike[1], alike[2]])
-    assert near.groups_of(alike[::-1] + ["0" * 16 + f"{5:016x}"]).tolist() == [3, 2, 0, -1]
-    assert KeyIndex([None, None]).groups_of([keys[0]]).tolist() == [-1]

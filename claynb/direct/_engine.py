@@ -32,7 +32,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable
-from itertools import compress
 from typing import Any, Protocol
 
 import numpy as np
@@ -99,7 +98,7 @@ class Engine:
         self.progress, self.plan, self.opts = progress, plan, opts
         # The items as columns (a run's inputs are made from them when it is sent); a
         # row's state is kept by its group of the frame: ``mine`` marks this call's rows.
-        self.items, self.mine = items, items.mask()
+        self.items, self.group_of, self.mine = items, items.group_of, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
         # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
@@ -208,19 +207,16 @@ class Engine:
     def _land(self, results: list[ItemResult]) -> None:
         """These rows' results (this call's rows), final: into the columns."""
         self.landed.add(results)
-        groups = self.items.groups_of([r.key for r in results])
-        self.done[groups[groups >= 0]] = True
+        self.done[[self.group_of[r.key] for r in results]] = True
 
-    def _mine(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``keys`` are this call's rows (a resumed run may hold others), and
-        their groups (-1 for a key of no group here)."""
-        groups = self.items.groups_of(keys)
-        return (groups >= 0) & self.mine[np.maximum(groups, 0)], groups
+    def _is_mine(self, key: str) -> bool:
+        """Whether ``key`` is one of this call's rows (a resumed run may hold others)."""
+        group = self.group_of.get(key)
+        return group is not None and bool(self.mine[group])
 
     def _left(self, keys: list[str]) -> list[str]:
         """Those of these rows of this call's that have no result yet."""
-        mine, groups = self._mine(keys)
-        return list(compress(keys, mine & ~self.done[np.maximum(groups, 0)]))
+        return [k for k in keys if self._is_mine(k) and not self.done[self.group_of[k]]]
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -409,9 +405,7 @@ class Engine:
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows(
-                list(compress(keys, self._mine(keys)[0])), Status.UNKNOWN, timeout_why
-            )
+            self._finish_rows(list(filter(self._is_mine, keys)), Status.UNKNOWN, timeout_why)
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
@@ -425,7 +419,7 @@ class Engine:
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = list(compress(results, self._mine([r.key for r in results])[0]))
+        mine = [r for r in results if self._is_mine(r.key)]
         self._land(mine)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import compress
 from typing import Any
@@ -24,7 +24,7 @@ from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
 from claynb.pipeline._cache import Hits, max_age_seconds
 from claynb.pipeline._journal import Journal
 from claynb.pipeline._normalise import Prepared
-from claynb.pipeline._work import Answers, ItemResult, KeyIndex, Status, WorkItems
+from claynb.pipeline._work import Answers, ItemResult, Status, WorkItems
 
 
 def catalogue_of(client: Any) -> Mapping[str, Routine]:
@@ -80,7 +80,7 @@ class WorkPlan:
     prepared: Prepared
     answers: Answers
     to_send: WorkItems
-    key_index: KeyIndex
+    group_of: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: Status) -> int:
         return self.answers.count(status)
@@ -97,13 +97,11 @@ class WorkPlan:
 
     def items(self, keys: list[str]) -> WorkItems:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
-        return WorkItems(keys, self.groups(keys), self.prepared.texts, self.key_index)
+        return WorkItems(keys, self.groups(keys), self.prepared.texts, self.group_of)
 
     def answer(self, key: str, status: Status, error: str) -> None:
         """Answer one key's group without a request (a failure or an unknown outcome)."""
-        self.answers.put(
-            [self.key_index.group(key)], [ItemResult(key, status, error=error, attempts=0)]
-        )
+        self.answers.put([self.group_of[key]], [ItemResult(key, status, error=error, attempts=0)])
 
     def answer_cached(self, groups: np.ndarray, hits: Hits) -> None:
         """Answer the cached ones of the keys looked up (``groups``: theirs, in the same
@@ -127,9 +125,9 @@ def plan_work(
     ``read_answers=False`` (``estimate``) notes which groups are cached without reading
     what their answers hold (their fields are None)."""
     routine = prepared.routine
-    index = KeyIndex(prepared.keys)
-    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, index)
-    plan = WorkPlan(prepared, Answers(prepared.groups), nothing, index)
+    group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
+    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, group_of)
+    plan = WorkPlan(prepared, Answers(prepared.groups), nothing, group_of)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(
         invalid,
@@ -138,8 +136,7 @@ def plan_work(
             for g in invalid
         ],
     )
-    groups = np.asarray(prepared.valid_groups, dtype=np.int64)
-    keys: list[str] = [prepared.keys[g] for g in groups.tolist()]  # type: ignore[misc]
+    keys, groups = list(plan.group_of), np.fromiter(plan.group_of.values(), dtype=np.int64)
     if cache and not refresh:
         plan.answer_cached(
             groups,
@@ -174,7 +171,7 @@ def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bo
     if retry:
         return
     for failure in journal.failures(plan.prepared.routine.id, keys):
-        if plan.answers.has(plan.key_index.group(failure.key)):
+        if plan.answers.has(plan.group_of[failure.key]):
             continue
         plan.answer(
             failure.key,

@@ -146,106 +146,6 @@ def _text_column(values: Any) -> pa.Array:
     return text
 
 
-#: An item key: the first 16 bytes of a sha256, as 32 lower-case hex characters.
-KEY_BYTES = 16
-
-
-class KeyIndex:
-    """Item key -> its group of a frame, as two fixed-width arrays: every key's 16 bytes,
-    sorted (``digests``), and the group of each (``groups``); a look-up is one
-    ``searchsorted`` for a whole list of keys. A dict of 200,000 keys, with an int object
-    per group, held about 16 MB from planning to the merge; these arrays hold 4.8. The
-    keys themselves are not copied: the look-up turns them into bytes as it goes."""
-
-    __slots__ = ("digests", "high", "groups")
-
-    def __init__(self, keys: Sequence[str | None]) -> None:
-        held = np.fromiter((k is not None for k in keys), dtype=bool, count=len(keys))
-        groups = np.flatnonzero(held)
-        digests, known = _digests([keys[g] for g in groups.tolist()])  # type: ignore[misc]
-        if not known.all():
-            raise ValueError("an item key is 32 lower-case hex characters")
-        order = np.argsort(digests, kind="stable")
-        self.digests, self.groups = digests[order], groups[order]
-        self.high = _high(self.digests)  # searched first: integers compare fast
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def groups_of(self, keys: Sequence[str]) -> np.ndarray:
-        """The group of each of ``keys`` (-1 for a key of no group here), looked up
-        :data:`_KEYS_AT_ONCE` keys at a time: the look-up's temporaries (the keys' text
-        joined, their bytes, positions) stay small, where for 200,000 keys at once they
-        were about 20 MB that the process then kept."""
-        groups = np.full(len(keys), -1, dtype=np.int64)
-        if not len(self):
-            return groups
-        for lo in range(0, len(keys), _KEYS_AT_ONCE):
-            digests, known = _digests(keys[lo : lo + _KEYS_AT_ONCE])
-            high = _high(digests)
-            at = np.searchsorted(self.high, high)
-            at[at == len(self)] = 0
-            shared = self.high[at] == high
-            if not (self.digests[at] == digests)[shared].all():  # keys sharing 8 bytes
-                at[shared] = np.searchsorted(self.digests, digests[shared])
-                at[at == len(self)] = 0
-            found = known & (self.digests[at] == digests)
-            groups[lo : lo + len(at)] = np.where(found, self.groups[at], -1)
-        return groups
-
-    def group(self, key: str) -> int:
-        """The group of ``key`` (-1 for a key of no group here)."""
-        return int(self.groups_of([key])[0])
-
-
-def _high(digests: np.ndarray) -> np.ndarray:
-    """The first 8 bytes of each digest as an unsigned integer, in the digests' order (a
-    search of 16-byte strings cost about four times a search of integers)."""
-    return digests.view(">u8")[::2].astype(np.uint64)
-
-
-#: Keys :meth:`KeyIndex.groups_of` looks up at once.
-_KEYS_AT_ONCE = 8192
-
-
-def _digests(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The 16 bytes of each key (fixed-width), and which keys are item keys at all (a
-    key that is not 32 lower-case hex characters gets zeros, and False); made
-    :data:`_KEYS_AT_ONCE` keys at a time."""
-    if len(keys) <= _KEYS_AT_ONCE:
-        return _digests_at_once(keys)
-    digests = np.empty(len(keys), dtype=f"S{KEY_BYTES}")
-    known = np.empty(len(keys), dtype=bool)
-    for lo in range(0, len(keys), _KEYS_AT_ONCE):
-        part = slice(lo, lo + _KEYS_AT_ONCE)
-        digests[part], known[part] = _digests_at_once(keys[part])
-    return digests, known
-
-
-def _digests_at_once(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    joined = "".join(keys)
-    if len(joined) == 2 * KEY_BYTES * len(keys) and joined == joined.lower():
-        try:
-            raw = bytes.fromhex(joined)  # all at once: no Python object per key
-        except ValueError:
-            raw = b""
-        if len(raw) == KEY_BYTES * len(keys):
-            return np.frombuffer(raw, dtype=f"S{KEY_BYTES}"), np.ones(len(keys), dtype=bool)
-    each = [_digest(k) for k in keys]
-    known = np.fromiter((d is not None for d in each), dtype=bool, count=len(each))
-    digests = np.array([d or bytes(KEY_BYTES) for d in each], dtype=f"S{KEY_BYTES}")
-    return digests, known
-
-
-def _digest(key: str) -> bytes | None:
-    if len(key) != 2 * KEY_BYTES or key != key.lower():
-        return None
-    try:
-        return bytes.fromhex(key) if " " not in key else None
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """One unique, valid set of normalised inputs to send to a routine.
@@ -264,26 +164,26 @@ class WorkItem:
 class WorkItems(Sequence[WorkItem]):
     """The items a call sends, as columns: each item's key and its group of the frame
     (:class:`~claynb.pipeline._normalise.Prepared`), whose normalised inputs are Arrow
-    text columns with a value per group (``texts``), and the frame's key -> group index
-    (``key_index``, the plan's :class:`KeyIndex`: shared, not one per item). An item's inputs dict is made
+    text columns with a value per group (``texts``), and the frame's key -> group dict
+    (``group_of``, the plan's: shared, not one per item). An item's inputs dict is made
     only when its run is sent (:meth:`inputs`), not held per row from planning to the
     merge: at 200,000 rows a dict and a :class:`WorkItem` per row, with the inputs as
     Python text, were about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the
     queue and event tiers take it so), made a chunk at a time."""
 
-    __slots__ = ("keys", "groups", "texts", "key_index")
+    __slots__ = ("keys", "groups", "texts", "group_of")
 
     def __init__(
         self,
         keys: list[str],
         groups: np.ndarray,
         texts: Mapping[str, pa.Array],
-        key_index: KeyIndex,
+        group_of: Mapping[str, int],
     ) -> None:
         self.keys = keys
         self.groups = np.asarray(groups, dtype=np.int64)
         self.texts = dict(texts)
-        self.key_index = key_index
+        self.group_of = group_of
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -296,7 +196,7 @@ class WorkItems(Sequence[WorkItem]):
 
     def __getitem__(self, at: int | slice) -> WorkItem | WorkItems:
         if isinstance(at, slice):
-            return WorkItems(self.keys[at], self.groups[at], self.texts, self.key_index)
+            return WorkItems(self.keys[at], self.groups[at], self.texts, self.group_of)
         return WorkItem(self.keys[at], self._inputs(self.groups[[at]])[0])
 
     def __iter__(self) -> Iterator[WorkItem]:
@@ -311,7 +211,8 @@ class WorkItems(Sequence[WorkItem]):
 
     def groups_of(self, keys: Sequence[str]) -> np.ndarray:
         """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
-        return self.key_index.groups_of(keys)
+        get = self.group_of.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def _inputs(self, groups: np.ndarray) -> list[dict[str, Any]]:
         if not self.texts:
@@ -325,7 +226,7 @@ class WorkItems(Sequence[WorkItem]):
         """The items of these keys (each a key of the frame), in their order."""
         if keys == self.keys:
             return self
-        return WorkItems(keys, self.groups_of(keys), self.texts, self.key_index)
+        return WorkItems(keys, self.groups_of(keys), self.texts, self.group_of)
 
     def mask(self) -> np.ndarray:
         """A bool per group of the frame: True for the groups of these items."""
