@@ -158,12 +158,15 @@ load other processes put on the machine):
   ``str``, 16 MB), planning +30 (the cache look-up's 16 MB of transient Python objects),
   the engine +15 (was +78: the answers as Arrow columns, 24 MB, and what the runs in
   flight hold), the merge +47 (the output's new columns are 41.7 MB: 1x the frame by
-  themselves). At merge time, at 50,000 rows, tracemalloc counts 15 MB of Python
-  allocations (was 35): the keys as ``str`` (4 MB) and the key -> group dict (3.3 MB)
-  are most of it. 2x would need the keys as a fixed-width array (16 bytes each) with a
-  sorted look-up instead of a dict, prepare's distinct values found without a dictionary
-  encoding's second copy, and the cache look-up and the engine's landing without a
-  Python object per answer.
+  themselves). ``python benchmarks/enrich_phases.py`` prints this table (``--trace``:
+  with the Python lines holding most at each phase's end); its docstring lists what was
+  tried and did not pay, and what is left in order of size. At merge time, at 50,000
+  rows, tracemalloc counts 15 MB of Python allocations (was 35): the keys as ``str`` (4
+  MB) and the key -> group dict (3.3 MB) are most of it. 2x would need the keys as a
+  fixed-width array (16 bytes each) with a sorted look-up instead of a dict (tried for
+  the dict: less memory, more CPU; see ``enrich_phases``), prepare's distinct values
+  found without a dictionary encoding's second copy, and the cache look-up and the
+  engine's landing without a Python object per answer.
 """
 
 from __future__ import annotations

@@ -1,0 +1,294 @@
+"""Where a first enrich run's memory goes, phase by phase (issue 13: peak <= 2x the frame).
+
+    python benchmarks/enrich_phases.py [--rows 200000] [--trace]
+
+The same frame, emulator and call as ``benchmarks/enrich_overhead.py`` (``crm_frame``,
+``instant_emulator``, ``enrich_once``: a first run, every row sent). It is a measuring
+tool: it wraps private functions of ``claynb.pipeline._enrich`` (``prepare``,
+``plan_work``, the backend ``get_backend`` hands out, ``_finish`` and ``merge``) so as
+to mark where one phase ends and the next begins, and it changes nothing they do. When
+those functions are renamed, this script is renamed with them.
+
+The phases, each from its mark to the next: ``prepare`` (normalising, de-duplicating,
+the item keys), ``planning`` (the state file opened, the cache looked up, the claims
+taken), ``engine`` (the backend sending the runs and landing the answers), ``finish``
+(unanswered items completed, the answers put by group), ``merge`` (the output frame
+built), then ``returned`` (the call is over; its output is still alive).
+
+How to read it: every figure is the process's resident memory (RSS) above what it was
+when the call started. "at its end" is RSS when the phase ended; "peak" is the highest
+RSS a thread sampling every 2 ms saw while the phase ran, also as a multiple of the
+frame's ``memory_usage(deep=True)`` (the target is the whole call's peak <= 2x). Memory
+a phase frees mostly stays resident (pymalloc's arenas; Arrow's mimalloc pool keeps
+freed buffers for later), so the call's peak is close to the sum of the phases'
+high-water marks, not the live set at any one moment: every phase has to stay small.
+"arrow" is ``pyarrow.total_allocated_bytes()`` at the phase's end (what Arrow holds
+live: the frame's own text columns are Arrow under pandas 3). ``--trace`` also runs
+tracemalloc (Python objects only; its bookkeeping inflates RSS, so read RSS from a run
+without it): per phase, the Python allocations alive at its end and the peak within it,
+and the lines that hold most at its end.
+
+What was tried and did not pay (200,000 rows unless said):
+
+- ``pyarrow.default_memory_pool().release_unused()`` after ``prepare``: RSS after
+  ``prepare`` 54 MB instead of 98, but the engine then took +66 MB instead of +15: the
+  call's peak was the same (201 MB). The later phases reuse what the pool kept.
+- Arrow's allocator: ``ARROW_DEFAULT_MEMORY_POOL=system`` halves ``prepare``'s RSS, and
+  ``MIMALLOC_PURGE_DELAY=0`` or jemalloc do much the same (``prepare`` alone: +40 to +50
+  MB against +89 to +96; Arrow's own peak is the same in all), but at 50,000 rows the
+  call's peak moved by about 10%, since the later phases reuse that memory anyway. A
+  library does not choose its users' allocator either.
+- ``MALLOC_ARENA_MAX=1`` (glibc's per-thread arenas): no change (87.5 against 89.5 MB
+  at 50,000 rows).
+- The key JSON built a chunk of rows at a time: Arrow's peak in ``prepare`` stayed at
+  80.4 MB (the dictionary encoding, not the JSON, sets it).
+
+What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
+columns alone are 41.7 MB):
+
+1. The item keys as a fixed-width array (16 bytes each) instead of a 32-character
+   ``str`` per key (16 MB) and the key -> group dict (about 16 MB with its int
+   objects), both alive from ``prepare`` to the merge. Tried for the dict alone: the
+   keys' 16 bytes sorted, with their groups, and one ``searchsorted`` per list of keys
+   (4.8 MB at 200,000 keys). The call's peak fell by 6 to 15 MB (0.15 to 0.35x; three
+   pairs side by side with the code before it), but the first run cost 7 to 12% more
+   CPU in every pair (12.43 against 11.06 CPU-s at a load of 1.2): the direct engine
+   looks up a run's keys five or six times a run, and a numpy look-up of 100 keys costs
+   about 20 microseconds where the dict's costs 6, more with the index out of the CPU's
+   caches. Not kept. It would pay with the engine's rows looked up once a run (their
+   groups carried with the batch), or with the items sent, queued and landed by group
+   and their keys made a run at a time (the ``str`` keys are what the journal, the
+   claims, the engine's queue and ``Landed`` take).
+2. ``prepare``'s distinct values found without the dictionary encoding's second copy of
+   the normalised column and its hash table (Arrow's pool peaks 38 MB above the frame):
+   the normalising and de-duplicating a chunk of rows at a time, or a factorising that
+   does not copy the column.
+3. The cache look-up without a Python object per key (``cache_hits``: about 16 MB of
+   short-lived objects at 200,000 keys: the hashes, an object array of the keys, their
+   JSON).
+4. The engine's landing without a dict per answer (a results page parsed straight into
+   columns), and ``Landed``'s Python lists (keys, status, error, source: about 7 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import psutil
+import pyarrow as pa
+from enrich_overhead import crm_frame, enrich_once, instant_emulator
+
+#: The phases in the order a first run goes through them; ``returned`` is after the call.
+PHASES = ("prepare", "planning", "engine", "finish", "merge", "returned")
+
+#: tracemalloc's top lines printed per phase.
+TOP_LINES = 8
+
+
+@dataclass
+class Mark:
+    """The process at the start of a phase (``phase``), which is the end of the one before."""
+
+    phase: str
+    rss: int
+    arrow: int
+    traced: int = 0
+    snapshot: tracemalloc.Snapshot | None = None
+
+
+@dataclass
+class PhaseMemory:
+    """RSS at each phase's start and the peak while it ran, sampled on a thread.
+
+    The thread reads the current phase and keeps the highest RSS per phase, so a peak
+    that falls between two marks is still counted against the phase it happened in."""
+
+    trace: bool
+    proc: psutil.Process = field(default_factory=psutil.Process)
+    marks: list[Mark] = field(default_factory=list)
+    peaks: dict[str, int] = field(default_factory=dict)
+    traced_peaks: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def mark(self, phase: str) -> None:
+        """Phase ``phase`` starts now (a repeated phase, e.g. a second engine round,
+        counts towards the same one)."""
+        traced, snapshot = 0, None
+        if self.trace:
+            traced, peak = tracemalloc.get_traced_memory()
+            if self.marks:
+                ended = self.marks[-1].phase
+                self.traced_peaks[ended] = max(self.traced_peaks.get(ended, 0), peak)
+            snapshot = tracemalloc.take_snapshot()
+            tracemalloc.reset_peak()
+        rss = self.proc.memory_info().rss
+        if self.marks:
+            ended = self.marks[-1].phase
+            self.peaks[ended] = max(self.peaks.get(ended, 0), rss)
+        self.marks.append(Mark(phase, rss, pa.total_allocated_bytes(), traced, snapshot))
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = self.proc.memory_info().rss
+            phase = self.marks[-1].phase
+            self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
+            time.sleep(0.002)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[PhaseMemory]:
+        """Mark ``start``, sample while the block runs, mark ``returned`` after it."""
+        self.mark("start")
+        thread = threading.Thread(target=self._sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.mark("returned")
+            self._stop.set()
+            thread.join()
+            self.mark("stopped")
+
+
+def _marking(fn: Callable[..., Any], memory: PhaseMemory, phase: str, after: str) -> Any:
+    """``fn``, marking ``phase`` as it is called and ``after`` as it returns."""
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        memory.mark(phase)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            memory.mark(after)
+
+    return marked
+
+
+@contextlib.contextmanager
+def _replaced(module: ModuleType, name: str, value: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@contextlib.contextmanager
+def phases_marked(memory: PhaseMemory) -> Iterator[None]:
+    """Wrap ``claynb.pipeline._enrich``'s steps so that each marks its phase."""
+    from claynb.pipeline import _enrich
+
+    get_backend = _enrich.get_backend
+
+    def marked_backend(name: str) -> Any:
+        return _marking(get_backend(name), memory, "engine", "finish")
+
+    with contextlib.ExitStack() as stack:
+        for name, phase, after in (
+            ("prepare", "prepare", "planning"),
+            ("plan_work", "planning", "planning"),
+            ("_finish", "finish", "merge"),
+            ("merge", "merge", "merge"),
+        ):
+            wrapped = _marking(getattr(_enrich, name), memory, phase, after)
+            stack.enter_context(_replaced(_enrich, name, wrapped))
+        stack.enter_context(_replaced(_enrich, "get_backend", marked_backend))
+        yield
+
+
+def measure(rows: int, trace: bool) -> tuple[PhaseMemory, int, int]:
+    """One first run of ``rows`` rows, its phases marked: the marks, the frame's bytes and
+    the output frame's."""
+    home = tempfile.mkdtemp(prefix="claynb-bench-")
+    with instant_emulator() as (url, key):
+        df = crm_frame(rows)
+        frame_bytes = int(df.memory_usage(deep=True).sum())
+        warm = df.head(500).assign(Email="warm." + df["Email"].head(500))
+        enrich_once(warm, url, key, home)  # imports and the state file, before measuring
+        gc.collect()
+        if trace:
+            tracemalloc.start()
+        memory = PhaseMemory(trace)
+        with phases_marked(memory), memory.sampling():
+            out, _ = enrich_once(df, url, key, home)
+        out_bytes = int(out.memory_usage(deep=True).sum())
+        if trace:
+            tracemalloc.stop()
+    return memory, frame_bytes, out_bytes
+
+
+def phase_ends(memory: PhaseMemory) -> dict[str, Mark]:
+    """The last mark after each phase: where it ended (a phase marked more than once, such
+    as ``planning`` or the engine's rounds, ends at its last mark)."""
+    ends: dict[str, Mark] = {}
+    for before, after in zip(memory.marks, memory.marks[1:], strict=False):
+        ends[before.phase] = after
+    return ends
+
+
+def report(memory: PhaseMemory, frame_bytes: int, out_bytes: int, rows: int) -> None:
+    base = memory.marks[0].rss
+    load = psutil.getloadavg()
+    print(
+        f"enrich_phases: {rows:,} rows, a first run; load average "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {psutil.cpu_count()} CPUs"
+    )
+    print(
+        f"  frame {frame_bytes / 1e6:.1f} MB, output frame {out_bytes / 1e6:.1f} MB "
+        f"(its new columns {(out_bytes - frame_bytes) / 1e6:.1f} MB); RSS above the call's start:"
+    )
+    header = f"  {'phase':9s} {'at its end':>11s} {'peak':>9s} {'x frame':>8s} {'arrow':>9s}"
+    print(header + ("  Python alive / peak" if memory.trace else ""))
+    ends = phase_ends(memory)
+    for phase in PHASES:
+        if phase not in ends:
+            continue
+        end, peak = ends[phase], memory.peaks.get(phase, 0) - base
+        line = (
+            f"  {phase:9s} {(end.rss - base) / 1e6:8.1f} MB {peak / 1e6:6.1f} MB "
+            f"{peak / frame_bytes:7.2f}x {end.arrow / 1e6:6.1f} MB"
+        )
+        if memory.trace:
+            traced_peak = memory.traced_peaks.get(phase, 0)
+            line += f"  {end.traced / 1e6:6.1f} / {traced_peak / 1e6:6.1f} MB"
+        print(line)
+    top = max(memory.peaks.values()) - base
+    print(f"  the call's peak: {top / 1e6:.1f} MB = {top / frame_bytes:.2f}x the frame")
+    if memory.trace:
+        for phase, end in ends.items():
+            if phase in PHASES and end.snapshot is not None:
+                print_top(phase, end.snapshot)
+
+
+def print_top(phase: str, snapshot: tracemalloc.Snapshot) -> None:
+    """tracemalloc's lines holding most at the end of ``phase``."""
+    stats = snapshot.statistics("lineno")
+    print(
+        f"  --- Python allocations alive as {phase} ends: {sum(s.size for s in stats) / 1e6:.1f} MB"
+    )
+    for stat in stats[:TOP_LINES]:
+        frame = stat.traceback[0]
+        where = "/".join(frame.filename.split("/")[-2:])
+        print(f"    {stat.size / 1e6:6.2f} MB {stat.count:8,d}  {where}:{frame.lineno}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--trace", action="store_true", help="also count Python allocations")
+    args = parser.parse_args()
+    memory, frame_bytes, out_bytes = measure(args.rows, args.trace)
+    report(memory, frame_bytes, out_bytes, args.rows)
+
+
+if __name__ == "__main__":
+    main()
