@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: How long a statement waits for another process's lock (seconds).
@@ -39,3 +41,18 @@ def connect_wal(
                 conn.close()
                 raise
             time.sleep(0.05)
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on an autocommit connection: ``BEGIN IMMEDIATE`` (the write
+    lock taken up front, so a read-then-write cannot fail half-way on another process's
+    lock), ``COMMIT`` at the end, ``ROLLBACK`` on any error. Callers sharing a connection
+    between threads hold their own lock around it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

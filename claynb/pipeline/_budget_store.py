@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from claynb._plans import Plan
 from claynb._routines import Cost
-from claynb._sqlite import connect_wal
+from claynb._sqlite import connect_wal, immediate
 from claynb.wire._exceptions import ConfigError
 
 #: Fixed-point scale per meter: Data Credits come in halves, dollars in fractions of a cent
@@ -123,34 +123,22 @@ class SqliteBudget:
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> list[Any] | None:
         """Run ``sql`` in one immediate transaction; its first row, if any."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._conn.execute(sql, args).fetchall()
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            rows = conn.execute(sql, args).fetchall()
         return list(rows[0]) if rows else None
 
     def declare(self, caps: Caps) -> Caps | None:
         """Create the budget with ``caps`` unless it exists; the caps it had (None: new)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT cap_a, cap_c, cap_u FROM budgets WHERE name = ?", (self.name,)
-                ).fetchone()
-                if row is None and any(v is not None for v in caps.values()):
-                    self._conn.execute(
-                        "INSERT INTO budgets (name, plan, cap_a, cap_c, cap_u, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (self.name, self.plan.name, *_scaled_caps(caps), time.time()),
-                    )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            row = conn.execute(
+                "SELECT cap_a, cap_c, cap_u FROM budgets WHERE name = ?", (self.name,)
+            ).fetchone()
+            if row is None and any(v is not None for v in caps.values()):
+                conn.execute(
+                    "INSERT INTO budgets (name, plan, cap_a, cap_c, cap_u, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.name, self.plan.name, *_scaled_caps(caps), time.time()),
+                )
         if row is None:
             return None
         return {

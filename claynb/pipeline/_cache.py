@@ -47,6 +47,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -56,6 +57,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from claynb._sqlite import immediate
 from claynb.pipeline._work import Fields
 
 #: The cache's columns, in order, behind its INTEGER key ``h`` (see :func:`key_hashes`).
@@ -130,8 +132,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     with_h = {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
     if "h" in with_h:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         if "h" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}:
             conn.execute(f"CREATE TABLE cache_h (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS})")
             for routine, keys in _keys_by_routine(conn):
@@ -143,10 +144,6 @@ def migrate(conn: sqlite3.Connection) -> None:
                 )
             conn.execute("DROP TABLE cache")
             conn.execute("ALTER TABLE cache_h RENAME TO cache")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _keys_by_routine(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
@@ -364,20 +361,11 @@ def fold(conn: sqlite3.Connection) -> int:
     """
     if inbox_size(conn) == 0:  # the usual case for a reader: nothing written, no lock taken
         return 0
-    own = not conn.in_transaction
-    if own:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
+    with nullcontext() if conn.in_transaction else immediate(conn):
         moved = conn.execute(
             f"INSERT OR REPLACE INTO cache SELECT {_INBOX_COLUMNS} FROM cache_inbox ORDER BY h, seq"
         ).rowcount
         conn.execute("DELETE FROM cache_inbox")
-    except BaseException:
-        if own:
-            conn.execute("ROLLBACK")
-        raise
-    if own:
-        conn.execute("COMMIT")
     return moved
 
 

@@ -19,8 +19,8 @@ method that changes a batch's state checks the table first, so a move it does no
 the charge in the ledger, in the same transaction: a run is either fully landed or still
 in flight, never half. The answers land in the cache's inbox (appended, a few pages a run;
 see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache before
-reading, and the journal folds when it is closed at the end of a call. A later call collects ``in_flight`` runs instead of re-sending their
-items; a batch left "sending" by a process that died becomes "unknown" (the request may
+reading, and the journal folds when it is closed at the end of a call. A later call
+collects ``in_flight`` runs instead of re-sending their items; a batch left "sending" by a process that died becomes "unknown" (the request may
 have reached Clay), and its rows stay ``unknown`` until a recorded run-finished webhook
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
 again, collected, not re-sent), or the caller explicitly re-sends them.
@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from claynb._home import state_home
 from claynb._plans import Plan, get_plan
 from claynb._routines import Cost
-from claynb._sqlite import connect_wal
+from claynb._sqlite import connect_wal, immediate
 from claynb._states import Machine
 from claynb.pipeline import _cache, _ledger
 from claynb.pipeline._work import ANSWERED, CostSource, ItemResult, Status
@@ -215,14 +215,8 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised across threads."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only function on the connection."""
