@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from itertools import compress
 from typing import Any
@@ -80,7 +80,12 @@ class WorkPlan:
     prepared: Prepared
     answers: Answers
     to_send: WorkItems
-    group_of: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def group_of(self) -> Mapping[str, int]:
+        """The frame's key -> group, for every valid group: the items' own (one dict,
+        shared by every :class:`WorkItems` made from this plan)."""
+        return self.to_send.group_of
 
     def count(self, status: Status) -> int:
         return self.answers.count(status)
@@ -127,7 +132,7 @@ def plan_work(
     routine = prepared.routine
     group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
     nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, group_of)
-    plan = WorkPlan(prepared, Answers(prepared.groups), nothing, group_of)
+    plan = WorkPlan(prepared, Answers(prepared.groups), nothing)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(
         invalid,
