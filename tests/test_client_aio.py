@@ -35,6 +35,7 @@ from _loopback_helpers import (
 
 import claynb
 from claynb import Faults
+from claynb.services._process import free_port
 from claynb.wire._aio import AioSender, client_timeout, translated
 
 KEY = "aio-key-0123456789abcdef"
@@ -46,13 +47,6 @@ SHORT_READ = claynb.Timeout(10.0, read=0.5)
 
 def people(n: int) -> list[dict[str, Any]]:
     return [{"id": f"p{i}", "inputs": {"email": f"grace{i}@acme.com"}} for i in range(n)]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (connecting to it is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
