@@ -13,20 +13,34 @@ Columns are built as whole arrays (one per field), never row by row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from claynb._routines import Routine
-from claynb.pipeline._normalise import Prepared
 from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, WorkItems
 
 #: What every output column's name starts with, unless the caller chooses another prefix.
 DEFAULT_PREFIX = "clay_"
 #: The columns written after the result fields, each behind the prefix.
 STATUS_FIELDS = ("status", "error", "actions", "data_credits", "cost_source")
+
+
+class Grouped(Protocol):
+    """What the merge reads of a prepared frame
+    (:class:`~claynb.pipeline._normalise.Prepared` is one): the routine, each row's group
+    (``codes``) and the first row of each group (``first``, which carries its cost)."""
+
+    @property
+    def routine(self) -> Routine: ...
+
+    @property
+    def codes(self) -> np.ndarray: ...
+
+    @property
+    def first(self) -> np.ndarray: ...
 
 
 def output_columns(
@@ -116,6 +130,21 @@ def _column(values: list[Any], codes: np.ndarray) -> Any:
     return array.take(codes)
 
 
+def _text_column(per_group: np.ndarray, codes: np.ndarray, nothing: Any = None) -> Any:
+    """Per-group text (an object array of str or None) fanned out to rows as a text column
+    (:func:`_text_dtype`): the rows' values taken by one NumPy take and converted by Arrow
+    once, never through a Python list. ``nothing``: the dtype when no group holds any text
+    (None: text all the same), as :func:`_column` gives a column of nothing but missing
+    values."""
+    rows = per_group[codes]
+    if nothing is not None and not pd.notna(per_group).any():
+        return pd.array(rows, dtype=nothing)
+    text = pd.api.types.pandas_dtype(_text_dtype())
+    if hasattr(text, "__from_arrow__"):
+        return text.__from_arrow__(pa.array(rows, type=pa.large_string(), from_pandas=True))
+    return pd.array(rows, dtype=object)
+
+
 #: Arrow types -> the pandas dtype that reads them back as the values they hold (text is
 #: :func:`_text_dtype`).
 _NUMBERS = {
@@ -169,27 +198,34 @@ def _arrow_column(
 
 def merge(
     df: pd.DataFrame,
-    prepared: Prepared,
+    prepared: Grouped,
     answers: Answers,
     prefix: str = DEFAULT_PREFIX,
     extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """A new frame: ``df``'s columns, then ``<prefix><field>`` per result field (the
     routine's, then ``extra``) and the status columns, every row answered from its group's
-    slot of ``answers``, in ``df``'s order and index."""
+    slot of ``answers``, in ``df``'s order and index.
+
+    The last use of ``answers``' fields: each field is let go as soon as its column is built
+    (:meth:`~claynb.pipeline._work.Answers.release`), so the memory its answers held serves
+    the next column. ``df``'s own columns are shared with the output, not copied (pandas'
+    copy-on-write), and so are the new ones (each handed over as a Series on ``df``'s index,
+    which ``assign`` takes as it is)."""
     routine, codes = prepared.routine, prepared.codes
     cols: dict[str, Any] = {}
     for name in (*routine.fields, *extra):
         cols[prefix + name] = _field_column(answers, name, codes)
-    cols[prefix + "status"] = _column(answers.status.tolist(), codes)
-    cols[prefix + "error"] = _column(answers.error.tolist(), codes)
+        answers.release(name)
+    cols[prefix + "status"] = _text_column(answers.status, codes)
+    cols[prefix + "error"] = _text_column(answers.error, codes, nothing=object)
     first = prepared.first
     unpriced = answers.source == str(CostSource.UNPRICED)
     for meter, per_group in (("actions", answers.actions), ("data_credits", answers.data_credits)):
         per_group = np.where(unpriced, np.nan, per_group)  # nobody can say what these cost
         cols[prefix + meter] = np.where(first, per_group[codes], 0.0) if len(codes) else np.zeros(0)
     # Always text, so a frame of cached rows (nothing sent, no source) concatenates with any.
-    cols[prefix + "cost_source"] = pd.array(
-        answers.source[codes] if len(codes) else np.empty(0, dtype=object), dtype=_text_dtype()
+    cols[prefix + "cost_source"] = _text_column(answers.source, codes)
+    return df.assign(
+        **{name: pd.Series(col, index=df.index, copy=False) for name, col in cols.items()}
     )
-    return df.assign(**cols)

@@ -311,6 +311,13 @@ class Fields:
             seen[name] = (int((held if len(held) else groups).min()), place)
         return seen
 
+    def without(self, name: str) -> Fields:
+        """These fields but ``name``, where held as columns (dicts are kept whole: they are
+        the answers as parsed, and may be shared)."""
+        if self.table is None or name not in self.table.column_names:
+            return self
+        return Fields(self.rows, self.table.drop_columns([name]))
+
     def column(self, name: str) -> pa.ChunkedArray | list[Any]:
         """One field's values (None or null where an item has none): an Arrow array when
         held as columns, else a list."""
@@ -340,15 +347,21 @@ def fields_of(dicts: Sequence[dict[str, Any] | None]) -> Fields:
 class Landed:
     """Results as a backend hands them back, as columns: a few arrays and one
     :class:`Fields` block per run, instead of an :class:`ItemResult` and a dict per item
-    held until the merge (a 200,000-row call's answers would be most of its memory)."""
+    held until the merge (a 200,000-row call's answers would be most of its memory).
+
+    A result's status and cost source are a byte each (their place in :data:`STATUSES` and
+    :data:`COST_SOURCES`; -1: no source), its error is kept only where there is one (most
+    rows have none): a list of Python text per row held for the whole call was about 5 MB
+    at 200,000 rows. The keys stay ``str`` (the items' own objects, not copies).
+    """
 
     def __init__(self) -> None:
         self.keys: list[str] = []
-        self.status: list[str] = []
-        self.error: list[str | None] = []
+        self.status = array("b")
+        self.errors: dict[int, str] = {}  # row -> its error, for the rows that have one
         self.actions = array("d")
         self.data_credits = array("d")
-        self.source: list[str | None] = []
+        self.source = array("b")
         self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
 
     def __len__(self) -> int:
@@ -357,14 +370,17 @@ class Landed:
     def add(self, results: Iterable[ItemResult]) -> Landed:
         """Take these results in (a run's, or a whole tier's); their dicts become columns."""
         results = [r for r in results if r.status in STATUSES]
+        base = len(self.keys)
         if any(r.result for r in results):
-            self.blocks.append((len(self.keys), fields_of([r.result for r in results])))
+            self.blocks.append((base, fields_of([r.result for r in results])))
         self.keys += [r.key for r in results]
-        self.status += [r.status.value for r in results]
-        self.error += [r.error for r in results]
+        self.status.extend(_STATUS_CODE[r.status] for r in results)
+        self.errors.update(
+            (base + i, r.error) for i, r in enumerate(results) if r.error is not None
+        )
         self.actions.extend(r.cost.actions for r in results)
         self.data_credits.extend(r.cost.data_credits for r in results)
-        self.source += [None if r.cost_source is None else r.cost_source.value for r in results]
+        self.source.extend(_SOURCE_CODE[r.cost_source] for r in results)
         return self
 
     def extend(self, other: Landed | Iterable[ItemResult]) -> Landed:
@@ -375,12 +391,31 @@ class Landed:
         base = len(self.keys)
         self.blocks += [(base + start, fields) for start, fields in other.blocks]
         self.keys += other.keys
-        self.status += other.status
-        self.error += other.error
+        self.status.extend(other.status)
+        self.errors.update((base + row, error) for row, error in other.errors.items())
         self.actions.extend(other.actions)
         self.data_credits.extend(other.data_credits)
-        self.source += other.source
+        self.source.extend(other.source)
         return self
+
+    def clear(self) -> None:
+        """Let go of every result (they are in the call's :class:`Answers` by now), so
+        what they held serves the output frame."""
+        self.keys, self.errors, self.blocks = [], {}, []
+        for column in (self.status, self.actions, self.data_credits, self.source):
+            del column[:]
+
+
+#: Every cost source, in order: :attr:`Landed.source` holds a result's place here.
+COST_SOURCES = tuple(CostSource)
+_STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
+_SOURCE_CODE: dict[CostSource | None, int] = {
+    None: -1,
+    **{source: code for code, source in enumerate(COST_SOURCES)},
+}
+#: A code of :attr:`Landed.status` or :attr:`Landed.source` -> its text (-1: None, at the end).
+_STATUS_TEXT = np.array([s.value for s in STATUSES], dtype=object)
+_SOURCE_TEXT = np.array([s.value for s in COST_SOURCES] + [None], dtype=object)
 
 
 class Answers:
@@ -420,11 +455,19 @@ class Answers:
         group of -1 is a row of no group here, left out)."""
         at = np.asarray(groups, dtype=np.int64)
         mine = at >= 0
-        self.status[at[mine]] = np.asarray(landed.status, dtype=object)[mine]
-        self.error[at[mine]] = np.asarray(landed.error, dtype=object)[mine]
-        self.actions[at[mine]] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
-        self.data_credits[at[mine]] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
-        self.source[at[mine]] = np.asarray(landed.source, dtype=object)[mine]
+        to = at[mine]
+        self.status[to] = _STATUS_TEXT[np.frombuffer(landed.status, dtype=np.int8)[mine]]
+        self.error[to] = None
+        if landed.errors:
+            rows = np.fromiter(landed.errors, dtype=np.int64, count=len(landed.errors))
+            last = np.full(len(self), -1, dtype=np.int64)
+            last[to] = np.flatnonzero(mine)  # the row that answers each group: its last
+            kept = mine[rows] & (last[np.where(mine[rows], at[rows], 0)] == rows)
+            errors = np.array(list(landed.errors.values()), dtype=object)
+            self.error[at[rows[kept]]] = errors[kept]
+        self.actions[to] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
+        self.data_credits[to] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
+        self.source[to] = _SOURCE_TEXT[np.frombuffer(landed.source, dtype=np.int8)[mine]]
         for start, fields in landed.blocks:
             block = slice(start, start + fields.rows)
             self.blocks.append((at[block][mine[block]], fields.only(mine[block])))
@@ -439,6 +482,11 @@ class Answers:
         self.source[at] = None
         if fields is not None and len(at):
             self.blocks.append((at, fields))
+
+    def release(self, name: str) -> None:
+        """Let go of field ``name`` in every block held as Arrow columns (the merge has
+        taken it out to the rows): its buffers go back to Arrow's pool for the next."""
+        self.blocks = [(groups, fields.without(name)) for groups, fields in self.blocks]
 
     def field_names(self) -> list[str]:
         """Every field some answer holds, in order of first sight: by group, then by its
