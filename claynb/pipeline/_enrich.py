@@ -225,8 +225,7 @@ def _no_plan(routine: Routine) -> WorkPlan:
 def _answered(plan: WorkPlan, landed: Landed) -> _Answered:
     """Every sent item's result (a missing one ``unknown``) put in the plan's answers;
     ``landed`` emptied once they are in."""
-    complete(plan.to_send, landed)
-    plan.answers.put_landed(plan.groups(landed.keys), landed)
+    plan.answers.put_landed(complete(plan.to_send, landed), landed)
     landed.clear()
     prepared = plan.prepared
     return _Answered(prepared.routine, prepared.codes, prepared.first, plan.answers)

@@ -305,18 +305,15 @@ class Fields:
                     seen[name] = min(seen.get(name, (g, place)), (g, place))
             return seen
         table = self.table
+        lowest = int(groups.min()) if len(groups) else 0
         for place, name in enumerate(table.column_names if table is not None else ()):
-            valid = table.column(name).is_valid()  # type: ignore[union-attr]
-            held = groups[valid.to_numpy(zero_copy_only=False)]
-            seen[name] = (int((held if len(held) else groups).min()), place)
+            column = table.column(name)  # type: ignore[union-attr]
+            if 0 < column.null_count < len(column):  # else every answer holds it, or none
+                held = groups[column.is_valid().to_numpy(zero_copy_only=False)]
+                seen[name] = (int(held.min()), place)
+            else:
+                seen[name] = (lowest, place)
         return seen
-
-    def without(self, name: str) -> Fields:
-        """These fields but ``name``, where held as columns (dicts are kept whole: they are
-        the answers as parsed, and may be shared)."""
-        if self.table is None or name not in self.table.column_names:
-            return self
-        return Fields(self.rows, self.table.drop_columns([name]))
 
     def column(self, name: str) -> pa.ChunkedArray | list[Any]:
         """One field's values (None or null where an item has none): an Arrow array when
@@ -483,10 +480,10 @@ class Answers:
         if fields is not None and len(at):
             self.blocks.append((at, fields))
 
-    def release(self, name: str) -> None:
-        """Let go of field ``name`` in every block held as Arrow columns (the merge has
-        taken it out to the rows): its buffers go back to Arrow's pool for the next."""
-        self.blocks = [(groups, fields.without(name)) for groups, fields in self.blocks]
+    def release(self) -> None:
+        """Let go of every answer's fields (the merge has taken them out to the rows): their
+        memory goes back to Arrow's pool, for the output's other columns."""
+        self.blocks = []
 
     def field_names(self) -> list[str]:
         """Every field some answer holds, in order of first sight: by group, then by its
