@@ -16,7 +16,7 @@ import pandas as pd
 from claynb._routines import workspace_routine
 from claynb.pipeline._merge import _column, merge, result_fields
 from claynb.pipeline._normalise import prepare
-from claynb.pipeline._work import Answers, ItemResult, Landed, Status, fields_of
+from claynb.pipeline._work import Answers, CostSource, ItemResult, Landed, Status, fields_of
 
 ROUTINE = workspace_routine("function:t_mix", ("email",))
 
@@ -64,3 +64,47 @@ def test_fields_of_keeps_dicts_where_arrow_would_change_them() -> None:
     held = fields_of([{"a": 1}, None, {"b": "x"}])
     assert held.table is not None and held.table.column_names == ["a", "b"]
     assert held.table.column("a").to_pylist() == [1, None, None]
+
+
+def test_a_group_is_answered_by_its_last_landed_result() -> None:
+    """Landed keeps a status and a cost source as a byte per result and errors only where
+    there are some: put into answers, a group shows its last result, error included."""
+    first = [
+        ItemResult("a", Status.FAILED, error="boom", cost_source=CostSource.METERED),
+        ItemResult("b", Status.ENRICHED, {"x": 1}, cost_source=CostSource.ESTIMATED),
+        ItemResult("c", Status.ENRICHED, {"x": 3}),
+    ]
+    then = [
+        ItemResult("a", Status.ENRICHED, {"x": 2}),  # a again: no error now
+        ItemResult("c", Status.UNKNOWN, error="lost", cost_source=CostSource.UNPRICED),
+        ItemResult("d", Status.NO_MATCH, error="", cost_source=CostSource.METERED),
+        ItemResult("z", Status.FAILED, error="of no group here"),
+    ]
+    landed = Landed().add(first).extend(Landed().add(then))
+    assert len(landed) == 7 and landed.errors == {
+        0: "boom",
+        4: "lost",
+        5: "",
+        6: "of no group here",
+    }
+    answers = Answers(4)
+    answers.put_landed(np.array([0, 1, 2, 0, 2, 3, -1]), landed)
+    assert answers.status.tolist() == ["enriched", "enriched", "unknown", "no_match"]
+    assert answers.error.tolist() == [None, None, "lost", ""]
+    assert answers.source.tolist() == [None, "estimated", "unpriced", "metered"]
+    landed.clear()
+    assert len(landed) == 0 and not landed.errors and not landed.blocks and not len(landed.status)
+
+
+def test_the_output_shares_the_frames_columns() -> None:
+    """No second copy of the frame: the output's input columns are the input's own
+    (pandas 3's copy-on-write; pandas 2 copies them in ``assign``)."""
+    df = pd.DataFrame({"Email": ["a@x.io", "b@x.io", "a@x.io"], "n": [1.0, 2.0, 3.0]})
+    prepared = prepare(df, ROUTINE, {"email": "Email"})
+    answers = Answers(prepared.groups)
+    answers.put(range(prepared.groups), _results([{"name": "A"}, {}], 0))
+    out = merge(df, prepared, answers, extra=["name"])
+    if int(pd.__version__.split(".")[0]) >= 3:  # copy-on-write: pandas 2 copies on assign
+        assert np.shares_memory(out["n"].to_numpy(), df["n"].to_numpy())
+    assert out["clay_status"].tolist() == ["enriched", "no_match", "enriched"]
+    assert out["clay_name"].tolist()[::2] == ["A", "A"] and pd.isna(out["clay_name"][1])
