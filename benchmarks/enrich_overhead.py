@@ -182,8 +182,8 @@ load other processes put on the machine):
   0.96 and 0.98 against 0.98 and 0.91; estimate 0.62 and 0.64 against 0.61 and 0.62.
   ``_finish`` alone: 0.23 and 0.32 CPU-s against 0.51 and 0.58 (first run), 0.08 and
   0.12 against 0.16 and 0.20 (cached re-run). ``enrich_phases``: RSS from the engine's end
-  to the merge's peak +1.5 MB against +53.6 (``--trace`` at 50,000 rows: 1.5 MB of Python
-  allocations alive as the merge ends, most of them the cost columns, against 15); the
+  to the merge's peak +1.5 MB against +53.6 (``--trace`` at 50,000 rows: 3.3 MB of Python
+  allocations alive as the merge starts, 1.5 as it ends, against 15 at merge time); the
   call's peak is now the engine's or planning's, over what ``prepare`` leaves resident.
 """
 
