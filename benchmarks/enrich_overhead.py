@@ -161,12 +161,30 @@ load other processes put on the machine):
   themselves). ``python benchmarks/enrich_phases.py`` prints this table (``--trace``:
   with the Python lines holding most at each phase's end); its docstring lists what was
   tried and did not pay, and what is left in order of size. At merge time, at 50,000
-  rows, tracemalloc counts 15 MB of Python allocations (was 35): the keys as ``str`` (4
-  MB) and the key -> group dict (3.3 MB) are most of it. 2x would need the keys as a
-  fixed-width array (16 bytes each) with a sorted look-up instead of a dict (tried for
-  the dict: less memory, more CPU; see ``enrich_phases``), prepare's distinct values
-  found without a dictionary encoding's second copy, and the cache look-up and the
-  engine's landing without a Python object per answer.
+  rows, tracemalloc counted 15 MB of Python allocations (was 35): the keys as ``str`` (4
+  MB) and the key -> group dict (3.3 MB) were most of it.
+- memory, the key -> group dict (issue 13 item 2): gone. The direct engine's batches
+  carry their rows' groups (cut from a queue of groups, their keys made as the batch is
+  made), so sending, re-queueing, failing and landing a run index arrays by group and
+  look no key up (it looked a run's keys up five or six times); the keys that come back
+  from outside (a resumed run's from the journal, keys other calls held, a backend's
+  results at the finish) are looked up a list at a time against the keys' 16 bytes
+  sorted (``KeyIndex`` in ``claynb/pipeline/_keys.py``, 4.8 MB, built on first use: in
+  a first run, at the finish). Side by side with main (b354ca6), 200,000 rows, this
+  script, four pairs at loads of 3.9 to 6.1 on 2 CPUs: the first run's RSS peak 174.8,
+  179.0, 177.3 and 174.9 MB (4.14 to 4.24x) against 191.5, 188.4, 192.2 and 193.9 (4.46
+  to 4.59x); its CPU 9.74, 11.49, 11.36 and 11.03 CPU-s against 10.11, 10.12, 12.56 and
+  12.43 (10.9 against 11.3 on average: not worse, and within the noise). Measured
+  alone (``time.process_time``, best of 3), a first run's look-ups at 200,000 rows cost
+  about 90 ms now (the index built, 36 ms; two look-ups of every key at the finish, 27
+  ms each) against about 175 (the dict built, 27 ms; six look-ups of each run's 100 keys,
+  74 ms in all; two at the finish, 37 ms each). The cached re-run and the estimate are unchanged (0.83 to 1.00 and 0.55 to
+  0.62 CPU-s against 0.90 to 0.99 and 0.58 to 0.61). The keys themselves are still a
+  32-character ``str`` each (16.2 MB at 200,000 rows), held by ``Prepared.keys`` and,
+  the same objects, by ``Landed.keys`` until the finish: made a run at a time from 16
+  bytes each, they would be as many by the engine's end (``Landed`` keeps each result's
+  key), so that pays only once ``Landed`` keeps something else (the direct engine knows
+  each result's group).
 """
 
 from __future__ import annotations

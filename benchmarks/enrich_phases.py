@@ -46,19 +46,21 @@ What was tried and did not pay (200,000 rows unless said):
 What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
 columns alone are 41.7 MB):
 
-1. The item keys as a fixed-width array (16 bytes each) instead of a 32-character
-   ``str`` per key (16 MB) and the key -> group dict (about 16 MB with its int
-   objects), both alive from ``prepare`` to the merge. Tried for the dict alone: the
-   keys' 16 bytes sorted, with their groups, and one ``searchsorted`` per list of keys
-   (4.8 MB at 200,000 keys). The call's peak fell by 6 to 15 MB (0.15 to 0.35x; three
-   pairs side by side with the code before it), but the first run cost 7 to 12% more
-   CPU in every pair (12.43 against 11.06 CPU-s at a load of 1.2): the direct engine
-   looks up a run's keys five or six times a run, and a numpy look-up of 100 keys costs
-   about 20 microseconds where the dict's costs 6, more with the index out of the CPU's
-   caches. Not kept. It would pay with the engine's rows looked up once a run (their
-   groups carried with the batch), or with the items sent, queued and landed by group
-   and their keys made a run at a time (the ``str`` keys are what the journal, the
-   claims, the engine's queue and ``Landed`` take).
+1. The item keys as a 32-character ``str`` each (16.2 MB at 200,000 rows: ``item_keys``
+   in ``--trace``), alive from ``prepare`` to the finish, held by ``Prepared.keys`` and,
+   the same objects, by the engine's results (``Landed.keys``). The key -> group dict
+   beside them (13.3 MB) is gone: the direct engine's batches carry their rows' groups
+   and look no key up; keys that come back from outside are looked up a list at a time
+   against the keys' 16 bytes sorted (``KeyIndex``, 4.8 MB from the finish on). Side by
+   side with main (b354ca6), this script at 200,000 rows, two pairs at loads of 4 to 5.3
+   on 2 CPUs: the call's peak 181.3 and 181.2 MB (4.29x) against 201.9 and 198.1 (4.78x
+   and 4.69x); by phase (RSS at the end, one pair) planning 126.0 against 132.8, the
+   engine 124.4 against 142.9, finish 134.0 against 151.0 (``prepare`` varies by 20 MB
+   from run to run). First-run CPU is not worse (``enrich_overhead``'s docstring). An
+   earlier try (branch ``issue-13k-keyindex``) kept the engine's look-ups and only
+   replaced the dict: 6 to 15 MB less, 7 to 12% more CPU. What is left of this item:
+   ``Landed`` keeping the direct engine's groups (or 16 bytes per key) instead of the
+   keys, after which the keys can be made a run at a time from 16 bytes each.
 2. ``prepare``'s distinct values found without the dictionary encoding's second copy of
    the normalised column and its hash table (Arrow's pool peaks 38 MB above the frame):
    the normalising and de-duplicating a chunk of rows at a time, or a factorising that
