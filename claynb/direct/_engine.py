@@ -486,7 +486,7 @@ class Engine:
         results = outcomes_of(
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
-        actual = sum((r.cost for r in results), Cost())
+        actual = Cost.total(r.cost for r in results)
         await asyncio.to_thread(
             self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
         )
@@ -499,7 +499,8 @@ class Engine:
                 "not sent: Clay's credits exhausted (it stopped running the "
                 "items of an earlier run); rows finished before are kept"
             )
-        self.progress.advance(len(landing), sum((r.cost for r in landing), Cost()))
+        paid = actual if landing is results else Cost.total(r.cost for r in landing)
+        self.progress.advance(len(landing), paid)
 
     async def _poll(self, run_id: str) -> Any:
         """Poll until complete (with backoff, woken early by a webhook); None on timeout.
