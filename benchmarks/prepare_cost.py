@@ -1,0 +1,127 @@
+"""What ``prepare`` alone costs: its memory and its CPU, on two frames of 200,000 rows.
+
+    python benchmarks/prepare_cost.py [--rows 200000] [--repeat 5]
+
+``prepare`` (normalising, de-duplicating and keying a frame's inputs) runs first in every
+``enrich`` and ``estimate``. Two frames: ``distinct``, ``crm_frame``'s e-mails (every one
+distinct: the first-run benchmark's frame), and ``messy``, e-mails of which about 48,000
+are distinct, with NA, blanks, mixed case, spaces, ``mailto:`` and invalid values.
+
+Each frame is measured in a fresh process (memory a call frees mostly stays resident, so
+one call must not inherit another's): the process's resident memory (RSS, sampled every
+2 ms on a thread) above its start, at the peak and when ``prepare`` returned; Arrow's own
+peak (a proxy memory pool set as the default for the call: every Arrow buffer ``prepare``
+allocates, and only those); then ``prepare``'s CPU seconds (``time.process_time``), the
+median of ``--repeat`` calls. Run it with another tree's interpreter to compare
+(``/other/tree/.venv/bin/python benchmarks/prepare_cost.py``): the script imports the
+``claynb`` that interpreter has installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import psutil
+import pyarrow as pa
+from enrich_overhead import crm_frame
+
+FRAMES = ("distinct", "messy")
+
+
+def messy_frame(rows: int) -> pd.DataFrame:
+    """E-mails as a spreadsheet holds them: about 48,000 distinct, some written two ways."""
+    values: list[str | None] = []
+    for i in range(rows):
+        j = (i * 7919) % 48_000
+        shape = j % 8
+        if shape == 0:
+            values.append(None)
+        elif shape == 1:
+            values.append("  ")
+        elif shape == 2:
+            values.append(f"  Person{j // 2}@Company{j % 300}.COM ")
+        elif shape == 3:
+            values.append(f"mailto:person{j // 2}@company{j % 300}.com")
+        elif shape == 4:
+            values.append(f"not an e-mail {j}")
+        else:
+            values.append(f"person{j // 2}@company{j % 300}.com")
+    return pd.DataFrame({"Email": values})
+
+
+def frame(name: str, rows: int) -> pd.DataFrame:
+    return crm_frame(rows) if name == "distinct" else messy_frame(rows)
+
+
+def measure(name: str, rows: int, repeat: int) -> str:
+    """One frame's figures, as a line (run in a process of its own)."""
+    from claynb._routines import get_routine
+    from claynb.pipeline._normalise import prepare
+
+    df = frame(name, rows)
+    routine = get_routine("enrich-person")
+    inputs = {"email": "Email"}
+    proc = psutil.Process()
+    base = peak = proc.memory_info().rss
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(0.002)
+
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    default = pa.default_memory_pool()
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    pa.set_memory_pool(pool)
+    try:
+        prepared = prepare(df, routine, inputs)
+    finally:
+        pa.set_memory_pool(default)
+    end = proc.memory_info().rss
+    stop.set()
+    thread.join()
+    peak = max(peak, end)
+    groups, arrow_peak = prepared.groups, pool.max_memory()
+    del prepared  # before the pool its buffers came from
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        prepare(df, routine, inputs)
+        times.append(time.process_time() - start)
+    mb = 1e6
+    return (
+        f"{name:<9} {rows:>8,} rows {groups:>8,} groups  "
+        f"RSS peak +{(peak - base) / mb:6.1f} MB, at its end +{(end - base) / mb:6.1f} MB  "
+        f"Arrow peak {arrow_peak / mb:6.1f} MB  "
+        f"CPU {statistics.median(times):.3f} s (median of {repeat})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--frame", choices=FRAMES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.frame:
+        print(measure(args.frame, args.rows, args.repeat), flush=True)
+        return
+    import claynb
+
+    print(f"claynb from {claynb.__file__}; load {psutil.getloadavg()}")
+    for name in FRAMES:
+        command = [sys.executable, __file__, "--frame", name, "--rows", str(args.rows)]
+        subprocess.run([*command, "--repeat", str(args.repeat)], check=True)
+
+
+if __name__ == "__main__":
+    main()
