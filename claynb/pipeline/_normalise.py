@@ -38,9 +38,11 @@ from claynb._routines import Routine, input_problems, kind_patterns, validate_in
 from claynb.pipeline._text import (
     TEXT,
     as_text,
+    joined,
     may_contain,
     not_printable,
     patch,
+    text_bytes,
     through_python,
 )
 from claynb.pipeline._work import item_keys
@@ -189,18 +191,70 @@ class _Column:
 
 
 def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Column:
-    """The column normalised by Arrow's kernels row by row (Python only for values that
-    are not printable ASCII, once per distinct value), then its distinct values checked."""
+    """The column normalised, numbered by distinct value (as each first appears, so
+    ``distinct`` holds each value's first row) and its distinct values checked."""
     kind = routine.kind_of(name)
+    clean = _normalised_text(kind, column)
+    codes = _numbered(clean)
+    first = _first_of_each_group(codes)
+    distinct = clean if first.all() else clean.take(pa.array(np.flatnonzero(first)))
+    return _Column(codes, distinct, _problems(kind, name, distinct))
+
+
+def _numbered(text: pa.Array) -> np.ndarray:
+    """Per value, its number among the distinct values (missing ones share one), numbered
+    in order of first appearance.
+
+    Arrow finds equal values one of two ways, chosen by how many bytes the distinct
+    values hold (estimated from a sample). Its dictionary encoding hashes each value, but
+    its hash table and copy of the distinct values peak at about 3.5 times their bytes
+    (35 MB for 200,000 distinct e-mails, which then stay resident in Arrow's pool); its
+    sort (a dense rank) copies nothing (3 MB for those e-mails) but costs 2 to 7 times
+    the CPU, the more the more values repeat: it is for many distinct bytes."""
+    if _distinct_bytes(text) <= _HASHED_BYTES:
+        equal = pc.dictionary_encode(text, null_encoding="encode").indices.to_numpy()
+        return np.asarray(equal, dtype=np.int64)  # numbered as they first appear
+    ranks = pc.rank(text, tiebreaker="dense").to_numpy()
+    if int(ranks.max()) == len(ranks):  # every value distinct: a group per row
+        return np.arange(len(ranks), dtype=np.int64)
+    return np.asarray(pd.factorize(ranks)[0], dtype=np.int64)
+
+
+#: Distinct bytes up to which :func:`_numbered` hashes (its peak: about 7 MB).
+_HASHED_BYTES = 2_000_000
+
+#: Rows :func:`_distinct_bytes` samples.
+_SAMPLE = 8192
+
+
+def _distinct_bytes(text: pa.Array) -> float:
+    """About how many bytes of text the column's distinct values hold: exact for a column
+    of few bytes or rows, else estimated from a sample (Chao's estimator: the values the
+    sample saw once and twice say how many it did not see)."""
+    rows = len(text)
+    if text_bytes(text) <= _HASHED_BYTES or rows <= _SAMPLE:
+        return float(min(text_bytes(text), _HASHED_BYTES))
+    picked = np.random.default_rng(0).choice(rows, _SAMPLE, replace=False)
+    counts = pc.value_counts(text.take(pa.array(np.sort(picked))))
+    seen = counts.field("counts").to_numpy()
+    once, twice = int(np.count_nonzero(seen == 1)), int(np.count_nonzero(seen == 2))
+    distinct = min(rows, len(seen) + once * (once - 1) / (2 * (twice + 1)))
+    return distinct * text_bytes(counts.field("values")) / len(seen)
+
+
+def _normalised_text(kind: str, column: pd.Series) -> pa.Array:
+    """The column normalised by Arrow's kernels a slice of rows at a time (Python only for
+    values that are not printable ASCII, once per distinct value); null where missing."""
     text, others = as_text(column)
     odd = np.flatnonzero(not_printable(text))
     normalise = normaliser_for(kind)
-    clean = pa.chunked_array(  # a slice at a time: each kernel's temporaries stay small
-        [
+    clean = joined(  # a slice at a time: each kernel's temporaries stay small
+        (
             _printable_normalised(normalise, text.slice(lo, _ROWS_AT_ONCE))
             for lo in range(0, len(text), _ROWS_AT_ONCE)
-        ],
-        type=TEXT,
+        ),
+        len(text),
+        text_bytes(text),  # normalising printable text never lengthens it
     )
     clean = through_python(clean, odd, text, lambda v: normalise(v) or None)
     if len(others):
@@ -208,13 +262,7 @@ def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Colum
         slots, uniques = pd.factorize(raw, use_na_sentinel=False)
         done = [normalise_value(kind, v) for v in np.asarray(uniques, dtype=object).tolist()]
         clean = patch(clean, others, pa.array(done, type=TEXT).take(pa.array(slots)))
-    # One memo table over all the slices: every slice's indices point into the one
-    # dictionary of distinct values, which each slice carries.
-    encoded = pc.dictionary_encode(clean, null_encoding="encode")
-    distinct = encoded.chunks[-1].dictionary if encoded.num_chunks else pa.array([], TEXT)
-    indices = pa.chunked_array([chunk.indices for chunk in encoded.chunks], type=pa.int32())
-    codes = indices.to_numpy().astype(np.int64)
-    return _Column(codes, distinct, _problems(kind, name, distinct))
+    return clean
 
 
 #: Rows a column is normalised in at once: Arrow's kernels make a new column per step
@@ -281,12 +329,13 @@ def _problems(kind: str, name: str, distinct: pa.Array) -> dict[int, str]:
 
 def _group(columns: Sequence[_Column]) -> np.ndarray:
     """Row -> group: rows whose tuple of normalised values is the same share a group,
-    numbered in order of first appearance. Integers only: the columns' slot codes are
-    combined one column at a time, renumbered each time so they never overflow."""
+    numbered in order of first appearance. Integers only: the columns' slot codes (each
+    numbered by first appearance too) are combined one column at a time, renumbered each
+    time so they never overflow."""
     combined = columns[0].codes
     for column in columns[1:]:
         combined = pd.factorize(combined * len(column.distinct) + column.codes)[0]
-    return np.asarray(pd.factorize(combined)[0], dtype=np.int64)
+    return np.asarray(combined, dtype=np.int64)
 
 
 def _first_of_each_group(groups: np.ndarray) -> np.ndarray:
@@ -317,16 +366,26 @@ def _reasons(
 def _keys(
     routine_id: str, texts: Mapping[str, pa.Array], reasons: Sequence[str | None]
 ) -> list[str | None]:
-    """Per group, its item key, or None where it has a reason not to be sent."""
+    """Per group, its item key, or None where it has a reason not to be sent. The groups
+    that can be sent are picked a chunk at a time (picking them all at once copied every
+    input's text)."""
     if not any(reasons):
         return list(item_keys(routine_id, texts))
-    valid = np.flatnonzero([r is None for r in reasons])
-    at = pa.array(valid)
     keys: list[str | None] = [None] * len(reasons)
-    valid_keys = item_keys(routine_id, {name: text.take(at) for name, text in texts.items()})
-    for g, key in zip(valid.tolist(), valid_keys, strict=True):
-        keys[g] = key
+    valid = np.flatnonzero([r is None for r in reasons])
+    for lo in range(0, len(valid), _KEYS_AT_ONCE):
+        at = valid[lo : lo + _KEYS_AT_ONCE]
+        start = int(at[0])
+        picked = pa.array(at - start)
+        chunk = {name: text.slice(start, int(at[-1]) + 1 - start) for name, text in texts.items()}
+        chunk_keys = item_keys(routine_id, {name: t.take(picked) for name, t in chunk.items()})
+        for g, key in zip(at.tolist(), chunk_keys, strict=True):
+            keys[g] = key
     return keys
+
+
+#: Groups :func:`_keys` picks and keys at once.
+_KEYS_AT_ONCE = 8192
 
 
 def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -339,9 +398,9 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     first_rows = np.flatnonzero(first)
     slots = [column.codes[first_rows] for column in normalised]
     texts = {
-        name: c.distinct.take(pa.array(at))
+        name: c.distinct if len(normalised) == 1 else c.distinct.take(pa.array(at))
         for name, c, at in zip(names, normalised, slots, strict=True)
-    }
+    }  # one input: its distinct values are the groups, in the same order
     reasons = _reasons(normalised, slots, len(first_rows))
     keys = _keys(routine.id, texts, reasons)
     return Prepared(routine, codes, texts, keys, reasons, first)
