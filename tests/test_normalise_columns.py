@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from claynb._routines import KINDS, Routine, workspace_routine
 from claynb.pipeline import _normalise
 from claynb.pipeline._normalise import normalise_inputs, prepare
+from claynb.pipeline._text import TEXT, text_bytes
 from claynb.pipeline._work import item_key
 
 PIECES = [
@@ -166,3 +168,43 @@ def test_a_column_normalised_in_several_slices_is_prepared_as_row_by_row(
     different slices, and a frame's slice that starts part-way into a slice."""
     monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
     test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
+
+
+@pytest.mark.parametrize(
+    ("hashed_bytes", "sample"),
+    [(-1, 8192), (10**12, 8192), (2_000, 200)],
+    ids=["sorted", "hashed", "chosen-from-a-sample"],
+)
+def test_distinct_values_found_either_way_are_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch, hashed_bytes: int, sample: int
+) -> None:
+    """Distinct values are found by Arrow's hashing when they hold few bytes and by its
+    sort when they hold many (``_HASHED_BYTES``, estimated from a sample of ``_SAMPLE``
+    rows): both number the groups as they first appear, in columns of several slices,
+    with NA, blanks, invalid values and duplicates on both sides of the slices' edges,
+    with one input and with several."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", hashed_bytes)
+    monkeypatch.setattr(_normalise, "_SAMPLE", sample)
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
+    test_one_input_of_every_kind_is_prepared_as_row_by_row()
+    test_several_inputs_group_by_all_of_them_and_give_the_first_reason()
+    # Every value distinct (the sort's short cut: a group per row), then the same values
+    # again in another order, and a frame of nothing but missing values.
+    emails = [f"P{i}@Co{i % 7}.com " for i in range(1500)]
+    routine = workspace_routine("function:t_e", ("email",))
+    for values in (emails, emails + emails[::-1], [None, "  ", None, ""] * 60, []):
+        df = pd.DataFrame({"Email": framed(values, "str")})
+        check_against_reference(df, routine, {"email": "Email"})
+
+
+def test_the_distinct_bytes_estimate_tells_few_from_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's estimate of the distinct values' bytes, which picks hashing or sorting:
+    near the truth for a column of all-distinct values and for one of a few hundred
+    repeated values (either way the groups are the same: the test above)."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", 100_000)  # columns above it: sampled
+    many = pa.array([f"person{i}@company{i % 5000}.com" for i in range(60_000)], TEXT)
+    few = pa.array([f"person{i % 700}@company.com" for i in range(60_000)], TEXT)
+    few_bytes = text_bytes(pa.array(sorted(set(few.to_pylist())), TEXT))
+    assert _normalise._distinct_bytes(many) == pytest.approx(text_bytes(many), rel=0.2)
+    assert few_bytes <= _normalise._distinct_bytes(few) < 2 * few_bytes

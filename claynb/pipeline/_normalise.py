@@ -215,7 +215,7 @@ def _numbered(text: pa.Array) -> np.ndarray:
         equal = pc.dictionary_encode(text, null_encoding="encode").indices.to_numpy()
         return np.asarray(equal, dtype=np.int64)  # numbered as they first appear
     ranks = pc.rank(text, tiebreaker="dense").to_numpy()
-    if int(ranks.max()) == len(ranks):  # every value distinct: a group per row
+    if len(ranks) and int(ranks.max()) == len(ranks):  # all distinct: a group per row
         return np.arange(len(ranks), dtype=np.int64)
     return np.asarray(pd.factorize(ranks)[0], dtype=np.int64)
 
@@ -228,18 +228,24 @@ _SAMPLE = 8192
 
 
 def _distinct_bytes(text: pa.Array) -> float:
-    """About how many bytes of text the column's distinct values hold: exact for a column
-    of few bytes or rows, else estimated from a sample (Chao's estimator: the values the
-    sample saw once and twice say how many it did not see)."""
-    rows = len(text)
-    if text_bytes(text) <= _HASHED_BYTES or rows <= _SAMPLE:
-        return float(min(text_bytes(text), _HASHED_BYTES))
-    picked = np.random.default_rng(0).choice(rows, _SAMPLE, replace=False)
-    counts = pc.value_counts(text.take(pa.array(np.sort(picked))))
+    """About how many bytes of text the column's distinct values hold: at most the whole
+    column's (all it needs to know when that is few), exact for a column of few rows,
+    else estimated from a sample of rows (Chao's estimator: the values the sample saw
+    once and twice say how many it missed)."""
+    rows, total = len(text), text_bytes(text)
+    if total <= _HASHED_BYTES:
+        return float(total)
+    if rows <= _SAMPLE:
+        sample = text
+    else:  # rows drawn at random (the same every call), none twice
+        picked = np.unique(np.random.default_rng(0).integers(0, rows, _SAMPLE))
+        sample = text.take(pa.array(picked))
+    counts = pc.value_counts(sample)
     seen = counts.field("counts").to_numpy()
     once, twice = int(np.count_nonzero(seen == 1)), int(np.count_nonzero(seen == 2))
-    distinct = min(rows, len(seen) + once * (once - 1) / (2 * (twice + 1)))
-    return distinct * text_bytes(counts.field("values")) / len(seen)
+    missed = 0 if len(sample) == rows else once * (once - 1) / (2 * (twice + 1))
+    distinct = min(rows, len(seen) + missed)
+    return min(total, distinct * text_bytes(counts.field("values")) / max(len(seen), 1))
 
 
 def _normalised_text(kind: str, column: pd.Series) -> pa.Array:
@@ -369,17 +375,18 @@ def _keys(
     """Per group, its item key, or None where it has a reason not to be sent. The groups
     that can be sent are picked a chunk at a time (picking them all at once copied every
     input's text)."""
-    if not any(reasons):
-        return list(item_keys(routine_id, texts))
     keys: list[str | None] = [None] * len(reasons)
-    valid = np.flatnonzero([r is None for r in reasons])
+    valid = np.flatnonzero(np.fromiter((r is None for r in reasons), bool, len(reasons)))
     for lo in range(0, len(valid), _KEYS_AT_ONCE):
         at = valid[lo : lo + _KEYS_AT_ONCE]
-        start = int(at[0])
+        start, stop = int(at[0]), int(at[-1]) + 1
+        chunk = {name: text.slice(start, stop - start) for name, text in texts.items()}
+        if len(at) == stop - start:  # all of them can be sent
+            keys[start:stop] = item_keys(routine_id, chunk)
+            continue
         picked = pa.array(at - start)
-        chunk = {name: text.slice(start, int(at[-1]) + 1 - start) for name, text in texts.items()}
-        chunk_keys = item_keys(routine_id, {name: t.take(picked) for name, t in chunk.items()})
-        for g, key in zip(at.tolist(), chunk_keys, strict=True):
+        chunk = {name: text.take(picked) for name, text in chunk.items()}
+        for g, key in zip(at.tolist(), item_keys(routine_id, chunk), strict=True):
             keys[g] = key
     return keys
 
