@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from claynb._routines import KINDS, Routine, workspace_routine
 from claynb.pipeline import _normalise
 from claynb.pipeline._normalise import normalise_inputs, prepare
-from claynb.pipeline._text import TEXT, text_bytes
+from claynb.pipeline._text import TEXT, joined, text_bytes
 from claynb.pipeline._work import item_key
 
 PIECES = [
@@ -208,3 +208,16 @@ def test_the_distinct_bytes_estimate_tells_few_from_many(monkeypatch: pytest.Mon
     few_bytes = text_bytes(pa.array(sorted(set(few.to_pylist())), TEXT))
     assert _normalise._distinct_bytes(many) == pytest.approx(text_bytes(many), rel=0.2)
     assert few_bytes <= _normalise._distinct_bytes(few) < 2 * few_bytes
+
+
+def test_joined_text_is_the_pieces_one_after_another() -> None:
+    """``joined`` copies pieces into buffers made once: pieces with nulls, pieces that
+    start part-way into their buffers, and more text than the capacity it was given."""
+    whole = pa.array(["ab", None, "", "cdé", None, "f" * 50, "g"], TEXT)
+    pieces = [whole.slice(0, 2), whole.slice(2, 0), whole.slice(2, 3), whole.slice(5)]
+    for capacity in (0, 3, text_bytes(whole)):
+        out = joined(iter(pieces), len(whole), capacity)
+        out.validate(full=True)
+        assert out.type == TEXT and out.to_pylist() == whole.to_pylist()
+        assert out.null_count == 2
+    assert joined(iter([]), 0, 0).to_pylist() == []
