@@ -3,9 +3,11 @@
     python benchmarks/prepare_cost.py [--rows 200000] [--repeat 5]
 
 ``prepare`` (normalising, de-duplicating and keying a frame's inputs) runs first in every
-``enrich`` and ``estimate``. Two frames: ``distinct``, ``crm_frame``'s e-mails (every one
-distinct: the first-run benchmark's frame), and ``messy``, e-mails of which about 48,000
-are distinct, with NA, blanks, mixed case, spaces, ``mailto:`` and invalid values.
+``enrich`` and ``estimate``. Three frames: ``distinct``, ``crm_frame``'s e-mails (every one
+distinct: the first-run benchmark's frame, whose e-mails come nearly in sorted order),
+``shuffled``, the same rows in a random order, and ``messy``, e-mails of which about
+36,000 are distinct once normalised, with NA, blanks, mixed case, spaces, ``mailto:``
+and invalid values.
 
 Each frame is measured in a fresh process (memory a call frees mostly stays resident, so
 one call must not inherit another's): the process's resident memory (RSS, sampled every
@@ -20,6 +22,7 @@ median of ``--repeat`` calls. Run it with another tree's interpreter to compare
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,7 @@ import psutil
 import pyarrow as pa
 from enrich_overhead import crm_frame
 
-FRAMES = ("distinct", "messy")
+FRAMES = ("distinct", "shuffled", "messy")
 
 
 def messy_frame(rows: int) -> pd.DataFrame:
@@ -56,7 +59,12 @@ def messy_frame(rows: int) -> pd.DataFrame:
 
 
 def frame(name: str, rows: int) -> pd.DataFrame:
-    return crm_frame(rows) if name == "distinct" else messy_frame(rows)
+    if name == "messy":
+        return messy_frame(rows)
+    df = crm_frame(rows)
+    if name == "shuffled":  # the same rows in a random order (sorting them costs more)
+        df = df.sample(frac=1.0, random_state=13, ignore_index=True)
+    return df
 
 
 def measure(name: str, rows: int, repeat: int) -> str:
@@ -65,6 +73,8 @@ def measure(name: str, rows: int, repeat: int) -> str:
     from claynb.pipeline._normalise import prepare
 
     df = frame(name, rows)
+    gc.collect()  # what building the frame freed is not counted for prepare, nor reused by it
+    pa.default_memory_pool().release_unused()
     routine = get_routine("enrich-person")
     inputs = {"email": "Email"}
     proc = psutil.Process()

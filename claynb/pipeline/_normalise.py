@@ -12,9 +12,11 @@ and a reason per group), not a dict per row. (Clay's answers become results in
 
 Every call of ``enrich`` and ``estimate`` pays for this, so it is done a column at a time
 (:mod:`claynb.pipeline._text`): Arrow's string kernels normalise printable-ASCII values
-row by row, an Arrow dictionary encoding finds the distinct values and groups, RE2 checks
-them, and :func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
-concatenation. The Python functions below stay the definition: values that are not
+a slice of rows at a time into one column, Arrow's hashing or its sort finds the distinct
+values and groups (:func:`_numbered`), RE2 checks them, and
+:func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column concatenation,
+a chunk of groups at a time. Memory freed here mostly stays resident (Arrow's pool,
+pymalloc's arenas), so its transient copies are kept to slices. The Python functions below stay the definition: values that are not
 printable ASCII go through them (once per distinct value), the values RE2 refuses get
 their reason from :func:`claynb._routines.input_problems`, and the tests check the
 columns against them row by row.
