@@ -11,7 +11,7 @@ and invalid values.
 
 Each frame is measured in a fresh process (memory a call frees mostly stays resident, so
 one call must not inherit another's): the process's resident memory (RSS, sampled every
-2 ms on a thread) above its start, at the peak and when ``prepare`` returned; Arrow's own
+5 ms on a thread) above its start, at the peak and when ``prepare`` returned; Arrow's own
 peak (a proxy memory pool set as the default for the call: every Arrow buffer ``prepare``
 allocates, and only those); then ``prepare``'s CPU seconds (``time.process_time``), the
 median of ``--repeat`` calls. Run it with another tree's interpreter to compare
@@ -43,13 +43,12 @@ import gc
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import pandas as pd
 import psutil
 import pyarrow as pa
-from enrich_overhead import crm_frame
+from enrich_overhead import RssPeak, crm_frame
 
 FRAMES = ("distinct", "shuffled", "messy")
 
@@ -94,29 +93,15 @@ def measure(name: str, rows: int, repeat: int) -> str:
     pa.default_memory_pool().release_unused()
     routine = get_routine("enrich-person")
     inputs = {"email": "Email"}
-    proc = psutil.Process()
-    base = peak = proc.memory_info().rss
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, proc.memory_info().rss)
-            time.sleep(0.002)
-
     pool = pa.proxy_memory_pool(pa.default_memory_pool())
     default = pa.default_memory_pool()
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    pa.set_memory_pool(pool)
-    try:
-        prepared = prepare(df, routine, inputs)
-    finally:
-        pa.set_memory_pool(default)
-    end = proc.memory_info().rss
-    stop.set()
-    thread.join()
-    peak = max(peak, end)
+    with RssPeak() as rss:
+        pa.set_memory_pool(pool)
+        try:
+            prepared = prepare(df, routine, inputs)
+        finally:
+            pa.set_memory_pool(default)
+        end = rss.proc.memory_info().rss - rss.base
     groups, arrow_peak = prepared.groups, pool.max_memory()
     del prepared  # before the pool its buffers came from
     times = []
@@ -127,7 +112,7 @@ def measure(name: str, rows: int, repeat: int) -> str:
     mb = 1e6
     return (
         f"{name:<9} {rows:>8,} rows {groups:>8,} groups  "
-        f"RSS peak +{(peak - base) / mb:6.1f} MB, at its end +{(end - base) / mb:6.1f} MB  "
+        f"RSS peak +{rss.delta / mb:6.1f} MB, at its end +{end / mb:6.1f} MB  "
         f"Arrow peak {arrow_peak / mb:6.1f} MB  "
         f"CPU {statistics.median(times):.3f} s (median of {repeat})"
     )
