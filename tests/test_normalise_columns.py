@@ -170,30 +170,39 @@ def test_a_column_normalised_in_several_slices_is_prepared_as_row_by_row(
     test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
 
 
-@pytest.mark.parametrize(
-    ("hashed_bytes", "sample"),
-    [(-1, 8192), (10**12, 8192), (2_000, 200)],
-    ids=["sorted", "hashed", "chosen-from-a-sample"],
-)
-def test_distinct_values_found_either_way_are_prepared_as_row_by_row(
-    monkeypatch: pytest.MonkeyPatch, hashed_bytes: int, sample: int
+def test_distinct_values_found_by_sorting_are_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Distinct values are found by Arrow's hashing when they hold few bytes and by its
-    sort when they hold many (``_HASHED_BYTES``, estimated from a sample of ``_SAMPLE``
-    rows): both number the groups as they first appear, in columns of several slices,
-    with NA, blanks, invalid values and duplicates on both sides of the slices' edges,
-    with one input and with several."""
-    monkeypatch.setattr(_normalise, "_HASHED_BYTES", hashed_bytes)
-    monkeypatch.setattr(_normalise, "_SAMPLE", sample)
+    sort when they hold many (``_HASHED_BYTES``): the sort numbers the groups as they
+    first appear too, in columns of several slices, with NA, blanks, invalid values and
+    duplicates on both sides of the slices' edges, with one input and with several."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", -1)
     monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
-    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
     test_one_input_of_every_kind_is_prepared_as_row_by_row()
     test_several_inputs_group_by_all_of_them_and_give_the_first_reason()
-    # Every value distinct (the sort's short cut: a group per row), then the same values
-    # again in another order, and a frame of nothing but missing values.
+    check_large_frames()
+
+
+def test_distinct_values_found_either_way_by_a_sample_are_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Columns of more rows than the sample that picks hashing or sorting."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", 2_000)
+    monkeypatch.setattr(_normalise, "_SAMPLE", 200)
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    check_large_frames()
+
+
+def check_large_frames() -> None:
+    """The seeded mixed frame; every value distinct (the sort's short cut: a group per
+    row); the same values again in another order; 30 values repeated (which the sample
+    in the test above picks hashing for); nothing but missing values."""
+    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
     emails = [f"P{i}@Co{i % 7}.com " for i in range(1500)]
+    few = [f"x{i % 30}@Y.com " for i in range(3000)]
     routine = workspace_routine("function:t_e", ("email",))
-    for values in (emails, emails + emails[::-1], [None, "  ", None, ""] * 60, []):
+    for values in (emails, emails + emails[::-1], few, [None, "  ", None, ""] * 60, []):
         df = pd.DataFrame({"Email": framed(values, "str")})
         check_against_reference(df, routine, {"email": "Email"})
 
