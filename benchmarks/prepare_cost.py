@@ -54,7 +54,8 @@ FRAMES = ("distinct", "shuffled", "messy")
 
 
 def messy_frame(rows: int) -> pd.DataFrame:
-    """E-mails as a spreadsheet holds them: about 48,000 distinct, some written two ways."""
+    """E-mails as a spreadsheet holds them: 48,000 ways of writing them (NA, blanks, case,
+    spaces, ``mailto:``, invalid), about 36,000 distinct once normalised."""
     values: list[str | None] = []
     for i in range(rows):
         j = (i * 7919) % 48_000
