@@ -72,7 +72,9 @@ load other processes put on the machine):
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
   lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python; now
   about 0.2 (0.18 to 0.23 at a load of 3 on 2 CPUs). Arrow's kernels normalise the column
-  (3 ms), a dictionary encoding finds the distinct values (25 ms), RE2 checks them (20
+  (3 ms), a dictionary encoding finds the distinct values (25 ms; now Arrow's sort,
+  about 10 ms here and 50 to 70 ms for the same e-mails in a random order: see the
+  memory paragraph), RE2 checks them (20
   ms), the keys' JSON is one concatenation of columns (15 ms); what is left is the sha256
   of each key, about 0.1 s, one ``hashlib`` call per distinct row (the floor without a
   compiled hash over a column). With duplicates it is proportionally less: 200,000 rows
@@ -189,6 +191,18 @@ load other processes put on the machine):
   bytes each, they would be as many by the engine's end (``Landed`` keeps each result's
   key), so that pays only once ``Landed`` keeps something else (the direct engine knows
   each result's group).
+  Then ``prepare``'s distinct values were found without the dictionary encoding (Arrow's
+  sort where they hold many bytes; the normalised column joined a slice at a time into
+  one column, no second copy; the keys' JSON a chunk at a time): ``prepare`` alone
+  (``python benchmarks/prepare_cost.py``, side by side with main at loads of 6 to 8 on
+  2 CPUs) peaks at 46 to 51 MB against 107, Arrow's own peak 3.2 MB against 38.2, with
+  the same CPU (0.16 to 0.17 s) on this frame; 0.20 to 0.21 against 0.17 to 0.18 with
+  its rows in a random order (the sort). In the call (``enrich_phases``, three pairs at
+  loads of 4 to 10) ``prepare`` ends at 43 to 45 MB against 81 to 103, but the call's
+  peak did not move (194.0 to 196.6 MB against 196.0 to 199.7; here 191.8 against
+  192.2, 4.54x and 4.55x, load 4.8): the engine now takes from the system what it
+  reused from ``prepare``'s leftovers. The cached re-run and the estimate are unchanged
+  (0.98 and 0.65 CPU-s against 1.00 and 0.64, same pair).
 """
 
 from __future__ import annotations

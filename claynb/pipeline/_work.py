@@ -106,13 +106,25 @@ def _json_value(value: str | None) -> str:
 
 def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     """:func:`item_key` of every row of these input columns (text or None: Arrow text,
-    arrays or lists). The JSON of all rows is built by Arrow's kernels, column by column
-    (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs once
-    per unique row of a frame."""
+    arrays or lists). The JSON of a chunk of rows is built by Arrow's kernels, column by
+    column (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs
+    once per unique row of a frame."""
     names = sorted(columns)
     texts = [_text_column(columns[name]) for name in names]
     if not texts or not len(texts[0]):
         return []
+    keys: list[str] = []
+    for lo in range(0, len(texts[0]), _HASH_CHUNK):
+        keys += _keys_of(routine_id, names, [text.slice(lo, _HASH_CHUNK) for text in texts])
+    return keys
+
+
+#: Rows :func:`item_keys` writes as JSON and hashes at once: bounds the short-lived copies
+#: (200,000 rows at once held about 15 MB of JSON in Arrow's pool and 27 MB of bytes).
+_HASH_CHUNK = 8192
+
+
+def _keys_of(routine_id: str, names: Sequence[str], texts: Sequence[pa.Array]) -> list[str]:
     parts: list[Any] = [f"[{_json_text(routine_id)},{{"]
     for i, (name, text) in enumerate(zip(names, texts, strict=True)):
         parts += [f"{',' if i else ''}{_json_text(name)}:", *json_parts(text, _json_text)]
@@ -126,15 +138,7 @@ def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
     blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
-    keys: list[str] = []
-    for lo in range(0, len(blobs), _HASH_CHUNK):  # a chunk's bytes at a time, not all
-        keys += [sha256(b).hexdigest()[:32] for b in blobs.slice(lo, _HASH_CHUNK).to_pylist()]
-    return keys
-
-
-#: Rows of key JSON :func:`item_keys` turns into Python bytes at once: bounds the
-#: short-lived copies (200,000 rows at once held about 27 MB of bytes objects).
-_HASH_CHUNK = 8192
+    return [sha256(b).hexdigest()[:32] for b in blobs.to_pylist()]
 
 
 def _text_column(values: Any) -> pa.Array:
