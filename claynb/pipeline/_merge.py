@@ -100,18 +100,17 @@ def complete(items: WorkItems, landed: Landed) -> np.ndarray:
     got = items.groups_of(landed.keys)
     left = items.mask()  # True: sent, no result seen yet
     left[got[got >= 0]] = False
-    missing = np.flatnonzero(left[items.groups])
-    keys = items.keys
+    missing = items.groups[left[items.groups]]
     landed.add(
         ItemResult(
-            keys[i],
+            key,
             Status.UNKNOWN,
             attempts=0,
             error="the backend returned no result for this row",
         )
-        for i in missing.tolist()
+        for key in items.keys_of(missing)
     )
-    return np.concatenate([got, items.groups[missing]])
+    return np.concatenate([got, missing])
 
 
 def _text_dtype() -> Any:
