@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -247,8 +248,8 @@ def cache_hits(
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field changed type: not as columns
             return _as_dicts(conn, routine, list(keys), max_age_s, now)
         found = chunk[table.column("i").to_numpy()]
-        hit_keys = table.column("k").to_pylist()
-        same = [key == keys[i] for key, i in zip(hit_keys, found.tolist(), strict=True)]
+        wanted = map(keys.__getitem__, found.tolist())
+        same = list(map(operator.eq, table.column("k").to_pylist(), wanted))
         table = table.flatten().append_column("at", pa.array(found, pa.int64()))
         parts.append(table.drop_columns(["i", "k"]).filter(pa.array(same, pa.bool_())))
     at = np.concatenate([p.column("at").to_numpy() for p in parts]) if parts else np.zeros(0)

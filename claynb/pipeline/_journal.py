@@ -147,11 +147,14 @@ class UnknownBatch:
         return list(self.inputs)
 
 
-def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
-    return (
-        conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1", (routine,)).fetchone()
-        is not None
-    )
+#: What landing a run asks once its answers are in the inbox, in one statement: about
+#: how many answers wait there (:func:`claynb.pipeline._cache.inbox_size`), and whether
+#: the routine has any failure or unknown item that an answer may now replace.
+_AFTER_LANDING = (
+    "SELECT (SELECT max(seq) FROM cache_inbox), "
+    "EXISTS (SELECT 1 FROM failures WHERE routine = ?1), "
+    "EXISTS (SELECT 1 FROM unknown_items WHERE routine = ?1)"
+)
 
 
 class Journal:
@@ -343,7 +346,7 @@ class Journal:
             batch, routine, items, state = row
             BATCH_MOVES.check(state, FINISHED)
             self._land(conn, routine, run_id, results, items, now)
-            cost, matched = _tally(results)
+            cost, matched, source = _tally(results)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -357,7 +360,7 @@ class Journal:
                     cost.actions,
                     cost.data_credits,
                     price.usd(cost.actions, cost.data_credits),
-                    _source(results),
+                    source,
                 ),
             )
             conn.execute(
@@ -379,9 +382,10 @@ class Journal:
         journaled: read only when something failed), forget what is now known."""
         answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
-        if _cache.inbox_size(conn) >= FOLD_ROWS:
+        waiting, failures, unknowns = conn.execute(_AFTER_LANDING, (routine,)).fetchone()
+        if (waiting or 0) >= FOLD_ROWS:
             _cache.fold(conn)
-        if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
+        if failures:  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [r for r in results if r.status == Status.FAILED]
         if failed:
@@ -393,7 +397,7 @@ class Journal:
                 now=now,
                 run_id=run_id,
             )
-        if _any_row(conn, "unknown_items", routine):
+        if unknowns:
             conn.executemany(
                 "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
                 [(routine, r.key) for r in results],
@@ -615,17 +619,16 @@ class Journal:
         return self.read(lambda c: _ledger.observed_rates(c, routine))
 
 
-def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int]:
-    """What a run cost, and how many of its items matched: one pass over its results."""
+def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int, str | None]:
+    """What a run cost, how many of its items matched, and where the cost's figures come
+    from (:meth:`CostSource.of_all`): one pass over its results."""
     actions = data_credits = 0.0
     matched = 0
+    sources: set[CostSource | None] = set()
     for r in results:
         actions += r.cost.actions
         data_credits += r.cost.data_credits
         matched += r.status == Status.ENRICHED
-    return Cost(actions, data_credits), matched
-
-
-def _source(results: Sequence[ItemResult]) -> str | None:
-    found = CostSource.of_all(r.cost_source for r in results)
-    return None if found is None else str(found)
+        sources.add(r.cost_source)
+    found = CostSource.of_all(sources)
+    return Cost(actions, data_credits), matched, None if found is None else str(found)
