@@ -347,11 +347,15 @@ def cache_put(
 
     They land in the inbox (appended: a few pages whatever their keys), where every reader
     here finds them (it folds them into the cache first); the number stored.
+
+    A status is bound as plain text (``str``): :mod:`sqlite3` binds an exact ``str`` at
+    once but looks a subclass such as :class:`~claynb.pipeline._work.Status` up among its
+    adapters first, and that look-up was a quarter of inserting a run's answers.
     """
     answers = list(answers)
     hashes = key_hashes(routine, [key for key, _, _ in answers]).tolist()
     rows = [
-        (h, routine, key, status, to_json(result), now, run_id)
+        (h, routine, key, str(status), to_json(result), now, run_id)
         for h, (key, status, result) in zip(hashes, answers, strict=True)
     ]
     conn.executemany(
