@@ -72,7 +72,9 @@ load other processes put on the machine):
   around it, 200,000 distinct e-mails): 0.45 CPU-s when each distinct value was
   lower-cased, checked by ``re`` and keyed by a ``json.dumps``-like string in Python; now
   about 0.2 (0.18 to 0.23 at a load of 3 on 2 CPUs). Arrow's kernels normalise the column
-  (3 ms), a dictionary encoding finds the distinct values (25 ms), RE2 checks them (20
+  (3 ms), a dictionary encoding finds the distinct values (25 ms; now Arrow's sort,
+  about 10 ms here and 50 to 70 ms for the same e-mails in a random order: see the
+  memory paragraph), RE2 checks them (20
   ms), the keys' JSON is one concatenation of columns (15 ms); what is left is the sha256
   of each key, about 0.1 s, one ``hashlib`` call per distinct row (the floor without a
   compiled hash over a column). With duplicates it is proportionally less: 200,000 rows
@@ -161,12 +163,46 @@ load other processes put on the machine):
   themselves). ``python benchmarks/enrich_phases.py`` prints this table (``--trace``:
   with the Python lines holding most at each phase's end); its docstring lists what was
   tried and did not pay, and what is left in order of size. At merge time, at 50,000
-  rows, tracemalloc counts 15 MB of Python allocations (was 35): the keys as ``str`` (4
-  MB) and the key -> group dict (3.3 MB) are most of it. 2x would need the keys as a
-  fixed-width array (16 bytes each) with a sorted look-up instead of a dict (tried for
-  the dict: less memory, more CPU; see ``enrich_phases``), prepare's distinct values
-  found without a dictionary encoding's second copy, and the cache look-up and the
-  engine's landing without a Python object per answer.
+  rows, tracemalloc counted 15 MB of Python allocations (was 35): the keys as ``str`` (4
+  MB) and the key -> group dict (3.3 MB) were most of it.
+- memory, the key -> group dict (issue 13 item 2): gone. The direct engine's batches
+  carry their rows' groups (cut from a queue of groups, their keys made as the batch is
+  made), so sending, re-queueing, failing and landing a run index arrays by group and
+  look no key up (it looked a run's keys up five or six times); the keys that come back
+  from outside (a resumed run's from the journal, keys other calls held, a backend's
+  results at the finish) are looked up a list at a time against the keys' 16 bytes
+  sorted (``KeyIndex`` in ``claynb/pipeline/_keys.py``, 4.8 MB, built on first use: in
+  a first run, at the finish). Side by side with main (b354ca6), 200,000 rows, this
+  script, four pairs at loads of 3.9 to 6.1 on 2 CPUs: the first run's RSS peak 174.8,
+  179.0, 177.3 and 174.9 MB (4.14 to 4.24x) against 191.5, 188.4, 192.2 and 193.9 (4.46
+  to 4.59x); its CPU 9.74, 11.49, 11.36 and 11.03 CPU-s against 10.11, 10.12, 12.56 and
+  12.43 (10.9 against 11.3 on average: not worse, and within the noise). Measured
+  alone (``time.process_time``, best of 3), a first run's look-ups at 200,000 rows cost
+  about 90 ms now (the index built, 36 ms; two look-ups of every key at the finish, 27
+  ms each) against about 175 (the dict built, 27 ms; six look-ups of each run's 100 keys,
+  74 ms in all; two at the finish, 37 ms each). The cached re-run and the estimate are unchanged (0.83 to 1.00 and 0.55 to
+  0.62 CPU-s against 0.90 to 0.99 and 0.58 to 0.61). Then the engine sums a run's
+  results' cost once, with ``Cost.total`` (it summed them twice through ``Cost.__add__``,
+  a Cost made per result: 47 microseconds a run each, now 7): two more pairs, at loads of
+  6.2 to 8.7, 11.85 and 12.70 CPU-s against 11.65 and 13.11 (peak 177.1 and 178.2 MB
+  against 191.9 and 186.0). The keys themselves are still a
+  32-character ``str`` each (16.2 MB at 200,000 rows), held by ``Prepared.keys`` and,
+  the same objects, by ``Landed.keys`` until the finish: made a run at a time from 16
+  bytes each, they would be as many by the engine's end (``Landed`` keeps each result's
+  key), so that pays only once ``Landed`` keeps something else (the direct engine knows
+  each result's group).
+  Then ``prepare``'s distinct values were found without the dictionary encoding (Arrow's
+  sort where they hold many bytes; the normalised column joined a slice at a time into
+  one column, no second copy; the keys' JSON a chunk at a time): ``prepare`` alone
+  (``python benchmarks/prepare_cost.py``, side by side with main at loads of 6 to 8 on
+  2 CPUs) peaks at 46 to 51 MB against 107, Arrow's own peak 3.2 MB against 38.2, with
+  the same CPU (0.16 to 0.17 s) on this frame; 0.20 to 0.21 against 0.17 to 0.18 with
+  its rows in a random order (the sort). In the call (``enrich_phases``, three pairs at
+  loads of 4 to 10) ``prepare`` ends at 43 to 45 MB against 81 to 103, but the call's
+  peak did not move (194.0 to 196.6 MB against 196.0 to 199.7; here 191.8 against
+  192.2, 4.54x and 4.55x, load 4.8): the engine now takes from the system what it
+  reused from ``prepare``'s leftovers. The cached re-run and the estimate are unchanged
+  (0.98 and 0.65 CPU-s against 1.00 and 0.64, same pair).
 """
 
 from __future__ import annotations

@@ -41,28 +41,45 @@ What was tried and did not pay (200,000 rows unless said):
 - ``MALLOC_ARENA_MAX=1`` (glibc's per-thread arenas): no change (87.5 against 89.5 MB
   at 50,000 rows).
 - The key JSON built a chunk of rows at a time: Arrow's peak in ``prepare`` stayed at
-  80.4 MB (the dictionary encoding, not the JSON, sets it).
+  80.4 MB (the dictionary encoding, not the JSON, sets it). Kept once the dictionary
+  encoding was gone (below): it is part of ``prepare``'s 3.2 MB.
+- ``prepare``'s own peak cut (issue 13 item 2, below): the call's peak stayed where it
+  was, as with ``release_unused``.
 
 What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
 columns alone are 41.7 MB):
 
-1. The item keys as a fixed-width array (16 bytes each) instead of a 32-character
-   ``str`` per key (16 MB) and the key -> group dict (about 16 MB with its int
-   objects), both alive from ``prepare`` to the merge. Tried for the dict alone: the
-   keys' 16 bytes sorted, with their groups, and one ``searchsorted`` per list of keys
-   (4.8 MB at 200,000 keys). The call's peak fell by 6 to 15 MB (0.15 to 0.35x; three
-   pairs side by side with the code before it), but the first run cost 7 to 12% more
-   CPU in every pair (12.43 against 11.06 CPU-s at a load of 1.2): the direct engine
-   looks up a run's keys five or six times a run, and a numpy look-up of 100 keys costs
-   about 20 microseconds where the dict's costs 6, more with the index out of the CPU's
-   caches. Not kept. It would pay with the engine's rows looked up once a run (their
-   groups carried with the batch), or with the items sent, queued and landed by group
-   and their keys made a run at a time (the ``str`` keys are what the journal, the
-   claims, the engine's queue and ``Landed`` take).
-2. ``prepare``'s distinct values found without the dictionary encoding's second copy of
-   the normalised column and its hash table (Arrow's pool peaks 38 MB above the frame):
-   the normalising and de-duplicating a chunk of rows at a time, or a factorising that
-   does not copy the column.
+1. The item keys as a 32-character ``str`` each (16.2 MB at 200,000 rows: ``item_keys``
+   in ``--trace``), alive from ``prepare`` to the finish, held by ``Prepared.keys`` and,
+   the same objects, by the engine's results (``Landed.keys``). The key -> group dict
+   beside them (13.3 MB) is gone: the direct engine's batches carry their rows' groups
+   and look no key up; keys that come back from outside are looked up a list at a time
+   against the keys' 16 bytes sorted (``KeyIndex``, 4.8 MB from the finish on). Side by
+   side with main (b354ca6), this script at 200,000 rows, two pairs at loads of 4 to 5.3
+   on 2 CPUs: the call's peak 181.3 and 181.2 MB (4.29x) against 201.9 and 198.1 (4.78x
+   and 4.69x); by phase (RSS at the end, one pair) planning 126.0 against 132.8, the
+   engine 124.4 against 142.9, finish 134.0 against 151.0 (``prepare`` varies by 20 MB
+   from run to run). First-run CPU is not worse (``enrich_overhead``'s docstring). An
+   earlier try (branch ``issue-13k-keyindex``) kept the engine's look-ups and only
+   replaced the dict: 6 to 15 MB less, 7 to 12% more CPU. What is left of this item:
+   ``Landed`` keeping the direct engine's groups (or 16 bytes per key) instead of the
+   keys, after which the keys can be made a run at a time from 16 bytes each.
+2. (Done for ``prepare`` itself; it did not lower the call's peak.) ``prepare`` no
+   longer makes a dictionary encoding's hash table and copy of the distinct values
+   (Arrow's pool peaked 38 MB above the frame): Arrow's sort (a dense rank, no copy)
+   finds them where they hold many bytes, its hashing where they hold few (estimated
+   from a sample), the normalised column is joined a slice at a time into one
+   numpy-backed column which is the groups' text when every value is distinct, and the
+   keys' JSON is made a chunk of groups at a time. Side by side with main (b354ca6),
+   two pairs of this script at loads of 6 to 10 on 2 CPUs: ``prepare`` at its end 43.1
+   and 45.2 MB against 83.9 and 80.8 (102.5 in an earlier pair), Arrow's pool 42.2 MB
+   (the frame) against 51.5; but the call's peak 194.0 and 196.6 MB against 198.7 and
+   199.7 (195.9 against 196.0 in the earlier pair). The engine, which reused what
+   ``prepare`` left free in Arrow's pool and pymalloc's arenas, now takes it from the
+   system (+66 MB against +7 to +34); the peak is set at the merge by what is alive
+   then. What ``prepare`` holds to the merge: the keys as ``str`` (17.6 MB: item 1),
+   the groups' normalised text (10.8 MB), the rows' groups (1.6 MB). ``prepare`` alone:
+   ``python benchmarks/prepare_cost.py`` (its docstring has the figures).
 3. The cache look-up without a Python object per key (``cache_hits``: about 16 MB of
    short-lived objects at 200,000 keys: the hashes, an object array of the keys, their
    JSON).

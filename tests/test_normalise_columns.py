@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from claynb._routines import KINDS, Routine, workspace_routine
 from claynb.pipeline import _normalise
 from claynb.pipeline._normalise import normalise_inputs, prepare
+from claynb.pipeline._text import TEXT, joined, text_bytes
 from claynb.pipeline._work import item_key
 
 PIECES = [
@@ -166,3 +168,65 @@ def test_a_column_normalised_in_several_slices_is_prepared_as_row_by_row(
     different slices, and a frame's slice that starts part-way into a slice."""
     monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
     test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
+
+
+def test_distinct_values_found_by_sorting_are_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Distinct values are found by Arrow's hashing when they hold few bytes and by its
+    sort when they hold many (``_HASHED_BYTES``): the sort numbers the groups as they
+    first appear too, in columns of several slices, with NA, blanks, invalid values and
+    duplicates on both sides of the slices' edges, with one input and with several."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", -1)
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    test_one_input_of_every_kind_is_prepared_as_row_by_row()
+    test_several_inputs_group_by_all_of_them_and_give_the_first_reason()
+    check_large_frames()
+
+
+def test_distinct_values_found_either_way_by_a_sample_are_prepared_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Columns of more rows than the sample that picks hashing or sorting."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", 2_000)
+    monkeypatch.setattr(_normalise, "_SAMPLE", 200)
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    check_large_frames()
+
+
+def check_large_frames() -> None:
+    """The seeded mixed frame; every value distinct (the sort's short cut: a group per
+    row); the same values again in another order; 30 values repeated (which the sample
+    in the test above picks hashing for); nothing but missing values."""
+    test_a_seeded_large_mixed_frame_is_prepared_as_row_by_row()
+    emails = [f"P{i}@Co{i % 7}.com " for i in range(1500)]
+    few = [f"x{i % 30}@Y.com " for i in range(3000)]
+    routine = workspace_routine("function:t_e", ("email",))
+    for values in (emails, emails + emails[::-1], few, [None, "  ", None, ""] * 60, []):
+        df = pd.DataFrame({"Email": framed(values, "str")})
+        check_against_reference(df, routine, {"email": "Email"})
+
+
+def test_the_distinct_bytes_estimate_tells_few_from_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's estimate of the distinct values' bytes, which picks hashing or sorting:
+    near the truth for a column of all-distinct values and for one of a few hundred
+    repeated values (either way the groups are the same: the test above)."""
+    monkeypatch.setattr(_normalise, "_HASHED_BYTES", 100_000)  # columns above it: sampled
+    many = pa.array([f"person{i}@company{i % 5000}.com" for i in range(60_000)], TEXT)
+    few = pa.array([f"person{i % 700}@company.com" for i in range(60_000)], TEXT)
+    few_bytes = text_bytes(pa.array(sorted(set(few.to_pylist())), TEXT))
+    assert _normalise._distinct_bytes(many) == pytest.approx(text_bytes(many), rel=0.2)
+    assert few_bytes <= _normalise._distinct_bytes(few) < 2 * few_bytes
+
+
+def test_joined_text_is_the_pieces_one_after_another() -> None:
+    """``joined`` copies pieces into buffers made once: pieces with nulls, pieces that
+    start part-way into their buffers, and more text than the capacity it was given."""
+    whole = pa.array(["ab", None, "", "cdé", None, "f" * 50, "g"], TEXT)
+    pieces = [whole.slice(0, 2), whole.slice(2, 0), whole.slice(2, 3), whole.slice(5)]
+    for capacity in (0, 3, text_bytes(whole)):
+        out = joined(iter(pieces), len(whole), capacity)
+        out.validate(full=True)
+        assert out.type == TEXT and out.to_pylist() == whole.to_pylist()
+        assert out.null_count == 2
+    assert joined(iter([]), 0, 0).to_pylist() == []

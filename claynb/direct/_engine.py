@@ -32,6 +32,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable
+from dataclasses import dataclass
+from itertools import compress
 from typing import Any, Protocol
 
 import numpy as np
@@ -80,6 +82,67 @@ def batch_size_for(n: int, opts: dict[str, Any]) -> int:
     return max(1, min(int(opts["batch_size"]), max(MIN_BATCH, spread)))
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Some of a call's rows as the engine sends, requeues and lands them: their keys
+    (made when the batch is made, from the frame's keys by group) and their groups of
+    the frame (-1 for a key of no group here: a resumed run may hold rows of other
+    frames). The engine's state is kept by group, so a batch's rows are never looked up
+    by key again: landing, requeueing, failing or pricing them index by ``groups``."""
+
+    keys: list[str]
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def only(self, keep: np.ndarray) -> Rows:
+        """The rows marked True."""
+        if keep.all():
+            return self
+        return Rows(list(compress(self.keys, keep)), self.groups[keep])
+
+
+class Pending:
+    """The groups waiting to be sent, in order: a few arrays (the call's items, then
+    what came back to be sent again), not an int object per row."""
+
+    def __init__(self) -> None:
+        self.parts: deque[np.ndarray] = deque()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def push_back(self, groups: np.ndarray) -> None:
+        if len(groups):
+            self.parts.append(groups)
+            self.size += len(groups)
+
+    def push_front(self, groups: np.ndarray) -> None:
+        if len(groups):
+            self.parts.appendleft(groups)
+            self.size += len(groups)
+
+    def pop(self, n: int) -> np.ndarray:
+        """Up to ``n`` groups from the front."""
+        taken: list[np.ndarray] = []
+        while n > 0 and self.parts:
+            part = self.parts.popleft()
+            if len(part) > n:
+                self.parts.appendleft(part[n:])
+                part = part[:n]
+            taken.append(part)
+            n -= len(part)
+        out = np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)
+        self.size -= len(out)
+        return out
+
+    def drain(self) -> np.ndarray:
+        """Every group left, emptying the queue."""
+        return self.pop(self.size)
+
+
 class Engine:
     """One call's worth of batches: dispatch under budget, send, poll, land."""
 
@@ -96,15 +159,16 @@ class Engine:
     ) -> None:
         self.routine, self.client, self.guard, self.journal = routine, client, guard, journal
         self.progress, self.plan, self.opts = progress, plan, opts
-        # The items as columns (a run's inputs are made from them when it is sent); a
-        # row's state is kept by its group of the frame: ``mine`` marks this call's rows.
-        self.items, self.group_of, self.mine = items, items.group_of, items.mask()
+        # The items as columns (a run's keys and inputs are made from them when it is
+        # sent); a row's state is kept by its group of the frame: ``mine`` marks this
+        # call's rows.
+        self.items, self.mine = items, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
         # until the merge); ``done`` marks the rows whose result is in there.
         self.landed = Landed()
         self.done = np.zeros_like(self.mine)
         self.sends = np.zeros(len(self.mine), dtype=np.int64)  # POSTs per group so far
-        self.queue: deque[str] = deque()
+        self.queue = Pending()
         self.http = asyncio.Semaphore(min(MAX_OPEN_REQUESTS, int(opts["concurrency"])))
         self.slots = asyncio.Semaphore(int(opts["concurrency"]))
         self.changed = asyncio.Event()
@@ -120,16 +184,18 @@ class Engine:
         self.first_poll = float(opts["poll_interval"])
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
-        self.held: dict[int, tuple[list[str], Cost]] = {}  # unknown sends a webhook may explain
+        self.held: dict[int, tuple[Rows, Cost]] = {}  # unknown sends a webhook may explain
 
     # -- the whole call --------------------------------------------------------------------
 
     async def run(self) -> Landed:
-        resumed = await asyncio.to_thread(self.journal.in_flight, self.routine.id, self.items.keys)
-        covered = {key for run in resumed for key in run.inputs}
-        for run in resumed:
-            self._spawn(self._resume(run))
-        self.queue.extend(key for key in self.items.keys if key not in covered)
+        resumed = await asyncio.to_thread(self._resumed)
+        covered = np.zeros_like(self.mine)
+        for run, rows in resumed:
+            covered[rows.groups[rows.groups >= 0]] = True
+            self._spawn(self._resume(run, rows))
+        groups = self.items.groups
+        self.queue.push_back(groups[~covered[groups]])
         size = batch_size_for(len(self.queue), self.opts)
         await self._dispatch(size)
         while self.tasks:
@@ -138,9 +204,19 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        lost = np.flatnonzero(~self.done[self.items.groups])
-        keys = self.items.keys
-        return self.landed.add(self._lost(keys[i]) for i in lost.tolist())
+        lost = self.items.keys_of(groups[~self.done[groups]])
+        return self.landed.add(self._lost(key) for key in lost)
+
+    def _resumed(self) -> list[tuple[InFlight, Rows]]:
+        """Runs a previous call started and never landed that hold any of this call's
+        rows, with their rows (one look-up per run: their keys come from the journal)."""
+        resumed = []
+        for run in self.journal.in_flight(self.routine.id):
+            keys = run.keys
+            rows = Rows(keys, self.items.groups_of(keys))
+            if self._mine(rows).any():
+                resumed.append((run, rows))
+        return resumed
 
     def _lost(self, key: str) -> ItemResult:
         return ItemResult(
@@ -168,27 +244,30 @@ class Engine:
             if self.stopped:
                 self.slots.release()
                 break
-            batch = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
+            batch = self.queue.pop(size)
             k = reserve_largest(self.guard, self.unit, len(batch))
             if k == 0:
                 self.slots.release()
-                self.queue.extendleft(reversed(batch))
+                self.queue.push_front(batch)
                 if not self.outstanding:
                     break  # nothing in flight will free money: the rest is over budget
                 await self._wait_change()
                 continue
-            self.queue.extendleft(reversed(batch[k:]))
+            self.queue.push_front(batch[k:])
             self.outstanding += 1
-            self._spawn(self._batch(batch[:k], self.unit * k))
-        self._over_budget(list(self.queue))
-        self.queue.clear()
+            self._spawn(self._batch(self._rows(batch[:k]), self.unit * k))
+        self._over_budget(self._rows(self.queue.drain()))
 
     async def _wait_change(self) -> None:
         self.changed.clear()
         await self.changed.wait()
 
-    def _over_budget(self, keys: list[str]) -> None:
-        if not keys:
+    def _rows(self, groups: np.ndarray) -> Rows:
+        """These groups' rows (groups of this call's items), their keys made now."""
+        return Rows(self.items.keys_of(groups), groups)
+
+    def _over_budget(self, rows: Rows) -> None:
+        if not len(rows):
             return
         why = self.stopped or (
             f"not sent: the budget cannot cover this row's worst case "
@@ -196,51 +275,45 @@ class Engine:
             f"Data Credits) on top of what was already spent"
         )
         status = self.stop_status if self.stopped else Status.OVER_BUDGET
-        self._land(
-            [
-                ItemResult(key, status, error=why, attempts=n)
-                for key, n in zip(keys, self._attempts(keys), strict=True)
-            ]
-        )
-        self.progress.advance(len(keys))
+        self._finish_rows(rows, status, why)
 
-    def _land(self, results: list[ItemResult]) -> None:
-        """These rows' results (this call's rows), final: into the columns."""
+    def _land(self, rows: Rows, results: list[ItemResult]) -> None:
+        """These rows' results (this call's rows, ``results[i]`` of ``rows``' row ``i``),
+        final: into the columns."""
         self.landed.add(results)
-        self.done[[self.group_of[r.key] for r in results]] = True
+        self.done[rows.groups] = True
 
-    def _is_mine(self, key: str) -> bool:
-        """Whether ``key`` is one of this call's rows (a resumed run may hold others)."""
-        group = self.group_of.get(key)
-        return group is not None and bool(self.mine[group])
+    def _mine(self, rows: Rows) -> np.ndarray:
+        """Which of these rows are this call's (a resumed run may hold others)."""
+        groups = rows.groups
+        return (groups >= 0) & self.mine[np.maximum(groups, 0)]
 
-    def _left(self, keys: list[str]) -> list[str]:
+    def _left(self, rows: Rows) -> Rows:
         """Those of these rows of this call's that have no result yet."""
-        return [k for k in keys if self._is_mine(k) and not self.done[self.group_of[k]]]
+        return rows.only(self._mine(rows) & ~self.done[np.maximum(rows.groups, 0)])
 
     # -- one batch -------------------------------------------------------------------------
 
-    async def _batch(self, keys: list[str], reserved: Cost) -> None:
+    async def _batch(self, rows: Rows, reserved: Cost) -> None:
         sent = None
         try:
-            sent = await self._send(keys, reserved)
+            sent = await self._send(rows, reserved)
             if sent is not None:
-                await self._collect(*sent, keys, reserved)
+                await self._collect(*sent, rows, reserved)
         except Exception as exc:  # never lose rows to a bug or an unforeseen answer
-            left = self._left(keys)
             status = Status.UNKNOWN if sent is not None else Status.FAILED
-            self._finish_rows(left, status, f"{type(exc).__name__}: {exc}")
+            self._finish_rows(self._left(rows), status, f"{type(exc).__name__}: {exc}")
         finally:
             self.outstanding -= 1
             self.slots.release()
             self.changed.set()
 
-    async def _send(self, keys: list[str], reserved: Cost) -> tuple[int, str] | None:
+    async def _send(self, rows: Rows, reserved: Cost) -> tuple[int, str] | None:
         """Journal, POST and journal the run id; None when the batch went no further."""
-        inputs = self._inputs(keys)
+        inputs = self._inputs(rows)
         body = RunItems.of(inputs)  # prepare checked the rows: built once, not re-checked
         webhook_id = self.waiter.webhook_id if self.waiter else None
-        left = self.retry.sends_left(self._sent(keys), self.cap)
+        left = self.retry.sends_left(self._sent(rows), self.cap)
         try:
             async with self.http:
                 # Journaled on the loop thread, right before and right after the POST: the
@@ -251,48 +324,48 @@ class Engine:
                 )
                 self.journal.started(batch, run_id)
         except errors.ClayError as exc:
-            self._count_sends(keys, self.retry.counted(exc))
+            self._count_sends(rows, self.retry.counted(exc))
             failure = exc
         else:
-            self._count_sends(keys, 1)
+            self._count_sends(rows, 1)
             return batch, run_id
-        await self._not_started(keys, reserved, batch, failure)
+        await self._not_started(rows, reserved, batch, failure)
         return None
 
-    def _sent(self, keys: list[str]) -> int:
+    def _sent(self, rows: Rows) -> int:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
-        return max(self._attempts(keys), default=0)
+        return max(self._attempts(rows), default=0)
 
-    def _attempts(self, keys: list[str]) -> list[int]:
+    def _attempts(self, rows: Rows) -> list[int]:
         """The POSTs each of these rows rode in so far (0 for a row of no group here)."""
-        groups = self.items.groups_of(keys)
+        groups = rows.groups
         return np.where(groups >= 0, self.sends[groups], 0).tolist()
 
-    def _count_sends(self, keys: list[str], sends: int) -> None:
-        groups = self.items.groups_of(keys)
+    def _count_sends(self, rows: Rows, sends: int) -> None:
+        groups = rows.groups
         np.add.at(self.sends, groups[groups >= 0], sends)
 
     async def _not_started(
-        self, keys: list[str], reserved: Cost, batch: int, exc: errors.ClayError
+        self, rows: Rows, reserved: Cost, batch: int, exc: errors.ClayError
     ) -> None:
         """The POST failed: its outcome is unknown, or Clay refused the run."""
         if isinstance(exc, errors.OutcomeUnknown):
             await asyncio.to_thread(self.journal.unknown, batch, exc.message)
             if self.waiter is not None:  # Clay's webhook may yet name the run: wait for it
-                self.held[batch] = (keys, reserved)
+                self.held[batch] = (rows, reserved)
                 return None
-            self._unknown(keys, reserved, exc.message)
+            self._unknown(rows, reserved, exc.message)
             return None
         await asyncio.to_thread(self.journal.abandon, batch)
         self.guard.release(reserved)
-        self._refused(keys, exc)
+        self._refused(rows, exc)
         return None
 
-    def _unknown(self, keys: list[str], reserved: Cost, why: str) -> None:
+    def _unknown(self, rows: Rows, reserved: Cost, why: str) -> None:
         # It may have been charged: count the worst.
         self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
         self._finish_rows(
-            keys,
+            rows,
             Status.UNKNOWN,
             f"{why} Not re-sent: a later call collects it once "
             "Clay's webhook names its run; resend_unknown=True "
@@ -307,90 +380,87 @@ class Engine:
                 self.journal.delivered(run_id)
             for batch, run_id in (await adopt_delivered(self.journal, self.client)).items():
                 if batch in self.held:
-                    keys, reserved = self.held.pop(batch)
-                    self._spawn(self._collect(batch, run_id, keys, reserved))
+                    rows, reserved = self.held.pop(batch)
+                    self._spawn(self._collect(batch, run_id, rows, reserved))
             await asyncio.sleep(0.1)
-        for keys, reserved in self.held.values():
+        for rows, reserved in self.held.values():
             self._unknown(
-                keys,
+                rows,
                 reserved,
                 "the send timed out and no webhook named its run "
                 f"within {self.opts['unknown_wait']:g}s.",
             )
         self.held.clear()
 
-    def _refused(self, keys: list[str], exc: errors.ClayError) -> None:
+    def _refused(self, rows: Rows, exc: errors.ClayError) -> None:
         """Clay answered the POST with an error: it did not start the run."""
         if isinstance(exc, errors.CreditsExhausted):
             self.stopped = (
                 f"not sent: Clay answered 402 (credits exhausted: {exc.message}); "
                 "rows finished before it are kept"
             )
-            self._finish_rows(keys, Status.OVER_BUDGET, self.stopped)
+            self._finish_rows(rows, Status.OVER_BUDGET, self.stopped)
         elif isinstance(exc, _FATAL):
             self.stopped, self.stop_status = (
                 f"not sent: Clay refused the run ({exc})",
                 Status.FAILED,
             )
-            self._finish_rows(keys, Status.FAILED, self.stopped)
-            self._finish_rows(list(self.queue), Status.FAILED, self.stopped)
-            self.queue.clear()
+            self._finish_rows(rows, Status.FAILED, self.stopped)
+            self._finish_rows(self._rows(self.queue.drain()), Status.FAILED, self.stopped)
         elif isinstance(
             exc, (errors.ServerError, errors.RateLimited, errors.TransportError)
-        ) and self.retry.sends_left(self._sent(keys), self.cap):
-            self._requeue(keys, exc)
+        ) and self.retry.sends_left(self._sent(rows), self.cap):
+            self._requeue(rows, exc)
         else:
-            error = f"not sent after {self._sent(keys)} attempt(s): {exc}"
-            self._record_failures(keys, error)
-            self._finish_rows(keys, Status.FAILED, error)
+            error = f"not sent after {self._sent(rows)} attempt(s): {exc}"
+            self._record_failures(rows, error)
+            self._finish_rows(rows, Status.FAILED, error)
 
-    def _requeue(self, keys: list[str], exc: errors.ClayError) -> None:
+    def _requeue(self, rows: Rows, exc: errors.ClayError) -> None:
         """Send these rows again later: the server's wait when it asked, else the policy's."""
-        delay = getattr(exc, "retry_after", None) or self.retry.backoff(self._sent(keys), self.rng)
+        delay = getattr(exc, "retry_after", None) or self.retry.backoff(self._sent(rows), self.rng)
 
         async def later() -> None:
             await asyncio.sleep(float(delay))
             self.outstanding -= 1
             if self.stopped:
-                self._finish_rows(keys, self.stop_status, self.stopped)
+                self._finish_rows(rows, self.stop_status, self.stopped)
             else:
-                self.queue.extend(keys)
+                self.queue.push_back(rows.groups)
 
         self.outstanding += 1  # keeps the dispatcher waiting for these rows to come back
         self._spawn(later())
 
-    def _record_failures(self, keys: list[str], error: str) -> None:
-        inputs, attempts = self.items.inputs(keys), self._attempts(keys)
-        rows = [(k, i, error, n) for k, i, n in zip(keys, inputs, attempts, strict=True)]
-        self.journal.record_failures(self.routine.id, rows)
+    def _record_failures(self, rows: Rows, error: str) -> None:
+        inputs, attempts = self.items.inputs(rows.groups), self._attempts(rows)
+        keyed = [(k, i, error, n) for k, i, n in zip(rows.keys, inputs, attempts, strict=True)]
+        self.journal.record_failures(self.routine.id, keyed)
 
-    def _inputs(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+    def _inputs(self, rows: Rows) -> dict[str, dict[str, Any]]:
         """These rows' inputs (made from the items' columns, a run at a time)."""
-        return dict(zip(keys, self.items.inputs(keys), strict=True))
+        return dict(zip(rows.keys, self.items.inputs(rows.groups), strict=True))
 
-    def _finish_rows(self, keys: list[str], status: Status, error: str) -> None:
+    def _finish_rows(self, rows: Rows, status: Status, error: str) -> None:
         self._land(
+            rows,
             [
                 ItemResult(k, status, error=error, attempts=n)
-                for k, n in zip(keys, self._attempts(keys), strict=True)
-            ]
+                for k, n in zip(rows.keys, self._attempts(rows), strict=True)
+            ],
         )
-        self.progress.advance(len(keys))
+        self.progress.advance(len(rows))
 
     # -- collecting results ----------------------------------------------------------------
 
-    async def _resume(self, run: InFlight) -> None:
+    async def _resume(self, run: InFlight, rows: Rows) -> None:
         """A run a previous call started and never landed: collect it, send nothing."""
-        self._count_sends(list(run.inputs), 1)
+        self._count_sends(rows, 1)
         try:
-            await self._collect(run.batch, run.run_id, run.keys, None)
+            await self._collect(run.batch, run.run_id, rows, None)
         except Exception as exc:
-            left = self._left(run.keys)
-            self._finish_rows(left, Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
+            self._finish_rows(self._left(rows), Status.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
-    async def _collect(
-        self, batch: int, run_id: str, keys: list[str], reserved: Cost | None
-    ) -> None:
+    async def _collect(self, batch: int, run_id: str, rows: Rows, reserved: Cost | None) -> None:
         try:
             raw = await self._poll(run_id)
         except errors.HTTPStatusError as exc:  # 404: Clay no longer knows the run
@@ -402,31 +472,35 @@ class Engine:
                 f"run {run_id} did not finish within {self.opts['poll_timeout']:g}s;"
                 " it is journaled and a later call collects it without re-sending"
             )
+        mine = self._mine(rows)
         if raw is None:
             if reserved is not None:
                 self.guard.settle(reserved, reserved, CostSource.ESTIMATED)
-            self._finish_rows(list(filter(self._is_mine, keys)), Status.UNKNOWN, timeout_why)
+            self._finish_rows(rows.only(mine), Status.UNKNOWN, timeout_why)
             return
         async with self.http:
             charges = await self.client.run_charges(run_id)
-        sent = {k: n for k, n in zip(keys, self._attempts(keys), strict=True) if n}
+        keys = rows.keys
+        sent = {k: n for k, n in zip(keys, self._attempts(rows), strict=True) if n}
+        # one result per key, in the keys' order: a result's row is its key's
         results = outcomes_of(
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
-        actual = sum((r.cost for r in results), Cost())
+        actual = Cost.total(r.cost for r in results)
         await asyncio.to_thread(
             self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
         )
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
-        mine = [r for r in results if self._is_mine(r.key)]
-        self._land(mine)
+        landing = results if mine.all() else list(compress(results, mine))
+        self._land(rows.only(mine), landing)
         if any(r.status == Status.OVER_BUDGET for r in results) and not self.stopped:
             self.stopped = (
                 "not sent: Clay's credits exhausted (it stopped running the "
                 "items of an earlier run); rows finished before are kept"
             )
-        self.progress.advance(len(mine), sum((r.cost for r in mine), Cost()))
+        paid = actual if landing is results else Cost.total(r.cost for r in landing)
+        self.progress.advance(len(landing), paid)
 
     async def _poll(self, run_id: str) -> Any:
         """Poll until complete (with backoff, woken early by a webhook); None on timeout.

@@ -20,8 +20,9 @@ A backend is a plain function::
 
 - ``items`` are unique (one per key), valid, normalised, and neither cached nor known to
   have failed or to be in an unknown state: every one must be accounted for. They come
-  as columns (:class:`~claynb.pipeline._work.WorkItems`: ``keys``, and ``inputs(keys)``
-  makes a run's inputs when it is sent); read as a sequence they are
+  as columns (:class:`~claynb.pipeline._work.WorkItems`: their groups of the frame;
+  ``keys_of(groups)`` and ``inputs(groups)`` make a run's keys and inputs when it is
+  sent); read as a sequence they are
   :class:`~claynb.pipeline._work.WorkItem` s, made a chunk at a time, which is how the
   queue and event tiers take them.
 - It returns **exactly one** result per item (any order; matched by ``key``): a

@@ -12,12 +12,15 @@ and a reason per group), not a dict per row. (Clay's answers become results in
 
 Every call of ``enrich`` and ``estimate`` pays for this, so it is done a column at a time
 (:mod:`claynb.pipeline._text`): Arrow's string kernels normalise printable-ASCII values
-row by row, an Arrow dictionary encoding finds the distinct values and groups, RE2 checks
-them, and :func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
-concatenation. The Python functions below stay the definition: values that are not
-printable ASCII go through them (once per distinct value), the values RE2 refuses get
-their reason from :func:`claynb._routines.input_problems`, and the tests check the
-columns against them row by row.
+a slice of rows at a time into one column, Arrow's hashing or its sort finds the
+distinct values and groups (:func:`_numbered`), RE2 checks them, and
+:func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
+concatenation, a chunk of groups at a time. Memory freed here mostly stays resident
+(Arrow's pool, pymalloc's arenas), so short-lived copies are kept to a slice or a chunk.
+The Python functions below stay the definition: values that are not printable ASCII
+go through them (once per distinct value), the values RE2 refuses get their reason from
+:func:`claynb._routines.input_problems`, and the tests check the columns against them
+row by row.
 
 Pure functions only: no I/O here.
 """
@@ -38,9 +41,11 @@ from claynb._routines import Routine, input_problems, kind_patterns, validate_in
 from claynb.pipeline._text import (
     TEXT,
     as_text,
+    joined,
     may_contain,
     not_printable,
     patch,
+    text_bytes,
     through_python,
 )
 from claynb.pipeline._work import item_keys
@@ -189,18 +194,82 @@ class _Column:
 
 
 def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Column:
-    """The column normalised by Arrow's kernels row by row (Python only for values that
-    are not printable ASCII, once per distinct value), then its distinct values checked."""
+    """The column normalised, numbered by distinct value (as each first appears, so
+    ``distinct`` holds each value's first row) and its distinct values checked."""
     kind = routine.kind_of(name)
+    clean = _normalised_text(kind, column)
+    codes = _numbered(clean)
+    first = _first_of_each_group(codes)
+    distinct = clean if first.all() else clean.take(pa.array(np.flatnonzero(first)))
+    return _Column(codes, distinct, _problems(kind, name, distinct))
+
+
+def _numbered(text: pa.Array) -> np.ndarray:
+    """Per value, its number among the distinct values (missing ones share one), numbered
+    in order of first appearance.
+
+    Arrow finds equal values one of two ways, chosen by how many bytes the distinct
+    values hold (estimated from a sample). Its dictionary encoding hashes each value,
+    but its hash table and copy of the distinct values peak at 3 to 4 times their bytes
+    (29 to 38 MB for 200,000 distinct e-mails, which then stay resident in Arrow's pool).
+    Its sort (a dense rank) copies nothing (3 MB for those e-mails) but takes 2 to 3
+    times the CPU on values in a random order, and more where they repeat (0.03 s
+    against 0.004 for 200,000 rows of 36,000 e-mails). So: hashing for few distinct
+    bytes, the sort for many."""
+    if _distinct_bytes(text) <= _HASHED_BYTES:
+        equal = pc.dictionary_encode(text, null_encoding="encode").indices.to_numpy()
+        return np.asarray(equal, dtype=np.int64)  # numbered as they first appear
+    ranks = pc.rank(text, tiebreaker="dense").to_numpy()
+    if len(ranks) and int(ranks.max()) == len(ranks):  # all distinct: a group per row
+        return np.arange(len(ranks), dtype=np.int64)
+    return np.asarray(pd.factorize(ranks)[0], dtype=np.int64)
+
+
+#: Distinct bytes up to which :func:`_numbered` hashes (its peak: about 7 MB).
+_HASHED_BYTES = 2_000_000
+
+#: Rows :func:`_distinct_bytes` samples.
+_SAMPLE = 8192
+
+
+def _distinct_bytes(text: pa.Array) -> float:
+    """About how many bytes of text the column's distinct values hold: at most the whole
+    column's (all it needs to know when that is few), exact for a column of few rows,
+    else estimated from a sample of rows (Chao's estimator: the values the sample saw
+    once and twice say how many it missed)."""
+    rows, total = len(text), text_bytes(text)
+    if total <= _HASHED_BYTES:
+        return float(total)
+    if rows <= _SAMPLE:
+        sample = text
+    else:  # rows drawn at random (the same every call), none twice
+        picked = np.unique(np.random.default_rng(0).integers(0, rows, _SAMPLE))
+        sample = text.take(pa.array(picked))
+    # Counted by the sort (its kernels are the ones the column will need; the first use
+    # of Arrow's hashing costs 2 MB and 5 ms of its own).
+    ranks = pc.rank(sample, tiebreaker="dense").to_numpy()
+    seen = np.bincount(ranks)[1:]  # how often the sample saw each distinct value
+    once, twice = int(np.count_nonzero(seen == 1)), int(np.count_nonzero(seen == 2))
+    missed = 0 if len(sample) == rows else once * (once - 1) / (2 * (twice + 1))
+    distinct = min(rows, len(seen) + missed)
+    lengths = pc.fill_null(pc.binary_length(sample), 0).to_numpy()
+    sample_bytes = float(np.sum(lengths / seen[ranks - 1]))  # each distinct value once
+    return min(total, distinct * sample_bytes / max(len(seen), 1))
+
+
+def _normalised_text(kind: str, column: pd.Series) -> pa.Array:
+    """The column normalised by Arrow's kernels a slice of rows at a time (Python only for
+    values that are not printable ASCII, once per distinct value); null where missing."""
     text, others = as_text(column)
     odd = np.flatnonzero(not_printable(text))
     normalise = normaliser_for(kind)
-    clean = pa.chunked_array(  # a slice at a time: each kernel's temporaries stay small
-        [
+    clean = joined(  # a slice at a time: each kernel's temporaries stay small
+        (
             _printable_normalised(normalise, text.slice(lo, _ROWS_AT_ONCE))
             for lo in range(0, len(text), _ROWS_AT_ONCE)
-        ],
-        type=TEXT,
+        ),
+        len(text),
+        text_bytes(text),  # normalising printable text never lengthens it
     )
     clean = through_python(clean, odd, text, lambda v: normalise(v) or None)
     if len(others):
@@ -208,13 +277,7 @@ def _normalised_column(routine: Routine, name: str, column: pd.Series) -> _Colum
         slots, uniques = pd.factorize(raw, use_na_sentinel=False)
         done = [normalise_value(kind, v) for v in np.asarray(uniques, dtype=object).tolist()]
         clean = patch(clean, others, pa.array(done, type=TEXT).take(pa.array(slots)))
-    # One memo table over all the slices: every slice's indices point into the one
-    # dictionary of distinct values, which each slice carries.
-    encoded = pc.dictionary_encode(clean, null_encoding="encode")
-    distinct = encoded.chunks[-1].dictionary if encoded.num_chunks else pa.array([], TEXT)
-    indices = pa.chunked_array([chunk.indices for chunk in encoded.chunks], type=pa.int32())
-    codes = indices.to_numpy().astype(np.int64)
-    return _Column(codes, distinct, _problems(kind, name, distinct))
+    return clean
 
 
 #: Rows a column is normalised in at once: Arrow's kernels make a new column per step
@@ -281,12 +344,13 @@ def _problems(kind: str, name: str, distinct: pa.Array) -> dict[int, str]:
 
 def _group(columns: Sequence[_Column]) -> np.ndarray:
     """Row -> group: rows whose tuple of normalised values is the same share a group,
-    numbered in order of first appearance. Integers only: the columns' slot codes are
-    combined one column at a time, renumbered each time so they never overflow."""
+    numbered in order of first appearance. Integers only: the columns' slot codes (each
+    numbered by first appearance too) are combined one column at a time, renumbered each
+    time so they never overflow."""
     combined = columns[0].codes
     for column in columns[1:]:
         combined = pd.factorize(combined * len(column.distinct) + column.codes)[0]
-    return np.asarray(pd.factorize(combined)[0], dtype=np.int64)
+    return np.asarray(combined, dtype=np.int64)
 
 
 def _first_of_each_group(groups: np.ndarray) -> np.ndarray:
@@ -317,16 +381,27 @@ def _reasons(
 def _keys(
     routine_id: str, texts: Mapping[str, pa.Array], reasons: Sequence[str | None]
 ) -> list[str | None]:
-    """Per group, its item key, or None where it has a reason not to be sent."""
-    if not any(reasons):
-        return list(item_keys(routine_id, texts))
-    valid = np.flatnonzero([r is None for r in reasons])
-    at = pa.array(valid)
+    """Per group, its item key, or None where it has a reason not to be sent. The groups
+    that can be sent are picked a chunk at a time (picking them all at once copied every
+    input's text)."""
     keys: list[str | None] = [None] * len(reasons)
-    valid_keys = item_keys(routine_id, {name: text.take(at) for name, text in texts.items()})
-    for g, key in zip(valid.tolist(), valid_keys, strict=True):
-        keys[g] = key
+    valid = np.flatnonzero(np.fromiter((r is None for r in reasons), bool, len(reasons)))
+    for lo in range(0, len(valid), _KEYS_AT_ONCE):
+        at = valid[lo : lo + _KEYS_AT_ONCE]
+        start, stop = int(at[0]), int(at[-1]) + 1
+        chunk = {name: text.slice(start, stop - start) for name, text in texts.items()}
+        if len(at) == stop - start:  # all of them can be sent
+            keys[start:stop] = item_keys(routine_id, chunk)
+            continue
+        picked = pa.array(at - start)
+        chunk = {name: text.take(picked) for name, text in chunk.items()}
+        for g, key in zip(at.tolist(), item_keys(routine_id, chunk), strict=True):
+            keys[g] = key
     return keys
+
+
+#: Groups :func:`_keys` picks and keys at once (as many as ``item_keys`` hashes at once).
+_KEYS_AT_ONCE = 8192
 
 
 def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None) -> Prepared:
@@ -339,9 +414,9 @@ def prepare(df: pd.DataFrame, routine: Routine, inputs: Mapping[str, Any] | None
     first_rows = np.flatnonzero(first)
     slots = [column.codes[first_rows] for column in normalised]
     texts = {
-        name: c.distinct.take(pa.array(at))
+        name: c.distinct if len(normalised) == 1 else c.distinct.take(pa.array(at))
         for name, c, at in zip(names, normalised, slots, strict=True)
-    }
+    }  # one input: its distinct values are the groups, in the same order
     reasons = _reasons(normalised, slots, len(first_rows))
     keys = _keys(routine.id, texts, reasons)
     return Prepared(routine, codes, texts, keys, reasons, first)

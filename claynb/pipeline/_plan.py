@@ -23,6 +23,7 @@ from claynb._catalogue import catalogue_paths, load_catalogue
 from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
 from claynb.pipeline._cache import Hits, max_age_seconds
 from claynb.pipeline._journal import Journal
+from claynb.pipeline._keys import FrameKeys
 from claynb.pipeline._normalise import Prepared
 from claynb.pipeline._work import Answers, ItemResult, Status, WorkItems
 
@@ -75,38 +76,48 @@ def resolve_routine(
 @dataclass
 class WorkPlan:
     """What a call will do: answers already known per group (:class:`Answers`, columns
-    with a slot per group), and the items to send (:class:`WorkItems`, columns too)."""
+    with a slot per group), and the items to send (:class:`WorkItems`, columns too).
+    ``keys`` are the frame's keys by group (the items' own: one, shared by every
+    :class:`WorkItems` made from this plan)."""
 
     prepared: Prepared
     answers: Answers
     to_send: WorkItems
 
     @property
-    def group_of(self) -> Mapping[str, int]:
-        """The frame's key -> group, for every valid group: the items' own (one dict,
-        shared by every :class:`WorkItems` made from this plan)."""
-        return self.to_send.group_of
+    def keys(self) -> FrameKeys:
+        return self.to_send.frame
 
     def count(self, status: Status) -> int:
         return self.answers.count(status)
 
     def groups(self, keys: list[str]) -> np.ndarray:
         """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
-        return self.to_send.groups_of(keys)
+        return self.keys.groups_of(keys)
 
-    def unanswered(self, keys: list[str], groups: np.ndarray | None = None) -> list[str]:
-        """Those of ``keys`` (in ``groups``, when known) whose group has no answer yet."""
-        at = self.groups(keys) if groups is None else groups
-        # picked by a mask, not by a Python int per index (7 MB at 200,000 keys)
-        return list(compress(keys, pd.isna(self.answers.status[at])))
+    def unanswered(self, groups: np.ndarray) -> np.ndarray:
+        """Those of ``groups`` that have no answer yet (picked by a mask)."""
+        return groups[pd.isna(self.answers.status[groups])]
 
     def items(self, keys: list[str]) -> WorkItems:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
-        return WorkItems(keys, self.groups(keys), self.prepared.texts, self.group_of)
+        return self.items_of(self.groups(keys))
 
-    def answer(self, key: str, status: Status, error: str) -> None:
-        """Answer one key's group without a request (a failure or an unknown outcome)."""
-        self.answers.put([self.group_of[key]], [ItemResult(key, status, error=error, attempts=0)])
+    def items_of(self, groups: np.ndarray) -> WorkItems:
+        """Work items for these groups."""
+        return WorkItems(groups, self.prepared.texts, self.keys)
+
+    def answer(self, keys: list[str], status: Status, errors: list[str]) -> None:
+        """Answer these keys' groups without a request (a failure or an unknown outcome)."""
+        if not keys:
+            return
+        self.answers.put(
+            self.groups(keys).tolist(),
+            [
+                ItemResult(key, status, error=error, attempts=0)
+                for key, error in zip(keys, errors, strict=True)
+            ],
+        )
 
     def answer_cached(self, groups: np.ndarray, hits: Hits) -> None:
         """Answer the cached ones of the keys looked up (``groups``: theirs, in the same
@@ -128,10 +139,11 @@ def plan_work(
     """Answer every group that needs no request; list the items that do. Sends nothing.
 
     ``read_answers=False`` (``estimate``) notes which groups are cached without reading
-    what their answers hold (their fields are None)."""
+    what their answers hold (their fields are None). The groups are known here, so no
+    key is looked up: the cache's hits come back as positions in the list asked for."""
     routine = prepared.routine
-    group_of = {key: g for g, key in enumerate(prepared.keys) if key is not None}
-    nothing = WorkItems([], np.zeros(0, dtype=np.int64), prepared.texts, group_of)
+    frame = FrameKeys(prepared.keys)
+    nothing = WorkItems(np.zeros(0, dtype=np.int64), prepared.texts, frame)
     plan = WorkPlan(prepared, Answers(prepared.groups), nothing)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
     plan.answers.put(
@@ -141,18 +153,22 @@ def plan_work(
             for g in invalid
         ],
     )
-    keys, groups = list(plan.group_of), np.fromiter(plan.group_of.values(), dtype=np.int64)
+    groups = frame.valid()
     if cache and not refresh:
         plan.answer_cached(
             groups,
             journal.cache_hits(
-                routine.id, keys, max_age_s=max_age_seconds(max_age), results=read_answers
+                routine.id,
+                frame.of(groups),
+                max_age_s=max_age_seconds(max_age),
+                results=read_answers,
             ),
         )
-    pending = plan.unanswered(keys, groups)
-    _known_unknowns(plan, journal, pending, resend_unknown)
-    _known_failures(plan, journal, pending, retry_failed)
-    plan.to_send = plan.items(plan.unanswered(pending))
+    pending = plan.unanswered(groups)
+    keys = frame.of(pending)
+    _known_unknowns(plan, journal, keys, resend_unknown)
+    _known_failures(plan, journal, keys, retry_failed)
+    plan.to_send = plan.items_of(plan.unanswered(pending))
     return plan
 
 
@@ -163,27 +179,34 @@ def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: b
     if resend:
         journal.forget_unknown(routine, list(unknown))
         return
-    for key, why in unknown.items():
-        plan.answer(
-            key,
-            Status.UNKNOWN,
+    plan.answer(
+        list(unknown),
+        Status.UNKNOWN,
+        [
             f"{why}; not re-sent, since Clay may already have charged it: "
-            "pass resend_unknown=True to send it again",
-        )
+            "pass resend_unknown=True to send it again"
+            for why in unknown.values()
+        ],
+    )
 
 
 def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bool) -> None:
     if retry:
         return
-    for failure in journal.failures(plan.prepared.routine.id, keys):
-        if plan.answers.has(plan.group_of[failure.key]):
-            continue
-        plan.answer(
-            failure.key,
-            Status.FAILED,
-            f"failed earlier after {failure.attempts} attempt(s): {failure.error}; "
-            "not re-sent: pass retry_failed=True to send it again",
-        )
+    failures = journal.failures(plan.prepared.routine.id, keys)
+    if not failures:
+        return
+    answered = pd.notna(plan.answers.status[plan.groups([f.key for f in failures])])
+    left = list(compress(failures, ~answered))
+    plan.answer(
+        [f.key for f in left],
+        Status.FAILED,
+        [
+            f"failed earlier after {f.attempts} attempt(s): {f.error}; "
+            "not re-sent: pass retry_failed=True to send it again"
+            for f in left
+        ],
+    )
 
 
 def answer_landed(plan: WorkPlan, journal: Journal, keys: list[str], since: float) -> WorkItems:
@@ -197,9 +220,11 @@ def answer_landed(plan: WorkPlan, journal: Journal, keys: list[str], since: floa
     """
     routine = plan.prepared.routine.id
     age = max(0.0, time.time() - since)
-    plan.answer_cached(plan.groups(keys), journal.cache_hits(routine, keys, max_age_s=age))
-    rest = plan.unanswered(keys)
-    _known_unknowns(plan, journal, rest, False)
-    fresh = [f.key for f in journal.failures(routine, rest) if f.last_at >= since]
+    groups = plan.groups(keys)
+    plan.answer_cached(groups, journal.cache_hits(routine, keys, max_age_s=age))
+    rest = plan.unanswered(groups)
+    rest_keys = plan.keys.of(rest)
+    _known_unknowns(plan, journal, rest_keys, False)
+    fresh = [f.key for f in journal.failures(routine, rest_keys) if f.last_at >= since]
     _known_failures(plan, journal, fresh, False)
-    return plan.items(plan.unanswered(rest))
+    return plan.items_of(plan.unanswered(rest))

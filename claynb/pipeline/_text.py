@@ -13,7 +13,7 @@ value (:func:`not_printable` finds them). Real frames are almost all printable A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,14 @@ def _bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(data_buffer, dtype=np.uint8)[: int(offsets[-1])]
 
 
+def text_bytes(text: pa.Array) -> int:
+    """How many bytes of text the column's values hold (nulls hold none)."""
+    if len(text) == 0:
+        return 0
+    offsets, _ = _bytes(text)
+    return int(offsets[-1] - offsets[0])
+
+
 def not_printable(text: pa.Array) -> np.ndarray:
     """Per value, whether it holds a byte outside printable ASCII: one pass of numpy over
     the column's bytes, not a Python call per value. Nulls are False."""
@@ -99,6 +107,33 @@ def patch(text: pa.Array, where: np.ndarray, values: pa.Array | Sequence[str | N
     mask[where] = True
     replacements = values if isinstance(values, pa.Array) else pa.array(values, type=TEXT)
     return pc.replace_with_mask(text, pa.array(mask), replacements)
+
+
+def joined(pieces: Iterable[pa.Array], rows: int, capacity: int) -> pa.Array:
+    """Text arrays joined into one of ``rows`` values, copied a piece at a time into
+    buffers made once (``capacity`` bytes of text, grown if that is short): each piece can
+    be dropped as soon as it is copied, where ``pa.concat_arrays`` holds every piece and
+    the result at once (twice the column). The buffers are numpy's, outside Arrow's pool,
+    which would keep them resident once freed."""
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    data = np.empty(capacity, dtype=np.uint8)
+    valid = np.ones(rows, dtype=bool)
+    row = 0
+    for piece in pieces:
+        piece_offsets, piece_data = _bytes(piece)
+        start, stop = int(piece_offsets[0]), int(piece_offsets[-1])
+        at = int(offsets[row])
+        if at + stop - start > len(data):
+            data = np.concatenate([data[:at], np.empty(max(len(data), stop - start), np.uint8)])
+        data[at : at + stop - start] = piece_data[start:stop]
+        offsets[row + 1 : row + len(piece) + 1] = piece_offsets[1:] + (at - start)
+        if piece.null_count:
+            valid[row : row + len(piece)] = piece.is_valid().to_numpy(zero_copy_only=False)
+        row += len(piece)
+    nulls = rows - int(np.count_nonzero(valid))
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data[: int(offsets[-1])])]
+    return pa.Array.from_buffers(TEXT, rows, buffers, null_count=nulls)
 
 
 def through_python(

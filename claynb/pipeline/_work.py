@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from claynb._routines import Cost
+from claynb.pipeline._keys import FrameKeys
 from claynb.pipeline._text import TEXT, as_text, json_parts, text_scalar
 
 
@@ -105,13 +106,25 @@ def _json_value(value: str | None) -> str:
 
 def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     """:func:`item_key` of every row of these input columns (text or None: Arrow text,
-    arrays or lists). The JSON of all rows is built by Arrow's kernels, column by column
-    (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs once
-    per unique row of a frame."""
+    arrays or lists). The JSON of a chunk of rows is built by Arrow's kernels, column by
+    column (:func:`claynb.pipeline._text.json_parts`), then hashed in one pass: it runs
+    once per unique row of a frame."""
     names = sorted(columns)
     texts = [_text_column(columns[name]) for name in names]
     if not texts or not len(texts[0]):
         return []
+    keys: list[str] = []
+    for lo in range(0, len(texts[0]), _HASH_CHUNK):
+        keys += _keys_of(routine_id, names, [text.slice(lo, _HASH_CHUNK) for text in texts])
+    return keys
+
+
+#: Rows :func:`item_keys` writes as JSON and hashes at once: bounds the short-lived copies
+#: (200,000 rows at once held about 15 MB of JSON in Arrow's pool and 27 MB of bytes).
+_HASH_CHUNK = 8192
+
+
+def _keys_of(routine_id: str, names: Sequence[str], texts: Sequence[pa.Array]) -> list[str]:
     parts: list[Any] = [f"[{_json_text(routine_id)},{{"]
     for i, (name, text) in enumerate(zip(names, texts, strict=True)):
         parts += [f"{',' if i else ''}{_json_text(name)}:", *json_parts(text, _json_text)]
@@ -125,15 +138,7 @@ def item_keys(routine_id: str, columns: Mapping[str, Any]) -> list[str]:
     pieces = [text_scalar(p) if isinstance(p, str) else p for p in joined]
     blobs = pc.binary_join_element_wise(*pieces, text_scalar("")).cast(pa.large_binary())
     sha256 = hashlib.sha256
-    keys: list[str] = []
-    for lo in range(0, len(blobs), _HASH_CHUNK):  # a chunk's bytes at a time, not all
-        keys += [sha256(b).hexdigest()[:32] for b in blobs.slice(lo, _HASH_CHUNK).to_pylist()]
-    return keys
-
-
-#: Rows of key JSON :func:`item_keys` turns into Python bytes at once: bounds the
-#: short-lived copies (200,000 rows at once held about 27 MB of bytes objects).
-_HASH_CHUNK = 8192
+    return [sha256(b).hexdigest()[:32] for b in blobs.to_pylist()]
 
 
 def _text_column(values: Any) -> pa.Array:
@@ -162,31 +167,27 @@ class WorkItem:
 
 
 class WorkItems(Sequence[WorkItem]):
-    """The items a call sends, as columns: each item's key and its group of the frame
+    """The items a call sends, as columns: each item's group of the frame
     (:class:`~claynb.pipeline._normalise.Prepared`), whose normalised inputs are Arrow
-    text columns with a value per group (``texts``), and the frame's key -> group dict
-    (``group_of``, the plan's: shared, not one per item). An item's inputs dict is made
-    only when its run is sent (:meth:`inputs`), not held per row from planning to the
+    text columns with a value per group (``texts``), and the frame's keys by group
+    (``frame``, the plan's :class:`~claynb.pipeline._keys.FrameKeys`: shared, not one per
+    item). An item's key and inputs dict are made when they are asked for (a run's when
+    it is sent: :meth:`keys_of`, :meth:`inputs`), not held per row from planning to the
     merge: at 200,000 rows a dict and a :class:`WorkItem` per row, with the inputs as
     Python text, were about 60 MB. Read as a sequence, it is :class:`WorkItem` s (the
     queue and event tiers take it so), made a chunk at a time."""
 
-    __slots__ = ("keys", "groups", "texts", "group_of")
+    __slots__ = ("groups", "texts", "frame")
 
-    def __init__(
-        self,
-        keys: list[str],
-        groups: np.ndarray,
-        texts: Mapping[str, pa.Array],
-        group_of: Mapping[str, int],
-    ) -> None:
-        self.keys = keys
+    def __init__(self, groups: np.ndarray, texts: Mapping[str, pa.Array], frame: FrameKeys) -> None:
         self.groups = np.asarray(groups, dtype=np.int64)
+        if len(self.groups) and self.groups.min() < 0:
+            raise ValueError("a work item is a group of the frame: a key of no group was asked for")
         self.texts = dict(texts)
-        self.group_of = group_of
+        self.frame = frame
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.groups)
 
     @overload
     def __getitem__(self, at: int) -> WorkItem: ...
@@ -196,25 +197,28 @@ class WorkItems(Sequence[WorkItem]):
 
     def __getitem__(self, at: int | slice) -> WorkItem | WorkItems:
         if isinstance(at, slice):
-            return WorkItems(self.keys[at], self.groups[at], self.texts, self.group_of)
-        return WorkItem(self.keys[at], self._inputs(self.groups[[at]])[0])
+            return WorkItems(self.groups[at], self.texts, self.frame)
+        groups = self.groups[[at]]
+        return WorkItem(self.keys_of(groups)[0], self.inputs(groups)[0])
 
     def __iter__(self) -> Iterator[WorkItem]:
         for lo in range(0, len(self), _ITEMS_CHUNK):
             chunk = self[lo : lo + _ITEMS_CHUNK]
             yield from map(WorkItem, chunk.keys, chunk.inputs())
 
-    def inputs(self, keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """The inputs of these items (every item's when None), each a dict: input name ->
-        normalised text or None."""
-        return self._inputs(self.groups if keys is None else self.groups_of(keys))
+    @property
+    def keys(self) -> list[str]:
+        """Every item's key, in order (a new list each time: the frame holds the keys)."""
+        return self.frame.of(self.groups)
 
-    def groups_of(self, keys: Sequence[str]) -> np.ndarray:
-        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
-        get = self.group_of.get
-        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+    def keys_of(self, groups: np.ndarray) -> list[str]:
+        """The keys of these groups (groups of these items), in their order."""
+        return self.frame.of(groups)
 
-    def _inputs(self, groups: np.ndarray) -> list[dict[str, Any]]:
+    def inputs(self, groups: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """The inputs of these groups (every item's when None), each a dict: input name
+        -> normalised text or None."""
+        groups = self.groups if groups is None else groups
         if not self.texts:
             return [{} for _ in range(len(groups))]
         index = pa.array(groups)
@@ -222,15 +226,19 @@ class WorkItems(Sequence[WorkItem]):
         names = list(columns)
         return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
+    def groups_of(self, keys: Sequence[str]) -> np.ndarray:
+        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+        return self.frame.groups_of(keys)
+
     def where(self, keys: list[str]) -> WorkItems:
         """The items of these keys (each a key of the frame), in their order."""
         if keys == self.keys:
             return self
-        return WorkItems(keys, self.groups_of(keys), self.texts, self.group_of)
+        return WorkItems(self.groups_of(keys), self.texts, self.frame)
 
     def mask(self) -> np.ndarray:
         """A bool per group of the frame: True for the groups of these items."""
-        mine = np.zeros(len(next(iter(self.texts.values()))) if self.texts else 0, dtype=bool)
+        mine = np.zeros(len(self.frame), dtype=bool)
         mine[self.groups] = True
         return mine
 

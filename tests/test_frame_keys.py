@@ -1,0 +1,68 @@
+"""A frame's keys by group, and the look-up the other way (claynb.pipeline._keys).
+
+The look-up is sorted fixed-width arrays, not a dict: every key of a group must be found
+whatever the order of the keys asked for and however they are chunked, and nothing else
+may be found (a key of no group, another text, a near match)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from claynb.pipeline import _keys
+from claynb.pipeline._keys import FrameKeys, KeyIndex
+from claynb.pipeline._work import item_key
+
+
+@pytest.mark.parametrize("at_once", [8192, 64])
+def test_each_key_finds_its_group_and_no_other(
+    at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(64 at once: the index and the look-up made over several chunks.)"""
+    monkeypatch.setattr(_keys, "_KEYS_AT_ONCE", at_once)
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(300)]
+    held: list[str | None] = list(keys)
+    held[7] = held[250] = None  # invalid groups have no key
+    frame = FrameKeys(held)
+    assert len(frame) == 300 and frame.valid().tolist() == [
+        g for g in range(300) if g not in (7, 250)
+    ]
+    asked = [keys[5], keys[299], keys[5], keys[0], keys[7]]
+    assert frame.groups_of(asked).tolist() == [5, 299, 5, 0, -1]
+    other = item_key("enrich-person", {"email": "nobody@x.com"})
+    strange = [other, "invalid:3", keys[1].upper(), keys[1][:31], " " + keys[1][1:], keys[2]]
+    assert frame.groups_of(strange).tolist() == [-1, -1, -1, -1, -1, 2]
+    assert frame.groups_of(keys[::-1]).tolist() == [
+        -1 if g in (7, 250) else g for g in range(299, -1, -1)
+    ]
+    assert frame.groups_of([]).tolist() == []
+    assert frame.of(np.array([299, 0, 5])) == [keys[299], keys[0], keys[5]]
+
+
+def test_keys_that_share_their_first_eight_bytes_are_told_apart() -> None:
+    alike = ["0" * 16 + f"{i:016x}" for i in (9, 3, 7)]
+    near = FrameKeys([alike[0], None, alike[1], alike[2]])
+    asked = [*alike[::-1], "0" * 16 + f"{5:016x}", "0" * 16 + f"{10:016x}", "f" * 32]
+    assert near.groups_of(asked).tolist() == [3, 2, 0, -1, -1, -1]
+
+
+def test_a_frame_with_no_key_finds_nothing_and_a_malformed_key_is_refused() -> None:
+    assert FrameKeys([None, None]).groups_of(["0" * 32]).tolist() == [-1]
+    with pytest.raises(ValueError, match="32 lower-case hex"):
+        KeyIndex.of(["0" * 32, "not a key"])
+
+
+def test_the_direct_engines_queue_keeps_its_order_across_pops_and_returns() -> None:
+    """The groups waiting to be sent (arrays, not an int per row): a batch cut short goes
+    back to the front, a requeued one to the back, and nothing is lost or repeated."""
+    from claynb.direct._engine import Pending
+
+    queue = Pending()
+    queue.push_back(np.arange(10))
+    first = queue.pop(4)
+    queue.push_front(first[2:])  # the budget covered only two of them
+    queue.push_back(np.array([100, 101]))  # refused, sent again later
+    assert len(queue) == 10
+    assert queue.pop(3).tolist() == [2, 3, 4]
+    assert queue.drain().tolist() == [5, 6, 7, 8, 9, 100, 101]
+    assert len(queue) == 0 and queue.pop(5).tolist() == [] and not queue
