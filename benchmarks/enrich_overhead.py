@@ -158,7 +158,9 @@ load other processes put on the machine):
   CPU-s against 0.43 a row at a time; a landing tallies its results in one pass and asks
   its three questions in one statement. Journaling 2,000 runs of 100 alone (intent,
   started, finished, the fold, the close; ``time.process_time``): 1.57 to 1.62 CPU-s
-  against 1.91 to 2.01; into a cache of 2 million answers 2.88 against 4.01. The first
+  against 1.91 to 2.01; into a cache of 2 million answers 2.88 against 4.01.
+  ``python benchmarks/landing_cost.py`` side by side with main, two pairs at loads of 3.1
+  to 4.4: 0.80 and 0.80 ms a run against 0.94 and 0.94. The first
   run, 16 KB pages against 4 KB with everything else the same, three pairs at loads of
   2.3 to 3.3 on 2 CPUs: 8.95, 8.71 and 8.60 CPU-s against 9.41, 9.22 and 9.31 (system
   time 1.45 against 1.68). This script side by side with main (4887669), loads of 1.6 to
