@@ -167,7 +167,9 @@ load other processes put on the machine):
   2.2: 9.10 and 8.93 CPU-s against 9.29 and 9.27 (21,978 and 22,396 rows per
   CPU-second); cached re-run 1.01 and 0.94 against 0.91 and 0.87, estimate 0.57 and 0.56
   against 0.59 and 0.53 (within the noise of a second run at these loads: 0.82 to 1.13
-  in one process). Planning's cache look-up (``cache_hits``) hashes and looks up the keys
+  in one process). Two more pairs at loads of 4.3 to 7.4 (tests running beside them):
+  10.87 and 10.68 CPU-s against 11.09 and 9.56: at that load the noise is larger than
+  the change. Planning's cache look-up (``cache_hits``) hashes and looks up the keys
   a chunk at a time and does not ask an empty cache: 4.7 MB of short-lived objects
   (tracemalloc's peak) against 16.0 for 200,000 keys, and 0.06 CPU-s against 0.10;
   ``enrich_phases`` planning's peak +14.3 MB above ``prepare``'s end against +18.7
