@@ -143,6 +143,39 @@ load other processes put on the machine):
   (cProfile by thread CPU time at 30,000 rows): aiohttp about a tenth, landing the run (``Journal.finished``: SQLite,
   ``fields_of``, ``outcomes_of``) about a quarter, parsing results pages (``parse_item``)
   and the engine's bookkeeping: the wire is no longer most of it.
+- first run, the state file (issue 13 item 2). Thread CPU around the journal's methods
+  and each SQLite statement (a first run of 200,000 rows, 11.4 CPU-s at a load of 3):
+  landing the runs (``Journal.finished``) 2.3, of which the fold of the 200,000 answers
+  0.7 (sorting 42 MB of rows and writing them again: what the inbox costs), inserting
+  them into the inbox 0.4 and the commits 0.5; ``intent`` and ``started`` 0.35 and 0.4
+  (mostly their commits); the claims 0.3; in another run system time was 2.0 of 11.8 CPU-s (``strace``: about
+  130 ``pwrite`` a run of 100, most of them the write-ahead log's frames). Changed: new
+  state files have 16 KB pages (``claynb._sqlite.PAGE_SIZE``): a run's intent, start
+  and landing wrote 27 frames of 4 KB, now about 14, and the fold sorts and writes a
+  quarter as many pages; an answer's status is bound as plain ``str`` (:mod:`sqlite3`
+  looks a ``str`` subclass up among its adapters first: a quarter of the inbox's
+  inserts); the claims go in as one JSON array per 20,000 keys (``json_each``), 0.2
+  CPU-s against 0.43 a row at a time; a landing tallies its results in one pass and asks
+  its three questions in one statement. Journaling 2,000 runs of 100 alone (intent,
+  started, finished, the fold, the close; ``time.process_time``): 1.57 to 1.62 CPU-s
+  against 1.91 to 2.01; into a cache of 2 million answers 2.88 against 4.01.
+  ``python benchmarks/landing_cost.py`` side by side with main, two pairs at loads of 3.1
+  to 4.4: 0.80 and 0.80 ms a run against 0.94 and 0.94. The first
+  run, 16 KB pages against 4 KB with everything else the same, three pairs at loads of
+  2.3 to 3.3 on 2 CPUs: 8.95, 8.71 and 8.60 CPU-s against 9.41, 9.22 and 9.31 (system
+  time 1.45 against 1.68). This script side by side with main (4887669), loads of 1.6 to
+  2.2: 9.10 and 8.93 CPU-s against 9.29 and 9.27 (21,978 and 22,396 rows per
+  CPU-second); cached re-run 1.01 and 0.94 against 0.91 and 0.87, estimate 0.57 and 0.56
+  against 0.59 and 0.53 (within the noise of a second run at these loads: 0.82 to 1.13
+  in one process). Two more pairs at loads of 4.3 to 7.4 (tests running beside them):
+  10.87 and 10.68 CPU-s against 11.09 and 9.56: at that load the noise is larger than
+  the change. Planning's cache look-up (``cache_hits``) hashes and looks up the keys
+  a chunk at a time and does not ask an empty cache: 4.7 MB of short-lived objects
+  (tracemalloc's peak) against 16.0 for 200,000 keys, and 0.06 CPU-s against 0.10;
+  ``enrich_phases`` planning's peak +14.3 MB above ``prepare``'s end against +18.7
+  (same pair). What is left of the state file's share is SQLite's own work on this
+  layout: the fold (every answer written twice, to the inbox and to the cache) and a
+  commit per step of a run (the crash window needs all three).
 - memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
   on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
   against 7.69x; issue 13 item 2; it was

@@ -34,6 +34,11 @@ What it showed (issue 13), per run of 100, the fold included:
   sort 0.15): it cannot get much cheaper while the cache is keyed by a hash.
 - Both ways in one run (this script's default, load 1.1 on 2 CPUs): 0.89 ms a run through
   the inbox, 2.30 straight into the cache: 2.60x.
+- New state files have 16 KB pages (``claynb._sqlite.PAGE_SIZE``; issue 13 item 2): 0.80
+  ms a run through the inbox against 0.94 with 4 KB pages, side by side with main at
+  loads of 3.1 to 4.4 (two pairs); straight into the cache 3.36 to 3.51 against 2.30 to
+  2.70 (4.2 to 4.4x): a random page costs more to write when it is larger, which is why
+  answers go through the inbox.
 """
 
 from __future__ import annotations

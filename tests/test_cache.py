@@ -184,6 +184,35 @@ def test_cache_hits_read_only_which_keys_are_cached_when_asked(tmp_path: Path) -
         assert young.at.tolist() == [1]
 
 
+def test_cache_hits_in_chunks_find_what_one_look_up_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys are hashed and looked up a chunk at a time (``_BULK``): hits on both sides
+    of a chunk's border come back at their places; an empty cache finds nothing."""
+    from claynb.pipeline import _cache
+    from claynb.pipeline._journal import Journal
+
+    keys = [f"k{i}" for i in range(11)]
+    cached = {i: f"answer {i}" for i in (0, 2, 3, 5, 6, 10)}
+    with Journal(tmp_path / "s.sqlite") as journal:
+        for results in (True, False):
+            empty = journal.read(
+                lambda c, r=results: _cache.cache_hits(c, "r", keys, now=2.0, results=r)
+            )
+            assert empty.at.tolist() == [] and (empty.fields is None) is not results
+        with journal.transaction() as conn:
+            cache_put(
+                conn, "r", [(keys[i], "enriched", {"v": v}) for i, v in cached.items()], now=1.0
+            )
+        whole = journal.read(lambda c: _cache.cache_hits(c, "r", keys, now=2.0))
+        monkeypatch.setattr(_cache, "_BULK", 3)
+        chunked = journal.read(lambda c: _cache.cache_hits(c, "r", keys, now=2.0))
+    for hits in (whole, chunked):
+        assert hits.fields is not None and hits.fields.table is not None
+        got = dict(zip(hits.at.tolist(), hits.fields.table.column("v").to_pylist(), strict=True))
+        assert got == cached
+
+
 def test_cache_keys_are_integers_checked_against_the_full_key(tmp_path: Path) -> None:
     """The INTEGER key mixes in the routine, reads item keys' own bits, and a look-up
     whose 64 bits match another key's row is a miss, never that row's answer."""

@@ -425,3 +425,24 @@ def test_a_named_budget_in_redis_keeps_its_url_out_of_sight(redis_url: str) -> N
     guard.settle(claynb.Cost(1, 2), claynb.Cost(1, 1))
     assert budget.spent.data_credits == 1 and budget.remaining()["data_credits"] == 2
     assert secret_url not in repr(budget) and "redis://" not in repr(budget)
+
+
+def test_claims_taken_a_chunk_at_a_time_split_mine_from_others(
+    claynb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims go in a chunk of keys a statement: across chunks, the keys another live call
+    holds are its, every other key is this call's, and releasing frees only this call's."""
+    from claynb.pipeline import _claims
+
+    monkeypatch.setattr(_claims, "_CLAIM_CHUNK", 2)
+    keys = [f"k{i}" for i in range(7)]
+    with Journal.open() as journal:
+        first = Claims(journal, "enrich-person")
+        assert first.take(["k1", "k4", "k5"]).mine == ["k1", "k4", "k5"]
+        second = Claims(journal, "enrich-person")
+        taken = second.take(keys)
+        assert taken.mine == ["k0", "k2", "k3", "k6"] and taken.others == ["k1", "k4", "k5"]
+        second.release()
+        held = journal.read(lambda c: c.execute("SELECT key FROM claims ORDER BY key").fetchall())
+        assert [k for (k,) in held] == ["k1", "k4", "k5"]
+        first.release()

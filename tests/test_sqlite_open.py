@@ -8,6 +8,7 @@ processes sharing a fresh CLAYNB_HOME failed so in a CI run. Real processes, a r
 from __future__ import annotations
 
 import multiprocessing as mp
+import sqlite3
 from pathlib import Path
 
 from claynb._sqlite import connect_wal
@@ -46,4 +47,24 @@ def test_a_wal_connection_is_in_wal_mode_and_autocommits(tmp_path: Path) -> None
     conn = connect_wal(tmp_path / "x.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.isolation_level is None
+    conn.close()
+
+
+def test_a_new_file_gets_the_page_size_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """New state files get pages of PAGE_SIZE (fewer, larger frames in the write-ahead
+    log); a file made with SQLite's default keeps its pages and its rows."""
+    from claynb._sqlite import PAGE_SIZE
+
+    with Journal(tmp_path / "new.sqlite") as journal:
+        assert journal.read(lambda c: c.execute("PRAGMA page_size").fetchone()[0]) == PAGE_SIZE
+    old = tmp_path / "old.sqlite"
+    made = sqlite3.connect(old)
+    with made:
+        made.execute("CREATE TABLE t (x)")
+        made.execute("INSERT INTO t VALUES (1)")
+    made.close()
+    conn = connect_wal(old)
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096 != PAGE_SIZE
+    assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()

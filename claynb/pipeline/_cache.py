@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -83,7 +84,7 @@ CREATE TABLE IF NOT EXISTS failures (
 # SQLite caps the number of host parameters per statement; stay well below it.
 _CHUNK = 500
 #: Keys per bulk look-up (:func:`cache_hits`): one JSON array of hashes in, one text of
-#: answers out, a few MB each.
+#: answers out, a few MB each; and keys hashed at a time.
 _BULK = 20_000
 
 
@@ -216,12 +217,16 @@ def cache_hits(
     The keys are looked up in the order of their hashes (neighbouring keys share pages),
     in chunks of ``_BULK``: the hashes go in as one JSON array, and SQLite answers with
     one newline-delimited JSON text, a line per hit (its position and full key, checked
-    here, and its answer), which Arrow parses in C.
+    here, and its answer), which Arrow parses in C. Nothing per key is made for the whole
+    frame but its hash and its place in their order (16 bytes a key): a first run of
+    200,000 keys looked up everything at once and made 16 MB of short-lived objects (the
+    keys joined, an object array of them, their JSON) to find nothing. An empty cache is
+    not asked at all.
     """
     fold(conn)
-    keys = list(keys)
-    asked = np.asarray(keys, dtype=object)
-    hashes = key_hashes(routine, keys)
+    if conn.execute("SELECT 1 FROM cache LIMIT 1").fetchone() is None:
+        return Hits(np.zeros(0, dtype=np.int64), Fields(0) if results else None)
+    hashes = _hashes_in_chunks(routine, keys)
     order = np.argsort(hashes, kind="stable")
     age = "" if max_age_s is None else "AND c.fetched_at >= ? "
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
@@ -234,24 +239,35 @@ def cache_hits(
     parts: list[pa.Table] = []
     for lo in range(0, len(keys), _BULK):
         chunk = order[lo : lo + _BULK]
-        (text,) = conn.execute(sql, (json.dumps(hashes[chunk].tolist()), routine, *ages)).fetchone()
+        asked = orjson.dumps(hashes[chunk], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        (text,) = conn.execute(sql, (asked, routine, *ages)).fetchone()
         if not text:
             continue
         try:
             table = pa_json.read_json(pa.py_buffer(text.encode("utf-8")), read_options=_READ)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field changed type: not as columns
-            return _as_dicts(conn, routine, keys, max_age_s, now)
+            return _as_dicts(conn, routine, list(keys), max_age_s, now)
         found = chunk[table.column("i").to_numpy()]
-        same = np.asarray(table.column("k").to_pylist(), dtype=object) == asked[found]
+        wanted = map(keys.__getitem__, found.tolist())
+        same = list(map(operator.eq, table.column("k").to_pylist(), wanted))
         table = table.flatten().append_column("at", pa.array(found, pa.int64()))
-        parts.append(table.drop_columns(["i", "k"]).filter(pa.array(same)))
+        parts.append(table.drop_columns(["i", "k"]).filter(pa.array(same, pa.bool_())))
     at = np.concatenate([p.column("at").to_numpy() for p in parts]) if parts else np.zeros(0)
     if not results:
         return Hits(at.astype(np.int64), None)
     fields = _fields(parts, len(at))
     if fields is None:
-        return _as_dicts(conn, routine, keys, max_age_s, now)
+        return _as_dicts(conn, routine, list(keys), max_age_s, now)
     return Hits(at.astype(np.int64), fields)
+
+
+def _hashes_in_chunks(routine: str, keys: Sequence[str]) -> np.ndarray:
+    """:func:`key_hashes` of many keys, a chunk at a time into one array: the joined text
+    and bytes :func:`key_hashes` makes are a chunk's, not the whole frame's."""
+    hashes = np.empty(len(keys), dtype=np.int64)
+    for lo in range(0, len(keys), _BULK):
+        hashes[lo : lo + _BULK] = key_hashes(routine, keys[lo : lo + _BULK])
+    return hashes
 
 
 def _as_dicts(
@@ -331,11 +347,15 @@ def cache_put(
 
     They land in the inbox (appended: a few pages whatever their keys), where every reader
     here finds them (it folds them into the cache first); the number stored.
+
+    A status is bound as plain text (``str``): :mod:`sqlite3` binds an exact ``str`` at
+    once but looks a subclass such as :class:`~claynb.pipeline._work.Status` up among its
+    adapters first, and that look-up was a quarter of inserting a run's answers.
     """
     answers = list(answers)
     hashes = key_hashes(routine, [key for key, _, _ in answers]).tolist()
     rows = [
-        (h, routine, key, status, to_json(result), now, run_id)
+        (h, routine, key, str(status), to_json(result), now, run_id)
         for h, (key, status, result) in zip(hashes, answers, strict=True)
     ]
     conn.executemany(

@@ -58,12 +58,15 @@ T = TypeVar("T")
 
 FILENAME = "claynb.sqlite"
 
-#: Pages the write-ahead log may hold before a commit copies them into the file (SQLite's
-#: default is 1,000). When a landed run wrote its answers straight into the cache, it
-#: rewrote about a hundred pages, one per answer wherever its key fell, and 8,000 (32 MB of
-#: log) took 15% off landing a run; a fold rewrites many pages at once, and the larger log
-#: copies them back in fewer, larger checkpoints.
-WAL_CHECKPOINT_PAGES = 8_000
+#: What the write-ahead log may hold before a commit copies its pages into the file
+#: (SQLite's default is 1,000 pages). When a landed run wrote its answers straight into the
+#: cache, it rewrote about a hundred pages, one per answer wherever its key fell, and 32
+#: MB of log (8,000 pages of 4 KB) took 15% off landing a run; a fold rewrites many pages
+#: at once, and the larger log copies them back in fewer, larger checkpoints. Counted in
+#: the file's own pages (:data:`claynb._sqlite.PAGE_SIZE` for a new file, 4 KB for an older
+#: one): 128 MB of 16 KB pages took 3 to 10% less CPU journaling 2,000 runs, not worth
+#: four times the disk.
+WAL_CHECKPOINT_BYTES = 32 << 20
 
 #: Answers the cache's inbox may hold before the landing that passes it folds them into
 #: the cache (:func:`claynb.pipeline._cache.fold`). A fold rewrites each cache page its
@@ -147,11 +150,14 @@ class UnknownBatch:
         return list(self.inputs)
 
 
-def _any_row(conn: sqlite3.Connection, table: str, routine: str) -> bool:
-    return (
-        conn.execute(f"SELECT 1 FROM {table} WHERE routine = ? LIMIT 1", (routine,)).fetchone()
-        is not None
-    )
+#: What landing a run asks once its answers are in the inbox, in one statement: about
+#: how many answers wait there (:func:`claynb.pipeline._cache.inbox_size`), and whether
+#: the routine has any failure or unknown item that an answer may now replace.
+_AFTER_LANDING = (
+    "SELECT (SELECT max(seq) FROM cache_inbox), "
+    "EXISTS (SELECT 1 FROM failures WHERE routine = ?1), "
+    "EXISTS (SELECT 1 FROM unknown_items WHERE routine = ?1)"
+)
 
 
 class Journal:
@@ -168,7 +174,8 @@ class Journal:
         self._open = True
         self._conn = connect_wal(self.path)
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        (page,) = self._conn.execute("PRAGMA page_size").fetchone()
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page}")
         with self._lock:  # executescript manages its own transaction
             self._conn.executescript(SCHEMA + _cache.SCHEMA + _ledger.SCHEMA)
             _ledger.migrate(self._conn)
@@ -343,7 +350,7 @@ class Journal:
             batch, routine, items, state = row
             BATCH_MOVES.check(state, FINISHED)
             self._land(conn, routine, run_id, results, items, now)
-            cost, matched = _tally(results)
+            cost, matched, source = _tally(results)
             _ledger.record(
                 conn,
                 _ledger.Charge(
@@ -357,7 +364,7 @@ class Journal:
                     cost.actions,
                     cost.data_credits,
                     price.usd(cost.actions, cost.data_credits),
-                    _source(results),
+                    source,
                 ),
             )
             conn.execute(
@@ -379,9 +386,10 @@ class Journal:
         journaled: read only when something failed), forget what is now known."""
         answers = [(r.key, r.status, r.result) for r in results if r.status in ANSWERED]
         _cache.cache_put(conn, routine, answers, now=now, run_id=run_id)
-        if _cache.inbox_size(conn) >= FOLD_ROWS:
+        waiting, failures, unknowns = conn.execute(_AFTER_LANDING, (routine,)).fetchone()
+        if (waiting or 0) >= FOLD_ROWS:
             _cache.fold(conn)
-        if _any_row(conn, "failures", routine):  # the common case has none: skip the deletes
+        if failures:  # the common case has none: skip the deletes
             _cache.failures_forget(conn, routine, [a[0] for a in answers])
         failed = [r for r in results if r.status == Status.FAILED]
         if failed:
@@ -393,7 +401,7 @@ class Journal:
                 now=now,
                 run_id=run_id,
             )
-        if _any_row(conn, "unknown_items", routine):
+        if unknowns:
             conn.executemany(
                 "DELETE FROM unknown_items WHERE routine = ? AND key = ?",
                 [(routine, r.key) for r in results],
@@ -615,17 +623,16 @@ class Journal:
         return self.read(lambda c: _ledger.observed_rates(c, routine))
 
 
-def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int]:
-    """What a run cost, and how many of its items matched: one pass over its results."""
+def _tally(results: Sequence[ItemResult]) -> tuple[Cost, int, str | None]:
+    """What a run cost, how many of its items matched, and where the cost's figures come
+    from (:meth:`CostSource.of_all`): one pass over its results."""
     actions = data_credits = 0.0
     matched = 0
+    sources: set[CostSource | None] = set()
     for r in results:
         actions += r.cost.actions
         data_credits += r.cost.data_credits
         matched += r.status == Status.ENRICHED
-    return Cost(actions, data_credits), matched
-
-
-def _source(results: Sequence[ItemResult]) -> str | None:
-    found = CostSource.of_all(r.cost_source for r in results)
-    return None if found is None else str(found)
+        sources.add(r.cost_source)
+    found = CostSource.of_all(sources)
+    return Cost(actions, data_credits), matched, None if found is None else str(found)
