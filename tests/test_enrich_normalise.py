@@ -79,4 +79,4 @@ def test_prepare_groups_by_normalised_inputs_in_first_seen_order() -> None:
 
 def test_prepare_empty_frame() -> None:
     p = prepare(pd.DataFrame({"E": pd.Series([], dtype=object)}), PERSON, {"email": "E"})
-    assert p.rows == 0 and p.keys == [] and p.first.shape == (0,)
+    assert p.rows == 0 and len(p.keys) == 0 and p.first.shape == (0,)

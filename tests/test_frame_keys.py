@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from claynb.pipeline import _keys
-from claynb.pipeline._keys import FrameKeys, KeyIndex
+from claynb.pipeline._keys import FrameKeys
 from claynb.pipeline._work import item_key
 
 
@@ -23,7 +23,7 @@ def test_each_key_finds_its_group_and_no_other(
     keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(300)]
     held: list[str | None] = list(keys)
     held[7] = held[250] = None  # invalid groups have no key
-    frame = FrameKeys(held)
+    frame = FrameKeys.of_keys(held)
     assert len(frame) == 300 and frame.valid().tolist() == [
         g for g in range(300) if g not in (7, 250)
     ]
@@ -37,19 +37,21 @@ def test_each_key_finds_its_group_and_no_other(
     ]
     assert frame.groups_of([]).tolist() == []
     assert frame.of(np.array([299, 0, 5])) == [keys[299], keys[0], keys[5]]
+    assert list(frame) == held and frame[7] is None and frame[5] == keys[5]
+    assert frame[248:252] == held[248:252]
 
 
 def test_keys_that_share_their_first_eight_bytes_are_told_apart() -> None:
     alike = ["0" * 16 + f"{i:016x}" for i in (9, 3, 7)]
-    near = FrameKeys([alike[0], None, alike[1], alike[2]])
+    near = FrameKeys.of_keys([alike[0], None, alike[1], alike[2]])
     asked = [*alike[::-1], "0" * 16 + f"{5:016x}", "0" * 16 + f"{10:016x}", "f" * 32]
     assert near.groups_of(asked).tolist() == [3, 2, 0, -1, -1, -1]
 
 
 def test_a_frame_with_no_key_finds_nothing_and_a_malformed_key_is_refused() -> None:
-    assert FrameKeys([None, None]).groups_of(["0" * 32]).tolist() == [-1]
+    assert FrameKeys.of_keys([None, None]).groups_of(["0" * 32]).tolist() == [-1]
     with pytest.raises(ValueError, match="32 lower-case hex"):
-        KeyIndex.of(["0" * 32, "not a key"])
+        FrameKeys.of_keys(["0" * 32, "not a key"])
 
 
 def test_the_direct_engines_queue_keeps_its_order_across_pops_and_returns() -> None:

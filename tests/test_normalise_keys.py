@@ -71,7 +71,7 @@ def test_prepare_keys_and_reasons_are_pinned_for_text_inputs() -> None:
     )
     prepared = prepare(df, routine, {"note": "Note", "who": "Who"})
     assert prepared.codes.tolist() == [0, 1, 2, 3, 4, 3]
-    assert prepared.keys == [
+    assert list(prepared.keys) == [
         "30b8a702e12848fa42d45c9228dd5add",
         "20032d3e3c073475ca7694d6612d52fa",
         "a69c48bba2934f4c140727ccbeb35389",
@@ -97,7 +97,7 @@ def test_prepare_keys_and_reasons_are_pinned_for_emails_and_domains() -> None:
     )
     prepared = prepare(emails, DEFAULT_ROUTINES["enrich-person"], {"email": "Email"})
     assert prepared.codes.tolist() == [0, 0, 1, 2, 3, 4]
-    assert prepared.keys == ["39c9f87c9b716558a4faac186b851333", None, None, None, None]
+    assert list(prepared.keys) == ["39c9f87c9b716558a4faac186b851333", None, None, None, None]
     assert prepared.reasons == [
         None,
         "malformed email 'zoë@bücher.de'",
@@ -124,7 +124,7 @@ def test_prepare_keys_and_reasons_are_pinned_for_emails_and_domains() -> None:
         {"full_name": "Name", "company_domain": "Domain"},
     )
     assert prepared.codes.tolist() == [0, 1, 2, 3, 4, 4]
-    assert prepared.keys == [
+    assert list(prepared.keys) == [
         None,
         "79de577bb7cdd3cc2e80c7894cdf2287",
         None,

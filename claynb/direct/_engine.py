@@ -165,7 +165,7 @@ class Engine:
         self.items, self.mine = items, items.mask()
         # What became of each row, as columns as runs land (never a dict per answer held
         # until the merge); ``done`` marks the rows whose result is in there.
-        self.landed = Landed()
+        self.landed = Landed(items.frame)
         self.done = np.zeros_like(self.mine)
         self.sends = np.zeros(len(self.mine), dtype=np.int64)  # POSTs per group so far
         self.queue = Pending()
@@ -204,8 +204,8 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
-        lost = self.items.keys_of(groups[~self.done[groups]])
-        return self.landed.add(self._lost(key) for key in lost)
+        lost = groups[~self.done[groups]]
+        return self.landed.add(map(self._lost, self.items.keys_of(lost)), lost)
 
     def _resumed(self) -> list[tuple[InFlight, Rows]]:
         """Runs a previous call started and never landed that hold any of this call's
@@ -280,7 +280,7 @@ class Engine:
     def _land(self, rows: Rows, results: list[ItemResult]) -> None:
         """These rows' results (this call's rows, ``results[i]`` of ``rows``' row ``i``),
         final: into the columns."""
-        self.landed.add(results)
+        self.landed.add(results, rows.groups)
         self.done[rows.groups] = True
 
     def _mine(self, rows: Rows) -> np.ndarray:

@@ -218,8 +218,9 @@ def _plan_taken(call: Call) -> WorkPlan:
 def _no_plan(routine: Routine) -> WorkPlan:
     """A plan of no rows."""
     none = np.zeros(0, dtype=np.int64)
-    prepared = Prepared(routine, none, {}, [], [], np.zeros(0, dtype=bool))
-    return WorkPlan(prepared, Answers(0), WorkItems(none, {}, FrameKeys([])))
+    keys = FrameKeys.of_keys([])
+    prepared = Prepared(routine, none, {}, keys, [], np.zeros(0, dtype=bool))
+    return WorkPlan(prepared, Answers(0), WorkItems(none, {}, keys))
 
 
 def _answered(plan: WorkPlan, landed: Landed) -> _Answered:
@@ -311,7 +312,7 @@ def enrich(
     """
     call = _setup(locals())
     try:
-        landed = Landed()
+        landed = Landed(call.plan.keys)
         if call.plan.to_send:
             budget = budget if budget is not None else Budget()
             kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)
@@ -350,7 +351,7 @@ async def enrich_async(
     """
     call = _setup(locals())
     try:
-        landed = Landed()
+        landed = Landed(call.plan.keys)
         if call.plan.to_send:
             budget = budget if budget is not None else Budget()
             kwargs = _backend_kwargs(call, _client(client), budget, progress, concurrency)

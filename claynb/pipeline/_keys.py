@@ -1,19 +1,20 @@
 """A frame's item keys by group, and the look-up the other way: key -> group.
 
 A call keeps the state of its rows by group of the frame (arrays with a slot per group),
-and knows each group's item key (:class:`FrameKeys`). Going from a group to its key is an
-index into a list. Going from a key to its group is needed only for keys that come back
-from outside a call's own bookkeeping (a resumed run's keys from the journal, keys other
-calls held, a backend's results): those are looked up a whole list at a time, against
-the keys' 16 bytes sorted (:class:`KeyIndex`, built the first time it is asked). A dict
-of 200,000 keys with an int object per group held about 13 MB from planning to the
-merge; the sorted index holds 4.8 MB, and only from the first look-up on.
-"""
+and knows each group's item key (:class:`FrameKeys`), held as its 16 bytes: going from
+groups to their keys makes their text then, a list at a time. Going from a key to its
+group is needed only for keys that come back from outside a call's own bookkeeping (a
+resumed run's keys from the journal, keys other calls held, a backend's results): those
+are looked up a whole list at a time, against the keys' 16 bytes sorted
+(:class:`KeyIndex`, built the first time it is asked). A dict of 200,000 keys with an int
+object per group held about 13 MB from planning to the merge; the sorted index holds
+4.8 MB, and only from the first look-up on."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -25,35 +26,79 @@ KEY_BYTES = 16
 _KEYS_AT_ONCE = 8192
 
 
-class FrameKeys:
-    """The item key of each group of a frame (``keys[g]``; None for a group that is not
-    sent: its inputs are invalid), and :meth:`groups_of` for keys -> groups."""
+class FrameKeys(Sequence[str | None]):
+    """The item key of each group of a frame, held as its 16 bytes (``digests``: a row of
+    bytes per group; ``held[g]`` False for a group that is not sent: its inputs are
+    invalid, its key None), and :meth:`groups_of` for keys -> groups.
 
-    __slots__ = ("keys", "_index")
+    A key is made as ``str`` only when it is asked for (:meth:`of`: a run's keys when it
+    is sent, a list for the journal, the claims or the cache), never held for the whole
+    call: 200,000 keys as 32-character text and their list were 16.8 MB from ``prepare``
+    to the finish; their bytes are 3.2 MB. Read as a sequence, it is each group's key
+    (or None), made a chunk at a time.
+    """
 
-    def __init__(self, keys: Sequence[str | None]) -> None:
-        self.keys = keys
+    __slots__ = ("digests", "held", "_index")
+
+    def __init__(self, digests: np.ndarray, held: np.ndarray) -> None:
+        self.digests = np.asarray(digests, dtype=np.uint8).reshape(-1, KEY_BYTES)
+        self.held = np.asarray(held, dtype=bool)
+        if len(self.held) != len(self.digests):
+            raise ValueError("a key's bytes and whether it is held: one of each per group")
         self._index: KeyIndex | None = None
+
+    @classmethod
+    def of_keys(cls, keys: Sequence[str | None]) -> FrameKeys:
+        """The frame's keys from their text (None: a group with no key)."""
+        held = np.fromiter((k is not None for k in keys), dtype=bool, count=len(keys))
+        raw, known = _digests([k or "" for k in keys])
+        if not known[held].all():
+            raise ValueError("an item key is 32 lower-case hex characters")
+        return cls(np.frombuffer(raw, dtype=np.uint8), held)
 
     def __len__(self) -> int:
         """The frame's groups, valid or not."""
-        return len(self.keys)
+        return len(self.held)
+
+    @overload
+    def __getitem__(self, at: int) -> str | None: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> list[str | None]: ...
+
+    def __getitem__(self, at: int | slice) -> str | None | list[str | None]:
+        if isinstance(at, slice):
+            return list(self._text(np.arange(len(self))[at]))
+        if not self.held[at]:
+            return None
+        return self.digests[at].tobytes().hex()
+
+    def __iter__(self) -> Iterator[str | None]:
+        for lo in range(0, len(self), _KEYS_AT_ONCE):
+            yield from self._text(np.arange(lo, min(lo + _KEYS_AT_ONCE, len(self))))
+
+    def _text(self, groups: np.ndarray) -> Iterator[str | None]:
+        keys = iter(self.of(groups[self.held[groups]]))
+        return (next(keys) if held else None for held in self.held[groups].tolist())
 
     def valid(self) -> np.ndarray:
         """The groups that have a key, in order."""
-        held = np.fromiter((k is not None for k in self.keys), dtype=bool, count=len(self.keys))
-        return np.flatnonzero(held)
+        return np.flatnonzero(self.held)
 
     def of(self, groups: np.ndarray) -> list[str]:
-        """The keys of these groups (each a group that has one), in their order."""
-        return list(map(self.keys.__getitem__, groups.tolist()))  # type: ignore[arg-type]
+        """The keys of these groups (each a group that has one), in their order, made now
+        (a chunk at a time: one hex text per chunk, cut into keys)."""
+        keys: list[str] = []
+        for lo in range(0, len(groups), _KEYS_AT_ONCE):
+            keys += key_texts(self.digests[groups[lo : lo + _KEYS_AT_ONCE]].tobytes())
+        return keys
 
     def groups_of(self, keys: Sequence[str]) -> np.ndarray:
         """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
         if not len(keys):
             return np.zeros(0, dtype=np.int64)
         if self._index is None:
-            self._index = KeyIndex.of(self.keys)
+            self._index = KeyIndex.of(self)
         return self._index.groups_of(keys)
 
 
@@ -69,12 +114,11 @@ class KeyIndex:
     groups: np.ndarray
 
     @classmethod
-    def of(cls, keys: Sequence[str | None]) -> KeyIndex:
-        """The index of a frame's keys (None: a group with no key, left out)."""
-        groups = FrameKeys(keys).valid()
-        high, low, known = _halves([keys[g] for g in groups.tolist()])  # type: ignore[misc]
-        if not known.all():
-            raise ValueError("an item key is 32 lower-case hex characters")
+    def of(cls, frame: FrameKeys) -> KeyIndex:
+        """The index of a frame's keys (a group with no key left out)."""
+        groups = frame.valid()
+        words = frame.digests[groups].view(">u8")
+        high, low = words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64)
         order = np.argsort(high)
         if (np.diff(high[order]) == 0).any():  # keys sharing their first 8 bytes: by both
             order = np.lexsort((low, high))
@@ -104,6 +148,13 @@ class KeyIndex:
             hit = known[order] & same & (self.low[near] == low)
             found[lo + order] = np.where(hit, self.groups[near], -1)
         return found
+
+
+def key_texts(raw: bytes) -> list[str]:
+    """Keys' 16 bytes each, joined, as their text: one hex text, cut into keys."""
+    hexed = raw.hex()
+    width = 2 * KEY_BYTES
+    return [hexed[at : at + width] for at in range(0, len(hexed), width)]
 
 
 def _halves(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -96,19 +96,18 @@ def complete(items: WorkItems, landed: Landed) -> np.ndarray:
     """One result per item sent, whatever the backend returned: a missing one is
     ``unknown``. (Told by the items' groups, not a set of the landed keys.) The group of
     each of ``landed``'s results, those added here included (-1: a key of no group of the
-    frame), so that the keys are looked up once."""
-    got = items.groups_of(landed.keys)
+    frame), as they landed."""
+    got = np.frombuffer(landed.groups, dtype=np.int64).copy()
     left = items.mask()  # True: sent, no result seen yet
     left[got[got >= 0]] = False
     missing = items.groups[left[items.groups]]
+    unknown = "the backend returned no result for this row"
     landed.add(
-        ItemResult(
-            key,
-            Status.UNKNOWN,
-            attempts=0,
-            error="the backend returned no result for this row",
-        )
-        for key in items.keys_of(missing)
+        (
+            ItemResult(key, Status.UNKNOWN, attempts=0, error=unknown)
+            for key in items.keys_of(missing)
+        ),
+        missing,
     )
     return np.concatenate([got, missing])
 

@@ -14,7 +14,7 @@ Every call of ``enrich`` and ``estimate`` pays for this, so it is done a column 
 (:mod:`claynb.pipeline._text`): Arrow's string kernels normalise printable-ASCII values
 a slice of rows at a time into one column, Arrow's hashing or its sort finds the
 distinct values and groups (:func:`_numbered`), RE2 checks them, and
-:func:`~claynb.pipeline._work.item_keys` builds their keys' JSON by column
+:func:`~claynb.pipeline._work.item_digests` builds their keys' JSON by column
 concatenation, a chunk of groups at a time. Memory freed here mostly stays resident
 (Arrow's pool, pymalloc's arenas), so short-lived copies are kept to a slice or a chunk.
 The Python functions below stay the definition: values that are not printable ASCII
@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from claynb._routines import Routine, input_problems, kind_patterns, validate_inputs
+from claynb.pipeline._keys import KEY_BYTES, FrameKeys
 from claynb.pipeline._text import (
     TEXT,
     as_text,
@@ -48,7 +49,7 @@ from claynb.pipeline._text import (
     text_bytes,
     through_python,
 )
-from claynb.pipeline._work import item_keys
+from claynb.pipeline._work import item_digests
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://")
 _USERINFO = re.compile(r"^[^/@]*@")
@@ -154,13 +155,14 @@ class Prepared:
     ``keys[g]`` and ``reasons[g]`` describe group ``g`` (``keys[g]`` is None and
     ``reasons[g]`` says why when the group is invalid); ``first[i]`` is True for the first
     row of each group, which carries the group's cost. A group's inputs as one dict:
-    :meth:`inputs_of`.
+    :meth:`inputs_of`. The keys are held as 16 bytes each
+    (:class:`~claynb.pipeline._keys.FrameKeys`), made as text when they are asked for.
     """
 
     routine: Routine
     codes: np.ndarray
     texts: dict[str, pa.Array]
-    keys: list[str | None]
+    keys: FrameKeys
     reasons: list[str | None]
     first: np.ndarray
 
@@ -174,7 +176,7 @@ class Prepared:
 
     @property
     def valid_groups(self) -> list[int]:
-        return [g for g, key in enumerate(self.keys) if key is not None]
+        return self.keys.valid().tolist()
 
     def inputs_of(self, g: int) -> dict[str, Any]:
         """Group ``g``'s normalised inputs (input name -> text or None). The items a call
@@ -380,27 +382,26 @@ def _reasons(
 
 def _keys(
     routine_id: str, texts: Mapping[str, pa.Array], reasons: Sequence[str | None]
-) -> list[str | None]:
-    """Per group, its item key, or None where it has a reason not to be sent. The groups
-    that can be sent are picked a chunk at a time (picking them all at once copied every
-    input's text)."""
-    keys: list[str | None] = [None] * len(reasons)
-    valid = np.flatnonzero(np.fromiter((r is None for r in reasons), bool, len(reasons)))
+) -> FrameKeys:
+    """Per group, its item key (as its 16 bytes), or none where it has a reason not to be
+    sent. The groups that can be sent are picked a chunk at a time (picking them all at
+    once copied every input's text)."""
+    held = np.fromiter((r is None for r in reasons), bool, len(reasons))
+    digests = np.zeros((len(reasons), KEY_BYTES), dtype=np.uint8)
+    valid = np.flatnonzero(held)
     for lo in range(0, len(valid), _KEYS_AT_ONCE):
         at = valid[lo : lo + _KEYS_AT_ONCE]
         start, stop = int(at[0]), int(at[-1]) + 1
         chunk = {name: text.slice(start, stop - start) for name, text in texts.items()}
-        if len(at) == stop - start:  # all of them can be sent
-            keys[start:stop] = item_keys(routine_id, chunk)
-            continue
-        picked = pa.array(at - start)
-        chunk = {name: text.take(picked) for name, text in chunk.items()}
-        for g, key in zip(at.tolist(), item_keys(routine_id, chunk), strict=True):
-            keys[g] = key
-    return keys
+        if len(at) < stop - start:  # some of them cannot be sent: the others picked
+            picked = pa.array(at - start)
+            chunk = {name: text.take(picked) for name, text in chunk.items()}
+        raw = item_digests(routine_id, chunk)
+        digests[at] = np.frombuffer(raw, dtype=np.uint8).reshape(-1, KEY_BYTES)
+    return FrameKeys(digests, held)
 
 
-#: Groups :func:`_keys` picks and keys at once (as many as ``item_keys`` hashes at once).
+#: Groups :func:`_keys` picks and keys at once (as many as ``item_digests`` hashes at once).
 _KEYS_AT_ONCE = 8192
 
 

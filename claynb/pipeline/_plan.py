@@ -142,7 +142,7 @@ def plan_work(
     what their answers hold (their fields are None). The groups are known here, so no
     key is looked up: the cache's hits come back as positions in the list asked for."""
     routine = prepared.routine
-    frame = FrameKeys(prepared.keys)
+    frame = prepared.keys
     nothing = WorkItems(np.zeros(0, dtype=np.int64), prepared.texts, frame)
     plan = WorkPlan(prepared, Answers(prepared.groups), nothing)
     invalid = [g for g, reason in enumerate(prepared.reasons) if reason is not None]
