@@ -139,23 +139,31 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[WorkItems]:
     todo = plan.to_send
     try:
         while len(todo):
-            taken = claims.take(todo.keys)
-            mine = todo.where(taken.mine)
-            if taken.stale:  # some call ended since planning: its answers are not re-sent
-                mine = answer_landed(plan, call.journal, taken.mine, claims.since)
+            mine, claimed, others = _claim(call, todo)
             if len(mine):
                 sent.append(mine)
                 yield mine
             claims.release()
-            progress.advance(len(taken.mine) - len(mine))
-            if not taken.others:
+            progress.advance(claimed - len(mine))
+            if not others:
                 break
-            claims.wait(taken.others)
-            todo = answer_landed(plan, call.journal, taken.others, claims.since)
-            progress.advance(len(taken.others) - len(todo))
+            claims.wait(others)
+            todo = answer_landed(plan, call.journal, others, claims.since)
+            progress.advance(len(others) - len(todo))
     finally:
         claims.release()
         plan.to_send = sent[0] if len(sent) == 1 else plan.items([k for s in sent for k in s.keys])
+
+
+def _claim(call: Call, todo: WorkItems) -> tuple[WorkItems, int, list[str]]:
+    """Claim ``todo``: the items this call now holds (less those that landed meanwhile),
+    how many it claimed, and the keys other calls hold. The claimed keys' text is not
+    kept: the items make their keys again, a run at a time, when they are sent."""
+    taken = call.claims.take(todo.keys)
+    mine = todo.where(taken.mine)
+    if taken.stale:  # some call ended since planning: its answers are not re-sent
+        mine = answer_landed(call.plan, call.journal, taken.mine, call.claims.since)
+    return mine, len(taken.mine), taken.others
 
 
 def _send(call: Call, send: Any, kwargs: dict[str, Any], landed: Landed) -> None:

@@ -153,23 +153,29 @@ def plan_work(
             for g in invalid
         ],
     )
-    groups = frame.valid()
-    if cache and not refresh:
-        plan.answer_cached(
-            groups,
-            journal.cache_hits(
-                routine.id,
-                frame.of(groups),
-                max_age_s=max_age_seconds(max_age),
-                results=read_answers,
-            ),
-        )
-    pending = plan.unanswered(groups)
-    keys = frame.of(pending)
-    _known_unknowns(plan, journal, keys, resend_unknown)
-    _known_failures(plan, journal, keys, retry_failed)
-    plan.to_send = plan.items_of(plan.unanswered(pending))
+    valid = frame.valid()
+    for lo in range(0, len(valid), _KEYS_AT_ONCE):  # the keys as text a part at a time
+        groups = valid[lo : lo + _KEYS_AT_ONCE]
+        if cache and not refresh:
+            plan.answer_cached(
+                groups,
+                journal.cache_hits(
+                    routine.id,
+                    frame.of(groups),
+                    max_age_s=max_age_seconds(max_age),
+                    results=read_answers,
+                ),
+            )
+        keys = frame.of(plan.unanswered(groups))
+        _known_unknowns(plan, journal, keys, resend_unknown)
+        _known_failures(plan, journal, keys, retry_failed)
+    plan.to_send = plan.items_of(plan.unanswered(valid))
     return plan
+
+
+#: Keys :func:`plan_work` makes as text and looks up at once: the frame's keys are held as
+#: 16 bytes each; 200,000 of them as ``str`` at once were 16.8 MB of planning's peak.
+_KEYS_AT_ONCE = 32_768
 
 
 def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: bool) -> None:
