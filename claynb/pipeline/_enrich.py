@@ -160,7 +160,8 @@ def _claim(call: Call, todo: WorkItems) -> tuple[WorkItems, int, list[str]]:
     how many it claimed, and the keys other calls hold. The claimed keys' text is not
     kept: the items make their keys again, a run at a time, when they are sent."""
     taken = call.claims.take(todo.keys)
-    mine = todo.where(taken.mine)
+    # the keys it took, in their order: all of them when as many (no second list of keys)
+    mine = todo if len(taken.mine) == len(todo) else todo.where(taken.mine)
     if taken.stale:  # some call ended since planning: its answers are not re-sent
         mine = answer_landed(call.plan, call.journal, taken.mine, call.claims.since)
     return mine, len(taken.mine), taken.others
