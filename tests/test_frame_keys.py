@@ -68,3 +68,20 @@ def test_the_direct_engines_queue_keeps_its_order_across_pops_and_returns() -> N
     assert queue.pop(3).tolist() == [2, 3, 4]
     assert queue.drain().tolist() == [5, 6, 7, 8, 9, 100, 101]
     assert len(queue) == 0 and queue.pop(5).tolist() == [] and not queue
+
+
+def test_landed_results_keep_their_groups_given_or_looked_up_in_the_frame() -> None:
+    """The direct engine hands each run's groups; the other tiers' results are looked up
+    by key (a key of no group of the frame: -1), and a status no tier writes is left out."""
+    from claynb.pipeline._work import ItemResult, Landed, Status
+
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(5)]
+    frame = FrameKeys.of_keys(keys)
+    landed = Landed(frame).add([ItemResult(keys[3], Status.ENRICHED)], np.array([3]))
+    other = item_key("enrich-person", {"email": "nobody@x.com"})
+    landed.add([ItemResult(keys[1], Status.NO_MATCH), ItemResult(other, Status.FAILED)])
+    odd = ItemResult(keys[2], "not a status")  # type: ignore[arg-type]
+    landed.add([ItemResult(keys[0], Status.UNKNOWN), odd], np.array([0, 2]))
+    assert list(landed.groups) == [3, 1, -1, 0] and len(landed) == 4
+    landed.clear()
+    assert len(landed) == 0 and landed.frame is None

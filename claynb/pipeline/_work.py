@@ -425,7 +425,7 @@ class Landed:
     def clear(self) -> None:
         """Let go of every result (they are in the call's :class:`Answers` by now), so
         what they held serves the output frame."""
-        self.errors, self.blocks = {}, []
+        self.frame, self.errors, self.blocks = None, {}, []  # the frame's keys and index too
         for column in (self.groups, self.status, self.actions, self.data_credits, self.source):
             del column[:]
 
