@@ -76,21 +76,24 @@ kept.
 What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
 columns alone are 41.7 MB):
 
-1. The item keys as a 32-character ``str`` each (16.2 MB at 200,000 rows: ``item_keys``
-   in ``--trace``), alive from ``prepare`` to the finish, held by ``Prepared.keys`` and,
-   the same objects, by the engine's results (``Landed.keys``). The key -> group dict
-   beside them (13.3 MB) is gone: the direct engine's batches carry their rows' groups
-   and look no key up; keys that come back from outside are looked up a list at a time
-   against the keys' 16 bytes sorted (``KeyIndex``, 4.8 MB from the finish on). Side by
-   side with main (b354ca6), this script at 200,000 rows, two pairs at loads of 4 to 5.3
-   on 2 CPUs: the call's peak 181.3 and 181.2 MB (4.29x) against 201.9 and 198.1 (4.78x
-   and 4.69x); by phase (RSS at the end, one pair) planning 126.0 against 132.8, the
-   engine 124.4 against 142.9, finish 134.0 against 151.0 (``prepare`` varies by 20 MB
-   from run to run). First-run CPU is not worse (``enrich_overhead``'s docstring). An
-   earlier try (branch ``issue-13k-keyindex``) kept the engine's look-ups and only
-   replaced the dict: 6 to 15 MB less, 7 to 12% more CPU. What is left of this item:
-   ``Landed`` keeping the direct engine's groups (or 16 bytes per key) instead of the
-   keys, after which the keys can be made a run at a time from 16 bytes each.
+1. The item keys. Done (branch ``issue-13k2``): held as 16 bytes each from ``prepare``
+   on (``FrameKeys`` in ``claynb/pipeline/_keys.py``: 3.2 MB at 200,000 rows, where a
+   32-character ``str`` each and their list were 16.8 MB from ``prepare`` to the finish),
+   made as text a list at a time where they leave the process or the state file needs
+   them (planning 100,000 at a time, the claims once, the engine a run at a time);
+   ``Landed`` keeps each result's group (the direct engine's own, or looked up once a
+   list for the other tiers), not its key; the claims' copy of the key list is not held
+   during the engine. Side by side with main (71d3775), this script at 200,000 rows:
+   ``prepare`` ends at 26 to 35 MB against 43 to 51, the engine at 92 to 97 against 100
+   to 111, in every pair. The call's peak (the merge) moved with the load, not with
+   the change: at loads of 8.6 to 11.7 on 2 CPUs 128.1 and 132.9 MB (3.03x, 3.15x)
+   against 147.5 and 143.5 (3.49x, 3.40x); at a load of 1.1 to 1.3, 121.9 and 131.6
+   (2.89x, 3.12x) against 117.6 and 114.2 (2.79x, 2.71x). On main the keys, made
+   together in ``prepare``, filled whole pymalloc arenas that went back to the system
+   when the plan was let go before the merge (the finish ended at 79 to 82 MB); the runs'
+   keys, made and freed among the engine's other small objects, leave arenas part-used
+   (the finish ended at 82 to 90 MB), so what the engine no longer holds does not lower
+   what the merge builds on. What is left of this item: that (the merge's base).
 2. (Done for ``prepare`` itself; it did not lower the call's peak.) ``prepare`` no
    longer makes a dictionary encoding's hash table and copy of the distinct values
    (Arrow's pool peaked 38 MB above the frame): Arrow's sort (a dense rank, no copy)
