@@ -358,6 +358,10 @@ class Landed:
     :data:`COST_SOURCES`; -1: no source), its error is kept only where there is one (most
     rows have none): a list of Python text per row held for the whole call was about 5 MB
     at 200,000 rows. The keys stay ``str`` (the items' own objects, not copies).
+
+    Each run's fields land as a block; every :data:`_COMPACT` blocks, the new ones are
+    joined (:func:`compacted`): a call of 2,000 runs holds about 30 tables, not 2,000
+    tables with their own arrays, buffers and schema each.
     """
 
     def __init__(self) -> None:
@@ -368,6 +372,7 @@ class Landed:
         self.data_credits = array("d")
         self.source = array("b")
         self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
+        self._joined = 0  # blocks before this one are compacted already
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -378,6 +383,9 @@ class Landed:
         base = len(self.keys)
         if any(r.result for r in results):
             self.blocks.append((base, fields_of([r.result for r in results])))
+            if len(self.blocks) - self._joined >= _COMPACT:
+                self.blocks[self._joined :] = compacted(self.blocks[self._joined :])
+                self._joined = len(self.blocks)
         self.keys += [r.key for r in results]
         self.status.extend(_STATUS_CODE[r.status] for r in results)
         self.errors.update(
@@ -406,9 +414,67 @@ class Landed:
     def clear(self) -> None:
         """Let go of every result (they are in the call's :class:`Answers` by now), so
         what they held serves the output frame."""
-        self.keys, self.errors, self.blocks = [], {}, []
+        self.keys, self.errors, self.blocks, self._joined = [], {}, [], 0
         for column in (self.status, self.actions, self.data_credits, self.source):
             del column[:]
+
+
+#: Blocks :class:`Landed` lets land before it joins them: 64 runs of 100 rows, a table
+#: of 6,400 rows each (the join's copy is short-lived and small).
+_COMPACT = 64
+
+
+def compacted(blocks: Sequence[tuple[int, Fields]]) -> list[tuple[int, Fields]]:
+    """These blocks (first row, fields), each stretch of them that follow one another
+    row after row as Arrow tables of the same fields, in the same order, joined into one
+    table of one chunk. A field null in a whole block takes the stretch's type (the same
+    values); blocks of dicts, gaps and a field of two types end a stretch, so every row
+    keeps its values and its place."""
+    joined: list[tuple[int, Fields]] = []
+    stretch: list[tuple[int, Fields]] = []
+    kinds: list[pa.DataType] = []
+    for start, fields in blocks:
+        table = fields.table
+        if stretch and not _follows(stretch[-1], start, table, kinds):
+            joined.append(_joined(stretch, kinds))
+            stretch = []
+        if not stretch:
+            kinds = list(table.schema.types) if table is not None else []
+        stretch.append((start, fields))
+    if stretch:
+        joined.append(_joined(stretch, kinds))
+    return joined
+
+
+def _follows(
+    last: tuple[int, Fields], start: int, table: pa.Table | None, kinds: list[pa.DataType]
+) -> bool:
+    """Whether a block at ``start`` holding ``table`` joins the stretch ending in ``last``
+    whose fields are of ``kinds`` (null: no type seen yet): updates ``kinds`` if so."""
+    begun, fields = last
+    if table is None or fields.table is None or begun + fields.rows != start:
+        return False
+    if table.column_names != fields.table.column_names:
+        return False
+    seen = [t if pa.types.is_null(k) else k for k, t in zip(kinds, table.schema.types, strict=True)]
+    if any(
+        not (pa.types.is_null(t) or t == s) for t, s in zip(table.schema.types, seen, strict=True)
+    ):
+        return False
+    kinds[:] = seen
+    return True
+
+
+def _joined(stretch: list[tuple[int, Fields]], kinds: list[pa.DataType]) -> tuple[int, Fields]:
+    """A stretch of blocks (:func:`compacted`) as one."""
+    if len(stretch) == 1:
+        return stretch[0]
+    first = stretch[0][1].table
+    assert first is not None  # a stretch of more than one block is of tables
+    schema = pa.schema(list(zip(first.column_names, kinds, strict=True)))
+    tables = [f.table.cast(schema) for _, f in stretch if f.table is not None]
+    table = pa.concat_tables(tables).combine_chunks()
+    return stretch[0][0], Fields(table.num_rows, table)
 
 
 #: Every cost source, in order: :attr:`Landed.source` holds a result's place here.
