@@ -323,6 +323,13 @@ class Fields:
                 seen[name] = (lowest, place)
         return seen
 
+    def without(self, name: str) -> Fields:
+        """These fields but ``name``, when held as columns (its buffers let go); dicts as
+        they are."""
+        if self.table is None or name not in self.table.column_names:
+            return self
+        return Fields(self.rows, self.table.drop_columns([name]))
+
     def column(self, name: str) -> pa.ChunkedArray | list[Any]:
         """One field's values (None or null where an item has none): an Arrow array when
         held as columns, else a list."""
@@ -553,6 +560,11 @@ class Answers:
         self.source[at] = None
         if fields is not None and len(at):
             self.blocks.append((at, fields))
+
+    def let_go(self, name: str) -> None:
+        """Let go of one field in every block held as columns (the merge has made it a
+        column of the output): its memory serves the next."""
+        self.blocks = [(groups, fields.without(name)) for groups, fields in self.blocks]
 
     def release(self) -> None:
         """Let go of every answer's fields (the merge has taken them out to the rows): their
