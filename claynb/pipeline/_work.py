@@ -367,7 +367,7 @@ class Landed:
     at 200,000 rows. The keys stay ``str`` (the items' own objects, not copies).
 
     Each run's fields land as a block; every :data:`_COMPACT` blocks, the new ones are
-    joined (:func:`compacted`): a call of 2,000 runs holds about 30 tables, not 2,000
+    joined (:func:`_compacted`): a call of 2,000 runs holds about 30 tables, not 2,000
     tables with their own arrays, buffers and schema each.
     """
 
@@ -391,7 +391,7 @@ class Landed:
         if any(r.result for r in results):
             self.blocks.append((base, fields_of([r.result for r in results])))
             if len(self.blocks) - self._joined >= _COMPACT:
-                self.blocks[self._joined :] = compacted(self.blocks[self._joined :])
+                self.blocks[self._joined :] = _compacted(self.blocks[self._joined :])
                 self._joined = len(self.blocks)
         self.keys += [r.key for r in results]
         self.status.extend(_STATUS_CODE[r.status] for r in results)
@@ -431,7 +431,7 @@ class Landed:
 _COMPACT = 64
 
 
-def compacted(blocks: Sequence[tuple[int, Fields]]) -> list[tuple[int, Fields]]:
+def _compacted(blocks: Sequence[tuple[int, Fields]]) -> list[tuple[int, Fields]]:
     """These blocks (first row, fields), each stretch of them that follow one another
     row after row as Arrow tables of the same fields, in the same order, joined into one
     table of one chunk. A field null in a whole block takes the stretch's type (the same
@@ -473,7 +473,7 @@ def _follows(
 
 
 def _joined(stretch: list[tuple[int, Fields]], kinds: list[pa.DataType]) -> tuple[int, Fields]:
-    """A stretch of blocks (:func:`compacted`) as one."""
+    """A stretch of blocks (:func:`_compacted`) as one."""
     if len(stretch) == 1:
         return stretch[0]
     first = stretch[0][1].table
