@@ -379,7 +379,7 @@ class Landed:
         self.data_credits = array("d")
         self.source = array("b")
         self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
-        self._joined = 0  # blocks before this one are compacted already
+        self._compact_from = 0  # the first block not joined yet
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -390,9 +390,9 @@ class Landed:
         base = len(self.keys)
         if any(r.result for r in results):
             self.blocks.append((base, fields_of([r.result for r in results])))
-            if len(self.blocks) - self._joined >= _COMPACT:
-                self.blocks[self._joined :] = _compacted(self.blocks[self._joined :])
-                self._joined = len(self.blocks)
+            if len(self.blocks) - self._compact_from >= _COMPACT:
+                self.blocks[self._compact_from :] = _compacted(self.blocks[self._compact_from :])
+                self._compact_from = len(self.blocks)
         self.keys += [r.key for r in results]
         self.status.extend(_STATUS_CODE[r.status] for r in results)
         self.errors.update(
@@ -421,7 +421,7 @@ class Landed:
     def clear(self) -> None:
         """Let go of every result (they are in the call's :class:`Answers` by now), so
         what they held serves the output frame."""
-        self.keys, self.errors, self.blocks, self._joined = [], {}, [], 0
+        self.keys, self.errors, self.blocks, self._compact_from = [], {}, [], 0
         for column in (self.status, self.actions, self.data_credits, self.source):
             del column[:]
 
