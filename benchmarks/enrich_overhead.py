@@ -250,6 +250,13 @@ load other processes put on the machine):
   and 0.87 against 0.89 and 0.87; the estimate 0.54 and 0.55 against 0.53 and 0.55.
   ``_finish`` alone: 0.30 and 0.36 CPU-s against 0.54 and 0.56 (a first run; it now also
   frees the plan, which main frees after the call). By phase: ``enrich_phases``.
+- memory, the answers' blocks (issue 13 item 2): ``Landed`` joins every 64 runs' field
+  blocks into one table (about 30 tables at 200,000 rows, not 2,000), and the merge lets
+  go of each field once it is a column. Side by side with main (71d3775), this benchmark
+  twice each at loads of 5.4 to 13 on 2 CPUs: the first run's RSS peak 107.6 and 114.4 MB
+  (2.55x and 2.71x) against 131.7 and 124.7 (3.12x and 2.95x); the first run 9.45 and
+  10.26 CPU-s against 10.40 and 10.94; the cached re-run 0.83 and 0.98 against 0.95 and
+  0.87; the estimate 0.55 and 0.60 against 0.59 and 0.57 (at such loads, noise).
 - memory, the keys as 16 bytes (issue 13 item 2): ``FrameKeys`` holds each group's key
   as its 16 bytes from ``prepare`` on and makes their text a list at a time; ``Landed``
   keeps each result's group, not its key. Side by side with main (71d3775), this script

@@ -108,3 +108,45 @@ def test_the_output_shares_the_frames_columns() -> None:
         assert np.shares_memory(out["n"].to_numpy(), df["n"].to_numpy())
     assert out["clay_status"].tolist() == ["enriched", "no_match", "enriched"]
     assert out["clay_name"].tolist()[::2] == ["A", "A"] and pd.isna(out["clay_name"][1])
+
+
+def test_many_runs_land_in_few_blocks_and_merge_as_the_values_would() -> None:
+    """Landed joins runs' blocks as they land (every 64): a run of nothing but failures (a
+    gap: no block), a field null in a whole run, a field of another type, answers kept as
+    dicts and a key answered twice all keep their values, and a later row still wins."""
+    runs: list[list[ItemResult]] = []
+    for r in range(150):
+        if r == 70:  # failures only: no fields, so no block
+            runs.append([ItemResult(f"k{r}_{i}", Status.FAILED, error="boom") for i in range(3)])
+            continue
+        answers: list[dict[str, Any]] = [
+            {"name": f"n{r}_{i}", "n": i, "note": None if r % 5 else f"t{r}"} for i in range(3)
+        ]
+        if r == 100:
+            answers[0]["n"] = "many"  # n is text in this run only
+        if r == 120:
+            answers[1]["tags"] = ["x"]  # nested: this run is kept as dicts
+        runs.append([ItemResult(f"k{r}_{i}", Status.ENRICHED, a) for i, a in enumerate(answers)])
+    runs.append([ItemResult("k3_1", Status.ENRICHED, {"name": "again", "n": 9, "note": None})])
+    keys = [x.key for run in runs for x in run]
+    df = pd.DataFrame({"Email": [f"{k}@x.io" for k in dict.fromkeys(keys)]})
+    prepared = prepare(df, ROUTINE, {"email": "Email"})
+    group = {k: g for g, k in enumerate(dict.fromkeys(keys))}
+    landed = Landed()
+    for run in runs:
+        landed.add(run)
+    assert landed.blocks[0][1].rows == 64 * 3  # the first 64 runs: one table
+    assert len(landed.blocks) < 30  # of 149 runs' blocks (the last 21 not joined yet)
+    answers = Answers(prepared.groups)
+    answers.put_landed(np.array([group[k] for k in keys]), landed)
+
+    last = {x.key: x.result or None for run in runs for x in run}  # a later row wins
+    per_group = [last[k] for k in dict.fromkeys(keys)]
+    extra = result_fields(ROUTINE, answers)
+    assert extra == ["name", "n", "note", "tags"]
+    out = merge(df, prepared, answers, extra=extra)
+    for name in extra:
+        want = _column([a.get(name) if a else None for a in per_group], prepared.codes)
+        pd.testing.assert_extension_array_equal(out["clay_" + name].array, want)
+    assert out["clay_name"][group["k3_1"]] == "again"
+    assert out["clay_status"][group["k70_0"]] == "failed"

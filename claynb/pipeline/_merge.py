@@ -215,17 +215,19 @@ def merge(
     routine's, then ``extra``) and the status columns, every row answered from its group's
     slot of ``answers``, in ``df``'s order and index.
 
-    The last use of ``answers``' fields: they are let go once every field is a column
-    (:meth:`~claynb.pipeline._work.Answers.release`), so the memory they held serves the
-    status columns. (Letting go of each field as its column was built freed 5 to 7 MB more
-    at 200,000 rows, but dropping it from 2,000 blocks cost 0.05 to 0.09 CPU-s.) ``df``'s own columns are shared with the output, not copied (pandas'
-    copy-on-write), and so are the new ones (each handed over as a Series on ``df``'s index,
-    which ``assign`` takes as it is)."""
+    The last use of ``answers``' fields: each is let go once it is a column
+    (:meth:`~claynb.pipeline._work.Answers.let_go`), so its memory serves the next one,
+    and the rest once every field is (:meth:`~claynb.pipeline._work.Answers.release`).
+    (Field by field was too slow over 2,000 blocks, one per run: 0.05 to 0.09 CPU-s; it
+    is about 30 since ``Landed`` joins its runs'.) ``df``'s own columns are shared with
+    the output, not copied (pandas' copy-on-write), and so are the new ones (each handed
+    over as a Series on ``df``'s index, which ``assign`` takes as it is)."""
     routine, codes = prepared.routine, prepared.codes
     cols: dict[str, Any] = {}
     rows = _block_rows(answers, codes)
     for name in (*routine.fields, *extra):
         cols[prefix + name] = _field_column(answers, name, codes, rows)
+        answers.let_go(name)
     answers.release()  # every field is a column now: what the answers held serves the rest
     cols[prefix + "status"] = _text_column(answers.status, codes)
     cols[prefix + "error"] = _text_column(answers.error, codes, nothing=object)

@@ -329,6 +329,13 @@ class Fields:
                 seen[name] = (lowest, place)
         return seen
 
+    def without(self, name: str) -> Fields:
+        """These fields but ``name``, when held as columns (its buffers let go); dicts as
+        they are."""
+        if self.table is None or name not in self.table.column_names:
+            return self
+        return Fields(self.rows, self.table.drop_columns([name]))
+
     def column(self, name: str) -> pa.ChunkedArray | list[Any]:
         """One field's values (None or null where an item has none): an Arrow array when
         held as columns, else a list."""
@@ -367,6 +374,10 @@ class Landed:
     of no group here), not its key: the direct engine knows each run's groups; the
     results other tiers hand back are looked up in ``frame`` a list at a time. (Their
     keys as ``str`` were 16.8 MB at 200,000 rows, from the engine to the finish.)
+
+    Each run's fields land as a block; every :data:`_COMPACT` blocks, the new ones are
+    joined (:func:`_compacted`): a call of 2,000 runs holds about 30 tables, not 2,000
+    tables with their own arrays, buffers and schema each.
     """
 
     def __init__(self, frame: FrameKeys | None = None) -> None:
@@ -378,6 +389,7 @@ class Landed:
         self.data_credits = array("d")
         self.source = array("b")
         self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
+        self._compact_from = 0  # the first block not joined yet
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -391,6 +403,9 @@ class Landed:
         base = len(self.groups)
         if any(r.result for r in results):
             self.blocks.append((base, fields_of([r.result for r in results])))
+            if len(self.blocks) - self._compact_from >= _COMPACT:
+                self.blocks[self._compact_from :] = _compacted(self.blocks[self._compact_from :])
+                self._compact_from = len(self.blocks)
         if groups is None:
             keys = [r.key for r in results]
             at = self.frame.groups_of(keys) if self.frame else np.full(len(keys), -1)
@@ -425,9 +440,67 @@ class Landed:
     def clear(self) -> None:
         """Let go of every result (they are in the call's :class:`Answers` by now), so
         what they held serves the output frame."""
-        self.frame, self.errors, self.blocks = None, {}, []  # the frame's keys and index too
+        self.frame, self.errors, self.blocks, self._compact_from = None, {}, [], 0
         for column in (self.groups, self.status, self.actions, self.data_credits, self.source):
             del column[:]
+
+
+#: Blocks :class:`Landed` lets land before it joins them: 64 runs of 100 rows, a table
+#: of 6,400 rows each (the join's copy is short-lived and small).
+_COMPACT = 64
+
+
+def _compacted(blocks: Sequence[tuple[int, Fields]]) -> list[tuple[int, Fields]]:
+    """These blocks (first row, fields), each stretch of them that follow one another
+    row after row as Arrow tables of the same fields, in the same order, joined into one
+    table of one chunk. A field null in a whole block takes the stretch's type (the same
+    values); blocks of dicts, gaps and a field of two types end a stretch, so every row
+    keeps its values and its place."""
+    joined: list[tuple[int, Fields]] = []
+    stretch: list[tuple[int, Fields]] = []
+    kinds: list[pa.DataType] = []
+    for start, fields in blocks:
+        table = fields.table
+        if stretch and not _follows(stretch[-1], start, table, kinds):
+            joined.append(_joined(stretch, kinds))
+            stretch = []
+        if not stretch:
+            kinds = list(table.schema.types) if table is not None else []
+        stretch.append((start, fields))
+    if stretch:
+        joined.append(_joined(stretch, kinds))
+    return joined
+
+
+def _follows(
+    last: tuple[int, Fields], start: int, table: pa.Table | None, kinds: list[pa.DataType]
+) -> bool:
+    """Whether a block at ``start`` holding ``table`` joins the stretch ending in ``last``
+    whose fields are of ``kinds`` (null: no type seen yet): updates ``kinds`` if so."""
+    begun, fields = last
+    if table is None or fields.table is None or begun + fields.rows != start:
+        return False
+    if table.column_names != fields.table.column_names:
+        return False
+    seen = [t if pa.types.is_null(k) else k for k, t in zip(kinds, table.schema.types, strict=True)]
+    if any(
+        not (pa.types.is_null(t) or t == s) for t, s in zip(table.schema.types, seen, strict=True)
+    ):
+        return False
+    kinds[:] = seen
+    return True
+
+
+def _joined(stretch: list[tuple[int, Fields]], kinds: list[pa.DataType]) -> tuple[int, Fields]:
+    """A stretch of blocks (:func:`_compacted`) as one."""
+    if len(stretch) == 1:
+        return stretch[0]
+    first = stretch[0][1].table
+    assert first is not None  # a stretch of more than one block is of tables
+    schema = pa.schema(list(zip(first.column_names, kinds, strict=True)))
+    tables = [f.table.cast(schema) for _, f in stretch if f.table is not None]
+    table = pa.concat_tables(tables).combine_chunks()
+    return stretch[0][0], Fields(table.num_rows, table)
 
 
 #: Every cost source, in order: :attr:`Landed.source` holds a result's place here.
@@ -506,6 +579,11 @@ class Answers:
         self.source[at] = None
         if fields is not None and len(at):
             self.blocks.append((at, fields))
+
+    def let_go(self, name: str) -> None:
+        """Let go of one field in every block held as columns (the merge has made it a
+        column of the output): its memory serves the next."""
+        self.blocks = [(groups, fields.without(name)) for groups, fields in self.blocks]
 
     def release(self) -> None:
         """Let go of every answer's fields (the merge has taken them out to the rows): their
