@@ -259,17 +259,18 @@ load other processes put on the machine):
   0.87; the estimate 0.55 and 0.60 against 0.59 and 0.57 (at such loads, noise).
 - memory, the keys as 16 bytes (issue 13 item 2): ``FrameKeys`` holds each group's key
   as its 16 bytes from ``prepare`` on and makes their text a list at a time; ``Landed``
-  keeps each result's group, not its key. Side by side with main (71d3775), this script
-  at 200,000 rows, three pairs: at loads of 11.7 to 14.1 on 2 CPUs, the first run's RSS
-  peak 119.3 MB (2.83x) against 131.4 (3.11x), and 121.2 against 133.6 at 9.4 to 10.6;
-  at a load of 1.2 to 1.3, 119.0 (2.82x) against 117.7 (2.79x): lower where the engine
-  is slow to land, no lower where it is quick (``enrich_phases``, item 1, says why). The
-  first run 10.35, 10.53 and 8.72 CPU-s against 10.41, 9.53 and 10.29 (not worse within
-  the noise); the cached re-run 1.09, 1.06 and 0.95 against 0.94, 0.91 and 0.89 (its
-  keys made as text once in planning: about 35 ms at 200,000; 100,000 at a time, since
-  32,768 at a time read the cache less in order: 0.07 CPU-s more); the estimate 0.65,
-  0.70 and 0.70 against 0.60, 0.56 and 0.61 (under ``cProfile``, one each at a load of
-  1.2: 0.64 against 0.69 s).
+  keeps each result's group, not its key. Side by side with main (4990c12), this script
+  at 200,000 rows at a load of 1.3 to 1.6 on 2 CPUs: the first run's RSS peak 105.3 MB
+  (2.49x) against 108.5 (2.57x); the first run 9.12 CPU-s against 10.22; the cached
+  re-run 0.87 against 0.98; the estimate 0.55 against 0.61. Against main before the
+  answers' blocks were joined (71d3775), three pairs: at loads of 9.4 to 14.1, 119.3
+  and 121.2 MB against 131.4 and 133.6; at 1.2 to 1.3, 119.0 against 117.7 (no lower:
+  ``enrich_phases``, item 1, says why); the first run 10.35, 10.53 and 8.72 CPU-s
+  against 10.41, 9.53 and 10.29; the cached re-run 1.09, 1.06 and 0.95 against 0.94,
+  0.91 and 0.89 and the estimate 0.65, 0.70 and 0.70 against 0.60, 0.56 and 0.61 (the
+  keys made as text in planning cost about 35 ms at 200,000; under ``cProfile``, one
+  estimate each at a load of 1.2: 0.64 against 0.69 s). Planning makes them 100,000 at
+  a time: 32,768 at a time read the cache less in order (0.07 CPU-s more).
 """
 
 from __future__ import annotations

@@ -83,17 +83,16 @@ columns alone are 41.7 MB):
    them (planning 100,000 at a time, the claims once, the engine a run at a time);
    ``Landed`` keeps each result's group (the direct engine's own, or looked up once a
    list for the other tiers), not its key; the claims' copy of the key list is not held
-   during the engine. Side by side with main (71d3775), this script at 200,000 rows:
-   ``prepare`` ends at 26 to 35 MB against 43 to 51, the engine at 92 to 97 against 100
-   to 111, in every pair. The call's peak (the merge) moved with the load, not with
-   the change: at loads of 8.6 to 11.7 on 2 CPUs 128.1 and 132.9 MB (3.03x, 3.15x)
-   against 147.5 and 143.5 (3.49x, 3.40x); at a load of 1.1 to 1.3, 121.9 and 131.6
-   (2.89x, 3.12x) against 117.6 and 114.2 (2.79x, 2.71x). On main the keys, made
-   together in ``prepare``, filled whole pymalloc arenas that went back to the system
-   when the plan was let go before the merge (the finish ended at 79 to 82 MB); the runs'
-   keys, made and freed among the engine's other small objects, leave arenas part-used
-   (the finish ended at 82 to 90 MB), so what the engine no longer holds does not lower
-   what the merge builds on. What is left of this item: that (the merge's base).
+   during the engine. Side by side with main (4990c12: the answers' blocks joined),
+   this script at 200,000 rows, two pairs at loads of 1.3 to 1.7 on 2 CPUs: the call's
+   peak 102.3 and 102.7 MB (2.42x, 2.43x) against 114.3 and 111.3 (2.71x, 2.64x);
+   ``prepare`` ends at 26.2 MB against 43.1, the engine at 78.2 against 96.2, the finish
+   at 64.7 against 75.8 (one pair). Against main before that (71d3775) the call's peak
+   moved with the load more than with the change: 128.1 and 132.9 MB against 147.5 and
+   143.5 at loads of 8.6 to 11.7, but 121.9 and 131.6 against 117.6 and 114.2 at 1.1 to
+   1.3 (there the runs' keys, made and freed among the engine's other small objects,
+   left pymalloc arenas part-used, where main's keys, made together in ``prepare``,
+   went back to the system as whole arenas when the plan was let go before the merge).
 2. (Done for ``prepare`` itself; it did not lower the call's peak.) ``prepare`` no
    longer makes a dictionary encoding's hash table and copy of the distinct values
    (Arrow's pool peaked 38 MB above the frame): Arrow's sort (a dense rank, no copy)
