@@ -195,8 +195,8 @@ def _finish(df: pd.DataFrame, call: Call, landed: Landed) -> pd.DataFrame:
 
     The merge is the plan's last use, and the output's columns are most of what the call
     allocates (1x the frame), so the call lets go of its plan first (:func:`_plan_taken`)
-    and keeps of it only what the merge reads (:class:`_Answered`): the items' keys (a
-    ``str`` each), the key index, the normalised inputs and the landed results are freed
+    and keeps of it only what the merge reads (:class:`_Answered`): the items' keys (16
+    bytes each), the key index, the normalised inputs and the landed results are freed
     before the output is built, not held under it (the merge set the call's peak).
     """
     answered = _answered(_plan_taken(call), landed)
