@@ -176,7 +176,7 @@ load other processes put on the machine):
   (same pair). What is left of the state file's share is SQLite's own work on this
   layout: the fold (every answer written twice, to the inbox and to the cache) and a
   commit per step of a run (the crash window needs all three).
-- memory (about 4.5x the frame; the target 2x is not met). Side by side at a load of 2.4
+- memory (then about 4.5x the frame). Side by side at a load of 2.4
   on 2 CPUs: 187.4 MB = 4.44x against 315.4 MB = 7.47x before (at a load of 10: 4.53x
   against 7.69x; issue 13 item 2; it was
   9.4 to 9.6x before the planning and merging became columnar). The RSS a phase frees
@@ -224,7 +224,7 @@ load other processes put on the machine):
   bytes each, they would be as many by the engine's end (``Landed`` keeps each result's
   key), so that pays only once ``Landed`` keeps something else (the direct engine knows
   each result's group).
-  Then ``prepare``'s distinct values were found without the dictionary encoding (Arrow's
+- memory, ``prepare`` (issue 13 item 2): its distinct values are found without the dictionary encoding (Arrow's
   sort where they hold many bytes; the normalised column joined a slice at a time into
   one column, no second copy; the keys' JSON a chunk at a time): ``prepare`` alone
   (``python benchmarks/prepare_cost.py``, side by side with main at loads of 6 to 8 on

@@ -73,10 +73,23 @@ Letting go of each field as its column was built, not all of them after, freed 5
 more but cost 0.05 to 0.09 CPU-s (dropping a column from each of 2,000 run blocks): not
 kept.
 
-What is left, in order of size (for 2x, 84 MB at 200,000 rows; the output's new
-columns alone are 41.7 MB):
+Where it stands (b076494, 200,000 rows, a load of 1 on 2 CPUs): RSS above the call's
+start at each phase's end, ``prepare`` 25.5 MB, planning 36.2 (its peak 53.8: the keys
+made as text for the claims and the cache look-up), the engine 78.1 (the answers as
+Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 65.6
+(peak 83.5), the merge 102.5: the call's peak 2.43x the frame, against 4.72x before
+the items below. The merge still adds about 37 MB: the output's new columns take
+almost all of their memory from the system, not from what the earlier phases freed. What could still close the gap to 2x (84 MB), not done:
+the output's field columns sharing the answers' buffers (``Landed`` knows each result's
+group now, so the blocks it joins could be put in group order; see item 4), the
+claims' and the cache look-up's keys made a chunk at a time, and glibc's
+``malloc_trim`` before the merge (10 MB less in a trial; not kept: a library should not
+manage its users' allocator).
 
-1. The item keys. Done (branch ``issue-13k2``): held as 16 bytes each from ``prepare``
+What was done, item by item (for 2x, 84 MB at 200,000 rows; the output's new columns
+alone are 41.7 MB):
+
+1. The item keys. Done: held as 16 bytes each from ``prepare``
    on (``FrameKeys`` in ``claynb/pipeline/_keys.py``: 3.2 MB at 200,000 rows, where a
    32-character ``str`` each and their list were 16.8 MB from ``prepare`` to the finish),
    made as text a list at a time where they leave the process or the state file needs
