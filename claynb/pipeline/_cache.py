@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS failures (
 # SQLite caps the number of host parameters per statement; stay well below it.
 _CHUNK = 500
 #: Keys per bulk look-up (:func:`cache_hits`): one JSON array of hashes in, one text of
-#: answers out, a few MB each; and keys hashed at a time.
+#: answers out, a few MB each; and keys hashed at once (:func:`key_hashes`).
 _BULK = 20_000
 
 
@@ -105,26 +105,31 @@ def key_hashes(routine: str, keys: Sequence[str]) -> np.ndarray:
     """The cache's INTEGER key of each (routine, key), as int64.
 
     An item key is 32 hex digits of a hash (:func:`claynb.pipeline._work.item_key`): its
-    first 16 are 64 bits as good as any, read for all keys at once. Any other text is
-    hashed. Either way the routine's own hash is mixed in, so one key under two routines
-    is two rows.
+    first 16 are 64 bits as good as any, read for a chunk of keys at once (the joined text
+    and bytes are a chunk's, not the whole list's: a frame's 200,000 keys at once made
+    megabytes of short-lived copies). Any other text is hashed. Either way the routine's
+    own hash is mixed in, so one key under two routines is two rows.
     """
+    salt = np.frombuffer(_eight_bytes(routine), dtype=">i8")[0]
+    hashes = np.empty(len(keys), dtype=np.int64)
+    for lo in range(0, len(keys), _BULK):
+        hashes[lo : lo + _BULK] = _key_bits(keys[lo : lo + _BULK]) ^ salt
+    return hashes
+
+
+def _key_bits(keys: Sequence[str]) -> np.ndarray:
+    """64 bits of each key: its first 16 hex digits, or a hash of any other text."""
     joined = "".join(keys)
     try:  # all of them item keys: their bits in one call
         raw = bytes.fromhex(joined) if len(joined) == 32 * len(keys) else b"-"
     except ValueError:
         raw = b"-"
     if len(raw) == 16 * len(keys):
-        bits = np.frombuffer(raw, dtype=">i8")[::2]
-    else:
-        bits = np.frombuffer(
-            b"".join(
-                bytes.fromhex(k[:16]) if _HEX_KEY.fullmatch(k) else _eight_bytes(k) for k in keys
-            ),
-            dtype=">i8",
-        )
-    salt = np.frombuffer(_eight_bytes(routine), dtype=">i8")[0]
-    return (bits ^ salt).astype(np.int64)
+        return np.frombuffer(raw, dtype=">i8")[::2]
+    return np.frombuffer(
+        b"".join(bytes.fromhex(k[:16]) if _HEX_KEY.fullmatch(k) else _eight_bytes(k) for k in keys),
+        dtype=">i8",
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -226,7 +231,7 @@ def cache_hits(
     fold(conn)
     if conn.execute("SELECT 1 FROM cache LIMIT 1").fetchone() is None:
         return Hits(np.zeros(0, dtype=np.int64), Fields(0) if results else None)
-    hashes = _hashes_in_chunks(routine, keys)
+    hashes = key_hashes(routine, keys)
     order = np.argsort(hashes, kind="stable")
     age = "" if max_age_s is None else "AND c.fetched_at >= ? "
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
@@ -259,15 +264,6 @@ def cache_hits(
     if fields is None:
         return _as_dicts(conn, routine, list(keys), max_age_s, now)
     return Hits(at.astype(np.int64), fields)
-
-
-def _hashes_in_chunks(routine: str, keys: Sequence[str]) -> np.ndarray:
-    """:func:`key_hashes` of many keys, a chunk at a time into one array: the joined text
-    and bytes :func:`key_hashes` makes are a chunk's, not the whole frame's."""
-    hashes = np.empty(len(keys), dtype=np.int64)
-    for lo in range(0, len(keys), _BULK):
-        hashes[lo : lo + _BULK] = key_hashes(routine, keys[lo : lo + _BULK])
-    return hashes
 
 
 def _as_dicts(
