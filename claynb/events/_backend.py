@@ -103,7 +103,7 @@ def _wait_with_progress(tier: EventTier, keys: list[str], timeout: float, progre
                 for k in keys
                 if k not in seen and (k in tier.collector.contacts or k in tier.collector.dead)
             ]
-            cost = sum((_cost(tier.collector.contacts.get(k)) for k in fresh), Cost())
+            cost = Cost.total(_cost(tier.collector.contacts.get(k)) for k in fresh)
         seen.update(fresh)
         if fresh and progress is not None:
             progress.advance(len(fresh), cost)

@@ -783,7 +783,7 @@ class EnrichmentService:
             plan=self.settings.plan,
         )
         run.done = True
-        actual = sum((o.cost for o in outcomes), Cost())
+        actual = Cost.total(o.cost for o in outcomes)
         source = CostSource.of_all(o.cost_source for o in outcomes)
         self.breaker.guard.settle(run.reserved, actual, source)
         if any(o.status == Status.OVER_BUDGET for o in outcomes):

@@ -230,7 +230,7 @@ def _resume_journaled(
         for res in got:
             if res.key in wanted:
                 call.results[res.key] = res
-        progress.advance(len(got), sum((r.cost for r in got), Cost()))
+        progress.advance(len(got), Cost.total(r.cost for r in got))
 
 
 def item_index_key(routine_id: str, key: str) -> str:
@@ -374,7 +374,7 @@ def _land(
     batch = call.store.load(bid)
     assert batch is not None
     results = [_item(o) for o in batch.outcomes]
-    actual = sum((r.cost for r in results), Cost())
+    actual = Cost.total(r.cost for r in results)
     guard.settle(flight.reserved, actual, CostSource.of_all(r.cost_source for r in results))
     known = [r for r in results if r.status != Status.UNKNOWN]
     if flight.run_id and flight.journal_batch is not None:

@@ -595,7 +595,7 @@ def actual_spend(batch: Batch, answers: dict[str, ItemResult] | None, plan: Any)
     if answers is None:
         total = row_reservation(batch.routine, capped=bool(batch.budget)) * batch.reserved
     else:
-        total = sum((answer.cost for answer in answers.values()), Cost())
+        total = Cost.total(answer.cost for answer in answers.values())
     return scaled(total, plan.usd(total.actions, total.data_credits))
 
 
