@@ -3,7 +3,8 @@
 How one batch goes (see the contract in :mod:`claynb.pipeline._backends`)::
 
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
-    or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
+    or woken by an outbound webhook) -> journal finished (cache, ledger; with the runs
+    that finished within a few ms of it, :mod:`claynb.direct._landing`) -> settle budget
 
 Many batches are in flight at once (``concurrency`` runs; at most ``MAX_OPEN_REQUESTS``
 requests open at a moment), paced under the rate limit by the client. Items are cut into batches sized
@@ -40,6 +41,7 @@ import numpy as np
 
 from claynb._plans import Plan
 from claynb._routines import Cost, Routine
+from claynb.direct._landing import Landings
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
@@ -185,6 +187,7 @@ class Engine:
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
         self.held: dict[int, tuple[Rows, Cost]] = {}  # unknown sends a webhook may explain
+        self.landings = Landings(journal, backend=BACKEND, plan=plan, spawn=self._spawn)
 
     # -- the whole call --------------------------------------------------------------------
 
@@ -487,9 +490,7 @@ class Engine:
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
         actual = Cost.total(r.cost for r in results)
-        await asyncio.to_thread(
-            self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
-        )
+        await self.landings.land(run_id, results)
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
         landing = results if mine.all() else list(compress(results, mine))
