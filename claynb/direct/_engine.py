@@ -344,6 +344,15 @@ class Engine:
         groups = rows.groups
         return np.where(groups >= 0, self.sends[groups], 0).tolist()
 
+    def _resent(self, rows: Rows) -> dict[str, int]:
+        """The POSTs each of these rows rode in, for the rows sent more than once: a row
+        not named counts one (:func:`~claynb.pipeline._outcome.outcomes_of`), as nearly
+        every row does, so a run's outcomes need no dict of its hundred rows."""
+        groups = rows.groups
+        sends = np.where(groups >= 0, self.sends[np.maximum(groups, 0)], 0)
+        again = np.flatnonzero(sends > 1)
+        return {rows.keys[i]: int(sends[i]) for i in again.tolist()}
+
     def _count_sends(self, rows: Rows, sends: int) -> None:
         groups = rows.groups
         np.add.at(self.sends, groups[groups >= 0], sends)
@@ -484,7 +493,7 @@ class Engine:
         async with self.http:
             charges = await self.client.run_charges(run_id)
         keys = rows.keys
-        sent = {k: n for k, n in zip(keys, self._attempts(rows), strict=True) if n}
+        sent = self._resent(rows)
         # one result per key, in the keys' order: a result's row is its key's
         results = outcomes_of(
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
