@@ -51,7 +51,8 @@ async def _land_all(journal: Journal, runs: list[tuple[str, list[ItemResult]]]) 
 
 
 def test_runs_finishing_together_land_in_one_transaction(tmp_path: Path) -> None:
-    with CountingJournal(tmp_path / "j.sqlite") as journal:
+    journal = CountingJournal(tmp_path / "j.sqlite")
+    with journal:
         runs = [(f"run_{k}", _in_flight(journal, f"run_{k}", k)) for k in "abcd"]
         assert asyncio.run(_land_all(journal, runs)) == [None] * 4
         assert journal.groups == [["run_a", "run_b", "run_c", "run_d"]]
@@ -60,7 +61,8 @@ def test_runs_finishing_together_land_in_one_transaction(tmp_path: Path) -> None
 
 
 def test_a_run_the_journal_refuses_fails_alone(tmp_path: Path) -> None:
-    with CountingJournal(tmp_path / "j.sqlite") as journal:
+    journal = CountingJournal(tmp_path / "j.sqlite")
+    with journal:
         good = [(f"run_{k}", _in_flight(journal, f"run_{k}", k)) for k in "ab"]
         never = ("run_never", [ItemResult("z", Status.ENRICHED, {"full_name": "z"})])
         landed = asyncio.run(_land_all(journal, [good[0], never, good[1]]))
@@ -75,7 +77,8 @@ def test_a_run_the_journal_refuses_fails_alone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runs", [1, 40])
 def test_every_run_lands_whatever_the_group_size(tmp_path: Path, runs: int) -> None:
-    with CountingJournal(tmp_path / "j.sqlite") as journal:
+    journal = CountingJournal(tmp_path / "j.sqlite")
+    with journal:
         keys = [f"k{i}" for i in range(runs)]
         flights = [(f"run_{k}", _in_flight(journal, f"run_{k}", k)) for k in keys]
         assert asyncio.run(_land_all(journal, flights)) == [None] * runs
