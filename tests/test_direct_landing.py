@@ -4,7 +4,7 @@ finish together, and a run the journal refuses fails alone."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,11 @@ def _in_flight(journal: Journal, run_id: str, key: str) -> list[ItemResult]:
 
 
 async def _land_all(journal: Journal, runs: list[tuple[str, list[ItemResult]]]) -> list[Any]:
-    tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(coro: Awaitable[None]) -> None:
-        tasks.add(asyncio.ensure_future(coro))
-
-    landings = Landings(journal, backend="direct", plan=get_plan("growth"), spawn=spawn)
+    landings = Landings(journal, backend="direct", plan=get_plan("growth"))
     landed = await asyncio.gather(
         *(landings.land(run_id, results) for run_id, results in runs), return_exceptions=True
     )
-    await asyncio.gather(*tasks)
+    await landings.drained()
     return landed
 
 

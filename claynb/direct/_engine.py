@@ -187,7 +187,7 @@ class Engine:
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
         self.held: dict[int, tuple[Rows, Cost]] = {}  # unknown sends a webhook may explain
-        self.landings = Landings(journal, backend=BACKEND, plan=plan, spawn=self._spawn)
+        self.landings = Landings(journal, backend=BACKEND, plan=plan)
 
     # -- the whole call --------------------------------------------------------------------
 
@@ -207,6 +207,7 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
+        await self.landings.drained()
         lost = groups[~self.done[groups]]
         return self.landed.add(map(self._lost, self.items.keys_of(lost)), lost)
 
@@ -498,6 +499,7 @@ class Engine:
         results = outcomes_of(
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
+        del raw  # the page's items were copied into the results: not held while they land
         actual = Cost.total(r.cost for r in results)
         await self.landings.land(run_id, results)
         if reserved is not None:
