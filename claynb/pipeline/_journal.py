@@ -17,7 +17,8 @@ method that changes a batch's state checks the table first, so a move it does no
 
 ``finished`` also caches the answers, puts failures on the dead-letter list and records
 the charge in the ledger, in the same transaction: a run is either fully landed or still
-in flight, never half. The answers land in the cache's inbox (appended, a few pages a run;
+in flight, never half. ``finished_runs`` lands several runs so, in one transaction (the
+direct tier lands the runs that finish together: one commit, not one a run). The answers land in the cache's inbox (appended, a few pages a run;
 see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache before
 reading, and the journal folds when it is closed at the end of a call. A later call
 collects ``in_flight`` runs instead of re-sending their items; a batch left "sending" by a process that died becomes "unknown" (the request may
