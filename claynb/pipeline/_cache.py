@@ -113,7 +113,7 @@ def key_hashes(routine: str, keys: Sequence[str]) -> np.ndarray:
     """
     salt = np.frombuffer(_eight_bytes(routine), dtype=">i8")[0]
     if isinstance(keys, KeyList):  # a frame's keys: their first 8 bytes, no text made
-        return keys.words()[0].view(np.int64) ^ salt
+        return keys.word(0).view(np.int64) ^ salt
     hashes = np.empty(len(keys), dtype=np.int64)
     for lo in range(0, len(keys), _BULK):
         hashes[lo : lo + _BULK] = _key_bits(keys[lo : lo + _BULK]) ^ salt

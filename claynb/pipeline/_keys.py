@@ -115,7 +115,7 @@ class KeyList(Sequence[str]):
     will send: 200,000 keys as a list of ``str`` made at once were 17.8 MB of planning's
     peak. A slice is a ``KeyList`` too (no text made); the claims and the cache read the
     keys' bytes where they can: sorted as their text sorts (:meth:`ordered`), as one JSON
-    array (:meth:`json`), as two 64-bit integers each (:meth:`words`).
+    array (:meth:`json`), as 64-bit integers (:meth:`word`).
     """
 
     __slots__ = ("frame", "groups")
@@ -151,14 +151,20 @@ class KeyList(Sequence[str]):
         return KeyList(self.frame, self.groups[mask])
 
     def ordered(self) -> KeyList:
-        """The same keys sorted as their text sorts (lower-case hex sorts as the bytes)."""
-        return KeyList(self.frame, self.groups[_sorted_order(*self.words())])
+        """The same keys sorted as their text sorts (lower-case hex sorts as the bytes):
+        by their first 8 bytes alone, unless some keys share them (one 8-byte word per
+        key held at once, not two)."""
+        high = self.word(0)
+        order = np.argsort(high)
+        high = high[order]
+        if (high[1:] == high[:-1]).any():  # keys sharing their first 8 bytes: by both
+            order = np.lexsort((self.word(1), self.word(0)))
+        return KeyList(self.frame, self.groups[order])
 
-    def words(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each key's 16 bytes as two unsigned 64-bit integers: the first 8 bytes read
-        big-endian, and the last 8 (so the pairs sort as the bytes do)."""
-        words = self.frame.digests[self.groups].view(">u8")
-        return words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64)
+    def word(self, at: int) -> np.ndarray:
+        """Each key's first (``at`` 0) or last (1) 8 bytes as an unsigned 64-bit integer,
+        read big-endian (so the pairs sort as the bytes do)."""
+        return self.frame.digests.view(">u8")[self.groups, at].astype(np.uint64)
 
     def json(self) -> str:
         """The keys as one JSON array of their text, written from their bytes (no
@@ -172,15 +178,6 @@ class KeyList(Sequence[str]):
         out[:, width + 2] = ord(",")
         out[:, 1 : width + 1] = np.frombuffer(hexed, dtype=np.uint8).reshape(-1, width)
         return f"[{out.tobytes()[:-1].decode('ascii')}]"
-
-
-def _sorted_order(high: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """The order that sorts keys by their bytes (``high`` and ``low``: :meth:`KeyList.words`):
-    by the first 8 alone, unless some keys share them."""
-    order = np.argsort(high)
-    if (np.diff(high[order]) == 0).any():  # keys sharing their first 8 bytes: by both
-        order = np.lexsort((low, high))
-    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +194,8 @@ class KeyIndex:
     @classmethod
     def of(cls, frame: FrameKeys) -> KeyIndex:
         """The index of a frame's keys (a group with no key left out)."""
-        groups = frame.valid()
-        high, low = frame.listed(groups).words()
-        order = _sorted_order(high, low)
-        return cls(high[order], low[order], groups[order])
+        keys = frame.listed(frame.valid()).ordered()
+        return cls(keys.word(0), keys.word(1), keys.groups)
 
     def groups_of(self, keys: Sequence[str]) -> np.ndarray:
         """The group of each of ``keys`` (-1 for a key of no group here, or not a key)."""
