@@ -93,7 +93,8 @@ alone are 41.7 MB):
    on (``FrameKeys`` in ``claynb/pipeline/_keys.py``: 3.2 MB at 200,000 rows, where a
    32-character ``str`` each and their list were 16.8 MB from ``prepare`` to the finish),
    made as text a list at a time where they leave the process or the state file needs
-   them (planning 100,000 at a time, the claims once, the engine a run at a time);
+   them (planning 100,000 at a time, the claims once: both a chunk at a time since item 5;
+   the engine a run at a time);
    ``Landed`` keeps each result's group (the direct engine's own, or looked up once a
    list for the other tiers), not its key; the claims' copy of the key list is not held
    during the engine. Side by side with main (4990c12: the answers' blocks joined),
