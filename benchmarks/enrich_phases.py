@@ -73,7 +73,8 @@ Letting go of each field as its column was built, not all of them after, freed 5
 more but cost 0.05 to 0.09 CPU-s (dropping a column from each of 2,000 run blocks): not
 kept.
 
-Where it stands (b076494, 200,000 rows, a load of 1 on 2 CPUs): RSS above the call's
+Where it stands (b076494, 200,000 rows, a load of 1 on 2 CPUs; since then item 5 took
+``prepare`` to 16.8 MB and planning to 26.7, its peak with it): RSS above the call's
 start at each phase's end, ``prepare`` 25.5 MB, planning 36.2 (its peak 53.8: the keys
 made as text for the claims and the cache look-up), the engine 78.1 (the answers as
 Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 65.6
@@ -81,8 +82,7 @@ Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 
 the items below. The merge still adds about 37 MB: the output's new columns take
 almost all of their memory from the system, not from what the earlier phases freed. What could still close the gap to 2x (84 MB), not done:
 the output's field columns sharing the answers' buffers (``Landed`` knows each result's
-group now, so the blocks it joins could be put in group order; see item 4), the
-claims' and the cache look-up's keys made a chunk at a time, and glibc's
+group now, so the blocks it joins could be put in group order; see item 4) and glibc's
 ``malloc_trim`` before the merge (10 MB less in a trial; not kept: a library should not
 manage its users' allocator).
 
@@ -93,7 +93,8 @@ alone are 41.7 MB):
    on (``FrameKeys`` in ``claynb/pipeline/_keys.py``: 3.2 MB at 200,000 rows, where a
    32-character ``str`` each and their list were 16.8 MB from ``prepare`` to the finish),
    made as text a list at a time where they leave the process or the state file needs
-   them (planning 100,000 at a time, the claims once, the engine a run at a time);
+   them (planning 100,000 at a time, the claims once: both a chunk at a time since item 5;
+   the engine a run at a time);
    ``Landed`` keeps each result's group (the direct engine's own, or looked up once a
    list for the other tiers), not its key; the claims' copy of the key list is not held
    during the engine. Side by side with main (4990c12: the answers' blocks joined),
@@ -139,6 +140,30 @@ alone are 41.7 MB):
    the output's text sharing the answers' buffers (no ``take``) where the blocks laid end
    to end are the frame's rows: runs land out of order (at 20,000 rows, 9,700 rows' block
    rows were out of place), so it would hold for a single worker only.
+5. Planning's and ``prepare``'s memory. Done: no key's text is made for the whole
+   frame at once. The claims and the cache look-up take a ``KeyList`` (a frame's keys by
+   group, ``claynb/pipeline/_keys.py``): the claims sort it and write each chunk's JSON
+   from the 16-byte digests, the cache hashes their first 8 bytes, and only hits are
+   made as text; unknown outcomes and failures are read whole from the state file and
+   found among the groups. ``prepare`` keeps the frame's own Arrow text for an input
+   that normalising left as it was (compared slice by slice; a copy from the first slice
+   that differs): 200,000 e-mails' 9.2 MB copy is not made. Side by side with main
+   (f9cc60f), this script at loads of 3 to 5 on 2 CPUs, four pairs: ``prepare`` ends at
+   16.8 MB (24.5 once) against 26.7 to 26.9 (34.6), planning at 26.7 to 28.7 (peak the
+   same) against 37.4 to 37.6 (peak 54.4 to 55.0), the engine at 64.6 to 70.0 against
+   78.5 to 81.4, the finish's peak 70.1 to 75.5 against 83.7 to 85.6; the call's peak
+   97.0, 102.0, 105.5 and 105.9 MB against 103.6 to 104.7 (the merge, now with a
+   transient of up to 8 MB above its end: what the earlier phases no longer leave
+   resident, it takes from the system). ``python benchmarks/enrich_overhead.py --rows
+   200000``, three pairs: its RSS peak 92.7 to 94.8 MB against 99.6 to 106.4; CPU-s
+   first run 8.5, 10.0, 9.7 against 7.9, 10.1, 10.2, cached re-run 0.82 to 0.85 against
+   0.88 to 0.92, ``estimate`` 0.49 to 0.51 against 0.53 to 0.58. Planning alone, a
+   first run (``plan_work`` and ``Claims.take`` after ``prepare``, timed by
+   ``time.process_time`` in a throwaway script, twice each): 0.12 CPU-s against 0.25,
+   ``prepare`` 0.14 against 0.17. memray's heap high-water over ``prepare``, planning
+   and the engine (a ``memray.Tracker`` stopped as ``_finish`` starts): 42.9 MB, now in
+   the engine (the cache's fold, the answers landing), against 56.9 at planning (the
+   claims' key list 17.8 MB, the joined text 9.2).
 """
 
 from __future__ import annotations
