@@ -280,18 +280,22 @@ load other processes put on the machine):
   an ``httpx.Request`` about 35 us, an ``httpx.Response`` 13 us, aiohttp's session
   settings nothing measurable), the cycle collector (0.3), and per-row Python of the
   columns (``Landed.add``, ``WorkItems.inputs``). Changed: the direct tier lands the
-  runs that finish within 50 ms of each other in one transaction
-  (``claynb/direct/_landing.py``, ``Journal.finished_runs``; at most 16, all or none,
-  a refused group landed run by run): 129 commits instead of 2,000, landing 1.3 CPU-s
-  on the worker thread (commits 0.24); ``outcomes_of`` binds its look-ups once (54 to
-  73 us a run of 100 against 72 to 86), and the engine names only the rows sent more
-  than once instead of a dict of every row per run. This script side by side with main
-  (f9cc60f), two pairs at loads of 3.6 to 4.1 on 2 CPUs: the first run 9.18 and 8.25
-  CPU-s against 9.93 and 9.59 (21,786 and 24,242 rows per CPU-second against 20,141 and
-  20,855); RSS peak 100.5 and 93.4 MB against 98.2 and 92.9; cached re-run 0.87 and 0.90
-  against 0.91 and 0.89; estimate 0.56 and 0.56 against 0.73 and 0.53. (An engine and its
-  landings in a reference cycle kept the engine's arrays alive through the merge until a
-  full collection: 127 MB; nothing of the engine's is held by the landings now.) Tried
+  runs that finish within 20 ms of each other in one transaction
+  (``claynb/direct/_landing.py``, ``Journal.finished_runs``; at most 16, all or none, a
+  refused group landed run by run): 137 to 151 commits instead of 2,000, landing 1.3
+  CPU-s on the worker thread (its commits 0.22); ``outcomes_of`` binds its look-ups once
+  (54 to 73 us a run of 100 against 72 to 86), and the engine names only the rows sent
+  more than once instead of a dict of every row per run. This script side by side with
+  main (dc62279), two pairs at loads of 2.7 to 3.1 on 2 CPUs: the first run 9.07 and 8.46
+  CPU-s against 9.54 and 10.60 (22,051 and 23,641 rows per CPU-second against 20,964 and
+  18,868), its wall clock 18.8 and 18.0 s against 19.0 and 20.8; RSS peak 91.8 and 89.1
+  MB against 95.2 and 96.0; cached re-run 0.85 and 0.86 against 0.88 and 1.24; estimate
+  0.51 and 0.52 against 0.51 and 0.69. With a 50 ms window, against f9cc60f and dc62279,
+  four pairs at loads of 2.9 to 4.1: 9.18, 8.25, 9.20 and 9.64 CPU-s against 9.93, 9.59,
+  9.66 and 10.91, but the wall clock 1.2 to 4.6 s longer (runs waiting to land hold
+  their slots). (An engine and its landings in a reference cycle kept the engine's
+  arrays alive through the merge until a full collection: 127 MB; nothing of the
+  engine's is held by the landings now.) Tried
   and not kept: landing on the loop thread, no worker-thread trip (three pairs at loads
   of 2.7 to 4.8: 9.77, 9.77, 10.46 CPU-s against 9.57, 9.27, 10.64); the inbox's inserts
   as one JSON array through ``json_each`` (266 to 311 us a run against 173 to 182 for
