@@ -290,7 +290,10 @@ load other processes put on the machine):
   CPU-s against 9.54 and 10.60 (22,051 and 23,641 rows per CPU-second against 20,964 and
   18,868), its wall clock 18.8 and 18.0 s against 19.0 and 20.8; RSS peak 91.8 and 89.1
   MB against 95.2 and 96.0; cached re-run 0.85 and 0.86 against 0.88 and 1.24; estimate
-  0.51 and 0.52 against 0.51 and 0.69. With a 50 ms window, against f9cc60f and dc62279,
+  0.51 and 0.52 against 0.51 and 0.69. Two more pairs at loads of 2.3 to 2.6: 7.87 and
+  8.61 CPU-s against 8.64 and 9.16 (wall 14.2 and 19.3 s against 16.1 and 20.3; RSS peak
+  91.7 and 98.2 MB against 86.7 and 97.1): over the four, 8.50 CPU-s against 9.49 on
+  average, a tenth less. With a 50 ms window, against f9cc60f and dc62279,
   four pairs at loads of 2.9 to 4.1: 9.18, 8.25, 9.20 and 9.64 CPU-s against 9.93, 9.59,
   9.66 and 10.91, but the wall clock 1.2 to 4.6 s longer (runs waiting to land hold
   their slots). (An engine and its landings in a reference cycle kept the engine's
