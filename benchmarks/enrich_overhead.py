@@ -271,6 +271,41 @@ load other processes put on the machine):
   keys made as text in planning cost about 35 ms at 200,000; under ``cProfile``, one
   estimate each at a load of 1.2: 0.64 against 0.69 s). Planning makes them 100,000 at
   a time: 32,768 at a time read the cache less in order (0.07 CPU-s more).
+- first run, landing (issue 13 item 2, the first run's CPU). Where it went (thread CPU
+  around the journal's methods and each ``BEGIN``/``COMMIT``, one first run of 200,000
+  at a load of 3, 8.5 CPU-s): landing the runs on the worker thread 1.9 (the inbox's
+  inserts 0.5, the fold 0.55, 2,000 commits 0.48), ``intent`` and ``started`` on the loop
+  0.39 and 0.27 (their commits 0.32); the rest the wire (a run's POST and GET, 1.4 to 1.6
+  ms of CPU against 0.9 to 1.1 on bare aiohttp, spread over many small steps: building
+  an ``httpx.Request`` about 35 us, an ``httpx.Response`` 13 us, aiohttp's session
+  settings nothing measurable), the cycle collector (0.3), and per-row Python of the
+  columns (``Landed.add``, ``WorkItems.inputs``). Changed: the direct tier lands the
+  runs that finish within 20 ms of each other in one transaction
+  (``claynb/direct/_landing.py``, ``Journal.finished_runs``; at most 16, all or none, a
+  refused group landed run by run): 137 to 151 commits instead of 2,000, landing 1.3
+  CPU-s on the worker thread (its commits 0.22); ``outcomes_of`` binds its look-ups once
+  (54 to 73 us a run of 100 against 72 to 86), and the engine names only the rows sent
+  more than once instead of a dict of every row per run. This script side by side with
+  main (dc62279), two pairs at loads of 2.7 to 3.1 on 2 CPUs: the first run 9.07 and 8.46
+  CPU-s against 9.54 and 10.60 (22,051 and 23,641 rows per CPU-second against 20,964 and
+  18,868), its wall clock 18.8 and 18.0 s against 19.0 and 20.8; RSS peak 91.8 and 89.1
+  MB against 95.2 and 96.0; cached re-run 0.85 and 0.86 against 0.88 and 1.24; estimate
+  0.51 and 0.52 against 0.51 and 0.69. Two more pairs at loads of 2.3 to 2.6: 7.87 and
+  8.61 CPU-s against 8.64 and 9.16 (wall 14.2 and 19.3 s against 16.1 and 20.3; RSS peak
+  91.7 and 98.2 MB against 86.7 and 97.1): over the four, 8.50 CPU-s against 9.49 on
+  average, a tenth less. With a 50 ms window, against f9cc60f and dc62279,
+  four pairs at loads of 2.9 to 4.1: 9.18, 8.25, 9.20 and 9.64 CPU-s against 9.93, 9.59,
+  9.66 and 10.91, but the wall clock 1.2 to 4.6 s longer (runs waiting to land hold
+  their slots). (An engine and its landings in a reference cycle kept the engine's
+  arrays alive through the merge until a full collection: 127 MB; nothing of the
+  engine's is held by the landings now.) Tried
+  and not kept: landing on the loop thread, no worker-thread trip (three pairs at loads
+  of 2.7 to 4.8: 9.77, 9.77, 10.46 CPU-s against 9.57, 9.27, 10.64); the inbox's inserts
+  as one JSON array through ``json_each`` (266 to 311 us a run against 173 to 182 for
+  ``executemany``); the fold with a 16 or 64 MB page cache (0.48 and 0.54 CPU-s against
+  0.42, and more resident), or sorting only the keys and reading the rows by ``seq``
+  (1.85); groups of 32 (the wall clock 27 s against 17: runs waiting to land hold their
+  slots).
 """
 
 from __future__ import annotations

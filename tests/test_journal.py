@@ -163,3 +163,32 @@ def test_an_intent_of_this_live_process_is_left_alone(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         journal.intent("r", "direct", {"a": {}})
         assert journal.recover("r") == 0 and journal.unknown_keys("r") == {}
+
+
+def _journaled_run(journal: Journal, run_id: str, key: str) -> list[ItemResult]:
+    """A run of one row journaled in flight, and its result."""
+    journal.started(journal.intent("r", "direct", {key: {"email": f"{key}@x.co"}}), run_id)
+    return [ItemResult(key, Status.ENRICHED, {"full_name": key}, cost=Cost(1, 0), run_id=run_id)]
+
+
+def test_finished_runs_lands_several_in_one_transaction(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        runs = [(f"run_{k}", _journaled_run(journal, f"run_{k}", k)) for k in "abc"]
+        assert journal.finished_runs(runs[:1]) == [True]
+        # one already landed: False for it, the others landed now
+        assert journal.finished_runs(runs) == [False, True, True]
+        assert {r["state"] for r in journal.runs()} == {FINISHED}
+        assert set(journal.cached("r", ["a", "b", "c"])) == {"a", "b", "c"}
+        assert journal.observed_rates("r")[:3] == (3, 3, 3.0)  # each charge recorded once
+
+
+def test_finished_runs_is_all_or_none(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        good = ("run_a", _journaled_run(journal, "run_a", "a"))
+        never = ("run_never", [ItemResult("z", Status.ENRICHED, {"full_name": "z"})])
+        with pytest.raises(KeyError):
+            journal.finished_runs([good, never])
+        # rolled back: the good run is still in flight, nothing cached, no charge
+        assert [r.run_id for r in journal.in_flight("r")] == ["run_a"]
+        assert journal.cached("r", ["a"]) == {}
+        assert journal.observed_rates("r")[0] == 0

@@ -3,7 +3,8 @@
 How one batch goes (see the contract in :mod:`claynb.pipeline._backends`)::
 
     reserve worst case -> journal intent -> POST run -> journal run id -> poll (backoff,
-    or woken by an outbound webhook) -> journal finished (cache, ledger) -> settle budget
+    or woken by an outbound webhook) -> journal finished (cache, ledger; with the runs
+    that finished within a few ms of it, :mod:`claynb.direct._landing`) -> settle budget
 
 Many batches are in flight at once (``concurrency`` runs; at most ``MAX_OPEN_REQUESTS``
 requests open at a moment), paced under the rate limit by the client. Items are cut into batches sized
@@ -40,6 +41,7 @@ import numpy as np
 
 from claynb._plans import Plan
 from claynb._routines import Cost, Routine
+from claynb.direct._landing import Landings
 from claynb.pipeline._adopt import adopt_delivered
 from claynb.pipeline._budget import reserve_largest, row_reservation
 from claynb.pipeline._journal import InFlight, Journal
@@ -185,6 +187,7 @@ class Engine:
         self.waiter: RunWaiter | None = opts["webhook"]
         self.tasks: set[asyncio.Task[None]] = set()
         self.held: dict[int, tuple[Rows, Cost]] = {}  # unknown sends a webhook may explain
+        self.landings = Landings(journal, backend=BACKEND, plan=plan)
 
     # -- the whole call --------------------------------------------------------------------
 
@@ -204,6 +207,7 @@ class Engine:
             await self._explain_unknown()
             while self.tasks:
                 await asyncio.gather(*list(self.tasks))
+        await self.landings.drained()
         lost = groups[~self.done[groups]]
         return self.landed.add(map(self._lost, self.items.keys_of(lost)), lost)
 
@@ -340,6 +344,15 @@ class Engine:
         """The POSTs each of these rows rode in so far (0 for a row of no group here)."""
         groups = rows.groups
         return np.where(groups >= 0, self.sends[groups], 0).tolist()
+
+    def _resent(self, rows: Rows) -> dict[str, int]:
+        """The POSTs each of these rows rode in, for the rows sent more than once: a row
+        not named counts one (:func:`~claynb.pipeline._outcome.outcomes_of`), as nearly
+        every row does, so a run's outcomes need no dict of its hundred rows."""
+        groups = rows.groups
+        sends = np.where(groups >= 0, self.sends[np.maximum(groups, 0)], 0)
+        again = np.flatnonzero(sends > 1)
+        return {rows.keys[i]: int(sends[i]) for i in again.tolist()}
 
     def _count_sends(self, rows: Rows, sends: int) -> None:
         groups = rows.groups
@@ -481,15 +494,14 @@ class Engine:
         async with self.http:
             charges = await self.client.run_charges(run_id)
         keys = rows.keys
-        sent = {k: n for k, n in zip(keys, self._attempts(rows), strict=True) if n}
+        sent = self._resent(rows)
         # one result per key, in the keys' order: a result's row is its key's
         results = outcomes_of(
             self.routine, keys, raw.by_id(), run_id=run_id, charges=charges, attempts=sent
         )
+        del raw  # the page's items were copied into the results: not held while they land
         actual = Cost.total(r.cost for r in results)
-        await asyncio.to_thread(
-            self.journal.finished, run_id, results, backend=BACKEND, plan=self.plan
-        )
+        await self.landings.land(run_id, results)
         if reserved is not None:
             self.guard.settle(reserved, actual, CostSource.of_all(r.cost_source for r in results))
         landing = results if mine.all() else list(compress(results, mine))

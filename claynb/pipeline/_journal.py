@@ -17,7 +17,8 @@ method that changes a batch's state checks the table first, so a move it does no
 
 ``finished`` also caches the answers, puts failures on the dead-letter list and records
 the charge in the ledger, in the same transaction: a run is either fully landed or still
-in flight, never half. The answers land in the cache's inbox (appended, a few pages a run;
+in flight, never half. ``finished_runs`` lands several runs so, in one transaction (the
+direct tier lands the runs that finish together: one commit, not one a run). The answers land in the cache's inbox (appended, a few pages a run;
 see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache before
 reading, and the journal folds when it is closed at the end of a call. A later call
 collects ``in_flight`` runs instead of re-sending their items; a batch left "sending" by a process that died becomes "unknown" (the request may
@@ -338,40 +339,72 @@ class Journal:
         Idempotent: False (and nothing written) when the run was already landed, for
         instance by another process collecting the same in-flight run.
         """
+        return self.finished_runs([(run_id, results)], backend=backend, plan=plan)[0]
+
+    def finished_runs(
+        self,
+        runs: Sequence[tuple[str, Sequence[ItemResult]]],
+        *,
+        backend: str = "direct",
+        plan: str | Plan | None = None,
+    ) -> list[bool]:
+        """Land several runs (run id, results) in one transaction, each as :meth:`finished`
+        does; for each, whether it was landed now (False: it was already).
+
+        One commit for a few runs: a commit writes every page the transaction changed to
+        the write-ahead log, and the pages a landing changes besides its answers (the
+        batch's row and index, the ledger's) are the same few for every run, written once
+        for all of them. All or none: a run that cannot be landed (never journaled, or in a
+        state that may not finish) raises, and none of the others is landed either.
+        """
         now, price = time.time(), get_plan(plan) if plan is not None else self.plan
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT batch, routine, items, state FROM batches WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            if row is not None and row[3] == FINISHED:
-                return False
-            if row is None:
-                raise KeyError(f"run {run_id!r} was never journaled")
-            batch, routine, items, state = row
-            BATCH_MOVES.check(state, FINISHED)
-            self._land(conn, routine, run_id, results, items, now)
-            cost, matched, source = _tally(results)
-            _ledger.record(
-                conn,
-                _ledger.Charge(
-                    run_id,
-                    now,
-                    routine,
-                    backend,
-                    price.name,
-                    len(results),
-                    matched,
-                    cost.actions,
-                    cost.data_credits,
-                    price.usd(cost.actions, cost.data_credits),
-                    source,
-                ),
-            )
-            conn.execute(
-                "UPDATE batches SET state = ?, items = NULL, updated_at = ? WHERE batch = ?",
-                (FINISHED, now, batch),
-            )
-            return True
+            return [
+                self._finish(conn, run_id, results, backend, price, now) for run_id, results in runs
+            ]
+
+    def _finish(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        results: Sequence[ItemResult],
+        backend: str,
+        price: Plan,
+        now: float,
+    ) -> bool:
+        """:meth:`finished`'s writes for one run, in the caller's transaction."""
+        row = conn.execute(
+            "SELECT batch, routine, items, state FROM batches WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is not None and row[3] == FINISHED:
+            return False
+        if row is None:
+            raise KeyError(f"run {run_id!r} was never journaled")
+        batch, routine, items, state = row
+        BATCH_MOVES.check(state, FINISHED)
+        self._land(conn, routine, run_id, results, items, now)
+        cost, matched, source = _tally(results)
+        _ledger.record(
+            conn,
+            _ledger.Charge(
+                run_id,
+                now,
+                routine,
+                backend,
+                price.name,
+                len(results),
+                matched,
+                cost.actions,
+                cost.data_credits,
+                price.usd(cost.actions, cost.data_credits),
+                source,
+            ),
+        )
+        conn.execute(
+            "UPDATE batches SET state = ?, items = NULL, updated_at = ? WHERE batch = ?",
+            (FINISHED, now, batch),
+        )
+        return True
 
     @staticmethod
     def _land(

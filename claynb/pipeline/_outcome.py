@@ -76,22 +76,30 @@ def outcomes_of(
     item (nearly every one) costs a dict copy, a test for a value and an ``ItemResult``.
     """
     sent = attempts or {}
-    hit, miss = estimated_cost(routine, True), estimated_cost(routine, False)
+    (hit, hit_source), (miss, miss_source) = (
+        estimated_cost(routine, True),
+        estimated_cost(routine, False),
+    )
+    enriched, no_match = Status.ENRICHED, Status.NO_MATCH
+    found, tries = items.get, sent.get
     out: list[ItemResult] = []
     append = out.append
     for key in keys:
-        item = items.get(key)
+        item = found(key)
         if item is None or item.status != COMPLETE:
-            append(_not_answered(key, item, run_id, sent.get(key, 1), charges))
+            append(_not_answered(key, item, run_id, tries(key, 1), charges))
             continue
         result = dict(item.result)
-        matched = _has_values(result.values())
+        values = result.values()
+        matched = any(values) or _has_values(values)  # a truthy value, at once, in C
         if charges is not None:
             cost, source = _shared(charges.cost_of(key)), CostSource.METERED
+        elif matched:
+            cost, source = hit, hit_source
         else:
-            cost, source = hit if matched else miss
-        status = Status.ENRICHED if matched else Status.NO_MATCH
-        append(ItemResult(key, status, result, None, cost, sent.get(key, 1), run_id, source))
+            cost, source = miss, miss_source
+        status = enriched if matched else no_match
+        append(ItemResult(key, status, result, None, cost, tries(key, 1), run_id, source))
     return out
 
 
