@@ -97,20 +97,23 @@ def complete(items: WorkItems, landed: Landed) -> np.ndarray:
     """One result per item sent, whatever the backend returned: a missing one is
     ``unknown``. (Told by the items' groups, not a set of the landed keys.) The group of
     each of ``landed``'s results, those added here included (-1: a key of no group of the
-    frame), as they landed."""
-    got = np.frombuffer(landed.groups, dtype=np.int64).copy()
+    frame), as they landed: a view of ``landed``'s own, not a copy (1.6 MB at 200,000
+    rows, at the finish's peak), so ``landed`` cannot grow or be cleared while it is held."""
     left = items.mask()  # True: sent, no result seen yet
-    left[got[got >= 0]] = False
+    got = np.frombuffer(landed.groups, dtype=np.int64)
+    left[got[got >= 0] if (got < 0).any() else got] = False
+    del got  # landed grows below: no view of its groups may be alive
     missing = items.groups[left[items.groups]]
-    unknown = "the backend returned no result for this row"
-    landed.add(
-        (
-            ItemResult(key, Status.UNKNOWN, attempts=0, error=unknown)
-            for key in items.keys_of(missing)
-        ),
-        missing,
-    )
-    return np.concatenate([got, missing])
+    if len(missing):
+        unknown = "the backend returned no result for this row"
+        landed.add(
+            (
+                ItemResult(key, Status.UNKNOWN, attempts=0, error=unknown)
+                for key in items.keys_of(missing)
+            ),
+            missing,
+        )
+    return np.frombuffer(landed.groups, dtype=np.int64)
 
 
 def _text_dtype() -> Any:

@@ -603,8 +603,9 @@ class Answers:
         landed.compact()
         at = np.asarray(groups, dtype=np.int64)
         mine = at >= 0
-        to = at[mine]
-        self.status[to] = _STATUS_TEXT[np.frombuffer(landed.status, dtype=np.int8)[mine]]
+        pick = slice(None) if mine.all() else mine  # every row mine: views, not copies
+        to = at[pick]
+        self.status[to] = _STATUS_TEXT[np.frombuffer(landed.status, dtype=np.int8)[pick]]
         self.error[to] = None
         if landed.errors:
             rows = np.fromiter(landed.errors, dtype=np.int64, count=len(landed.errors))
@@ -613,12 +614,13 @@ class Answers:
             kept = mine[rows] & (last[np.where(mine[rows], at[rows], 0)] == rows)
             errors = np.array(list(landed.errors.values()), dtype=object)
             self.error[at[rows[kept]]] = errors[kept]
-        self.actions[to] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
-        self.data_credits[to] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
-        self.source[to] = _SOURCE_TEXT[np.frombuffer(landed.source, dtype=np.int8)[mine]]
+        self.actions[to] = np.frombuffer(landed.actions, dtype=np.float64)[pick]
+        self.data_credits[to] = np.frombuffer(landed.data_credits, dtype=np.float64)[pick]
+        self.source[to] = _SOURCE_TEXT[np.frombuffer(landed.source, dtype=np.int8)[pick]]
         for spans, fields in landed.blocks:
             rows = _spanned(spans)
-            self.blocks.append((at[rows][mine[rows]], fields.only(mine[rows])))
+            held = mine[rows]
+            self.blocks.append((at[rows[held]], fields.only(held)))
 
     def put_cached(self, groups: np.ndarray, fields: Fields | None) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
