@@ -546,8 +546,10 @@ def _joined(
     first = stretch[0][1].table
     assert first is not None  # a stretch of more than one block is of tables
     schema = pa.schema(list(zip(first.column_names, kinds, strict=True)))
-    tables = [f.table.cast(schema) for _, f in stretch if f.table is not None]
-    table = pa.concat_tables(tables).combine_chunks()
+    tables = [f.table for _, f in stretch if f.table is not None]
+    # joined as they are (a field null in a whole block takes the others' type), then cast
+    # once: casting every block first was about 0.1 CPU-s of a 2,000-run call
+    table = pa.concat_tables(tables, promote_options="default").combine_chunks().cast(schema)
     spans = np.concatenate([spans for spans, _ in stretch])
     return spans, Fields(table.num_rows, table)
 
