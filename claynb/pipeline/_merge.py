@@ -13,8 +13,7 @@ Columns are built as whole arrays (one per field), never row by row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -197,16 +196,12 @@ def _is_text(kind: pa.DataType) -> bool:
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
-@dataclass(frozen=True)
-class BlockRows:
-    """For each of the frame's rows, its group's row in the answers' blocks laid end to
-    end (``rows``; null for a group no block answers), and, when there are at most
-    :data:`_MAX_STRETCHES` of them, its stretches: ``(first block row, length)`` each,
-    row after row (first -1: a stretch of nulls). The same for every field."""
-
-    rows: pa.Array
-    stretches: list[tuple[int, int]] | None
-
+#: For each of the frame's rows, where its group's answer lies in the answers' blocks laid
+#: end to end (:func:`_block_rows`): at most :data:`_MAX_STRETCHES` stretches, ``(first
+#: block row, length)`` each, row after row (first -1: a stretch of nulls); else the
+#: block row of each (null for a group no block answers), to take. The same for every
+#: field.
+BlockRows: TypeAlias = "list[tuple[int, int]] | pa.Array"
 
 #: Stretches of block rows a field column is made of without a copy: more, and it is
 #: taken (pandas walks a column's chunks one by one; a few dozen cost nothing).
@@ -214,18 +209,19 @@ _MAX_STRETCHES = 64
 
 
 def _block_rows(answers: Answers, codes: np.ndarray) -> BlockRows:
-    """The frame's rows in the answers' blocks (:class:`BlockRows`): worked out once."""
+    """The frame's rows in the answers' blocks (:data:`BlockRows`): worked out once."""
     slot = np.full(len(answers), -1, dtype=np.int64)
     offset = 0
     for groups, fields in answers.blocks:
         slot[groups] = np.arange(offset, offset + fields.rows)
         offset += fields.rows
     rows = slot[codes]
-    return BlockRows(pa.array(rows, mask=rows < 0), _stretches(rows))
+    stretches = _stretches(rows)
+    return stretches if stretches is not None else pa.array(rows, mask=rows < 0)
 
 
 def _stretches(rows: np.ndarray) -> list[tuple[int, int]] | None:
-    """``rows`` (-1: none) as stretches of consecutive rows or of nones (:class:`BlockRows`),
+    """``rows`` (-1: none) as stretches of consecutive rows or of nones (:data:`BlockRows`),
     None when there are more than :data:`_MAX_STRETCHES`."""
     held = rows >= 0
     starts = np.ones(len(rows), dtype=bool)
@@ -244,12 +240,12 @@ def _arrow_column(arrays: list[pa.ChunkedArray], kind: pa.DataType, rows: BlockR
     blocks, row after row, the column is those stretches' slices: the answers' own
     buffers, not a copy (text keeps them in the output; pandas copies numbers)."""
     laid = pa.chunked_array([c for a in arrays for c in a.chunks], kind)
-    if rows.stretches is None:
-        column = laid.take(rows.rows)
+    if isinstance(rows, pa.Array):
+        column = laid.take(rows)
     else:
         chunks = [
             [pa.nulls(length, kind)] if first < 0 else laid.slice(first, length).chunks
-            for first, length in rows.stretches
+            for first, length in rows
         ]
         column = pa.chunked_array([c for part in chunks for c in part], kind)
     if kind in _NUMBERS:
