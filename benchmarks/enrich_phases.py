@@ -73,16 +73,18 @@ Letting go of each field as its column was built, not all of them after, freed 5
 more but cost 0.05 to 0.09 CPU-s (dropping a column from each of 2,000 run blocks): not
 kept.
 
-Where it stands (issue-13o's branch, 200,000 rows, loads of 4.5 to 6 on 2 CPUs): RSS
-above the call's start at each phase's end, ``prepare`` 26.1 MB, planning 37.6 (its peak
-54.1: the keys made as text for the claims and the cache look-up), the engine 78.8 to
-81.1 (the answers as Arrow columns, 22 MB, and what the runs leave in pymalloc's
-arenas), the finish 86.7 to 87.4 (its text widened: item 5), the merge 86.6 to 88.7:
-the call's peak 2.05x to 2.10x the frame, against 4.72x before the items below. The
-finish is the peak now, the merge adds almost nothing (item 5). What could still close
-the gap to 2x (84 MB), not done: the claims' and the cache look-up's keys made a chunk at
-a time (planning's peak), and glibc's ``malloc_trim`` before the merge (10 MB less in a
-trial; not kept: a library should not manage its users' allocator).
+Where it stands (b076494, 200,000 rows, a load of 1 on 2 CPUs; since then item 5 took
+``prepare`` to 16.8 MB and planning to 26.7, its peak with it): RSS above the call's
+start at each phase's end, ``prepare`` 25.5 MB, planning 36.2 (its peak 53.8: the keys
+made as text for the claims and the cache look-up), the engine 78.1 (the answers as
+Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 65.6
+(peak 83.5), the merge 102.5: the call's peak 2.43x the frame, against 4.72x before
+the items below. The merge still adds about 37 MB: the output's new columns take
+almost all of their memory from the system, not from what the earlier phases freed. What could still close the gap to 2x (84 MB), not done:
+the output's field columns sharing the answers' buffers (``Landed`` knows each result's
+group now, so the blocks it joins could be put in group order; see item 4) and glibc's
+``malloc_trim`` before the merge (10 MB less in a trial; not kept: a library should not
+manage its users' allocator).
 
 What was done, item by item (for 2x, 84 MB at 200,000 rows; the output's new columns
 alone are 41.7 MB):
@@ -91,7 +93,8 @@ alone are 41.7 MB):
    on (``FrameKeys`` in ``claynb/pipeline/_keys.py``: 3.2 MB at 200,000 rows, where a
    32-character ``str`` each and their list were 16.8 MB from ``prepare`` to the finish),
    made as text a list at a time where they leave the process or the state file needs
-   them (planning 100,000 at a time, the claims once, the engine a run at a time);
+   them (planning 100,000 at a time, the claims once: both a chunk at a time since item 5;
+   the engine a run at a time);
    ``Landed`` keeps each result's group (the direct engine's own, or looked up once a
    list for the other tiers), not its key; the claims' copy of the key list is not held
    during the engine. Side by side with main (4990c12: the answers' blocks joined),
@@ -134,8 +137,32 @@ alone are 41.7 MB):
    (71d3775), this script three times each at loads of 4.5 to 10 on 2 CPUs: the call's
    peak 122.0, 122.7 and 123.2 MB (2.89x to 2.92x) against 141.7, 136.1 and 132.3 (3.13x
    to 3.36x); the engine 36 to 44 MB above planning's end against 50 to 55. Runs land
-   out of order (at 20,000 rows, 9,700 rows' block rows were out of place): item 5.
-5. Done: the output's field columns are the answers' own buffers. ``Landed`` joins its
+   out of order (at 20,000 rows, 9,700 rows' block rows were out of place): item 6.
+5. Planning's and ``prepare``'s memory. Done: no key's text is made for the whole
+   frame at once. The claims and the cache look-up take a ``KeyList`` (a frame's keys by
+   group, ``claynb/pipeline/_keys.py``): the claims sort it and write each chunk's JSON
+   from the 16-byte digests, the cache hashes their first 8 bytes, and only hits are
+   made as text; unknown outcomes and failures are read whole from the state file and
+   found among the groups. ``prepare`` keeps the frame's own Arrow text for an input
+   that normalising left as it was (compared slice by slice; a copy from the first slice
+   that differs): 200,000 e-mails' 9.2 MB copy is not made. Side by side with main
+   (f9cc60f), this script at loads of 3 to 5 on 2 CPUs, four pairs: ``prepare`` ends at
+   16.8 MB (24.5 once) against 26.7 to 26.9 (34.6), planning at 26.7 to 28.7 (peak the
+   same) against 37.4 to 37.6 (peak 54.4 to 55.0), the engine at 64.6 to 70.0 against
+   78.5 to 81.4, the finish's peak 70.1 to 75.5 against 83.7 to 85.6; the call's peak
+   97.0, 102.0, 105.5 and 105.9 MB against 103.6 to 104.7 (the merge, now with a
+   transient of up to 8 MB above its end: what the earlier phases no longer leave
+   resident, it takes from the system). ``python benchmarks/enrich_overhead.py --rows
+   200000``, three pairs: its RSS peak 92.7 to 94.8 MB against 99.6 to 106.4; CPU-s
+   first run 8.5, 10.0, 9.7 against 7.9, 10.1, 10.2, cached re-run 0.82 to 0.85 against
+   0.88 to 0.92, ``estimate`` 0.49 to 0.51 against 0.53 to 0.58. Planning alone, a
+   first run (``plan_work`` and ``Claims.take`` after ``prepare``, timed by
+   ``time.process_time`` in a throwaway script, twice each): 0.12 CPU-s against 0.25,
+   ``prepare`` 0.14 against 0.17. memray's heap high-water over ``prepare``, planning
+   and the engine (a ``memray.Tracker`` stopped as ``_finish`` starts): 42.9 MB, now in
+   the engine (the cache's fold, the answers landing), against 56.9 at planning (the
+   claims' key list 17.8 MB, the joined text 9.2).
+6. Done: the output's field columns are the answers' own buffers. ``Landed`` joins its
    runs' blocks in group order (a block names its rows as spans; a run landed after a
    gap is held for the next join, at most half of them; as landed where a group is in
    two runs: the later row wins), and the merge makes a text field's column of slices of
@@ -145,16 +172,17 @@ alone are 41.7 MB):
    finish, once the plan is let go of, not as runs land (4.8 MB through the engine);
    ``complete`` and ``put_landed`` read the landed columns as views; the status and
    cost-source text is built by the system's allocator (it reuses what the finish
-   freed). Side by side with main (f9cc60f), this script twice each at loads of 4.5 to
-   6.1 on 2 CPUs: the call's peak 88.8 and 86.7 MB (2.10x, 2.05x) against 103.7 and
-   113.3 (2.46x, 2.68x); the merge ends 1.3 and -0.1 MB above the finish's end against
-   35.5 and 35.0; ``python benchmarks/enrich_overhead.py --rows 200000``, twice each at
-   3.2 to 5.3: the first run's RSS peak 83.2 and 81.0 MB (1.97x, 1.92x) against 97.9 and
-   96.6, the first run 9.36 and 8.77 CPU-s against 9.63 and 9.80, the cached re-run 0.94
-   and 0.96 against 0.95 and 0.91, the estimate 0.58 and 0.56 against 0.56 and 0.56.
-   Landing 2,000 runs of 100 into ``Landed`` alone: 0.39 CPU-s against 0.42 (its join
-   casts once per joined table, not per run); Arrow's struct inference for a run's dicts
-   (``pa.array(dicts)``) was no faster than a column per field: not kept.
+   freed). Side by side with main (f9cc60f, before item 5), this script twice each at
+   loads of 4.5 to 6.1 on 2 CPUs: the call's peak 88.8 and 86.7 MB (2.10x, 2.05x)
+   against 103.7 and 113.3 (2.46x, 2.68x); the merge ends 1.3 and -0.1 MB above the
+   finish's end against 35.5 and 35.0; ``python benchmarks/enrich_overhead.py --rows
+   200000``, twice each at 3.2 to 5.3: the first run's RSS peak 83.2 and 81.0 MB (1.97x,
+   1.92x) against 97.9 and 96.6, the first run 9.36 and 8.77 CPU-s against 9.63 and
+   9.80, the cached re-run 0.94 and 0.96 against 0.95 and 0.91, the estimate 0.58 and
+   0.56 against 0.56 and 0.56. Landing 2,000 runs of 100 into ``Landed`` alone: 0.39
+   CPU-s against 0.42 (its join casts once per joined table, not per run); Arrow's
+   struct inference for a run's dicts (``pa.array(dicts)``) was no faster than a column
+   per field: not kept.
 """
 
 from __future__ import annotations

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 import claynb
 from claynb._routines import DEFAULT_ROUTINES, run_item
+from claynb.pipeline._cache import cache_put
+from claynb.pipeline._journal import Journal
+from claynb.pipeline._normalise import prepare
+from claynb.pipeline._plan import plan_work
+from claynb.pipeline._work import item_key
 
 
 def emails(n: int) -> list[str]:
@@ -111,3 +118,33 @@ def test_a_wrong_key_fails_every_row_and_never_shows_the_key(emulator: Any) -> N
     assert secret not in out.to_string() and secret not in out.to_html()
     assert claynb.failures().empty  # a refused key is not the rows' fault
     assert emulator.meters(charges=False)["data_credits_used"] == 0
+
+
+def test_planning_finds_the_frames_own_failed_and_unknown_rows(tmp_path: Path) -> None:
+    """Planning reads the state file's dead-letter list and unknown outcomes whole and
+    finds them among the frame's groups: this frame's rows are answered ``failed`` and
+    ``unknown`` (a cached row stays cached), another frame's keys in the same file change
+    nothing, and ``retry_failed`` / ``resend_unknown`` send them (forgetting only this
+    frame's unknown outcome)."""
+    routine = DEFAULT_ROUTINES["enrich-person"]
+    df = pd.DataFrame({"Email": ["a@x.co", "b@x.co", "c@x.co", "d@x.co", "not an e-mail"]})
+    prepared = prepare(df, routine, {"email": "Email"})
+    keys = [k for k in prepared.keys if k is not None]  # groups 0 to 3
+    others = [item_key(routine.id, {"email": f"o{i}@else.co"}) for i in range(2)]
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.record_failures(routine.id, [(others[0], {}, "boom", 1), (keys[0], {}, "boom", 2)])
+        journal.unknown(journal.intent(routine.id, "queue", {others[1]: {}, keys[1]: {}}), "lost")
+        with journal.transaction() as conn:
+            cache_put(
+                conn, routine.id, [(keys[2], "enriched", {"full_name": "C"})], now=time.time()
+            )
+
+        plan = plan_work(prepared, journal)
+        status = [None if s is None else str(s) for s in plan.answers.status.tolist()]
+        assert status == ["failed", "unknown", "cached", None, "invalid_input"]
+        assert "after 2 attempt(s): boom" in plan.answers.error[0]
+        assert plan.to_send.groups.tolist() == [3]
+        assert plan_work(prepared, journal, retry_failed=True).to_send.groups.tolist() == [0, 3]
+        resent = plan_work(prepared, journal, resend_unknown=True)
+        assert resent.to_send.groups.tolist() == [1, 3]
+        assert list(journal.unknown_keys(routine.id)) == [others[1]]

@@ -85,3 +85,27 @@ def test_landed_results_keep_their_groups_given_or_looked_up_in_the_frame() -> N
     assert list(landed.groups) == [3, 1, -1, 0] and len(landed) == 4
     landed.clear()
     assert len(landed) == 0 and landed.frame is None
+
+
+@pytest.mark.parametrize("at_once", [8192, 64])
+def test_a_key_list_reads_as_the_keys_text(at_once: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``KeyList`` (what the claims and the cache look-up read) is the same keys as their
+    text, however it is read: whole, by position, sliced, sorted, as JSON, as the cache's
+    hashes. Keys that share their first 8 bytes sort by the last 8."""
+    import orjson
+
+    from claynb.pipeline._cache import key_hashes
+
+    monkeypatch.setattr(_keys, "_KEYS_AT_ONCE", at_once)
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(300)]
+    keys += ["0" * 16 + f"{i:016x}" for i in (9, 3, 7)]
+    frame = FrameKeys.of_keys([*keys, None])
+    groups = np.arange(len(keys))[::-1].copy()
+    listed, text = frame.listed(groups), [keys[g] for g in groups]
+    assert list(listed) == text and len(listed) == len(text)
+    assert listed[4] == text[4] and list(listed[10:200:3]) == text[10:200:3]
+    assert listed.at(np.array([7, 0, 7])) == [text[7], text[0], text[7]]
+    assert list(listed.picked(np.arange(len(text)) % 3 == 1)) == text[1::3]
+    assert list(listed.ordered()) == sorted(text)
+    assert listed.json() == orjson.dumps(text).decode() and listed[:0].json() == "[]"
+    assert key_hashes("r", listed).tolist() == key_hashes("r", text).tolist()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from claynb._routines import KINDS, Routine, workspace_routine
 from claynb.pipeline import _normalise
 from claynb.pipeline._normalise import normalise_inputs, prepare
-from claynb.pipeline._text import TEXT, joined, text_bytes
+from claynb.pipeline._text import TEXT, as_text, joined, joined_or_same, text_bytes
 from claynb.pipeline._work import item_key
 
 PIECES = [
@@ -230,3 +230,39 @@ def test_joined_text_is_the_pieces_one_after_another() -> None:
         assert out.type == TEXT and out.to_pylist() == whole.to_pylist()
         assert out.null_count == 2
     assert joined(iter([]), 0, 0).to_pylist() == []
+
+
+def test_text_normalising_left_as_it_was_is_the_columns_own() -> None:
+    """``joined_or_same``: while every piece holds its slice's values, nothing is copied
+    and the text it was made from comes back; the first piece that differs starts a copy
+    holding the rows before it, then every piece."""
+    like = pa.array(["a", None, "bc", "d", "", "ef", None, "g"], TEXT)
+    same = [like.slice(lo, 3) for lo in range(0, len(like), 3)]
+    assert joined_or_same(iter(same), like, text_bytes(like)) is like
+    later = [*same[:2], pa.array(["X", None], TEXT)]  # the last slice changed
+    out = joined_or_same(iter(later), like, 0)
+    out.validate(full=True)
+    assert out.to_pylist() == ["a", None, "bc", "d", "", "ef", "X", None]
+    first = [pa.array(["A", None, "bc"], TEXT), *same[1:]]
+    assert joined_or_same(iter(first), like, 1).to_pylist() == ["A", *like.to_pylist()[1:]]
+
+
+def test_an_input_already_normalised_is_the_frames_own_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every e-mail distinct and already normalised: the groups' text is the frame's own
+    Arrow column (its data buffer), not a copy. One value to normalise in the last of
+    several slices: a copy, the same as row by row."""
+    monkeypatch.setattr(_normalise, "_ROWS_AT_ONCE", 97)
+    emails = [f"p{i}@co{i % 7}.com" for i in range(1000)]
+    routine = workspace_routine("function:t_e", ("email",))
+    df = pd.DataFrame({"Email": framed(emails, "str")})
+    own = as_text(df["Email"])[0].buffers()[2]
+    text = prepare(df, routine, {"email": "Email"}).texts["email"]
+    if as_text(df["Email"])[0].buffers()[2].address == own.address:  # read without a copy
+        assert text.buffers()[2].address == own.address  # (pandas 3: Arrow-backed "str")
+    check_against_reference(df, routine, {"email": "Email"})
+    changed = pd.DataFrame({"Email": framed([*emails[:-1], " P@Co.com"], "str")})
+    text = prepare(changed, routine, {"email": "Email"}).texts["email"]
+    assert text.buffers()[2].address != own.address and text[999].as_py() == "p@co.com"
+    check_against_reference(changed, routine, {"email": "Email"})

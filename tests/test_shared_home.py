@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -400,6 +401,38 @@ def test_a_reused_pid_is_not_taken_for_the_claimant(claynb_home: Path) -> None:
         assert mine.take(["k1"]).mine == ["k1"]
         mine.release()
     assert process_started(os.getpid()) is not None
+
+
+def test_claims_on_a_frames_keys_split_mine_from_others(
+    claynb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enrich call claims its frame's keys as a ``KeyList`` (their text made a chunk at a
+    time, sorted and written from their bytes): claimed across chunks, the same split as
+    a list of the same keys, each key held by one call only, and released as one."""
+    from claynb.pipeline import _claims
+    from claynb.pipeline._keys import FrameKeys
+    from claynb.pipeline._work import item_key
+
+    monkeypatch.setattr(_claims, "_CLAIM_CHUNK", 3)
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.com"}) for i in range(10)]
+    frame = FrameKeys.of_keys(keys)
+    with Journal.open() as journal:
+        first = Claims(journal, "enrich-person")
+        held = frame.listed(np.array([8, 1, 4]))
+        assert first.take(held).mine is held
+        second = Claims(journal, "enrich-person")
+        taken = second.take(frame.listed(np.arange(10)))
+        assert list(taken.mine) == [keys[g] for g in (0, 2, 3, 5, 6, 7, 9)]
+        assert list(taken.others) == [keys[1], keys[4], keys[8]]
+        claimed = journal.read(lambda c: c.execute("SELECT key, owner FROM claims").fetchall())
+        owners = dict(claimed)
+        assert len(claimed) == 10 and sorted(owners) == sorted(keys)
+        assert {owners[k] for k in held} == {first.owner}
+        assert {owners[k] for k in taken.mine} == {second.owner}
+        second.release()
+        left = journal.read(lambda c: c.execute("SELECT key FROM claims").fetchall())
+        assert sorted(k for (k,) in left) == sorted(held)
+        first.release()
 
 
 def test_named_budgets_redeclared_with_other_caps_refuse(claynb_home: Path) -> None:

@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from claynb._sqlite import immediate
+from claynb.pipeline._keys import KeyList
 from claynb.pipeline._work import Fields
 
 #: The cache's columns, in order, behind its INTEGER key ``h`` (see :func:`key_hashes`).
@@ -111,6 +112,8 @@ def key_hashes(routine: str, keys: Sequence[str]) -> np.ndarray:
     own hash is mixed in, so one key under two routines is two rows.
     """
     salt = np.frombuffer(_eight_bytes(routine), dtype=">i8")[0]
+    if isinstance(keys, KeyList):  # a frame's keys: their first 8 bytes, no text made
+        return keys.word(0).view(np.int64) ^ salt
     hashes = np.empty(len(keys), dtype=np.int64)
     for lo in range(0, len(keys), _BULK):
         hashes[lo : lo + _BULK] = _key_bits(keys[lo : lo + _BULK]) ^ salt
@@ -253,7 +256,10 @@ def cache_hits(
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field changed type: not as columns
             return _as_dicts(conn, routine, list(keys), max_age_s, now)
         found = chunk[table.column("i").to_numpy()]
-        wanted = map(keys.__getitem__, found.tolist())
+        if isinstance(keys, KeyList):  # a frame's keys: the text of the hits only
+            wanted: Iterable[str] = keys.at(found)
+        else:
+            wanted = map(keys.__getitem__, found.tolist())
         same = list(map(operator.eq, table.column("k").to_pylist(), wanted))
         table = table.flatten().append_column("at", pa.array(found, pa.int64()))
         parts.append(table.drop_columns(["i", "k"]).filter(pa.array(same, pa.bool_())))

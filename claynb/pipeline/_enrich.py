@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -155,13 +155,13 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[WorkItems]:
         plan.to_send = sent[0] if len(sent) == 1 else plan.items([k for s in sent for k in s.keys])
 
 
-def _claim(call: Call, todo: WorkItems) -> tuple[WorkItems, int, list[str]]:
+def _claim(call: Call, todo: WorkItems) -> tuple[WorkItems, int, Sequence[str]]:
     """Claim ``todo``: the items this call now holds (less those that landed meanwhile),
     how many it claimed, and the keys other calls hold. The claimed keys' text is not
     kept: the items make their keys again, a run at a time, when they are sent."""
-    taken = call.claims.take(todo.keys)
+    taken = call.claims.take(todo.frame.listed(todo.groups))  # no str per key held at once
     # the keys it took, in their order: all of them when as many (no second list of keys)
-    mine = todo if len(taken.mine) == len(todo) else todo.where(taken.mine)
+    mine = todo if len(taken.mine) == len(todo) else call.plan.items(taken.mine)
     if taken.stale:  # some call ended since planning: its answers are not re-sent
         mine = answer_landed(call.plan, call.journal, taken.mine, call.claims.since)
     return mine, len(taken.mine), taken.others

@@ -42,7 +42,7 @@ from claynb.pipeline._keys import KEY_BYTES, FrameKeys
 from claynb.pipeline._text import (
     TEXT,
     as_text,
-    joined,
+    joined_or_same,
     may_contain,
     not_printable,
     patch,
@@ -265,12 +265,12 @@ def _normalised_text(kind: str, column: pd.Series) -> pa.Array:
     text, others = as_text(column)
     odd = np.flatnonzero(not_printable(text))
     normalise = normaliser_for(kind)
-    clean = joined(  # a slice at a time: each kernel's temporaries stay small
+    clean = joined_or_same(  # a slice at a time: each kernel's temporaries stay small
         (
             _printable_normalised(normalise, text.slice(lo, _ROWS_AT_ONCE))
             for lo in range(0, len(text), _ROWS_AT_ONCE)
         ),
-        len(text),
+        text,  # already normalised: the column's own text, not a copy
         text_bytes(text),  # normalising printable text never lengthens it
     )
     clean = through_python(clean, odd, text, lambda v: normalise(v) or None)

@@ -10,11 +10,10 @@ outcome) and lists the items that do. ``enrich`` sends that list; ``estimate`` p
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import compress
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,11 @@ from claynb._catalogue import catalogue_paths, load_catalogue
 from claynb._routines import DEFAULT_ROUTINES, Cost, Routine, workspace_routine
 from claynb.pipeline._cache import Hits, max_age_seconds
 from claynb.pipeline._journal import Journal
-from claynb.pipeline._keys import FrameKeys
+from claynb.pipeline._keys import FrameKeys, KeyList
 from claynb.pipeline._normalise import Prepared
 from claynb.pipeline._work import Answers, ItemResult, Status, WorkItems
+
+_T = TypeVar("_T")
 
 
 def catalogue_of(client: Any) -> Mapping[str, Routine]:
@@ -91,15 +92,18 @@ class WorkPlan:
     def count(self, status: Status) -> int:
         return self.answers.count(status)
 
-    def groups(self, keys: list[str]) -> np.ndarray:
-        """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
+    def groups(self, keys: Sequence[str]) -> np.ndarray:
+        """The group of each of ``keys`` (-1 for a key of no group of this frame): a list
+        of this frame's keys knows its groups; others are looked up."""
+        if isinstance(keys, KeyList) and keys.frame is self.keys:
+            return keys.groups
         return self.keys.groups_of(keys)
 
     def unanswered(self, groups: np.ndarray) -> np.ndarray:
         """Those of ``groups`` that have no answer yet (picked by a mask)."""
         return groups[pd.isna(self.answers.status[groups])]
 
-    def items(self, keys: list[str]) -> WorkItems:
+    def items(self, keys: Sequence[str]) -> WorkItems:
         """Work items for these keys, their inputs as :func:`prepare` normalised them."""
         return self.items_of(self.groups(keys))
 
@@ -154,36 +158,27 @@ def plan_work(
         ],
     )
     valid = frame.valid()
-    for lo in range(0, len(valid), _KEYS_AT_ONCE):  # the keys as text a part at a time
-        groups = valid[lo : lo + _KEYS_AT_ONCE]
-        if cache and not refresh:
-            plan.answer_cached(
-                groups,
-                journal.cache_hits(
-                    routine.id,
-                    frame.of(groups),
-                    max_age_s=max_age_seconds(max_age),
-                    results=read_answers,
-                ),
-            )
-        keys = frame.of(plan.unanswered(groups))
-        _known_unknowns(plan, journal, keys, resend_unknown)
-        _known_failures(plan, journal, keys, retry_failed)
+    if cache and not refresh:
+        hits = journal.cache_hits(
+            routine.id,
+            frame.listed(valid),  # their text made a chunk at a time, where it is needed
+            max_age_s=max_age_seconds(max_age),
+            results=read_answers,
+        )
+        plan.answer_cached(valid, hits)
+    _known_unknowns(plan, journal, plan.unanswered(valid), resend_unknown)
+    _known_failures(plan, journal, plan.unanswered(valid), retry_failed)
     plan.to_send = plan.items_of(plan.unanswered(valid))
     return plan
 
 
-#: Keys :func:`plan_work` makes as text and looks up at once: the frame's keys are held as
-#: 16 bytes each; 200,000 of them as ``str`` at once were 16.8 MB of planning's peak. Not
-#: fewer: each cache look-up reads the cache in its keys' hash order, and 32,768 at a time
-#: cost a cached re-run of 200,000 rows 0.07 CPU-s more (0.89 against 0.82).
-_KEYS_AT_ONCE = 100_000
-
-
-def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: bool) -> None:
+def _known_unknowns(plan: WorkPlan, journal: Journal, groups: np.ndarray, resend: bool) -> None:
+    """Answer those of ``groups`` whose earlier send has an unknown outcome ``unknown``
+    (or forget that outcome, to send them again). The journal's unknown items are read
+    whole (few) and found among the groups: no key of the groups is made as text."""
     routine = plan.prepared.routine.id
     journal.recover(routine)
-    unknown = journal.unknown_keys(routine, keys)
+    unknown = _among(plan, groups, journal.unknown_keys(routine))
     if resend:
         journal.forget_unknown(routine, list(unknown))
         return
@@ -198,26 +193,39 @@ def _known_unknowns(plan: WorkPlan, journal: Journal, keys: list[str], resend: b
     )
 
 
-def _known_failures(plan: WorkPlan, journal: Journal, keys: list[str], retry: bool) -> None:
+def _known_failures(
+    plan: WorkPlan, journal: Journal, groups: np.ndarray, retry: bool, since: float = 0.0
+) -> None:
+    """Answer those of ``groups`` still unanswered that are on the dead-letter list (put
+    there at ``since`` or later) ``failed``, unless ``retry``."""
     if retry:
         return
-    failures = journal.failures(plan.prepared.routine.id, keys)
-    if not failures:
-        return
-    answered = pd.notna(plan.answers.status[plan.groups([f.key for f in failures])])
-    left = list(compress(failures, ~answered))
+    failures = [f for f in journal.failures(plan.prepared.routine.id) if f.last_at >= since]
+    left = _among(plan, plan.unanswered(groups), {f.key: f for f in failures})
     plan.answer(
-        [f.key for f in left],
+        list(left),
         Status.FAILED,
         [
             f"failed earlier after {f.attempts} attempt(s): {f.error}; "
             "not re-sent: pass retry_failed=True to send it again"
-            for f in left
+            for f in left.values()
         ],
     )
 
 
-def answer_landed(plan: WorkPlan, journal: Journal, keys: list[str], since: float) -> WorkItems:
+def _among(plan: WorkPlan, groups: np.ndarray, by_key: dict[str, _T]) -> dict[str, _T]:
+    """Those of ``by_key`` (the state file's, for keys of any frame) whose key is the key
+    of one of ``groups``, in their order."""
+    if not by_key or not len(groups):
+        return {}
+    found = plan.groups(list(by_key))
+    mine = np.isin(found, groups) & (found >= 0)
+    return {
+        key: value for (key, value), keep in zip(by_key.items(), mine.tolist(), strict=True) if keep
+    }
+
+
+def answer_landed(plan: WorkPlan, journal: Journal, keys: Sequence[str], since: float) -> WorkItems:
     """Rows another call held (or may have landed) since this call planned at ``since``:
     take what it found, as if it had been known when planning, and list the rest to send.
 
@@ -231,8 +239,6 @@ def answer_landed(plan: WorkPlan, journal: Journal, keys: list[str], since: floa
     groups = plan.groups(keys)
     plan.answer_cached(groups, journal.cache_hits(routine, keys, max_age_s=age))
     rest = plan.unanswered(groups)
-    rest_keys = plan.keys.of(rest)
-    _known_unknowns(plan, journal, rest_keys, False)
-    fresh = [f.key for f in journal.failures(routine, rest_keys) if f.last_at >= since]
-    _known_failures(plan, journal, fresh, False)
+    _known_unknowns(plan, journal, rest, False)
+    _known_failures(plan, journal, rest, False, since)
     return plan.items_of(plan.unanswered(rest))

@@ -13,7 +13,8 @@ value (:func:`not_printable` finds them). Real frames are almost all printable A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,21 @@ def joined(pieces: Iterable[pa.Array], rows: int, capacity: int) -> pa.Array:
     validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data[: int(offsets[-1])])]
     return pa.Array.from_buffers(TEXT, rows, buffers, null_count=nulls)
+
+
+def joined_or_same(pieces: Iterator[pa.Array], like: pa.Array, capacity: int) -> pa.Array:
+    """:func:`joined` of ``pieces``, made slice by slice from ``like`` (as many rows):
+    ``like`` itself while every piece holds the same values as its slice of it, so a
+    column that normalising did not change is not copied at all (the frame's own
+    buffers, where 200,000 e-mails joined were 9.2 MB held to the end of the call). The
+    first piece that differs starts the copy, with the rows of ``like`` before it."""
+    row = 0
+    for piece in pieces:
+        if not piece.equals(like.slice(row, len(piece))):
+            head = like.slice(0, row)
+            return joined(chain([head, piece], pieces), len(like), capacity)
+        row += len(piece)
+    return like
 
 
 def through_python(
