@@ -73,18 +73,19 @@ Letting go of each field as its column was built, not all of them after, freed 5
 more but cost 0.05 to 0.09 CPU-s (dropping a column from each of 2,000 run blocks): not
 kept.
 
-Where it stands (b076494, 200,000 rows, a load of 1 on 2 CPUs; since then item 5 took
-``prepare`` to 16.8 MB and planning to 26.7, its peak with it): RSS above the call's
-start at each phase's end, ``prepare`` 25.5 MB, planning 36.2 (its peak 53.8: the keys
-made as text for the claims and the cache look-up), the engine 78.1 (the answers as
-Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 65.6
-(peak 83.5), the merge 102.5: the call's peak 2.43x the frame, against 4.72x before
-the items below. The merge still adds about 37 MB: the output's new columns take
-almost all of their memory from the system, not from what the earlier phases freed. What could still close the gap to 2x (84 MB), not done:
-the output's field columns sharing the answers' buffers (``Landed`` knows each result's
-group now, so the blocks it joins could be put in group order; see item 4) and glibc's
-``malloc_trim`` before the merge (10 MB less in a trial; not kept: a library should not
-manage its users' allocator).
+Where it stands (c9310ef: items 5 and 6 together, 200,000 rows, a load of 3 on 2 CPUs,
+two runs): RSS above the call's start at each phase's end, ``prepare`` 16.7 to 16.9 MB,
+planning 26.9 to 27.0 (no higher peak), the engine 69.4 to 69.9 (peak 74.0: the answers
+as Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 69.4
+to 75.3 (peak 81.4 to 85.8: the answers' text widened, item 6, and the results put by
+group), the merge 80.8 to 84.9: the call's peak 1.93x and 2.03x the frame (81.4 and
+85.8 MB), against 2.34x and 2.37x (98.8 and 100.2) on main (dc62279: item 5) in the
+same minutes, and 4.72x before the items below. ``enrich_overhead.py --rows 200000``,
+two pairs at loads of 2.9 to 3.1: the first run's RSS peak 81.1 and 77.8 MB (1.92x,
+1.84x) against 103.6 and 97.1. What is left: the finish and the merge each add about
+10 MB (the widened offsets; the status, error and cost columns); glibc's ``malloc_trim``
+before the merge (10 MB less in a trial; not kept: a library should not manage its
+users' allocator).
 
 What was done, item by item (for 2x, 84 MB at 200,000 rows; the output's new columns
 alone are 41.7 MB):
@@ -136,10 +137,8 @@ alone are 41.7 MB):
    each field once it is a column (cheap over 30 blocks). Side by side with main
    (71d3775), this script three times each at loads of 4.5 to 10 on 2 CPUs: the call's
    peak 122.0, 122.7 and 123.2 MB (2.89x to 2.92x) against 141.7, 136.1 and 132.3 (3.13x
-   to 3.36x); the engine 36 to 44 MB above planning's end against 50 to 55. Not done:
-   the output's text sharing the answers' buffers (no ``take``) where the blocks laid end
-   to end are the frame's rows: runs land out of order (at 20,000 rows, 9,700 rows' block
-   rows were out of place), so it would hold for a single worker only.
+   to 3.36x); the engine 36 to 44 MB above planning's end against 50 to 55. Runs land
+   out of order (at 20,000 rows, 9,700 rows' block rows were out of place): item 6.
 5. Planning's and ``prepare``'s memory. Done: no key's text is made for the whole
    frame at once. The claims and the cache look-up take a ``KeyList`` (a frame's keys by
    group, ``claynb/pipeline/_keys.py``): the claims sort it and write each chunk's JSON
@@ -164,6 +163,27 @@ alone are 41.7 MB):
    and the engine (a ``memray.Tracker`` stopped as ``_finish`` starts): 42.9 MB, now in
    the engine (the cache's fold, the answers landing), against 56.9 at planning (the
    claims' key list 17.8 MB, the joined text 9.2).
+6. Done: the output's field columns are the answers' own buffers. ``Landed`` joins its
+   runs' blocks in group order (a block names its rows as spans; a run landed after a
+   gap is held for the next join, at most half of them; as landed where a group is in
+   two runs: the later row wins), and the merge makes a text field's column of slices of
+   the answers' blocks where the frame's rows are at most 64 stretches of them, row
+   after row (every row its own group: 32 chunks per column here), else takes it as
+   before. The answers' text is widened to 64-bit offsets (pandas' Arrow text) at the
+   finish, once the plan is let go of, not as runs land (4.8 MB through the engine);
+   ``complete`` and ``put_landed`` read the landed columns as views; the status and
+   cost-source text is built by the system's allocator (it reuses what the finish
+   freed). Side by side with main (f9cc60f, before item 5), this script twice each at
+   loads of 4.5 to 6.1 on 2 CPUs: the call's peak 88.8 and 86.7 MB (2.10x, 2.05x)
+   against 103.7 and 113.3 (2.46x, 2.68x); the merge ends 1.3 and -0.1 MB above the
+   finish's end against 35.5 and 35.0; ``python benchmarks/enrich_overhead.py --rows
+   200000``, twice each at 3.2 to 5.3: the first run's RSS peak 83.2 and 81.0 MB (1.97x,
+   1.92x) against 97.9 and 96.6, the first run 9.36 and 8.77 CPU-s against 9.63 and
+   9.80, the cached re-run 0.94 and 0.96 against 0.95 and 0.91, the estimate 0.58 and
+   0.56 against 0.56 and 0.56. Landing 2,000 runs of 100 into ``Landed`` alone: 0.39
+   CPU-s against 0.42 (its join casts once per joined table, not per run); Arrow's
+   struct inference for a run's dicts (``pa.array(dicts)``) was no faster than a column
+   per field: not kept.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from claynb._routines import workspace_routine
 from claynb.pipeline._merge import _column, merge, result_fields
@@ -150,3 +151,81 @@ def test_many_runs_land_in_few_blocks_and_merge_as_the_values_would() -> None:
         pd.testing.assert_extension_array_equal(out["clay_" + name].array, want)
     assert out["clay_name"][group["k3_1"]] == "again"
     assert out["clay_status"][group["k70_0"]] == "failed"
+
+
+def _landed_runs(runs: list[list[ItemResult]], groups: list[np.ndarray]) -> Landed:
+    landed = Landed()
+    for run, at in zip(runs, groups, strict=True):
+        landed.add(run, at)
+    return landed
+
+
+def _text_buffers(answers: Answers, name: str) -> set[int]:
+    """The addresses of the character buffers holding ``name`` in the answers' blocks."""
+    columns = [fields.column(name) for _, fields in answers.blocks]
+    return {chunk.buffers()[2].address for column in columns for chunk in column.chunks}
+
+
+def test_fields_in_the_frames_order_are_the_answers_own_buffers() -> None:
+    """Every row its own group and the runs landed out of order, as 8 in flight do, one
+    of them much later (a retry): Landed joins them in group order, so the output's text
+    fields are slices of the answers' buffers (no copy), a few chunks, with the values
+    the per-value rule gives."""
+    rng = np.random.default_rng(7)
+    runs = [
+        [ItemResult(f"k{r}_{i}", Status.ENRICHED, {"name": f"n{r}_{i}"}) for i in range(3)]
+        for r in range(150)
+    ]
+    runs[40] = [ItemResult(f"k40_{i}", Status.NO_MATCH) for i in range(3)]  # no block
+    groups = [np.arange(3 * r, 3 * r + 3) for r in range(150)]
+    order = [r for r in np.argsort(np.arange(150) + rng.uniform(0, 8, 150)) if r != 10] + [10]
+    landed = _landed_runs([runs[r] for r in order], [groups[r] for r in order])
+    df = pd.DataFrame({"Email": [f"{x.key}@x.io" for run in runs for x in run]})
+    prepared = prepare(df, ROUTINE, {"email": "Email"})
+    answers = Answers(prepared.groups)
+    answers.put_landed(np.frombuffer(landed.groups, dtype=np.int64).copy(), landed)
+    held = _text_buffers(answers, "name")
+
+    out = merge(df, prepared, answers, extra=["name"])
+    want = [None if r == 40 else f"n{r}_{i}" for r in range(150) for i in range(3)]
+    pd.testing.assert_extension_array_equal(out["clay_name"].array, _column(want, prepared.codes))
+    if int(pd.__version__.split(".")[0]) < 3:
+        pytest.skip("pandas 2 holds text as Python objects: nothing to share")
+    column = out["clay_name"].array.__arrow_array__()
+    assert column.num_chunks <= 8  # a few joined blocks and the run of nothing between
+    shared = [c.buffers()[2].address for c in column.chunks if c.null_count < len(c)]
+    assert shared and set(shared) <= held
+
+
+def test_a_disordered_landing_merges_the_values_the_rows_hold() -> None:
+    """Runs landed in a random order, a group answered twice (the later row wins, so
+    the runs joined with them keep the order they landed in), rows of no group, a frame
+    with duplicates (its rows are taken, not sliced): every value is the per-value rule's."""
+    rng = np.random.default_rng(11)
+    runs = [
+        [ItemResult(f"k{r}_{i}", Status.ENRICHED, {"name": f"n{r}_{i}", "n": r}) for i in range(2)]
+        for r in range(140)
+    ]
+    groups = [np.arange(2 * r, 2 * r + 2) for r in range(140)]
+    order = [int(r) for r in rng.permutation(140)]
+    runs.append([ItemResult("k5_1", Status.ENRICHED, {"name": "again", "n": -1})])
+    groups.append(np.array([11]))
+    runs.append([ItemResult("zz", Status.FAILED, error="of no group here")])
+    groups.append(np.array([-1]))
+    order.insert(order.index(5), 140)  # group 11 answered again, just before run 5 lands
+    order.insert(90, 141)
+    landed = _landed_runs([runs[r] for r in order], [groups[r] for r in order])
+    keys = [f"k{r}_{i}" for r in range(140) for i in range(2)]
+    df = pd.DataFrame({"Email": [f"{k}@x.io" for k in keys + keys[::-3]]})  # duplicates
+    prepared = prepare(df, ROUTINE, {"email": "Email"})
+    answers = Answers(prepared.groups)
+    answers.put_landed(np.frombuffer(landed.groups, dtype=np.int64).copy(), landed)
+
+    out = merge(df, prepared, answers, extra=["name", "n"])
+    last = {x.key: x.result for r in order for x in runs[r]}
+    per_group = [last[k] for k in keys]
+    for name in ("name", "n"):
+        want = _column([a[name] for a in per_group], prepared.codes)
+        pd.testing.assert_extension_array_equal(out["clay_" + name].array, want)
+    # run 5 landed after the repeat, and sorts after it by group (10 < 11): its row wins
+    assert out["clay_name"][11] == "n5_1" and out["clay_n"][11] == 5

@@ -234,11 +234,19 @@ def _no_plan(routine: Routine) -> WorkPlan:
 
 def _answered(plan: WorkPlan, landed: Landed) -> _Answered:
     """Every sent item's result (a missing one ``unknown``) put in the plan's answers;
-    ``landed`` emptied once they are in."""
-    plan.answers.put_landed(complete(plan.to_send, landed), landed)
+    ``landed`` emptied once they are in. The rest of the plan (the items, their keys and
+    inputs, the key index) is let go of as soon as the missing results are made, before
+    the results are put by group: what that puts in place reuses its memory, where it
+    came on top of it (the finish was the call's peak)."""
+    groups = complete(plan.to_send, landed)
+    prepared, answers = plan.prepared, plan.answers
+    answered = _Answered(prepared.routine, prepared.codes, prepared.first, answers)
+    landed.frame = None  # the plan's keys
+    del plan, prepared  # the caller's reference was the last (_plan_taken)
+    answers.put_landed(groups, landed)
+    del groups  # a view of the landed groups: they can be cleared now
     landed.clear()
-    prepared = plan.prepared
-    return _Answered(prepared.routine, prepared.codes, prepared.first, plan.answers)
+    return answered
 
 
 def _backend_kwargs(

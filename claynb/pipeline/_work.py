@@ -309,6 +309,21 @@ class Fields:
         table = None if self.table is None else self.table.filter(pa.array(rows))
         return Fields(kept, table)
 
+    def wide(self) -> Fields:
+        """These fields with their text as ``large_string`` (64-bit offsets): what pandas'
+        Arrow-backed text holds, so the merge hands it over as it is. The characters are
+        not copied, only the offsets; done once the answers are in, not as runs land (at
+        200,000 rows, 4.8 MB more held through the engine)."""
+        if self.table is None:
+            return self
+        schema = pa.schema(
+            [
+                (f.name, pa.large_string() if pa.types.is_string(f.type) else f.type)
+                for f in self.table.schema
+            ]
+        )
+        return self if schema == self.table.schema else Fields(self.rows, self.table.cast(schema))
+
     def first_seen(self, groups: np.ndarray) -> dict[str, tuple[int, int]]:
         """Per field, the first of ``groups`` (this block's slots) whose answer holds it,
         and the field's place there."""
@@ -375,9 +390,13 @@ class Landed:
     results other tiers hand back are looked up in ``frame`` a list at a time. (Their
     keys as ``str`` were 16.8 MB at 200,000 rows, from the engine to the finish.)
 
-    Each run's fields land as a block; every :data:`_COMPACT` blocks, the new ones are
-    joined (:func:`_compacted`): a call of 2,000 runs holds about 30 tables, not 2,000
-    tables with their own arrays, buffers and schema each.
+    Each run's fields land as a block, which names its rows (``spans``: ranges of rows,
+    ``[start, stop)`` each); every :data:`_COMPACT` blocks, the new ones are joined
+    (:meth:`compact`): a call of 2,000 runs holds about 30 tables, not 2,000 tables with
+    their own arrays, buffers and schema each. They are joined in their groups' order:
+    runs are sent in group order but land out of it (8 at once, retries late), and where
+    the answers lie in the frame's order the merge makes them the output's columns
+    without a copy (:func:`claynb.pipeline._merge.merge`).
     """
 
     def __init__(self, frame: FrameKeys | None = None) -> None:
@@ -388,7 +407,7 @@ class Landed:
         self.actions = array("d")
         self.data_credits = array("d")
         self.source = array("b")
-        self.blocks: list[tuple[int, Fields]] = []  # (first row, those rows' fields)
+        self.blocks: list[tuple[np.ndarray, Fields]] = []  # (spans of rows, their fields)
         self._compact_from = 0  # the first block not joined yet
 
     def __len__(self) -> int:
@@ -401,11 +420,6 @@ class Landed:
         kept = [(i, r) for i, r in enumerate(results) if r.status in STATUSES]
         results = [r for _, r in kept]
         base = len(self.groups)
-        if any(r.result for r in results):
-            self.blocks.append((base, fields_of([r.result for r in results])))
-            if len(self.blocks) - self._compact_from >= _COMPACT:
-                self.blocks[self._compact_from :] = _compacted(self.blocks[self._compact_from :])
-                self._compact_from = len(self.blocks)
         if groups is None:
             keys = [r.key for r in results]
             at = self.frame.groups_of(keys) if self.frame else np.full(len(keys), -1)
@@ -420,6 +434,11 @@ class Landed:
         self.actions.extend(r.cost.actions for r in results)
         self.data_credits.extend(r.cost.data_credits for r in results)
         self.source.extend(_SOURCE_CODE[r.cost_source] for r in results)
+        if any(r.result for r in results):
+            spans = np.array([[base, base + len(results)]], dtype=np.int64)
+            self.blocks.append((spans, fields_of([r.result for r in results])))
+            if len(self.blocks) - self._compact_from >= _COMPACT:
+                self.compact(hold=True)
         return self
 
     def extend(self, other: Landed | Iterable[ItemResult]) -> Landed:
@@ -427,8 +446,10 @@ class Landed:
         event tiers hand back a list)."""
         if not isinstance(other, Landed):
             return self.add(other)
+        self.compact()  # the other's blocks land after these: they are not joined with them
         base = len(self.groups)
-        self.blocks += [(base + start, fields) for start, fields in other.blocks]
+        self.blocks += [(spans + base, fields) for spans, fields in other.blocks]
+        self._compact_from += other._compact_from
         self.groups.extend(other.groups)
         self.status.extend(other.status)
         self.errors.update((base + row, error) for row, error in other.errors.items())
@@ -436,6 +457,26 @@ class Landed:
         self.data_credits.extend(other.data_credits)
         self.source.extend(other.source)
         return self
+
+    def compact(self, hold: bool = False) -> None:
+        """Join the blocks landed since the last join (:func:`_compacted`), in the order of
+        their groups unless a group is in two of them (then as they landed: a later row
+        wins). ``hold``: keep apart, for the next join, the blocks after the first gap in
+        the groups (runs sent before them are still in flight), when at least half of the
+        blocks come before it; so a joined block rarely misses a run in its middle."""
+        pending = self.blocks[self._compact_from :]
+        ordered, gapless = _group_order(pending, np.frombuffer(self.groups, dtype=np.int64))
+        kept = gapless if hold and 2 * gapless >= len(ordered) else len(ordered)
+        joined = _compacted(ordered[:kept])
+        self.blocks[self._compact_from :] = joined + ordered[kept:]
+        self._compact_from += len(joined)
+
+    def hand_over(self) -> list[tuple[np.ndarray, Fields]]:
+        """Every block, joined (:meth:`compact`), no longer held here: the caller lets go
+        of each once it is done with it."""
+        self.compact()
+        blocks, self.blocks, self._compact_from = self.blocks, [], 0
+        return blocks
 
     def clear(self) -> None:
         """Let go of every result (they are in the call's :class:`Answers` by now), so
@@ -450,57 +491,83 @@ class Landed:
 _COMPACT = 64
 
 
-def _compacted(blocks: Sequence[tuple[int, Fields]]) -> list[tuple[int, Fields]]:
-    """These blocks (first row, fields), each stretch of them that follow one another
-    row after row as Arrow tables of the same fields, in the same order, joined into one
-    table of one chunk. A field null in a whole block takes the stretch's type (the same
-    values); blocks of dicts, gaps and a field of two types end a stretch, so every row
-    keeps its values and its place."""
-    joined: list[tuple[int, Fields]] = []
-    stretch: list[tuple[int, Fields]] = []
+def _spanned(spans: np.ndarray) -> np.ndarray:
+    """The rows of these spans (``[start, stop)`` each), in order."""
+    if len(spans) == 1:
+        return np.arange(spans[0, 0], spans[0, 1], dtype=np.int64)
+    return np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans.tolist()])
+
+
+def _group_order(
+    blocks: list[tuple[np.ndarray, Fields]], groups: np.ndarray
+) -> tuple[list[tuple[np.ndarray, Fields]], int]:
+    """These blocks (spans, fields) by their lowest group (``groups``: each row's), and
+    how many of them come before the first gap (a block whose lowest group is not one
+    past the highest of the block before). As they are (and no gap) when some row has no
+    group or a group is in two rows: which row is later decides which answer wins."""
+    held = [groups[_spanned(spans)] for spans, _ in blocks]
+    every = np.concatenate(held) if held else np.zeros(0, dtype=np.int64)
+    if not len(every) or every.min() < 0 or len(np.unique(every)) < len(every):
+        return blocks, len(blocks)
+    order = sorted(range(len(blocks)), key=lambda b: int(held[b].min()))
+    lows = np.array([held[b].min() for b in order])
+    highs = np.array([held[b].max() for b in order])
+    gaps = np.flatnonzero(lows[1:] != highs[:-1] + 1)
+    return [blocks[b] for b in order], int(gaps[0]) + 1 if len(gaps) else len(blocks)
+
+
+def _compacted(blocks: Sequence[tuple[np.ndarray, Fields]]) -> list[tuple[np.ndarray, Fields]]:
+    """These blocks (spans, fields), each stretch of them that are Arrow tables of the
+    same fields, in the same order, joined into one table of one chunk (their spans
+    joined in the same order). A field null in a whole block takes the stretch's type
+    (the same values); blocks of dicts and a field of two types end a stretch, so every
+    row keeps its values."""
+    joined: list[tuple[np.ndarray, Fields]] = []
+    stretch: list[tuple[np.ndarray, Fields]] = []
     kinds: list[pa.DataType] = []
-    for start, fields in blocks:
+    for spans, fields in blocks:
         table = fields.table
-        if stretch and not _follows(stretch[-1], start, table, kinds):
+        if stretch and not _follows(stretch[-1][1], table, kinds):
             joined.append(_joined(stretch, kinds))
             stretch = []
         if not stretch:
             kinds = list(table.schema.types) if table is not None else []
-        stretch.append((start, fields))
+        stretch.append((spans, fields))
     if stretch:
         joined.append(_joined(stretch, kinds))
     return joined
 
 
-def _follows(
-    last: tuple[int, Fields], start: int, table: pa.Table | None, kinds: list[pa.DataType]
-) -> bool:
-    """Whether a block at ``start`` holding ``table`` joins the stretch ending in ``last``
-    whose fields are of ``kinds`` (null: no type seen yet): updates ``kinds`` if so."""
-    begun, fields = last
-    if table is None or fields.table is None or begun + fields.rows != start:
+def _follows(fields: Fields, table: pa.Table | None, kinds: list[pa.DataType]) -> bool:
+    """Whether a block holding ``table`` joins the stretch ending in ``fields``, whose
+    fields are of ``kinds`` (null: no type seen yet): updates ``kinds`` if so."""
+    if table is None or fields.table is None:
         return False
     if table.column_names != fields.table.column_names:
         return False
-    seen = [t if pa.types.is_null(k) else k for k, t in zip(kinds, table.schema.types, strict=True)]
-    if any(
-        not (pa.types.is_null(t) or t == s) for t, s in zip(table.schema.types, seen, strict=True)
-    ):
+    types = table.schema.types
+    seen = [t if pa.types.is_null(k) else k for k, t in zip(kinds, types, strict=True)]
+    if any(not (pa.types.is_null(t) or t == s) for t, s in zip(types, seen, strict=True)):
         return False
     kinds[:] = seen
     return True
 
 
-def _joined(stretch: list[tuple[int, Fields]], kinds: list[pa.DataType]) -> tuple[int, Fields]:
+def _joined(
+    stretch: list[tuple[np.ndarray, Fields]], kinds: list[pa.DataType]
+) -> tuple[np.ndarray, Fields]:
     """A stretch of blocks (:func:`_compacted`) as one."""
     if len(stretch) == 1:
         return stretch[0]
     first = stretch[0][1].table
     assert first is not None  # a stretch of more than one block is of tables
     schema = pa.schema(list(zip(first.column_names, kinds, strict=True)))
-    tables = [f.table.cast(schema) for _, f in stretch if f.table is not None]
-    table = pa.concat_tables(tables).combine_chunks()
-    return stretch[0][0], Fields(table.num_rows, table)
+    tables = [f.table for _, f in stretch if f.table is not None]
+    # joined as they are (a field null in a whole block takes the others' type), then cast
+    # once: casting every block first was about 0.1 CPU-s of a 2,000-run call
+    table = pa.concat_tables(tables, promote_options="default").combine_chunks().cast(schema)
+    spans = np.concatenate([spans for spans, _ in stretch])
+    return spans, Fields(table.num_rows, table)
 
 
 #: Every cost source, in order: :attr:`Landed.source` holds a result's place here.
@@ -549,11 +616,17 @@ class Answers:
 
     def put_landed(self, groups: np.ndarray, landed: Landed) -> None:
         """Answer ``groups[i]`` with ``landed``'s row ``i`` (a later row over an earlier; a
-        group of -1 is a row of no group here, left out)."""
+        group of -1 is a row of no group here, left out). ``landed``'s blocks are moved
+        here (:meth:`Landed.hand_over`), their text widened block by block
+        (:meth:`Fields.wide`: what a block held before is let go of as the next is
+        widened)."""
+        blocks = landed.hand_over()
+        blocks.reverse()
         at = np.asarray(groups, dtype=np.int64)
         mine = at >= 0
-        to = at[mine]
-        self.status[to] = _STATUS_TEXT[np.frombuffer(landed.status, dtype=np.int8)[mine]]
+        pick = slice(None) if mine.all() else mine  # every row mine: views, not copies
+        to = at[pick]
+        self.status[to] = _STATUS_TEXT[np.frombuffer(landed.status, dtype=np.int8)[pick]]
         self.error[to] = None
         if landed.errors:
             rows = np.fromiter(landed.errors, dtype=np.int64, count=len(landed.errors))
@@ -562,12 +635,14 @@ class Answers:
             kept = mine[rows] & (last[np.where(mine[rows], at[rows], 0)] == rows)
             errors = np.array(list(landed.errors.values()), dtype=object)
             self.error[at[rows[kept]]] = errors[kept]
-        self.actions[to] = np.frombuffer(landed.actions, dtype=np.float64)[mine]
-        self.data_credits[to] = np.frombuffer(landed.data_credits, dtype=np.float64)[mine]
-        self.source[to] = _SOURCE_TEXT[np.frombuffer(landed.source, dtype=np.int8)[mine]]
-        for start, fields in landed.blocks:
-            block = slice(start, start + fields.rows)
-            self.blocks.append((at[block][mine[block]], fields.only(mine[block])))
+        self.actions[to] = np.frombuffer(landed.actions, dtype=np.float64)[pick]
+        self.data_credits[to] = np.frombuffer(landed.data_credits, dtype=np.float64)[pick]
+        self.source[to] = _SOURCE_TEXT[np.frombuffer(landed.source, dtype=np.int8)[pick]]
+        while blocks:
+            spans, fields = blocks.pop()
+            rows = _spanned(spans)
+            held = mine[rows]
+            self.blocks.append((at[rows[held]], fields.only(held).wide()))
 
     def put_cached(self, groups: np.ndarray, fields: Fields | None) -> None:
         """Answer ``groups`` from the cache: ``cached``, at no cost, with these fields."""
@@ -582,12 +657,14 @@ class Answers:
 
     def let_go(self, name: str) -> None:
         """Let go of one field in every block held as columns (the merge has made it a
-        column of the output): its memory serves the next."""
+        column of the output): its memory serves the next, unless the output holds those
+        buffers as they are (Arrow counts their users: what it shares stays alive)."""
         self.blocks = [(groups, fields.without(name)) for groups, fields in self.blocks]
 
     def release(self) -> None:
         """Let go of every answer's fields (the merge has taken them out to the rows): their
-        memory goes back to Arrow's pool, for the output's other columns."""
+        memory goes back to Arrow's pool, for the output's other columns (but the buffers
+        the output shares)."""
         self.blocks = []
 
     def field_names(self) -> list[str]:
