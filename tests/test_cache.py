@@ -83,8 +83,10 @@ def test_max_age_re_enriches_only_older_answers(
     df = pd.DataFrame({"Email": emails(10)})
     enrich(df, client)
     with sqlite3.connect(claynb_home / FILENAME) as db:  # age three answers by two days
-        old = db.execute("SELECT key FROM cache ORDER BY key LIMIT 3").fetchall()
-        db.executemany("UPDATE cache SET fetched_at = fetched_at - 172800 WHERE key = ?", old)
+        old = db.execute("SELECT key FROM cache_answers ORDER BY key LIMIT 3").fetchall()
+        db.executemany(
+            "UPDATE cache_answers SET fetched_at = fetched_at - 172800 WHERE key = ?", old
+        )
     out = enrich(df, client, max_age=timedelta(days=1))
     assert (out["clay_status"] != "cached").sum() == 3 and sent(emulator) == 13
     assert (enrich(df, client, max_age=3600)["clay_status"] == "cached").all()
