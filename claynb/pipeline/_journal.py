@@ -207,7 +207,7 @@ class Journal:
                 self._conn.close()
 
     def fold(self) -> int:
-        """Move the answers waiting in the cache's inbox into the cache; how many moved.
+        """Enter the answers waiting in the cache's inbox in the cache's index; how many entered.
         Nothing is written when none wait (the usual case at open)."""
         with self._lock:
             return _cache.fold(self._conn)
