@@ -73,19 +73,20 @@ Letting go of each field as its column was built, not all of them after, freed 5
 more but cost 0.05 to 0.09 CPU-s (dropping a column from each of 2,000 run blocks): not
 kept.
 
-Where it stands (c9310ef: items 5 and 6 together, 200,000 rows, a load of 3 on 2 CPUs,
-two runs): RSS above the call's start at each phase's end, ``prepare`` 16.7 to 16.9 MB,
-planning 26.9 to 27.0 (no higher peak), the engine 69.4 to 69.9 (peak 74.0: the answers
-as Arrow columns, 22 MB, and what the runs leave in pymalloc's arenas), the finish 69.4
-to 75.3 (peak 81.4 to 85.8: the answers' text widened, item 6, and the results put by
-group), the merge 80.8 to 84.9: the call's peak 1.93x and 2.03x the frame (81.4 and
-85.8 MB), against 2.34x and 2.37x (98.8 and 100.2) on main (dc62279: item 5) in the
-same minutes, and 4.72x before the items below. ``enrich_overhead.py --rows 200000``,
-two pairs at loads of 2.9 to 3.1: the first run's RSS peak 81.1 and 77.8 MB (1.92x,
-1.84x) against 103.6 and 97.1. What is left: the finish and the merge each add about
-10 MB (the widened offsets; the status, error and cost columns); glibc's ``malloc_trim``
-before the merge (10 MB less in a trial; not kept: a library should not manage its
-users' allocator).
+Where it stands (da2b605: items 5 and 6 merged with the direct tier landing runs in
+groups, 200,000 rows, a load of 3 on 2 CPUs, while the test suite ran beside it): RSS
+above the call's start at each phase's end, ``prepare`` 17.1 MB, planning 27.3 (no
+higher peak), the engine 63.1 (peak 67.9: the answers as Arrow columns, 22 MB, and what
+the runs leave in pymalloc's arenas), the finish 65.5 (peak 72.8: the answers' text
+widened, item 6, and the results put by group), the merge 73.2: the call's peak 1.74x
+the frame (73.3 MB), against 2.43x at the start of the session (f9cc60f) and 4.72x before
+the items below. ``enrich_overhead.py --rows 200000`` twice, same minutes: the first run's
+RSS peak 74.1 and 70.8 MB (1.75x, 1.68x). Items 5 and 6 alone, side by side with main
+(c9310ef against dc62279, load 3): the call's peak 81.4 and 85.8 MB (1.93x, 2.03x)
+against 98.8 and 100.2. What is left: the finish and the merge each add 5 to 10 MB (the
+widened offsets; the status, error and cost columns); glibc's ``malloc_trim`` before the
+merge (10 MB less in a trial; not kept: a library should not manage its users'
+allocator).
 
 What was done, item by item (for 2x, 84 MB at 200,000 rows; the output's new columns
 alone are 41.7 MB):

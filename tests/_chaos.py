@@ -242,10 +242,32 @@ def kill_one_worker(rig: QueueRig) -> float:
 
 
 def kill_all_workers(rig: QueueRig) -> float:
+    """SIGKILL every worker at once while runs are in flight, at an instant when none of
+    them is between a run's POST and its answer.
+
+    A kill in that instant leaves the send's outcome honestly unknown (see
+    :func:`kill_worker_at_share_of_budget`): another scenario. So the workers are frozen
+    (SIGSTOP) and killed only if no batch is ``sending`` then; otherwise they go on and it
+    is tried again. Killing them as they ran left a batch ``unknown`` now and then on a
+    loaded machine, where a POST takes longer.
+    """
     once_sent(rig, 2)
-    for _ in range(len(rig.pool.alive())):
+    procs = rig.pool.alive()
+    _until(lambda: _frozen_between_sends(procs, rig), 60, "no worker mid-POST")
+    for _ in range(len(procs)):
         rig.pool.kill(0)
     return 0.0
+
+
+def _frozen_between_sends(procs: list[Any], rig: QueueRig) -> bool:
+    """Freeze ``procs``; True (left frozen) if no batch is being sent, else thaw them."""
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGSTOP)
+    if rig.batches_in("sending") == 0:
+        return True
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGCONT)
+    return False
 
 
 def kill_worker_at_share_of_budget(rig: QueueRig, share: float = 0.6) -> float:
