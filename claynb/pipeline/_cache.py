@@ -86,7 +86,6 @@ CREATE TABLE IF NOT EXISTS cache_answers (seq INTEGER PRIMARY KEY, {_ANSWER_COLU
 CREATE TABLE IF NOT EXISTS cache_folded (
     one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO cache_folded VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS failures (
     routine TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL, error TEXT,
     attempts INTEGER NOT NULL, first_at REAL NOT NULL, last_at REAL NOT NULL, run_id TEXT,
@@ -170,6 +169,8 @@ def migrate(conn: sqlite3.Connection) -> None:
     answers are appended to ``cache_answers`` (the cache's, then the inbox's in the order
     they landed) and folded into the index.
     """
+    if conn.execute("SELECT 1 FROM cache_folded").fetchone() is None:  # a new file
+        conn.execute("INSERT OR IGNORE INTO cache_folded VALUES (1, 0)")
     if _layout(conn) is None:
         for statement in _INDEX:  # IF NOT EXISTS: nothing written once made
             conn.execute(statement)
