@@ -34,7 +34,8 @@ the answers it replaces are deleted. So a fold writes index pages, not rows: whe
 held the whole rows keyed by ``h`` (about 210 bytes each), 200,000 answers with random
 hashes fell on nearly every leaf page of a cache of 2.2 million, and the fold rewrote all
 460 MB of it through the write-ahead log (1.86 CPU-s, against 0.5 for an empty cache); the
-index of the same cache is about 45 MB. Every reader here folds a non-empty inbox first, so
+index of the same cache is about 45 MB, and that fold now takes a quarter of the CPU it did
+side by side (``benchmarks/enrich_overhead.py``). Every reader here folds a non-empty inbox first, so
 nothing reads the cache without what has landed, whichever process landed it; the journal
 folds when it closes (the end of an enrich call), when it opens (what a crashed process
 left) and when the inbox grows past :data:`claynb.pipeline._journal.FOLD_ROWS`.
