@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import tempfile
 import time
 from typing import Any
 
 import psutil
-from enrich_overhead import crm_frame, instant_emulator
+from enrich_overhead import crm_frame, instant_emulator, scratch_home
 
 import claynb
 from claynb.pipeline._claims import Claims
@@ -45,7 +44,7 @@ def cpu_seconds() -> float:
 def claims_alone(rows: int) -> float:
     """CPU seconds to claim ``rows`` fresh keys and end the claims, in a fresh home."""
     keys = [item_key("enrich-person", {"email": f"p{i}@claims.com"}) for i in range(rows)]
-    with Journal.open(tempfile.mkdtemp(prefix="claynb-claims-")) as journal:
+    with Journal.open(scratch_home("claynb-claims-")) as journal:
         start = cpu_seconds()
         with Claims(journal, "enrich-person") as claims:
             taken = claims.take(keys)
@@ -73,7 +72,7 @@ def second(rows: tuple[int, int], url: str, key: str, home: str, go: Any, done: 
 
 def with_second(rows: int, other: tuple[int, int], url: str, key: str) -> tuple[float, Any, Any]:
     """Our first run of ``rows`` while a second process enriches ``other`` on the same home."""
-    home = tempfile.mkdtemp(prefix="claynb-claims-")
+    home = scratch_home("claynb-claims-")
     ctx = mp.get_context("spawn")
     go, (theirs, ours) = ctx.Event(), ctx.Pipe()
     child = ctx.Process(target=second, args=(other, url, key, home, go, ours), daemon=True)
@@ -93,9 +92,9 @@ def main() -> None:
     n = args.rows
 
     with instant_emulator() as (url, key):
-        enrich((0, 500), url, key, tempfile.mkdtemp(prefix="claynb-claims-"))  # warm up
+        enrich((0, 500), url, key, scratch_home("claynb-claims-"))  # warm up
         claim_cpu = claims_alone(n)
-        alone, statuses = enrich((0, n), url, key, tempfile.mkdtemp(prefix="claynb-claims-"))
+        alone, statuses = enrich((0, n), url, key, scratch_home("claynb-claims-"))
         beside, _, _ = with_second(n, (n, 2 * n), url, key)
         same, same_statuses, (their_cpu, their_statuses) = with_second(n, (0, n), url, key)
 

@@ -335,8 +335,10 @@ load other processes put on the machine):
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import multiprocessing as mp
+import shutil
 import tempfile
 import threading
 import time
@@ -362,6 +364,14 @@ def serve(conn: Any, stop: Any) -> None:
     conn.send((emu.url, emu.api_key))
     stop.wait()
     emu.stop()
+
+
+def scratch_home(prefix: str = "claynb-bench-") -> str:
+    """A new, empty ``CLAYNB_HOME`` for one measurement, removed when the script exits: a
+    state file with ``--prefill 2000000`` is about half a GB, and runs add up."""
+    home = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 @contextlib.contextmanager
@@ -486,7 +496,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    home = tempfile.mkdtemp(prefix="claynb-bench-")
+    home = scratch_home()
     with instant_emulator() as (url, key):
         filled = prefill(home, args.prefill) if args.prefill else 0.0
         df = crm_frame(args.rows)
@@ -507,7 +517,7 @@ def main() -> None:
         traced_peak = None
         if args.tracemalloc:
             tracemalloc.start()
-            enrich_once(df, url, key, tempfile.mkdtemp(prefix="claynb-bench-"))
+            enrich_once(df, url, key, scratch_home())
             _, traced_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
 

@@ -192,7 +192,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -203,7 +202,7 @@ from typing import Any
 
 import psutil
 import pyarrow as pa
-from enrich_overhead import crm_frame, enrich_once, instant_emulator
+from enrich_overhead import crm_frame, enrich_once, instant_emulator, scratch_home
 
 #: The phases in the order a first run goes through them; ``returned`` is after the call.
 PHASES = ("prepare", "planning", "engine", "finish", "merge", "returned")
@@ -325,7 +324,7 @@ def phases_marked(memory: PhaseMemory) -> Iterator[None]:
 def measure(rows: int, trace: bool) -> tuple[PhaseMemory, int, int]:
     """One first run of ``rows`` rows, its phases marked: the marks, the frame's bytes and
     the output frame's."""
-    home = tempfile.mkdtemp(prefix="claynb-bench-")
+    home = scratch_home()
     with instant_emulator() as (url, key):
         df = crm_frame(rows)
         frame_bytes = int(df.memory_usage(deep=True).sum())
