@@ -306,6 +306,30 @@ load other processes put on the machine):
   0.42, and more resident), or sorting only the keys and reading the rows by ``seq``
   (1.85); groups of 32 (the wall clock 27 s against 17: runs waiting to land hold their
   slots).
+- first run, the fold with a cache of millions (issue 13 item 2). The cache held whole
+  rows keyed by the 64-bit hash, so 200,000 answers with random hashes fell on nearly
+  every leaf page of a cache of 2.2 million and the fold rewrote all of it (about 460 MB)
+  through the write-ahead log. Now the answers stay where they landed
+  (``cache_answers``, appended) and the cache is an index from hash to ``seq`` (about 20
+  bytes an entry): a fold writes index pages and copies no row (``claynb/pipeline/_cache.py``;
+  older state files are migrated when opened). The fold alone (``_cache.fold`` wrapped
+  with psutil's CPU times, one first run of 200,000 after ``prefill``), side by side with
+  main (c2a6c91; 6e2b4f6 has the same claynb code) at loads of 3.5 to 5: with the 2.2
+  million, 0.24 CPU-s (user 0.18, system 0.06) against 0.95 (0.36, 0.59), that first run
+  6.99 CPU-s against 8.58; with an empty cache, 0.16 against 0.44, the first run 6.98
+  against 7.60. This script side by side with main, two pairs without ``--prefill`` at
+  loads of 2.8 to 3.4: first run 8.06 and 8.67 CPU-s against 8.88 and 8.44, cached
+  re-run 0.79 and 0.92 against 0.92 and 0.91, estimate 0.50 and 0.53 against 0.51 and
+  0.59; two pairs with ``--prefill 2000000`` (loads 4.9 to 7.4, then 2.1 to 2.8): first
+  run 8.52 and 8.62 against 10.10 and 10.10 (about 23,300 rows per CPU-second against
+  19,800), cached re-run 0.97 and 0.92 against 0.96 and 1.03, estimate 0.75 (at a load
+  of 7.4) and 0.53 against 0.57 and 0.58. The look-up alone (``cache_hits`` of 200,000
+  cached keys among 2.2 million, twice each): 0.42 CPU-s against 0.52 with the answers,
+  0.30 against 0.40 to 0.42 for which are cached (the estimate's). A cached look-up is
+  now two: the index, in the order of the hashes (one ``seq`` or -1 per hash asked, as
+  text numpy parses: positions and ``seq`` as JSON pairs parsed by orjson cost 0.11
+  CPU-s for 200,000 against 0.08, and a cached re-run 0.94 to 1.00 against main's 0.84
+  to 0.94), then the answers in the order they were written.
 """
 
 from __future__ import annotations

@@ -83,8 +83,10 @@ def test_max_age_re_enriches_only_older_answers(
     df = pd.DataFrame({"Email": emails(10)})
     enrich(df, client)
     with sqlite3.connect(claynb_home / FILENAME) as db:  # age three answers by two days
-        old = db.execute("SELECT key FROM cache ORDER BY key LIMIT 3").fetchall()
-        db.executemany("UPDATE cache SET fetched_at = fetched_at - 172800 WHERE key = ?", old)
+        old = db.execute("SELECT key FROM cache_answers ORDER BY key LIMIT 3").fetchall()
+        db.executemany(
+            "UPDATE cache_answers SET fetched_at = fetched_at - 172800 WHERE key = ?", old
+        )
     out = enrich(df, client, max_age=timedelta(days=1))
     assert (out["clay_status"] != "cached").sum() == 3 and sent(emulator) == 13
     assert (enrich(df, client, max_age=3600)["clay_status"] == "cached").all()
@@ -287,3 +289,89 @@ def test_a_cache_written_by_an_older_claynb_is_migrated(tmp_path: Path) -> None:
         columns = [row[1] for row in db.execute("PRAGMA table_info(cache)")]
         indexes = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     assert columns[0] == "h" and ("cache_key",) not in indexes
+
+
+def test_a_cache_of_whole_rows_keyed_by_hash_with_its_inbox_is_migrated(tmp_path: Path) -> None:
+    """State files from before the cache's index (whole rows keyed by the hash ``h``, and an
+    inbox of answers not yet folded) keep every answer under the same key, the inbox's
+    answers still the latest, and are read the new way."""
+    from claynb.pipeline._cache import key_hashes
+    from claynb.pipeline._journal import Journal
+    from claynb.pipeline._work import item_key
+
+    path = tmp_path / "before-index.sqlite"
+    keys = [item_key("enrich-person", {"email": f"p{i}@x.io"}) for i in range(4)]
+    hashes = key_hashes("enrich-person", keys).tolist()
+    columns = "routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, " + (
+        "result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT"
+    )
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            f"CREATE TABLE cache (h INTEGER PRIMARY KEY, {columns});"
+            f"CREATE TABLE cache_inbox (seq INTEGER PRIMARY KEY, h INTEGER NOT NULL, {columns});"
+        )
+        db.executemany(  # three answers folded, then a newer one for p0 and one for p3
+            "INSERT INTO cache VALUES (?, 'enrich-person', ?, 'enriched', ?, 5.0, 'run-1')",
+            [(hashes[i], keys[i], f'{{"full_name": "P {i}"}}') for i in range(3)],
+        )
+        db.executemany(
+            "INSERT INTO cache_inbox (h, routine, key, status, result, fetched_at, run_id) "
+            "VALUES (?, 'enrich-person', ?, ?, ?, 7.0, 'run-2')",
+            [
+                (hashes[0], keys[0], "enriched", '{"full_name": "P 0 again"}'),
+                (hashes[3], keys[3], "no_match", "{}"),
+            ],
+        )
+    for _ in range(2):  # a second open finds it migrated
+        with Journal(path) as journal:
+            got = journal.cached("enrich-person", keys)
+            assert {k: (c.status, c.result, c.fetched_at) for k, c in got.items()} == {
+                keys[0]: ("enriched", {"full_name": "P 0 again"}, 7.0),
+                keys[1]: ("enriched", {"full_name": "P 1"}, 5.0),
+                keys[2]: ("enriched", {"full_name": "P 2"}, 5.0),
+                keys[3]: ("no_match", {}, 7.0),
+            }
+            hits = journal.cache_hits("enrich-person", keys)
+            assert sorted(hits.at.tolist()) == [0, 1, 2, 3]
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        index = [row[1] for row in db.execute("PRAGMA table_info(cache)")]
+        rows = db.execute("SELECT count(*) FROM cache_answers").fetchone()[0]
+    assert "cache_inbox" not in tables and index == ["h", "seq"] and rows == 4
+
+
+def _fold_frames(home: Path, cached: int, landed: int) -> int:
+    """Pages a fold writes (frames of the write-ahead log) entering ``landed`` answers into
+    a cache that holds ``cached`` others, each answer about a kilobyte."""
+    from claynb.pipeline._journal import Journal
+
+    def answers(tag: str, n: int) -> list[tuple[str, str, dict[str, str]]]:
+        return [(f"{tag}-{i}", "enriched", {"bio": f"{tag} {i} " + "x" * 1000}) for i in range(n)]
+
+    with Journal(home / FILENAME) as journal:
+        with journal.transaction() as conn:
+            cache_put(conn, "r", answers("old", cached), now=1.0)
+        journal.fold()
+        with journal.transaction() as conn:
+            cache_put(conn, "r", answers("new", landed), now=2.0)
+        journal.read(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        assert (home / f"{FILENAME}-wal").stat().st_size == 0
+        assert journal.fold() == landed
+        (page,) = journal.read(lambda c: c.execute("PRAGMA page_size").fetchone())
+        wal = (home / f"{FILENAME}-wal").stat().st_size
+    return (wal - 32) // (page + 24)  # the log's header, then a header and a page a frame
+
+
+def test_a_fold_writes_index_pages_not_the_cached_answers(tmp_path: Path) -> None:
+    """A fold enters hashes in the cache's index (some 20 bytes an entry): the pages it
+    writes do not grow with the answers already cached (here a kilobyte each), which it
+    leaves where they are."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir()
+    large.mkdir()
+    into_small = _fold_frames(small, 500, 500)
+    into_large = _fold_frames(large, 5_000, 500)
+    with sqlite3.connect(large / FILENAME) as db:
+        (answer_pages,) = db.execute("PRAGMA page_count").fetchone()
+    assert 0 < into_small <= into_large <= into_small + 12
+    assert into_large * 20 < answer_pages  # rewriting the cached answers would be 5 MB

@@ -16,26 +16,38 @@ Functions take an open :class:`sqlite3.Connection` so the journal can write the 
 dead-letter list and the ledger in one transaction.
 
 The cache is keyed by an INTEGER: :func:`key_hashes` folds the routine and the item key
-(itself a hash) into 64 bits, the table's rowid. Finding a row by its rowid is SQLite's
-cheapest look-up (one B-tree, no index beside it), and a cached re-run looks up every row of
-the frame. Every look-up checks the routine and the full key too, so two keys that share 64
-bits (about one chance in 10^19 per pair) are never confused: the later answer replaces the
-earlier, which is then simply a miss (enriched again, never answered wrongly). A state file
-written before had a TEXT unique index on (routine, key): :func:`migrate` moves its rows over.
+(itself a hash) into 64 bits. Finding a row by its rowid is SQLite's cheapest look-up (one
+B-tree, no index beside it), and a cached re-run looks up every row of the frame. Every
+look-up checks the routine and the full key too, so two keys that share 64 bits (about one
+chance in 10^19 per pair) are never confused: the later answer replaces the earlier, which
+is then simply a miss (enriched again, never answered wrongly).
 
-Answers land in an inbox first (:func:`cache_put`): ``cache_inbox``, appended in the order
-they arrive (its rowid ``seq`` only grows), so a landed run of 100 answers writes the few
-pages at the inbox's end, not the hundred random pages of the cache its keys fall on (the
-write-ahead log, and the CPU of writing it, was most of what landing a run cost).
-:func:`fold` moves the inbox into the cache in one transaction, in the order of the keys
-(each of the cache's pages rewritten once, however many answers fall on it), later answers
-replacing earlier ones. Every reader here folds a non-empty inbox first, so nothing reads
-the cache without what has landed, whichever process landed it; the journal folds when it
-closes (the end of an enrich call), when it opens (what a crashed process left) and when
-the inbox grows past :data:`claynb.pipeline._journal.FOLD_ROWS`.
+Answers are written once and never moved. They land in ``cache_answers`` (:func:`cache_put`),
+appended in the order they arrive (its rowid ``seq`` only grows), so a landed run of 100
+answers writes the few pages at the table's end, not the hundred random pages its keys would
+fall on. The cache itself (``cache``) is a small index from the hash ``h`` to the ``seq`` of
+its answer (about 20 bytes an entry, some 800 to a 16 KB page). ``cache_folded`` holds the
+last ``seq`` the index knows: the answers after it are the inbox. :func:`fold` enters them
+into the index in one transaction, in the order of the hashes (each index page rewritten
+once, however many answers fall on it); for one hash the latest answer wins, and the rows of
+the answers it replaces are deleted. So a fold writes index pages, not rows: when the cache
+held the whole rows keyed by ``h`` (about 210 bytes each), 200,000 answers with random
+hashes fell on nearly every leaf page of a cache of 2.2 million, and the fold rewrote all
+460 MB of it through the write-ahead log (1.86 CPU-s, against 0.5 for an empty cache); the
+index of the same cache is about 45 MB, and that fold now takes a quarter of the CPU it did
+side by side (``benchmarks/enrich_overhead.py``). Every reader here folds a non-empty inbox first, so
+nothing reads the cache without what has landed, whichever process landed it; the journal
+folds when it closes (the end of an enrich call), when it opens (what a crashed process
+left) and when the inbox grows past :data:`claynb.pipeline._journal.FOLD_ROWS`.
 
-Reading many answers (:func:`cache_hits`) asks SQLite for one newline-delimited JSON text
-per chunk (``group_concat``: no Python object per row) and parses it as columns with
+A state file written by an older claynb is moved over when it is opened (:func:`migrate`),
+every answer kept under the same key: the cache with a TEXT unique index on (routine, key),
+and the cache of whole rows keyed by ``h`` with its own inbox (``cache_inbox``).
+
+Reading many answers (:func:`cache_hits`) first finds where they are (the index, in the
+order of the hashes), then reads them in the order they were written (neighbouring answers
+share pages), asking SQLite for one newline-delimited JSON text per chunk
+(``group_concat``: no Python object per row) and parsing it as columns with
 ``pyarrow.json``; answers Arrow cannot hold exactly (nested values, a field whose type
 changes from row to row) are read as dicts instead, the way :func:`cache_get` reads them.
 """
@@ -62,18 +74,18 @@ from claynb._sqlite import immediate
 from claynb.pipeline._keys import KeyList
 from claynb.pipeline._work import Fields
 
-#: The cache's columns, in order, behind its INTEGER key ``h`` (see :func:`key_hashes`).
-_CACHE_COLUMNS = "routine TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL, " + (
-    "result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT"
+#: An answer's columns, in order, behind its ``seq`` in ``cache_answers``.
+_ANSWER_COLUMNS = "h INTEGER NOT NULL, routine TEXT NOT NULL, key TEXT NOT NULL, " + (
+    "status TEXT NOT NULL, result TEXT NOT NULL, fetched_at REAL NOT NULL, run_id TEXT"
 )
 
-#: The inbox's columns as a fold copies them into the cache (``seq`` left behind).
-_INBOX_COLUMNS = "h, routine, key, status, result, fetched_at, run_id"
+#: The answer columns an older layout's cache (or inbox) copies into ``cache_answers``.
+_COPIED = "h, routine, key, status, result, fetched_at, run_id"
 
 SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS cache (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS});
-CREATE TABLE IF NOT EXISTS cache_inbox (
-    seq INTEGER PRIMARY KEY, h INTEGER NOT NULL, {_CACHE_COLUMNS}
+CREATE TABLE IF NOT EXISTS cache_answers (seq INTEGER PRIMARY KEY, {_ANSWER_COLUMNS});
+CREATE TABLE IF NOT EXISTS cache_folded (
+    one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS failures (
     routine TEXT NOT NULL, key TEXT NOT NULL, inputs TEXT NOT NULL, error TEXT,
@@ -81,6 +93,20 @@ CREATE TABLE IF NOT EXISTS failures (
     PRIMARY KEY (routine, key)
 ) WITHOUT ROWID;
 """
+
+#: The cache: where the answer of each hash is. Made by :func:`migrate`, once an older
+#: layout's ``cache`` (its rows whole) is out of the way. A fold that enters a later answer
+#: for a hash (an upsert) deletes the row of the one it replaces, whichever it was: one
+#: already in the index, or one landed earlier in the same inbox.
+_INDEX = (
+    "CREATE TABLE IF NOT EXISTS cache (h INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS cache_replaced AFTER UPDATE OF seq ON cache BEGIN "
+    "DELETE FROM cache_answers WHERE seq = old.seq; END",
+)
+
+#: How many answers wait in the inbox (at least as many as do): the last ``seq`` landed
+#: less the last folded, two B-tree descents where counting would read every row.
+WAITING = "coalesce((SELECT max(seq) FROM cache_answers), 0) - (SELECT seq FROM cache_folded)"
 
 # SQLite caps the number of host parameters per statement; stay well below it.
 _CHUNK = 500
@@ -136,23 +162,51 @@ def _key_bits(keys: Sequence[str]) -> np.ndarray:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Move a cache written by an older claynb (a TEXT unique index on (routine, key)) to
-    the INTEGER-keyed table, in one transaction; its keys and answers unchanged."""
-    with_h = {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
-    if "h" in with_h:
+    """Make the cache's index, first moving a cache written by an older claynb over, in one
+    transaction: its keys and answers unchanged, later answers still winning.
+
+    Two older layouts: whole rows keyed by ``h`` with their own inbox (``cache_inbox``,
+    answers not yet folded), and, before that, a TEXT unique index on (routine, key). Their
+    answers are appended to ``cache_answers`` (the cache's, then the inbox's in the order
+    they landed) and folded into the index.
+    """
+    if conn.execute("SELECT 1 FROM cache_folded").fetchone() is None:  # a new file
+        conn.execute("INSERT OR IGNORE INTO cache_folded VALUES (1, 0)")
+    if _layout(conn) is None:
+        for statement in _INDEX:  # IF NOT EXISTS: nothing written once made
+            conn.execute(statement)
         return
     with immediate(conn):
-        if "h" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}:
-            conn.execute(f"CREATE TABLE cache_h (h INTEGER PRIMARY KEY, {_CACHE_COLUMNS})")
+        columns = _layout(conn)
+        if columns is None:
+            return
+        if "h" in columns:
+            conn.execute(f"INSERT INTO cache_answers ({_COPIED}) SELECT {_COPIED} FROM cache")
+        else:
             for routine, keys in _keys_by_routine(conn):
                 hashes = key_hashes(routine, keys).tolist()
                 conn.executemany(
-                    "INSERT OR REPLACE INTO cache_h SELECT ?, * FROM cache "
+                    f"INSERT INTO cache_answers ({_COPIED}) SELECT ?, * FROM cache "
                     "WHERE routine = ? AND key = ?",
                     [(h, routine, key) for h, key in zip(hashes, keys, strict=True)],
                 )
-            conn.execute("DROP TABLE cache")
-            conn.execute("ALTER TABLE cache_h RENAME TO cache")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "cache_inbox" in tables:
+            conn.execute(
+                f"INSERT INTO cache_answers ({_COPIED}) SELECT {_COPIED} FROM cache_inbox "
+                "ORDER BY seq"
+            )
+            conn.execute("DROP TABLE cache_inbox")
+        conn.execute("DROP TABLE cache")
+        for statement in _INDEX:
+            conn.execute(statement)
+        fold(conn)
+
+
+def _layout(conn: sqlite3.Connection) -> set[str] | None:
+    """The columns of an older layout's cache (its rows whole), None if there is none."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
+    return columns if "routine" in columns else None
 
 
 def _keys_by_routine(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
@@ -234,20 +288,20 @@ def cache_hits(
     fold(conn)
     if conn.execute("SELECT 1 FROM cache LIMIT 1").fetchone() is None:
         return Hits(np.zeros(0, dtype=np.int64), Fields(0) if results else None)
-    hashes = key_hashes(routine, keys)
-    order = np.argsort(hashes, kind="stable")
-    age = "" if max_age_s is None else "AND c.fetched_at >= ? "
+    place, seqs = _where(conn, key_hashes(routine, keys))
+    order = np.argsort(seqs, kind="stable")
+    place, seqs = place[order], seqs[order]
+    age = "" if max_age_s is None else "AND a.fetched_at >= ? "
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
-    answer = ",\"r\":' || c.result || '" if results else ""
+    answer = ",\"r\":' || a.result || '" if results else ""
     sql = (
-        "SELECT group_concat('{\"i\":' || j.key || ',\"k\":' || json_quote(c.key) || "
-        f"'{answer}}}', char(10)) FROM json_each(?) AS j CROSS JOIN cache AS c "
-        f"ON c.h = j.value WHERE c.routine = ? {age}"
+        "SELECT group_concat('{\"i\":' || j.key || ',\"k\":' || json_quote(a.key) || "
+        f"'{answer}}}', char(10)) FROM json_each(?) AS j CROSS JOIN cache_answers AS a "
+        f"ON a.seq = j.value WHERE a.routine = ? {age}"
     )
     parts: list[pa.Table] = []
-    for lo in range(0, len(keys), _BULK):
-        chunk = order[lo : lo + _BULK]
-        asked = orjson.dumps(hashes[chunk], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    for lo in range(0, len(seqs), _BULK):
+        asked = orjson.dumps(seqs[lo : lo + _BULK], option=orjson.OPT_SERIALIZE_NUMPY).decode()
         (text,) = conn.execute(sql, (asked, routine, *ages)).fetchone()
         if not text:
             continue
@@ -255,7 +309,7 @@ def cache_hits(
             table = pa_json.read_json(pa.py_buffer(text.encode("utf-8")), read_options=_READ)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field changed type: not as columns
             return _as_dicts(conn, routine, list(keys), max_age_s, now)
-        found = chunk[table.column("i").to_numpy()]
+        found = place[lo : lo + _BULK][table.column("i").to_numpy()]
         if isinstance(keys, KeyList):  # a frame's keys: the text of the hits only
             wanted: Iterable[str] = keys.at(found)
         else:
@@ -270,6 +324,35 @@ def cache_hits(
     if fields is None:
         return _as_dicts(conn, routine, list(keys), max_age_s, now)
     return Hits(at.astype(np.int64), fields)
+
+
+def _where(conn: sqlite3.Connection, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of these hashes the index holds: their positions among them, and the ``seq`` of
+    each one's answer. Looked up in the order of the hashes (neighbours share the index's
+    pages), a chunk at a time, each chunk's answer one text of a ``seq`` (or -1) per hash
+    asked, in the order asked, parsed by numpy (a position named in the text, or Python's
+    objects per hash, cost a quarter more of a look-up that adds to every cached re-run).
+    SQLite aggregates the rows in the order its loop visits them, the array's (the LEFT
+    JOIN keeps the array the outer loop), and every answer read is still checked against
+    the key asked at its position."""
+    order = np.argsort(hashes, kind="stable")
+    sql = (
+        "SELECT group_concat(coalesce(c.seq, -1)) "
+        "FROM json_each(?) AS j LEFT JOIN cache AS c ON c.h = j.value"
+    )
+    places: list[np.ndarray] = []
+    seqs: list[np.ndarray] = []
+    for lo in range(0, len(order), _BULK):
+        chunk = order[lo : lo + _BULK]
+        asked = orjson.dumps(hashes[chunk], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        (text,) = conn.execute(sql, (asked,)).fetchone()
+        found = np.fromstring(text, dtype=np.int64, sep=",")  # one per hash (a LEFT JOIN)
+        held = found >= 0
+        places.append(chunk[held])
+        seqs.append(found[held])
+    if not places:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(places), np.concatenate(seqs)
 
 
 def _as_dicts(
@@ -316,14 +399,15 @@ def cache_get(
     stored: for the tiers that answer item by item (and answers Arrow cannot hold)."""
     fold(conn)
     ages: tuple[float, ...] = () if max_age_s is None else (now - max_age_s,)
-    age = "" if max_age_s is None else "AND fetched_at >= ? "
+    age = "" if max_age_s is None else "AND a.fetched_at >= ? "
     found: dict[str, Cached] = {}
     for chunk in _chunks(list(keys)):
         hashes = key_hashes(routine, chunk).tolist()
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT key, status, result, fetched_at FROM cache "
-            f"WHERE h IN ({marks}) AND routine = ? {age}",
+            "SELECT a.key, a.status, a.result, a.fetched_at FROM cache AS c "
+            f"CROSS JOIN cache_answers AS a ON a.seq = c.seq WHERE c.h IN ({marks}) "
+            f"AND a.routine = ? {age}",
             (*hashes, routine, *ages),
         ).fetchall()
         wanted = set(chunk)
@@ -347,8 +431,9 @@ def cache_put(
 ) -> int:
     """Store (key, status, result) answers; a newer answer replaces an older one.
 
-    They land in the inbox (appended: a few pages whatever their keys), where every reader
-    here finds them (it folds them into the cache first); the number stored.
+    They land in ``cache_answers`` (appended: a few pages whatever their keys), waiting
+    for a fold to enter them in the index; every reader here folds first. The number
+    stored.
 
     A status is bound as plain text (``str``): :mod:`sqlite3` binds an exact ``str`` at
     once but looks a subclass such as :class:`~claynb.pipeline._work.Status` up among its
@@ -360,43 +445,60 @@ def cache_put(
         (h, routine, key, str(status), to_json(result), now, run_id)
         for h, (key, status, result) in zip(hashes, answers, strict=True)
     ]
-    conn.executemany(
-        f"INSERT INTO cache_inbox ({_INBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-    )
+    conn.executemany(f"INSERT INTO cache_answers ({_COPIED}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
 
 def inbox_size(conn: sqlite3.Connection) -> int:
-    """About how many answers wait in the inbox (at least as many as do): its last ``seq``,
-    which one B-tree descent finds where counting would read every row."""
-    (last,) = conn.execute("SELECT max(seq) FROM cache_inbox").fetchone()
-    return int(last or 0)
+    """About how many answers wait in the inbox (at least as many as do): see :data:`WAITING`."""
+    (waiting,) = conn.execute(f"SELECT {WAITING}").fetchone()
+    return max(int(waiting), 0)
 
 
 def fold(conn: sqlite3.Connection) -> int:
-    """Move the inbox's answers into the cache, in one transaction (the caller's, if one is
-    open); how many moved. Every reader here calls it first.
+    """Enter the inbox's answers in the cache's index, in one transaction (the caller's, if
+    one is open); how many entered. Every reader here calls it first.
 
-    In the order of their keys, so each of the cache's pages is read and written once
-    however many answers fall on it; for one key, in the order they landed, so the latest
-    answer is the one kept.
+    In the order of their hashes, so each of the index's pages is read and written once
+    however many answers fall on it; for one hash, in the order they landed, so the latest
+    answer is the one kept (the index's trigger deletes the rows it replaces). No answer's
+    row is copied or moved.
     """
     if inbox_size(conn) == 0:  # the usual case for a reader: nothing written, no lock taken
         return 0
     with nullcontext() if conn.in_transaction else immediate(conn):
+        (folded,) = conn.execute("SELECT seq FROM cache_folded").fetchone()
+        (last,) = conn.execute("SELECT max(seq) FROM cache_answers").fetchone()
+        if last is None or last <= folded:  # another process folded them first
+            return 0
         moved = conn.execute(
-            f"INSERT OR REPLACE INTO cache SELECT {_INBOX_COLUMNS} FROM cache_inbox ORDER BY h, seq"
+            "INSERT INTO cache (h, seq) SELECT h, seq FROM cache_answers WHERE seq > ? "
+            "ORDER BY h, seq ON CONFLICT (h) DO UPDATE SET seq = excluded.seq",
+            (folded,),
         ).rowcount
-        conn.execute("DELETE FROM cache_inbox")
+        conn.execute("UPDATE cache_folded SET seq = ?", (last,))
     return moved
 
 
 def cache_clear(conn: sqlite3.Connection, routine: str | None = None) -> int:
-    """Forget cached answers (of one routine, or all); the number forgotten."""
-    fold(conn)
-    if routine is None:
-        return conn.execute("DELETE FROM cache").rowcount
-    return conn.execute("DELETE FROM cache WHERE routine = ?", (routine,)).rowcount
+    """Forget cached answers (of one routine, or all); the number forgotten. After a fold,
+    every answer's row is the one its hash's index entry points at."""
+    with nullcontext() if conn.in_transaction else immediate(conn):
+        fold(conn)
+        if routine is None:
+            conn.execute("DELETE FROM cache_answers")
+            forgotten = conn.execute("DELETE FROM cache").rowcount
+        else:
+            forgotten = conn.execute(
+                "DELETE FROM cache WHERE h IN (SELECT h FROM cache_answers WHERE routine = ?)",
+                (routine,),
+            ).rowcount
+            conn.execute("DELETE FROM cache_answers WHERE routine = ?", (routine,))
+        # the last rows may be gone: what lands next must still come after the mark
+        conn.execute(
+            "UPDATE cache_folded SET seq = coalesce((SELECT max(seq) FROM cache_answers), 0)"
+        )
+    return forgotten
 
 
 def failures_put(

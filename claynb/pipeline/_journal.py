@@ -19,8 +19,8 @@ method that changes a batch's state checks the table first, so a move it does no
 the charge in the ledger, in the same transaction: a run is either fully landed or still
 in flight, never half. ``finished_runs`` lands several runs so, in one transaction (the
 direct tier lands the runs that finish together: one commit, not one a run). The answers land in the cache's inbox (appended, a few pages a run;
-see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache before
-reading, and the journal folds when it is closed at the end of a call. A later call
+see :mod:`claynb.pipeline._cache`), which every cache reader folds into the cache's index
+before reading, and the journal folds when it is closed at the end of a call. A later call
 collects ``in_flight`` runs instead of re-sending their items; a batch left "sending" by a process that died becomes "unknown" (the request may
 have reached Clay), and its rows stay ``unknown`` until a recorded run-finished webhook
 (``delivered``) names a run whose results carry exactly its item ids (``adopt``: in flight
@@ -70,10 +70,11 @@ FILENAME = "claynb.sqlite"
 WAL_CHECKPOINT_BYTES = 32 << 20
 
 #: Answers the cache's inbox may hold before the landing that passes it folds them into
-#: the cache (:func:`claynb.pipeline._cache.fold`). A fold rewrites each cache page its
-#: keys fall on once, so the more it folds at a time, the less it costs per answer; but it
-#: holds the file's write lock while it runs (a second or a few at this size, with a
-#: cache of millions), and other processes wait on that lock for at most the busy timeout.
+#: the cache (:func:`claynb.pipeline._cache.fold`). A fold rewrites each page of the
+#: cache's index its keys fall on once, so the more it folds at a time, the less it costs
+#: per answer; but it holds the file's write lock while it runs (a fraction of a second at
+#: this size, with a cache of millions), and other processes wait on that lock for at most
+#: the busy timeout.
 FOLD_ROWS = 200_000
 
 SCHEMA = """
@@ -155,7 +156,7 @@ class UnknownBatch:
 #: how many answers wait there (:func:`claynb.pipeline._cache.inbox_size`), and whether
 #: the routine has any failure or unknown item that an answer may now replace.
 _AFTER_LANDING = (
-    "SELECT (SELECT max(seq) FROM cache_inbox), "
+    f"SELECT {_cache.WAITING}, "
     "EXISTS (SELECT 1 FROM failures WHERE routine = ?1), "
     "EXISTS (SELECT 1 FROM unknown_items WHERE routine = ?1)"
 )
@@ -206,7 +207,7 @@ class Journal:
                 self._conn.close()
 
     def fold(self) -> int:
-        """Move the answers waiting in the cache's inbox into the cache; how many moved.
+        """Enter the answers waiting in the cache's inbox in the cache's index; how many entered.
         Nothing is written when none wait (the usual case at open)."""
         with self._lock:
             return _cache.fold(self._conn)
