@@ -329,16 +329,17 @@ def cache_hits(
 def _where(conn: sqlite3.Connection, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which of these hashes the index holds: their positions among them, and the ``seq`` of
     each one's answer. Looked up in the order of the hashes (neighbours share the index's
-    pages), a chunk at a time, each chunk's answer one text of a ``seq`` (or -1) per hash
-    asked, in the order asked, parsed by numpy (a position named in the text, or Python's
-    objects per hash, cost a quarter more of a look-up that adds to every cached re-run).
-    SQLite aggregates the rows in the order its loop visits them, the array's (the LEFT
-    JOIN keeps the array the outer loop), and every answer read is still checked against
-    the key asked at its position."""
+    pages), a chunk at a time, each chunk's answer one text of ``position,seq`` pairs for
+    the hashes held, parsed by numpy.
+
+    The text names each hit's position rather than relying on the order SQLite aggregates
+    rows in, which its documentation leaves arbitrary: an answer paired with the wrong key
+    would be checked, found wrong and counted a miss, and that row paid for again. (One
+    ``seq`` or -1 per hash asked, in the order asked, was a quarter cheaper to parse.)"""
     order = np.argsort(hashes, kind="stable")
     sql = (
-        "SELECT group_concat(coalesce(c.seq, -1)) "
-        "FROM json_each(?) AS j LEFT JOIN cache AS c ON c.h = j.value"
+        "SELECT group_concat(j.key || ',' || c.seq) "
+        "FROM json_each(?) AS j JOIN cache AS c ON c.h = j.value"
     )
     places: list[np.ndarray] = []
     seqs: list[np.ndarray] = []
@@ -346,10 +347,11 @@ def _where(conn: sqlite3.Connection, hashes: np.ndarray) -> tuple[np.ndarray, np
         chunk = order[lo : lo + _BULK]
         asked = orjson.dumps(hashes[chunk], option=orjson.OPT_SERIALIZE_NUMPY).decode()
         (text,) = conn.execute(sql, (asked,)).fetchone()
-        found = np.fromstring(text, dtype=np.int64, sep=",")  # one per hash (a LEFT JOIN)
-        held = found >= 0
-        places.append(chunk[held])
-        seqs.append(found[held])
+        if not text:  # no hash of this chunk is held
+            continue
+        pairs = np.fromstring(text, dtype=np.int64, sep=",").reshape(-1, 2)
+        places.append(chunk[pairs[:, 0]])
+        seqs.append(pairs[:, 1])
     if not places:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(places), np.concatenate(seqs)
