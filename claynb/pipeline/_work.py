@@ -236,12 +236,6 @@ class WorkItems(Sequence[WorkItem]):
         """The group of each of ``keys`` (-1 for a key of no group of this frame)."""
         return self.frame.groups_of(keys)
 
-    def where(self, keys: list[str]) -> WorkItems:
-        """The items of these keys (each a key of the frame), in their order."""
-        if keys == self.keys:
-            return self
-        return WorkItems(self.groups_of(keys), self.texts, self.frame)
-
     def mask(self) -> np.ndarray:
         """A bool per group of the frame: True for the groups of these items."""
         mine = np.zeros(len(self.frame), dtype=bool)
