@@ -152,7 +152,9 @@ def _claimed_rounds(call: Call, progress: Progress) -> Iterator[WorkItems]:
             progress.advance(len(others) - len(todo))
     finally:
         claims.release()
-        plan.to_send = sent[0] if len(sent) == 1 else plan.items([k for s in sent for k in s.keys])
+        # the rounds' groups, not their keys' text (a list of every key, made at the end)
+        groups = [s.groups for s in sent] or [np.zeros(0, dtype=np.int64)]
+        plan.to_send = sent[0] if len(sent) == 1 else plan.items_of(np.concatenate(groups))
 
 
 def _claim(call: Call, todo: WorkItems) -> tuple[WorkItems, int, Sequence[str]]:
