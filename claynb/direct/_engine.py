@@ -340,17 +340,20 @@ class Engine:
         """What the most-sent of these rows spent of its cap so far (sends Clay failed)."""
         return max(self._attempts(rows), default=0)
 
-    def _attempts(self, rows: Rows) -> list[int]:
+    def _sends(self, rows: Rows) -> np.ndarray:
         """The POSTs each of these rows rode in so far (0 for a row of no group here)."""
         groups = rows.groups
-        return np.where(groups >= 0, self.sends[groups], 0).tolist()
+        return np.where(groups >= 0, self.sends[np.maximum(groups, 0)], 0)
+
+    def _attempts(self, rows: Rows) -> list[int]:
+        """:meth:`_sends` as a list."""
+        return self._sends(rows).tolist()
 
     def _resent(self, rows: Rows) -> dict[str, int]:
         """The POSTs each of these rows rode in, for the rows sent more than once: a row
         not named counts one (:func:`~claynb.pipeline._outcome.outcomes_of`), as nearly
         every row does, so a run's outcomes need no dict of its hundred rows."""
-        groups = rows.groups
-        sends = np.where(groups >= 0, self.sends[np.maximum(groups, 0)], 0)
+        sends = self._sends(rows)
         again = np.flatnonzero(sends > 1)
         return {rows.keys[i]: int(sends[i]) for i in again.tolist()}
 
